@@ -1,0 +1,71 @@
+//! Kafka's checkpoint text files (`recovery-point-offset-checkpoint`,
+//! `log-start-offset-checkpoint`): a version line `0`, a count line, then `topic partition
+//! offset` per line. Written temp → fsync → rename → directory fsync; an unreadable file
+//! counts as empty (recovery then scans from offset 0).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::error::Result;
+use crate::io::write_atomic;
+
+/// File names, as Kafka uses them in each log directory.
+pub(crate) const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
+pub(crate) const LOG_START_FILE: &str = "log-start-offset-checkpoint";
+/// Present only after a clean close (Kafka's marker name).
+pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
+
+/// Reads a checkpoint; a missing or malformed file yields an empty map.
+pub(crate) fn read(path: &Path) -> HashMap<(String, i32), i64> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return HashMap::new();
+    };
+    parse(&text).unwrap_or_default()
+}
+
+fn parse(text: &str) -> Option<HashMap<(String, i32), i64>> {
+    let mut lines = text.lines();
+    if lines.next()?.trim() != "0" {
+        return None;
+    }
+    let count: usize = lines.next()?.trim().parse().ok()?;
+    let mut out = HashMap::with_capacity(count.min(1 << 20));
+    for line in lines.take(count) {
+        let mut f = line.split_whitespace();
+        let topic = f.next()?.to_string();
+        let partition = f.next()?.parse().ok()?;
+        let offset = f.next()?.parse().ok()?;
+        out.insert((topic, partition), offset);
+    }
+    (out.len() == count).then_some(out)
+}
+
+/// Writes a checkpoint atomically.
+pub(crate) fn write(path: &Path, entries: &[(String, i32, i64)]) -> Result<()> {
+    let mut text = String::with_capacity(16 + entries.len() * 32);
+    let _ = writeln!(text, "0\n{}", entries.len());
+    for (t, p, o) in entries {
+        let _ = writeln!(text, "{t} {p} {o}");
+    }
+    write_atomic(path, text.as_bytes())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_garbage() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("cp");
+        write(&p, &[("a".into(), 0, 5), ("b.c-d".into(), 3, 7)]).unwrap();
+        let m = read(&p);
+        assert_eq!(m.get(&("b.c-d".to_string(), 3)), Some(&7));
+        std::fs::write(&p, "0\n2\na 0 1\n").unwrap();
+        assert!(read(&p).is_empty(), "a short file is unreadable");
+        std::fs::write(&p, "\u{0}\u{1}garbage").unwrap();
+        assert!(read(&p).is_empty());
+    }
+}

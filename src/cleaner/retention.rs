@@ -1,0 +1,75 @@
+//! Retention with Kafka's semantics: whole segments, oldest first, each rule stopping at the
+//! first segment that does not qualify; only segments wholly below the high watermark.
+
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use crate::error::Result;
+use crate::partition::Partition;
+
+/// Applies `retention_ms`, `retention_bytes` (for topics whose cleanup policy deletes) and
+/// the log-start-offset rule (for every topic) to one partition. Returns (segments, bytes)
+/// deleted.
+pub(crate) fn apply(p: &Arc<Partition>, now_ms: i64) -> Result<(usize, u64)> {
+    let cfg = p.config();
+    let segs = p.segments();
+    let n = segs.len();
+    if n == 0 {
+        return Ok((0, 0));
+    }
+    let hw = p.high_watermark();
+    let start = p.log_start();
+    let end = p.log_end();
+    let upper = |i: usize| segs.get(i + 1).map_or(end, |s| s.base_offset);
+    let below_hw = |i: usize| upper(i) <= hw;
+    // A segment whose successor starts at or below the log start offset holds nothing
+    // readable (delete-records), whatever the policy.
+    let mut count = 0;
+    while count + 1 < n && segs.get(count + 1).is_some_and(|s| s.base_offset <= start) {
+        count += 1;
+    }
+    if cfg.cleanup_policy.deletes() {
+        if let Some(limit) = cfg.retention_ms {
+            let expired = |i: usize| {
+                segs.get(i).is_some_and(|s| {
+                    let ts = if s.max_timestamp() >= 0 {
+                        s.max_timestamp()
+                    } else {
+                        s.created
+                            .duration_since(UNIX_EPOCH)
+                            .map_or(0, |d| d.as_millis() as i64)
+                    };
+                    now_ms.saturating_sub(ts) > limit as i64 && !s.is_empty()
+                })
+            };
+            let mut c = 0;
+            while c < n && below_hw(c) && expired(c) {
+                c += 1;
+            }
+            count = count.max(c);
+        }
+        if let Some(limit) = cfg.retention_bytes {
+            let total: u64 = segs.iter().skip(count).map(|s| s.size()).sum();
+            let mut excess = total.saturating_sub(limit);
+            let mut c = count;
+            while c < n && below_hw(c) {
+                let size = segs.get(c).map_or(0, |s| s.size());
+                if size == 0 || size > excess {
+                    break;
+                }
+                excess -= size;
+                c += 1;
+            }
+            count = count.max(c);
+        }
+    }
+    if count == 0 {
+        return Ok((0, 0));
+    }
+    if count >= n {
+        // Everything qualifies, the active segment too: roll an empty one first so a segment
+        // always remains (Kafka's rule).
+        p.roll_if_not_empty()?;
+    }
+    p.delete_oldest(count)
+}

@@ -1,0 +1,566 @@
+//! Configuration: [`LogOptions`] for a data directory, [`TopicConfig`] per topic, and the named
+//! durability and timestamp choices.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::log::Log;
+use crate::record::Compression;
+
+/// When appended bytes are forced to stable storage, and so what an acknowledged append survives.
+///
+/// | policy | acknowledged after | survives a process crash | survives power loss |
+/// |---|---|---|---|
+/// | `Os` | `write` to the page cache | yes | no: the unsynced tail may be lost |
+/// | `EveryBatch` | `fdatasync` of the batch | yes | yes |
+/// | `Interval(d)` | `write`; synced every `d` | yes | all but the last `d` of appends |
+///
+/// Readers see the written end under `Os` and `Interval`, and only the synced end under
+/// `EveryBatch`, so a consumer never commits an offset that a power loss could erase there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlushPolicy {
+    /// Leave writeback to the operating system (Kafka's default). Fastest; a power loss can lose
+    /// the tail written since the last roll or checkpoint, and its offsets are then reused.
+    #[default]
+    Os,
+    /// `fdatasync` before each append returns. Concurrent appends to one partition share one
+    /// `fdatasync` (group commit).
+    EveryBatch,
+    /// Acknowledge on write; a background thread syncs each partition at this interval.
+    Interval(Duration),
+}
+
+impl FlushPolicy {
+    /// True when appends wait for `fdatasync` before they are acknowledged and visible.
+    pub fn syncs_each_batch(self) -> bool {
+        matches!(self, FlushPolicy::EveryBatch)
+    }
+}
+
+impl fmt::Display for FlushPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FlushPolicy::Os => f.write_str("os"),
+            FlushPolicy::EveryBatch => f.write_str("every-batch"),
+            FlushPolicy::Interval(d) => write!(f, "interval:{}", d.as_millis()),
+        }
+    }
+}
+
+impl std::str::FromStr for FlushPolicy {
+    type Err = Error;
+
+    /// Parses `os`, `every-batch` (or `every_batch`), or `interval:MILLIS`.
+    fn from_str(s: &str) -> Result<Self> {
+        let lower = s.trim().to_ascii_lowercase();
+        match lower.as_str() {
+            "os" => Ok(FlushPolicy::Os),
+            "every-batch" | "every_batch" | "everybatch" => Ok(FlushPolicy::EveryBatch),
+            other => {
+                let ms = other
+                    .strip_prefix("interval:")
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .ok_or_else(|| {
+                        Error::invalid_config(
+                            "flush_policy",
+                            format!("'{s}' is not one of os, every-batch, interval:MILLIS"),
+                        )
+                    })?;
+                if ms == 0 {
+                    return Err(Error::invalid_config(
+                        "flush_policy",
+                        "interval must be at least 1 ms",
+                    ));
+                }
+                Ok(FlushPolicy::Interval(Duration::from_millis(ms)))
+            }
+        }
+    }
+}
+
+/// Which timestamp a record carries in the log (Kafka's `message.timestamp.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum TimestampType {
+    /// The producer's timestamp (or the append time when the producer gives none).
+    #[default]
+    CreateTime,
+    /// The time the log appended the batch; every record in the batch gets it.
+    LogAppendTime,
+}
+
+/// What happens to old segments (Kafka's `cleanup.policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CleanupPolicy {
+    /// Delete whole segments by time and size retention.
+    #[default]
+    Delete,
+    /// Keep the latest record per key (log compaction).
+    Compact,
+    /// Both: compact, and delete by retention.
+    CompactDelete,
+}
+
+impl CleanupPolicy {
+    /// True when retention deletes segments.
+    pub fn deletes(self) -> bool {
+        matches!(self, CleanupPolicy::Delete | CleanupPolicy::CompactDelete)
+    }
+    /// True when the topic is compacted (and so every record needs a key).
+    pub fn compacts(self) -> bool {
+        matches!(self, CleanupPolicy::Compact | CleanupPolicy::CompactDelete)
+    }
+}
+
+/// Kafka's default `max.message.bytes`.
+pub const DEFAULT_MAX_MESSAGE_BYTES: u32 = 1_048_588;
+
+const MIN_SEGMENT_BYTES: u32 = 1024;
+const MIN_SEGMENT_INDEX_BYTES: u32 = 4096;
+
+/// Per-topic settings. Every field is also settable by its Kafka name through [`TopicConfig::set`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TopicConfig {
+    /// `segment.bytes`: roll the active segment before it would pass this size. Bytes; default
+    /// 1 GiB; 1024..=`i32::MAX` (positions in the index are 32-bit).
+    pub segment_bytes: u32,
+    /// `segment.ms`: roll when the active segment's records span this long (measured on record
+    /// timestamps, as Kafka does). Default 7 days; at least 1 ms.
+    pub segment_ms: u64,
+    /// `segment.index.bytes`: the largest `.index` file; the segment rolls when it is full (the
+    /// `.timeindex` may hold 1.5x as many bytes: 12-byte entries). Default 10 MiB; at least 4096.
+    pub segment_index_bytes: u32,
+    /// `index.interval.bytes`: about how many log bytes lie between two index entries. Default 4096.
+    pub index_interval_bytes: u32,
+    /// `retention.ms`: delete segments whose newest record is older than this. `None` (Kafka's
+    /// -1) keeps them forever, the default here: event-sourcing imports back-dated records.
+    pub retention_ms: Option<u64>,
+    /// `retention.bytes`: delete the oldest segments while the rest stays at least this large.
+    /// `None` (-1, the default) means unlimited.
+    pub retention_bytes: Option<u64>,
+    /// `max.message.bytes`: the largest batch, after compression. Default 1,048,588 (Kafka's).
+    pub max_message_bytes: u32,
+    /// `message.timestamp.type`: CreateTime (default) or LogAppendTime.
+    pub timestamp_type: TimestampType,
+    /// `cleanup.policy`: delete (default), compact, or compact,delete.
+    pub cleanup_policy: CleanupPolicy,
+    /// `compression.type`: the codec batches are written with; `None` means Kafka's `producer`
+    /// (keep what the producer chose; the default).
+    pub compression: Option<Compression>,
+    /// `flush.policy` (or Kafka's `flush.messages=1` / `flush.ms=N`): see [`FlushPolicy`].
+    pub flush_policy: FlushPolicy,
+    /// `delete.retention.ms`: how long tombstones survive compaction. Default 24 h.
+    pub delete_retention_ms: u64,
+    /// `min.cleanable.dirty.ratio`: compact when dirty bytes pass this share. Default 0.5.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: records younger than this are not compacted. Default 0.
+    pub min_compaction_lag_ms: u64,
+}
+
+impl Default for TopicConfig {
+    fn default() -> Self {
+        TopicConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            segment_index_bytes: 10 * 1024 * 1024,
+            index_interval_bytes: 4096,
+            retention_ms: None,
+            retention_bytes: None,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            timestamp_type: TimestampType::CreateTime,
+            cleanup_policy: CleanupPolicy::Delete,
+            compression: None,
+            flush_policy: FlushPolicy::Os,
+            delete_retention_ms: 24 * 3600 * 1000,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+        }
+    }
+}
+
+/// The keys [`TopicConfig::set`] accepts: (topiclog name, Kafka name).
+const KEYS: &[(&str, &str)] = &[
+    ("segment_bytes", "segment.bytes"),
+    ("segment_ms", "segment.ms"),
+    ("segment_index_bytes", "segment.index.bytes"),
+    ("index_interval_bytes", "index.interval.bytes"),
+    ("retention_ms", "retention.ms"),
+    ("retention_bytes", "retention.bytes"),
+    ("max_message_bytes", "max.message.bytes"),
+    ("timestamp_type", "message.timestamp.type"),
+    ("cleanup_policy", "cleanup.policy"),
+    ("compression", "compression.type"),
+    ("flush_policy", "flush.policy"),
+    ("delete_retention_ms", "delete.retention.ms"),
+    ("min_cleanable_dirty_ratio", "min.cleanable.dirty.ratio"),
+    ("min_compaction_lag_ms", "min.compaction.lag.ms"),
+];
+
+fn parse_num<T: std::str::FromStr>(field: &str, value: &str) -> Result<T> {
+    value
+        .trim()
+        .parse::<T>()
+        .map_err(|_| Error::invalid_config(field, format!("'{value}' is not a valid number")))
+}
+
+/// Parses Kafka's "-1 means unlimited" convention.
+fn parse_limit(field: &str, value: &str) -> Result<Option<u64>> {
+    let n: i64 = parse_num(field, value)?;
+    match n {
+        -1 => Ok(None),
+        n if n >= 0 => Ok(Some(n as u64)),
+        _ => Err(Error::invalid_config(
+            field,
+            "must be -1 (unlimited) or at least 0",
+        )),
+    }
+}
+
+impl TopicConfig {
+    /// A config with every default.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets one field by its topiclog name (`segment_bytes`) or Kafka name (`segment.bytes`).
+    /// Also understands Kafka's `flush.messages` (1 means [`FlushPolicy::EveryBatch`]) and
+    /// `flush.ms`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for an unknown key or a value that does not parse or is out of
+    /// range.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<&mut Self> {
+        let name = KEYS
+            .iter()
+            .find(|(ours, kafka)| *ours == key || *kafka == key)
+            .map_or(key, |(ours, _)| *ours);
+        let v = value.trim();
+        match name {
+            "segment_bytes" => self.segment_bytes = parse_num(key, v)?,
+            "segment_ms" => self.segment_ms = parse_num(key, v)?,
+            "segment_index_bytes" => self.segment_index_bytes = parse_num(key, v)?,
+            "index_interval_bytes" => self.index_interval_bytes = parse_num(key, v)?,
+            "retention_ms" => self.retention_ms = parse_limit(key, v)?,
+            "retention_bytes" => self.retention_bytes = parse_limit(key, v)?,
+            "max_message_bytes" => self.max_message_bytes = parse_num(key, v)?,
+            "timestamp_type" => {
+                self.timestamp_type = match v.to_ascii_lowercase().as_str() {
+                    "createtime" | "create_time" => TimestampType::CreateTime,
+                    "logappendtime" | "log_append_time" => TimestampType::LogAppendTime,
+                    _ => {
+                        return Err(Error::invalid_config(
+                            key,
+                            format!("'{v}' is not CreateTime or LogAppendTime"),
+                        ));
+                    }
+                }
+            }
+            "cleanup_policy" => {
+                let mut parts: Vec<String> = v
+                    .split(',')
+                    .map(|p| p.trim().to_ascii_lowercase())
+                    .filter(|p| !p.is_empty())
+                    .collect();
+                parts.sort();
+                parts.dedup();
+                self.cleanup_policy = match parts.iter().map(String::as_str).collect::<Vec<_>>()[..]
+                {
+                    ["delete"] => CleanupPolicy::Delete,
+                    ["compact"] => CleanupPolicy::Compact,
+                    ["compact", "delete"] => CleanupPolicy::CompactDelete,
+                    _ => {
+                        return Err(Error::invalid_config(
+                            key,
+                            format!("'{v}' is not delete, compact or compact,delete"),
+                        ));
+                    }
+                }
+            }
+            "compression" => {
+                self.compression = if v.eq_ignore_ascii_case("producer") {
+                    None
+                } else {
+                    Some(v.parse::<Compression>().map_err(|_| {
+                        Error::invalid_config(
+                            key,
+                            format!("'{v}' is not producer, none, gzip, snappy, lz4 or zstd"),
+                        )
+                    })?)
+                }
+            }
+            "flush_policy" => {
+                self.flush_policy = v.parse().map_err(|_| {
+                    Error::invalid_config(
+                        key,
+                        format!("'{v}' is not os, every-batch or interval:MILLIS"),
+                    )
+                })?;
+            }
+            "flush.messages" => {
+                let n: i64 = parse_num(key, v)?;
+                self.flush_policy = if n == 1 {
+                    FlushPolicy::EveryBatch
+                } else if n > 1 || n == i64::MAX {
+                    FlushPolicy::Os
+                } else {
+                    return Err(Error::invalid_config(key, "must be at least 1"));
+                };
+            }
+            "flush.ms" => {
+                let n: i64 = parse_num(key, v)?;
+                self.flush_policy = match n {
+                    i64::MAX => FlushPolicy::Os,
+                    n if n >= 1 => FlushPolicy::Interval(Duration::from_millis(n as u64)),
+                    _ => return Err(Error::invalid_config(key, "must be at least 1")),
+                };
+            }
+            "delete_retention_ms" => self.delete_retention_ms = parse_num(key, v)?,
+            "min_cleanable_dirty_ratio" => self.min_cleanable_dirty_ratio = parse_num(key, v)?,
+            "min_compaction_lag_ms" => self.min_compaction_lag_ms = parse_num(key, v)?,
+            _ => return Err(Error::invalid_config(key, "unknown topic setting")),
+        }
+        Ok(self)
+    }
+
+    /// Builder form of [`TopicConfig::set`].
+    ///
+    /// # Errors
+    /// As [`TopicConfig::set`].
+    pub fn with(mut self, key: &str, value: &str) -> Result<Self> {
+        self.set(key, value)?;
+        Ok(self)
+    }
+
+    /// Checks every field's range; called by topic creation and config changes.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the first field out of range.
+    pub fn validate(&self) -> Result<()> {
+        if self.segment_bytes < MIN_SEGMENT_BYTES || self.segment_bytes > i32::MAX as u32 {
+            return Err(Error::invalid_config(
+                "segment_bytes",
+                format!("{} is outside 1024..=2147483647", self.segment_bytes),
+            ));
+        }
+        if self.segment_ms == 0 {
+            return Err(Error::invalid_config("segment_ms", "must be at least 1"));
+        }
+        if self.segment_index_bytes < MIN_SEGMENT_INDEX_BYTES
+            || self.segment_index_bytes > i32::MAX as u32
+        {
+            return Err(Error::invalid_config(
+                "segment_index_bytes",
+                format!("{} is outside 4096..=2147483647", self.segment_index_bytes),
+            ));
+        }
+        if self.max_message_bytes < 64 || self.max_message_bytes > i32::MAX as u32 {
+            return Err(Error::invalid_config(
+                "max_message_bytes",
+                format!("{} is outside 64..=2147483647", self.max_message_bytes),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.min_cleanable_dirty_ratio) {
+            return Err(Error::invalid_config(
+                "min_cleanable_dirty_ratio",
+                "must lie between 0 and 1",
+            ));
+        }
+        if let FlushPolicy::Interval(d) = self.flush_policy
+            && d.is_zero()
+        {
+            return Err(Error::invalid_config(
+                "flush_policy",
+                "interval must be at least 1 ms",
+            ));
+        }
+        if let Some(c) = self.compression
+            && !c.is_available()
+        {
+            return Err(Error::invalid_config(
+                "compression",
+                format!("codec {c} is not compiled into this build"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The config as Kafka-named `key=value` pairs (what is persisted with the topic).
+    pub fn to_properties(&self) -> BTreeMap<&'static str, String> {
+        let limit = |v: Option<u64>| v.map_or_else(|| "-1".to_string(), |n| n.to_string());
+        let mut m = BTreeMap::new();
+        m.insert("segment.bytes", self.segment_bytes.to_string());
+        m.insert("segment.ms", self.segment_ms.to_string());
+        m.insert("segment.index.bytes", self.segment_index_bytes.to_string());
+        m.insert(
+            "index.interval.bytes",
+            self.index_interval_bytes.to_string(),
+        );
+        m.insert("retention.ms", limit(self.retention_ms));
+        m.insert("retention.bytes", limit(self.retention_bytes));
+        m.insert("max.message.bytes", self.max_message_bytes.to_string());
+        m.insert(
+            "message.timestamp.type",
+            match self.timestamp_type {
+                TimestampType::CreateTime => "CreateTime".into(),
+                TimestampType::LogAppendTime => "LogAppendTime".into(),
+            },
+        );
+        m.insert(
+            "cleanup.policy",
+            match self.cleanup_policy {
+                CleanupPolicy::Delete => "delete".into(),
+                CleanupPolicy::Compact => "compact".into(),
+                CleanupPolicy::CompactDelete => "compact,delete".into(),
+            },
+        );
+        m.insert(
+            "compression.type",
+            self.compression
+                .map_or_else(|| "producer".into(), |c| c.name().into()),
+        );
+        m.insert("flush.policy", self.flush_policy.to_string());
+        m.insert("delete.retention.ms", self.delete_retention_ms.to_string());
+        m.insert(
+            "min.cleanable.dirty.ratio",
+            self.min_cleanable_dirty_ratio.to_string(),
+        );
+        m.insert(
+            "min.compaction.lag.ms",
+            self.min_compaction_lag_ms.to_string(),
+        );
+        m
+    }
+}
+
+/// Options for opening a data directory. Build with [`LogOptions::new`], then [`LogOptions::open`].
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    pub(crate) read_only: bool,
+    pub(crate) max_open_files: Option<usize>,
+    pub(crate) max_mapped_segments: usize,
+    pub(crate) flusher_tick: Option<Duration>,
+    pub(crate) checkpoint_interval: Duration,
+    pub(crate) maintenance_interval: Option<Duration>,
+    pub(crate) default_topic_config: TopicConfig,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            read_only: false,
+            max_open_files: None,
+            max_mapped_segments: 8192,
+            flusher_tick: Some(Duration::from_millis(10)),
+            checkpoint_interval: Duration::from_mins(1),
+            maintenance_interval: Some(Duration::from_mins(5)),
+            default_topic_config: TopicConfig::default(),
+        }
+    }
+}
+
+impl LogOptions {
+    /// Default options: read-write, background flusher on.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Open without the exclusive lock, modifying nothing and recovering nothing: reads see
+    /// what is on disk up to the last valid batch. For tools inspecting a directory that a
+    /// running application owns. Default `false`.
+    #[must_use]
+    pub fn read_only(mut self, yes: bool) -> Self {
+        self.read_only = yes;
+        self
+    }
+
+    /// Most file descriptors the log keeps open for writing at once. Default: a quarter of the
+    /// process's soft `RLIMIT_NOFILE`, at least 16, leaving the application most of it. At
+    /// least 4 (one active segment's three files, plus one).
+    #[must_use]
+    pub fn max_open_files(mut self, n: usize) -> Self {
+        self.max_open_files = Some(n);
+        self
+    }
+
+    /// Most segments kept memory-mapped at once (each counts three maps against
+    /// `vm.max_map_count`). Default 8192; at least 1.
+    #[must_use]
+    pub fn max_mapped_segments(mut self, n: usize) -> Self {
+        self.max_mapped_segments = n;
+        self
+    }
+
+    /// How often the background flusher wakes (post-roll syncs, `Interval` syncs,
+    /// checkpoints, maintenance). Default 10 ms. `None` runs no background thread: call
+    /// [`Log::flush`] and [`Log::maintain`] yourself; `Interval` topics then sync only when
+    /// you call `flush`.
+    #[must_use]
+    pub fn flusher(mut self, tick: Option<Duration>) -> Self {
+        self.flusher_tick = tick;
+        self
+    }
+
+    /// How often recovery-point and log-start checkpoints are written. Default 60 s.
+    #[must_use]
+    pub fn checkpoint_interval(mut self, every: Duration) -> Self {
+        self.checkpoint_interval = every;
+        self
+    }
+
+    /// How often the flusher runs retention. Default 5 minutes; `None` turns it off (call
+    /// [`Log::maintain`] yourself).
+    #[must_use]
+    pub fn maintenance_interval(mut self, every: Option<Duration>) -> Self {
+        self.maintenance_interval = every;
+        self
+    }
+
+    /// The config topics get when created with [`Log::create_topic`] and no explicit config.
+    #[must_use]
+    pub fn default_topic_config(mut self, config: TopicConfig) -> Self {
+        self.default_topic_config = config;
+        self
+    }
+
+    /// Opens (creating if needed) the data directory with these options.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyLocked`] when another `Log` owns the directory, [`Error::InvalidConfig`]
+    /// for bad options, I/O and corruption errors from recovery.
+    pub fn open(self, dir: impl AsRef<Path>) -> Result<Log> {
+        Log::open_with(dir.as_ref(), self)
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if let Some(n) = self.max_open_files
+            && n < 4
+        {
+            return Err(Error::invalid_config(
+                "max_open_files",
+                "must be at least 4",
+            ));
+        }
+        if self.max_mapped_segments == 0 {
+            return Err(Error::invalid_config(
+                "max_mapped_segments",
+                "must be at least 1",
+            ));
+        }
+        if let Some(t) = self.flusher_tick
+            && t.is_zero()
+        {
+            return Err(Error::invalid_config(
+                "flusher",
+                "tick must be at least 1 ms",
+            ));
+        }
+        self.default_topic_config.validate()
+    }
+}

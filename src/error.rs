@@ -1,0 +1,198 @@
+//! The crate's error type.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Result alias used throughout topiclog.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in topiclog.
+///
+/// Each variant is a case a caller handles differently; the messages name the file, offset or
+/// setting involved so a person can act on them.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system I/O call failed on `path`.
+    #[error("I/O error on {}: {source}", path.display())]
+    Io {
+        /// The file or directory the call was made on.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// A file holds bytes that cannot be what topiclog wrote there.
+    #[error("corrupt data in {} at byte {position}: {reason}", path.display())]
+    Corrupt {
+        /// The damaged file.
+        path: PathBuf,
+        /// Byte position in the file where the damage starts.
+        position: u64,
+        /// What was wrong.
+        reason: String,
+    },
+
+    /// A byte string given to a decoder is not a valid Kafka RecordBatch v2 (or record inside it).
+    #[error("invalid record batch: {reason}")]
+    InvalidBatch {
+        /// What was wrong.
+        reason: String,
+    },
+
+    /// The batch uses a compression codec this build cannot handle.
+    #[error("unsupported compression codec {codec}: {reason}")]
+    UnsupportedCompression {
+        /// The codec id from the batch attributes (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd).
+        codec: u8,
+        /// Why it is unsupported (unknown id, or a cargo feature that is off).
+        reason: &'static str,
+    },
+
+    /// The requested offset lies outside `[start, end]` of the partition.
+    #[error("offset {requested} is out of range: the partition holds offsets {start}..{end}")]
+    OffsetOutOfRange {
+        /// The offset asked for.
+        requested: i64,
+        /// The log start offset (first readable offset).
+        start: i64,
+        /// The end offset (next offset to be written, as visible to readers).
+        end: i64,
+    },
+
+    /// A batch (after compression) is larger than the topic's `max_message_bytes`.
+    #[error("record batch of {size} bytes exceeds the topic's max_message_bytes of {max}")]
+    RecordTooLarge {
+        /// Size of the batch in bytes.
+        size: usize,
+        /// The limit in force.
+        max: usize,
+    },
+
+    /// No topic of that name exists.
+    #[error("topic '{topic}' does not exist")]
+    TopicNotFound {
+        /// The topic asked for.
+        topic: String,
+    },
+
+    /// A topic of that name exists already.
+    #[error("topic '{topic}' already exists")]
+    TopicAlreadyExists {
+        /// The topic name.
+        topic: String,
+    },
+
+    /// The topic exists but has no such partition.
+    #[error("topic '{topic}' has no partition {partition}")]
+    PartitionNotFound {
+        /// The topic name.
+        topic: String,
+        /// The partition asked for.
+        partition: i32,
+    },
+
+    /// The name breaks Kafka's topic-name rules (`[a-zA-Z0-9._-]{1,249}`, not `.` or `..`).
+    #[error("invalid topic name '{name}': {reason}")]
+    InvalidTopicName {
+        /// The rejected name.
+        name: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+
+    /// A configuration value is out of range or malformed.
+    #[error("invalid configuration for {field}: {reason}")]
+    InvalidConfig {
+        /// The setting, by topiclog's or Kafka's name.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// Another `Log` (in this process or another one) holds the directory's lock.
+    #[error(
+        "data directory {} is locked by another Log (in this or another process)",
+        path.display()
+    )]
+    AlreadyLocked {
+        /// The locked data directory.
+        path: PathBuf,
+    },
+
+    /// A conditional append found a different end offset than expected.
+    #[error("conditional append expected end offset {expected} but the partition ends at {actual}")]
+    EndOffsetMismatch {
+        /// The end offset the caller expected.
+        expected: i64,
+        /// The partition's actual end offset.
+        actual: i64,
+    },
+
+    /// An earlier fsync on this partition failed; writes are refused until the log is reopened,
+    /// because the kernel may have dropped the unsynced pages.
+    #[error(
+        "partition {topic}-{partition} is poisoned by a failed fsync ({reason}); reopen the log"
+    )]
+    Poisoned {
+        /// The topic name.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The original failure.
+        reason: String,
+    },
+
+    /// The log was opened read-only and the call would modify it.
+    #[error("the log was opened read-only")]
+    ReadOnly,
+
+    /// The log has been closed, or the topic was deleted under this handle.
+    #[error("the log or topic handle is closed: {what}")]
+    Closed {
+        /// What was closed.
+        what: &'static str,
+    },
+
+    /// A record without a key was sent to a compacted topic.
+    #[error("topic '{topic}' is compacted and every record needs a key")]
+    KeyRequired {
+        /// The topic name.
+        topic: String,
+    },
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it happened on.
+    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn invalid_batch(reason: impl Into<String>) -> Self {
+        Error::InvalidBatch {
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn invalid_config(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidConfig {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Extension to attach a path to `io::Result`s.
+pub(crate) trait IoContext<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|e| Error::io(path, e))
+    }
+}

@@ -1,0 +1,71 @@
+//! # topiclog
+//!
+//! An embeddable, synchronous commit log that stores Kafka's own bytes. Topics split into
+//! partitions; each partition is an append-only log of records (key, value, timestamp,
+//! headers) at increasing offsets, kept in segment files that roll and expire — in your
+//! process, with no server.
+//!
+//! - **Kafka-compatible on disk**: every batch is a Kafka RecordBatch v2 (CRC-32C, optional
+//!   gzip/snappy/lz4/zstd), in Kafka's partition layout (`<topic>-<n>/<20-digit offset>.log`,
+//!   `.index`, `.timeindex`). Keys map to partitions as with Kafka's Java client (murmur2).
+//! - **Synchronous**: `Send + Sync` handles, blocking calls, no async runtime.
+//! - **Durable by choice**: a [`FlushPolicy`] per topic says what an acknowledged append
+//!   survives; crash recovery cuts torn tails and rebuilds indexes.
+//!
+//! What it is not: a Kafka broker (no replication, no cluster; directories are not meant to
+//! be adopted by a broker), or a database (no secondary indexes). Linux is the supported
+//! platform (it relies on mapping past the end of a file and on unlinking mapped files); the
+//! crate builds on macOS.
+//!
+//! ```
+//! use topiclog::{Log, Record, TopicConfig, FlushPolicy};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let log = Log::open(dir.path())?;
+//! let mut config = TopicConfig::new();
+//! config.flush_policy = FlushPolicy::EveryBatch; // survive power loss
+//! log.create_topic_with("orders", 3, config)?;
+//!
+//! let p = log.partition_for("orders", Some(b"customer-7"), 0)?;
+//! let orders = log.partition("orders", p)?;
+//! let at = orders.append(&[Record::new("created").key("customer-7")])?;
+//!
+//! for r in orders.records(at.base_offset, 1 << 20)? {
+//!     println!("{} {:?}", r.offset, r.value);
+//! }
+//! log.close()?;
+//! # Ok::<_, topiclog::Error>(())
+//! ```
+
+#![deny(unsafe_code)]
+
+mod checkpoint;
+mod cleaner;
+mod config;
+mod error;
+mod handle;
+mod handles;
+mod io;
+mod log;
+mod partition;
+pub mod record;
+mod segment;
+mod topic;
+mod types;
+mod wait;
+
+pub use cleaner::MaintenanceReport;
+pub use config::{
+    CleanupPolicy, DEFAULT_MAX_MESSAGE_BYTES, FlushPolicy, LogOptions, TimestampType, TopicConfig,
+};
+pub use error::{Error, Result};
+pub use handle::PartitionHandle;
+pub use log::{Log, LogStats, PartitionDescription, RecoveryReport, TopicDescription};
+pub use partition::read::ReadResult;
+pub use partition::{AppendResult, PartitionRecovery, PartitionStats};
+pub use record::{
+    Batch, BatchBuilder, BatchHeader, Batches, Compression, Header, Record, StoredRecord,
+};
+pub use topic::{MAX_TOPIC_NAME_LEN, murmur2, partition_for_key, validate_topic_name};
+pub use types::TopicPartition;
+pub use wait::Notifier;

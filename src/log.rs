@@ -1,0 +1,844 @@
+//! [`Log`]: a data directory holding topics. Owns the directory lock, the topic catalog,
+//! checkpoints and the background flusher.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::checkpoint::{self, CLEAN_SHUTDOWN_FILE, LOG_START_FILE, RECOVERY_POINT_FILE};
+use crate::cleaner::{MaintenanceReport, retention};
+use crate::config::{LogOptions, TopicConfig};
+use crate::error::{Error, IoContext, Result};
+use crate::handle::PartitionHandle;
+use crate::handles::{Shared, default_fd_budget};
+use crate::io::{sync_dir, write_atomic};
+use crate::partition::read::ReadResult;
+use crate::partition::writer_now_ms;
+use crate::partition::{Partition, PartitionRecovery, PartitionStats};
+use crate::record::Record;
+use crate::topic::{Topic, partition_for_key, validate_topic_name};
+use crate::{AppendResult, TopicPartition};
+
+/// Folder (inside the data directory) holding one `<topic>.properties` file per topic.
+const TOPICS_DIR: &str = ".topics";
+const LOCK_FILE: &str = ".lock";
+
+/// What `Log::open` found and did, partition by partition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecoveryReport {
+    /// True when the previous `Log` closed cleanly (indexes were trusted, nothing scanned).
+    pub clean: bool,
+    /// One entry per partition.
+    pub partitions: Vec<PartitionRecovery>,
+}
+
+impl RecoveryReport {
+    /// Total bytes cut from torn or corrupt tails.
+    pub fn truncated_bytes(&self) -> u64 {
+        self.partitions.iter().map(|p| p.truncated_bytes).sum()
+    }
+
+    /// Partitions where anything was cut or deleted.
+    pub fn damaged(&self) -> impl Iterator<Item = &PartitionRecovery> {
+        self.partitions
+            .iter()
+            .filter(|p| p.truncated_bytes > 0 || p.segments_deleted > 0)
+    }
+}
+
+/// Per-partition bounds and size, from [`Log::describe_topic`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PartitionDescription {
+    /// Partition number.
+    pub partition: i32,
+    /// First readable offset.
+    pub log_start_offset: i64,
+    /// Next offset to be written.
+    pub log_end_offset: i64,
+    /// End visible to readers (below `log_end_offset` only under `EveryBatch` while a sync is
+    /// in flight).
+    pub high_watermark: i64,
+    /// Bytes on disk in segment logs.
+    pub size_bytes: u64,
+    /// Number of segments.
+    pub segments: usize,
+}
+
+/// A topic's config and partitions, from [`Log::describe_topic`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct TopicDescription {
+    /// Topic name.
+    pub name: String,
+    /// Its config.
+    pub config: TopicConfig,
+    /// Its partitions in order.
+    pub partitions: Vec<PartitionDescription>,
+}
+
+/// Counters for the whole log, from [`Log::stats`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LogStats {
+    /// One entry per partition.
+    pub partitions: Vec<PartitionStats>,
+    /// Write descriptors open now.
+    pub open_files: usize,
+    /// Segments mapped now.
+    pub mapped_segments: usize,
+}
+
+struct FlusherCtl {
+    stop: AtomicBool,
+}
+
+pub(crate) struct LogInner {
+    dir: PathBuf,
+    options: LogOptions,
+    pub(crate) shared: Arc<Shared>,
+    lock: Mutex<Option<File>>,
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// Serializes topic creation, deletion and config changes.
+    catalog: Mutex<()>,
+    closed: AtomicBool,
+    flusher: Mutex<Option<(JoinHandle<()>, Arc<FlusherCtl>)>>,
+    report: RecoveryReport,
+    last_checkpoint: Mutex<Instant>,
+    last_maintenance: Mutex<Instant>,
+}
+
+/// An open data directory. `Send + Sync`: share it with `Arc` or hand out
+/// [`PartitionHandle`]s. Dropping it closes it (best effort); call [`Log::close`] to see errors.
+///
+/// ```
+/// use topiclog::{Log, Record};
+/// let dir = tempfile::tempdir()?;
+/// let log = Log::open(dir.path())?;
+/// log.create_topic("events", 3)?;
+/// let p = log.partition("events", 0)?;
+/// let at = p.append(&[Record::new("hello").key("k1")])?;
+/// let got = p.records(at.base_offset, 1 << 20)?;
+/// assert_eq!(got[0].value.as_deref(), Some(&b"hello"[..]));
+/// log.close()?;
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
+pub struct Log {
+    inner: Arc<LogInner>,
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log")
+            .field("dir", &self.inner.dir)
+            .field("read_only", &self.inner.shared.read_only)
+            .finish_non_exhaustive()
+    }
+}
+
+fn topic_file(dir: &Path, name: &str) -> PathBuf {
+    dir.join(TOPICS_DIR).join(format!("{name}.properties"))
+}
+
+fn partition_dir(dir: &Path, topic: &str, p: i32) -> PathBuf {
+    dir.join(format!("{topic}-{p}"))
+}
+
+/// Reads `<topic>.properties`: partition count and config.
+fn read_topic_file(path: &Path) -> Result<(i32, TopicConfig)> {
+    let text = fs::read_to_string(path).at(path)?;
+    let mut config = TopicConfig::default();
+    let mut partitions = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            return Err(Error::Corrupt {
+                path: path.to_path_buf(),
+                position: 0,
+                reason: format!("line '{line}' is not key=value"),
+            });
+        };
+        if k == "partitions" {
+            partitions = v.trim().parse::<i32>().ok();
+        } else {
+            config.set(k, v).map_err(|e| Error::Corrupt {
+                path: path.to_path_buf(),
+                position: 0,
+                reason: e.to_string(),
+            })?;
+        }
+    }
+    let partitions = partitions
+        .filter(|&n| n > 0)
+        .ok_or_else(|| Error::Corrupt {
+            path: path.to_path_buf(),
+            position: 0,
+            reason: "missing or invalid partitions=".into(),
+        })?;
+    Ok((partitions, config))
+}
+
+fn write_topic_file(dir: &Path, name: &str, partitions: i32, config: &TopicConfig) -> Result<()> {
+    let mut text = format!("# topiclog topic {name}\npartitions={partitions}\n");
+    for (k, v) in config.to_properties() {
+        text.push_str(k);
+        text.push('=');
+        text.push_str(&v);
+        text.push('\n');
+    }
+    write_atomic(&topic_file(dir, name), text.as_bytes())
+}
+
+impl Log {
+    /// Opens (creating if needed) a data directory with default options: an exclusive lock,
+    /// recovery of every partition, and a background flusher.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyLocked`] when another `Log` (in this or another process) owns the
+    /// directory; I/O errors; [`Error::Corrupt`] for unreadable topic metadata.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Log> {
+        LogOptions::default().open(dir)
+    }
+
+    pub(crate) fn open_with(dir: &Path, options: LogOptions) -> Result<Log> {
+        options.validate()?;
+        let read_only = options.read_only;
+        let dir = dir.to_path_buf();
+        let lock = if read_only {
+            if !dir.is_dir() {
+                return Err(Error::io(
+                    &dir,
+                    std::io::Error::new(std::io::ErrorKind::NotFound, "no such data directory"),
+                ));
+            }
+            None
+        } else {
+            fs::create_dir_all(&dir).at(&dir)?;
+            let path = dir.join(LOCK_FILE);
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .at(&path)?;
+            match f.try_lock() {
+                Ok(()) => {}
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(Error::AlreadyLocked { path: dir.clone() });
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+            }
+            Some(f)
+        };
+        let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+        let clean = marker.exists();
+        if clean && !read_only {
+            // Delete the marker before loading: a crash while loading counts as unclean.
+            fs::remove_file(&marker).at(&marker)?;
+            sync_dir(&dir)?;
+        }
+        let recovery_points = checkpoint::read(&dir.join(RECOVERY_POINT_FILE));
+        let log_starts = checkpoint::read(&dir.join(LOG_START_FILE));
+        let max_files = options.max_open_files.unwrap_or_else(default_fd_budget);
+        let shared = Arc::new(Shared::new(
+            read_only,
+            options.max_mapped_segments,
+            max_files,
+        ));
+        if !read_only {
+            fs::create_dir_all(dir.join(TOPICS_DIR)).at(dir.join(TOPICS_DIR))?;
+        }
+        let mut topics = BTreeMap::new();
+        let mut report = RecoveryReport {
+            clean,
+            partitions: Vec::new(),
+        };
+        let topics_dir = dir.join(TOPICS_DIR);
+        let mut names = Vec::new();
+        if topics_dir.is_dir() {
+            for entry in fs::read_dir(&topics_dir).at(&topics_dir)? {
+                let entry = entry.at(&topics_dir)?;
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if let Some(topic) = name.strip_suffix(".properties")
+                    && validate_topic_name(topic).is_ok()
+                {
+                    names.push(topic.to_string());
+                }
+            }
+        }
+        names.sort();
+        for name in names {
+            let (count, config) = read_topic_file(&topic_file(&dir, &name))?;
+            let config = Arc::new(config);
+            let tname: Arc<str> = Arc::from(name.as_str());
+            let mut parts = Vec::with_capacity(count as usize);
+            for p in 0..count {
+                let key = (name.clone(), p);
+                let part = Partition::open(
+                    &shared,
+                    &tname,
+                    p,
+                    partition_dir(&dir, &name, p),
+                    Arc::clone(&config),
+                    clean,
+                    (
+                        recovery_points.get(&key).copied(),
+                        log_starts.get(&key).copied(),
+                    ),
+                )?;
+                if let Some(r) = part.recovery_report() {
+                    report.partitions.push(r);
+                }
+                parts.push(part);
+            }
+            topics.insert(name, Arc::new(Topic::new(tname, config, parts)));
+        }
+        if !read_only {
+            sweep_orphans(&dir, &topics)?;
+        }
+        let inner = Arc::new(LogInner {
+            dir,
+            options,
+            shared,
+            lock: Mutex::new(lock),
+            topics: RwLock::new(topics),
+            catalog: Mutex::new(()),
+            closed: AtomicBool::new(false),
+            flusher: Mutex::new(None),
+            report,
+            last_checkpoint: Mutex::new(Instant::now()),
+            last_maintenance: Mutex::new(Instant::now()),
+        });
+        if !read_only {
+            inner.write_checkpoints()?;
+            if let Some(tick) = inner.options.flusher_tick {
+                start_flusher(&inner, tick);
+            }
+        }
+        Ok(Log { inner })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// True when opened with [`LogOptions::read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.inner.shared.read_only
+    }
+
+    /// What opening the directory found: per partition, what was scanned and cut.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.inner.report
+    }
+
+    /// Creates a topic with `partitions` partitions and the log's default topic config.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTopicName`], [`Error::TopicAlreadyExists`], [`Error::InvalidConfig`]
+    /// (partitions < 1), [`Error::ReadOnly`], I/O errors.
+    pub fn create_topic(&self, name: &str, partitions: i32) -> Result<()> {
+        let config = self.inner.options.default_topic_config.clone();
+        self.create_topic_with(name, partitions, config)
+    }
+
+    /// Creates a topic with an explicit config (validated here).
+    ///
+    /// # Errors
+    /// As [`Log::create_topic`].
+    pub fn create_topic_with(
+        &self,
+        name: &str,
+        partitions: i32,
+        config: TopicConfig,
+    ) -> Result<()> {
+        self.inner.check_open()?;
+        self.inner.check_writable()?;
+        validate_topic_name(name)?;
+        config.validate()?;
+        if partitions < 1 {
+            return Err(Error::invalid_config("partitions", "must be at least 1"));
+        }
+        let _g = self.inner.catalog.lock();
+        if self.inner.topics.read().contains_key(name) {
+            return Err(Error::TopicAlreadyExists {
+                topic: name.to_string(),
+            });
+        }
+        let config = Arc::new(config);
+        let tname: Arc<str> = Arc::from(name);
+        let mut parts = Vec::with_capacity(partitions as usize);
+        for p in 0..partitions {
+            let pdir = partition_dir(&self.inner.dir, name, p);
+            if pdir.exists() {
+                // Leftovers of a deleted topic of the same name must not be adopted.
+                remove_dir_durably(&self.inner.dir, &pdir, name, p)?;
+            }
+            parts.push(Partition::open(
+                &self.inner.shared,
+                &tname,
+                p,
+                pdir,
+                Arc::clone(&config),
+                true,
+                (None, None),
+            )?);
+        }
+        write_topic_file(&self.inner.dir, name, partitions, &config)?;
+        self.inner
+            .topics
+            .write()
+            .insert(name.to_string(), Arc::new(Topic::new(tname, config, parts)));
+        Ok(())
+    }
+
+    /// Topic names, sorted.
+    pub fn topics(&self) -> Vec<String> {
+        self.inner.topics.read().keys().cloned().collect()
+    }
+
+    /// Config, partitions and per-partition bounds of a topic.
+    ///
+    /// # Errors
+    /// [`Error::TopicNotFound`].
+    pub fn describe_topic(&self, name: &str) -> Result<TopicDescription> {
+        let t = self.inner.topic(name)?;
+        let partitions = t
+            .partitions
+            .read()
+            .iter()
+            .map(|p| PartitionDescription {
+                partition: p.id,
+                log_start_offset: p.log_start(),
+                log_end_offset: p.log_end(),
+                high_watermark: p.high_watermark(),
+                size_bytes: p.size_bytes(),
+                segments: p.segments().len(),
+            })
+            .collect();
+        Ok(TopicDescription {
+            name: name.to_string(),
+            config: t.config.read().as_ref().clone(),
+            partitions,
+        })
+    }
+
+    /// Number of partitions of a topic.
+    ///
+    /// # Errors
+    /// [`Error::TopicNotFound`].
+    pub fn partition_count(&self, topic: &str) -> Result<i32> {
+        Ok(self.inner.topic(topic)?.partition_count())
+    }
+
+    /// Replaces a topic's config (validated first) and persists it. Changes apply to later
+    /// appends and rolls.
+    ///
+    /// # Errors
+    /// [`Error::TopicNotFound`], [`Error::InvalidConfig`], [`Error::ReadOnly`], I/O errors.
+    pub fn alter_topic_config(&self, name: &str, config: TopicConfig) -> Result<()> {
+        self.inner.check_open()?;
+        self.inner.check_writable()?;
+        config.validate()?;
+        let _g = self.inner.catalog.lock();
+        let t = self.inner.topic(name)?;
+        let config = Arc::new(config);
+        write_topic_file(&self.inner.dir, name, t.partition_count(), &config)?;
+        for p in t.partitions.read().iter() {
+            p.set_config(Arc::clone(&config));
+        }
+        *t.config.write() = config;
+        Ok(())
+    }
+
+    /// Grows a topic to `total` partitions (partitions are never removed).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when `total` is not larger than the current count;
+    /// [`Error::TopicNotFound`], [`Error::ReadOnly`], I/O errors.
+    pub fn add_partitions(&self, name: &str, total: i32) -> Result<()> {
+        self.inner.check_open()?;
+        self.inner.check_writable()?;
+        let _g = self.inner.catalog.lock();
+        let t = self.inner.topic(name)?;
+        let current = t.partition_count();
+        if total <= current {
+            return Err(Error::invalid_config(
+                "partitions",
+                format!("{total} does not grow the topic's {current} partitions"),
+            ));
+        }
+        let config = Arc::clone(&t.config.read());
+        let mut new = Vec::new();
+        for p in current..total {
+            let pdir = partition_dir(&self.inner.dir, name, p);
+            if pdir.exists() {
+                remove_dir_durably(&self.inner.dir, &pdir, name, p)?;
+            }
+            new.push(Partition::open(
+                &self.inner.shared,
+                &t.name,
+                p,
+                pdir,
+                Arc::clone(&config),
+                true,
+                (None, None),
+            )?);
+        }
+        write_topic_file(&self.inner.dir, name, total, &config)?;
+        t.partitions.write().extend(new);
+        Ok(())
+    }
+
+    /// Deletes a topic and its data. Handles to it fail with [`Error::Closed`] afterwards; a
+    /// topic created later under the same name starts empty.
+    ///
+    /// # Errors
+    /// [`Error::TopicNotFound`], [`Error::ReadOnly`], I/O errors.
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        self.inner.check_open()?;
+        self.inner.check_writable()?;
+        let _g = self.inner.catalog.lock();
+        let t = self.inner.topic(name)?;
+        // Metadata first: after a crash the partition directories are orphans, swept at open.
+        let meta = topic_file(&self.inner.dir, name);
+        fs::remove_file(&meta).at(&meta)?;
+        sync_dir(&self.inner.dir.join(TOPICS_DIR))?;
+        self.inner.topics.write().remove(name);
+        for p in t.partitions.read().iter() {
+            p.mark_deleted();
+            if p.release_idle_files() == Some(true) {
+                self.inner.shared.fds.closed();
+            }
+            remove_dir_durably(&self.inner.dir, &p.dir, name, p.id)?;
+        }
+        Ok(())
+    }
+
+    /// A handle to one partition (cheap to clone, `Send + Sync`). Keep it for repeated use:
+    /// it skips the topic lookup.
+    ///
+    /// # Errors
+    /// [`Error::TopicNotFound`], [`Error::PartitionNotFound`].
+    pub fn partition(&self, topic: &str, partition: i32) -> Result<PartitionHandle> {
+        self.inner.check_open()?;
+        let t = self.inner.topic(topic)?;
+        Ok(PartitionHandle::new(
+            Arc::clone(&self.inner),
+            t.partition(partition)?,
+        ))
+    }
+
+    /// Appends records to a partition as one atomic batch. See [`PartitionHandle::append`].
+    ///
+    /// # Errors
+    /// As [`PartitionHandle::append`], plus topic and partition lookups.
+    pub fn append(&self, topic: &str, partition: i32, records: &[Record]) -> Result<AppendResult> {
+        self.partition(topic, partition)?.append(records)
+    }
+
+    /// Reads whole batches from `offset`. See [`PartitionHandle::read`].
+    ///
+    /// # Errors
+    /// As [`PartitionHandle::read`].
+    pub fn read(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<ReadResult> {
+        self.partition(topic, partition)?.read(offset, max_bytes)
+    }
+
+    /// The partition Kafka's default partitioner picks: murmur2 of the key for keyed records,
+    /// sticky placement for keyless ones.
+    ///
+    /// # Errors
+    /// [`Error::TopicNotFound`].
+    pub fn partition_for(&self, topic: &str, key: Option<&[u8]>, size: usize) -> Result<i32> {
+        let t = self.inner.topic(topic)?;
+        let n = t.partition_count();
+        Ok(match key {
+            Some(k) => partition_for_key(k, n),
+            None => t.sticky.partition(n, size),
+        })
+    }
+
+    /// Every partition of every topic.
+    pub fn partitions(&self) -> Vec<TopicPartition> {
+        self.inner
+            .all_partitions()
+            .iter()
+            .map(|p| TopicPartition::new(p.topic.as_ref(), p.id))
+            .collect()
+    }
+
+    /// Syncs everything written so far to stable storage and writes checkpoints.
+    ///
+    /// # Errors
+    /// The first fsync or checkpoint failure (the partition is then poisoned).
+    pub fn flush(&self) -> Result<()> {
+        self.inner.check_open()?;
+        if self.inner.shared.read_only {
+            return Ok(());
+        }
+        for p in self.inner.all_partitions() {
+            p.flush()?;
+        }
+        self.inner.write_checkpoints()
+    }
+
+    /// Runs retention on every partition now and persists the new log start offsets.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`]; the first I/O error.
+    pub fn maintain(&self) -> Result<MaintenanceReport> {
+        self.inner.check_open()?;
+        self.inner.check_writable()?;
+        self.inner.maintain()
+    }
+
+    /// Counters per partition.
+    pub fn stats(&self) -> LogStats {
+        LogStats {
+            partitions: self
+                .inner
+                .all_partitions()
+                .iter()
+                .map(|p| p.stats())
+                .collect(),
+            open_files: self.inner.shared.fds.open(),
+            mapped_segments: self.inner.shared.maps.count(),
+        }
+    }
+
+    /// Closes the log: stops the flusher, syncs every partition, writes checkpoints and the
+    /// clean-shutdown marker, and releases the lock. The next open then trusts the indexes and
+    /// scans nothing.
+    ///
+    /// # Errors
+    /// The first error; the marker is then not written, so the next open recovers.
+    pub fn close(self) -> Result<()> {
+        self.inner.close()
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        let _ = self.inner.close();
+    }
+}
+
+impl LogInner {
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(Error::Closed { what: "the log" })
+        } else {
+            Ok(())
+        }
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.shared.read_only {
+            Err(Error::ReadOnly)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn topic(&self, name: &str) -> Result<Arc<Topic>> {
+        self.topics
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::TopicNotFound {
+                topic: name.to_string(),
+            })
+    }
+
+    fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        self.topics
+            .read()
+            .values()
+            .flat_map(|t| t.partitions.read().clone())
+            .collect()
+    }
+
+    /// Writes the recovery-point and log-start checkpoints for every partition.
+    pub(crate) fn write_checkpoints(&self) -> Result<()> {
+        if self.shared.read_only {
+            return Ok(());
+        }
+        let parts = self.all_partitions();
+        let rp: Vec<_> = parts
+            .iter()
+            .map(|p| (p.topic.to_string(), p.id, p.recovery_point()))
+            .collect();
+        let ls: Vec<_> = parts
+            .iter()
+            .map(|p| (p.topic.to_string(), p.id, p.log_start()))
+            .collect();
+        checkpoint::write(&self.dir.join(RECOVERY_POINT_FILE), &rp)?;
+        checkpoint::write(&self.dir.join(LOG_START_FILE), &ls)?;
+        *self.last_checkpoint.lock() = Instant::now();
+        Ok(())
+    }
+
+    pub(crate) fn maintain(&self) -> Result<MaintenanceReport> {
+        let mut report = MaintenanceReport::default();
+        let now = writer_now_ms();
+        for p in self.all_partitions() {
+            if p.is_deleted() {
+                continue;
+            }
+            let (segments, bytes) = retention::apply(&p, now)?;
+            if segments > 0 {
+                report.segments_deleted += segments;
+                report.bytes_reclaimed += bytes;
+                report.partitions_touched += 1;
+            }
+        }
+        *self.last_maintenance.lock() = Instant::now();
+        if report.segments_deleted > 0 {
+            self.write_checkpoints()?;
+        }
+        Ok(report)
+    }
+
+    fn flusher_tick(&self) {
+        for p in self.all_partitions() {
+            // A failure poisons the partition; writers see it.
+            let _ = p.flush_tick();
+        }
+        let due = self.last_checkpoint.lock().elapsed() >= self.options.checkpoint_interval;
+        if due {
+            let _ = self.write_checkpoints();
+        }
+        if let Some(every) = self.options.maintenance_interval
+            && self.last_maintenance.lock().elapsed() >= every
+        {
+            let _ = self.maintain();
+        }
+    }
+
+    fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        if let Some((handle, ctl)) = self.flusher.lock().take() {
+            ctl.stop.store(true, Ordering::Release);
+            handle.thread().unpark();
+            let _ = handle.join();
+        }
+        if self.shared.read_only {
+            return Ok(());
+        }
+        let parts = self.all_partitions();
+        let mut first_err = None;
+        for p in &parts {
+            if let Err(e) = p.close() {
+                first_err.get_or_insert(e);
+            }
+            p.waiters.wake_all();
+        }
+        if let Err(e) = self.write_checkpoints() {
+            first_err.get_or_insert(e);
+        }
+        if let Some(e) = first_err {
+            self.lock.lock().take();
+            return Err(e);
+        }
+        let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
+        write_atomic(&marker, b"{\"version\":0,\"brokerEpoch\":0}")?;
+        self.lock.lock().take();
+        Ok(())
+    }
+
+    /// Registered partitions of a topic, for handles.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+fn start_flusher(inner: &Arc<LogInner>, tick: Duration) {
+    let ctl = Arc::new(FlusherCtl {
+        stop: AtomicBool::new(false),
+    });
+    let weak: Weak<LogInner> = Arc::downgrade(inner);
+    let c = Arc::clone(&ctl);
+    let spawned = std::thread::Builder::new()
+        .name("topiclog-flusher".into())
+        .spawn(move || {
+            while !c.stop.load(Ordering::Acquire) {
+                std::thread::park_timeout(tick);
+                if c.stop.load(Ordering::Acquire) {
+                    break;
+                }
+                let Some(inner) = weak.upgrade() else { break };
+                inner.flusher_tick();
+            }
+        });
+    if let Ok(handle) = spawned {
+        *inner.flusher.lock() = Some((handle, ctl));
+    }
+}
+
+/// Renames a partition directory to `<topic>-<p>.<nonce>-delete` (topic part shortened so
+/// the name fits in 255 bytes, as Kafka does) and removes it.
+fn remove_dir_durably(root: &Path, pdir: &Path, topic: &str, partition: i32) -> Result<()> {
+    let nonce = writer_now_ms();
+    let suffix = format!("-{partition}.{nonce:x}-delete");
+    let keep = 255usize.saturating_sub(suffix.len()).min(topic.len());
+    let name = format!("{}{suffix}", topic.get(..keep).unwrap_or(topic));
+    let target = root.join(name);
+    fs::rename(pdir, &target).at(pdir)?;
+    sync_dir(root)?;
+    fs::remove_dir_all(&target).at(&target)
+}
+
+/// Removes leftovers: `*-delete` directories from interrupted deletes, and partition
+/// directories whose topic no longer exists (deleted while the log was down).
+fn sweep_orphans(dir: &Path, topics: &BTreeMap<String, Arc<Topic>>) -> Result<()> {
+    let counts: HashMap<&str, i32> = topics
+        .iter()
+        .map(|(k, t)| (k.as_str(), t.partition_count()))
+        .collect();
+    for entry in fs::read_dir(dir).at(dir)? {
+        let entry = entry.at(dir)?;
+        if !entry.file_type().at(entry.path())?.is_dir() {
+            continue;
+        }
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.ends_with("-delete") {
+            fs::remove_dir_all(entry.path()).at(entry.path())?;
+            continue;
+        }
+        let Some((topic, p)) = name.rsplit_once('-') else {
+            continue;
+        };
+        let Ok(p) = p.parse::<i32>() else { continue };
+        if validate_topic_name(topic).is_err() {
+            continue;
+        }
+        let owned = counts.get(topic).is_some_and(|&n| p < n);
+        if !owned {
+            remove_dir_durably(dir, &entry.path(), topic, p)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,484 @@
+//! A partition: one writer behind a mutex, lock-free readers over an immutable segment list
+//! and atomically published ends.
+//!
+//! Write path (see `ARCHITECTURE.md`): batches are encoded and checksummed by the caller
+//! outside any lock. The first sender to take the writer lock writes its batch and every batch
+//! queued meanwhile in one `writev` (flat combining), stamps base offsets in place, appends
+//! index entries with `write`, then publishes the new end. Under `EveryBatch` the senders then
+//! share one `fdatasync` (group commit): a leader syncs up to the highest written offset while
+//! followers wait; no fsync runs under the writer lock.
+
+pub(crate) mod read;
+pub(crate) mod recovery;
+mod writer;
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::config::{FlushPolicy, TopicConfig};
+use crate::error::{Error, IoContext, Result};
+use crate::handles::Shared;
+use crate::segment::Segment;
+
+pub use recovery::PartitionRecovery;
+pub(crate) use writer::Writer;
+pub(crate) use writer::now_ms as writer_now_ms;
+
+/// Where an append landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AppendResult {
+    /// Offset of the first record of the batch.
+    pub base_offset: i64,
+    /// Offset of the last record of the batch.
+    pub last_offset: i64,
+    /// The batch's timestamp: its max CreateTime, or the append time under LogAppendTime.
+    pub timestamp: i64,
+    /// The partition's log start offset at the time of the append.
+    pub log_start_offset: i64,
+}
+
+/// Counters for one partition, from [`crate::Log::stats`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PartitionStats {
+    /// Topic name.
+    pub topic: String,
+    /// Partition number.
+    pub partition: i32,
+    /// Records appended since open.
+    pub records_appended: u64,
+    /// Batch bytes appended since open.
+    pub bytes_appended: u64,
+    /// Batches returned by reads since open.
+    pub batches_read: u64,
+    /// Bytes returned by reads since open.
+    pub bytes_read: u64,
+    /// `fdatasync` calls on this partition's files.
+    pub fsyncs: u64,
+    /// Total time spent in them.
+    pub fsync_time: Duration,
+    /// The slowest one.
+    pub fsync_max: Duration,
+    /// What opening this partition found.
+    pub last_recovery: Option<PartitionRecovery>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) records_appended: AtomicU64,
+    pub(crate) bytes_appended: AtomicU64,
+    pub(crate) batches_read: AtomicU64,
+    pub(crate) bytes_read: AtomicU64,
+    pub(crate) fsyncs: AtomicU64,
+    pub(crate) fsync_nanos: AtomicU64,
+    pub(crate) fsync_max_nanos: AtomicU64,
+}
+
+/// Group-commit state.
+#[derive(Debug)]
+struct SyncState {
+    /// Every offset below this is on stable storage (the recovery point).
+    synced: i64,
+    /// A leader is running fdatasync right now.
+    syncing: bool,
+    last_sync: Instant,
+}
+
+/// One partition of a topic.
+pub(crate) struct Partition {
+    pub(crate) topic: Arc<str>,
+    pub(crate) id: i32,
+    pub(crate) dir: PathBuf,
+    pub(crate) config: RwLock<Arc<TopicConfig>>,
+    pub(crate) shared: Arc<Shared>,
+    writer: Mutex<Writer>,
+    queue: Mutex<Vec<writer::Pending>>,
+    segments: RwLock<Arc<Vec<Arc<Segment>>>>,
+    log_start: AtomicI64,
+    /// Next offset to be written, as published (the written end).
+    log_end: AtomicI64,
+    /// What readers may see: `log_end` under `Os`/`Interval`, the synced end under `EveryBatch`.
+    high_watermark: AtomicI64,
+    sync: Mutex<SyncState>,
+    sync_done: Condvar,
+    poisoned: Mutex<Option<String>>,
+    is_poisoned: AtomicBool,
+    deleted: AtomicBool,
+    pub(crate) counters: Counters,
+    recovery: Mutex<Option<PartitionRecovery>>,
+    generation: AtomicU64,
+    pub(crate) waiters: crate::wait::WaiterSet,
+}
+
+impl std::fmt::Debug for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Partition")
+            .field("topic", &self.topic)
+            .field("id", &self.id)
+            .field("log_start", &self.log_start.load(Ordering::Relaxed))
+            .field("log_end", &self.log_end.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Partition {
+    /// Opens (and recovers) a partition directory, creating it when `create` is set.
+    pub(crate) fn open(
+        shared: &Arc<Shared>,
+        topic: &Arc<str>,
+        id: i32,
+        dir: PathBuf,
+        config: Arc<TopicConfig>,
+        clean: bool,
+        checkpoints: (Option<i64>, Option<i64>),
+    ) -> Result<Arc<Partition>> {
+        if !shared.read_only && !dir.exists() {
+            std::fs::create_dir_all(&dir).at(&dir)?;
+            if let Some(parent) = dir.parent() {
+                crate::io::sync_dir(parent)?;
+            }
+        }
+        let generation = shared.next_generation();
+        let loaded = recovery::load(&recovery::LoadParams {
+            dir: &dir,
+            topic,
+            partition: id,
+            config: &config,
+            clean,
+            recovery_point: checkpoints.0,
+            log_start: checkpoints.1,
+            read_only: shared.read_only,
+            generation,
+        })?;
+        let active = loaded
+            .segments
+            .last()
+            .cloned()
+            .ok_or_else(|| Error::Corrupt {
+                path: dir.clone(),
+                position: 0,
+                reason: "partition has no segment after loading".into(),
+            })?;
+        let end = active.end_offset();
+        let writer = Writer::new(active, loaded.tracker);
+        let p = Arc::new(Partition {
+            topic: Arc::clone(topic),
+            id,
+            dir,
+            config: RwLock::new(config),
+            shared: Arc::clone(shared),
+            writer: Mutex::new(writer),
+            queue: Mutex::new(Vec::new()),
+            segments: RwLock::new(Arc::new(loaded.segments)),
+            log_start: AtomicI64::new(loaded.log_start),
+            log_end: AtomicI64::new(end),
+            high_watermark: AtomicI64::new(end),
+            sync: Mutex::new(SyncState {
+                synced: loaded.recovery_point,
+                syncing: false,
+                last_sync: Instant::now(),
+            }),
+            sync_done: Condvar::new(),
+            poisoned: Mutex::new(None),
+            is_poisoned: AtomicBool::new(false),
+            deleted: AtomicBool::new(false),
+            counters: Counters::default(),
+            recovery: Mutex::new(Some(loaded.report)),
+            generation: AtomicU64::new(generation),
+            waiters: crate::wait::WaiterSet::default(),
+        });
+        Ok(p)
+    }
+
+    pub(crate) fn config(&self) -> Arc<TopicConfig> {
+        Arc::clone(&self.config.read())
+    }
+
+    pub(crate) fn set_config(&self, config: Arc<TopicConfig>) {
+        self.writer.lock().set_interval(config.index_interval_bytes);
+        *self.config.write() = config;
+    }
+
+    pub(crate) fn segments(&self) -> Arc<Vec<Arc<Segment>>> {
+        Arc::clone(&self.segments.read())
+    }
+
+    fn set_segments(&self, segs: Vec<Arc<Segment>>) {
+        *self.segments.write() = Arc::new(segs);
+    }
+
+    pub(crate) fn log_start(&self) -> i64 {
+        self.log_start.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn log_end(&self) -> i64 {
+        self.log_end.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn high_watermark(&self) -> i64 {
+        self.high_watermark.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn recovery_point(&self) -> i64 {
+        self.sync.lock().synced
+    }
+
+    pub(crate) fn recovery_report(&self) -> Option<PartitionRecovery> {
+        self.recovery.lock().clone()
+    }
+
+    pub(crate) fn mark_deleted(&self) {
+        self.deleted.store(true, Ordering::Release);
+        self.waiters.wake_all();
+    }
+
+    pub(crate) fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        if self.shared.read_only {
+            return Err(Error::ReadOnly);
+        }
+        if self.is_deleted() {
+            return Err(Error::Closed {
+                what: "the topic was deleted",
+            });
+        }
+        if self.is_poisoned.load(Ordering::Acquire) {
+            return Err(self.poison_error());
+        }
+        Ok(())
+    }
+
+    fn poison_error(&self) -> Error {
+        Error::Poisoned {
+            topic: self.topic.to_string(),
+            partition: self.id,
+            reason: self
+                .poisoned
+                .lock()
+                .clone()
+                .unwrap_or_else(|| "fsync failed".into()),
+        }
+    }
+
+    /// Refuses all later writes: after a failed fsync the kernel may have dropped dirty pages,
+    /// so nothing written since the last good sync can be trusted to reach the disk.
+    pub(crate) fn poison(&self, reason: String) {
+        let mut p = self.poisoned.lock();
+        if p.is_none() {
+            *p = Some(reason);
+        }
+        self.is_poisoned.store(true, Ordering::Release);
+        self.waiters.wake_all();
+    }
+
+    fn next_generation(&self) -> u64 {
+        self.generation.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// Publishes a new written end; under `Os`/`Interval` readers see it at once.
+    fn publish_end(&self, end: i64, policy: FlushPolicy) {
+        self.log_end.store(end, Ordering::Release);
+        if !policy.syncs_each_batch() {
+            self.high_watermark.store(end, Ordering::Release);
+            self.waiters.wake_all();
+        }
+    }
+
+    fn record_fsync(&self, took: Duration) {
+        let nanos = took.as_nanos().min(u128::from(u64::MAX)) as u64;
+        self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .fsync_nanos
+            .fetch_add(nanos, Ordering::Relaxed);
+        self.counters
+            .fsync_max_nanos
+            .fetch_max(nanos, Ordering::Relaxed);
+    }
+
+    fn timed_sync(&self, file: &File, path: &std::path::Path) -> Result<()> {
+        let t = Instant::now();
+        let r = file.sync_data().at(path);
+        self.record_fsync(t.elapsed());
+        r
+    }
+
+    /// Makes every offset below `target` durable, sharing one fdatasync among concurrent
+    /// callers (group commit). Under `EveryBatch` it also advances the high watermark.
+    pub(crate) fn sync_to(&self, target: i64) -> Result<()> {
+        let mut st = self.sync.lock();
+        loop {
+            if st.synced >= target {
+                return Ok(());
+            }
+            if self.is_poisoned.load(Ordering::Acquire) {
+                return Err(self.poison_error());
+            }
+            if !st.syncing {
+                st.syncing = true;
+                break;
+            }
+            self.sync_done.wait(&mut st);
+        }
+        drop(st);
+        // Leader: take what to sync under the writer lock (cheap), sync outside it.
+        let (files, end) = {
+            let mut w = self.writer.lock();
+            let end = self.log_end();
+            (w.files_to_sync(self), end)
+        };
+        let result = files.and_then(|files| {
+            for (file, path) in &files {
+                self.timed_sync(file, path)?;
+            }
+            Ok(())
+        });
+        let mut st = self.sync.lock();
+        st.syncing = false;
+        st.last_sync = Instant::now();
+        let out = match result {
+            Ok(()) => {
+                if end > st.synced {
+                    st.synced = end;
+                }
+                if self.config.read().flush_policy.syncs_each_batch() {
+                    self.high_watermark.fetch_max(end, Ordering::AcqRel);
+                    self.waiters.wake_all();
+                }
+                if st.synced >= target {
+                    Ok(())
+                } else {
+                    // A write landed after the leader read the end; sync again for it.
+                    drop(st);
+                    self.sync_done.notify_all();
+                    return self.sync_to(target);
+                }
+            }
+            Err(e) => {
+                self.poison(e.to_string());
+                Err(e)
+            }
+        };
+        drop(st);
+        self.sync_done.notify_all();
+        out
+    }
+
+    /// Periodic work for the flusher: sync segments that rolled, and the active segment when an
+    /// `Interval` policy is due.
+    pub(crate) fn flush_tick(&self) -> Result<()> {
+        if self.shared.read_only || self.is_deleted() || self.is_poisoned.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let policy = self.config.read().flush_policy;
+        let rolled = self.writer.lock().take_rolled();
+        if let Some((files, end)) = rolled {
+            let r = files.iter().try_for_each(|(f, p)| self.timed_sync(f, p));
+            if let Err(e) = r {
+                self.poison(e.to_string());
+                return Err(e);
+            }
+            let mut st = self.sync.lock();
+            st.synced = st.synced.max(end);
+        }
+        if let FlushPolicy::Interval(every) = policy {
+            let due = {
+                let st = self.sync.lock();
+                st.last_sync.elapsed() >= every && st.synced < self.log_end()
+            };
+            if due {
+                self.sync_to(self.log_end())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Syncs everything written so far (used by `Log::flush` and clean close).
+    pub(crate) fn flush(&self) -> Result<()> {
+        if self.shared.read_only || self.is_deleted() {
+            return Ok(());
+        }
+        self.flush_tick()?;
+        let end = self.log_end();
+        self.sync_to(end)
+    }
+
+    /// Clean-close work: force the active segment's final time-index entry and sync it all.
+    pub(crate) fn close(&self) -> Result<()> {
+        if self.shared.read_only || self.is_deleted() {
+            return Ok(());
+        }
+        if self.is_poisoned.load(Ordering::Acquire) {
+            return Err(self.poison_error());
+        }
+        self.writer.lock().write_final_time_entry()?;
+        self.flush()?;
+        self.writer.lock().close_files();
+        Ok(())
+    }
+
+    /// Gives up this partition's write descriptors if no one is writing (fd budget eviction).
+    /// Under fsync policies the files are synced first, so a writeback error is not lost
+    /// with the descriptor.
+    /// `None` when the writer is busy, else whether descriptors were released.
+    pub(crate) fn release_idle_files(&self) -> Option<bool> {
+        let mut w = self.writer.try_lock()?;
+        let policy = self.config.read().flush_policy;
+        Some(match w.release_files(policy) {
+            Ok(released) => released,
+            Err(e) => {
+                self.poison(e.to_string());
+                true
+            }
+        })
+    }
+
+    /// Advances the log start offset (Kafka's delete-records). Returns the new start.
+    pub(crate) fn delete_records(&self, offset: i64) -> Result<i64> {
+        self.check_writable()?;
+        let hw = self.high_watermark();
+        let target = if offset == -1 { hw } else { offset };
+        if target < 0 || target > hw {
+            return Err(Error::OffsetOutOfRange {
+                requested: offset,
+                start: self.log_start(),
+                end: hw,
+            });
+        }
+        let new = self
+            .log_start
+            .fetch_max(target, Ordering::AcqRel)
+            .max(target);
+        Ok(new)
+    }
+
+    /// Stats snapshot.
+    pub(crate) fn stats(&self) -> PartitionStats {
+        let c = &self.counters;
+        PartitionStats {
+            topic: self.topic.to_string(),
+            partition: self.id,
+            records_appended: c.records_appended.load(Ordering::Relaxed),
+            bytes_appended: c.bytes_appended.load(Ordering::Relaxed),
+            batches_read: c.batches_read.load(Ordering::Relaxed),
+            bytes_read: c.bytes_read.load(Ordering::Relaxed),
+            fsyncs: c.fsyncs.load(Ordering::Relaxed),
+            fsync_time: Duration::from_nanos(c.fsync_nanos.load(Ordering::Relaxed)),
+            fsync_max: Duration::from_nanos(c.fsync_max_nanos.load(Ordering::Relaxed)),
+            last_recovery: self.recovery_report(),
+        }
+    }
+
+    /// Bytes on disk (published) over all segments.
+    pub(crate) fn size_bytes(&self) -> u64 {
+        self.segments().iter().map(|s| s.size()).sum()
+    }
+}

@@ -1,0 +1,153 @@
+//! The read side of a partition: lock-free reads of whole batches as `Bytes` views of the
+//! mapped segments, and timestamp lookups.
+
+use std::sync::atomic::Ordering;
+
+use super::Partition;
+use crate::error::{Error, Result};
+use crate::record::Batch;
+
+/// What a read returns: whole batches starting with the one that holds the requested offset
+/// (its first records may precede that offset), plus the partition's bounds at read time.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ReadResult {
+    /// Whole batches in offset order; empty when the offset is the high watermark.
+    pub batches: Vec<Batch>,
+    /// The first offset readable at the time of the read.
+    pub log_start_offset: i64,
+    /// The offset below which records are readable (the end visible to readers).
+    pub high_watermark: i64,
+}
+
+impl ReadResult {
+    /// Total bytes of the batches.
+    pub fn size(&self) -> usize {
+        self.batches.iter().map(Batch::len).sum()
+    }
+
+    /// Offset to read next: one past the last batch returned (or the requested offset's
+    /// successor position when nothing was returned).
+    pub fn next_offset(&self) -> Option<i64> {
+        self.batches.last().map(|b| b.last_offset() + 1)
+    }
+}
+
+impl Partition {
+    /// Reads whole batches from the one holding `offset`, up to about `max_bytes` (at least one
+    /// batch is returned when any is readable, even if larger), stopping at the high watermark.
+    pub(crate) fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult> {
+        let hw = self.high_watermark();
+        let segs = self.segments();
+        let start = self.log_start();
+        if offset < start || offset > hw {
+            return Err(Error::OffsetOutOfRange {
+                requested: offset,
+                start,
+                end: hw,
+            });
+        }
+        let mut out = ReadResult {
+            batches: Vec::new(),
+            log_start_offset: start,
+            high_watermark: hw,
+        };
+        if offset == hw {
+            return Ok(out);
+        }
+        let first = segs
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1);
+        let mut total = 0usize;
+        'segments: for seg in segs.iter().skip(first) {
+            if seg.base_offset >= hw {
+                break;
+            }
+            let size = seg.size();
+            if size == 0 {
+                continue;
+            }
+            let maps = seg.maps(&self.shared.maps)?;
+            let mut pos = seg.position_for(&maps, offset);
+            while pos < size {
+                let h = seg.header_at(&maps, pos, size)?;
+                if h.base_offset >= hw {
+                    break 'segments;
+                }
+                let len = h.size();
+                if h.last_offset() >= offset {
+                    if !out.batches.is_empty() && total + len > max_bytes {
+                        break 'segments;
+                    }
+                    let bytes =
+                        maps.log
+                            .bytes(pos as usize, len)
+                            .ok_or_else(|| Error::Corrupt {
+                                path: seg.log_path.clone(),
+                                position: pos,
+                                reason: "batch outside the mapping".into(),
+                            })?;
+                    out.batches.push(Batch::from_parts(h, bytes));
+                    total += len;
+                    if total >= max_bytes {
+                        break 'segments;
+                    }
+                }
+                pos += len as u64;
+            }
+        }
+        self.counters
+            .batches_read
+            .fetch_add(out.batches.len() as u64, Ordering::Relaxed);
+        self.counters
+            .bytes_read
+            .fetch_add(total as u64, Ordering::Relaxed);
+        Ok(out)
+    }
+
+    /// The first offset whose record timestamp is >= `timestamp`, with that timestamp; `None`
+    /// when no readable record is that recent. Exact even for out-of-order CreateTime: the time
+    /// index only picks where to start, then records are compared one by one.
+    pub(crate) fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>> {
+        let hw = self.high_watermark();
+        let start = self.log_start();
+        let segs = self.segments();
+        for seg in segs.iter() {
+            if seg.base_offset >= hw {
+                break;
+            }
+            if seg.max_timestamp() < timestamp || seg.end_offset() <= start {
+                continue;
+            }
+            let size = seg.size();
+            let maps = seg.maps(&self.shared.maps)?;
+            let mut pos = seg.position_for_time(&maps, timestamp);
+            while pos < size {
+                let h = seg.header_at(&maps, pos, size)?;
+                if h.base_offset >= hw {
+                    return Ok(None);
+                }
+                let len = h.size();
+                if h.max_timestamp >= timestamp && h.last_offset() >= start {
+                    let bytes =
+                        maps.log
+                            .bytes(pos as usize, len)
+                            .ok_or_else(|| Error::Corrupt {
+                                path: seg.log_path.clone(),
+                                position: pos,
+                                reason: "batch outside the mapping".into(),
+                            })?;
+                    let batch = Batch::from_parts(h, bytes);
+                    for r in batch.records()? {
+                        let r = r?;
+                        if r.timestamp >= timestamp && r.offset >= start && r.offset < hw {
+                            return Ok(Some((r.offset, r.timestamp)));
+                        }
+                    }
+                }
+                pos += len as u64;
+            }
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,504 @@
+//! Loading a partition directory: trusting indexes after a clean shutdown, scanning and
+//! truncating the torn tail after a crash, rebuilding missing or damaged indexes.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::config::TopicConfig;
+use crate::error::{IoContext, Result};
+use crate::io::map::Mapped;
+use crate::io::sync_dir;
+use crate::record::batch::{BATCH_HEADER_LEN, BatchHeader, batch_crc};
+use crate::segment::index::{self, INDEX_ENTRY, IndexTracker, TIME_ENTRY};
+use crate::segment::{self, Segment, SegmentState};
+
+/// What opening one partition found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PartitionRecovery {
+    /// Topic name.
+    pub topic: String,
+    /// Partition number.
+    pub partition: i32,
+    /// True when the log was closed cleanly and indexes were trusted.
+    pub clean: bool,
+    /// Segments whose indexes passed the cheap checks and were trusted.
+    pub segments_trusted: usize,
+    /// Segments read batch by batch (length and CRC checked).
+    pub segments_scanned: usize,
+    /// Bytes read by those scans.
+    pub bytes_scanned: u64,
+    /// Index file pairs rebuilt from the log.
+    pub indexes_rebuilt: usize,
+    /// Bytes cut from the end of the log (a torn or corrupt tail).
+    pub truncated_bytes: u64,
+    /// Whole segments deleted because they followed the cut.
+    pub segments_deleted: usize,
+    /// Why the log was cut, when it was.
+    pub reason: Option<String>,
+    /// The log end offset after recovery.
+    pub end_offset: i64,
+}
+
+/// What the loader hands to the partition.
+pub(crate) struct Loaded {
+    pub(crate) segments: Vec<Arc<Segment>>,
+    pub(crate) tracker: IndexTracker,
+    pub(crate) log_start: i64,
+    pub(crate) recovery_point: i64,
+    pub(crate) report: PartitionRecovery,
+}
+
+pub(crate) struct LoadParams<'a> {
+    pub(crate) dir: &'a Path,
+    pub(crate) topic: &'a str,
+    pub(crate) partition: i32,
+    pub(crate) config: &'a TopicConfig,
+    pub(crate) clean: bool,
+    pub(crate) recovery_point: Option<i64>,
+    pub(crate) log_start: Option<i64>,
+    pub(crate) read_only: bool,
+    pub(crate) generation: u64,
+}
+
+/// Result of reading a segment's batches.
+struct Scan {
+    valid_len: u64,
+    state: SegmentState,
+    index: Vec<u8>,
+    time: Vec<u8>,
+    tracker: IndexTracker,
+    batches: u64,
+    problem: Option<String>,
+}
+
+/// Reads batches from `start`, checking each one's header, length, CRC and offsets, until the
+/// end or the first bad byte. With `tracker`, builds index entries as the writer would.
+fn scan(
+    log: &[u8],
+    base: i64,
+    start: u64,
+    mut state: SegmentState,
+    mut tracker: IndexTracker,
+    build_index: bool,
+) -> Scan {
+    let mut pos = start;
+    let mut index = Vec::new();
+    let mut time = Vec::new();
+    let mut batches = 0;
+    let len = log.len() as u64;
+    let problem = loop {
+        if pos == len {
+            break None;
+        }
+        let rest = log.get(pos as usize..).unwrap_or(&[]);
+        if rest.len() < BATCH_HEADER_LEN {
+            break Some(format!(
+                "{} stray bytes after the last whole batch",
+                rest.len()
+            ));
+        }
+        let h = match BatchHeader::parse(rest) {
+            Ok(h) => h,
+            Err(e) => break Some(e.to_string()),
+        };
+        let size = h.size();
+        let Some(bytes) = rest.get(..size) else {
+            break Some(format!(
+                "batch of {size} bytes runs past the end of the file ({} left)",
+                rest.len()
+            ));
+        };
+        if batch_crc(bytes) != h.crc {
+            break Some(format!("CRC mismatch in batch at offset {}", h.base_offset));
+        }
+        if h.base_offset < state.end_offset || h.last_offset_delta < 0 {
+            break Some(format!(
+                "batch offsets {}..={} do not follow {}",
+                h.base_offset,
+                h.last_offset(),
+                state.end_offset
+            ));
+        }
+        if h.last_offset() - base > i64::from(i32::MAX) {
+            break Some("batch offset overflows the segment's 32-bit relative offsets".into());
+        }
+        if h.max_timestamp > state.max_timestamp {
+            state.max_timestamp = h.max_timestamp;
+            state.max_timestamp_offset = h.last_offset();
+        }
+        if state.first_batch_max_timestamp < 0 && state.size == 0 {
+            state.first_batch_max_timestamp = h.max_timestamp;
+        }
+        let entries = tracker.on_batch(
+            base,
+            pos,
+            size as u64,
+            h.last_offset(),
+            state.max_timestamp,
+            state.max_timestamp_offset,
+        );
+        if build_index {
+            if let Some(e) = entries.offset {
+                index.extend_from_slice(&e);
+            }
+            if let Some(e) = entries.time {
+                time.extend_from_slice(&e);
+            }
+        } else if entries.offset.is_some() {
+            // The writer would have indexed this batch: the index is missing entries.
+            break Some("index is missing entries".into());
+        }
+        pos += size as u64;
+        state.size = pos;
+        state.end_offset = h.last_offset() + 1;
+        batches += 1;
+    };
+    Scan {
+        valid_len: pos,
+        state,
+        index,
+        time,
+        tracker,
+        batches,
+        problem,
+    }
+}
+
+/// Reads a whole file through a mapping (no copy); empty files give an empty slice.
+fn map_whole(path: &Path) -> Result<(Option<Arc<Mapped>>, u64)> {
+    let f = File::open(path).at(path)?;
+    let len = f.metadata().at(path)?.len();
+    if len == 0 {
+        return Ok((None, 0));
+    }
+    Ok((Some(Mapped::map(&f, len as usize).at(path)?), len))
+}
+
+fn read_small(path: &Path) -> Option<Vec<u8>> {
+    fs::read(path).ok()
+}
+
+/// Cheap checks of a segment's indexes (Kafka's sanity checks): sizes are whole entries and
+/// the last offset entry points at a batch whose last offset matches. Then reads the tail
+/// after the last entry (at most about one index interval plus one batch).
+fn try_trusted(log: &[u8], base: i64, dir_seg: &SegPaths, interval: u32) -> Option<Scan> {
+    let index = read_small(&dir_seg.index)?;
+    let time = read_small(&dir_seg.time)?;
+    if index.len() % INDEX_ENTRY != 0 || time.len() % TIME_ENTRY != 0 {
+        return None;
+    }
+    let n = index.len() / INDEX_ENTRY;
+    let m = time.len() / TIME_ENTRY;
+    let mut start = 0u64;
+    let mut state = SegmentState::empty(base);
+    if let Some(first) = log.get(..BATCH_HEADER_LEN) {
+        state.first_batch_max_timestamp = BatchHeader::parse(first).ok()?.max_timestamp;
+    }
+    if n > 0 {
+        let (rel, pos) = index::offset_entry(&index, n - 1)?;
+        let h = BatchHeader::parse(log.get(usize::try_from(pos).ok()?..)?).ok()?;
+        if h.last_offset() - base != i64::from(rel) || rel < 0 {
+            return None;
+        }
+        start = pos as u64;
+        // Offsets before this batch: all below its base.
+        state.end_offset = h.base_offset;
+        state.size = start;
+    }
+    let mut last_time = -1;
+    if m > 0 {
+        let (ts, rel) = index::time_entry(&time, m - 1)?;
+        if rel < 0 {
+            return None;
+        }
+        state.max_timestamp = ts;
+        state.max_timestamp_offset = base + i64::from(rel);
+        last_time = ts;
+    }
+    let tracker = IndexTracker::resume(interval, 0, last_time);
+    let mut s = scan(log, base, start, state, tracker, false);
+    if s.problem.is_some() {
+        return None;
+    }
+    s.state.index_entries = n as u32;
+    s.state.time_entries = m as u32;
+    Some(s)
+}
+
+struct SegPaths {
+    log: PathBuf,
+    index: PathBuf,
+    time: PathBuf,
+}
+
+impl SegPaths {
+    fn new(dir: &Path, base: i64) -> SegPaths {
+        SegPaths {
+            log: dir.join(segment::file_name(base, "log")),
+            index: dir.join(segment::file_name(base, "index")),
+            time: dir.join(segment::file_name(base, "timeindex")),
+        }
+    }
+
+    fn remove(&self) -> Result<()> {
+        for p in [&self.log, &self.index, &self.time] {
+            match fs::remove_file(p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(crate::Error::io(p, e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .at(path)?;
+    f.write_all(bytes).at(path)
+}
+
+/// Suffixes of files left behind by an interrupted delete, truncation or checkpoint.
+const LEFTOVER_SUFFIXES: &[&str] = &[".deleted", ".cleaned", ".tmp", ".truncating"];
+
+/// Loads (and unless read-only, recovers) one partition directory.
+#[allow(clippy::too_many_lines)]
+pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
+    let dir = p.dir;
+    let mut report = PartitionRecovery {
+        topic: p.topic.to_string(),
+        partition: p.partition,
+        clean: p.clean,
+        ..PartitionRecovery::default()
+    };
+    let mut bases = Vec::new();
+    let mut index_files = Vec::new();
+    for entry in fs::read_dir(dir).at(dir)? {
+        let entry = entry.at(dir)?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if LEFTOVER_SUFFIXES.iter().any(|s| name.ends_with(s)) {
+            if !p.read_only {
+                fs::remove_file(entry.path()).at(entry.path())?;
+            }
+            continue;
+        }
+        match segment::parse_file_name(name) {
+            Some((base, "log")) => bases.push(base),
+            Some((base, "index" | "timeindex")) => index_files.push((base, entry.path())),
+            _ => {}
+        }
+    }
+    bases.sort_unstable();
+    if !p.read_only {
+        // Index files without a log belong to a segment that was deleted.
+        for (base, path) in &index_files {
+            if bases.binary_search(base).is_err() {
+                fs::remove_file(path).at(path)?;
+            }
+        }
+    }
+    let checkpoint_start = p.log_start.unwrap_or(0).max(0);
+    let recovery_point = if p.clean {
+        i64::MAX
+    } else {
+        p.recovery_point.unwrap_or(0)
+    };
+    // Segments before the one holding the recovery point were synced: trust their indexes.
+    let first_unclean = if p.clean {
+        bases.len()
+    } else {
+        bases
+            .iter()
+            .rposition(|&b| b <= recovery_point)
+            .unwrap_or(0)
+    };
+    let index_cap = p.config.segment_index_bytes as usize;
+    let seg_cap = u64::from(p.config.segment_bytes);
+    let interval = p.config.index_interval_bytes;
+    let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(bases.len());
+    let mut tracker = IndexTracker::new(interval);
+    let mut prev_end = i64::MIN;
+    let mut cut = false;
+    for (i, &base) in bases.iter().enumerate() {
+        let paths = SegPaths::new(dir, base);
+        if cut {
+            if !p.read_only {
+                paths.remove()?;
+                report.segments_deleted += 1;
+            }
+            continue;
+        }
+        if base < prev_end {
+            report.reason = Some(format!(
+                "segment {base} starts below the previous segment's end {prev_end}"
+            ));
+            cut = true;
+            if !p.read_only {
+                paths.remove()?;
+                report.segments_deleted += 1;
+            }
+            continue;
+        }
+        let (map, file_len) = map_whole(&paths.log)?;
+        let log: &[u8] = map
+            .as_ref()
+            .and_then(|m| m.slice(0, file_len as usize))
+            .unwrap_or(&[]);
+        let trusted = if i < first_unclean {
+            try_trusted(log, base, &paths, interval)
+        } else {
+            None
+        };
+        let s = if let Some(s) = trusted {
+            report.segments_trusted += 1;
+            s
+        } else {
+            report.segments_scanned += 1;
+            let s = scan(
+                log,
+                base,
+                0,
+                SegmentState::empty(base),
+                IndexTracker::new(interval),
+                true,
+            );
+            report.bytes_scanned += s.valid_len;
+            let _ = s.batches;
+            if !p.read_only {
+                write_file(&paths.index, &s.index)?;
+                write_file(&paths.time, &s.time)?;
+                report.indexes_rebuilt += 1;
+            }
+            let mut s = s;
+            if p.read_only {
+                // Indexes on disk cannot be trusted and cannot be rewritten: scan instead.
+                s.state.index_entries = 0;
+                s.state.time_entries = 0;
+            } else {
+                s.state.index_entries = (s.index.len() / INDEX_ENTRY) as u32;
+                s.state.time_entries = (s.time.len() / TIME_ENTRY) as u32;
+            }
+            s
+        };
+        drop(map);
+        if s.valid_len < file_len {
+            cut = true;
+            report.truncated_bytes += file_len - s.valid_len;
+            report.reason.clone_from(&s.problem);
+            if !p.read_only {
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(&paths.log)
+                    .at(&paths.log)?;
+                f.set_len(s.valid_len).at(&paths.log)?;
+                f.sync_all().at(&paths.log)?;
+            }
+        }
+        prev_end = s.state.end_offset;
+        tracker = s.tracker;
+        let last = i + 1 == bases.len() || cut;
+        let seg = Segment::new(
+            dir,
+            base,
+            p.generation,
+            s.state,
+            if last {
+                seg_cap.max(s.state.size)
+            } else {
+                s.state.size
+            },
+            index_cap,
+            !last,
+        );
+        segments.push(Arc::new(seg));
+    }
+    // Segments wholly below the log start offset (a delete interrupted by a crash).
+    let mut log_start = checkpoint_start;
+    if !p.read_only {
+        let end = segments.last().map_or(log_start, |s| s.end_offset());
+        if end < log_start {
+            // Everything below the checkpointed start: drop it all and start empty there.
+            for s in segments.drain(..) {
+                SegPaths::new(dir, s.base_offset).remove()?;
+                report.segments_deleted += 1;
+            }
+        } else {
+            while segments.len() > 1
+                && segments
+                    .get(1)
+                    .is_some_and(|next| next.base_offset <= log_start)
+            {
+                let s = segments.remove(0);
+                SegPaths::new(dir, s.base_offset).remove()?;
+                report.segments_deleted += 1;
+            }
+        }
+    }
+    if segments.is_empty() {
+        let base = log_start;
+        if !p.read_only {
+            Segment::create_files(dir, base)?;
+            sync_dir(dir)?;
+        }
+        tracker = IndexTracker::new(interval);
+        segments.push(Arc::new(Segment::new(
+            dir,
+            base,
+            p.generation,
+            SegmentState::empty(base),
+            seg_cap,
+            index_cap,
+            false,
+        )));
+    } else if (report.segments_deleted > 0
+        || report.truncated_bytes > 0
+        || report.indexes_rebuilt > 0)
+        && !p.read_only
+    {
+        sync_dir(dir)?;
+    }
+    if let Some(first) = segments.first() {
+        log_start = log_start.max(first.base_offset);
+    }
+    let end = segments.last().map_or(log_start, |s| s.end_offset());
+    report.end_offset = end;
+    let recovery_point = if p.clean {
+        end
+    } else {
+        recovery_point.min(end)
+    };
+    if let Some(active) = segments.last() {
+        // Resume the index cadence where the last entry left it.
+        let st = active.state();
+        let since = if st.index_entries == 0 {
+            st.size
+        } else {
+            let ix = read_small(&active.index_path).unwrap_or_default();
+            index::offset_entry(&ix, st.index_entries as usize - 1)
+                .map_or(st.size, |(_, pos)| st.size.saturating_sub(pos as u64))
+        };
+        let last_time = if st.time_entries == 0 {
+            -1
+        } else {
+            let t = read_small(&active.time_path).unwrap_or_default();
+            index::time_entry(&t, st.time_entries as usize - 1).map_or(-1, |(ts, _)| ts)
+        };
+        let _ = tracker;
+        tracker = IndexTracker::resume(interval, since, last_time);
+    }
+    Ok(Loaded {
+        segments,
+        tracker,
+        log_start,
+        recovery_point,
+        report,
+    })
+}

@@ -1,0 +1,669 @@
+//! The write side of a partition: combined appends, roll, truncate and segment deletion.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, IoSlice, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+
+use super::{AppendResult, Partition};
+use crate::config::{FlushPolicy, TimestampType};
+use crate::error::{Error, IoContext, Result};
+use crate::io::{open_append, sync_dir};
+use crate::record::batch::{BatchHeader, stamp_base_offset, stamp_log_append_time};
+use crate::segment::index::{INDEX_ENTRY, IndexTracker, TIME_ENTRY};
+use crate::segment::{Segment, SegmentState};
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Open descriptors of the active segment.
+#[derive(Debug)]
+struct WriterFiles {
+    log: Arc<File>,
+    index: Arc<File>,
+    time: Arc<File>,
+}
+
+type SyncList = Vec<(Arc<File>, PathBuf)>;
+
+/// State owned by the writer lock.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    active: Arc<Segment>,
+    /// The active segment's state as written (equal to what is published between appends).
+    state: SegmentState,
+    tracker: IndexTracker,
+    files: Option<WriterFiles>,
+    next_offset: i64,
+    /// Files of rolled segments awaiting their post-roll sync, and the offset they end at.
+    rolled: SyncList,
+    rolled_end: i64,
+}
+
+/// A batch queued by a sender that found the writer busy.
+pub(crate) struct Pending {
+    data: Vec<u8>,
+    header: BatchHeader,
+    expected_end: Option<i64>,
+    slot: Arc<Mutex<Option<Result<AppendResult>>>>,
+}
+
+/// One batch in a combined write.
+struct Item<'a> {
+    data: &'a mut [u8],
+    header: BatchHeader,
+    expected_end: Option<i64>,
+}
+
+/// A copy of an error for each batch of a failed combined write.
+fn duplicate(e: &Error) -> Error {
+    match e {
+        Error::Io { path, source } => Error::Io {
+            path: path.clone(),
+            source: io::Error::new(source.kind(), source.to_string()),
+        },
+        Error::Poisoned {
+            topic,
+            partition,
+            reason,
+        } => Error::Poisoned {
+            topic: topic.clone(),
+            partition: *partition,
+            reason: reason.clone(),
+        },
+        other => Error::Corrupt {
+            path: PathBuf::new(),
+            position: 0,
+            reason: format!("combined write failed: {other}"),
+        },
+    }
+}
+
+fn write_all_vectored(file: &File, bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
+    let mut bufs = bufs;
+    while !bufs.is_empty() {
+        match (&*file).write_vectored(bufs) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "write returned 0 bytes",
+                ));
+            }
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+impl Writer {
+    pub(crate) fn new(active: Arc<Segment>, tracker: IndexTracker) -> Writer {
+        let state = active.state();
+        Writer {
+            next_offset: state.end_offset,
+            active,
+            state,
+            tracker,
+            files: None,
+            rolled: Vec::new(),
+            rolled_end: 0,
+        }
+    }
+
+    pub(crate) fn set_interval(&mut self, interval: u32) {
+        self.tracker.set_interval(interval);
+    }
+
+    fn files(&mut self, p: &Arc<Partition>) -> Result<&WriterFiles> {
+        if self.files.is_none() {
+            let a = &self.active;
+            let files = WriterFiles {
+                log: Arc::new(open_append(&a.log_path)?),
+                index: Arc::new(open_append(&a.index_path)?),
+                time: Arc::new(open_append(&a.time_path)?),
+            };
+            self.files = Some(files);
+            p.shared.fds.opened(p);
+        }
+        self.files.as_ref().ok_or(Error::Closed {
+            what: "segment files",
+        })
+    }
+
+    /// What a group-commit leader must sync: rolled segments and the active log.
+    pub(crate) fn files_to_sync(&mut self, p: &Partition) -> Result<SyncList> {
+        let mut out = std::mem::take(&mut self.rolled);
+        if let Some(f) = &self.files {
+            out.push((Arc::clone(&f.log), self.active.log_path.clone()))
+        } else {
+            // Evicted (and, under fsync policies, synced then); reopen to sync the tail.
+            let f = File::open(&self.active.log_path).at(&self.active.log_path)?;
+            out.push((Arc::new(f), self.active.log_path.clone()));
+        }
+        let _ = p;
+        Ok(out)
+    }
+
+    /// Rolled segments' files for the flusher's post-roll sync.
+    pub(crate) fn take_rolled(&mut self) -> Option<(SyncList, i64)> {
+        if self.rolled.is_empty() {
+            None
+        } else {
+            Some((std::mem::take(&mut self.rolled), self.rolled_end))
+        }
+    }
+
+    /// Drops the descriptors (fd budget). Under fsync policies, syncs them first.
+    pub(crate) fn release_files(&mut self, policy: FlushPolicy) -> Result<bool> {
+        let Some(f) = self.files.take() else {
+            return Ok(false);
+        };
+        if policy != FlushPolicy::Os {
+            f.log.sync_data().at(&self.active.log_path)?;
+        }
+        Ok(true)
+    }
+
+    pub(crate) fn close_files(&mut self) {
+        self.files = None;
+        self.rolled.clear();
+    }
+
+    /// Appends the final time-index entry of the active segment (clean close).
+    pub(crate) fn write_final_time_entry(&mut self) -> Result<()> {
+        let st = self.state;
+        if let Some(e) = self.tracker.final_time_entry(
+            self.active.base_offset,
+            st.max_timestamp,
+            st.max_timestamp_offset,
+        ) {
+            let path = self.active.time_path.clone();
+            let mut f = open_append(&path)?;
+            f.write_all(&e).at(&path)?;
+            f.sync_data().at(&path)?;
+            self.state.time_entries += 1;
+            self.active.publish(&self.state);
+        }
+        Ok(())
+    }
+}
+
+impl Partition {
+    /// Appends one encoded batch (base offset 0, CRC set) and returns where it landed, once it
+    /// is acknowledged under the topic's flush policy. `expected_end` makes it conditional.
+    pub(crate) fn append_encoded(
+        self: &Arc<Self>,
+        data: &mut [u8],
+        expected_end: Option<i64>,
+    ) -> Result<AppendResult> {
+        self.check_writable()?;
+        let cfg = self.config();
+        if data.len() > cfg.max_message_bytes as usize {
+            return Err(Error::RecordTooLarge {
+                size: data.len(),
+                max: cfg.max_message_bytes as usize,
+            });
+        }
+        if cfg.timestamp_type == TimestampType::LogAppendTime {
+            stamp_log_append_time(data, now_ms());
+        }
+        let header = BatchHeader::parse(data)?;
+        let result = if let Some(mut w) = self.writer.try_lock() {
+            // Uncontended: write straight from the caller's buffer, plus anything queued.
+            let mut items = vec![Item {
+                data,
+                header,
+                expected_end,
+            }];
+            let r = self.write_with_queue(&mut w, &mut items);
+            drop(w);
+            r
+        } else {
+            let slot = Arc::new(Mutex::new(None));
+            self.queue.lock().push(Pending {
+                data: data.to_vec(),
+                header,
+                expected_end,
+                slot: Arc::clone(&slot),
+            });
+            let mut w = self.writer.lock();
+            if slot.lock().is_none() {
+                // Our result (and the others') goes to the slots.
+                let _ = self.write_with_queue(&mut w, &mut Vec::new());
+            }
+            drop(w);
+            slot.lock().take().unwrap_or(Err(Error::Closed {
+                what: "append lost its writer",
+            }))
+        };
+        let r = result?;
+        if cfg.flush_policy.syncs_each_batch() {
+            self.sync_to(r.last_offset + 1)?;
+        }
+        Ok(r)
+    }
+
+    /// Writes `own` (the caller's batches) and everything queued, delivering queued results
+    /// to their slots. Returns the result of the caller's first batch.
+    fn write_with_queue(
+        self: &Arc<Self>,
+        w: &mut Writer,
+        own: &mut Vec<Item<'_>>,
+    ) -> Result<AppendResult> {
+        let mut queued = std::mem::take(&mut *self.queue.lock());
+        let own_len = own.len();
+        let mut items: Vec<Item<'_>> = std::mem::take(own);
+        for q in &mut queued {
+            items.push(Item {
+                data: &mut q.data,
+                header: q.header,
+                expected_end: q.expected_end,
+            });
+        }
+        let mut results = self.write_items(w, &mut items).into_iter();
+        let first = if own_len > 0 { results.next() } else { None };
+        for (q, r) in queued.iter().zip(results) {
+            *q.slot.lock() = Some(r);
+        }
+        first.unwrap_or(Err(Error::Closed {
+            what: "no batch to append",
+        }))
+    }
+
+    /// Writes items in order, rolling as needed, in as few `writev` calls as possible.
+    fn write_items(
+        self: &Arc<Self>,
+        w: &mut Writer,
+        items: &mut [Item<'_>],
+    ) -> Vec<Result<AppendResult>> {
+        let cfg = self.config();
+        let mut results: Vec<Result<AppendResult>> = Vec::with_capacity(items.len());
+        let mut group: Vec<usize> = Vec::new();
+        let mut st = w.state;
+        let mut tracker = w.tracker;
+        let mut index_buf = Vec::new();
+        let mut time_buf = Vec::new();
+        let mut next = w.next_offset;
+        let mut failed: Option<Error> = None;
+        let log_start = self.log_start();
+        for i in 0..items.len() {
+            if let Some(e) = &failed {
+                results.push(Err(duplicate(e)));
+                continue;
+            }
+            if let Err(e) = self.check_writable() {
+                results.push(Err(e));
+                continue;
+            }
+            let Some(item) = items.get(i) else { break };
+            if let Some(expected) = item.expected_end
+                && expected != next
+            {
+                results.push(Err(Error::EndOffsetMismatch {
+                    expected,
+                    actual: next,
+                }));
+                continue;
+            }
+            let size = item.data.len() as u64;
+            let delta = i64::from(item.header.last_offset_delta.max(0));
+            let ts = item.header.max_timestamp;
+            let base = w.active.base_offset;
+            let aged = if st.first_batch_max_timestamp >= 0 && ts >= 0 {
+                ts - st.first_batch_max_timestamp > cfg.segment_ms as i64
+            } else {
+                w.active
+                    .created
+                    .elapsed()
+                    .is_ok_and(|e| e.as_millis() > u128::from(cfg.segment_ms))
+            };
+            let need_roll = st.size > 0
+                && (st.size + size > u64::from(cfg.segment_bytes)
+                    || st.index_entries >= w.active.max_index_entries()
+                    || st.time_entries >= w.active.max_time_entries()
+                    || next + delta - base > i64::from(i32::MAX)
+                    || aged);
+            if need_roll {
+                let flushed =
+                    self.flush_group(w, items, &group, st, tracker, &index_buf, &time_buf);
+                if let Err(e) = flushed.and_then(|()| self.roll(w)) {
+                    for &g in &group {
+                        if let Some(r) = results.get_mut(g) {
+                            *r = Err(duplicate(&e));
+                        }
+                    }
+                    results.push(Err(duplicate(&e)));
+                    failed = Some(e);
+                    continue;
+                }
+                group.clear();
+                index_buf.clear();
+                time_buf.clear();
+                st = w.state;
+                tracker = w.tracker;
+            }
+            let Some(item) = items.get_mut(i) else { break };
+            stamp_base_offset(item.data, next);
+            let last = next + delta;
+            if ts > st.max_timestamp {
+                st.max_timestamp = ts;
+                st.max_timestamp_offset = last;
+            }
+            if st.size == 0 {
+                st.first_batch_max_timestamp = ts;
+            }
+            let base = w.active.base_offset;
+            let entries = tracker.on_batch(
+                base,
+                st.size,
+                size,
+                last,
+                st.max_timestamp,
+                st.max_timestamp_offset,
+            );
+            if let Some(e) = entries.offset {
+                index_buf.extend_from_slice(&e);
+                st.index_entries += 1;
+            }
+            if let Some(e) = entries.time {
+                time_buf.extend_from_slice(&e);
+                st.time_entries += 1;
+            }
+            st.size += size;
+            st.end_offset = last + 1;
+            results.push(Ok(AppendResult {
+                base_offset: next,
+                last_offset: last,
+                timestamp: ts,
+                log_start_offset: log_start,
+            }));
+            group.push(i);
+            next = last + 1;
+        }
+        if failed.is_none()
+            && !group.is_empty()
+            && let Err(e) = self.flush_group(w, items, &group, st, tracker, &index_buf, &time_buf)
+        {
+            for &g in &group {
+                if let Some(r) = results.get_mut(g) {
+                    *r = Err(duplicate(&e));
+                }
+            }
+        }
+        results
+    }
+
+    /// Writes a group of stamped batches and their index entries, then publishes them. On
+    /// failure cuts whatever part reached the files (none of it was published).
+    #[allow(clippy::too_many_arguments)]
+    fn flush_group(
+        self: &Arc<Self>,
+        w: &mut Writer,
+        items: &[Item<'_>],
+        group: &[usize],
+        st: SegmentState,
+        tracker: IndexTracker,
+        index_buf: &[u8],
+        time_buf: &[u8],
+    ) -> Result<()> {
+        if group.is_empty() {
+            return Ok(());
+        }
+        let published = w.state;
+        let files = w.files(self)?;
+        let (log, index, time) = (
+            Arc::clone(&files.log),
+            Arc::clone(&files.index),
+            Arc::clone(&files.time),
+        );
+        let mut slices: Vec<IoSlice<'_>> = group
+            .iter()
+            .filter_map(|&i| items.get(i))
+            .map(|it| IoSlice::new(it.data))
+            .collect();
+        let a = &w.active;
+        let mut r = write_all_vectored(&log, &mut slices).at(&a.log_path);
+        if r.is_ok() && !index_buf.is_empty() {
+            r = (&*index).write_all(index_buf).at(&a.index_path);
+        }
+        if r.is_ok() && !time_buf.is_empty() {
+            r = (&*time).write_all(time_buf).at(&a.time_path);
+        }
+        if let Err(e) = r {
+            // Cut the unpublished bytes so the files end where readers think they do.
+            let cut = log
+                .set_len(published.size)
+                .and_then(|()| {
+                    index.set_len(u64::from(published.index_entries) * INDEX_ENTRY as u64)
+                })
+                .and_then(|()| time.set_len(u64::from(published.time_entries) * TIME_ENTRY as u64));
+            if let Err(cut_err) = cut {
+                // The files may now hold bytes past the published end; recovery at the next
+                // open cuts them. Refuse writes until then.
+                self.poison(format!("could not cut a failed write: {cut_err}"));
+            }
+            w.files = None;
+            return Err(e);
+        }
+        let records: u64 = group
+            .iter()
+            .filter_map(|&i| items.get(i))
+            .map(|it| u64::from(it.header.record_count.max(0) as u32))
+            .sum();
+        self.counters
+            .records_appended
+            .fetch_add(records, std::sync::atomic::Ordering::Relaxed);
+        self.counters.bytes_appended.fetch_add(
+            st.size - published.size,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        w.state = st;
+        w.tracker = tracker;
+        w.next_offset = st.end_offset;
+        w.active.publish(&st);
+        self.publish_end(st.end_offset, self.config().flush_policy);
+        Ok(())
+    }
+
+    /// Closes the active segment and starts a new one at the next offset.
+    pub(crate) fn roll(self: &Arc<Self>, w: &mut Writer) -> Result<()> {
+        let old = Arc::clone(&w.active);
+        // Final time entry so the sealed segment's last entry holds its largest timestamp.
+        if let Some(e) = w.tracker.final_time_entry(
+            old.base_offset,
+            w.state.max_timestamp,
+            w.state.max_timestamp_offset,
+        ) {
+            let files = w.files(self)?;
+            (&*files.time).write_all(&e).at(&old.time_path)?;
+            w.state.time_entries += 1;
+            old.publish(&w.state);
+        }
+        let base = w.next_offset;
+        Segment::create_files(&self.dir, base)?;
+        sync_dir(&self.dir)?;
+        let cfg = self.config();
+        let seg = Arc::new(Segment::new(
+            &self.dir,
+            base,
+            self.next_generation(),
+            SegmentState::empty(base),
+            u64::from(cfg.segment_bytes),
+            cfg.segment_index_bytes as usize,
+            false,
+        ));
+        old.seal();
+        if let Some(f) = w.files.take() {
+            w.rolled.push((f.log, old.log_path.clone()));
+            w.rolled.push((f.index, old.index_path.clone()));
+            w.rolled.push((f.time, old.time_path.clone()));
+            self.shared.fds.closed();
+        }
+        w.rolled_end = base;
+        let mut segs: Vec<Arc<Segment>> = self.segments().as_ref().clone();
+        segs.push(Arc::clone(&seg));
+        self.set_segments(segs);
+        w.active = seg;
+        w.state = SegmentState::empty(base);
+        w.tracker = IndexTracker::new(cfg.index_interval_bytes);
+        Ok(())
+    }
+
+    /// Rolls the active segment if it holds data (used by retention before deleting it).
+    pub(crate) fn roll_if_not_empty(self: &Arc<Self>) -> Result<()> {
+        let mut w = self.writer.lock();
+        if w.state.size > 0 {
+            self.roll(&mut w)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the oldest `count` segments (never the active one) and advances the log start
+    /// offset to the first survivor. Returns (segments, bytes) removed.
+    pub(crate) fn delete_oldest(self: &Arc<Self>, count: usize) -> Result<(usize, u64)> {
+        let w = self.writer.lock();
+        let segs = self.segments();
+        let count = count.min(segs.len().saturating_sub(1));
+        if count == 0 {
+            return Ok((0, 0));
+        }
+        let (gone, keep) = segs.split_at(count);
+        let new_start = keep.first().map_or(w.next_offset, |s| s.base_offset);
+        self.log_start
+            .fetch_max(new_start, std::sync::atomic::Ordering::AcqRel);
+        self.set_segments(keep.to_vec());
+        drop(w);
+        let mut bytes = 0;
+        for s in gone {
+            bytes += s.size();
+            delete_segment_files(s)?;
+            s.unmap();
+        }
+        sync_dir(&self.dir)?;
+        Ok((gone.len(), bytes))
+    }
+
+    /// Cuts the log so that it ends before `offset`; the batch holding `offset` goes too
+    /// (batches are atomic), as in Kafka. Returns the new end offset.
+    pub(crate) fn truncate_to(self: &Arc<Self>, offset: i64) -> Result<i64> {
+        self.check_writable()?;
+        let mut w = self.writer.lock();
+        let start = self.log_start();
+        let end = w.next_offset;
+        if offset < start || offset > end {
+            return Err(Error::OffsetOutOfRange {
+                requested: offset,
+                start,
+                end,
+            });
+        }
+        if offset == end {
+            return Ok(end);
+        }
+        let segs = self.segments();
+        let k = segs
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1);
+        let Some(seg) = segs.get(k).cloned() else {
+            return Ok(end);
+        };
+        // Find the first batch that reaches `offset`.
+        let maps = seg.maps(&self.shared.maps)?;
+        let size = seg.size();
+        let mut pos = seg.position_for(&maps, offset);
+        let mut new_end = seg.end_offset();
+        while pos < size {
+            let h = seg.header_at(&maps, pos, size)?;
+            if h.last_offset() >= offset {
+                new_end = h.base_offset;
+                break;
+            }
+            pos += h.size() as u64;
+        }
+        let cut = pos.min(size);
+        // Copy the prefix to a new file and rename it over the old one: readers holding the
+        // old mapping keep valid pages (never shrink a mapped file in place).
+        let tmp = seg.log_path.with_extension("log.truncating");
+        {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)
+                .at(&tmp)?;
+            let prefix = maps.log.slice(0, cut as usize).unwrap_or(&[]);
+            f.write_all(prefix).at(&tmp)?;
+            f.sync_all().at(&tmp)?;
+        }
+        drop(maps);
+        w.files = None;
+        self.shared.fds.closed();
+        fs::rename(&tmp, &seg.log_path).at(&seg.log_path)?;
+        for later in segs.iter().skip(k + 1) {
+            delete_segment_files(later)?;
+        }
+        // Rebuild the kept segment's indexes from its (valid) prefix.
+        let cfg = self.config();
+        let loaded = super::recovery::load(&super::recovery::LoadParams {
+            dir: &self.dir,
+            topic: &self.topic,
+            partition: self.id,
+            config: &cfg,
+            clean: false,
+            recovery_point: Some(seg.base_offset),
+            log_start: Some(start.min(new_end)),
+            read_only: false,
+            generation: self.next_generation(),
+        })?;
+        sync_dir(&self.dir)?;
+        let active = loaded
+            .segments
+            .last()
+            .cloned()
+            .ok_or_else(|| Error::Corrupt {
+                path: self.dir.clone(),
+                position: 0,
+                reason: "no segment after truncation".into(),
+            })?;
+        let new_end = active.end_offset();
+        *w = Writer::new(active, loaded.tracker);
+        self.set_segments(loaded.segments);
+        if new_end < start {
+            self.log_start
+                .store(new_end, std::sync::atomic::Ordering::Release);
+        }
+        self.log_end
+            .store(new_end, std::sync::atomic::Ordering::Release);
+        self.high_watermark
+            .fetch_min(new_end, std::sync::atomic::Ordering::AcqRel);
+        {
+            let mut st = self.sync.lock();
+            st.synced = st.synced.min(new_end);
+        }
+        Ok(new_end)
+    }
+}
+
+/// Renames a segment's files to `.deleted` and unlinks them (a crash in between leaves
+/// `.deleted` files that the next open sweeps away). Live mappings stay valid on Linux.
+pub(crate) fn delete_segment_files(seg: &Segment) -> Result<()> {
+    for p in [&seg.log_path, &seg.index_path, &seg.time_path] {
+        let mut gone = p.clone().into_os_string();
+        gone.push(".deleted");
+        let gone = PathBuf::from(gone);
+        match fs::rename(p, &gone) {
+            Ok(()) => fs::remove_file(&gone).at(&gone)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(p, e)),
+        }
+    }
+    Ok(())
+}

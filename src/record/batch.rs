@@ -1,0 +1,733 @@
+//! Kafka RecordBatch v2: the header, a zero-copy view of a whole batch ([`Batch`]), its record
+//! iterator, and [`BatchBuilder`], which encodes records in place into a reused buffer.
+
+use bytes::Bytes;
+
+use super::codec::{self, Compression};
+use super::record::{Header, Record, StoredRecord};
+use super::varint::{put_varint, put_varlong, read_varint, read_varlong, varint_len, varlong_len};
+use crate::config::TimestampType;
+use crate::error::{Error, Result};
+
+/// Size of the fixed RecordBatch v2 header (Kafka's `RECORD_BATCH_OVERHEAD`).
+pub const BATCH_HEADER_LEN: usize = 61;
+/// Bytes before and including `batchLength` (Kafka's `LOG_OVERHEAD`): a batch is
+/// `batchLength + LOG_OVERHEAD` bytes long.
+pub const LOG_OVERHEAD: usize = 12;
+/// The only batch format topiclog reads and writes.
+pub const MAGIC_V2: i8 = 2;
+
+/// Largest decompressed records section accepted when reading a compressed batch. A bound on
+/// what a hostile batch can make us allocate; far above what Kafka producers emit
+/// (`batch.size` defaults to 16 KiB before compression).
+pub const MAX_DECOMPRESSED_BYTES: usize = 128 << 20;
+
+// Field positions (Kafka's DefaultRecordBatch offsets).
+const LENGTH_OFFSET: usize = 8;
+const LEADER_EPOCH_OFFSET: usize = 12;
+const MAGIC_OFFSET: usize = 16;
+const CRC_OFFSET: usize = 17;
+/// The CRC-32C covers everything from here to the end of the batch.
+pub(crate) const ATTRIBUTES_OFFSET: usize = 21;
+const LAST_OFFSET_DELTA_OFFSET: usize = 23;
+const BASE_TIMESTAMP_OFFSET: usize = 27;
+const MAX_TIMESTAMP_OFFSET: usize = 35;
+const PRODUCER_ID_OFFSET: usize = 43;
+const PRODUCER_EPOCH_OFFSET: usize = 51;
+const BASE_SEQUENCE_OFFSET: usize = 53;
+const RECORD_COUNT_OFFSET: usize = 57;
+
+const COMPRESSION_MASK: i16 = 0x07;
+const TIMESTAMP_TYPE_BIT: i16 = 0x08;
+const TRANSACTIONAL_BIT: i16 = 0x10;
+const CONTROL_BIT: i16 = 0x20;
+const DELETE_HORIZON_BIT: i16 = 0x40;
+
+#[inline]
+fn be<const N: usize>(buf: &[u8], at: usize) -> [u8; N] {
+    // Callers check `buf.len() >= BATCH_HEADER_LEN` first; the fallback keeps this total.
+    buf.get(at..at + N)
+        .and_then(|s| s.try_into().ok())
+        .unwrap_or([0; N])
+}
+
+#[inline]
+fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
+    if let Some(dst) = buf.get_mut(at..at + bytes.len()) {
+        dst.copy_from_slice(bytes);
+    }
+}
+
+/// The 61-byte header of a RecordBatch v2, decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    /// Offset of the first record.
+    pub base_offset: i64,
+    /// Bytes after the `batchLength` field; the batch is `batch_length + 12` bytes.
+    pub batch_length: i32,
+    /// Leader epoch stamped by a broker (-1 when unknown).
+    pub partition_leader_epoch: i32,
+    /// Format version; always 2 here.
+    pub magic: i8,
+    /// Stored CRC-32C of bytes 21 to the end.
+    pub crc: u32,
+    /// Attribute bits (codec, timestamp type, transactional, control, delete horizon).
+    pub attributes: i16,
+    /// Last offset minus base offset.
+    pub last_offset_delta: i32,
+    /// First record's timestamp (or the delete horizon when that attribute is set).
+    pub base_timestamp: i64,
+    /// Largest record timestamp (the append time under LogAppendTime).
+    pub max_timestamp: i64,
+    /// Idempotent producer id, -1 for none.
+    pub producer_id: i64,
+    /// Producer epoch, -1 for none.
+    pub producer_epoch: i16,
+    /// First record's sequence number, -1 for none.
+    pub base_sequence: i32,
+    /// Number of records in the batch.
+    pub record_count: i32,
+}
+
+impl BatchHeader {
+    /// Decodes the header at the start of `buf`, checking the magic byte and that the declared
+    /// length can hold a header. Does not check that `buf` holds the whole batch, nor the CRC.
+    ///
+    /// # Errors
+    /// [`Error::InvalidBatch`] when `buf` is shorter than 61 bytes, the magic is not 2, or the
+    /// declared length is too small.
+    pub fn parse(buf: &[u8]) -> Result<BatchHeader> {
+        if buf.len() < BATCH_HEADER_LEN {
+            return Err(Error::invalid_batch(format!(
+                "{} bytes cannot hold a 61-byte batch header",
+                buf.len()
+            )));
+        }
+        let magic = i8::from_be_bytes(be(buf, MAGIC_OFFSET));
+        if magic != MAGIC_V2 {
+            return Err(Error::invalid_batch(format!(
+                "magic byte is {magic}; only RecordBatch v2 (magic 2) is supported"
+            )));
+        }
+        let batch_length = i32::from_be_bytes(be(buf, LENGTH_OFFSET));
+        if batch_length < (BATCH_HEADER_LEN - LOG_OVERHEAD) as i32 {
+            return Err(Error::invalid_batch(format!(
+                "declared batch length {batch_length} is below the 49-byte minimum"
+            )));
+        }
+        Ok(BatchHeader {
+            base_offset: i64::from_be_bytes(be(buf, 0)),
+            batch_length,
+            partition_leader_epoch: i32::from_be_bytes(be(buf, LEADER_EPOCH_OFFSET)),
+            magic,
+            crc: u32::from_be_bytes(be(buf, CRC_OFFSET)),
+            attributes: i16::from_be_bytes(be(buf, ATTRIBUTES_OFFSET)),
+            last_offset_delta: i32::from_be_bytes(be(buf, LAST_OFFSET_DELTA_OFFSET)),
+            base_timestamp: i64::from_be_bytes(be(buf, BASE_TIMESTAMP_OFFSET)),
+            max_timestamp: i64::from_be_bytes(be(buf, MAX_TIMESTAMP_OFFSET)),
+            producer_id: i64::from_be_bytes(be(buf, PRODUCER_ID_OFFSET)),
+            producer_epoch: i16::from_be_bytes(be(buf, PRODUCER_EPOCH_OFFSET)),
+            base_sequence: i32::from_be_bytes(be(buf, BASE_SEQUENCE_OFFSET)),
+            record_count: i32::from_be_bytes(be(buf, RECORD_COUNT_OFFSET)),
+        })
+    }
+
+    /// Whole batch size in bytes (`batch_length + 12`).
+    pub fn size(&self) -> usize {
+        self.batch_length as usize + LOG_OVERHEAD
+    }
+
+    /// Offset of the last record (`base_offset + last_offset_delta`).
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset
+            .saturating_add(i64::from(self.last_offset_delta))
+    }
+
+    /// The records section's codec.
+    ///
+    /// # Errors
+    /// [`Error::UnsupportedCompression`] for ids 5-7.
+    pub fn compression(&self) -> Result<Compression> {
+        Compression::from_id((self.attributes & COMPRESSION_MASK) as u8)
+    }
+
+    /// CreateTime or LogAppendTime (attribute bit 3).
+    pub fn timestamp_type(&self) -> TimestampType {
+        if self.attributes & TIMESTAMP_TYPE_BIT != 0 {
+            TimestampType::LogAppendTime
+        } else {
+            TimestampType::CreateTime
+        }
+    }
+
+    /// Attribute bit 4.
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & TRANSACTIONAL_BIT != 0
+    }
+
+    /// Attribute bit 5: a transaction marker, not user data.
+    pub fn is_control(&self) -> bool {
+        self.attributes & CONTROL_BIT != 0
+    }
+
+    /// Attribute bit 6: `base_timestamp` holds the compaction delete horizon.
+    pub fn has_delete_horizon(&self) -> bool {
+        self.attributes & DELETE_HORIZON_BIT != 0
+    }
+}
+
+/// CRC-32C of a batch's bytes from attributes (byte 21) to the end.
+pub(crate) fn batch_crc(batch: &[u8]) -> u32 {
+    crc32c::crc32c(batch.get(ATTRIBUTES_OFFSET..).unwrap_or(&[]))
+}
+
+/// Overwrites the base offset of an encoded batch. The CRC does not cover it.
+pub(crate) fn stamp_base_offset(batch: &mut [u8], base_offset: i64) {
+    put(batch, 0, &base_offset.to_be_bytes());
+}
+
+/// Marks an encoded batch as LogAppendTime with `now` as its max timestamp, recomputing the
+/// CRC (both fields are inside it), as Kafka's broker does.
+pub(crate) fn stamp_log_append_time(batch: &mut [u8], now: i64) {
+    let attrs = i16::from_be_bytes(be(batch, ATTRIBUTES_OFFSET)) | TIMESTAMP_TYPE_BIT;
+    put(batch, ATTRIBUTES_OFFSET, &attrs.to_be_bytes());
+    put(batch, MAX_TIMESTAMP_OFFSET, &now.to_be_bytes());
+    let crc = batch_crc(batch);
+    put(batch, CRC_OFFSET, &crc.to_be_bytes());
+}
+
+/// One whole RecordBatch v2 held as `Bytes` (for batches read from disk, a view into the
+/// mapped segment: no copy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    header: BatchHeader,
+    bytes: Bytes,
+}
+
+impl Batch {
+    /// Wraps `bytes`, which must hold exactly one batch. Checks the header and the length;
+    /// call [`Batch::verify_crc`] to check the checksum.
+    ///
+    /// # Errors
+    /// [`Error::InvalidBatch`] when the header is bad or the length does not match.
+    pub fn new(bytes: Bytes) -> Result<Batch> {
+        let header = BatchHeader::parse(&bytes)?;
+        if header.size() != bytes.len() {
+            return Err(Error::invalid_batch(format!(
+                "batch declares {} bytes but {} were given",
+                header.size(),
+                bytes.len()
+            )));
+        }
+        Ok(Batch { header, bytes })
+    }
+
+    /// Builds from an already parsed header whose size matches `bytes` (internal fast path).
+    pub(crate) fn from_parts(header: BatchHeader, bytes: Bytes) -> Batch {
+        Batch { header, bytes }
+    }
+
+    /// The decoded header.
+    pub fn header(&self) -> &BatchHeader {
+        &self.header
+    }
+
+    /// The batch's bytes, exactly as stored (Kafka wire and disk format).
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// Consumes the batch, returning its bytes.
+    pub fn into_bytes(self) -> Bytes {
+        self.bytes
+    }
+
+    /// Offset of the first record.
+    pub fn base_offset(&self) -> i64 {
+        self.header.base_offset
+    }
+
+    /// Offset of the last record.
+    pub fn last_offset(&self) -> i64 {
+        self.header.last_offset()
+    }
+
+    /// Size in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Always false: a batch holds at least its header.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Number of records (may be 0 for batches emptied by compaction).
+    pub fn record_count(&self) -> i32 {
+        self.header.record_count
+    }
+
+    /// True when the stored CRC matches the bytes.
+    pub fn crc_ok(&self) -> bool {
+        batch_crc(&self.bytes) == self.header.crc
+    }
+
+    /// Checks the CRC-32C.
+    ///
+    /// # Errors
+    /// [`Error::InvalidBatch`] on a mismatch.
+    pub fn verify_crc(&self) -> Result<()> {
+        let actual = batch_crc(&self.bytes);
+        if actual == self.header.crc {
+            Ok(())
+        } else {
+            Err(Error::invalid_batch(format!(
+                "CRC mismatch at base offset {}: stored {:#010x}, computed {actual:#010x}",
+                self.header.base_offset, self.header.crc
+            )))
+        }
+    }
+
+    /// Iterates the records, decompressing the records section first when the batch is
+    /// compressed. Uncompressed records are `Bytes` views into this batch's bytes.
+    ///
+    /// # Errors
+    /// [`Error::UnsupportedCompression`] or [`Error::InvalidBatch`] when the records section
+    /// cannot be decompressed; each record then yields its own decode result.
+    pub fn records(&self) -> Result<RecordIter> {
+        let codec = self.header.compression()?;
+        let section = self.bytes.slice(BATCH_HEADER_LEN..);
+        let data = match codec {
+            Compression::None => section,
+            other => Bytes::from(codec::decompress(other, &section, MAX_DECOMPRESSED_BYTES)?),
+        };
+        let log_append_time = (self.header.timestamp_type() == TimestampType::LogAppendTime)
+            .then_some(self.header.max_timestamp);
+        let remaining = if self.header.record_count < 0 {
+            return Err(Error::invalid_batch(format!(
+                "negative record count {}",
+                self.header.record_count
+            )));
+        } else {
+            self.header.record_count as usize
+        };
+        Ok(RecordIter {
+            data,
+            pos: 0,
+            remaining,
+            base_offset: self.header.base_offset,
+            base_timestamp: self.header.base_timestamp,
+            log_append_time,
+            failed: false,
+        })
+    }
+}
+
+/// Iterator over the records of one batch, yielding `Result<StoredRecord>`. After the declared
+/// number of records it checks that no bytes remain, as Kafka's reader does.
+#[derive(Debug)]
+pub struct RecordIter {
+    data: Bytes,
+    pos: usize,
+    remaining: usize,
+    base_offset: i64,
+    base_timestamp: i64,
+    log_append_time: Option<i64>,
+    failed: bool,
+}
+
+impl RecordIter {
+    fn bytes_field(&mut self, what: &str) -> Result<Option<Bytes>> {
+        let len = read_varint(&self.data, &mut self.pos)?;
+        if len == -1 {
+            return Ok(None);
+        }
+        let len = usize::try_from(len)
+            .map_err(|_| Error::invalid_batch(format!("{what} length {len} is negative")))?;
+        let end = self
+            .pos
+            .checked_add(len)
+            .filter(|&e| e <= self.data.len())
+            .ok_or_else(|| Error::invalid_batch(format!("{what} runs past the record")))?;
+        let out = self.data.slice(self.pos..end);
+        self.pos = end;
+        Ok(Some(out))
+    }
+
+    fn decode_one(&mut self) -> Result<StoredRecord> {
+        let len = read_varint(&self.data, &mut self.pos)?;
+        let len = usize::try_from(len)
+            .map_err(|_| Error::invalid_batch(format!("record length {len} is negative")))?;
+        let start = self.pos;
+        let end = start
+            .checked_add(len)
+            .filter(|&e| e <= self.data.len())
+            .ok_or_else(|| Error::invalid_batch("record runs past the end of its batch"))?;
+        // Attributes: one byte, unused by Kafka.
+        if self.data.get(self.pos).is_none() {
+            return Err(Error::invalid_batch("record ends before its attributes"));
+        }
+        self.pos += 1;
+        let ts_delta = read_varlong(&self.data, &mut self.pos)?;
+        let offset_delta = read_varint(&self.data, &mut self.pos)?;
+        let key = self.bytes_field("key")?;
+        let value = self.bytes_field("value")?;
+        let header_count = read_varint(&self.data, &mut self.pos)?;
+        let header_count = usize::try_from(header_count)
+            .map_err(|_| Error::invalid_batch("negative header count"))?;
+        // Each header takes at least two bytes; reject counts the record cannot hold before
+        // allocating for them.
+        if header_count > (end.saturating_sub(self.pos)) / 2 {
+            return Err(Error::invalid_batch("header count exceeds the record size"));
+        }
+        let mut headers = Vec::with_capacity(header_count);
+        for _ in 0..header_count {
+            let key = self
+                .bytes_field("header key")?
+                .ok_or_else(|| Error::invalid_batch("header key is null"))?;
+            let key = String::from_utf8(key.to_vec())
+                .map_err(|_| Error::invalid_batch("header key is not UTF-8"))?;
+            let value = self.bytes_field("header value")?;
+            headers.push(Header { key, value });
+        }
+        if self.pos != end {
+            return Err(Error::invalid_batch(format!(
+                "record declares {len} bytes but its fields take {}",
+                self.pos.saturating_sub(start)
+            )));
+        }
+        let timestamp = match self.log_append_time {
+            Some(t) => t,
+            None => self.base_timestamp.wrapping_add(ts_delta),
+        };
+        Ok(StoredRecord {
+            offset: self.base_offset.wrapping_add(i64::from(offset_delta)),
+            timestamp,
+            key,
+            value,
+            headers,
+        })
+    }
+}
+
+impl Iterator for RecordIter {
+    type Item = Result<StoredRecord>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        if self.remaining == 0 {
+            if self.pos != self.data.len() {
+                self.failed = true;
+                return Some(Err(Error::invalid_batch(format!(
+                    "{} bytes remain after the declared records",
+                    self.data.len() - self.pos
+                ))));
+            }
+            return None;
+        }
+        self.remaining -= 1;
+        let r = self.decode_one();
+        if r.is_err() {
+            self.failed = true;
+        }
+        Some(r)
+    }
+}
+
+/// Splits a buffer of concatenated batches (a segment slice or a fetch response) into
+/// [`Batch`]es. A trailing incomplete batch ends the iteration, as Kafka consumers treat a
+/// fetch cut at the byte limit; a bad header yields an error and ends it.
+#[derive(Debug, Clone)]
+pub struct Batches {
+    bytes: Bytes,
+    pos: usize,
+    failed: bool,
+}
+
+impl Batches {
+    /// Iterates the batches in `bytes`.
+    pub fn new(bytes: Bytes) -> Batches {
+        Batches {
+            bytes,
+            pos: 0,
+            failed: false,
+        }
+    }
+}
+
+impl Iterator for Batches {
+    type Item = Result<Batch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let rest = self.bytes.get(self.pos..)?;
+        if rest.len() < BATCH_HEADER_LEN {
+            return None;
+        }
+        match BatchHeader::parse(rest) {
+            Ok(h) if h.size() <= rest.len() => {
+                let b = self.bytes.slice(self.pos..self.pos + h.size());
+                self.pos += h.size();
+                Some(Ok(Batch::from_parts(h, b)))
+            }
+            Ok(_) => None,
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// Encodes records into one RecordBatch v2, in place, in a buffer that is reused across
+/// batches: no allocation per record. Used by [`crate::PartitionHandle::append_builder`] and
+/// the producer.
+///
+/// ```
+/// use topiclog::{BatchBuilder, Compression, Batch};
+/// let mut b = BatchBuilder::new(Compression::None);
+/// b.push(Some(b"k"), Some(b"v"), &[], 1_700_000_000_000)?;
+/// let bytes = b.finish()?.to_vec();
+/// let batch = Batch::new(bytes.into())?;
+/// batch.verify_crc()?;
+/// assert_eq!(batch.record_count(), 1);
+/// # Ok::<_, topiclog::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct BatchBuilder {
+    buf: Vec<u8>,
+    scratch: Vec<u8>,
+    compression: Compression,
+    count: i32,
+    base_timestamp: i64,
+    max_timestamp: i64,
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+    null_key: bool,
+    finished: bool,
+}
+
+impl BatchBuilder {
+    /// An empty builder that will compress with `compression`.
+    pub fn new(compression: Compression) -> BatchBuilder {
+        let mut buf = Vec::with_capacity(4096);
+        buf.resize(BATCH_HEADER_LEN, 0);
+        BatchBuilder {
+            buf,
+            scratch: Vec::new(),
+            compression,
+            count: 0,
+            base_timestamp: -1,
+            max_timestamp: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+            null_key: false,
+            finished: false,
+        }
+    }
+
+    /// True when a pushed record has a null key (refused by compacted topics).
+    pub fn has_null_key(&self) -> bool {
+        self.null_key
+    }
+
+    /// The codec this builder compresses with.
+    pub fn compression(&self) -> Compression {
+        self.compression
+    }
+
+    /// Changes the codec for the next batch; clears the builder.
+    pub fn set_compression(&mut self, compression: Compression) {
+        self.compression = compression;
+        self.clear();
+    }
+
+    /// Marks the batch as written by an idempotent producer.
+    pub fn set_producer(&mut self, producer_id: i64, producer_epoch: i16, base_sequence: i32) {
+        self.producer_id = producer_id;
+        self.producer_epoch = producer_epoch;
+        self.base_sequence = base_sequence;
+    }
+
+    /// Records pushed so far.
+    pub fn count(&self) -> usize {
+        self.count as usize
+    }
+
+    /// True when no record has been pushed.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Bytes used so far (header plus uncompressed records).
+    pub fn size(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Empties the builder, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.buf.resize(BATCH_HEADER_LEN, 0);
+        self.count = 0;
+        self.base_timestamp = -1;
+        self.max_timestamp = -1;
+        self.producer_id = -1;
+        self.producer_epoch = -1;
+        self.base_sequence = -1;
+        self.null_key = false;
+        self.finished = false;
+    }
+
+    /// Appends one record.
+    ///
+    /// # Errors
+    /// [`Error::InvalidBatch`] when the batch would hold more than `i32::MAX` records or bytes,
+    /// or a field is longer than `i32::MAX`.
+    pub fn push(
+        &mut self,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+        timestamp: i64,
+    ) -> Result<()> {
+        if self.finished {
+            // A finished batch is compressed and checksummed; start a new one.
+            self.clear();
+        }
+        if self.count == i32::MAX {
+            return Err(Error::invalid_batch(
+                "a batch holds at most i32::MAX records",
+            ));
+        }
+        if self.count == 0 {
+            self.base_timestamp = timestamp;
+        }
+        let ts_delta = timestamp.wrapping_sub(self.base_timestamp);
+        let offset_delta = self.count;
+        let field_len = |b: Option<&[u8]>| -> Result<(i32, usize)> {
+            match b {
+                None => Ok((-1, 1)),
+                Some(b) => {
+                    let n = i32::try_from(b.len())
+                        .map_err(|_| Error::invalid_batch("field longer than i32::MAX"))?;
+                    Ok((n, varint_len(n) + b.len()))
+                }
+            }
+        };
+        let (key_len, key_size) = field_len(key)?;
+        let (value_len, value_size) = field_len(value)?;
+        let mut headers_size = varint_len(headers.len() as i32);
+        for h in headers {
+            headers_size += field_len(Some(h.key.as_bytes()))?.1;
+            headers_size += field_len(h.value.as_deref())?.1;
+        }
+        let body = 1
+            + varlong_len(ts_delta)
+            + varint_len(offset_delta)
+            + key_size
+            + value_size
+            + headers_size;
+        let body_i32 =
+            i32::try_from(body).map_err(|_| Error::invalid_batch("record larger than i32::MAX"))?;
+        if self.buf.len() + body + 5 > i32::MAX as usize {
+            return Err(Error::invalid_batch("batch larger than i32::MAX bytes"));
+        }
+        self.buf.reserve(body + 5);
+        put_varint(&mut self.buf, body_i32);
+        self.buf.push(0); // record attributes: unused
+        put_varlong(&mut self.buf, ts_delta);
+        put_varint(&mut self.buf, offset_delta);
+        put_varint(&mut self.buf, key_len);
+        if let Some(k) = key {
+            self.buf.extend_from_slice(k);
+        }
+        put_varint(&mut self.buf, value_len);
+        if let Some(v) = value {
+            self.buf.extend_from_slice(v);
+        }
+        put_varint(&mut self.buf, headers.len() as i32);
+        for h in headers {
+            put_varint(&mut self.buf, h.key.len() as i32);
+            self.buf.extend_from_slice(h.key.as_bytes());
+            match &h.value {
+                None => put_varint(&mut self.buf, -1),
+                Some(v) => {
+                    put_varint(&mut self.buf, v.len() as i32);
+                    self.buf.extend_from_slice(v);
+                }
+            }
+        }
+        self.count += 1;
+        self.null_key |= key.is_none();
+        self.max_timestamp = if self.count == 1 {
+            timestamp
+        } else {
+            self.max_timestamp.max(timestamp)
+        };
+        Ok(())
+    }
+
+    /// Appends a [`Record`], using `default_timestamp` when it has none.
+    ///
+    /// # Errors
+    /// As [`BatchBuilder::push`].
+    pub fn push_record(&mut self, record: &Record, default_timestamp: i64) -> Result<()> {
+        self.push(
+            record.key.as_deref(),
+            record.value.as_deref(),
+            &record.headers,
+            record.timestamp.unwrap_or(default_timestamp),
+        )
+    }
+
+    /// Completes the batch (header, compression, CRC) and returns its bytes, base offset 0.
+    /// Pushing after `finish` starts a new batch.
+    ///
+    /// # Errors
+    /// [`Error::InvalidBatch`] for an empty builder; compression errors.
+    pub fn finish(&mut self) -> Result<&mut [u8]> {
+        if self.finished {
+            return Ok(&mut self.buf);
+        }
+        if self.count == 0 {
+            return Err(Error::invalid_batch("a batch needs at least one record"));
+        }
+        if self.compression != Compression::None {
+            self.scratch.clear();
+            let records = self.buf.get(BATCH_HEADER_LEN..).unwrap_or(&[]);
+            codec::compress(self.compression, records, &mut self.scratch)?;
+            self.buf.truncate(BATCH_HEADER_LEN);
+            self.buf.extend_from_slice(&self.scratch);
+        }
+        let len = i32::try_from(self.buf.len() - LOG_OVERHEAD)
+            .map_err(|_| Error::invalid_batch("batch larger than i32::MAX bytes"))?;
+        let attributes = i16::from(self.compression.id());
+        let h = &mut self.buf;
+        put(h, 0, &0i64.to_be_bytes());
+        put(h, LENGTH_OFFSET, &len.to_be_bytes());
+        put(h, LEADER_EPOCH_OFFSET, &(-1i32).to_be_bytes());
+        put(h, MAGIC_OFFSET, &[MAGIC_V2 as u8]);
+        put(h, ATTRIBUTES_OFFSET, &attributes.to_be_bytes());
+        put(h, LAST_OFFSET_DELTA_OFFSET, &(self.count - 1).to_be_bytes());
+        put(h, BASE_TIMESTAMP_OFFSET, &self.base_timestamp.to_be_bytes());
+        put(h, MAX_TIMESTAMP_OFFSET, &self.max_timestamp.to_be_bytes());
+        put(h, PRODUCER_ID_OFFSET, &self.producer_id.to_be_bytes());
+        put(h, PRODUCER_EPOCH_OFFSET, &self.producer_epoch.to_be_bytes());
+        put(h, BASE_SEQUENCE_OFFSET, &self.base_sequence.to_be_bytes());
+        put(h, RECORD_COUNT_OFFSET, &self.count.to_be_bytes());
+        let crc = batch_crc(h);
+        put(h, CRC_OFFSET, &crc.to_be_bytes());
+        self.finished = true;
+        Ok(&mut self.buf)
+    }
+}
+
+#[cfg(test)]
+#[path = "batch_tests.rs"]
+mod tests;

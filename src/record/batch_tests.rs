@@ -1,0 +1,208 @@
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use super::*;
+use proptest::prelude::*;
+
+/// A two-record batch assembled byte by byte from Kafka's DefaultRecordBatch/DefaultRecord
+/// layout, independently of the encoder.
+fn hand_assembled() -> Vec<u8> {
+    let records: Vec<u8> = vec![
+        0x10, // record 0 length 8
+        0x00, // attributes
+        0x00, // timestampDelta 0
+        0x00, // offsetDelta 0
+        0x02, b'k', // key "k"
+        0x02, b'v', // value "v"
+        0x00, // no headers
+        0x18, // record 1 length 12
+        0x00, // attributes
+        0x0a, // timestampDelta 5
+        0x02, // offsetDelta 1
+        0x01, // null key
+        0x04, b'x', b'y', // value "xy"
+        0x02, // one header
+        0x02, b'h', // header key "h"
+        0x02, b'1', // header value "1"
+    ];
+    let mut b = Vec::new();
+    b.extend_from_slice(&0i64.to_be_bytes()); // baseOffset
+    b.extend_from_slice(&((49 + records.len()) as i32).to_be_bytes()); // batchLength
+    b.extend_from_slice(&(-1i32).to_be_bytes()); // partitionLeaderEpoch
+    b.push(2); // magic
+    b.extend_from_slice(&[0, 0, 0, 0]); // crc, filled below
+    b.extend_from_slice(&0i16.to_be_bytes()); // attributes
+    b.extend_from_slice(&1i32.to_be_bytes()); // lastOffsetDelta
+    b.extend_from_slice(&1000i64.to_be_bytes()); // baseTimestamp
+    b.extend_from_slice(&1005i64.to_be_bytes()); // maxTimestamp
+    b.extend_from_slice(&(-1i64).to_be_bytes()); // producerId
+    b.extend_from_slice(&(-1i16).to_be_bytes()); // producerEpoch
+    b.extend_from_slice(&(-1i32).to_be_bytes()); // baseSequence
+    b.extend_from_slice(&2i32.to_be_bytes()); // recordsCount
+    b.extend_from_slice(&records);
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+#[test]
+fn encoder_matches_hand_assembled_batch() {
+    let mut builder = BatchBuilder::new(Compression::None);
+    builder.push(Some(b"k"), Some(b"v"), &[], 1000).unwrap();
+    builder
+        .push(None, Some(b"xy"), &[Header::new("h", "1")], 1005)
+        .unwrap();
+    let encoded = builder.finish().unwrap().to_vec();
+    assert_eq!(encoded, hand_assembled());
+}
+
+#[test]
+fn decodes_hand_assembled_batch() {
+    let batch = Batch::new(Bytes::from(hand_assembled())).unwrap();
+    batch.verify_crc().unwrap();
+    assert_eq!(batch.last_offset(), 1);
+    let recs: Vec<_> = batch.records().unwrap().collect::<Result<_>>().unwrap();
+    assert_eq!(recs.len(), 2);
+    assert_eq!(recs[0].key.as_deref(), Some(&b"k"[..]));
+    assert_eq!(recs[0].timestamp, 1000);
+    assert_eq!(recs[1].key, None);
+    assert_eq!(recs[1].offset, 1);
+    assert_eq!(recs[1].timestamp, 1005);
+    assert_eq!(recs[1].headers, vec![Header::new("h", "1")]);
+}
+
+#[test]
+fn uncompressed_records_share_the_batch_buffer() {
+    let bytes = Bytes::from(hand_assembled());
+    let range = bytes.as_ptr_range();
+    let batch = Batch::new(bytes.clone()).unwrap();
+    let rec = batch.records().unwrap().next().unwrap().unwrap();
+    let v = rec.value.unwrap();
+    assert!(
+        range.contains(&v.as_ptr()),
+        "value must be a view, not a copy"
+    );
+}
+
+#[test]
+fn every_flipped_byte_after_21_fails_the_crc() {
+    let good = hand_assembled();
+    for i in 21..good.len() {
+        let mut bad = good.clone();
+        bad[i] ^= 0x01;
+        let batch = Batch::new(Bytes::from(bad)).unwrap();
+        assert!(batch.verify_crc().is_err(), "flip at {i} not detected");
+    }
+}
+
+#[test]
+fn stamping_base_offset_keeps_the_crc_valid() {
+    let mut b = hand_assembled();
+    stamp_base_offset(&mut b, 42);
+    let batch = Batch::new(Bytes::from(b)).unwrap();
+    batch.verify_crc().unwrap();
+    assert_eq!(batch.base_offset(), 42);
+    assert_eq!(batch.records().unwrap().nth(1).unwrap().unwrap().offset, 43);
+}
+
+#[test]
+fn log_append_time_gives_every_record_the_batch_time() {
+    let mut b = hand_assembled();
+    stamp_log_append_time(&mut b, 9999);
+    let batch = Batch::new(Bytes::from(b)).unwrap();
+    batch.verify_crc().unwrap();
+    assert_eq!(
+        batch.header().timestamp_type(),
+        TimestampType::LogAppendTime
+    );
+    for r in batch.records().unwrap() {
+        assert_eq!(r.unwrap().timestamp, 9999);
+    }
+}
+
+#[test]
+fn compressed_round_trip_each_codec() {
+    for codec in Compression::ALL {
+        if !codec.is_available() {
+            continue;
+        }
+        let mut builder = BatchBuilder::new(codec);
+        for i in 0..500u32 {
+            let v = format!("value-{i}-{}", "abc".repeat(10));
+            builder
+                .push(
+                    Some(&i.to_be_bytes()),
+                    Some(v.as_bytes()),
+                    &[],
+                    1_000 + i64::from(i),
+                )
+                .unwrap();
+        }
+        let bytes = builder.finish().unwrap().to_vec();
+        let batch = Batch::new(Bytes::from(bytes)).unwrap();
+        batch.verify_crc().unwrap();
+        assert_eq!(batch.header().compression().unwrap(), codec);
+        let recs: Vec<_> = batch.records().unwrap().collect::<Result<_>>().unwrap();
+        assert_eq!(recs.len(), 500);
+        assert_eq!(recs[499].offset, 499);
+        assert_eq!(recs[499].timestamp, 1499);
+        assert_eq!(batch.header().max_timestamp, 1499);
+    }
+}
+
+#[test]
+fn trailing_bytes_after_declared_records_are_an_error() {
+    let mut b = hand_assembled();
+    // Declare one record where two are stored.
+    b[57..61].copy_from_slice(&1i32.to_be_bytes());
+    let batch = Batch::new(Bytes::from(b)).unwrap();
+    let results: Vec<_> = batch.records().unwrap().collect();
+    assert!(results.iter().any(Result::is_err));
+}
+
+#[test]
+fn batches_iterator_stops_at_a_partial_batch() {
+    let one = hand_assembled();
+    let mut two = one.clone();
+    two.extend_from_slice(&one);
+    two.extend_from_slice(&one[..30]);
+    let got: Vec<_> = Batches::new(Bytes::from(two))
+        .collect::<Result<_>>()
+        .unwrap();
+    assert_eq!(got.len(), 2);
+}
+
+#[test]
+fn bad_magic_and_short_input_are_errors() {
+    let mut b = hand_assembled();
+    b[16] = 1;
+    assert!(Batch::new(Bytes::from(b)).is_err());
+    assert!(Batch::new(Bytes::from_static(b"short")).is_err());
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        let bytes = Bytes::from(bytes);
+        for batch in Batches::new(bytes.clone()).flatten() {
+            let _ = batch.verify_crc();
+            if let Ok(records) = batch.records() {
+                for r in records { let _ = r; }
+            }
+        }
+        if let Ok(batch) = Batch::new(bytes)
+            && let Ok(records) = batch.records() {
+                for r in records { let _ = r; }
+            }
+    }
+
+    #[test]
+    fn mutated_valid_batches_never_panic(idx in 0usize..83, val: u8) {
+        let mut b = hand_assembled();
+        let i = idx % b.len();
+        b[i] = val;
+        if let Ok(batch) = Batch::new(Bytes::from(b))
+            && let Ok(records) = batch.records() {
+                for r in records { let _ = r; }
+            }
+    }
+}

@@ -1,0 +1,157 @@
+//! Zigzag varints and varlongs as Kafka's records use them (protobuf `sint32`/`sint64`).
+
+use crate::error::{Error, Result};
+
+#[inline]
+fn zigzag32(v: i32) -> u32 {
+    ((v << 1) ^ (v >> 31)) as u32
+}
+
+#[inline]
+fn zigzag64(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+/// Bytes an unsigned LEB128 value takes.
+#[inline]
+fn uvarint_len(v: u64) -> usize {
+    // 1 byte per 7 significant bits; `| 1` makes zero take one byte.
+    let bits = 64 - (v | 1).leading_zeros() as usize;
+    bits.div_ceil(7)
+}
+
+/// Bytes a zigzag varint takes (1..=5).
+#[inline]
+pub(crate) fn varint_len(v: i32) -> usize {
+    uvarint_len(u64::from(zigzag32(v)))
+}
+
+/// Bytes a zigzag varlong takes (1..=10).
+#[inline]
+pub(crate) fn varlong_len(v: i64) -> usize {
+    uvarint_len(zigzag64(v))
+}
+
+#[inline]
+fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Appends `v` as a zigzag varint.
+#[inline]
+pub(crate) fn put_varint(out: &mut Vec<u8>, v: i32) {
+    put_uvarint(out, u64::from(zigzag32(v)));
+}
+
+/// Appends `v` as a zigzag varlong.
+#[inline]
+pub(crate) fn put_varlong(out: &mut Vec<u8>, v: i64) {
+    put_uvarint(out, zigzag64(v));
+}
+
+#[inline]
+fn read_uvarint(buf: &[u8], pos: &mut usize, max_bytes: usize) -> Result<u64> {
+    let mut value: u64 = 0;
+    for i in 0..max_bytes {
+        let Some(&b) = buf.get(*pos) else {
+            return Err(Error::invalid_batch("record ends inside a varint"));
+        };
+        *pos += 1;
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err(Error::invalid_batch(
+        "varint is longer than its type allows",
+    ))
+}
+
+/// Reads a zigzag varint (at most 5 bytes) at `*pos`, advancing it.
+#[inline]
+pub(crate) fn read_varint(buf: &[u8], pos: &mut usize) -> Result<i32> {
+    let raw = read_uvarint(buf, pos, 5)?;
+    let raw = u32::try_from(raw).map_err(|_| Error::invalid_batch("varint overflows 32 bits"))?;
+    Ok(((raw >> 1) as i32) ^ -((raw & 1) as i32))
+}
+
+/// Reads a zigzag varlong (at most 10 bytes) at `*pos`, advancing it.
+#[inline]
+pub(crate) fn read_varlong(buf: &[u8], pos: &mut usize) -> Result<i64> {
+    let raw = read_uvarint(buf, pos, 10)?;
+    Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn known_encodings() {
+        // Values from the protobuf zigzag table.
+        let cases: &[(i32, &[u8])] = &[
+            (0, &[0x00]),
+            (-1, &[0x01]),
+            (1, &[0x02]),
+            (-2, &[0x03]),
+            (63, &[0x7e]),
+            (-64, &[0x7f]),
+            (64, &[0x80, 0x01]),
+            (i32::MAX, &[0xfe, 0xff, 0xff, 0xff, 0x0f]),
+            (i32::MIN, &[0xff, 0xff, 0xff, 0xff, 0x0f]),
+        ];
+        for (v, bytes) in cases {
+            let mut out = Vec::new();
+            put_varint(&mut out, *v);
+            assert_eq!(&out[..], *bytes, "encoding {v}");
+            assert_eq!(varint_len(*v), bytes.len());
+            let mut pos = 0;
+            assert_eq!(read_varint(&out, &mut pos).unwrap(), *v);
+            assert_eq!(pos, bytes.len());
+        }
+    }
+
+    #[test]
+    fn rejects_overlong_and_truncated() {
+        let mut pos = 0;
+        assert!(read_varint(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x01], &mut pos).is_err());
+        let mut pos = 0;
+        assert!(read_varint(&[0x80], &mut pos).is_err());
+        let mut pos = 0;
+        assert!(read_varint(&[0xff, 0xff, 0xff, 0xff, 0x7f], &mut pos).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn varint_round_trip(v: i32) {
+            let mut out = Vec::new();
+            put_varint(&mut out, v);
+            prop_assert_eq!(out.len(), varint_len(v));
+            let mut pos = 0;
+            prop_assert_eq!(read_varint(&out, &mut pos).unwrap(), v);
+        }
+
+        #[test]
+        fn varlong_round_trip(v: i64) {
+            let mut out = Vec::new();
+            put_varlong(&mut out, v);
+            prop_assert_eq!(out.len(), varlong_len(v));
+            let mut pos = 0;
+            prop_assert_eq!(read_varlong(&out, &mut pos).unwrap(), v);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes: Vec<u8>) {
+            let mut pos = 0;
+            let _ = read_varint(&bytes, &mut pos);
+            let mut pos = 0;
+            let _ = read_varlong(&bytes, &mut pos);
+        }
+    }
+}

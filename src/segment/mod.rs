@@ -1,0 +1,313 @@
+//! Segments: one `.log` file of batches with its sparse `.index` and `.timeindex`, named by
+//! base offset. A segment's state that readers need (published size, end offset, index entry
+//! counts, timestamps) lives in atomics; the writer publishes with `Release`, readers load
+//! with `Acquire`.
+
+pub(crate) mod index;
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use parking_lot::Mutex;
+
+use crate::error::{Error, IoContext, Result};
+use crate::handles::MapBudget;
+use crate::io::map::Mapped;
+use crate::record::batch::{BATCH_HEADER_LEN, BatchHeader};
+
+pub(crate) use index::{INDEX_ENTRY, TIME_ENTRY};
+
+/// File name of a segment file: the base offset in 20 digits plus `ext`.
+pub(crate) fn file_name(base_offset: i64, ext: &str) -> String {
+    format!("{base_offset:020}.{ext}")
+}
+
+/// Parses `00000000000000000042.log` style names: (base offset, extension after the first dot).
+pub(crate) fn parse_file_name(name: &str) -> Option<(i64, &str)> {
+    let (stem, ext) = name.split_once('.')?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((stem.parse().ok()?, ext))
+}
+
+/// Maps of a segment's three files.
+#[derive(Debug)]
+pub(crate) struct SegmentMaps {
+    pub(crate) log: Arc<Mapped>,
+    /// `None` when the file is missing (read-only opens cannot rebuild it): lookups then scan
+    /// from the segment's start.
+    pub(crate) index: Option<Arc<Mapped>>,
+    pub(crate) time: Option<Arc<Mapped>>,
+}
+
+/// State a loader or a roll gives a segment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SegmentState {
+    pub(crate) size: u64,
+    pub(crate) end_offset: i64,
+    pub(crate) index_entries: u32,
+    pub(crate) time_entries: u32,
+    pub(crate) max_timestamp: i64,
+    pub(crate) max_timestamp_offset: i64,
+    pub(crate) first_batch_max_timestamp: i64,
+}
+
+impl SegmentState {
+    pub(crate) fn empty(base_offset: i64) -> SegmentState {
+        SegmentState {
+            size: 0,
+            end_offset: base_offset,
+            index_entries: 0,
+            time_entries: 0,
+            max_timestamp: -1,
+            max_timestamp_offset: base_offset,
+            first_batch_max_timestamp: -1,
+        }
+    }
+}
+
+/// One segment. Immutable identity, atomically published state, lazily mapped files.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    pub(crate) base_offset: i64,
+    pub(crate) log_path: PathBuf,
+    pub(crate) index_path: PathBuf,
+    pub(crate) time_path: PathBuf,
+    size: AtomicU64,
+    end_offset: AtomicI64,
+    index_entries: AtomicU32,
+    time_entries: AtomicU32,
+    max_timestamp: AtomicI64,
+    max_timestamp_offset: AtomicI64,
+    first_batch_max_timestamp: AtomicI64,
+    sealed: AtomicBool,
+    /// Capacity to map the log at while active (the topic's `segment_bytes`).
+    log_capacity: AtomicU64,
+    index_capacity: usize,
+    /// Modification time at load, for retention of segments without timestamps.
+    pub(crate) created: SystemTime,
+    maps: Mutex<Option<Arc<SegmentMaps>>>,
+}
+
+impl Segment {
+    pub(crate) fn new(
+        dir: &Path,
+        base_offset: i64,
+        _generation: u64,
+        state: SegmentState,
+        log_capacity: u64,
+        index_capacity: usize,
+        sealed: bool,
+    ) -> Segment {
+        Segment {
+            base_offset,
+            log_path: dir.join(file_name(base_offset, "log")),
+            index_path: dir.join(file_name(base_offset, "index")),
+            time_path: dir.join(file_name(base_offset, "timeindex")),
+            size: AtomicU64::new(state.size),
+            end_offset: AtomicI64::new(state.end_offset),
+            index_entries: AtomicU32::new(state.index_entries),
+            time_entries: AtomicU32::new(state.time_entries),
+            max_timestamp: AtomicI64::new(state.max_timestamp),
+            max_timestamp_offset: AtomicI64::new(state.max_timestamp_offset),
+            first_batch_max_timestamp: AtomicI64::new(state.first_batch_max_timestamp),
+            sealed: AtomicBool::new(sealed),
+            log_capacity: AtomicU64::new(log_capacity),
+            index_capacity,
+            created: SystemTime::now(),
+            maps: Mutex::new(None),
+        }
+    }
+
+    /// Creates the three empty files of a new segment. The caller fsyncs the directory.
+    pub(crate) fn create_files(dir: &Path, base_offset: i64) -> Result<()> {
+        for ext in ["log", "index", "timeindex"] {
+            let p = dir.join(file_name(base_offset, ext));
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&p)
+                .at(&p)?;
+        }
+        Ok(())
+    }
+
+    /// Published bytes of the log.
+    pub(crate) fn size(&self) -> u64 {
+        self.size.load(Ordering::Acquire)
+    }
+
+    /// Next offset after the last published batch (the base offset when empty).
+    pub(crate) fn end_offset(&self) -> i64 {
+        self.end_offset.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn index_entries(&self) -> u32 {
+        self.index_entries.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn time_entries(&self) -> u32 {
+        self.time_entries.load(Ordering::Acquire)
+    }
+
+    /// Largest record timestamp, -1 when none.
+    pub(crate) fn max_timestamp(&self) -> i64 {
+        self.max_timestamp.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn max_timestamp_offset(&self) -> i64 {
+        self.max_timestamp_offset.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn first_batch_max_timestamp(&self) -> i64 {
+        self.first_batch_max_timestamp.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.size() == 0
+    }
+
+    pub(crate) fn seal(&self) {
+        self.sealed.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn max_index_entries(&self) -> u32 {
+        (self.index_capacity / INDEX_ENTRY) as u32
+    }
+
+    /// The time index counts as full one entry early, so a final entry can always be forced
+    /// at roll (Kafka's rule).
+    pub(crate) fn max_time_entries(&self) -> u32 {
+        ((self.index_capacity / TIME_ENTRY) as u32).saturating_sub(1)
+    }
+
+    /// Publishes what the writer appended (called with the writer lock held). Order matters:
+    /// index counts and timestamps first, then size and end offset, all with `Release`.
+    pub(crate) fn publish(&self, s: &SegmentState) {
+        self.index_entries.store(s.index_entries, Ordering::Release);
+        self.time_entries.store(s.time_entries, Ordering::Release);
+        self.max_timestamp.store(s.max_timestamp, Ordering::Release);
+        self.max_timestamp_offset
+            .store(s.max_timestamp_offset, Ordering::Release);
+        self.first_batch_max_timestamp
+            .store(s.first_batch_max_timestamp, Ordering::Release);
+        self.size.store(s.size, Ordering::Release);
+        self.end_offset.store(s.end_offset, Ordering::Release);
+    }
+
+    /// A snapshot of the published state.
+    pub(crate) fn state(&self) -> SegmentState {
+        SegmentState {
+            size: self.size(),
+            end_offset: self.end_offset(),
+            index_entries: self.index_entries(),
+            time_entries: self.time_entries(),
+            max_timestamp: self.max_timestamp(),
+            max_timestamp_offset: self.max_timestamp_offset(),
+            first_batch_max_timestamp: self.first_batch_max_timestamp(),
+        }
+    }
+
+    /// The segment's maps, mapping the files on first use (or again when the log has grown
+    /// past the mapped capacity). The budget may later unmap an idle segment; live `Bytes`
+    /// views keep their mapping alive.
+    pub(crate) fn maps(self: &Arc<Self>, budget: &MapBudget) -> Result<Arc<SegmentMaps>> {
+        let size = self.size();
+        let mut guard = self.maps.lock();
+        if let Some(m) = guard.as_ref()
+            && m.log.capacity() as u64 >= size
+            && m.index.as_ref().map_or(0, |i| i.capacity())
+                >= self.index_entries() as usize * INDEX_ENTRY
+            && m.time.as_ref().map_or(0, |t| t.capacity())
+                >= self.time_entries() as usize * TIME_ENTRY
+        {
+            return Ok(Arc::clone(m));
+        }
+        let log_cap = if self.sealed.load(Ordering::Acquire) {
+            size
+        } else {
+            self.log_capacity.load(Ordering::Acquire).max(size)
+        };
+        let map_file = |path: &Path, cap: usize| -> Result<Arc<Mapped>> {
+            let f = File::open(path).at(path)?;
+            Mapped::map(&f, cap).at(path)
+        };
+        let map_index = |path: &Path| -> Result<Option<Arc<Mapped>>> {
+            match File::open(path) {
+                Ok(f) => Ok(Some(Mapped::map(&f, self.index_capacity).at(path)?)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(Error::io(path, e)),
+            }
+        };
+        let maps = Arc::new(SegmentMaps {
+            log: map_file(&self.log_path, log_cap as usize)?,
+            index: map_index(&self.index_path)?,
+            time: map_index(&self.time_path)?,
+        });
+        let fresh = guard.is_none();
+        *guard = Some(Arc::clone(&maps));
+        drop(guard);
+        if fresh {
+            budget.mapped(self);
+        }
+        Ok(maps)
+    }
+
+    /// Drops this segment's maps (the budget evicting it); readers holding views keep theirs.
+    pub(crate) fn unmap(&self) {
+        self.maps.lock().take();
+    }
+
+    pub(crate) fn is_mapped(&self) -> bool {
+        self.maps.lock().is_some()
+    }
+
+    /// Parses the batch header at `pos`, which must lie below the published size.
+    pub(crate) fn header_at(&self, maps: &SegmentMaps, pos: u64, size: u64) -> Result<BatchHeader> {
+        let corrupt = |reason: String| Error::Corrupt {
+            path: self.log_path.clone(),
+            position: pos,
+            reason,
+        };
+        if pos + BATCH_HEADER_LEN as u64 > size {
+            return Err(corrupt(format!(
+                "batch header runs past the published end {size}"
+            )));
+        }
+        let buf = maps
+            .log
+            .slice(pos as usize, BATCH_HEADER_LEN)
+            .ok_or_else(|| corrupt("position outside the mapping".into()))?;
+        let h = BatchHeader::parse(buf).map_err(|e| corrupt(e.to_string()))?;
+        if pos + h.size() as u64 > size {
+            return Err(corrupt(format!(
+                "batch of {} bytes runs past the published end {size}",
+                h.size()
+            )));
+        }
+        Ok(h)
+    }
+
+    /// File position of a batch at or before the one holding `target`: the offset index's
+    /// floor entry, or 0.
+    pub(crate) fn position_for(&self, maps: &SegmentMaps, target: i64) -> u64 {
+        match &maps.index {
+            Some(ix) => index::floor_position(ix, self.index_entries(), self.base_offset, target),
+            None => 0,
+        }
+    }
+
+    /// File position from which to scan for the first record with timestamp >= `ts`.
+    pub(crate) fn position_for_time(&self, maps: &SegmentMaps, ts: i64) -> u64 {
+        let Some(time) = &maps.time else { return 0 };
+        match index::time_floor_offset(time, self.time_entries(), self.base_offset, ts) {
+            Some(offset) => self.position_for(maps, offset),
+            None => 0,
+        }
+    }
+}
