@@ -635,6 +635,13 @@ impl Log {
     pub fn close(self) -> Result<()> {
         self.inner.close()
     }
+
+    /// Drops the log as if the process had crashed: no sync, no checkpoint, no clean-shutdown
+    /// marker; only the lock is released (as the kernel would). The next open recovers. For
+    /// testing what recovery does with what reached the files.
+    pub fn abandon(self) {
+        self.inner.abandon();
+    }
 }
 
 impl Drop for Log {
@@ -735,15 +742,30 @@ impl LogInner {
         }
     }
 
-    fn close(&self) -> Result<()> {
-        if self.closed.swap(true, Ordering::AcqRel) {
-            return Ok(());
-        }
+    fn stop_flusher(&self) {
         if let Some((handle, ctl)) = self.flusher.lock().take() {
             ctl.stop.store(true, Ordering::Release);
             handle.thread().unpark();
             let _ = handle.join();
         }
+    }
+
+    fn abandon(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.stop_flusher();
+        for p in self.all_partitions() {
+            p.abandon();
+        }
+        self.lock.lock().take();
+    }
+
+    fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.stop_flusher();
         if self.shared.read_only {
             return Ok(());
         }

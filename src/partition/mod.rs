@@ -425,6 +425,12 @@ impl Partition {
         Ok(())
     }
 
+    /// Crash simulation: drop descriptors without syncing anything.
+    pub(crate) fn abandon(&self) {
+        self.writer.lock().close_files();
+        self.waiters.wake_all();
+    }
+
     /// Gives up this partition's write descriptors if no one is writing (fd budget eviction).
     /// Under fsync policies the files are synced first, so a writeback error is not lost
     /// with the descriptor.

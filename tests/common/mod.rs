@@ -1,0 +1,72 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::indexing_slicing)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use topiclog::{Log, LogOptions, PartitionHandle, Record, Result, StoredRecord, TopicConfig};
+
+/// Options for tests: no background thread, so nothing happens behind the test's back.
+pub fn quiet() -> LogOptions {
+    LogOptions::new().flusher(None).maintenance_interval(None)
+}
+
+pub fn open(dir: &Path) -> Result<Log> {
+    quiet().open(dir)
+}
+
+/// A config with small segments and a dense index, so tests exercise rolls and lookups.
+pub fn small_segments(segment_bytes: u32) -> TopicConfig {
+    let mut c = TopicConfig::new();
+    c.segment_bytes = segment_bytes;
+    c.index_interval_bytes = 128;
+    c
+}
+
+pub fn rec(i: u64) -> Record {
+    Record::new(format!("value-{i}-{}", "x".repeat((i % 37) as usize)))
+        .key(format!("key-{i}"))
+        .timestamp(1_700_000_000_000 + i as i64)
+}
+
+/// Every readable record, in order.
+pub fn read_all(p: &PartitionHandle) -> Result<Vec<StoredRecord>> {
+    let mut out = Vec::new();
+    let mut offset = p.log_start_offset();
+    loop {
+        let res = p.read(offset, 64 * 1024)?;
+        if res.batches.is_empty() {
+            break;
+        }
+        for b in &res.batches {
+            b.verify_crc()?;
+            for r in b.records()? {
+                let r = r?;
+                if r.offset >= offset {
+                    out.push(r);
+                }
+            }
+        }
+        offset = res.next_offset().unwrap();
+    }
+    Ok(out)
+}
+
+pub fn values(recs: &[StoredRecord]) -> Vec<Vec<u8>> {
+    recs.iter()
+        .map(|r| r.value.as_deref().unwrap_or_default().to_vec())
+        .collect()
+}
+
+/// Segment `.log` files of a partition directory, sorted.
+pub fn segment_logs(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    v.sort();
+    v
+}
+
+pub const SHORT: Duration = Duration::from_millis(50);

@@ -1,0 +1,129 @@
+//! Appended records survive close and reopen; a clean reopen trusts the indexes and scans
+//! nothing; topic config and partition counts persist.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+mod common;
+use common::*;
+use topiclog::{Compression, Header, Record, Result, TimestampType, TopicConfig};
+
+#[test]
+fn records_survive_a_clean_reopen() -> Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = open(dir.path())?;
+        log.create_topic_with("events", 2, small_segments(4096))?;
+        let p = log.partition("events", 1)?;
+        for i in 0..500 {
+            let at = p.append(&[rec(i)])?;
+            assert_eq!(at.base_offset, i as i64);
+        }
+        log.close()?;
+    }
+    let log = open(dir.path())?;
+    let report = log.recovery_report();
+    assert!(report.clean);
+    for pr in &report.partitions {
+        assert_eq!(pr.segments_scanned, 0, "clean open must not scan: {pr:?}");
+        assert_eq!(pr.truncated_bytes, 0);
+    }
+    let p = log.partition("events", 1)?;
+    assert_eq!(p.log_end_offset(), 500);
+    let got = read_all(&p)?;
+    assert_eq!(got.len(), 500);
+    for (i, r) in got.iter().enumerate() {
+        assert_eq!(r.offset, i as i64);
+        assert_eq!(r.key.as_deref(), Some(format!("key-{i}").as_bytes()));
+    }
+    let desc = log.describe_topic("events")?;
+    assert_eq!(desc.partitions.len(), 2);
+    assert!(desc.partitions[1].segments > 1, "4 KiB segments must have rolled");
+    assert_eq!(desc.config.segment_bytes, 4096);
+    // Appends continue where the log ended.
+    assert_eq!(p.append(&[rec(500)])?.base_offset, 500);
+    Ok(())
+}
+
+#[test]
+fn multi_record_append_is_one_batch_with_all_fields() -> Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path())?;
+    log.create_topic("t", 1)?;
+    let p = log.partition("t", 0)?;
+    let batch = vec![
+        Record::new("a").key("k1").timestamp(5).header(Header::new("h", "v")),
+        Record::default(),
+        Record::tombstone("k3").header(Header::null("n")),
+    ];
+    let at = p.append(&batch)?;
+    assert_eq!((at.base_offset, at.last_offset), (0, 2));
+    let res = p.read(0, 1 << 20)?;
+    assert_eq!(res.batches.len(), 1, "one append, one batch");
+    let got = read_all(&p)?;
+    assert_eq!(got[0].headers, vec![Header::new("h", "v")]);
+    assert_eq!(got[0].timestamp, 5);
+    assert_eq!(got[1].key, None);
+    assert_eq!(got[1].value, None);
+    assert_eq!(got[2].value, None);
+    assert_eq!(got[2].headers, vec![Header::null("n")]);
+    Ok(())
+}
+
+#[test]
+fn compressed_topics_round_trip() -> Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path())?;
+    for codec in Compression::ALL {
+        let mut c = TopicConfig::new();
+        c.compression = Some(codec);
+        let name = format!("c-{codec}");
+        log.create_topic_with(&name, 1, c)?;
+        let p = log.partition(&name, 0)?;
+        let recs: Vec<_> = (0..200).map(rec).collect();
+        p.append(&recs)?;
+        let res = p.read(0, 1 << 20)?;
+        assert_eq!(res.batches[0].header().compression()?, codec);
+        let got = read_all(&p)?;
+        assert_eq!(got.len(), 200);
+        assert_eq!(got[199].value, recs[199].value);
+    }
+    Ok(())
+}
+
+#[test]
+fn log_append_time_stamps_every_record() -> Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path())?;
+    let mut c = TopicConfig::new();
+    c.timestamp_type = TimestampType::LogAppendTime;
+    log.create_topic_with("t", 1, c)?;
+    let p = log.partition("t", 0)?;
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let at = p.append(&[rec(1).timestamp(7), rec(2).timestamp(8)])?;
+    assert!(at.timestamp >= before);
+    let got = read_all(&p)?;
+    assert!(got.iter().all(|r| r.timestamp == at.timestamp));
+    let res = p.read(0, 1 << 20)?;
+    res.batches[0].verify_crc()?;
+    assert_eq!(res.batches[0].header().timestamp_type(), TimestampType::LogAppendTime);
+    Ok(())
+}
+
+#[test]
+fn uncompressed_reads_are_views_of_the_mapped_segment() -> Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path())?;
+    log.create_topic("t", 1)?;
+    let p = log.partition("t", 0)?;
+    p.append(&[rec(1), rec(2)])?;
+    let res = p.read(0, 1 << 20)?;
+    let batch = &res.batches[0];
+    let range = batch.as_bytes().as_ptr_range();
+    for r in batch.records()? {
+        let v = r?.value.unwrap();
+        assert!(range.contains(&v.as_ptr()), "record bytes were copied");
+    }
+    Ok(())
+}

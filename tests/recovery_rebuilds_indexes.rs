@@ -1,0 +1,89 @@
+//! Missing, short or corrupt `.index` / `.timeindex` files are rebuilt on open; lookups by
+//! offset and by time give the same answers as before.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+mod common;
+use common::*;
+use std::fs;
+use std::path::Path;
+use topiclog::Result;
+
+fn build(dir: &Path) -> Result<()> {
+    let log = open(dir)?;
+    log.create_topic_with("t", 1, small_segments(8192))?;
+    let p = log.partition("t", 0)?;
+    for i in 0..400 {
+        p.append(&[rec(i)])?;
+    }
+    log.close()
+}
+
+fn verify(dir: &Path) -> Result<()> {
+    let log = open(dir)?;
+    let p = log.partition("t", 0)?;
+    assert_eq!(read_all(&p)?.len(), 400);
+    for off in [0i64, 1, 57, 199, 200, 333, 399] {
+        let got = p.records(off, 1)?;
+        assert_eq!(got[0].offset, off);
+    }
+    let ts = 1_700_000_000_000 + 250;
+    assert_eq!(p.offset_for_timestamp(ts)?, Some((250, ts)));
+    assert_eq!(p.offset_for_timestamp(ts + 1000)?, None);
+    log.close()
+}
+
+fn index_files(dir: &Path, ext: &str) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = fs::read_dir(dir.join("t-0"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn deleted_indexes_are_rebuilt() -> Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path())?;
+    let before: Vec<Vec<u8>> = index_files(dir.path(), "index").iter().map(|p| fs::read(p).unwrap()).collect();
+    for p in index_files(dir.path(), "index").iter().chain(&index_files(dir.path(), "timeindex")) {
+        fs::remove_file(p).unwrap();
+    }
+    verify(dir.path())?;
+    let after: Vec<Vec<u8>> = index_files(dir.path(), "index").iter().map(|p| fs::read(p).unwrap()).collect();
+    assert_eq!(before, after, "rebuilt indexes equal the ones the writer made");
+    Ok(())
+}
+
+#[test]
+fn short_and_garbage_indexes_are_rebuilt() -> Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path())?;
+    let idx = index_files(dir.path(), "index");
+    let time = index_files(dir.path(), "timeindex");
+    // Not a whole number of entries.
+    let mut b = fs::read(&idx[0]).unwrap();
+    b.pop();
+    fs::write(&idx[0], b).unwrap();
+    // Last entry points at the wrong place.
+    let mut b = fs::read(&idx[1]).unwrap();
+    let n = b.len();
+    b[n - 1] ^= 0x55;
+    fs::write(&idx[1], b).unwrap();
+    // Garbage time index.
+    fs::write(&time[2], [0xffu8; 7]).unwrap();
+    verify(dir.path())
+}
+
+#[test]
+fn indexes_are_trusted_after_a_clean_close() -> Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path())?;
+    let log = open(dir.path())?;
+    let r = log.recovery_report();
+    assert!(r.clean);
+    assert_eq!(r.partitions[0].indexes_rebuilt, 0);
+    assert!(r.partitions[0].segments_trusted > 1);
+    Ok(())
+}
