@@ -1,1 +1,174 @@
-fn main() {}
+//! Sequential read throughput: records per second consumed in order from one partition, with
+//! every batch's CRC-32C checked and every record decoded.
+//!
+//! Before each case (untimed) a fresh log in a temporary directory gets [`RECORDS`] records
+//! (8-byte keys, values of 100 B or 1 KiB) appended in batches of 1000 with codec none, lz4 or
+//! zstd, in 256 MiB segments, then [`Log::flush`] syncs it so no background writeback runs
+//! while timing. One iteration reads the whole partition back from its start:
+//! [`PartitionHandle::read`] with a 1 MiB budget, [`Batch::verify_crc`] on each batch, and
+//! each record of [`Batch::records`] decoded (uncompressed values are views of the mapped
+//! segment; compressed batches are decompressed first).
+//!
+//! Values look like small JSON events (`{"seq":..,"type":..,"customer":..,"payload":"<hex>"}`)
+//! drawn from a pool of 4096 distinct ones, as in the append bench.
+//!
+//! Run: `cargo bench --bench read -- --noplot`.
+
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{
+    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
+use topiclog::{
+    Batch, BatchBuilder, Compression, FlushPolicy, Log, LogOptions, PartitionHandle, TopicConfig,
+};
+
+/// Records in each data set.
+const RECORDS: u64 = 1_000_000;
+/// Records per stored batch.
+const BATCH: usize = 1000;
+/// Value sizes in bytes.
+const VALUE_SIZES: [usize; 2] = [100, 1024];
+/// Codecs the batches are written with.
+const CODECS: [Compression; 3] = [Compression::None, Compression::Lz4, Compression::Zstd];
+/// Distinct values each data set cycles through.
+const POOL: usize = 4096;
+/// Record timestamp.
+const TS: i64 = 1_700_000_000_000;
+/// Bytes asked of each `read` call.
+const READ_BYTES: usize = 1 << 20;
+
+/// `POOL` distinct values of `size` bytes, back to back: JSON-like events whose `payload` is
+/// pseudo-random hex filling the rest (the same generator as the append bench).
+fn value_pool(size: usize) -> Vec<u8> {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        // xorshift64*
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    };
+    let mut out = Vec::with_capacity(POOL * size);
+    for i in 0..POOL {
+        let mut v = format!(
+            "{{\"seq\":{i:08},\"type\":\"order.created\",\"customer\":\"c-{:04}\",\"payload\":\"",
+            next() % 10_000
+        )
+        .into_bytes();
+        while v.len() + 2 < size {
+            v.push(b"0123456789abcdef"[(next() % 16) as usize]);
+        }
+        v.extend_from_slice(b"\"}");
+        v.resize(size, b' ');
+        out.extend_from_slice(&v);
+    }
+    out
+}
+
+/// A log in a temporary directory holding one written partition.
+struct Dataset {
+    // Dropped in this order: the log closes before its directory is removed.
+    _log: Log,
+    handle: PartitionHandle,
+    _dir: tempfile::TempDir,
+}
+
+fn build(size: usize, codec: Compression) -> Dataset {
+    let dir = tempfile::tempdir().unwrap();
+    let log = LogOptions::new().open(dir.path()).unwrap();
+    let mut config = TopicConfig::new();
+    config.flush_policy = FlushPolicy::Os;
+    config.segment_bytes = 256 << 20;
+    log.create_topic_with("bench", 1, config).unwrap();
+    let handle = log.partition("bench", 0).unwrap();
+    let pool = value_pool(size);
+    let mut builder = BatchBuilder::new(codec);
+    let mut seq = 0u64;
+    while seq < RECORDS {
+        for _ in 0..BATCH {
+            let i = (seq as usize) % POOL;
+            builder
+                .push(
+                    Some(&seq.to_be_bytes()),
+                    Some(&pool[i * size..(i + 1) * size]),
+                    &[],
+                    TS,
+                )
+                .unwrap();
+            seq += 1;
+        }
+        handle.append_builder(&mut builder).unwrap();
+    }
+    log.flush().unwrap();
+    let d = log.describe_topic("bench").unwrap();
+    let p = &d.partitions[0];
+    eprintln!(
+        "data set {codec} {size}B: {} records, {} bytes in {} segments ({:.1} B/record)",
+        p.log_end_offset,
+        p.size_bytes,
+        p.segments,
+        p.size_bytes as f64 / p.log_end_offset as f64
+    );
+    Dataset {
+        _log: log,
+        handle,
+        _dir: dir,
+    }
+}
+
+/// Reads the whole partition in order, checking CRCs and decoding every record; returns the
+/// number of records and the sum of their value lengths.
+fn scan(h: &PartitionHandle) -> (u64, usize) {
+    let end = h.high_watermark();
+    let mut offset = h.log_start_offset();
+    let mut records = 0u64;
+    let mut value_bytes = 0usize;
+    while offset < end {
+        let res = h.read(offset, READ_BYTES).unwrap();
+        for b in &res.batches {
+            b.verify_crc().unwrap();
+            for r in Batch::records(b).unwrap() {
+                let r = r.unwrap();
+                value_bytes += r.value.as_ref().map_or(0, bytes_len);
+                records += 1;
+                black_box(&r);
+            }
+        }
+        offset = res.next_offset().unwrap();
+    }
+    (records, value_bytes)
+}
+
+fn bytes_len(b: &impl AsRef<[u8]>) -> usize {
+    b.as_ref().len()
+}
+
+fn read(c: &mut Criterion) {
+    let mut g = c.benchmark_group("read");
+    g.sample_size(10)
+        .measurement_time(Duration::from_millis(2500))
+        .warm_up_time(Duration::from_secs(1))
+        // One iteration is a whole scan (tens of ms to seconds): the same count per sample.
+        .sampling_mode(SamplingMode::Flat)
+        .throughput(Throughput::Elements(RECORDS));
+    for size in VALUE_SIZES {
+        for codec in CODECS {
+            let data = build(size, codec);
+            let (n, bytes) = scan(&data.handle);
+            assert_eq!(n, RECORDS);
+            assert_eq!(bytes, RECORDS as usize * size);
+            g.bench_function(
+                BenchmarkId::new(codec.name(), format!("{size}B/{RECORDS}")),
+                |b| b.iter(|| black_box(scan(&data.handle))),
+            );
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, read);
+criterion_main!(benches);

@@ -17,7 +17,7 @@ use crate::config::{LogOptions, TopicConfig};
 use crate::error::{Error, IoContext, Result};
 use crate::handle::PartitionHandle;
 use crate::handles::{Shared, default_fd_budget};
-use crate::io::{sync_dir, write_atomic};
+use crate::io::{sync_dir, write_atomic, write_atomic_via};
 use crate::partition::read::ReadResult;
 use crate::partition::writer_now_ms;
 use crate::partition::{Partition, PartitionRecovery, PartitionStats};
@@ -25,8 +25,12 @@ use crate::record::Record;
 use crate::topic::{Topic, partition_for_key, validate_topic_name};
 use crate::{AppendResult, TopicPartition};
 
-/// Folder (inside the data directory) holding one `<topic>.properties` file per topic.
+/// Folder (inside the data directory) holding one properties file per topic, named exactly
+/// as the topic (names are at most 249 bytes, so any suffix could overflow 255).
 const TOPICS_DIR: &str = ".topics";
+/// Temp file for topic metadata writes (outside `.topics`, so it can never be taken for a
+/// topic; writes are serialized by the catalog lock).
+const TOPIC_TMP: &str = ".topic-metadata.tmp";
 const LOCK_FILE: &str = ".lock";
 
 /// What `Log::open` found and did, partition by partition.
@@ -144,14 +148,14 @@ impl std::fmt::Debug for Log {
 }
 
 fn topic_file(dir: &Path, name: &str) -> PathBuf {
-    dir.join(TOPICS_DIR).join(format!("{name}.properties"))
+    dir.join(TOPICS_DIR).join(name)
 }
 
 fn partition_dir(dir: &Path, topic: &str, p: i32) -> PathBuf {
     dir.join(format!("{topic}-{p}"))
 }
 
-/// Reads `<topic>.properties`: partition count and config.
+/// Reads a topic metadata file: partition count and config.
 fn read_topic_file(path: &Path) -> Result<(i32, TopicConfig)> {
     let text = fs::read_to_string(path).at(path)?;
     let mut config = TopicConfig::default();
@@ -196,7 +200,7 @@ fn write_topic_file(dir: &Path, name: &str, partitions: i32, config: &TopicConfi
         text.push_str(&v);
         text.push('\n');
     }
-    write_atomic(&topic_file(dir, name), text.as_bytes())
+    write_atomic_via(&topic_file(dir, name), &dir.join(TOPIC_TMP), text.as_bytes())
 }
 
 impl Log {
@@ -271,10 +275,8 @@ impl Log {
                 let entry = entry.at(&topics_dir)?;
                 let name = entry.file_name();
                 let Some(name) = name.to_str() else { continue };
-                if let Some(topic) = name.strip_suffix(".properties")
-                    && validate_topic_name(topic).is_ok()
-                {
-                    names.push(topic.to_string());
+                if validate_topic_name(name).is_ok() {
+                    names.push(name.to_string());
                 }
             }
         }

@@ -13,9 +13,17 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).at(dir)
 }
 
-/// Writes `contents` to `path` atomically: temp file, fsync, rename, directory fsync.
+/// Writes `contents` to `path` atomically: temp file `<name>.tmp` beside it, fsync, rename,
+/// directory fsync.
 pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    write_atomic_via(path, &path.with_file_name(name), contents)
+}
+
+/// [`write_atomic`] through an explicit temp path (which must be on the same file system).
+pub(crate) fn write_atomic_via(path: &Path, tmp: &Path, contents: &[u8]) -> Result<()> {
+    let tmp = tmp.to_path_buf();
     {
         let mut f = OpenOptions::new()
             .write(true)
@@ -28,6 +36,9 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     }
     fs::rename(&tmp, path).at(path)?;
     if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    if let Some(dir) = tmp.parent().filter(|d| Some(*d) != path.parent()) {
         sync_dir(dir)?;
     }
     Ok(())

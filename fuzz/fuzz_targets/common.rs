@@ -1,0 +1,98 @@
+//! Helpers shared by the directory-level fuzz targets.
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use tempfile::TempDir;
+
+/// A fresh scratch directory, on tmpfs when the machine has one (the targets fsync a lot).
+pub fn scratch_dir() -> TempDir {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir()
+        && let Ok(d) = tempfile::Builder::new()
+            .prefix("topiclog-fuzz-")
+            .tempdir_in(shm)
+    {
+        return d;
+    }
+    tempfile::Builder::new()
+        .prefix("topiclog-fuzz-")
+        .tempdir()
+        .expect("cannot create a scratch directory")
+}
+
+/// Every file under `root` as (path relative to `root`, contents).
+pub fn snapshot(root: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(std::path::PathBuf, Vec<u8>)>) {
+        for e in std::fs::read_dir(dir).expect("read_dir") {
+            let e = e.expect("dir entry");
+            let p = e.path();
+            if e.file_type().expect("file type").is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).expect("prefix").to_path_buf();
+                out.push((rel, std::fs::read(&p).expect("read file")));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+/// Writes a snapshot taken by [`snapshot`] under `root`.
+pub fn restore(root: &Path, files: &[(std::path::PathBuf, Vec<u8>)]) {
+    for (rel, bytes) in files {
+        let p = root.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("create dir");
+        }
+        std::fs::write(&p, bytes).expect("write file");
+    }
+}
+
+/// A little-endian cursor over the fuzz input that never fails: missing bytes read as zero.
+pub struct Input<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> Input<'a> {
+    pub fn new(data: &'a [u8]) -> Self {
+        Input { data }
+    }
+
+    pub fn u8(&mut self) -> u8 {
+        match self.data.split_first() {
+            Some((&b, rest)) => {
+                self.data = rest;
+                b
+            }
+            None => 0,
+        }
+    }
+
+    pub fn u16(&mut self) -> u16 {
+        u16::from_le_bytes([self.u8(), self.u8()])
+    }
+
+    pub fn u64(&mut self) -> u64 {
+        let mut b = [0u8; 8];
+        for x in &mut b {
+            *x = self.u8();
+        }
+        u64::from_le_bytes(b)
+    }
+
+    /// The next `n` bytes (fewer if the input runs out).
+    pub fn bytes(&mut self, n: usize) -> &'a [u8] {
+        let (a, b) = self.data.split_at(n.min(self.data.len()));
+        self.data = b;
+        a
+    }
+
+    /// Everything left.
+    pub fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.data)
+    }
+}
