@@ -1,0 +1,332 @@
+//! Damaged `.index` / `.timeindex` files next to a VALID log must never lose or corrupt data.
+//!
+//! Once per process, the real library writes a template data directory: topic `t`, one
+//! partition, `index.interval.bytes=64`, ~100 records in 40 batches (every codec, null keys and
+//! values, headers, out-of-order CreateTime timestamps), closed cleanly. Each run copies it
+//! to a scratch directory and replaces one segment's index files with bytes from the input:
+//!
+//! ```text
+//! byte 0   flags: bit 0 remove the clean-shutdown marker (forces recovery)
+//!                 bit 1 use the multi-segment template (segment.bytes=1024) instead of one
+//!                       segment (segment.bytes=1048576)
+//!                 bit 2 delete the .index instead of writing it
+//!                 bit 3 delete the .timeindex instead of writing it
+//! byte 1   which segment gets the fuzzed files (modulo the segment count)
+//! byte 2-3 split point (u16 LE): the rest of the input is .index ++ .timeindex
+//! ```
+//!
+//! It then opens the directory read-only, read-write (checks, appends one record, checks,
+//! closes) and read-only again, and each time checks that every offset reads back exactly what
+//! was written, that a sequential consume sees every record once, and that
+//! `offset_for_timestamp` gives the exact answer.
+//!
+//! Wrong data returned as `Ok` always fails the run. A typed error (or a batch failing its
+//! CRC) from a read of a valid log also fails it, unless `TOPICLOG_FUZZ_ALLOW_ERRORS=1` is set
+//! in the environment: then only silent loss or corruption counts.
+#![no_main]
+
+#[path = "common.rs"]
+mod common;
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use libfuzzer_sys::fuzz_target;
+use topiclog::{Batch, BatchBuilder, Compression, Header, Log, LogOptions, Record, TopicConfig};
+
+use common::{Input, restore, scratch_dir, snapshot};
+
+const TOPIC: &str = "t";
+const BATCHES: usize = 40;
+const BASE_TS: i64 = 1_700_000_000_000;
+/// Timestamp of the record each read-write open appends: in the middle of the range, so
+/// `offset_for_timestamp` must still find the older record with a larger timestamp first.
+const APPENDED_TS: i64 = BASE_TS + 50_500;
+
+#[derive(Debug, Clone, PartialEq)]
+struct Expected {
+    offset: i64,
+    ts: i64,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    headers: Vec<Header>,
+}
+
+struct Template {
+    files: Vec<(PathBuf, Vec<u8>)>,
+    /// Base offsets of the segments, ascending.
+    segments: Vec<i64>,
+    expected: Vec<Expected>,
+}
+
+fn lenient() -> bool {
+    static L: OnceLock<bool> = OnceLock::new();
+    *L.get_or_init(|| std::env::var_os("TOPICLOG_FUZZ_ALLOW_ERRORS").is_some_and(|v| v == "1"))
+}
+
+/// Unwraps a library result; an error is a failure unless running lenient, where it ends the
+/// checks of this handle.
+macro_rules! ok_or_bail {
+    ($e:expr, $($what:tt)+) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => {
+                if lenient() {
+                    return;
+                }
+                panic!("{}: unexpected error on a valid log: {e}", format!($($what)+));
+            }
+        }
+    };
+}
+
+fn record_at(offset: i64) -> Expected {
+    let ts = BASE_TS + ((offset * 37) % 101) * 1000;
+    let key = (offset % 7 != 3).then(|| format!("key-{offset}").into_bytes());
+    let value = (offset % 11 != 5).then(|| vec![b'a' + (offset % 26) as u8; (offset * 13 % 90) as usize]);
+    let headers = if offset % 4 == 1 {
+        vec![Header::new("h", format!("{offset}")), Header::null("n")]
+    } else {
+        Vec::new()
+    };
+    Expected {
+        offset,
+        ts,
+        key,
+        value,
+        headers,
+    }
+}
+
+fn build_template(segment_bytes: u32) -> Template {
+    let dir = scratch_dir();
+    let log = LogOptions::new()
+        .flusher(None)
+        .open(dir.path())
+        .expect("open template log");
+    let config = TopicConfig::new()
+        .with("segment.bytes", &segment_bytes.to_string())
+        .and_then(|c| c.with("index.interval.bytes", "64"))
+        .expect("template config");
+    log.create_topic_with(TOPIC, 1, config)
+        .expect("create template topic");
+    let p = log.partition(TOPIC, 0).expect("template partition");
+    let mut expected = Vec::new();
+    let codecs: Vec<Compression> = Compression::ALL
+        .into_iter()
+        .filter(|c| c.is_available())
+        .collect();
+    for i in 0..BATCHES {
+        let mut b = BatchBuilder::new(codecs[i % codecs.len()]);
+        let first = expected.len() as i64;
+        for j in 0..(i % 3 + 1) as i64 {
+            let e = record_at(first + j);
+            b.push(e.key.as_deref(), e.value.as_deref(), &e.headers, e.ts)
+                .expect("template push");
+            expected.push(e);
+        }
+        let r = p.append_builder(&mut b).expect("template append");
+        assert_eq!(r.base_offset, first);
+    }
+    log.close().expect("close template log");
+    let files = snapshot(dir.path());
+    let mut segments: Vec<i64> = files
+        .iter()
+        .filter_map(|(rel, _)| {
+            let name = rel.strip_prefix(format!("{TOPIC}-0")).ok()?.to_str()?;
+            name.strip_suffix(".log")?.parse().ok()
+        })
+        .collect();
+    segments.sort_unstable();
+    assert!(!segments.is_empty(), "template has no segment");
+    Template {
+        files,
+        segments,
+        expected,
+    }
+}
+
+fn template(multi: bool) -> &'static Template {
+    static ONE: OnceLock<Template> = OnceLock::new();
+    static MANY: OnceLock<Template> = OnceLock::new();
+    if multi {
+        let t = MANY.get_or_init(|| build_template(1024));
+        assert!(t.segments.len() > 1, "segment.bytes=1024 should give several segments");
+        t
+    } else {
+        ONE.get_or_init(|| build_template(1 << 20))
+    }
+}
+
+/// Checks one batch returned by a read: valid CRC, and records exactly as written, one per
+/// offset from its base to its last offset.
+fn check_batch(batch: &Batch, exp: &[Expected], what: &str) {
+    ok_or_bail!(batch.verify_crc(), "{what}: batch at {}", batch.base_offset());
+    let records = ok_or_bail!(batch.records(), "{what}: batch at {}", batch.base_offset());
+    let mut next = batch.base_offset();
+    for r in records {
+        let r = ok_or_bail!(r, "{what}: record of batch {}", batch.base_offset());
+        assert_eq!(r.offset, next, "{what}: record offsets of batch {} skip", batch.base_offset());
+        let e = usize::try_from(r.offset)
+            .ok()
+            .and_then(|i| exp.get(i))
+            .unwrap_or_else(|| panic!("{what}: record at offset {} was never written", r.offset));
+        assert_eq!(r.timestamp, e.ts, "{what}: timestamp at offset {}", r.offset);
+        assert_eq!(r.key.as_deref(), e.key.as_deref(), "{what}: key at offset {}", r.offset);
+        assert_eq!(r.value.as_deref(), e.value.as_deref(), "{what}: value at offset {}", r.offset);
+        assert_eq!(r.headers, e.headers, "{what}: headers at offset {}", r.offset);
+        next += 1;
+    }
+    assert_eq!(
+        next,
+        batch.last_offset() + 1,
+        "{what}: batch {}..={} holds records up to {}",
+        batch.base_offset(),
+        batch.last_offset(),
+        next - 1
+    );
+}
+
+/// Everything a reader can observe must match `exp`.
+fn verify(log: &Log, exp: &[Expected], what: &str) {
+    let p = ok_or_bail!(log.partition(TOPIC, 0), "{what}: partition");
+    let end = exp.len() as i64;
+    assert_eq!(p.log_start_offset(), 0, "{what}: log start offset");
+    assert_eq!(p.log_end_offset(), end, "{what}: log end offset");
+    assert_eq!(p.high_watermark(), end, "{what}: high watermark");
+
+    // Random access: the first batch returned holds the requested offset.
+    for o in 0..end {
+        let r = ok_or_bail!(p.read(o, 1), "{what}: read({o})");
+        let Some(first) = r.batches.first() else {
+            panic!("{what}: read({o}) returned nothing below the high watermark {end}");
+        };
+        assert!(
+            first.base_offset() <= o && o <= first.last_offset(),
+            "{what}: read({o}) returned batch {}..={} instead of the one holding {o}",
+            first.base_offset(),
+            first.last_offset()
+        );
+        check_batch(first, exp, &format!("{what}: read({o})"));
+    }
+
+    // Sequential consume from the start sees every batch once, in order.
+    let mut next = 0i64;
+    while next < end {
+        let r = ok_or_bail!(p.read(next, 700), "{what}: consume read({next})");
+        assert!(!r.batches.is_empty(), "{what}: consume read({next}) returned nothing below {end}");
+        for b in &r.batches {
+            assert!(
+                b.base_offset() <= next && next <= b.last_offset(),
+                "{what}: consume at {next} got batch {}..={}",
+                b.base_offset(),
+                b.last_offset()
+            );
+            check_batch(b, exp, &format!("{what}: consume"));
+            next = b.last_offset() + 1;
+        }
+    }
+    assert_eq!(next, end, "{what}: consume ended at {next}, not {end}");
+    let r = ok_or_bail!(p.read(end, 1 << 20), "{what}: read(end)");
+    assert!(r.batches.is_empty(), "{what}: read at the end returned batches");
+    assert!(p.read(end + 1, 1).is_err(), "{what}: read past the end succeeded");
+
+    // Decoded records from a mid offset.
+    let from = end / 3;
+    let recs = ok_or_bail!(p.records(from, usize::MAX), "{what}: records({from})");
+    assert_eq!(recs.len() as i64, end - from, "{what}: records({from}) count");
+    for (r, e) in recs.iter().zip(&exp[from as usize..]) {
+        assert_eq!(r.offset, e.offset, "{what}: records({from})");
+        assert_eq!(r.value.as_deref(), e.value.as_deref(), "{what}: records({from}) value");
+    }
+
+    // Exact timestamp lookups, including out-of-order CreateTime.
+    let mut probes = vec![i64::MIN, -1, 0, BASE_TS - 1, i64::MAX, APPENDED_TS];
+    for k in [0, 1, 2, 37, 50, 51, 74, 99, 100, 101] {
+        probes.push(BASE_TS + k * 1000);
+        probes.push(BASE_TS + k * 1000 + 500);
+    }
+    for t in probes {
+        let got = ok_or_bail!(p.offset_for_timestamp(t), "{what}: offset_for_timestamp({t})");
+        let want = exp.iter().find(|e| e.ts >= t).map(|e| (e.offset, e.ts));
+        assert_eq!(got, want, "{what}: offset_for_timestamp({t})");
+    }
+}
+
+fn run(data: &[u8]) {
+    let mut input = Input::new(data);
+    let flags = input.u8();
+    let seg_pick = input.u8();
+    let split = input.u16() as usize;
+    let rest = input.rest();
+    let (index, time) = rest.split_at(split.min(rest.len()));
+
+    let tpl = template(flags & 2 != 0);
+    let dir = scratch_dir();
+    restore(dir.path(), &tpl.files);
+    let base = tpl.segments[seg_pick as usize % tpl.segments.len()];
+    let pdir = dir.path().join(format!("{TOPIC}-0"));
+    let index_path = pdir.join(format!("{base:020}.index"));
+    let time_path = pdir.join(format!("{base:020}.timeindex"));
+    if flags & 4 != 0 {
+        let _ = std::fs::remove_file(&index_path);
+    } else {
+        std::fs::write(&index_path, index).expect("write .index");
+    }
+    if flags & 8 != 0 {
+        let _ = std::fs::remove_file(&time_path);
+    } else {
+        std::fs::write(&time_path, time).expect("write .timeindex");
+    }
+    if flags & 1 != 0 {
+        std::fs::remove_file(dir.path().join(".kafka_cleanshutdown")).expect("remove marker");
+    }
+
+    let mut exp = tpl.expected.clone();
+
+    // Read-only first: it sees the damaged files as they are and may not repair them.
+    {
+        let log = ok_or_bail!(
+            LogOptions::new().read_only(true).open(dir.path()),
+            "read-only open"
+        );
+        verify(&log, &exp, "read-only open");
+        ok_or_bail!(log.close(), "read-only close");
+    }
+
+    // Read-write: recovery may rebuild; then an append must land right after the old end.
+    {
+        let log = ok_or_bail!(Log::open(dir.path()), "read-write open");
+        verify(&log, &exp, "read-write open");
+        let p = ok_or_bail!(log.partition(TOPIC, 0), "partition");
+        let rec = Record::new(Bytes::from_static(b"appended"))
+            .key(Bytes::from_static(b"z"))
+            .timestamp(APPENDED_TS);
+        let at = ok_or_bail!(p.append(&[rec]), "append after reopen");
+        assert_eq!(at.base_offset, exp.len() as i64, "append offset after reopen");
+        exp.push(Expected {
+            offset: at.base_offset,
+            ts: APPENDED_TS,
+            key: Some(b"z".to_vec()),
+            value: Some(b"appended".to_vec()),
+            headers: Vec::new(),
+        });
+        verify(&log, &exp, "read-write after append");
+        ok_or_bail!(log.close(), "read-write close");
+    }
+
+    // Read-only again, after the clean close.
+    {
+        let log = ok_or_bail!(
+            LogOptions::new().read_only(true).open(dir.path()),
+            "read-only reopen"
+        );
+        verify(&log, &exp, "read-only reopen");
+        ok_or_bail!(log.close(), "read-only reclose");
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    run(data);
+});
