@@ -30,7 +30,10 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{
+    BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
+};
 use topiclog::{
     BatchBuilder, Compression, FlushPolicy, Log, LogOptions, PartitionHandle, TopicConfig,
 };
@@ -120,7 +123,9 @@ impl Sink {
 
     /// Deletes the topic and starts a fresh one (untimed).
     fn reset(&mut self) {
-        self.log.delete_topic(&format!("bench-{}", self.topic)).unwrap();
+        self.log
+            .delete_topic(&format!("bench-{}", self.topic))
+            .unwrap();
         self.topic += 1;
         let name = format!("bench-{}", self.topic);
         self.log
@@ -171,7 +176,7 @@ fn plain_batch(pool: &[u8], size: usize, records: usize) -> Vec<u8> {
     b.finish().unwrap().to_vec()
 }
 
-fn configure(c: &mut Criterion, name: &str) -> criterion::BenchmarkGroup<'_, criterion::measurement::WallTime> {
+fn configure<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
     let mut g = c.benchmark_group(name);
     g.sample_size(10)
         .measurement_time(Duration::from_millis(2500))
@@ -258,13 +263,18 @@ fn encode(c: &mut Criterion) {
             for codec in CODECS {
                 let mut builder = BatchBuilder::new(codec);
                 let mut seq = 0u64;
-                fill(&mut builder, &pool, size, batch, &mut seq);
-                let bytes = builder.finish().unwrap().len();
-                eprintln!(
-                    "encoded batch {codec} {param}: {bytes} bytes, {:.1} B/record",
-                    bytes as f64 / batch as f64
-                );
+                let mut reported = false;
                 g.bench_function(BenchmarkId::new(codec.name(), &param), |b| {
+                    if !reported {
+                        // Once, and only for cases that run (criterion calls this again).
+                        fill(&mut builder, &pool, size, batch, &mut seq);
+                        let bytes = builder.finish().unwrap().len();
+                        eprintln!(
+                            "encoded batch {codec} {param}: {bytes} bytes, {:.1} B/record",
+                            bytes as f64 / batch as f64
+                        );
+                        reported = true;
+                    }
                     b.iter(|| {
                         fill(&mut builder, &pool, size, batch, &mut seq);
                         black_box(builder.finish().unwrap().len())

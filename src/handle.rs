@@ -218,7 +218,11 @@ impl PartitionHandle {
     pub fn delete_records(&self, offset: i64) -> Result<i64> {
         let part = self.live()?;
         let start = part.delete_records(offset)?;
-        crate::cleaner::retention::apply(part, writer_now_ms())?;
+        crate::cleaner::retention::apply(
+            part,
+            writer_now_ms(),
+            crate::cleaner::retention::Rules::LogStartOnly,
+        )?;
         self.log.write_checkpoints()?;
         Ok(start)
     }

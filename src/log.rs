@@ -200,7 +200,11 @@ fn write_topic_file(dir: &Path, name: &str, partitions: i32, config: &TopicConfi
         text.push_str(&v);
         text.push('\n');
     }
-    write_atomic_via(&topic_file(dir, name), &dir.join(TOPIC_TMP), text.as_bytes())
+    write_atomic_via(
+        &topic_file(dir, name),
+        &dir.join(TOPIC_TMP),
+        text.as_bytes(),
+    )
 }
 
 impl Log {
@@ -399,6 +403,7 @@ impl Log {
                 (None, None),
             )?);
         }
+        // Also syncs the data directory, making the new partition directories durable.
         write_topic_file(&self.inner.dir, name, partitions, &config)?;
         self.inner
             .topics
@@ -714,7 +719,7 @@ impl LogInner {
             if p.is_deleted() {
                 continue;
             }
-            let (segments, bytes) = retention::apply(&p, now)?;
+            let (segments, bytes) = retention::apply(&p, now, retention::Rules::All)?;
             if segments > 0 {
                 report.segments_deleted += segments;
                 report.bytes_reclaimed += bytes;

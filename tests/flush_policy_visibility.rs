@@ -23,10 +23,18 @@ fn every_batch_syncs_before_acknowledging() -> Result<()> {
     let p = log.partition("t", 0)?;
     for i in 0..20 {
         let at = p.append(&[rec(i)])?;
-        assert_eq!(p.high_watermark(), at.last_offset + 1, "visible once synced");
+        assert_eq!(
+            p.high_watermark(),
+            at.last_offset + 1,
+            "visible once synced"
+        );
     }
     let s = &log.stats().partitions[0];
-    assert!(s.fsyncs >= 20, "one sync per sequential append, got {}", s.fsyncs);
+    assert!(
+        s.fsyncs >= 20,
+        "one sync per sequential append, got {}",
+        s.fsyncs
+    );
     assert!(s.fsync_max > Duration::ZERO);
     assert_eq!(s.records_appended, 20);
     Ok(())
@@ -77,13 +85,24 @@ fn interval_policy_syncs_in_the_background() -> Result<()> {
     let log = LogOptions::new()
         .flusher(Some(Duration::from_millis(5)))
         .open(dir.path())?;
-    log.create_topic_with("t", 1, config(FlushPolicy::Interval(Duration::from_millis(20))))?;
+    log.create_topic_with(
+        "t",
+        1,
+        config(FlushPolicy::Interval(Duration::from_millis(20))),
+    )?;
     let p = log.partition("t", 0)?;
     p.append(&[rec(0)])?;
-    assert_eq!(p.high_watermark(), 1, "acknowledged on write, visible at once");
+    assert_eq!(
+        p.high_watermark(),
+        1,
+        "acknowledged on write, visible at once"
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while log.stats().partitions[0].fsyncs == 0 {
-        assert!(std::time::Instant::now() < deadline, "the flusher never synced");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the flusher never synced"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     log.close()
@@ -110,7 +129,10 @@ fn wait_for_is_woken_by_an_append() -> Result<()> {
     let log = open(dir.path())?;
     log.create_topic("t", 1)?;
     let p = log.partition("t", 0)?;
-    assert!(!p.wait_for(0, Duration::from_millis(20)), "times out with no data");
+    assert!(
+        !p.wait_for(0, Duration::from_millis(20)),
+        "times out with no data"
+    );
     let p2 = p.clone();
     let waiter = std::thread::spawn(move || p2.wait_for(0, Duration::from_secs(30)));
     std::thread::sleep(Duration::from_millis(20));

@@ -41,7 +41,11 @@ fn second_open_in_this_process_is_refused() -> Result<()> {
     let before = snapshot(dir.path());
     let err = open(dir.path()).unwrap_err();
     assert!(matches!(err, Error::AlreadyLocked { .. }), "{err}");
-    assert_eq!(before, snapshot(dir.path()), "the refused open changed files");
+    assert_eq!(
+        before,
+        snapshot(dir.path()),
+        "the refused open changed files"
+    );
     // A read-only open works alongside.
     let ro = LogOptions::new().read_only(true).open(dir.path())?;
     assert_eq!(ro.partition("t", 0)?.log_end_offset(), 1);
@@ -58,13 +62,21 @@ fn second_open_from_another_process_is_refused() -> Result<()> {
     log.create_topic("t", 1)?;
     let exe = std::env::current_exe().unwrap();
     let out = Command::new(exe)
-        .args(["--exact", "child_tries_to_open", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_tries_to_open",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, dir.path())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "child failed: {stdout}");
-    assert!(stdout.contains("CHILD-SAW-LOCKED"), "child output: {stdout}");
+    assert!(
+        stdout.contains("CHILD-SAW-LOCKED"),
+        "child output: {stdout}"
+    );
     log.close()
 }
 

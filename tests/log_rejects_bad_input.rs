@@ -11,9 +11,22 @@ fn invalid_topic_names() -> Result<()> {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path())?;
     let long = "a".repeat(250);
-    for name in ["", ".", "..", "a/b", "../escape", "a b", "tab\t", long.as_str(), "naïve"] {
+    for name in [
+        "",
+        ".",
+        "..",
+        "a/b",
+        "../escape",
+        "a b",
+        "tab\t",
+        long.as_str(),
+        "naïve",
+    ] {
         let err = log.create_topic(name, 1).unwrap_err();
-        assert!(matches!(err, Error::InvalidTopicName { .. }), "{name:?}: {err}");
+        assert!(
+            matches!(err, Error::InvalidTopicName { .. }),
+            "{name:?}: {err}"
+        );
     }
     log.create_topic(&"a".repeat(249), 1)?;
     assert_eq!(log.topics().len(), 1);
@@ -29,7 +42,10 @@ fn invalid_configs() -> Result<()> {
     let mut c = TopicConfig::new();
     c.segment_bytes = 10;
     let err = log.create_topic_with("t", 1, c).unwrap_err();
-    assert!(matches!(&err, Error::InvalidConfig { field, .. } if field == "segment_bytes"), "{err}");
+    assert!(
+        matches!(&err, Error::InvalidConfig { field, .. } if field == "segment_bytes"),
+        "{err}"
+    );
     let err = log.create_topic("t", 0).unwrap_err();
     assert!(matches!(&err, Error::InvalidConfig { field, .. } if field == "partitions"));
     for (k, v) in [
@@ -50,7 +66,10 @@ fn invalid_configs() -> Result<()> {
         .with("flush.messages", "1")?;
     assert_eq!(c.segment_bytes, 2048);
     assert!(c.flush_policy.syncs_each_batch());
-    let err = LogOptions::new().max_open_files(1).open(dir.path().join("x")).unwrap_err();
+    let err = LogOptions::new()
+        .max_open_files(1)
+        .open(dir.path().join("x"))
+        .unwrap_err();
     assert!(matches!(err, Error::InvalidConfig { .. }));
     assert!(log.topics().is_empty());
     Ok(())
@@ -60,11 +79,23 @@ fn invalid_configs() -> Result<()> {
 fn missing_topics_and_partitions() -> Result<()> {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path())?;
-    assert!(matches!(log.partition("nope", 0), Err(Error::TopicNotFound { .. })));
+    assert!(matches!(
+        log.partition("nope", 0),
+        Err(Error::TopicNotFound { .. })
+    ));
     log.create_topic("t", 2)?;
-    assert!(matches!(log.partition("t", 2), Err(Error::PartitionNotFound { .. })));
-    assert!(matches!(log.partition("t", -1), Err(Error::PartitionNotFound { .. })));
-    assert!(matches!(log.create_topic("t", 1), Err(Error::TopicAlreadyExists { .. })));
+    assert!(matches!(
+        log.partition("t", 2),
+        Err(Error::PartitionNotFound { .. })
+    ));
+    assert!(matches!(
+        log.partition("t", -1),
+        Err(Error::PartitionNotFound { .. })
+    ));
+    assert!(matches!(
+        log.create_topic("t", 1),
+        Err(Error::TopicAlreadyExists { .. })
+    ));
     Ok(())
 }
 
@@ -76,17 +107,36 @@ fn offsets_out_of_range() -> Result<()> {
     let p = log.partition("t", 0)?;
     p.append(&[rec(0), rec(1), rec(2)])?;
     match p.read(4, 1024) {
-        Err(Error::OffsetOutOfRange { requested, start, end }) => {
+        Err(Error::OffsetOutOfRange {
+            requested,
+            start,
+            end,
+        }) => {
             assert_eq!((requested, start, end), (4, 0, 3));
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(p.read(-1, 1024), Err(Error::OffsetOutOfRange { .. })));
-    assert!(p.read(3, 1024)?.batches.is_empty(), "the end itself is an empty read");
+    assert!(matches!(
+        p.read(-1, 1024),
+        Err(Error::OffsetOutOfRange { .. })
+    ));
+    assert!(
+        p.read(3, 1024)?.batches.is_empty(),
+        "the end itself is an empty read"
+    );
     p.delete_records(2)?;
-    assert!(matches!(p.read(1, 1024), Err(Error::OffsetOutOfRange { start: 2, .. })));
-    assert!(matches!(p.delete_records(9), Err(Error::OffsetOutOfRange { .. })));
-    assert!(matches!(p.truncate_to(7), Err(Error::OffsetOutOfRange { .. })));
+    assert!(matches!(
+        p.read(1, 1024),
+        Err(Error::OffsetOutOfRange { start: 2, .. })
+    ));
+    assert!(matches!(
+        p.delete_records(9),
+        Err(Error::OffsetOutOfRange { .. })
+    ));
+    assert!(matches!(
+        p.truncate_to(7),
+        Err(Error::OffsetOutOfRange { .. })
+    ));
     assert_eq!(read_all(&p)?.len(), 1);
     Ok(())
 }
@@ -118,9 +168,16 @@ fn oversized_batches_are_refused_and_nothing_is_lost() -> Result<()> {
 fn keyless_records_on_compacted_topics_are_refused() -> Result<()> {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path())?;
-    log.create_topic_with("c", 1, TopicConfig::new().with("cleanup.policy", "compact")?)?;
+    log.create_topic_with(
+        "c",
+        1,
+        TopicConfig::new().with("cleanup.policy", "compact")?,
+    )?;
     let p = log.partition("c", 0)?;
-    assert!(matches!(p.append(&[Record::new("v")]), Err(Error::KeyRequired { .. })));
+    assert!(matches!(
+        p.append(&[Record::new("v")]),
+        Err(Error::KeyRequired { .. })
+    ));
     p.append(&[Record::new("v").key("k")])?;
     Ok(())
 }
@@ -133,7 +190,9 @@ fn conditional_append_checks_the_end_offset() -> Result<()> {
     let p = log.partition("acct", 0)?;
     assert_eq!(p.append_if(0, &[rec(0)])?.base_offset, 0);
     match p.append_if(0, &[rec(1)]) {
-        Err(Error::EndOffsetMismatch { expected, actual }) => assert_eq!((expected, actual), (0, 1)),
+        Err(Error::EndOffsetMismatch { expected, actual }) => {
+            assert_eq!((expected, actual), (0, 1))
+        }
         other => panic!("{other:?}"),
     }
     assert_eq!(p.append_if(1, &[rec(1), rec(2)])?.last_offset, 2);

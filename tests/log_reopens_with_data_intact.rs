@@ -36,7 +36,10 @@ fn records_survive_a_clean_reopen() -> Result<()> {
     }
     let desc = log.describe_topic("events")?;
     assert_eq!(desc.partitions.len(), 2);
-    assert!(desc.partitions[1].segments > 1, "4 KiB segments must have rolled");
+    assert!(
+        desc.partitions[1].segments > 1,
+        "4 KiB segments must have rolled"
+    );
     assert_eq!(desc.config.segment_bytes, 4096);
     // Appends continue where the log ended.
     assert_eq!(p.append(&[rec(500)])?.base_offset, 500);
@@ -50,7 +53,10 @@ fn multi_record_append_is_one_batch_with_all_fields() -> Result<()> {
     log.create_topic("t", 1)?;
     let p = log.partition("t", 0)?;
     let batch = vec![
-        Record::new("a").key("k1").timestamp(5).header(Header::new("h", "v")),
+        Record::new("a")
+            .key("k1")
+            .timestamp(5)
+            .header(Header::new("h", "v")),
         Record::default(),
         Record::tombstone("k3").header(Header::null("n")),
     ];
@@ -107,7 +113,10 @@ fn log_append_time_stamps_every_record() -> Result<()> {
     assert!(got.iter().all(|r| r.timestamp == at.timestamp));
     let res = p.read(0, 1 << 20)?;
     res.batches[0].verify_crc()?;
-    assert_eq!(res.batches[0].header().timestamp_type(), TimestampType::LogAppendTime);
+    assert_eq!(
+        res.batches[0].header().timestamp_type(),
+        TimestampType::LogAppendTime
+    );
     Ok(())
 }
 

@@ -27,7 +27,10 @@ fn read_starts_with_the_batch_holding_the_offset() -> Result<()> {
     let res = p.read(0, usize::MAX)?;
     assert_eq!(res.batches.len(), 50);
     let recs = p.records(102, 1)?;
-    assert_eq!(recs.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![102, 103]);
+    assert_eq!(
+        recs.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        vec![102, 103]
+    );
     Ok(())
 }
 
@@ -55,7 +58,13 @@ fn offset_for_timestamp_is_exact_with_out_of_order_times() -> Result<()> {
     log.create_topic_with("t", 1, small_segments(2048))?;
     let p = log.partition("t", 0)?;
     // Timestamps go up by 10, but every 7th record is back-dated by 1000.
-    let ts = |i: i64| if i % 7 == 3 { 1000 + i * 10 - 1000 } else { 1000 + i * 10 };
+    let ts = |i: i64| {
+        if i % 7 == 3 {
+            1000 + i * 10 - 1000
+        } else {
+            1000 + i * 10
+        }
+    };
     let mut all = Vec::new();
     for i in 0..300i64 {
         p.append(&[Record::new(format!("v{i}")).key("k").timestamp(ts(i))])?;
@@ -69,7 +78,10 @@ fn offset_for_timestamp_is_exact_with_out_of_order_times() -> Result<()> {
     // Same answers after reopening (indexes trusted) and after rebuilding them.
     let log = open(dir.path())?;
     let p = log.partition("t", 0)?;
-    assert_eq!(p.offset_for_timestamp(2035)?, all.iter().find(|(_, t)| *t >= 2035).copied());
+    assert_eq!(
+        p.offset_for_timestamp(2035)?,
+        all.iter().find(|(_, t)| *t >= 2035).copied()
+    );
     Ok(())
 }
 

@@ -38,7 +38,12 @@ fn reads_to_the_last_valid_batch_and_modifies_nothing() -> Result<()> {
     // A torn tail and a deleted index: the read-only open must neither fix nor trip on them.
     let pdir = dir.path().join("t-0");
     let last = segment_logs(&pdir).pop().unwrap();
-    OpenOptions::new().append(true).open(&last).unwrap().write_all(&[1, 2, 3]).unwrap();
+    OpenOptions::new()
+        .append(true)
+        .open(&last)
+        .unwrap()
+        .write_all(&[1, 2, 3])
+        .unwrap();
     std::fs::remove_file(last.with_extension("index")).unwrap();
     let before = snapshot(dir.path());
     let ro = LogOptions::new().read_only(true).open(dir.path())?;
@@ -49,7 +54,11 @@ fn reads_to_the_last_valid_batch_and_modifies_nothing() -> Result<()> {
     assert_eq!(rp.records(77, 1)?[0].offset, 77);
     assert_eq!(ro.topics(), vec!["t".to_string()]);
     drop(ro);
-    assert_eq!(before, snapshot(dir.path()), "read-only open changed the directory");
+    assert_eq!(
+        before,
+        snapshot(dir.path()),
+        "read-only open changed the directory"
+    );
     // A writer can open while a reader is open.
     let ro = LogOptions::new().read_only(true).open(dir.path())?;
     let rw = open(dir.path())?;
@@ -61,5 +70,10 @@ fn reads_to_the_last_valid_batch_and_modifies_nothing() -> Result<()> {
 #[test]
 fn read_only_open_of_a_missing_dir_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    assert!(LogOptions::new().read_only(true).open(dir.path().join("nope")).is_err());
+    assert!(
+        LogOptions::new()
+            .read_only(true)
+            .open(dir.path().join("nope"))
+            .is_err()
+    );
 }

@@ -6,7 +6,10 @@ use bytes::Bytes;
 use serde_json::Value;
 use topiclog::{Batch, Compression, Error, Result, TimestampType};
 
-const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/kafka-python");
+const DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/fixtures/kafka-python"
+);
 
 fn bytes_field(v: &Value) -> Option<Vec<u8>> {
     v.as_str().map(|s| s.as_bytes().to_vec())
@@ -28,17 +31,29 @@ fn every_fixture_decodes_to_its_manifest() -> Result<()> {
         assert_eq!(h.compression()?, codec, "{file}");
         assert_eq!(h.base_offset, want["base_offset"].as_i64().unwrap());
         assert_eq!(h.producer_id, want["producer_id"].as_i64().unwrap());
-        assert_eq!(i64::from(h.producer_epoch), want["producer_epoch"].as_i64().unwrap());
-        assert_eq!(i64::from(h.base_sequence), want["base_sequence"].as_i64().unwrap());
+        assert_eq!(
+            i64::from(h.producer_epoch),
+            want["producer_epoch"].as_i64().unwrap()
+        );
+        assert_eq!(
+            i64::from(h.base_sequence),
+            want["base_sequence"].as_i64().unwrap()
+        );
         assert_eq!(h.timestamp_type(), TimestampType::CreateTime);
         let records: Vec<_> = batch.records()?.collect::<Result<_>>()?;
         let expected = want["records"].as_array().unwrap();
         assert_eq!(records.len(), expected.len(), "{file}");
         for (r, e) in records.iter().zip(expected) {
-            assert_eq!(r.offset, h.base_offset + e["offset_delta"].as_i64().unwrap());
+            assert_eq!(
+                r.offset,
+                h.base_offset + e["offset_delta"].as_i64().unwrap()
+            );
             assert_eq!(r.timestamp, e["timestamp"].as_i64().unwrap());
             assert_eq!(r.key.as_deref().map(<[u8]>::to_vec), bytes_field(&e["key"]));
-            assert_eq!(r.value.as_deref().map(<[u8]>::to_vec), bytes_field(&e["value"]));
+            assert_eq!(
+                r.value.as_deref().map(<[u8]>::to_vec),
+                bytes_field(&e["value"])
+            );
             let headers = e["headers"].as_array().unwrap();
             assert_eq!(r.headers.len(), headers.len());
             for (h, eh) in r.headers.iter().zip(headers) {

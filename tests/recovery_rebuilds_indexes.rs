@@ -46,13 +46,25 @@ fn index_files(dir: &Path, ext: &str) -> Vec<std::path::PathBuf> {
 fn deleted_indexes_are_rebuilt() -> Result<()> {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path())?;
-    let before: Vec<Vec<u8>> = index_files(dir.path(), "index").iter().map(|p| fs::read(p).unwrap()).collect();
-    for p in index_files(dir.path(), "index").iter().chain(&index_files(dir.path(), "timeindex")) {
+    let before: Vec<Vec<u8>> = index_files(dir.path(), "index")
+        .iter()
+        .map(|p| fs::read(p).unwrap())
+        .collect();
+    for p in index_files(dir.path(), "index")
+        .iter()
+        .chain(&index_files(dir.path(), "timeindex"))
+    {
         fs::remove_file(p).unwrap();
     }
     verify(dir.path())?;
-    let after: Vec<Vec<u8>> = index_files(dir.path(), "index").iter().map(|p| fs::read(p).unwrap()).collect();
-    assert_eq!(before, after, "rebuilt indexes equal the ones the writer made");
+    let after: Vec<Vec<u8>> = index_files(dir.path(), "index")
+        .iter()
+        .map(|p| fs::read(p).unwrap())
+        .collect();
+    assert_eq!(
+        before, after,
+        "rebuilt indexes equal the ones the writer made"
+    );
     Ok(())
 }
 

@@ -44,7 +44,10 @@ fn check(dir: &Path, expect_records: u64) -> Result<()> {
     // And it is clean now.
     let log = open(dir)?;
     assert!(log.recovery_report().clean);
-    assert_eq!(log.partition("t", 0)?.log_end_offset(), expect_records as i64 + 1);
+    assert_eq!(
+        log.partition("t", 0)?.log_end_offset(),
+        expect_records as i64 + 1
+    );
     Ok(())
 }
 
@@ -56,8 +59,17 @@ fn cut_at_every_byte_of_the_last_batch() -> Result<()> {
     for cut in last_start..full {
         let dir = tempfile::tempdir().unwrap();
         let (seg, _) = setup(dir.path())?;
-        OpenOptions::new().write(true).open(&seg).unwrap().set_len(cut).unwrap();
-        let expect = if cut == full { BATCHES * 3 } else { (BATCHES - 1) * 3 };
+        OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .unwrap()
+            .set_len(cut)
+            .unwrap();
+        let expect = if cut == full {
+            BATCHES * 3
+        } else {
+            (BATCHES - 1) * 3
+        };
         check(dir.path(), expect)?;
         let log = open(dir.path())?;
         drop(log);
@@ -69,7 +81,12 @@ fn cut_at_every_byte_of_the_last_batch() -> Result<()> {
 fn recovery_report_names_what_was_cut() -> Result<()> {
     let dir = tempfile::tempdir().unwrap();
     let (seg, last_start) = setup(dir.path())?;
-    OpenOptions::new().write(true).open(&seg).unwrap().set_len(last_start + 10).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .set_len(last_start + 10)
+        .unwrap();
     let log = open(dir.path())?;
     let r = log.recovery_report();
     assert!(!r.clean);

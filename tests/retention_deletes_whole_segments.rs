@@ -39,7 +39,10 @@ fn time_retention_uses_record_timestamps() -> Result<()> {
     assert_eq!(got.first().unwrap().offset, d.log_start_offset);
     assert!(d.log_start_offset > 0 && d.log_start_offset <= 40);
     assert_eq!(got.last().unwrap().offset, 59);
-    assert!(matches!(p.read(0, 100), Err(Error::OffsetOutOfRange { .. })));
+    assert!(matches!(
+        p.read(0, 100),
+        Err(Error::OffsetOutOfRange { .. })
+    ));
     // Nothing more to do.
     assert_eq!(log.maintain()?.segments_deleted, 0);
     Ok(())
@@ -85,7 +88,11 @@ fn size_retention_keeps_at_least_the_limit() -> Result<()> {
     log.maintain()?;
     let d = &log.describe_topic("t")?.partitions[0];
     assert!(d.size_bytes >= 3000, "{} bytes left", d.size_bytes);
-    assert!(d.size_bytes < 3000 + 1024, "may exceed by at most a segment: {}", d.size_bytes);
+    assert!(
+        d.size_bytes < 3000 + 1024,
+        "may exceed by at most a segment: {}",
+        d.size_bytes
+    );
     assert_eq!(read_all(&p)?.last().unwrap().offset, 199);
     Ok(())
 }

@@ -73,7 +73,9 @@ fn rolls_when_the_index_is_full() -> Result<()> {
     let logs = segment_logs(&pdir);
     assert!(logs.len() >= 3, "{} segments", logs.len());
     for l in &logs {
-        let t = std::fs::metadata(l.with_extension("timeindex")).unwrap().len();
+        let t = std::fs::metadata(l.with_extension("timeindex"))
+            .unwrap()
+            .len();
         assert!(t <= 4096, "time index {t} bytes");
         assert_eq!(t % 12, 0);
     }
@@ -96,6 +98,9 @@ fn rolls_by_record_time_span() -> Result<()> {
     p.append(&[Record::new("b").timestamp(t0 + 999)])?;
     assert_eq!(names(&dir.path().join("t-0")).len(), 1);
     p.append(&[Record::new("c").timestamp(t0 + 1001)])?;
-    assert_eq!(names(&dir.path().join("t-0")), vec![format!("{:020}.log", 0), format!("{:020}.log", 2)]);
+    assert_eq!(
+        names(&dir.path().join("t-0")),
+        vec![format!("{:020}.log", 0), format!("{:020}.log", 2)]
+    );
     Ok(())
 }

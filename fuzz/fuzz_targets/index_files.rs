@@ -1,7 +1,7 @@
 //! Damaged `.index` / `.timeindex` files next to a VALID log must never lose or corrupt data.
 //!
 //! Once per process, the real library writes a template data directory: topic `t`, one
-//! partition, `index.interval.bytes=64`, ~100 records in 40 batches (every codec, null keys and
+//! partition, `index.interval.bytes=64`, ~80 records in 40 batches (every codec, null keys and
 //! values, headers, out-of-order CreateTime timestamps), closed cleanly. Each run copies it
 //! to a scratch directory and replaces one segment's index files with bytes from the input:
 //!
@@ -115,10 +115,17 @@ fn build_template(segment_bytes: u32) -> Template {
     let mut expected = Vec::new();
     let codecs: Vec<Compression> = Compression::ALL
         .into_iter()
-        .filter(|c| c.is_available())
+        .filter(|c| *c != Compression::None && c.is_available())
         .collect();
     for i in 0..BATCHES {
-        let mut b = BatchBuilder::new(codecs[i % codecs.len()]);
+        // Every eighth batch compressed (cycling through the codecs): enough to cover them,
+        // few enough that decompression does not dominate each run.
+        let codec = if i % 8 == 7 {
+            codecs[(i / 8) % codecs.len()]
+        } else {
+            Compression::None
+        };
+        let mut b = BatchBuilder::new(codec);
         let first = expected.len() as i64;
         for j in 0..(i % 3 + 1) as i64 {
             let e = record_at(first + j);
@@ -327,6 +334,20 @@ fn run(data: &[u8]) {
     }
 }
 
+/// With `TOPICLOG_FUZZ_DUMP_TEMPLATE=<dir>` in the environment, writes both templates to
+/// `<dir>/one` and `<dir>/many` (once per process), for making seed inputs from real files.
+fn dump_templates() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        if let Some(dir) = std::env::var_os("TOPICLOG_FUZZ_DUMP_TEMPLATE") {
+            let dir = PathBuf::from(dir);
+            restore(&dir.join("one"), &template(false).files);
+            restore(&dir.join("many"), &template(true).files);
+        }
+    });
+}
+
 fuzz_target!(|data: &[u8]| {
+    dump_templates();
     run(data);
 });

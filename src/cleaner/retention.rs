@@ -7,10 +7,19 @@ use std::time::UNIX_EPOCH;
 use crate::error::Result;
 use crate::partition::Partition;
 
+/// Which rules a retention pass applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rules {
+    /// Time, size and log start offset (a maintenance pass).
+    All,
+    /// Only segments wholly below the log start offset (after delete-records).
+    LogStartOnly,
+}
+
 /// Applies `retention_ms`, `retention_bytes` (for topics whose cleanup policy deletes) and
 /// the log-start-offset rule (for every topic) to one partition. Returns (segments, bytes)
 /// deleted.
-pub(crate) fn apply(p: &Arc<Partition>, now_ms: i64) -> Result<(usize, u64)> {
+pub(crate) fn apply(p: &Arc<Partition>, now_ms: i64, rules: Rules) -> Result<(usize, u64)> {
     let cfg = p.config();
     let segs = p.segments();
     let n = segs.len();
@@ -28,7 +37,7 @@ pub(crate) fn apply(p: &Arc<Partition>, now_ms: i64) -> Result<(usize, u64)> {
     while count + 1 < n && segs.get(count + 1).is_some_and(|s| s.base_offset <= start) {
         count += 1;
     }
-    if cfg.cleanup_policy.deletes() {
+    if rules == Rules::All && cfg.cleanup_policy.deletes() {
         if let Some(limit) = cfg.retention_ms {
             let expired = |i: usize| {
                 segs.get(i).is_some_and(|s| {

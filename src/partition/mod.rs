@@ -139,10 +139,8 @@ impl Partition {
         checkpoints: (Option<i64>, Option<i64>),
     ) -> Result<Arc<Partition>> {
         if !shared.read_only && !dir.exists() {
+            // The caller syncs the data directory once for all new partitions.
             std::fs::create_dir_all(&dir).at(&dir)?;
-            if let Some(parent) = dir.parent() {
-                crate::io::sync_dir(parent)?;
-            }
         }
         let generation = shared.next_generation();
         let loaded = recovery::load(&recovery::LoadParams {
@@ -411,7 +409,8 @@ impl Partition {
         self.sync_to(end)
     }
 
-    /// Clean-close work: force the active segment's final time-index entry and sync it all.
+    /// Clean-close work: sync everything written. (The active segment's largest timestamp is
+    /// recomputed at open from its last index entries and tail, so no final entry is forced.)
     pub(crate) fn close(&self) -> Result<()> {
         if self.shared.read_only || self.is_deleted() {
             return Ok(());
@@ -419,7 +418,6 @@ impl Partition {
         if self.is_poisoned.load(Ordering::Acquire) {
             return Err(self.poison_error());
         }
-        self.writer.lock().write_final_time_entry()?;
         self.flush()?;
         self.writer.lock().close_files();
         Ok(())

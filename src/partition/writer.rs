@@ -45,6 +45,8 @@ pub(crate) struct Writer {
     /// Files of rolled segments awaiting their post-roll sync, and the offset they end at.
     rolled: SyncList,
     rolled_end: i64,
+    /// Index entries were appended since the last sync of the index files.
+    index_dirty: bool,
 }
 
 /// A batch queued by a sender that found the writer busy.
@@ -115,6 +117,7 @@ impl Writer {
             files: None,
             rolled: Vec::new(),
             rolled_end: 0,
+            index_dirty: false,
         }
     }
 
@@ -168,6 +171,8 @@ impl Writer {
         };
         if policy != FlushPolicy::Os {
             f.log.sync_data().at(&self.active.log_path)?;
+            f.index.sync_data().at(&self.active.index_path)?;
+            f.time.sync_data().at(&self.active.time_path)?;
         }
         Ok(true)
     }
@@ -175,24 +180,6 @@ impl Writer {
     pub(crate) fn close_files(&mut self) {
         self.files = None;
         self.rolled.clear();
-    }
-
-    /// Appends the final time-index entry of the active segment (clean close).
-    pub(crate) fn write_final_time_entry(&mut self) -> Result<()> {
-        let st = self.state;
-        if let Some(e) = self.tracker.final_time_entry(
-            self.active.base_offset,
-            st.max_timestamp,
-            st.max_timestamp_offset,
-        ) {
-            let path = self.active.time_path.clone();
-            let mut f = open_append(&path)?;
-            f.write_all(&e).at(&path)?;
-            f.sync_data().at(&path)?;
-            self.state.time_entries += 1;
-            self.active.publish(&self.state);
-        }
-        Ok(())
     }
 }
 
@@ -468,6 +455,7 @@ impl Partition {
         w.state = st;
         w.tracker = tracker;
         w.next_offset = st.end_offset;
+        w.index_dirty |= !index_buf.is_empty() || !time_buf.is_empty();
         w.active.publish(&st);
         self.publish_end(st.end_offset, self.config().flush_policy);
         Ok(())
@@ -512,6 +500,7 @@ impl Partition {
         segs.push(Arc::clone(&seg));
         self.set_segments(segs);
         w.active = seg;
+        w.index_dirty = false;
         w.state = SegmentState::empty(base);
         w.tracker = IndexTracker::new(cfg.index_interval_bytes);
         Ok(())
