@@ -22,7 +22,11 @@
 //!
 //! Run: `cargo bench --bench append -- --noplot`.
 
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_precision_loss
+)]
 
 use std::fs::{File, OpenOptions};
 use std::hint::black_box;

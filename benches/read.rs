@@ -14,7 +14,11 @@
 //!
 //! Run: `cargo bench --bench read -- --noplot`.
 
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_precision_loss
+)]
 
 use std::hint::black_box;
 use std::time::Duration;

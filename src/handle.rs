@@ -49,6 +49,11 @@ impl PartitionHandle {
         Ok(&self.part)
     }
 
+    #[cfg(test)]
+    pub(crate) fn inner(&self) -> &Arc<Partition> {
+        &self.part
+    }
+
     /// The topic name.
     pub fn topic(&self) -> &str {
         &self.part.topic

@@ -486,3 +486,6 @@ impl Partition {
         self.segments().iter().map(|s| s.size()).sum()
     }
 }
+
+#[cfg(test)]
+mod tests;
