@@ -20,7 +20,7 @@
 //! ```
 //! use topiclog::{Log, Record, TopicConfig, FlushPolicy};
 //!
-//! let dir = tempfile::tempdir()?;
+//! let dir = tempfile::tempdir().expect("a temporary directory");
 //! let log = Log::open(dir.path())?;
 //! let mut config = TopicConfig::new();
 //! config.flush_policy = FlushPolicy::EveryBatch; // survive power loss
@@ -69,3 +69,8 @@ pub use record::{
 pub use topic::{MAX_TOPIC_NAME_LEN, murmur2, partition_for_key, validate_topic_name};
 pub use types::TopicPartition;
 pub use wait::Notifier;
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
