@@ -11,7 +11,9 @@ use topiclog::{Error, Log, Record};
 const TOPIC: &str = "quickstart-events";
 
 fn main() -> Result<(), Error> {
-    let dir = std::env::args().nth(1).unwrap_or_else(|| "quickstart-data".into());
+    let dir = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "quickstart-data".into());
     let log = Log::open(&dir)?;
     let created = match log.create_topic(TOPIC, 3) {
         Ok(()) => true,
@@ -48,7 +50,10 @@ fn main() -> Result<(), Error> {
         let at = log
             .partition(TOPIC, p)?
             .append(&[Record::new(format!("{what} (run {run})")).key(user)])?;
-        println!("wrote  {user:<6} {what:<16} -> partition {p} offset {}", at.base_offset);
+        println!(
+            "wrote  {user:<6} {what:<16} -> partition {p} offset {}",
+            at.base_offset
+        );
     }
 
     // Read every partition back from its start.
@@ -58,7 +63,8 @@ fn main() -> Result<(), Error> {
         println!("partition {p}: {} events", records.len());
         for r in records {
             let key = String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()).into_owned();
-            let value = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned();
+            let value =
+                String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned();
             println!("  offset {:>3}  {key:<6} {value}", r.offset);
         }
     }

@@ -71,7 +71,7 @@ fn concurrent_appends_share_fsyncs_and_lose_nothing() -> Result<()> {
     assert_eq!(read_all(&p)?.len(), (threads * per) as usize);
     let s = &log.stats().partitions[0];
     assert!(
-        s.fsyncs < (threads * per) as u64,
+        s.fsyncs < (threads * per),
         "group commit: {} fsyncs for {} appends",
         s.fsyncs,
         threads * per

@@ -191,7 +191,7 @@ fn conditional_append_checks_the_end_offset() -> Result<()> {
     assert_eq!(p.append_if(0, &[rec(0)])?.base_offset, 0);
     match p.append_if(0, &[rec(1)]) {
         Err(Error::EndOffsetMismatch { expected, actual }) => {
-            assert_eq!((expected, actual), (0, 1))
+            assert_eq!((expected, actual), (0, 1));
         }
         other => panic!("{other:?}"),
     }

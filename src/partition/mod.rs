@@ -331,7 +331,7 @@ impl Partition {
         let (files, end) = {
             let mut w = self.writer.lock();
             let end = self.log_end();
-            (w.files_to_sync(self), end)
+            (w.files_to_sync(), end)
         };
         let result = files.and_then(|files| {
             for (file, path) in &files {

@@ -142,16 +142,27 @@ impl Writer {
     }
 
     /// What a group-commit leader must sync: rolled segments and the active log.
-    pub(crate) fn files_to_sync(&mut self, p: &Partition) -> Result<SyncList> {
+    pub(crate) fn files_to_sync(&mut self) -> Result<SyncList> {
         let mut out = std::mem::take(&mut self.rolled);
         if let Some(f) = &self.files {
-            out.push((Arc::clone(&f.log), self.active.log_path.clone()))
+            out.push((Arc::clone(&f.log), self.active.log_path.clone()));
+            if std::mem::take(&mut self.index_dirty) {
+                out.push((Arc::clone(&f.index), self.active.index_path.clone()));
+                out.push((Arc::clone(&f.time), self.active.time_path.clone()));
+            }
         } else {
             // Evicted (and, under fsync policies, synced then); reopen to sync the tail.
-            let f = File::open(&self.active.log_path).at(&self.active.log_path)?;
-            out.push((Arc::new(f), self.active.log_path.clone()));
+            let a = &self.active;
+            let mut paths = vec![&a.log_path];
+            if std::mem::take(&mut self.index_dirty) {
+                paths.push(&a.index_path);
+                paths.push(&a.time_path);
+            }
+            for path in paths {
+                let f = File::open(path).at(path)?;
+                out.push((Arc::new(f), path.clone()));
+            }
         }
-        let _ = p;
         Ok(out)
     }
 
