@@ -155,6 +155,91 @@ pub enum Error {
         what: &'static str,
     },
 
+    /// An idempotent batch's sequence number does not follow the producer's last one.
+    #[error(
+        "producer {producer_id} sent sequence {received} to {topic}-{partition} but {expected} was expected"
+    )]
+    OutOfOrderSequence {
+        /// The topic name.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The producer id.
+        producer_id: i64,
+        /// The sequence the partition expected.
+        expected: i32,
+        /// The sequence the batch carried.
+        received: i32,
+    },
+
+    /// A newer instance of this producer (a higher epoch) has taken over.
+    #[error("producer {producer_id} epoch {epoch} is fenced by epoch {current_epoch}")]
+    Fenced {
+        /// The producer id.
+        producer_id: i64,
+        /// The epoch the stale producer used.
+        epoch: i16,
+        /// The current epoch.
+        current_epoch: i16,
+    },
+
+    /// A group call carried a generation or member id the group no longer has (for example a
+    /// commit from before a rebalance).
+    #[error("group '{group}': member '{member}' with generation {generation} is stale ({reason})")]
+    StaleMember {
+        /// The group id.
+        group: String,
+        /// The member id given.
+        member: String,
+        /// The generation given.
+        generation: i32,
+        /// Why it is stale.
+        reason: String,
+    },
+
+    /// The group is rebalancing; the member must rejoin.
+    #[error("group '{group}' is rebalancing")]
+    RebalanceInProgress {
+        /// The group id.
+        group: String,
+    },
+
+    /// The operation needs a group with no active members.
+    #[error("group '{group}' has active members")]
+    GroupNotEmpty {
+        /// The group id.
+        group: String,
+    },
+
+    /// No such group.
+    #[error("group '{group}' does not exist")]
+    GroupNotFound {
+        /// The group id.
+        group: String,
+    },
+
+    /// The consumer has no position for a partition and its `auto_offset_reset` is `Error`.
+    #[error("no committed offset for {topic}-{partition} and auto_offset_reset is error")]
+    NoOffset {
+        /// The topic name.
+        topic: String,
+        /// The partition.
+        partition: i32,
+    },
+
+    /// The partition is not assigned to this consumer.
+    #[error("{topic}-{partition} is not assigned to this consumer")]
+    NotAssigned {
+        /// The topic name.
+        topic: String,
+        /// The partition.
+        partition: i32,
+    },
+
+    /// A blocked `poll` was interrupted by `WakeupHandle::wakeup`.
+    #[error("the consumer was woken up")]
+    WokenUp,
+
     /// A record without a key was sent to a compacted topic.
     #[error("topic '{topic}' is compacted and every record needs a key")]
     KeyRequired {

@@ -2,23 +2,49 @@
 #![allow(dead_code)]
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use tempfile::TempDir;
 
 /// A fresh scratch directory, on tmpfs when the machine has one (the targets fsync a lot).
+///
+/// A run that crashes aborts the process, so its directory is never removed: names carry the
+/// process id, and the first call in a process removes directories left by dead processes.
 pub fn scratch_dir() -> TempDir {
     let shm = Path::new("/dev/shm");
-    if shm.is_dir()
-        && let Ok(d) = tempfile::Builder::new()
-            .prefix("topiclog-fuzz-")
-            .tempdir_in(shm)
-    {
-        return d;
-    }
+    let parent = if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    static SWEPT: OnceLock<()> = OnceLock::new();
+    SWEPT.get_or_init(|| sweep_dead(&parent));
     tempfile::Builder::new()
-        .prefix("topiclog-fuzz-")
-        .tempdir()
+        .prefix(&format!("{PREFIX}{}-", std::process::id()))
+        .tempdir_in(&parent)
         .expect("cannot create a scratch directory")
+}
+
+const PREFIX: &str = "topiclog-fuzz-";
+
+/// Removes `topiclog-fuzz-<pid>-*` directories whose process is gone.
+fn sweep_dead(parent: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return; // cannot tell live processes from dead ones
+    }
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// Every file under `root` as (path relative to `root`, contents).

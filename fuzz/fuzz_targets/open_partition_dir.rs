@@ -1,7 +1,9 @@
 //! Opens a data directory whose partition files come from the fuzz input (topic `t`, one
-//! partition, metadata `partitions=1` plus a few fixed settings and optional fuzzed lines). Errors are fine;
-//! panics are bugs, and so is anything read back that contradicts an acknowledged append or
-//! a clean close.
+//! partition, metadata `partitions=1` plus a few fixed settings and optional fuzzed lines).
+//! Errors are fine; panics are bugs. By default the target also fails on silent
+//! inconsistencies: a read returning batches out of offset order or at/past the high
+//! watermark, an acknowledged append that reads back as something else, a log that changes
+//! across a clean close/reopen. Set `TOPICLOG_FUZZ_PANICS_ONLY=1` to hunt panics only.
 //!
 //! Input layout (missing bytes read as zero; lengths are clamped to what is left):
 //!
@@ -159,6 +161,14 @@ fn lay_out(root: &Path, f: &Files<'_>) {
     }
 }
 
+/// With `TOPICLOG_FUZZ_PANICS_ONLY=1` in the environment, only panics inside the library fail
+/// a run: the consistency checks of this target (batch order, acknowledged appends readable,
+/// same log after a clean close) are skipped.
+fn checks() -> bool {
+    static C: OnceLock<bool> = OnceLock::new();
+    *C.get_or_init(|| std::env::var_os("TOPICLOG_FUZZ_PANICS_ONLY").is_none_or(|v| v != "1"))
+}
+
 /// What a pass over the partition saw: (offset, value) of every record that decoded, in order.
 struct Seen {
     records: Vec<(i64, Option<Bytes>)>,
@@ -179,17 +189,27 @@ fn read_everything(p: &PartitionHandle) -> Seen {
         if r.batches.is_empty() {
             break;
         }
-        for b in &r.batches {
+        let requested = off;
+        for (i, b) in r.batches.iter().enumerate() {
             batches += 1;
+            if b.last_offset() < off {
+                // A consumer following `next_offset()` would go backwards and loop.
+                assert!(
+                    !checks(),
+                    "read({requested}) returned batch {}..={} {}",
+                    b.base_offset(),
+                    b.last_offset(),
+                    if i == 0 {
+                        "wholly below the requested offset".to_string()
+                    } else {
+                        format!("after a batch ending at {}: batches out of offset order", off - 1)
+                    }
+                );
+                break 'reads;
+            }
             assert!(
-                b.last_offset() >= off,
-                "read({off}) returned batch {}..={} wholly below the requested offset",
-                b.base_offset(),
-                b.last_offset()
-            );
-            assert!(
-                b.base_offset() < hw,
-                "read({off}) returned batch at {} at or past the high watermark {hw}",
+                !checks() || b.base_offset() < hw,
+                "read({requested}) returned batch at {} at or past the high watermark {hw}",
                 b.base_offset()
             );
             let _ = b.verify_crc();
@@ -211,7 +231,9 @@ fn read_everything(p: &PartitionHandle) -> Seen {
     probes.extend(timestamps.iter().take(4));
     probes.extend(timestamps.iter().rev().take(2));
     for t in probes {
-        if let Ok(Some((o, ts))) = p.offset_for_timestamp(t) {
+        if let Ok(Some((o, ts))) = p.offset_for_timestamp(t)
+            && checks()
+        {
             assert!(ts >= t, "offset_for_timestamp({t}) answered an older timestamp {ts}");
             assert!(
                 o >= p.log_start_offset() && o < p.high_watermark(),
@@ -225,6 +247,9 @@ fn read_everything(p: &PartitionHandle) -> Seen {
 /// Checks that `offset` reads back as the record this target appended.
 fn check_appended(p: &PartitionHandle, offset: i64, what: &str) {
     let Ok(r) = p.read(offset, 1) else { return };
+    if !checks() {
+        return;
+    }
     let Some(b) = r.batches.first() else {
         panic!("{what}: acknowledged append at {offset} reads back as nothing");
     };
@@ -284,17 +309,25 @@ fn run(data: &[u8]) {
     }
 
     // After a clean close, a reopen must see the same log.
-    let Ok(log) = LogOptions::new().read_only(true).open(dir.path()) else {
-        panic!("read-only reopen after a clean close failed");
+    let reopened = LogOptions::new().read_only(true).open(dir.path());
+    let log = match reopened {
+        Ok(log) => log,
+        Err(_) if !checks() => return,
+        Err(e) => panic!("read-only reopen after a clean close failed: {e}"),
     };
-    let p = log.partition(TOPIC, 0).expect("partition after a clean close");
-    assert_eq!(p.log_end_offset(), end, "log end offset changed across a clean close");
-    assert_eq!(p.log_start_offset(), start, "log start offset changed across a clean close");
+    let Ok(p) = log.partition(TOPIC, 0) else {
+        assert!(!checks(), "partition missing after a clean close");
+        return;
+    };
     let after = read_everything(&p);
-    assert_eq!(
-        after.records, before.records,
-        "records read back changed across a clean close"
-    );
+    if checks() {
+        assert_eq!(p.log_end_offset(), end, "log end offset changed across a clean close");
+        assert_eq!(p.log_start_offset(), start, "log start offset changed across a clean close");
+        assert_eq!(
+            after.records, before.records,
+            "records read back changed across a clean close"
+        );
+    }
     if let Some(at) = appended {
         check_appended(&p, at.base_offset, "after a clean close");
     }

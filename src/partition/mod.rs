@@ -8,6 +8,7 @@
 //! share one `fdatasync` (group commit): a leader syncs up to the highest written offset while
 //! followers wait; no fsync runs under the writer lock.
 
+pub(crate) mod producer_state;
 pub(crate) mod read;
 pub(crate) mod recovery;
 mod writer;
@@ -164,7 +165,8 @@ impl Partition {
                 reason: "partition has no segment after loading".into(),
             })?;
         let end = active.end_offset();
-        let writer = Writer::new(active, loaded.tracker);
+        let mut writer = Writer::new(active, loaded.tracker);
+        writer.producers = rebuild_producers(shared, &dir, &loaded.segments, end)?;
         let p = Arc::new(Partition {
             topic: Arc::clone(topic),
             id,
@@ -419,6 +421,7 @@ impl Partition {
             return Err(self.poison_error());
         }
         self.flush()?;
+        self.snapshot_producers()?;
         self.writer.lock().close_files();
         Ok(())
     }
@@ -427,6 +430,12 @@ impl Partition {
     pub(crate) fn abandon(&self) {
         self.writer.lock().close_files();
         self.waiters.wake_all();
+    }
+
+    /// Writes a producer-state snapshot covering everything below the end (clean close).
+    pub(crate) fn snapshot_producers(&self) -> Result<()> {
+        let w = self.writer.lock();
+        producer_state::write_snapshot(&self.dir, &w.producers, w.next_offset())
     }
 
     /// Gives up this partition's write descriptors if no one is writing (fd budget eviction).
@@ -489,3 +498,54 @@ impl Partition {
 
 #[cfg(test)]
 mod tests;
+
+/// Producer state below `end`: the newest readable snapshot at or below it, plus the batch
+/// headers written after it. Snapshots past `end` (cut by recovery or truncation) are removed.
+pub(crate) fn rebuild_producers(
+    shared: &Shared,
+    dir: &std::path::Path,
+    segments: &[Arc<Segment>],
+    end: i64,
+) -> Result<producer_state::ProducerState> {
+    let mut snaps = producer_state::list_snapshots(dir);
+    snaps.sort_unstable();
+    if !shared.read_only && snaps.iter().any(|&o| o > end) {
+        // Snapshots of a cut-off tail must never be taken for the regrown log: remove them
+        // durably.
+        for &o in snaps.iter().filter(|&&o| o > end) {
+            let p = producer_state::snapshot_path(dir, o);
+            std::fs::remove_file(&p).at(&p)?;
+        }
+        crate::io::sync_dir(dir)?;
+    }
+    snaps.retain(|&o| o <= end);
+    let (mut state, from) = loop {
+        match snaps.pop() {
+            Some(o) => {
+                let decoded = std::fs::read(producer_state::snapshot_path(dir, o))
+                    .ok()
+                    .and_then(|b| producer_state::ProducerState::decode_snapshot(&b));
+                if let Some(st) = decoded {
+                    break (st, o);
+                }
+            }
+            None => break (producer_state::ProducerState::default(), i64::MIN),
+        }
+    };
+    for seg in segments {
+        if seg.end_offset() <= from || seg.is_empty() {
+            continue;
+        }
+        let maps = seg.maps(&shared.maps)?;
+        let size = seg.size();
+        let mut pos = if from == i64::MIN { 0 } else { seg.position_for(&maps, from) };
+        while pos < size {
+            let h = seg.header_at(&maps, pos, size)?;
+            if h.base_offset >= from && h.producer_id >= 0 {
+                state.update(&h, h.base_offset);
+            }
+            pos += h.size() as u64;
+        }
+    }
+    Ok(state)
+}

@@ -12,7 +12,10 @@ use super::{AppendResult, Partition};
 use crate::config::{FlushPolicy, TimestampType};
 use crate::error::{Error, IoContext, Result};
 use crate::io::{open_append, sync_dir};
-use crate::record::batch::{BatchHeader, stamp_base_offset, stamp_log_append_time};
+use crate::record::batch::{
+    BatchHeader, stamp_base_offset, stamp_base_sequence, stamp_log_append_time,
+};
+use super::producer_state::{Check, ProducerState};
 use crate::segment::index::{INDEX_ENTRY, IndexTracker, TIME_ENTRY};
 use crate::segment::{Segment, SegmentState};
 
@@ -47,6 +50,8 @@ pub(crate) struct Writer {
     rolled_end: i64,
     /// Index entries were appended since the last sync of the index files.
     index_dirty: bool,
+    /// Idempotent producers seen by this partition.
+    pub(crate) producers: ProducerState,
 }
 
 /// A batch queued by a sender that found the writer busy.
@@ -54,6 +59,7 @@ pub(crate) struct Pending {
     data: Vec<u8>,
     header: BatchHeader,
     expected_end: Option<i64>,
+    assign_seq: bool,
     slot: Arc<Mutex<Option<Result<AppendResult>>>>,
 }
 
@@ -62,6 +68,8 @@ struct Item<'a> {
     data: &'a mut [u8],
     header: BatchHeader,
     expected_end: Option<i64>,
+    /// The writer picks the base sequence (the next one of the batch's producer).
+    assign_seq: bool,
 }
 
 /// A copy of an error for each batch of a failed combined write.
@@ -118,6 +126,7 @@ impl Writer {
             rolled: Vec::new(),
             rolled_end: 0,
             index_dirty: false,
+            producers: ProducerState::default(),
         }
     }
 
@@ -188,6 +197,10 @@ impl Writer {
         Ok(true)
     }
 
+    pub(crate) fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
     pub(crate) fn close_files(&mut self) {
         self.files = None;
         self.rolled.clear();
@@ -201,6 +214,22 @@ impl Partition {
         self: &Arc<Self>,
         data: &mut [u8],
         expected_end: Option<i64>,
+    ) -> Result<AppendResult> {
+        self.append_with(data, expected_end, false)
+    }
+
+    /// Appends an idempotent batch whose base sequence the writer assigns: the next sequence
+    /// of the batch's producer id and epoch on this partition (0 for a new epoch). Used by
+    /// [`crate::Producer`], whose concurrent sends may reach the writer in any order.
+    pub(crate) fn append_sequenced(self: &Arc<Self>, data: &mut [u8]) -> Result<AppendResult> {
+        self.append_with(data, None, true)
+    }
+
+    fn append_with(
+        self: &Arc<Self>,
+        data: &mut [u8],
+        expected_end: Option<i64>,
+        assign_seq: bool,
     ) -> Result<AppendResult> {
         self.check_writable()?;
         let cfg = self.config();
@@ -220,6 +249,7 @@ impl Partition {
                 data,
                 header,
                 expected_end,
+                assign_seq,
             }];
             let r = self.write_with_queue(&mut w, &mut items);
             drop(w);
@@ -230,6 +260,7 @@ impl Partition {
                 data: data.to_vec(),
                 header,
                 expected_end,
+                assign_seq,
                 slot: Arc::clone(&slot),
             });
             let mut w = self.writer.lock();
@@ -264,6 +295,7 @@ impl Partition {
                 data: &mut q.data,
                 header: q.header,
                 expected_end: q.expected_end,
+                assign_seq: q.assign_seq,
             });
         }
         let mut results = self.write_items(w, &mut items).into_iter();
@@ -292,6 +324,12 @@ impl Partition {
         let mut next = w.next_offset;
         let mut failed: Option<Error> = None;
         let log_start = self.log_start();
+        // Producer state as it will be once this call's batches are written; committed to the
+        // writer only when their write succeeds.
+        let mut tentative = items
+            .iter()
+            .any(|i| i.header.producer_id >= 0)
+            .then(|| w.producers.clone());
         for i in 0..items.len() {
             if let Some(e) = &failed {
                 results.push(Err(duplicate(e)));
@@ -311,6 +349,31 @@ impl Partition {
                 }));
                 continue;
             }
+            if let Some(state) = tentative.as_mut() {
+                let Some(item) = items.get_mut(i) else { break };
+                if item.assign_seq && item.header.producer_id >= 0 {
+                    let seq = state.next_sequence(&item.header);
+                    stamp_base_sequence(item.data, seq);
+                    item.header.base_sequence = seq;
+                }
+                match state.check(&item.header, &self.topic, self.id) {
+                    Ok(Check::Append) => {}
+                    Ok(Check::Duplicate(b)) => {
+                        results.push(Ok(AppendResult {
+                            base_offset: b.first_offset,
+                            last_offset: b.last_offset,
+                            timestamp: b.timestamp,
+                            log_start_offset: log_start,
+                        }));
+                        continue;
+                    }
+                    Err(e) => {
+                        results.push(Err(e));
+                        continue;
+                    }
+                }
+            }
+            let Some(item) = items.get(i) else { break };
             let size = item.data.len() as u64;
             let delta = i64::from(item.header.last_offset_delta.max(0));
             let ts = item.header.max_timestamp;
@@ -350,6 +413,9 @@ impl Partition {
             }
             let Some(item) = items.get_mut(i) else { break };
             stamp_base_offset(item.data, next);
+            if let Some(state) = tentative.as_mut() {
+                state.update(&item.header, next);
+            }
             let last = next + delta;
             if ts > st.max_timestamp {
                 st.max_timestamp = ts;
@@ -514,6 +580,8 @@ impl Partition {
         w.index_dirty = false;
         w.state = SegmentState::empty(base);
         w.tracker = IndexTracker::new(cfg.index_interval_bytes);
+        // Recovery after a crash replays producer state from here, not from the log start.
+        super::producer_state::write_snapshot(&self.dir, &w.producers, base)?;
         Ok(())
     }
 
@@ -634,7 +702,10 @@ impl Partition {
                 reason: "no segment after truncation".into(),
             })?;
         let new_end = active.end_offset();
+        let producers =
+            super::rebuild_producers(&self.shared, &self.dir, &loaded.segments, new_end)?;
         *w = Writer::new(active, loaded.tracker);
+        w.producers = producers;
         self.set_segments(loaded.segments);
         if new_end < start {
             self.log_start

@@ -196,6 +196,13 @@ pub(crate) fn stamp_log_append_time(batch: &mut [u8], now: i64) {
     put(batch, CRC_OFFSET, &crc.to_be_bytes());
 }
 
+/// Sets the base sequence of an encoded batch and recomputes the CRC (the field is inside it).
+pub(crate) fn stamp_base_sequence(batch: &mut [u8], seq: i32) {
+    put(batch, BASE_SEQUENCE_OFFSET, &seq.to_be_bytes());
+    let crc = batch_crc(batch);
+    put(batch, CRC_OFFSET, &crc.to_be_bytes());
+}
+
 /// One whole RecordBatch v2 held as `Bytes` (for batches read from disk, a view into the
 /// mapped segment: no copy).
 #[derive(Debug, Clone, PartialEq, Eq)]
