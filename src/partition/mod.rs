@@ -538,7 +538,11 @@ pub(crate) fn rebuild_producers(
         }
         let maps = seg.maps(&shared.maps)?;
         let size = seg.size();
-        let mut pos = if from == i64::MIN { 0 } else { seg.position_for(&maps, from) };
+        let mut pos = if from == i64::MIN {
+            0
+        } else {
+            seg.position_for(&maps, from)
+        };
         while pos < size {
             let h = seg.header_at(&maps, pos, size)?;
             if h.base_offset >= from && h.producer_id >= 0 {

@@ -5,8 +5,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
 use crate::error::IoContext;
+use crate::error::{Error, Result};
 use crate::record::BatchHeader;
 
 /// Batches remembered per producer (Kafka's `NUM_BATCHES_TO_RETAIN`).
@@ -77,7 +77,11 @@ impl ProducerState {
         };
         let Some(e) = self.producers.get(&h.producer_id) else {
             // A producer this partition has not seen starts at 0.
-            return if first == 0 { Ok(Check::Append) } else { Err(out_of_order(0)) };
+            return if first == 0 {
+                Ok(Check::Append)
+            } else {
+                Err(out_of_order(0))
+            };
         };
         if h.producer_epoch < e.epoch {
             return Err(Error::Fenced {
@@ -88,7 +92,11 @@ impl ProducerState {
         }
         if h.producer_epoch > e.epoch {
             // A new epoch starts its sequences over.
-            return if first == 0 { Ok(Check::Append) } else { Err(out_of_order(0)) };
+            return if first == 0 {
+                Ok(Check::Append)
+            } else {
+                Err(out_of_order(0))
+            };
         }
         if let Some(b) = e
             .batches
@@ -146,7 +154,9 @@ impl ProducerState {
         let mut ids: Vec<_> = self.producers.keys().copied().collect();
         ids.sort_unstable();
         for id in ids {
-            let Some(e) = self.producers.get(&id) else { continue };
+            let Some(e) = self.producers.get(&id) else {
+                continue;
+            };
             let Some(b) = e.batches.back() else { continue };
             body.extend_from_slice(&id.to_be_bytes());
             body.extend_from_slice(&e.epoch.to_be_bytes());
@@ -215,7 +225,10 @@ pub(crate) fn snapshot_path(dir: &Path, offset: i64) -> PathBuf {
 /// roll and close buys nothing.
 pub(crate) fn write_snapshot(dir: &Path, state: &ProducerState, end: i64) -> Result<()> {
     let path = snapshot_path(dir, end);
-    let tmp = dir.join(format!("{}.tmp", crate::segment::file_name(end, "snapshot")));
+    let tmp = dir.join(format!(
+        "{}.tmp",
+        crate::segment::file_name(end, "snapshot")
+    ));
     std::fs::write(&tmp, state.encode_snapshot()).at(&tmp)?;
     std::fs::rename(&tmp, &path).at(&path)?;
     let mut older = list_snapshots(dir);
@@ -303,9 +316,16 @@ mod tests {
         let back = ProducerState::decode_snapshot(&bytes).unwrap();
         assert!(matches!(
             back.check(&header(7, 2, 0, 4), "t", 0).unwrap(),
-            Check::Duplicate(BatchMeta { first_offset: 100, last_offset: 104, .. })
+            Check::Duplicate(BatchMeta {
+                first_offset: 100,
+                last_offset: 104,
+                ..
+            })
         ));
-        assert_eq!(back.check(&header(7, 2, 5, 0), "t", 0).unwrap(), Check::Append);
+        assert_eq!(
+            back.check(&header(7, 2, 5, 0), "t", 0).unwrap(),
+            Check::Append
+        );
         for i in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[i] ^= 1;

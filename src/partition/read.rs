@@ -59,6 +59,7 @@ impl Partition {
             .partition_point(|s| s.base_offset <= offset)
             .saturating_sub(1);
         let mut total = 0usize;
+        let mut prev_end = i64::MIN;
         'segments: for seg in segs.iter().skip(first) {
             if seg.base_offset >= hw {
                 break;
@@ -74,6 +75,18 @@ impl Partition {
                 if h.base_offset >= hw {
                     break 'segments;
                 }
+                if h.base_offset < prev_end {
+                    return Err(Error::Corrupt {
+                        path: seg.log_path.clone(),
+                        position: pos,
+                        reason: format!(
+                            "batch at offset {} does not follow offset {}",
+                            h.base_offset,
+                            prev_end - 1
+                        ),
+                    });
+                }
+                prev_end = h.last_offset() + 1;
                 let len = h.size();
                 if h.last_offset() >= offset {
                     if !out.batches.is_empty() && total + len > max_bytes {

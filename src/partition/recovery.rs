@@ -114,7 +114,11 @@ fn scan(
         if batch_crc(bytes) != h.crc {
             break Some(format!("CRC mismatch in batch at offset {}", h.base_offset));
         }
-        if h.base_offset < state.end_offset || h.last_offset_delta < 0 {
+        if h.base_offset < state.end_offset
+            || h.last_offset_delta < 0
+            || h.base_offset < 0
+            || h.last_offset() > crate::segment::MAX_OFFSET
+        {
             break Some(format!(
                 "batch offsets {}..={} do not follow {}",
                 h.base_offset,
@@ -122,7 +126,7 @@ fn scan(
                 state.end_offset
             ));
         }
-        if h.last_offset() - base > i64::from(i32::MAX) {
+        if h.last_offset().saturating_sub(base) > i64::from(i32::MAX) {
             break Some("batch offset overflows the segment's 32-bit relative offsets".into());
         }
         if h.max_timestamp > state.max_timestamp {
@@ -167,6 +171,18 @@ fn scan(
     }
 }
 
+/// The header of the batch whose last offset is `offset`, scanning from `pos`.
+fn batch_ending_at(log: &[u8], mut pos: usize, offset: i64) -> Option<BatchHeader> {
+    loop {
+        let h = BatchHeader::parse(log.get(pos..)?).ok()?;
+        match h.last_offset().cmp(&offset) {
+            std::cmp::Ordering::Less => pos = pos.checked_add(h.size())?,
+            std::cmp::Ordering::Equal => return Some(h),
+            std::cmp::Ordering::Greater => return None,
+        }
+    }
+}
+
 /// Reads a whole file through a mapping (no copy); empty files give an empty slice.
 fn map_whole(path: &Path) -> Result<(Option<Arc<Mapped>>, u64)> {
     let f = File::open(path).at(path)?;
@@ -200,7 +216,7 @@ fn try_trusted(log: &[u8], base: i64, dir_seg: &SegPaths, interval: u32) -> Opti
     if n > 0 {
         let (rel, pos) = index::offset_entry(&index, n - 1)?;
         let h = BatchHeader::parse(log.get(usize::try_from(pos).ok()?..)?).ok()?;
-        if h.last_offset() - base != i64::from(rel) || rel < 0 {
+        if h.last_offset().checked_sub(base)? != i64::from(rel) || rel < 0 || h.base_offset < base {
             return None;
         }
         start = pos as u64;
@@ -209,13 +225,25 @@ fn try_trusted(log: &[u8], base: i64, dir_seg: &SegPaths, interval: u32) -> Opti
         state.size = start;
     }
     let mut last_time = -1;
+    if n > 0 && m == 0 {
+        // The writer adds a time entry with the first offset entry (timestamps are >= 0):
+        // an empty time index here lost its entries, and the largest timestamp is unknown.
+        return None;
+    }
     if m > 0 {
         let (ts, rel) = index::time_entry(&time, m - 1)?;
         if rel < 0 {
             return None;
         }
+        let offset = base.checked_add(i64::from(rel))?;
+        // The entry must name a batch that ends at `offset` with exactly that timestamp.
+        let from = index::floor_in(&index, n, base, offset);
+        let h = batch_ending_at(log, from, offset)?;
+        if h.max_timestamp != ts {
+            return None;
+        }
         state.max_timestamp = ts;
-        state.max_timestamp_offset = base + i64::from(rel);
+        state.max_timestamp_offset = offset;
         last_time = ts;
     }
     let tracker = IndexTracker::resume(interval, 0, last_time);
@@ -291,7 +319,8 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
             continue;
         }
         match segment::parse_file_name(name) {
-            Some((base, "log")) => bases.push(base),
+            // Bases beyond the offset space cannot hold a batch: not ours, left alone.
+            Some((base, "log")) if base <= segment::MAX_OFFSET => bases.push(base),
             Some((base, "index" | "timeindex")) => index_files.push((base, entry.path())),
             _ => {}
         }

@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
+use super::producer_state::{Check, ProducerState};
 use super::{AppendResult, Partition};
 use crate::config::{FlushPolicy, TimestampType};
 use crate::error::{Error, IoContext, Result};
@@ -15,7 +16,6 @@ use crate::io::{open_append, sync_dir};
 use crate::record::batch::{
     BatchHeader, stamp_base_offset, stamp_base_sequence, stamp_log_append_time,
 };
-use super::producer_state::{Check, ProducerState};
 use crate::segment::index::{INDEX_ENTRY, IndexTracker, TIME_ENTRY};
 use crate::segment::{Segment, SegmentState};
 
@@ -376,6 +376,15 @@ impl Partition {
             let Some(item) = items.get(i) else { break };
             let size = item.data.len() as u64;
             let delta = i64::from(item.header.last_offset_delta.max(0));
+            if next
+                .checked_add(delta)
+                .is_none_or(|l| l > crate::segment::MAX_OFFSET)
+            {
+                results.push(Err(Error::invalid_batch(format!(
+                    "offsets past {next} would overflow the 63-bit offset space"
+                ))));
+                continue;
+            }
             let ts = item.header.max_timestamp;
             let base = w.active.base_offset;
             let aged = if st.first_batch_max_timestamp >= 0 && ts >= 0 {

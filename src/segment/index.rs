@@ -69,6 +69,23 @@ pub(crate) fn floor_position(map: &Mapped, entries: u32, base: i64, target: i64)
     }
 }
 
+/// [`floor_position`] over index bytes held in memory (recovery), as a `usize`.
+pub(crate) fn floor_in(index: &[u8], entries: usize, base: i64, target: i64) -> usize {
+    let rel_target = target.saturating_sub(base);
+    let (mut lo, mut hi) = (0usize, entries);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match offset_entry(index, mid) {
+            Some((rel, _)) if i64::from(rel) <= rel_target => lo = mid + 1,
+            _ => hi = mid,
+        }
+    }
+    match lo.checked_sub(1).and_then(|i| offset_entry(index, i)) {
+        Some((_, pos)) if pos >= 0 => pos as usize,
+        _ => 0,
+    }
+}
+
 /// The offset of the last time entry whose timestamp is strictly below `ts`: every record up
 /// to the batch holding that offset is older than `ts`, so a scan may start at that batch.
 pub(crate) fn time_floor_offset(map: &Mapped, entries: u32, base: i64, ts: i64) -> Option<i64> {
@@ -82,7 +99,7 @@ pub(crate) fn time_floor_offset(map: &Mapped, entries: u32, base: i64, ts: i64) 
         }
     }
     let (_, rel) = time_entry(bytes, lo.checked_sub(1)?)?;
-    Some(base + i64::from(rel))
+    base.checked_add(i64::from(rel))
 }
 
 /// Decides when a batch gets index entries; shared by the writer and recovery so both build

@@ -20,6 +20,10 @@ use crate::record::batch::{BATCH_HEADER_LEN, BatchHeader};
 
 pub(crate) use index::{INDEX_ENTRY, TIME_ENTRY};
 
+/// Largest offset a record may have: leaves room for relative offsets and the `+ 1` of an
+/// end offset, so offset arithmetic never overflows.
+pub(crate) const MAX_OFFSET: i64 = i64::MAX - (1 << 32);
+
 /// File name of a segment file: the base offset in 20 digits plus `ext`.
 pub(crate) fn file_name(base_offset: i64, ext: &str) -> String {
     format!("{base_offset:020}.{ext}")
@@ -294,11 +298,20 @@ impl Segment {
     }
 
     /// File position of a batch at or before the one holding `target`: the offset index's
-    /// floor entry, or 0.
+    /// floor entry, checked against the log (it must point at a batch header below the
+    /// published size that starts at or before `target`), else 0. A damaged index therefore
+    /// costs a longer scan, never a wrong answer.
     pub(crate) fn position_for(&self, maps: &SegmentMaps, target: i64) -> u64 {
-        match &maps.index {
+        let pos = match &maps.index {
             Some(ix) => index::floor_position(ix, self.index_entries(), self.base_offset, target),
             None => 0,
+        };
+        if pos == 0 {
+            return 0;
+        }
+        match self.header_at(maps, pos, self.size()) {
+            Ok(h) if h.base_offset <= target && h.base_offset >= self.base_offset => pos,
+            _ => 0,
         }
     }
 
