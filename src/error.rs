@@ -263,6 +263,34 @@ impl Error {
         }
     }
 
+    /// A copy of this error for a second caller of the same failed operation (I/O errors are
+    /// not `Clone`: the copy keeps the kind and the message).
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::Io { path, source } => Error::Io {
+                path: path.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::Poisoned {
+                topic,
+                partition,
+                reason,
+            } => Error::Poisoned {
+                topic: topic.clone(),
+                partition: *partition,
+                reason: reason.clone(),
+            },
+            Error::RecordTooLarge { size, max } => Error::RecordTooLarge {
+                size: *size,
+                max: *max,
+            },
+            Error::Closed { what } => Error::Closed { what },
+            other => Error::InvalidBatch {
+                reason: format!("the batch failed: {other}"),
+            },
+        }
+    }
+
     pub(crate) fn invalid_config(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::InvalidConfig {
             field: field.into(),

@@ -37,6 +37,10 @@ impl PartitionHandle {
         PartitionHandle { log, part }
     }
 
+    pub(crate) fn live_partition(&self) -> Result<&Arc<Partition>> {
+        self.live()
+    }
+
     fn live(&self) -> Result<&Arc<Partition>> {
         if self.log.is_closed() {
             return Err(Error::Closed { what: "the log" });

@@ -42,12 +42,15 @@
 mod checkpoint;
 mod cleaner;
 mod config;
+mod consumer;
 mod error;
+pub mod group;
 mod handle;
 mod handles;
 mod io;
 mod log;
 mod partition;
+mod producer;
 pub mod record;
 mod segment;
 mod topic;
@@ -58,11 +61,23 @@ pub use cleaner::MaintenanceReport;
 pub use config::{
     CleanupPolicy, DEFAULT_MAX_MESSAGE_BYTES, FlushPolicy, LogOptions, TimestampType, TopicConfig,
 };
+pub use consumer::{
+    Consumer, ConsumerConfig, ConsumerRecord, ConsumerRecords, OffsetReset, RebalanceListener,
+    WakeupHandle,
+};
 pub use error::{Error, Result};
+pub use group::assignor::{Assignor, RangeAssignor, RoundRobinAssignor, StickyAssignor};
+pub use group::coordinator::{GroupState, MemberDescription};
+pub use group::offsets::{OFFSETS_TOPIC, OffsetAndMetadata};
+pub use group::protocol::{Assignment, Subscription};
 pub use handle::PartitionHandle;
-pub use log::{Log, LogStats, PartitionDescription, RecoveryReport, TopicDescription};
+pub use log::{
+    GroupDescription, GroupOffset, Log, LogStats, OffsetSpec, PartitionDescription, RecoveryReport,
+    TopicDescription,
+};
 pub use partition::read::ReadResult;
 pub use partition::{AppendResult, PartitionRecovery, PartitionStats};
+pub use producer::{Producer, ProducerConfig, ProducerRecord, Receipt, RecordMetadata};
 pub use record::{
     Batch, BatchBuilder, BatchHeader, Batches, Compression, Header, Record, StoredRecord,
 };

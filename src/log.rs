@@ -14,13 +14,17 @@ use parking_lot::{Mutex, RwLock};
 use crate::checkpoint::{self, CLEAN_SHUTDOWN_FILE, LOG_START_FILE, RECOVERY_POINT_FILE};
 use crate::cleaner::{MaintenanceReport, retention};
 use crate::config::{LogOptions, TopicConfig};
+use crate::consumer::{Consumer, ConsumerConfig};
 use crate::error::{Error, IoContext, Result};
+use crate::group::coordinator::{Coordinator, GroupState, MemberDescription};
+use crate::group::offsets::{OFFSETS_TOPIC, OffsetAndMetadata, OffsetStore};
 use crate::handle::PartitionHandle;
 use crate::handles::{Shared, default_fd_budget};
 use crate::io::{sync_dir, write_atomic, write_atomic_via};
 use crate::partition::read::ReadResult;
 use crate::partition::writer_now_ms;
 use crate::partition::{Partition, PartitionRecovery, PartitionStats};
+use crate::producer::{Producer, ProducerConfig};
 use crate::record::Record;
 use crate::topic::{Topic, partition_for_key, validate_topic_name};
 use crate::{AppendResult, TopicPartition};
@@ -105,6 +109,8 @@ struct FlusherCtl {
 }
 
 pub(crate) struct LogInner {
+    coordinator: std::sync::OnceLock<Coordinator>,
+    producer_ids: Mutex<ProducerRegistry>,
     dir: PathBuf,
     options: LogOptions,
     pub(crate) shared: Arc<Shared>,
@@ -314,7 +320,10 @@ impl Log {
         if !read_only {
             sweep_orphans(&dir, &topics)?;
         }
+        let producer_ids = ProducerRegistry::load(&dir.join(PRODUCER_IDS_FILE));
         let inner = Arc::new(LogInner {
+            coordinator: std::sync::OnceLock::new(),
+            producer_ids: Mutex::new(producer_ids),
             dir,
             options,
             shared,
@@ -327,13 +336,176 @@ impl Log {
             last_checkpoint: Mutex::new(Instant::now()),
             last_maintenance: Mutex::new(Instant::now()),
         });
+        let log = Log { inner };
+        log.start_groups()?;
         if !read_only {
-            inner.write_checkpoints()?;
-            if let Some(tick) = inner.options.flusher_tick {
-                start_flusher(&inner, tick);
+            log.inner.write_checkpoints()?;
+            if let Some(tick) = log.inner.options.flusher_tick {
+                start_flusher(&log.inner, tick);
             }
         }
-        Ok(Log { inner })
+        Ok(log)
+    }
+
+    /// Creates `__consumer_offsets` if needed and loads committed offsets from it.
+    fn start_groups(&self) -> Result<()> {
+        if !self.inner.shared.read_only && !self.inner.topics.read().contains_key(OFFSETS_TOPIC) {
+            let config = TopicConfig::new()
+                .with("cleanup.policy", "compact")?
+                .with("segment.bytes", "16777216")?
+                .with("flush.policy", "every-batch")?;
+            self.create_topic_with(OFFSETS_TOPIC, 1, config)?;
+        }
+        let partition = self
+            .inner
+            .topics
+            .read()
+            .get(OFFSETS_TOPIC)
+            .and_then(|t| t.partition(0).ok());
+        let store = OffsetStore::load(partition)?;
+        let _ = self.inner.coordinator.set(Coordinator::new(store));
+        Ok(())
+    }
+
+    /// A producer. See [`ProducerConfig`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`]; I/O errors persisting a producer id; [`Error::ReadOnly`].
+    pub fn producer(&self, config: ProducerConfig) -> Result<Producer> {
+        self.inner.check_writable()?;
+        Producer::new(Arc::clone(&self.inner), config)
+    }
+
+    /// A consumer. See [`ConsumerConfig`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`].
+    pub fn consumer(&self, config: ConsumerConfig) -> Result<Consumer> {
+        Consumer::new(Arc::clone(&self.inner), config)
+    }
+
+    /// A fresh producer id (and epoch) for idempotent appends; with a name, the same id as
+    /// before with the next epoch, fencing the older holder. Persisted (fsynced) before it
+    /// is returned.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a name with whitespace; I/O errors; [`Error::ReadOnly`].
+    pub fn init_producer_id(&self, name: Option<&str>) -> Result<(i64, i16)> {
+        self.inner.check_writable()?;
+        self.inner.init_producer_id(name)
+    }
+
+    /// Groups with committed offsets or live members, sorted.
+    pub fn list_groups(&self) -> Vec<String> {
+        let c = self.inner.coordinator();
+        let mut g = c.offsets.groups();
+        g.extend(c.live_groups());
+        g.sort();
+        g.dedup();
+        g
+    }
+
+    /// A group's state, members and, per partition, committed offset, end and lag.
+    ///
+    /// # Errors
+    /// [`Error::GroupNotFound`] for a group with neither offsets nor members.
+    pub fn describe_group(&self, group: &str) -> Result<GroupDescription> {
+        if !self.list_groups().iter().any(|g| g == group) {
+            return Err(Error::GroupNotFound {
+                group: group.to_string(),
+            });
+        }
+        let c = self.inner.coordinator();
+        let (state, generation, protocol, members) = c.describe(group);
+        let mut parts: std::collections::BTreeSet<TopicPartition> =
+            c.offsets.group_offsets(group).into_keys().collect();
+        for m in &members {
+            parts.extend(m.assignment.iter().cloned());
+        }
+        let offsets = parts
+            .into_iter()
+            .map(|tp| {
+                let committed = c.offsets.committed(group, &tp).map(|o| o.offset);
+                let end = self
+                    .inner
+                    .topic(&tp.topic)
+                    .and_then(|t| t.partition(tp.partition))
+                    .map(|p| p.high_watermark())
+                    .ok();
+                let lag = match (committed, end) {
+                    (Some(c), Some(e)) => Some((e - c).max(0)),
+                    _ => None,
+                };
+                GroupOffset {
+                    partition: tp,
+                    committed,
+                    end,
+                    lag,
+                }
+            })
+            .collect();
+        Ok(GroupDescription {
+            group: group.to_string(),
+            state,
+            generation,
+            protocol,
+            members,
+            offsets,
+        })
+    }
+
+    /// Sets a group's committed offsets for every partition of `topic`, while the group has
+    /// no active member. Returns the offsets written.
+    ///
+    /// # Errors
+    /// [`Error::GroupNotEmpty`]; [`Error::TopicNotFound`]; I/O errors.
+    pub fn reset_group_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+        to: OffsetSpec,
+    ) -> Result<Vec<(TopicPartition, i64)>> {
+        self.inner.check_writable()?;
+        let c = self.inner.coordinator();
+        c.ensure_empty(group)?;
+        let t = self.inner.topic(topic)?;
+        let mut out = Vec::new();
+        for p in t.partitions.read().iter() {
+            let offset = match to {
+                OffsetSpec::Earliest => p.log_start(),
+                OffsetSpec::Latest => p.high_watermark(),
+                OffsetSpec::Offset(o) => o.clamp(p.log_start(), p.high_watermark()),
+                OffsetSpec::Timestamp(ts) => p
+                    .offset_for_timestamp(ts)?
+                    .map_or_else(|| p.high_watermark(), |(o, _)| o),
+            };
+            out.push((TopicPartition::new(topic, p.id), offset));
+        }
+        let commits: Vec<_> = out
+            .iter()
+            .map(|(tp, o)| (tp.clone(), OffsetAndMetadata::new(*o)))
+            .collect();
+        c.commit(group, "", -1, &commits)?;
+        Ok(out)
+    }
+
+    /// Deletes a group's committed offsets (and its generation record), while it has no
+    /// active member. Returns how many offsets were deleted.
+    ///
+    /// # Errors
+    /// [`Error::GroupNotEmpty`]; [`Error::GroupNotFound`]; I/O errors.
+    pub fn delete_group(&self, group: &str) -> Result<usize> {
+        self.inner.check_writable()?;
+        if !self.list_groups().iter().any(|g| g == group) {
+            return Err(Error::GroupNotFound {
+                group: group.to_string(),
+            });
+        }
+        let c = self.inner.coordinator();
+        c.ensure_empty(group)?;
+        let n = c.offsets.delete(group, true)?;
+        c.forget(group);
+        Ok(n)
     }
 
     /// The data directory.
@@ -658,6 +830,36 @@ impl Drop for Log {
 }
 
 impl LogInner {
+    pub(crate) fn coordinator(&self) -> &Coordinator {
+        self.coordinator
+            .get_or_init(|| Coordinator::new(OffsetStore::empty()))
+    }
+
+    pub(crate) fn init_producer_id(&self, name: Option<&str>) -> Result<(i64, i16)> {
+        let mut reg = self.producer_ids.lock();
+        let out = reg.next(name)?;
+        reg.save(&self.dir.join(PRODUCER_IDS_FILE))?;
+        Ok(out)
+    }
+
+    /// Fails with [`Error::Fenced`] when a newer instance of the named producer exists.
+    pub(crate) fn check_epoch(
+        &self,
+        name: Option<&str>,
+        producer_id: i64,
+        epoch: i16,
+    ) -> Result<()> {
+        let Some(name) = name else { return Ok(()) };
+        match self.producer_ids.lock().names.get(name) {
+            Some(&(id, current)) if id == producer_id && current > epoch => Err(Error::Fenced {
+                producer_id,
+                epoch,
+                current_epoch: current,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     pub(crate) fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             Err(Error::Closed { what: "the log" })
@@ -666,7 +868,7 @@ impl LogInner {
         }
     }
 
-    fn check_writable(&self) -> Result<()> {
+    pub(crate) fn check_writable(&self) -> Result<()> {
         if self.shared.read_only {
             Err(Error::ReadOnly)
         } else {
@@ -674,7 +876,7 @@ impl LogInner {
         }
     }
 
-    fn topic(&self, name: &str) -> Result<Arc<Topic>> {
+    pub(crate) fn topic(&self, name: &str) -> Result<Arc<Topic>> {
         self.topics
             .read()
             .get(name)
@@ -734,6 +936,7 @@ impl LogInner {
     }
 
     fn flusher_tick(&self) {
+        self.coordinator().tick();
         for p in self.all_partitions() {
             // A failure poisons the partition; writers see it.
             let _ = p.flush_tick();
@@ -776,6 +979,7 @@ impl LogInner {
         if self.shared.read_only {
             return Ok(());
         }
+        self.coordinator().wake_all();
         let parts = self.all_partitions();
         let mut first_err = None;
         for p in &parts {
@@ -800,6 +1004,156 @@ impl LogInner {
     /// Registered partitions of a topic, for handles.
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+}
+
+/// A partition handle by name (for producers and consumers).
+pub(crate) fn handle_for(
+    log: &Arc<LogInner>,
+    topic: &str,
+    partition: i32,
+) -> Result<PartitionHandle> {
+    log.check_open()?;
+    let t = log.topic(topic)?;
+    Ok(PartitionHandle::new(
+        Arc::clone(log),
+        t.partition(partition)?,
+    ))
+}
+
+/// Kafka's default partitioner over a topic by name.
+pub(crate) fn partition_for(
+    log: &LogInner,
+    topic: &str,
+    key: Option<&[u8]>,
+    size: usize,
+) -> Result<i32> {
+    let t = log.topic(topic)?;
+    let n = t.partition_count();
+    Ok(match key {
+        Some(k) => partition_for_key(k, n),
+        None => t.sticky.partition(n, size),
+    })
+}
+
+/// Partitions of a topic by name.
+pub(crate) fn partition_count(log: &LogInner, topic: &str) -> Result<i32> {
+    Ok(log.topic(topic)?.partition_count())
+}
+
+/// Where [`Log::reset_group_offsets`] moves a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetSpec {
+    /// Each partition's log start offset.
+    Earliest,
+    /// Each partition's end (high watermark).
+    Latest,
+    /// This offset, clamped to each partition's range.
+    Offset(i64),
+    /// The first offset with a timestamp >= this one (the end when none).
+    Timestamp(i64),
+}
+
+/// One partition of a group, from [`Log::describe_group`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupOffset {
+    /// The partition.
+    pub partition: TopicPartition,
+    /// The committed offset, if any.
+    pub committed: Option<i64>,
+    /// The partition's end (high watermark), if the topic still exists.
+    pub end: Option<i64>,
+    /// `end - committed`.
+    pub lag: Option<i64>,
+}
+
+/// A consumer group, from [`Log::describe_group`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupDescription {
+    /// Group id.
+    pub group: String,
+    /// Current state.
+    pub state: GroupState,
+    /// Current generation.
+    pub generation: i32,
+    /// The assignor in use.
+    pub protocol: Option<String>,
+    /// Live members.
+    pub members: Vec<MemberDescription>,
+    /// Committed offsets, ends and lag per partition.
+    pub offsets: Vec<GroupOffset>,
+}
+
+const PRODUCER_IDS_FILE: &str = "producer-ids";
+
+/// Persisted producer ids: the next id to hand out, and stable names with their id and epoch.
+#[derive(Debug, Default)]
+struct ProducerRegistry {
+    next_id: i64,
+    names: BTreeMap<String, (i64, i16)>,
+}
+
+impl ProducerRegistry {
+    fn load(path: &Path) -> ProducerRegistry {
+        let mut r = ProducerRegistry::default();
+        let Ok(text) = fs::read_to_string(path) else {
+            return r;
+        };
+        for line in text.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            match f.as_slice() {
+                ["next_id", n] => r.next_id = n.parse().unwrap_or(0),
+                ["name", name, id, epoch] => {
+                    if let (Ok(id), Ok(epoch)) = (id.parse(), epoch.parse()) {
+                        r.names.insert((*name).to_string(), (id, epoch));
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Never hand out an id at or below one already named.
+        let max_named = r.names.values().map(|(id, _)| *id + 1).max().unwrap_or(0);
+        r.next_id = r.next_id.max(max_named);
+        r
+    }
+
+    fn next(&mut self, name: Option<&str>) -> Result<(i64, i16)> {
+        if let Some(n) = name {
+            if n.is_empty() || n.chars().any(char::is_whitespace) {
+                return Err(Error::invalid_config(
+                    "name",
+                    "a producer name is non-empty with no whitespace",
+                ));
+            }
+            if let Some((id, epoch)) = self.names.get_mut(n) {
+                if *epoch == i16::MAX {
+                    // Out of epochs: a new id starts over, as Kafka does.
+                    *id = self.next_id;
+                    self.next_id += 1;
+                    *epoch = 0;
+                } else {
+                    *epoch += 1;
+                }
+                return Ok((*id, *epoch));
+            }
+            let id = self.next_id;
+            self.next_id += 1;
+            self.names.insert(n.to_string(), (id, 0));
+            return Ok((id, 0));
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        Ok((id, 0))
+    }
+
+    fn save(&self, path: &Path) -> Result<()> {
+        let mut text = format!("next_id {}\n", self.next_id);
+        for (name, (id, epoch)) in &self.names {
+            text.push_str(&format!("name {name} {id} {epoch}\n"));
+        }
+        write_atomic(path, text.as_bytes())
     }
 }
 

@@ -72,30 +72,6 @@ struct Item<'a> {
     assign_seq: bool,
 }
 
-/// A copy of an error for each batch of a failed combined write.
-fn duplicate(e: &Error) -> Error {
-    match e {
-        Error::Io { path, source } => Error::Io {
-            path: path.clone(),
-            source: io::Error::new(source.kind(), source.to_string()),
-        },
-        Error::Poisoned {
-            topic,
-            partition,
-            reason,
-        } => Error::Poisoned {
-            topic: topic.clone(),
-            partition: *partition,
-            reason: reason.clone(),
-        },
-        other => Error::Corrupt {
-            path: PathBuf::new(),
-            position: 0,
-            reason: format!("combined write failed: {other}"),
-        },
-    }
-}
-
 fn write_all_vectored(file: &File, bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
     let mut bufs = bufs;
     while !bufs.is_empty() {
@@ -332,7 +308,7 @@ impl Partition {
             .then(|| w.producers.clone());
         for i in 0..items.len() {
             if let Some(e) = &failed {
-                results.push(Err(duplicate(e)));
+                results.push(Err(e.duplicate()));
                 continue;
             }
             if let Err(e) = self.check_writable() {
@@ -402,15 +378,20 @@ impl Partition {
                     || next + delta - base > i64::from(i32::MAX)
                     || aged);
             if need_roll {
-                let flushed =
-                    self.flush_group(w, items, &group, st, tracker, &index_buf, &time_buf);
+                let flushed = self
+                    .flush_group(w, items, &group, st, tracker, &index_buf, &time_buf)
+                    .map(|()| {
+                        if let Some(t) = &tentative {
+                            w.producers.clone_from(t);
+                        }
+                    });
                 if let Err(e) = flushed.and_then(|()| self.roll(w)) {
                     for &g in &group {
                         if let Some(r) = results.get_mut(g) {
-                            *r = Err(duplicate(&e));
+                            *r = Err(e.duplicate());
                         }
                     }
-                    results.push(Err(duplicate(&e)));
+                    results.push(Err(e.duplicate()));
                     failed = Some(e);
                     continue;
                 }
@@ -461,14 +442,25 @@ impl Partition {
             group.push(i);
             next = last + 1;
         }
-        if failed.is_none()
-            && !group.is_empty()
-            && let Err(e) = self.flush_group(w, items, &group, st, tracker, &index_buf, &time_buf)
-        {
-            for &g in &group {
-                if let Some(r) = results.get_mut(g) {
-                    *r = Err(duplicate(&e));
+        if failed.is_none() && !group.is_empty() {
+            match self.flush_group(w, items, &group, st, tracker, &index_buf, &time_buf) {
+                Ok(()) => {
+                    if let Some(t) = tentative {
+                        w.producers = t;
+                    }
                 }
+                Err(e) => {
+                    for &g in &group {
+                        if let Some(r) = results.get_mut(g) {
+                            *r = Err(e.duplicate());
+                        }
+                    }
+                }
+            }
+        } else if failed.is_none() {
+            // Only duplicates or refusals: nothing written, but keep what was learned.
+            if let Some(t) = tentative {
+                w.producers = t;
             }
         }
         results

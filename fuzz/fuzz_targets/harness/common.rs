@@ -1,38 +1,65 @@
-//! Helpers shared by the directory-level fuzz targets.
+//! Helpers shared by the directory-level harnesses (no libfuzzer dependency: the main crate's
+//! `tests/fuzz_regressions.rs` compiles these files too, with only `tempfile` and `bytes`).
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use tempfile::TempDir;
 
-/// A fresh scratch directory, on tmpfs when the machine has one (the targets fsync a lot).
-///
-/// A run that crashes aborts the process, so its directory is never removed: names carry the
-/// process id, and the first call in a process removes directories left by dead processes.
-pub fn scratch_dir() -> TempDir {
-    let shm = Path::new("/dev/shm");
-    let parent = if shm.is_dir() {
-        shm.to_path_buf()
-    } else {
-        std::env::temp_dir()
-    };
-    static SWEPT: OnceLock<()> = OnceLock::new();
-    SWEPT.get_or_init(|| sweep_dead(&parent));
-    tempfile::Builder::new()
-        .prefix(&format!("{PREFIX}{}-", std::process::id()))
-        .tempdir_in(&parent)
-        .expect("cannot create a scratch directory")
+/// Where a harness makes its scratch directories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scratch {
+    /// `/dev/shm` when the machine has one (fuzzing: the targets fsync a lot), else as
+    /// [`Scratch::TempDir`].
+    Tmpfs,
+    /// The system temporary directory (`std::env::temp_dir()`, `TMPDIR`): regression tests.
+    TempDir,
 }
 
 const PREFIX: &str = "topiclog-fuzz-";
+
+/// A fresh scratch directory, removed when dropped.
+///
+/// A fuzz run that crashes aborts the process, so its directory is never removed: names carry
+/// the process id, and the first call in a process removes directories left by dead processes.
+pub fn scratch_dir(kind: Scratch) -> TempDir {
+    static SWEPT: OnceLock<()> = OnceLock::new();
+    let shm = Path::new("/dev/shm");
+    SWEPT.get_or_init(|| {
+        if shm.is_dir() {
+            sweep_dead(shm);
+        }
+        sweep_dead(&std::env::temp_dir());
+    });
+    let make = |parent: &Path| {
+        tempfile::Builder::new()
+            .prefix(&format!("{PREFIX}{}-", std::process::id()))
+            .tempdir_in(parent)
+    };
+    if kind == Scratch::Tmpfs
+        && shm.is_dir()
+        && let Ok(dir) = make(shm)
+    {
+        return dir;
+    }
+    let tmp = std::env::temp_dir();
+    make(&tmp).unwrap_or_else(|e| {
+        panic!(
+            "cannot create a scratch directory in {}: {e}",
+            tmp.display()
+        )
+    })
+}
 
 /// Removes `topiclog-fuzz-<pid>-*` directories whose process is gone.
 fn sweep_dead(parent: &Path) {
     if !Path::new("/proc/self").exists() {
         return; // cannot tell live processes from dead ones
     }
-    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
     for e in entries.flatten() {
         let name = e.file_name();
         let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else {
@@ -48,8 +75,8 @@ fn sweep_dead(parent: &Path) {
 }
 
 /// Every file under `root` as (path relative to `root`, contents).
-pub fn snapshot(root: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<(std::path::PathBuf, Vec<u8>)>) {
+pub fn snapshot(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
         for e in std::fs::read_dir(dir).expect("read_dir") {
             let e = e.expect("dir entry");
             let p = e.path();
@@ -68,7 +95,7 @@ pub fn snapshot(root: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
 }
 
 /// Writes a snapshot taken by [`snapshot`] under `root`.
-pub fn restore(root: &Path, files: &[(std::path::PathBuf, Vec<u8>)]) {
+pub fn restore(root: &Path, files: &[(PathBuf, Vec<u8>)]) {
     for (rel, bytes) in files {
         let p = root.join(rel);
         if let Some(parent) = p.parent() {
@@ -76,6 +103,11 @@ pub fn restore(root: &Path, files: &[(std::path::PathBuf, Vec<u8>)]) {
         }
         std::fs::write(&p, bytes).expect("write file");
     }
+}
+
+/// Whether the environment variable `name` is set to `1`.
+pub fn env_flag(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|v| v == "1")
 }
 
 /// A little-endian cursor over the fuzz input that never fails: missing bytes read as zero.

@@ -1,0 +1,854 @@
+//! [`Consumer`]: reads partitions in order, by hand (`assign`) or as a member of a consumer
+//! group (`subscribe`), with committed offsets that survive restarts.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::TopicPartition;
+use crate::error::{Error, Result};
+use crate::group::assignor::assignor_by_name;
+use crate::group::coordinator::JoinRequest;
+use crate::group::offsets::OffsetAndMetadata;
+use crate::group::protocol::{Assignment, Subscription};
+use crate::handle::PartitionHandle;
+use crate::log::LogInner;
+use crate::record::{Header, StoredRecord};
+use crate::wait::Notifier;
+
+/// Where a consumer starts when it has no valid position (no commit, or the committed offset
+/// is out of range, e.g. deleted by retention).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OffsetReset {
+    /// The log start offset. topiclog's default (Kafka's is `Latest`): replaying what is
+    /// stored is the common embedded use, e.g. rebuilding state from events.
+    #[default]
+    Earliest,
+    /// The end (high watermark): only records appended from now on.
+    Latest,
+    /// Fail with [`Error::NoOffset`] (or [`Error::OffsetOutOfRange`]).
+    Error,
+}
+
+/// Consumer settings; defaults follow Kafka's except `auto_offset_reset` (see [`OffsetReset`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ConsumerConfig {
+    /// Consumer group; required for `subscribe` and for commits.
+    pub group_id: Option<String>,
+    /// Client id shown in group descriptions. Default `topiclog-consumer`.
+    pub client_id: String,
+    /// Default [`OffsetReset::Earliest`].
+    pub auto_offset_reset: OffsetReset,
+    /// Most records one `poll` returns. Default 500; at least 1.
+    pub max_poll_records: usize,
+    /// Longest time between polls before the member is removed from its group. Default
+    /// 300 s (Kafka's `max.poll.interval.ms`).
+    pub max_poll_interval: Duration,
+    /// Removed from the group when neither a heartbeat nor a poll arrives for this long.
+    /// While the consumer exists, the log's background thread heartbeats for it (as Kafka's
+    /// heartbeat thread does). Default 45 s.
+    pub session_timeout: Duration,
+    /// Assignor names in order of preference: `range`, `roundrobin`, `sticky`. Default
+    /// `["range", "sticky"]`.
+    pub assignors: Vec<String>,
+    /// Commit positions automatically every `auto_commit_interval` (during `poll`), before a
+    /// rebalance revokes partitions, and on close. Default true (as Kafka).
+    pub enable_auto_commit: bool,
+    /// Default 5 s.
+    pub auto_commit_interval: Duration,
+    /// Most bytes read from one partition per fetch. Default 1 MiB.
+    pub max_partition_fetch_bytes: usize,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        ConsumerConfig {
+            group_id: None,
+            client_id: "topiclog-consumer".into(),
+            auto_offset_reset: OffsetReset::Earliest,
+            max_poll_records: 500,
+            max_poll_interval: Duration::from_secs(300),
+            session_timeout: Duration::from_secs(45),
+            assignors: vec!["range".into(), "sticky".into()],
+            enable_auto_commit: true,
+            auto_commit_interval: Duration::from_secs(5),
+            max_partition_fetch_bytes: 1 << 20,
+        }
+    }
+}
+
+impl ConsumerConfig {
+    /// Defaults with a group id.
+    pub fn group(group_id: impl Into<String>) -> Self {
+        ConsumerConfig {
+            group_id: Some(group_id.into()),
+            ..ConsumerConfig::default()
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.max_poll_records == 0 {
+            return Err(Error::invalid_config(
+                "max_poll_records",
+                "must be at least 1",
+            ));
+        }
+        if self.group_id.as_deref() == Some("") {
+            return Err(Error::invalid_config("group_id", "must not be empty"));
+        }
+        if self.assignors.is_empty() {
+            return Err(Error::invalid_config("assignors", "name at least one"));
+        }
+        for a in &self.assignors {
+            if assignor_by_name(a).is_none() {
+                return Err(Error::invalid_config(
+                    "assignors",
+                    format!("unknown assignor '{a}' (range, roundrobin, sticky)"),
+                ));
+            }
+        }
+        if self.session_timeout.is_zero() || self.max_poll_interval.is_zero() {
+            return Err(Error::invalid_config(
+                "session_timeout",
+                "timeouts must be positive",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A record as a consumer receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    /// Topic.
+    pub topic: Arc<str>,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Timestamp (ms since the epoch).
+    pub timestamp: i64,
+    /// Key (`None` for null).
+    pub key: Option<Bytes>,
+    /// Value (`None` for null: a tombstone).
+    pub value: Option<Bytes>,
+    /// Headers.
+    pub headers: Vec<Header>,
+}
+
+/// Records returned by one [`Consumer::poll`]: in order within each partition.
+#[derive(Debug, Clone, Default)]
+pub struct ConsumerRecords {
+    records: Vec<ConsumerRecord>,
+}
+
+impl ConsumerRecords {
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+    /// True when the poll returned nothing.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+    /// Iterates the records.
+    pub fn iter(&self) -> std::slice::Iter<'_, ConsumerRecord> {
+        self.records.iter()
+    }
+    /// The partitions with records in this batch.
+    pub fn partitions(&self) -> BTreeSet<TopicPartition> {
+        self.records
+            .iter()
+            .map(|r| TopicPartition::new(r.topic.as_ref(), r.partition))
+            .collect()
+    }
+}
+
+impl IntoIterator for ConsumerRecords {
+    type Item = ConsumerRecord;
+    type IntoIter = std::vec::IntoIter<ConsumerRecord>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.records.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a ConsumerRecords {
+    type Item = &'a ConsumerRecord;
+    type IntoIter = std::slice::Iter<'a, ConsumerRecord>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.records.iter()
+    }
+}
+
+/// Called around rebalances: revoked before partitions are taken away (commit here to avoid
+/// duplicates), assigned after new ones are handed over.
+pub trait RebalanceListener: Send {
+    /// Partitions about to be taken away. The consumer still owns them: a commit here uses the
+    /// current generation and is accepted.
+    fn on_partitions_revoked(&mut self, consumer: &mut Consumer, partitions: &[TopicPartition]) {
+        let _ = (consumer, partitions);
+    }
+    /// Partitions just assigned.
+    fn on_partitions_assigned(&mut self, consumer: &mut Consumer, partitions: &[TopicPartition]) {
+        let _ = (consumer, partitions);
+    }
+}
+
+/// Interrupts a blocked [`Consumer::poll`] from another thread.
+#[derive(Debug, Clone)]
+pub struct WakeupHandle {
+    flag: Arc<AtomicBool>,
+    notifier: Arc<Notifier>,
+}
+
+impl WakeupHandle {
+    /// Makes the current (or next) `poll` return [`Error::WokenUp`].
+    pub fn wakeup(&self) {
+        self.flag.store(true, Ordering::Release);
+        self.notifier.notify();
+    }
+}
+
+struct Assigned {
+    handle: PartitionHandle,
+    position: Option<i64>,
+    pending: VecDeque<StoredRecord>,
+}
+
+struct Membership {
+    member_id: String,
+    generation: i32,
+}
+
+/// A consumer. `Send`, used from one thread at a time (`&mut self`), like Kafka's; use a
+/// [`WakeupHandle`] to interrupt it from another thread. Dropping it leaves its group after
+/// running the revoke callback (and the auto-commit).
+pub struct Consumer {
+    log: Arc<LogInner>,
+    config: ConsumerConfig,
+    notifier: Arc<Notifier>,
+    wake: Arc<AtomicBool>,
+    alive: Arc<()>,
+    subscription: Option<Vec<String>>,
+    member: Option<Membership>,
+    rejoin: bool,
+    assigned: BTreeMap<TopicPartition, Assigned>,
+    owned: Vec<TopicPartition>,
+    cursor: usize,
+    last_auto_commit: Instant,
+    listener: Option<Box<dyn RebalanceListener>>,
+    closed: bool,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("group_id", &self.config.group_id)
+            .field("assigned", &self.assigned.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Consumer {
+    pub(crate) fn new(log: Arc<LogInner>, config: ConsumerConfig) -> Result<Consumer> {
+        config.validate()?;
+        log.check_open()?;
+        Ok(Consumer {
+            log,
+            config,
+            notifier: Notifier::new(),
+            wake: Arc::new(AtomicBool::new(false)),
+            alive: Arc::new(()),
+            subscription: None,
+            member: None,
+            rejoin: false,
+            assigned: BTreeMap::new(),
+            owned: Vec::new(),
+            cursor: 0,
+            last_auto_commit: Instant::now(),
+            listener: None,
+            closed: false,
+        })
+    }
+
+    /// A handle that interrupts `poll` from another thread.
+    pub fn wakeup_handle(&self) -> WakeupHandle {
+        WakeupHandle {
+            flag: Arc::clone(&self.wake),
+            notifier: Arc::clone(&self.notifier),
+        }
+    }
+
+    /// Sets the rebalance callbacks.
+    pub fn set_rebalance_listener(&mut self, listener: impl RebalanceListener + 'static) {
+        self.listener = Some(Box::new(listener));
+    }
+
+    /// The partitions this consumer reads now.
+    pub fn assignment(&self) -> Vec<TopicPartition> {
+        self.assigned.keys().cloned().collect()
+    }
+
+    /// The member id and generation, while a group member.
+    pub fn group_generation(&self) -> Option<(String, i32)> {
+        self.member
+            .as_ref()
+            .map(|m| (m.member_id.clone(), m.generation))
+    }
+
+    /// Reads exactly these partitions (no group membership; commits, if a group id is set,
+    /// are standalone and allowed only while the group has no members).
+    ///
+    /// # Errors
+    /// [`Error::TopicNotFound`], [`Error::PartitionNotFound`].
+    pub fn assign(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        if self.subscription.is_some() {
+            return Err(Error::invalid_config(
+                "assign",
+                "the consumer is subscribed; unsubscribe first",
+            ));
+        }
+        self.set_assignment(partitions)
+    }
+
+    /// Joins the consumer group and reads the partitions the group assigns. The first `poll`
+    /// joins; later polls follow rebalances.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] without a group id.
+    pub fn subscribe(&mut self, topics: &[&str]) -> Result<()> {
+        if self.config.group_id.is_none() {
+            return Err(Error::invalid_config(
+                "group_id",
+                "subscribe needs a group id",
+            ));
+        }
+        let mut t: Vec<String> = topics.iter().map(|s| (*s).to_string()).collect();
+        t.sort();
+        t.dedup();
+        self.subscription = Some(t);
+        self.rejoin = true;
+        Ok(())
+    }
+
+    /// Leaves the group (if a member) and stops reading.
+    ///
+    /// # Errors
+    /// Commit errors from the auto-commit before leaving.
+    pub fn unsubscribe(&mut self) -> Result<()> {
+        let r = self.revoke_all();
+        self.leave_group();
+        self.subscription = None;
+        r
+    }
+
+    fn set_assignment(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        let mut next = BTreeMap::new();
+        for tp in partitions {
+            if let Some(a) = self.assigned.remove(tp) {
+                next.insert(tp.clone(), a);
+                continue;
+            }
+            let handle = crate::log::handle_for(&self.log, &tp.topic, tp.partition)?;
+            handle.register_notifier(&self.notifier);
+            next.insert(
+                tp.clone(),
+                Assigned {
+                    handle,
+                    position: None,
+                    pending: VecDeque::new(),
+                },
+            );
+        }
+        for a in self.assigned.values() {
+            a.handle.unregister_notifier(&self.notifier);
+        }
+        self.assigned = next;
+        self.cursor = 0;
+        Ok(())
+    }
+
+    fn group_id(&self) -> Result<&str> {
+        self.config
+            .group_id
+            .as_deref()
+            .ok_or_else(|| Error::invalid_config("group_id", "this needs a group id"))
+    }
+
+    /// Waits up to `timeout` for records and returns what arrived, in order per partition and
+    /// fair across partitions. Woken by appends, not by polling. Runs group upkeep (joining,
+    /// rebalances, heartbeats) and auto-commits.
+    ///
+    /// # Errors
+    /// [`Error::WokenUp`] after [`WakeupHandle::wakeup`]; [`Error::NoOffset`] /
+    /// [`Error::OffsetOutOfRange`] under [`OffsetReset::Error`]; commit and I/O errors.
+    pub fn poll(&mut self, timeout: Duration) -> Result<ConsumerRecords> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.wake.swap(false, Ordering::AcqRel) {
+                return Err(Error::WokenUp);
+            }
+            self.log.check_open()?;
+            self.group_upkeep()?;
+            self.maybe_auto_commit()?;
+            let records = self.fetch()?;
+            if !records.is_empty() {
+                return Ok(records);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(records);
+            }
+            // Wake for the next heartbeat too, so a long poll keeps the membership alive.
+            let beat = (self.config.session_timeout / 3).max(Duration::from_millis(10));
+            self.notifier.wait_until(deadline.min(now + beat));
+        }
+    }
+
+    fn group_upkeep(&mut self) -> Result<()> {
+        if self.subscription.is_none() {
+            return Ok(());
+        }
+        let group = self.group_id()?.to_string();
+        if let Some(m) = &self.member {
+            if !self.rejoin {
+                match self
+                    .log
+                    .coordinator()
+                    .heartbeat(&group, &m.member_id, m.generation, true)
+                {
+                    Ok(()) => return Ok(()),
+                    Err(
+                        Error::RebalanceInProgress { .. }
+                        | Error::StaleMember { .. }
+                        | Error::GroupNotFound { .. },
+                    ) => {
+                        self.rejoin = true;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        self.rebalance(&group)
+    }
+
+    /// Revokes everything, joins, syncs, and takes the new assignment.
+    fn rebalance(&mut self, group: &str) -> Result<()> {
+        let _ = self.revoke_all();
+        let topics = self.subscription.clone().unwrap_or_default();
+        loop {
+            self.log.check_open()?;
+            let generation = self.member.as_ref().map_or(-1, |m| m.generation);
+            let sub = Subscription {
+                topics: topics.clone(),
+                user_data: None,
+                owned_partitions: self.owned.clone(),
+                generation_id: generation,
+                rack_id: None,
+            };
+            let meta = Bytes::from(sub.encode());
+            let req = JoinRequest {
+                group: group.to_string(),
+                member_id: self
+                    .member
+                    .as_ref()
+                    .map(|m| m.member_id.clone())
+                    .unwrap_or_default(),
+                client_id: self.config.client_id.clone(),
+                protocol_type: "consumer".into(),
+                protocols: self
+                    .config
+                    .assignors
+                    .iter()
+                    .map(|a| (a.clone(), meta.clone()))
+                    .collect(),
+                session_timeout: self.config.session_timeout,
+                rebalance_timeout: self.config.max_poll_interval,
+            };
+            let coord = self.log.coordinator();
+            let joined = match coord.join(&req, Some(&self.notifier), Some(&self.alive)) {
+                Ok(j) => j,
+                Err(Error::StaleMember { .. }) => {
+                    self.member = None;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            self.member = Some(Membership {
+                member_id: joined.member_id.clone(),
+                generation: joined.generation,
+            });
+            let assignments = if joined.leader == joined.member_id {
+                Some(self.leader_assign(&joined.protocol, &joined.members)?)
+            } else {
+                None
+            };
+            match coord.sync(group, &joined.member_id, joined.generation, assignments) {
+                Ok(bytes) => {
+                    let parts = if bytes.is_empty() {
+                        Vec::new()
+                    } else {
+                        Assignment::decode(&bytes)?.partitions
+                    };
+                    // Skip partitions of topics deleted meanwhile.
+                    let parts: Vec<TopicPartition> = parts
+                        .into_iter()
+                        .filter(|tp| {
+                            crate::log::handle_for(&self.log, &tp.topic, tp.partition).is_ok()
+                        })
+                        .collect();
+                    self.set_assignment(&parts)?;
+                    self.owned = parts.clone();
+                    self.rejoin = false;
+                    self.notifier.notify();
+                    if let Some(mut l) = self.listener.take() {
+                        l.on_partitions_assigned(self, &parts);
+                        self.listener = Some(l);
+                    }
+                    return Ok(());
+                }
+                Err(Error::RebalanceInProgress { .. }) => {}
+                Err(Error::StaleMember { .. }) => self.member = None,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn leader_assign(
+        &self,
+        protocol: &str,
+        members: &[(String, Bytes)],
+    ) -> Result<Vec<(String, Bytes)>> {
+        let assignor = assignor_by_name(protocol).ok_or_else(|| {
+            Error::invalid_config("assignors", format!("unknown assignor {protocol}"))
+        })?;
+        let mut subs = BTreeMap::new();
+        let mut counts = BTreeMap::new();
+        for (id, meta) in members {
+            let sub = Subscription::decode(meta).unwrap_or_default();
+            for t in &sub.topics {
+                if let Ok(n) = crate::log::partition_count(&self.log, t) {
+                    counts.insert(t.clone(), n);
+                }
+            }
+            subs.insert(id.clone(), sub);
+        }
+        let result = assignor.assign(&subs, &counts);
+        Ok(result
+            .into_iter()
+            .map(|(id, parts)| (id, Bytes::from(Assignment::new(parts).encode())))
+            .collect())
+    }
+
+    /// Runs the revoke callback and the auto-commit, then drops every partition.
+    fn revoke_all(&mut self) -> Result<()> {
+        if self.assigned.is_empty() {
+            return Ok(());
+        }
+        let parts = self.assignment();
+        if let Some(mut l) = self.listener.take() {
+            l.on_partitions_revoked(self, &parts);
+            self.listener = Some(l);
+        }
+        let r = if self.config.enable_auto_commit && self.config.group_id.is_some() {
+            self.commit().or_else(|e| match e {
+                // The generation is gone (we were removed): nothing to commit to.
+                Error::StaleMember { .. } => Ok(()),
+                e => Err(e),
+            })
+        } else {
+            Ok(())
+        };
+        self.set_assignment(&[])?;
+        r
+    }
+
+    fn leave_group(&mut self) {
+        if let (Some(m), Some(g)) = (self.member.take(), self.config.group_id.clone()) {
+            let _ = self.log.coordinator().leave(&g, &m.member_id);
+        }
+    }
+
+    fn maybe_auto_commit(&mut self) -> Result<()> {
+        if !self.config.enable_auto_commit
+            || self.config.group_id.is_none()
+            || self.last_auto_commit.elapsed() < self.config.auto_commit_interval
+        {
+            return Ok(());
+        }
+        self.last_auto_commit = Instant::now();
+        match self.commit() {
+            Ok(()) => Ok(()),
+            Err(Error::StaleMember { .. }) => {
+                self.rejoin = true;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The position to read next, resolving it from the committed offset or the reset policy.
+    fn resolve(&self, tp: &TopicPartition, a: &Assigned) -> Result<i64> {
+        if let Some(p) = a.position {
+            return Ok(p);
+        }
+        if let Some(g) = &self.config.group_id {
+            if let Some(om) = self.log.coordinator().offsets.committed(g, tp) {
+                return Ok(om.offset);
+            }
+        }
+        self.reset(tp, a, None)
+    }
+
+    fn reset(&self, tp: &TopicPartition, a: &Assigned, err: Option<Error>) -> Result<i64> {
+        match self.config.auto_offset_reset {
+            OffsetReset::Earliest => Ok(a.handle.log_start_offset()),
+            OffsetReset::Latest => Ok(a.handle.high_watermark()),
+            OffsetReset::Error => Err(err.unwrap_or_else(|| Error::NoOffset {
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+            })),
+        }
+    }
+
+    fn fetch(&mut self) -> Result<ConsumerRecords> {
+        let n = self.assigned.len();
+        let mut out = Vec::new();
+        if n == 0 {
+            return Ok(ConsumerRecords { records: out });
+        }
+        let mut budget = self.config.max_poll_records;
+        let keys: Vec<TopicPartition> = self.assigned.keys().cloned().collect();
+        let start = self.cursor % n;
+        for i in 0..n {
+            if budget == 0 {
+                break;
+            }
+            let Some(tp) = keys.get((start + i) % n) else {
+                continue;
+            };
+            let Some(a) = self.assigned.get(tp) else {
+                continue;
+            };
+            let mut pos = self.resolve(tp, a)?;
+            let topic: Arc<str> = Arc::from(tp.topic.as_str());
+            if a.pending.is_empty() {
+                let res = match a.handle.read(pos, self.config.max_partition_fetch_bytes) {
+                    Ok(r) => r,
+                    Err(e @ Error::OffsetOutOfRange { .. }) => {
+                        pos = self.reset(tp, a, Some(e))?;
+                        if let Some(a) = self.assigned.get_mut(tp) {
+                            a.position = Some(pos);
+                        }
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                let Some(a) = self.assigned.get_mut(tp) else {
+                    continue;
+                };
+                for b in &res.batches {
+                    b.verify_crc()?;
+                    if b.header().is_control() {
+                        continue;
+                    }
+                    for r in b.records()? {
+                        let r = r?;
+                        if r.offset >= pos {
+                            a.pending.push_back(r);
+                        }
+                    }
+                }
+                if a.pending.is_empty() {
+                    // Only batches before `pos` (e.g. emptied by compaction): move past them.
+                    if let Some(next) = res.next_offset() {
+                        a.position = Some(next.max(pos));
+                    } else {
+                        a.position = Some(pos);
+                    }
+                    continue;
+                }
+            }
+            let Some(a) = self.assigned.get_mut(tp) else {
+                continue;
+            };
+            while budget > 0 {
+                let Some(r) = a.pending.pop_front() else {
+                    break;
+                };
+                pos = r.offset + 1;
+                out.push(ConsumerRecord {
+                    topic: Arc::clone(&topic),
+                    partition: tp.partition,
+                    offset: r.offset,
+                    timestamp: r.timestamp,
+                    key: r.key,
+                    value: r.value,
+                    headers: r.headers,
+                });
+                budget -= 1;
+            }
+            a.position = Some(pos);
+        }
+        self.cursor = (start + 1) % n;
+        Ok(ConsumerRecords { records: out })
+    }
+
+    fn assigned_mut(&mut self, tp: &TopicPartition) -> Result<&mut Assigned> {
+        self.assigned.get_mut(tp).ok_or_else(|| Error::NotAssigned {
+            topic: tp.topic.clone(),
+            partition: tp.partition,
+        })
+    }
+
+    /// Sets the next offset to read for an assigned partition.
+    ///
+    /// # Errors
+    /// [`Error::NotAssigned`].
+    pub fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<()> {
+        let a = self.assigned_mut(tp)?;
+        a.position = Some(offset);
+        a.pending.clear();
+        Ok(())
+    }
+
+    /// Seeks to the log start offset of each partition.
+    ///
+    /// # Errors
+    /// [`Error::NotAssigned`].
+    pub fn seek_to_beginning(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        for tp in partitions {
+            let start = self.assigned_mut(tp)?.handle.log_start_offset();
+            self.seek(tp, start)?;
+        }
+        Ok(())
+    }
+
+    /// Seeks to the end (high watermark) of each partition.
+    ///
+    /// # Errors
+    /// [`Error::NotAssigned`].
+    pub fn seek_to_end(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        for tp in partitions {
+            let end = self.assigned_mut(tp)?.handle.high_watermark();
+            self.seek(tp, end)?;
+        }
+        Ok(())
+    }
+
+    /// The next offset `poll` will return for an assigned partition.
+    ///
+    /// # Errors
+    /// [`Error::NotAssigned`]; [`Error::NoOffset`] under [`OffsetReset::Error`].
+    pub fn position(&mut self, tp: &TopicPartition) -> Result<i64> {
+        let a = self.assigned.get(tp).ok_or_else(|| Error::NotAssigned {
+            topic: tp.topic.clone(),
+            partition: tp.partition,
+        })?;
+        let p = self.resolve(tp, a)?;
+        self.assigned_mut(tp)?.position = Some(p);
+        Ok(p)
+    }
+
+    /// For each partition, the first offset with timestamp >= the given one.
+    ///
+    /// # Errors
+    /// Topic and partition lookups, decode errors.
+    pub fn offsets_for_times(
+        &self,
+        query: &[(TopicPartition, i64)],
+    ) -> Result<Vec<(TopicPartition, Option<(i64, i64)>)>> {
+        query
+            .iter()
+            .map(|(tp, ts)| {
+                let h = crate::log::handle_for(&self.log, &tp.topic, tp.partition)?;
+                Ok((tp.clone(), h.offset_for_timestamp(*ts)?))
+            })
+            .collect()
+    }
+
+    /// The group's committed offset for a partition.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] without a group id.
+    pub fn committed(&self, tp: &TopicPartition) -> Result<Option<OffsetAndMetadata>> {
+        let g = self.group_id()?;
+        Ok(self.log.coordinator().offsets.committed(g, tp))
+    }
+
+    /// High watermark minus the committed offset (`None` without a commit).
+    ///
+    /// # Errors
+    /// As [`Consumer::committed`], plus partition lookups.
+    pub fn lag(&self, tp: &TopicPartition) -> Result<Option<i64>> {
+        let Some(c) = self.committed(tp)? else {
+            return Ok(None);
+        };
+        let h = crate::log::handle_for(&self.log, &tp.topic, tp.partition)?;
+        Ok(Some((h.high_watermark() - c.offset).max(0)))
+    }
+
+    /// Commits the current position of every assigned partition.
+    ///
+    /// # Errors
+    /// [`Error::StaleMember`] when a rebalance moved on (the partitions may belong to someone
+    /// else now); [`Error::InvalidConfig`] without a group id; I/O errors.
+    pub fn commit(&mut self) -> Result<()> {
+        let offsets: Vec<(TopicPartition, OffsetAndMetadata)> = self
+            .assigned
+            .iter()
+            .filter_map(|(tp, a)| a.position.map(|p| (tp.clone(), OffsetAndMetadata::new(p))))
+            .collect();
+        self.commit_offsets(&offsets)
+    }
+
+    /// Commits explicit offsets (each the next offset to read).
+    ///
+    /// # Errors
+    /// As [`Consumer::commit`].
+    pub fn commit_offsets(
+        &mut self,
+        offsets: &[(TopicPartition, OffsetAndMetadata)],
+    ) -> Result<()> {
+        let g = self.group_id()?.to_string();
+        let (member, generation) = match (&self.member, &self.subscription) {
+            (Some(m), Some(_)) => (m.member_id.clone(), m.generation),
+            _ => (String::new(), -1),
+        };
+        self.log
+            .coordinator()
+            .commit(&g, &member, generation, offsets)
+    }
+
+    /// Leaves the group (after the revoke callback and auto-commit) and releases everything.
+    ///
+    /// # Errors
+    /// The auto-commit's error.
+    pub fn close(mut self) -> Result<()> {
+        self.close_inner()
+    }
+
+    fn close_inner(&mut self) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        let r = if self.log.is_closed() {
+            Ok(())
+        } else {
+            self.revoke_all()
+        };
+        self.leave_group();
+        r
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        let _ = self.close_inner();
+    }
+}

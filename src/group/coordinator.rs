@@ -1,0 +1,688 @@
+//! The in-process group coordinator: Kafka's classic group protocol (join, sync, heartbeat,
+//! leave, generations) with opaque member metadata and assignments, so in-process consumers
+//! and network clients can share a group. Calls block the calling thread (join waits for
+//! the other members to rejoin, sync for the leader's assignment), as a broker's delayed
+//! responses would.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex};
+
+use super::offsets::{OffsetAndMetadata, OffsetStore};
+use super::offsets_codec::{GroupMemberMetadata, GroupMetadata};
+use crate::TopicPartition;
+use crate::error::{Error, Result};
+use crate::partition::writer_now_ms;
+use crate::wait::Notifier;
+
+/// The state of a group, as Kafka names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GroupState {
+    /// No members.
+    Empty,
+    /// Waiting for members to (re)join.
+    PreparingRebalance,
+    /// Joined; waiting for the leader's assignment.
+    CompletingRebalance,
+    /// Every member has its assignment.
+    Stable,
+}
+
+/// A member's view of a completed join.
+#[derive(Debug, Clone)]
+pub struct JoinResponse {
+    /// The new generation.
+    pub generation: i32,
+    /// This member's id (assigned on first join).
+    pub member_id: String,
+    /// The leader's member id.
+    pub leader: String,
+    /// The chosen protocol (assignor) name.
+    pub protocol: String,
+    /// For the leader: every member's id and metadata for the chosen protocol; else empty.
+    pub members: Vec<(String, Bytes)>,
+}
+
+/// What a member asks when it joins.
+#[derive(Debug, Clone)]
+pub struct JoinRequest {
+    /// Group id.
+    pub group: String,
+    /// Existing member id, or empty for a new member.
+    pub member_id: String,
+    /// Client id, for descriptions.
+    pub client_id: String,
+    /// Protocol type, `consumer` for Kafka consumers.
+    pub protocol_type: String,
+    /// (protocol name, metadata) in order of preference.
+    pub protocols: Vec<(String, Bytes)>,
+    /// Removed when no heartbeat arrives for this long.
+    pub session_timeout: Duration,
+    /// How long a rebalance waits for this member to rejoin (for in-process consumers also
+    /// the longest time between polls: `max_poll_interval`).
+    pub rebalance_timeout: Duration,
+}
+
+/// One member, as [`crate::Log::describe_group`] shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemberDescription {
+    /// Member id.
+    pub member_id: String,
+    /// Client id.
+    pub client_id: String,
+    /// Assigned partitions (decoded from the consumer protocol assignment when possible).
+    pub assignment: Vec<TopicPartition>,
+}
+
+#[derive(Debug)]
+struct Member {
+    client_id: String,
+    protocols: Vec<(String, Bytes)>,
+    session_timeout: Duration,
+    rebalance_timeout: Duration,
+    last_heartbeat: Instant,
+    last_poll: Instant,
+    joined: bool,
+    join_generation: i32,
+    assignment: Option<Bytes>,
+    notifier: Option<Weak<Notifier>>,
+    /// Alive while the in-process consumer exists (its "heartbeat thread").
+    liveness: Option<Weak<()>>,
+}
+
+impl Member {
+    fn wake(&self) {
+        if let Some(n) = self.notifier.as_ref().and_then(Weak::upgrade) {
+            n.notify();
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Group {
+    state: GroupState,
+    generation: i32,
+    protocol_type: Option<String>,
+    protocol: Option<String>,
+    leader: Option<String>,
+    members: BTreeMap<String, Member>,
+    rebalance_deadline: Instant,
+}
+
+impl Group {
+    fn new(generation: i32) -> Group {
+        Group {
+            state: GroupState::Empty,
+            generation,
+            protocol_type: None,
+            protocol: None,
+            leader: None,
+            members: BTreeMap::new(),
+            rebalance_deadline: Instant::now(),
+        }
+    }
+
+    fn start_rebalance(&mut self) {
+        self.state = GroupState::PreparingRebalance;
+        let timeout = self
+            .members
+            .values()
+            .map(|m| m.rebalance_timeout)
+            .max()
+            .unwrap_or_default();
+        self.rebalance_deadline = Instant::now() + timeout;
+        for m in self.members.values_mut() {
+            m.joined = false;
+            m.assignment = None;
+            m.wake();
+        }
+    }
+
+    /// Removes members whose session or poll interval expired; returns whether any went.
+    fn expire(&mut self, now: Instant) -> bool {
+        let before = self.members.len();
+        let preparing = self.state == GroupState::PreparingRebalance;
+        self.members.retain(|_, m| {
+            if preparing && m.joined {
+                return true;
+            }
+            let gone = m.liveness.as_ref().is_some_and(|w| w.strong_count() == 0);
+            let session = now.saturating_duration_since(m.last_heartbeat) > m.session_timeout;
+            let poll = m.liveness.is_some()
+                && now.saturating_duration_since(m.last_poll) > m.rebalance_timeout;
+            !(gone || session || poll)
+        });
+        self.members.len() != before
+    }
+
+    /// Picks the protocol every member supports, by members' votes (Kafka's rule).
+    fn choose_protocol(&self) -> Option<String> {
+        let first = self.members.values().next()?;
+        let candidates: Vec<&String> = first
+            .protocols
+            .iter()
+            .map(|(n, _)| n)
+            .filter(|n| {
+                self.members
+                    .values()
+                    .all(|m| m.protocols.iter().any(|(p, _)| p == *n))
+            })
+            .collect();
+        let mut votes: HashMap<&String, usize> = HashMap::new();
+        for m in self.members.values() {
+            if let Some((n, _)) = m.protocols.iter().find(|(p, _)| candidates.contains(&p)) {
+                *votes.entry(n).or_default() += 1;
+            }
+        }
+        candidates
+            .iter()
+            .max_by_key(|c| {
+                (
+                    votes.get(*c).copied().unwrap_or(0),
+                    std::cmp::Reverse(candidates.iter().position(|x| x == *c)),
+                )
+            })
+            .map(|c| (*c).clone())
+    }
+}
+
+/// The coordinator of every group of one `Log`.
+#[derive(Debug)]
+pub(crate) struct Coordinator {
+    groups: Mutex<HashMap<String, Group>>,
+    changed: Condvar,
+    pub(crate) offsets: OffsetStore,
+    next_member: AtomicU64,
+}
+
+/// How long a blocked call sleeps between checks of deadlines.
+const CHECK_EVERY: Duration = Duration::from_millis(50);
+
+fn stale(group: &str, member: &str, generation: i32, reason: &str) -> Error {
+    Error::StaleMember {
+        group: group.to_string(),
+        member: member.to_string(),
+        generation,
+        reason: reason.to_string(),
+    }
+}
+
+impl Coordinator {
+    pub(crate) fn new(offsets: OffsetStore) -> Coordinator {
+        Coordinator {
+            groups: Mutex::new(HashMap::new()),
+            changed: Condvar::new(),
+            offsets,
+            next_member: AtomicU64::new(1),
+        }
+    }
+
+    fn persist(&self, name: &str, g: &Group) -> Result<()> {
+        let meta = GroupMetadata {
+            protocol_type: g.protocol_type.clone().unwrap_or_else(|| "consumer".into()),
+            generation: g.generation,
+            protocol: g.protocol.clone(),
+            leader: g.leader.clone(),
+            state_timestamp: writer_now_ms(),
+            members: g
+                .members
+                .iter()
+                .map(|(id, m)| GroupMemberMetadata {
+                    member_id: id.clone(),
+                    group_instance_id: None,
+                    client_id: m.client_id.clone(),
+                    client_host: "in-process".into(),
+                    rebalance_timeout_ms: m.rebalance_timeout.as_millis().min(i32::MAX as u128)
+                        as i32,
+                    session_timeout_ms: m.session_timeout.as_millis().min(i32::MAX as u128) as i32,
+                    subscription: g
+                        .protocol
+                        .as_ref()
+                        .and_then(|p| m.protocols.iter().find(|(n, _)| n == p))
+                        .map(|(_, b)| b.clone())
+                        .unwrap_or_default(),
+                    assignment: m.assignment.clone().unwrap_or_default(),
+                })
+                .collect(),
+        };
+        self.offsets.record_generation(name, &meta)
+    }
+
+    /// Completes a join round: drops members that did not rejoin, bumps the generation,
+    /// chooses protocol and leader.
+    fn complete_join(&self, name: &str, g: &mut Group) -> Result<()> {
+        g.members.retain(|_, m| m.joined);
+        g.generation += 1;
+        if g.members.is_empty() {
+            g.state = GroupState::Empty;
+            g.protocol = None;
+            g.leader = None;
+        } else {
+            g.protocol = g.choose_protocol();
+            if g.protocol.is_none() {
+                // No common protocol: Kafka refuses the join of the inconsistent member; here
+                // the whole round fails and members retry with their own protocols.
+                g.protocol = g
+                    .members
+                    .values()
+                    .next()
+                    .and_then(|m| m.protocols.first())
+                    .map(|(n, _)| n.clone());
+            }
+            if !g.leader.as_ref().is_some_and(|l| g.members.contains_key(l)) {
+                g.leader = g.members.keys().next().cloned();
+            }
+            g.state = GroupState::CompletingRebalance;
+            let generation = g.generation;
+            for m in g.members.values_mut() {
+                m.join_generation = generation;
+            }
+        }
+        self.persist(name, g)?;
+        self.changed.notify_all();
+        Ok(())
+    }
+
+    fn upkeep(&self, name: &str, g: &mut Group, now: Instant) -> Result<()> {
+        if g.expire(now) {
+            match g.state {
+                GroupState::Stable | GroupState::CompletingRebalance => g.start_rebalance(),
+                GroupState::Empty | GroupState::PreparingRebalance => {}
+            }
+            self.changed.notify_all();
+        }
+        if g.state == GroupState::PreparingRebalance
+            && (g.members.values().all(|m| m.joined) || now >= g.rebalance_deadline)
+        {
+            self.complete_join(name, g)?;
+        }
+        if g.state != GroupState::Empty && g.members.is_empty() {
+            g.state = GroupState::Empty;
+            g.leader = None;
+        }
+        Ok(())
+    }
+
+    /// Joins (or rejoins) a group; blocks until the round completes.
+    pub(crate) fn join(
+        &self,
+        req: &JoinRequest,
+        notifier: Option<&Arc<Notifier>>,
+        liveness: Option<&Arc<()>>,
+    ) -> Result<JoinResponse> {
+        let mut groups = self.groups.lock();
+        let generation = self.offsets.generation(&req.group);
+        let g = groups
+            .entry(req.group.clone())
+            .or_insert_with(|| Group::new(generation));
+        if let Some(pt) = &g.protocol_type {
+            if !g.members.is_empty() && pt != &req.protocol_type {
+                return Err(Error::invalid_config(
+                    "protocol_type",
+                    format!("group '{}' uses protocol type '{pt}'", req.group),
+                ));
+            }
+        }
+        g.protocol_type = Some(req.protocol_type.clone());
+        let member_id = if req.member_id.is_empty() {
+            let n = self.next_member.fetch_add(1, Ordering::Relaxed);
+            format!("{}-{n:08x}-{:x}", req.client_id, writer_now_ms())
+        } else if g.members.contains_key(&req.member_id) {
+            req.member_id.clone()
+        } else {
+            return Err(stale(&req.group, &req.member_id, -1, "unknown member id"));
+        };
+        let now = Instant::now();
+        let member = g
+            .members
+            .entry(member_id.clone())
+            .or_insert_with(|| Member {
+                client_id: req.client_id.clone(),
+                protocols: Vec::new(),
+                session_timeout: req.session_timeout,
+                rebalance_timeout: req.rebalance_timeout,
+                last_heartbeat: now,
+                last_poll: now,
+                joined: false,
+                join_generation: -1,
+                assignment: None,
+                notifier: None,
+                liveness: None,
+            });
+        member.protocols.clone_from(&req.protocols);
+        member.session_timeout = req.session_timeout;
+        member.rebalance_timeout = req.rebalance_timeout;
+        member.last_heartbeat = now;
+        member.last_poll = now;
+        member.notifier = notifier.map(Arc::downgrade);
+        member.liveness = liveness.map(Arc::downgrade);
+        let changed_protocols = member.join_generation < 0;
+        if g.state != GroupState::PreparingRebalance {
+            let _ = changed_protocols;
+            g.start_rebalance();
+        }
+        if let Some(m) = g.members.get_mut(&member_id) {
+            m.joined = true;
+        }
+        self.changed.notify_all();
+        loop {
+            let now = Instant::now();
+            let g = groups
+                .get_mut(&req.group)
+                .ok_or_else(|| stale(&req.group, &member_id, -1, "group removed"))?;
+            self.upkeep(&req.group, g, now)?;
+            let Some(me) = g.members.get(&member_id) else {
+                return Err(stale(
+                    &req.group,
+                    &member_id,
+                    -1,
+                    "removed during the rebalance",
+                ));
+            };
+            if g.state != GroupState::PreparingRebalance && me.join_generation == g.generation {
+                let protocol = g.protocol.clone().unwrap_or_default();
+                let leader = g.leader.clone().unwrap_or_default();
+                let members = if leader == member_id {
+                    g.members
+                        .iter()
+                        .map(|(id, m)| {
+                            let meta = m
+                                .protocols
+                                .iter()
+                                .find(|(n, _)| *n == protocol)
+                                .map(|(_, b)| b.clone())
+                                .unwrap_or_default();
+                            (id.clone(), meta)
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                return Ok(JoinResponse {
+                    generation: g.generation,
+                    member_id,
+                    leader,
+                    protocol,
+                    members,
+                });
+            }
+            let wait_until = g
+                .rebalance_deadline
+                .min(now + CHECK_EVERY)
+                .max(now + Duration::from_millis(1));
+            self.changed.wait_until(&mut groups, wait_until);
+        }
+    }
+
+    /// Completes a member's join: the leader hands in every assignment, the others wait for
+    /// theirs. Returns this member's assignment bytes.
+    pub(crate) fn sync(
+        &self,
+        group: &str,
+        member_id: &str,
+        generation: i32,
+        assignments: Option<Vec<(String, Bytes)>>,
+    ) -> Result<Bytes> {
+        let mut groups = self.groups.lock();
+        let deadline = {
+            let g = groups.get_mut(group).ok_or_else(|| Error::GroupNotFound {
+                group: group.to_string(),
+            })?;
+            let m = g
+                .members
+                .get_mut(member_id)
+                .ok_or_else(|| stale(group, member_id, generation, "unknown member id"))?;
+            m.last_heartbeat = Instant::now();
+            let deadline = Instant::now() + m.rebalance_timeout.max(m.session_timeout);
+            if generation != g.generation {
+                return Err(stale(group, member_id, generation, "illegal generation"));
+            }
+            if g.state == GroupState::PreparingRebalance {
+                return Err(Error::RebalanceInProgress {
+                    group: group.to_string(),
+                });
+            }
+            if let Some(assign) = assignments {
+                if g.leader.as_deref() == Some(member_id)
+                    && g.state == GroupState::CompletingRebalance
+                {
+                    let map: HashMap<String, Bytes> = assign.into_iter().collect();
+                    for (id, m) in &mut g.members {
+                        m.assignment = Some(map.get(id).cloned().unwrap_or_default());
+                    }
+                    g.state = GroupState::Stable;
+                    self.persist(group, g)?;
+                    self.changed.notify_all();
+                }
+            }
+            deadline
+        };
+        loop {
+            let now = Instant::now();
+            let g = groups.get_mut(group).ok_or_else(|| Error::GroupNotFound {
+                group: group.to_string(),
+            })?;
+            self.upkeep(group, g, now)?;
+            let Some(m) = g.members.get(member_id) else {
+                return Err(stale(
+                    group,
+                    member_id,
+                    generation,
+                    "removed while waiting for its assignment",
+                ));
+            };
+            if g.generation != generation || g.state == GroupState::PreparingRebalance {
+                return Err(Error::RebalanceInProgress {
+                    group: group.to_string(),
+                });
+            }
+            if g.state == GroupState::Stable {
+                return Ok(m.assignment.clone().unwrap_or_default());
+            }
+            if now >= deadline {
+                return Err(Error::RebalanceInProgress {
+                    group: group.to_string(),
+                });
+            }
+            self.changed
+                .wait_until(&mut groups, deadline.min(now + CHECK_EVERY));
+        }
+    }
+
+    /// A heartbeat (and, for in-process consumers, a poll). Errors tell the member to rejoin.
+    pub(crate) fn heartbeat(
+        &self,
+        group: &str,
+        member_id: &str,
+        generation: i32,
+        polled: bool,
+    ) -> Result<()> {
+        let mut groups = self.groups.lock();
+        let g = groups.get_mut(group).ok_or_else(|| Error::GroupNotFound {
+            group: group.to_string(),
+        })?;
+        let now = Instant::now();
+        if let Some(m) = g.members.get_mut(member_id) {
+            m.last_heartbeat = now;
+            if polled {
+                m.last_poll = now;
+            }
+        }
+        self.upkeep(group, g, now)?;
+        if !g.members.contains_key(member_id) {
+            return Err(stale(group, member_id, generation, "unknown member id"));
+        }
+        if generation != g.generation {
+            return Err(stale(group, member_id, generation, "illegal generation"));
+        }
+        if g.state == GroupState::PreparingRebalance {
+            return Err(Error::RebalanceInProgress {
+                group: group.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Leaves the group; the others rebalance.
+    pub(crate) fn leave(&self, group: &str, member_id: &str) -> Result<()> {
+        let mut groups = self.groups.lock();
+        let Some(g) = groups.get_mut(group) else {
+            return Ok(());
+        };
+        if g.members.remove(member_id).is_none() {
+            return Err(stale(group, member_id, -1, "unknown member id"));
+        }
+        if g.members.is_empty() {
+            g.state = GroupState::Empty;
+            g.leader = None;
+            g.generation += 1;
+            self.persist(group, g)?;
+        } else {
+            g.start_rebalance();
+            let now = Instant::now();
+            self.upkeep(group, g, now)?;
+        }
+        self.changed.notify_all();
+        Ok(())
+    }
+
+    /// Periodic upkeep (from the flusher): heartbeats on behalf of live in-process
+    /// consumers, session and poll-interval expiry, rebalance deadlines.
+    pub(crate) fn tick(&self) {
+        let mut groups = self.groups.lock();
+        let now = Instant::now();
+        let names: Vec<String> = groups.keys().cloned().collect();
+        for name in names {
+            if let Some(g) = groups.get_mut(&name) {
+                for m in g.members.values_mut() {
+                    if m.liveness.as_ref().is_some_and(|w| w.strong_count() > 0) {
+                        m.last_heartbeat = now;
+                    }
+                }
+                let _ = self.upkeep(&name, g, now);
+            }
+        }
+    }
+
+    /// Stores commits after checking the member and generation (generation -1 with an empty
+    /// member id is a standalone commit, allowed only while the group has no members).
+    pub(crate) fn commit(
+        &self,
+        group: &str,
+        member_id: &str,
+        generation: i32,
+        offsets: &[(TopicPartition, OffsetAndMetadata)],
+    ) -> Result<()> {
+        for (_, om) in offsets {
+            if om.metadata.len() > 4096 {
+                return Err(Error::invalid_config(
+                    "metadata",
+                    "offset metadata is limited to 4096 bytes",
+                ));
+            }
+        }
+        // Held across the append so a rebalance cannot slip between the check and the write.
+        let groups = self.groups.lock();
+        match groups.get(group) {
+            Some(g) if generation >= 0 || !member_id.is_empty() => {
+                if !g.members.contains_key(member_id) {
+                    return Err(stale(group, member_id, generation, "unknown member id"));
+                }
+                if generation != g.generation {
+                    return Err(stale(group, member_id, generation, "illegal generation"));
+                }
+            }
+            Some(g) if !g.members.is_empty() => {
+                return Err(stale(
+                    group,
+                    member_id,
+                    generation,
+                    "the group has active members",
+                ));
+            }
+            None if generation >= 0 || !member_id.is_empty() => {
+                return Err(stale(group, member_id, generation, "unknown member id"));
+            }
+            _ => {}
+        }
+        self.offsets.commit(group, offsets)?;
+        drop(groups);
+        Ok(())
+    }
+
+    /// State, generation, protocol and members of a group, if it has live state.
+    pub(crate) fn describe(
+        &self,
+        group: &str,
+    ) -> (GroupState, i32, Option<String>, Vec<MemberDescription>) {
+        let groups = self.groups.lock();
+        let Some(g) = groups.get(group) else {
+            return (
+                GroupState::Empty,
+                self.offsets.generation(group),
+                None,
+                Vec::new(),
+            );
+        };
+        let members = g
+            .members
+            .iter()
+            .map(|(id, m)| MemberDescription {
+                member_id: id.clone(),
+                client_id: m.client_id.clone(),
+                assignment: m
+                    .assignment
+                    .as_deref()
+                    .filter(|a| !a.is_empty())
+                    .and_then(|a| super::protocol::Assignment::decode(a).ok())
+                    .map(|a| a.partitions)
+                    .unwrap_or_default(),
+            })
+            .collect();
+        (g.state, g.generation, g.protocol.clone(), members)
+    }
+
+    pub(crate) fn live_groups(&self) -> Vec<String> {
+        self.groups.lock().keys().cloned().collect()
+    }
+
+    /// Fails unless the group has no members.
+    pub(crate) fn ensure_empty(&self, group: &str) -> Result<()> {
+        if self
+            .groups
+            .lock()
+            .get(group)
+            .is_some_and(|g| !g.members.is_empty())
+        {
+            return Err(Error::GroupNotEmpty {
+                group: group.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Wakes every waiting member (log close).
+    pub(crate) fn wake_all(&self) {
+        let groups = self.groups.lock();
+        for g in groups.values() {
+            for m in g.members.values() {
+                m.wake();
+            }
+        }
+        self.changed.notify_all();
+    }
+
+    /// Forgets a group's live state (after its offsets were deleted).
+    pub(crate) fn forget(&self, group: &str) {
+        let mut groups = self.groups.lock();
+        if groups.get(group).is_some_and(|g| g.members.is_empty()) {
+            groups.remove(group);
+        }
+    }
+}

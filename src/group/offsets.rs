@@ -1,0 +1,256 @@
+//! Committed offsets, stored as Kafka-format records in the internal topic
+//! `__consumer_offsets` (one partition, compacted) and held in memory. The log is the source
+//! of truth: the map is rebuilt from it at open, and every commit is one batch appended
+//! (fdatasync'd) before the map changes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::offsets_codec::{GroupMetadata, OffsetKey, OffsetValue, OffsetsKey};
+use crate::TopicPartition;
+use crate::error::Result;
+use crate::partition::Partition;
+use crate::partition::writer_now_ms;
+use crate::record::BatchBuilder;
+
+/// Name of the internal topic holding committed offsets and group generations.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// A committed offset: the next offset the group will read, with optional metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetAndMetadata {
+    /// The next offset to read (Kafka's convention: last processed + 1).
+    pub offset: i64,
+    /// Free-form metadata stored with the commit (at most 4096 bytes, as Kafka).
+    pub metadata: String,
+    /// When it was committed, in ms since the epoch.
+    pub commit_timestamp: i64,
+}
+
+impl OffsetAndMetadata {
+    /// An offset with no metadata, stamped now.
+    pub fn new(offset: i64) -> Self {
+        OffsetAndMetadata {
+            offset,
+            metadata: String::new(),
+            commit_timestamp: writer_now_ms(),
+        }
+    }
+}
+
+type GroupOffsets = BTreeMap<TopicPartition, OffsetAndMetadata>;
+
+#[derive(Debug, Default)]
+struct State {
+    offsets: BTreeMap<String, GroupOffsets>,
+    generations: HashMap<String, i32>,
+}
+
+/// The offsets store.
+#[derive(Debug)]
+pub(crate) struct OffsetStore {
+    partition: Option<Arc<Partition>>,
+    state: Mutex<State>,
+}
+
+impl OffsetStore {
+    /// Rebuilds the store from the offsets topic's partition (none in a read-only open of a
+    /// directory that never had one).
+    pub(crate) fn load(partition: Option<Arc<Partition>>) -> Result<OffsetStore> {
+        let mut state = State::default();
+        if let Some(p) = &partition {
+            let mut offset = p.log_start();
+            loop {
+                let res = p.read(offset, 1 << 20)?;
+                let Some(next) = res.next_offset() else { break };
+                for b in &res.batches {
+                    // A damaged batch in an otherwise valid log stops nothing: skip it.
+                    if b.verify_crc().is_err() {
+                        continue;
+                    }
+                    let Ok(records) = b.records() else { continue };
+                    for r in records.flatten() {
+                        let Some(key) = r.key.as_deref().and_then(|k| OffsetsKey::decode(k).ok())
+                        else {
+                            continue;
+                        };
+                        apply(&mut state, &key, r.value.as_deref());
+                    }
+                }
+                offset = next;
+            }
+        }
+        Ok(OffsetStore {
+            partition,
+            state: Mutex::new(state),
+        })
+    }
+
+    /// A store with no backing topic (read-only open of a directory without one).
+    pub(crate) fn empty() -> OffsetStore {
+        OffsetStore {
+            partition: None,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// Appends one batch of (key, value) records; a `None` value is a tombstone.
+    fn append(&self, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
+        let Some(p) = &self.partition else {
+            return Err(crate::Error::ReadOnly);
+        };
+        let mut b = BatchBuilder::new(crate::Compression::None);
+        let now = writer_now_ms();
+        for (k, v) in records {
+            b.push(Some(k), v.as_deref(), &[], now)?;
+        }
+        p.append_encoded(b.finish()?, None)?;
+        Ok(())
+    }
+
+    /// Stores commits for `group` (one batch, so all or none).
+    pub(crate) fn commit(
+        &self,
+        group: &str,
+        offsets: &[(TopicPartition, OffsetAndMetadata)],
+    ) -> Result<()> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<_> = offsets
+            .iter()
+            .map(|(tp, om)| {
+                let key = OffsetsKey::Offset(OffsetKey {
+                    group: group.to_string(),
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                });
+                let value = OffsetValue {
+                    offset: om.offset,
+                    leader_epoch: -1,
+                    metadata: om.metadata.clone(),
+                    commit_timestamp: om.commit_timestamp,
+                };
+                (key.encode(), Some(value.encode()))
+            })
+            .collect();
+        self.append(&records)?;
+        let mut st = self.state.lock();
+        let g = st.offsets.entry(group.to_string()).or_default();
+        for (tp, om) in offsets {
+            g.insert(tp.clone(), om.clone());
+        }
+        Ok(())
+    }
+
+    /// Persists a group's generation (so generations never repeat across restarts).
+    pub(crate) fn record_generation(&self, group: &str, meta: &GroupMetadata) -> Result<()> {
+        let key = OffsetsKey::Group(group.to_string()).encode();
+        self.append(&[(key, Some(meta.encode()))])?;
+        self.state
+            .lock()
+            .generations
+            .insert(group.to_string(), meta.generation);
+        Ok(())
+    }
+
+    pub(crate) fn generation(&self, group: &str) -> i32 {
+        self.state
+            .lock()
+            .generations
+            .get(group)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub(crate) fn committed(&self, group: &str, tp: &TopicPartition) -> Option<OffsetAndMetadata> {
+        self.state.lock().offsets.get(group)?.get(tp).cloned()
+    }
+
+    pub(crate) fn group_offsets(&self, group: &str) -> GroupOffsets {
+        self.state
+            .lock()
+            .offsets
+            .get(group)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn groups(&self) -> Vec<String> {
+        let st = self.state.lock();
+        let mut g: Vec<String> = st.offsets.keys().cloned().collect();
+        g.extend(st.generations.keys().cloned());
+        g.sort();
+        g.dedup();
+        g
+    }
+
+    /// Deletes a group's offsets (tombstones) and, with `forget_group`, its generation too.
+    pub(crate) fn delete(&self, group: &str, forget_group: bool) -> Result<usize> {
+        let tps: Vec<TopicPartition> = self.group_offsets(group).into_keys().collect();
+        let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = tps
+            .iter()
+            .map(|tp| {
+                let key = OffsetsKey::Offset(OffsetKey {
+                    group: group.to_string(),
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                });
+                (key.encode(), None)
+            })
+            .collect();
+        if forget_group && self.state.lock().generations.contains_key(group) {
+            records.push((OffsetsKey::Group(group.to_string()).encode(), None));
+        }
+        if records.is_empty() {
+            return Ok(0);
+        }
+        self.append(&records)?;
+        let mut st = self.state.lock();
+        st.offsets.remove(group);
+        if forget_group {
+            st.generations.remove(group);
+        }
+        Ok(tps.len())
+    }
+}
+
+fn apply(state: &mut State, key: &OffsetsKey, value: Option<&[u8]>) {
+    match key {
+        OffsetsKey::Offset(k) => {
+            let tp = TopicPartition::new(k.topic.clone(), k.partition);
+            match value.map(OffsetValue::decode) {
+                Some(Ok(v)) => {
+                    state.offsets.entry(k.group.clone()).or_default().insert(
+                        tp,
+                        OffsetAndMetadata {
+                            offset: v.offset,
+                            metadata: v.metadata,
+                            commit_timestamp: v.commit_timestamp,
+                        },
+                    );
+                }
+                Some(Err(_)) => {}
+                None => {
+                    if let Some(g) = state.offsets.get_mut(&k.group) {
+                        g.remove(&tp);
+                        if g.is_empty() {
+                            state.offsets.remove(&k.group);
+                        }
+                    }
+                }
+            }
+        }
+        OffsetsKey::Group(g) => match value.map(GroupMetadata::decode) {
+            Some(Ok(m)) => {
+                state.generations.insert(g.clone(), m.generation);
+            }
+            Some(Err(_)) => {}
+            None => {
+                state.generations.remove(g);
+            }
+        },
+    }
+}
