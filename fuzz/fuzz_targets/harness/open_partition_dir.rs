@@ -136,30 +136,40 @@ fn write(path: &Path, bytes: &[u8]) {
 
 /// Where the library keeps topic `t`'s metadata, relative to the data directory (found once
 /// by letting the library create the topic, so the target follows the library's layout:
-/// `.topics/t` today, `.topics/t.properties` in earlier versions).
+/// `.topics/t` today, `.topics/t.properties` in earlier versions). The file is the one that
+/// creating `t` adds: the library may keep other (internal) topics there too.
 fn topic_file(scratch: Scratch) -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
         let dir = scratch_dir(scratch);
+        let topics = dir.path().join(".topics");
+        let files = || -> Vec<PathBuf> {
+            let Ok(entries) = std::fs::read_dir(&topics) else {
+                return Vec::new();
+            };
+            entries
+                .filter_map(|e| Some(e.ok()?.path()))
+                .filter(|p| p.is_file())
+                .collect()
+        };
         let log = LogOptions::new()
             .flusher(None)
             .open(dir.path())
             .expect("probe open");
+        let before = files();
         log.create_topic_with(TOPIC, 1, TopicConfig::new())
             .expect("probe create topic");
         log.close().expect("probe close");
-        let topics = dir.path().join(".topics");
-        let mut names: Vec<PathBuf> = std::fs::read_dir(&topics)
-            .expect("probe .topics")
-            .filter_map(|e| Some(e.ok()?.path()))
-            .filter(|p| p.is_file())
+        let mut added: Vec<PathBuf> = files()
+            .into_iter()
+            .filter(|p| !before.contains(p))
             .collect();
         assert_eq!(
-            names.len(),
+            added.len(),
             1,
-            "probe: expected one topic file, found {names:?}"
+            "probe: creating topic {TOPIC} should add one file to .topics, added {added:?}"
         );
-        let name = names.pop().expect("one topic file");
+        let name = added.pop().expect("one topic file");
         name.strip_prefix(dir.path())
             .expect("inside the probe dir")
             .to_path_buf()
