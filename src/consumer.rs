@@ -473,7 +473,7 @@ impl Consumer {
             let joined = match coord.join(&req, Some(&self.notifier), Some(&self.alive)) {
                 Ok(j) => j,
                 Err(Error::StaleMember { .. }) => {
-                    self.member = None;
+                    self.forget_member(group);
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -512,7 +512,9 @@ impl Consumer {
                     return Ok(());
                 }
                 Err(Error::RebalanceInProgress { .. }) => {}
-                Err(Error::StaleMember { .. }) => self.member = None,
+                // A newer generation: rejoin under the same member id (a fresh id would leave
+                // the old one behind, and the group would wait for it to rejoin).
+                Err(Error::StaleMember { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -565,6 +567,13 @@ impl Consumer {
         };
         self.set_assignment(&[])?;
         r
+    }
+
+    /// Drops the member id, making sure the group does not keep waiting for it.
+    fn forget_member(&mut self, group: &str) {
+        if let Some(m) = self.member.take() {
+            let _ = self.log.coordinator().leave(group, &m.member_id);
+        }
     }
 
     fn leave_group(&mut self) {

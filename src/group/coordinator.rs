@@ -376,6 +376,11 @@ impl Coordinator {
             let g = groups
                 .get_mut(&req.group)
                 .ok_or_else(|| stale(&req.group, &member_id, -1, "group removed"))?;
+            // A new round started while this call waited: this member is rejoining right now.
+            if let Some(me) = g.members.get_mut(&member_id) {
+                me.joined = true;
+                me.last_heartbeat = now;
+            }
             self.upkeep(&req.group, g, now)?;
             let Some(me) = g.members.get(&member_id) else {
                 return Err(stale(
