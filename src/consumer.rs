@@ -19,6 +19,9 @@ use crate::log::LogInner;
 use crate::record::{Header, StoredRecord};
 use crate::wait::Notifier;
 
+/// An offset and the timestamp of the record there.
+pub type OffsetAndTimestamp = (i64, i64);
+
 /// Where a consumer starts when it has no valid position (no commit, or the committed offset
 /// is out of range, e.g. deleted by retention).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -71,7 +74,7 @@ impl Default for ConsumerConfig {
             client_id: "topiclog-consumer".into(),
             auto_offset_reset: OffsetReset::Earliest,
             max_poll_records: 500,
-            max_poll_interval: Duration::from_secs(300),
+            max_poll_interval: Duration::from_mins(5),
             session_timeout: Duration::from_secs(45),
             assignors: vec!["range".into(), "sticky".into()],
             enable_auto_commit: true,
@@ -414,23 +417,23 @@ impl Consumer {
             return Ok(());
         }
         let group = self.group_id()?.to_string();
-        if let Some(m) = &self.member {
-            if !self.rejoin {
-                match self
-                    .log
-                    .coordinator()
-                    .heartbeat(&group, &m.member_id, m.generation, true)
-                {
-                    Ok(()) => return Ok(()),
-                    Err(
-                        Error::RebalanceInProgress { .. }
-                        | Error::StaleMember { .. }
-                        | Error::GroupNotFound { .. },
-                    ) => {
-                        self.rejoin = true;
-                    }
-                    Err(e) => return Err(e),
+        if let Some(m) = &self.member
+            && !self.rejoin
+        {
+            match self
+                .log
+                .coordinator()
+                .heartbeat(&group, &m.member_id, m.generation, true)
+            {
+                Ok(()) => return Ok(()),
+                Err(
+                    Error::RebalanceInProgress { .. }
+                    | Error::StaleMember { .. }
+                    | Error::GroupNotFound { .. },
+                ) => {
+                    self.rejoin = true;
                 }
+                Err(e) => return Err(e),
             }
         }
         self.rebalance(&group)
@@ -502,7 +505,7 @@ impl Consumer {
                         })
                         .collect();
                     self.set_assignment(&parts)?;
-                    self.owned = parts.clone();
+                    self.owned.clone_from(&parts);
                     self.rejoin = false;
                     self.notifier.notify();
                     if let Some(mut l) = self.listener.take() {
@@ -511,10 +514,9 @@ impl Consumer {
                     }
                     return Ok(());
                 }
-                Err(Error::RebalanceInProgress { .. }) => {}
                 // A newer generation: rejoin under the same member id (a fresh id would leave
                 // the old one behind, and the group would wait for it to rejoin).
-                Err(Error::StaleMember { .. }) => {}
+                Err(Error::RebalanceInProgress { .. } | Error::StaleMember { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -605,10 +607,10 @@ impl Consumer {
         if let Some(p) = a.position {
             return Ok(p);
         }
-        if let Some(g) = &self.config.group_id {
-            if let Some(om) = self.log.coordinator().offsets.committed(g, tp) {
-                return Ok(om.offset);
-            }
+        if let Some(g) = &self.config.group_id
+            && let Some(om) = self.log.coordinator().offsets.committed(g, tp)
+        {
+            return Ok(om.offset);
         }
         self.reset(tp, a, None)
     }
@@ -770,7 +772,7 @@ impl Consumer {
     pub fn offsets_for_times(
         &self,
         query: &[(TopicPartition, i64)],
-    ) -> Result<Vec<(TopicPartition, Option<(i64, i64)>)>> {
+    ) -> Result<Vec<(TopicPartition, Option<OffsetAndTimestamp>)>> {
         query
             .iter()
             .map(|(tp, ts)| {

@@ -2,6 +2,7 @@
 //! checkpoints and the background flusher.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -1151,7 +1152,7 @@ impl ProducerRegistry {
     fn save(&self, path: &Path) -> Result<()> {
         let mut text = format!("next_id {}\n", self.next_id);
         for (name, (id, epoch)) in &self.names {
-            text.push_str(&format!("name {name} {id} {epoch}\n"));
+            let _ = writeln!(text, "name {name} {id} {epoch}");
         }
         write_atomic(path, text.as_bytes())
     }

@@ -224,13 +224,13 @@ impl Producer {
         if config.batch_size == 0 {
             return Err(Error::invalid_config("batch_size", "must be at least 1"));
         }
-        if let Some(c) = config.compression {
-            if !c.is_available() {
-                return Err(Error::invalid_config(
-                    "compression",
-                    format!("codec {c} is not compiled in"),
-                ));
-            }
+        if let Some(c) = config.compression
+            && !c.is_available()
+        {
+            return Err(Error::invalid_config(
+                "compression",
+                format!("codec {c} is not compiled in"),
+            ));
         }
         let (producer_id, epoch) = if config.idempotence || config.name.is_some() {
             log.init_producer_id(config.name.as_deref())?
@@ -262,6 +262,7 @@ impl Producer {
     /// # Errors
     /// [`Error::Fenced`] when a newer producer with the same name exists; topic, partition,
     /// size and I/O errors as [`PartitionHandle::append`].
+    #[allow(clippy::needless_pass_by_value)] // Kafka's shape: the record is handed over.
     pub fn send(&self, record: ProducerRecord) -> Result<RecordMetadata> {
         let (topic, partition) = self.inner.route(&record)?;
         let r = self
@@ -372,12 +373,11 @@ impl ProducerInner {
     }
 
     fn route(&self, r: &ProducerRecord) -> Result<(String, i32)> {
-        let p = match r.partition {
-            Some(p) => p,
-            None => {
-                let size = r.record.value.as_ref().map_or(0, Bytes::len);
-                crate::log::partition_for(&self.log, &r.topic, r.record.key.as_deref(), size)?
-            }
+        let p = if let Some(p) = r.partition {
+            p
+        } else {
+            let size = r.record.value.as_ref().map_or(0, Bytes::len);
+            crate::log::partition_for(&self.log, &r.topic, r.record.key.as_deref(), size)?
         };
         Ok((r.topic.clone(), p))
     }

@@ -6,11 +6,11 @@
 mod common;
 use common::*;
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use topiclog::{
-    Consumer, ConsumerConfig, Error, GroupState, Log, OffsetAndMetadata, OffsetSpec,
-    RebalanceListener, Result, TopicPartition,
+    Consumer, ConsumerConfig, Error, GroupState, Log, OffsetAndMetadata, OffsetSpec, Result,
+    TopicPartition,
 };
 
 fn cfg(group: &str) -> ConsumerConfig {
@@ -109,14 +109,6 @@ fn stale_generation_commits_are_refused() -> Result<()> {
     );
     let _ = member;
     Ok(())
-}
-
-struct CommitOnRevoke(Arc<Mutex<Vec<TopicPartition>>>);
-impl RebalanceListener for CommitOnRevoke {
-    fn on_partitions_revoked(&mut self, consumer: &mut Consumer, partitions: &[TopicPartition]) {
-        consumer.commit().unwrap();
-        self.0.lock().unwrap().extend(partitions.iter().cloned());
-    }
 }
 
 #[test]

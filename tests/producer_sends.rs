@@ -59,7 +59,7 @@ fn send_async_batches_and_flush_waits() -> Result<()> {
     let log = open(dir.path())?;
     log.create_topic("t", 1)?;
     let mut cfg = ProducerConfig::default();
-    cfg.linger = Duration::from_secs(60);
+    cfg.linger = Duration::from_mins(1);
     cfg.batch_size = 1 << 30;
     let producer = log.producer(cfg)?;
     let receipts: Vec<_> = (0..100)
@@ -90,7 +90,7 @@ fn send_async_batches_and_flush_waits() -> Result<()> {
         .map(|i| {
             producer.send_async(ProducerRecord::new("t", format!("value-{i:04}")).partition(0))
         })
-        .last()
+        .next_back()
         .unwrap()?;
     assert_eq!(last.wait()?.offset, 129);
     Ok(())

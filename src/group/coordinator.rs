@@ -321,13 +321,14 @@ impl Coordinator {
         let g = groups
             .entry(req.group.clone())
             .or_insert_with(|| Group::new(generation));
-        if let Some(pt) = &g.protocol_type {
-            if !g.members.is_empty() && pt != &req.protocol_type {
-                return Err(Error::invalid_config(
-                    "protocol_type",
-                    format!("group '{}' uses protocol type '{pt}'", req.group),
-                ));
-            }
+        if let Some(pt) = &g.protocol_type
+            && !g.members.is_empty()
+            && pt != &req.protocol_type
+        {
+            return Err(Error::invalid_config(
+                "protocol_type",
+                format!("group '{}' uses protocol type '{pt}'", req.group),
+            ));
         }
         g.protocol_type = Some(req.protocol_type.clone());
         let member_id = if req.member_id.is_empty() {
@@ -453,18 +454,17 @@ impl Coordinator {
                     group: group.to_string(),
                 });
             }
-            if let Some(assign) = assignments {
-                if g.leader.as_deref() == Some(member_id)
-                    && g.state == GroupState::CompletingRebalance
-                {
-                    let map: HashMap<String, Bytes> = assign.into_iter().collect();
-                    for (id, m) in &mut g.members {
-                        m.assignment = Some(map.get(id).cloned().unwrap_or_default());
-                    }
-                    g.state = GroupState::Stable;
-                    self.persist(group, g)?;
-                    self.changed.notify_all();
+            if let Some(assign) = assignments
+                && g.leader.as_deref() == Some(member_id)
+                && g.state == GroupState::CompletingRebalance
+            {
+                let map: HashMap<String, Bytes> = assign.into_iter().collect();
+                for (id, m) in &mut g.members {
+                    m.assignment = Some(map.get(id).cloned().unwrap_or_default());
                 }
+                g.state = GroupState::Stable;
+                self.persist(group, g)?;
+                self.changed.notify_all();
             }
             deadline
         };

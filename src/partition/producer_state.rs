@@ -257,7 +257,7 @@ pub(crate) fn list_snapshots(dir: &Path) -> Vec<i64> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
