@@ -73,41 +73,55 @@ fn members_split_partitions_and_rebalance_on_join_and_leave() -> Result<()> {
 }
 
 #[test]
-fn stale_generation_commits_are_refused() -> Result<()> {
+fn a_member_that_stops_polling_is_removed_and_its_stale_commits_refused() -> Result<()> {
     let dir = tempfile::tempdir().unwrap();
-    let log = Arc::new(open(dir.path())?);
+    // With the background thread on, live consumers are heartbeated for: only the poll
+    // interval can remove B.
+    let log = Arc::new(
+        topiclog::LogOptions::new()
+            .flusher(Some(Duration::from_millis(10)))
+            .open(dir.path())?,
+    );
     log.create_topic("t", 2)?;
-    log.partition("t", 0)?.append(&[rec(0), rec(1)])?;
-    let mut a = log.consumer(cfg("g"))?;
+    let mut slow = cfg("g");
+    slow.max_poll_interval = Duration::from_millis(300);
+    let mut a = log.consumer(slow.clone())?;
     a.subscribe(&["t"])?;
     settle(&mut a, 2)?;
-    a.commit_offsets(&[(TopicPartition::new("t", 0), OffsetAndMetadata::new(1))])?;
-    let b = run_member(&log, "g", 1);
-    // A keeps its old generation until it polls again: its commit is refused as stale
-    // once the group moved on.
-    let b = {
-        // Wait for the group to enter a rebalance that A has not joined yet.
-        let mut tries = 0;
-        while log.describe_group("g")?.state == GroupState::Stable && tries < 200 {
-            std::thread::sleep(Duration::from_millis(5));
-            tries += 1;
-        }
-        settle(&mut a, 1)?;
-        b.join().unwrap()?
-    };
-    let (member, generation) = a.group_generation().unwrap();
-    assert!(generation > 1);
-    drop(b);
-    // Commit with the previous generation through a second, stale handle on the same member.
+    let log2 = Arc::clone(&log);
+    let b = std::thread::spawn(move || -> Result<Consumer> {
+        let mut b = log2.consumer(slow)?;
+        b.subscribe(&["t"])?;
+        settle(&mut b, 1)?;
+        Ok(b)
+    });
+    settle(&mut a, 1)?;
+    let mut b = b.join().unwrap()?;
+    let (_, b_generation) = b.group_generation().unwrap();
+    // B stops polling; A keeps polling and takes B's partition once B is removed.
+    settle(&mut a, 2)?;
+    assert!(a.group_generation().unwrap().1 > b_generation);
+    assert_eq!(log.describe_group("g")?.members.len(), 1);
+    // B's commit carries its old member id and generation: refused.
+    let err = b
+        .commit_offsets(&[(TopicPartition::new("t", 0), OffsetAndMetadata::new(1))])
+        .unwrap_err();
+    assert!(matches!(err, Error::StaleMember { .. }), "{err}");
+    // A standalone commit is refused while the group has members, too.
     let err = log
         .consumer(cfg("g"))?
         .commit_offsets(&[(TopicPartition::new("t", 0), OffsetAndMetadata::new(2))])
         .unwrap_err();
-    assert!(
-        matches!(err, Error::StaleMember { .. }),
-        "standalone commit while members are active: {err}"
-    );
-    let _ = member;
+    assert!(matches!(err, Error::StaleMember { .. }), "{err}");
+    // B notices on its next poll and rejoins (each member polls from its own thread: a join
+    // blocks until the other members rejoin too).
+    let b = std::thread::spawn(move || -> Result<Consumer> {
+        settle(&mut b, 1)?;
+        Ok(b)
+    });
+    settle(&mut a, 1)?;
+    let b = b.join().unwrap()?;
+    assert_eq!(a.assignment().len() + b.assignment().len(), 2);
     Ok(())
 }
 
