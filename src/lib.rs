@@ -73,7 +73,7 @@ pub use group::protocol::{Assignment, Subscription};
 pub use handle::PartitionHandle;
 pub use log::{
     GroupDescription, GroupOffset, Log, LogStats, OffsetSpec, PartitionDescription, RecoveryReport,
-    TopicDescription,
+    TopicDescription, is_internal_topic,
 };
 pub use partition::read::ReadResult;
 pub use partition::{AppendResult, PartitionRecovery, PartitionStats};

@@ -585,8 +585,19 @@ impl Log {
         Ok(())
     }
 
-    /// Topic names, sorted.
+    /// Topic names, sorted, without internal topics (as Kafka's admin client lists them).
     pub fn topics(&self) -> Vec<String> {
+        self.inner
+            .topics
+            .read()
+            .keys()
+            .filter(|t| !is_internal_topic(t))
+            .cloned()
+            .collect()
+    }
+
+    /// Every topic name, internal ones (`__consumer_offsets`) included, sorted.
+    pub fn all_topics(&self) -> Vec<String> {
         self.inner.topics.read().keys().cloned().collect()
     }
 
@@ -1006,6 +1017,11 @@ impl LogInner {
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
+}
+
+/// True for topics topiclog keeps for itself (`__consumer_offsets`).
+pub fn is_internal_topic(name: &str) -> bool {
+    name == OFFSETS_TOPIC
 }
 
 /// A partition handle by name (for producers and consumers).

@@ -86,12 +86,13 @@ fn send_async_batches_and_flush_waits() -> Result<()> {
     cfg.linger = Duration::from_millis(20);
     cfg.batch_size = 200;
     let producer = log.producer(cfg)?;
-    let last = (0..30)
-        .map(|i| {
-            producer.send_async(ProducerRecord::new("t", format!("value-{i:04}")).partition(0))
-        })
-        .next_back()
-        .unwrap()?;
+    let mut receipts = Vec::new();
+    for i in 0..30 {
+        receipts.push(
+            producer.send_async(ProducerRecord::new("t", format!("value-{i:04}")).partition(0))?,
+        );
+    }
+    let last = receipts.pop().unwrap();
     assert_eq!(last.wait()?.offset, 129);
     Ok(())
 }

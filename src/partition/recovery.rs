@@ -208,6 +208,9 @@ fn try_trusted(log: &[u8], base: i64, dir_seg: &SegPaths, interval: u32) -> Opti
     }
     let n = index.len() / INDEX_ENTRY;
     let m = time.len() / TIME_ENTRY;
+    if !index::entries_sane(&index, &time, log.len() as u64) {
+        return None;
+    }
     let mut start = 0u64;
     let mut state = SegmentState::empty(base);
     if let Some(first) = log.get(..BATCH_HEADER_LEN) {

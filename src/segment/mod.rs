@@ -288,6 +288,14 @@ impl Segment {
             .slice(pos as usize, BATCH_HEADER_LEN)
             .ok_or_else(|| corrupt("position outside the mapping".into()))?;
         let h = BatchHeader::parse(buf).map_err(|e| corrupt(e.to_string()))?;
+        if h.last_offset_delta < 0 || h.base_offset < self.base_offset {
+            return Err(corrupt(format!(
+                "batch offsets {}..={} are not valid in segment {}",
+                h.base_offset,
+                h.last_offset(),
+                self.base_offset
+            )));
+        }
         if pos + h.size() as u64 > size {
             return Err(corrupt(format!(
                 "batch of {} bytes runs past the published end {size}",
@@ -315,12 +323,29 @@ impl Segment {
         }
     }
 
-    /// File position from which to scan for the first record with timestamp >= `ts`.
+    /// File position from which to scan for the first record with timestamp >= `ts`: the
+    /// batch named by the time index's floor entry, if that batch really ends at the entry's
+    /// offset with the entry's timestamp; else 0 (a damaged entry costs a longer scan, never
+    /// a wrong answer).
     pub(crate) fn position_for_time(&self, maps: &SegmentMaps, ts: i64) -> u64 {
         let Some(time) = &maps.time else { return 0 };
-        match index::time_floor_offset(time, self.time_entries(), self.base_offset, ts) {
-            Some(offset) => self.position_for(maps, offset),
-            None => 0,
+        let Some((entry_ts, offset)) =
+            index::time_floor_entry(time, self.time_entries(), self.base_offset, ts)
+        else {
+            return 0;
+        };
+        let size = self.size();
+        let mut pos = self.position_for(maps, offset);
+        while pos < size {
+            let Ok(h) = self.header_at(maps, pos, size) else {
+                return 0;
+            };
+            match h.last_offset().cmp(&offset) {
+                std::cmp::Ordering::Less => pos += h.size() as u64,
+                std::cmp::Ordering::Equal if h.max_timestamp == entry_ts => return pos,
+                _ => return 0,
+            }
         }
+        0
     }
 }
