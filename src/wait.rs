@@ -70,10 +70,10 @@ impl WaiterSet {
         if self.count.load(Ordering::Acquire) == 0 {
             return;
         }
-        for w in self.list.lock().iter() {
-            if let Some(n) = w.upgrade() {
-                n.notify();
-            }
+        // Notify outside the list lock: a woken waiter unregistering must not wait for us.
+        let live: Vec<Arc<Notifier>> = self.list.lock().iter().filter_map(Weak::upgrade).collect();
+        for n in live {
+            n.notify();
         }
     }
 }

@@ -333,7 +333,7 @@ impl Partition {
         let (files, end) = {
             let mut w = self.writer.lock();
             let end = self.log_end();
-            (w.files_to_sync(), end)
+            (w.files_to_sync(false), end)
         };
         let result = files.and_then(|files| {
             for (file, path) in &files {
@@ -408,7 +408,16 @@ impl Partition {
         }
         self.flush_tick()?;
         let end = self.log_end();
-        self.sync_to(end)
+        self.sync_to(end)?;
+        // Group commits skip the index files; a flush makes them durable too.
+        let files = self.writer.lock().files_to_sync(true)?;
+        for (file, path) in &files {
+            if let Err(e) = self.timed_sync(file, path) {
+                self.poison(e.to_string());
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     /// Clean-close work: sync everything written. (The active segment's largest timestamp is

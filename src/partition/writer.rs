@@ -126,20 +126,25 @@ impl Writer {
         })
     }
 
-    /// What a group-commit leader must sync: rolled segments and the active log.
-    pub(crate) fn files_to_sync(&mut self) -> Result<SyncList> {
+    /// What a group-commit leader must sync: rolled segments and the active log. With
+    /// `indexes`, the active segment's index files too (clean close and `Log::flush`). A group
+    /// commit leaves them out: recovery after a crash rescans the segment holding the recovery
+    /// point and rebuilds its indexes, so syncing them per commit would buy nothing and cost
+    /// two more fsyncs per round.
+    pub(crate) fn files_to_sync(&mut self, indexes: bool) -> Result<SyncList> {
         let mut out = std::mem::take(&mut self.rolled);
+        let with_indexes = indexes && std::mem::take(&mut self.index_dirty);
+        let a = &self.active;
         if let Some(f) = &self.files {
-            out.push((Arc::clone(&f.log), self.active.log_path.clone()));
-            if std::mem::take(&mut self.index_dirty) {
-                out.push((Arc::clone(&f.index), self.active.index_path.clone()));
-                out.push((Arc::clone(&f.time), self.active.time_path.clone()));
+            out.push((Arc::clone(&f.log), a.log_path.clone()));
+            if with_indexes {
+                out.push((Arc::clone(&f.index), a.index_path.clone()));
+                out.push((Arc::clone(&f.time), a.time_path.clone()));
             }
         } else {
             // Evicted (and, under fsync policies, synced then); reopen to sync the tail.
-            let a = &self.active;
             let mut paths = vec![&a.log_path];
-            if std::mem::take(&mut self.index_dirty) {
+            if with_indexes {
                 paths.push(&a.index_path);
                 paths.push(&a.time_path);
             }

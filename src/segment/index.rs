@@ -84,10 +84,10 @@ pub(crate) fn entries_sane(index: &[u8], time: &[u8], log_len: u64) -> bool {
         if rel < 0 || pos < 0 || pos as u64 >= log_len {
             return false;
         }
-        if let Some((pr, pp)) = prev {
-            if rel <= pr || pos <= pp {
-                return false;
-            }
+        if let Some((pr, pp)) = prev
+            && (rel <= pr || pos <= pp)
+        {
+            return false;
         }
         prev = Some((rel, pos));
     }
@@ -99,10 +99,10 @@ pub(crate) fn entries_sane(index: &[u8], time: &[u8], log_len: u64) -> bool {
         if rel < 0 {
             return false;
         }
-        if let Some((pt, pr)) = prev_t {
-            if ts <= pt || rel < pr {
-                return false;
-            }
+        if let Some((pt, pr)) = prev_t
+            && (ts <= pt || rel < pr)
+        {
+            return false;
         }
         prev_t = Some((ts, rel));
     }
