@@ -16,6 +16,41 @@ thread_local! {
     static BUILDER: RefCell<BatchBuilder> = RefCell::new(BatchBuilder::new(crate::Compression::None));
 }
 
+/// Encodes `records` as one batch in this thread's reused builder (records without a
+/// timestamp get `now`; with `producer`, the batch carries its id and epoch) and hands the
+/// finished bytes to `f`.
+pub(crate) fn with_encoded<R>(
+    codec: crate::Compression,
+    records: &[Record],
+    now: i64,
+    producer: Option<(i64, i16)>,
+    f: impl FnOnce(&mut [u8]) -> Result<R>,
+) -> Result<R> {
+    BUILDER.with(|cell| {
+        // A re-entrant call (impossible today) would find the builder borrowed; fall back to
+        // a fresh one rather than panic.
+        let mut fresh;
+        let mut guard = cell.try_borrow_mut();
+        let b: &mut BatchBuilder = if let Ok(b) = guard.as_deref_mut() {
+            b
+        } else {
+            fresh = BatchBuilder::new(codec);
+            &mut fresh
+        };
+        if b.compression() != codec {
+            b.set_compression(codec);
+        }
+        b.clear();
+        for r in records {
+            b.push_record(r, now)?;
+        }
+        if let Some((id, epoch)) = producer {
+            b.set_producer(id, epoch, 0);
+        }
+        f(b.finish()?)
+    })
+}
+
 /// A handle to one partition of an open [`crate::Log`]. Cheap to clone; `Send + Sync`.
 #[derive(Clone)]
 pub struct PartitionHandle {
@@ -107,26 +142,7 @@ impl PartitionHandle {
             });
         }
         let codec = cfg.compression.unwrap_or_default();
-        let now = writer_now_ms();
-        BUILDER.with(|cell| {
-            // A re-entrant call (impossible today) would find the builder borrowed; fall back
-            // to a fresh one rather than panic.
-            let mut fresh;
-            let mut guard = cell.try_borrow_mut();
-            let b: &mut BatchBuilder = if let Ok(b) = guard.as_deref_mut() {
-                b
-            } else {
-                fresh = BatchBuilder::new(codec);
-                &mut fresh
-            };
-            if b.compression() != codec {
-                b.set_compression(codec);
-            }
-            b.clear();
-            for r in records {
-                b.push_record(r, now)?;
-            }
-            let data = b.finish()?;
+        with_encoded(codec, records, writer_now_ms(), None, |data| {
             part.append_encoded(data, expected_end)
         })
     }

@@ -1,7 +1,6 @@
 //! [`Producer`]: sends records to topics like Kafka's producer — partitioning, batching,
 //! compression, idempotence — in-process and blocking.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -16,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::handle::PartitionHandle;
 use crate::log::LogInner;
 use crate::partition::writer_now_ms;
-use crate::record::{BatchBuilder, Compression, Header, Record};
+use crate::record::{Compression, Header, Record};
 
 /// Producer settings.
 #[derive(Debug, Clone)]
@@ -214,10 +213,6 @@ impl std::fmt::Debug for Producer {
     }
 }
 
-thread_local! {
-    static BUILDER: RefCell<BatchBuilder> = RefCell::new(BatchBuilder::new(Compression::None));
-}
-
 impl Producer {
     pub(crate) fn new(log: Arc<LogInner>, config: ProducerConfig) -> Result<Producer> {
         log.check_open()?;
@@ -403,27 +398,13 @@ impl ProducerInner {
             .or(cfg.compression)
             .unwrap_or_default();
         let now = writer_now_ms();
-        let r = BUILDER.with(|cell| -> Result<_> {
-            let mut fresh;
-            let mut guard = cell.try_borrow_mut();
-            let b: &mut BatchBuilder = if let Ok(b) = guard.as_deref_mut() {
-                b
+        let idempotent = self.producer_id >= 0;
+        let producer = idempotent.then_some((self.producer_id, self.epoch));
+        let r = crate::handle::with_encoded(codec, records, now, producer, |data| {
+            if idempotent {
+                part.append_sequenced(data)
             } else {
-                fresh = BatchBuilder::new(codec);
-                &mut fresh
-            };
-            if b.compression() != codec {
-                b.set_compression(codec);
-            }
-            b.clear();
-            for r in records {
-                b.push_record(r, now)?;
-            }
-            if self.producer_id >= 0 {
-                b.set_producer(self.producer_id, self.epoch, 0);
-                part.append_sequenced(b.finish()?)
-            } else {
-                part.append_encoded(b.finish()?, None)
+                part.append_encoded(data, None)
             }
         })?;
         if self.config.flush_policy == Some(FlushPolicy::EveryBatch)

@@ -89,6 +89,27 @@ fn empty_timeindex_trusted_max_timestamp_wrong_lookup() {
     ));
 }
 
+// Damaged time-index entries in a trusted segment (clean-shutdown marker). The whole-index
+// check (timestamps strictly increasing) refuses the first index at open; the second stays
+// sorted, so its floor entry is checked against the log at lookup (the batch ending at the
+// entry's offset must have the entry's max timestamp) and a mismatch scans the segment.
+
+#[test]
+fn trusted_timeindex_entry_out_of_order_wrong_lookup() {
+    index_files(regression!(
+        "index_files",
+        "trusted-timeindex-entry-out-of-order-wrong-lookup"
+    ));
+}
+
+#[test]
+fn trusted_timeindex_first_entry_too_old_wrong_lookup() {
+    index_files(regression!(
+        "index_files",
+        "trusted-timeindex-first-entry-too-old-wrong-lookup"
+    ));
+}
+
 // ---- open_partition_dir: directories built from the input; no panic, consistent reads ----
 
 // Offset overflows. Segment bases above the library's largest offset (`i64::MAX - 2^32`) are
@@ -147,4 +168,18 @@ fn trusted_log_duplicate_batch_read_out_of_order() {
         "trusted-log-duplicate-batch-read-out-of-order"
     ));
     assert_eq!(o.offsets_before_append[..2], [0, 1]);
+}
+
+#[test]
+fn trusted_index_damaged_entries_append_lost_after_clean_close() {
+    // Index entries 12-13 damaged (a negative relative offset) and a CRC mismatch in batch
+    // 75..=77: the index fails the whole-file check, so no open trusts the segment; recovery
+    // stops at batch 75 and the append lands there, and the reopen after the clean close
+    // reads the same log (the harness checks that).
+    let o = open_partition_dir(regression!(
+        "open_partition_dir",
+        "trusted-index-damaged-entries-append-lost-after-clean-close"
+    ));
+    assert_eq!(o.offsets_before_append, (0..75).collect::<Vec<i64>>());
+    assert_eq!(o.append, Some(Ok(75)));
 }

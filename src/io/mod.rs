@@ -23,18 +23,8 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
 
 /// [`write_atomic`] through an explicit temp path (which must be on the same file system).
 pub(crate) fn write_atomic_via(path: &Path, tmp: &Path, contents: &[u8]) -> Result<()> {
-    let tmp = tmp.to_path_buf();
-    {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .at(&tmp)?;
-        f.write_all(contents).at(&tmp)?;
-        f.sync_all().at(&tmp)?;
-    }
-    fs::rename(&tmp, path).at(path)?;
+    write_synced(tmp, contents)?;
+    fs::rename(tmp, path).at(path)?;
     if let Some(dir) = path.parent() {
         sync_dir(dir)?;
     }
@@ -42,6 +32,18 @@ pub(crate) fn write_atomic_via(path: &Path, tmp: &Path, contents: &[u8]) -> Resu
         sync_dir(dir)?;
     }
     Ok(())
+}
+
+/// Creates (or replaces) `path` with `contents` and fsyncs it; the caller renames it into place.
+pub(crate) fn write_synced(path: &Path, contents: &[u8]) -> Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .at(path)?;
+    f.write_all(contents).at(path)?;
+    f.sync_all().at(path)
 }
 
 /// Opens a file for appending, creating it.

@@ -92,15 +92,7 @@ impl Partition {
                     if !out.batches.is_empty() && total + len > max_bytes {
                         break 'segments;
                     }
-                    let bytes =
-                        maps.log
-                            .bytes(pos as usize, len)
-                            .ok_or_else(|| Error::Corrupt {
-                                path: seg.log_path.clone(),
-                                position: pos,
-                                reason: "batch outside the mapping".into(),
-                            })?;
-                    out.batches.push(Batch::from_parts(h, bytes));
+                    out.batches.push(seg.batch_at(&maps, pos, h)?);
                     total += len;
                     if total >= max_bytes {
                         break 'segments;
@@ -142,15 +134,7 @@ impl Partition {
                 }
                 let len = h.size();
                 if h.max_timestamp >= timestamp && h.last_offset() >= start {
-                    let bytes =
-                        maps.log
-                            .bytes(pos as usize, len)
-                            .ok_or_else(|| Error::Corrupt {
-                                path: seg.log_path.clone(),
-                                position: pos,
-                                reason: "batch outside the mapping".into(),
-                            })?;
-                    let batch = Batch::from_parts(h, bytes);
+                    let batch = seg.batch_at(&maps, pos, h)?;
                     for r in batch.records()? {
                         let r = r?;
                         if r.timestamp >= timestamp && r.offset >= start && r.offset < hw {

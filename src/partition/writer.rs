@@ -1,6 +1,6 @@
 //! The write side of a partition: combined appends, roll, truncate and segment deletion.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, IoSlice, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -666,17 +666,7 @@ impl Partition {
         // Copy the prefix to a new file and rename it over the old one: readers holding the
         // old mapping keep valid pages (never shrink a mapped file in place).
         let tmp = seg.log_path.with_extension("log.truncating");
-        {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)
-                .at(&tmp)?;
-            let prefix = maps.log.slice(0, cut as usize).unwrap_or(&[]);
-            f.write_all(prefix).at(&tmp)?;
-            f.sync_all().at(&tmp)?;
-        }
+        crate::io::write_synced(&tmp, maps.log.slice(0, cut as usize).unwrap_or(&[]))?;
         drop(maps);
         w.files = None;
         self.shared.fds.closed();

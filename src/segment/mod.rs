@@ -16,6 +16,7 @@ use parking_lot::Mutex;
 use crate::error::{Error, IoContext, Result};
 use crate::handles::MapBudget;
 use crate::io::map::Mapped;
+use crate::record::Batch;
 use crate::record::batch::{BATCH_HEADER_LEN, BatchHeader};
 
 pub(crate) use index::{INDEX_ENTRY, TIME_ENTRY};
@@ -303,6 +304,19 @@ impl Segment {
             )));
         }
         Ok(h)
+    }
+
+    /// The batch whose header `h` was read at `pos`, as a zero-copy view of the mapping.
+    pub(crate) fn batch_at(&self, maps: &SegmentMaps, pos: u64, h: BatchHeader) -> Result<Batch> {
+        let bytes = maps
+            .log
+            .bytes(pos as usize, h.size())
+            .ok_or_else(|| Error::Corrupt {
+                path: self.log_path.clone(),
+                position: pos,
+                reason: "batch outside the mapping".into(),
+            })?;
+        Ok(Batch::from_parts(h, bytes))
     }
 
     /// File position of a batch at or before the one holding `target`: the offset index's
