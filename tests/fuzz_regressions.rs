@@ -183,3 +183,17 @@ fn trusted_index_damaged_entries_append_lost_after_clean_close() {
     assert_eq!(o.offsets_before_append, (0..75).collect::<Vec<i64>>());
     assert_eq!(o.append, Some(Ok(75)));
 }
+
+#[test]
+fn trusted_log_negative_last_offset_delta_read_backwards() {
+    // A batch claiming offsets 27..=24 inside a cleanly closed, trusted segment. Replaying
+    // producer state meets it, the partition is recovered as after a crash, and the log is
+    // cut there: offsets 0..=26 read back and the append lands at 27, as an unclean open of
+    // the same bytes gives.
+    let o = open_partition_dir(regression!(
+        "open_partition_dir",
+        "trusted-log-negative-last-offset-delta-read-backwards"
+    ));
+    assert_eq!(o.offsets_before_append, (0..27).collect::<Vec<i64>>());
+    assert_eq!(o.append, Some(Ok(27)));
+}

@@ -25,6 +25,7 @@ use crate::config::{FlushPolicy, TopicConfig};
 use crate::error::{Error, IoContext, Result};
 use crate::handles::Shared;
 use crate::segment::Segment;
+use producer_state::ProducerState;
 
 pub use recovery::PartitionRecovery;
 pub(crate) use writer::Writer;
@@ -144,29 +145,42 @@ impl Partition {
             std::fs::create_dir_all(&dir).at(&dir)?;
         }
         let generation = shared.next_generation();
-        let loaded = recovery::load(&recovery::LoadParams {
-            dir: &dir,
-            topic,
-            partition: id,
-            config: &config,
-            clean,
-            recovery_point: checkpoints.0,
-            log_start: checkpoints.1,
-            read_only: shared.read_only,
-            generation,
-        })?;
-        let active = loaded
-            .segments
-            .last()
-            .cloned()
-            .ok_or_else(|| Error::Corrupt {
-                path: dir.clone(),
-                position: 0,
-                reason: "partition has no segment after loading".into(),
+        let attempt = |clean: bool,
+                       recovery_point: Option<i64>|
+         -> Result<(recovery::Loaded, Arc<Segment>, ProducerState)> {
+            let loaded = recovery::load(&recovery::LoadParams {
+                dir: &dir,
+                topic,
+                partition: id,
+                config: &config,
+                clean,
+                recovery_point,
+                log_start: checkpoints.1,
+                read_only: shared.read_only,
+                generation,
             })?;
+            let active = loaded
+                .segments
+                .last()
+                .cloned()
+                .ok_or_else(|| Error::Corrupt {
+                    path: dir.clone(),
+                    position: 0,
+                    reason: "partition has no segment after loading".into(),
+                })?;
+            let producers = rebuild_producers(shared, &dir, &loaded.segments, active.end_offset())?;
+            Ok((loaded, active, producers))
+        };
+        let (loaded, active, producers) = match attempt(clean, checkpoints.0) {
+            // Replaying producer state walks the batch headers of trusted segments; damage
+            // found there means the cheap checks were fooled. Recover the partition as after a
+            // crash (scan everything, cut at the first bad batch) instead of failing the open.
+            Err(Error::Corrupt { .. }) => attempt(false, Some(0))?,
+            other => other?,
+        };
         let end = active.end_offset();
         let mut writer = Writer::new(active, loaded.tracker);
-        writer.producers = rebuild_producers(shared, &dir, &loaded.segments, end)?;
+        writer.producers = producers;
         let p = Arc::new(Partition {
             topic: Arc::clone(topic),
             id,
