@@ -1,0 +1,879 @@
+//! `topiclog`: manage and inspect a topiclog data directory from the shell — topics, console
+//! produce and consume, consumer groups, perf tests and segment dumps, like Kafka's scripts.
+//!
+//! Output is for scripts: no header lines, tab-separated columns, `null` for null keys and
+//! values, `-` for a missing commit, and `\t`, `\n`, `\\` and `\xNN` escapes in keys and values.
+
+#![allow(
+    // Rates are printed, not computed on: f64 precision is plenty.
+    clippy::cast_precision_loss,
+    clippy::many_single_char_names
+)]
+
+use std::collections::BTreeMap;
+use std::io::{self, BufRead, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use std::fmt::Write as _;
+
+use bytes::Bytes;
+use clap::{Args, Parser, Subcommand};
+use topiclog::{
+    Batch, BatchBuilder, Batches, Compression, ConsumerConfig, Error, FlushPolicy, Log, LogOptions,
+    OffsetReset, OffsetSpec, ProducerConfig, ProducerRecord, TopicConfig, TopicPartition,
+    is_internal_topic,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "topiclog",
+    version,
+    about = "Manage and inspect a topiclog data directory"
+)]
+struct Cli {
+    /// The data directory.
+    #[arg(long, global = true, default_value = ".")]
+    dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create, list, describe, alter and delete topics.
+    #[command(subcommand)]
+    Topics(TopicsCmd),
+    /// Append one record per stdin line.
+    Produce(ProduceArgs),
+    /// Print records.
+    Consume(ConsumeArgs),
+    /// List, describe, reset and delete consumer groups.
+    #[command(subcommand)]
+    Groups(GroupsCmd),
+    /// Measure produce or consume throughput.
+    #[command(subcommand)]
+    Perf(PerfCmd),
+    /// Print the batches of a `.log` file, or the entries of an `.index` / `.timeindex`.
+    DumpLog(DumpArgs),
+}
+
+#[derive(Subcommand)]
+enum TopicsCmd {
+    /// Create a topic.
+    Create {
+        name: String,
+        #[arg(long, default_value_t = 1)]
+        partitions: i32,
+        /// A topic setting by Kafka's name, e.g. `retention.ms=3600000`; repeatable.
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        configs: Vec<String>,
+    },
+    /// One topic name per line.
+    List {
+        /// Include internal topics (`__consumer_offsets`).
+        #[arg(long)]
+        all: bool,
+    },
+    /// A line per partition: `partition start end bytes segments`.
+    Describe { name: String },
+    /// Change settings and/or grow the partition count.
+    Alter {
+        name: String,
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        configs: Vec<String>,
+        #[arg(long)]
+        partitions: Option<i32>,
+    },
+    /// Delete a topic and its data.
+    Delete { name: String },
+}
+
+#[derive(Args)]
+struct ProduceArgs {
+    topic: String,
+    /// Split each line at the first SEP: key before, value after.
+    #[arg(long)]
+    key_separator: Option<String>,
+    #[arg(long)]
+    partition: Option<i32>,
+    #[arg(long, value_parser = parse_codec)]
+    compression: Option<Compression>,
+    /// `os` (the topic's policy) or `every-batch` (fdatasync before each acknowledgement).
+    #[arg(long, default_value = "os")]
+    flush: String,
+    /// Print `partition offset` for each record once it is written.
+    #[arg(long)]
+    print_acks: bool,
+}
+
+#[derive(Args)]
+struct ConsumeArgs {
+    topic: String,
+    /// Consume as a member of this group and commit what is printed.
+    #[arg(long)]
+    group: Option<String>,
+    /// Start at the log start offset (default: the end, as Kafka's console consumer).
+    #[arg(long)]
+    from_beginning: bool,
+    /// Start at this offset (with `--partition`).
+    #[arg(long, requires = "partition")]
+    offset: Option<i64>,
+    #[arg(long)]
+    partition: Option<i32>,
+    /// Exit after this many records.
+    #[arg(long)]
+    max: Option<usize>,
+    /// Exit when no record arrives for this long (default: wait for ever).
+    #[arg(long)]
+    timeout_ms: Option<u64>,
+    /// Print `partition offset key value` instead of values.
+    #[arg(long)]
+    print_offsets: bool,
+}
+
+#[derive(Subcommand)]
+enum GroupsCmd {
+    /// One group per line.
+    List,
+    /// A line per partition: `topic partition committed end lag`.
+    Describe { group: String },
+    /// Move a group's offsets (no member may be active).
+    Reset {
+        group: String,
+        #[arg(long)]
+        topic: String,
+        /// `earliest`, `latest`, an offset, or `ts:MILLIS`.
+        #[arg(long)]
+        to: String,
+    },
+    /// Delete a group's committed offsets.
+    Delete { group: String },
+}
+
+#[derive(Subcommand)]
+enum PerfCmd {
+    /// Append N records of S bytes in batches of B; report records/s, MB/s and latency.
+    Produce {
+        topic: String,
+        #[arg(long)]
+        records: u64,
+        #[arg(long)]
+        record_size: usize,
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        #[arg(long, value_parser = parse_codec)]
+        compression: Option<Compression>,
+        #[arg(long, default_value = "os")]
+        flush: String,
+    },
+    /// Read N records from the start of every partition; report records/s and MB/s.
+    Consume {
+        topic: String,
+        #[arg(long)]
+        records: u64,
+    },
+}
+
+#[derive(Args)]
+struct DumpArgs {
+    /// A segment file: `.log`, `.index` or `.timeindex`.
+    path: PathBuf,
+    /// Also print each record of each batch.
+    #[arg(long)]
+    records: bool,
+    /// Check every index entry against the log (for `.index` / `.timeindex`), and each
+    /// batch's records (for `.log`).
+    #[arg(long)]
+    verify: bool,
+}
+
+fn parse_codec(s: &str) -> Result<Compression, String> {
+    s.parse::<Compression>().map_err(|e| e.to_string())
+}
+
+/// The CLI's error: a message for stderr.
+struct Fail(String);
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Self {
+        Fail(e.to_string())
+    }
+}
+
+impl From<io::Error> for Fail {
+    fn from(e: io::Error) -> Self {
+        Fail(e.to_string())
+    }
+}
+
+type Out = Result<(), Fail>;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    ExitCode::from(2)
+                } else {
+                    ExitCode::SUCCESS
+                };
+            }
+            let msg = e.to_string();
+            let first = msg
+                .lines()
+                .next()
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
+            eprintln!("topiclog: {first} (see --help)");
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Fail(msg)) => {
+            // A closed stdout (e.g. `| head`) is not an error worth reporting.
+            if !msg.contains("Broken pipe") {
+                eprintln!("topiclog: {}", msg.lines().next().unwrap_or("error"));
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn open_rw(dir: &Path) -> Result<Log, Fail> {
+    Ok(LogOptions::new().open(dir)?)
+}
+
+fn open_ro(dir: &Path) -> Result<Log, Fail> {
+    if !dir.join(".topics").is_dir() {
+        return Err(Fail(format!(
+            "{} is not a topiclog data directory",
+            dir.display()
+        )));
+    }
+    Ok(LogOptions::new().read_only(true).open(dir)?)
+}
+
+fn run(cli: Cli) -> Out {
+    let dir = cli.dir;
+    match cli.command {
+        Command::Topics(c) => topics(&dir, c),
+        Command::Produce(a) => produce(&dir, &a),
+        Command::Consume(a) => consume(&dir, &a),
+        Command::Groups(c) => groups(&dir, c),
+        Command::Perf(c) => perf(&dir, c),
+        Command::DumpLog(a) => dump_log(&a),
+    }
+}
+
+/// Escapes a key or value for one-line, tab-separated output.
+fn escape(b: Option<&[u8]>) -> String {
+    let Some(mut b) = b else {
+        return "null".into();
+    };
+    let mut out = String::with_capacity(b.len());
+    while !b.is_empty() {
+        match std::str::from_utf8(b) {
+            Ok(s) => {
+                push_escaped(&mut out, s);
+                break;
+            }
+            Err(e) => {
+                let (good, rest) = b.split_at(e.valid_up_to());
+                push_escaped(&mut out, std::str::from_utf8(good).unwrap_or_default());
+                let bad = e.error_len().unwrap_or(rest.len());
+                for byte in rest.iter().take(bad) {
+                    let _ = write!(out, "\\x{byte:02x}");
+                }
+                b = rest.get(bad..).unwrap_or_default();
+            }
+        }
+    }
+    out
+}
+
+fn push_escaped(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn config_from(configs: &[String], mut base: TopicConfig) -> Result<TopicConfig, Fail> {
+    for kv in configs {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| Fail(format!("--config '{kv}' is not KEY=VALUE")))?;
+        base.set(k.trim(), v)?;
+    }
+    Ok(base)
+}
+
+fn topics(dir: &Path, c: TopicsCmd) -> Out {
+    let mut out = BufWriter::new(io::stdout().lock());
+    match c {
+        TopicsCmd::Create {
+            name,
+            partitions,
+            configs,
+        } => {
+            let log = open_rw(dir)?;
+            log.create_topic_with(
+                &name,
+                partitions,
+                config_from(&configs, TopicConfig::new())?,
+            )?;
+            log.close()?;
+        }
+        TopicsCmd::List { all } => {
+            let log = open_ro(dir)?;
+            for t in log.all_topics() {
+                if all || !is_internal_topic(&t) {
+                    writeln!(out, "{t}")?;
+                }
+            }
+        }
+        TopicsCmd::Describe { name } => {
+            let log = open_ro(dir)?;
+            for p in log.describe_topic(&name)?.partitions {
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}\t{}",
+                    p.partition, p.log_start_offset, p.log_end_offset, p.size_bytes, p.segments
+                )?;
+            }
+        }
+        TopicsCmd::Alter {
+            name,
+            configs,
+            partitions,
+        } => {
+            let log = open_rw(dir)?;
+            if !configs.is_empty() {
+                let current = log.describe_topic(&name)?.config;
+                log.alter_topic_config(&name, config_from(&configs, current)?)?;
+            }
+            if let Some(n) = partitions {
+                log.add_partitions(&name, n)?;
+            }
+            log.close()?;
+        }
+        TopicsCmd::Delete { name } => {
+            let log = open_rw(dir)?;
+            log.delete_topic(&name)?;
+            log.close()?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn flush_policy(s: &str) -> Result<Option<FlushPolicy>, Fail> {
+    match s {
+        "os" => Ok(None),
+        "every-batch" | "every_batch" => Ok(Some(FlushPolicy::EveryBatch)),
+        other => Err(Fail(format!("--flush '{other}' is not os or every-batch"))),
+    }
+}
+
+fn produce(dir: &Path, a: &ProduceArgs) -> Out {
+    let log = open_rw(dir)?;
+    log.describe_topic(&a.topic)?;
+    let mut cfg = ProducerConfig::default();
+    cfg.compression = a.compression;
+    cfg.flush_policy = flush_policy(&a.flush)?;
+    let producer = log.producer(cfg)?;
+    let mut out = BufWriter::new(io::stdout().lock());
+    let stdin = io::stdin().lock();
+    let mut pending = Vec::new();
+    let flush_acks =
+        |pending: &mut Vec<topiclog::Receipt>, out: &mut BufWriter<io::StdoutLock<'_>>| -> Out {
+            producer.flush()?;
+            for r in pending.drain(..) {
+                let md = r.wait()?;
+                if a.print_acks {
+                    writeln!(out, "{}\t{}", md.partition, md.offset)?;
+                }
+            }
+            out.flush()?;
+            Ok(())
+        };
+    for line in stdin.split(b'\n') {
+        let mut line = line?;
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        let (key, value) = match &a.key_separator {
+            Some(sep) if !sep.is_empty() => match find(&line, sep.as_bytes()) {
+                Some(i) => (
+                    Some(Bytes::copy_from_slice(line.get(..i).unwrap_or_default())),
+                    Bytes::copy_from_slice(line.get(i + sep.len()..).unwrap_or_default()),
+                ),
+                None => (None, Bytes::from(line)),
+            },
+            _ => (None, Bytes::from(line)),
+        };
+        let mut rec = ProducerRecord::new(a.topic.clone(), value);
+        rec.record.key = key;
+        rec.partition = a.partition;
+        pending.push(producer.send_async(rec)?);
+        if pending.len() >= 1000 {
+            flush_acks(&mut pending, &mut out)?;
+        }
+    }
+    flush_acks(&mut pending, &mut out)?;
+    drop(producer);
+    log.close()?;
+    Ok(())
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn consume(dir: &Path, a: &ConsumeArgs) -> Out {
+    // Without a group nothing is written: open read-only, beside a running application.
+    let log = if a.group.is_some() {
+        open_rw(dir)?
+    } else {
+        open_ro(dir)?
+    };
+    let count = log.partition_count(&a.topic)?;
+    let mut cfg = match &a.group {
+        Some(g) => ConsumerConfig::group(g.clone()),
+        None => ConsumerConfig::default(),
+    };
+    cfg.enable_auto_commit = false;
+    cfg.auto_offset_reset = if a.from_beginning {
+        OffsetReset::Earliest
+    } else {
+        OffsetReset::Latest
+    };
+    let mut consumer = log.consumer(cfg)?;
+    let parts: Vec<TopicPartition> = match a.partition {
+        Some(p) if p < 0 || p >= count => {
+            return Err(Error::PartitionNotFound {
+                topic: a.topic.clone(),
+                partition: p,
+            }
+            .into());
+        }
+        Some(p) => vec![TopicPartition::new(&a.topic, p)],
+        None => (0..count)
+            .map(|p| TopicPartition::new(&a.topic, p))
+            .collect(),
+    };
+    if a.group.is_some() && a.partition.is_none() {
+        consumer.subscribe(&[a.topic.as_str()])?;
+    } else {
+        consumer.assign(&parts)?;
+        if let (Some(o), Some(first)) = (a.offset, parts.first()) {
+            consumer.seek(first, o)?;
+        } else if a.group.is_none() {
+            if a.from_beginning {
+                consumer.seek_to_beginning(&parts)?;
+            } else {
+                consumer.seek_to_end(&parts)?;
+            }
+        }
+    }
+    let mut out = BufWriter::new(io::stdout().lock());
+    let mut printed = 0usize;
+    let idle = a.timeout_ms.map(Duration::from_millis);
+    let mut last_record = Instant::now();
+    loop {
+        if a.max.is_some_and(|m| printed >= m) {
+            break;
+        }
+        let wait = idle.map_or(Duration::from_millis(500), |d| {
+            d.saturating_sub(last_record.elapsed())
+                .max(Duration::from_millis(1))
+        });
+        let records = consumer.poll(wait)?;
+        if records.is_empty() {
+            if idle.is_some_and(|d| last_record.elapsed() >= d) {
+                break;
+            }
+            continue;
+        }
+        last_record = Instant::now();
+        let mut commits: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+        for r in &records {
+            if a.max.is_some_and(|m| printed >= m) {
+                break;
+            }
+            if a.print_offsets {
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}",
+                    r.partition,
+                    r.offset,
+                    escape(r.key.as_deref()),
+                    escape(r.value.as_deref())
+                )?;
+            } else {
+                writeln!(out, "{}", escape(r.value.as_deref()))?;
+            }
+            commits.insert(
+                TopicPartition::new(r.topic.as_ref(), r.partition),
+                r.offset + 1,
+            );
+            printed += 1;
+        }
+        out.flush()?;
+        if a.group.is_some() && !commits.is_empty() {
+            let offsets: Vec<_> = commits
+                .into_iter()
+                .map(|(tp, o)| (tp, topiclog::OffsetAndMetadata::new(o)))
+                .collect();
+            consumer.commit_offsets(&offsets)?;
+        }
+    }
+    out.flush()?;
+    consumer.close()?;
+    if a.group.is_some() {
+        log.close()?;
+    }
+    Ok(())
+}
+
+fn groups(dir: &Path, c: GroupsCmd) -> Out {
+    let mut out = BufWriter::new(io::stdout().lock());
+    match c {
+        GroupsCmd::List => {
+            let log = open_ro(dir)?;
+            for g in log.list_groups() {
+                writeln!(out, "{g}")?;
+            }
+        }
+        GroupsCmd::Describe { group } => {
+            let log = open_ro(dir)?;
+            let dash = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |n| n.to_string());
+            for o in log.describe_group(&group)?.offsets {
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}\t{}",
+                    o.partition.topic,
+                    o.partition.partition,
+                    dash(o.committed),
+                    dash(o.end),
+                    dash(o.lag)
+                )?;
+            }
+        }
+        GroupsCmd::Reset { group, topic, to } => {
+            let spec = match to.as_str() {
+                "earliest" => OffsetSpec::Earliest,
+                "latest" => OffsetSpec::Latest,
+                s => match s.strip_prefix("ts:") {
+                    Some(ms) => OffsetSpec::Timestamp(
+                        ms.parse()
+                            .map_err(|_| Fail(format!("--to '{s}': ts:MILLIS needs a number")))?,
+                    ),
+                    None => OffsetSpec::Offset(s.parse().map_err(|_| {
+                        Fail(format!(
+                            "--to '{s}' is not earliest, latest, an offset or ts:MILLIS"
+                        ))
+                    })?),
+                },
+            };
+            let log = open_rw(dir)?;
+            for (tp, o) in log.reset_group_offsets(&group, &topic, spec)? {
+                writeln!(out, "{}\t{}\t{o}", tp.topic, tp.partition)?;
+            }
+            log.close()?;
+        }
+        GroupsCmd::Delete { group } => {
+            let log = open_rw(dir)?;
+            log.delete_group(&group)?;
+            log.close()?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted.get(i).copied().unwrap_or_default()
+}
+
+fn perf(dir: &Path, c: PerfCmd) -> Out {
+    match c {
+        PerfCmd::Produce {
+            topic,
+            records,
+            record_size,
+            batch,
+            compression,
+            flush,
+        } => {
+            let log = open_rw(dir)?;
+            let partitions = log.partition_count(&topic)?;
+            let policy = flush_policy(&flush)?;
+            let handles: Vec<_> = (0..partitions)
+                .map(|p| log.partition(&topic, p))
+                .collect::<Result<_, _>>()?;
+            let codec = compression.unwrap_or(Compression::None);
+            let mut builder = BatchBuilder::new(codec);
+            let value: Vec<u8> = (0..record_size).map(|i| b'a' + (i % 26) as u8).collect();
+            let batch = batch.max(1) as u64;
+            let started = Instant::now();
+            let mut last_report = Instant::now();
+            let mut latencies = Vec::new();
+            let (mut sent, mut n) = (0u64, 0usize);
+            while sent < records {
+                let k = batch.min(records - sent);
+                for _ in 0..k {
+                    builder.push(None, Some(&value), &[], 0)?;
+                }
+                let h = handles
+                    .get(n % handles.len())
+                    .ok_or_else(|| Fail("no partitions".into()))?;
+                n += 1;
+                let t = Instant::now();
+                let at = h.append_builder(&mut builder)?;
+                if policy == Some(FlushPolicy::EveryBatch) {
+                    log.flush()?;
+                }
+                latencies.push(t.elapsed());
+                let _ = at;
+                sent += k;
+                if last_report.elapsed() >= Duration::from_secs(1) {
+                    last_report = Instant::now();
+                    eprintln!(
+                        "{sent} records sent, {:.0} records/s",
+                        sent as f64 / started.elapsed().as_secs_f64()
+                    );
+                }
+            }
+            let secs = started.elapsed().as_secs_f64().max(1e-9);
+            latencies.sort();
+            println!(
+                "{records} records sent, {:.1} records/sec ({:.2} MB/sec), {:.3} ms p50 latency, {:.3} ms p99 latency, {:.3} ms max latency",
+                records as f64 / secs,
+                records as f64 * record_size as f64 / secs / 1e6,
+                percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+                percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+                latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+            );
+            log.close()?;
+        }
+        PerfCmd::Consume { topic, records } => {
+            let log = open_ro(dir)?;
+            let started = Instant::now();
+            let mut last_report = Instant::now();
+            let (mut got, mut bytes) = (0u64, 0u64);
+            'parts: for p in 0..log.partition_count(&topic)? {
+                let h = log.partition(&topic, p)?;
+                let mut offset = h.log_start_offset();
+                loop {
+                    let res = h.read(offset, 1 << 20)?;
+                    let Some(next) = res.next_offset() else { break };
+                    for b in &res.batches {
+                        b.verify_crc()?;
+                        for r in b.records()? {
+                            let r = r?;
+                            if r.offset < offset {
+                                continue;
+                            }
+                            got += 1;
+                            bytes += r.value.as_ref().map_or(0, Bytes::len) as u64;
+                            if got >= records {
+                                break 'parts;
+                            }
+                        }
+                    }
+                    offset = next;
+                    if last_report.elapsed() >= Duration::from_secs(1) {
+                        last_report = Instant::now();
+                        eprintln!("{got} records read");
+                    }
+                }
+            }
+            let secs = started.elapsed().as_secs_f64().max(1e-9);
+            println!(
+                "{got} records read, {:.1} records/sec ({:.2} MB/sec)",
+                got as f64 / secs,
+                bytes as f64 / secs / 1e6
+            );
+            if got < records {
+                return Err(Fail(format!("only {got} of {records} records exist")));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn dump_log(a: &DumpArgs) -> Out {
+    let name = a
+        .path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let (stem, ext) = name
+        .split_once('.')
+        .ok_or_else(|| Fail(format!("{}: not a segment file", a.path.display())))?;
+    let base: i64 = stem.parse().map_err(|_| {
+        Fail(format!(
+            "{}: the name is not a 20-digit base offset",
+            a.path.display()
+        ))
+    })?;
+    let bytes = std::fs::read(&a.path).map_err(|e| Fail(format!("{}: {e}", a.path.display())))?;
+    let mut out = BufWriter::new(io::stdout().lock());
+    match ext {
+        "log" => dump_batches(&mut out, Bytes::from(bytes), a)?,
+        "index" | "timeindex" => {
+            let log = std::fs::read(a.path.with_extension("log"))
+                .ok()
+                .map(Bytes::from);
+            let batches: Vec<Batch> = log
+                .map(|b| Batches::new(b).filter_map(Result::ok).collect())
+                .unwrap_or_default();
+            let entry = if ext == "index" { 8 } else { 12 };
+            if bytes.len() % entry != 0 {
+                writeln!(
+                    out,
+                    "# {} trailing bytes are not a whole entry",
+                    bytes.len() % entry
+                )?;
+            }
+            for e in bytes.chunks_exact(entry) {
+                let (first, second) = e.split_at(if ext == "index" { 4 } else { 8 });
+                if ext == "index" {
+                    let rel = i32::from_be_bytes(first.try_into().unwrap_or_default());
+                    let pos = i32::from_be_bytes(second.try_into().unwrap_or_default());
+                    let offset = base + i64::from(rel);
+                    let mut line = format!("{offset}\t{pos}");
+                    if a.verify {
+                        let mut p = 0usize;
+                        let ok = batches.iter().any(|b| {
+                            let here = p;
+                            p += b.len();
+                            here as i64 == i64::from(pos) && b.last_offset() == offset
+                        });
+                        line.push_str(if ok { "\tok" } else { "\tbad" });
+                    }
+                    writeln!(out, "{line}")?;
+                } else {
+                    let ts = i64::from_be_bytes(first.try_into().unwrap_or_default());
+                    let rel = i32::from_be_bytes(second.try_into().unwrap_or_default());
+                    let offset = base + i64::from(rel);
+                    let mut line = format!("{ts}\t{offset}");
+                    if a.verify {
+                        let max_so_far = batches
+                            .iter()
+                            .take_while(|b| b.base_offset() <= offset)
+                            .map(|b| b.header().max_timestamp)
+                            .max();
+                        let ends_here = batches.iter().any(|b| b.last_offset() == offset);
+                        line.push_str(if ends_here && max_so_far == Some(ts) {
+                            "\tok"
+                        } else {
+                            "\tbad"
+                        });
+                    }
+                    writeln!(out, "{line}")?;
+                }
+            }
+        }
+        other => {
+            return Err(Fail(format!(
+                "{}: unknown segment file type '.{other}'",
+                a.path.display()
+            )));
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn dump_batches(out: &mut impl Write, bytes: Bytes, a: &DumpArgs) -> Out {
+    let total = bytes.len();
+    let mut pos = 0usize;
+    for b in Batches::new(bytes) {
+        let b = match b {
+            Ok(b) => b,
+            Err(e) => {
+                writeln!(out, "# position {pos}: {e}")?;
+                return Ok(());
+            }
+        };
+        let h = *b.header();
+        let codec = h.compression().map_or_else(
+            |_| format!("unknown({})", h.attributes & 7),
+            |c| c.to_string(),
+        );
+        writeln!(
+            out,
+            "{pos}\t{}\t{}\t{}\t{}\t{codec}\t{}\t{}\t{}\t{}",
+            h.base_offset,
+            h.last_offset(),
+            h.record_count,
+            b.len(),
+            h.base_timestamp,
+            h.max_timestamp,
+            h.producer_id,
+            if b.crc_ok() { "crc-ok" } else { "crc-bad" }
+        )?;
+        if a.records || a.verify {
+            match b.records() {
+                Ok(records) => {
+                    for r in records {
+                        match r {
+                            Ok(r) if a.records => {
+                                let headers: Vec<String> = r
+                                    .headers
+                                    .iter()
+                                    .map(|h| {
+                                        format!(
+                                            "{}={}",
+                                            escape(Some(h.key.as_bytes())),
+                                            escape(h.value.as_deref())
+                                        )
+                                    })
+                                    .collect();
+                                writeln!(
+                                    out,
+                                    "\t{}\t{}\t{}\t{}\t{}",
+                                    r.offset,
+                                    r.timestamp,
+                                    escape(r.key.as_deref()),
+                                    escape(r.value.as_deref()),
+                                    headers.join(",")
+                                )?;
+                            }
+                            Ok(_) => {}
+                            Err(e) => writeln!(out, "# batch at {pos}: {e}")?,
+                        }
+                    }
+                }
+                Err(e) => writeln!(out, "# batch at {pos}: {e}")?,
+            }
+        }
+        pos += b.len();
+    }
+    if pos < total {
+        writeln!(out, "# {} bytes after the last whole batch", total - pos)?;
+    }
+    Ok(())
+}

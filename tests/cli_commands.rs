@@ -1,0 +1,364 @@
+//! The `topiclog` binary, run as a user would: spawned, fed on stdin, read on stdout; output
+//! formats and exit codes included.
+#![cfg(feature = "cli")]
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::format_collect)]
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn tl(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_topiclog"))
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(bytes) = stdin {
+        input.write_all(bytes).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn ok(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> String {
+    let out = tl(dir, args, stdin);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(dir: &Path, args: &[&str]) -> String {
+    let out = tl(dir, args, None);
+    assert!(!out.status.success(), "{args:?} should fail");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one-line error, got {err:?}"
+    );
+    err
+}
+
+#[test]
+fn topics_lifecycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(
+        d,
+        &[
+            "topics",
+            "create",
+            "orders",
+            "--partitions",
+            "3",
+            "--config",
+            "retention.ms=3600000",
+        ],
+        None,
+    );
+    ok(d, &["topics", "create", "audit"], None);
+    assert_eq!(ok(d, &["topics", "list"], None), "audit\norders\n");
+    assert!(ok(d, &["topics", "list", "--all"], None).contains("__consumer_offsets\n"));
+    assert_eq!(
+        ok(d, &["topics", "describe", "orders"], None),
+        "0\t0\t0\t0\t1\n1\t0\t0\t0\t1\n2\t0\t0\t0\t1\n"
+    );
+    ok(
+        d,
+        &[
+            "topics",
+            "alter",
+            "orders",
+            "--partitions",
+            "4",
+            "--config",
+            "segment.bytes=1048576",
+        ],
+        None,
+    );
+    assert_eq!(
+        ok(d, &["topics", "describe", "orders"], None)
+            .lines()
+            .count(),
+        4
+    );
+    ok(d, &["topics", "delete", "audit"], None);
+    assert_eq!(ok(d, &["topics", "list"], None), "orders\n");
+    assert!(fails(d, &["topics", "describe", "audit"]).contains("does not exist"));
+    assert!(fails(d, &["topics", "create", "bad/name"]).contains("invalid topic name"));
+    assert!(fails(d, &["topics", "alter", "orders", "--partitions", "2"]).contains("partitions"));
+    fails(d, &["topics", "create", "x", "--config", "retention.ms"]);
+    fails(d, &["no-such-command"]);
+}
+
+#[test]
+fn produce_and_consume_with_keys_escapes_and_nulls() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["topics", "create", "t", "--partitions", "1"], None);
+    let input = b"k1:hello\nk2:tab\there\\back\nnokey\nk3:\xff\xfebytes\n";
+    let acks = ok(
+        d,
+        &[
+            "produce",
+            "t",
+            "--key-separator",
+            ":",
+            "--print-acks",
+            "--flush",
+            "every-batch",
+        ],
+        Some(input),
+    );
+    assert_eq!(acks, "0\t0\n0\t1\n0\t2\n0\t3\n");
+    let values = ok(
+        d,
+        &["consume", "t", "--from-beginning", "--timeout-ms", "300"],
+        None,
+    );
+    assert_eq!(
+        values,
+        "hello\ntab\\there\\\\back\nnokey\n\\xff\\xfebytes\n"
+    );
+    let with_offsets = ok(
+        d,
+        &[
+            "consume",
+            "t",
+            "--offset",
+            "1",
+            "--partition",
+            "0",
+            "--max",
+            "2",
+            "--print-offsets",
+        ],
+        None,
+    );
+    assert_eq!(
+        with_offsets,
+        "0\t1\tk2\ttab\\there\\\\back\n0\t2\tnull\tnokey\n"
+    );
+    // Default start is the end: nothing old is printed.
+    assert_eq!(ok(d, &["consume", "t", "--timeout-ms", "200"], None), "");
+    fails(d, &["consume", "missing", "--timeout-ms", "10"]);
+    fails(d, &["produce", "t", "--compression", "brotli"]);
+}
+
+#[test]
+fn groups_commit_describe_reset_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["topics", "create", "t", "--partitions", "2"], None);
+    let lines: String = (0..10).map(|i| format!("k{i}:v{i}\n")).collect();
+    ok(
+        d,
+        &["produce", "t", "--key-separator", ":"],
+        Some(lines.as_bytes()),
+    );
+    let printed = ok(
+        d,
+        &[
+            "consume",
+            "t",
+            "--group",
+            "g",
+            "--from-beginning",
+            "--max",
+            "4",
+            "--timeout-ms",
+            "2000",
+        ],
+        None,
+    );
+    assert_eq!(printed.lines().count(), 4);
+    assert_eq!(ok(d, &["groups", "list"], None), "g\n");
+    let described = ok(d, &["groups", "describe", "g"], None);
+    let committed: i64 = described
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            assert_eq!(f.len(), 5, "{l}");
+            f[2].parse::<i64>().unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(committed, 4, "commits what it printed: {described}");
+    // Continues after the commit.
+    // Committed offsets win over --from-beginning, which only covers partitions without one.
+    let rest = ok(
+        d,
+        &[
+            "consume",
+            "t",
+            "--group",
+            "g",
+            "--from-beginning",
+            "--timeout-ms",
+            "500",
+        ],
+        None,
+    );
+    assert_eq!(rest.lines().count(), 6);
+    assert_eq!(
+        ok(
+            d,
+            &["groups", "reset", "g", "--topic", "t", "--to", "earliest"],
+            None
+        )
+        .lines()
+        .count(),
+        2
+    );
+    for l in ok(d, &["groups", "describe", "g"], None).lines() {
+        assert_eq!(l.split('\t').nth(2), Some("0"));
+    }
+    ok(
+        d,
+        &["groups", "reset", "g", "--topic", "t", "--to", "ts:0"],
+        None,
+    );
+    fails(
+        d,
+        &["groups", "reset", "g", "--topic", "t", "--to", "sideways"],
+    );
+    ok(d, &["groups", "delete", "g"], None);
+    assert_eq!(ok(d, &["groups", "list"], None), "");
+    fails(d, &["groups", "describe", "g"]);
+}
+
+#[test]
+fn inspection_works_while_an_application_owns_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["topics", "create", "t"], None);
+    ok(d, &["produce", "t"], Some(b"a\nb\n"));
+    let app = topiclog::Log::open(d).unwrap();
+    app.append("t", 0, &[topiclog::Record::new("c")]).unwrap();
+    assert_eq!(ok(d, &["topics", "list"], None), "t\n");
+    assert_eq!(
+        ok(
+            d,
+            &["consume", "t", "--from-beginning", "--timeout-ms", "200"],
+            None
+        ),
+        "a\nb\nc\n"
+    );
+    assert!(fails(d, &["topics", "create", "u"]).contains("locked"));
+    assert!(fails(d, &["produce", "t"]).contains("locked"));
+    app.close().unwrap();
+}
+
+#[test]
+fn dump_log_prints_batches_records_and_checked_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(
+        d,
+        &[
+            "topics",
+            "create",
+            "t",
+            "--config",
+            "index.interval.bytes=100",
+        ],
+        None,
+    );
+    let lines: String = (0..50).map(|i| format!("k{i}:value-{i}\n")).collect();
+    ok(
+        d,
+        &["produce", "t", "--key-separator", ":"],
+        Some(lines.as_bytes()),
+    );
+    ok(d, &["produce", "t"], Some(b"x\ny\n"));
+    let seg = d.join("t-0/00000000000000000000");
+    let batches = ok(
+        d,
+        &["dump-log", seg.with_extension("log").to_str().unwrap()],
+        None,
+    );
+    let first: Vec<&str> = batches.lines().next().unwrap().split('\t').collect();
+    assert_eq!(first.len(), 10);
+    assert_eq!(
+        (first[0], first[1], first[5], first[9]),
+        ("0", "0", "none", "crc-ok")
+    );
+    let records = ok(
+        d,
+        &[
+            "dump-log",
+            seg.with_extension("log").to_str().unwrap(),
+            "--records",
+        ],
+        None,
+    );
+    assert!(records.contains("\tk7\tvalue-7\t"));
+    let index = ok(
+        d,
+        &[
+            "dump-log",
+            seg.with_extension("index").to_str().unwrap(),
+            "--verify",
+        ],
+        None,
+    );
+    assert!(
+        !index.is_empty() && index.lines().all(|l| l.ends_with("\tok")),
+        "{index}"
+    );
+    // Damage the log: dump-log reports it instead of failing.
+    let mut bytes = std::fs::read(seg.with_extension("log")).unwrap();
+    bytes[70] ^= 0xff;
+    std::fs::write(seg.with_extension("log"), &bytes).unwrap();
+    assert!(
+        ok(
+            d,
+            &["dump-log", seg.with_extension("log").to_str().unwrap()],
+            None
+        )
+        .contains("crc-bad")
+    );
+    fails(d, &["dump-log", d.join("nope.log").to_str().unwrap()]);
+}
+
+#[test]
+fn perf_produce_and_consume_report_rates() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["topics", "create", "p", "--partitions", "2"], None);
+    let out = tl(
+        d,
+        &[
+            "perf",
+            "produce",
+            "p",
+            "--records",
+            "20000",
+            "--record-size",
+            "100",
+            "--batch",
+            "500",
+            "--compression",
+            "lz4",
+        ],
+        None,
+    );
+    assert!(out.status.success());
+    let line = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        line.starts_with("20000 records sent,")
+            && line.contains("records/sec")
+            && line.contains("p99 latency"),
+        "{line}"
+    );
+    let line = ok(d, &["perf", "consume", "p", "--records", "20000"], None);
+    assert!(line.starts_with("20000 records read,"), "{line}");
+    fails(d, &["perf", "consume", "p", "--records", "30000"]);
+}
