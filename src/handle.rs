@@ -218,6 +218,16 @@ impl PartitionHandle {
         self.live()?.offset_for_timestamp(timestamp)
     }
 
+    /// Makes everything appended to this partition so far durable (`fdatasync`, shared with
+    /// concurrent callers), whatever the topic's flush policy.
+    ///
+    /// # Errors
+    /// The fsync's error (the partition is then poisoned); [`Error::Closed`].
+    pub fn flush(&self) -> Result<()> {
+        let part = self.live()?;
+        part.sync_to(part.log_end())
+    }
+
     /// First readable offset.
     pub fn log_start_offset(&self) -> i64 {
         self.part.log_start()

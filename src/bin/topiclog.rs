@@ -651,7 +651,7 @@ fn perf(dir: &Path, c: PerfCmd) -> Out {
                 let t = Instant::now();
                 let at = h.append_builder(&mut builder)?;
                 if policy == Some(FlushPolicy::EveryBatch) {
-                    log.flush()?;
+                    h.flush()?;
                 }
                 latencies.push(t.elapsed());
                 let _ = at;
