@@ -13,6 +13,8 @@ use crate::io::write_atomic;
 /// File names, as Kafka uses them in each log directory.
 pub(crate) const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
 pub(crate) const LOG_START_FILE: &str = "log-start-offset-checkpoint";
+/// Per partition, the offset below which compaction has run (Kafka's cleaner checkpoint).
+pub(crate) const CLEANER_FILE: &str = "cleaner-offset-checkpoint";
 /// Present only after a clean close (Kafka's marker name).
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 

@@ -58,6 +58,8 @@ mod types;
 mod wait;
 
 pub use cleaner::MaintenanceReport;
+#[doc(hidden)]
+pub use cleaner::compact::CrashPoint;
 pub use config::{
     CleanupPolicy, DEFAULT_MAX_MESSAGE_BYTES, FlushPolicy, LogOptions, TimestampType, TopicConfig,
 };

@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::checkpoint::{self, CLEAN_SHUTDOWN_FILE, LOG_START_FILE, RECOVERY_POINT_FILE};
-use crate::cleaner::{MaintenanceReport, retention};
+use crate::checkpoint::{
+    self, CLEAN_SHUTDOWN_FILE, CLEANER_FILE, LOG_START_FILE, RECOVERY_POINT_FILE,
+};
+use crate::cleaner::{MaintenanceReport, compact, retention};
 use crate::config::{LogOptions, TopicConfig};
 use crate::consumer::{Consumer, ConsumerConfig};
 use crate::error::{Error, IoContext, Result};
@@ -265,6 +267,7 @@ impl Log {
         }
         let recovery_points = checkpoint::read(&dir.join(RECOVERY_POINT_FILE));
         let log_starts = checkpoint::read(&dir.join(LOG_START_FILE));
+        let clean_ends = checkpoint::read(&dir.join(CLEANER_FILE));
         let max_files = options.max_open_files.unwrap_or_else(default_fd_budget);
         let shared = Arc::new(Shared::new(
             read_only,
@@ -314,6 +317,9 @@ impl Log {
                 if let Some(r) = part.recovery_report() {
                     report.partitions.push(r);
                 }
+                if let Some(&c) = clean_ends.get(&key) {
+                    part.set_clean_end(c.min(part.log_end()));
+                }
                 parts.push(part);
             }
             topics.insert(name, Arc::new(Topic::new(tname, config, parts)));
@@ -353,7 +359,7 @@ impl Log {
         if !self.inner.shared.read_only && !self.inner.topics.read().contains_key(OFFSETS_TOPIC) {
             let config = TopicConfig::new()
                 .with("cleanup.policy", "compact")?
-                .with("segment.bytes", "16777216")?
+                .with("segment.bytes", "4194304")?
                 .with("flush.policy", "every-batch")?;
             self.create_topic_with(OFFSETS_TOPIC, 1, config)?;
         }
@@ -803,6 +809,40 @@ impl Log {
         self.inner.maintain()
     }
 
+    /// Compacts every partition of a compacted topic now, whatever its dirty ratio, and
+    /// reports what it removed.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when the topic is not compacted; [`Error::ReadOnly`]; I/O.
+    pub fn compact(&self, topic: &str) -> Result<MaintenanceReport> {
+        self.compact_until(topic, None)
+    }
+
+    /// Test hook: compaction stopped at `crash` as if the process died there.
+    #[doc(hidden)]
+    pub fn compact_until(
+        &self,
+        topic: &str,
+        crash: Option<compact::CrashPoint>,
+    ) -> Result<MaintenanceReport> {
+        self.inner.check_open()?;
+        self.inner.check_writable()?;
+        let t = self.inner.topic(topic)?;
+        if !t.config.read().cleanup_policy.compacts() {
+            return Err(Error::invalid_config(
+                "cleanup.policy",
+                format!("topic '{topic}' is not compacted"),
+            ));
+        }
+        let mut report = MaintenanceReport::default();
+        let now = writer_now_ms();
+        for p in t.partitions.read().iter() {
+            LogInner::compact_partition(p, now, crash, &mut report)?;
+        }
+        self.inner.write_checkpoints()?;
+        Ok(report)
+    }
+
     /// Counters per partition.
     pub fn stats(&self) -> LogStats {
         LogStats {
@@ -920,9 +960,35 @@ impl LogInner {
             .iter()
             .map(|p| (p.topic.to_string(), p.id, p.log_start()))
             .collect();
+        let ce: Vec<_> = parts
+            .iter()
+            .filter(|p| p.clean_end() > 0)
+            .map(|p| (p.topic.to_string(), p.id, p.clean_end()))
+            .collect();
         checkpoint::write(&self.dir.join(RECOVERY_POINT_FILE), &rp)?;
         checkpoint::write(&self.dir.join(LOG_START_FILE), &ls)?;
+        checkpoint::write(&self.dir.join(CLEANER_FILE), &ce)?;
         *self.last_checkpoint.lock() = Instant::now();
+        Ok(())
+    }
+
+    /// Compacts one partition now (if no other compaction of it is running).
+    fn compact_partition(
+        p: &Arc<Partition>,
+        now: i64,
+        crash: Option<compact::CrashPoint>,
+        report: &mut MaintenanceReport,
+    ) -> Result<()> {
+        let Some(_running) = p.compacting.try_lock() else {
+            return Ok(());
+        };
+        let c = compact::compact(p, now, crash)?;
+        if c.segments_in > 0 {
+            report.segments_deleted += c.segments_in - c.segments_out;
+            report.bytes_reclaimed += c.bytes_in.saturating_sub(c.bytes_out);
+            report.records_removed += c.records_removed;
+            report.partitions_touched += 1;
+        }
         Ok(())
     }
 
@@ -933,6 +999,13 @@ impl LogInner {
             if p.is_deleted() {
                 continue;
             }
+            let cfg = p.config();
+            if cfg.cleanup_policy.compacts()
+                && (compact::dirty_ratio(&p) > cfg.min_cleanable_dirty_ratio
+                    || now >= p.next_horizon())
+            {
+                Self::compact_partition(&p, now, None, &mut report)?;
+            }
             let (segments, bytes) = retention::apply(&p, now, retention::Rules::All)?;
             if segments > 0 {
                 report.segments_deleted += segments;
@@ -941,7 +1014,7 @@ impl LogInner {
             }
         }
         *self.last_maintenance.lock() = Instant::now();
-        if report.segments_deleted > 0 {
+        if report.segments_deleted > 0 || report.records_removed > 0 {
             self.write_checkpoints()?;
         }
         Ok(report)

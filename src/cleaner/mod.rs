@@ -1,5 +1,6 @@
 //! Background maintenance: retention (and, later, compaction).
 
+pub(crate) mod compact;
 pub(crate) mod retention;
 
 /// What a maintenance pass did, from [`crate::Log::maintain`].

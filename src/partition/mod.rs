@@ -24,11 +24,12 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use crate::config::{FlushPolicy, TopicConfig};
 use crate::error::{Error, IoContext, Result};
 use crate::handles::Shared;
-use crate::segment::Segment;
+use crate::segment::{self, Segment};
 use producer_state::ProducerState;
 
 pub use recovery::PartitionRecovery;
 pub(crate) use writer::Writer;
+pub(crate) use writer::delete_segment_files;
 pub(crate) use writer::now_ms as writer_now_ms;
 
 /// Where an append landed.
@@ -116,6 +117,12 @@ pub(crate) struct Partition {
     recovery: Mutex<Option<PartitionRecovery>>,
     generation: AtomicU64,
     pub(crate) waiters: crate::wait::WaiterSet,
+    /// Offsets below this have been compacted (Kafka's cleaner checkpoint).
+    clean_end: AtomicI64,
+    /// Earliest delete horizon written by compaction (i64::MAX when none is pending).
+    next_horizon: AtomicI64,
+    /// One compaction at a time.
+    pub(crate) compacting: Mutex<()>,
 }
 
 impl std::fmt::Debug for Partition {
@@ -206,6 +213,9 @@ impl Partition {
             recovery: Mutex::new(Some(loaded.report)),
             generation: AtomicU64::new(generation),
             waiters: crate::wait::WaiterSet::default(),
+            clean_end: AtomicI64::new(0),
+            next_horizon: AtomicI64::new(i64::MAX),
+            compacting: Mutex::new(()),
         });
         Ok(p)
     }
@@ -447,6 +457,72 @@ impl Partition {
         self.snapshot_producers()?;
         self.writer.lock().close_files();
         Ok(())
+    }
+
+    pub(crate) fn clean_end(&self) -> i64 {
+        self.clean_end.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_clean_end(&self, end: i64) {
+        self.clean_end.store(end, Ordering::Release);
+    }
+
+    pub(crate) fn next_horizon(&self) -> i64 {
+        self.next_horizon.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn note_horizon(&self, h: Option<i64>) {
+        self.next_horizon
+            .store(h.unwrap_or(i64::MAX), Ordering::Release);
+    }
+
+    /// Replaces the adjacent segments `group` by one cleaned segment under the writer lock.
+    /// `swap` performs the file operations and returns the new segment's state, or `None` to
+    /// stop (crash tests). Returns false, touching nothing, when `group` is no longer in the
+    /// list (retention or truncation got there first).
+    pub(crate) fn replace_segments(
+        &self,
+        group: &[Arc<Segment>],
+        swap: impl FnOnce(&std::path::Path) -> Result<Option<segment::SegmentState>>,
+    ) -> Result<bool> {
+        let w = self.writer.lock();
+        let segs = self.segments();
+        let Some(first) = group.first() else {
+            return Ok(false);
+        };
+        let Some(start) = segs.iter().position(|s| Arc::ptr_eq(s, first)) else {
+            return Ok(false);
+        };
+        let present = group
+            .iter()
+            .enumerate()
+            .all(|(i, g)| segs.get(start + i).is_some_and(|s| Arc::ptr_eq(s, g)));
+        // Never the active segment.
+        if !present || start + group.len() >= segs.len() {
+            return Ok(false);
+        }
+        let Some(st) = swap(&self.dir)? else {
+            return Ok(true);
+        };
+        let cfg = self.config();
+        let new = Arc::new(Segment::new(
+            &self.dir,
+            first.base_offset,
+            self.next_generation(),
+            st,
+            st.size,
+            cfg.segment_index_bytes as usize,
+            true,
+        ));
+        let mut list: Vec<Arc<Segment>> = segs.iter().take(start).cloned().collect();
+        list.push(new);
+        list.extend(segs.iter().skip(start + group.len()).cloned());
+        self.set_segments(list);
+        drop(w);
+        for g in group {
+            g.unmap();
+        }
+        Ok(true)
     }
 
     /// Crash simulation: drop descriptors without syncing anything.

@@ -309,6 +309,9 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
         clean: p.clean,
         ..PartitionRecovery::default()
     };
+    if !p.read_only {
+        crate::cleaner::compact::finish_swaps(dir)?;
+    }
     let mut bases = Vec::new();
     let mut index_files = Vec::new();
     for entry in fs::read_dir(dir).at(dir)? {

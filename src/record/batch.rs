@@ -516,6 +516,12 @@ pub struct BatchBuilder {
     producer_epoch: i16,
     base_sequence: i32,
     null_key: bool,
+    /// Offset delta of the last record pushed (-1 before the first).
+    last_delta: i32,
+    /// Forced lastOffsetDelta (compaction keeps the original batch's).
+    last_delta_override: Option<i32>,
+    /// Kafka's delete horizon (attribute bit 6): becomes the base timestamp.
+    delete_horizon: Option<i64>,
     finished: bool,
 }
 
@@ -535,6 +541,9 @@ impl BatchBuilder {
             producer_epoch: -1,
             base_sequence: -1,
             null_key: false,
+            last_delta: -1,
+            last_delta_override: None,
+            delete_horizon: None,
             finished: false,
         }
     }
@@ -588,7 +597,21 @@ impl BatchBuilder {
         self.producer_epoch = -1;
         self.base_sequence = -1;
         self.null_key = false;
+        self.last_delta = -1;
+        self.last_delta_override = None;
+        self.delete_horizon = None;
         self.finished = false;
+    }
+
+    /// Sets Kafka's delete horizon (compaction): the base timestamp holds it and attribute bit
+    /// 6 is set. Call before the first push.
+    pub(crate) fn set_delete_horizon(&mut self, horizon: Option<i64>) {
+        self.delete_horizon = horizon;
+    }
+
+    /// Keeps an original batch's lastOffsetDelta when compaction dropped its last records.
+    pub(crate) fn set_last_offset_delta(&mut self, delta: i32) {
+        self.last_delta_override = Some(delta);
     }
 
     /// Appends one record.
@@ -603,6 +626,24 @@ impl BatchBuilder {
         headers: &[Header],
         timestamp: i64,
     ) -> Result<()> {
+        let delta = if self.finished {
+            0
+        } else {
+            self.last_delta.saturating_add(1)
+        };
+        self.push_at(delta, key, value, headers, timestamp)
+    }
+
+    /// Appends one record at an explicit offset delta, above the previous one (compaction
+    /// keeps the offsets of the records it retains, leaving gaps).
+    pub(crate) fn push_at(
+        &mut self,
+        offset_delta: i32,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+        timestamp: i64,
+    ) -> Result<()> {
         if self.finished {
             // A finished batch is compressed and checksummed; start a new one.
             self.clear();
@@ -612,11 +653,13 @@ impl BatchBuilder {
                 "a batch holds at most i32::MAX records",
             ));
         }
+        if offset_delta <= self.last_delta && self.count > 0 {
+            return Err(Error::invalid_batch("offset deltas must increase"));
+        }
         if self.count == 0 {
-            self.base_timestamp = timestamp;
+            self.base_timestamp = self.delete_horizon.unwrap_or(timestamp);
         }
         let ts_delta = timestamp.wrapping_sub(self.base_timestamp);
-        let offset_delta = self.count;
         let field_len = |b: Option<&[u8]>| -> Result<(i32, usize)> {
             match b {
                 None => Ok((-1, 1)),
@@ -671,6 +714,7 @@ impl BatchBuilder {
             }
         }
         self.count += 1;
+        self.last_delta = offset_delta;
         self.null_key |= key.is_none();
         self.max_timestamp = if self.count == 1 {
             timestamp
@@ -705,6 +749,22 @@ impl BatchBuilder {
         if self.count == 0 {
             return Err(Error::invalid_batch("a batch needs at least one record"));
         }
+        self.seal()
+    }
+
+    /// Like [`BatchBuilder::finish`], but an empty batch is allowed (compaction keeps a batch's
+    /// offsets even when it removed all of its records). Empty batches are never compressed.
+    pub(crate) fn finish_allow_empty(&mut self) -> Result<&mut [u8]> {
+        if self.finished {
+            return Ok(&mut self.buf);
+        }
+        if self.count == 0 {
+            self.compression = Compression::None;
+        }
+        self.seal()
+    }
+
+    fn seal(&mut self) -> Result<&mut [u8]> {
         if self.compression != Compression::None {
             self.scratch.clear();
             let records = self.buf.get(BATCH_HEADER_LEN..).unwrap_or(&[]);
@@ -714,14 +774,25 @@ impl BatchBuilder {
         }
         let len = i32::try_from(self.buf.len() - LOG_OVERHEAD)
             .map_err(|_| Error::invalid_batch("batch larger than i32::MAX bytes"))?;
-        let attributes = i16::from(self.compression.id());
+        let mut attributes = i16::from(self.compression.id());
+        if let Some(h) = self.delete_horizon {
+            attributes |= DELETE_HORIZON_BIT;
+            if self.count == 0 {
+                self.base_timestamp = h;
+            }
+        }
+        let last_delta = self
+            .last_delta_override
+            .unwrap_or(self.last_delta)
+            .max(self.last_delta)
+            .max(0);
         let h = &mut self.buf;
         put(h, 0, &0i64.to_be_bytes());
         put(h, LENGTH_OFFSET, &len.to_be_bytes());
         put(h, LEADER_EPOCH_OFFSET, &(-1i32).to_be_bytes());
         put(h, MAGIC_OFFSET, &[MAGIC_V2 as u8]);
         put(h, ATTRIBUTES_OFFSET, &attributes.to_be_bytes());
-        put(h, LAST_OFFSET_DELTA_OFFSET, &(self.count - 1).to_be_bytes());
+        put(h, LAST_OFFSET_DELTA_OFFSET, &last_delta.to_be_bytes());
         put(h, BASE_TIMESTAMP_OFFSET, &self.base_timestamp.to_be_bytes());
         put(h, MAX_TIMESTAMP_OFFSET, &self.max_timestamp.to_be_bytes());
         put(h, PRODUCER_ID_OFFSET, &self.producer_id.to_be_bytes());

@@ -1,0 +1,443 @@
+//! Log compaction: keep the latest record for every key, never change offsets, never touch the
+//! active segment, drop tombstones once their delete horizon has passed.
+//!
+//! Crash safety. Cleaned segments are written as `<base>.log.cleaned` (plus indexes), fsynced,
+//! renamed to `.swap`, then — under the writer lock — the segments they replace are deleted
+//! and the `.swap` files renamed into place (`.log` last). At open, `.cleaned` files are
+//! deleted and a `<b>.log.swap` completes its swap: segments with base offsets in `[b, end of
+//! the swap)` are deleted and the swap files renamed. A crash at any point therefore leaves
+//! either the old segments or the cleaned ones, never both and never neither.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::TimestampType;
+use crate::error::{Error, IoContext, Result};
+use crate::io::{sync_dir, write_synced};
+use crate::partition::Partition;
+use crate::record::batch::{BatchHeader, stamp_base_offset, stamp_log_append_time};
+use crate::record::{Batch, BatchBuilder};
+use crate::segment::index::IndexTracker;
+use crate::segment::{self, Segment, SegmentState};
+
+/// What compacting one partition did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Compacted {
+    pub(crate) segments_in: usize,
+    pub(crate) segments_out: usize,
+    pub(crate) bytes_in: u64,
+    pub(crate) bytes_out: u64,
+    pub(crate) records_removed: u64,
+}
+
+/// Where a test may stop a compaction to simulate a crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[doc(hidden)]
+pub enum CrashPoint {
+    /// After writing the `.cleaned` files.
+    AfterCleaned,
+    /// After renaming them to `.swap`.
+    AfterSwap,
+    /// After deleting the first replaced segment.
+    AfterFirstDelete,
+    /// After renaming the swap's index files into place (the log still `.swap`).
+    AfterIndexRename,
+}
+
+fn suffixed(p: &Path, suffix: &str) -> PathBuf {
+    let mut s = p.as_os_str().to_os_string();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// The share of cleanable bytes not yet compacted (Kafka's dirty ratio).
+pub(crate) fn dirty_ratio(p: &Partition) -> f64 {
+    let segs = p.segments();
+    let cleanable = segs.len().saturating_sub(1);
+    let clean_end = p.clean_end();
+    let (mut dirty, mut total) = (0u64, 0u64);
+    for s in segs.iter().take(cleanable) {
+        total += s.size();
+        if s.end_offset() > clean_end {
+            dirty += s.size();
+        }
+    }
+    // A ratio: f64's 52-bit mantissa is plenty for byte counts below 2^52.
+    #[allow(clippy::cast_precision_loss)]
+    if total == 0 {
+        0.0
+    } else {
+        dirty as f64 / total as f64
+    }
+}
+
+/// One retained or rewritten output batch.
+struct OutBatch {
+    bytes: Vec<u8>,
+    header: BatchHeader,
+}
+
+/// Compacts every sealed segment of `p` (up to the first one still inside
+/// `min_compaction_lag_ms`). `crash` stops half-way, for tests.
+#[allow(clippy::many_single_char_names)]
+pub(crate) fn compact(
+    p: &Arc<Partition>,
+    now: i64,
+    crash: Option<CrashPoint>,
+) -> Result<Compacted> {
+    let cfg = p.config();
+    let segs = p.segments();
+    let lag = cfg.min_compaction_lag_ms as i64;
+    let cleanable: Vec<Arc<Segment>> = segs
+        .iter()
+        .take(segs.len().saturating_sub(1))
+        .take_while(|s| {
+            lag == 0 || s.max_timestamp() < 0 || now.saturating_sub(s.max_timestamp()) >= lag
+        })
+        .cloned()
+        .collect();
+    let mut out = Compacted::default();
+    if cleanable.is_empty() {
+        return Ok(out);
+    }
+    // Pass 1: the latest offset of every key in the cleanable range.
+    let mut latest: HashMap<Bytes, i64> = HashMap::new();
+    for seg in &cleanable {
+        for batch in batches(p, seg)? {
+            if batch.header().is_control() {
+                continue;
+            }
+            for r in batch.records()? {
+                let r = r?;
+                if let Some(k) = r.key {
+                    latest.insert(k, r.offset);
+                }
+            }
+        }
+    }
+    // Pass 2: rewrite groups of adjacent segments that fit one segment.
+    let mut groups: Vec<Vec<Arc<Segment>>> = Vec::new();
+    for seg in &cleanable {
+        match groups.last_mut() {
+            Some(g)
+                if g.iter().map(|s| s.size()).sum::<u64>() + seg.size()
+                    <= u64::from(cfg.segment_bytes)
+                    && seg.end_offset() - g.first().map_or(0, |f| f.base_offset)
+                        < i64::from(i32::MAX) =>
+            {
+                g.push(Arc::clone(seg));
+            }
+            _ => groups.push(vec![Arc::clone(seg)]),
+        }
+    }
+    let horizon = now.saturating_add(cfg.delete_retention_ms as i64);
+    let end = cleanable.last().map_or(0, |s| s.end_offset());
+    let mut next_horizon: Option<i64> = None;
+    for group in groups {
+        let mut batches_out = Vec::new();
+        let mut removed = 0u64;
+        let last_seg = group.len() - 1;
+        for (gi, seg) in group.iter().enumerate() {
+            let list = batches(p, seg)?;
+            let n = list.len();
+            for (bi, batch) in list.into_iter().enumerate() {
+                let keep_empty = gi == last_seg && bi + 1 == n;
+                let (b, r) = rewrite(&batch, &latest, now, horizon, keep_empty)?;
+                removed += r;
+                if let Some(b) = b {
+                    if b.header.has_delete_horizon() {
+                        let h = b.header.base_timestamp;
+                        next_horizon = Some(next_horizon.map_or(h, |n: i64| n.min(h)));
+                    }
+                    batches_out.push(b);
+                }
+            }
+        }
+        let bytes_in: u64 = group.iter().map(|s| s.size()).sum();
+        let Some(first) = group.first() else { continue };
+        let new = write_cleaned(p, first.base_offset, &batches_out, cfg.index_interval_bytes)?;
+        if crash == Some(CrashPoint::AfterCleaned) {
+            return Ok(out);
+        }
+        swap_in(p, &group, new, crash)?;
+        if crash.is_some() {
+            return Ok(out);
+        }
+        out.segments_in += group.len();
+        out.segments_out += 1;
+        out.bytes_in += bytes_in;
+        out.bytes_out += batches_out
+            .iter()
+            .map(|b| b.bytes.len() as u64)
+            .sum::<u64>();
+        out.records_removed += removed;
+    }
+    p.set_clean_end(end);
+    p.note_horizon(next_horizon);
+    Ok(out)
+}
+
+fn batches(p: &Partition, seg: &Arc<Segment>) -> Result<Vec<Batch>> {
+    let maps = seg.maps(&p.shared.maps)?;
+    let size = seg.size();
+    let mut pos = 0;
+    let mut out = Vec::new();
+    while pos < size {
+        let h = seg.header_at(&maps, pos, size)?;
+        out.push(seg.batch_at(&maps, pos, h)?);
+        pos += h.size() as u64;
+    }
+    Ok(out)
+}
+
+/// Keeps a batch's latest-per-key records (and live tombstones). Returns the output batch (the
+/// original bytes when nothing changes) and how many records were removed.
+fn rewrite(
+    batch: &Batch,
+    latest: &HashMap<Bytes, i64>,
+    now: i64,
+    horizon: i64,
+    keep_empty: bool,
+) -> Result<(Option<OutBatch>, u64)> {
+    let h = *batch.header();
+    if h.is_control() {
+        return Ok((
+            Some(OutBatch {
+                bytes: batch.as_bytes().to_vec(),
+                header: h,
+            }),
+            0,
+        ));
+    }
+    let existing_horizon = h.has_delete_horizon().then_some(h.base_timestamp);
+    let mut kept = Vec::new();
+    let mut removed = 0u64;
+    let mut tombstones = false;
+    for r in batch.records()? {
+        let r = r?;
+        let is_latest = r
+            .key
+            .as_ref()
+            .is_some_and(|k| latest.get(k) == Some(&r.offset));
+        let expired_tombstone = r.value.is_none() && existing_horizon.is_some_and(|hz| now >= hz);
+        if is_latest && !expired_tombstone {
+            tombstones |= r.value.is_none();
+            kept.push(r);
+        } else {
+            removed += 1;
+        }
+    }
+    let needs_horizon = tombstones && existing_horizon.is_none();
+    if removed == 0 && !needs_horizon {
+        return Ok((
+            Some(OutBatch {
+                bytes: batch.as_bytes().to_vec(),
+                header: h,
+            }),
+            0,
+        ));
+    }
+    if kept.is_empty() && !keep_empty {
+        return Ok((None, removed));
+    }
+    let mut b = BatchBuilder::new(h.compression()?);
+    b.set_delete_horizon(if tombstones {
+        existing_horizon.or(Some(horizon))
+    } else {
+        None
+    });
+    for r in &kept {
+        let delta = i32::try_from(r.offset - h.base_offset)
+            .map_err(|_| Error::invalid_batch("record offset outside its batch"))?;
+        b.push_at(
+            delta,
+            r.key.as_deref(),
+            r.value.as_deref(),
+            &r.headers,
+            r.timestamp,
+        )?;
+    }
+    b.set_producer(h.producer_id, h.producer_epoch, h.base_sequence);
+    b.set_last_offset_delta(h.last_offset_delta);
+    let data = b.finish_allow_empty()?;
+    stamp_base_offset(data, h.base_offset);
+    if h.timestamp_type() == TimestampType::LogAppendTime && !kept.is_empty() {
+        stamp_log_append_time(data, h.max_timestamp);
+    }
+    let header = BatchHeader::parse(data)?;
+    Ok((
+        Some(OutBatch {
+            bytes: data.to_vec(),
+            header,
+        }),
+        removed,
+    ))
+}
+
+/// Writes `<base>.log.cleaned` and its indexes, fsynced; returns the new segment's state.
+fn write_cleaned(
+    p: &Partition,
+    base: i64,
+    batches: &[OutBatch],
+    interval: u32,
+) -> Result<SegmentState> {
+    let mut log = Vec::with_capacity(batches.iter().map(|b| b.bytes.len()).sum());
+    let mut index = Vec::new();
+    let mut time = Vec::new();
+    let mut tracker = IndexTracker::new(interval);
+    let mut st = SegmentState::empty(base);
+    for b in batches {
+        let h = &b.header;
+        if h.max_timestamp > st.max_timestamp {
+            st.max_timestamp = h.max_timestamp;
+            st.max_timestamp_offset = h.last_offset();
+        }
+        if st.size == 0 {
+            st.first_batch_max_timestamp = h.max_timestamp;
+        }
+        let e = tracker.on_batch(
+            base,
+            st.size,
+            b.bytes.len() as u64,
+            h.last_offset(),
+            st.max_timestamp,
+            st.max_timestamp_offset,
+        );
+        if let Some(e) = e.offset {
+            index.extend_from_slice(&e);
+            st.index_entries += 1;
+        }
+        if let Some(e) = e.time {
+            time.extend_from_slice(&e);
+            st.time_entries += 1;
+        }
+        log.extend_from_slice(&b.bytes);
+        st.size += b.bytes.len() as u64;
+        st.end_offset = h.last_offset() + 1;
+    }
+    if let Some(e) = tracker.final_time_entry(base, st.max_timestamp, st.max_timestamp_offset) {
+        time.extend_from_slice(&e);
+        st.time_entries += 1;
+    }
+    let dir = &p.dir;
+    for (ext, bytes) in [("log", &log), ("index", &index), ("timeindex", &time)] {
+        let path = suffixed(&dir.join(segment::file_name(base, ext)), ".cleaned");
+        write_synced(&path, bytes)?;
+    }
+    Ok(st)
+}
+
+/// Renames the cleaned files to `.swap`, then under the writer lock replaces `group` by them.
+fn swap_in(
+    p: &Arc<Partition>,
+    group: &[Arc<Segment>],
+    st: SegmentState,
+    crash: Option<CrashPoint>,
+) -> Result<()> {
+    let Some(first) = group.first() else {
+        return Ok(());
+    };
+    let base = first.base_offset;
+    let dir = p.dir.clone();
+    let final_path = |ext: &str| dir.join(segment::file_name(base, ext));
+    // Index files first, the log last: the `.log.swap` is what recovery acts on.
+    for ext in ["index", "timeindex", "log"] {
+        let f = final_path(ext);
+        fs::rename(suffixed(&f, ".cleaned"), suffixed(&f, ".swap")).at(&f)?;
+    }
+    sync_dir(&dir)?;
+    if crash == Some(CrashPoint::AfterSwap) {
+        return Ok(());
+    }
+    let replaced = p.replace_segments(group, |w_dir| {
+        for (i, old) in group.iter().enumerate() {
+            crate::partition::delete_segment_files(old)?;
+            if i == 0 && crash == Some(CrashPoint::AfterFirstDelete) {
+                return Ok(None);
+            }
+        }
+        for ext in ["index", "timeindex"] {
+            let f = final_path(ext);
+            fs::rename(suffixed(&f, ".swap"), &f).at(&f)?;
+        }
+        if crash == Some(CrashPoint::AfterIndexRename) {
+            return Ok(None);
+        }
+        let f = final_path("log");
+        fs::rename(suffixed(&f, ".swap"), &f).at(&f)?;
+        sync_dir(w_dir)?;
+        Ok(Some(st))
+    })?;
+    if !replaced {
+        // The segments changed meanwhile: drop this round's output.
+        for ext in ["index", "timeindex", "log"] {
+            let f = suffixed(&final_path(ext), ".swap");
+            fs::remove_file(&f).at(&f)?;
+        }
+        sync_dir(&dir)?;
+    }
+    Ok(())
+}
+
+/// Completes interrupted swaps in a partition directory (called by the loader before it lists
+/// segments): for each `<b>.log.swap`, deletes the segments it replaces and renames it in.
+pub(crate) fn finish_swaps(dir: &Path) -> Result<bool> {
+    let mut swaps = Vec::new();
+    let mut logs = Vec::new();
+    let mut orphans = Vec::new();
+    for e in fs::read_dir(dir).at(dir)? {
+        let e = e.at(dir)?;
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(stem) = name.strip_suffix(".swap") {
+            match segment::parse_file_name(stem) {
+                Some((b, "log")) => swaps.push(b),
+                Some(_) => orphans.push(e.path()),
+                None => {}
+            }
+        } else if let Some((b, "log")) = segment::parse_file_name(name) {
+            logs.push(b);
+        }
+    }
+    if swaps.is_empty() && orphans.is_empty() {
+        return Ok(false);
+    }
+    swaps.sort_unstable();
+    for &b in &swaps {
+        let swap_log = suffixed(&dir.join(segment::file_name(b, "log")), ".swap");
+        let bytes = Bytes::from(fs::read(&swap_log).at(&swap_log)?);
+        let end = crate::record::Batches::new(bytes)
+            .filter_map(Result::ok)
+            .last()
+            .map_or(b, |x| x.last_offset() + 1);
+        for &old in logs.iter().filter(|&&o| o >= b && o < end.max(b + 1)) {
+            for ext in ["log", "index", "timeindex"] {
+                let p = dir.join(segment::file_name(old, ext));
+                match fs::remove_file(&p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(&p, e)),
+                }
+            }
+        }
+        for ext in ["index", "timeindex", "log"] {
+            let f = dir.join(segment::file_name(b, ext));
+            let s = suffixed(&f, ".swap");
+            if s.exists() {
+                fs::rename(&s, &f).at(&f)?;
+            }
+        }
+    }
+    // Index swaps whose log was already renamed: the new log's indexes are rebuilt instead.
+    for o in orphans {
+        if o.exists() {
+            fs::remove_file(&o).at(&o)?;
+        }
+    }
+    sync_dir(dir)?;
+    Ok(true)
+}
