@@ -799,7 +799,9 @@ impl Log {
         self.inner.write_checkpoints()
     }
 
-    /// Runs retention on every partition now and persists the new log start offsets.
+    /// Runs maintenance now: retention on every partition, compaction where the dirty ratio
+    /// (or a passed delete horizon) calls for it, and checkpoint writes. The background thread
+    /// runs the same every `maintenance_interval`.
     ///
     /// # Errors
     /// [`Error::ReadOnly`]; the first I/O error.
@@ -1014,9 +1016,7 @@ impl LogInner {
             }
         }
         *self.last_maintenance.lock() = Instant::now();
-        if report.segments_deleted > 0 || report.records_removed > 0 {
-            self.write_checkpoints()?;
-        }
+        self.write_checkpoints()?;
         Ok(report)
     }
 
