@@ -29,7 +29,8 @@ fn build(keys: u64) -> (tempfile::TempDir, topiclog::Log, u64) {
     let value = vec![b'v'; VALUE];
     for i in 0..RECORDS {
         let key = format!("key-{:08}", i % keys);
-        b.push(Some(key.as_bytes()), Some(&value), &[], 1_700_000_000_000).unwrap();
+        b.push(Some(key.as_bytes()), Some(&value), &[], 1_700_000_000_000)
+            .unwrap();
         if b.count() == 1000 {
             p.append_builder(&mut b).unwrap();
         }
@@ -50,7 +51,9 @@ fn build(keys: u64) -> (tempfile::TempDir, topiclog::Log, u64) {
 
 fn compaction(c: &mut Criterion) {
     let mut g = c.benchmark_group("compaction");
-    g.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
     for keys in [1_000u64, 100_000] {
         let (_d, _l, sealed) = build(keys);
         g.throughput(Throughput::Bytes(sealed));
