@@ -649,12 +649,11 @@ fn perf(dir: &Path, c: PerfCmd) -> Out {
                     .ok_or_else(|| Fail("no partitions".into()))?;
                 n += 1;
                 let t = Instant::now();
-                let at = h.append_builder(&mut builder)?;
+                h.append_builder(&mut builder)?;
                 if policy == Some(FlushPolicy::EveryBatch) {
                     h.flush()?;
                 }
                 latencies.push(t.elapsed());
-                let _ = at;
                 sent += k;
                 if last_report.elapsed() >= Duration::from_secs(1) {
                     last_report = Instant::now();

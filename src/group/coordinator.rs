@@ -363,9 +363,7 @@ impl Coordinator {
         member.last_poll = now;
         member.notifier = notifier.map(Arc::downgrade);
         member.liveness = liveness.map(Arc::downgrade);
-        let changed_protocols = member.join_generation < 0;
         if g.state != GroupState::PreparingRebalance {
-            let _ = changed_protocols;
             g.start_rebalance();
         }
         if let Some(m) = g.members.get_mut(&member_id) {

@@ -70,7 +70,6 @@ struct Scan {
     index: Vec<u8>,
     time: Vec<u8>,
     tracker: IndexTracker,
-    batches: u64,
     problem: Option<String>,
 }
 
@@ -87,7 +86,6 @@ fn scan(
     let mut pos = start;
     let mut index = Vec::new();
     let mut time = Vec::new();
-    let mut batches = 0;
     let len = log.len() as u64;
     let problem = loop {
         if pos == len {
@@ -158,7 +156,6 @@ fn scan(
         pos += size as u64;
         state.size = pos;
         state.end_offset = h.last_offset() + 1;
-        batches += 1;
     };
     Scan {
         valid_len: pos,
@@ -166,7 +163,6 @@ fn scan(
         index,
         time,
         tracker,
-        batches,
         problem,
     }
 }
@@ -406,7 +402,6 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
                 true,
             );
             report.bytes_scanned += s.valid_len;
-            let _ = s.batches;
             if !p.read_only {
                 write_file(&paths.index, &s.index)?;
                 write_file(&paths.time, &s.time)?;
@@ -526,7 +521,6 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
             let t = read_small(&active.time_path).unwrap_or_default();
             index::time_entry(&t, st.time_entries as usize - 1).map_or(-1, |(ts, _)| ts)
         };
-        let _ = tracker;
         tracker = IndexTracker::resume(interval, since, last_time);
     }
     Ok(Loaded {
