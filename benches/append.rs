@@ -34,6 +34,10 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+#[path = "support/values.rs"]
+mod values;
+use values::{POOL, value_pool};
+
 use criterion::measurement::WallTime;
 use criterion::{
     BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
@@ -48,40 +52,10 @@ const VALUE_SIZES: [usize; 2] = [100, 1024];
 const BATCH_SIZES: [usize; 2] = [1, 1000];
 /// Codecs the batches are compressed with.
 const CODECS: [Compression; 3] = [Compression::None, Compression::Lz4, Compression::Zstd];
-/// Distinct values each case cycles through.
-const POOL: usize = 4096;
 /// Record timestamp (constant: no time-based roll while timing).
 const TS: i64 = 1_700_000_000_000;
 /// Uncompressed bytes a case writes before its topic (or file) is replaced, untimed.
 const RESET_BYTES: usize = 256 << 20;
-
-/// `POOL` distinct values of `size` bytes, back to back: JSON-like events whose `payload` is
-/// pseudo-random hex filling the rest.
-fn value_pool(size: usize) -> Vec<u8> {
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = move || {
-        // xorshift64*
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        state.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    };
-    let mut out = Vec::with_capacity(POOL * size);
-    for i in 0..POOL {
-        let mut v = format!(
-            "{{\"seq\":{i:08},\"type\":\"order.created\",\"customer\":\"c-{:04}\",\"payload\":\"",
-            next() % 10_000
-        )
-        .into_bytes();
-        while v.len() + 2 < size {
-            v.push(b"0123456789abcdef"[(next() % 16) as usize]);
-        }
-        v.extend_from_slice(b"\"}");
-        v.resize(size, b' ');
-        out.extend_from_slice(&v);
-    }
-    out
-}
 
 /// Fills `builder` with `count` records starting at sequence number `*seq`.
 #[inline]

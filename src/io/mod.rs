@@ -34,8 +34,8 @@ pub(crate) fn write_atomic_via(path: &Path, tmp: &Path, contents: &[u8]) -> Resu
     Ok(())
 }
 
-/// Creates (or replaces) `path` with `contents` and fsyncs it; the caller renames it into place.
-pub(crate) fn write_synced(path: &Path, contents: &[u8]) -> Result<()> {
+/// Creates (or replaces) `path` with `contents`, without syncing.
+pub(crate) fn write_file(path: &Path, contents: &[u8]) -> Result<File> {
     let mut f = OpenOptions::new()
         .write(true)
         .create(true)
@@ -43,7 +43,12 @@ pub(crate) fn write_synced(path: &Path, contents: &[u8]) -> Result<()> {
         .open(path)
         .at(path)?;
     f.write_all(contents).at(path)?;
-    f.sync_all().at(path)
+    Ok(f)
+}
+
+/// Creates (or replaces) `path` with `contents` and fsyncs it; the caller renames it into place.
+pub(crate) fn write_synced(path: &Path, contents: &[u8]) -> Result<()> {
+    write_file(path, contents)?.sync_all().at(path)
 }
 
 /// Opens a file for appending, creating it.

@@ -2,14 +2,13 @@
 //! truncating the torn tail after a crash, rebuilding missing or damaged indexes.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::TopicConfig;
 use crate::error::{IoContext, Result};
 use crate::io::map::Mapped;
-use crate::io::sync_dir;
+use crate::io::{sync_dir, write_file};
 use crate::record::batch::{BATCH_HEADER_LEN, BatchHeader, batch_crc};
 use crate::segment::index::{self, INDEX_ENTRY, IndexTracker, TIME_ENTRY};
 use crate::segment::{self, Segment, SegmentState};
@@ -280,16 +279,6 @@ impl SegPaths {
         }
         Ok(())
     }
-}
-
-fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-        .at(path)?;
-    f.write_all(bytes).at(path)
 }
 
 /// Suffixes of files left behind by an interrupted delete, truncation or checkpoint.
