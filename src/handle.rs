@@ -196,18 +196,7 @@ impl PartitionHandle {
     /// As [`PartitionHandle::read`], plus [`Error::InvalidBatch`] for a batch that fails its
     /// CRC or does not decode.
     pub fn records(&self, offset: i64, max_bytes: usize) -> Result<Vec<StoredRecord>> {
-        let res = self.read(offset, max_bytes)?;
-        let mut out = Vec::new();
-        for b in &res.batches {
-            b.verify_crc()?;
-            for r in b.records()? {
-                let r = r?;
-                if r.offset >= offset {
-                    out.push(r);
-                }
-            }
-        }
-        Ok(out)
+        self.read(offset, max_bytes)?.records_from(offset)
     }
 
     /// The first offset whose record timestamp is >= `timestamp`, with that timestamp.

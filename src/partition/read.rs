@@ -26,6 +26,25 @@ impl ReadResult {
         self.batches.iter().map(Batch::len).sum()
     }
 
+    /// The records at or after `offset` in these batches, decoded, with every CRC checked
+    /// (the first batch may start before `offset`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidBatch`] for a batch that fails its CRC or does not decode.
+    pub fn records_from(&self, offset: i64) -> Result<Vec<crate::StoredRecord>> {
+        let mut out = Vec::new();
+        for b in &self.batches {
+            b.verify_crc()?;
+            for r in b.records()? {
+                let r = r?;
+                if r.offset >= offset {
+                    out.push(r);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Offset to read next: one past the last batch returned (or the requested offset's
     /// successor position when nothing was returned).
     pub fn next_offset(&self) -> Option<i64> {

@@ -38,15 +38,7 @@ pub fn read_all(p: &PartitionHandle) -> Result<Vec<StoredRecord>> {
         if res.batches.is_empty() {
             break;
         }
-        for b in &res.batches {
-            b.verify_crc()?;
-            for r in b.records()? {
-                let r = r?;
-                if r.offset >= offset {
-                    out.push(r);
-                }
-            }
-        }
+        out.extend(res.records_from(offset)?);
         offset = res.next_offset().unwrap();
     }
     Ok(out)
