@@ -41,6 +41,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// A batch's stored CRC-32C does not match its bytes (Kafka's `CORRUPT_MESSAGE`).
+    #[error(
+        "CRC mismatch in the batch at base offset {base_offset}: stored {stored:#010x}, computed {computed:#010x}"
+    )]
+    ChecksumMismatch {
+        /// The batch's base offset as stored.
+        base_offset: i64,
+        /// The CRC in the batch header.
+        stored: u32,
+        /// The CRC of the bytes.
+        computed: u32,
+    },
+
     /// The batch uses a compression codec this build cannot handle.
     #[error("unsupported compression codec {codec}: {reason}")]
     UnsupportedCompression {
@@ -288,6 +301,33 @@ impl Error {
             other => Error::InvalidBatch {
                 reason: format!("the batch failed: {other}"),
             },
+        }
+    }
+
+    /// The Kafka protocol error code that stands for this error, for adapters that answer
+    /// Kafka clients (`-1`, `UNKNOWN_SERVER_ERROR`, where Kafka has no closer code).
+    pub fn kafka_error_code(&self) -> i16 {
+        match self {
+            Error::ChecksumMismatch { .. } | Error::Corrupt { .. } => 2, // CORRUPT_MESSAGE
+            Error::OffsetOutOfRange { .. } => 1,                         // OFFSET_OUT_OF_RANGE
+            Error::TopicNotFound { .. } | Error::PartitionNotFound { .. } => 3, // UNKNOWN_TOPIC_OR_PARTITION
+            Error::RecordTooLarge { .. } => 10,                                 // MESSAGE_TOO_LARGE
+            Error::InvalidTopicName { .. } => 17, // INVALID_TOPIC_EXCEPTION
+            Error::StaleMember { reason, .. } if reason.contains("generation") => 22, // ILLEGAL_GENERATION
+            Error::StaleMember { .. } => 25, // UNKNOWN_MEMBER_ID
+            Error::RebalanceInProgress { .. } => 27, // REBALANCE_IN_PROGRESS
+            Error::TopicAlreadyExists { .. } => 36, // TOPIC_ALREADY_EXISTS
+            Error::InvalidConfig { .. } => 40, // INVALID_CONFIG
+            Error::OutOfOrderSequence { .. } => 45, // OUT_OF_ORDER_SEQUENCE_NUMBER
+            Error::Fenced { .. } => 47,      // INVALID_PRODUCER_EPOCH
+            Error::Io { .. } | Error::Poisoned { .. } | Error::ReadOnly | Error::Closed { .. } => {
+                56
+            } // KAFKA_STORAGE_ERROR
+            Error::GroupNotEmpty { .. } => 68, // NON_EMPTY_GROUP
+            Error::GroupNotFound { .. } => 69, // GROUP_ID_NOT_FOUND
+            Error::UnsupportedCompression { .. } => 76, // UNSUPPORTED_COMPRESSION_TYPE
+            Error::InvalidBatch { .. } | Error::KeyRequired { .. } => 87, // INVALID_RECORD
+            _ => -1,
         }
     }
 

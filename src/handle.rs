@@ -193,8 +193,8 @@ impl PartitionHandle {
     /// to about `max_bytes` of batches, with CRCs checked.
     ///
     /// # Errors
-    /// As [`PartitionHandle::read`], plus [`Error::InvalidBatch`] for a batch that fails its
-    /// CRC or does not decode.
+    /// As [`PartitionHandle::read`], plus [`Error::ChecksumMismatch`] for a batch that fails
+    /// its CRC and [`Error::InvalidBatch`] for one that does not decode.
     pub fn records(&self, offset: i64, max_bytes: usize) -> Result<Vec<StoredRecord>> {
         self.read(offset, max_bytes)?.records_from(offset)
     }
@@ -295,18 +295,29 @@ impl PartitionHandle {
         self.part.waiters.unregister(n);
     }
 
-    /// Validates one client-encoded Kafka batch (magic 2, size, CRC, record count, offsets
-    /// delta) and appends it as it came, stamping only the base offset (and the time under
-    /// LogAppendTime). For adapters that receive batches from Kafka clients.
+    /// Validates one client-encoded Kafka batch as Kafka's broker does on produce, then
+    /// appends it as it came, stamping only the base offset (and the time under
+    /// LogAppendTime). When the topic's `compression.type` names a codec other than the
+    /// batch's, the records are recompressed into a new batch that keeps the producer id,
+    /// epoch, sequence, timestamps and headers. For adapters that receive batches from Kafka
+    /// clients.
+    ///
+    /// Checked: magic 2, exactly one whole batch, the CRC, a record count above zero with
+    /// `lastOffsetDelta = count - 1`, no control, transactional or delete-horizon batch,
+    /// sequence fields consistent with the producer id, every record decoding at its
+    /// expected offset delta, and a key on every record of a compacted topic.
     ///
     /// # Errors
-    /// [`Error::InvalidBatch`] for a batch Kafka's broker would refuse; otherwise as
-    /// [`PartitionHandle::append`].
+    /// [`Error::ChecksumMismatch`] for a bad CRC; [`Error::UnsupportedCompression`] for a
+    /// codec this build lacks; [`Error::KeyRequired`] for a null key on a compacted topic;
+    /// [`Error::InvalidBatch`] for any other batch Kafka's broker would refuse; otherwise
+    /// as [`PartitionHandle::append`] (for example [`Error::OutOfOrderSequence`]).
     pub fn append_raw(&self, batch: &mut [u8]) -> Result<AppendResult> {
         let part = self.live()?;
+        let cfg = part.config();
         let b = Batch::new(bytes::Bytes::copy_from_slice(batch))?;
         b.verify_crc()?;
-        let h = b.header();
+        let h = *b.header();
         if h.record_count <= 0 || i64::from(h.last_offset_delta) != i64::from(h.record_count) - 1 {
             return Err(Error::invalid_batch(format!(
                 "record count {} does not match last offset delta {}",
@@ -318,6 +329,66 @@ impl PartitionHandle {
                 "clients may not write control batches",
             ));
         }
-        part.append_encoded(batch, None)
+        if h.is_transactional() {
+            return Err(Error::invalid_batch("transactions are not supported"));
+        }
+        if h.has_delete_horizon() {
+            return Err(Error::invalid_batch(
+                "the delete-horizon attribute is set only by compaction",
+            ));
+        }
+        if h.producer_id >= 0 && (h.base_sequence < 0 || h.producer_epoch < 0) {
+            return Err(Error::invalid_batch(format!(
+                "producer id {} with epoch {} and base sequence {}: an idempotent batch needs both",
+                h.producer_id, h.producer_epoch, h.base_sequence
+            )));
+        }
+        if h.producer_id < 0 && h.base_sequence != -1 {
+            return Err(Error::invalid_batch(format!(
+                "base sequence {} without a producer id",
+                h.base_sequence
+            )));
+        }
+        let codec = h.compression()?;
+        let target = cfg.compression.unwrap_or(codec);
+        let mut rebuilt = (target != codec).then(|| {
+            let mut bb = BatchBuilder::new(target);
+            bb.set_producer(h.producer_id, h.producer_epoch, h.base_sequence);
+            bb
+        });
+        let mut count = 0i64;
+        for r in b.records()? {
+            let r = r?;
+            if r.offset - h.base_offset != count {
+                return Err(Error::invalid_batch(format!(
+                    "record {count} has offset delta {}",
+                    r.offset - h.base_offset
+                )));
+            }
+            if cfg.cleanup_policy.compacts() && r.key.is_none() {
+                return Err(Error::KeyRequired {
+                    topic: self.topic().to_string(),
+                });
+            }
+            if let Some(bb) = rebuilt.as_mut() {
+                bb.push(
+                    r.key.as_deref(),
+                    r.value.as_deref(),
+                    &r.headers,
+                    r.timestamp,
+                )?;
+            }
+            count += 1;
+        }
+        if count != i64::from(h.record_count) {
+            return Err(Error::invalid_batch(format!(
+                "the header counts {} records but {count} decode",
+                h.record_count
+            )));
+        }
+        match rebuilt.as_mut() {
+            Some(bb) => part.append_encoded(bb.finish()?, None),
+            None => part.append_encoded(batch, None),
+        }
     }
 }

@@ -69,7 +69,8 @@ pub use consumer::{
 };
 pub use error::{Error, Result};
 pub use group::assignor::{Assignor, RangeAssignor, RoundRobinAssignor, StickyAssignor};
-pub use group::coordinator::{GroupState, MemberDescription};
+pub use group::coordinator::{GroupState, JoinRequest, JoinResponse, MemberDescription};
+pub use group::membership::{MAX_SESSION_TIMEOUT, MIN_SESSION_TIMEOUT};
 pub use group::offsets::{OFFSETS_TOPIC, OffsetAndMetadata};
 pub use group::protocol::{Assignment, Subscription};
 pub use handle::PartitionHandle;

@@ -144,7 +144,7 @@ pub(crate) struct LogInner {
 /// # Ok::<_, Box<dyn std::error::Error>>(())
 /// ```
 pub struct Log {
-    inner: Arc<LogInner>,
+    pub(crate) inner: Arc<LogInner>,
 }
 
 impl std::fmt::Debug for Log {
@@ -528,6 +528,12 @@ impl Log {
     /// What opening the directory found: per partition, what was scanned and cut.
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.inner.report
+    }
+
+    /// The config new topics get unless one is given (see
+    /// [`LogOptions::default_topic_config`]); a base for [`Log::create_topic_with`].
+    pub fn default_topic_config(&self) -> TopicConfig {
+        self.inner.options.default_topic_config.clone()
     }
 
     /// Creates a topic with `partitions` partitions and the log's default topic config.

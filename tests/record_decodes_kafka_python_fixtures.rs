@@ -67,7 +67,7 @@ fn every_fixture_decodes_to_its_manifest() -> Result<()> {
             bad[i] ^= 0x40;
             let b = Batch::new(Bytes::from(bad))?;
             assert!(
-                matches!(b.verify_crc(), Err(Error::InvalidBatch { .. })),
+                matches!(b.verify_crc(), Err(Error::ChecksumMismatch { .. })),
                 "{file}: flip at {i} passed the CRC"
             );
         }

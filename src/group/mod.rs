@@ -4,6 +4,7 @@
 
 pub mod assignor;
 pub(crate) mod coordinator;
+pub(crate) mod membership;
 pub(crate) mod offsets;
 pub mod offsets_codec;
 pub mod protocol;

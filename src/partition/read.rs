@@ -30,7 +30,8 @@ impl ReadResult {
     /// (the first batch may start before `offset`).
     ///
     /// # Errors
-    /// [`Error::InvalidBatch`] for a batch that fails its CRC or does not decode.
+    /// [`Error::ChecksumMismatch`] for a batch that fails its CRC; [`Error::InvalidBatch`]
+    /// for one that does not decode.
     pub fn records_from(&self, offset: i64) -> Result<Vec<crate::StoredRecord>> {
         let mut out = Vec::new();
         for b in &self.batches {

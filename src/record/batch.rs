@@ -282,16 +282,17 @@ impl Batch {
     /// Checks the CRC-32C.
     ///
     /// # Errors
-    /// [`Error::InvalidBatch`] on a mismatch.
+    /// [`Error::ChecksumMismatch`] on a mismatch.
     pub fn verify_crc(&self) -> Result<()> {
         let actual = batch_crc(&self.bytes);
         if actual == self.header.crc {
             Ok(())
         } else {
-            Err(Error::invalid_batch(format!(
-                "CRC mismatch at base offset {}: stored {:#010x}, computed {actual:#010x}",
-                self.header.base_offset, self.header.crc
-            )))
+            Err(Error::ChecksumMismatch {
+                base_offset: self.header.base_offset,
+                stored: self.header.crc,
+                computed: actual,
+            })
         }
     }
 
