@@ -57,10 +57,15 @@ mod code {
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
 }
 
-/// The APIs served and the version ranges advertised (intersected with the codec's).
+/// The APIs served and the version ranges advertised (capped by the codec's).
 /// Produce and Fetch stop at the last versions that name topics (v13 uses topic ids).
+///
+/// Produce v0-v2 carry the old message format (magic 0 and 1), which is not stored here;
+/// a request at those versions closes the connection. They are advertised all the same
+/// because librdkafka 2.0 (Debian 12's kcat) compresses with gzip, snappy or lz4 only for
+/// brokers that list Produce v0 (it then sends the highest version both sides support).
 const SERVED: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::Produce, 3, 12),
+    (ApiKey::Produce, 0, 12),
     (ApiKey::Fetch, 4, 12),
     (ApiKey::ListOffsets, 1, 7),
     (ApiKey::Metadata, 0, 12),
@@ -132,10 +137,7 @@ fn served(key: ApiKey) -> Option<(i16, i16)> {
     SERVED
         .iter()
         .find(|(k, _, _)| *k == key)
-        .map(|&(_, lo, hi)| {
-            let codec = key.valid_versions();
-            (lo.max(codec.min), hi.min(codec.max))
-        })
+        .map(|&(_, lo, hi)| (lo, hi.min(key.valid_versions().max)))
 }
 
 /// Encodes a response with its header.
@@ -201,6 +203,11 @@ impl Broker {
                 return encode(correlation_id, 0, 0, &r);
             }
             return Reply::Close(format!("{key:?} v{version} is not served (v{lo}-v{hi})"));
+        }
+        if version < key.valid_versions().min {
+            return Reply::Close(format!(
+                "{key:?} v{version} carries the pre-v2 message format, which is not supported"
+            ));
         }
         let mut body = frame;
         let header = match RequestHeader::decode(&mut body, key.request_header_version(version)) {

@@ -1,0 +1,884 @@
+//! The Kafka-protocol adapter (`examples/kafka_server.rs`) against a real Kafka client
+//! (`kcat`, librdkafka) and against hand-made bad input.
+//!
+//! The kcat tests print that they were skipped when `kcat` is not installed, unless
+//! `TOPICLOG_REQUIRE_KCAT` is set (CI sets it), and then they fail.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::too_many_lines)]
+
+#[path = "../examples/kafka_server/alloc.rs"]
+mod alloc;
+#[path = "../examples/kafka_server/broker.rs"]
+mod broker;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use broker::{Broker, BrokerConfig, Reply};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, FetchRequest, FetchResponse,
+    ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
+    ProduceResponse, RequestHeader, ResponseHeader, TopicName, fetch_request, list_offsets_request,
+    metadata_request, produce_request,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use topiclog::record::{BatchBuilder, Compression};
+use topiclog::{Log, LogOptions, Record, TopicConfig, TopicPartition};
+
+#[global_allocator]
+static ALLOC: alloc::SparseHuge = alloc::SparseHuge;
+
+// ---------------------------------------------------------------------------------------
+// Harness
+
+struct Server {
+    broker: Arc<Broker>,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogOptions::new()
+            .flusher(Some(Duration::from_millis(50)))
+            .open(dir.path())
+            .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let broker = Broker::new(
+            log,
+            BrokerConfig {
+                host: "127.0.0.1".into(),
+                port: i32::from(addr.port()),
+                auto_create_topics: false,
+                default_partitions: 1,
+                max_frame_bytes: 1 << 20,
+            },
+        );
+        let serving = Arc::clone(&broker);
+        std::thread::spawn(move || broker::serve(serving, listener));
+        Server {
+            broker,
+            addr,
+            _dir: dir,
+        }
+    }
+
+    fn log(&self) -> &Log {
+        self.broker.log()
+    }
+
+    fn bootstrap(&self) -> String {
+        self.addr.to_string()
+    }
+}
+
+/// `kcat`, or `None` (with a note) when it is absent and not required.
+fn kcat() -> Option<&'static str> {
+    let found = Command::new("kcat")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if found {
+        return Some("kcat");
+    }
+    assert!(
+        std::env::var_os("TOPICLOG_REQUIRE_KCAT").is_none(),
+        "kcat is required (TOPICLOG_REQUIRE_KCAT is set) but was not found"
+    );
+    eprintln!("skipped: kcat is not installed");
+    None
+}
+
+fn run_kcat(args: &[&str], stdin: &str) -> (String, String) {
+    let mut child = Command::new("kcat")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = wait_bounded(child, Duration::from_mins(1));
+    assert!(
+        out.status.success(),
+        "kcat {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Waits for a child, killing it if it outlives `limit` (a hung client fails the test
+/// instead of hanging it).
+fn wait_bounded(mut child: Child, limit: Duration) -> std::process::Output {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn all_records(log: &Log, topic: &str, partition: i32) -> Vec<topiclog::StoredRecord> {
+    let p = log.partition(topic, partition).unwrap();
+    let mut out = Vec::new();
+    let mut offset = p.log_start_offset();
+    while offset < p.high_watermark() {
+        let recs = p.records(offset, 1 << 20).unwrap();
+        offset = recs.last().unwrap().offset + 1;
+        out.extend(recs);
+    }
+    out
+}
+
+fn text(b: Option<&Bytes>) -> String {
+    String::from_utf8(b.unwrap().to_vec()).unwrap()
+}
+
+// Encoding requests in-process, as a client would.
+fn frame<R: Encodable + HeaderVersion>(
+    key: ApiKey,
+    version: i16,
+    correlation: i32,
+    req: &R,
+) -> Bytes {
+    let mut buf = BytesMut::new();
+    let mut h = RequestHeader::default();
+    h.request_api_key = key as i16;
+    h.request_api_version = version;
+    h.correlation_id = correlation;
+    h.client_id = Some(StrBytes::from_static_str("test"));
+    h.encode(&mut buf, R::header_version(version)).unwrap();
+    req.encode(&mut buf, version).unwrap();
+    buf.freeze()
+}
+
+fn call<Req, Resp>(broker: &Broker, key: ApiKey, version: i16, req: &Req) -> Resp
+where
+    Req: Encodable + HeaderVersion,
+    Resp: Decodable + HeaderVersion,
+{
+    match broker.handle(frame(key, version, 7, req)) {
+        Reply::Send(body) => {
+            let mut b = Bytes::from(body);
+            let h = ResponseHeader::decode(&mut b, Resp::header_version(version)).unwrap();
+            assert_eq!(h.correlation_id, 7);
+            Resp::decode(&mut b, version).unwrap()
+        }
+        other => panic!("expected a response, got {other:?}"),
+    }
+}
+
+fn produce_request(topic: &str, partition: i32, acks: i16, records: Bytes) -> ProduceRequest {
+    let mut pd = produce_request::PartitionProduceData::default();
+    pd.index = partition;
+    pd.records = Some(records);
+    let mut td = produce_request::TopicProduceData::default();
+    td.name = TopicName(StrBytes::from_string(topic.to_owned()));
+    td.partition_data = vec![pd];
+    let mut req = ProduceRequest::default();
+    req.acks = acks;
+    req.timeout_ms = 1000;
+    req.topic_data = vec![td];
+    req
+}
+
+fn produce_code(broker: &Broker, topic: &str, batch: &[u8]) -> (i16, i64) {
+    let resp: ProduceResponse = call(
+        broker,
+        ApiKey::Produce,
+        9,
+        &produce_request(topic, 0, -1, Bytes::copy_from_slice(batch)),
+    );
+    let p = &resp.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+fn batch(compression: Compression, records: &[(Option<&str>, &str)]) -> Vec<u8> {
+    let mut b = BatchBuilder::new(compression);
+    for (k, v) in records {
+        b.push(
+            k.map(str::as_bytes),
+            Some(v.as_bytes()),
+            &[],
+            1_700_000_000_000,
+        )
+        .unwrap();
+    }
+    b.finish().unwrap().to_vec()
+}
+
+/// Rewrites a batch's CRC after editing its header.
+fn fix_crc(b: &mut [u8]) {
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
+// ---------------------------------------------------------------------------------------
+// Real client: kcat
+
+#[test]
+fn kcat_lists_metadata() {
+    let Some(_) = kcat() else { return };
+    let s = Server::start();
+    s.log().create_topic("orders", 3).unwrap();
+    let (out, _) = run_kcat(&["-b", &s.bootstrap(), "-L", "-J"], "");
+    let meta: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let brokers = meta["brokers"].as_array().unwrap();
+    assert_eq!(brokers.len(), 1);
+    assert_eq!(brokers[0]["name"], s.bootstrap());
+    let orders = meta["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["topic"] == "orders")
+        .expect("topic listed");
+    assert_eq!(orders["partitions"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn kcat_produces_keyed_lines_with_each_codec() {
+    let Some(_) = kcat() else { return };
+    let s = Server::start();
+    s.log().create_topic("lines", 4).unwrap();
+    let codecs = [
+        ("none", Compression::None),
+        ("gzip", Compression::Gzip),
+        ("snappy", Compression::Snappy),
+        ("lz4", Compression::Lz4),
+        ("zstd", Compression::Zstd),
+    ];
+    let mut expected: BTreeMap<String, String> = BTreeMap::new();
+    for (name, _) in codecs {
+        // Compressible values: librdkafka sends a batch uncompressed when the codec would
+        // not make it smaller.
+        let value = |i: i32| format!("{name} value {i} {}", "abc".repeat(100));
+        let mut lines = String::new();
+        for i in 0..20 {
+            writeln!(lines, "{name}-key-{i}:{}", value(i)).unwrap();
+        }
+        for i in 0..20 {
+            expected.insert(format!("{name}-key-{i}"), value(i));
+        }
+        // murmur2_random is Kafka's default partitioner (the Java client's).
+        run_kcat(
+            &[
+                "-b",
+                &s.bootstrap(),
+                "-P",
+                "-t",
+                "lines",
+                "-K:",
+                "-z",
+                name,
+                "-X",
+                "partitioner=murmur2_random",
+            ],
+            &lines,
+        );
+    }
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    let mut codecs_stored = BTreeSet::new();
+    for p in 0..4 {
+        let handle = s.log().partition("lines", p).unwrap();
+        let read = handle.read(0, 1 << 20).unwrap();
+        for b in &read.batches {
+            b.verify_crc().unwrap();
+            codecs_stored.insert(format!("{:?}", b.header().compression().unwrap()));
+        }
+        for r in all_records(s.log(), "lines", p) {
+            let key = text(r.key.as_ref());
+            // The same key lands in the same partition as with Kafka's default partitioner.
+            assert_eq!(
+                topiclog::partition_for_key(key.as_bytes(), 4),
+                p,
+                "key {key}"
+            );
+            seen.insert(key, text(r.value.as_ref()));
+        }
+    }
+    assert_eq!(seen, expected);
+    // Stored as they came: every codec kcat used is on disk.
+    assert_eq!(
+        codecs_stored,
+        codecs.iter().map(|(_, c)| format!("{c:?}")).collect()
+    );
+}
+
+#[test]
+fn kcat_consumes_from_beginning_and_from_an_offset() {
+    let Some(_) = kcat() else { return };
+    let s = Server::start();
+    s.log().create_topic("events", 1).unwrap();
+    let p = s.log().partition("events", 0).unwrap();
+    for i in 0..10 {
+        p.append(&[Record::new(format!("event {i}")).key(format!("k{i}"))])
+            .unwrap();
+    }
+    let args = |offset: &str| {
+        vec![
+            "-b".to_owned(),
+            s.bootstrap(),
+            "-C".into(),
+            "-t".into(),
+            "events".into(),
+            "-p".into(),
+            "0".into(),
+            "-o".into(),
+            offset.into(),
+            "-e".into(),
+            "-f".into(),
+            "%o %k %s\\n".into(),
+        ]
+    };
+    let all = args("beginning");
+    let (out, _) = run_kcat(&all.iter().map(String::as_str).collect::<Vec<_>>(), "");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 10, "{out}");
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(*l, format!("{i} k{i} event {i}"));
+    }
+    let from5 = args("5");
+    let (out, _) = run_kcat(&from5.iter().map(String::as_str).collect::<Vec<_>>(), "");
+    let offsets: Vec<&str> = out.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(offsets, ["5", "6", "7", "8", "9"]);
+}
+
+#[test]
+fn kcat_and_in_process_share_a_topic() {
+    let Some(_) = kcat() else { return };
+    let s = Server::start();
+    s.log().create_topic("shared", 1).unwrap();
+    run_kcat(
+        &["-b", &s.bootstrap(), "-P", "-t", "shared", "-p", "0", "-K:"],
+        "from:kcat\n",
+    );
+    s.log()
+        .partition("shared", 0)
+        .unwrap()
+        .append(&[Record::new("in-process").key("from")])
+        .unwrap();
+    let (out, _) = run_kcat(
+        &[
+            "-b",
+            &s.bootstrap(),
+            "-C",
+            "-t",
+            "shared",
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            "%s\\n",
+        ],
+        "",
+    );
+    assert_eq!(out, "kcat\nin-process\n");
+    let stored = all_records(s.log(), "shared", 0);
+    assert_eq!(text(stored[0].value.as_ref()), "kcat");
+    assert_eq!(text(stored[1].value.as_ref()), "in-process");
+}
+
+/// Assignments a kcat group member reported last, from its stderr.
+fn last_assignment(stderr: &str) -> Option<BTreeSet<String>> {
+    let line = stderr.lines().rev().find(|l| l.contains("assigned:"))?;
+    let list = line.split("assigned:").nth(1)?;
+    Some(
+        list.split(',')
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect(),
+    )
+}
+
+#[test]
+fn kcat_group_of_two_splits_partitions_and_commits() {
+    let Some(_) = kcat() else { return };
+    let s = Server::start();
+    s.log().create_topic("work", 4).unwrap();
+    let fill = |from: i32| {
+        for i in from..from + 40 {
+            let p = s.log().partition("work", i % 4).unwrap();
+            p.append(&[Record::new(format!("job {i}"))]).unwrap();
+        }
+    };
+    fill(0);
+    let dir = tempfile::tempdir().unwrap();
+    let spawn = |n: usize| {
+        let out = std::fs::File::create(dir.path().join(format!("out{n}"))).unwrap();
+        let err = std::fs::File::create(dir.path().join(format!("err{n}"))).unwrap();
+        Command::new("kcat")
+            .args([
+                "-b",
+                &s.bootstrap(),
+                "-G",
+                "workers",
+                "-u",
+                "-f",
+                "%p %o %s\\n",
+                "-X",
+                "auto.offset.reset=earliest",
+                "-X",
+                "session.timeout.ms=6000",
+                "-X",
+                "heartbeat.interval.ms=300",
+                "-X",
+                "auto.commit.interval.ms=200",
+                "work",
+            ])
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap()
+    };
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    let mut first = spawn(1);
+    let mut second = spawn(2);
+    // Wait until the two members hold disjoint assignments that cover every partition.
+    let deadline = Instant::now() + Duration::from_mins(1);
+    let (a, b) = loop {
+        if let (Some(a), Some(b)) = (
+            last_assignment(&read("err1")),
+            last_assignment(&read("err2")),
+        ) {
+            let union: BTreeSet<_> = a.union(&b).cloned().collect();
+            if a.is_disjoint(&b) && union.len() == 4 && !a.is_empty() && !b.is_empty() {
+                break (a, b);
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no split assignment: {}\n{}",
+            read("err1"),
+            read("err2")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // New records go to the member that owns their partition; together they see all.
+    fill(40);
+    let deadline = Instant::now() + Duration::from_mins(1);
+    loop {
+        let mut seen = BTreeSet::new();
+        for (n, owned) in [(1, &a), (2, &b)] {
+            for line in read(&format!("out{n}")).lines() {
+                let mut parts = line.splitn(3, ' ');
+                let p = parts.next().unwrap();
+                let offset: i64 = parts.next().unwrap().parse().unwrap();
+                let value = parts.next().unwrap().to_owned();
+                if offset >= 10 {
+                    assert!(
+                        owned.contains(&format!("work [{p}]")),
+                        "member {n} got partition {p}"
+                    );
+                }
+                seen.insert(value);
+            }
+        }
+        if seen.len() == 80 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} of 80 records consumed",
+            seen.len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A clean stop commits and leaves; every partition's commit reaches its end.
+    for child in [&mut first, &mut second] {
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+    }
+    for child in [first, second] {
+        let out = wait_bounded(child, Duration::from_secs(30));
+        let _ = out;
+    }
+    let committed = s.log().committed_offsets(
+        "workers",
+        Some(
+            &(0..4)
+                .map(|p| TopicPartition::new("work", p))
+                .collect::<Vec<_>>(),
+        ),
+    );
+    for (tp, om) in committed {
+        assert_eq!(om.map(|o| o.offset), Some(20), "{tp:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Produce validation, Fetch and ListOffsets through the handler
+
+#[test]
+fn produce_refuses_what_kafka_refuses_and_keeps_the_log_intact() {
+    let s = Server::start();
+    let log = s.log();
+    log.create_topic("t", 1).unwrap();
+    log.create_topic_with(
+        "compacted",
+        1,
+        TopicConfig::new()
+            .with("cleanup.policy", "compact")
+            .unwrap(),
+    )
+    .unwrap();
+    let good = batch(Compression::None, &[(Some("k"), "v")]);
+    assert_eq!(produce_code(&s.broker, "t", &good), (0, 0));
+
+    let mut bad_crc = good.clone();
+    *bad_crc.last_mut().unwrap() ^= 1;
+    assert_eq!(
+        produce_code(&s.broker, "t", &bad_crc).0,
+        2,
+        "CORRUPT_MESSAGE"
+    );
+
+    let mut magic1 = good.clone();
+    magic1[16] = 1;
+    assert_eq!(
+        produce_code(&s.broker, "t", &magic1).0,
+        87,
+        "INVALID_RECORD"
+    );
+
+    let mut two = good.clone();
+    two.extend_from_slice(&good);
+    assert_eq!(produce_code(&s.broker, "t", &two).0, 87, "two batches");
+
+    let mut control = good.clone();
+    control[22] |= 0x20;
+    fix_crc(&mut control);
+    assert_eq!(
+        produce_code(&s.broker, "t", &control).0,
+        87,
+        "control batch"
+    );
+
+    let mut txn = good.clone();
+    txn[22] |= 0x10;
+    fix_crc(&mut txn);
+    assert_eq!(
+        produce_code(&s.broker, "t", &txn).0,
+        87,
+        "transactional batch"
+    );
+
+    let mut count = batch(Compression::None, &[(Some("a"), "1"), (Some("b"), "2")]);
+    count[57..61].copy_from_slice(&3i32.to_be_bytes());
+    fix_crc(&mut count);
+    assert_eq!(produce_code(&s.broker, "t", &count).0, 87, "record count");
+
+    let mut seq = good.clone();
+    seq[53..57].copy_from_slice(&5i32.to_be_bytes()); // a sequence without a producer id
+    fix_crc(&mut seq);
+    assert_eq!(produce_code(&s.broker, "t", &seq).0, 87, "sequence");
+
+    let null_key = batch(Compression::None, &[(None, "v")]);
+    assert_eq!(
+        produce_code(&s.broker, "compacted", &null_key).0,
+        87,
+        "null key, compacted"
+    );
+    assert_eq!(
+        produce_code(&s.broker, "missing", &good).0,
+        3,
+        "unknown topic"
+    );
+
+    // Nothing refused reached the log.
+    let stored = all_records(log, "t", 0);
+    assert_eq!(stored.len(), 1);
+    assert_eq!(produce_code(&s.broker, "t", &good), (0, 1));
+
+    // acks = 0: appended, no response.
+    let req = produce_request("t", 0, 0, Bytes::from(good.clone()));
+    assert!(matches!(
+        s.broker.handle(frame(ApiKey::Produce, 9, 1, &req)),
+        Reply::Nothing
+    ));
+    assert_eq!(log.partition("t", 0).unwrap().log_end_offset(), 3);
+}
+
+#[test]
+fn produce_recompresses_to_the_topic_codec() {
+    let s = Server::start();
+    s.log()
+        .create_topic_with(
+            "z",
+            1,
+            TopicConfig::new().with("compression.type", "zstd").unwrap(),
+        )
+        .unwrap();
+    let plain = batch(Compression::None, &[(Some("a"), "one"), (Some("b"), "two")]);
+    assert_eq!(produce_code(&s.broker, "z", &plain), (0, 0));
+    let read = s.log().partition("z", 0).unwrap().read(0, 1 << 20).unwrap();
+    assert_eq!(read.batches.len(), 1);
+    assert_eq!(
+        read.batches[0].header().compression().unwrap(),
+        Compression::Zstd
+    );
+    let recs = all_records(s.log(), "z", 0);
+    assert_eq!(text(recs[1].value.as_ref()), "two");
+    assert_eq!(recs[1].offset, 1);
+}
+
+fn fetch_request(topic: &str, offset: i64, max_wait_ms: i32) -> FetchRequest {
+    let mut fp = fetch_request::FetchPartition::default();
+    fp.partition = 0;
+    fp.fetch_offset = offset;
+    fp.partition_max_bytes = 1 << 20;
+    let mut ft = fetch_request::FetchTopic::default();
+    ft.topic = TopicName(StrBytes::from_string(topic.to_owned()));
+    ft.partitions = vec![fp];
+    let mut req = FetchRequest::default();
+    req.max_wait_ms = max_wait_ms;
+    req.min_bytes = 1;
+    req.max_bytes = 1 << 20;
+    req.topics = vec![ft];
+    req
+}
+
+#[test]
+fn fetch_long_poll_wakes_on_append_and_serves_stored_bytes() {
+    let s = Server::start();
+    s.log().create_topic("poll", 1).unwrap();
+    let broker = Arc::clone(&s.broker);
+    // Waits up to 60 s; an append must end the wait.
+    let waiter = std::thread::spawn(move || -> FetchResponse {
+        call(
+            &broker,
+            ApiKey::Fetch,
+            12,
+            &fetch_request("poll", 0, 60_000),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let p = s.log().partition("poll", 0).unwrap();
+    p.append(&[Record::new("hello").key("k")]).unwrap();
+    let resp = waiter.join().unwrap();
+    let pd = &resp.responses[0].partitions[0];
+    assert_eq!(pd.error_code, 0);
+    assert_eq!(pd.high_watermark, 1);
+    let stored = p.read(0, 1 << 20).unwrap();
+    assert_eq!(
+        pd.records.as_ref().unwrap(),
+        stored.batches[0].as_bytes(),
+        "bytes as stored"
+    );
+
+    let resp: FetchResponse = call(&s.broker, ApiKey::Fetch, 12, &fetch_request("poll", 5, 0));
+    assert_eq!(
+        resp.responses[0].partitions[0].error_code, 1,
+        "OFFSET_OUT_OF_RANGE"
+    );
+}
+
+#[test]
+fn list_offsets_earliest_latest_and_by_time() {
+    let s = Server::start();
+    s.log().create_topic("times", 1).unwrap();
+    let p = s.log().partition("times", 0).unwrap();
+    for i in 0..5 {
+        p.append(&[Record::new("x").timestamp(1000 * (i + 1))])
+            .unwrap();
+    }
+    let ask = |ts: i64| -> (i16, i64, i64) {
+        let mut lp = list_offsets_request::ListOffsetsPartition::default();
+        lp.timestamp = ts;
+        let mut lt = list_offsets_request::ListOffsetsTopic::default();
+        lt.name = TopicName(StrBytes::from_static_str("times"));
+        lt.partitions = vec![lp];
+        let mut req = ListOffsetsRequest::default();
+        req.replica_id = kafka_protocol::messages::BrokerId(-1);
+        req.topics = vec![lt];
+        let resp: ListOffsetsResponse = call(&s.broker, ApiKey::ListOffsets, 5, &req);
+        let r = &resp.topics[0].partitions[0];
+        (r.error_code, r.offset, r.timestamp)
+    };
+    assert_eq!(ask(-2).1, 0);
+    assert_eq!(ask(-1).1, 5);
+    assert_eq!(ask(2500), (0, 2, 3000));
+    assert_eq!(ask(9999), (0, -1, -1));
+}
+
+#[test]
+fn metadata_auto_creates_only_when_enabled() {
+    let s = Server::start();
+    let mut t = metadata_request::MetadataRequestTopic::default();
+    t.name = Some(TopicName(StrBytes::from_static_str("fresh")));
+    let mut req = MetadataRequest::default();
+    req.topics = Some(vec![t]);
+    req.allow_auto_topic_creation = true;
+    let resp: MetadataResponse = call(&s.broker, ApiKey::Metadata, 9, &req);
+    assert_eq!(resp.topics[0].error_code, 3, "off by default");
+    assert!(s.log().partition_count("fresh").is_err());
+}
+
+// ---------------------------------------------------------------------------------------
+// Bad input
+
+fn send_raw(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = c.write_all(bytes);
+    let _ = c.shutdown(std::net::Shutdown::Write);
+    let mut out = Vec::new();
+    let _ = c.read_to_end(&mut out);
+    out
+}
+
+fn sized(body: &[u8]) -> Vec<u8> {
+    let mut v = (body.len() as u32).to_be_bytes().to_vec();
+    v.extend_from_slice(body);
+    v
+}
+
+fn api_versions_works(addr: SocketAddr) {
+    let f = frame(ApiKey::ApiVersions, 3, 42, &ApiVersionsRequest::default());
+    let reply = send_raw(addr, &sized(&f));
+    assert!(reply.len() > 8, "no ApiVersions answer");
+    let mut b = Bytes::from(reply[4..].to_vec());
+    let h = ResponseHeader::decode(&mut b, 0).unwrap();
+    assert_eq!(h.correlation_id, 42);
+    let r = ApiVersionsResponse::decode(&mut b, 3).unwrap();
+    assert_eq!(r.error_code, 0);
+    assert!(
+        r.api_keys
+            .iter()
+            .any(|k| k.api_key == ApiKey::Fetch as i16 && k.max_version == 12)
+    );
+}
+
+#[test]
+fn malformed_frames_get_closed_connections_and_the_server_keeps_serving() {
+    let s = Server::start();
+    s.log().create_topic("safe", 1).unwrap();
+    let good = batch(Compression::None, &[(Some("k"), "kept")]);
+    assert_eq!(produce_code(&s.broker, "safe", &good), (0, 0));
+
+    let header = |key: i16, version: i16| {
+        let mut v = Vec::new();
+        v.extend_from_slice(&key.to_be_bytes());
+        v.extend_from_slice(&version.to_be_bytes());
+        v.extend_from_slice(&1i32.to_be_bytes());
+        v.extend_from_slice(&(-1i16).to_be_bytes()); // null client id
+        v
+    };
+    let mut huge_array = header(ApiKey::Metadata as i16, 1);
+    huge_array.extend_from_slice(&i32::MAX.to_be_bytes());
+    let mut huge_compact = header(ApiKey::Metadata as i16, 9);
+    huge_compact.push(0); // header tagged fields
+    huge_compact.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("oversized frame", (2_000_000u32).to_be_bytes().to_vec()),
+        ("negative size", (-5i32).to_be_bytes().to_vec()),
+        ("truncated frame", {
+            let mut v = 100u32.to_be_bytes().to_vec();
+            v.extend_from_slice(&[0; 10]);
+            v
+        }),
+        ("short header", sized(&[0, 3])),
+        ("unknown api key", sized(&header(999, 0))),
+        (
+            "unsupported version",
+            sized(&header(ApiKey::Fetch as i16, 3)),
+        ),
+        (
+            "unserved api",
+            sized(&header(ApiKey::DescribeAcls as i16, 1)),
+        ),
+        (
+            "garbage body",
+            sized(&[header(ApiKey::Produce as i16, 9), vec![0xde; 40]].concat()),
+        ),
+        ("huge array count", sized(&huge_array)),
+        ("huge compact array count", sized(&huge_compact)),
+    ];
+    for (what, bytes) in cases {
+        let reply = send_raw(s.addr, &bytes);
+        assert!(
+            reply.is_empty(),
+            "{what}: expected a closed connection, got {reply:?}"
+        );
+        api_versions_works(s.addr);
+    }
+    // A version the client is told to downgrade from (KIP-511).
+    let f = frame(ApiKey::ApiVersions, 3, 9, &ApiVersionsRequest::default());
+    let mut f = f.to_vec();
+    f[2..4].copy_from_slice(&77i16.to_be_bytes());
+    let reply = send_raw(s.addr, &sized(&f));
+    let mut b = Bytes::from(reply[4..].to_vec());
+    let _ = ResponseHeader::decode(&mut b, 0).unwrap();
+    assert_eq!(
+        ApiVersionsResponse::decode(&mut b, 0).unwrap().error_code,
+        35
+    );
+
+    // Random and mutated frames (seeded): none takes the server down or touches the data.
+    let seeds: Vec<Bytes> = vec![
+        frame(ApiKey::Metadata, 9, 1, &MetadataRequest::default()),
+        frame(
+            ApiKey::Produce,
+            9,
+            1,
+            &produce_request("safe", 0, 1, Bytes::from(good.clone())),
+        ),
+        frame(ApiKey::Fetch, 12, 1, &fetch_request("safe", 0, 0)),
+        frame(ApiKey::ApiVersions, 3, 1, &ApiVersionsRequest::default()),
+    ];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for i in 0..400 {
+        let mut f = seeds[i % seeds.len()].to_vec();
+        for _ in 0..=(rnd() % 4) {
+            let at = (rnd() as usize) % f.len();
+            f[at] = rnd() as u8;
+        }
+        if rnd() % 5 == 0 {
+            f.truncate((rnd() as usize) % f.len());
+        }
+        // The handler directly (fast), and every 20th through a socket.
+        if i % 20 == 0 {
+            let _ = send_raw(s.addr, &sized(&f));
+        } else {
+            let _ = s.broker.handle(Bytes::from(f));
+        }
+    }
+    api_versions_works(s.addr);
+    let stored = all_records(s.log(), "safe", 0);
+    assert!(!stored.is_empty());
+    assert_eq!(text(stored[0].value.as_ref()), "kept");
+    for r in &stored {
+        assert_eq!(
+            text(r.value.as_ref()),
+            "kept",
+            "only valid batches were stored"
+        );
+    }
+}
