@@ -84,7 +84,9 @@ pub use producer::{Producer, ProducerConfig, ProducerRecord, Receipt, RecordMeta
 pub use record::{
     Batch, BatchBuilder, BatchHeader, Batches, Compression, Header, Record, StoredRecord,
 };
-pub use topic::{MAX_TOPIC_NAME_LEN, murmur2, partition_for_key, validate_topic_name};
+pub use topic::{
+    MAX_PARTITIONS, MAX_TOPIC_NAME_LEN, murmur2, partition_for_key, validate_topic_name,
+};
 pub use types::TopicPartition;
 pub use wait::Notifier;
 

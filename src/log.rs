@@ -29,7 +29,7 @@ use crate::partition::writer_now_ms;
 use crate::partition::{Partition, PartitionRecovery, PartitionStats};
 use crate::producer::{Producer, ProducerConfig};
 use crate::record::Record;
-use crate::topic::{Topic, partition_for_key, validate_topic_name};
+use crate::topic::{MAX_PARTITIONS, Topic, partition_for_key, validate_topic_name};
 use crate::{AppendResult, TopicPartition};
 
 /// Folder (inside the data directory) holding one properties file per topic, named exactly
@@ -540,7 +540,7 @@ impl Log {
     ///
     /// # Errors
     /// [`Error::InvalidTopicName`], [`Error::TopicAlreadyExists`], [`Error::InvalidConfig`]
-    /// (partitions < 1), [`Error::ReadOnly`], I/O errors.
+    /// (partitions outside 1..=[`MAX_PARTITIONS`]), [`Error::ReadOnly`], I/O errors.
     pub fn create_topic(&self, name: &str, partitions: i32) -> Result<()> {
         let config = self.inner.options.default_topic_config.clone();
         self.create_topic_with(name, partitions, config)
@@ -560,8 +560,11 @@ impl Log {
         self.inner.check_writable()?;
         validate_topic_name(name)?;
         config.validate()?;
-        if partitions < 1 {
-            return Err(Error::invalid_config("partitions", "must be at least 1"));
+        if !(1..=MAX_PARTITIONS).contains(&partitions) {
+            return Err(Error::invalid_config(
+                "partitions",
+                format!("must be 1 to {MAX_PARTITIONS}, not {partitions}"),
+            ));
         }
         let _g = self.inner.catalog.lock();
         if self.inner.topics.read().contains_key(name) {
@@ -678,6 +681,12 @@ impl Log {
         let _g = self.inner.catalog.lock();
         let t = self.inner.topic(name)?;
         let current = t.partition_count();
+        if total > MAX_PARTITIONS {
+            return Err(Error::invalid_config(
+                "partitions",
+                format!("a topic has at most {MAX_PARTITIONS} partitions, not {total}"),
+            ));
+        }
         if total <= current {
             return Err(Error::invalid_config(
                 "partitions",

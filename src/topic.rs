@@ -13,6 +13,11 @@ use crate::partition::Partition;
 /// Longest topic name Kafka accepts.
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
 
+/// The most partitions a topic may have: a guard against a request (from an adapter's
+/// client, say) that would create millions of directories. Each partition is a directory
+/// with open files while active; see `LogOptions::max_open_files`.
+pub const MAX_PARTITIONS: i32 = 100_000;
+
 /// Checks Kafka's topic-name rules: 1 to 249 characters from `[a-zA-Z0-9._-]`, and not `.` or
 /// `..` (which also keeps every partition directory inside the data directory).
 ///

@@ -27,6 +27,15 @@ fn topics_and_configs_persist() -> Result<()> {
             log.add_partitions("orders", 5),
             Err(Error::InvalidConfig { .. })
         ));
+        // Partition counts are bounded: no request can make millions of directories.
+        assert!(matches!(
+            log.add_partitions("orders", topiclog::MAX_PARTITIONS + 1),
+            Err(Error::InvalidConfig { .. })
+        ));
+        assert!(matches!(
+            log.create_topic("huge", i32::MAX),
+            Err(Error::InvalidConfig { .. })
+        ));
         let mut c = log.describe_topic("orders")?.config;
         c.retention_bytes = Some(1 << 30);
         log.alter_topic_config("orders", c)?;
