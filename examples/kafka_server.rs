@@ -125,6 +125,7 @@ fn main() -> ExitCode {
             auto_create_topics: args.auto_create,
             default_partitions: args.partitions,
             max_frame_bytes: args.max_frame_bytes,
+            max_fetch_wait: std::time::Duration::from_mins(5),
         },
     );
     println!(

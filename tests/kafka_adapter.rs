@@ -59,6 +59,7 @@ impl Server {
                 auto_create_topics: false,
                 default_partitions: 1,
                 max_frame_bytes: 1 << 20,
+                max_fetch_wait: Duration::from_mins(5),
             },
         );
         let serving = Arc::clone(&broker);
@@ -881,4 +882,124 @@ fn malformed_frames_get_closed_connections_and_the_server_keeps_serving() {
             "only valid batches were stored"
         );
     }
+}
+
+/// Writes the seed corpus of the `kafka_frame` fuzz target: one valid request per served
+/// API. Run with `cargo test --test kafka_adapter -- --ignored write_fuzz_seed_corpus`.
+#[test]
+#[ignore = "regenerates fuzz/corpus/kafka_frame"]
+fn write_fuzz_seed_corpus() {
+    use kafka_protocol::messages::{
+        DeleteTopicsRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest,
+        InitProducerIdRequest, LeaveGroupRequest, OffsetCommitRequest, OffsetFetchRequest,
+        leave_group_request, offset_commit_request, offset_fetch_request,
+    };
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/kafka_frame");
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, f: Bytes| std::fs::write(dir.join(name), &f).unwrap();
+    let good = batch(Compression::None, &[(Some("k"), "v"), (Some("k2"), "v2")]);
+    let zstd = batch(Compression::Zstd, &[(Some("k"), "v")]);
+    let group = GroupId(StrBytes::from_static_str("g"));
+    write(
+        "api-versions-v3",
+        frame(ApiKey::ApiVersions, 3, 1, &ApiVersionsRequest::default()),
+    );
+    write(
+        "api-versions-v0",
+        frame(ApiKey::ApiVersions, 0, 1, &ApiVersionsRequest::default()),
+    );
+    let mut t = metadata_request::MetadataRequestTopic::default();
+    t.name = Some(TopicName(StrBytes::from_static_str("fuzz")));
+    let mut md = MetadataRequest::default();
+    md.topics = Some(vec![t]);
+    write("metadata-v1", frame(ApiKey::Metadata, 1, 1, &md));
+    write("metadata-v12", frame(ApiKey::Metadata, 12, 1, &md));
+    write(
+        "metadata-all-v9",
+        frame(ApiKey::Metadata, 9, 1, &MetadataRequest::default()),
+    );
+    let produce = produce_request("fuzz", 0, 1, Bytes::from(good));
+    write("produce-v3", frame(ApiKey::Produce, 3, 1, &produce));
+    write("produce-v9", frame(ApiKey::Produce, 9, 1, &produce));
+    write(
+        "produce-zstd-v9",
+        frame(
+            ApiKey::Produce,
+            9,
+            1,
+            &produce_request("fuzz", 1, -1, Bytes::from(zstd)),
+        ),
+    );
+    write(
+        "fetch-v4",
+        frame(ApiKey::Fetch, 4, 1, &fetch_request("fuzz", 0, 0)),
+    );
+    write(
+        "fetch-v12",
+        frame(ApiKey::Fetch, 12, 1, &fetch_request("fuzz", 3, 0)),
+    );
+    let mut lp = list_offsets_request::ListOffsetsPartition::default();
+    lp.timestamp = -2;
+    let mut lt = list_offsets_request::ListOffsetsTopic::default();
+    lt.name = TopicName(StrBytes::from_static_str("fuzz"));
+    lt.partitions = vec![lp];
+    let mut lo = ListOffsetsRequest::default();
+    lo.topics = vec![lt];
+    write("list-offsets-v5", frame(ApiKey::ListOffsets, 5, 1, &lo));
+    let mut fc = FindCoordinatorRequest::default();
+    fc.key = StrBytes::from_static_str("g");
+    write(
+        "find-coordinator-v2",
+        frame(ApiKey::FindCoordinator, 2, 1, &fc),
+    );
+    let mut fc4 = FindCoordinatorRequest::default();
+    fc4.coordinator_keys = vec![StrBytes::from_static_str("g")];
+    write(
+        "find-coordinator-v4",
+        frame(ApiKey::FindCoordinator, 4, 1, &fc4),
+    );
+    let mut hb = HeartbeatRequest::default();
+    hb.group_id = group.clone();
+    hb.member_id = StrBytes::from_static_str("m");
+    write("heartbeat-v4", frame(ApiKey::Heartbeat, 4, 1, &hb));
+    let mut lg = LeaveGroupRequest::default();
+    lg.group_id = group.clone();
+    let mut mi = leave_group_request::MemberIdentity::default();
+    mi.member_id = StrBytes::from_static_str("m");
+    lg.members = vec![mi];
+    write("leave-group-v4", frame(ApiKey::LeaveGroup, 4, 1, &lg));
+    let mut ocp = offset_commit_request::OffsetCommitRequestPartition::default();
+    ocp.committed_offset = 3;
+    let mut oct = offset_commit_request::OffsetCommitRequestTopic::default();
+    oct.name = TopicName(StrBytes::from_static_str("fuzz"));
+    oct.partitions = vec![ocp];
+    let mut oc = OffsetCommitRequest::default();
+    oc.group_id = group.clone();
+    oc.generation_id_or_member_epoch = -1;
+    oc.topics = vec![oct];
+    write("offset-commit-v8", frame(ApiKey::OffsetCommit, 8, 1, &oc));
+    let mut oft = offset_fetch_request::OffsetFetchRequestTopic::default();
+    oft.name = TopicName(StrBytes::from_static_str("fuzz"));
+    oft.partition_indexes = vec![0, 1];
+    let mut of = OffsetFetchRequest::default();
+    of.group_id = group.clone();
+    of.topics = Some(vec![oft]);
+    write("offset-fetch-v7", frame(ApiKey::OffsetFetch, 7, 1, &of));
+    let mut ofg = offset_fetch_request::OffsetFetchRequestGroup::default();
+    ofg.group_id = group;
+    let mut of8 = OffsetFetchRequest::default();
+    of8.groups = vec![ofg];
+    write("offset-fetch-v8", frame(ApiKey::OffsetFetch, 8, 1, &of8));
+    write(
+        "init-producer-id-v4",
+        frame(
+            ApiKey::InitProducerId,
+            4,
+            1,
+            &InitProducerIdRequest::default(),
+        ),
+    );
+    let mut dt = DeleteTopicsRequest::default();
+    dt.topic_names = vec![TopicName(StrBytes::from_static_str("other"))];
+    write("delete-topics-v5", frame(ApiKey::DeleteTopics, 5, 1, &dt));
 }

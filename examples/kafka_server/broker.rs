@@ -90,9 +90,6 @@ type CommitOutcome = (TopicName, Vec<(i32, Option<i16>)>);
 /// A topic's committed offsets by partition.
 type TopicOffsets = (TopicName, Vec<(i32, Option<OffsetAndMetadata>)>);
 
-/// Longest Fetch long poll honoured.
-const MAX_FETCH_WAIT: Duration = Duration::from_mins(5);
-
 /// How the adapter presents itself and what it allows.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -106,6 +103,8 @@ pub struct BrokerConfig {
     pub default_partitions: i32,
     /// Largest request frame accepted; larger ones close the connection.
     pub max_frame_bytes: usize,
+    /// Longest Fetch long poll honoured (a client's `max_wait_ms` is capped to it).
+    pub max_fetch_wait: Duration,
 }
 
 /// What to do after a request.
@@ -468,8 +467,8 @@ impl Broker {
                 h.register_notifier(&notifier);
             }
         }
-        let wait =
-            Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)).min(MAX_FETCH_WAIT);
+        let wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0))
+            .min(self.config.max_fetch_wait);
         let deadline = Instant::now() + wait;
         let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
         let max_bytes = usize::try_from(req.max_bytes).unwrap_or(0);
