@@ -98,3 +98,29 @@ fn offset_for_timestamp_respects_log_start() -> Result<()> {
     assert_eq!(p.offset_for_timestamp(0)?, Some((5, 105)));
     Ok(())
 }
+
+#[test]
+fn contiguous_spans_hold_exactly_the_returned_batches() -> Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path())?;
+    log.create_topic_with("t", 1, small_segments(2048))?;
+    let p = log.partition("t", 0)?;
+    for b in 0..60 {
+        let recs: Vec<_> = (0..3).map(|i| rec(b * 3 + i)).collect();
+        p.append(&recs)?;
+    }
+    for (offset, budget) in [(0, usize::MAX), (7, 5000), (100, 1), (179, 100), (180, 100)] {
+        let res = p.read(offset, budget)?;
+        let batches: Vec<u8> = res
+            .batches
+            .iter()
+            .flat_map(|b| b.as_bytes().to_vec())
+            .collect();
+        let spans: Vec<u8> = res.contiguous().iter().flat_map(|s| s.to_vec()).collect();
+        assert_eq!(spans, batches, "read({offset}, {budget})");
+        if offset == 0 {
+            assert!(res.contiguous().len() > 1, "one span per segment");
+        }
+    }
+    Ok(())
+}
