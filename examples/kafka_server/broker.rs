@@ -551,12 +551,20 @@ impl Broker {
                             pd.error_code = code::UNSUPPORTED_COMPRESSION_TYPE;
                             any_error = true;
                         } else {
-                            let mut records = BytesMut::with_capacity(read.size());
-                            for b in &read.batches {
-                                records.extend_from_slice(b.as_bytes());
-                            }
+                            // Served as stored: a view of the mapped segment when the
+                            // batches come from one segment, else the segments' runs joined.
+                            let records = match read.contiguous() {
+                                [one] => one.clone(),
+                                runs => {
+                                    let mut joined = BytesMut::with_capacity(read.size());
+                                    for r in runs {
+                                        joined.extend_from_slice(r);
+                                    }
+                                    joined.freeze()
+                                }
+                            };
                             total += records.len();
-                            pd.records = Some(records.freeze());
+                            pd.records = Some(records);
                         }
                     }
                     Ok(None) => {
@@ -1111,6 +1119,13 @@ fn group_error(e: &Error) -> i16 {
     }
 }
 
+fn is_disconnect(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+    )
+}
+
 /// Reads one size-prefixed frame; `Ok(None)` at a clean end of stream.
 pub fn read_frame(
     stream: &mut impl std::io::Read,
@@ -1119,7 +1134,9 @@ pub fn read_frame(
     let mut size = [0u8; 4];
     match stream.read_exact(&mut size) {
         Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof || is_disconnect(&e) => {
+            return Ok(None);
+        }
         Err(e) => return Err(format!("read failed: {e}")),
     }
     let size = i32::from_be_bytes(size);
@@ -1153,9 +1170,12 @@ pub fn serve_connection(broker: &Broker, mut stream: std::net::TcpStream) -> Res
                 let mut out = Vec::with_capacity(body.len() + 4);
                 out.extend_from_slice(&size.to_be_bytes());
                 out.extend_from_slice(&body);
-                stream
-                    .write_all(&out)
-                    .map_err(|e| format!("write failed: {e}"))?;
+                match stream.write_all(&out) {
+                    Ok(()) => {}
+                    // The client went away: an ordinary end of the connection.
+                    Err(e) if is_disconnect(&e) => return Ok(()),
+                    Err(e) => return Err(format!("write failed: {e}")),
+                }
             }
             Reply::Nothing => {}
             Reply::Close(why) => return Err(why),
