@@ -1003,3 +1003,77 @@ fn write_fuzz_seed_corpus() {
     dt.topic_names = vec![TopicName(StrBytes::from_static_str("other"))];
     write("delete-topics-v5", frame(ApiKey::DeleteTopics, 5, 1, &dt));
 }
+
+#[test]
+fn kcat_and_an_in_process_consumer_share_a_group() {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let Some(_) = kcat() else { return };
+    let s = Server::start();
+    s.log().create_topic("mixed", 4).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let owned: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let member = {
+        let broker = Arc::clone(&s.broker);
+        let (stop, owned) = (Arc::clone(&stop), Arc::clone(&owned));
+        std::thread::spawn(move || {
+            let mut c = broker
+                .log()
+                .consumer(topiclog::ConsumerConfig::group("mixed"))
+                .unwrap();
+            c.subscribe(&["mixed"]).unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                c.poll(Duration::from_millis(50)).unwrap();
+                *owned.lock().unwrap() = c
+                    .assignment()
+                    .iter()
+                    .map(|tp| format!("{} [{}]", tp.topic, tp.partition))
+                    .collect();
+            }
+            c.close().unwrap();
+        })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let err_path = dir.path().join("err");
+    let mut kcat = Command::new("kcat")
+        .args([
+            "-b",
+            &s.bootstrap(),
+            "-G",
+            "mixed",
+            "-X",
+            "session.timeout.ms=6000",
+            "-X",
+            "heartbeat.interval.ms=300",
+            "mixed",
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_mins(1);
+    loop {
+        let theirs = last_assignment(&std::fs::read_to_string(&err_path).unwrap_or_default());
+        let ours = owned.lock().unwrap().clone();
+        if let Some(theirs) = theirs
+            && !theirs.is_empty()
+            && !ours.is_empty()
+            && theirs.is_disjoint(&ours)
+            && theirs.union(&ours).count() == 4
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no shared assignment: in-process {ours:?}, kcat {:?}",
+            std::fs::read_to_string(&err_path)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let d = s.log().describe_group("mixed").unwrap();
+    assert_eq!(d.members.len(), 2, "{d:?}");
+    let _ = kcat.kill();
+    let _ = kcat.wait();
+    stop.store(true, Ordering::Relaxed);
+    member.join().unwrap();
+}
