@@ -7,7 +7,8 @@
 //! while timing. One iteration reads the whole partition back from its start:
 //! [`PartitionHandle::read`] with a 1 MiB budget, [`Batch::verify_crc`] on each batch, and
 //! each record of [`Batch::records`] decoded (uncompressed values are views of the mapped
-//! segment; compressed batches are decompressed first).
+//! segment; compressed batches are decompressed first). The `<codec>-borrowed` cases scan with
+//! [`Batch::for_each_record`] instead: records borrowed from the batch, no reference counting.
 //!
 //! Values look like small JSON events (`{"seq":..,"type":..,"customer":..,"payload":"<hex>"}`)
 //! drawn from a pool of 4096 distinct ones, as in the append bench.
@@ -121,6 +122,30 @@ fn scan(h: &PartitionHandle) -> (u64, usize) {
     (records, value_bytes)
 }
 
+/// [`scan`] through [`Batch::for_each_record`]: records borrowed from the batch, with no
+/// per-record reference counting.
+fn scan_borrowed(h: &PartitionHandle) -> (u64, usize) {
+    let end = h.high_watermark();
+    let mut offset = h.log_start_offset();
+    let mut records = 0u64;
+    let mut value_bytes = 0usize;
+    while offset < end {
+        let res = h.read(offset, READ_BYTES).unwrap();
+        for b in &res.batches {
+            b.verify_crc().unwrap();
+            let n = b
+                .for_each_record(|r| {
+                    value_bytes += r.value.map_or(0, <[u8]>::len);
+                    black_box(&r);
+                })
+                .unwrap();
+            records += n as u64;
+        }
+        offset = res.next_offset().unwrap();
+    }
+    (records, value_bytes)
+}
+
 fn bytes_len(b: &impl AsRef<[u8]>) -> usize {
     b.as_ref().len()
 }
@@ -149,6 +174,17 @@ fn read(c: &mut Criterion) {
                         d
                     });
                     b.iter(|| black_box(scan(&data.handle)));
+                },
+            );
+            g.bench_function(
+                BenchmarkId::new(
+                    format!("{}-borrowed", codec.name()),
+                    format!("{size}B/{RECORDS}"),
+                ),
+                |b| {
+                    let data = data.get_or_insert_with(|| build(size, codec));
+                    assert_eq!(scan_borrowed(&data.handle).0, RECORDS);
+                    b.iter(|| black_box(scan_borrowed(&data.handle)));
                 },
             );
             drop(data);

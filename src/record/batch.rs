@@ -303,39 +303,153 @@ impl Batch {
     /// [`Error::UnsupportedCompression`] or [`Error::InvalidBatch`] when the records section
     /// cannot be decompressed; each record then yields its own decode result.
     pub fn records(&self) -> Result<RecordIter> {
-        let codec = self.header.compression()?;
-        let section = self.bytes.slice(BATCH_HEADER_LEN..);
-        let data = match codec {
-            Compression::None => section,
-            other => Bytes::from(codec::decompress(other, &section, MAX_DECOMPRESSED_BYTES)?),
+        let data = self.records_section()?;
+        let state = self.cursor_state()?;
+        Ok(RecordIter { data, state })
+    }
+
+    /// Calls `f` with each record borrowed from the batch's bytes (decompressed first when
+    /// the batch is compressed): no allocation and no reference counting per record, the
+    /// fastest way to scan. Returns how many records were visited. Checks the same things
+    /// as [`Batch::records`]; the CRC is [`Batch::verify_crc`]'s job.
+    ///
+    /// ```
+    /// # use topiclog::record::{Batch, BatchBuilder, Compression};
+    /// let mut b = BatchBuilder::new(Compression::None);
+    /// b.push(Some(b"k"), Some(b"v"), &[], 1_700_000_000_000)?;
+    /// let batch = Batch::new(b.finish()?.to_vec().into())?;
+    /// let mut bytes = 0;
+    /// batch.for_each_record(|r| bytes += r.value.map_or(0, <[u8]>::len))?;
+    /// assert_eq!(bytes, 1);
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Batch::records`], for the first record that does not decode (records before it
+    /// have been visited).
+    pub fn for_each_record<F: FnMut(RecordRef<'_>)>(&self, mut f: F) -> Result<usize> {
+        let data = self.records_section()?;
+        let mut cursor = Cursor {
+            data: &data,
+            state: self.cursor_state()?,
         };
-        let log_append_time = (self.header.timestamp_type() == TimestampType::LogAppendTime)
-            .then_some(self.header.max_timestamp);
-        let remaining = if self.header.record_count < 0 {
-            return Err(Error::invalid_batch(format!(
+        let mut n = 0;
+        while let Some(r) = cursor.next_record() {
+            f(r?);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// The records section, decompressed when the batch is compressed.
+    fn records_section(&self) -> Result<Bytes> {
+        let section = self.bytes.slice(BATCH_HEADER_LEN..);
+        match self.header.compression()? {
+            Compression::None => Ok(section),
+            other => Ok(Bytes::from(codec::decompress(
+                other,
+                &section,
+                MAX_DECOMPRESSED_BYTES,
+            )?)),
+        }
+    }
+
+    fn cursor_state(&self) -> Result<CursorState> {
+        let remaining = usize::try_from(self.header.record_count).map_err(|_| {
+            Error::invalid_batch(format!(
                 "negative record count {}",
                 self.header.record_count
-            )));
-        } else {
-            self.header.record_count as usize
-        };
-        Ok(RecordIter {
-            data,
+            ))
+        })?;
+        Ok(CursorState {
             pos: 0,
             remaining,
             base_offset: self.header.base_offset,
             base_timestamp: self.header.base_timestamp,
-            log_append_time,
+            log_append_time: (self.header.timestamp_type() == TimestampType::LogAppendTime)
+                .then_some(self.header.max_timestamp),
             failed: false,
         })
     }
 }
 
-/// Iterator over the records of one batch, yielding `Result<StoredRecord>`. After the declared
-/// number of records it checks that no bytes remain, as Kafka's reader does.
-#[derive(Debug)]
-pub struct RecordIter {
-    data: Bytes,
+/// One record borrowed from its batch, from [`Batch::for_each_record`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    /// The record's offset in its partition.
+    pub offset: i64,
+    /// Its timestamp in ms since the epoch (the batch's append time under LogAppendTime).
+    pub timestamp: i64,
+    /// The key, `None` for a null key.
+    pub key: Option<&'a [u8]>,
+    /// The value, `None` for a null value (tombstone).
+    pub value: Option<&'a [u8]>,
+    /// The encoded headers (already checked when the record was decoded).
+    headers: &'a [u8],
+    header_count: usize,
+}
+
+impl<'a> RecordRef<'a> {
+    /// Number of headers.
+    pub fn header_count(&self) -> usize {
+        self.header_count
+    }
+
+    /// The headers in order: key and value (`None` for a null value).
+    pub fn headers(&self) -> impl Iterator<Item = (&'a str, Option<&'a [u8]>)> + use<'a> {
+        let mut pos = 0;
+        let data = self.headers;
+        (0..self.header_count).map_while(move |_| {
+            // Checked while decoding the record: these reads cannot fail.
+            let key = field(data, &mut pos, "header key").ok()??;
+            let key = std::str::from_utf8(key).ok()?;
+            let value = field(data, &mut pos, "header value").ok()?;
+            Some((key, value))
+        })
+    }
+
+    /// An owned copy.
+    pub fn to_stored(&self) -> StoredRecord {
+        StoredRecord {
+            offset: self.offset,
+            timestamp: self.timestamp,
+            key: self.key.map(Bytes::copy_from_slice),
+            value: self.value.map(Bytes::copy_from_slice),
+            headers: self
+                .headers()
+                .map(|(k, v)| Header {
+                    key: k.to_owned(),
+                    value: v.map(Bytes::copy_from_slice),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A length-prefixed field (varint length, -1 for null) at `pos`.
+// Left out of line by the compiler otherwise, at ~10% of a 100 B record scan (callgrind).
+#[allow(clippy::inline_always)]
+#[inline(always)]
+fn field<'a>(data: &'a [u8], pos: &mut usize, what: &str) -> Result<Option<&'a [u8]>> {
+    let len = read_varint(data, pos)?;
+    if len == -1 {
+        return Ok(None);
+    }
+    let len = usize::try_from(len)
+        .map_err(|_| Error::invalid_batch(format!("{what} length {len} is negative")))?;
+    let end = pos
+        .checked_add(len)
+        .ok_or_else(|| Error::invalid_batch(format!("{what} runs past the record")))?;
+    let out = data
+        .get(*pos..end)
+        .ok_or_else(|| Error::invalid_batch(format!("{what} runs past the record")))?;
+    *pos = end;
+    Ok(Some(out))
+}
+
+/// Where a scan of a records section stands.
+#[derive(Debug, Clone, Copy)]
+struct CursorState {
     pos: usize,
     remaining: usize,
     base_offset: i64,
@@ -344,103 +458,132 @@ pub struct RecordIter {
     failed: bool,
 }
 
-impl RecordIter {
-    fn bytes_field(&mut self, what: &str) -> Result<Option<Bytes>> {
-        let len = read_varint(&self.data, &mut self.pos)?;
-        if len == -1 {
-            return Ok(None);
+/// Decodes records from a records section, borrowing from it.
+struct Cursor<'a> {
+    data: &'a [u8],
+    state: CursorState,
+}
+
+impl<'a> Cursor<'a> {
+    /// The next record; after the declared number of records it checks that no bytes
+    /// remain, as Kafka's reader does. Ends after the first error.
+    #[inline]
+    fn next_record(&mut self) -> Option<Result<RecordRef<'a>>> {
+        if self.state.failed {
+            return None;
         }
-        let len = usize::try_from(len)
-            .map_err(|_| Error::invalid_batch(format!("{what} length {len} is negative")))?;
-        let end = self
-            .pos
-            .checked_add(len)
-            .filter(|&e| e <= self.data.len())
-            .ok_or_else(|| Error::invalid_batch(format!("{what} runs past the record")))?;
-        let out = self.data.slice(self.pos..end);
-        self.pos = end;
-        Ok(Some(out))
+        if self.state.remaining == 0 {
+            if self.state.pos != self.data.len() {
+                self.state.failed = true;
+                return Some(Err(Error::invalid_batch(format!(
+                    "{} bytes remain after the declared records",
+                    self.data.len().saturating_sub(self.state.pos)
+                ))));
+            }
+            return None;
+        }
+        self.state.remaining -= 1;
+        let r = self.decode_one();
+        if r.is_err() {
+            self.state.failed = true;
+        }
+        Some(r)
     }
 
-    fn decode_one(&mut self) -> Result<StoredRecord> {
-        let len = read_varint(&self.data, &mut self.pos)?;
+    #[allow(clippy::inline_always)] // one call site per scan loop; measured with callgrind
+    #[inline(always)]
+    fn decode_one(&mut self) -> Result<RecordRef<'a>> {
+        let data = self.data;
+        let pos = &mut self.state.pos;
+        let len = read_varint(data, pos)?;
         let len = usize::try_from(len)
             .map_err(|_| Error::invalid_batch(format!("record length {len} is negative")))?;
-        let start = self.pos;
+        let start = *pos;
         let end = start
             .checked_add(len)
-            .filter(|&e| e <= self.data.len())
+            .filter(|&e| e <= data.len())
             .ok_or_else(|| Error::invalid_batch("record runs past the end of its batch"))?;
         // Attributes: one byte, unused by Kafka.
-        if self.data.get(self.pos).is_none() {
+        if data.get(*pos).is_none() {
             return Err(Error::invalid_batch("record ends before its attributes"));
         }
-        self.pos += 1;
-        let ts_delta = read_varlong(&self.data, &mut self.pos)?;
-        let offset_delta = read_varint(&self.data, &mut self.pos)?;
-        let key = self.bytes_field("key")?;
-        let value = self.bytes_field("value")?;
-        let header_count = read_varint(&self.data, &mut self.pos)?;
+        *pos += 1;
+        let ts_delta = read_varlong(data, pos)?;
+        let offset_delta = read_varint(data, pos)?;
+        let key = field(data, pos, "key")?;
+        let value = field(data, pos, "value")?;
+        let header_count = read_varint(data, pos)?;
         let header_count = usize::try_from(header_count)
             .map_err(|_| Error::invalid_batch("negative header count"))?;
-        // Each header takes at least two bytes; reject counts the record cannot hold before
-        // allocating for them.
-        if header_count > (end.saturating_sub(self.pos)) / 2 {
+        // Each header takes at least two bytes.
+        if header_count > (end.saturating_sub(*pos)) / 2 {
             return Err(Error::invalid_batch("header count exceeds the record size"));
         }
-        let mut headers = Vec::with_capacity(header_count);
+        let headers_start = *pos;
         for _ in 0..header_count {
-            let key = self
-                .bytes_field("header key")?
+            let key = field(data, pos, "header key")?
                 .ok_or_else(|| Error::invalid_batch("header key is null"))?;
-            let key = String::from_utf8(key.to_vec())
-                .map_err(|_| Error::invalid_batch("header key is not UTF-8"))?;
-            let value = self.bytes_field("header value")?;
-            headers.push(Header { key, value });
+            if std::str::from_utf8(key).is_err() {
+                return Err(Error::invalid_batch("header key is not UTF-8"));
+            }
+            field(data, pos, "header value")?;
         }
-        if self.pos != end {
+        if *pos != end {
             return Err(Error::invalid_batch(format!(
                 "record declares {len} bytes but its fields take {}",
-                self.pos.saturating_sub(start)
+                pos.saturating_sub(start)
             )));
         }
-        let timestamp = match self.log_append_time {
-            Some(t) => t,
-            None => self.base_timestamp.wrapping_add(ts_delta),
-        };
-        Ok(StoredRecord {
-            offset: self.base_offset.wrapping_add(i64::from(offset_delta)),
-            timestamp,
+        let st = &self.state;
+        Ok(RecordRef {
+            offset: st.base_offset.wrapping_add(i64::from(offset_delta)),
+            timestamp: match st.log_append_time {
+                Some(t) => t,
+                None => st.base_timestamp.wrapping_add(ts_delta),
+            },
             key,
             value,
-            headers,
+            headers: data.get(headers_start..end).unwrap_or(&[]),
+            header_count,
         })
     }
+}
+
+/// Iterator over the records of one batch, yielding `Result<StoredRecord>` whose fields are
+/// `Bytes` views of the batch (or of its decompressed records). After the declared number
+/// of records it checks that no bytes remain, as Kafka's reader does.
+#[derive(Debug)]
+pub struct RecordIter {
+    data: Bytes,
+    state: CursorState,
 }
 
 impl Iterator for RecordIter {
     type Item = Result<StoredRecord>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed {
-            return None;
-        }
-        if self.remaining == 0 {
-            if self.pos != self.data.len() {
-                self.failed = true;
-                return Some(Err(Error::invalid_batch(format!(
-                    "{} bytes remain after the declared records",
-                    self.data.len() - self.pos
-                ))));
-            }
-            return None;
-        }
-        self.remaining -= 1;
-        let r = self.decode_one();
-        if r.is_err() {
-            self.failed = true;
-        }
-        Some(r)
+        let mut cursor = Cursor {
+            data: &self.data,
+            state: self.state,
+        };
+        let r = cursor.next_record();
+        self.state = cursor.state;
+        let data = &self.data;
+        r.map(|r| {
+            r.map(|r| StoredRecord {
+                offset: r.offset,
+                timestamp: r.timestamp,
+                key: r.key.map(|k| data.slice_ref(k)),
+                value: r.value.map(|v| data.slice_ref(v)),
+                headers: r
+                    .headers()
+                    .map(|(k, v)| Header {
+                        key: k.to_owned(),
+                        value: v.map(|v| data.slice_ref(v)),
+                    })
+                    .collect(),
+            })
+        })
     }
 }
 

@@ -206,3 +206,53 @@ proptest! {
             }
     }
 }
+
+#[test]
+fn borrowed_scan_matches_owned_records_for_every_codec() {
+    for codec in [
+        Compression::None,
+        Compression::Lz4,
+        Compression::Zstd,
+        #[cfg(feature = "gzip")]
+        Compression::Gzip,
+        #[cfg(feature = "snappy")]
+        Compression::Snappy,
+    ] {
+        let mut b = BatchBuilder::new(codec);
+        for i in 0..50u32 {
+            let headers = [Header::new("h", format!("{i}")), Header::null("n")];
+            let key = (i % 3 != 0).then(|| i.to_be_bytes());
+            let value = "v".repeat(i as usize * 7);
+            b.push(
+                key.as_ref().map(|k| &k[..]),
+                (i % 5 != 0).then_some(value.as_bytes()),
+                if i % 2 == 0 { &headers[..] } else { &[] },
+                1_700_000_000_000 + i64::from(i),
+            )
+            .unwrap();
+        }
+        let batch = Batch::new(Bytes::copy_from_slice(b.finish().unwrap())).unwrap();
+        let owned: Vec<StoredRecord> = batch.records().unwrap().map(Result::unwrap).collect();
+        let mut borrowed = Vec::new();
+        let n = batch
+            .for_each_record(|r| borrowed.push(r.to_stored()))
+            .unwrap();
+        assert_eq!(n, 50);
+        assert_eq!(borrowed, owned, "{codec:?}");
+        assert_eq!(owned[2].headers.len(), 2);
+    }
+}
+
+#[test]
+fn borrowed_scan_stops_at_the_first_bad_record() {
+    let mut bytes = hand_assembled();
+    // Cut the second record's value short: the first record is visited, then the error.
+    let last = bytes.len() - 1;
+    bytes.truncate(last);
+    let len = (bytes.len() - 12) as i32;
+    bytes[8..12].copy_from_slice(&len.to_be_bytes());
+    let batch = Batch::new(Bytes::from(bytes)).unwrap();
+    let mut seen = 0;
+    assert!(batch.for_each_record(|_| seen += 1).is_err());
+    assert_eq!(seen, 1);
+}

@@ -6,6 +6,6 @@ pub mod codec;
 pub mod record;
 mod varint;
 
-pub use batch::{Batch, BatchBuilder, BatchHeader, Batches, RecordIter};
+pub use batch::{Batch, BatchBuilder, BatchHeader, Batches, RecordIter, RecordRef};
 pub use codec::Compression;
 pub use record::{Header, Record, StoredRecord};

@@ -1,5 +1,10 @@
 //! Zigzag varints and varlongs as Kafka's records use them (protobuf `sint32`/`sint64`).
 
+// The readers are forced inline: left to itself the compiler kept `read_varint` out of line,
+// which cost a call per varint, six per record (callgrind on a 100 B record scan: 2.18 G to
+// 1.97 G instructions).
+#![allow(clippy::inline_always)]
+
 use crate::error::{Error, Result};
 
 #[inline]
@@ -53,8 +58,27 @@ pub(crate) fn put_varlong(out: &mut Vec<u8>, v: i64) {
     put_uvarint(out, zigzag64(v));
 }
 
-#[inline]
+#[inline(always)]
 fn read_uvarint(buf: &[u8], pos: &mut usize, max_bytes: usize) -> Result<u64> {
+    // A record's varints are one or two bytes (deltas and lengths under 8 KiB): take those
+    // inline and leave the loop, with its error paths, out of line.
+    if let Some(&b0) = buf.get(*pos) {
+        if b0 < 0x80 {
+            *pos += 1;
+            return Ok(u64::from(b0));
+        }
+        if let Some(&b1) = buf.get(*pos + 1)
+            && b1 < 0x80
+        {
+            *pos += 2;
+            return Ok(u64::from(b0 & 0x7f) | (u64::from(b1) << 7));
+        }
+    }
+    read_uvarint_slow(buf, pos, max_bytes)
+}
+
+#[inline(never)]
+fn read_uvarint_slow(buf: &[u8], pos: &mut usize, max_bytes: usize) -> Result<u64> {
     let mut value: u64 = 0;
     for i in 0..max_bytes {
         let Some(&b) = buf.get(*pos) else {
@@ -72,7 +96,7 @@ fn read_uvarint(buf: &[u8], pos: &mut usize, max_bytes: usize) -> Result<u64> {
 }
 
 /// Reads a zigzag varint (at most 5 bytes) at `*pos`, advancing it.
-#[inline]
+#[inline(always)]
 pub(crate) fn read_varint(buf: &[u8], pos: &mut usize) -> Result<i32> {
     let raw = read_uvarint(buf, pos, 5)?;
     let raw = u32::try_from(raw).map_err(|_| Error::invalid_batch("varint overflows 32 bits"))?;
@@ -80,7 +104,7 @@ pub(crate) fn read_varint(buf: &[u8], pos: &mut usize) -> Result<i32> {
 }
 
 /// Reads a zigzag varlong (at most 10 bytes) at `*pos`, advancing it.
-#[inline]
+#[inline(always)]
 pub(crate) fn read_varlong(buf: &[u8], pos: &mut usize) -> Result<i64> {
     let raw = read_uvarint(buf, pos, 10)?;
     Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
