@@ -257,8 +257,11 @@ fn borrowed_scan_stops_at_the_first_bad_record() {
     assert_eq!(seen, 1);
 }
 
+/// Key, value and timestamp of a record without headers.
+type Plain = (Option<Vec<u8>>, Option<Vec<u8>>, i64);
+
 /// Kafka's record layout written the slow, obvious way: a reference for the packed encoder.
-fn reference_records(records: &[(Option<Vec<u8>>, Option<Vec<u8>>, i64)], base_ts: i64) -> Vec<u8> {
+fn reference_records(records: &[Plain], base_ts: i64) -> Vec<u8> {
     fn uvarint(out: &mut Vec<u8>, mut v: u64) {
         while v >= 0x80 {
             out.push((v as u8) | 0x80);
