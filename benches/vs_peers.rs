@@ -39,7 +39,7 @@
 //!   default 1 GiB a full scan is quadratic). It is therefore given 256 KiB segments and a
 //!   smaller data set of [`KAFKO_READ_BYTES`], which favours it.
 //!
-//! Run: `cargo bench --bench vs_peers -- --noplot` (about 5 minutes here, plus the build).
+//! Run: `cargo bench --bench vs_peers -- --noplot` (about 2.5 minutes here, plus the build).
 //! `python3 benches/plot_vs_peers.py` then prints the tables and writes `docs/vs_peers.svg`.
 
 #![allow(clippy::cast_precision_loss)]
