@@ -607,6 +607,29 @@ fn topiclog_scan(h: &PartitionHandle) -> (u64, usize) {
     (records, value_bytes)
 }
 
+/// As [`topiclog_scan`], with `Batch::for_each_record`: borrowed keys and values, no
+/// refcount per record.
+fn topiclog_scan_borrowed(h: &PartitionHandle) -> (u64, usize) {
+    let end = h.high_watermark();
+    let mut offset = h.log_start_offset();
+    let mut records = 0u64;
+    let mut value_bytes = 0usize;
+    while offset < end {
+        let res = h.read(offset, READ_BYTES).expect("read");
+        for b in &res.batches {
+            b.verify_crc().expect("crc");
+            b.for_each_record(|r| {
+                value_bytes += r.value.map_or(0, <[u8]>::len);
+                records += 1;
+                black_box(&r);
+            })
+            .expect("records");
+        }
+        offset = res.next_offset().expect("read returned no batch");
+    }
+    (records, value_bytes)
+}
+
 struct CommitlogData {
     log: commitlog::CommitLog,
     _dir: tempfile::TempDir,
@@ -733,6 +756,13 @@ fn read(c: &mut Criterion) {
                 d
             });
             b.iter(|| topiclog_scan(&d.handle));
+            if size > 0 {
+                assert_eq!(topiclog_scan_borrowed(&d.handle), (n, n as usize * size));
+            }
+        });
+        g.bench_function(BenchmarkId::new("topiclog-borrowed", &param), |b| {
+            let d = data.get_or_insert_with(|| topiclog_data(&values, n, batch));
+            b.iter(|| topiclog_scan_borrowed(&d.handle));
         });
         drop(data);
 
