@@ -50,6 +50,11 @@ pub(crate) fn write(path: &Path, entries: &[(String, i32, i64)]) -> Result<()> {
     for (t, p, o) in entries {
         let _ = writeln!(text, "{t} {p} {o}");
     }
+    // Unchanged since the last write (a clean reopen, an idle periodic checkpoint): keep the
+    // file, saving an fsync, a rename and a directory fsync.
+    if std::fs::read(path).is_ok_and(|old| old == text.as_bytes()) {
+        return Ok(());
+    }
     write_atomic(path, text.as_bytes())
 }
 
@@ -65,6 +70,17 @@ mod tests {
         write(&p, &[("a".into(), 0, 5), ("b.c-d".into(), 3, 7)]).unwrap();
         let m = read(&p);
         assert_eq!(m.get(&("b.c-d".to_string(), 3)), Some(&7));
+        // The same entries again leave the file alone (same inode, same mtime).
+        let before = std::fs::metadata(&p).unwrap();
+        write(&p, &[("a".into(), 0, 5), ("b.c-d".into(), 3, 7)]).unwrap();
+        let after = std::fs::metadata(&p).unwrap();
+        assert_eq!(before.modified().unwrap(), after.modified().unwrap());
+        {
+            use std::os::unix::fs::MetadataExt;
+            assert_eq!(before.ino(), after.ino());
+        }
+        write(&p, &[("a".into(), 0, 6)]).unwrap();
+        assert_eq!(read(&p).get(&("a".to_string(), 0)), Some(&6));
         std::fs::write(&p, "0\n2\na 0 1\n").unwrap();
         assert!(read(&p).is_empty(), "a short file is unreadable");
         std::fs::write(&p, "\u{0}\u{1}garbage").unwrap();

@@ -347,6 +347,11 @@ impl Log {
         log.start_groups()?;
         if !read_only {
             log.inner.write_checkpoints()?;
+            if !log.inner.report.clean {
+                // A checkpoint left unchanged above may come from a rename that a crash
+                // interrupted before its directory was synced: sync the directory now.
+                crate::io::sync_dir(&log.inner.dir)?;
+            }
             if let Some(tick) = log.inner.options.flusher_tick {
                 start_flusher(&log.inner, tick);
             }
