@@ -166,6 +166,16 @@ fn scan(
     }
 }
 
+/// The log position of the last entry of a kept index prefix (where a resumed scan began).
+fn s_start(index: &[u8]) -> u64 {
+    index
+        .len()
+        .checked_div(INDEX_ENTRY)
+        .and_then(|n| n.checked_sub(1))
+        .and_then(|last| index::offset_entry(index, last))
+        .map_or(0, |(_, pos)| u64::try_from(pos).unwrap_or(0))
+}
+
 /// The header of the batch whose last offset is `offset`, scanning from `pos`.
 fn batch_ending_at(log: &[u8], mut pos: usize, offset: i64) -> Option<BatchHeader> {
     loop {
@@ -252,6 +262,70 @@ fn try_trusted(log: &[u8], base: i64, dir_seg: &SegPaths, interval: u32) -> Opti
     s.state.index_entries = n as u32;
     s.state.time_entries = m as u32;
     Some(s)
+}
+
+/// After a crash, for the segment holding the recovery point (its log was synced up to
+/// there): the prefix of its indexes up to the last offset entry at or below the recovery
+/// point, when that prefix passes the trusted path's checks, and the scan of the log from that
+/// entry's batch on, with index entries built for what follows. The scan then costs the
+/// unsynced tail plus at most one index interval, instead of the whole segment.
+/// Returns the scan with the kept index and time-index prefixes.
+fn try_resume(
+    log: &[u8],
+    base: i64,
+    dir_seg: &SegPaths,
+    interval: u32,
+    recovery_point: i64,
+) -> Option<(Scan, Vec<u8>, Vec<u8>)> {
+    let index = read_small(&dir_seg.index)?;
+    let time = read_small(&dir_seg.time)?;
+    // Offset entries at or below the recovery point (entries ascend; the checks below
+    // reject a prefix that does not).
+    let mut n = 0;
+    while let Some((rel, _)) = index::offset_entry(&index, n) {
+        if base.checked_add(i64::from(rel))? > recovery_point {
+            break;
+        }
+        n += 1;
+    }
+    if n == 0 {
+        return None;
+    }
+    let (rel, pos) = index::offset_entry(&index, n - 1)?;
+    let h = BatchHeader::parse(log.get(usize::try_from(pos).ok()?..)?).ok()?;
+    if h.last_offset().checked_sub(base)? != i64::from(rel) || rel < 0 || h.base_offset < base {
+        return None;
+    }
+    // Time entries written up to that batch: those naming an offset at or below its last.
+    let mut m = 0;
+    while let Some((_, trel)) = index::time_entry(&time, m) {
+        if base.checked_add(i64::from(trel))? > h.last_offset() {
+            break;
+        }
+        m += 1;
+    }
+    let index = index.get(..n * INDEX_ENTRY)?.to_vec();
+    let time = time.get(..m * TIME_ENTRY)?.to_vec();
+    if !index::entries_sane(&index, &time, log.len() as u64) || m == 0 {
+        return None;
+    }
+    let mut state = SegmentState::empty(base);
+    state.first_batch_max_timestamp = BatchHeader::parse(log.get(..BATCH_HEADER_LEN)?)
+        .ok()?
+        .max_timestamp;
+    state.end_offset = h.base_offset;
+    state.size = u64::try_from(pos).ok()?;
+    let (ts, trel) = index::time_entry(&time, m - 1)?;
+    let offset = base.checked_add(i64::from(trel))?;
+    let from = index::floor_in(&index, n, base, offset);
+    if batch_ending_at(log, from, offset)?.max_timestamp != ts {
+        return None;
+    }
+    state.max_timestamp = ts;
+    state.max_timestamp_offset = offset;
+    let tracker = IndexTracker::resume(interval, 0, ts);
+    let s = scan(log, base, state.size, state, tracker, true);
+    Some((s, index, time))
 }
 
 struct SegPaths {
@@ -377,8 +451,24 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
         } else {
             None
         };
+        let resumed = if trusted.is_none() && i == first_unclean && !p.clean && !p.read_only {
+            try_resume(log, base, &paths, interval, recovery_point)
+        } else {
+            None
+        };
         let s = if let Some(s) = trusted {
             report.segments_trusted += 1;
+            s
+        } else if let Some((mut s, mut index, mut time)) = resumed {
+            report.segments_scanned += 1;
+            report.bytes_scanned += s.valid_len.saturating_sub(s_start(&index));
+            index.extend_from_slice(&s.index);
+            time.extend_from_slice(&s.time);
+            write_file(&paths.index, &index)?;
+            write_file(&paths.time, &time)?;
+            report.indexes_rebuilt += 1;
+            s.state.index_entries = (index.len() / INDEX_ENTRY) as u32;
+            s.state.time_entries = (time.len() / TIME_ENTRY) as u32;
             s
         } else {
             report.segments_scanned += 1;
