@@ -1,7 +1,7 @@
 //! Loading a partition directory: trusting indexes after a clean shutdown, scanning and
 //! truncating the torn tail after a crash, rebuilding missing or damaged indexes.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -189,7 +189,7 @@ fn map_whole(path: &Path) -> Result<(Option<Arc<Mapped>>, u64)> {
 }
 
 fn read_small(path: &Path) -> Option<Vec<u8>> {
-    fs::read(path).ok()
+    crate::io::ops::read(path).ok()
 }
 
 /// Cheap checks of a segment's indexes (Kafka's sanity checks): sizes are whole entries and
@@ -271,7 +271,7 @@ impl SegPaths {
 
     fn remove(&self) -> Result<()> {
         for p in [&self.log, &self.index, &self.time] {
-            match fs::remove_file(p) {
+            match crate::io::ops::remove_file(p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(crate::Error::io(p, e)),
@@ -305,7 +305,7 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
         let Some(name) = name.to_str() else { continue };
         if LEFTOVER_SUFFIXES.iter().any(|s| name.ends_with(s)) {
             if !p.read_only {
-                fs::remove_file(entry.path()).at(entry.path())?;
+                crate::io::ops::remove_file(&entry.path()).at(entry.path())?;
             }
             continue;
         }
@@ -321,7 +321,7 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
         // Index files without a log belong to a segment that was deleted.
         for (base, path) in &index_files {
             if bases.binary_search(base).is_err() {
-                fs::remove_file(path).at(path)?;
+                crate::io::ops::remove_file(path).at(path)?;
             }
         }
     }
@@ -413,12 +413,9 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
             report.truncated_bytes += file_len - s.valid_len;
             report.reason.clone_from(&s.problem);
             if !p.read_only {
-                let f = OpenOptions::new()
-                    .write(true)
-                    .open(&paths.log)
-                    .at(&paths.log)?;
-                f.set_len(s.valid_len).at(&paths.log)?;
-                f.sync_all().at(&paths.log)?;
+                let f = crate::io::ops::open_write(&paths.log).at(&paths.log)?;
+                crate::io::ops::set_len(&f, &paths.log, s.valid_len).at(&paths.log)?;
+                crate::io::ops::sync_all(&f, &paths.log).at(&paths.log)?;
             }
         }
         prev_end = s.state.end_offset;
