@@ -418,6 +418,19 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
                 crate::io::ops::sync_all(&f, &paths.log).at(&paths.log)?;
             }
         }
+        if let Some(&next) = bases.get(i + 1)
+            && !cut
+            && s.state.end_offset < next
+        {
+            // The next segment starts past this one's end: the batches between were lost (power
+            // failed before a rolled segment's data reached the disk, but after the next
+            // segment's creation did). Keep the prefix; never leave a gap in the offsets.
+            cut = true;
+            report.reason = Some(format!(
+                "segment {base} ends at offset {}, the next one starts at {next}",
+                s.state.end_offset
+            ));
+        }
         prev_end = s.state.end_offset;
         tracker = s.tracker;
         let last = i + 1 == bases.len() || cut;
