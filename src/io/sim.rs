@@ -64,9 +64,9 @@ pub enum Op {
     SyncDir,
     /// `ftruncate`.
     SetLen,
-    /// Opening a file with creation allowed (`open(O_CREAT)`).
+    /// Creating a file (`open(O_CREAT)` of a name that does not exist).
     Create,
-    /// `rename`.
+    /// `rename` (a fault matches the old or the new name).
     Rename,
     /// `unlink` of a file.
     Remove,
@@ -197,6 +197,11 @@ fn ino(file: &File) -> io::Result<(u64, u64)> {
 impl State {
     /// Counts an operation and decides whether it fails.
     fn check(&mut self, op: Op, path: &Path) -> io::Result<Option<FaultKind>> {
+        self.check_text(op, &path.to_string_lossy())
+    }
+
+    /// [`State::check`] against any text naming the operation's files.
+    fn check_text(&mut self, op: Op, text: &str) -> io::Result<Option<FaultKind>> {
         self.ops += 1;
         if self.cut_after.is_some_and(|n| self.ops >= n) {
             self.power_off = true;
@@ -204,7 +209,6 @@ impl State {
         if self.power_off {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
-        let text = path.to_string_lossy();
         let hit = self
             .faults
             .iter_mut()
@@ -343,7 +347,7 @@ impl Sim {
     ) -> io::Result<File> {
         let mut st = self.state.lock();
         let existed = path.exists();
-        if create {
+        if create && !existed {
             st.check(Op::Create, path)?;
         } else if st.power_off {
             return Err(io::Error::from_raw_os_error(libc::EIO));
@@ -365,7 +369,11 @@ impl Sim {
 
     pub(crate) fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut st = self.state.lock();
-        st.check(Op::Rename, from)?;
+        // A fault matches either name.
+        st.check_text(
+            Op::Rename,
+            &format!("{} -> {}", from.display(), to.display()),
+        )?;
         if from.is_dir() {
             fs::rename(from, to)?;
             // Directories are not modelled: the move is durable at once.

@@ -530,13 +530,23 @@ impl Partition {
     pub(crate) fn roll(self: &Arc<Self>, w: &mut Writer) -> Result<()> {
         let old = Arc::clone(&w.active);
         // Final time entry so the sealed segment's last entry holds its largest timestamp.
-        if let Some(e) = w.tracker.final_time_entry(
+        let mut tracker = w.tracker;
+        if let Some(e) = tracker.final_time_entry(
             old.base_offset,
             w.state.max_timestamp,
             w.state.max_timestamp_offset,
         ) {
-            let files = w.files(self)?;
-            ops::write_all(&files.time, &old.time_path, &e).at(&old.time_path)?;
+            let time = Arc::clone(&w.files(self)?.time);
+            if let Err(err) = ops::write_all(&time, &old.time_path, &e) {
+                // Cut a partial entry (the index holds whole entries); the roll is retried
+                // with the next append.
+                let whole = u64::from(w.state.time_entries) * TIME_ENTRY as u64;
+                if let Err(cut_err) = ops::set_len(&time, &old.time_path, whole) {
+                    self.poison(format!("could not cut a failed write: {cut_err}"));
+                }
+                return Err(Error::io(&old.time_path, err));
+            }
+            w.tracker = tracker;
             w.state.time_entries += 1;
             old.publish(&w.state);
         }
