@@ -17,9 +17,10 @@
 //! later writes, the last one kept torn at a random byte. `fsync` is not passed to the real
 //! disk (the model is what counts), which keeps these tests fast.
 //!
-//! Faults ([`SimFs::fail`]) make chosen operations return `ENOSPC` or `EIO`, or write part of
-//! a buffer and then fail, without touching the disk; [`SimFs::cut_power_after`] fails every
-//! operation from the n-th on, as a machine that lost power mid-flight would.
+//! Faults ([`SimFs::fail`]) make chosen operations return `ENOSPC` or `EIO` without touching
+//! the disk, or write part of a buffer and then fail with `ENOSPC`;
+//! [`SimFs::cut_power_after`] fails every operation from the n-th on, as a machine that lost
+//! power mid-flight would.
 //!
 //! Not modelled: directories themselves (creating, renaming and removing directories is taken
 //! as durable at once), reads through memory maps (never faulted), and reordering of namespace
