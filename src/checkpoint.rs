@@ -20,7 +20,7 @@ pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 
 /// Reads a checkpoint; a missing or malformed file yields an empty map.
 pub(crate) fn read(path: &Path) -> HashMap<(String, i32), i64> {
-    let Ok(text) = std::fs::read_to_string(path) else {
+    let Ok(text) = crate::io::ops::read_to_string(path) else {
         return HashMap::new();
     };
     parse(&text).unwrap_or_default()

@@ -282,7 +282,11 @@ impl Error {
         match self {
             Error::Io { path, source } => Error::Io {
                 path: path.clone(),
-                source: io::Error::new(source.kind(), source.to_string()),
+                // Keep the OS error number (ENOSPC, EIO) for callers that branch on it.
+                source: source.raw_os_error().map_or_else(
+                    || io::Error::new(source.kind(), source.to_string()),
+                    io::Error::from_raw_os_error,
+                ),
             },
             Error::Poisoned {
                 topic,

@@ -90,6 +90,12 @@ pub use topic::{
 pub use types::TopicPartition;
 pub use wait::Notifier;
 
+/// A simulated disk for power-loss and fault-injection tests (feature `sim`): not part of the
+/// supported API.
+#[cfg(feature = "sim")]
+#[doc(hidden)]
+pub use io::sim;
+
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

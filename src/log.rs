@@ -23,7 +23,7 @@ use crate::group::coordinator::{Coordinator, GroupState, MemberDescription};
 use crate::group::offsets::{OFFSETS_TOPIC, OffsetAndMetadata, OffsetStore};
 use crate::handle::PartitionHandle;
 use crate::handles::{Shared, default_fd_budget};
-use crate::io::{sync_dir, write_atomic, write_atomic_via};
+use crate::io::{ops, sync_dir, write_atomic, write_atomic_via};
 use crate::partition::read::ReadResult;
 use crate::partition::writer_now_ms;
 use crate::partition::{Partition, PartitionRecovery, PartitionStats};
@@ -166,7 +166,7 @@ fn partition_dir(dir: &Path, topic: &str, p: i32) -> PathBuf {
 
 /// Reads a topic metadata file: partition count and config.
 fn read_topic_file(path: &Path) -> Result<(i32, TopicConfig)> {
-    let text = fs::read_to_string(path).at(path)?;
+    let text = ops::read_to_string(path).at(path)?;
     let mut config = TopicConfig::default();
     let mut partitions = None;
     for line in text.lines() {
@@ -262,7 +262,7 @@ impl Log {
         let clean = marker.exists();
         if clean && !read_only {
             // Delete the marker before loading: a crash while loading counts as unclean.
-            fs::remove_file(&marker).at(&marker)?;
+            ops::remove_file(&marker).at(&marker)?;
             sync_dir(&dir)?;
         }
         let recovery_points = checkpoint::read(&dir.join(RECOVERY_POINT_FILE));
@@ -732,7 +732,7 @@ impl Log {
         let t = self.inner.topic(name)?;
         // Metadata first: after a crash the partition directories are orphans, swept at open.
         let meta = topic_file(&self.inner.dir, name);
-        fs::remove_file(&meta).at(&meta)?;
+        ops::remove_file(&meta).at(&meta)?;
         sync_dir(&self.inner.dir.join(TOPICS_DIR))?;
         self.inner.topics.write().remove(name);
         for p in t.partitions.read().iter() {
@@ -1298,9 +1298,9 @@ fn remove_dir_durably(root: &Path, pdir: &Path, topic: &str, partition: i32) -> 
     let keep = 255usize.saturating_sub(suffix.len()).min(topic.len());
     let name = format!("{}{suffix}", topic.get(..keep).unwrap_or(topic));
     let target = root.join(name);
-    fs::rename(pdir, &target).at(pdir)?;
+    ops::rename(pdir, &target).at(pdir)?;
     sync_dir(root)?;
-    fs::remove_dir_all(&target).at(&target)
+    ops::remove_dir_all(&target).at(&target)
 }
 
 /// Removes leftovers: `*-delete` directories from interrupted deletes, and partition

@@ -7,6 +7,8 @@
 // include just its harness.
 #![allow(clippy::duplicate_mod)]
 
+#[path = "../fuzz/fuzz_targets/harness/batch_decode.rs"]
+mod batch_decode;
 #[path = "../fuzz/fuzz_targets/harness/index_files.rs"]
 mod index_files;
 #[path = "../fuzz/fuzz_targets/harness/open_partition_dir.rs"]
@@ -196,4 +198,42 @@ fn trusted_log_negative_last_offset_delta_read_backwards() {
     ));
     assert_eq!(o.offsets_before_append, (0..27).collect::<Vec<i64>>());
     assert_eq!(o.append, Some(Ok(27)));
+}
+
+/// The committed seeds of `fuzz/<corpus>/<target>/` (descriptive names; inputs a local fuzz
+/// run added are named by their SHA-1 and skipped), sorted.
+fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter_map(|p| {
+            let name = p.file_name()?.to_str()?.to_string();
+            let generated = name.len() == 40 && name.bytes().all(|b| b.is_ascii_hexdigit());
+            (!generated && !name.starts_with('.')).then(|| (name, std::fs::read(&p).unwrap()))
+        })
+        .collect();
+    out.sort();
+    assert!(!out.is_empty(), "no seeds in {}", dir.display());
+    out
+}
+
+/// The seed corpus passes every check of its target: what the fuzzing step in CI starts from,
+/// and what still runs when fuzzing cannot (no cargo-fuzz or no sanitizer build).
+#[test]
+fn seed_corpus_passes_every_target() {
+    for (name, data) in seeds("batch_decode") {
+        eprintln!("batch_decode/{name}");
+        batch_decode::run(&data);
+    }
+    for (name, data) in seeds("index_files") {
+        eprintln!("index_files/{name}");
+        index_files(&data);
+    }
+    for (name, data) in seeds("open_partition_dir") {
+        eprintln!("open_partition_dir/{name}");
+        open_partition_dir::run_with(&data, open_partition_dir::Options::strict());
+    }
 }

@@ -165,3 +165,51 @@ fn corruption_in_an_earlier_segment_cuts_there_and_drops_later_segments() -> Res
     assert_eq!(segment_logs(&dir.path().join("t-0")).len(), 2);
     Ok(())
 }
+
+#[test]
+fn a_rolled_segment_lost_whole_cuts_there_instead_of_leaving_a_gap() -> Result<()> {
+    // Power failed after a roll made the next segment's files durable but before the rolled
+    // segment's data reached the disk: it reads back empty while later segments exist.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = open(dir.path())?;
+        log.create_topic_with("t", 1, small_segments(2048))?;
+        let p = log.partition("t", 0)?;
+        for i in 0..200 {
+            p.append(&[rec(i)])?;
+        }
+        log.abandon();
+    }
+    let _ = fs::remove_file(dir.path().join("recovery-point-offset-checkpoint"));
+    let logs = segment_logs(&dir.path().join("t-0"));
+    assert!(logs.len() > 3);
+    let second_base: i64 = logs[1]
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&logs[1])
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let log = open(dir.path())?;
+    let t = log
+        .recovery_report()
+        .partitions
+        .iter()
+        .find(|p| p.topic == "t")
+        .cloned()
+        .unwrap();
+    assert!(t.reason.is_some());
+    assert_eq!(t.end_offset, second_base);
+    let p = log.partition("t", 0)?;
+    assert_eq!(p.log_end_offset(), second_base);
+    assert_eq!(read_all(&p)?.len() as i64, second_base);
+    // The next append takes the next offset: no gap.
+    assert_eq!(p.append(&[rec(999)])?.base_offset, second_base);
+    Ok(())
+}

@@ -17,7 +17,7 @@ use bytes::Bytes;
 
 use crate::TimestampType;
 use crate::error::{Error, IoContext, Result};
-use crate::io::{sync_dir, write_synced};
+use crate::io::{ops, sync_dir, write_synced};
 use crate::partition::Partition;
 use crate::record::batch::{BatchHeader, stamp_base_offset, stamp_log_append_time};
 use crate::record::{Batch, BatchBuilder};
@@ -347,7 +347,7 @@ fn swap_in(
     // Index files first, the log last: the `.log.swap` is what recovery acts on.
     for ext in ["index", "timeindex", "log"] {
         let f = final_path(ext);
-        fs::rename(suffixed(&f, ".cleaned"), suffixed(&f, ".swap")).at(&f)?;
+        ops::rename(&suffixed(&f, ".cleaned"), &suffixed(&f, ".swap")).at(&f)?;
     }
     sync_dir(&dir)?;
     if crash == Some(CrashPoint::AfterSwap) {
@@ -362,13 +362,13 @@ fn swap_in(
         }
         for ext in ["index", "timeindex"] {
             let f = final_path(ext);
-            fs::rename(suffixed(&f, ".swap"), &f).at(&f)?;
+            ops::rename(&suffixed(&f, ".swap"), &f).at(&f)?;
         }
         if crash == Some(CrashPoint::AfterIndexRename) {
             return Ok(None);
         }
         let f = final_path("log");
-        fs::rename(suffixed(&f, ".swap"), &f).at(&f)?;
+        ops::rename(&suffixed(&f, ".swap"), &f).at(&f)?;
         sync_dir(w_dir)?;
         Ok(Some(st))
     })?;
@@ -376,7 +376,7 @@ fn swap_in(
         // The segments changed meanwhile: drop this round's output.
         for ext in ["index", "timeindex", "log"] {
             let f = suffixed(&final_path(ext), ".swap");
-            fs::remove_file(&f).at(&f)?;
+            ops::remove_file(&f).at(&f)?;
         }
         sync_dir(&dir)?;
     }
@@ -409,7 +409,7 @@ pub(crate) fn finish_swaps(dir: &Path) -> Result<bool> {
     swaps.sort_unstable();
     for &b in &swaps {
         let swap_log = suffixed(&dir.join(segment::file_name(b, "log")), ".swap");
-        let bytes = Bytes::from(fs::read(&swap_log).at(&swap_log)?);
+        let bytes = Bytes::from(ops::read(&swap_log).at(&swap_log)?);
         let end = crate::record::Batches::new(bytes)
             .filter_map(Result::ok)
             .last()
@@ -417,7 +417,7 @@ pub(crate) fn finish_swaps(dir: &Path) -> Result<bool> {
         for &old in logs.iter().filter(|&&o| o >= b && o < end.max(b + 1)) {
             for ext in ["log", "index", "timeindex"] {
                 let p = dir.join(segment::file_name(old, ext));
-                match fs::remove_file(&p) {
+                match ops::remove_file(&p) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => return Err(Error::io(&p, e)),
@@ -428,14 +428,14 @@ pub(crate) fn finish_swaps(dir: &Path) -> Result<bool> {
             let f = dir.join(segment::file_name(b, ext));
             let s = suffixed(&f, ".swap");
             if s.exists() {
-                fs::rename(&s, &f).at(&f)?;
+                ops::rename(&s, &f).at(&f)?;
             }
         }
     }
     // Index swaps whose log was already renamed: the new log's indexes are rebuilt instead.
     for o in orphans {
         if o.exists() {
-            fs::remove_file(&o).at(&o)?;
+            ops::remove_file(&o).at(&o)?;
         }
     }
     sync_dir(dir)?;

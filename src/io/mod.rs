@@ -1,16 +1,18 @@
-//! File helpers: memory maps, durable renames and directory syncs.
+//! File helpers: the routed file operations, memory maps, durable renames and directory syncs.
 
 pub(crate) mod map;
+pub(crate) mod ops;
+#[cfg(feature = "sim")]
+pub mod sim;
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs::File;
 use std::path::Path;
 
 use crate::error::{IoContext, Result};
 
 /// fsyncs a directory so that file creations and renames in it survive power loss.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+    ops::sync_dir(dir).at(dir)
 }
 
 /// Writes `contents` to `path` atomically: temp file `<name>.tmp` beside it, fsync, rename,
@@ -24,7 +26,7 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
 /// [`write_atomic`] through an explicit temp path (which must be on the same file system).
 pub(crate) fn write_atomic_via(path: &Path, tmp: &Path, contents: &[u8]) -> Result<()> {
     write_synced(tmp, contents)?;
-    fs::rename(tmp, path).at(path)?;
+    ops::rename(tmp, path).at(path)?;
     if let Some(dir) = path.parent() {
         sync_dir(dir)?;
     }
@@ -36,27 +38,18 @@ pub(crate) fn write_atomic_via(path: &Path, tmp: &Path, contents: &[u8]) -> Resu
 
 /// Creates (or replaces) `path` with `contents`, without syncing.
 pub(crate) fn write_file(path: &Path, contents: &[u8]) -> Result<File> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-        .at(path)?;
-    f.write_all(contents).at(path)?;
+    let f = ops::create_truncate(path).at(path)?;
+    ops::write_all(&f, path, contents).at(path)?;
     Ok(f)
 }
 
 /// Creates (or replaces) `path` with `contents` and fsyncs it; the caller renames it into place.
 pub(crate) fn write_synced(path: &Path, contents: &[u8]) -> Result<()> {
-    write_file(path, contents)?.sync_all().at(path)
+    let f = write_file(path, contents)?;
+    ops::sync_all(&f, path).at(path)
 }
 
 /// Opens a file for appending, creating it.
 pub(crate) fn open_append(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .read(true)
-        .open(path)
-        .at(path)
+    ops::open_append(path).at(path)
 }

@@ -149,7 +149,7 @@ impl Partition {
     ) -> Result<Arc<Partition>> {
         if !shared.read_only && !dir.exists() {
             // The caller syncs the data directory once for all new partitions.
-            std::fs::create_dir_all(&dir).at(&dir)?;
+            crate::io::ops::create_dir_all(&dir).at(&dir)?;
         }
         let generation = shared.next_generation();
         let attempt = |clean: bool,
@@ -330,7 +330,7 @@ impl Partition {
 
     fn timed_sync(&self, file: &File, path: &std::path::Path) -> Result<()> {
         let t = Instant::now();
-        let r = file.sync_data().at(path);
+        let r = crate::io::ops::sync_data(file, path).at(path);
         self.record_fsync(t.elapsed());
         r
     }
@@ -613,7 +613,7 @@ pub(crate) fn rebuild_producers(
         // durably.
         for &o in snaps.iter().filter(|&&o| o > end) {
             let p = producer_state::snapshot_path(dir, o);
-            std::fs::remove_file(&p).at(&p)?;
+            crate::io::ops::remove_file(&p).at(&p)?;
         }
         crate::io::sync_dir(dir)?;
     }
@@ -621,7 +621,7 @@ pub(crate) fn rebuild_producers(
     let (mut state, from) = loop {
         match snaps.pop() {
             Some(o) => {
-                let decoded = std::fs::read(producer_state::snapshot_path(dir, o))
+                let decoded = crate::io::ops::read(&producer_state::snapshot_path(dir, o))
                     .ok()
                     .and_then(|b| producer_state::ProducerState::decode_snapshot(&b));
                 if let Some(st) = decoded {

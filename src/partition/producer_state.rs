@@ -229,14 +229,14 @@ pub(crate) fn write_snapshot(dir: &Path, state: &ProducerState, end: i64) -> Res
         "{}.tmp",
         crate::segment::file_name(end, "snapshot")
     ));
-    std::fs::write(&tmp, state.encode_snapshot()).at(&tmp)?;
-    std::fs::rename(&tmp, &path).at(&path)?;
+    crate::io::write_file(&tmp, &state.encode_snapshot())?;
+    crate::io::ops::rename(&tmp, &path).at(&path)?;
     let mut older = list_snapshots(dir);
     older.retain(|&o| o < end);
     older.sort_unstable();
     older.pop();
     for o in older {
-        let _ = std::fs::remove_file(snapshot_path(dir, o));
+        let _ = crate::io::ops::remove_file(&snapshot_path(dir, o));
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Loading a partition directory: trusting indexes after a clean shutdown, scanning and
 //! truncating the torn tail after a crash, rebuilding missing or damaged indexes.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -199,7 +199,7 @@ fn map_whole(path: &Path) -> Result<(Option<Arc<Mapped>>, u64)> {
 }
 
 fn read_small(path: &Path) -> Option<Vec<u8>> {
-    fs::read(path).ok()
+    crate::io::ops::read(path).ok()
 }
 
 /// Cheap checks of a segment's indexes (Kafka's sanity checks): sizes are whole entries and
@@ -345,7 +345,7 @@ impl SegPaths {
 
     fn remove(&self) -> Result<()> {
         for p in [&self.log, &self.index, &self.time] {
-            match fs::remove_file(p) {
+            match crate::io::ops::remove_file(p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(crate::Error::io(p, e)),
@@ -379,7 +379,7 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
         let Some(name) = name.to_str() else { continue };
         if LEFTOVER_SUFFIXES.iter().any(|s| name.ends_with(s)) {
             if !p.read_only {
-                fs::remove_file(entry.path()).at(entry.path())?;
+                crate::io::ops::remove_file(&entry.path()).at(entry.path())?;
             }
             continue;
         }
@@ -395,7 +395,7 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
         // Index files without a log belong to a segment that was deleted.
         for (base, path) in &index_files {
             if bases.binary_search(base).is_err() {
-                fs::remove_file(path).at(path)?;
+                crate::io::ops::remove_file(path).at(path)?;
             }
         }
     }
@@ -503,13 +503,23 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
             report.truncated_bytes += file_len - s.valid_len;
             report.reason.clone_from(&s.problem);
             if !p.read_only {
-                let f = OpenOptions::new()
-                    .write(true)
-                    .open(&paths.log)
-                    .at(&paths.log)?;
-                f.set_len(s.valid_len).at(&paths.log)?;
-                f.sync_all().at(&paths.log)?;
+                let f = crate::io::ops::open_write(&paths.log).at(&paths.log)?;
+                crate::io::ops::set_len(&f, &paths.log, s.valid_len).at(&paths.log)?;
+                crate::io::ops::sync_all(&f, &paths.log).at(&paths.log)?;
             }
+        }
+        if let Some(&next) = bases.get(i + 1)
+            && !cut
+            && s.state.end_offset < next
+        {
+            // The next segment starts past this one's end: the batches between were lost (power
+            // failed before a rolled segment's data reached the disk, but after the next
+            // segment's creation did). Keep the prefix; never leave a gap in the offsets.
+            cut = true;
+            report.reason = Some(format!(
+                "segment {base} ends at offset {}, the next one starts at {next}",
+                s.state.end_offset
+            ));
         }
         prev_end = s.state.end_offset;
         tracker = s.tracker;

@@ -1,7 +1,7 @@
 //! The write side of a partition: combined appends, roll, truncate and segment deletion.
 
-use std::fs::{self, File};
-use std::io::{self, IoSlice, Write};
+use std::fs::File;
+use std::io::{self, IoSlice};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -12,7 +12,7 @@ use super::producer_state::{Check, ProducerState};
 use super::{AppendResult, Partition};
 use crate::config::{FlushPolicy, TimestampType};
 use crate::error::{Error, IoContext, Result};
-use crate::io::{open_append, sync_dir};
+use crate::io::{open_append, ops, sync_dir};
 use crate::record::batch::{
     BatchHeader, stamp_base_offset, stamp_base_sequence, stamp_log_append_time,
 };
@@ -70,24 +70,6 @@ struct Item<'a> {
     expected_end: Option<i64>,
     /// The writer picks the base sequence (the next one of the batch's producer).
     assign_seq: bool,
-}
-
-fn write_all_vectored(file: &File, bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
-    let mut bufs = bufs;
-    while !bufs.is_empty() {
-        match (&*file).write_vectored(bufs) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::WriteZero,
-                    "write returned 0 bytes",
-                ));
-            }
-            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 impl Writer {
@@ -171,9 +153,10 @@ impl Writer {
             return Ok(false);
         };
         if policy != FlushPolicy::Os {
-            f.log.sync_data().at(&self.active.log_path)?;
-            f.index.sync_data().at(&self.active.index_path)?;
-            f.time.sync_data().at(&self.active.time_path)?;
+            let a = &self.active;
+            ops::sync_data(&f.log, &a.log_path).at(&a.log_path)?;
+            ops::sync_data(&f.index, &a.index_path).at(&a.index_path)?;
+            ops::sync_data(&f.time, &a.time_path).at(&a.time_path)?;
         }
         Ok(true)
     }
@@ -500,21 +483,20 @@ impl Partition {
             .map(|it| IoSlice::new(it.data))
             .collect();
         let a = &w.active;
-        let mut r = write_all_vectored(&log, &mut slices).at(&a.log_path);
+        let mut r = ops::writev_all(&log, &a.log_path, &mut slices).at(&a.log_path);
         if r.is_ok() && !index_buf.is_empty() {
-            r = (&*index).write_all(index_buf).at(&a.index_path);
+            r = ops::write_all(&index, &a.index_path, index_buf).at(&a.index_path);
         }
         if r.is_ok() && !time_buf.is_empty() {
-            r = (&*time).write_all(time_buf).at(&a.time_path);
+            r = ops::write_all(&time, &a.time_path, time_buf).at(&a.time_path);
         }
         if let Err(e) = r {
             // Cut the unpublished bytes so the files end where readers think they do.
-            let cut = log
-                .set_len(published.size)
-                .and_then(|()| {
-                    index.set_len(u64::from(published.index_entries) * INDEX_ENTRY as u64)
-                })
-                .and_then(|()| time.set_len(u64::from(published.time_entries) * TIME_ENTRY as u64));
+            let index_len = u64::from(published.index_entries) * INDEX_ENTRY as u64;
+            let time_len = u64::from(published.time_entries) * TIME_ENTRY as u64;
+            let cut = ops::set_len(&log, &a.log_path, published.size)
+                .and_then(|()| ops::set_len(&index, &a.index_path, index_len))
+                .and_then(|()| ops::set_len(&time, &a.time_path, time_len));
             if let Err(cut_err) = cut {
                 // The files may now hold bytes past the published end; recovery at the next
                 // open cuts them. Refuse writes until then.
@@ -548,13 +530,23 @@ impl Partition {
     pub(crate) fn roll(self: &Arc<Self>, w: &mut Writer) -> Result<()> {
         let old = Arc::clone(&w.active);
         // Final time entry so the sealed segment's last entry holds its largest timestamp.
-        if let Some(e) = w.tracker.final_time_entry(
+        let mut tracker = w.tracker;
+        if let Some(e) = tracker.final_time_entry(
             old.base_offset,
             w.state.max_timestamp,
             w.state.max_timestamp_offset,
         ) {
-            let files = w.files(self)?;
-            (&*files.time).write_all(&e).at(&old.time_path)?;
+            let time = Arc::clone(&w.files(self)?.time);
+            if let Err(err) = ops::write_all(&time, &old.time_path, &e) {
+                // Cut a partial entry (the index holds whole entries); the roll is retried
+                // with the next append.
+                let whole = u64::from(w.state.time_entries) * TIME_ENTRY as u64;
+                if let Err(cut_err) = ops::set_len(&time, &old.time_path, whole) {
+                    self.poison(format!("could not cut a failed write: {cut_err}"));
+                }
+                return Err(Error::io(&old.time_path, err));
+            }
+            w.tracker = tracker;
             w.state.time_entries += 1;
             old.publish(&w.state);
         }
@@ -670,7 +662,7 @@ impl Partition {
         drop(maps);
         w.files = None;
         self.shared.fds.closed();
-        fs::rename(&tmp, &seg.log_path).at(&seg.log_path)?;
+        ops::rename(&tmp, &seg.log_path).at(&seg.log_path)?;
         for later in segs.iter().skip(k + 1) {
             delete_segment_files(later)?;
         }
@@ -726,8 +718,8 @@ pub(crate) fn delete_segment_files(seg: &Segment) -> Result<()> {
         let mut gone = p.clone().into_os_string();
         gone.push(".deleted");
         let gone = PathBuf::from(gone);
-        match fs::rename(p, &gone) {
-            Ok(()) => fs::remove_file(&gone).at(&gone)?,
+        match ops::rename(p, &gone) {
+            Ok(()) => ops::remove_file(&gone).at(&gone)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(p, e)),
         }

@@ -5,7 +5,7 @@
 
 pub(crate) mod index;
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
@@ -132,12 +132,7 @@ impl Segment {
     pub(crate) fn create_files(dir: &Path, base_offset: i64) -> Result<()> {
         for ext in ["log", "index", "timeindex"] {
             let p = dir.join(file_name(base_offset, ext));
-            OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&p)
-                .at(&p)?;
+            crate::io::ops::create_truncate(&p).at(&p)?;
         }
         Ok(())
     }

@@ -1,0 +1,404 @@
+//! Injected I/O faults (`topiclog::sim`): ENOSPC, EIO and short writes on appends, index
+//! writes and rolls; failed fsyncs; failed checkpoint writes; failed renames in retention and
+//! compaction; failed reads at recovery. Each gives a typed error and corrupts nothing: a failed
+//! write leaves the files ending where readers think they do and appends resume once the fault
+//! clears; a failed fsync poisons the partition until it is reopened; and every acknowledged
+//! record is there after reopening (after a clean close, a crash, or a power loss).
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+mod common;
+use common::*;
+use std::collections::BTreeMap;
+use std::path::Path;
+use topiclog::sim::{FaultKind, Op, SimFs};
+use topiclog::{CleanupPolicy, Error, FlushPolicy, Log, Record, Result, TopicConfig};
+
+const KINDS: [FaultKind; 3] = [FaultKind::NoSpace, FaultKind::Eio, FaultKind::ShortWrite];
+
+fn errno(kind: FaultKind) -> i32 {
+    match kind {
+        FaultKind::NoSpace | FaultKind::ShortWrite => libc_enospc(),
+        FaultKind::Eio => 5,
+    }
+}
+
+fn libc_enospc() -> i32 {
+    28
+}
+
+/// The OS error number inside an `Error::Io`.
+fn os_error(e: &Error) -> Option<i32> {
+    match e {
+        Error::Io { source, .. } => source.raw_os_error(),
+        _ => None,
+    }
+}
+
+fn value(i: u64) -> String {
+    format!("value-{i}-{}", "y".repeat((i % 29) as usize))
+}
+
+fn one(i: u64) -> Vec<Record> {
+    vec![
+        Record::new(value(i))
+            .key(format!("k{}", i % 7))
+            .timestamp(1_700_000_000_000 + i as i64),
+    ]
+}
+
+/// Checks that the partition holds exactly `n` records, `value(0..n)`, at offsets `0..n`.
+fn check_values(log: &Log, topic: &str, n: u64) -> Result<()> {
+    let p = log.partition(topic, 0)?;
+    let got = read_all(&p)?;
+    assert_eq!(got.len() as u64, n, "record count");
+    for (i, r) in got.iter().enumerate() {
+        assert_eq!(r.offset, i as i64);
+        assert_eq!(r.value.as_deref(), Some(value(i as u64).as_bytes()));
+    }
+    for o in (0..n as i64).step_by(3) {
+        assert_eq!(p.records(o, 1)?[0].offset, o, "index lookup at {o}");
+    }
+    Ok(())
+}
+
+fn file_len(p: &Path) -> u64 {
+    std::fs::metadata(p).unwrap().len()
+}
+
+fn active_files(dir: &Path) -> [std::path::PathBuf; 3] {
+    let log = segment_logs(&dir.join("t-0")).pop().unwrap();
+    [
+        log.clone(),
+        log.with_extension("index"),
+        log.with_extension("timeindex"),
+    ]
+}
+
+#[test]
+fn failed_appends_cut_their_bytes_and_resume_when_the_fault_clears() -> Result<()> {
+    for target in [".log", ".index", ".timeindex"] {
+        for kind in KINDS {
+            for policy in [FlushPolicy::Os, FlushPolicy::EveryBatch] {
+                let dir = tempfile::tempdir().unwrap();
+                let sim = SimFs::install(dir.path()).unwrap();
+                let log = open(dir.path())?;
+                let mut c = small_segments(1 << 20);
+                c.index_interval_bytes = 64;
+                c.flush_policy = policy;
+                log.create_topic_with("t", 1, c)?;
+                let p = log.partition("t", 0)?;
+                let mut n = 0;
+                while n < 10 {
+                    p.append(&one(n))?;
+                    n += 1;
+                }
+                let before = active_files(dir.path()).map(|f| file_len(&f));
+                sim.fail(Op::Write, target, kind);
+                // Appends that touch the failing file fail; none is published.
+                let mut failures = 0;
+                for _ in 0..6 {
+                    match p.append(&one(n)) {
+                        Ok(at) => {
+                            assert_eq!(at.base_offset as u64, n);
+                            n += 1;
+                        }
+                        Err(e) => {
+                            assert_eq!(os_error(&e), Some(errno(kind)), "{target} {kind:?}: {e}");
+                            assert_eq!(p.log_end_offset() as u64, n);
+                            failures += 1;
+                        }
+                    }
+                }
+                assert!(failures > 0, "{target}: the fault was never hit");
+                // The files end at the published ends: no partial batch or index entry.
+                let now = active_files(dir.path()).map(|f| file_len(&f));
+                assert_eq!(now[1] % 8, 0, "whole offset-index entries");
+                assert_eq!(now[2] % 12, 0, "whole time-index entries");
+                if target == ".log" {
+                    assert_eq!(now[0], before[0], "{kind:?}: log cut back");
+                }
+                check_values(&log, "t", n)?;
+                sim.clear_faults();
+                for _ in 0..5 {
+                    assert_eq!(p.append(&one(n))?.base_offset as u64, n);
+                    n += 1;
+                }
+                check_values(&log, "t", n)?;
+                drop(p);
+                log.abandon();
+                drop(sim);
+                let log = open(dir.path())?;
+                check_values(&log, "t", n)?;
+                log.close()?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn a_failed_fsync_poisons_until_reopened_and_loses_nothing_acknowledged() -> Result<()> {
+    for (round, kind) in [FaultKind::Eio, FaultKind::NoSpace].into_iter().enumerate() {
+        for power_loss in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let sim = SimFs::install(dir.path()).unwrap();
+            let log = open(dir.path())?;
+            let mut c = small_segments(2048);
+            c.flush_policy = FlushPolicy::EveryBatch;
+            log.create_topic_with("t", 1, c)?;
+            let p = log.partition("t", 0)?;
+            let mut n = 0;
+            while n < 40 {
+                p.append(&one(n))?;
+                n += 1;
+            }
+            sim.fail_times(Op::Sync, ".log", kind, 1);
+            let e = p.append(&one(n)).unwrap_err();
+            assert_eq!(os_error(&e), Some(errno(kind)), "{e}");
+            // Poisoned: writes refused even though the disk "recovered"; reads still work up
+            // to the synced end.
+            let e = p.append(&one(n)).unwrap_err();
+            assert!(matches!(e, Error::Poisoned { .. }), "{e}");
+            assert_eq!(p.high_watermark() as u64, n);
+            assert!(matches!(p.flush(), Err(Error::Poisoned { .. })));
+            drop(p);
+            log.abandon();
+            if power_loss {
+                sim.power_loss(round as u64 + 7).unwrap();
+            } else {
+                drop(sim);
+            }
+            let log = open(dir.path())?;
+            let p = log.partition("t", 0)?;
+            // The unacknowledged batch may or may not have reached the disk.
+            let end = p.log_end_offset() as u64;
+            assert!(end == n || end == n + 1, "end {end}, acknowledged {n}");
+            check_values(&log, "t", end)?;
+            assert_eq!(p.append(&one(end))?.base_offset as u64, end);
+            drop(p);
+            log.close()?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn a_failed_roll_leaves_the_log_whole_and_the_next_append_rolls() -> Result<()> {
+    let faults = [
+        (Op::Create, ".log"),
+        (Op::Create, ".index"),
+        (Op::Create, ".timeindex"),
+        (Op::SyncDir, "t-0"),
+        (Op::Write, ".timeindex"),
+        (Op::Write, ".snapshot"),
+    ];
+    for (op, target) in faults {
+        for kind in KINDS {
+            let dir = tempfile::tempdir().unwrap();
+            let sim = SimFs::install(dir.path()).unwrap();
+            let log = open(dir.path())?;
+            log.create_topic_with("t", 1, small_segments(1024))?;
+            let p = log.partition("t", 0)?;
+            let mut n = 0;
+            // Fill the first segment close to its size.
+            while p.log_end_offset() < 12 {
+                p.append(&one(n))?;
+                n += 1;
+            }
+            sim.fail(op, target, kind);
+            let mut failed = false;
+            for _ in 0..40 {
+                match p.append(&one(n)) {
+                    Ok(_) => n += 1,
+                    Err(e) => {
+                        assert!(os_error(&e).is_some(), "{op:?} {target}: {e}");
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+            assert!(failed, "{op:?} {target}: no roll failed");
+            check_values(&log, "t", n)?;
+            sim.clear_faults();
+            for _ in 0..30 {
+                assert_eq!(p.append(&one(n))?.base_offset as u64, n);
+                n += 1;
+            }
+            assert!(segment_logs(&dir.path().join("t-0")).len() > 1);
+            check_values(&log, "t", n)?;
+            drop(p);
+            log.abandon();
+            drop(sim);
+            let log = open(dir.path())?;
+            check_values(&log, "t", n)?;
+            log.close()?;
+            let log = open(dir.path())?;
+            check_values(&log, "t", n)?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn a_failed_checkpoint_write_keeps_the_old_one() -> Result<()> {
+    for (op, target) in [
+        (Op::Write, "checkpoint"),
+        (Op::Sync, "checkpoint"),
+        (Op::Rename, "checkpoint"),
+        (Op::SyncDir, ""),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = SimFs::install(dir.path()).unwrap();
+        let log = open(dir.path())?;
+        log.create_topic_with("t", 1, small_segments(1024))?;
+        let p = log.partition("t", 0)?;
+        for n in 0..60 {
+            p.append(&one(n))?;
+        }
+        log.flush()?;
+        sim.fail(op, target, FaultKind::Eio);
+        let e = log.maintain().unwrap_err();
+        assert_eq!(os_error(&e), Some(5), "{op:?} {target}: {e}");
+        sim.clear_faults();
+        drop(p);
+        log.abandon();
+        drop(sim);
+        let log = open(dir.path())?;
+        check_values(&log, "t", 60)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn a_failed_rename_in_retention_loses_nothing_above_the_log_start() -> Result<()> {
+    for target in [".log", ".index", ".timeindex"] {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = SimFs::install(dir.path()).unwrap();
+        let log = open(dir.path())?;
+        let mut c = small_segments(1024);
+        c.retention_bytes = Some(4096);
+        log.create_topic_with("t", 1, c)?;
+        let p = log.partition("t", 0)?;
+        for n in 0..200 {
+            p.append(&one(n))?;
+        }
+        sim.fail(Op::Rename, &format!("{target}.deleted"), FaultKind::Eio);
+        let e = log.maintain().unwrap_err();
+        assert_eq!(os_error(&e), Some(5), "{target}: {e}");
+        let check_tail = |log: &Log| -> Result<()> {
+            let p = log.partition("t", 0)?;
+            let got = read_all(&p)?;
+            assert_eq!(got.first().map(|r| r.offset), Some(p.log_start_offset()));
+            assert_eq!(got.last().map(|r| r.offset), Some(199));
+            for r in &got {
+                assert_eq!(r.value.as_deref(), Some(value(r.offset as u64).as_bytes()));
+            }
+            Ok(())
+        };
+        check_tail(&log)?;
+        sim.clear_faults();
+        log.maintain()?;
+        check_tail(&log)?;
+        drop(p);
+        log.abandon();
+        drop(sim);
+        let log = open(dir.path())?;
+        check_tail(&log)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn a_failed_rename_in_compaction_keeps_every_latest_record() -> Result<()> {
+    for target in [
+        ".cleaned",
+        "index.swap ->",
+        "timeindex.swap ->",
+        "log.swap ->",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = SimFs::install(dir.path()).unwrap();
+        let log = open(dir.path())?;
+        let mut c = small_segments(1024);
+        c.cleanup_policy = CleanupPolicy::Compact;
+        log.create_topic_with("c", 1, c)?;
+        let p = log.partition("c", 0)?;
+        let mut latest = BTreeMap::new();
+        for n in 0..150u64 {
+            p.append(&one(n))?;
+            latest.insert(n % 7, n);
+        }
+        sim.fail(Op::Rename, target, FaultKind::Eio);
+        let e = log.compact("c").unwrap_err();
+        assert_eq!(os_error(&e), Some(5), "{target}: {e}");
+        let check = |log: &Log| -> Result<()> {
+            let got = read_all(&log.partition("c", 0)?)?;
+            assert!(got.windows(2).all(|w| w[0].offset < w[1].offset));
+            for r in &got {
+                assert_eq!(r.value.as_deref(), Some(value(r.offset as u64).as_bytes()));
+            }
+            for &o in latest.values() {
+                assert!(
+                    got.iter().any(|r| r.offset as u64 == o),
+                    "{target}: {o} lost"
+                );
+            }
+            Ok(())
+        };
+        check(&log)?;
+        drop(p);
+        log.abandon();
+        drop(sim);
+        let log = open(dir.path())?;
+        check(&log)?;
+        log.compact("c")?;
+        check(&log)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn failed_reads_at_open_give_an_error_or_a_rebuilt_index_never_damage() -> Result<()> {
+    for target in [".index", ".timeindex", "checkpoint", ".snapshot", ".topics"] {
+        for clean in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            {
+                let log = open(dir.path())?;
+                let mut c = TopicConfig::new();
+                c.segment_bytes = 1024;
+                c.index_interval_bytes = 64;
+                log.create_topic_with("t", 1, c)?;
+                let p = log.partition("t", 0)?;
+                for n in 0..80 {
+                    p.append(&one(n))?;
+                }
+                drop(p);
+                if clean {
+                    log.close()?;
+                } else {
+                    log.abandon();
+                }
+            }
+            let sim = SimFs::install(dir.path()).unwrap();
+            sim.fail(Op::Read, target, FaultKind::Eio);
+            match open(dir.path()) {
+                // Indexes, checkpoints and snapshots are rebuilt or replayed from the log.
+                Ok(log) => {
+                    check_values(&log, "t", 80)?;
+                    log.close()?;
+                }
+                // Topic metadata cannot be: the open fails, naming the file.
+                Err(e) => {
+                    assert_eq!(target, ".topics", "{e}");
+                    assert_eq!(os_error(&e), Some(5));
+                }
+            }
+            sim.clear_faults();
+            drop(sim);
+            let log = open(dir.path())?;
+            check_values(&log, "t", 80)?;
+            log.close()?;
+        }
+    }
+    Ok(())
+}
