@@ -3,9 +3,11 @@
 //! offset` per line. Written temp → fsync → rename → directory fsync; an unreadable file
 //! counts as empty (recovery then scans from offset 0).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use parking_lot::Mutex;
 
 use crate::error::Result;
 use crate::io::write_atomic;
@@ -50,12 +52,33 @@ pub(crate) fn write(path: &Path, entries: &[(String, i32, i64)]) -> Result<()> {
     for (t, p, o) in entries {
         let _ = writeln!(text, "{t} {p} {o}");
     }
-    // Unchanged since the last write (a clean reopen, an idle periodic checkpoint): keep the
-    // file, saving an fsync, a rename and a directory fsync.
-    if std::fs::read(path).is_ok_and(|old| old == text.as_bytes()) {
+    // Unchanged since a write known to be durable (a clean reopen, an idle periodic
+    // checkpoint): keep the file, saving an fsync, a rename and a directory fsync. A write that
+    // failed part-way is never taken as durable, so the next call redoes it.
+    let known = DURABLE
+        .lock()
+        .get(path)
+        .is_some_and(|d| d.as_slice() == text.as_bytes());
+    if known && std::fs::read(path).is_ok_and(|old| old == text.as_bytes()) {
         return Ok(());
     }
-    write_atomic(path, text.as_bytes())
+    DURABLE.lock().remove(path);
+    write_atomic(path, text.as_bytes())?;
+    DURABLE.lock().insert(path.to_path_buf(), text.into_bytes());
+    Ok(())
+}
+
+/// Checkpoint contents known to be durable, by path: written completely by this process
+/// (file fsync, rename, directory fsync), or found after a clean shutdown.
+static DURABLE: Mutex<BTreeMap<PathBuf, Vec<u8>>> = Mutex::new(BTreeMap::new());
+
+/// Records that `path` as it is on disk is durable (called after a clean shutdown, whose
+/// close wrote every checkpoint completely).
+pub(crate) fn mark_durable(path: &Path) {
+    match std::fs::read(path) {
+        Ok(b) => DURABLE.lock().insert(path.to_path_buf(), b),
+        Err(_) => DURABLE.lock().remove(path),
+    };
 }
 
 #[cfg(test)]

@@ -265,6 +265,11 @@ impl Log {
             ops::remove_file(&marker).at(&marker)?;
             sync_dir(&dir)?;
         }
+        if clean && !read_only {
+            for name in [RECOVERY_POINT_FILE, LOG_START_FILE, CLEANER_FILE] {
+                checkpoint::mark_durable(&dir.join(name));
+            }
+        }
         let recovery_points = checkpoint::read(&dir.join(RECOVERY_POINT_FILE));
         let log_starts = checkpoint::read(&dir.join(LOG_START_FILE));
         let clean_ends = checkpoint::read(&dir.join(CLEANER_FILE));
@@ -347,11 +352,6 @@ impl Log {
         log.start_groups()?;
         if !read_only {
             log.inner.write_checkpoints()?;
-            if !log.inner.report.clean {
-                // A checkpoint left unchanged above may come from a rename that a crash
-                // interrupted before its directory was synced: sync the directory now.
-                crate::io::sync_dir(&log.inner.dir)?;
-            }
             if let Some(tick) = log.inner.options.flusher_tick {
                 start_flusher(&log.inner, tick);
             }

@@ -53,8 +53,15 @@ fn decode(batch: &Batch) {
     // The borrowing scan must see the same records and fail exactly where the owned one does.
     let mut borrowed: Vec<StoredRecord> = Vec::new();
     let scan = batch.for_each_record(|r| borrowed.push(r.to_stored()));
-    assert_eq!(scan.is_ok(), all_ok, "for_each_record and records disagree on errors");
-    assert_eq!(borrowed, decoded, "for_each_record and records disagree on contents");
+    assert_eq!(
+        scan.is_ok(),
+        all_ok,
+        "for_each_record and records disagree on errors"
+    );
+    assert_eq!(
+        borrowed, decoded,
+        "for_each_record and records disagree on contents"
+    );
     if all_ok && !decoded.is_empty() && decoded.len() <= MAX_ROUNDTRIP {
         roundtrip(&decoded);
     }
