@@ -4,9 +4,9 @@ use std::fs::File;
 use std::io::{self, IoSlice};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use super::producer_state::{Check, ProducerState};
 use super::{AppendResult, Partition};
@@ -60,8 +60,19 @@ pub(crate) struct Pending {
     header: BatchHeader,
     expected_end: Option<i64>,
     assign_seq: bool,
-    slot: Arc<Mutex<Option<Result<AppendResult>>>>,
+    slot: Arc<Slot>,
 }
+
+/// Where a queued batch's result is delivered; its sender waits on `ready`.
+#[derive(Default)]
+pub(crate) struct Slot {
+    result: Mutex<Option<Result<AppendResult>>>,
+    ready: Condvar,
+}
+
+/// How long a queued sender waits for its result before checking whether the writer is free
+/// (a combiner that took the queue just before this sender's batch arrived never delivers it).
+const QUEUED_RECHECK: Duration = Duration::from_micros(50);
 
 /// One batch in a combined write.
 struct Item<'a> {
@@ -219,7 +230,10 @@ impl Partition {
             drop(w);
             r
         } else {
-            let slot = Arc::new(Mutex::new(None));
+            // Flat combining: queue the batch; whoever holds the writer writes it with its own
+            // and wakes us. Waiting on our slot, not on the writer lock, lets one combiner
+            // answer every waiter without a lock handoff per waiter.
+            let slot = Arc::new(Slot::default());
             self.queue.lock().push(Pending {
                 data: data.to_vec(),
                 header,
@@ -227,15 +241,30 @@ impl Partition {
                 assign_seq,
                 slot: Arc::clone(&slot),
             });
-            let mut w = self.writer.lock();
-            if slot.lock().is_none() {
-                // Our result (and the others') goes to the slots.
-                let _ = self.write_with_queue(&mut w, &mut Vec::new());
+            loop {
+                if let Some(r) = slot.result.lock().take() {
+                    break r;
+                }
+                if let Some(mut w) = self.writer.try_lock() {
+                    if slot.result.lock().is_none() {
+                        // Our result (and the others') goes to the slots.
+                        let _ = self.write_with_queue(&mut w, &mut Vec::new());
+                    }
+                    drop(w);
+                    // Holding the writer, we wrote whatever was queued; a combiner that took
+                    // our batch earlier delivered before letting go of the writer.
+                    break slot.result.lock().take().unwrap_or(Err(Error::Closed {
+                        what: "append lost its writer",
+                    }));
+                }
+                let mut r = slot.result.lock();
+                if r.is_none() {
+                    let _ = slot.ready.wait_for(&mut r, QUEUED_RECHECK);
+                }
+                if let Some(r) = r.take() {
+                    break r;
+                }
             }
-            drop(w);
-            slot.lock().take().unwrap_or(Err(Error::Closed {
-                what: "append lost its writer",
-            }))
         };
         let r = result?;
         if cfg.flush_policy.syncs_each_batch() {
@@ -265,7 +294,8 @@ impl Partition {
         let mut results = self.write_items(w, &mut items).into_iter();
         let first = if own_len > 0 { results.next() } else { None };
         for (q, r) in queued.iter().zip(results) {
-            *q.slot.lock() = Some(r);
+            *q.slot.result.lock() = Some(r);
+            q.slot.ready.notify_one();
         }
         first.unwrap_or(Err(Error::Closed {
             what: "no batch to append",
