@@ -1,0 +1,65 @@
+//! Many threads appending to one partition at once: the combined writes give every batch its
+//! own contiguous offsets, in the order the writer took them, and every record reads back.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+mod common;
+use common::*;
+use std::collections::BTreeMap;
+use topiclog::{FlushPolicy, Record, Result};
+
+fn hammer(policy: FlushPolicy, threads: u64, per_thread: u64) -> Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path())?;
+    let mut c = small_segments(64 * 1024);
+    c.flush_policy = policy;
+    log.create_topic_with("t", 1, c)?;
+    let p = log.partition("t", 0)?;
+    let acks: Vec<Vec<(i64, i64, String)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let p = p.clone();
+                s.spawn(move || {
+                    (0..per_thread)
+                        .map(|i| {
+                            // Batches of one to three records.
+                            let recs: Vec<Record> = (0..=(i % 3))
+                                .map(|j| Record::new(format!("{t}-{i}-{j}")))
+                                .collect();
+                            let r = p.append(&recs).unwrap();
+                            (r.base_offset, r.last_offset, format!("{t}-{i}"))
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut by_offset = BTreeMap::new();
+    for (base, last, id) in acks.into_iter().flatten() {
+        for o in base..=last {
+            assert!(
+                by_offset.insert(o, (id.clone(), o - base)).is_none(),
+                "offset {o} twice"
+            );
+        }
+    }
+    let expected: u64 = (0..per_thread).map(|i| i % 3 + 1).sum::<u64>() * threads;
+    assert_eq!(by_offset.len() as u64, expected);
+    assert_eq!(*by_offset.keys().next_back().unwrap(), expected as i64 - 1);
+    p.flush()?;
+    for r in read_all(&p)? {
+        let (id, j) = &by_offset[&r.offset];
+        assert_eq!(r.value.unwrap(), format!("{id}-{j}").as_bytes());
+    }
+    log.close()
+}
+
+#[test]
+fn page_cache_appends_from_eight_threads() -> Result<()> {
+    hammer(FlushPolicy::Os, 8, 1500)
+}
+
+#[test]
+fn synced_appends_from_sixteen_threads() -> Result<()> {
+    hammer(FlushPolicy::EveryBatch, 16, 40)
+}
