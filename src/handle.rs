@@ -8,7 +8,8 @@ use crate::error::{Error, Result};
 use crate::log::LogInner;
 use crate::partition::read::ReadResult;
 use crate::partition::{AppendResult, Partition, writer_now_ms};
-use crate::record::{Batch, BatchBuilder, Record, StoredRecord};
+use crate::record::batch::BatchRef;
+use crate::record::{BatchBuilder, Header, Record, StoredRecord};
 use crate::wait::Notifier;
 
 thread_local! {
@@ -315,9 +316,10 @@ impl PartitionHandle {
     pub fn append_raw(&self, batch: &mut [u8]) -> Result<AppendResult> {
         let part = self.live()?;
         let cfg = part.config();
-        let b = Batch::new(bytes::Bytes::copy_from_slice(batch))?;
+        // Checked in place: no copy of the client's bytes.
+        let b = BatchRef::new(batch)?;
         b.verify_crc()?;
-        let h = *b.header();
+        let h = b.header;
         if h.record_count <= 0 || i64::from(h.last_offset_delta) != i64::from(h.record_count) - 1 {
             return Err(Error::invalid_batch(format!(
                 "record count {} does not match last offset delta {}",
@@ -357,34 +359,36 @@ impl PartitionHandle {
             bb
         });
         let mut count = 0i64;
-        for r in b.records()? {
-            let r = r?;
+        let mut refused: Option<Error> = None;
+        b.for_each_record(|r| {
+            if refused.is_some() {
+                return;
+            }
             if r.offset - h.base_offset != count {
-                return Err(Error::invalid_batch(format!(
+                refused = Some(Error::invalid_batch(format!(
                     "record {count} has offset delta {}",
                     r.offset - h.base_offset
                 )));
-            }
-            if cfg.cleanup_policy.compacts() && r.key.is_none() {
-                return Err(Error::KeyRequired {
+            } else if cfg.cleanup_policy.compacts() && r.key.is_none() {
+                refused = Some(Error::KeyRequired {
                     topic: self.topic().to_string(),
                 });
-            }
-            if let Some(bb) = rebuilt.as_mut() {
-                bb.push(
-                    r.key.as_deref(),
-                    r.value.as_deref(),
-                    &r.headers,
-                    r.timestamp,
-                )?;
+            } else if let Some(bb) = rebuilt.as_mut() {
+                let headers: Vec<Header> = r
+                    .headers()
+                    .map(|(k, v)| Header {
+                        key: k.to_owned(),
+                        value: v.map(bytes::Bytes::copy_from_slice),
+                    })
+                    .collect();
+                if let Err(e) = bb.push(r.key, r.value, &headers, r.timestamp) {
+                    refused = Some(e);
+                }
             }
             count += 1;
-        }
-        if count != i64::from(h.record_count) {
-            return Err(Error::invalid_batch(format!(
-                "the header counts {} records but {count} decode",
-                h.record_count
-            )));
+        })?;
+        if let Some(e) = refused {
+            return Err(e);
         }
         match rebuilt.as_mut() {
             Some(bb) => part.append_encoded(bb.finish()?, None),

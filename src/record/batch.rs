@@ -218,15 +218,16 @@ impl Batch {
     /// # Errors
     /// [`Error::InvalidBatch`] when the header is bad or the length does not match.
     pub fn new(bytes: Bytes) -> Result<Batch> {
-        let header = BatchHeader::parse(&bytes)?;
-        if header.size() != bytes.len() {
-            return Err(Error::invalid_batch(format!(
-                "batch declares {} bytes but {} were given",
-                header.size(),
-                bytes.len()
-            )));
-        }
+        let header = BatchRef::new(&bytes)?.header;
         Ok(Batch { header, bytes })
+    }
+
+    /// The same batch, borrowed (what the checks and the record scan work on).
+    fn view(&self) -> BatchRef<'_> {
+        BatchRef {
+            header: self.header,
+            bytes: &self.bytes,
+        }
     }
 
     /// Builds from an already parsed header whose size matches `bytes` (internal fast path).
@@ -284,16 +285,7 @@ impl Batch {
     /// # Errors
     /// [`Error::ChecksumMismatch`] on a mismatch.
     pub fn verify_crc(&self) -> Result<()> {
-        let actual = batch_crc(&self.bytes);
-        if actual == self.header.crc {
-            Ok(())
-        } else {
-            Err(Error::ChecksumMismatch {
-                base_offset: self.header.base_offset,
-                stored: self.header.crc,
-                computed: actual,
-            })
-        }
+        self.view().verify_crc()
     }
 
     /// Iterates the records, decompressing the records section first when the batch is
@@ -303,8 +295,12 @@ impl Batch {
     /// [`Error::UnsupportedCompression`] or [`Error::InvalidBatch`] when the records section
     /// cannot be decompressed; each record then yields its own decode result.
     pub fn records(&self) -> Result<RecordIter> {
-        let data = self.records_section()?;
-        let state = self.cursor_state()?;
+        let section = self.bytes.slice(BATCH_HEADER_LEN..);
+        let data = match self.header.compression()? {
+            Compression::None => section,
+            other => Bytes::from(codec::decompress(other, &section, MAX_DECOMPRESSED_BYTES)?),
+        };
+        let state = CursorState::new(&self.header)?;
         Ok(RecordIter { data, state })
     }
 
@@ -327,11 +323,62 @@ impl Batch {
     /// # Errors
     /// As [`Batch::records`], for the first record that does not decode (records before it
     /// have been visited).
-    pub fn for_each_record<F: FnMut(RecordRef<'_>)>(&self, mut f: F) -> Result<usize> {
-        let data = self.records_section()?;
+    pub fn for_each_record<F: FnMut(RecordRef<'_>)>(&self, f: F) -> Result<usize> {
+        self.view().for_each_record(f)
+    }
+}
+
+/// One whole batch borrowed from a buffer: the checks and the record scan of [`Batch`],
+/// for callers holding plain bytes (a client's batch about to be appended) that need no copy
+/// into `Bytes`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchRef<'a> {
+    pub(crate) header: BatchHeader,
+    bytes: &'a [u8],
+}
+
+impl<'a> BatchRef<'a> {
+    /// Checks the header and that `bytes` is exactly one batch.
+    pub(crate) fn new(bytes: &'a [u8]) -> Result<BatchRef<'a>> {
+        let header = BatchHeader::parse(bytes)?;
+        if header.size() != bytes.len() {
+            return Err(Error::invalid_batch(format!(
+                "batch declares {} bytes but {} were given",
+                header.size(),
+                bytes.len()
+            )));
+        }
+        Ok(BatchRef { header, bytes })
+    }
+
+    /// See [`Batch::verify_crc`].
+    pub(crate) fn verify_crc(&self) -> Result<()> {
+        let actual = batch_crc(self.bytes);
+        if actual == self.header.crc {
+            Ok(())
+        } else {
+            Err(Error::ChecksumMismatch {
+                base_offset: self.header.base_offset,
+                stored: self.header.crc,
+                computed: actual,
+            })
+        }
+    }
+
+    /// See [`Batch::for_each_record`].
+    pub(crate) fn for_each_record<F: FnMut(RecordRef<'_>)>(&self, mut f: F) -> Result<usize> {
+        let section = self.bytes.get(BATCH_HEADER_LEN..).unwrap_or(&[]);
+        let decompressed;
+        let data = match self.header.compression()? {
+            Compression::None => section,
+            other => {
+                decompressed = codec::decompress(other, section, MAX_DECOMPRESSED_BYTES)?;
+                decompressed.as_slice()
+            }
+        };
         let mut cursor = Cursor {
-            data: &data,
-            state: self.cursor_state()?,
+            data,
+            state: CursorState::new(&self.header)?,
         };
         let mut n = 0;
         while let Some(r) = cursor.next_record() {
@@ -339,37 +386,6 @@ impl Batch {
             n += 1;
         }
         Ok(n)
-    }
-
-    /// The records section, decompressed when the batch is compressed.
-    fn records_section(&self) -> Result<Bytes> {
-        let section = self.bytes.slice(BATCH_HEADER_LEN..);
-        match self.header.compression()? {
-            Compression::None => Ok(section),
-            other => Ok(Bytes::from(codec::decompress(
-                other,
-                &section,
-                MAX_DECOMPRESSED_BYTES,
-            )?)),
-        }
-    }
-
-    fn cursor_state(&self) -> Result<CursorState> {
-        let remaining = usize::try_from(self.header.record_count).map_err(|_| {
-            Error::invalid_batch(format!(
-                "negative record count {}",
-                self.header.record_count
-            ))
-        })?;
-        Ok(CursorState {
-            pos: 0,
-            remaining,
-            base_offset: self.header.base_offset,
-            base_timestamp: self.header.base_timestamp,
-            log_append_time: (self.header.timestamp_type() == TimestampType::LogAppendTime)
-                .then_some(self.header.max_timestamp),
-            failed: false,
-        })
     }
 }
 
@@ -410,16 +426,21 @@ impl<'a> RecordRef<'a> {
 
     /// An owned copy.
     pub fn to_stored(&self) -> StoredRecord {
+        self.stored_with(Bytes::copy_from_slice)
+    }
+
+    /// A `StoredRecord` whose byte fields `bytes` makes from the borrowed slices.
+    fn stored_with(&self, bytes: impl Fn(&[u8]) -> Bytes) -> StoredRecord {
         StoredRecord {
             offset: self.offset,
             timestamp: self.timestamp,
-            key: self.key.map(Bytes::copy_from_slice),
-            value: self.value.map(Bytes::copy_from_slice),
+            key: self.key.map(&bytes),
+            value: self.value.map(&bytes),
             headers: self
                 .headers()
                 .map(|(k, v)| Header {
                     key: k.to_owned(),
-                    value: v.map(Bytes::copy_from_slice),
+                    value: v.map(&bytes),
                 })
                 .collect(),
         }
@@ -482,6 +503,24 @@ struct CursorState {
     base_timestamp: i64,
     log_append_time: Option<i64>,
     failed: bool,
+}
+
+impl CursorState {
+    /// The start of a scan of `header`'s batch.
+    fn new(header: &BatchHeader) -> Result<CursorState> {
+        let remaining = usize::try_from(header.record_count).map_err(|_| {
+            Error::invalid_batch(format!("negative record count {}", header.record_count))
+        })?;
+        Ok(CursorState {
+            pos: 0,
+            remaining,
+            base_offset: header.base_offset,
+            base_timestamp: header.base_timestamp,
+            log_append_time: (header.timestamp_type() == TimestampType::LogAppendTime)
+                .then_some(header.max_timestamp),
+            failed: false,
+        })
+    }
 }
 
 /// Decodes records from a records section, borrowing from it.
@@ -594,22 +633,8 @@ impl Iterator for RecordIter {
         };
         let r = cursor.next_record();
         self.state = cursor.state;
-        let data = &self.data;
-        r.map(|r| {
-            r.map(|r| StoredRecord {
-                offset: r.offset,
-                timestamp: r.timestamp,
-                key: r.key.map(|k| data.slice_ref(k)),
-                value: r.value.map(|v| data.slice_ref(v)),
-                headers: r
-                    .headers()
-                    .map(|(k, v)| Header {
-                        key: k.to_owned(),
-                        value: v.map(|v| data.slice_ref(v)),
-                    })
-                    .collect(),
-            })
-        })
+        // Views of the batch (or of its decompressed records), not copies.
+        r.map(|r| r.map(|r| r.stored_with(|b| self.data.slice_ref(b))))
     }
 }
 
