@@ -24,6 +24,9 @@
 use std::hint::black_box;
 use std::time::Duration;
 
+#[path = "support/scan.rs"]
+mod scan;
+use scan::{Visit, scan_partition};
 #[path = "support/values.rs"]
 mod values;
 use values::{POOL, value_pool};
@@ -32,7 +35,7 @@ use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
 use topiclog::{
-    Batch, BatchBuilder, Compression, FlushPolicy, Log, LogOptions, PartitionHandle, TopicConfig,
+    BatchBuilder, Compression, FlushPolicy, Log, LogOptions, PartitionHandle, TopicConfig,
 };
 
 /// Records in each data set.
@@ -99,57 +102,6 @@ fn build(size: usize, codec: Compression) -> Dataset {
     }
 }
 
-/// Reads the whole partition in order, checking CRCs and decoding every record; returns the
-/// number of records and the sum of their value lengths.
-fn scan(h: &PartitionHandle) -> (u64, usize) {
-    let end = h.high_watermark();
-    let mut offset = h.log_start_offset();
-    let mut records = 0u64;
-    let mut value_bytes = 0usize;
-    while offset < end {
-        let res = h.read(offset, READ_BYTES).unwrap();
-        for b in &res.batches {
-            b.verify_crc().unwrap();
-            for r in Batch::records(b).unwrap() {
-                let r = r.unwrap();
-                value_bytes += r.value.as_ref().map_or(0, bytes_len);
-                records += 1;
-                black_box(&r);
-            }
-        }
-        offset = res.next_offset().unwrap();
-    }
-    (records, value_bytes)
-}
-
-/// [`scan`] through [`Batch::for_each_record`]: records borrowed from the batch, with no
-/// per-record reference counting.
-fn scan_borrowed(h: &PartitionHandle) -> (u64, usize) {
-    let end = h.high_watermark();
-    let mut offset = h.log_start_offset();
-    let mut records = 0u64;
-    let mut value_bytes = 0usize;
-    while offset < end {
-        let res = h.read(offset, READ_BYTES).unwrap();
-        for b in &res.batches {
-            b.verify_crc().unwrap();
-            let n = b
-                .for_each_record(|r| {
-                    value_bytes += r.value.map_or(0, <[u8]>::len);
-                    black_box(&r);
-                })
-                .unwrap();
-            records += n as u64;
-        }
-        offset = res.next_offset().unwrap();
-    }
-    (records, value_bytes)
-}
-
-fn bytes_len(b: &impl AsRef<[u8]>) -> usize {
-    b.as_ref().len()
-}
-
 fn read(c: &mut Criterion) {
     let mut g = c.benchmark_group("read");
     g.sample_size(10)
@@ -168,12 +120,12 @@ fn read(c: &mut Criterion) {
                 |b| {
                     let data = data.get_or_insert_with(|| {
                         let d = build(size, codec);
-                        let (n, bytes) = scan(&d.handle);
+                        let (n, bytes) = scan_partition(&d.handle, READ_BYTES, Visit::Owned);
                         assert_eq!(n, RECORDS);
                         assert_eq!(bytes, RECORDS as usize * size);
                         d
                     });
-                    b.iter(|| black_box(scan(&data.handle)));
+                    b.iter(|| black_box(scan_partition(&data.handle, READ_BYTES, Visit::Owned)));
                 },
             );
             g.bench_function(
@@ -183,8 +135,11 @@ fn read(c: &mut Criterion) {
                 ),
                 |b| {
                     let data = data.get_or_insert_with(|| build(size, codec));
-                    assert_eq!(scan_borrowed(&data.handle).0, RECORDS);
-                    b.iter(|| black_box(scan_borrowed(&data.handle)));
+                    assert_eq!(
+                        scan_partition(&data.handle, READ_BYTES, Visit::Borrowed).0,
+                        RECORDS
+                    );
+                    b.iter(|| black_box(scan_partition(&data.handle, READ_BYTES, Visit::Borrowed)));
                 },
             );
             drop(data);

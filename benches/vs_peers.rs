@@ -51,6 +51,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "support/scan.rs"]
+mod scan;
+use scan::{Visit, scan_partition};
 // The generator picks hex digits by index into a 16-byte table, modulo 16.
 #[allow(clippy::indexing_slicing)]
 #[path = "support/values.rs"]
@@ -64,7 +67,7 @@ use criterion::{
     criterion_main,
 };
 use topiclog::{
-    Batch, BatchBuilder, Compression, FlushPolicy, Log, LogOptions, PartitionHandle, TopicConfig,
+    BatchBuilder, Compression, FlushPolicy, Log, LogOptions, PartitionHandle, TopicConfig,
 };
 
 /// Value sizes in bytes.
@@ -584,52 +587,6 @@ fn topiclog_data(values: &Values, n: u64, batch: usize) -> TopiclogData {
     }
 }
 
-/// Reads the whole partition, checking CRCs and visiting every record; returns the number of
-/// records and of value bytes.
-fn topiclog_scan(h: &PartitionHandle) -> (u64, usize) {
-    let end = h.high_watermark();
-    let mut offset = h.log_start_offset();
-    let mut records = 0u64;
-    let mut value_bytes = 0usize;
-    while offset < end {
-        let res = h.read(offset, READ_BYTES).expect("read");
-        for b in &res.batches {
-            b.verify_crc().expect("crc");
-            for r in Batch::records(b).expect("records") {
-                let r = r.expect("record");
-                value_bytes += r.value.as_ref().map_or(0, Bytes::len);
-                records += 1;
-                black_box(&r);
-            }
-        }
-        offset = res.next_offset().expect("read returned no batch");
-    }
-    (records, value_bytes)
-}
-
-/// As [`topiclog_scan`], with `Batch::for_each_record`: borrowed keys and values, no
-/// refcount per record.
-fn topiclog_scan_borrowed(h: &PartitionHandle) -> (u64, usize) {
-    let end = h.high_watermark();
-    let mut offset = h.log_start_offset();
-    let mut records = 0u64;
-    let mut value_bytes = 0usize;
-    while offset < end {
-        let res = h.read(offset, READ_BYTES).expect("read");
-        for b in &res.batches {
-            b.verify_crc().expect("crc");
-            b.for_each_record(|r| {
-                value_bytes += r.value.map_or(0, <[u8]>::len);
-                records += 1;
-                black_box(&r);
-            })
-            .expect("records");
-        }
-        offset = res.next_offset().expect("read returned no batch");
-    }
-    (records, value_bytes)
-}
-
 struct CommitlogData {
     log: commitlog::CommitLog,
     _dir: tempfile::TempDir,
@@ -752,17 +709,23 @@ fn read(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("topiclog", &param), |b| {
             let d = data.get_or_insert_with(|| {
                 let d = topiclog_data(&values, n, batch);
-                assert_eq!(topiclog_scan(&d.handle), (n, n as usize * size));
+                assert_eq!(
+                    scan_partition(&d.handle, READ_BYTES, Visit::Owned),
+                    (n, n as usize * size)
+                );
                 d
             });
-            b.iter(|| topiclog_scan(&d.handle));
+            b.iter(|| scan_partition(&d.handle, READ_BYTES, Visit::Owned));
             if size > 0 {
-                assert_eq!(topiclog_scan_borrowed(&d.handle), (n, n as usize * size));
+                assert_eq!(
+                    scan_partition(&d.handle, READ_BYTES, Visit::Borrowed),
+                    (n, n as usize * size)
+                );
             }
         });
         g.bench_function(BenchmarkId::new("topiclog-borrowed", &param), |b| {
             let d = data.get_or_insert_with(|| topiclog_data(&values, n, batch));
-            b.iter(|| topiclog_scan_borrowed(&d.handle));
+            b.iter(|| scan_partition(&d.handle, READ_BYTES, Visit::Borrowed));
         });
         drop(data);
 
