@@ -202,65 +202,72 @@ fn read_small(path: &Path) -> Option<Vec<u8>> {
     crate::io::ops::read(path).ok()
 }
 
-/// Cheap checks of a segment's indexes (Kafka's sanity checks): sizes are whole entries and
-/// the last offset entry points at a batch whose last offset matches. Then reads the tail
-/// after the last entry (at most about one index interval plus one batch).
-fn try_trusted(log: &[u8], base: i64, dir_seg: &SegPaths, interval: u32) -> Option<Scan> {
-    let index = read_small(&dir_seg.index)?;
-    let time = read_small(&dir_seg.time)?;
+/// Checks `index` and `time` (a segment's index files, or prefixes of them) against the log as
+/// the trusted path does: whole entries that pass `index::entries_sane`, the last offset entry
+/// naming a batch that ends at its offset, the last time entry naming a batch that ends at its
+/// offset with exactly its timestamp. Returns the segment's state just before the last
+/// indexed batch (where a scan resumes; the start of the segment without entries) and the
+/// last time entry's timestamp (-1 without one).
+fn indexed_state(log: &[u8], base: i64, index: &[u8], time: &[u8]) -> Option<(SegmentState, i64)> {
     if index.len() % INDEX_ENTRY != 0 || time.len() % TIME_ENTRY != 0 {
         return None;
     }
     let n = index.len() / INDEX_ENTRY;
     let m = time.len() / TIME_ENTRY;
-    if !index::entries_sane(&index, &time, log.len() as u64) {
+    if !index::entries_sane(index, time, log.len() as u64) {
         return None;
     }
-    let mut start = 0u64;
     let mut state = SegmentState::empty(base);
     if let Some(first) = log.get(..BATCH_HEADER_LEN) {
         state.first_batch_max_timestamp = BatchHeader::parse(first).ok()?.max_timestamp;
     }
     if n > 0 {
-        let (rel, pos) = index::offset_entry(&index, n - 1)?;
+        let (rel, pos) = index::offset_entry(index, n - 1)?;
         let h = BatchHeader::parse(log.get(usize::try_from(pos).ok()?..)?).ok()?;
         if h.last_offset().checked_sub(base)? != i64::from(rel) || rel < 0 || h.base_offset < base {
             return None;
         }
-        start = pos as u64;
         // Offsets before this batch: all below its base.
         state.end_offset = h.base_offset;
-        state.size = start;
+        state.size = u64::try_from(pos).ok()?;
     }
-    let mut last_time = -1;
     if n > 0 && m == 0 {
         // The writer adds a time entry with the first offset entry (timestamps are >= 0):
         // an empty time index here lost its entries, and the largest timestamp is unknown.
         return None;
     }
+    let mut last_time = -1;
     if m > 0 {
-        let (ts, rel) = index::time_entry(&time, m - 1)?;
+        let (ts, rel) = index::time_entry(time, m - 1)?;
         if rel < 0 {
             return None;
         }
         let offset = base.checked_add(i64::from(rel))?;
         // The entry must name a batch that ends at `offset` with exactly that timestamp.
-        let from = index::floor_in(&index, n, base, offset);
-        let h = batch_ending_at(log, from, offset)?;
-        if h.max_timestamp != ts {
+        let from = index::floor_in(index, n, base, offset);
+        if batch_ending_at(log, from, offset)?.max_timestamp != ts {
             return None;
         }
         state.max_timestamp = ts;
         state.max_timestamp_offset = offset;
         last_time = ts;
     }
+    Some((state, last_time))
+}
+
+/// Cheap checks of a segment's indexes (Kafka's sanity checks, see [`indexed_state`]), then a
+/// read of the tail after the last entry (at most about one index interval plus one batch).
+fn try_trusted(log: &[u8], base: i64, dir_seg: &SegPaths, interval: u32) -> Option<Scan> {
+    let index = read_small(&dir_seg.index)?;
+    let time = read_small(&dir_seg.time)?;
+    let (state, last_time) = indexed_state(log, base, &index, &time)?;
     let tracker = IndexTracker::resume(interval, 0, last_time);
-    let mut s = scan(log, base, start, state, tracker, false);
+    let mut s = scan(log, base, state.size, state, tracker, false);
     if s.problem.is_some() {
         return None;
     }
-    s.state.index_entries = n as u32;
-    s.state.time_entries = m as u32;
+    s.state.index_entries = (index.len() / INDEX_ENTRY) as u32;
+    s.state.time_entries = (time.len() / TIME_ENTRY) as u32;
     Some(s)
 }
 
@@ -279,51 +286,30 @@ fn try_resume(
 ) -> Option<(Scan, Vec<u8>, Vec<u8>)> {
     let index = read_small(&dir_seg.index)?;
     let time = read_small(&dir_seg.time)?;
-    // Offset entries at or below the recovery point (entries ascend; the checks below
-    // reject a prefix that does not).
+    // Offset entries at or below the recovery point (entries ascend; the checks reject a
+    // prefix that does not).
     let mut n = 0;
+    let mut last_rel = 0;
     while let Some((rel, _)) = index::offset_entry(&index, n) {
         if base.checked_add(i64::from(rel))? > recovery_point {
             break;
         }
+        last_rel = rel;
         n += 1;
     }
-    if n == 0 {
-        return None;
-    }
-    let (rel, pos) = index::offset_entry(&index, n - 1)?;
-    let h = BatchHeader::parse(log.get(usize::try_from(pos).ok()?..)?).ok()?;
-    if h.last_offset().checked_sub(base)? != i64::from(rel) || rel < 0 || h.base_offset < base {
-        return None;
-    }
-    // Time entries written up to that batch: those naming an offset at or below its last.
+    // Time entries written up to that entry's batch: those naming an offset at or below its
+    // last offset (the entry's own, once checked).
     let mut m = 0;
-    while let Some((_, trel)) = index::time_entry(&time, m) {
-        if base.checked_add(i64::from(trel))? > h.last_offset() {
-            break;
-        }
+    while index::time_entry(&time, m).is_some_and(|(_, rel)| rel <= last_rel) {
         m += 1;
+    }
+    if n == 0 || m == 0 {
+        return None;
     }
     let index = index.get(..n * INDEX_ENTRY)?.to_vec();
     let time = time.get(..m * TIME_ENTRY)?.to_vec();
-    if !index::entries_sane(&index, &time, log.len() as u64) || m == 0 {
-        return None;
-    }
-    let mut state = SegmentState::empty(base);
-    state.first_batch_max_timestamp = BatchHeader::parse(log.get(..BATCH_HEADER_LEN)?)
-        .ok()?
-        .max_timestamp;
-    state.end_offset = h.base_offset;
-    state.size = u64::try_from(pos).ok()?;
-    let (ts, trel) = index::time_entry(&time, m - 1)?;
-    let offset = base.checked_add(i64::from(trel))?;
-    let from = index::floor_in(&index, n, base, offset);
-    if batch_ending_at(log, from, offset)?.max_timestamp != ts {
-        return None;
-    }
-    state.max_timestamp = ts;
-    state.max_timestamp_offset = offset;
-    let tracker = IndexTracker::resume(interval, 0, ts);
+    let (state, last_time) = indexed_state(log, base, &index, &time)?;
+    let tracker = IndexTracker::resume(interval, 0, last_time);
     let s = scan(log, base, state.size, state, tracker, true);
     Some((s, index, time))
 }
