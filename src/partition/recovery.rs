@@ -209,7 +209,7 @@ fn read_small(path: &Path) -> Option<Vec<u8>> {
 /// indexed batch (where a scan resumes; the start of the segment without entries) and the
 /// last time entry's timestamp (-1 without one).
 fn indexed_state(log: &[u8], base: i64, index: &[u8], time: &[u8]) -> Option<(SegmentState, i64)> {
-    if index.len() % INDEX_ENTRY != 0 || time.len() % TIME_ENTRY != 0 {
+    if !index.len().is_multiple_of(INDEX_ENTRY) || !time.len().is_multiple_of(TIME_ENTRY) {
         return None;
     }
     let n = index.len() / INDEX_ENTRY;
