@@ -515,26 +515,27 @@ impl Broker {
                 pd.preferred_read_replica = BrokerId(-1);
                 pd.aborted_transactions = Some(Vec::new());
                 let handle = handles.next();
+                if let Some(Ok(h)) = handle {
+                    pd.high_watermark = h.high_watermark();
+                    pd.last_stable_offset = pd.high_watermark;
+                    pd.log_start_offset = h.log_start_offset();
+                }
+                // The first batch is returned whole even past the limits; once the response
+                // is full, the remaining partitions get nothing.
+                let budget = if total > 0 && total >= max_bytes {
+                    0
+                } else {
+                    usize::try_from(part_max)
+                        .unwrap_or(0)
+                        .min(max_bytes.saturating_sub(total))
+                        .max(1)
+                };
                 let result = match handle {
-                    Some(Ok(h)) => {
-                        // The first batch is returned whole even past the limits.
-                        let budget = usize::try_from(part_max)
-                            .unwrap_or(0)
-                            .min(max_bytes.saturating_sub(total))
-                            .max(1);
-                        let budget = if total > 0 && total >= max_bytes {
-                            0
-                        } else {
-                            budget
-                        };
-                        if budget == 0 {
-                            Ok(None)
-                        } else {
-                            h.read(offset, budget)
-                                .map(Some)
-                                .map_err(|e| e.kafka_error_code())
-                        }
-                    }
+                    Some(Ok(_)) if budget == 0 => Ok(None),
+                    Some(Ok(h)) => h
+                        .read(offset, budget)
+                        .map(Some)
+                        .map_err(|e| e.kafka_error_code()),
                     Some(Err(e)) => Err(e.kafka_error_code()),
                     None => Err(code::UNKNOWN_TOPIC_OR_PARTITION),
                 };
@@ -567,21 +568,9 @@ impl Broker {
                             pd.records = Some(records);
                         }
                     }
-                    Ok(None) => {
-                        if let Some(Ok(h)) = handle {
-                            pd.high_watermark = h.high_watermark();
-                            pd.last_stable_offset = pd.high_watermark;
-                            pd.log_start_offset = h.log_start_offset();
-                        }
-                        pd.records = Some(Bytes::new());
-                    }
+                    Ok(None) => pd.records = Some(Bytes::new()),
                     Err(c) => {
                         pd.error_code = c;
-                        if let Some(Ok(h)) = handle {
-                            pd.high_watermark = h.high_watermark();
-                            pd.last_stable_offset = pd.high_watermark;
-                            pd.log_start_offset = h.log_start_offset();
-                        }
                         any_error = true;
                     }
                 }
