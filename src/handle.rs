@@ -181,7 +181,7 @@ impl PartitionHandle {
     /// Reads whole batches starting with the one that holds `offset`, up to about `max_bytes`
     /// (at least one batch when any is readable), never past the high watermark. Batches are
     /// `Bytes` views of the mapped segment: no copy. The CRC is not checked here; see
-    /// [`Batch::verify_crc`].
+    /// [`Batch::verify_crc`](crate::record::Batch::verify_crc).
     ///
     /// # Errors
     /// [`Error::OffsetOutOfRange`] when `offset` is below the log start or above the high
