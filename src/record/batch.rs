@@ -453,24 +453,24 @@ fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
-/// `v` as a varint packed little-endian into a word, with its length, if it takes at most
-/// `max` bytes (`max` <= 8).
-#[inline]
-fn packed_varint(mut v: u64, max: usize) -> Option<(u64, usize)> {
-    if v < 0x80 {
-        return Some((v, 1));
+/// `v` (below 2^28) as a varint packed little-endian into a word, with its length in bytes.
+#[allow(clippy::inline_always)]
+#[inline(always)]
+fn varint_word(v: u64) -> (u64, usize) {
+    debug_assert!(v < 1 << 28);
+    if v < 1 << 7 {
+        return (v, 1);
     }
-    let mut word = 0u64;
-    let mut n = 0;
-    while v >= 0x80 {
-        if n + 1 >= max {
-            return None;
-        }
-        word |= ((v & 0x7f) | 0x80) << (8 * n);
-        v >>= 7;
-        n += 1;
+    let b0 = (v & 0x7f) | 0x80;
+    if v < 1 << 14 {
+        return (b0 | (v >> 7) << 8, 2);
     }
-    Some((word | (v << (8 * n)), n + 1))
+    let b1 = ((v >> 7) & 0x7f) | 0x80;
+    if v < 1 << 21 {
+        return (b0 | b1 << 8 | (v >> 14) << 16, 3);
+    }
+    let b2 = ((v >> 14) & 0x7f) | 0x80;
+    (b0 | b1 << 8 | b2 << 16 | (v >> 21) << 24, 4)
 }
 
 /// A length-prefixed field (varint length, -1 for null) at `pos`.
@@ -814,6 +814,7 @@ impl BatchBuilder {
     /// # Errors
     /// [`Error::InvalidBatch`] when the batch would hold more than `i32::MAX` records or bytes,
     /// or a field is longer than `i32::MAX`.
+    #[inline]
     pub fn push(
         &mut self,
         key: Option<&[u8]>,
@@ -821,6 +822,19 @@ impl BatchBuilder {
         headers: &[Header],
         timestamp: i64,
     ) -> Result<()> {
+        // The common case (a record without headers after the first, small fields) is encoded
+        // here without a call; everything else takes the general path.
+        if self.count > 0 && !self.finished && headers.is_empty() {
+            let delta = self.last_delta.wrapping_add(1);
+            let ts_delta = timestamp.wrapping_sub(self.base_timestamp);
+            if self.push_packed(ts_delta, delta, key, value) {
+                self.count += 1;
+                self.last_delta = delta;
+                self.null_key |= key.is_none();
+                self.max_timestamp = self.max_timestamp.max(timestamp);
+                return Ok(());
+            }
+        }
         let delta = if self.finished {
             0
         } else {
@@ -930,11 +944,12 @@ impl BatchBuilder {
         Ok(())
     }
 
-    /// Writes a record without headers whose varints are small (the common shape: key under
-    /// 8 KiB, value under 1 MiB, offset delta under 2^20, timestamp delta under 2^48 ms) with
-    /// its varints packed into machine words and copied in two fixed-size moves, instead of
-    /// a `Vec::push` per byte. Returns false, having written nothing, for any other record.
-    #[inline]
+    /// Writes a record without headers whose fields are small (the common shape: key under
+    /// 8 KiB, value under 1 MiB, offset delta under 2^20, timestamp delta within 2^27 ms) with
+    /// its varints packed into machine words and stored in fixed-size moves, instead of a
+    /// `Vec::push` per byte. Returns false, having written nothing, for any other record.
+    #[allow(clippy::inline_always)]
+    #[inline(always)]
     fn push_packed(
         &mut self,
         ts_delta: i64,
@@ -942,48 +957,40 @@ impl BatchBuilder {
         key: Option<&[u8]>,
         value: Option<&[u8]>,
     ) -> bool {
-        let key_len = key.map_or(-1, |k| k.len() as i64);
-        let value_len = value.map_or(-1, |v| v.len() as i64);
-        if key_len >= 1 << 13 || value_len >= 1 << 20 || !(0..1 << 20).contains(&offset_delta) {
+        let key_len = key.map_or(0, <[u8]>::len);
+        let value_len = value.map_or(0, <[u8]>::len);
+        let ts_zz = zigzag(ts_delta);
+        if key_len >= 1 << 13
+            || value_len >= 1 << 19
+            || !(0..1 << 20).contains(&offset_delta)
+            || ts_zz >= 1 << 28
+        {
             return false;
         }
-        let Some((ts, ts_n)) = packed_varint(zigzag(ts_delta), 7) else {
-            return false;
-        };
-        let Some((off, off_n)) = packed_varint(zigzag(i64::from(offset_delta)), 3) else {
-            return false;
-        };
-        let Some((kl, kl_n)) = packed_varint(zigzag(key_len), 2) else {
-            return false;
-        };
-        let Some((vl, vl_n)) = packed_varint(zigzag(value_len), 3) else {
-            return false;
-        };
-        // attributes + deltas + key length and key + value length and value + header count.
-        let body = 1
-            + ts_n
-            + off_n
-            + kl_n
-            + key_len.max(0) as usize
-            + vl_n
-            + value_len.max(0) as usize
-            + 1;
-        let Some((bl, bl_n)) = packed_varint(zigzag(body as i64), 3) else {
-            return false;
-        };
+        // Zigzag of a length, -1 (null) being 1.
+        let len_zz = |b: Option<&[u8]>, len: usize| if b.is_some() { 2 * len as u64 } else { 1 };
+        let (ts, ts_n) = varint_word(ts_zz);
+        let (off, off_n) = varint_word(2 * offset_delta as u64);
+        let (kl, kl_n) = varint_word(len_zz(key, key_len));
+        let (vl, vl_n) = varint_word(len_zz(value, value_len));
+        // attributes + deltas + key length and key + value length and value + header count:
+        // under 2^20, so its varint takes at most 3 bytes.
+        let body = 1 + ts_n + off_n + kl_n + key_len + vl_n + value_len + 1;
+        let (bl, bl_n) = varint_word(2 * body as u64);
         if self.buf.len() + body + bl_n > i32::MAX as usize {
             return false; // the general path reports it
         }
-        // Length, attributes (0), timestamp delta, offset delta, key length: at most 16 bytes.
-        let head = u128::from(bl)
-            | (u128::from(ts) << (8 * (bl_n + 1)))
-            | (u128::from(off) << (8 * (bl_n + 1 + ts_n)))
-            | (u128::from(kl) << (8 * (bl_n + 1 + ts_n + off_n)));
-        let head_n = bl_n + 1 + ts_n + off_n + kl_n;
-        self.buf.reserve(body + bl_n + 16);
+        self.buf.reserve(body + bl_n + 8);
+        // Length, attributes (0) and timestamp delta: at most 8 bytes.
         let at = self.buf.len();
-        self.buf.extend_from_slice(&head.to_le_bytes());
-        self.buf.truncate(at + head_n);
+        self.buf
+            .extend_from_slice(&(bl | ts << (8 * (bl_n + 1))).to_le_bytes());
+        // Offset delta and key length: at most 5 bytes.
+        let at = at + bl_n + 1 + ts_n;
+        self.buf.truncate(at);
+        self.buf
+            .extend_from_slice(&(off | kl << (8 * off_n)).to_le_bytes());
+        self.buf.truncate(at + off_n + kl_n);
         if let Some(k) = key {
             self.buf.extend_from_slice(k);
         }

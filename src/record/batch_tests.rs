@@ -299,8 +299,20 @@ proptest! {
         records in proptest::collection::vec(
             (
                 proptest::option::of(proptest::collection::vec(any::<u8>(), 0..9000)),
-                proptest::option::of(proptest::collection::vec(any::<u8>(), 0..300)),
-                prop_oneof![any::<i64>(), 0i64..100_000, Just(i64::MIN), Just(i64::MAX)],
+                proptest::option::of(prop_oneof![
+                    8 => proptest::collection::vec(any::<u8>(), 0..300),
+                    // Around the packed encoder's value limit (2^19 bytes).
+                    1 => ((1usize << 19) - 2..(1 << 19) + 2).prop_map(|n| vec![7u8; n]),
+                ]),
+                prop_oneof![
+                    any::<i64>(),
+                    0i64..100_000,
+                    // Around the packed encoder's timestamp-delta limits (±2^27 ms).
+                    (1i64 << 27) - 2..(1 << 27) + 2,
+                    -(1i64 << 27) - 2..-(1 << 27) + 2,
+                    Just(i64::MIN),
+                    Just(i64::MAX)
+                ],
             ),
             1..6,
         )
