@@ -326,3 +326,87 @@ proptest! {
         prop_assert_eq!(&bytes[BATCH_HEADER_LEN..], &expected[..]);
     }
 }
+
+/// Runs the fast decoder and the general one from the same position of `data` and checks
+/// they agree wherever the fast one accepts: same record, same next position.
+fn fast_agrees_with_general(data: &[u8], log_append_time: Option<i64>) -> usize {
+    let state = CursorState {
+        pos: 0,
+        remaining: usize::MAX,
+        base_offset: 1000,
+        base_timestamp: 1_700_000_000_000,
+        log_append_time,
+        failed: false,
+    };
+    let mut fast = Cursor { data, state };
+    let mut accepted = 0;
+    while fast.state.pos < data.len() {
+        let mut general = Cursor {
+            data,
+            state: fast.state,
+        };
+        let expected = general.decode_one();
+        match fast.decode_common() {
+            Some(r) => {
+                assert_eq!(expected.ok(), Some(r), "at {}", general.state.pos);
+                assert_eq!(fast.state.pos, general.state.pos);
+                accepted += 1;
+            }
+            None => {
+                assert_eq!(fast.state.pos, general.state.pos.min(fast.state.pos));
+                match expected {
+                    // Declined but valid (headers, long varints, near the end): step on.
+                    Ok(_) => fast.state.pos = general.state.pos,
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+    accepted
+}
+
+proptest! {
+    #[test]
+    fn fast_record_decode_matches_the_general_decoder(
+        records in proptest::collection::vec(
+            (
+                proptest::option::of(proptest::collection::vec(any::<u8>(), 0..200)),
+                proptest::option::of(proptest::collection::vec(any::<u8>(), 0..300)),
+                prop_oneof![0i64..100_000, any::<i64>()],
+                any::<bool>(),
+            ),
+            1..8,
+        ),
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+        append_time in any::<bool>(),
+    ) {
+        let mut b = BatchBuilder::new(Compression::None);
+        for (k, v, ts, with_header) in &records {
+            let headers = if *with_header {
+                vec![Header { key: "h".into(), value: Some(Bytes::from_static(b"v")) }]
+            } else {
+                Vec::new()
+            };
+            b.push(k.as_deref(), v.as_deref(), &headers, *ts).unwrap();
+        }
+        let mut data = b.finish().unwrap()[BATCH_HEADER_LEN..].to_vec();
+        let valid = flips.is_empty();
+        for (at, byte) in flips {
+            let at = at % data.len();
+            data[at] = byte;
+        }
+        let time = append_time.then_some(42);
+        let accepted = fast_agrees_with_general(&data, time);
+        if valid && records.len() >= 2 && !records[0].3 && data.len() >= 16 {
+            // A first record without headers, with a record after it, takes the fast path.
+            prop_assert!(accepted >= 1);
+        }
+    }
+
+    #[test]
+    fn fast_record_decode_matches_on_arbitrary_bytes(
+        data in proptest::collection::vec(any::<u8>(), 0..300),
+    ) {
+        fast_agrees_with_general(&data, None);
+    }
+}
