@@ -618,22 +618,22 @@ impl<'a> Cursor<'a> {
     fn decode_common(&mut self) -> Option<RecordRef<'a>> {
         let data = self.data;
         let pos = self.state.pos;
-        let w: &[u8; 16] = data.get(pos..pos.checked_add(16)?)?.try_into().ok()?;
+        let head: &[u8; 16] = data.get(pos..pos.checked_add(16)?)?.try_into().ok()?;
         let mut i = 0;
-        let len = small_uvarint(w, &mut i, 3)?;
+        let len = small_uvarint(head, &mut i, 3)?;
         if len & 1 != 0 {
             return None; // negative
         }
         let end = (pos + i).checked_add((len >> 1) as usize)?;
         i += 1; // attributes: one byte, unused by Kafka
-        let ts_delta = unzigzag(small_uvarint(w, &mut i, 4)?);
-        let offset_delta = unzigzag(small_uvarint(w, &mut i, 3)?);
-        let key_len = small_uvarint(w, &mut i, 3)?;
+        let ts_delta = unzigzag(small_uvarint(head, &mut i, 4)?);
+        let offset_delta = unzigzag(small_uvarint(head, &mut i, 3)?);
+        let key_len = small_uvarint(head, &mut i, 3)?;
         let (key, at) = small_field(data, pos + i, key_len)?;
-        let v: &[u8; 3] = data.get(at..at.checked_add(3)?)?.try_into().ok()?;
-        let mut j = 0;
-        let value_len = small_uvarint(v, &mut j, 3)?;
-        let (value, at) = small_field(data, at + j, value_len)?;
+        let value_head: &[u8; 3] = data.get(at..at.checked_add(3)?)?.try_into().ok()?;
+        let mut value_at = 0;
+        let value_len = small_uvarint(value_head, &mut value_at, 3)?;
+        let (value, at) = small_field(data, at + value_at, value_len)?;
         // No headers (a count of 0), and the record ends where its length said.
         if *data.get(at)? != 0 || at + 1 != end {
             return None;
@@ -643,7 +643,7 @@ impl<'a> Cursor<'a> {
         Some(RecordRef {
             offset: st.base_offset.wrapping_add(offset_delta),
             timestamp: match st.log_append_time {
-                Some(t) => t,
+                Some(time) => time,
                 None => st.base_timestamp.wrapping_add(ts_delta),
             },
             key,
