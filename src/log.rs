@@ -881,7 +881,7 @@ impl Log {
 
     /// Closes the log: stops the flusher, syncs every partition, writes checkpoints and the
     /// clean-shutdown marker, and releases the lock. The next open then trusts the indexes and
-    /// scans nothing.
+    /// scans nothing but the active segments' last batches (see `docs/durability.md`).
     ///
     /// # Errors
     /// The first error; the marker is then not written, so the next open recovers.

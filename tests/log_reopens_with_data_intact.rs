@@ -136,3 +136,72 @@ fn uncompressed_reads_are_views_of_the_mapped_segment() -> Result<()> {
     }
     Ok(())
 }
+
+/// A clean open checks the CRCs of the active segment's tail, not of every sealed segment's:
+/// a sealed segment's damaged batch stays in the log (as Kafka keeps it) and its reader gets
+/// `ChecksumMismatch`; the same damage in the active segment's last batch is cut at open.
+#[test]
+fn clean_open_checks_crcs_of_the_active_tail_and_leaves_sealed_ones_to_readers() -> Result<()> {
+    for damage_active in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().join("t-0");
+        {
+            let log = open(dir.path())?;
+            log.create_topic_with("t", 1, small_segments(4096))?;
+            let p = log.partition("t", 0)?;
+            for i in 0..200 {
+                p.append(&[rec(i)])?;
+            }
+            log.close()?;
+        }
+        let logs = segment_logs(&part);
+        assert!(logs.len() > 2);
+        let victim = if damage_active {
+            logs.last().unwrap()
+        } else {
+            &logs[0]
+        };
+        // A value byte of the segment's last batch (its last 2 bytes are the value's last
+        // byte and the header count).
+        let mut bytes = std::fs::read(victim).unwrap();
+        let at = bytes.len() - 2;
+        bytes[at] ^= 0x01;
+        std::fs::write(victim, &bytes).unwrap();
+
+        let log = open(dir.path())?;
+        let report = log.recovery_report();
+        assert!(report.clean);
+        let pr = report.partitions.iter().find(|pr| pr.topic == "t").unwrap();
+        let p = log.partition("t", 0)?;
+        if damage_active {
+            assert_eq!(pr.segments_scanned, 1, "{pr:?}");
+            assert!(pr.truncated_bytes > 0, "{pr:?}");
+            assert_eq!(p.log_end_offset(), 199);
+            assert_eq!(read_all(&p)?.len(), 199);
+        } else {
+            assert_eq!(pr.segments_scanned, 0, "{pr:?}");
+            assert_eq!(pr.truncated_bytes, 0, "{pr:?}");
+            assert_eq!(p.log_end_offset(), 200);
+            // The damaged batch is the sealed segment's last: the one just below the next
+            // segment's base offset.
+            let next_base: i64 = logs[1]
+                .file_stem()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let res = p.read(next_base - 1, 1)?;
+            let batch = &res.batches[0];
+            assert_eq!(batch.last_offset(), next_base - 1);
+            assert!(matches!(
+                batch.verify_crc(),
+                Err(topiclog::Error::ChecksumMismatch { .. })
+            ));
+            // The batches around it read and check as before.
+            let res = p.read(next_base, 1)?;
+            res.batches[0].verify_crc()?;
+        }
+    }
+    Ok(())
+}
