@@ -146,7 +146,18 @@ pub(crate) fn remove_dir_all(dir: &Path) -> io::Result<()> {
 /// topic metadata, a compaction's swap file.
 pub(crate) fn read(path: &Path) -> io::Result<Vec<u8>> {
     simulated!(path, |s| s.read(path));
-    fs::read(path)
+    // One `read` of the size `fstat` gave, where `fs::read` reads again to see the end: an
+    // open reads two index files per segment, and on a VM each system call counts. The files
+    // read here only grow in place (anything else is replaced by a rename), so the first
+    // `len` bytes are a consistent prefix even when a live writer appends meanwhile.
+    let mut f = fs::File::open(path)?;
+    let len = usize::try_from(f.metadata()?.len()).unwrap_or(usize::MAX);
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(len)
+        .map_err(|e| io::Error::new(io::ErrorKind::OutOfMemory, e))?;
+    buf.resize(len, 0);
+    io::Read::read_exact(&mut f, &mut buf)?;
+    Ok(buf)
 }
 
 /// [`read`] as UTF-8.

@@ -460,7 +460,16 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
             Check::Headers
         };
         let trusted = if i < first_unclean {
-            try_trusted(log, base, &paths, interval, check)
+            // A sealed segment's trusted open reads a few headers: no read-around for them.
+            let sparse = check == Check::Headers;
+            if let Some(m) = map.as_ref().filter(|_| sparse) {
+                m.expect_sparse_reads(true);
+            }
+            let t = try_trusted(log, base, &paths, interval, check);
+            if let Some(m) = map.as_ref().filter(|_| sparse && t.is_none()) {
+                m.expect_sparse_reads(false); // it is scanned instead
+            }
+            t
         } else {
             None
         };
