@@ -169,7 +169,7 @@ impl ProducerState {
         }
         let mut out = Vec::with_capacity(6 + body.len());
         out.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
-        out.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        out.extend_from_slice(&crate::record::batch::crc32c(&body).to_be_bytes());
         out.extend_from_slice(&body);
         out
     }
@@ -179,7 +179,7 @@ impl ProducerState {
         let (head, body) = bytes.split_at_checked(6)?;
         let version = i16::from_be_bytes(head.get(..2)?.try_into().ok()?);
         let crc = u32::from_be_bytes(head.get(2..6)?.try_into().ok()?);
-        if version != SNAPSHOT_VERSION || crc32c::crc32c(body) != crc {
+        if version != SNAPSHOT_VERSION || crate::record::batch::crc32c(body) != crc {
             return None;
         }
         let count = i32::from_be_bytes(body.get(..4)?.try_into().ok()?);
