@@ -184,13 +184,7 @@ fn clean_open_checks_crcs_of_the_active_tail_and_leaves_sealed_ones_to_readers()
             assert_eq!(p.log_end_offset(), 200);
             // The damaged batch is the sealed segment's last: the one just below the next
             // segment's base offset.
-            let next_base: i64 = logs[1]
-                .file_stem()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .parse()
-                .unwrap();
+            let next_base = segment_base(&logs[1]);
             let res = p.read(next_base - 1, 1)?;
             let batch = &res.batches[0];
             assert_eq!(batch.last_offset(), next_base - 1);

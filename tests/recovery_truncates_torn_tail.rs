@@ -183,13 +183,7 @@ fn a_rolled_segment_lost_whole_cuts_there_instead_of_leaving_a_gap() -> Result<(
     let _ = fs::remove_file(dir.path().join("recovery-point-offset-checkpoint"));
     let logs = segment_logs(&dir.path().join("t-0"));
     assert!(logs.len() > 3);
-    let second_base: i64 = logs[1]
-        .file_stem()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let second_base = segment_base(&logs[1]);
     OpenOptions::new()
         .write(true)
         .open(&logs[1])

@@ -61,4 +61,9 @@ pub fn segment_logs(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// The base offset a segment file is named after (`<20-digit base offset>.log`).
+pub fn segment_base(path: &Path) -> i64 {
+    path.file_stem().unwrap().to_str().unwrap().parse().unwrap()
+}
+
 pub const SHORT: Duration = Duration::from_millis(50);
