@@ -400,7 +400,8 @@ impl<'a> BatchRef<'a> {
                 n += 1;
                 continue;
             }
-            match cursor.next_record() {
+            // `decode_common` declined it (or none remain): the general decoder.
+            match cursor.next_record_with(false) {
                 Some(r) => f(r?),
                 None => return Ok(n),
             }
@@ -592,6 +593,13 @@ impl<'a> Cursor<'a> {
     /// remain, as Kafka's reader does. Ends after the first error.
     #[inline]
     fn next_record(&mut self) -> Option<Result<RecordRef<'a>>> {
+        self.next_record_with(true)
+    }
+
+    /// [`Cursor::next_record`], trying [`Cursor::decode_common`] first when `fast` (a caller
+    /// that already tried it passes false).
+    #[inline]
+    fn next_record_with(&mut self, fast: bool) -> Option<Result<RecordRef<'a>>> {
         if self.state.failed {
             return None;
         }
@@ -606,7 +614,7 @@ impl<'a> Cursor<'a> {
             return None;
         }
         self.state.remaining -= 1;
-        if let Some(r) = self.decode_common() {
+        if fast && let Some(r) = self.decode_common() {
             return Some(Ok(r));
         }
         let r = self.decode_one();
