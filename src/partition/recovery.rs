@@ -459,20 +459,19 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
         } else {
             Check::Headers
         };
+        // A sealed segment's trusted open reads a few headers: no read-around for them.
+        let sparse = i < first_unclean && check == Check::Headers;
+        if let Some(m) = map.as_ref().filter(|_| sparse) {
+            m.expect_sparse_reads(true);
+        }
         let trusted = if i < first_unclean {
-            // A sealed segment's trusted open reads a few headers: no read-around for them.
-            let sparse = check == Check::Headers;
-            if let Some(m) = map.as_ref().filter(|_| sparse) {
-                m.expect_sparse_reads(true);
-            }
-            let t = try_trusted(log, base, &paths, interval, check);
-            if let Some(m) = map.as_ref().filter(|_| sparse && t.is_none()) {
-                m.expect_sparse_reads(false); // it is scanned instead
-            }
-            t
+            try_trusted(log, base, &paths, interval, check)
         } else {
             None
         };
+        if let Some(m) = map.as_ref().filter(|_| sparse && trusted.is_none()) {
+            m.expect_sparse_reads(false); // it is scanned instead
+        }
         let resumed = if trusted.is_none() && i == first_unclean && !p.clean && !p.read_only {
             try_resume(log, base, &paths, interval, recovery_point)
         } else {
