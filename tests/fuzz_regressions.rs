@@ -91,6 +91,19 @@ fn empty_timeindex_trusted_max_timestamp_wrong_lookup() {
     ));
 }
 
+#[test]
+fn resumed_timeindex_lost_its_tail_wrong_lookup() {
+    // No clean-shutdown marker, so the segment holding the recovery point is resumed at its
+    // last offset entry. The time index ends early (a consistent prefix), and the batch with
+    // the segment's largest timestamp lies between its last entry and the resume point:
+    // resuming kept the lower maximum and `offset_for_timestamp` answered nothing. The batch
+    // headers over that stretch are now checked, and such a segment is scanned whole.
+    index_files(regression!(
+        "index_files",
+        "resumed-timeindex-lost-its-tail-wrong-lookup"
+    ));
+}
+
 // Damaged time-index entries in a trusted segment (clean-shutdown marker). The whole-index
 // check (timestamps strictly increasing) refuses the first index at open; the second stays
 // sorted, so its floor entry is checked against the log at lookup (the batch ending at the

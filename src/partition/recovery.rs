@@ -328,6 +328,19 @@ fn try_resume(
     let index = index.get(..n * INDEX_ENTRY)?.to_vec();
     let time = time.get(..m * TIME_ENTRY)?.to_vec();
     let (state, last_time) = indexed_state(log, base, &index, &time)?;
+    // A time index that lost entries at its end (while the offset index kept its own) leaves
+    // a batch before the resume point with a larger timestamp than the last time entry, and
+    // resuming would drop it from timestamp lookups. Walk the headers from the last time
+    // entry's batch to the resume point; any such batch means a full scan instead.
+    let (_, rel) = index::time_entry(&time, m - 1)?;
+    let mut pos = index::floor_in(&index, n, base, base.checked_add(i64::from(rel))?);
+    while (pos as u64) < state.size {
+        let h = BatchHeader::parse(log.get(pos..)?).ok()?;
+        if h.max_timestamp > last_time {
+            return None;
+        }
+        pos = pos.checked_add(h.size())?;
+    }
     let tracker = IndexTracker::resume(interval, 0, last_time);
     let s = scan(log, base, state.size, state, tracker, true, Check::Crc);
     Some((s, index, time))
