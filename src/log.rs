@@ -124,6 +124,7 @@ pub(crate) struct LogInner {
     closed: AtomicBool,
     flusher: Mutex<Option<(JoinHandle<()>, Arc<FlusherCtl>)>>,
     report: RecoveryReport,
+    /// When the checkpoints were last written; held while they are written.
     last_checkpoint: Mutex<Instant>,
     last_maintenance: Mutex<Instant>,
 }
@@ -973,6 +974,10 @@ impl LogInner {
         if self.shared.read_only {
             return Ok(());
         }
+        // Writers share each checkpoint's temp file, so they take turns: otherwise one could
+        // rename the temp file away while another is still writing it. Taking the snapshot
+        // inside the turn also keeps an older snapshot from landing after a newer one.
+        let mut last = self.last_checkpoint.lock();
         let parts = self.all_partitions();
         let rp: Vec<_> = parts
             .iter()
@@ -990,7 +995,7 @@ impl LogInner {
         checkpoint::write(&self.dir.join(RECOVERY_POINT_FILE), &rp)?;
         checkpoint::write(&self.dir.join(LOG_START_FILE), &ls)?;
         checkpoint::write(&self.dir.join(CLEANER_FILE), &ce)?;
-        *self.last_checkpoint.lock() = Instant::now();
+        *last = Instant::now();
         Ok(())
     }
 

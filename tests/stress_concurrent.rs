@@ -302,3 +302,47 @@ fn producers_group_retention_compaction_and_topic_churn_together() -> Result<()>
     assert!(log.topics().iter().all(|t| !t.starts_with("tmp-")));
     Ok(())
 }
+
+/// Checkpoint writes from several threads at once (user `flush` and `maintain` calls, with the
+/// flusher's own periodic checkpoints and maintenance) take turns: none fails because another
+/// renamed the shared temp file away, and the files they leave reopen cleanly.
+#[test]
+fn checkpoint_writers_from_many_threads_take_turns() -> Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(
+        LogOptions::new()
+            .flusher(Some(Duration::from_millis(1)))
+            .maintenance_interval(Some(Duration::from_millis(1)))
+            .checkpoint_interval(Duration::ZERO)
+            .open(dir.path())?,
+    );
+    log.create_topic("t", 8)?;
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || -> Result<()> {
+                let p = log.partition("t", i)?;
+                for n in 0..200 {
+                    p.append(&[Record::new(format!("{i}-{n}"))])?;
+                    if n % 2 == 0 {
+                        log.flush()?;
+                    } else {
+                        log.maintain()?;
+                    }
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap()?;
+    }
+    let log = Arc::into_inner(log).unwrap();
+    log.close()?;
+    let log = open(dir.path())?;
+    assert!(log.recovery_report().clean);
+    for i in 0..4 {
+        assert_eq!(log.partition("t", i)?.log_end_offset(), 200);
+    }
+    Ok(())
+}
