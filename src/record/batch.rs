@@ -816,7 +816,10 @@ impl Iterator for Batches {
 /// ```
 #[derive(Debug, Clone)]
 pub struct BatchBuilder {
+    /// The batch is `buf[..len]`. What lies past `len` is room already initialised, reused
+    /// from batch to batch, so a record is stored with plain moves and one length update.
     buf: Vec<u8>,
+    len: usize,
     scratch: Vec<u8>,
     compression: Compression,
     count: i32,
@@ -838,10 +841,9 @@ pub struct BatchBuilder {
 impl BatchBuilder {
     /// An empty builder that will compress with `compression`.
     pub fn new(compression: Compression) -> BatchBuilder {
-        let mut buf = Vec::with_capacity(4096);
-        buf.resize(BATCH_HEADER_LEN, 0);
         BatchBuilder {
-            buf,
+            buf: vec![0; BATCH_HEADER_LEN],
+            len: BATCH_HEADER_LEN,
             scratch: Vec::new(),
             compression,
             count: 0,
@@ -893,13 +895,13 @@ impl BatchBuilder {
 
     /// Bytes used so far (header plus uncompressed records).
     pub fn size(&self) -> usize {
-        self.buf.len()
+        self.len
     }
 
     /// Empties the builder, keeping its buffers.
     pub fn clear(&mut self) {
-        self.buf.clear();
-        self.buf.resize(BATCH_HEADER_LEN, 0);
+        // The header is written whole when the batch is sealed.
+        self.len = BATCH_HEADER_LEN;
         self.count = 0;
         self.base_timestamp = -1;
         self.max_timestamp = -1;
@@ -1021,34 +1023,43 @@ impl BatchBuilder {
             + headers_size;
         let body_i32 =
             i32::try_from(body).map_err(|_| Error::invalid_batch("record larger than i32::MAX"))?;
-        if self.buf.len() + body + 5 > i32::MAX as usize {
+        if self.len + body + 5 > i32::MAX as usize {
             return Err(Error::invalid_batch("batch larger than i32::MAX bytes"));
         }
-        self.buf.reserve(body + 5);
-        put_varint(&mut self.buf, body_i32);
-        self.buf.push(0); // record attributes: unused
-        put_varlong(&mut self.buf, ts_delta);
-        put_varint(&mut self.buf, offset_delta);
-        put_varint(&mut self.buf, key_len);
+        // The varints and headers are encoded in `scratch` (free until the batch is sealed);
+        // key and value go straight to the batch.
+        let mut enc = std::mem::take(&mut self.scratch);
+        enc.clear();
+        put_varint(&mut enc, body_i32);
+        enc.push(0); // record attributes: unused
+        put_varlong(&mut enc, ts_delta);
+        put_varint(&mut enc, offset_delta);
+        put_varint(&mut enc, key_len);
+        self.append_bytes(&enc);
         if let Some(k) = key {
-            self.buf.extend_from_slice(k);
+            self.append_bytes(k);
         }
-        put_varint(&mut self.buf, value_len);
+        enc.clear();
+        put_varint(&mut enc, value_len);
+        self.append_bytes(&enc);
         if let Some(v) = value {
-            self.buf.extend_from_slice(v);
+            self.append_bytes(v);
         }
-        put_varint(&mut self.buf, headers.len() as i32);
+        enc.clear();
+        put_varint(&mut enc, headers.len() as i32);
         for h in headers {
-            put_varint(&mut self.buf, h.key.len() as i32);
-            self.buf.extend_from_slice(h.key.as_bytes());
+            put_varint(&mut enc, h.key.len() as i32);
+            enc.extend_from_slice(h.key.as_bytes());
             match &h.value {
-                None => put_varint(&mut self.buf, -1),
+                None => put_varint(&mut enc, -1),
                 Some(v) => {
-                    put_varint(&mut self.buf, v.len() as i32);
-                    self.buf.extend_from_slice(v);
+                    put_varint(&mut enc, v.len() as i32);
+                    enc.extend_from_slice(v);
                 }
             }
         }
+        self.append_bytes(&enc);
+        self.scratch = enc;
         self.count += 1;
         self.last_delta = offset_delta;
         self.null_key |= key.is_none();
@@ -1093,31 +1104,57 @@ impl BatchBuilder {
         // under 2^20, so its varint takes at most 3 bytes.
         let body = 1 + ts_n + off_n + kl_n + key_len + vl_n + value_len + 1;
         let (bl, bl_n) = varint_word(2 * body as u64);
-        if self.buf.len() + body + bl_n > i32::MAX as usize {
+        let total = bl_n + body;
+        if self.len + total > i32::MAX as usize {
             return false; // the general path reports it
         }
-        self.buf.reserve(body + bl_n + 8);
+        // The packed words are stored whole, up to 7 bytes past a field's end (the next field
+        // overwrites them), so the room asked for is 8 bytes more than the record.
+        let end = self.len + total + 8;
+        if self.buf.len() < end {
+            self.grow(end);
+        }
+        let Some(out) = self.buf.get_mut(self.len..end) else {
+            return false;
+        };
         // Length, attributes (0) and timestamp delta: at most 8 bytes.
-        let at = self.buf.len();
-        self.buf
-            .extend_from_slice(&(bl | ts << (8 * (bl_n + 1))).to_le_bytes());
+        let mut at = 0;
+        put(out, at, &(bl | ts << (8 * (bl_n + 1))).to_le_bytes());
         // Offset delta and key length: at most 5 bytes.
-        let at = at + bl_n + 1 + ts_n;
-        self.buf.truncate(at);
-        self.buf
-            .extend_from_slice(&(off | kl << (8 * off_n)).to_le_bytes());
-        self.buf.truncate(at + off_n + kl_n);
+        at += bl_n + 1 + ts_n;
+        put(out, at, &(off | kl << (8 * off_n)).to_le_bytes());
+        at += off_n + kl_n;
         if let Some(k) = key {
-            self.buf.extend_from_slice(k);
+            put(out, at, k);
         }
-        let at = self.buf.len();
-        self.buf.extend_from_slice(&vl.to_le_bytes());
-        self.buf.truncate(at + vl_n);
+        at += key_len;
+        put(out, at, &vl.to_le_bytes());
+        at += vl_n;
         if let Some(v) = value {
-            self.buf.extend_from_slice(v);
+            put(out, at, v);
         }
-        self.buf.push(0); // no headers
+        at += value_len;
+        put(out, at, &[0]); // no headers
+        self.len += total;
         true
+    }
+
+    /// Appends `bytes` to the batch.
+    fn append_bytes(&mut self, bytes: &[u8]) {
+        let end = self.len + bytes.len();
+        if self.buf.len() < end {
+            self.grow(end);
+        }
+        put(&mut self.buf, self.len, bytes);
+        self.len = end;
+    }
+
+    /// Grows the room to at least `end` bytes, at least doubling it.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, end: usize) {
+        let to = end.max(self.buf.len() * 2).max(4096);
+        self.buf.resize(to, 0);
     }
 
     /// Appends a [`Record`], using `default_timestamp` when it has none.
@@ -1140,7 +1177,7 @@ impl BatchBuilder {
     /// [`Error::InvalidBatch`] for an empty builder; compression errors.
     pub fn finish(&mut self) -> Result<&mut [u8]> {
         if self.finished {
-            return Ok(&mut self.buf);
+            return Ok(self.batch_mut());
         }
         if self.count == 0 {
             return Err(Error::invalid_batch("a batch needs at least one record"));
@@ -1152,7 +1189,7 @@ impl BatchBuilder {
     /// offsets even when it removed all of its records). Empty batches are never compressed.
     pub(crate) fn finish_allow_empty(&mut self) -> Result<&mut [u8]> {
         if self.finished {
-            return Ok(&mut self.buf);
+            return Ok(self.batch_mut());
         }
         if self.count == 0 {
             self.compression = Compression::None;
@@ -1162,13 +1199,18 @@ impl BatchBuilder {
 
     fn seal(&mut self) -> Result<&mut [u8]> {
         if self.compression != Compression::None {
-            self.scratch.clear();
-            let records = self.buf.get(BATCH_HEADER_LEN..).unwrap_or(&[]);
-            codec::compress(self.compression, records, &mut self.scratch)?;
-            self.buf.truncate(BATCH_HEADER_LEN);
-            self.buf.extend_from_slice(&self.scratch);
+            let mut packed = std::mem::take(&mut self.scratch);
+            packed.clear();
+            let records = self.buf.get(BATCH_HEADER_LEN..self.len).unwrap_or(&[]);
+            let r = codec::compress(self.compression, records, &mut packed);
+            if r.is_ok() {
+                self.len = BATCH_HEADER_LEN;
+                self.append_bytes(&packed);
+            }
+            self.scratch = packed;
+            r?;
         }
-        let len = i32::try_from(self.buf.len() - LOG_OVERHEAD)
+        let len = i32::try_from(self.len - LOG_OVERHEAD)
             .map_err(|_| Error::invalid_batch("batch larger than i32::MAX bytes"))?;
         let mut attributes = i16::from(self.compression.id());
         if let Some(h) = self.delete_horizon {
@@ -1182,7 +1224,7 @@ impl BatchBuilder {
             .unwrap_or(self.last_delta)
             .max(self.last_delta)
             .max(0);
-        let h = &mut self.buf;
+        let h = self.buf.get_mut(..self.len).unwrap_or_default();
         put(h, 0, &0i64.to_be_bytes());
         put(h, LENGTH_OFFSET, &len.to_be_bytes());
         put(h, LEADER_EPOCH_OFFSET, &(-1i32).to_be_bytes());
@@ -1198,7 +1240,11 @@ impl BatchBuilder {
         let crc = batch_crc(h);
         put(h, CRC_OFFSET, &crc.to_be_bytes());
         self.finished = true;
-        Ok(&mut self.buf)
+        Ok(self.batch_mut())
+    }
+
+    fn batch_mut(&mut self) -> &mut [u8] {
+        self.buf.get_mut(..self.len).unwrap_or_default()
     }
 }
 

@@ -315,15 +315,37 @@ proptest! {
                 ],
             ),
             1..6,
-        )
+        ),
+        // An earlier batch in the same builder leaves its bytes past the new batch's end.
+        earlier in proptest::collection::vec(
+            (proptest::collection::vec(any::<u8>(), 0..700), any::<bool>()),
+            0..4,
+        ),
+        via_clear: bool,
     ) {
         let mut b = BatchBuilder::new(Compression::None);
+        if !earlier.is_empty() {
+            for (v, with_header) in &earlier {
+                let headers = [Header::new("h", Bytes::copy_from_slice(&v[..v.len().min(9)]))];
+                let headers: &[Header] = if *with_header { &headers } else { &[] };
+                b.push(Some(v), Some(v), headers, 5).unwrap();
+            }
+            b.finish().unwrap();
+            if via_clear {
+                b.clear();
+            }
+        }
         for (k, v, ts) in &records {
             b.push(k.as_deref(), v.as_deref(), &[], *ts).unwrap();
         }
         let bytes = b.finish().unwrap().to_vec();
         let expected = reference_records(&records, records[0].2);
         prop_assert_eq!(&bytes[BATCH_HEADER_LEN..], &expected[..]);
+        let mut fresh = BatchBuilder::new(Compression::None);
+        for (k, v, ts) in &records {
+            fresh.push(k.as_deref(), v.as_deref(), &[], *ts).unwrap();
+        }
+        prop_assert_eq!(&bytes[..], &fresh.finish().unwrap()[..]);
     }
 }
 
