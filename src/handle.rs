@@ -168,7 +168,7 @@ impl PartitionHandle {
         expected_end: Option<i64>,
     ) -> Result<AppendResult> {
         let part = self.live()?;
-        if part.config().cleanup_policy.compacts() && builder.has_null_key() {
+        if builder.has_null_key() && part.compacts() {
             return Err(Error::KeyRequired {
                 topic: part.topic.to_string(),
             });

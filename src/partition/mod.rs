@@ -102,6 +102,8 @@ pub(crate) struct Partition {
     pub(crate) shared: Arc<Shared>,
     writer: Mutex<Writer>,
     queue: Mutex<Vec<writer::Pending>>,
+    /// `queue` may be non-empty (set under its lock by a sender, cleared by the writer).
+    queued: AtomicBool,
     segments: RwLock<Arc<Vec<Arc<Segment>>>>,
     log_start: AtomicI64,
     /// Next offset to be written, as published (the written end).
@@ -196,6 +198,7 @@ impl Partition {
             shared: Arc::clone(shared),
             writer: Mutex::new(writer),
             queue: Mutex::new(Vec::new()),
+            queued: AtomicBool::new(false),
             segments: RwLock::new(Arc::new(loaded.segments)),
             log_start: AtomicI64::new(loaded.log_start),
             log_end: AtomicI64::new(end),
@@ -227,6 +230,11 @@ impl Partition {
     pub(crate) fn set_config(&self, config: Arc<TopicConfig>) {
         self.writer.lock().set_interval(config.index_interval_bytes);
         *self.config.write() = config;
+    }
+
+    /// The topic compacts (its records need keys); reads the config without cloning it.
+    pub(crate) fn compacts(&self) -> bool {
+        self.config.read().cleanup_policy.compacts()
     }
 
     pub(crate) fn segments(&self) -> Arc<Vec<Arc<Segment>>> {

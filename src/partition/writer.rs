@@ -4,13 +4,14 @@ use std::fs::File;
 use std::io::{self, IoSlice};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Condvar, Mutex};
 
 use super::producer_state::{Check, ProducerState};
 use super::{AppendResult, Partition};
-use crate::config::{FlushPolicy, TimestampType};
+use crate::config::{FlushPolicy, TimestampType, TopicConfig};
 use crate::error::{Error, IoContext, Result};
 use crate::io::{open_append, ops, sync_dir};
 use crate::record::batch::{
@@ -52,6 +53,17 @@ pub(crate) struct Writer {
     index_dirty: bool,
     /// Idempotent producers seen by this partition.
     pub(crate) producers: ProducerState,
+    /// Buffers of `write_items`, kept between appends so an append allocates nothing.
+    scratch: Scratch,
+}
+
+/// `write_items`' working buffers (empty between calls).
+#[derive(Debug, Default)]
+struct Scratch {
+    results: Vec<Result<AppendResult>>,
+    group: Vec<usize>,
+    index: Vec<u8>,
+    time: Vec<u8>,
 }
 
 /// A batch queued by a sender that found the writer busy.
@@ -86,6 +98,18 @@ struct Item<'a> {
     assign_seq: bool,
 }
 
+impl Item<'_> {
+    /// The same batch, borrowed for a shorter time.
+    fn reborrow<'b>(item: &'b mut Item<'_>) -> Item<'b> {
+        Item {
+            data: &mut *item.data,
+            header: item.header,
+            expected_end: item.expected_end,
+            assign_seq: item.assign_seq,
+        }
+    }
+}
+
 impl Writer {
     pub(crate) fn new(active: Arc<Segment>, tracker: IndexTracker) -> Writer {
         let state = active.state();
@@ -99,6 +123,7 @@ impl Writer {
             rolled_end: 0,
             index_dirty: false,
             producers: ProducerState::default(),
+            scratch: Scratch::default(),
         }
     }
 
@@ -223,13 +248,13 @@ impl Partition {
         let header = BatchHeader::parse(data)?;
         let result = if let Some(mut w) = self.writer.try_lock() {
             // Uncontended: write straight from the caller's buffer, plus anything queued.
-            let mut items = vec![Item {
+            let mut own = Item {
                 data,
                 header,
                 expected_end,
                 assign_seq,
-            }];
-            let r = self.write_with_queue(&mut w, &mut items);
+            };
+            let r = self.write_with_queue(&mut w, &cfg, Some(&mut own));
             drop(w);
             r
         } else {
@@ -237,13 +262,17 @@ impl Partition {
             // and wakes us. Waiting on our slot, not on the writer lock, lets one combiner
             // answer every waiter without a lock handoff per waiter.
             let slot = Arc::new(Slot::default());
-            self.queue.lock().push(Pending {
-                data: data.to_vec(),
-                header,
-                expected_end,
-                assign_seq,
-                slot: Arc::clone(&slot),
-            });
+            {
+                let mut queue = self.queue.lock();
+                queue.push(Pending {
+                    data: data.to_vec(),
+                    header,
+                    expected_end,
+                    assign_seq,
+                    slot: Arc::clone(&slot),
+                });
+                self.queued.store(true, Ordering::Release);
+            }
             let mut spins = 0;
             loop {
                 if let Some(r) = slot.result.lock().take() {
@@ -260,7 +289,7 @@ impl Partition {
                 if let Some(mut w) = self.writer.try_lock() {
                     if slot.result.lock().is_none() {
                         // Our result (and the others') goes to the slots.
-                        let _ = self.write_with_queue(&mut w, &mut Vec::new());
+                        let _ = self.write_with_queue(&mut w, &cfg, None);
                     }
                     drop(w);
                     // Holding the writer, we wrote whatever was queued; a combiner that took
@@ -285,48 +314,69 @@ impl Partition {
         Ok(r)
     }
 
-    /// Writes `own` (the caller's batches) and everything queued, delivering queued results
-    /// to their slots. Returns the result of the caller's first batch.
+    /// Writes `own` (the caller's batch) and everything queued, delivering queued results
+    /// to their slots. Returns the result of the caller's batch.
     fn write_with_queue(
         self: &Arc<Self>,
         w: &mut Writer,
-        own: &mut Vec<Item<'_>>,
+        cfg: &TopicConfig,
+        own: Option<&mut Item<'_>>,
     ) -> Result<AppendResult> {
-        let mut queued = std::mem::take(&mut *self.queue.lock());
-        let own_len = own.len();
-        let mut items: Vec<Item<'_>> = std::mem::take(own);
-        for q in &mut queued {
-            items.push(Item {
-                data: &mut q.data,
-                header: q.header,
-                expected_end: q.expected_end,
-                assign_seq: q.assign_seq,
-            });
+        let mut results = std::mem::take(&mut w.scratch.results);
+        let own_len = usize::from(own.is_some());
+        // The flag spares the uncontended append the queue's lock. A batch queued just after
+        // this load is written by its sender once the writer is free (see `append_with`).
+        let mut queued = if self.queued.load(Ordering::Acquire) {
+            let mut queue = self.queue.lock();
+            self.queued.store(false, Ordering::Release);
+            std::mem::take(&mut *queue)
+        } else {
+            Vec::new()
+        };
+        match own {
+            Some(own) if queued.is_empty() => {
+                self.write_items(w, cfg, std::slice::from_mut(own), &mut results);
+            }
+            _ => {
+                let mut items: Vec<Item<'_>> = own.into_iter().map(Item::reborrow).collect();
+                items.extend(queued.iter_mut().map(|q| Item {
+                    data: &mut q.data,
+                    header: q.header,
+                    expected_end: q.expected_end,
+                    assign_seq: q.assign_seq,
+                }));
+                self.write_items(w, cfg, &mut items, &mut results);
+            }
         }
-        let mut results = self.write_items(w, &mut items).into_iter();
-        let first = if own_len > 0 { results.next() } else { None };
-        for (q, r) in queued.iter().zip(results) {
+        let mut drained = results.drain(..);
+        let first = if own_len > 0 { drained.next() } else { None };
+        for (q, r) in queued.iter().zip(drained) {
             *q.slot.result.lock() = Some(r);
             q.slot.ready.notify_one();
         }
+        w.scratch.results = results;
         first.unwrap_or(Err(Error::Closed {
             what: "no batch to append",
         }))
     }
 
-    /// Writes items in order, rolling as needed, in as few `writev` calls as possible.
+    /// Writes items in order, rolling as needed, in as few `writev` calls as possible; one
+    /// result per item goes to `results`.
     fn write_items(
         self: &Arc<Self>,
         w: &mut Writer,
+        cfg: &TopicConfig,
         items: &mut [Item<'_>],
-    ) -> Vec<Result<AppendResult>> {
-        let cfg = self.config();
-        let mut results: Vec<Result<AppendResult>> = Vec::with_capacity(items.len());
-        let mut group: Vec<usize> = Vec::new();
+        results: &mut Vec<Result<AppendResult>>,
+    ) {
+        let Scratch {
+            mut group,
+            index: mut index_buf,
+            time: mut time_buf,
+            ..
+        } = std::mem::take(&mut w.scratch);
         let mut st = w.state;
         let mut tracker = w.tracker;
-        let mut index_buf = Vec::new();
-        let mut time_buf = Vec::new();
         let mut next = w.next_offset;
         let mut failed: Option<Error> = None;
         let log_start = self.log_start();
@@ -409,7 +459,7 @@ impl Partition {
                     || aged);
             if need_roll {
                 let flushed = self
-                    .flush_group(w, items, &group, st, tracker, &index_buf, &time_buf)
+                    .flush_group(w, cfg, items, &group, st, tracker, &index_buf, &time_buf)
                     .map(|()| {
                         if let Some(t) = &tentative {
                             w.producers.clone_from(t);
@@ -473,7 +523,7 @@ impl Partition {
             next = last + 1;
         }
         if failed.is_none() && !group.is_empty() {
-            match self.flush_group(w, items, &group, st, tracker, &index_buf, &time_buf) {
+            match self.flush_group(w, cfg, items, &group, st, tracker, &index_buf, &time_buf) {
                 Ok(()) => {
                     if let Some(t) = tentative {
                         w.producers = t;
@@ -493,7 +543,12 @@ impl Partition {
                 w.producers = t;
             }
         }
-        results
+        group.clear();
+        index_buf.clear();
+        time_buf.clear();
+        w.scratch.group = group;
+        w.scratch.index = index_buf;
+        w.scratch.time = time_buf;
     }
 
     /// Writes a group of stamped batches and their index entries, then publishes them. On
@@ -502,6 +557,7 @@ impl Partition {
     fn flush_group(
         self: &Arc<Self>,
         w: &mut Writer,
+        cfg: &TopicConfig,
         items: &[Item<'_>],
         group: &[usize],
         st: SegmentState,
@@ -513,32 +569,39 @@ impl Partition {
             return Ok(());
         }
         let published = w.state;
-        let files = w.files(self)?;
-        let (log, index, time) = (
-            Arc::clone(&files.log),
-            Arc::clone(&files.index),
-            Arc::clone(&files.time),
-        );
-        let mut slices: Vec<IoSlice<'_>> = group
-            .iter()
-            .filter_map(|&i| items.get(i))
-            .map(|it| IoSlice::new(it.data))
-            .collect();
-        let a = &w.active;
-        let mut r = ops::writev_all(&log, &a.log_path, &mut slices).at(&a.log_path);
+        w.files(self)?;
+        let (Some(files), a) = (&w.files, &w.active) else {
+            return Err(Error::Closed {
+                what: "segment files",
+            });
+        };
+        let (log, index, time) = (&*files.log, &*files.index, &*files.time);
+        // A single batch needs no slice list.
+        let mut r = if let [one] = group {
+            let data = items.get(*one).map_or(&[][..], |it| &*it.data);
+            ops::write_all(log, &a.log_path, data)
+        } else {
+            let mut slices: Vec<IoSlice<'_>> = group
+                .iter()
+                .filter_map(|&i| items.get(i))
+                .map(|it| IoSlice::new(it.data))
+                .collect();
+            ops::writev_all(log, &a.log_path, &mut slices)
+        }
+        .at(&a.log_path);
         if r.is_ok() && !index_buf.is_empty() {
-            r = ops::write_all(&index, &a.index_path, index_buf).at(&a.index_path);
+            r = ops::write_all(index, &a.index_path, index_buf).at(&a.index_path);
         }
         if r.is_ok() && !time_buf.is_empty() {
-            r = ops::write_all(&time, &a.time_path, time_buf).at(&a.time_path);
+            r = ops::write_all(time, &a.time_path, time_buf).at(&a.time_path);
         }
         if let Err(e) = r {
             // Cut the unpublished bytes so the files end where readers think they do.
             let index_len = u64::from(published.index_entries) * INDEX_ENTRY as u64;
             let time_len = u64::from(published.time_entries) * TIME_ENTRY as u64;
-            let cut = ops::set_len(&log, &a.log_path, published.size)
-                .and_then(|()| ops::set_len(&index, &a.index_path, index_len))
-                .and_then(|()| ops::set_len(&time, &a.time_path, time_len));
+            let cut = ops::set_len(log, &a.log_path, published.size)
+                .and_then(|()| ops::set_len(index, &a.index_path, index_len))
+                .and_then(|()| ops::set_len(time, &a.time_path, time_len));
             if let Err(cut_err) = cut {
                 // The files may now hold bytes past the published end; recovery at the next
                 // open cuts them. Refuse writes until then.
@@ -552,19 +615,22 @@ impl Partition {
             .filter_map(|&i| items.get(i))
             .map(|it| u64::from(it.header.record_count.max(0) as u32))
             .sum();
-        self.counters
-            .records_appended
-            .fetch_add(records, std::sync::atomic::Ordering::Relaxed);
-        self.counters.bytes_appended.fetch_add(
-            st.size - published.size,
-            std::sync::atomic::Ordering::Relaxed,
+        // Only the writer (under its lock) changes these: a load and a store, no locked add.
+        let c = &self.counters;
+        c.records_appended.store(
+            c.records_appended.load(Ordering::Relaxed) + records,
+            Ordering::Relaxed,
+        );
+        c.bytes_appended.store(
+            c.bytes_appended.load(Ordering::Relaxed) + (st.size - published.size),
+            Ordering::Relaxed,
         );
         w.state = st;
         w.tracker = tracker;
         w.next_offset = st.end_offset;
         w.index_dirty |= !index_buf.is_empty() || !time_buf.is_empty();
         w.active.publish(&st);
-        self.publish_end(st.end_offset, self.config().flush_policy);
+        self.publish_end(st.end_offset, cfg.flush_policy);
         Ok(())
     }
 
