@@ -63,3 +63,37 @@ fn page_cache_appends_from_eight_threads() -> Result<()> {
 fn synced_appends_from_sixteen_threads() -> Result<()> {
     hammer(FlushPolicy::EveryBatch, 16, 40)
 }
+
+/// Under `EveryBatch` the group-commit leader waits for the appenders the last sync released;
+/// when some of them stop, the others still get every append acknowledged, durable and
+/// visible on return.
+#[test]
+fn synced_appends_go_on_as_threads_stop() -> Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path())?;
+    let mut c = small_segments(64 * 1024);
+    c.flush_policy = FlushPolicy::EveryBatch;
+    log.create_topic_with("t", 1, c)?;
+    let p = log.partition("t", 0)?;
+    let threads = 8u64;
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let p = p.clone();
+            s.spawn(move || {
+                // Thread t stops after 3 + 6t appends: the group shrinks one by one.
+                for i in 0..3 + 6 * t {
+                    let r = p.append(&[Record::new(format!("{t}-{i}"))]).unwrap();
+                    assert!(
+                        p.high_watermark() > r.last_offset,
+                        "acknowledged, not visible"
+                    );
+                }
+            });
+        }
+    });
+    let expected: u64 = (0..threads).map(|t| 3 + 6 * t).sum();
+    assert_eq!(p.log_end_offset() as u64, expected);
+    assert_eq!(p.high_watermark() as u64, expected);
+    assert_eq!(read_all(&p)?.len() as u64, expected);
+    log.close()
+}

@@ -16,10 +16,10 @@ mod writer;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Mutex, RwLock};
 
 use crate::config::{FlushPolicy, TopicConfig};
 use crate::error::{Error, IoContext, Result};
@@ -83,14 +83,47 @@ pub(crate) struct Counters {
     pub(crate) fsync_max_nanos: AtomicU64,
 }
 
+/// The longest a group-commit leader waits for appenders to come back (see
+/// `Partition::gather`); otherwise half its last fdatasync.
+const GATHER_MAX: Duration = Duration::from_micros(500);
+
 /// Group-commit state.
 #[derive(Debug)]
-struct SyncState {
+pub(crate) struct SyncState {
     /// Every offset below this is on stable storage (the recovery point).
     synced: i64,
     /// A leader is running fdatasync right now.
     syncing: bool,
     last_sync: Instant,
+    /// How long the last leader's fdatasync took.
+    last_sync_took: Duration,
+    /// The running sync's leader has read the end it syncs to.
+    end_taken: bool,
+    /// Syncs finished (numbers the rounds).
+    round: u64,
+    /// Callers waiting for a leader's sync to finish.
+    waiting: usize,
+    /// Of them, those that started waiting after the running sync took its end: it does not
+    /// cover them.
+    late: usize,
+    /// Callers the last sync released: its leader and the waiters it covered.
+    served: usize,
+}
+
+impl SyncState {
+    fn new(synced: i64) -> SyncState {
+        SyncState {
+            synced,
+            syncing: false,
+            last_sync: Instant::now(),
+            last_sync_took: Duration::ZERO,
+            end_taken: false,
+            round: 0,
+            waiting: 0,
+            late: 0,
+            served: 1,
+        }
+    }
 }
 
 /// One partition of a topic.
@@ -110,8 +143,17 @@ pub(crate) struct Partition {
     log_end: AtomicI64,
     /// What readers may see: `log_end` under `Os`/`Interval`, the synced end under `EveryBatch`.
     high_watermark: AtomicI64,
-    sync: Mutex<SyncState>,
-    sync_done: Condvar,
+    /// Group commit. These are std's lock and condition variable, not parking_lot's:
+    /// parking_lot's `notify_all` wakes one waiter and requeues the rest on the mutex, so they
+    /// wake one after another, each woken by the unlock of the one before. With 16 appenders
+    /// waiting on one fdatasync, that chain of wake-ups took about as long as the next
+    /// fdatasync on this VM, and half the appenders missed it. std's `notify_all` wakes them
+    /// all with one system call.
+    sync: std::sync::Mutex<SyncState>,
+    sync_done: std::sync::Condvar,
+    /// Callers that needed a sync since the last one finished (changed under `sync`; read
+    /// without it by a gathering leader).
+    sync_arrivals: AtomicUsize,
     poisoned: Mutex<Option<String>>,
     is_poisoned: AtomicBool,
     deleted: AtomicBool,
@@ -203,12 +245,9 @@ impl Partition {
             log_start: AtomicI64::new(loaded.log_start),
             log_end: AtomicI64::new(end),
             high_watermark: AtomicI64::new(end),
-            sync: Mutex::new(SyncState {
-                synced: loaded.recovery_point,
-                syncing: false,
-                last_sync: Instant::now(),
-            }),
-            sync_done: Condvar::new(),
+            sync: std::sync::Mutex::new(SyncState::new(loaded.recovery_point)),
+            sync_done: std::sync::Condvar::new(),
+            sync_arrivals: AtomicUsize::new(0),
             poisoned: Mutex::new(None),
             is_poisoned: AtomicBool::new(false),
             deleted: AtomicBool::new(false),
@@ -258,7 +297,7 @@ impl Partition {
     }
 
     pub(crate) fn recovery_point(&self) -> i64 {
-        self.sync.lock().synced
+        self.sync_state().synced
     }
 
     pub(crate) fn recovery_report(&self) -> Option<PartitionRecovery> {
@@ -343,10 +382,20 @@ impl Partition {
         r
     }
 
+    /// The group-commit state (a panic while it was held leaves it consistent: every
+    /// change to it is a single assignment).
+    pub(crate) fn sync_state(&self) -> std::sync::MutexGuard<'_, SyncState> {
+        self.sync
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Makes every offset below `target` durable, sharing one fdatasync among concurrent
     /// callers (group commit). Under `EveryBatch` it also advances the high watermark.
     pub(crate) fn sync_to(&self, target: i64) -> Result<()> {
-        let mut st = self.sync.lock();
+        let mut st = self.sync_state();
+        let mut arrived = false;
+        let mut late_in = None;
         loop {
             if st.synced >= target {
                 return Ok(());
@@ -354,28 +403,52 @@ impl Partition {
             if self.is_poisoned.load(Ordering::Acquire) {
                 return Err(self.poison_error());
             }
+            if !arrived {
+                arrived = true;
+                self.sync_arrivals.fetch_add(1, Ordering::Relaxed);
+            }
             if !st.syncing {
                 st.syncing = true;
                 break;
             }
-            self.sync_done.wait(&mut st);
+            if st.end_taken && late_in != Some(st.round) {
+                late_in = Some(st.round);
+                st.late += 1;
+            }
+            st.waiting += 1;
+            st = self
+                .sync_done
+                .wait(st)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            st.waiting -= 1;
         }
+        let (served, max) = (st.served, (st.last_sync_took / 2).min(GATHER_MAX));
         drop(st);
+        self.gather(served, max);
         // Leader: take what to sync under the writer lock (cheap), sync outside it.
         let (files, end) = {
             let mut w = self.writer.lock();
             let end = self.log_end();
+            // Under the writer lock: an append past `end` reaches `sync_to` after this.
+            self.sync_state().end_taken = true;
             (w.files_to_sync(false), end)
         };
+        let started = Instant::now();
         let result = files.and_then(|files| {
             for (file, path) in &files {
                 self.timed_sync(file, path)?;
             }
             Ok(())
         });
-        let mut st = self.sync.lock();
+        let mut st = self.sync_state();
         st.syncing = false;
+        st.end_taken = false;
         st.last_sync = Instant::now();
+        st.last_sync_took = st.last_sync - started;
+        st.served = (st.waiting + 1).saturating_sub(st.late);
+        st.late = 0;
+        st.round += 1;
+        self.sync_arrivals.store(0, Ordering::Relaxed);
         let out = match result {
             Ok(()) => {
                 if end > st.synced {
@@ -404,6 +477,20 @@ impl Partition {
         out
     }
 
+    /// Before a leader reads what to sync: until as many callers have come for a sync as the
+    /// last one released, lets them append again (yielding the CPU to them), for at most
+    /// `max`. Without this, appenders split into two cohorts, each fdatasync serving the half
+    /// that arrived while the one before ran. A lone appender never waits.
+    fn gather(&self, served: usize, max: Duration) {
+        if served <= 1 {
+            return;
+        }
+        let deadline = Instant::now() + max;
+        while self.sync_arrivals.load(Ordering::Relaxed) < served && Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+    }
+
     /// Periodic work for the flusher: sync segments that rolled, and the active segment when an
     /// `Interval` policy is due.
     pub(crate) fn flush_tick(&self) -> Result<()> {
@@ -418,12 +505,12 @@ impl Partition {
                 self.poison(e.to_string());
                 return Err(e);
             }
-            let mut st = self.sync.lock();
+            let mut st = self.sync_state();
             st.synced = st.synced.max(end);
         }
         if let FlushPolicy::Interval(every) = policy {
             let due = {
-                let st = self.sync.lock();
+                let st = self.sync_state();
                 st.last_sync.elapsed() >= every && st.synced < self.log_end()
             };
             if due {

@@ -812,7 +812,7 @@ impl Partition {
         self.high_watermark
             .fetch_min(new_end, std::sync::atomic::Ordering::AcqRel);
         {
-            let mut st = self.sync.lock();
+            let mut st = self.sync_state();
             st.synced = st.synced.min(new_end);
         }
         Ok(new_end)
