@@ -230,7 +230,7 @@ impl Partition {
             other => other?,
         };
         let end = active.end_offset();
-        let mut writer = Writer::new(active, loaded.tracker);
+        let mut writer = Writer::new(active, loaded.tracker, &config);
         writer.producers = producers;
         let p = Arc::new(Partition {
             topic: Arc::clone(topic),
@@ -267,7 +267,9 @@ impl Partition {
     }
 
     pub(crate) fn set_config(&self, config: Arc<TopicConfig>) {
-        self.writer.lock().set_interval(config.index_interval_bytes);
+        // Under the writer lock: an append sees the old settings or the new, whole.
+        let mut w = self.writer.lock();
+        w.set_config(&config);
         *self.config.write() = config;
     }
 

@@ -27,6 +27,44 @@ pub(crate) fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// The topic settings the write path reads, copied from its config: the writer reads them
+/// under its own lock, with no lock or reference count of the config's.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WriteLimits {
+    max_message_bytes: u32,
+    timestamp_type: TimestampType,
+    flush_policy: FlushPolicy,
+    segment_bytes: u32,
+    segment_ms: u64,
+}
+
+impl WriteLimits {
+    pub(crate) fn of(c: &TopicConfig) -> WriteLimits {
+        WriteLimits {
+            max_message_bytes: c.max_message_bytes,
+            timestamp_type: c.timestamp_type,
+            flush_policy: c.flush_policy,
+            segment_bytes: c.segment_bytes,
+            segment_ms: c.segment_ms,
+        }
+    }
+
+    /// Checks a batch's size, stamps the append time when the topic asks for it, and reads
+    /// its header.
+    fn prepare(self, data: &mut [u8]) -> Result<BatchHeader> {
+        if data.len() > self.max_message_bytes as usize {
+            return Err(Error::RecordTooLarge {
+                size: data.len(),
+                max: self.max_message_bytes as usize,
+            });
+        }
+        if self.timestamp_type == TimestampType::LogAppendTime {
+            stamp_log_append_time(data, now_ms());
+        }
+        BatchHeader::parse(data)
+    }
+}
+
 /// Open descriptors of the active segment.
 #[derive(Debug)]
 struct WriterFiles {
@@ -55,6 +93,7 @@ pub(crate) struct Writer {
     pub(crate) producers: ProducerState,
     /// Buffers of `write_items`, kept between appends so an append allocates nothing.
     scratch: Scratch,
+    limits: WriteLimits,
 }
 
 /// `write_items`' working buffers (empty between calls).
@@ -111,7 +150,7 @@ impl Item<'_> {
 }
 
 impl Writer {
-    pub(crate) fn new(active: Arc<Segment>, tracker: IndexTracker) -> Writer {
+    pub(crate) fn new(active: Arc<Segment>, tracker: IndexTracker, config: &TopicConfig) -> Writer {
         let state = active.state();
         Writer {
             next_offset: state.end_offset,
@@ -124,11 +163,13 @@ impl Writer {
             index_dirty: false,
             producers: ProducerState::default(),
             scratch: Scratch::default(),
+            limits: WriteLimits::of(config),
         }
     }
 
-    pub(crate) fn set_interval(&mut self, interval: u32) {
-        self.tracker.set_interval(interval);
+    pub(crate) fn set_config(&mut self, config: &TopicConfig) {
+        self.tracker.set_interval(config.index_interval_bytes);
+        self.limits = WriteLimits::of(config);
     }
 
     fn files(&mut self, p: &Arc<Partition>) -> Result<&WriterFiles> {
@@ -235,29 +276,21 @@ impl Partition {
         assign_seq: bool,
     ) -> Result<AppendResult> {
         self.check_writable()?;
-        let cfg = self.config();
-        if data.len() > cfg.max_message_bytes as usize {
-            return Err(Error::RecordTooLarge {
-                size: data.len(),
-                max: cfg.max_message_bytes as usize,
-            });
-        }
-        if cfg.timestamp_type == TimestampType::LogAppendTime {
-            stamp_log_append_time(data, now_ms());
-        }
-        let header = BatchHeader::parse(data)?;
-        let result = if let Some(mut w) = self.writer.try_lock() {
+        let (result, policy) = if let Some(mut w) = self.writer.try_lock() {
             // Uncontended: write straight from the caller's buffer, plus anything queued.
+            let limits = w.limits;
             let mut own = Item {
+                header: limits.prepare(data)?,
                 data,
-                header,
                 expected_end,
                 assign_seq,
             };
-            let r = self.write_with_queue(&mut w, &cfg, Some(&mut own));
+            let r = self.write_with_queue(&mut w, Some(&mut own));
             drop(w);
-            r
+            (r, limits.flush_policy)
         } else {
+            let limits = WriteLimits::of(&self.config.read());
+            let header = limits.prepare(data)?;
             // Flat combining: queue the batch; whoever holds the writer writes it with its own
             // and wakes us. Waiting on our slot, not on the writer lock, lets one combiner
             // answer every waiter without a lock handoff per waiter.
@@ -274,7 +307,7 @@ impl Partition {
                 self.queued.store(true, Ordering::Release);
             }
             let mut spins = 0;
-            loop {
+            let r = loop {
                 if let Some(r) = slot.result.lock().take() {
                     break r;
                 }
@@ -289,7 +322,7 @@ impl Partition {
                 if let Some(mut w) = self.writer.try_lock() {
                     if slot.result.lock().is_none() {
                         // Our result (and the others') goes to the slots.
-                        let _ = self.write_with_queue(&mut w, &cfg, None);
+                        let _ = self.write_with_queue(&mut w, None);
                     }
                     drop(w);
                     // Holding the writer, we wrote whatever was queued; a combiner that took
@@ -305,10 +338,11 @@ impl Partition {
                 if let Some(r) = r.take() {
                     break r;
                 }
-            }
+            };
+            (r, limits.flush_policy)
         };
         let r = result?;
-        if cfg.flush_policy.syncs_each_batch() {
+        if policy.syncs_each_batch() {
             self.sync_to(r.last_offset + 1)?;
         }
         Ok(r)
@@ -319,7 +353,6 @@ impl Partition {
     fn write_with_queue(
         self: &Arc<Self>,
         w: &mut Writer,
-        cfg: &TopicConfig,
         own: Option<&mut Item<'_>>,
     ) -> Result<AppendResult> {
         let mut results = std::mem::take(&mut w.scratch.results);
@@ -335,7 +368,7 @@ impl Partition {
         };
         match own {
             Some(own) if queued.is_empty() => {
-                self.write_items(w, cfg, std::slice::from_mut(own), &mut results);
+                self.write_items(w, std::slice::from_mut(own), &mut results);
             }
             _ => {
                 let mut items: Vec<Item<'_>> = own.into_iter().map(Item::reborrow).collect();
@@ -345,7 +378,7 @@ impl Partition {
                     expected_end: q.expected_end,
                     assign_seq: q.assign_seq,
                 }));
-                self.write_items(w, cfg, &mut items, &mut results);
+                self.write_items(w, &mut items, &mut results);
             }
         }
         let mut drained = results.drain(..);
@@ -365,10 +398,10 @@ impl Partition {
     fn write_items(
         self: &Arc<Self>,
         w: &mut Writer,
-        cfg: &TopicConfig,
         items: &mut [Item<'_>],
         results: &mut Vec<Result<AppendResult>>,
     ) {
+        let cfg = w.limits;
         let Scratch {
             mut group,
             index: mut index_buf,
@@ -459,7 +492,7 @@ impl Partition {
                     || aged);
             if need_roll {
                 let flushed = self
-                    .flush_group(w, cfg, items, &group, st, tracker, &index_buf, &time_buf)
+                    .flush_group(w, items, &group, st, tracker, &index_buf, &time_buf)
                     .map(|()| {
                         if let Some(t) = &tentative {
                             w.producers.clone_from(t);
@@ -523,7 +556,7 @@ impl Partition {
             next = last + 1;
         }
         if failed.is_none() && !group.is_empty() {
-            match self.flush_group(w, cfg, items, &group, st, tracker, &index_buf, &time_buf) {
+            match self.flush_group(w, items, &group, st, tracker, &index_buf, &time_buf) {
                 Ok(()) => {
                     if let Some(t) = tentative {
                         w.producers = t;
@@ -557,7 +590,6 @@ impl Partition {
     fn flush_group(
         self: &Arc<Self>,
         w: &mut Writer,
-        cfg: &TopicConfig,
         items: &[Item<'_>],
         group: &[usize],
         st: SegmentState,
@@ -630,7 +662,7 @@ impl Partition {
         w.next_offset = st.end_offset;
         w.index_dirty |= !index_buf.is_empty() || !time_buf.is_empty();
         w.active.publish(&st);
-        self.publish_end(st.end_offset, cfg.flush_policy);
+        self.publish_end(st.end_offset, w.limits.flush_policy);
         Ok(())
     }
 
@@ -800,7 +832,7 @@ impl Partition {
         let new_end = active.end_offset();
         let producers =
             super::rebuild_producers(&self.shared, &self.dir, &loaded.segments, new_end)?;
-        *w = Writer::new(active, loaded.tracker);
+        *w = Writer::new(active, loaded.tracker, &cfg);
         w.producers = producers;
         self.set_segments(loaded.segments);
         if new_end < start {
