@@ -151,6 +151,10 @@ pub(crate) struct Partition {
     /// all with one system call.
     sync: std::sync::Mutex<SyncState>,
     sync_done: std::sync::Condvar,
+    /// Rolls so far, and how many of them have their new segment's name synced in the
+    /// partition directory.
+    pub(crate) rolls: AtomicU64,
+    rolls_synced: AtomicU64,
     /// Callers that needed a sync since the last one finished (changed under `sync`; read
     /// without it by a gathering leader).
     sync_arrivals: AtomicUsize,
@@ -248,6 +252,8 @@ impl Partition {
             sync: std::sync::Mutex::new(SyncState::new(loaded.recovery_point)),
             sync_done: std::sync::Condvar::new(),
             sync_arrivals: AtomicUsize::new(0),
+            rolls: AtomicU64::new(0),
+            rolls_synced: AtomicU64::new(0),
             poisoned: Mutex::new(None),
             is_poisoned: AtomicBool::new(false),
             deleted: AtomicBool::new(false),
@@ -384,6 +390,20 @@ impl Partition {
         r
     }
 
+    /// fdatasyncs `files`, then the partition directory if the first `rolls` rolls' new
+    /// segment names are not yet known durable. Read `rolls` under the writer lock with the
+    /// files, so that it counts every roll before the data being synced.
+    fn sync_files(&self, files: &[(Arc<File>, PathBuf)], rolls: u64) -> Result<()> {
+        for (file, path) in files {
+            self.timed_sync(file, path)?;
+        }
+        if rolls > self.rolls_synced.load(Ordering::Acquire) {
+            crate::io::sync_dir(&self.dir)?;
+            self.rolls_synced.fetch_max(rolls, Ordering::AcqRel);
+        }
+        Ok(())
+    }
+
     /// The group-commit state (a panic while it was held leaves it consistent: every
     /// change to it is a single assignment).
     pub(crate) fn sync_state(&self) -> std::sync::MutexGuard<'_, SyncState> {
@@ -433,15 +453,11 @@ impl Partition {
             let end = self.log_end();
             // Under the writer lock: an append past `end` reaches `sync_to` after this.
             self.sync_state().end_taken = true;
-            (w.files_to_sync(false), end)
+            let rolls = self.rolls.load(Ordering::Acquire);
+            (w.files_to_sync(false).map(|f| (f, rolls)), end)
         };
         let started = Instant::now();
-        let result = files.and_then(|files| {
-            for (file, path) in &files {
-                self.timed_sync(file, path)?;
-            }
-            Ok(())
-        });
+        let result = files.and_then(|(files, rolls)| self.sync_files(&files, rolls));
         let mut st = self.sync_state();
         st.syncing = false;
         st.end_taken = false;
@@ -500,13 +516,16 @@ impl Partition {
             return Ok(());
         }
         let policy = self.config.read().flush_policy;
-        let rolled = self.writer.lock().take_rolled();
-        if let Some((files, end)) = rolled {
-            let r = files.iter().try_for_each(|(f, p)| self.timed_sync(f, p));
-            if let Err(e) = r {
-                self.poison(e.to_string());
-                return Err(e);
-            }
+        let (rolled, rolls) = {
+            let mut w = self.writer.lock();
+            (w.take_rolled(), self.rolls.load(Ordering::Acquire))
+        };
+        let files = rolled.as_ref().map_or(&[][..], |(f, _)| f.as_slice());
+        if let Err(e) = self.sync_files(files, rolls) {
+            self.poison(e.to_string());
+            return Err(e);
+        }
+        if let Some((_, end)) = rolled {
             let mut st = self.sync_state();
             st.synced = st.synced.max(end);
         }
@@ -531,12 +550,13 @@ impl Partition {
         let end = self.log_end();
         self.sync_to(end)?;
         // Group commits skip the index files; a flush makes them durable too.
-        let files = self.writer.lock().files_to_sync(true)?;
-        for (file, path) in &files {
-            if let Err(e) = self.timed_sync(file, path) {
-                self.poison(e.to_string());
-                return Err(e);
-            }
+        let (files, rolls) = {
+            let mut w = self.writer.lock();
+            (w.files_to_sync(true)?, self.rolls.load(Ordering::Acquire))
+        };
+        if let Err(e) = self.sync_files(&files, rolls) {
+            self.poison(e.to_string());
+            return Err(e);
         }
         Ok(())
     }

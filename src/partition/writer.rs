@@ -692,7 +692,10 @@ impl Partition {
         }
         let base = w.next_offset;
         Segment::create_files(&self.dir, base)?;
-        sync_dir(&self.dir)?;
+        // The directory's fsync is left to the next sync of the partition (`sync_files`):
+        // nothing is promised durable before one, and an append under `Os` does not wait for
+        // a directory fsync per roll.
+        self.rolls.fetch_add(1, Ordering::AcqRel);
         let cfg = self.config();
         let seg = Arc::new(Segment::new(
             &self.dir,
