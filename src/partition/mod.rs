@@ -390,16 +390,17 @@ impl Partition {
         r
     }
 
-    /// fdatasyncs `files`, then the partition directory if the first `rolls` rolls' new
-    /// segment names are not yet known durable. Read `rolls` under the writer lock with the
-    /// files, so that it counts every roll before the data being synced.
+    /// Syncs the partition directory if the new segment names of the first `rolls` rolls
+    /// are not yet known durable, then fdatasyncs `files`. Read `rolls` under the writer lock
+    /// with the files, so that it counts every roll before the data being synced: once a
+    /// segment file's sync returns, its name is durable too.
     fn sync_files(&self, files: &[(Arc<File>, PathBuf)], rolls: u64) -> Result<()> {
-        for (file, path) in files {
-            self.timed_sync(file, path)?;
-        }
         if rolls > self.rolls_synced.load(Ordering::Acquire) {
             crate::io::sync_dir(&self.dir)?;
             self.rolls_synced.fetch_max(rolls, Ordering::AcqRel);
+        }
+        for (file, path) in files {
+            self.timed_sync(file, path)?;
         }
         Ok(())
     }
