@@ -11,7 +11,9 @@ use common::*;
 use std::collections::BTreeMap;
 use std::path::Path;
 use topiclog::sim::{FaultKind, Op, SimFs};
-use topiclog::{CleanupPolicy, Error, FlushPolicy, Log, Record, Result, TopicConfig};
+use topiclog::{
+    CleanupPolicy, Error, FlushPolicy, Log, PartitionHandle, Record, Result, TopicConfig,
+};
 
 const KINDS: [FaultKind; 3] = [FaultKind::NoSpace, FaultKind::Eio, FaultKind::ShortWrite];
 
@@ -136,6 +138,41 @@ fn failed_appends_cut_their_bytes_and_resume_when_the_fault_clears() -> Result<(
     Ok(())
 }
 
+/// After an append failed on a sync, with `n` records acknowledged: writes and flushes are
+/// refused even though the disk "recovered", reads still serve the synced end; after a crash
+/// (and a simulated power loss with `power_loss`'s seed) the log reopens with every
+/// acknowledged record and takes appends.
+fn poisoned_then_reopens_whole(
+    dir: &Path,
+    sim: SimFs,
+    log: Log,
+    p: PartitionHandle,
+    n: u64,
+    power_loss: Option<u64>,
+) -> Result<()> {
+    let e = p.append(&one(n)).unwrap_err();
+    assert!(matches!(e, Error::Poisoned { .. }), "{e}");
+    assert_eq!(p.high_watermark() as u64, n);
+    assert!(matches!(p.flush(), Err(Error::Poisoned { .. })));
+    drop(p);
+    log.abandon();
+    match power_loss {
+        Some(seed) => {
+            sim.power_loss(seed).unwrap();
+        }
+        None => drop(sim),
+    }
+    let log = open(dir)?;
+    let p = log.partition("t", 0)?;
+    // The unacknowledged batch may or may not have reached the disk.
+    let end = p.log_end_offset() as u64;
+    assert!(end == n || end == n + 1, "end {end}, acknowledged {n}");
+    check_values(&log, "t", end)?;
+    assert_eq!(p.append(&one(end))?.base_offset as u64, end);
+    drop(p);
+    log.close()
+}
+
 #[test]
 fn a_failed_fsync_poisons_until_reopened_and_loses_nothing_acknowledged() -> Result<()> {
     for (round, kind) in [FaultKind::Eio, FaultKind::NoSpace].into_iter().enumerate() {
@@ -155,28 +192,8 @@ fn a_failed_fsync_poisons_until_reopened_and_loses_nothing_acknowledged() -> Res
             sim.fail_times(Op::Sync, ".log", kind, 1);
             let e = p.append(&one(n)).unwrap_err();
             assert_eq!(os_error(&e), Some(errno(kind)), "{e}");
-            // Poisoned: writes refused even though the disk "recovered"; reads still work up
-            // to the synced end.
-            let e = p.append(&one(n)).unwrap_err();
-            assert!(matches!(e, Error::Poisoned { .. }), "{e}");
-            assert_eq!(p.high_watermark() as u64, n);
-            assert!(matches!(p.flush(), Err(Error::Poisoned { .. })));
-            drop(p);
-            log.abandon();
-            if power_loss {
-                sim.power_loss(round as u64 + 7).unwrap();
-            } else {
-                drop(sim);
-            }
-            let log = open(dir.path())?;
-            let p = log.partition("t", 0)?;
-            // The unacknowledged batch may or may not have reached the disk.
-            let end = p.log_end_offset() as u64;
-            assert!(end == n || end == n + 1, "end {end}, acknowledged {n}");
-            check_values(&log, "t", end)?;
-            assert_eq!(p.append(&one(end))?.base_offset as u64, end);
-            drop(p);
-            log.close()?;
+            let seed = power_loss.then_some(round as u64 + 7);
+            poisoned_then_reopens_whole(dir.path(), sim, log, p, n, seed)?;
         }
     }
     Ok(())
@@ -211,25 +228,8 @@ fn a_failed_directory_sync_after_a_roll_acknowledges_nothing_it_covers() -> Resu
             };
             assert_eq!(os_error(&e), Some(errno(kind)), "{e}");
             assert!(segment_logs(&dir.path().join("t-0")).len() > 1);
-            let e = p.append(&one(n)).unwrap_err();
-            assert!(matches!(e, Error::Poisoned { .. }), "{e}");
-            assert_eq!(p.high_watermark() as u64, n);
-            drop(p);
-            log.abandon();
-            if power_loss {
-                sim.power_loss(round as u64 + 11).unwrap();
-            } else {
-                drop(sim);
-            }
-            let log = open(dir.path())?;
-            let p = log.partition("t", 0)?;
-            // The unacknowledged batch may or may not have survived.
-            let end = p.log_end_offset() as u64;
-            assert!(end == n || end == n + 1, "end {end}, acknowledged {n}");
-            check_values(&log, "t", end)?;
-            assert_eq!(p.append(&one(end))?.base_offset as u64, end);
-            drop(p);
-            log.close()?;
+            let seed = power_loss.then_some(round as u64 + 11);
+            poisoned_then_reopens_whole(dir.path(), sim, log, p, n, seed)?;
         }
     }
     Ok(())
