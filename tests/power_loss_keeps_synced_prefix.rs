@@ -176,3 +176,60 @@ fn power_loss_keeps_every_synced_record() -> Result<()> {
     );
     Ok(())
 }
+
+/// Under `Os` with a descriptor budget for one partition's files, two partitions take turns
+/// closing each other's. A segment whose files were closed that way, then rolled before any append
+/// reopened them, must still be synced by `Log::flush`: after a power loss right after the
+/// flush, every record is there.
+#[test]
+fn flush_syncs_a_segment_rolled_while_its_files_were_closed() -> Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = SimFs::install(dir.path()).unwrap();
+    let log = quiet().max_open_files(4).open(dir.path())?;
+    log.create_topic_with("t", 2, small_segments(1024))?;
+    let (p0, p1) = (log.partition("t", 0)?, log.partition("t", 1)?);
+    // One size and one timestamp for all: the time index holds the largest timestamp from
+    // the first entry on, so a roll writes no final time entry and opens no file.
+    let value = "v".repeat(50);
+    let record = || Record::new(value.clone()).timestamp(7);
+    let mut n = [0u64; 2];
+    p0.append(&[record()])?;
+    n[0] += 1;
+    let batch = std::fs::metadata(&segment_logs(&dir.path().join("t-0"))[0])
+        .unwrap()
+        .len();
+    let per_segment = 1024 / batch;
+    for _ in 0..3 {
+        // Fill partition 0's segment, let partition 1 take the descriptors, then roll
+        // partition 0: its next batch does not fit.
+        for _ in 1..per_segment {
+            p0.append(&[record()])?;
+            n[0] += 1;
+        }
+        p1.append(&[record()])?;
+        n[1] += 1;
+        // One partition's three descriptors: partition 0's were closed, unsynced.
+        assert_eq!(log.stats().open_files, 3);
+        p0.append(&[record()])?;
+        n[0] += 1;
+    }
+    assert!(segment_logs(&dir.path().join("t-0")).len() > 2, "no roll");
+    log.flush()?;
+    log.abandon();
+    sim.power_loss(3).unwrap();
+    let log = open(dir.path())?;
+    for (i, &count) in n.iter().enumerate() {
+        let p = log.partition("t", i as i32)?;
+        let got = read_all(&p)?;
+        assert_eq!(
+            got.len() as u64,
+            count,
+            "partition {i}: records lost after a flush"
+        );
+        assert!(
+            got.iter()
+                .all(|r| r.value.as_deref() == Some(value.as_bytes()))
+        );
+    }
+    log.close()
+}

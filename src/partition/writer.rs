@@ -690,6 +690,9 @@ impl Partition {
             w.state.time_entries += 1;
             old.publish(&w.state);
         }
+        // The sealed segment is synced after the roll through its open files: reopen them if
+        // the descriptor budget closed them (under `Os`, unsynced), or nothing would sync it.
+        w.files(self)?;
         let base = w.next_offset;
         Segment::create_files(&self.dir, base)?;
         // The directory's fsync is left to the next sync of the partition (`sync_files`):
