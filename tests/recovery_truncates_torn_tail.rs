@@ -207,3 +207,88 @@ fn a_rolled_segment_lost_whole_cuts_there_instead_of_leaving_a_gap() -> Result<(
     assert_eq!(p.append(&[rec(999)])?.base_offset, second_base);
     Ok(())
 }
+
+/// A cleanly closed log of 200 single-record batches over several 2 KiB segments; returns the
+/// segment logs.
+fn clean_log_of_segments(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let log = open(dir)?;
+    log.create_topic_with("t", 1, small_segments(2048))?;
+    let p = log.partition("t", 0)?;
+    for i in 0..200 {
+        p.append(&[rec(i)])?;
+    }
+    log.close()?;
+    let logs = segment_logs(&dir.join("t-0"));
+    assert!(logs.len() > 3);
+    Ok(logs)
+}
+
+/// Opens `dir`, appends one record, closes cleanly and reopens: the append must land at
+/// `expect_end` and the log must read the same before and after the close.
+fn append_survives_clean_reopen(dir: &Path, expect_end: i64) -> Result<()> {
+    let log = open(dir)?;
+    let p = log.partition("t", 0)?;
+    assert_eq!(p.log_end_offset(), expect_end);
+    let at = p.append(&[Record::new("after").key("k")])?;
+    assert_eq!(at.base_offset, expect_end);
+    let before = read_all(&p)?;
+    drop(p);
+    log.close()?;
+    let log = open(dir)?;
+    assert!(log.recovery_report().clean);
+    let p = log.partition("t", 0)?;
+    assert_eq!(p.log_end_offset(), expect_end + 1);
+    let after = read_all(&p)?;
+    assert_eq!(values(&after), values(&before));
+    assert_eq!(after.last().unwrap().value.as_deref(), Some(&b"after"[..]));
+    for (i, r) in after.iter().take(expect_end as usize).enumerate() {
+        assert_eq!(r.value, rec(i as u64).value, "record {i}");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_segment_left_last_by_a_cut_has_its_tail_checked_like_the_last_one() -> Result<()> {
+    // After a clean close a sealed segment's tail is only checked for whole headers. When the
+    // segment after it is gone, the kept one becomes the segment appends continue: a damaged
+    // batch at its end must be cut now, not after the next append (the next open, finding it
+    // last, would cut the acknowledged append with it).
+    let dir = tempfile::tempdir().unwrap();
+    let logs = clean_log_of_segments(dir.path())?;
+    let second_base = segment_base(&logs[1]);
+    for ext in ["log", "index", "timeindex"] {
+        fs::remove_file(logs[1].with_extension(ext)).unwrap();
+    }
+    // Damage the last batch of the first segment (one record at offset second_base - 1) inside
+    // its value: the header still parses, the CRC no longer matches.
+    let mut bytes = fs::read(&logs[0]).unwrap();
+    let last = bytes.len() - 3;
+    bytes[last] ^= 0xff;
+    fs::write(&logs[0], &bytes).unwrap();
+    append_survives_clean_reopen(dir.path(), second_base - 1)
+}
+
+#[test]
+fn a_segment_starting_below_the_previous_end_is_cut() -> Result<()> {
+    // The third segment's files renamed to a base inside the first segment (the others
+    // removed): it is cut, and appends continue after the first segment.
+    let dir = tempfile::tempdir().unwrap();
+    let logs = clean_log_of_segments(dir.path())?;
+    let second_base = segment_base(&logs[1]);
+    let pdir = dir.path().join("t-0");
+    for l in &logs[1..] {
+        for ext in ["log", "index", "timeindex"] {
+            let from = l.with_extension(ext);
+            if l == &logs[2] {
+                fs::rename(&from, pdir.join(format!("{:020}.{ext}", second_base / 2))).unwrap();
+            } else {
+                fs::remove_file(&from).unwrap();
+            }
+        }
+    }
+    append_survives_clean_reopen(dir.path(), second_base)?;
+    // The misplaced segment is gone; the append rolled a segment at the first one's end.
+    let second = pdir.join(format!("{second_base:020}.log"));
+    assert_eq!(segment_logs(&pdir), vec![logs[0].clone(), second]);
+    Ok(())
+}

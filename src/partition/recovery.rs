@@ -376,6 +376,77 @@ impl SegPaths {
 /// Suffixes of files left behind by an interrupted delete, truncation or checkpoint.
 const LEFTOVER_SUFFIXES: &[&str] = &[".deleted", ".cleaned", ".tmp", ".truncating"];
 
+/// How one segment's batches were established at open.
+enum Opened {
+    /// Its indexes passed the cheap checks; only the tail after the last entry was read.
+    Trusted(Scan),
+    /// After a crash: its index prefix up to the recovery point was kept (the two prefixes
+    /// here) and the log was scanned from there.
+    Resumed(Scan, Vec<u8>, Vec<u8>),
+    /// The whole log was scanned.
+    Scanned(Scan),
+}
+
+impl Opened {
+    fn scan(&self) -> &Scan {
+        match self {
+            Opened::Trusted(s) | Opened::Resumed(s, ..) | Opened::Scanned(s) => s,
+        }
+    }
+}
+
+/// Which ways of opening a segment [`open_segment`] may take.
+#[derive(Clone, Copy)]
+struct OpenAt {
+    /// The segment lies before the recovery point (or the log was closed cleanly).
+    trusted: bool,
+    /// The segment holds the recovery point after a crash, and the open may rewrite its
+    /// indexes.
+    resume: bool,
+    interval: u32,
+    recovery_point: i64,
+}
+
+/// Establishes a segment's batches (trusting its indexes, resuming from the recovery point or
+/// scanning it whole, in that order of preference) without touching its files; the caller
+/// writes rebuilt indexes and cuts the log.
+fn open_segment(
+    log: &[u8],
+    base: i64,
+    paths: &SegPaths,
+    map: Option<&Mapped>,
+    check: Check,
+    at: OpenAt,
+) -> Opened {
+    // A sealed segment's trusted open reads a few headers: no read-around for them.
+    let sparse = at.trusted && check == Check::Headers;
+    if let Some(m) = map.filter(|_| sparse) {
+        m.expect_sparse_reads(true);
+    }
+    if at.trusted
+        && let Some(s) = try_trusted(log, base, paths, at.interval, check)
+    {
+        return Opened::Trusted(s);
+    }
+    if let Some(m) = map.filter(|_| sparse) {
+        m.expect_sparse_reads(false); // it is scanned instead
+    }
+    if at.resume
+        && let Some((s, index, time)) = try_resume(log, base, paths, at.interval, at.recovery_point)
+    {
+        return Opened::Resumed(s, index, time);
+    }
+    Opened::Scanned(scan(
+        log,
+        base,
+        0,
+        SegmentState::empty(base),
+        IndexTracker::new(at.interval),
+        true,
+        Check::Crc,
+    ))
+}
+
 /// Loads (and unless read-only, recovers) one partition directory.
 #[allow(clippy::too_many_lines)]
 pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
@@ -464,73 +535,74 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
             .as_ref()
             .and_then(|m| m.slice(0, file_len as usize))
             .unwrap_or(&[]);
+        let next = bases.get(i + 1).copied();
         // The last segment is the one appends continue: its tail's CRCs are checked. A sealed
         // segment's are left to readers, so a clean open does not read a batch's worth of
-        // every segment (the cost that made open time grow with the data).
-        let check = if i + 1 == bases.len() {
+        // every segment (the cost that made open time grow with the data). A segment that
+        // turns out to be the last one (the segments after it do not follow on from its end,
+        // so they are cut) is opened again with CRCs checked: appends must not go on after a
+        // batch that the next open, finding it last, would cut off with them.
+        let mut check = if next.is_none() {
             Check::Crc
         } else {
             Check::Headers
         };
-        // A sealed segment's trusted open reads a few headers: no read-around for them.
-        let sparse = i < first_unclean && check == Check::Headers;
-        if let Some(m) = map.as_ref().filter(|_| sparse) {
-            m.expect_sparse_reads(true);
-        }
-        let trusted = if i < first_unclean {
-            try_trusted(log, base, &paths, interval, check)
-        } else {
-            None
-        };
-        if let Some(m) = map.as_ref().filter(|_| sparse && trusted.is_none()) {
-            m.expect_sparse_reads(false); // it is scanned instead
-        }
-        let resumed = if trusted.is_none() && i == first_unclean && !p.clean && !p.read_only {
-            try_resume(log, base, &paths, interval, recovery_point)
-        } else {
-            None
-        };
-        let s = if let Some(s) = trusted {
-            report.segments_trusted += 1;
-            s
-        } else if let Some((mut s, mut index, mut time)) = resumed {
-            report.segments_scanned += 1;
-            report.bytes_scanned += s.valid_len.saturating_sub(s_start(&index));
-            index.extend_from_slice(&s.index);
-            time.extend_from_slice(&s.time);
-            write_file(&paths.index, &index)?;
-            write_file(&paths.time, &time)?;
-            report.indexes_rebuilt += 1;
-            s.state.index_entries = (index.len() / INDEX_ENTRY) as u32;
-            s.state.time_entries = (time.len() / TIME_ENTRY) as u32;
-            s
-        } else {
-            report.segments_scanned += 1;
-            let s = scan(
+        let opened = loop {
+            let opened = open_segment(
                 log,
                 base,
-                0,
-                SegmentState::empty(base),
-                IndexTracker::new(interval),
-                true,
-                Check::Crc,
+                &paths,
+                map.as_deref(),
+                check,
+                OpenAt {
+                    trusted: i < first_unclean,
+                    resume: i == first_unclean && !p.clean && !p.read_only,
+                    interval,
+                    recovery_point,
+                },
             );
-            report.bytes_scanned += s.valid_len;
-            if !p.read_only {
-                write_file(&paths.index, &s.index)?;
-                write_file(&paths.time, &s.time)?;
+            let sc = opened.scan();
+            let ends_up_last =
+                next.is_none_or(|n| sc.valid_len < file_len || sc.state.end_offset != n);
+            if ends_up_last && check == Check::Headers && matches!(opened, Opened::Trusted(_)) {
+                check = Check::Crc;
+                continue;
+            }
+            break opened;
+        };
+        let s = match opened {
+            Opened::Trusted(s) => {
+                report.segments_trusted += 1;
+                s
+            }
+            Opened::Resumed(mut s, mut index, mut time) => {
+                report.segments_scanned += 1;
+                report.bytes_scanned += s.valid_len.saturating_sub(s_start(&index));
+                index.extend_from_slice(&s.index);
+                time.extend_from_slice(&s.time);
+                write_file(&paths.index, &index)?;
+                write_file(&paths.time, &time)?;
                 report.indexes_rebuilt += 1;
+                s.state.index_entries = (index.len() / INDEX_ENTRY) as u32;
+                s.state.time_entries = (time.len() / TIME_ENTRY) as u32;
+                s
             }
-            let mut s = s;
-            if p.read_only {
-                // Indexes on disk cannot be trusted and cannot be rewritten: scan instead.
-                s.state.index_entries = 0;
-                s.state.time_entries = 0;
-            } else {
-                s.state.index_entries = (s.index.len() / INDEX_ENTRY) as u32;
-                s.state.time_entries = (s.time.len() / TIME_ENTRY) as u32;
+            Opened::Scanned(mut s) => {
+                report.segments_scanned += 1;
+                report.bytes_scanned += s.valid_len;
+                if p.read_only {
+                    // Indexes on disk cannot be trusted and cannot be rewritten: scan instead.
+                    s.state.index_entries = 0;
+                    s.state.time_entries = 0;
+                } else {
+                    write_file(&paths.index, &s.index)?;
+                    write_file(&paths.time, &s.time)?;
+                    report.indexes_rebuilt += 1;
+                    s.state.index_entries = (s.index.len() / INDEX_ENTRY) as u32;
+                    s.state.time_entries = (s.time.len() / TIME_ENTRY) as u32;
+                }
+                s
             }
-            s
         };
         drop(map);
         if s.valid_len < file_len {
@@ -558,7 +630,9 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
         }
         prev_end = s.state.end_offset;
         tracker = s.tracker;
-        let last = i + 1 == bases.len() || cut;
+        // Appends continue in this segment when no segment after it is kept (the next one
+        // starting below its end is cut on the next turn).
+        let last = cut || next.is_none_or(|n| n < prev_end);
         let seg = Segment::new(
             dir,
             base,
