@@ -519,7 +519,7 @@ impl Partition {
         let policy = self.config.read().flush_policy;
         let (rolled, rolls) = {
             let mut w = self.writer.lock();
-            (w.take_rolled(), self.rolls.load(Ordering::Acquire))
+            (w.take_rolled()?, self.rolls.load(Ordering::Acquire))
         };
         let files = rolled.as_ref().map_or(&[][..], |(f, _)| f.as_slice());
         if let Err(e) = self.sync_files(files, rolls) {

@@ -87,6 +87,9 @@ pub(crate) struct Writer {
     /// Files of rolled segments awaiting their post-roll sync, and the offset they end at.
     rolled: SyncList,
     rolled_end: i64,
+    /// Files of older rolled segments awaiting that sync whose descriptors were given up
+    /// (beyond [`ROLLED_OPEN`] segments); the sync reopens them.
+    rolled_closed: Vec<PathBuf>,
     /// Index entries were appended since the last sync of the index files.
     index_dirty: bool,
     /// Idempotent producers seen by this partition.
@@ -125,6 +128,11 @@ pub(crate) struct Slot {
 /// (a combiner that took the queue just before this sender's batch arrived never delivers it).
 const QUEUED_RECHECK: Duration = Duration::from_micros(50);
 
+/// Rolled segments whose descriptors are kept for their post-roll sync. Without a flusher
+/// (or with one far behind fast rolls) more wait; they wait as paths, so a partition holds
+/// at most this many segments' descriptors besides its active segment's.
+const ROLLED_OPEN: usize = 2;
+
 /// Times a queued sender yields, checking for its result, before it sleeps.
 const QUEUED_SPINS: u32 = 20;
 
@@ -160,6 +168,7 @@ impl Writer {
             files: None,
             rolled: Vec::new(),
             rolled_end: 0,
+            rolled_closed: Vec::new(),
             index_dirty: false,
             producers: ProducerState::default(),
             scratch: Scratch::default(),
@@ -194,7 +203,7 @@ impl Writer {
     /// point and rebuilds its indexes, so syncing them per commit would buy nothing and cost
     /// two more fsyncs per round.
     pub(crate) fn files_to_sync(&mut self, indexes: bool) -> Result<SyncList> {
-        let mut out = std::mem::take(&mut self.rolled);
+        let mut out = self.take_rolled_files()?;
         let with_indexes = indexes && std::mem::take(&mut self.index_dirty);
         let a = &self.active;
         if let Some(f) = &self.files {
@@ -219,12 +228,28 @@ impl Writer {
     }
 
     /// Rolled segments' files for the flusher's post-roll sync.
-    pub(crate) fn take_rolled(&mut self) -> Option<(SyncList, i64)> {
-        if self.rolled.is_empty() {
-            None
-        } else {
-            Some((std::mem::take(&mut self.rolled), self.rolled_end))
+    pub(crate) fn take_rolled(&mut self) -> Result<Option<(SyncList, i64)>> {
+        if self.rolled.is_empty() && self.rolled_closed.is_empty() {
+            return Ok(None);
         }
+        Ok(Some((self.take_rolled_files()?, self.rolled_end)))
+    }
+
+    /// Every rolled segment file awaiting its sync, reopening those whose descriptors were
+    /// given up (one that retention deleted meanwhile needs no sync). When a reopen fails,
+    /// nothing is taken.
+    fn take_rolled_files(&mut self) -> Result<SyncList> {
+        let mut out = Vec::with_capacity(self.rolled_closed.len() + self.rolled.len());
+        for path in &self.rolled_closed {
+            match File::open(path) {
+                Ok(f) => out.push((Arc::new(f), path.clone())),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(path, e)),
+            }
+        }
+        self.rolled_closed.clear();
+        out.append(&mut self.rolled);
+        Ok(out)
     }
 
     /// Drops the descriptors (fd budget). Under fsync policies, syncs them first.
@@ -248,6 +273,7 @@ impl Writer {
     pub(crate) fn close_files(&mut self) {
         self.files = None;
         self.rolled.clear();
+        self.rolled_closed.clear();
     }
 }
 
@@ -715,6 +741,12 @@ impl Partition {
             w.rolled.push((f.index, old.index_path.clone()));
             w.rolled.push((f.time, old.time_path.clone()));
             self.shared.fds.closed();
+        }
+        // Bound the descriptors waiting for post-roll syncs: beyond `ROLLED_OPEN` segments,
+        // the oldest wait as paths.
+        while w.rolled.len() > ROLLED_OPEN * 3 {
+            let (_, path) = w.rolled.remove(0);
+            w.rolled_closed.push(path);
         }
         w.rolled_end = base;
         let mut segs: Vec<Arc<Segment>> = self.segments().as_ref().clone();
