@@ -547,7 +547,7 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
         } else {
             Check::Headers
         };
-        let opened = loop {
+        let (opened, last) = loop {
             let opened = open_segment(
                 log,
                 base,
@@ -561,6 +561,9 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
                     recovery_point,
                 },
             );
+            // Appends continue in this segment when no segment after it is kept: it is cut
+            // short, or the next one does not start at its end (a gap, or an overlap that
+            // cuts the next one on the next turn).
             let sc = opened.scan();
             let ends_up_last =
                 next.is_none_or(|n| sc.valid_len < file_len || sc.state.end_offset != n);
@@ -568,7 +571,7 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
                 check = Check::Crc;
                 continue;
             }
-            break opened;
+            break (opened, ends_up_last);
         };
         let s = match opened {
             Opened::Trusted(s) => {
@@ -630,9 +633,6 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
         }
         prev_end = s.state.end_offset;
         tracker = s.tracker;
-        // Appends continue in this segment when no segment after it is kept (the next one
-        // starting below its end is cut on the next turn).
-        let last = cut || next.is_none_or(|n| n < prev_end);
         let seg = Segment::new(
             dir,
             base,

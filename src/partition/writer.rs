@@ -716,9 +716,6 @@ impl Partition {
             w.state.time_entries += 1;
             old.publish(&w.state);
         }
-        // The sealed segment is synced after the roll through its open files: reopen them if
-        // the descriptor budget closed them (under `Os`, unsynced), or nothing would sync it.
-        w.files(self)?;
         let base = w.next_offset;
         Segment::create_files(&self.dir, base)?;
         // The directory's fsync is left to the next sync of the partition (`sync_files`):
@@ -741,13 +738,18 @@ impl Partition {
             w.rolled.push((f.index, old.index_path.clone()));
             w.rolled.push((f.time, old.time_path.clone()));
             self.shared.fds.closed();
+        } else {
+            // The descriptor budget closed them (under `Os`, unsynced): the sync reopens them.
+            // Without this nothing would sync the sealed segment.
+            for path in [&old.log_path, &old.index_path, &old.time_path] {
+                w.rolled_closed.push(path.clone());
+            }
         }
         // Bound the descriptors waiting for post-roll syncs: beyond `ROLLED_OPEN` segments,
         // the oldest wait as paths.
-        while w.rolled.len() > ROLLED_OPEN * 3 {
-            let (_, path) = w.rolled.remove(0);
-            w.rolled_closed.push(path);
-        }
+        let excess = w.rolled.len().saturating_sub(ROLLED_OPEN * 3);
+        w.rolled_closed
+            .extend(w.rolled.drain(..excess).map(|(_, path)| path));
         w.rolled_end = base;
         let mut segs: Vec<Arc<Segment>> = self.segments().as_ref().clone();
         segs.push(Arc::clone(&seg));
