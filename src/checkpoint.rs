@@ -19,6 +19,8 @@ pub(crate) const LOG_START_FILE: &str = "log-start-offset-checkpoint";
 pub(crate) const CLEANER_FILE: &str = "cleaner-offset-checkpoint";
 /// Present only after a clean close (Kafka's marker name).
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
+/// Where an open moves the clean-shutdown marker; the next clean close deletes it.
+pub(crate) const CLEAN_SHUTDOWN_ASIDE: &str = ".kafka_cleanshutdown.consumed";
 
 /// Reads a checkpoint; a missing or malformed file yields an empty map.
 pub(crate) fn read(path: &Path) -> HashMap<(String, i32), i64> {

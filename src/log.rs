@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, RwLock};
 
 use crate::checkpoint::{
-    self, CLEAN_SHUTDOWN_FILE, CLEANER_FILE, LOG_START_FILE, RECOVERY_POINT_FILE,
+    self, CLEAN_SHUTDOWN_ASIDE, CLEAN_SHUTDOWN_FILE, CLEANER_FILE, LOG_START_FILE,
+    RECOVERY_POINT_FILE,
 };
 use crate::cleaner::{MaintenanceReport, compact, retention};
 use crate::config::{LogOptions, TopicConfig};
@@ -262,8 +263,13 @@ impl Log {
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = marker.exists();
         if clean && !read_only {
-            // Delete the marker before loading: a crash while loading counts as unclean.
-            ops::remove_file(&marker).at(&marker)?;
+            // Take the marker away before loading: a crash while loading counts as unclean.
+            // It is moved aside rather than deleted: deleting frees its data block, and on a
+            // file system mounted with `discard` the unlink then waits for the device, behind
+            // whatever writeback is in progress (most of a clean open's time after a large
+            // write). The next clean close deletes it.
+            let aside = dir.join(CLEAN_SHUTDOWN_ASIDE);
+            ops::rename(&marker, &aside).at(&marker)?;
             sync_dir(&dir)?;
         }
         if clean && !read_only {
@@ -280,7 +286,7 @@ impl Log {
             options.max_mapped_segments,
             max_files,
         ));
-        if !read_only {
+        if !read_only && !dir.join(TOPICS_DIR).is_dir() {
             fs::create_dir_all(dir.join(TOPICS_DIR)).at(dir.join(TOPICS_DIR))?;
         }
         let mut topics = BTreeMap::new();
@@ -1104,6 +1110,14 @@ impl LogInner {
         if let Some(e) = first_err {
             self.lock.lock().take();
             return Err(e);
+        }
+        let aside = self.dir.join(CLEAN_SHUTDOWN_ASIDE);
+        match ops::remove_file(&aside) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                self.lock.lock().take();
+                return Err(Error::io(&aside, e));
+            }
+            _ => {}
         }
         let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
         write_atomic(&marker, b"{\"version\":0,\"brokerEpoch\":0}")?;
