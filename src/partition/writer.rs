@@ -192,7 +192,7 @@ impl Writer {
             self.files = Some(files);
             p.shared.fds.opened(p);
         }
-        self.files.as_ref().ok_or(Error::Closed {
+        self.files.as_ref().ok_or_else(|| Error::Closed {
             what: "segment files",
         })
     }
@@ -353,9 +353,11 @@ impl Partition {
                     drop(w);
                     // Holding the writer, we wrote whatever was queued; a combiner that took
                     // our batch earlier delivered before letting go of the writer.
-                    break slot.result.lock().take().unwrap_or(Err(Error::Closed {
-                        what: "append lost its writer",
-                    }));
+                    break slot.result.lock().take().unwrap_or_else(|| {
+                        Err(Error::Closed {
+                            what: "append lost its writer",
+                        })
+                    });
                 }
                 let mut r = slot.result.lock();
                 if r.is_none() {
@@ -414,9 +416,11 @@ impl Partition {
             q.slot.ready.notify_one();
         }
         w.scratch.results = results;
-        first.unwrap_or(Err(Error::Closed {
-            what: "no batch to append",
-        }))
+        first.unwrap_or_else(|| {
+            Err(Error::Closed {
+                what: "no batch to append",
+            })
+        })
     }
 
     /// Writes items in order, rolling as needed, in as few `writev` calls as possible; one
