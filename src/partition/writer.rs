@@ -192,9 +192,13 @@ impl Writer {
             self.files = Some(files);
             p.shared.fds.opened(p);
         }
-        self.files.as_ref().ok_or_else(|| Error::Closed {
-            what: "segment files",
-        })
+        // A match, not `ok_or`: that builds (and drops) the error on every append.
+        match self.files.as_ref() {
+            Some(f) => Ok(f),
+            None => Err(Error::Closed {
+                what: "segment files",
+            }),
+        }
     }
 
     /// What a group-commit leader must sync: rolled segments and the active log. With
@@ -353,11 +357,12 @@ impl Partition {
                     drop(w);
                     // Holding the writer, we wrote whatever was queued; a combiner that took
                     // our batch earlier delivered before letting go of the writer.
-                    break slot.result.lock().take().unwrap_or_else(|| {
-                        Err(Error::Closed {
+                    break match slot.result.lock().take() {
+                        Some(r) => r,
+                        None => Err(Error::Closed {
                             what: "append lost its writer",
-                        })
-                    });
+                        }),
+                    };
                 }
                 let mut r = slot.result.lock();
                 if r.is_none() {
@@ -416,11 +421,12 @@ impl Partition {
             q.slot.ready.notify_one();
         }
         w.scratch.results = results;
-        first.unwrap_or_else(|| {
-            Err(Error::Closed {
+        match first {
+            Some(r) => r,
+            None => Err(Error::Closed {
                 what: "no batch to append",
-            })
-        })
+            }),
+        }
     }
 
     /// Writes items in order, rolling as needed, in as few `writev` calls as possible; one
