@@ -269,7 +269,10 @@ impl Log {
             // whatever writeback is in progress (most of a clean open's time after a large
             // write). The next clean close deletes it.
             let aside = dir.join(CLEAN_SHUTDOWN_ASIDE);
-            ops::rename(&marker, &aside).at(&marker)?;
+            if ops::rename(&marker, &aside).is_err() {
+                // Something in the way (a directory by that name): delete the marker instead.
+                ops::remove_file(&marker).at(&marker)?;
+            }
             sync_dir(&dir)?;
         }
         if clean && !read_only {
@@ -1111,18 +1114,14 @@ impl LogInner {
             self.lock.lock().take();
             return Err(e);
         }
-        let aside = self.dir.join(CLEAN_SHUTDOWN_ASIDE);
-        match ops::remove_file(&aside) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                self.lock.lock().take();
-                return Err(Error::io(&aside, e));
-            }
-            _ => {}
-        }
+        // The marker the open moved aside goes now, off the open's path: left in place, the
+        // next open's rename onto it would delete it there. Best effort: nothing depends on
+        // it, and a failure must not cost the next open its clean start.
+        let _ = ops::remove_file(&self.dir.join(CLEAN_SHUTDOWN_ASIDE));
         let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
-        write_atomic(&marker, b"{\"version\":0,\"brokerEpoch\":0}")?;
+        let written = write_atomic(&marker, b"{\"version\":0,\"brokerEpoch\":0}");
         self.lock.lock().take();
-        Ok(())
+        written
     }
 
     /// Registered partitions of a topic, for handles.

@@ -199,39 +199,3 @@ fn clean_open_checks_crcs_of_the_active_tail_and_leaves_sealed_ones_to_readers()
     }
     Ok(())
 }
-
-#[test]
-fn an_open_moves_the_clean_shutdown_marker_aside_and_a_crash_after_it_counts_as_unclean()
--> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let marker = dir.path().join(".kafka_cleanshutdown");
-    let aside = dir.path().join(".kafka_cleanshutdown.consumed");
-    {
-        let log = open(dir.path())?;
-        log.create_topic("events", 1)?;
-        log.partition("events", 0)?.append(&[rec(0)])?;
-        log.close()?;
-    }
-    assert!(marker.exists() && !aside.exists());
-    let log = open(dir.path())?;
-    assert!(log.recovery_report().clean);
-    // Renamed, not deleted (a delete can wait for the device on `discard` mounts).
-    assert!(!marker.exists() && aside.exists());
-    log.partition("events", 0)?.append(&[rec(1)])?;
-    // A crash now (no close): the next open must not see a clean marker.
-    log.abandon();
-    let log = open(dir.path())?;
-    assert!(
-        !log.recovery_report().clean,
-        "a crash after an open is unclean"
-    );
-    assert_eq!(log.partition("events", 0)?.log_end_offset(), 2);
-    log.close()?;
-    assert!(
-        marker.exists() && !aside.exists(),
-        "a clean close deletes the renamed marker"
-    );
-    let log = open(dir.path())?;
-    assert!(log.recovery_report().clean);
-    Ok(())
-}

@@ -8,6 +8,7 @@
 //! share one `fdatasync` (group commit): a leader syncs up to the highest written offset while
 //! followers wait; no fsync runs under the writer lock.
 
+mod log_bytes;
 pub(crate) mod producer_state;
 pub(crate) mod read;
 pub(crate) mod recovery;

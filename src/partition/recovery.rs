@@ -1,9 +1,7 @@
 //! Loading a partition directory: trusting indexes after a clean shutdown, scanning and
 //! truncating the torn tail after a crash, rebuilding missing or damaged indexes.
 
-use std::borrow::Cow;
 use std::fs::{self, File};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,6 +12,8 @@ use crate::io::{sync_dir, write_file};
 use crate::record::batch::{BATCH_HEADER_LEN, BatchHeader, batch_crc};
 use crate::segment::index::{self, INDEX_ENTRY, IndexTracker, TIME_ENTRY};
 use crate::segment::{self, Segment, SegmentState};
+
+use super::log_bytes::{LogBytes, PreadLog};
 
 /// What opening one partition found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -82,50 +82,6 @@ enum Check {
     /// Header, length and offsets only: the batch's bytes are not read. For the tails of
     /// sealed segments a clean close left, which readers check batch by batch anyway.
     Headers,
-}
-
-/// A segment's log as recovery reads it: the mapping of the whole file, or, for a sealed
-/// segment that a clean open checks by a few headers, those headers read with `pread`.
-/// Touching three scattered pages of a mapped 256 MiB file and unmapping it took about 40 µs
-/// on a VM (page tables for each page, then their teardown), most of what each sealed segment
-/// added to a clean open; the `pread`s take a few µs.
-trait LogBytes {
-    /// The file's length.
-    fn len(&self) -> u64;
-    /// `len` bytes at `pos`; `None` past the end (or when the read fails).
-    fn bytes(&self, pos: u64, len: usize) -> Option<Cow<'_, [u8]>>;
-}
-
-impl LogBytes for [u8] {
-    fn len(&self) -> u64 {
-        <[u8]>::len(self) as u64
-    }
-
-    fn bytes(&self, pos: u64, len: usize) -> Option<Cow<'_, [u8]>> {
-        let from = usize::try_from(pos).ok()?;
-        self.get(from..from.checked_add(len)?).map(Cow::Borrowed)
-    }
-}
-
-/// A log file read with `pread` (see [`LogBytes`]).
-struct PreadLog {
-    file: File,
-    len: u64,
-}
-
-impl LogBytes for PreadLog {
-    fn len(&self) -> u64 {
-        self.len
-    }
-
-    fn bytes(&self, pos: u64, len: usize) -> Option<Cow<'_, [u8]>> {
-        if pos.checked_add(len as u64)? > self.len {
-            return None;
-        }
-        let mut buf = vec![0; len];
-        self.file.read_exact_at(&mut buf, pos).ok()?;
-        Some(Cow::Owned(buf))
-    }
 }
 
 /// Reads batches from `start`, checking each one's header, length, offsets and (with
@@ -819,88 +775,5 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
-mod tests {
-    use super::*;
-    use crate::{LogOptions, Record};
-
-    /// What a trusted check established, comparable across the two ways of reading the log.
-    fn outcome(s: Option<Scan>) -> Option<(u64, i64, u64, u32, u32, i64, i64, i64)> {
-        s.map(|s| {
-            assert!(s.problem.is_none());
-            let st = s.state;
-            (
-                s.valid_len,
-                st.end_offset,
-                st.size,
-                st.index_entries,
-                st.time_entries,
-                st.max_timestamp,
-                st.max_timestamp_offset,
-                st.first_batch_max_timestamp,
-            )
-        })
-    }
-
-    fn both_ways(dir: &Path, base: i64) -> [Option<(u64, i64, u64, u32, u32, i64, i64, i64)>; 2] {
-        let paths = SegPaths::new(dir, base);
-        let (map, len) = map_whole(&paths.log).unwrap();
-        let mapped: &[u8] = map.as_ref().and_then(|m| m.slice(0, len as usize)).unwrap();
-        let file = File::open(&paths.log).unwrap();
-        let unmapped = PreadLog { file, len };
-        [
-            outcome(try_trusted(mapped, base, &paths, 256, Check::Headers)),
-            outcome(try_trusted(&unmapped, base, &paths, 256, Check::Headers)),
-        ]
-    }
-
-    #[test]
-    fn a_trusted_check_reads_the_same_through_pread_as_through_the_mapping() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = LogOptions::new().flusher(None).open(dir.path()).unwrap();
-        let mut config = crate::TopicConfig::new();
-        config.segment_bytes = 8192;
-        config.index_interval_bytes = 256;
-        log.create_topic_with("t", 1, config).unwrap();
-        let h = log.partition("t", 0).unwrap();
-        for i in 0..400u32 {
-            let rec = Record::new(format!("value {i} {}", "x".repeat(40)))
-                .key(format!("k{i}"))
-                .timestamp(1_700_000_000_000 + i64::from(i % 7) * 1000);
-            h.append(&[rec]).unwrap();
-        }
-        log.close().unwrap();
-        let pdir = dir.path().join("t-0");
-        let mut bases: Vec<i64> = fs::read_dir(&pdir)
-            .unwrap()
-            .filter_map(|e| {
-                let name = e.unwrap().file_name().into_string().unwrap();
-                match segment::parse_file_name(&name) {
-                    Some((b, "log")) => Some(b),
-                    _ => None,
-                }
-            })
-            .collect();
-        bases.sort_unstable();
-        assert!(bases.len() > 3, "8 KiB segments must have rolled");
-        for &base in &bases {
-            let [mapped, unmapped] = both_ways(&pdir, base);
-            assert!(mapped.is_some(), "segment {base} passes the trusted check");
-            assert_eq!(mapped, unmapped, "segment {base}");
-        }
-
-        // A damaged last batch header: both ways refuse the segment alike.
-        let base = bases[1];
-        let path = pdir.join(segment::file_name(base, "log"));
-        let mut bytes = fs::read(&path).unwrap();
-        let len = bytes.len();
-        let (_, pos) = {
-            let index = fs::read(pdir.join(segment::file_name(base, "index"))).unwrap();
-            index::offset_entry(&index, index.len() / INDEX_ENTRY - 1).unwrap()
-        };
-        bytes[pos as usize + 16] = 7; // the magic byte of the last indexed batch
-        fs::write(&path, &bytes).unwrap();
-        assert_eq!(bytes.len(), len);
-        assert_eq!(both_ways(&pdir, base), [None, None]);
-    }
-}
+#[path = "recovery_tests.rs"]
+mod tests;
