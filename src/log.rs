@@ -289,15 +289,15 @@ impl Log {
             options.max_mapped_segments,
             max_files,
         ));
-        if !read_only && !dir.join(TOPICS_DIR).is_dir() {
-            fs::create_dir_all(dir.join(TOPICS_DIR)).at(dir.join(TOPICS_DIR))?;
+        let topics_dir = dir.join(TOPICS_DIR);
+        if !read_only && !topics_dir.is_dir() {
+            fs::create_dir_all(&topics_dir).at(&topics_dir)?;
         }
         let mut topics = BTreeMap::new();
         let mut report = RecoveryReport {
             clean,
             partitions: Vec::new(),
         };
-        let topics_dir = dir.join(TOPICS_DIR);
         let mut names = Vec::new();
         if topics_dir.is_dir() {
             for entry in fs::read_dir(&topics_dir).at(&topics_dir)? {

@@ -318,7 +318,44 @@ fn try_trusted_unmapped(
     let len = file.metadata().ok()?.len();
     let log = PreadLog { file, len };
     let s = try_trusted(&log, base, paths, interval, Check::Headers)?;
-    (s.valid_len == len && s.state.end_offset == next).then_some((s, len))
+    (!ends_up_last(&s, len, Some(next))).then_some((s, len))
+}
+
+/// Appends continue in a segment when no segment after it is kept: it is the last one, it is
+/// cut short, or the next one does not start at its end (a gap, or an overlap that cuts the
+/// next one on the next turn).
+fn ends_up_last(s: &Scan, file_len: u64, next: Option<i64>) -> bool {
+    next.is_none_or(|n| s.valid_len < file_len || s.state.end_offset != n)
+}
+
+/// Opens a segment through the mapping of its log, as [`open_segment`] decides, and returns
+/// what it found, whether appends continue in it, and the log's length. A sealed segment that
+/// turns out to be the last one is opened again with CRCs checked (see the caller).
+fn open_mapped(
+    paths: &SegPaths,
+    base: i64,
+    next: Option<i64>,
+    at: OpenAt,
+) -> Result<(Opened, bool, u64)> {
+    let (map, file_len) = map_whole(&paths.log)?;
+    let log: &[u8] = map
+        .as_ref()
+        .and_then(|m| m.slice(0, file_len as usize))
+        .unwrap_or(&[]);
+    let mut check = if next.is_none() {
+        Check::Crc
+    } else {
+        Check::Headers
+    };
+    loop {
+        let opened = open_segment(log, base, paths, map.as_deref(), check, at);
+        let last = ends_up_last(opened.scan(), file_len, next);
+        if last && check == Check::Headers && matches!(opened, Opened::Trusted(_)) {
+            check = Check::Crc;
+            continue;
+        }
+        return Ok((opened, last, file_len));
+    }
 }
 
 /// After a crash, for the segment holding the recovery point (its log was synced up to
@@ -570,52 +607,25 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
         let unmapped = next
             .filter(|_| i < first_unclean)
             .and_then(|n| try_trusted_unmapped(&paths, base, interval, n));
-        let (opened, last, file_len, map) = if let Some((s, file_len)) = unmapped {
-            (Opened::Trusted(s), false, file_len, None)
-        } else {
-            let (map, file_len) = map_whole(&paths.log)?;
-            let log: &[u8] = map
-                .as_ref()
-                .and_then(|m| m.slice(0, file_len as usize))
-                .unwrap_or(&[]);
-            // The last segment is the one appends continue: its tail's CRCs are checked. A sealed
-            // segment's are left to readers, so a clean open does not read a batch's worth of
-            // every segment (the cost that made open time grow with the data). A segment that
-            // turns out to be the last one (the segments after it do not follow on from its end,
-            // so they are cut) is opened again with CRCs checked: appends must not go on after a
-            // batch that the next open, finding it last, would cut off with them.
-            let mut check = if next.is_none() {
-                Check::Crc
-            } else {
-                Check::Headers
-            };
-            let (opened, last) = loop {
-                let opened = open_segment(
-                    log,
-                    base,
-                    &paths,
-                    map.as_deref(),
-                    check,
-                    OpenAt {
-                        trusted: i < first_unclean,
-                        resume: i == first_unclean && !p.clean && !p.read_only,
-                        interval,
-                        recovery_point,
-                    },
-                );
-                // Appends continue in this segment when no segment after it is kept: it is cut
-                // short, or the next one does not start at its end (a gap, or an overlap that
-                // cuts the next one on the next turn).
-                let sc = opened.scan();
-                let ends_up_last =
-                    next.is_none_or(|n| sc.valid_len < file_len || sc.state.end_offset != n);
-                if ends_up_last && check == Check::Headers && matches!(opened, Opened::Trusted(_)) {
-                    check = Check::Crc;
-                    continue;
-                }
-                break (opened, ends_up_last);
-            };
-            (opened, last, file_len, map)
+        // The last segment is the one appends continue: its tail's CRCs are checked. A sealed
+        // segment's are left to readers, so a clean open does not read a batch's worth of
+        // every segment (the cost that made open time grow with the data). A segment that
+        // turns out to be the last one (the segments after it do not follow on from its end,
+        // so they are cut) is opened again with CRCs checked: appends must not go on after a
+        // batch that the next open, finding it last, would cut off with them.
+        let (opened, last, file_len) = match unmapped {
+            Some((s, file_len)) => (Opened::Trusted(s), false, file_len),
+            None => open_mapped(
+                &paths,
+                base,
+                next,
+                OpenAt {
+                    trusted: i < first_unclean,
+                    resume: i == first_unclean && !p.clean && !p.read_only,
+                    interval,
+                    recovery_point,
+                },
+            )?,
         };
         let s = match opened {
             Opened::Trusted(s) => {
@@ -651,7 +661,6 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
                 s
             }
         };
-        drop(map);
         if s.valid_len < file_len {
             cut = true;
             report.truncated_bytes += file_len - s.valid_len;
