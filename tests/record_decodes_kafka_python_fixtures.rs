@@ -8,7 +8,7 @@ use topiclog::{Batch, Compression, Error, Result, TimestampType};
 
 const DIR: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/fixtures/kafka-python"
+    "/tests/fixtures/kafka-python"
 );
 
 fn bytes_field(v: &Value) -> Option<Vec<u8>> {

@@ -1094,7 +1094,7 @@ mod tests {
     fn decodes_kafka_python_fixtures() {
         const DIR: &str = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/fixtures/kafka-python"
+            "/tests/fixtures/kafka-python"
         );
         // RecordBatch v2 header: base offset 8, length 4, leader epoch 4, magic 1, CRC 4,
         // attributes 2, last offset delta 4, two timestamps 16, producer id 8, epoch 2, base
