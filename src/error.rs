@@ -259,6 +259,27 @@ pub enum Error {
         /// The topic name.
         topic: String,
     },
+
+    /// The path is not a topiclog data directory and topiclog will not make it one: a file,
+    /// a non-empty folder without `topiclog.properties` (so a mistyped path never has its
+    /// folders taken for partitions), or a directory of a newer format.
+    #[error("{} is not a topiclog data directory: {reason}", path.display())]
+    NotADataDirectory {
+        /// The path given.
+        path: PathBuf,
+        /// What was found there.
+        reason: String,
+    },
+
+    /// The call would create, delete, repartition or write to an internal topic
+    /// (`__consumer_offsets`, `__transaction_state`), which only topiclog itself writes.
+    #[error("topic '{topic}' is internal, reserved for topiclog itself: {operation} is refused")]
+    InternalTopic {
+        /// The topic name.
+        topic: String,
+        /// What was refused (`"append"`, `"delete"`, `"create"`, `"add partitions"`, ...).
+        operation: &'static str,
+    },
 }
 
 impl Error {
@@ -331,6 +352,10 @@ impl Error {
             Error::GroupNotFound { .. } => 69, // GROUP_ID_NOT_FOUND
             Error::UnsupportedCompression { .. } => 76, // UNSUPPORTED_COMPRESSION_TYPE
             Error::InvalidBatch { .. } | Error::KeyRequired { .. } => 87, // INVALID_RECORD
+            // Kafka refuses produce to an internal topic with INVALID_TOPIC_EXCEPTION and
+            // other changes to one with INVALID_REQUEST.
+            Error::InternalTopic { operation, .. } if *operation == "append" => 17,
+            Error::InternalTopic { .. } => 42,
             _ => -1,
         }
     }

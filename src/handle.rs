@@ -57,6 +57,8 @@ pub(crate) fn with_encoded<R>(
 pub struct PartitionHandle {
     log: Arc<LogInner>,
     part: Arc<Partition>,
+    /// An internal topic's partition: readable, never written through a handle.
+    internal: bool,
 }
 
 impl std::fmt::Debug for PartitionHandle {
@@ -70,11 +72,29 @@ impl std::fmt::Debug for PartitionHandle {
 
 impl PartitionHandle {
     pub(crate) fn new(log: Arc<LogInner>, part: Arc<Partition>) -> Self {
-        PartitionHandle { log, part }
+        let internal = crate::log::is_internal_topic(&part.topic);
+        PartitionHandle {
+            log,
+            part,
+            internal,
+        }
     }
 
+    /// The partition, for a producer about to write to it.
     pub(crate) fn live_partition(&self) -> Result<&Arc<Partition>> {
-        self.live()
+        self.writable("append")
+    }
+
+    /// The partition when the log is open, the topic not deleted and not internal.
+    fn writable(&self, operation: &'static str) -> Result<&Arc<Partition>> {
+        let part = self.live()?;
+        if self.internal {
+            return Err(Error::InternalTopic {
+                topic: part.topic.to_string(),
+                operation,
+            });
+        }
+        Ok(part)
     }
 
     fn live(&self) -> Result<&Arc<Partition>> {
@@ -132,7 +152,7 @@ impl PartitionHandle {
         records: &[Record],
         expected_end: Option<i64>,
     ) -> Result<AppendResult> {
-        let part = self.live()?;
+        let part = self.writable("append")?;
         if records.is_empty() {
             return Err(Error::invalid_batch("an append needs at least one record"));
         }
@@ -167,7 +187,7 @@ impl PartitionHandle {
         builder: &mut BatchBuilder,
         expected_end: Option<i64>,
     ) -> Result<AppendResult> {
-        let part = self.live()?;
+        let part = self.writable("append")?;
         if builder.has_null_key() && part.compacts() {
             return Err(Error::KeyRequired {
                 topic: part.topic.to_string(),
@@ -241,7 +261,7 @@ impl PartitionHandle {
     /// [`Error::OffsetOutOfRange`] when `offset` is negative (other than -1) or past the high
     /// watermark; [`Error::ReadOnly`]; I/O errors.
     pub fn delete_records(&self, offset: i64) -> Result<i64> {
-        let part = self.live()?;
+        let part = self.writable("delete records")?;
         let start = part.delete_records(offset)?;
         crate::cleaner::retention::apply(
             part,
@@ -258,7 +278,7 @@ impl PartitionHandle {
     /// # Errors
     /// [`Error::OffsetOutOfRange`] outside `[log start, log end]`; [`Error::ReadOnly`]; I/O.
     pub fn truncate_to(&self, offset: i64) -> Result<i64> {
-        let end = self.live()?.truncate_to(offset)?;
+        let end = self.writable("truncate")?.truncate_to(offset)?;
         self.log.write_checkpoints()?;
         Ok(end)
     }
@@ -314,7 +334,7 @@ impl PartitionHandle {
     /// [`Error::InvalidBatch`] for any other batch Kafka's broker would refuse; otherwise
     /// as [`PartitionHandle::append`] (for example [`Error::OutOfOrderSequence`]).
     pub fn append_raw(&self, batch: &mut [u8]) -> Result<AppendResult> {
-        let part = self.live()?;
+        let part = self.writable("append")?;
         let cfg = part.config();
         // Checked in place: no copy of the client's bytes.
         let b = BatchRef::new(batch)?;

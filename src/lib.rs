@@ -43,6 +43,7 @@ mod checkpoint;
 mod cleaner;
 mod config;
 mod consumer;
+mod data_dir;
 mod error;
 pub mod group;
 mod handle;

@@ -1,7 +1,7 @@
 //! [`Log`]: a data directory holding topics. Owns the directory lock, the topic catalog,
 //! checkpoints and the background flusher.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -19,6 +19,7 @@ use crate::checkpoint::{
 use crate::cleaner::{MaintenanceReport, compact, retention};
 use crate::config::{LogOptions, TopicConfig};
 use crate::consumer::{Consumer, ConsumerConfig};
+use crate::data_dir::{self, DirState, LOCK_FILE, TOPICS_DIR};
 use crate::error::{Error, IoContext, Result};
 use crate::group::coordinator::{Coordinator, GroupState, MemberDescription};
 use crate::group::offsets::{OFFSETS_TOPIC, OffsetAndMetadata, OffsetStore};
@@ -33,13 +34,13 @@ use crate::record::Record;
 use crate::topic::{MAX_PARTITIONS, Topic, partition_for_key, validate_topic_name};
 use crate::{AppendResult, TopicPartition};
 
-/// Folder (inside the data directory) holding one properties file per topic, named exactly
-/// as the topic (names are at most 249 bytes, so any suffix could overflow 255).
-const TOPICS_DIR: &str = ".topics";
 /// Temp file for topic metadata writes (outside `.topics`, so it can never be taken for a
 /// topic; writes are serialized by the catalog lock).
 const TOPIC_TMP: &str = ".topic-metadata.tmp";
-const LOCK_FILE: &str = ".lock";
+/// Folder of tombstones: a topic's metadata file moves here first when it is deleted, so an
+/// open after a crash knows the partition directories left behind were being deleted (and
+/// does not take them for a topic whose metadata file was lost).
+const DELETING_DIR: &str = ".topics-deleting";
 
 /// What `Log::open` found and did, partition by partition.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -49,6 +50,20 @@ pub struct RecoveryReport {
     pub clean: bool,
     /// One entry per partition.
     pub partitions: Vec<PartitionRecovery>,
+    /// True when this open adopted a data directory written by a topiclog from before the
+    /// identity file (`topiclog.properties`), and wrote that file.
+    pub adopted: bool,
+    /// Topics whose metadata file (`.topics/<topic>`) was missing, rebuilt from partition
+    /// directories contiguous from 0 with the default config, `cleanup.policy=delete` and
+    /// unlimited retention, and marked `recovered=true` in the rebuilt file.
+    pub topics_rebuilt: Vec<String>,
+    /// Partition directories no topic owns (no metadata, not contiguous from partition 0, or
+    /// past a topic's partition count), moved aside as `<topic>-<n>.<nonce>-stray`, as Kafka
+    /// names stray partitions. Never deleted: move one back (renamed to `<topic>-<n>`) to
+    /// recover it.
+    pub strays: Vec<PathBuf>,
+    /// Topics whose deletion a crash interrupted, finished by this open.
+    pub deletes_completed: Vec<String>,
 }
 
 impl RecoveryReport {
@@ -62,6 +77,49 @@ impl RecoveryReport {
         self.partitions
             .iter()
             .filter(|p| p.truncated_bytes > 0 || p.segments_deleted > 0)
+    }
+
+    /// What the open did to the directory, one line each, for a person (the CLI prints
+    /// these on stderr): adoption, rebuilt topics, strays set aside, completed deletes and
+    /// damaged partitions. Empty when there is nothing to tell.
+    pub fn notices(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.adopted {
+            out.push(format!(
+                "adopted a data directory from an earlier topiclog (wrote {})",
+                data_dir::IDENTITY_FILE
+            ));
+        }
+        for t in &self.topics_rebuilt {
+            out.push(format!(
+                "topic '{t}': its metadata file was missing; rebuilt from its partition \
+                 directories with the default config (cleanup.policy=delete, unlimited \
+                 retention), marked recovered=true: check its config"
+            ));
+        }
+        for s in &self.strays {
+            out.push(format!(
+                "stray partition directory moved aside, not deleted: {}",
+                s.display()
+            ));
+        }
+        for t in &self.deletes_completed {
+            out.push(format!(
+                "topic '{t}': finished its deletion, interrupted by a crash"
+            ));
+        }
+        for p in self.damaged() {
+            out.push(format!(
+                "{}-{}: cut {} bytes and {} segments ({}); log end now {}",
+                p.topic,
+                p.partition,
+                p.truncated_bytes,
+                p.segments_deleted,
+                p.reason.as_deref().unwrap_or("torn tail"),
+                p.end_offset
+            ));
+        }
+        out
     }
 }
 
@@ -94,6 +152,10 @@ pub struct TopicDescription {
     pub config: TopicConfig,
     /// Its partitions in order.
     pub partitions: Vec<PartitionDescription>,
+    /// True when an open rebuilt its metadata from its partition directories (the metadata
+    /// file was missing): the config is the default, not necessarily the one it was created
+    /// with. See [`RecoveryReport::topics_rebuilt`].
+    pub recovered: bool,
 }
 
 /// Counters for the whole log, from [`Log::stats`].
@@ -125,6 +187,8 @@ pub(crate) struct LogInner {
     closed: AtomicBool,
     flusher: Mutex<Option<(JoinHandle<()>, Arc<FlusherCtl>)>>,
     report: RecoveryReport,
+    /// From `topiclog.properties`; `None` in a read-only open of a directory without one.
+    directory_id: Option<String>,
     /// When the checkpoints were last written; held while they are written.
     last_checkpoint: Mutex<Instant>,
     last_maintenance: Mutex<Instant>,
@@ -162,15 +226,24 @@ fn topic_file(dir: &Path, name: &str) -> PathBuf {
     dir.join(TOPICS_DIR).join(name)
 }
 
+/// A topic's metadata as its file holds it.
+struct TopicMeta {
+    partitions: i32,
+    config: TopicConfig,
+    /// Rebuilt by an open that found the file missing (`recovered=true`).
+    recovered: bool,
+}
+
 fn partition_dir(dir: &Path, topic: &str, p: i32) -> PathBuf {
     dir.join(format!("{topic}-{p}"))
 }
 
 /// Reads a topic metadata file: partition count and config.
-fn read_topic_file(path: &Path) -> Result<(i32, TopicConfig)> {
+fn read_topic_file(path: &Path) -> Result<TopicMeta> {
     let text = ops::read_to_string(path).at(path)?;
     let mut config = TopicConfig::default();
     let mut partitions = None;
+    let mut recovered = false;
     for line in text.lines() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -185,6 +258,8 @@ fn read_topic_file(path: &Path) -> Result<(i32, TopicConfig)> {
         };
         if k == "partitions" {
             partitions = v.trim().parse::<i32>().ok();
+        } else if k == "recovered" {
+            recovered = v.trim() == "true";
         } else {
             config.set(k, v).map_err(|e| Error::Corrupt {
                 path: path.to_path_buf(),
@@ -200,11 +275,26 @@ fn read_topic_file(path: &Path) -> Result<(i32, TopicConfig)> {
             position: 0,
             reason: "missing or invalid partitions=".into(),
         })?;
-    Ok((partitions, config))
+    Ok(TopicMeta {
+        partitions,
+        config,
+        recovered,
+    })
 }
 
-fn write_topic_file(dir: &Path, name: &str, partitions: i32, config: &TopicConfig) -> Result<()> {
+fn write_topic_file(dir: &Path, name: &str, meta: &TopicMeta) -> Result<()> {
+    let TopicMeta {
+        partitions,
+        config,
+        recovered,
+    } = meta;
     let mut text = format!("# topiclog topic {name}\npartitions={partitions}\n");
+    if *recovered {
+        text.push_str(
+            "# Rebuilt from its partition directories: the metadata file was missing.\n\
+             recovered=true\n",
+        );
+    }
     for (k, v) in config.to_properties() {
         text.push_str(k);
         text.push('=');
@@ -233,8 +323,11 @@ impl Log {
         options.validate()?;
         let read_only = options.read_only;
         let dir = dir.to_path_buf();
+        // Looked at before anything is written: a folder that is not a data directory is
+        // refused without so much as a lock file left in it.
+        let mut state = data_dir::inspect(&dir)?;
         let lock = if read_only {
-            if !dir.is_dir() {
+            if matches!(state, DirState::Missing) {
                 return Err(Error::io(
                     &dir,
                     std::io::Error::new(std::io::ErrorKind::NotFound, "no such data directory"),
@@ -258,7 +351,24 @@ impl Log {
                 }
                 Err(fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
             }
+            if !matches!(state, DirState::Identified(_)) {
+                // Another process may have made it a data directory before we held the lock.
+                state = data_dir::inspect(&dir)?;
+            }
             Some(f)
+        };
+        let mut report = RecoveryReport::default();
+        let directory_id = match state {
+            DirState::Identified(id) => Some(id.directory_id),
+            // Read-only opens never write the identity.
+            _ if read_only => None,
+            DirState::Missing | DirState::Empty => {
+                Some(data_dir::write_identity(&dir)?.directory_id)
+            }
+            DirState::Legacy => {
+                report.adopted = true;
+                Some(data_dir::write_identity(&dir)?.directory_id)
+            }
         };
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = marker.exists();
@@ -293,11 +403,11 @@ impl Log {
         if !read_only && !topics_dir.is_dir() {
             fs::create_dir_all(&topics_dir).at(&topics_dir)?;
         }
+        report.clean = clean;
+        if !read_only {
+            finish_deletes(&dir, &mut report)?;
+        }
         let mut topics = BTreeMap::new();
-        let mut report = RecoveryReport {
-            clean,
-            partitions: Vec::new(),
-        };
         let mut names = Vec::new();
         if topics_dir.is_dir() {
             for entry in fs::read_dir(&topics_dir).at(&topics_dir)? {
@@ -309,10 +419,17 @@ impl Log {
                 }
             }
         }
-        names.sort();
+        let mut metas = BTreeMap::new();
         for name in names {
-            let (count, config) = read_topic_file(&topic_file(&dir, &name))?;
-            let config = Arc::new(config);
+            let meta = read_topic_file(&topic_file(&dir, &name))?;
+            metas.insert(name, meta);
+        }
+        if !read_only {
+            settle_partition_dirs(&dir, &mut metas, &mut report)?;
+        }
+        for (name, meta) in metas {
+            let count = meta.partitions;
+            let config = Arc::new(meta.config);
             let tname: Arc<str> = Arc::from(name.as_str());
             let mut parts = Vec::with_capacity(count as usize);
             for p in 0..count {
@@ -337,10 +454,9 @@ impl Log {
                 }
                 parts.push(part);
             }
-            topics.insert(name, Arc::new(Topic::new(tname, config, parts)));
-        }
-        if !read_only {
-            sweep_orphans(&dir, &topics)?;
+            let mut topic = Topic::new(tname, config, parts);
+            topic.recovered = meta.recovered;
+            topics.insert(name, Arc::new(topic));
         }
         let producer_ids = ProducerRegistry::load(&dir.join(PRODUCER_IDS_FILE));
         let inner = Arc::new(LogInner {
@@ -355,6 +471,7 @@ impl Log {
             closed: AtomicBool::new(false),
             flusher: Mutex::new(None),
             report,
+            directory_id,
             last_checkpoint: Mutex::new(Instant::now()),
             last_maintenance: Mutex::new(Instant::now()),
         });
@@ -376,7 +493,7 @@ impl Log {
                 .with("cleanup.policy", "compact")?
                 .with("segment.bytes", "4194304")?
                 .with("flush.policy", "every-batch")?;
-            self.create_topic_with(OFFSETS_TOPIC, 1, config)?;
+            self.create_topic_unchecked(OFFSETS_TOPIC, 1, config)?;
         }
         let partition = self
             .inner
@@ -540,9 +657,18 @@ impl Log {
         self.inner.shared.read_only
     }
 
-    /// What opening the directory found: per partition, what was scanned and cut.
+    /// What opening the directory found: per partition, what was scanned and cut; whether
+    /// the directory was adopted; topics rebuilt and strays set aside. See
+    /// [`RecoveryReport::notices`] for the same as lines for a person.
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.inner.report
+    }
+
+    /// The data directory's id (22 characters, Kafka's UUID text form), from its
+    /// `topiclog.properties`; `None` in a read-only open of a directory written by a
+    /// topiclog from before that file.
+    pub fn directory_id(&self) -> Option<&str> {
+        self.inner.directory_id.as_deref()
     }
 
     /// The config new topics get unless one is given (see
@@ -564,8 +690,25 @@ impl Log {
     /// Creates a topic with an explicit config (validated here).
     ///
     /// # Errors
-    /// As [`Log::create_topic`].
+    /// As [`Log::create_topic`]; [`Error::InternalTopic`] for a name topiclog keeps for
+    /// itself (`__consumer_offsets`, `__transaction_state`).
     pub fn create_topic_with(
+        &self,
+        name: &str,
+        partitions: i32,
+        config: TopicConfig,
+    ) -> Result<()> {
+        if is_internal_topic(name) {
+            return Err(Error::InternalTopic {
+                topic: name.to_string(),
+                operation: "create",
+            });
+        }
+        self.create_topic_unchecked(name, partitions, config)
+    }
+
+    /// Creates a topic, internal names included.
+    fn create_topic_unchecked(
         &self,
         name: &str,
         partitions: i32,
@@ -587,27 +730,35 @@ impl Log {
                 topic: name.to_string(),
             });
         }
-        let config = Arc::new(config);
+        let meta = TopicMeta {
+            partitions,
+            config,
+            recovered: false,
+        };
+        // Metadata first: after a crash, an open finds the topic and creates the partition
+        // directories it lacks, instead of finding directories without metadata.
+        write_topic_file(&self.inner.dir, name, &meta)?;
+        let config = Arc::new(meta.config);
         let tname: Arc<str> = Arc::from(name);
-        let mut parts = Vec::with_capacity(partitions as usize);
-        for p in 0..partitions {
-            let pdir = partition_dir(&self.inner.dir, name, p);
-            if pdir.exists() {
-                // Leftovers of a deleted topic of the same name must not be adopted.
-                remove_dir_durably(&self.inner.dir, &pdir, name, p)?;
+        let opened = open_new_partitions(&self.inner, &tname, 0..partitions, &config);
+        let parts = match opened {
+            Ok(parts) => parts,
+            Err(e) => {
+                // Undo: the topic does not exist. Its new directories are topiclog's own and
+                // empty; they are removed with the metadata.
+                let meta_path = topic_file(&self.inner.dir, name);
+                let _ = ops::remove_file(&meta_path);
+                for p in 0..partitions {
+                    let pdir = partition_dir(&self.inner.dir, name, p);
+                    if pdir.is_dir() {
+                        let _ = remove_dir_durably(&self.inner.dir, &pdir, name, p);
+                    }
+                }
+                return Err(e);
             }
-            parts.push(Partition::open(
-                &self.inner.shared,
-                &tname,
-                p,
-                pdir,
-                Arc::clone(&config),
-                true,
-                (None, None),
-            )?);
-        }
-        // Also syncs the data directory, making the new partition directories durable.
-        write_topic_file(&self.inner.dir, name, partitions, &config)?;
+        };
+        // Makes the new partition directories durable.
+        sync_dir(&self.inner.dir)?;
         self.inner
             .topics
             .write()
@@ -654,6 +805,7 @@ impl Log {
             name: name.to_string(),
             config: t.config.read().as_ref().clone(),
             partitions,
+            recovered: t.recovered,
         })
     }
 
@@ -677,7 +829,15 @@ impl Log {
         let _g = self.inner.catalog.lock();
         let t = self.inner.topic(name)?;
         let config = Arc::new(config);
-        write_topic_file(&self.inner.dir, name, t.partition_count(), &config)?;
+        write_topic_file(
+            &self.inner.dir,
+            name,
+            &TopicMeta {
+                partitions: t.partition_count(),
+                config: config.as_ref().clone(),
+                recovered: t.recovered,
+            },
+        )?;
         for p in t.partitions.read().iter() {
             p.set_config(Arc::clone(&config));
         }
@@ -693,6 +853,12 @@ impl Log {
     pub fn add_partitions(&self, name: &str, total: i32) -> Result<()> {
         self.inner.check_open()?;
         self.inner.check_writable()?;
+        if is_internal_topic(name) {
+            return Err(Error::InternalTopic {
+                topic: name.to_string(),
+                operation: "add partitions",
+            });
+        }
         let _g = self.inner.catalog.lock();
         let t = self.inner.topic(name)?;
         let current = t.partition_count();
@@ -709,23 +875,17 @@ impl Log {
             ));
         }
         let config = Arc::clone(&t.config.read());
-        let mut new = Vec::new();
-        for p in current..total {
-            let pdir = partition_dir(&self.inner.dir, name, p);
-            if pdir.exists() {
-                remove_dir_durably(&self.inner.dir, &pdir, name, p)?;
-            }
-            new.push(Partition::open(
-                &self.inner.shared,
-                &t.name,
-                p,
-                pdir,
-                Arc::clone(&config),
-                true,
-                (None, None),
-            )?);
-        }
-        write_topic_file(&self.inner.dir, name, total, &config)?;
+        let new = open_new_partitions(&self.inner, &t.name, current..total, &config)?;
+        sync_dir(&self.inner.dir)?;
+        write_topic_file(
+            &self.inner.dir,
+            name,
+            &TopicMeta {
+                partitions: total,
+                config: (*config).clone(),
+                recovered: t.recovered,
+            },
+        )?;
         t.partitions.write().extend(new);
         Ok(())
     }
@@ -738,12 +898,25 @@ impl Log {
     pub fn delete_topic(&self, name: &str) -> Result<()> {
         self.inner.check_open()?;
         self.inner.check_writable()?;
+        if is_internal_topic(name) {
+            return Err(Error::InternalTopic {
+                topic: name.to_string(),
+                operation: "delete",
+            });
+        }
         let _g = self.inner.catalog.lock();
         let t = self.inner.topic(name)?;
-        // Metadata first: after a crash the partition directories are orphans, swept at open.
+        // The metadata moves to a tombstone first: after a crash, the open finds the
+        // tombstone and finishes the delete, instead of finding partition directories
+        // without metadata (which it keeps, taking them for a lost metadata file).
         let meta = topic_file(&self.inner.dir, name);
-        ops::remove_file(&meta).at(&meta)?;
+        let deleting = self.inner.dir.join(DELETING_DIR);
+        ops::create_dir_all(&deleting).at(&deleting)?;
+        let tombstone = deleting.join(name);
+        ops::rename(&meta, &tombstone).at(&meta)?;
         sync_dir(&self.inner.dir.join(TOPICS_DIR))?;
+        sync_dir(&deleting)?;
+        sync_dir(&self.inner.dir)?;
         self.inner.topics.write().remove(name);
         for p in t.partitions.read().iter() {
             p.mark_deleted();
@@ -752,6 +925,7 @@ impl Log {
             }
             remove_dir_durably(&self.inner.dir, &p.dir, name, p.id)?;
         }
+        ops::remove_file(&tombstone).at(&tombstone)?;
         Ok(())
     }
 
@@ -1130,9 +1304,14 @@ impl LogInner {
     }
 }
 
-/// True for topics topiclog keeps for itself (`__consumer_offsets`).
+/// Kafka's transaction log topic: reserved, as in Kafka.
+pub(crate) const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
+
+/// True for Kafka's internal topics, `__consumer_offsets` and `__transaction_state`: only
+/// topiclog writes them. Public handles, producers and adapters get
+/// [`Error::InternalTopic`] when they append to, delete or repartition one.
 pub fn is_internal_topic(name: &str) -> bool {
-    name == OFFSETS_TOPIC
+    name == OFFSETS_TOPIC || name == TRANSACTION_STATE_TOPIC
 }
 
 /// A partition handle by name (for producers and consumers).
@@ -1308,47 +1487,145 @@ fn start_flusher(inner: &Arc<LogInner>, tick: Duration) {
     }
 }
 
+/// Opens (creating) new partitions `ids` of a topic. A directory already at one of their
+/// paths is not topiclog's to delete: it is moved aside as a stray first.
+fn open_new_partitions(
+    inner: &LogInner,
+    topic: &Arc<str>,
+    ids: std::ops::Range<i32>,
+    config: &Arc<TopicConfig>,
+) -> Result<Vec<Arc<Partition>>> {
+    let mut parts = Vec::with_capacity(ids.len());
+    for p in ids {
+        let pdir = partition_dir(&inner.dir, topic, p);
+        if pdir.exists() {
+            set_aside(&inner.dir, &pdir, topic, p, "stray")?;
+        }
+        parts.push(Partition::open(
+            &inner.shared,
+            topic,
+            p,
+            pdir,
+            Arc::clone(config),
+            true,
+            (None, None),
+        )?);
+    }
+    Ok(parts)
+}
+
+/// Renames a partition directory to `<topic>-<p>.<nonce>-<kind>` (a free name) and syncs
+/// the data directory. Returns the new path.
+fn set_aside(root: &Path, pdir: &Path, topic: &str, partition: i32, kind: &str) -> Result<PathBuf> {
+    let nonce = u64::try_from(writer_now_ms()).unwrap_or(0);
+    let target = data_dir::free_set_aside_path(root, topic, partition, nonce, kind);
+    ops::rename(pdir, &target).at(pdir)?;
+    sync_dir(root)?;
+    Ok(target)
+}
+
 /// Renames a partition directory to `<topic>-<p>.<nonce>-delete` (topic part shortened so
 /// the name fits in 255 bytes, as Kafka does) and removes it.
 fn remove_dir_durably(root: &Path, pdir: &Path, topic: &str, partition: i32) -> Result<()> {
-    let nonce = writer_now_ms();
-    let suffix = format!("-{partition}.{nonce:x}-delete");
-    let keep = 255usize.saturating_sub(suffix.len()).min(topic.len());
-    let name = format!("{}{suffix}", topic.get(..keep).unwrap_or(topic));
-    let target = root.join(name);
-    ops::rename(pdir, &target).at(pdir)?;
-    sync_dir(root)?;
+    let target = set_aside(root, pdir, topic, partition, "delete")?;
     ops::remove_dir_all(&target).at(&target)
 }
 
-/// Removes leftovers: `*-delete` directories from interrupted deletes, and partition
-/// directories whose topic no longer exists (deleted while the log was down).
-fn sweep_orphans(dir: &Path, topics: &BTreeMap<String, Arc<Topic>>) -> Result<()> {
-    let counts: HashMap<&str, i32> = topics
-        .iter()
-        .map(|(k, t)| (k.as_str(), t.partition_count()))
-        .collect();
+/// Finishes deletes a crash interrupted: the partition directories of every topic with a
+/// tombstone in `.topics-deleting/` and no live metadata, and `*-delete` directories that
+/// topiclog named (only names of exactly that form: a user's `backup-delete` stays).
+fn finish_deletes(dir: &Path, report: &mut RecoveryReport) -> Result<()> {
+    let deleting = dir.join(DELETING_DIR);
+    let mut tombstones = Vec::new();
+    if deleting.is_dir() {
+        for entry in fs::read_dir(&deleting).at(&deleting)? {
+            let entry = entry.at(&deleting)?;
+            let name = entry.file_name();
+            if let Some(name) = name.to_str().filter(|n| validate_topic_name(n).is_ok()) {
+                tombstones.push(name.to_string());
+            }
+        }
+    }
+    let mut entries = Vec::new();
+    for entry in fs::read_dir(dir).at(dir)? {
+        let entry = entry.at(dir)?;
+        if entry.file_type().at(entry.path())?.is_dir()
+            && let Some(name) = entry.file_name().to_str()
+        {
+            entries.push(name.to_string());
+        }
+    }
+    for name in &entries {
+        if data_dir::is_set_aside(name, "delete") {
+            let path = dir.join(name);
+            fs::remove_dir_all(&path).at(&path)?;
+        }
+    }
+    for topic in tombstones {
+        // A live metadata file wins: the topic was created again after the delete.
+        if !topic_file(dir, &topic).exists() {
+            for name in &entries {
+                if let Some((t, p)) = data_dir::parse_partition_dir(name)
+                    && t == topic
+                {
+                    remove_dir_durably(dir, &dir.join(name), t, p)?;
+                }
+            }
+            report.deletes_completed.push(topic.clone());
+        }
+        let tombstone = deleting.join(&topic);
+        ops::remove_file(&tombstone).at(&tombstone)?;
+    }
+    Ok(())
+}
+
+/// Partition directories the catalog does not account for. Nothing is deleted: a topic whose
+/// metadata file is gone is rebuilt when its directories run from partition 0 without a
+/// hole (default config, delete policy, unlimited retention, marked recovered); any other
+/// partition directory no topic owns is moved aside as a stray. Both are reported.
+fn settle_partition_dirs(
+    dir: &Path,
+    metas: &mut BTreeMap<String, TopicMeta>,
+    report: &mut RecoveryReport,
+) -> Result<()> {
+    let mut unowned: BTreeMap<String, Vec<i32>> = BTreeMap::new();
     for entry in fs::read_dir(dir).at(dir)? {
         let entry = entry.at(dir)?;
         if !entry.file_type().at(entry.path())?.is_dir() {
             continue;
         }
         let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if name.ends_with("-delete") {
-            fs::remove_dir_all(entry.path()).at(entry.path())?;
-            continue;
-        }
-        let Some((topic, p)) = name.rsplit_once('-') else {
+        let Some((topic, p)) = name.to_str().and_then(data_dir::parse_partition_dir) else {
             continue;
         };
-        let Ok(p) = p.parse::<i32>() else { continue };
-        if validate_topic_name(topic).is_err() {
+        let owned = metas.get(topic).is_some_and(|m| p < m.partitions);
+        if !owned {
+            unowned.entry(topic.to_string()).or_default().push(p);
+        }
+    }
+    for (topic, mut ids) in unowned {
+        ids.sort_unstable();
+        let contiguous = ids.iter().enumerate().all(|(i, &p)| p == i as i32);
+        if contiguous && !metas.contains_key(&topic) && !is_internal_topic(&topic) {
+            let config = TopicConfig::default()
+                .with("cleanup.policy", "delete")?
+                .with("retention.ms", "-1")?
+                .with("retention.bytes", "-1")?;
+            let meta = TopicMeta {
+                partitions: ids.len() as i32,
+                config,
+                recovered: true,
+            };
+            write_topic_file(dir, &topic, &meta)?;
+            report.topics_rebuilt.push(topic.clone());
+            metas.insert(topic, meta);
             continue;
         }
-        let owned = counts.get(topic).is_some_and(|&n| p < n);
-        if !owned {
-            remove_dir_durably(dir, &entry.path(), topic, p)?;
+        for p in ids {
+            let from = partition_dir(dir, &topic, p);
+            report
+                .strays
+                .push(set_aside(dir, &from, &topic, p, "stray")?);
         }
     }
     Ok(())

@@ -150,6 +150,8 @@ pub(crate) struct Topic {
     pub(crate) config: RwLock<Arc<TopicConfig>>,
     pub(crate) partitions: RwLock<Vec<Arc<Partition>>>,
     pub(crate) sticky: Sticky,
+    /// Its metadata was rebuilt from partition directories (`recovered=true`).
+    pub(crate) recovered: bool,
 }
 
 impl Topic {
@@ -163,6 +165,7 @@ impl Topic {
             config: RwLock::new(config),
             partitions: RwLock::new(partitions),
             sticky: Sticky::new(),
+            recovered: false,
         }
     }
 

@@ -362,3 +362,66 @@ fn perf_produce_and_consume_report_rates() {
     assert!(line.starts_with("20000 records read,"), "{line}");
     fails(d, &["perf", "consume", "p", "--records", "30000"]);
 }
+
+#[test]
+fn a_wrong_folder_is_refused_and_left_whole() {
+    let home = tempfile::tempdir().unwrap();
+    let d = home.path();
+    for sub in ["photos-2024", "release-1"] {
+        std::fs::create_dir(d.join(sub)).unwrap();
+        std::fs::write(d.join(sub).join("keep.jpg"), sub).unwrap();
+    }
+    let err = fails(d, &["topics", "create", "x"]);
+    assert!(err.contains("not a topiclog data directory"), "{err}");
+    let out = tl(d, &["produce", "foo"], Some(b"a line\n"));
+    assert!(!out.status.success());
+    for sub in ["photos-2024", "release-1"] {
+        assert_eq!(
+            std::fs::read_to_string(d.join(sub).join("keep.jpg")).unwrap(),
+            sub
+        );
+    }
+    let mut left: Vec<String> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["photos-2024", "release-1"]);
+}
+
+#[test]
+fn internal_topic_names_are_reserved() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = fails(dir.path(), &["topics", "create", "__consumer_offsets"]);
+    assert!(err.contains("reserved"), "{err}");
+    let err = fails(dir.path(), &["topics", "delete", "__consumer_offsets"]);
+    assert!(err.contains("internal"), "{err}");
+}
+
+#[test]
+fn read_write_commands_print_what_recovery_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["topics", "create", "orders"], None);
+    ok(d, &["produce", "orders"], Some(b"one\ntwo\n"));
+    std::fs::remove_file(d.join(".topics").join("orders")).unwrap();
+    let out = tl(d, &["topics", "create", "other"], None);
+    assert!(out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("recovery") && err.contains("'orders'") && err.contains("rebuilt"),
+        "{err}"
+    );
+    let got = ok(
+        d,
+        &[
+            "consume",
+            "orders",
+            "--from-beginning",
+            "--timeout-ms",
+            "300",
+        ],
+        None,
+    );
+    assert!(got.contains("one") && got.contains("two"), "{got}");
+}

@@ -6,10 +6,7 @@ use bytes::Bytes;
 use serde_json::Value;
 use topiclog::{Batch, Compression, Error, Result, TimestampType};
 
-const DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/kafka-python"
-);
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/kafka-python");
 
 fn bytes_field(v: &Value) -> Option<Vec<u8>> {
     v.as_str().map(|s| s.as_bytes().to_vec())

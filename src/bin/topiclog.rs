@@ -250,8 +250,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// Opens read-write and tells, on stderr, what the open did to the directory (adoption,
+/// rebuilt topics, strays set aside, damage cut or set aside).
 fn open_rw(dir: &Path) -> Result<Log, Fail> {
-    Ok(LogOptions::new().open(dir)?)
+    let log = LogOptions::new().open(dir)?;
+    for line in log.recovery_report().notices() {
+        eprintln!("topiclog: recovery: {line}");
+    }
+    Ok(log)
 }
 
 fn open_ro(dir: &Path) -> Result<Log, Fail> {

@@ -1092,10 +1092,7 @@ mod tests {
     /// README). Their records sections must decode to the uncompressed batch's records.
     #[test]
     fn decodes_kafka_python_fixtures() {
-        const DIR: &str = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/kafka-python"
-        );
+        const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/kafka-python");
         // RecordBatch v2 header: base offset 8, length 4, leader epoch 4, magic 1, CRC 4,
         // attributes 2, last offset delta 4, two timestamps 16, producer id 8, epoch 2, base
         // sequence 4, record count 4.

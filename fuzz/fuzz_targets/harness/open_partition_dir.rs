@@ -177,6 +177,11 @@ fn topic_file(scratch: Scratch) -> &'static Path {
 }
 
 fn lay_out(root: &Path, f: &Files<'_>, scratch: Scratch) {
+    // The data directory's identity: without it the library refuses a non-empty directory.
+    write(
+        &root.join("topiclog.properties"),
+        b"format.version=1\ndirectory.id=AAAAAAAAAAAAAAAAAAAAAA\n",
+    );
     let topic_path = root.join(topic_file(scratch));
     std::fs::create_dir_all(topic_path.parent().expect("topic file has a parent"))
         .expect("mkdir .topics");

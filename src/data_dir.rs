@@ -1,0 +1,296 @@
+//! A data directory's identity (`topiclog.properties`, as Kafka's `meta.properties`) and the
+//! names topiclog gives directories it sets aside or deletes.
+//!
+//! The identity is what lets topiclog tell its own folders from a user's: a read-write open
+//! of a non-empty directory without it is refused, so a mistyped `--dir` never has its
+//! subfolders taken for partitions (and, before this file existed, deleted as orphans).
+
+use std::fs;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use crate::checkpoint::RECOVERY_POINT_FILE;
+use crate::error::{Error, IoContext, Result};
+use crate::io::{ops, write_atomic};
+use crate::topic::validate_topic_name;
+
+/// The identity file at the top of every data directory.
+pub(crate) const IDENTITY_FILE: &str = "topiclog.properties";
+/// The on-disk format this build writes and reads. A directory that says a newer one is
+/// refused rather than guessed at.
+pub(crate) const FORMAT_VERSION: u32 = 1;
+/// Folder of topic metadata files; with the recovery-point checkpoint, the sign of a data
+/// directory made by a topiclog from before the identity file.
+pub(crate) const TOPICS_DIR: &str = ".topics";
+/// The lock file. Like the identity's temp file, an entry a failed open may leave behind in
+/// an otherwise empty folder.
+pub(crate) const LOCK_FILE: &str = ".lock";
+
+/// What a directory is, as far as opening it goes.
+#[derive(Debug)]
+pub(crate) enum DirState {
+    /// Nothing there yet.
+    Missing,
+    /// A folder with nothing of anyone's in it.
+    Empty,
+    /// A topiclog data directory.
+    Identified(Identity),
+    /// A data directory written by a topiclog from before the identity file: adopted once.
+    Legacy,
+}
+
+/// The parsed identity file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Identity {
+    pub(crate) directory_id: String,
+}
+
+/// Looks at `dir` without changing anything.
+///
+/// # Errors
+/// [`Error::NotADataDirectory`] for a regular file, a non-empty folder that is not a data
+/// directory, or an identity of a newer format; [`Error::Corrupt`] for an unreadable identity.
+pub(crate) fn inspect(dir: &Path) -> Result<DirState> {
+    match fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DirState::Missing),
+        Err(e) => return Err(Error::io(dir, e)),
+        Ok(m) if !m.is_dir() => {
+            return Err(not_a_data_dir(
+                dir,
+                "it is a file, not a directory".to_string(),
+            ));
+        }
+        Ok(_) => {}
+    }
+    let identity = dir.join(IDENTITY_FILE);
+    match ops::read_to_string(&identity) {
+        Ok(text) => return parse(&identity, &text).map(DirState::Identified),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(&identity, e)),
+    }
+    if dir.join(TOPICS_DIR).is_dir() && dir.join(RECOVERY_POINT_FILE).is_file() {
+        return Ok(DirState::Legacy);
+    }
+    let mut foreign = Vec::new();
+    for entry in fs::read_dir(dir).at(dir)? {
+        let name = entry.at(dir)?.file_name();
+        if !is_open_leftover(&name.to_string_lossy()) {
+            foreign.push(name.to_string_lossy().into_owned());
+        }
+    }
+    if foreign.is_empty() {
+        return Ok(DirState::Empty);
+    }
+    foreign.sort();
+    let shown: Vec<&str> = foreign.iter().take(3).map(String::as_str).collect();
+    Err(not_a_data_dir(
+        dir,
+        format!(
+            "it holds {} entr{} ({}{}) but no {IDENTITY_FILE}; open an empty or new directory",
+            foreign.len(),
+            if foreign.len() == 1 { "y" } else { "ies" },
+            shown.join(", "),
+            if foreign.len() > shown.len() {
+                ", ..."
+            } else {
+                ""
+            },
+        ),
+    ))
+}
+
+/// Files an open may leave in a folder before it writes the identity (the lock, the
+/// identity's temp file): a folder holding only these is still empty.
+fn is_open_leftover(name: &str) -> bool {
+    // `write_atomic`'s temp file for the identity.
+    name == LOCK_FILE || name == "topiclog.properties.tmp"
+}
+
+fn not_a_data_dir(dir: &Path, reason: String) -> Error {
+    Error::NotADataDirectory {
+        path: dir.to_path_buf(),
+        reason,
+    }
+}
+
+fn parse(path: &Path, text: &str) -> Result<Identity> {
+    let corrupt = |reason: String| Error::Corrupt {
+        path: path.to_path_buf(),
+        position: 0,
+        reason,
+    };
+    let mut version = None;
+    let mut id = None;
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            return Err(corrupt(format!("line '{line}' is not key=value")));
+        };
+        match k.trim() {
+            "format.version" => {
+                version = Some(v.trim().parse::<u32>().map_err(|_| {
+                    corrupt(format!("format.version '{}' is not a number", v.trim()))
+                })?);
+            }
+            "directory.id" => id = Some(v.trim().to_string()),
+            // Unknown keys are kept for newer versions of the same format.
+            _ => {}
+        }
+    }
+    let version = version.ok_or_else(|| corrupt("no format.version".into()))?;
+    if version > FORMAT_VERSION {
+        return Err(not_a_data_dir(
+            path.parent().unwrap_or(path),
+            format!(
+                "it has format version {version}, newer than this topiclog's ({FORMAT_VERSION})"
+            ),
+        ));
+    }
+    let directory_id = id
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| corrupt("no directory.id".into()))?;
+    Ok(Identity { directory_id })
+}
+
+/// Writes a new identity (fsynced, renamed into place, directory fsynced).
+pub(crate) fn write_identity(dir: &Path) -> Result<Identity> {
+    let directory_id = new_directory_id();
+    let text = format!(
+        "# A topiclog data directory. topiclog refuses to open a non-empty directory\n\
+         # without this file, so that it never takes someone else's folders for its own.\n\
+         format.version={FORMAT_VERSION}\n\
+         directory.id={directory_id}\n"
+    );
+    write_atomic(&dir.join(IDENTITY_FILE), text.as_bytes())?;
+    Ok(Identity { directory_id })
+}
+
+/// 16 random bytes in Kafka's UUID text form (URL-safe base64, no padding: 22 characters).
+fn new_directory_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bytes = [0u8; 16];
+    let filled = fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .is_ok();
+    if !filled {
+        // No /dev/urandom: std's per-process random hash keys, mixed with the time.
+        use std::hash::{BuildHasher, Hasher};
+        for (i, chunk) in bytes.chunks_exact_mut(8).enumerate() {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_usize(i);
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos()),
+            );
+            chunk.copy_from_slice(&h.finish().to_le_bytes());
+        }
+    }
+    let bits = u128::from_be_bytes(bytes);
+    let mut out = String::with_capacity(22);
+    // 22 six-bit digits cover 132 bits: the first carries the top 2 of the 128.
+    for i in (0..22).rev() {
+        let digit = ((bits >> (i * 6)) & 0x3f) as usize;
+        out.push(char::from(ALPHABET.get(digit).copied().unwrap_or(b'A')));
+    }
+    out
+}
+
+/// A partition directory's name split into topic and partition, when it is one.
+pub(crate) fn parse_partition_dir(name: &str) -> Option<(&str, i32)> {
+    let (topic, p) = name.rsplit_once('-')?;
+    if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let p = p.parse::<i32>().ok()?;
+    validate_topic_name(topic).ok()?;
+    Some((topic, p))
+}
+
+/// `<topic>-<partition>.<nonce>-<kind>`, with the topic part shortened so the name fits in
+/// 255 bytes (as Kafka names deleted and stray partition directories).
+pub(crate) fn set_aside_name(topic: &str, partition: i32, nonce: u64, kind: &str) -> String {
+    let suffix = format!("-{partition}.{nonce:x}-{kind}");
+    let keep = 255usize.saturating_sub(suffix.len()).min(topic.len());
+    format!("{}{suffix}", topic.get(..keep).unwrap_or(topic))
+}
+
+/// True for a name [`set_aside_name`] made with `kind`: only such directories are removed
+/// as leftovers of an interrupted delete, never a user's `backup-delete`.
+pub(crate) fn is_set_aside(name: &str, kind: &str) -> bool {
+    let Some(rest) = name.strip_suffix(kind).and_then(|r| r.strip_suffix('-')) else {
+        return false;
+    };
+    let Some((head, nonce)) = rest.rsplit_once('.') else {
+        return false;
+    };
+    !nonce.is_empty()
+        && nonce.bytes().all(|b| b.is_ascii_hexdigit())
+        && parse_partition_dir(head).is_some()
+}
+
+/// A free name in `root` for a directory set aside.
+pub(crate) fn free_set_aside_path(
+    root: &Path,
+    topic: &str,
+    partition: i32,
+    mut nonce: u64,
+    kind: &str,
+) -> PathBuf {
+    loop {
+        let path = root.join(set_aside_name(topic, partition, nonce, kind));
+        if !path.exists() {
+            return path;
+        }
+        nonce = nonce.wrapping_add(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_aside_names_round_trip_and_user_names_do_not_match() {
+        let n = set_aside_name("orders", 3, 0x1a2b, "delete");
+        assert_eq!(n, "orders-3.1a2b-delete");
+        assert!(is_set_aside(&n, "delete"));
+        assert!(!is_set_aside(&n, "stray"));
+        for user in [
+            "backup-delete",
+            "photos-2024-delete",
+            "a.b-delete",
+            "x-1.zz-delete",
+        ] {
+            assert!(!is_set_aside(user, "delete"), "{user}");
+        }
+        let long = "t".repeat(249);
+        assert!(set_aside_name(&long, 99_999, u64::MAX, "stray").len() <= 255);
+    }
+
+    #[test]
+    fn partition_dir_names() {
+        assert_eq!(parse_partition_dir("orders-0"), Some(("orders", 0)));
+        assert_eq!(parse_partition_dir("a-b-12"), Some(("a-b", 12)));
+        assert_eq!(parse_partition_dir("orders-"), None);
+        // A topic name may end in '-'.
+        assert_eq!(parse_partition_dir("orders--1"), Some(("orders-", 1)));
+        assert_eq!(parse_partition_dir("orders-+1"), None);
+        assert_eq!(parse_partition_dir("-1"), None);
+    }
+
+    #[test]
+    fn identity_round_trips_and_ids_differ() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let a = write_identity(dir.path())?;
+        assert_eq!(a.directory_id.len(), 22);
+        match inspect(dir.path())? {
+            DirState::Identified(id) => assert_eq!(id, a),
+            other => panic!("{other:?}"),
+        }
+        assert_ne!(new_directory_id(), new_directory_id());
+        Ok(())
+    }
+}
