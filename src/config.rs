@@ -204,10 +204,35 @@ const KEYS: &[(&str, &str)] = &[
 ];
 
 fn parse_num<T: std::str::FromStr>(field: &str, value: &str) -> Result<T> {
-    value
-        .trim()
-        .parse::<T>()
-        .map_err(|_| Error::invalid_config(field, format!("'{value}' is not a valid number")))
+    let v = value.trim();
+    v.parse::<T>().map_err(|_| {
+        // A number that does not fit the setting is out of range, not "not a number".
+        if v.parse::<i128>().is_ok() || v.parse::<f64>().is_ok_and(f64::is_finite) {
+            let range = range_of(field).map_or(String::new(), |r| format!(": {r}"));
+            Error::invalid_config(field, format!("{v} is out of range{range}"))
+        } else {
+            Error::invalid_config(field, format!("'{value}' is not a valid number"))
+        }
+    })
+}
+
+/// The accepted range of each numeric setting, by topiclog or Kafka name, as errors say it.
+fn range_of(key: &str) -> Option<&'static str> {
+    let ours = KEYS
+        .iter()
+        .find(|(ours, kafka)| *ours == key || *kafka == key)
+        .map_or(key, |(ours, _)| *ours);
+    Some(match ours {
+        "segment_bytes" => "must be 1024 to 2147483647",
+        "segment_index_bytes" => "must be 4096 to 2147483647",
+        "max_message_bytes" => "must be 64 to 2147483647",
+        "index_interval_bytes" => "must be 0 to 2147483647",
+        "segment_ms" | "flush.ms" | "flush.messages" => "must be at least 1",
+        "retention_ms" | "retention_bytes" => "must be -1 (unlimited) or at least 0",
+        "delete_retention_ms" | "min_compaction_lag_ms" => "must be at least 0",
+        "min_cleanable_dirty_ratio" => "must lie between 0 and 1",
+        _ => return None,
+    })
 }
 
 /// Parses Kafka's "-1 means unlimited" convention.
@@ -241,6 +266,16 @@ impl TopicConfig {
             .iter()
             .find(|(ours, kafka)| *ours == key || *kafka == key)
             .map_or(key, |(ours, _)| *ours);
+        // Set on a copy and range-checked there, naming the key as the user typed it: a
+        // refused value leaves the config as it was.
+        let mut next = self.clone();
+        next.assign(name, key, value)?;
+        next.check(name, key)?;
+        *self = next;
+        Ok(self)
+    }
+
+    fn assign(&mut self, name: &str, key: &str, value: &str) -> Result<()> {
         let v = value.trim();
         match name {
             "segment_bytes" => self.segment_bytes = parse_num(key, v)?,
@@ -326,7 +361,46 @@ impl TopicConfig {
             "min_compaction_lag_ms" => self.min_compaction_lag_ms = parse_num(key, v)?,
             _ => return Err(Error::invalid_config(key, "unknown topic setting")),
         }
-        Ok(self)
+        Ok(())
+    }
+
+    /// Checks one field (by topiclog name) and names it `key` in the error.
+    fn check(&self, name: &str, key: &str) -> Result<()> {
+        let out_of_range = |value: String| {
+            let range = range_of(name).unwrap_or("is out of range");
+            Err(Error::invalid_config(
+                key,
+                format!("{value} is out of range: {range}"),
+            ))
+        };
+        let within = |v: u32, min: u32| (min..=i32::MAX as u32).contains(&v);
+        match name {
+            "segment_bytes" if !within(self.segment_bytes, MIN_SEGMENT_BYTES) => {
+                out_of_range(self.segment_bytes.to_string())
+            }
+            "segment_ms" if self.segment_ms == 0 => out_of_range(self.segment_ms.to_string()),
+            "segment_index_bytes" if !within(self.segment_index_bytes, MIN_SEGMENT_INDEX_BYTES) => {
+                out_of_range(self.segment_index_bytes.to_string())
+            }
+            "index_interval_bytes" if !within(self.index_interval_bytes, 0) => {
+                out_of_range(self.index_interval_bytes.to_string())
+            }
+            "max_message_bytes" if !within(self.max_message_bytes, 64) => {
+                out_of_range(self.max_message_bytes.to_string())
+            }
+            "min_cleanable_dirty_ratio"
+                if !(0.0..=1.0).contains(&self.min_cleanable_dirty_ratio) =>
+            {
+                out_of_range(self.min_cleanable_dirty_ratio.to_string())
+            }
+            "flush_policy" | "flush.ms" => match self.flush_policy {
+                FlushPolicy::Interval(d) if d.is_zero() => {
+                    Err(Error::invalid_config(key, "interval must be at least 1 ms"))
+                }
+                _ => Ok(()),
+            },
+            _ => Ok(()),
+        }
     }
 
     /// Builder form of [`TopicConfig::set`].
@@ -343,43 +417,11 @@ impl TopicConfig {
     /// # Errors
     /// [`Error::InvalidConfig`] naming the first field out of range.
     pub fn validate(&self) -> Result<()> {
-        if self.segment_bytes < MIN_SEGMENT_BYTES || self.segment_bytes > i32::MAX as u32 {
-            return Err(Error::invalid_config(
-                "segment_bytes",
-                format!("{} is outside 1024..=2147483647", self.segment_bytes),
-            ));
+        for (ours, _) in KEYS {
+            self.check(ours, ours)?;
         }
-        if self.segment_ms == 0 {
-            return Err(Error::invalid_config("segment_ms", "must be at least 1"));
-        }
-        if self.segment_index_bytes < MIN_SEGMENT_INDEX_BYTES
-            || self.segment_index_bytes > i32::MAX as u32
-        {
-            return Err(Error::invalid_config(
-                "segment_index_bytes",
-                format!("{} is outside 4096..=2147483647", self.segment_index_bytes),
-            ));
-        }
-        if self.max_message_bytes < 64 || self.max_message_bytes > i32::MAX as u32 {
-            return Err(Error::invalid_config(
-                "max_message_bytes",
-                format!("{} is outside 64..=2147483647", self.max_message_bytes),
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.min_cleanable_dirty_ratio) {
-            return Err(Error::invalid_config(
-                "min_cleanable_dirty_ratio",
-                "must lie between 0 and 1",
-            ));
-        }
-        if let FlushPolicy::Interval(d) = self.flush_policy
-            && d.is_zero()
-        {
-            return Err(Error::invalid_config(
-                "flush_policy",
-                "interval must be at least 1 ms",
-            ));
-        }
+        // Checked here, not when set: a topic file naming a codec this build lacks still
+        // loads (its batches are refused when read or written, with that reason).
         if let Some(c) = self.compression
             && !c.is_available()
         {

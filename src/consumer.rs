@@ -110,7 +110,10 @@ impl ConsumerConfig {
             if assignor_by_name(a).is_none() {
                 return Err(Error::invalid_config(
                     "assignors",
-                    format!("unknown assignor '{a}' (range, roundrobin, sticky)"),
+                    format!(
+                        "topiclog does not implement the assignor '{a}'; supported: {}",
+                        crate::group::assignor::ASSIGNORS.join(", ")
+                    ),
                 ));
             }
         }

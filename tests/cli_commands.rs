@@ -425,3 +425,17 @@ fn read_write_commands_print_what_recovery_did() {
     );
     assert!(got.contains("one") && got.contains("two"), "{got}");
 }
+
+#[test]
+fn consume_escapes_nul_and_every_control_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["topics", "create", "t"], None);
+    ok(d, &["produce", "t"], Some(b"a\x00b\x1b[31mc\rd\x7f\n"));
+    let got = ok(
+        d,
+        &["consume", "t", "--from-beginning", "--timeout-ms", "300"],
+        None,
+    );
+    assert_eq!(got, "a\\x00b\\x1b[31mc\\rd\\x7f\n");
+}

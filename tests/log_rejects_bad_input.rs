@@ -216,3 +216,50 @@ fn closed_log_and_read_only_refuse_writes() -> Result<()> {
     assert_eq!(read_all(&rp)?.len(), 1);
     Ok(())
 }
+
+#[test]
+fn config_values_are_range_checked_when_set_under_the_key_typed() {
+    let cases = [
+        ("segment.bytes", "10", "must be 1024 to 2147483647"),
+        ("segment_bytes", "10", "must be 1024 to 2147483647"),
+        ("segment.bytes", "99999999999", "out of range"),
+        ("segment.bytes", "-1", "out of range"),
+        ("segment.index.bytes", "100", "must be 4096"),
+        ("max.message.bytes", "1", "must be 64"),
+        ("segment.ms", "0", "at least 1"),
+        ("min.cleanable.dirty.ratio", "1.5", "between 0 and 1"),
+        ("delete.retention.ms", "-3", "out of range"),
+    ];
+    for (key, value, says) in cases {
+        let mut c = TopicConfig::new();
+        let before = c.clone();
+        match c.set(key, value) {
+            Err(Error::InvalidConfig { field, reason }) => {
+                assert_eq!(field, key, "{key}={value}: {reason}");
+                assert!(reason.contains(says), "{key}={value}: {reason}");
+                assert!(!reason.contains("not a valid number"), "{reason}");
+            }
+            other => panic!("{key}={value}: {other:?}"),
+        }
+        // A refused value leaves the config as it was.
+        assert_eq!(c, before);
+    }
+    let err = TopicConfig::new().with("segment.bytes", "ten").unwrap_err();
+    assert!(err.to_string().contains("not a valid number"), "{err}");
+}
+
+#[test]
+fn unimplemented_assignors_are_refused_with_the_supported_list() -> Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path())?;
+    let mut config = topiclog::ConsumerConfig::group("g");
+    config.assignors = vec!["cooperative-sticky".into()];
+    match log.consumer(config) {
+        Err(Error::InvalidConfig { reason, .. }) => {
+            assert!(reason.contains("cooperative-sticky"), "{reason}");
+            assert!(reason.contains("range, roundrobin, sticky"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    Ok(())
+}

@@ -2,7 +2,8 @@
 //! produce and consume, consumer groups, perf tests and segment dumps, like Kafka's scripts.
 //!
 //! Output is for scripts: no header lines, tab-separated columns, `null` for null keys and
-//! values, `-` for a missing commit, and `\t`, `\n`, `\\` and `\xNN` escapes in keys and values.
+//! values, `-` for a missing commit, and `\t`, `\n`, `\r`, `\\` and `\xNN` escapes in keys and values
+//! (`\xNN` for every other control byte, NUL included, and for bytes that are not UTF-8).
 
 #![allow(
     // Rates are printed, not computed on: f64 precision is plenty.
@@ -308,12 +309,19 @@ fn escape(b: Option<&[u8]>) -> String {
     out
 }
 
+/// Tab, newline and carriage return as `\t`, `\n`, `\r`; every other control character
+/// (NUL, escape, DEL, ...) as `\xNN`, so output never carries raw control bytes to a terminal
+/// or a line-based reader.
 fn push_escaped(out: &mut String, s: &str) {
     for c in s.chars() {
         match c {
             '\t' => out.push_str("\\t"),
             '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
             '\\' => out.push_str("\\\\"),
+            c if c.is_ascii_control() => {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            }
             c => out.push(c),
         }
     }

@@ -26,7 +26,17 @@ impl Mapped {
     /// Maps `capacity` bytes of `file` (at least one page is mapped even for 0).
     pub(crate) fn map(file: &File, capacity: usize) -> io::Result<Arc<Mapped>> {
         let len = capacity.max(1);
-        let raw = MmapOptions::new().len(len).map_raw_read_only(file)?;
+        let raw = MmapOptions::new()
+            .len(len)
+            .map_raw_read_only(file)
+            .map_err(|e| {
+                // Mapping a directory fails with ENODEV, "No such device": say what is wrong.
+                if file.metadata().is_ok_and(|m| m.is_dir()) {
+                    io::Error::new(io::ErrorKind::IsADirectory, "is a directory, not a file")
+                } else {
+                    e
+                }
+            })?;
         Ok(Arc::new(Mapped { raw, capacity }))
     }
 
