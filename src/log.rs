@@ -489,11 +489,7 @@ impl Log {
     /// Creates `__consumer_offsets` if needed and loads committed offsets from it.
     fn start_groups(&self) -> Result<()> {
         if !self.inner.shared.read_only && !self.inner.topics.read().contains_key(OFFSETS_TOPIC) {
-            let config = TopicConfig::new()
-                .with("cleanup.policy", "compact")?
-                .with("segment.bytes", "4194304")?
-                .with("flush.policy", "every-batch")?;
-            self.create_topic_unchecked(OFFSETS_TOPIC, 1, config)?;
+            self.create_topic_unchecked(OFFSETS_TOPIC, 1, offsets_topic_config()?)?;
         }
         let partition = self
             .inner
@@ -1487,6 +1483,14 @@ fn start_flusher(inner: &Arc<LogInner>, tick: Duration) {
     }
 }
 
+/// `__consumer_offsets`' config: compacted, small segments, every commit synced.
+fn offsets_topic_config() -> Result<TopicConfig> {
+    TopicConfig::new()
+        .with("cleanup.policy", "compact")?
+        .with("segment.bytes", "4194304")?
+        .with("flush.policy", "every-batch")
+}
+
 /// Opens (creating) new partitions `ids` of a topic. A directory already at one of their
 /// paths is not topiclog's to delete: it is moved aside as a stray first.
 fn open_new_partitions(
@@ -1606,11 +1610,21 @@ fn settle_partition_dirs(
     for (topic, mut ids) in unowned {
         ids.sort_unstable();
         let contiguous = ids.iter().enumerate().all(|(i, &p)| p == i as i32);
-        if contiguous && !metas.contains_key(&topic) && !is_internal_topic(&topic) {
-            let config = TopicConfig::default()
-                .with("cleanup.policy", "delete")?
-                .with("retention.ms", "-1")?
-                .with("retention.bytes", "-1")?;
+        let rebuildable = if topic == OFFSETS_TOPIC {
+            ids == [0]
+        } else {
+            contiguous && !is_internal_topic(&topic)
+        };
+        if rebuildable && !metas.contains_key(&topic) {
+            // The offsets topic gets its own config back: compacted, synced per batch.
+            let config = if topic == OFFSETS_TOPIC {
+                offsets_topic_config()?
+            } else {
+                TopicConfig::default()
+                    .with("cleanup.policy", "delete")?
+                    .with("retention.ms", "-1")?
+                    .with("retention.bytes", "-1")?
+            };
             let meta = TopicMeta {
                 partitions: ids.len() as i32,
                 config,

@@ -191,3 +191,29 @@ fn delete_then_create_again_starts_empty() -> Result<()> {
     log.close()?;
     Ok(())
 }
+
+#[test]
+fn a_lost_offsets_topic_metadata_file_keeps_every_commit() -> Result<()> {
+    use topiclog::{ConsumerConfig, OffsetAndMetadata, TopicPartition};
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path())?;
+    fill(&log, "orders", 1, 5)?;
+    let mut c = log.consumer(ConsumerConfig::group("billing"))?;
+    c.commit_offsets(&[(TopicPartition::new("orders", 0), OffsetAndMetadata::new(4))])?;
+    drop(c);
+    log.close()?;
+    fs::remove_file(dir.path().join(".topics/__consumer_offsets")).unwrap();
+    let log = open(dir.path())?;
+    assert_eq!(
+        log.recovery_report().topics_rebuilt,
+        vec!["__consumer_offsets".to_string()]
+    );
+    assert_eq!(log.describe_group("billing")?.offsets[0].committed, Some(4));
+    let props = log
+        .describe_topic("__consumer_offsets")?
+        .config
+        .to_properties();
+    assert_eq!(props["cleanup.policy"], "compact");
+    log.close()?;
+    Ok(())
+}
