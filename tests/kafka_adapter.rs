@@ -623,6 +623,25 @@ fn produce_refuses_what_kafka_refuses_and_keeps_the_log_intact() {
 }
 
 #[test]
+fn produce_to_an_internal_topic_is_refused_as_kafka_refuses_it() {
+    let s = Server::start();
+    let log = s.log();
+    let end = log
+        .partition("__consumer_offsets", 0)
+        .unwrap()
+        .log_end_offset();
+    let good = batch(Compression::None, &[(Some("k"), "garbage")]);
+    // Kafka answers a produce to an internal topic with INVALID_TOPIC_EXCEPTION.
+    assert_eq!(produce_code(&s.broker, "__consumer_offsets", &good).0, 17);
+    assert_eq!(
+        log.partition("__consumer_offsets", 0)
+            .unwrap()
+            .log_end_offset(),
+        end
+    );
+}
+
+#[test]
 fn produce_recompresses_to_the_topic_codec() {
     let s = Server::start();
     s.log()
