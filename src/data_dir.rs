@@ -86,7 +86,9 @@ pub(crate) fn inspect(dir: &Path) -> Result<DirState> {
     Err(not_a_data_dir(
         dir,
         format!(
-            "it holds {} entr{} ({}{}) but no {IDENTITY_FILE}; open an empty or new directory",
+            "it holds {} entr{} ({}{}) but no {IDENTITY_FILE}; open an empty or new \
+             directory (a data directory that lost the file opens again once it holds one \
+             with the line format.version={FORMAT_VERSION})",
             foreign.len(),
             if foreign.len() == 1 { "y" } else { "ies" },
             shown.join(", "),
@@ -148,10 +150,10 @@ fn parse(path: &Path, text: &str) -> Result<Identity> {
             ),
         ));
     }
-    let directory_id = id
-        .filter(|i| !i.is_empty())
-        .ok_or_else(|| corrupt("no directory.id".into()))?;
-    Ok(Identity { directory_id })
+    // A missing id (a file a person wrote by hand) is given one by the next read-write open.
+    Ok(Identity {
+        directory_id: id.unwrap_or_default(),
+    })
 }
 
 /// Writes a new identity (fsynced, renamed into place, directory fsynced).

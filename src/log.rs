@@ -359,7 +359,10 @@ impl Log {
         };
         let mut report = RecoveryReport::default();
         let directory_id = match state {
-            DirState::Identified(id) => Some(id.directory_id),
+            DirState::Identified(id) if id.directory_id.is_empty() && !read_only => {
+                Some(data_dir::write_identity(&dir)?.directory_id)
+            }
+            DirState::Identified(id) => Some(id.directory_id).filter(|i| !i.is_empty()),
             // Read-only opens never write the identity.
             _ if read_only => None,
             DirState::Missing | DirState::Empty => {

@@ -153,3 +153,22 @@ fn a_file_is_not_a_directory_and_a_newer_format_is_refused() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn a_data_directory_that_lost_its_identity_opens_again_with_a_hand_written_one() -> Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path())?;
+    log.create_topic("t", 1)?;
+    log.partition("t", 0)?.append(&[Record::new("v")])?;
+    log.close()?;
+    fs::remove_file(dir.path().join("topiclog.properties")).unwrap();
+    fs::remove_file(dir.path().join("recovery-point-offset-checkpoint")).unwrap();
+    let err = open(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("format.version=1"), "{err}");
+    fs::write(dir.path().join("topiclog.properties"), "format.version=1\n").unwrap();
+    let log = open(dir.path())?;
+    assert_eq!(log.directory_id().map(str::len), Some(22));
+    assert_eq!(log.partition("t", 0)?.log_end_offset(), 1);
+    log.close()?;
+    Ok(())
+}
