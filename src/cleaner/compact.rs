@@ -19,7 +19,7 @@ use crate::TimestampType;
 use crate::error::{Error, IoContext, Result};
 use crate::io::{ops, sync_dir, write_synced};
 use crate::partition::Partition;
-use crate::record::batch::{BatchHeader, stamp_base_offset, stamp_log_append_time};
+use crate::record::batch::{BatchHeader, empty_batch, stamp_base_offset, stamp_log_append_time};
 use crate::record::{Batch, BatchBuilder};
 use crate::segment::index::IndexTracker;
 use crate::segment::{self, Segment, SegmentState};
@@ -136,6 +136,9 @@ pub(crate) fn compact(
     }
     let horizon = now.saturating_add(cfg.delete_retention_ms as i64);
     let end = cleanable.last().map_or(0, |s| s.end_offset());
+    // Taken once: a producer's last batch only moves forward, into the active segment, which
+    // this pass never reads, so a batch found last here can at worst be kept one pass too long.
+    let producers_last = p.producer_last_offsets();
     let mut next_horizon: Option<i64> = None;
     for group in groups {
         let mut batches_out = Vec::new();
@@ -145,8 +148,31 @@ pub(crate) fn compact(
             let list = batches(p, seg)?;
             let n = list.len();
             for (bi, batch) in list.into_iter().enumerate() {
-                let keep_empty = gi == last_seg && bi + 1 == n;
-                let (b, r) = rewrite(&batch, &latest, now, horizon, keep_empty)?;
+                let h = batch.header();
+                // Kafka's cleaner (`LogCleaner.cleanInto`, its `checkBatchRetention`) keeps
+                // the batch holding an active producer's last sequence even when compaction
+                // removes all of its records (`BatchRetention.RETAIN_EMPTY`, written by
+                // `MemoryRecords.filterTo` as a header with no records), and drops every
+                // other batch left without records (`DELETE_EMPTY`), an empty one kept by an
+                // earlier pass too once its producer has written again. The producer state is
+                // rebuilt from batch headers when the `.snapshot` files are lost; without that
+                // header a retry of the producer's last batch would be taken for a new one.
+                // No producer expires here (Kafka's `producer.id.expiration.ms`), so every
+                // known producer counts as active.
+                let last_of_producer = h.producer_id >= 0
+                    && producers_last.get(&h.producer_id) == Some(&h.last_offset());
+                // The one place this keeps more than Kafka: the group's last batch, so that
+                // the cleaned segment still ends where the next one starts. Kafka leaves a gap
+                // there, but the open here still takes a gap between segments for batches
+                // lost to a power cut and cuts the log at it.
+                let ends_group = gi == last_seg && bi + 1 == n;
+                let (b, r) = rewrite(
+                    &batch,
+                    &latest,
+                    now,
+                    horizon,
+                    last_of_producer || ends_group,
+                )?;
                 removed += r;
                 if let Some(b) = b {
                     if b.header.has_delete_horizon() {
@@ -195,7 +221,9 @@ fn batches(p: &Partition, seg: &Arc<Segment>) -> Result<Vec<Batch>> {
 }
 
 /// Keeps a batch's latest-per-key records (and live tombstones). Returns the output batch (the
-/// original bytes when nothing changes) and how many records were removed.
+/// original bytes when nothing changes; its header alone when no record is left and
+/// `keep_empty` is set; none when no record is left otherwise) and how many records were
+/// removed.
 fn rewrite(
     batch: &Batch,
     latest: &HashMap<Bytes, i64>,
@@ -232,6 +260,23 @@ fn rewrite(
         }
     }
     let needs_horizon = tombstones && existing_horizon.is_none();
+    if kept.is_empty() {
+        if !keep_empty {
+            return Ok((None, removed));
+        }
+        if h.record_count == 0 {
+            return Ok((
+                Some(OutBatch {
+                    bytes: batch.as_bytes().to_vec(),
+                    header: h,
+                }),
+                0,
+            ));
+        }
+        let bytes = empty_batch(&h).to_vec();
+        let header = BatchHeader::parse(&bytes)?;
+        return Ok((Some(OutBatch { bytes, header }), removed));
+    }
     if removed == 0 && !needs_horizon {
         return Ok((
             Some(OutBatch {
@@ -240,9 +285,6 @@ fn rewrite(
             }),
             0,
         ));
-    }
-    if kept.is_empty() && !keep_empty {
-        return Ok((None, removed));
     }
     let mut b = BatchBuilder::new(h.compression()?);
     b.set_delete_horizon(if tombstones {
@@ -263,9 +305,9 @@ fn rewrite(
     }
     b.set_producer(h.producer_id, h.producer_epoch, h.base_sequence);
     b.set_last_offset_delta(h.last_offset_delta);
-    let data = b.finish_allow_empty()?;
+    let data = b.finish()?;
     stamp_base_offset(data, h.base_offset);
-    if h.timestamp_type() == TimestampType::LogAppendTime && !kept.is_empty() {
+    if h.timestamp_type() == TimestampType::LogAppendTime {
         stamp_log_append_time(data, h.max_timestamp);
     }
     let header = BatchHeader::parse(data)?;
