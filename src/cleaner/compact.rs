@@ -186,6 +186,13 @@ pub(crate) fn compact(
         let bytes_in: u64 = group.iter().map(|s| s.size()).sum();
         let Some(first) = group.first() else { continue };
         let new = write_cleaned(p, first.base_offset, &batches_out, cfg.index_interval_bytes)?;
+        if let Some(last) = group.last() {
+            let cleaned = suffixed(
+                &p.dir.join(segment::file_name(first.base_offset, "log")),
+                ".cleaned",
+            );
+            keep_modified(&last.log_path, &cleaned)?;
+        }
         if crash == Some(CrashPoint::AfterCleaned) {
             return Ok(out);
         }
@@ -318,6 +325,17 @@ fn rewrite(
         }),
         removed,
     ))
+}
+
+/// Gives the cleaned log `to` the modification time of `from`, the last segment it replaces,
+/// as Kafka's cleaner does: retention ages a segment without record timestamps by that time,
+/// and a rewrite must not make old records look new. (The time is not fsynced: lost to a power
+/// cut, the segment looks younger and is kept longer, never deleted early.)
+fn keep_modified(from: &Path, to: &Path) -> Result<()> {
+    let modified = fs::metadata(from).and_then(|m| m.modified()).at(from)?;
+    ops::open_write(to)
+        .and_then(|f| f.set_modified(modified))
+        .at(to)
 }
 
 /// Writes `<base>.log.cleaned` and its indexes, fsynced; returns the new segment's state.
