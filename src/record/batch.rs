@@ -248,6 +248,18 @@ pub(crate) fn empty_batch(h: &BatchHeader) -> [u8; BATCH_HEADER_LEN] {
     b
 }
 
+/// An empty batch over the offsets of `h` that belongs to no producer and no transaction: it
+/// only keeps a segment's end offset when compaction removed everything in its last batch.
+pub(crate) fn placeholder_batch(h: &BatchHeader) -> [u8; BATCH_HEADER_LEN] {
+    empty_batch(&BatchHeader {
+        attributes: h.attributes & TIMESTAMP_TYPE_BIT,
+        producer_id: -1,
+        producer_epoch: -1,
+        base_sequence: -1,
+        ..*h
+    })
+}
+
 /// Sets the base sequence of an encoded batch and recomputes the CRC (the field is inside it).
 pub(crate) fn stamp_base_sequence(batch: &mut [u8], seq: i32) {
     put(batch, BASE_SEQUENCE_OFFSET, &seq.to_be_bytes());
