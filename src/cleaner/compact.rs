@@ -25,7 +25,7 @@ use crate::record::batch::{
 };
 use crate::record::{Batch, BatchBuilder};
 use crate::segment::index::IndexTracker;
-use crate::segment::{self, Segment, SegmentState};
+use crate::segment::{self, Segment, SegmentState, TIME_ENTRY};
 
 /// What compacting one partition did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -162,8 +162,13 @@ pub(crate) fn compact(
             }
         }
         let kept_bytes: u64 = kept.iter().map(|b| b.bytes.len() as u64).sum();
+        // Room for the group's output, a placeholder batch, index entries (as Kafka's grouping
+        // also bounds the indexes by `segment_index_bytes`) and relative offsets.
         let fits = group.segments.first().is_none_or(|f| {
-            group.bytes + kept_bytes + BATCH_HEADER_LEN as u64 <= u64::from(cfg.segment_bytes)
+            let bytes = group.bytes + kept_bytes + BATCH_HEADER_LEN as u64;
+            let entries = bytes / u64::from(cfg.index_interval_bytes.max(1)) + 2;
+            bytes <= u64::from(cfg.segment_bytes)
+                && entries * TIME_ENTRY as u64 <= u64::from(cfg.segment_index_bytes)
                 && seg.end_offset() - f.base_offset < i64::from(i32::MAX)
         });
         if !fits && !clean_group(p, std::mem::take(&mut group), crash, &mut out)? {
