@@ -132,15 +132,18 @@ pub struct TopicConfig {
     /// 1 GiB; 1024..=`i32::MAX` (positions in the index are 32-bit).
     pub segment_bytes: u32,
     /// `segment.ms`: roll when the active segment's records span this long (measured on record
-    /// timestamps, as Kafka does). Default 7 days; at least 1 ms.
+    /// timestamps, as Kafka does; without them, from the segment's creation, which a reopen
+    /// takes from its `.log` file). Default 7 days; at least 1 ms.
     pub segment_ms: u64,
     /// `segment.index.bytes`: the largest `.index` file; the segment rolls when it is full (the
     /// `.timeindex` may hold 1.5x as many bytes: 12-byte entries). Default 10 MiB; at least 4096.
     pub segment_index_bytes: u32,
     /// `index.interval.bytes`: about how many log bytes lie between two index entries. Default 4096.
     pub index_interval_bytes: u32,
-    /// `retention.ms`: delete segments whose newest record is older than this. `None` (Kafka's
-    /// -1) keeps them forever, the default here: event-sourcing imports back-dated records.
+    /// `retention.ms`: delete segments whose newest record is older than this (a segment whose
+    /// records carry no timestamp is aged from its `.log` file's modification time, as in
+    /// Kafka). `None` (Kafka's -1) keeps them forever, the default here: event-sourcing imports
+    /// back-dated records.
     pub retention_ms: Option<u64>,
     /// `retention.bytes`: delete the oldest segments while the rest stays at least this large.
     /// `None` (-1, the default) means unlimited.

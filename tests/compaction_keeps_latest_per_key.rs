@@ -313,3 +313,50 @@ fn consumer_offsets_stay_small_under_a_million_commits() -> Result<()> {
     assert!(d.offsets.iter().all(|o| o.committed == Some(999)));
     Ok(())
 }
+
+#[test]
+fn merged_segments_end_where_the_next_one_starts() -> Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path())?;
+    log.create_topic_with("c", 1, compacted(1024, 86_400_000))?;
+    let p = log.partition("c", 0)?;
+    let mut history = BTreeMap::new();
+    // Unique keys keep about half of every segment, and every other record is superseded, so
+    // merged groups often end in a batch compaction empties.
+    for i in 0..600 {
+        let k = if i % 2 == 0 {
+            format!("u{i}")
+        } else {
+            "x".to_string()
+        };
+        let at = p.append(&[Record::new(format!("v{i}")).key(k.clone())])?;
+        history.insert(at.base_offset, (k, Some(format!("v{i}"))));
+    }
+    log.compact("c")?;
+    let part = dir.path().join("c-0");
+    let logs = segment_logs(&part);
+    let mut placeholders = 0;
+    for (i, f) in logs.iter().enumerate().take(logs.len() - 1) {
+        let batches: Vec<_> = topiclog::Batches::new(std::fs::read(f).unwrap().into())
+            .map(|b| *b.unwrap().header())
+            .collect();
+        let last = batches.last().unwrap();
+        assert_eq!(last.last_offset() + 1, segment_base(&logs[i + 1]), "{f:?}");
+        for h in &batches {
+            if h.record_count == 0 {
+                placeholders += 1;
+                assert_eq!(h, last, "an empty batch only ends a segment");
+                assert_eq!(h.producer_id, -1);
+            }
+        }
+    }
+    assert!(
+        placeholders > 0,
+        "the scenario empties a group's last batch"
+    );
+    log.close()?;
+    let log = open(dir.path())?;
+    check(&log, &history, false);
+    assert_eq!(log.partition("c", 0)?.log_end_offset(), 600);
+    Ok(())
+}

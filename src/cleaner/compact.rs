@@ -19,10 +19,13 @@ use crate::TimestampType;
 use crate::error::{Error, IoContext, Result};
 use crate::io::{ops, sync_dir, write_synced};
 use crate::partition::Partition;
-use crate::record::batch::{BatchHeader, stamp_base_offset, stamp_log_append_time};
+use crate::record::batch::{
+    BATCH_HEADER_LEN, BatchHeader, empty_batch, placeholder_batch, stamp_base_offset,
+    stamp_log_append_time,
+};
 use crate::record::{Batch, BatchBuilder};
 use crate::segment::index::IndexTracker;
-use crate::segment::{self, Segment, SegmentState};
+use crate::segment::{self, Segment, SegmentState, TIME_ENTRY};
 
 /// What compacting one partition did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -119,66 +122,133 @@ pub(crate) fn compact(
             }
         }
     }
-    // Pass 2: rewrite groups of adjacent segments that fit one segment.
-    let mut groups: Vec<Vec<Arc<Segment>>> = Vec::new();
-    for seg in &cleanable {
-        match groups.last_mut() {
-            Some(g)
-                if g.iter().map(|s| s.size()).sum::<u64>() + seg.size()
-                    <= u64::from(cfg.segment_bytes)
-                    && seg.end_offset() - g.first().map_or(0, |f| f.base_offset)
-                        < i64::from(i32::MAX) =>
-            {
-                g.push(Arc::clone(seg));
-            }
-            _ => groups.push(vec![Arc::clone(seg)]),
-        }
-    }
+    // Pass 2: rewrite the segments in order, merging adjacent ones while their output fits one
+    // segment. Kafka groups by input size, so a first pass over full segments leaves one small
+    // segment per input segment and only the next pass merges them; grouping by output does
+    // it at once, and needs at most one segment of output in memory beyond the group's.
     let horizon = now.saturating_add(cfg.delete_retention_ms as i64);
     let end = cleanable.last().map_or(0, |s| s.end_offset());
+    // Taken once: a producer's last batch only moves forward, into the active segment, which
+    // this pass never reads, so a batch found last here can at worst be kept one pass too long.
+    let producers_last = p.producer_last_offsets();
     let mut next_horizon: Option<i64> = None;
-    for group in groups {
-        let mut batches_out = Vec::new();
+    let mut group = Group::default();
+    for seg in &cleanable {
+        let mut kept = Vec::new();
         let mut removed = 0u64;
-        let last_seg = group.len() - 1;
-        for (gi, seg) in group.iter().enumerate() {
-            let list = batches(p, seg)?;
-            let n = list.len();
-            for (bi, batch) in list.into_iter().enumerate() {
-                let keep_empty = gi == last_seg && bi + 1 == n;
-                let (b, r) = rewrite(&batch, &latest, now, horizon, keep_empty)?;
-                removed += r;
-                if let Some(b) = b {
-                    if b.header.has_delete_horizon() {
-                        let h = b.header.base_timestamp;
-                        next_horizon = Some(next_horizon.map_or(h, |n: i64| n.min(h)));
-                    }
-                    batches_out.push(b);
+        let mut last = None;
+        for batch in batches(p, seg)? {
+            let h = *batch.header();
+            // Kafka's cleaner (`LogCleaner.cleanInto`, its `checkBatchRetention`) keeps the
+            // batch holding an active producer's last sequence even when compaction removes
+            // all of its records (`BatchRetention.RETAIN_EMPTY`, written by
+            // `MemoryRecords.filterTo` as a header with no records), and drops every other
+            // batch left without records (`DELETE_EMPTY`), an empty one kept by an earlier pass
+            // too once its producer has written again. The producer state is rebuilt from batch
+            // headers when the `.snapshot` files are lost; without that header a retry of the
+            // producer's last batch would be taken for a new one. No producer expires here
+            // (Kafka's `producer.id.expiration.ms`), so every known producer counts as active.
+            let last_of_producer =
+                h.producer_id >= 0 && producers_last.get(&h.producer_id) == Some(&h.last_offset());
+            let (b, r) = rewrite(&batch, &latest, now, horizon, last_of_producer)?;
+            removed += r;
+            last = Some(h);
+            if let Some(b) = b {
+                if b.header.has_delete_horizon() {
+                    let h = b.header.base_timestamp;
+                    next_horizon = Some(next_horizon.map_or(h, |n: i64| n.min(h)));
                 }
+                kept.push(b);
             }
         }
-        let bytes_in: u64 = group.iter().map(|s| s.size()).sum();
-        let Some(first) = group.first() else { continue };
-        let new = write_cleaned(p, first.base_offset, &batches_out, cfg.index_interval_bytes)?;
-        if crash == Some(CrashPoint::AfterCleaned) {
+        let kept_bytes: u64 = kept.iter().map(|b| b.bytes.len() as u64).sum();
+        // Room for the group's output, a placeholder batch, index entries (as Kafka's grouping
+        // also bounds the indexes by `segment_index_bytes`) and relative offsets.
+        let fits = group.segments.first().is_none_or(|f| {
+            let bytes = group.bytes + kept_bytes + BATCH_HEADER_LEN as u64;
+            let entries = bytes / u64::from(cfg.index_interval_bytes.max(1)) + 2;
+            bytes <= u64::from(cfg.segment_bytes)
+                && entries * TIME_ENTRY as u64 <= u64::from(cfg.segment_index_bytes)
+                && seg.end_offset() - f.base_offset < i64::from(i32::MAX)
+        });
+        if !fits && !clean_group(p, std::mem::take(&mut group), crash, &mut out)? {
             return Ok(out);
         }
-        swap_in(p, &group, new, crash)?;
-        if crash.is_some() {
-            return Ok(out);
+        group.segments.push(Arc::clone(seg));
+        group.batches.extend(kept);
+        group.bytes += kept_bytes;
+        group.removed += removed;
+        if last.is_some() {
+            group.last = last;
         }
-        out.segments_in += group.len();
-        out.segments_out += 1;
-        out.bytes_in += bytes_in;
-        out.bytes_out += batches_out
-            .iter()
-            .map(|b| b.bytes.len() as u64)
-            .sum::<u64>();
-        out.records_removed += removed;
+    }
+    if !clean_group(p, group, crash, &mut out)? {
+        return Ok(out);
     }
     p.set_clean_end(end);
     p.note_horizon(next_horizon);
     Ok(out)
+}
+
+/// Adjacent segments being merged into one cleaned segment, with their output so far.
+#[derive(Default)]
+struct Group {
+    segments: Vec<Arc<Segment>>,
+    batches: Vec<OutBatch>,
+    /// Bytes of `batches`.
+    bytes: u64,
+    removed: u64,
+    /// The last batch read from the segments, kept or not: the group ends at its last offset.
+    last: Option<BatchHeader>,
+}
+
+/// Writes `group`'s cleaned segment and swaps it in for the group's segments. Returns false
+/// when `crash` stopped it.
+fn clean_group(
+    p: &Arc<Partition>,
+    group: Group,
+    crash: Option<CrashPoint>,
+    out: &mut Compacted,
+) -> Result<bool> {
+    let Some(first) = group.segments.first() else {
+        return Ok(true);
+    };
+    let mut batches = group.batches;
+    // The one place this keeps more than Kafka: when the group's last batch lost all its
+    // records, an empty batch in its place (without its producer: it is not that producer's
+    // last batch) so that the cleaned segment still ends where the next one starts. Kafka
+    // leaves a gap there, but the open here still takes a gap between segments for batches
+    // lost to a power cut and cuts the log at it; and the swap's recovery deletes the
+    // segments up to the end of the `.swap` log, which must cover the whole group.
+    if let Some(last) = group.last
+        && batches.last().map(|b| b.header.last_offset()) != Some(last.last_offset())
+    {
+        let bytes = placeholder_batch(&last).to_vec();
+        let header = BatchHeader::parse(&bytes)?;
+        batches.push(OutBatch { bytes, header });
+    }
+    let cfg = p.config();
+    let new = write_cleaned(p, first.base_offset, &batches, cfg.index_interval_bytes)?;
+    if let Some(last) = group.segments.last() {
+        let cleaned = suffixed(
+            &p.dir.join(segment::file_name(first.base_offset, "log")),
+            ".cleaned",
+        );
+        keep_modified(&last.log_path, &cleaned)?;
+    }
+    if crash == Some(CrashPoint::AfterCleaned) {
+        return Ok(false);
+    }
+    swap_in(p, &group.segments, new, crash)?;
+    if crash.is_some() {
+        return Ok(false);
+    }
+    out.segments_in += group.segments.len();
+    out.segments_out += 1;
+    out.bytes_in += group.segments.iter().map(|s| s.size()).sum::<u64>();
+    out.bytes_out += batches.iter().map(|b| b.bytes.len() as u64).sum::<u64>();
+    out.records_removed += group.removed;
+    Ok(true)
 }
 
 fn batches(p: &Partition, seg: &Arc<Segment>) -> Result<Vec<Batch>> {
@@ -195,7 +265,9 @@ fn batches(p: &Partition, seg: &Arc<Segment>) -> Result<Vec<Batch>> {
 }
 
 /// Keeps a batch's latest-per-key records (and live tombstones). Returns the output batch (the
-/// original bytes when nothing changes) and how many records were removed.
+/// original bytes when nothing changes; its header alone when no record is left and
+/// `keep_empty` is set; none when no record is left otherwise) and how many records were
+/// removed.
 fn rewrite(
     batch: &Batch,
     latest: &HashMap<Bytes, i64>,
@@ -232,6 +304,23 @@ fn rewrite(
         }
     }
     let needs_horizon = tombstones && existing_horizon.is_none();
+    if kept.is_empty() {
+        if !keep_empty {
+            return Ok((None, removed));
+        }
+        if h.record_count == 0 {
+            return Ok((
+                Some(OutBatch {
+                    bytes: batch.as_bytes().to_vec(),
+                    header: h,
+                }),
+                0,
+            ));
+        }
+        let bytes = empty_batch(&h).to_vec();
+        let header = BatchHeader::parse(&bytes)?;
+        return Ok((Some(OutBatch { bytes, header }), removed));
+    }
     if removed == 0 && !needs_horizon {
         return Ok((
             Some(OutBatch {
@@ -240,9 +329,6 @@ fn rewrite(
             }),
             0,
         ));
-    }
-    if kept.is_empty() && !keep_empty {
-        return Ok((None, removed));
     }
     let mut b = BatchBuilder::new(h.compression()?);
     b.set_delete_horizon(if tombstones {
@@ -263,9 +349,9 @@ fn rewrite(
     }
     b.set_producer(h.producer_id, h.producer_epoch, h.base_sequence);
     b.set_last_offset_delta(h.last_offset_delta);
-    let data = b.finish_allow_empty()?;
+    let data = b.finish()?;
     stamp_base_offset(data, h.base_offset);
-    if h.timestamp_type() == TimestampType::LogAppendTime && !kept.is_empty() {
+    if h.timestamp_type() == TimestampType::LogAppendTime {
         stamp_log_append_time(data, h.max_timestamp);
     }
     let header = BatchHeader::parse(data)?;
@@ -276,6 +362,17 @@ fn rewrite(
         }),
         removed,
     ))
+}
+
+/// Gives the cleaned log `to` the modification time of `from`, the last segment it replaces,
+/// as Kafka's cleaner does: retention ages a segment without record timestamps by that time,
+/// and a rewrite must not make old records look new. (The time is not fsynced: lost to a power
+/// cut, the segment looks younger and is kept longer, never deleted early.)
+fn keep_modified(from: &Path, to: &Path) -> Result<()> {
+    let modified = fs::metadata(from).and_then(|m| m.modified()).at(from)?;
+    ops::open_write(to)
+        .and_then(|f| f.set_modified(modified))
+        .at(to)
 }
 
 /// Writes `<base>.log.cleaned` and its indexes, fsynced; returns the new segment's state.

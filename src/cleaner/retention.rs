@@ -2,7 +2,6 @@
 //! first segment that does not qualify; only segments wholly below the high watermark.
 
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
 
 use crate::error::Result;
 use crate::partition::Partition;
@@ -39,20 +38,12 @@ pub(crate) fn apply(p: &Arc<Partition>, now_ms: i64, rules: Rules) -> Result<(us
     }
     if rules == Rules::All && cfg.cleanup_policy.deletes() {
         if let Some(limit) = cfg.retention_ms {
-            let expired = |i: usize| {
-                segs.get(i).is_some_and(|s| {
-                    let ts = if s.max_timestamp() >= 0 {
-                        s.max_timestamp()
-                    } else {
-                        s.created
-                            .duration_since(UNIX_EPOCH)
-                            .map_or(0, |d| d.as_millis() as i64)
-                    };
-                    now_ms.saturating_sub(ts) > limit as i64 && !s.is_empty()
-                })
-            };
             let mut c = 0;
-            while c < n && below_hw(c) && expired(c) {
+            while let Some(s) = segs.get(c)
+                && below_hw(c)
+                && !s.is_empty()
+                && now_ms.saturating_sub(s.largest_timestamp()?) > limit as i64
+            {
                 c += 1;
             }
             count = count.max(c);

@@ -650,6 +650,11 @@ impl Partition {
         self.waiters.wake_all();
     }
 
+    /// Per producer id, the last offset of its last batch (see `ProducerState::last_offsets`).
+    pub(crate) fn producer_last_offsets(&self) -> std::collections::HashMap<i64, i64> {
+        self.writer.lock().producers.last_offsets()
+    }
+
     /// Writes a producer-state snapshot covering everything below the end (clean close).
     pub(crate) fn snapshot_producers(&self) -> Result<()> {
         let w = self.writer.lock();

@@ -123,6 +123,15 @@ impl ProducerState {
         }
     }
 
+    /// The last offset of every producer's last batch: the batch compaction keeps (empty if
+    /// need be) so that this state can be rebuilt from the log alone.
+    pub(crate) fn last_offsets(&self) -> HashMap<i64, i64> {
+        self.producers
+            .iter()
+            .filter_map(|(&id, e)| Some((id, e.batches.back()?.last_offset)))
+            .collect()
+    }
+
     /// Records a written batch.
     pub(crate) fn update(&mut self, h: &BatchHeader, first_offset: i64) {
         if h.producer_id < 0 {

@@ -205,6 +205,61 @@ pub(crate) fn stamp_log_append_time(batch: &mut [u8], now: i64) {
     put(batch, CRC_OFFSET, &crc.to_be_bytes());
 }
 
+/// The header of `h` alone, as a batch with no records: offsets (base and last offset delta),
+/// producer id, epoch and base sequence, timestamp type, transactional and control bits and
+/// leader epoch are kept; both timestamps become the batch's max timestamp and the
+/// compression and delete-horizon bits are cleared (there is nothing left to compress or
+/// expire). This is the empty batch Kafka's cleaner writes (`writeEmptyHeader`), readable by
+/// any Kafka client.
+pub(crate) fn empty_batch(h: &BatchHeader) -> [u8; BATCH_HEADER_LEN] {
+    let mut b = [0u8; BATCH_HEADER_LEN];
+    let attributes = h.attributes & !(COMPRESSION_MASK | DELETE_HORIZON_BIT);
+    put(&mut b, 0, &h.base_offset.to_be_bytes());
+    let len = (BATCH_HEADER_LEN - LOG_OVERHEAD) as i32;
+    put(&mut b, LENGTH_OFFSET, &len.to_be_bytes());
+    put(
+        &mut b,
+        LEADER_EPOCH_OFFSET,
+        &h.partition_leader_epoch.to_be_bytes(),
+    );
+    put(&mut b, MAGIC_OFFSET, &[MAGIC_V2 as u8]);
+    put(&mut b, ATTRIBUTES_OFFSET, &attributes.to_be_bytes());
+    put(
+        &mut b,
+        LAST_OFFSET_DELTA_OFFSET,
+        &h.last_offset_delta.to_be_bytes(),
+    );
+    put(
+        &mut b,
+        BASE_TIMESTAMP_OFFSET,
+        &h.max_timestamp.to_be_bytes(),
+    );
+    put(&mut b, MAX_TIMESTAMP_OFFSET, &h.max_timestamp.to_be_bytes());
+    put(&mut b, PRODUCER_ID_OFFSET, &h.producer_id.to_be_bytes());
+    put(
+        &mut b,
+        PRODUCER_EPOCH_OFFSET,
+        &h.producer_epoch.to_be_bytes(),
+    );
+    put(&mut b, BASE_SEQUENCE_OFFSET, &h.base_sequence.to_be_bytes());
+    put(&mut b, RECORD_COUNT_OFFSET, &0i32.to_be_bytes());
+    let crc = batch_crc(&b);
+    put(&mut b, CRC_OFFSET, &crc.to_be_bytes());
+    b
+}
+
+/// An empty batch over the offsets of `h` that belongs to no producer and no transaction: it
+/// only keeps a segment's end offset when compaction removed everything in its last batch.
+pub(crate) fn placeholder_batch(h: &BatchHeader) -> [u8; BATCH_HEADER_LEN] {
+    empty_batch(&BatchHeader {
+        attributes: h.attributes & TIMESTAMP_TYPE_BIT,
+        producer_id: -1,
+        producer_epoch: -1,
+        base_sequence: -1,
+        ..*h
+    })
+}
+
 /// Sets the base sequence of an encoded batch and recomputes the CRC (the field is inside it).
 pub(crate) fn stamp_base_sequence(batch: &mut [u8], seq: i32) {
     put(batch, BASE_SEQUENCE_OFFSET, &seq.to_be_bytes());
@@ -1181,18 +1236,6 @@ impl BatchBuilder {
         }
         if self.count == 0 {
             return Err(Error::invalid_batch("a batch needs at least one record"));
-        }
-        self.seal()
-    }
-
-    /// Like [`BatchBuilder::finish`], but an empty batch is allowed (compaction keeps a batch's
-    /// offsets even when it removed all of its records). Empty batches are never compressed.
-    pub(crate) fn finish_allow_empty(&mut self) -> Result<&mut [u8]> {
-        if self.finished {
-            return Ok(self.batch_mut());
-        }
-        if self.count == 0 {
-            self.compression = Compression::None;
         }
         self.seal()
     }

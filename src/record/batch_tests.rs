@@ -450,3 +450,29 @@ fn crc32c_known_value() {
     // The CRC-32/ISCSI check value.
     assert_eq!(crc32c(b"123456789"), 0xE306_9283);
 }
+
+#[test]
+fn empty_batch_keeps_the_header_without_records() {
+    let mut b = BatchBuilder::new(Compression::Gzip);
+    b.push(Some(b"k"), Some(b"v"), &[], 5).unwrap();
+    b.push(Some(b"k"), None, &[], 9).unwrap();
+    b.set_producer(42, 3, 17);
+    let data = b.finish().unwrap();
+    stamp_base_offset(data, 1000);
+    stamp_log_append_time(data, 77);
+    let h = BatchHeader::parse(data).unwrap();
+    let bytes = empty_batch(&h);
+    let batch = Batch::new(Bytes::copy_from_slice(&bytes)).unwrap();
+    batch.verify_crc().unwrap();
+    let e = batch.header();
+    assert_eq!((e.base_offset, e.last_offset()), (1000, 1001));
+    assert_eq!(
+        (e.producer_id, e.producer_epoch, e.base_sequence),
+        (42, 3, 17)
+    );
+    assert_eq!((e.base_timestamp, e.max_timestamp), (77, 77));
+    assert_eq!(e.timestamp_type(), TimestampType::LogAppendTime);
+    assert_eq!(e.compression().unwrap(), Compression::None);
+    assert_eq!(e.record_count, 0);
+    assert_eq!(batch.records().unwrap().count(), 0);
+}

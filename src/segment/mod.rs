@@ -39,6 +39,24 @@ pub(crate) fn parse_file_name(name: &str) -> Option<(i64, &str)> {
     Some((stem.parse().ok()?, ext))
 }
 
+/// Milliseconds since the epoch (0 for a time before it).
+pub(crate) fn epoch_ms(t: SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// When appends to the segment whose log is `log` began: the file's creation time, else its
+/// last modification, else now (a `stat` that fails only costs the roll its head start).
+fn appends_began(log: &Path) -> SystemTime {
+    match std::fs::metadata(log) {
+        Ok(m) => m
+            .created()
+            .or_else(|_| m.modified())
+            .unwrap_or_else(|_| SystemTime::now()),
+        Err(_) => SystemTime::now(),
+    }
+}
+
 /// Maps of a segment's three files.
 #[derive(Debug)]
 pub(crate) struct SegmentMaps {
@@ -93,7 +111,11 @@ pub(crate) struct Segment {
     /// Capacity to map the log at while active (the topic's `segment_bytes`).
     log_capacity: AtomicU64,
     index_capacity: usize,
-    /// Modification time at load, for retention of segments without timestamps.
+    /// When appends to this segment began, for the `segment_ms` roll of a segment whose
+    /// records carry no timestamps: the roll's time for a new segment; for the active segment
+    /// found at open, its `.log` file's creation time (its modification time where the file
+    /// system records no creation time: the last append, a lower bound of the age), so a
+    /// reopen does not restart the clock.
     pub(crate) created: SystemTime,
     maps: Mutex<Option<Arc<SegmentMaps>>>,
 }
@@ -123,8 +145,40 @@ impl Segment {
             sealed: AtomicBool::new(sealed),
             log_capacity: AtomicU64::new(log_capacity),
             index_capacity,
-            created: SystemTime::now(),
+            created: if sealed || state.size == 0 {
+                SystemTime::now()
+            } else {
+                appends_began(&dir.join(file_name(base_offset, "log")))
+            },
             maps: Mutex::new(None),
+        }
+    }
+
+    /// The `.log` file's last modification, in milliseconds since the epoch.
+    ///
+    /// # Errors
+    /// I/O errors from `stat`.
+    pub(crate) fn last_modified_ms(&self) -> Result<i64> {
+        let modified = std::fs::metadata(&self.log_path)
+            .and_then(|m| m.modified())
+            .at(&self.log_path)?;
+        Ok(epoch_ms(modified))
+    }
+
+    /// The time retention ages this segment from (Kafka's `LogSegment.largestTimestamp`): its
+    /// largest record timestamp, or when no record carries one, its `.log` file's last
+    /// modification, the time of its last append. Not the time this process loaded it: that
+    /// would let retention delete a segment written a second earlier and let every reopen
+    /// restart the age of old ones.
+    ///
+    /// # Errors
+    /// I/O errors from `stat` (only read when there is no record timestamp).
+    pub(crate) fn largest_timestamp(&self) -> Result<i64> {
+        let ts = self.max_timestamp();
+        if ts >= 0 {
+            Ok(ts)
+        } else {
+            self.last_modified_ms()
         }
     }
 
