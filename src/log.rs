@@ -30,6 +30,7 @@ use crate::partition::writer_now_ms;
 use crate::partition::{Partition, PartitionRecovery, PartitionStats};
 use crate::producer::{Producer, ProducerConfig};
 use crate::record::Record;
+use crate::recovery_report::CommittedPastEnd;
 use crate::topic::{MAX_PARTITIONS, Topic, partition_for_key, validate_topic_name};
 use crate::{AppendResult, TopicPartition};
 
@@ -49,6 +50,13 @@ pub struct RecoveryReport {
     pub clean: bool,
     /// One entry per partition.
     pub partitions: Vec<PartitionRecovery>,
+    /// Committed offsets past their partition's log end once everything was loaded (the
+    /// unsynced tail an `Os` crash lost): those consumers reset per `auto.offset.reset`.
+    pub committed_past_end: Vec<CommittedPastEnd>,
+    /// Groups named by commits in a damaged part of `__consumer_offsets`: their offsets may be
+    /// older than what they last committed, or gone. Damage there with none named here means
+    /// the commits lost cannot be attributed (see [`RecoveryReport::damage_lines`]).
+    pub lost_commit_groups: Vec<String>,
 }
 
 impl RecoveryReport {
@@ -57,11 +65,11 @@ impl RecoveryReport {
         self.partitions.iter().map(|p| p.truncated_bytes).sum()
     }
 
-    /// Partitions where anything was cut or deleted.
+    /// Partitions where anything was cut, deleted or found damaged at rest.
     pub fn damaged(&self) -> impl Iterator<Item = &PartitionRecovery> {
         self.partitions
             .iter()
-            .filter(|p| p.truncated_bytes > 0 || p.segments_deleted > 0)
+            .filter(|p| p.truncated_bytes > 0 || p.segments_deleted > 0 || !p.damage.is_empty())
     }
 }
 
@@ -124,7 +132,8 @@ pub(crate) struct LogInner {
     catalog: Mutex<()>,
     closed: AtomicBool,
     flusher: Mutex<Option<(JoinHandle<()>, Arc<FlusherCtl>)>>,
-    report: RecoveryReport,
+    /// Set once the groups are loaded (it names groups whose offsets recovery affected).
+    report: std::sync::OnceLock<RecoveryReport>,
     /// When the checkpoints were last written; held while they are written.
     last_checkpoint: Mutex<Instant>,
     last_maintenance: Mutex<Instant>,
@@ -296,7 +305,7 @@ impl Log {
         let mut topics = BTreeMap::new();
         let mut report = RecoveryReport {
             clean,
-            partitions: Vec::new(),
+            ..RecoveryReport::default()
         };
         let mut names = Vec::new();
         if topics_dir.is_dir() {
@@ -354,12 +363,14 @@ impl Log {
             catalog: Mutex::new(()),
             closed: AtomicBool::new(false),
             flusher: Mutex::new(None),
-            report,
+            report: std::sync::OnceLock::new(),
             last_checkpoint: Mutex::new(Instant::now()),
             last_maintenance: Mutex::new(Instant::now()),
         });
         let log = Log { inner };
         log.start_groups()?;
+        crate::recovery_report::check_commits(&log.inner, &mut report)?;
+        let _ = log.inner.report.set(report);
         if !read_only {
             log.inner.write_checkpoints()?;
             if let Some(tick) = log.inner.options.flusher_tick {
@@ -542,7 +553,7 @@ impl Log {
 
     /// What opening the directory found: per partition, what was scanned and cut.
     pub fn recovery_report(&self) -> &RecoveryReport {
-        &self.inner.report
+        self.inner.report.get_or_init(RecoveryReport::default)
     }
 
     /// The config new topics get unless one is given (see

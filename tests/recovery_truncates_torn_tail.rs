@@ -248,16 +248,18 @@ fn append_survives_clean_reopen(dir: &Path, expect_end: i64) -> Result<()> {
 }
 
 #[test]
-fn a_segment_left_last_by_a_cut_has_its_tail_checked_like_the_last_one() -> Result<()> {
+fn a_segment_left_last_has_its_tail_checked_like_the_last_one() -> Result<()> {
     // After a clean close a sealed segment's tail is only checked for whole headers. When the
-    // segment after it is gone, the kept one becomes the segment appends continue: a damaged
-    // batch at its end must be cut now, not after the next append (the next open, finding it
-    // last, would cut the acknowledged append with it).
+    // segments after it are gone, the kept one becomes the segment appends continue: its
+    // damaged last batch is found now, set aside and reported, and appends continue at the
+    // old end (the checkpointed recovery point), not behind the damage.
     let dir = tempfile::tempdir().unwrap();
     let logs = clean_log_of_segments(dir.path())?;
     let second_base = segment_base(&logs[1]);
-    for ext in ["log", "index", "timeindex"] {
-        fs::remove_file(logs[1].with_extension(ext)).unwrap();
+    for l in &logs[1..] {
+        for ext in ["log", "index", "timeindex"] {
+            fs::remove_file(l.with_extension(ext)).unwrap();
+        }
     }
     // Damage the last batch of the first segment (one record at offset second_base - 1) inside
     // its value: the header still parses, the CRC no longer matches.
@@ -265,30 +267,62 @@ fn a_segment_left_last_by_a_cut_has_its_tail_checked_like_the_last_one() -> Resu
     let last = bytes.len() - 3;
     bytes[last] ^= 0xff;
     fs::write(&logs[0], &bytes).unwrap();
-    append_survives_clean_reopen(dir.path(), second_base - 1)
+    let log = open(dir.path())?;
+    let t = log.recovery_report().partitions[1].clone();
+    assert_eq!(t.topic, "t");
+    assert_eq!(t.damage.len(), 1, "{t:?}");
+    assert_eq!(t.damage[0].lost_from, second_base - 1);
+    assert_eq!(t.damage[0].lost_to, 200);
+    let p = log.partition("t", 0)?;
+    assert_eq!(p.log_end_offset(), 200);
+    assert_eq!(p.append(&[Record::new("after").key("k")])?.base_offset, 200);
+    let before = read_all(&p)?;
+    assert_eq!(before.len() as i64, second_base);
+    drop(p);
+    log.close()?;
+    let log = open(dir.path())?;
+    assert!(log.recovery_report().damaged().next().is_none());
+    assert_eq!(values(&read_all(&log.partition("t", 0)?)?), values(&before));
+    Ok(())
 }
 
 #[test]
-fn a_segment_starting_below_the_previous_end_is_cut() -> Result<()> {
+fn a_segment_starting_below_the_previous_end_is_set_aside() -> Result<()> {
     // The third segment's files renamed to a base inside the first segment (the others
-    // removed): it is cut, and appends continue after the first segment.
+    // removed): no crash makes segments overlap, so it is damage at rest. The misplaced
+    // segment is kept aside whole, and appends continue at the old end.
     let dir = tempfile::tempdir().unwrap();
     let logs = clean_log_of_segments(dir.path())?;
     let second_base = segment_base(&logs[1]);
     let pdir = dir.path().join("t-0");
+    let misplaced = pdir.join(format!("{:020}.log", second_base / 2));
     for l in &logs[1..] {
         for ext in ["log", "index", "timeindex"] {
             let from = l.with_extension(ext);
             if l == &logs[2] {
-                fs::rename(&from, pdir.join(format!("{:020}.{ext}", second_base / 2))).unwrap();
+                fs::rename(&from, misplaced.with_extension(ext)).unwrap();
             } else {
                 fs::remove_file(&from).unwrap();
             }
         }
     }
-    append_survives_clean_reopen(dir.path(), second_base)?;
-    // The misplaced segment is gone; the append rolled a segment at the first one's end.
-    let second = pdir.join(format!("{second_base:020}.log"));
-    assert_eq!(segment_logs(&pdir), vec![logs[0].clone(), second]);
+    let log = open(dir.path())?;
+    let t = log
+        .recovery_report()
+        .partitions
+        .iter()
+        .find(|p| p.topic == "t")
+        .cloned()
+        .unwrap();
+    let aside = t.damage[0].preserved.clone().unwrap();
+    assert_eq!(t.damage[0].file, misplaced);
+    assert!(aside.exists() && !misplaced.exists());
+    let p = log.partition("t", 0)?;
+    assert_eq!(read_all(&p)?.len() as i64, second_base);
+    assert_eq!(p.append(&[Record::new("after").key("k")])?.base_offset, 200);
+    assert_eq!(
+        segment_logs(&pdir),
+        vec![logs[0].clone(), pdir.join(format!("{:020}.log", 200))]
+    );
     Ok(())
 }

@@ -251,7 +251,17 @@ fn main() -> ExitCode {
 }
 
 fn open_rw(dir: &Path) -> Result<Log, Fail> {
-    Ok(LogOptions::new().open(dir)?)
+    let log = LogOptions::new().open(dir)?;
+    print_recovery(&log);
+    Ok(log)
+}
+
+/// Damage the open found and what it did about it, on stderr: a read-write open may have set
+/// files aside or cut a torn tail, and that must not pass unseen.
+fn print_recovery(log: &Log) {
+    for line in log.recovery_report().damage_lines() {
+        eprintln!("topiclog: recovery: {line}");
+    }
 }
 
 fn open_ro(dir: &Path) -> Result<Log, Fail> {

@@ -254,3 +254,39 @@ fn apply(state: &mut State, key: &OffsetsKey, value: Option<&[u8]>) {
         },
     }
 }
+
+/// The groups named by commits in `bytes`, a damaged stretch of an offsets-topic log: every
+/// position where a batch header parses and its records decode (checksums are not required:
+/// the point is to name who may have lost a commit, not to trust the values), stepping one
+/// byte on past anything that does not parse, so one bad header does not hide the rest.
+pub(crate) fn groups_named_in(bytes: &[u8]) -> Vec<String> {
+    use crate::record::batch::{BATCH_HEADER_LEN, BatchHeader};
+    let mut groups = std::collections::BTreeSet::new();
+    let mut pos = 0usize;
+    while let Some(rest) = bytes.get(pos..).filter(|r| r.len() >= BATCH_HEADER_LEN) {
+        let batch = BatchHeader::parse(rest)
+            .ok()
+            .and_then(|h| rest.get(..h.size()))
+            .and_then(|b| crate::record::Batch::new(bytes::Bytes::copy_from_slice(b)).ok());
+        let mut named = false;
+        if let Some(records) = batch.as_ref().and_then(|b| b.records().ok()) {
+            for r in records.flatten() {
+                named = true;
+                match r.key.as_deref().map(OffsetsKey::decode) {
+                    Some(Ok(OffsetsKey::Offset(k))) => {
+                        groups.insert(k.group);
+                    }
+                    Some(Ok(OffsetsKey::Group(g))) => {
+                        groups.insert(g);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        pos += match batch {
+            Some(b) if named => b.len(),
+            _ => 1,
+        };
+    }
+    groups.into_iter().collect()
+}

@@ -28,7 +28,7 @@ use crate::handles::Shared;
 use crate::segment::{self, Segment};
 use producer_state::ProducerState;
 
-pub use recovery::PartitionRecovery;
+pub use recovery::{Damage, PartitionRecovery};
 pub(crate) use writer::Writer;
 pub(crate) use writer::delete_segment_files;
 pub(crate) use writer::now_ms as writer_now_ms;
@@ -201,6 +201,13 @@ impl Partition {
             crate::io::ops::create_dir_all(&dir).at(&dir)?;
         }
         let generation = shared.next_generation();
+        // Kept when the first attempt falls back to a full scan: what was synced before this
+        // open does not change with how the files are read.
+        let durable = if clean {
+            i64::MAX
+        } else {
+            checkpoints.0.unwrap_or(0)
+        };
         let attempt = |clean: bool,
                        recovery_point: Option<i64>|
          -> Result<(recovery::Loaded, Arc<Segment>, ProducerState)> {
@@ -211,6 +218,8 @@ impl Partition {
                 config: &config,
                 clean,
                 recovery_point,
+                durable,
+                end_floor: checkpoints.0.unwrap_or(0),
                 log_start: checkpoints.1,
                 read_only: shared.read_only,
                 generation,

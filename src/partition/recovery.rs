@@ -41,6 +41,59 @@ pub struct PartitionRecovery {
     pub reason: Option<String>,
     /// The log end offset after recovery.
     pub end_offset: i64,
+    /// Damage at rest: found below the recovery point, or anywhere after a clean close, in
+    /// data that had been synced and handed out. Nothing of it is deleted: see [`Damage`].
+    pub damage: Vec<Damage>,
+    /// Gaps in the offsets between segments that were kept as they are: a compacted log has
+    /// them, and readers step over them.
+    pub offset_gaps: usize,
+    /// Where appends continue when damage at rest left the log end below an offset a group
+    /// had committed: the end was moved up to it, so that offset is not handed out again.
+    pub end_raised_to: Option<i64>,
+}
+
+/// One piece of damage at rest in a partition, and what the open did about it. The segments
+/// after it are kept, a damaged segment keeps its valid prefix, the file as found is kept
+/// beside it (never deleted), and offsets are not reused: readers skip from `lost_from` to
+/// `lost_to` as over any gap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Damage {
+    /// The segment log the damage was found in.
+    pub file: PathBuf,
+    /// Byte position in that file where the damage starts.
+    pub position: u64,
+    /// The first offset that no longer reads back.
+    pub lost_from: i64,
+    /// The offset where reading resumes: the next segment's base, or where appends continue.
+    pub lost_to: i64,
+    /// The whole file as it was found, kept aside under a name the open ignores.
+    pub preserved: Option<PathBuf>,
+    /// What was wrong.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} at byte {}: {}",
+            self.file.display(),
+            self.position,
+            self.reason
+        )?;
+        if self.lost_to > self.lost_from {
+            write!(
+                f,
+                "; offsets {}..{} no longer read back",
+                self.lost_from, self.lost_to
+            )?;
+        }
+        if let Some(p) = &self.preserved {
+            write!(f, "; the file as found is kept as {}", p.display())?;
+        }
+        Ok(())
+    }
 }
 
 /// What the loader hands to the partition.
@@ -59,6 +112,14 @@ pub(crate) struct LoadParams<'a> {
     pub(crate) config: &'a TopicConfig,
     pub(crate) clean: bool,
     pub(crate) recovery_point: Option<i64>,
+    /// Offsets below this were synced and handed out before this open (`i64::MAX` after a
+    /// clean close and for the reload after an explicit truncation, the checkpointed recovery
+    /// point after a crash): bad bytes below it are damage at rest, kept and reported, not a
+    /// torn tail, and a gap between segments below it is normal.
+    pub(crate) durable: i64,
+    /// The log end never falls below this (the checkpointed recovery point): offsets once
+    /// handed out are not handed out again.
+    pub(crate) end_floor: i64,
     pub(crate) log_start: Option<i64>,
     pub(crate) read_only: bool,
     pub(crate) generation: u64,
@@ -313,19 +374,23 @@ fn try_trusted_unmapped(
     base: i64,
     interval: u32,
     next: i64,
+    durable: i64,
 ) -> Option<(Scan, u64)> {
     let file = File::open(&paths.log).ok()?;
     let len = file.metadata().ok()?.len();
     let log = PreadLog { file, len };
     let s = try_trusted(&log, base, paths, interval, Check::Headers)?;
-    (!ends_up_last(&s, len, Some(next))).then_some((s, len))
+    (!ends_up_last(&s, len, Some(next), durable)).then_some((s, len))
 }
 
-/// Appends continue in a segment when no segment after it is kept: it is the last one, it is
-/// cut short, or the next one does not start at its end (a gap, or an overlap that cuts the
-/// next one on the next turn).
-fn ends_up_last(s: &Scan, file_len: u64, next: Option<i64>) -> bool {
-    next.is_none_or(|n| s.valid_len < file_len || s.state.end_offset != n)
+/// Appends continue in a segment when no segment after it is kept: it is the last one, or it
+/// holds a torn tail (bad bytes, or a gap before the next segment, at or above `durable`: the
+/// unsynced part a crash may tear, cut with every later segment). Damage and gaps below
+/// `durable` keep the segments after them.
+fn ends_up_last(s: &Scan, file_len: u64, next: Option<i64>, durable: i64) -> bool {
+    next.is_none_or(|n| {
+        (s.valid_len < file_len || s.state.end_offset < n) && s.state.end_offset >= durable
+    })
 }
 
 /// Opens a segment through the mapping of its log, as [`open_segment`] decides, and returns
@@ -349,7 +414,7 @@ fn open_mapped(
     };
     loop {
         let opened = open_segment(log, base, paths, map.as_deref(), check, at);
-        let last = ends_up_last(opened.scan(), file_len, next);
+        let last = ends_up_last(opened.scan(), file_len, next, at.durable);
         if last && check == Check::Headers && matches!(opened, Opened::Trusted(_)) {
             check = Check::Crc;
             continue;
@@ -473,6 +538,7 @@ struct OpenAt {
     resume: bool,
     interval: u32,
     recovery_point: i64,
+    durable: i64,
 }
 
 /// Establishes a segment's batches (trusting its indexes, resuming from the recovery point or
@@ -513,6 +579,55 @@ fn open_segment(
         true,
         Check::Crc,
     ))
+}
+
+/// Cuts a segment log to `len` bytes, synced.
+fn cut_log(path: &Path, len: u64) -> Result<()> {
+    let f = crate::io::ops::open_write(path).at(path)?;
+    crate::io::ops::set_len(&f, path, len).at(path)?;
+    crate::io::ops::sync_all(&f, path).at(path)
+}
+
+/// Suffix of a damaged segment log kept aside. The open ignores such files (they do not parse
+/// as segment names) and nothing deletes them: they go with the partition only.
+pub(crate) const DAMAGED_SUFFIX: &str = "damaged";
+
+/// A name beside `log` for keeping it aside, not taken by an earlier one.
+fn aside_name(log: &Path) -> PathBuf {
+    let name = log
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("segment.log");
+    let mut n = 0u32;
+    loop {
+        let candidate = if n == 0 {
+            log.with_file_name(format!("{name}.{DAMAGED_SUFFIX}"))
+        } else {
+            log.with_file_name(format!("{name}.{DAMAGED_SUFFIX}.{n}"))
+        };
+        if !candidate.exists() {
+            return candidate;
+        }
+        n += 1;
+    }
+}
+
+/// Copies a damaged segment log, as found, to a name beside it: a copy synced under a
+/// temporary name (swept as a leftover if the open dies here) and renamed into place, so the
+/// original is only cut once the copy is durable.
+fn preserve(log: &Path) -> Result<PathBuf> {
+    let to = aside_name(log);
+    let tmp = to.with_file_name(format!(
+        "{}.tmp",
+        to.file_name().and_then(|n| n.to_str()).unwrap_or("damaged")
+    ));
+    fs::copy(log, &tmp).at(&tmp)?;
+    let f = crate::io::ops::open_write(&tmp).at(&tmp)?;
+    crate::io::ops::sync_all(&f, &tmp).at(&tmp)?;
+    drop(f);
+    crate::io::ops::rename(&tmp, &to).at(&to)?;
+    sync_dir(log.parent().unwrap_or(Path::new(".")))?;
+    Ok(to)
 }
 
 /// Loads (and unless read-only, recovers) one partition directory.
@@ -588,14 +703,34 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
             continue;
         }
         if base < prev_end {
-            report.reason = Some(format!(
-                "segment {base} starts below the previous segment's end {prev_end}"
-            ));
-            cut = true;
-            if !p.read_only {
-                paths.remove()?;
-                report.segments_deleted += 1;
-            }
+            // No crash makes segments overlap: this is damage at rest. Which copy of the
+            // offsets is right cannot be known, so the later segment is set aside whole (its
+            // indexes are derived data) and the next segments are judged against the kept one.
+            let preserved = if p.read_only {
+                None
+            } else {
+                let to = aside_name(&paths.log);
+                crate::io::ops::rename(&paths.log, &to).at(&paths.log)?;
+                // Its indexes would be swept as orphans by the next open anyway.
+                for f in [&paths.index, &paths.time] {
+                    match crate::io::ops::remove_file(f) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(crate::Error::io(f, e)),
+                    }
+                }
+                Some(to)
+            };
+            report.damage.push(Damage {
+                file: paths.log.clone(),
+                position: 0,
+                lost_from: prev_end,
+                lost_to: prev_end,
+                preserved,
+                reason: format!(
+                    "segment {base} starts below the previous segment's end {prev_end}"
+                ),
+            });
             continue;
         }
         let next = bases.get(i + 1).copied();
@@ -606,7 +741,7 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
         // check again and what to cut.
         let unmapped = next
             .filter(|_| i < first_unclean)
-            .and_then(|n| try_trusted_unmapped(&paths, base, interval, n));
+            .and_then(|n| try_trusted_unmapped(&paths, base, interval, n, p.durable));
         // The last segment is the one appends continue: its tail's CRCs are checked. A sealed
         // segment's are left to readers, so a clean open does not read a batch's worth of
         // every segment (the cost that made open time grow with the data). A segment that
@@ -624,6 +759,7 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
                     resume: i == first_unclean && !p.clean && !p.read_only,
                     interval,
                     recovery_point,
+                    durable: p.durable,
                 },
             )?,
         };
@@ -661,28 +797,50 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
                 s
             }
         };
-        if s.valid_len < file_len {
+        if s.valid_len < file_len && s.state.end_offset < p.durable {
+            // Damage at rest: these bytes were synced and handed out. Keep the valid prefix
+            // live and the file as found beside it; the segments after it stay.
+            let preserved = if p.read_only {
+                None
+            } else {
+                let aside = preserve(&paths.log)?;
+                cut_log(&paths.log, s.valid_len)?;
+                Some(aside)
+            };
+            report.damage.push(Damage {
+                file: paths.log.clone(),
+                position: s.valid_len,
+                lost_from: s.state.end_offset,
+                lost_to: next.unwrap_or(p.end_floor).max(s.state.end_offset),
+                preserved,
+                reason: s.problem.clone().unwrap_or_default(),
+            });
+        } else if s.valid_len < file_len {
             cut = true;
             report.truncated_bytes += file_len - s.valid_len;
             report.reason.clone_from(&s.problem);
             if !p.read_only {
-                let f = crate::io::ops::open_write(&paths.log).at(&paths.log)?;
-                crate::io::ops::set_len(&f, &paths.log, s.valid_len).at(&paths.log)?;
-                crate::io::ops::sync_all(&f, &paths.log).at(&paths.log)?;
+                cut_log(&paths.log, s.valid_len)?;
             }
         }
-        if let Some(&next) = bases.get(i + 1)
+        if let Some(next) = next
             && !cut
             && s.state.end_offset < next
         {
-            // The next segment starts past this one's end: the batches between were lost (power
-            // failed before a rolled segment's data reached the disk, but after the next
-            // segment's creation did). Keep the prefix; never leave a gap in the offsets.
-            cut = true;
-            report.reason = Some(format!(
-                "segment {base} ends at offset {}, the next one starts at {next}",
-                s.state.end_offset
-            ));
+            if s.state.end_offset < p.durable {
+                // Kafka's cleaner leaves such gaps; readers step over them.
+                report.offset_gaps += 1;
+            } else {
+                // After a crash, above the recovery point: the batches between were lost
+                // (power failed before a rolled segment's data reached the disk, but after the
+                // next segment's creation did) and nothing after them was synced. Keep the
+                // prefix; cut the rest as a torn tail.
+                cut = true;
+                report.reason = Some(format!(
+                    "segment {base} ends at offset {}, the next one starts at {next}",
+                    s.state.end_offset
+                ));
+            }
         }
         prev_end = s.state.end_offset;
         tracker = s.tracker;
@@ -723,6 +881,47 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
             }
         }
     }
+    // Offsets below the floor were handed out (synced, and after a clean close the whole
+    // log): when the files end below it, the end was lost at rest, and appends continue at
+    // the floor in a new segment rather than hand those offsets out again.
+    let end = segments.last().map_or(log_start, |s| s.end_offset());
+    if !p.read_only && end < p.end_floor && p.end_floor > log_start {
+        if report.damage.last().is_none_or(|d| d.lost_to < p.end_floor) {
+            let (file, position) = segments.last().map_or_else(
+                || (dir.to_path_buf(), 0),
+                |s| (s.log_path.clone(), s.size()),
+            );
+            report.damage.push(Damage {
+                file,
+                position,
+                lost_from: end,
+                lost_to: p.end_floor,
+                preserved: None,
+                reason: format!(
+                    "the log ends at offset {end}, below its recovery point {}",
+                    p.end_floor
+                ),
+            });
+        }
+        if let Some(last) = segments.last() {
+            last.seal();
+            let base = p.end_floor;
+            Segment::create_files(dir, base)?;
+            sync_dir(dir)?;
+            tracker = IndexTracker::new(interval);
+            segments.push(Arc::new(Segment::new(
+                dir,
+                base,
+                p.generation,
+                SegmentState::empty(base),
+                seg_cap,
+                index_cap,
+                false,
+            )));
+        } else {
+            log_start = p.end_floor;
+        }
+    }
     if segments.is_empty() {
         let base = log_start;
         if !p.read_only {
@@ -741,7 +940,8 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
         )));
     } else if (report.segments_deleted > 0
         || report.truncated_bytes > 0
-        || report.indexes_rebuilt > 0)
+        || report.indexes_rebuilt > 0
+        || !report.damage.is_empty())
         && !p.read_only
     {
         sync_dir(dir)?;
