@@ -42,7 +42,7 @@ fn config(round: u64) -> TopicConfig {
 /// Record `i`'s value: a third small (under 60 bytes), the rest spread over 0-20 KB, so
 /// batches straddle segment ends (64 KiB) and compressed frames of several blocks occur.
 fn value(i: u64) -> String {
-    let filler = if i % 3 == 0 {
+    let filler = if i.is_multiple_of(3) {
         (i % 50) as usize
     } else {
         (i.wrapping_mul(2_654_435_761) >> 7) as usize % 20_000
@@ -114,7 +114,7 @@ fn killed_writers_lose_nothing_acknowledged() -> Result<()> {
         });
         // The kill time counts from the first acknowledgement, so a slow start of the child
         // does not make a round that tests nothing.
-        let started_writing = first.recv_timeout(Duration::from_secs(60)).is_ok();
+        let started_writing = first.recv_timeout(Duration::from_mins(1)).is_ok();
         let started = Instant::now();
         while started_writing && started.elapsed() < kill_after {
             std::thread::sleep(Duration::from_millis(1));

@@ -223,30 +223,6 @@ fn clean_log_of_segments(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
     Ok(logs)
 }
 
-/// Opens `dir`, appends one record, closes cleanly and reopens: the append must land at
-/// `expect_end` and the log must read the same before and after the close.
-fn append_survives_clean_reopen(dir: &Path, expect_end: i64) -> Result<()> {
-    let log = open(dir)?;
-    let p = log.partition("t", 0)?;
-    assert_eq!(p.log_end_offset(), expect_end);
-    let at = p.append(&[Record::new("after").key("k")])?;
-    assert_eq!(at.base_offset, expect_end);
-    let before = read_all(&p)?;
-    drop(p);
-    log.close()?;
-    let log = open(dir)?;
-    assert!(log.recovery_report().clean);
-    let p = log.partition("t", 0)?;
-    assert_eq!(p.log_end_offset(), expect_end + 1);
-    let after = read_all(&p)?;
-    assert_eq!(values(&after), values(&before));
-    assert_eq!(after.last().unwrap().value.as_deref(), Some(&b"after"[..]));
-    for (i, r) in after.iter().take(expect_end as usize).enumerate() {
-        assert_eq!(r.value, rec(i as u64).value, "record {i}");
-    }
-    Ok(())
-}
-
 #[test]
 fn a_segment_left_last_has_its_tail_checked_like_the_last_one() -> Result<()> {
     // After a clean close a sealed segment's tail is only checked for whole headers. When the
