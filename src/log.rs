@@ -53,7 +53,8 @@ pub struct RecoveryReport {
     /// Committed offsets past their partition's log end once everything was loaded (the
     /// unsynced tail an `Os` crash lost): those consumers reset per `auto.offset.reset`.
     pub committed_past_end: Vec<CommittedPastEnd>,
-    /// Groups named by commits in a damaged part of `__consumer_offsets`: their offsets may be
+    /// Groups named by commits in a damaged part of `__consumer_offsets` (or in a batch whose
+    /// checksum failed when the commits were loaded): their offsets may be
     /// older than what they last committed, or gone. Damage there with none named here means
     /// the commits lost cannot be attributed (see [`RecoveryReport::damage_lines`]).
     pub lost_commit_groups: Vec<String>,

@@ -28,7 +28,8 @@ pub struct CommittedPastEnd {
 /// step over), so the offsets are never handed out again: otherwise the group would skip the
 /// records appended there. Any other committed offset past its end is named (the unsynced
 /// tail an `Os` crash lost; those offsets are reused, as documented). Commits found in a
-/// damaged part of `__consumer_offsets` name their groups.
+/// damaged part of `__consumer_offsets`, or in a batch its load skipped for a bad checksum,
+/// name their groups.
 pub(crate) fn check_commits(log: &LogInner, report: &mut RecoveryReport) -> Result<()> {
     let offsets = &log.coordinator().offsets;
     let mut highest: BTreeMap<TopicPartition, i64> = BTreeMap::new();
@@ -71,7 +72,8 @@ pub(crate) fn check_commits(log: &LogInner, report: &mut RecoveryReport) -> Resu
             });
         }
     }
-    let mut lost = std::collections::BTreeSet::new();
+    let mut lost: std::collections::BTreeSet<String> =
+        offsets.skipped_groups.iter().cloned().collect();
     for pr in report
         .partitions
         .iter()
@@ -122,18 +124,20 @@ impl RecoveryReport {
                     p.end_offset
                 ));
             }
-            if p.topic == OFFSETS_TOPIC && !p.damage.is_empty() {
-                if self.lost_commit_groups.is_empty() {
-                    lines.push(format!(
-                        "{name}: commits of groups that cannot be named may be lost"
-                    ));
-                } else {
-                    lines.push(format!(
-                        "{name}: groups whose commits may be lost or older: {}",
-                        self.lost_commit_groups.join(", ")
-                    ));
-                }
+            if p.topic == OFFSETS_TOPIC
+                && !p.damage.is_empty()
+                && self.lost_commit_groups.is_empty()
+            {
+                lines.push(format!(
+                    "{name}: commits of groups that cannot be named may be lost"
+                ));
             }
+        }
+        if !self.lost_commit_groups.is_empty() {
+            lines.push(format!(
+                "{OFFSETS_TOPIC}: groups whose commits may be lost or older: {}",
+                self.lost_commit_groups.join(", ")
+            ));
         }
         for c in &self.committed_past_end {
             lines.push(format!(

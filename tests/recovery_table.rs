@@ -457,3 +457,41 @@ fn damaged_consumer_offsets_names_the_groups_whose_commits_were_there() -> Resul
     assert_eq!(log.list_groups(), vec!["first"]);
     Ok(())
 }
+
+#[test]
+fn checksum_damage_inside_consumer_offsets_names_the_group_it_hid() -> Result<()> {
+    // A bad CRC before the offsets segment's last index entry is not read at open; loading the
+    // commits skips that batch, and the group it held is named instead of vanishing silently.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = open(dir.path())?;
+        log.create_topic("t", 1)?;
+        log.partition("t", 0)?.append(&[Record::new("v")])?;
+        log.reset_group_offsets("victim", "t", OffsetSpec::Latest)?;
+        // Enough later commits that the segment has index entries after the victim's batch.
+        for _ in 0..80 {
+            log.reset_group_offsets("later", "t", OffsetSpec::Latest)?;
+        }
+        log.close()?;
+    }
+    let seg = segment_logs(&dir.path().join(format!("{OFFSETS_TOPIC}-0")))
+        .pop()
+        .unwrap();
+    let mut bytes = fs::read(&seg).unwrap();
+    let (_, pos, len) = batches_of(&seg)
+        .into_iter()
+        .find(|&(_, pos, len)| bytes[pos..pos + len].windows(6).any(|w| w == b"victim"))
+        .unwrap();
+    bytes[pos + len - 2] ^= 0x01;
+    fs::write(&seg, &bytes).unwrap();
+    let log = open(dir.path())?;
+    let report = log.recovery_report();
+    assert_eq!(report.lost_commit_groups, vec!["victim"]);
+    assert!(
+        report.damage_lines().iter().any(|l| l.ends_with("victim")),
+        "{:?}",
+        report.damage_lines()
+    );
+    assert_eq!(log.list_groups(), vec!["later"]);
+    Ok(())
+}

@@ -53,6 +53,9 @@ struct State {
 pub(crate) struct OffsetStore {
     partition: Option<Arc<Partition>>,
     state: Mutex<State>,
+    /// Groups named in batches the load skipped for a bad checksum: their latest commits may
+    /// be lost (the recovery report names them).
+    pub(crate) skipped_groups: Vec<String>,
 }
 
 impl OffsetStore {
@@ -60,14 +63,17 @@ impl OffsetStore {
     /// directory that never had one).
     pub(crate) fn load(partition: Option<Arc<Partition>>) -> Result<OffsetStore> {
         let mut state = State::default();
+        let mut skipped_groups = Vec::new();
         if let Some(p) = &partition {
             let mut offset = p.log_start();
             loop {
                 let res = p.read(offset, 1 << 20)?;
                 let Some(next) = res.next_offset() else { break };
                 for b in &res.batches {
-                    // A damaged batch in an otherwise valid log stops nothing: skip it.
+                    // A damaged batch in an otherwise valid log stops nothing: skip it, but
+                    // name the groups it held, so their loss is not silent.
                     if b.verify_crc().is_err() {
+                        skipped_groups.extend(groups_named_in(b.as_bytes()));
                         continue;
                     }
                     let Ok(records) = b.records() else { continue };
@@ -82,9 +88,12 @@ impl OffsetStore {
                 offset = next;
             }
         }
+        skipped_groups.sort();
+        skipped_groups.dedup();
         Ok(OffsetStore {
             partition,
             state: Mutex::new(state),
+            skipped_groups,
         })
     }
 
@@ -93,6 +102,7 @@ impl OffsetStore {
         OffsetStore {
             partition: None,
             state: Mutex::new(State::default()),
+            skipped_groups: Vec::new(),
         }
     }
 
