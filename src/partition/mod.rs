@@ -8,6 +8,7 @@
 //! share one `fdatasync` (group commit): a leader syncs up to the highest written offset while
 //! followers wait; no fsync runs under the writer lock.
 
+mod damage;
 mod log_bytes;
 pub(crate) mod producer_state;
 pub(crate) mod read;
@@ -28,7 +29,8 @@ use crate::handles::Shared;
 use crate::segment::{self, Segment};
 use producer_state::ProducerState;
 
-pub use recovery::{Damage, PartitionRecovery};
+pub use damage::Damage;
+pub use recovery::PartitionRecovery;
 pub(crate) use writer::Writer;
 pub(crate) use writer::delete_segment_files;
 pub(crate) use writer::now_ms as writer_now_ms;

@@ -13,6 +13,7 @@ use crate::record::batch::{BATCH_HEADER_LEN, BatchHeader, batch_crc};
 use crate::segment::index::{self, INDEX_ENTRY, IndexTracker, TIME_ENTRY};
 use crate::segment::{self, Segment, SegmentState};
 
+use super::damage::{Damage, cut_log, move_aside, preserve};
 use super::log_bytes::{LogBytes, PreadLog};
 
 /// What opening one partition found and did.
@@ -50,50 +51,6 @@ pub struct PartitionRecovery {
     /// Where appends continue when damage at rest left the log end below an offset a group
     /// had committed: the end was moved up to it, so that offset is not handed out again.
     pub end_raised_to: Option<i64>,
-}
-
-/// One piece of damage at rest in a partition, and what the open did about it. The segments
-/// after it are kept, a damaged segment keeps its valid prefix, the file as found is kept
-/// beside it (never deleted), and offsets are not reused: readers skip from `lost_from` to
-/// `lost_to` as over any gap.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Damage {
-    /// The segment log the damage was found in.
-    pub file: PathBuf,
-    /// Byte position in that file where the damage starts.
-    pub position: u64,
-    /// The first offset that no longer reads back.
-    pub lost_from: i64,
-    /// The offset where reading resumes: the next segment's base, or where appends continue.
-    pub lost_to: i64,
-    /// The whole file as it was found, kept aside under a name the open ignores.
-    pub preserved: Option<PathBuf>,
-    /// What was wrong.
-    pub reason: String,
-}
-
-impl std::fmt::Display for Damage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} at byte {}: {}",
-            self.file.display(),
-            self.position,
-            self.reason
-        )?;
-        if self.lost_to > self.lost_from {
-            write!(
-                f,
-                "; offsets {}..{} no longer read back",
-                self.lost_from, self.lost_to
-            )?;
-        }
-        if let Some(p) = &self.preserved {
-            write!(f, "; the file as found is kept as {}", p.display())?;
-        }
-        Ok(())
-    }
 }
 
 /// What the loader hands to the partition.
@@ -495,15 +452,24 @@ impl SegPaths {
     }
 
     fn remove(&self) -> Result<()> {
-        for p in [&self.log, &self.index, &self.time] {
-            match crate::io::ops::remove_file(p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(crate::Error::io(p, e)),
-            }
-        }
-        Ok(())
+        remove_files(&[&self.log, &self.index, &self.time])
     }
+
+    fn remove_indexes(&self) -> Result<()> {
+        remove_files(&[&self.index, &self.time])
+    }
+}
+
+/// Removes files; one already gone is fine.
+fn remove_files(paths: &[&PathBuf]) -> Result<()> {
+    for &p in paths {
+        match crate::io::ops::remove_file(p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(crate::Error::io(p, e)),
+        }
+    }
+    Ok(())
 }
 
 /// Suffixes of files left behind by an interrupted delete, truncation or checkpoint.
@@ -579,55 +545,6 @@ fn open_segment(
         true,
         Check::Crc,
     ))
-}
-
-/// Cuts a segment log to `len` bytes, synced.
-fn cut_log(path: &Path, len: u64) -> Result<()> {
-    let f = crate::io::ops::open_write(path).at(path)?;
-    crate::io::ops::set_len(&f, path, len).at(path)?;
-    crate::io::ops::sync_all(&f, path).at(path)
-}
-
-/// Suffix of a damaged segment log kept aside. The open ignores such files (they do not parse
-/// as segment names) and nothing deletes them: they go with the partition only.
-pub(crate) const DAMAGED_SUFFIX: &str = "damaged";
-
-/// A name beside `log` for keeping it aside, not taken by an earlier one.
-fn aside_name(log: &Path) -> PathBuf {
-    let name = log
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("segment.log");
-    let mut n = 0u32;
-    loop {
-        let candidate = if n == 0 {
-            log.with_file_name(format!("{name}.{DAMAGED_SUFFIX}"))
-        } else {
-            log.with_file_name(format!("{name}.{DAMAGED_SUFFIX}.{n}"))
-        };
-        if !candidate.exists() {
-            return candidate;
-        }
-        n += 1;
-    }
-}
-
-/// Copies a damaged segment log, as found, to a name beside it: a copy synced under a
-/// temporary name (swept as a leftover if the open dies here) and renamed into place, so the
-/// original is only cut once the copy is durable.
-fn preserve(log: &Path) -> Result<PathBuf> {
-    let to = aside_name(log);
-    let tmp = to.with_file_name(format!(
-        "{}.tmp",
-        to.file_name().and_then(|n| n.to_str()).unwrap_or("damaged")
-    ));
-    fs::copy(log, &tmp).at(&tmp)?;
-    let f = crate::io::ops::open_write(&tmp).at(&tmp)?;
-    crate::io::ops::sync_all(&f, &tmp).at(&tmp)?;
-    drop(f);
-    crate::io::ops::rename(&tmp, &to).at(&to)?;
-    sync_dir(log.parent().unwrap_or(Path::new(".")))?;
-    Ok(to)
 }
 
 /// Loads (and unless read-only, recovers) one partition directory.
@@ -709,16 +626,9 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
             let preserved = if p.read_only {
                 None
             } else {
-                let to = aside_name(&paths.log);
-                crate::io::ops::rename(&paths.log, &to).at(&paths.log)?;
-                // Its indexes would be swept as orphans by the next open anyway.
-                for f in [&paths.index, &paths.time] {
-                    match crate::io::ops::remove_file(f) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(crate::Error::io(f, e)),
-                    }
-                }
+                let to = move_aside(&paths.log)?;
+                // Its indexes are derived data, swept as orphans by the next open anyway.
+                paths.remove_indexes()?;
                 Some(to)
             };
             report.damage.push(Damage {
