@@ -341,13 +341,11 @@ fn try_trusted_unmapped(
 }
 
 /// Appends continue in a segment when no segment after it is kept: it is the last one, or it
-/// holds a torn tail (bad bytes, or a gap before the next segment, at or above `durable`: the
-/// unsynced part a crash may tear, cut with every later segment). Damage and gaps below
-/// `durable` keep the segments after them.
+/// holds a torn tail (bad bytes at or above `durable`: the unsynced part a crash may tear, cut
+/// with every later segment). Damage below `durable` and gaps before the next segment keep the
+/// segments after them.
 fn ends_up_last(s: &Scan, file_len: u64, next: Option<i64>, durable: i64) -> bool {
-    next.is_none_or(|n| {
-        (s.valid_len < file_len || s.state.end_offset < n) && s.state.end_offset >= durable
-    })
+    next.is_none_or(|_| s.valid_len < file_len && s.state.end_offset >= durable)
 }
 
 /// Opens a segment through the mapping of its log, as [`open_segment`] decides, and returns
@@ -737,20 +735,13 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
             && !cut
             && s.state.end_offset < next
         {
-            if s.state.end_offset < p.durable {
-                // Kafka's cleaner leaves such gaps; readers step over them.
-                report.offset_gaps += 1;
-            } else {
-                // After a crash, above the recovery point: the batches between were lost
-                // (power failed before a rolled segment's data reached the disk, but after the
-                // next segment's creation did) and nothing after them was synced. Keep the
-                // prefix; cut the rest as a torn tail.
-                cut = true;
-                report.reason = Some(format!(
-                    "segment {base} ends at offset {}, the next one starts at {next}",
-                    s.state.end_offset
-                ));
-            }
+            // Kafka's cleaner leaves such gaps, and readers step over them. Above the recovery
+            // point after a crash a gap may also be a rolled segment's unsynced data lost with
+            // the power (the next segment's creation reached the disk): what the next segment
+            // holds is intact (its batches are checked like any), so it is kept too, as Kafka
+            // keeps it, rather than deleted for what another file lost. Cutting there would
+            // also destroy compacted segments whose recovery point was not yet checkpointed.
+            report.offset_gaps += 1;
         }
         prev_end = s.state.end_offset;
         tracker = s.tracker;
