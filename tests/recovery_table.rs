@@ -337,6 +337,29 @@ fn overlapping_segment_is_set_aside_whole() -> Result<()> {
 }
 
 #[test]
+fn overlapping_last_segment_is_set_aside_and_appends_go_to_a_new_segment() -> Result<()> {
+    // The segment before it was opened as a sealed one (its tail's CRCs unread): appends do
+    // not continue in it.
+    let dir = tempfile::tempdir().unwrap();
+    let logs = write_log(dir.path(), Stop::Clean)?;
+    let pdir = dir.path().join("t-0");
+    let misplaced = pdir.join(format!(
+        "{:020}.log",
+        segment_base(logs.last().unwrap()) + 1
+    ));
+    fs::copy(&logs[0], &misplaced).unwrap();
+    let log = open(dir.path())?;
+    let r = report_of(&log);
+    assert_eq!(r.damage.len(), 1, "{r:?}");
+    assert_eq!(r.damage[0].file, misplaced);
+    expect_records(&log, 0..0, N as i64)?;
+    let mut want = logs.clone();
+    want.push(pdir.join(format!("{N:020}.log")));
+    assert_eq!(segment_logs(&pdir), want);
+    Ok(())
+}
+
+#[test]
 fn lost_unsynced_tail_names_groups_committed_past_the_end() -> Result<()> {
     // Under `Os`, a crash may lose what was never synced, offsets and all (documented). A
     // group that had committed past the new end is named.

@@ -608,6 +608,9 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
     let mut tracker = IndexTracker::new(interval);
     let mut prev_end = i64::MIN;
     let mut cut = false;
+    // The last segment kept was opened as a sealed one (segments followed it, and all of them
+    // were then set aside): its tail's CRCs were not read.
+    let mut left_sealed = false;
     for (i, &base) in bases.iter().enumerate() {
         let paths = SegPaths::new(dir, base);
         if cut {
@@ -644,18 +647,18 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
         let next = bases.get(i + 1).copied();
         // A trusted sealed segment is first checked by the few headers it needs, read with
         // `pread` instead of mapping its log (see `LogBytes`). When that check passes and the
-        // segment ends where the next one starts, the mapped path would reach the same result
-        // from the same bytes; anything else takes the mapped path, which decides what to
-        // check again and what to cut.
+        // segment stays sealed, the mapped path would reach the same result from the same
+        // bytes; anything else takes the mapped path, which decides what to check again and
+        // what to cut.
         let unmapped = next
             .filter(|_| i < first_unclean)
             .and_then(|n| try_trusted_unmapped(&paths, base, interval, n, p.durable));
         // The last segment is the one appends continue: its tail's CRCs are checked. A sealed
         // segment's are left to readers, so a clean open does not read a batch's worth of
         // every segment (the cost that made open time grow with the data). A segment that
-        // turns out to be the last one (the segments after it do not follow on from its end,
-        // so they are cut) is opened again with CRCs checked: appends must not go on after a
-        // batch that the next open, finding it last, would cut off with them.
+        // turns out to be the last one (it holds a torn tail, cut with the segments after it)
+        // is opened again with CRCs checked: appends must not go on after a batch that the
+        // next open, finding it last, would cut off with them.
         let (opened, last, file_len) = match unmapped {
             Some((s, file_len)) => (Opened::Trusted(s), false, file_len),
             None => open_mapped(
@@ -744,6 +747,7 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
             report.offset_gaps += 1;
         }
         prev_end = s.state.end_offset;
+        left_sealed = !last;
         tracker = s.tracker;
         let seg = Segment::new(
             dir,
@@ -804,6 +808,7 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
                 ),
             });
         }
+        left_sealed = false;
         if let Some(last) = segments.last() {
             last.seal();
             let base = p.end_floor;
@@ -822,6 +827,26 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
         } else {
             log_start = p.end_floor;
         }
+    }
+    // Appends must not go on after bytes whose CRCs were not read (the next open, finding
+    // them last and bad, would set the appended records aside with them): they continue in a
+    // new segment at its end.
+    if let Some(last) = segments.last().filter(|s| left_sealed && s.size() > 0)
+        && !p.read_only
+    {
+        let base = last.end_offset();
+        Segment::create_files(dir, base)?;
+        sync_dir(dir)?;
+        tracker = IndexTracker::new(interval);
+        segments.push(Arc::new(Segment::new(
+            dir,
+            base,
+            p.generation,
+            SegmentState::empty(base),
+            seg_cap,
+            index_cap,
+            false,
+        )));
     }
     if segments.is_empty() {
         let base = log_start;
