@@ -53,6 +53,7 @@ mod log;
 mod partition;
 mod producer;
 pub mod record;
+mod recovery_report;
 mod segment;
 mod topic;
 mod types;
@@ -80,11 +81,12 @@ pub use log::{
     TopicDescription, is_internal_topic,
 };
 pub use partition::read::ReadResult;
-pub use partition::{AppendResult, PartitionRecovery, PartitionStats};
+pub use partition::{AppendResult, Damage, PartitionRecovery, PartitionStats};
 pub use producer::{Producer, ProducerConfig, ProducerRecord, Receipt, RecordMetadata};
 pub use record::{
     Batch, BatchBuilder, BatchHeader, Batches, Compression, Header, Record, StoredRecord,
 };
+pub use recovery_report::CommittedPastEnd;
 pub use topic::{
     MAX_PARTITIONS, MAX_TOPIC_NAME_LEN, murmur2, partition_for_key, validate_topic_name,
 };

@@ -31,6 +31,7 @@ use crate::partition::writer_now_ms;
 use crate::partition::{Partition, PartitionRecovery, PartitionStats};
 use crate::producer::{Producer, ProducerConfig};
 use crate::record::Record;
+use crate::recovery_report::CommittedPastEnd;
 use crate::topic::{MAX_PARTITIONS, Topic, partition_for_key, validate_topic_name};
 use crate::{AppendResult, TopicPartition};
 
@@ -64,6 +65,14 @@ pub struct RecoveryReport {
     pub strays: Vec<PathBuf>,
     /// Topics whose deletion a crash interrupted, finished by this open.
     pub deletes_completed: Vec<String>,
+    /// Committed offsets past their partition's log end once everything was loaded (the
+    /// unsynced tail an `Os` crash lost): those consumers reset per `auto.offset.reset`.
+    pub committed_past_end: Vec<CommittedPastEnd>,
+    /// Groups named by commits in a damaged part of `__consumer_offsets` (or in a batch whose
+    /// checksum failed when the commits were loaded): their offsets may be
+    /// older than what they last committed, or gone. Damage there with none named here means
+    /// the commits lost cannot be attributed (see [`RecoveryReport::damage_lines`]).
+    pub lost_commit_groups: Vec<String>,
 }
 
 impl RecoveryReport {
@@ -72,16 +81,16 @@ impl RecoveryReport {
         self.partitions.iter().map(|p| p.truncated_bytes).sum()
     }
 
-    /// Partitions where anything was cut or deleted.
+    /// Partitions where anything was cut, deleted or found damaged at rest.
     pub fn damaged(&self) -> impl Iterator<Item = &PartitionRecovery> {
         self.partitions
             .iter()
-            .filter(|p| p.truncated_bytes > 0 || p.segments_deleted > 0)
+            .filter(|p| p.truncated_bytes > 0 || p.segments_deleted > 0 || !p.damage.is_empty())
     }
 
     /// What the open did to the directory, one line each, for a person (the CLI prints
-    /// these on stderr): adoption, rebuilt topics, strays set aside, completed deletes and
-    /// damaged partitions. Empty when there is nothing to tell.
+    /// these on stderr): adoption, rebuilt topics, strays set aside, completed deletes, then
+    /// [`RecoveryReport::damage_lines`]. Empty when there is nothing to tell.
     pub fn notices(&self) -> Vec<String> {
         let mut out = Vec::new();
         if self.adopted {
@@ -108,17 +117,7 @@ impl RecoveryReport {
                 "topic '{t}': finished its deletion, interrupted by a crash"
             ));
         }
-        for p in self.damaged() {
-            out.push(format!(
-                "{}-{}: cut {} bytes and {} segments ({}); log end now {}",
-                p.topic,
-                p.partition,
-                p.truncated_bytes,
-                p.segments_deleted,
-                p.reason.as_deref().unwrap_or("torn tail"),
-                p.end_offset
-            ));
-        }
+        out.extend(self.damage_lines());
         out
     }
 }
@@ -186,7 +185,8 @@ pub(crate) struct LogInner {
     catalog: Mutex<()>,
     closed: AtomicBool,
     flusher: Mutex<Option<(JoinHandle<()>, Arc<FlusherCtl>)>>,
-    report: RecoveryReport,
+    /// Set once the groups are loaded (it names groups whose offsets recovery affected).
+    report: std::sync::OnceLock<RecoveryReport>,
     /// From `topiclog.properties`; `None` in a read-only open of a directory without one.
     directory_id: Option<String>,
     /// When the checkpoints were last written; held while they are written.
@@ -473,13 +473,15 @@ impl Log {
             catalog: Mutex::new(()),
             closed: AtomicBool::new(false),
             flusher: Mutex::new(None),
-            report,
+            report: std::sync::OnceLock::new(),
             directory_id,
             last_checkpoint: Mutex::new(Instant::now()),
             last_maintenance: Mutex::new(Instant::now()),
         });
         let log = Log { inner };
         log.start_groups()?;
+        crate::recovery_report::check_commits(&log.inner, &mut report)?;
+        let _ = log.inner.report.set(report);
         if !read_only {
             log.inner.write_checkpoints()?;
             if let Some(tick) = log.inner.options.flusher_tick {
@@ -660,7 +662,7 @@ impl Log {
     /// the directory was adopted; topics rebuilt and strays set aside. See
     /// [`RecoveryReport::notices`] for the same as lines for a person.
     pub fn recovery_report(&self) -> &RecoveryReport {
-        &self.inner.report
+        self.inner.report.get_or_init(RecoveryReport::default)
     }
 
     /// The data directory's id (22 characters, Kafka's UUID text form), from its

@@ -2,12 +2,13 @@
 //! acknowledgement on stdout; the parent kills it with SIGKILL at a seeded random moment,
 //! reopens the directory and checks that every acknowledged record is there and intact, with
 //! no duplicates and contiguous offsets, and that appends continue. Rounds cover every flush
-//! policy and several codecs.
+//! policy and several codecs, with records of 0-20 KB. A round fails when the child
+//! acknowledges nothing before it is killed, and shows the child's stderr.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod common;
 use common::*;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use topiclog::{FlushPolicy, Record, Result, TopicConfig};
@@ -38,8 +39,15 @@ fn config(round: u64) -> TopicConfig {
     c
 }
 
+/// Record `i`'s value: a third small (under 60 bytes), the rest spread over 0-20 KB, so
+/// batches straddle segment ends (64 KiB) and compressed frames of several blocks occur.
 fn value(i: u64) -> String {
-    format!("value-{i}-{}", "z".repeat((i % 50) as usize))
+    let filler = if i.is_multiple_of(3) {
+        (i % 50) as usize
+    } else {
+        (i.wrapping_mul(2_654_435_761) >> 7) as usize % 20_000
+    };
+    format!("value-{i}-{}", "z".repeat(filler))
 }
 
 /// The child: appends until killed, printing `ack <offset> <i>` after each acknowledgement.
@@ -78,29 +86,47 @@ fn killed_writers_lose_nothing_acknowledged() -> Result<()> {
             .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
             .env(CHILD_DIR, dir.path())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let errors = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
         let kill_after = Duration::from_millis(5 + next(&mut seed) % 60);
+        let (first_ack, first) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             let mut acked = 0i64;
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 if let Some(rest) = line.strip_prefix("ack ") {
                     let end: i64 = rest.split(' ').nth(1).unwrap().parse().unwrap();
+                    if acked == 0 {
+                        let _ = first_ack.send(());
+                    }
                     acked = acked.max(end);
                 }
             }
             acked
         });
+        // The kill time counts from the first acknowledgement, so a slow start of the child
+        // does not make a round that tests nothing.
+        let started_writing = first.recv_timeout(Duration::from_mins(1)).is_ok();
         let started = Instant::now();
-        while started.elapsed() < kill_after {
+        while started_writing && started.elapsed() < kill_after {
             std::thread::sleep(Duration::from_millis(1));
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let acked = reader.join().unwrap();
+        let errors = errors.join().unwrap();
+        assert!(
+            acked > 0,
+            "round {round}: the child acknowledged nothing; its stderr:\n{errors}"
+        );
         // Reopen: everything acknowledged is there, intact, once, in order.
         let log = open(dir.path())?;
         let p = log.partition("crash", 0)?;

@@ -36,8 +36,15 @@ fn os_error(e: &Error) -> Option<i32> {
     }
 }
 
+/// Record `i`'s value: mostly small, every fourth one 0-20 KB, so faults also land inside
+/// large writes, batches that straddle segment ends and rebuilt index spans.
 fn value(i: u64) -> String {
-    format!("value-{i}-{}", "y".repeat((i % 29) as usize))
+    let filler = if i % 4 == 3 {
+        (i.wrapping_mul(2_654_435_761) >> 7) as usize % 20_000
+    } else {
+        (i % 29) as usize
+    };
+    format!("value-{i}-{}", "y".repeat(filler))
 }
 
 fn one(i: u64) -> Vec<Record> {

@@ -216,19 +216,18 @@ fn trusted_log_negative_last_offset_delta_read_backwards() {
 #[test]
 fn trusted_segment_left_last_by_a_cut_append_lost_after_clean_close() {
     // Segment 13 (marker present, so trusted) holds batches 13..=24, three of them (13..=14,
-    // 21..=23, 24) with a bad CRC, and a second segment starts far past its end. The gap cuts
-    // the second segment, which leaves segment 13 the one appends continue. Its tail used to
-    // be checked as a sealed segment's (headers only): the append landed at 25 behind the
-    // bad batch 24, and the reopen, checking the now-last segment's CRCs, cut the log back to
-    // 13 with the acknowledged record in it. Now a segment left last is checked as the last
-    // one: the first bad CRC (batch 13..=14) cuts it at the first open, the append lands at
-    // 13 and the reopen reads the same log.
+    // 21..=23, 24) with a bad CRC, and a second, empty segment starts far past its end. The
+    // gap used to cut the second segment and leave segment 13 the one appends continue, which
+    // once lost an acknowledged append behind batch 24. A gap between segments is now normal
+    // (a compacted log has them): both segments stay, segment 13 stays sealed (its bad CRCs are
+    // reported to readers, batch by batch), and the append lands in the second segment, where
+    // the reopen after the clean close reads it back.
     let o = open_partition_dir(regression!(
         "open_partition_dir",
         "trusted-segment-left-last-by-a-cut-append-lost-after-clean-close"
     ));
-    assert_eq!(o.offsets_before_append, Vec::<i64>::new());
-    assert_eq!(o.append, Some(Ok(13)));
+    assert_eq!(o.offsets_before_append, (15..25).collect::<Vec<i64>>());
+    assert_eq!(o.append, Some(Ok(16_889_598_114_267_135)));
 }
 
 /// The committed seeds of `fuzz/<corpus>/<target>/` (descriptive names; inputs a local fuzz

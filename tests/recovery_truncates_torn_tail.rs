@@ -167,9 +167,10 @@ fn corruption_in_an_earlier_segment_cuts_there_and_drops_later_segments() -> Res
 }
 
 #[test]
-fn a_rolled_segment_lost_whole_cuts_there_instead_of_leaving_a_gap() -> Result<()> {
+fn a_rolled_segment_lost_whole_leaves_a_gap_and_keeps_later_segments() -> Result<()> {
     // Power failed after a roll made the next segment's files durable but before the rolled
-    // segment's data reached the disk: it reads back empty while later segments exist.
+    // segment's data reached the disk: it reads back empty while later segments exist. Their
+    // records are intact and stay (as Kafka keeps them); the lost offsets are a gap.
     let dir = tempfile::tempdir().unwrap();
     {
         let log = open(dir.path())?;
@@ -183,7 +184,7 @@ fn a_rolled_segment_lost_whole_cuts_there_instead_of_leaving_a_gap() -> Result<(
     let _ = fs::remove_file(dir.path().join("recovery-point-offset-checkpoint"));
     let logs = segment_logs(&dir.path().join("t-0"));
     assert!(logs.len() > 3);
-    let second_base = segment_base(&logs[1]);
+    let (second_base, third_base) = (segment_base(&logs[1]), segment_base(&logs[2]));
     OpenOptions::new()
         .write(true)
         .open(&logs[1])
@@ -198,13 +199,16 @@ fn a_rolled_segment_lost_whole_cuts_there_instead_of_leaving_a_gap() -> Result<(
         .find(|p| p.topic == "t")
         .cloned()
         .unwrap();
-    assert!(t.reason.is_some());
-    assert_eq!(t.end_offset, second_base);
+    assert_eq!((t.offset_gaps, t.segments_deleted), (1, 0), "{t:?}");
+    assert_eq!(t.end_offset, 200);
     let p = log.partition("t", 0)?;
-    assert_eq!(p.log_end_offset(), second_base);
-    assert_eq!(read_all(&p)?.len() as i64, second_base);
-    // The next append takes the next offset: no gap.
-    assert_eq!(p.append(&[rec(999)])?.base_offset, second_base);
+    let got = read_all(&p)?;
+    assert_eq!(got.len() as i64, 200 - (third_base - second_base));
+    assert!(
+        got.iter()
+            .all(|r| r.offset < second_base || r.offset >= third_base)
+    );
+    assert_eq!(p.append(&[rec(999)])?.base_offset, 200);
     Ok(())
 }
 
@@ -223,41 +227,19 @@ fn clean_log_of_segments(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
     Ok(logs)
 }
 
-/// Opens `dir`, appends one record, closes cleanly and reopens: the append must land at
-/// `expect_end` and the log must read the same before and after the close.
-fn append_survives_clean_reopen(dir: &Path, expect_end: i64) -> Result<()> {
-    let log = open(dir)?;
-    let p = log.partition("t", 0)?;
-    assert_eq!(p.log_end_offset(), expect_end);
-    let at = p.append(&[Record::new("after").key("k")])?;
-    assert_eq!(at.base_offset, expect_end);
-    let before = read_all(&p)?;
-    drop(p);
-    log.close()?;
-    let log = open(dir)?;
-    assert!(log.recovery_report().clean);
-    let p = log.partition("t", 0)?;
-    assert_eq!(p.log_end_offset(), expect_end + 1);
-    let after = read_all(&p)?;
-    assert_eq!(values(&after), values(&before));
-    assert_eq!(after.last().unwrap().value.as_deref(), Some(&b"after"[..]));
-    for (i, r) in after.iter().take(expect_end as usize).enumerate() {
-        assert_eq!(r.value, rec(i as u64).value, "record {i}");
-    }
-    Ok(())
-}
-
 #[test]
-fn a_segment_left_last_by_a_cut_has_its_tail_checked_like_the_last_one() -> Result<()> {
+fn a_segment_left_last_has_its_tail_checked_like_the_last_one() -> Result<()> {
     // After a clean close a sealed segment's tail is only checked for whole headers. When the
-    // segment after it is gone, the kept one becomes the segment appends continue: a damaged
-    // batch at its end must be cut now, not after the next append (the next open, finding it
-    // last, would cut the acknowledged append with it).
+    // segments after it are gone, the kept one becomes the segment appends continue: its
+    // damaged last batch is found now, set aside and reported, and appends continue at the
+    // old end (the checkpointed recovery point), not behind the damage.
     let dir = tempfile::tempdir().unwrap();
     let logs = clean_log_of_segments(dir.path())?;
     let second_base = segment_base(&logs[1]);
-    for ext in ["log", "index", "timeindex"] {
-        fs::remove_file(logs[1].with_extension(ext)).unwrap();
+    for l in &logs[1..] {
+        for ext in ["log", "index", "timeindex"] {
+            fs::remove_file(l.with_extension(ext)).unwrap();
+        }
     }
     // Damage the last batch of the first segment (one record at offset second_base - 1) inside
     // its value: the header still parses, the CRC no longer matches.
@@ -265,30 +247,62 @@ fn a_segment_left_last_by_a_cut_has_its_tail_checked_like_the_last_one() -> Resu
     let last = bytes.len() - 3;
     bytes[last] ^= 0xff;
     fs::write(&logs[0], &bytes).unwrap();
-    append_survives_clean_reopen(dir.path(), second_base - 1)
+    let log = open(dir.path())?;
+    let t = log.recovery_report().partitions[1].clone();
+    assert_eq!(t.topic, "t");
+    assert_eq!(t.damage.len(), 1, "{t:?}");
+    assert_eq!(t.damage[0].lost_from, second_base - 1);
+    assert_eq!(t.damage[0].lost_to, 200);
+    let p = log.partition("t", 0)?;
+    assert_eq!(p.log_end_offset(), 200);
+    assert_eq!(p.append(&[Record::new("after").key("k")])?.base_offset, 200);
+    let before = read_all(&p)?;
+    assert_eq!(before.len() as i64, second_base);
+    drop(p);
+    log.close()?;
+    let log = open(dir.path())?;
+    assert!(log.recovery_report().damaged().next().is_none());
+    assert_eq!(values(&read_all(&log.partition("t", 0)?)?), values(&before));
+    Ok(())
 }
 
 #[test]
-fn a_segment_starting_below_the_previous_end_is_cut() -> Result<()> {
+fn a_segment_starting_below_the_previous_end_is_set_aside() -> Result<()> {
     // The third segment's files renamed to a base inside the first segment (the others
-    // removed): it is cut, and appends continue after the first segment.
+    // removed): no crash makes segments overlap, so it is damage at rest. The misplaced
+    // segment is kept aside whole, and appends continue at the old end.
     let dir = tempfile::tempdir().unwrap();
     let logs = clean_log_of_segments(dir.path())?;
     let second_base = segment_base(&logs[1]);
     let pdir = dir.path().join("t-0");
+    let misplaced = pdir.join(format!("{:020}.log", second_base / 2));
     for l in &logs[1..] {
         for ext in ["log", "index", "timeindex"] {
             let from = l.with_extension(ext);
             if l == &logs[2] {
-                fs::rename(&from, pdir.join(format!("{:020}.{ext}", second_base / 2))).unwrap();
+                fs::rename(&from, misplaced.with_extension(ext)).unwrap();
             } else {
                 fs::remove_file(&from).unwrap();
             }
         }
     }
-    append_survives_clean_reopen(dir.path(), second_base)?;
-    // The misplaced segment is gone; the append rolled a segment at the first one's end.
-    let second = pdir.join(format!("{second_base:020}.log"));
-    assert_eq!(segment_logs(&pdir), vec![logs[0].clone(), second]);
+    let log = open(dir.path())?;
+    let t = log
+        .recovery_report()
+        .partitions
+        .iter()
+        .find(|p| p.topic == "t")
+        .cloned()
+        .unwrap();
+    let aside = t.damage[0].preserved.clone().unwrap();
+    assert_eq!(t.damage[0].file, misplaced);
+    assert!(aside.exists() && !misplaced.exists());
+    let p = log.partition("t", 0)?;
+    assert_eq!(read_all(&p)?.len() as i64, second_base);
+    assert_eq!(p.append(&[Record::new("after").key("k")])?.base_offset, 200);
+    assert_eq!(
+        segment_logs(&pdir),
+        vec![logs[0].clone(), pdir.join(format!("{:020}.log", 200))]
+    );
     Ok(())
 }

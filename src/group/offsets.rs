@@ -53,6 +53,9 @@ struct State {
 pub(crate) struct OffsetStore {
     partition: Option<Arc<Partition>>,
     state: Mutex<State>,
+    /// Groups named in batches the load skipped for a bad checksum: their latest commits may
+    /// be lost (the recovery report names them).
+    pub(crate) skipped_groups: Vec<String>,
 }
 
 impl OffsetStore {
@@ -60,14 +63,17 @@ impl OffsetStore {
     /// directory that never had one).
     pub(crate) fn load(partition: Option<Arc<Partition>>) -> Result<OffsetStore> {
         let mut state = State::default();
+        let mut skipped_groups = Vec::new();
         if let Some(p) = &partition {
             let mut offset = p.log_start();
             loop {
                 let res = p.read(offset, 1 << 20)?;
                 let Some(next) = res.next_offset() else { break };
                 for b in &res.batches {
-                    // A damaged batch in an otherwise valid log stops nothing: skip it.
+                    // A damaged batch in an otherwise valid log stops nothing: skip it, but
+                    // name the groups it held, so their loss is not silent.
                     if b.verify_crc().is_err() {
+                        skipped_groups.extend(groups_named_in(b.as_bytes()));
                         continue;
                     }
                     let Ok(records) = b.records() else { continue };
@@ -82,9 +88,12 @@ impl OffsetStore {
                 offset = next;
             }
         }
+        skipped_groups.sort();
+        skipped_groups.dedup();
         Ok(OffsetStore {
             partition,
             state: Mutex::new(state),
+            skipped_groups,
         })
     }
 
@@ -93,6 +102,7 @@ impl OffsetStore {
         OffsetStore {
             partition: None,
             state: Mutex::new(State::default()),
+            skipped_groups: Vec::new(),
         }
     }
 
@@ -253,4 +263,40 @@ fn apply(state: &mut State, key: &OffsetsKey, value: Option<&[u8]>) {
             }
         },
     }
+}
+
+/// The groups named by commits in `bytes`, a damaged stretch of an offsets-topic log: every
+/// position where a batch header parses and its records decode (checksums are not required:
+/// the point is to name who may have lost a commit, not to trust the values), stepping one
+/// byte on past anything that does not parse, so one bad header does not hide the rest.
+pub(crate) fn groups_named_in(bytes: &[u8]) -> Vec<String> {
+    use crate::record::batch::{BATCH_HEADER_LEN, BatchHeader};
+    let mut groups = std::collections::BTreeSet::new();
+    let mut pos = 0usize;
+    while let Some(rest) = bytes.get(pos..).filter(|r| r.len() >= BATCH_HEADER_LEN) {
+        let batch = BatchHeader::parse(rest)
+            .ok()
+            .and_then(|h| rest.get(..h.size()))
+            .and_then(|b| crate::record::Batch::new(bytes::Bytes::copy_from_slice(b)).ok());
+        let mut named = false;
+        if let Some(records) = batch.as_ref().and_then(|b| b.records().ok()) {
+            for r in records.flatten() {
+                named = true;
+                match r.key.as_deref().map(OffsetsKey::decode) {
+                    Some(Ok(OffsetsKey::Offset(k))) => {
+                        groups.insert(k.group);
+                    }
+                    Some(Ok(OffsetsKey::Group(g))) => {
+                        groups.insert(g);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        pos += match batch {
+            Some(b) if named => b.len(),
+            _ => 1,
+        };
+    }
+    groups.into_iter().collect()
 }

@@ -8,6 +8,7 @@
 //! share one `fdatasync` (group commit): a leader syncs up to the highest written offset while
 //! followers wait; no fsync runs under the writer lock.
 
+mod damage;
 mod log_bytes;
 pub(crate) mod producer_state;
 pub(crate) mod read;
@@ -28,6 +29,7 @@ use crate::handles::Shared;
 use crate::segment::{self, Segment};
 use producer_state::ProducerState;
 
+pub use damage::Damage;
 pub use recovery::PartitionRecovery;
 pub(crate) use writer::Writer;
 pub(crate) use writer::delete_segment_files;
@@ -201,6 +203,13 @@ impl Partition {
             crate::io::ops::create_dir_all(&dir).at(&dir)?;
         }
         let generation = shared.next_generation();
+        // Kept when the first attempt falls back to a full scan: what was synced before this
+        // open does not change with how the files are read.
+        let durable = if clean {
+            i64::MAX
+        } else {
+            checkpoints.0.unwrap_or(0)
+        };
         let attempt = |clean: bool,
                        recovery_point: Option<i64>|
          -> Result<(recovery::Loaded, Arc<Segment>, ProducerState)> {
@@ -211,6 +220,8 @@ impl Partition {
                 config: &config,
                 clean,
                 recovery_point,
+                durable,
+                end_floor: checkpoints.0.unwrap_or(0),
                 log_start: checkpoints.1,
                 read_only: shared.read_only,
                 generation,

@@ -13,6 +13,7 @@ use crate::record::batch::{BATCH_HEADER_LEN, BatchHeader, batch_crc};
 use crate::segment::index::{self, INDEX_ENTRY, IndexTracker, TIME_ENTRY};
 use crate::segment::{self, Segment, SegmentState};
 
+use super::damage::{Damage, cut_log, move_aside, preserve};
 use super::log_bytes::{LogBytes, PreadLog};
 
 /// What opening one partition found and did.
@@ -41,6 +42,15 @@ pub struct PartitionRecovery {
     pub reason: Option<String>,
     /// The log end offset after recovery.
     pub end_offset: i64,
+    /// Damage at rest: found below the recovery point, or anywhere after a clean close, in
+    /// data that had been synced and handed out. Nothing of it is deleted: see [`Damage`].
+    pub damage: Vec<Damage>,
+    /// Gaps in the offsets between segments that were kept as they are: a compacted log has
+    /// them, and readers step over them.
+    pub offset_gaps: usize,
+    /// Where appends continue when damage at rest left the log end below an offset a group
+    /// had committed: the end was moved up to it, so that offset is not handed out again.
+    pub end_raised_to: Option<i64>,
 }
 
 /// What the loader hands to the partition.
@@ -59,6 +69,14 @@ pub(crate) struct LoadParams<'a> {
     pub(crate) config: &'a TopicConfig,
     pub(crate) clean: bool,
     pub(crate) recovery_point: Option<i64>,
+    /// Offsets below this were synced and handed out before this open (`i64::MAX` after a
+    /// clean close and for the reload after an explicit truncation, the checkpointed recovery
+    /// point after a crash): bad bytes below it are damage at rest, kept and reported, not a
+    /// torn tail, and a gap between segments below it is normal.
+    pub(crate) durable: i64,
+    /// The log end never falls below this (the checkpointed recovery point): offsets once
+    /// handed out are not handed out again.
+    pub(crate) end_floor: i64,
     pub(crate) log_start: Option<i64>,
     pub(crate) read_only: bool,
     pub(crate) generation: u64,
@@ -313,19 +331,21 @@ fn try_trusted_unmapped(
     base: i64,
     interval: u32,
     next: i64,
+    durable: i64,
 ) -> Option<(Scan, u64)> {
     let file = File::open(&paths.log).ok()?;
     let len = file.metadata().ok()?.len();
     let log = PreadLog { file, len };
     let s = try_trusted(&log, base, paths, interval, Check::Headers)?;
-    (!ends_up_last(&s, len, Some(next))).then_some((s, len))
+    (!ends_up_last(&s, len, Some(next), durable)).then_some((s, len))
 }
 
-/// Appends continue in a segment when no segment after it is kept: it is the last one, it is
-/// cut short, or the next one does not start at its end (a gap, or an overlap that cuts the
-/// next one on the next turn).
-fn ends_up_last(s: &Scan, file_len: u64, next: Option<i64>) -> bool {
-    next.is_none_or(|n| s.valid_len < file_len || s.state.end_offset != n)
+/// Appends continue in a segment when no segment after it is kept: it is the last one, or it
+/// holds a torn tail (bad bytes at or above `durable`: the unsynced part a crash may tear, cut
+/// with every later segment). Damage below `durable` and gaps before the next segment keep the
+/// segments after them.
+fn ends_up_last(s: &Scan, file_len: u64, next: Option<i64>, durable: i64) -> bool {
+    next.is_none_or(|_| s.valid_len < file_len && s.state.end_offset >= durable)
 }
 
 /// Opens a segment through the mapping of its log, as [`open_segment`] decides, and returns
@@ -349,7 +369,7 @@ fn open_mapped(
     };
     loop {
         let opened = open_segment(log, base, paths, map.as_deref(), check, at);
-        let last = ends_up_last(opened.scan(), file_len, next);
+        let last = ends_up_last(opened.scan(), file_len, next, at.durable);
         if last && check == Check::Headers && matches!(opened, Opened::Trusted(_)) {
             check = Check::Crc;
             continue;
@@ -430,15 +450,24 @@ impl SegPaths {
     }
 
     fn remove(&self) -> Result<()> {
-        for p in [&self.log, &self.index, &self.time] {
-            match crate::io::ops::remove_file(p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(crate::Error::io(p, e)),
-            }
-        }
-        Ok(())
+        remove_files(&[&self.log, &self.index, &self.time])
     }
+
+    fn remove_indexes(&self) -> Result<()> {
+        remove_files(&[&self.index, &self.time])
+    }
+}
+
+/// Removes files; one already gone is fine.
+fn remove_files(paths: &[&PathBuf]) -> Result<()> {
+    for &p in paths {
+        match crate::io::ops::remove_file(p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(crate::Error::io(p, e)),
+        }
+    }
+    Ok(())
 }
 
 /// Suffixes of files left behind by an interrupted delete, truncation or checkpoint.
@@ -473,6 +502,7 @@ struct OpenAt {
     resume: bool,
     interval: u32,
     recovery_point: i64,
+    durable: i64,
 }
 
 /// Establishes a segment's batches (trusting its indexes, resuming from the recovery point or
@@ -578,6 +608,9 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
     let mut tracker = IndexTracker::new(interval);
     let mut prev_end = i64::MIN;
     let mut cut = false;
+    // The last segment kept was opened as a sealed one (segments followed it, and all of them
+    // were then set aside): its tail's CRCs were not read.
+    let mut left_sealed = false;
     for (i, &base) in bases.iter().enumerate() {
         let paths = SegPaths::new(dir, base);
         if cut {
@@ -588,31 +621,44 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
             continue;
         }
         if base < prev_end {
-            report.reason = Some(format!(
-                "segment {base} starts below the previous segment's end {prev_end}"
-            ));
-            cut = true;
-            if !p.read_only {
-                paths.remove()?;
-                report.segments_deleted += 1;
-            }
+            // No crash makes segments overlap: this is damage at rest. Which copy of the
+            // offsets is right cannot be known, so the later segment is set aside whole (its
+            // indexes are derived data) and the next segments are judged against the kept one.
+            let preserved = if p.read_only {
+                None
+            } else {
+                let to = move_aside(&paths.log)?;
+                // Its indexes are derived data, swept as orphans by the next open anyway.
+                paths.remove_indexes()?;
+                Some(to)
+            };
+            report.damage.push(Damage {
+                file: paths.log.clone(),
+                position: 0,
+                lost_from: prev_end,
+                lost_to: prev_end,
+                preserved,
+                reason: format!(
+                    "segment {base} starts below the previous segment's end {prev_end}"
+                ),
+            });
             continue;
         }
         let next = bases.get(i + 1).copied();
         // A trusted sealed segment is first checked by the few headers it needs, read with
         // `pread` instead of mapping its log (see `LogBytes`). When that check passes and the
-        // segment ends where the next one starts, the mapped path would reach the same result
-        // from the same bytes; anything else takes the mapped path, which decides what to
-        // check again and what to cut.
+        // segment stays sealed, the mapped path would reach the same result from the same
+        // bytes; anything else takes the mapped path, which decides what to check again and
+        // what to cut.
         let unmapped = next
             .filter(|_| i < first_unclean)
-            .and_then(|n| try_trusted_unmapped(&paths, base, interval, n));
+            .and_then(|n| try_trusted_unmapped(&paths, base, interval, n, p.durable));
         // The last segment is the one appends continue: its tail's CRCs are checked. A sealed
         // segment's are left to readers, so a clean open does not read a batch's worth of
         // every segment (the cost that made open time grow with the data). A segment that
-        // turns out to be the last one (the segments after it do not follow on from its end,
-        // so they are cut) is opened again with CRCs checked: appends must not go on after a
-        // batch that the next open, finding it last, would cut off with them.
+        // turns out to be the last one (it holds a torn tail, cut with the segments after it)
+        // is opened again with CRCs checked: appends must not go on after a batch that the
+        // next open, finding it last, would cut off with them.
         let (opened, last, file_len) = match unmapped {
             Some((s, file_len)) => (Opened::Trusted(s), false, file_len),
             None => open_mapped(
@@ -624,6 +670,7 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
                     resume: i == first_unclean && !p.clean && !p.read_only,
                     interval,
                     recovery_point,
+                    durable: p.durable,
                 },
             )?,
         };
@@ -661,30 +708,46 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
                 s
             }
         };
-        if s.valid_len < file_len {
+        if s.valid_len < file_len && s.state.end_offset < p.durable {
+            // Damage at rest: these bytes were synced and handed out. Keep the valid prefix
+            // live and the file as found beside it; the segments after it stay.
+            let preserved = if p.read_only {
+                None
+            } else {
+                let aside = preserve(&paths.log)?;
+                cut_log(&paths.log, s.valid_len)?;
+                Some(aside)
+            };
+            report.damage.push(Damage {
+                file: paths.log.clone(),
+                position: s.valid_len,
+                lost_from: s.state.end_offset,
+                lost_to: next.unwrap_or(p.end_floor).max(s.state.end_offset),
+                preserved,
+                reason: s.problem.clone().unwrap_or_default(),
+            });
+        } else if s.valid_len < file_len {
             cut = true;
             report.truncated_bytes += file_len - s.valid_len;
             report.reason.clone_from(&s.problem);
             if !p.read_only {
-                let f = crate::io::ops::open_write(&paths.log).at(&paths.log)?;
-                crate::io::ops::set_len(&f, &paths.log, s.valid_len).at(&paths.log)?;
-                crate::io::ops::sync_all(&f, &paths.log).at(&paths.log)?;
+                cut_log(&paths.log, s.valid_len)?;
             }
         }
-        if let Some(&next) = bases.get(i + 1)
+        if let Some(next) = next
             && !cut
             && s.state.end_offset < next
         {
-            // The next segment starts past this one's end: the batches between were lost (power
-            // failed before a rolled segment's data reached the disk, but after the next
-            // segment's creation did). Keep the prefix; never leave a gap in the offsets.
-            cut = true;
-            report.reason = Some(format!(
-                "segment {base} ends at offset {}, the next one starts at {next}",
-                s.state.end_offset
-            ));
+            // Kafka's cleaner leaves such gaps, and readers step over them. Above the recovery
+            // point after a crash a gap may also be a rolled segment's unsynced data lost with
+            // the power (the next segment's creation reached the disk): what the next segment
+            // holds is intact (its batches are checked like any), so it is kept too, as Kafka
+            // keeps it, rather than deleted for what another file lost. Cutting there would
+            // also destroy compacted segments whose recovery point was not yet checkpointed.
+            report.offset_gaps += 1;
         }
         prev_end = s.state.end_offset;
+        left_sealed = !last;
         tracker = s.tracker;
         let seg = Segment::new(
             dir,
@@ -723,6 +786,68 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
             }
         }
     }
+    // Offsets below the floor were handed out (synced, and after a clean close the whole
+    // log): when the files end below it, the end was lost at rest, and appends continue at
+    // the floor in a new segment rather than hand those offsets out again.
+    let end = segments.last().map_or(log_start, |s| s.end_offset());
+    if !p.read_only && end < p.end_floor && p.end_floor > log_start {
+        if report.damage.last().is_none_or(|d| d.lost_to < p.end_floor) {
+            let (file, position) = segments.last().map_or_else(
+                || (dir.to_path_buf(), 0),
+                |s| (s.log_path.clone(), s.size()),
+            );
+            report.damage.push(Damage {
+                file,
+                position,
+                lost_from: end,
+                lost_to: p.end_floor,
+                preserved: None,
+                reason: format!(
+                    "the log ends at offset {end}, below its recovery point {}",
+                    p.end_floor
+                ),
+            });
+        }
+        left_sealed = false;
+        if let Some(last) = segments.last() {
+            last.seal();
+            let base = p.end_floor;
+            Segment::create_files(dir, base)?;
+            sync_dir(dir)?;
+            tracker = IndexTracker::new(interval);
+            segments.push(Arc::new(Segment::new(
+                dir,
+                base,
+                p.generation,
+                SegmentState::empty(base),
+                seg_cap,
+                index_cap,
+                false,
+            )));
+        } else {
+            log_start = p.end_floor;
+        }
+    }
+    // Appends must not go on after bytes whose CRCs were not read (the next open, finding
+    // them last and bad, would set the appended records aside with them): they continue in a
+    // new segment at its end.
+    if let Some(last) = segments.last().filter(|s| left_sealed && s.size() > 0)
+        && !p.read_only
+    {
+        let base = last.end_offset();
+        Segment::create_files(dir, base)?;
+        sync_dir(dir)?;
+        tracker = IndexTracker::new(interval);
+        segments.push(Arc::new(Segment::new(
+            dir,
+            base,
+            p.generation,
+            SegmentState::empty(base),
+            seg_cap,
+            index_cap,
+            false,
+        )));
+    }
     if segments.is_empty() {
         let base = log_start;
         if !p.read_only {
@@ -741,7 +866,8 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
         )));
     } else if (report.segments_deleted > 0
         || report.truncated_bytes > 0
-        || report.indexes_rebuilt > 0)
+        || report.indexes_rebuilt > 0
+        || !report.damage.is_empty())
         && !p.read_only
     {
         sync_dir(dir)?;

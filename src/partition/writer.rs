@@ -782,6 +782,27 @@ impl Partition {
         Ok(())
     }
 
+    /// Moves the log end up to `offset`, when it is below, by starting a new segment there, and
+    /// syncs it: the offsets between are a gap that readers step over. Used at open when damage
+    /// at rest left the end below an offset a group committed, so that offset is not handed
+    /// out again (its consumers would skip the new records).
+    pub(crate) fn skip_to(self: &Arc<Self>, offset: i64) -> Result<()> {
+        self.check_writable()?;
+        {
+            let mut w = self.writer.lock();
+            if w.next_offset >= offset {
+                return Ok(());
+            }
+            w.next_offset = offset;
+            self.roll(&mut w)?;
+            self.log_end.store(offset, Ordering::Release);
+            self.high_watermark.store(offset, Ordering::Release);
+        }
+        // Synced now: the recovery point then covers the gap, and a crash before the next sync
+        // cannot take the new segment for a torn tail and hand the offsets out again.
+        self.flush()
+    }
+
     /// Removes the oldest `count` segments (never the active one) and advances the log start
     /// offset to the first survivor. Returns (segments, bytes) removed.
     pub(crate) fn delete_oldest(self: &Arc<Self>, count: usize) -> Result<(usize, u64)> {
@@ -865,6 +886,10 @@ impl Partition {
             config: &cfg,
             clean: false,
             recovery_point: Some(seg.base_offset),
+            // The segments before the cut are the live log's (gaps between them included),
+            // and an explicit truncation hands the cut offsets out again, as in Kafka.
+            durable: i64::MAX,
+            end_floor: 0,
             log_start: Some(start.min(new_end)),
             read_only: false,
             generation: self.next_generation(),

@@ -3,7 +3,8 @@
 //! Errors are fine; panics are bugs. By default the target also fails on silent
 //! inconsistencies: a read returning batches out of offset order or at/past the high
 //! watermark, an acknowledged append that reads back as something else, a log that changes
-//! across a clean close/reopen. [`Options::checks`] off (the fuzz target turns it off with
+//! across a clean close/reopen, and a clean open that cuts or deletes data (damage at rest is
+//! set aside and reported; only a torn tail after a crash is cut). [`Options::checks`] off (the fuzz target turns it off with
 //! `TOPICLOG_FUZZ_PANICS_ONLY=1`) hunts panics only.
 //!
 //! Input layout (missing bytes read as zero; lengths are clamped to what is left):
@@ -379,6 +380,24 @@ pub fn run_with(data: &[u8], opts: Options) -> Outcome {
         return outcome;
     };
     let _ = log.recovery_report().truncated_bytes();
+    let _ = log.recovery_report().damage_lines();
+    if opts.checks {
+        // After a clean close nothing is a torn tail: damage is set aside and reported, never
+        // cut or deleted (segments below a checkpointed log start go, as retention's would).
+        for pr in &log.recovery_report().partitions {
+            if f.flags & 8 != 0 && f.flags & 128 == 0 {
+                assert!(
+                    pr.truncated_bytes == 0 && pr.segments_deleted == 0,
+                    "a clean open cut or deleted data: {pr:?}"
+                );
+            }
+            for d in &pr.damage {
+                if let Some(copy) = &d.preserved {
+                    assert!(copy.exists(), "damage kept aside is gone: {d:?}");
+                }
+            }
+        }
+    }
     let _ = log.stats();
     let _ = log.describe_topic(TOPIC);
     let Ok(p) = log.partition(TOPIC, 0) else {
