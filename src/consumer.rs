@@ -825,6 +825,9 @@ impl Consumer {
         &mut self,
         offsets: &[(TopicPartition, OffsetAndMetadata)],
     ) -> Result<()> {
+        // A consumer that outlives its log writes nothing: a successor `Log` may own the
+        // offsets topic's files by now.
+        self.log.check_open()?;
         let g = self.group_id()?.to_string();
         let (member, generation) = match (&self.member, &self.subscription) {
             (Some(m), Some(_)) => (m.member_id.clone(), m.generation),

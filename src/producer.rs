@@ -1,14 +1,13 @@
 //! [`Producer`]: sends records to topics like Kafka's producer — partitioning, batching,
 //! compression, idempotence — in-process and blocking.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 
 use crate::config::FlushPolicy;
 use crate::error::{Error, Result};
@@ -17,16 +16,25 @@ use crate::log::LogInner;
 use crate::partition::writer_now_ms;
 use crate::record::{Compression, Header, Record};
 
-/// Producer settings.
+/// Producer settings. Unset fields take Kafka's producer defaults; [`Log::producer`] checks
+/// them.
+///
+/// [`Log::producer`]: crate::Log::producer
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ProducerConfig {
     /// Codec for this producer's batches; `None` uses the topic's `compression` (none when the
     /// topic says `producer`).
     pub compression: Option<Compression>,
-    /// `send_async` sends a partition's batch once it holds this many bytes. Default 16384.
+    /// Kafka's `batch.size`, in bytes (uncompressed, estimated as the records' keys, values
+    /// and headers plus a small per-record overhead). `send_async` closes a partition's batch
+    /// when the next record would take it past this size and sends it at once; a record
+    /// larger than this goes alone in its batch. Whatever this says, a batch stored is never
+    /// larger than the topic's `max.message.bytes` after compression: one that is gets split
+    /// in halves and retried. Default 16384; at least 1.
     pub batch_size: usize,
-    /// ... or once its oldest record waited this long. Default 5 ms (Kafka 4's).
+    /// Kafka's `linger.ms`: how long a batch that is not full waits for more records. Default
+    /// 5 ms (Kafka 4's).
     pub linger: Duration,
     /// Idempotent sends (producer id, epoch, sequences): a retried batch is stored once.
     /// Default true (as Kafka).
@@ -37,6 +45,16 @@ pub struct ProducerConfig {
     /// Strengthen the topic's flush policy for this producer's sends (only `EveryBatch`
     /// strengthens; a weaker setting is ignored).
     pub flush_policy: Option<FlushPolicy>,
+    /// Kafka's `buffer.memory`, in bytes (estimated as for `batch_size`): the most that records
+    /// queued by `send_async` and not yet acknowledged may hold, across the producer's clones.
+    /// A `send_async` that would exceed it blocks up to `max_block`; a record larger than it
+    /// is refused at once. Default 32 MiB; at least 1.
+    pub buffer_memory: usize,
+    /// Kafka's `max.block.ms`: how long `send_async` waits for room in `buffer_memory` before
+    /// it fails with [`Error::BufferExhausted`]; also how long dropping the last handle (or
+    /// [`Producer::close`]) waits for queued records to be acknowledged. Default 60 s; zero
+    /// never waits.
+    pub max_block: Duration,
 }
 
 impl Default for ProducerConfig {
@@ -48,6 +66,8 @@ impl Default for ProducerConfig {
             idempotence: true,
             name: None,
             flush_policy: None,
+            buffer_memory: 32 << 20,
+            max_block: Duration::from_mins(1),
         }
     }
 }
@@ -159,19 +179,98 @@ fn fill(slot: &Slot, r: Result<RecordMetadata>) {
     slot.1.notify_all();
 }
 
-struct Accumulator {
+/// Bytes a record is counted for in `batch.size` and `buffer.memory`: its payload plus the
+/// most its varint framing takes, so a batch's estimate never falls short of its size
+/// uncompressed.
+fn estimate(r: &Record) -> usize {
+    const RECORD_OVERHEAD: usize = 21;
+    const HEADER_OVERHEAD: usize = 10;
+    r.key.as_ref().map_or(0, Bytes::len)
+        + r.value.as_ref().map_or(0, Bytes::len)
+        + r.headers
+            .iter()
+            .map(|h| h.key.len() + h.value.as_ref().map_or(0, Bytes::len) + HEADER_OVERHEAD)
+            .sum::<usize>()
+        + RECORD_OVERHEAD
+}
+
+/// One queued record's bookkeeping beside the record itself.
+struct Entry {
+    slot: Slot,
+    size: usize,
+    /// Counted in the next `flush`'s failures (`send_async`); `send` reports its own.
+    report: bool,
+}
+
+/// One batch being filled: closed once the next record would take it past `batch.size`.
+struct Batch {
     records: Vec<Record>,
-    slots: Vec<Slot>,
+    entries: Vec<Entry>,
     bytes: usize,
     since: Instant,
 }
 
+impl Batch {
+    fn new() -> Batch {
+        Batch {
+            records: Vec::new(),
+            entries: Vec::new(),
+            bytes: crate::record::batch::BATCH_HEADER_LEN,
+            since: Instant::now(),
+        }
+    }
+}
+
+type Key = (String, i32);
+
 #[derive(Default)]
 struct Queues {
-    batches: BTreeMap<(String, i32), Accumulator>,
-    /// Records queued or being sent.
+    /// Batches per partition, oldest first; only the last one takes more records.
+    batches: BTreeMap<Key, VecDeque<Batch>>,
+    /// Records queued or being sent, per partition: a `send` to a partition with any goes
+    /// behind them.
+    pending: HashMap<Key, usize>,
+    /// Records queued or being sent, all partitions.
     in_flight: usize,
-    flush_requested: bool,
+    /// Their estimated bytes, bounded by `buffer.memory`.
+    held: usize,
+    /// Callers in `flush` or `close`: every batch is due.
+    flushing: usize,
+    /// Callers waiting for `buffer.memory`: every batch is due, as Kafka's accumulator counts
+    /// an exhausted buffer.
+    blocked: usize,
+    /// Partitions a `send` waits on: due now.
+    urgent: BTreeSet<Key>,
+    /// `send_async` records failed since the last `flush` or `close` took them.
+    failed: usize,
+    first_failure: Option<Error>,
+    /// `close` ran or the last handle went: sends are refused and the sender exits once the
+    /// queues are empty.
+    closed: bool,
+}
+
+impl Queues {
+    fn is_due(&self, key: &Key, batches: &VecDeque<Batch>, cfg: &ProducerConfig) -> bool {
+        if self.closed || self.flushing > 0 || self.blocked > 0 || self.urgent.contains(key) {
+            return true;
+        }
+        batches.len() > 1
+            || batches
+                .front()
+                .is_some_and(|b| b.bytes >= cfg.batch_size || b.since.elapsed() >= cfg.linger)
+    }
+
+    /// The failures since the last call, as one error.
+    fn take_failures(&mut self) -> Result<()> {
+        let failed = std::mem::take(&mut self.failed);
+        match self.first_failure.take() {
+            Some(first) if failed > 0 => Err(Error::SendFailed {
+                failed,
+                first: Box::new(first),
+            }),
+            _ => Ok(()),
+        }
+    }
 }
 
 pub(crate) struct ProducerInner {
@@ -179,15 +278,37 @@ pub(crate) struct ProducerInner {
     config: ProducerConfig,
     producer_id: i64,
     epoch: i16,
-    handles: RwLock<HashMap<(String, i32), PartitionHandle>>,
+    handles: RwLock<HashMap<Key, PartitionHandle>>,
     queues: Mutex<Queues>,
+    /// Wakes the sender: a batch is due.
     queued: Condvar,
+    /// Wakes flushers and callers blocked on `buffer.memory`: records were acknowledged.
     drained: Condvar,
-    stop: AtomicBool,
     sender: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// Flushes and stops the producer when the last [`Producer`] clone goes (the sender thread
+/// holds the inner state too, so the inner state's own drop comes too late for that).
+struct LastHandle {
+    inner: Arc<ProducerInner>,
+}
+
+impl Drop for LastHandle {
+    fn drop(&mut self) {
+        let _ = self.inner.close();
+    }
+}
+
 /// A producer: `Clone + Send + Sync`; clones share one producer id and one accumulator.
+///
+/// Records queued by [`Producer::send_async`] live in memory until their batch is sent.
+/// Dropping the last clone (or calling [`Producer::close`]) sends them and waits up to
+/// `max_block` for their acknowledgements, so "drop the producer, then close the log" loses
+/// nothing; records still queued when that wait ends, or when the [`Log`] closes first, fail
+/// with [`Error::Closed`] in their [`Receipt`]s and are not stored. An acknowledged record is
+/// as durable as the topic's flush policy makes it (see `docs/durability.md`).
+///
+/// [`Log`]: crate::Log
 ///
 /// ```
 /// use topiclog::{Log, ProducerConfig, ProducerRecord};
@@ -202,6 +323,7 @@ pub(crate) struct ProducerInner {
 #[derive(Clone)]
 pub struct Producer {
     inner: Arc<ProducerInner>,
+    _last: Arc<LastHandle>,
 }
 
 impl std::fmt::Debug for Producer {
@@ -217,7 +339,10 @@ impl Producer {
     pub(crate) fn new(log: Arc<LogInner>, config: ProducerConfig) -> Result<Producer> {
         log.check_open()?;
         if config.batch_size == 0 {
-            return Err(Error::invalid_config("batch_size", "must be at least 1"));
+            return Err(Error::invalid_config("batch.size", "must be at least 1"));
+        }
+        if config.buffer_memory == 0 {
+            return Err(Error::invalid_config("buffer.memory", "must be at least 1"));
         }
         if let Some(c) = config.compression
             && !c.is_available()
@@ -241,10 +366,12 @@ impl Producer {
             queues: Mutex::new(Queues::default()),
             queued: Condvar::new(),
             drained: Condvar::new(),
-            stop: AtomicBool::new(false),
             sender: Mutex::new(None),
         });
-        Ok(Producer { inner })
+        let last = Arc::new(LastHandle {
+            inner: Arc::clone(&inner),
+        });
+        Ok(Producer { inner, _last: last })
     }
 
     /// This producer's id and epoch (-1, -1 without idempotence).
@@ -253,87 +380,92 @@ impl Producer {
     }
 
     /// Sends one record and blocks until it is acknowledged under the topic's flush policy.
+    /// A record for a partition that still has `send_async` records queued goes behind them,
+    /// so one producer's records keep their order per partition, as Kafka's do.
     ///
     /// # Errors
-    /// [`Error::Fenced`] when a newer producer with the same name exists; topic, partition,
-    /// size and I/O errors as [`PartitionHandle::append`].
-    #[allow(clippy::needless_pass_by_value)] // Kafka's shape: the record is handed over.
+    /// [`Error::Fenced`] when a newer producer with the same name exists; [`Error::Closed`]
+    /// after [`Producer::close`] or the log's close; topic, partition, size and I/O errors as
+    /// [`PartitionHandle::append`].
     pub fn send(&self, record: ProducerRecord) -> Result<RecordMetadata> {
-        let (topic, partition) = self.inner.route(&record)?;
-        let r = self
-            .inner
-            .send_records(&topic, partition, std::slice::from_ref(&record.record))?;
-        Ok(RecordMetadata {
-            topic,
-            partition,
-            offset: r.0,
-            timestamp: r.1,
-        })
+        let key = self.inner.route(&record)?;
+        {
+            let mut q = self.inner.queues.lock();
+            if q.closed {
+                return Err(closed_producer());
+            }
+            if q.pending.get(&key).is_some_and(|&n| n > 0) {
+                // Behind the queued records, through the sender, which sends a partition's
+                // batches one after another.
+                let slot = self
+                    .inner
+                    .enqueue(&mut q, key.clone(), record.record, false)?;
+                q.urgent.insert(key);
+                drop(q);
+                self.inner.queued.notify_all();
+                return Receipt { slot }.wait();
+            }
+        }
+        let (topic, partition) = key;
+        let records = std::slice::from_ref(&record.record);
+        let sent = self.inner.send_records(&topic, partition, records)?;
+        Ok(sent.metadata(&topic, partition, records, 0))
     }
 
     /// Sends many records: one batch per partition (atomic per partition), blocking until all
-    /// are acknowledged. Results are in input order.
+    /// are acknowledged. Results are in input order. Each partition's batch must fit the
+    /// topic's `max.message.bytes`; use [`Producer::send_async`] to have batches sized for you.
     ///
     /// # Errors
-    /// The first error; partitions before it may have been written.
+    /// The first error; partitions before it may have been written. [`Error::RecordTooLarge`]
+    /// when a partition's batch exceeds `max.message.bytes`.
     pub fn send_batch(&self, records: Vec<ProducerRecord>) -> Result<Vec<RecordMetadata>> {
-        let mut by_part: BTreeMap<(String, i32), Vec<(usize, Record)>> = BTreeMap::new();
+        let mut by_part: BTreeMap<Key, Vec<(usize, Record)>> = BTreeMap::new();
         for (i, r) in records.into_iter().enumerate() {
             let key = self.inner.route(&r)?;
             by_part.entry(key).or_default().push((i, r.record));
         }
         let mut out: Vec<Option<RecordMetadata>> = Vec::new();
         for ((topic, partition), recs) in by_part {
+            if self.inner.queues.lock().closed {
+                return Err(closed_producer());
+            }
+            // Behind this producer's queued records of the partition, as `send` is.
+            self.inner.wait_partition(&(topic.clone(), partition));
             let (idx, rs): (Vec<usize>, Vec<Record>) = recs.into_iter().unzip();
-            let (base, ts) = self.inner.send_records(&topic, partition, &rs)?;
+            let sent = self.inner.send_records(&topic, partition, &rs)?;
             for (k, i) in idx.into_iter().enumerate() {
                 if out.len() <= i {
                     out.resize(i + 1, None);
                 }
                 if let Some(slot) = out.get_mut(i) {
-                    *slot = Some(RecordMetadata {
-                        topic: topic.clone(),
-                        partition,
-                        offset: base + k as i64,
-                        timestamp: rs
-                            .get(k)
-                            .and_then(|r| r.timestamp)
-                            .filter(|_| ts < 0)
-                            .unwrap_or(ts),
-                    });
+                    *slot = Some(sent.metadata(&topic, partition, &rs, k));
                 }
             }
         }
         Ok(out.into_iter().flatten().collect())
     }
 
-    /// Queues a record in its partition's accumulator and returns at once; the batch goes out
-    /// when it reaches `batch_size` bytes or `linger` passes. Wait on the receipt for the
-    /// result.
+    /// Queues a record in its partition's current batch and returns at once; a batch goes out
+    /// when the next record would take it past `batch_size`, or `linger` passes. Wait on the
+    /// receipt for the result, or call [`Producer::flush`].
+    ///
+    /// Blocks while the records queued and not yet acknowledged hold `buffer_memory` bytes,
+    /// up to `max_block`.
     ///
     /// # Errors
-    /// Routing errors (unknown topic or partition) and a closed log.
+    /// Routing errors (unknown topic or partition); [`Error::Closed`] for a closed log or
+    /// producer; [`Error::BufferExhausted`] when no room freed up within `max_block`, or the
+    /// record alone is larger than `buffer_memory`.
     pub fn send_async(&self, record: ProducerRecord) -> Result<Receipt> {
+        self.inner.log.check_open()?;
         self.inner.ensure_sender(&self.inner)?;
         let key = self.inner.route(&record)?;
-        let slot: Slot = Arc::new((Mutex::new(None), Condvar::new()));
-        let size = record.record.key.as_ref().map_or(0, Bytes::len)
-            + record.record.value.as_ref().map_or(0, Bytes::len)
-            + 16;
         let mut q = self.inner.queues.lock();
-        let acc = q.batches.entry(key).or_insert_with(|| Accumulator {
-            records: Vec::new(),
-            slots: Vec::new(),
-            bytes: 0,
-            since: Instant::now(),
-        });
-        acc.records.push(record.record);
-        acc.slots.push(Arc::clone(&slot));
-        acc.bytes += size;
-        let full = acc.bytes >= self.inner.config.batch_size;
-        q.in_flight += 1;
+        let slot = self.inner.enqueue(&mut q, key, record.record, true)?;
+        let wake = q.batches.values().any(|b| b.len() > 1);
         drop(q);
-        if full {
+        if wake {
             self.inner.queued.notify_all();
         }
         Ok(Receipt { slot })
@@ -341,17 +473,67 @@ impl Producer {
 
     /// Sends everything queued by `send_async` now and waits until it is acknowledged.
     ///
+    /// Stricter than Kafka's `flush()`, which only waits: this one also fails when any
+    /// `send_async` record failed since the previous `flush` (of any clone) returned, so a
+    /// caller that checks `flush` needs no look at each [`Receipt`]. Each receipt still holds
+    /// its own result.
+    ///
     /// # Errors
-    /// None today; kept fallible for a closed log.
+    /// [`Error::SendFailed`] with how many records failed and the first error.
     pub fn flush(&self) -> Result<()> {
         let mut q = self.inner.queues.lock();
-        q.flush_requested = true;
+        q.flushing += 1;
         self.inner.queued.notify_all();
         while q.in_flight > 0 {
             self.inner.drained.wait(&mut q);
         }
-        q.flush_requested = false;
-        Ok(())
+        q.flushing -= 1;
+        q.take_failures()
+    }
+
+    /// Sends what is queued, waits up to `max_block` for it to be acknowledged, and closes
+    /// the producer: every clone's later sends fail with [`Error::Closed`]. Records still
+    /// queued when the wait ends fail with [`Error::Closed`] and are not stored. Dropping the
+    /// last clone does the same, without the result. Closing twice is a no-op.
+    ///
+    /// # Errors
+    /// [`Error::SendFailed`] when any `send_async` record failed since the last `flush`,
+    /// counting those the wait gave up on.
+    pub fn close(&self) -> Result<()> {
+        self.inner.close()
+    }
+}
+
+fn closed_producer() -> Error {
+    Error::Closed {
+        what: "the producer",
+    }
+}
+
+/// Where a batch was stored.
+struct Sent {
+    base: i64,
+    /// The append time, under `LogAppendTime`.
+    append_time: Option<i64>,
+    /// The timestamp records without one were given.
+    now: i64,
+}
+
+impl Sent {
+    fn metadata(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: &[Record],
+        i: usize,
+    ) -> RecordMetadata {
+        let own = records.get(i).and_then(|r| r.timestamp);
+        RecordMetadata {
+            topic: topic.to_string(),
+            partition,
+            offset: self.base + i as i64,
+            timestamp: self.append_time.or(own).unwrap_or(self.now),
+        }
     }
 }
 
@@ -367,7 +549,7 @@ impl ProducerInner {
         Ok(h)
     }
 
-    fn route(&self, r: &ProducerRecord) -> Result<(String, i32)> {
+    fn route(&self, r: &ProducerRecord) -> Result<Key> {
         let p = if let Some(p) = r.partition {
             p
         } else {
@@ -377,8 +559,85 @@ impl ProducerInner {
         Ok((r.topic.clone(), p))
     }
 
-    /// Encodes `records` as one batch and appends it; returns (base offset, timestamp).
-    fn send_records(&self, topic: &str, partition: i32, records: &[Record]) -> Result<(i64, i64)> {
+    /// Adds a record to its partition's last batch (or a new one past `batch.size`), waiting
+    /// for room in `buffer.memory`.
+    fn enqueue(
+        &self,
+        q: &mut MutexGuard<'_, Queues>,
+        key: Key,
+        record: Record,
+        report: bool,
+    ) -> Result<Slot> {
+        if q.closed {
+            return Err(closed_producer());
+        }
+        let size = estimate(&record);
+        let limit = self.config.buffer_memory;
+        let start = Instant::now();
+        let exhausted = |waited: Duration| Error::BufferExhausted {
+            requested: size,
+            buffer_memory: limit,
+            waited,
+        };
+        if size > limit {
+            return Err(exhausted(Duration::ZERO));
+        }
+        let deadline = start.checked_add(self.config.max_block);
+        while q.held > 0 && q.held + size > limit {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(exhausted(start.elapsed()));
+            }
+            q.blocked += 1;
+            self.queued.notify_all();
+            match deadline {
+                Some(d) => {
+                    self.drained.wait_until(q, d);
+                }
+                None => self.drained.wait(q),
+            }
+            q.blocked -= 1;
+            if q.closed {
+                return Err(closed_producer());
+            }
+        }
+        let slot: Slot = Arc::new((Mutex::new(None), Condvar::new()));
+        let batch_size = self.config.batch_size;
+        *q.pending.entry(key.clone()).or_insert(0) += 1;
+        q.in_flight += 1;
+        q.held += size;
+        let batches = q.batches.entry(key).or_default();
+        let fits = batches
+            .back()
+            .is_some_and(|b| b.records.is_empty() || b.bytes + size <= batch_size);
+        if !fits {
+            batches.push_back(Batch::new());
+        }
+        if let Some(b) = batches.back_mut() {
+            b.records.push(record);
+            b.entries.push(Entry {
+                slot: Arc::clone(&slot),
+                size,
+                report,
+            });
+            b.bytes += size;
+        }
+        Ok(slot)
+    }
+
+    /// Waits until none of this producer's records for `key` are queued or being sent.
+    fn wait_partition(&self, key: &Key) {
+        let mut q = self.queues.lock();
+        if q.pending.get(key).is_some_and(|&n| n > 0) {
+            q.urgent.insert(key.clone());
+            self.queued.notify_all();
+            while q.pending.get(key).is_some_and(|&n| n > 0) {
+                self.drained.wait(&mut q);
+            }
+        }
+    }
+
+    /// Encodes `records` as one batch and appends it.
+    fn send_records(&self, topic: &str, partition: i32, records: &[Record]) -> Result<Sent> {
         self.log.check_open()?;
         if self.producer_id >= 0 {
             self.log
@@ -412,12 +671,36 @@ impl ProducerInner {
         {
             part.sync_to(r.last_offset + 1)?;
         }
-        let ts = if cfg.timestamp_type == crate::TimestampType::LogAppendTime {
-            r.timestamp
-        } else {
-            records.first().and_then(|x| x.timestamp).unwrap_or(now)
-        };
-        Ok((r.base_offset, ts))
+        let append_time =
+            (cfg.timestamp_type == crate::TimestampType::LogAppendTime).then_some(r.timestamp);
+        Ok(Sent {
+            base: r.base_offset,
+            append_time,
+            now,
+        })
+    }
+
+    /// Sends `records` as one batch, or, when it is too large for the topic after
+    /// compression, as two halves, recursively (Kafka's split on `MESSAGE_TOO_LARGE`): only a
+    /// record too large on its own fails with [`Error::RecordTooLarge`]. One result per record.
+    fn send_split(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: &[Record],
+    ) -> Vec<Result<RecordMetadata>> {
+        match self.send_records(topic, partition, records) {
+            Ok(sent) => (0..records.len())
+                .map(|i| Ok(sent.metadata(topic, partition, records, i)))
+                .collect(),
+            Err(Error::RecordTooLarge { .. }) if records.len() > 1 => {
+                let (a, b) = records.split_at(records.len() / 2);
+                let mut out = self.send_split(topic, partition, a);
+                out.extend(self.send_split(topic, partition, b));
+                out
+            }
+            Err(e) => records.iter().map(|_| Err(e.duplicate())).collect(),
+        }
     }
 
     fn ensure_sender(&self, me: &Arc<ProducerInner>) -> Result<()> {
@@ -434,49 +717,104 @@ impl ProducerInner {
         Ok(())
     }
 
-    /// Takes the batches that are due (full, lingered, or all when flushing or stopping).
-    fn due(&self, q: &mut Queues, all: bool) -> Vec<((String, i32), Accumulator)> {
-        let linger = self.config.linger;
-        let batch = self.config.batch_size;
-        let keys: Vec<(String, i32)> = q
+    /// Takes every due partition's batches.
+    fn due(&self, q: &mut Queues) -> Vec<(Key, VecDeque<Batch>)> {
+        let keys: Vec<Key> = q
             .batches
             .iter()
-            .filter(|(_, a)| all || a.bytes >= batch || a.since.elapsed() >= linger)
+            .filter(|(k, b)| q.is_due(k, b, &self.config))
             .map(|(k, _)| k.clone())
             .collect();
         keys.into_iter()
-            .filter_map(|k| q.batches.remove(&k).map(|a| (k, a)))
+            .filter_map(|k| {
+                q.urgent.remove(&k);
+                q.batches.remove(&k).map(|b| (k, b))
+            })
             .collect()
     }
 
-    fn send_due(&self, due: Vec<((String, i32), Accumulator)>) {
-        for ((topic, partition), acc) in due {
-            let n = acc.slots.len();
-            match self.send_records(&topic, partition, &acc.records) {
-                Ok((base, ts)) => {
-                    for (i, s) in acc.slots.iter().enumerate() {
-                        fill(
-                            s,
-                            Ok(RecordMetadata {
-                                topic: topic.clone(),
-                                partition,
-                                offset: base + i as i64,
-                                timestamp: ts,
-                            }),
-                        );
-                    }
-                }
-                Err(e) => {
-                    for s in &acc.slots {
-                        fill(s, Err(e.duplicate()));
-                    }
+    /// Sends one partition's batches after another (the only place queued records are
+    /// sent, which keeps them in order per partition).
+    fn send_due(&self, due: Vec<(Key, VecDeque<Batch>)>) {
+        for (key, batches) in due {
+            let (topic, partition) = (&key.0, key.1);
+            for batch in batches {
+                let results = self.send_split(topic, partition, &batch.records);
+                self.settle(&key, batch.entries, results);
+            }
+        }
+    }
+
+    /// Hands each record its result and releases its room in the queues.
+    fn settle(&self, key: &Key, entries: Vec<Entry>, results: Vec<Result<RecordMetadata>>) {
+        let mut q = self.queues.lock();
+        let n = entries.len();
+        for (entry, r) in entries.into_iter().zip(results) {
+            q.held = q.held.saturating_sub(entry.size);
+            if entry.report
+                && let Err(e) = &r
+            {
+                q.failed += 1;
+                if q.first_failure.is_none() {
+                    q.first_failure = Some(e.duplicate());
                 }
             }
-            let mut q = self.queues.lock();
-            q.in_flight = q.in_flight.saturating_sub(n);
-            drop(q);
-            self.drained.notify_all();
+            fill(&entry.slot, r);
         }
+        q.in_flight = q.in_flight.saturating_sub(n);
+        if let Some(p) = q.pending.get_mut(key) {
+            *p = p.saturating_sub(n);
+            if *p == 0 {
+                q.pending.remove(key);
+            }
+        }
+        drop(q);
+        self.drained.notify_all();
+    }
+
+    /// [`Producer::close`]: the wait is bounded by `max_block`; what is left then fails.
+    fn close(&self) -> Result<()> {
+        let mut q = self.queues.lock();
+        q.closed = true;
+        self.queued.notify_all();
+        let deadline = Instant::now().checked_add(self.config.max_block);
+        while q.in_flight > 0 {
+            match deadline {
+                Some(d) => {
+                    if self.drained.wait_until(&mut q, d).timed_out() {
+                        break;
+                    }
+                }
+                None => self.drained.wait(&mut q),
+            }
+        }
+        // Given up on: still queued (batches being sent finish on the sender's own time).
+        let left: Vec<(Key, VecDeque<Batch>)> =
+            std::mem::take(&mut q.batches).into_iter().collect();
+        drop(q);
+        for (key, batches) in left {
+            for b in batches {
+                let results = b
+                    .entries
+                    .iter()
+                    .map(|_| {
+                        Err(Error::Closed {
+                            what: "the producer closed before the record was sent",
+                        })
+                    })
+                    .collect();
+                self.settle(&key, b.entries, results);
+            }
+        }
+        self.queued.notify_all();
+        let result = self.queues.lock().take_failures();
+        let idle = self.queues.lock().in_flight == 0;
+        if idle && let Some(h) = self.sender.lock().take() {
+            // The sender sees `closed` with nothing queued and exits; it is not this thread
+            // (it holds no `Producer`).
+            let _ = h.join();
+        }
+        result
     }
 }
 
@@ -485,17 +823,16 @@ fn sender_loop(weak: &Weak<ProducerInner>) {
         let Some(inner) = weak.upgrade() else { return };
         let due = {
             let mut q = inner.queues.lock();
-            let stopping = inner.stop.load(Ordering::Acquire);
-            let all = q.flush_requested || stopping;
-            let d = inner.due(&mut q, all);
+            let d = inner.due(&mut q);
             if d.is_empty() {
-                if stopping {
+                if q.closed && q.batches.is_empty() {
                     return;
                 }
                 let wait = q
                     .batches
                     .values()
-                    .map(|a| inner.config.linger.saturating_sub(a.since.elapsed()))
+                    .filter_map(VecDeque::front)
+                    .map(|b| inner.config.linger.saturating_sub(b.since.elapsed()))
                     .min()
                     .unwrap_or(Duration::from_millis(100));
                 inner
@@ -506,22 +843,5 @@ fn sender_loop(weak: &Weak<ProducerInner>) {
             d
         };
         inner.send_due(due);
-    }
-}
-
-impl Drop for ProducerInner {
-    fn drop(&mut self) {
-        // The last handle is gone: send what is queued here, then let the thread exit.
-        self.stop.store(true, Ordering::Release);
-        let due = {
-            let mut q = self.queues.lock();
-            self.due(&mut q, true)
-        };
-        self.send_due(due);
-        self.queued.notify_all();
-        if let Some(h) = self.sender.lock().take() {
-            // The sender holds only a weak reference and exits on its next wake-up.
-            drop(h);
-        }
     }
 }
