@@ -807,7 +807,8 @@ impl Consumer {
     ///
     /// # Errors
     /// [`Error::StaleMember`] when a rebalance moved on (the partitions may belong to someone
-    /// else now); [`Error::InvalidConfig`] without a group id; I/O errors.
+    /// else now); [`Error::InvalidConfig`] without a group id; [`Error::Closed`] once the log
+    /// is closed (nothing is written); I/O errors.
     pub fn commit(&mut self) -> Result<()> {
         let offsets: Vec<(TopicPartition, OffsetAndMetadata)> = self
             .assigned
