@@ -397,7 +397,7 @@ impl Producer {
             if q.pending.get(&key).is_some_and(|&n| n > 0) {
                 // Behind the queued records, through the sender, which sends a partition's
                 // batches one after another.
-                let slot = self
+                let (slot, _) = self
                     .inner
                     .enqueue(&mut q, key.clone(), record.record, false)?;
                 q.urgent.insert(key);
@@ -462,10 +462,9 @@ impl Producer {
         self.inner.ensure_sender(&self.inner)?;
         let key = self.inner.route(&record)?;
         let mut q = self.inner.queues.lock();
-        let slot = self.inner.enqueue(&mut q, key, record.record, true)?;
-        let wake = q.batches.values().any(|b| b.len() > 1);
+        let (slot, full) = self.inner.enqueue(&mut q, key, record.record, true)?;
         drop(q);
-        if wake {
+        if full {
             self.inner.queued.notify_all();
         }
         Ok(Receipt { slot })
@@ -560,14 +559,15 @@ impl ProducerInner {
     }
 
     /// Adds a record to its partition's last batch (or a new one past `batch.size`), waiting
-    /// for room in `buffer.memory`.
+    /// for room in `buffer.memory`. Returns the record's slot and whether the partition now
+    /// holds a full batch (the sender should wake).
     fn enqueue(
         &self,
         q: &mut MutexGuard<'_, Queues>,
         key: Key,
         record: Record,
         report: bool,
-    ) -> Result<Slot> {
+    ) -> Result<(Slot, bool)> {
         if q.closed {
             return Err(closed_producer());
         }
@@ -621,7 +621,8 @@ impl ProducerInner {
             });
             b.bytes += size;
         }
-        Ok(slot)
+        let full = batches.len() > 1 || batches.back().is_some_and(|b| b.bytes >= batch_size);
+        Ok((slot, full))
     }
 
     /// Waits until none of this producer's records for `key` are queued or being sent.
@@ -707,6 +708,10 @@ impl ProducerInner {
         let mut s = self.sender.lock();
         if s.is_some() {
             return Ok(());
+        }
+        // `close` joined the sender: a closed producer gets no new one.
+        if self.queues.lock().closed {
+            return Err(closed_producer());
         }
         let weak: Weak<ProducerInner> = Arc::downgrade(me);
         let handle = std::thread::Builder::new()
