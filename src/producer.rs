@@ -51,10 +51,13 @@ pub struct ProducerConfig {
     /// is refused at once. Default 32 MiB; at least 1.
     pub buffer_memory: usize,
     /// Kafka's `max.block.ms`: how long `send_async` waits for room in `buffer_memory` before
-    /// it fails with [`Error::BufferExhausted`]; also how long dropping the last handle (or
-    /// [`Producer::close`]) waits for queued records to be acknowledged. Default 60 s; zero
-    /// never waits.
+    /// it fails with [`Error::BufferExhausted`]. Default 60 s; zero never waits.
     pub max_block: Duration,
+    /// How long [`Producer::close`] and the drop of the last clone wait for queued records
+    /// to be acknowledged; records still queued then fail with [`Error::Closed`] (Kafka's
+    /// `close(timeout)`; Kafka's `close()` waits without bound). Default 60 s; zero sends
+    /// nothing more.
+    pub close_timeout: Duration,
 }
 
 impl Default for ProducerConfig {
@@ -68,6 +71,7 @@ impl Default for ProducerConfig {
             flush_policy: None,
             buffer_memory: 32 << 20,
             max_block: Duration::from_mins(1),
+            close_timeout: Duration::from_mins(1),
         }
     }
 }
@@ -303,7 +307,7 @@ impl Drop for LastHandle {
 ///
 /// Records queued by [`Producer::send_async`] live in memory until their batch is sent.
 /// Dropping the last clone (or calling [`Producer::close`]) sends them and waits up to
-/// `max_block` for their acknowledgements, so "drop the producer, then close the log" loses
+/// `close_timeout` for their acknowledgements, so "drop the producer, then close the log" loses
 /// nothing; records still queued when that wait ends, or when the [`Log`] closes first, fail
 /// with [`Error::Closed`] in their [`Receipt`]s and are not stored. An acknowledged record is
 /// as durable as the topic's flush policy makes it (see `docs/durability.md`).
@@ -386,7 +390,8 @@ impl Producer {
     /// # Errors
     /// [`Error::Fenced`] when a newer producer with the same name exists; [`Error::Closed`]
     /// after [`Producer::close`] or the log's close; topic, partition, size and I/O errors as
-    /// [`PartitionHandle::append`].
+    /// [`PartitionHandle::append`]; [`Error::BufferExhausted`] as [`Producer::send_async`]
+    /// when the record goes behind queued ones.
     pub fn send(&self, record: ProducerRecord) -> Result<RecordMetadata> {
         let key = self.inner.route(&record)?;
         {
@@ -490,7 +495,7 @@ impl Producer {
         q.take_failures()
     }
 
-    /// Sends what is queued, waits up to `max_block` for it to be acknowledged, and closes
+    /// Sends what is queued, waits up to `close_timeout` for it to be acknowledged, and closes
     /// the producer: every clone's later sends fail with [`Error::Closed`]. Records still
     /// queued when the wait ends fail with [`Error::Closed`] and are not stored. Dropping the
     /// last clone does the same, without the result. Closing twice is a no-op.
@@ -777,12 +782,12 @@ impl ProducerInner {
         self.drained.notify_all();
     }
 
-    /// [`Producer::close`]: the wait is bounded by `max_block`; what is left then fails.
+    /// [`Producer::close`]: the wait is bounded by `close_timeout`; what is left then fails.
     fn close(&self) -> Result<()> {
         let mut q = self.queues.lock();
         q.closed = true;
         self.queued.notify_all();
-        let deadline = Instant::now().checked_add(self.config.max_block);
+        let deadline = Instant::now().checked_add(self.config.close_timeout);
         while q.in_flight > 0 {
             match deadline {
                 Some(d) => {

@@ -56,3 +56,37 @@ fn close_sends_then_refuses() -> Result<()> {
     assert_eq!(log.partition("t", 0)?.log_end_offset(), 1);
     Ok(())
 }
+
+#[test]
+fn close_reports_what_its_timeout_gave_up_on() -> Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path())?;
+    log.create_topic("t", 1)?;
+    let mut cfg = lingering();
+    cfg.close_timeout = Duration::ZERO;
+    let producer = log.producer(cfg)?;
+    let receipts: Vec<_> = (0..200)
+        .map(|i| producer.send_async(ProducerRecord::new("t", format!("{i}"))))
+        .collect::<Result<_>>()?;
+    let closed = producer.close();
+    let mut given_up = 0;
+    for r in receipts {
+        match r.wait() {
+            Ok(_) => {}
+            Err(Error::Closed { .. }) => given_up += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    // The sender may or may not have taken the batch before the zero timeout: either way
+    // close reports exactly the records it gave up on, and only the others are stored.
+    match closed {
+        Ok(()) => assert_eq!(given_up, 0),
+        Err(Error::SendFailed { failed, .. }) => assert_eq!(failed, given_up),
+        Err(e) => panic!("{e}"),
+    }
+    assert_eq!(
+        log.partition("t", 0)?.log_end_offset(),
+        200 - given_up as i64
+    );
+    Ok(())
+}
