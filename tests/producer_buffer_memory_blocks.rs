@@ -59,7 +59,7 @@ fn a_blocked_send_waits_for_room_and_succeeds() -> Result<()> {
     let receipts: Vec<_> = (0..50)
         .map(|i| producer.send_async(ProducerRecord::new("t", format!("{i:0100}"))))
         .collect::<Result<_>>()?;
-    // Fifty records of ~120 bytes never fit 1000 bytes at once: the sends waited for the
+    // Fifty records of ~140 bytes never fit 1000 bytes at once: the sends waited for the
     // earlier ones to be stored although linger is an hour.
     assert!(log.partition("t", 0)?.log_end_offset() >= 40);
     producer.flush()?;

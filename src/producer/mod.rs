@@ -1,7 +1,7 @@
 //! [`Producer`]: sends records to topics like Kafka's producer — partitioning, batching,
 //! compression, idempotence — in-process and blocking.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -15,6 +15,9 @@ use crate::handle::PartitionHandle;
 use crate::log::LogInner;
 use crate::partition::writer_now_ms;
 use crate::record::{Compression, Header, Record};
+
+mod queues;
+use queues::{Batch, Entry, Key, Queues, estimate};
 
 /// Producer settings. Unset fields take Kafka's producer defaults; [`Log::producer`] checks
 /// them.
@@ -148,7 +151,7 @@ pub struct RecordMetadata {
     pub timestamp: i64,
 }
 
-type Slot = Arc<(Mutex<Option<Result<RecordMetadata>>>, Condvar)>;
+pub(super) type Slot = Arc<(Mutex<Option<Result<RecordMetadata>>>, Condvar)>;
 
 /// The pending result of [`Producer::send_async`].
 #[derive(Debug)]
@@ -181,100 +184,6 @@ impl Receipt {
 fn fill(slot: &Slot, r: Result<RecordMetadata>) {
     *slot.0.lock() = Some(r);
     slot.1.notify_all();
-}
-
-/// Bytes a record is counted for in `batch.size` and `buffer.memory`: its payload plus the
-/// most its varint framing takes, so a batch's estimate never falls short of its size
-/// uncompressed.
-fn estimate(r: &Record) -> usize {
-    const RECORD_OVERHEAD: usize = 21;
-    const HEADER_OVERHEAD: usize = 10;
-    r.key.as_ref().map_or(0, Bytes::len)
-        + r.value.as_ref().map_or(0, Bytes::len)
-        + r.headers
-            .iter()
-            .map(|h| h.key.len() + h.value.as_ref().map_or(0, Bytes::len) + HEADER_OVERHEAD)
-            .sum::<usize>()
-        + RECORD_OVERHEAD
-}
-
-/// One queued record's bookkeeping beside the record itself.
-struct Entry {
-    slot: Slot,
-    size: usize,
-    /// Counted in the next `flush`'s failures (`send_async`); `send` reports its own.
-    report: bool,
-}
-
-/// One batch being filled: closed once the next record would take it past `batch.size`.
-struct Batch {
-    records: Vec<Record>,
-    entries: Vec<Entry>,
-    bytes: usize,
-    since: Instant,
-}
-
-impl Batch {
-    fn new() -> Batch {
-        Batch {
-            records: Vec::new(),
-            entries: Vec::new(),
-            bytes: crate::record::batch::BATCH_HEADER_LEN,
-            since: Instant::now(),
-        }
-    }
-}
-
-type Key = (String, i32);
-
-#[derive(Default)]
-struct Queues {
-    /// Batches per partition, oldest first; only the last one takes more records.
-    batches: BTreeMap<Key, VecDeque<Batch>>,
-    /// Records queued or being sent, per partition: a `send` to a partition with any goes
-    /// behind them.
-    pending: HashMap<Key, usize>,
-    /// Records queued or being sent, all partitions.
-    in_flight: usize,
-    /// Their estimated bytes, bounded by `buffer.memory`.
-    held: usize,
-    /// Callers in `flush` or `close`: every batch is due.
-    flushing: usize,
-    /// Callers waiting for `buffer.memory`: every batch is due, as Kafka's accumulator counts
-    /// an exhausted buffer.
-    blocked: usize,
-    /// Partitions a `send` waits on: due now.
-    urgent: BTreeSet<Key>,
-    /// `send_async` records failed since the last `flush` or `close` took them.
-    failed: usize,
-    first_failure: Option<Error>,
-    /// `close` ran or the last handle went: sends are refused and the sender exits once the
-    /// queues are empty.
-    closed: bool,
-}
-
-impl Queues {
-    fn is_due(&self, key: &Key, batches: &VecDeque<Batch>, cfg: &ProducerConfig) -> bool {
-        if self.closed || self.flushing > 0 || self.blocked > 0 || self.urgent.contains(key) {
-            return true;
-        }
-        batches.len() > 1
-            || batches
-                .front()
-                .is_some_and(|b| b.bytes >= cfg.batch_size || b.since.elapsed() >= cfg.linger)
-    }
-
-    /// The failures since the last call, as one error.
-    fn take_failures(&mut self) -> Result<()> {
-        let failed = std::mem::take(&mut self.failed);
-        match self.first_failure.take() {
-            Some(first) if failed > 0 => Err(Error::SendFailed {
-                failed,
-                first: Box::new(first),
-            }),
-            _ => Ok(()),
-        }
-    }
 }
 
 pub(crate) struct ProducerInner {
