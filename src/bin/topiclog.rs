@@ -45,7 +45,8 @@ enum Command {
     /// Create, list, describe, alter and delete topics.
     #[command(subcommand)]
     Topics(TopicsCmd),
-    /// Append one record per stdin line.
+    /// Append one record per stdin line. When a record fails, it stops and names the input
+    /// lines that were acknowledged, so a retry can send exactly the others.
     Produce(ProduceArgs),
     /// Print records.
     Consume(ConsumeArgs),
