@@ -810,7 +810,8 @@ impl Consumer {
     ///
     /// # Errors
     /// [`Error::StaleMember`] when a rebalance moved on (the partitions may belong to someone
-    /// else now); [`Error::InvalidConfig`] without a group id; I/O errors.
+    /// else now); [`Error::InvalidConfig`] without a group id; [`Error::Closed`] once the log
+    /// is closed (nothing is written); I/O errors.
     pub fn commit(&mut self) -> Result<()> {
         let offsets: Vec<(TopicPartition, OffsetAndMetadata)> = self
             .assigned
@@ -828,6 +829,9 @@ impl Consumer {
         &mut self,
         offsets: &[(TopicPartition, OffsetAndMetadata)],
     ) -> Result<()> {
+        // A consumer that outlives its log writes nothing: a successor `Log` may own the
+        // offsets topic's files by now.
+        self.log.check_open()?;
         let g = self.group_id()?.to_string();
         let (member, generation) = match (&self.member, &self.subscription) {
             (Some(m), Some(_)) => (m.member_id.clone(), m.generation),

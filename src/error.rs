@@ -280,6 +280,32 @@ pub enum Error {
         /// What was refused (`"append"`, `"delete"`, `"create"`, `"add partitions"`, ...).
         operation: &'static str,
     },
+
+    /// A producer's queued records held `buffer.memory` bytes and none were acknowledged
+    /// within `max.block.ms` (Kafka's `BufferExhaustedException`), or the record alone is
+    /// larger than `buffer.memory`. The record was not queued.
+    #[error(
+        "the producer's buffer.memory of {buffer_memory} bytes had no room for a record of \
+         {requested} bytes within max.block.ms (waited {waited:?})"
+    )]
+    BufferExhausted {
+        /// The record's estimated size in bytes.
+        requested: usize,
+        /// The producer's `buffer.memory`.
+        buffer_memory: usize,
+        /// How long the send waited.
+        waited: std::time::Duration,
+    },
+
+    /// Records a producer sent with `send_async` failed; each one's [`crate::Receipt`] holds
+    /// its own error.
+    #[error("{failed} record(s) failed to send; the first: {first}")]
+    SendFailed {
+        /// How many records failed.
+        failed: usize,
+        /// The first failure.
+        first: Box<Error>,
+    },
 }
 
 impl Error {

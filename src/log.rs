@@ -1068,6 +1068,10 @@ impl Log {
     /// clean-shutdown marker, and releases the lock. The next open then trusts the indexes and
     /// scans nothing but the active segments' last batches (see `docs/durability.md`).
     ///
+    /// Handles that outlive the log (consumers, producers, partition handles) fail with
+    /// [`Error::Closed`] from now on and write nothing. Close or drop producers first: records
+    /// a live producer still has queued then fail rather than being stored.
+    ///
     /// # Errors
     /// The first error; the marker is then not written, so the next open recovers.
     pub fn close(self) -> Result<()> {

@@ -46,7 +46,8 @@ enum Command {
     /// Create, list, describe, alter and delete topics.
     #[command(subcommand)]
     Topics(TopicsCmd),
-    /// Append one record per stdin line.
+    /// Append one record per stdin line. When a record fails, it stops and names the input
+    /// lines that were acknowledged, so a retry can send exactly the others.
     Produce(ProduceArgs),
     /// Print records.
     Consume(ConsumeArgs),
@@ -413,21 +414,19 @@ fn produce(dir: &Path, a: &ProduceArgs) -> Out {
     let producer = log.producer(cfg)?;
     let mut out = BufWriter::new(io::stdout().lock());
     let stdin = io::stdin().lock();
-    let mut pending = Vec::new();
-    let flush_acks =
-        |pending: &mut Vec<topiclog::Receipt>, out: &mut BufWriter<io::StdoutLock<'_>>| -> Out {
-            producer.flush()?;
-            for r in pending.drain(..) {
-                let md = r.wait()?;
-                if a.print_acks {
-                    writeln!(out, "{}\t{}", md.partition, md.offset)?;
-                }
-            }
-            out.flush()?;
-            Ok(())
-        };
+    let mut acks = Acks::default();
+    let mut pending: Vec<(u64, topiclog::Receipt)> = Vec::new();
+    let mut read = 0u64;
+    let mut stopped: Option<String> = None;
     for line in stdin.split(b'\n') {
-        let mut line = line?;
+        let mut line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                stopped = Some(format!("reading line {}: {e}", read + 1));
+                break;
+            }
+        };
+        read += 1;
         if line.last() == Some(&b'\r') {
             line.pop();
         }
@@ -444,15 +443,123 @@ fn produce(dir: &Path, a: &ProduceArgs) -> Out {
         let mut rec = ProducerRecord::new(a.topic.clone(), value);
         rec.record.key = key;
         rec.partition = a.partition;
-        pending.push(producer.send_async(rec)?);
+        match producer.send_async(rec) {
+            Ok(r) => pending.push((read, r)),
+            Err(e) => {
+                acks.fail(read, &e);
+                break;
+            }
+        }
         if pending.len() >= 1000 {
-            flush_acks(&mut pending, &mut out)?;
+            acks.settle(&producer, &mut pending, a.print_acks, &mut out)?;
+            if acks.failed() {
+                break;
+            }
         }
     }
-    flush_acks(&mut pending, &mut out)?;
-    drop(producer);
+    acks.settle(&producer, &mut pending, a.print_acks, &mut out)?;
+    if let Err(e) = producer.close() {
+        // Every record's own result is in `acks`; close adds nothing to report unless
+        // nothing else failed.
+        if !acks.failed() && stopped.is_none() {
+            return Err(e.into());
+        }
+    }
+    if let Some(msg) = stopped.or_else(|| acks.failure()) {
+        let closed = match log.close() {
+            Ok(()) => String::new(),
+            Err(e) => format!("; closing the log: {e}"),
+        };
+        return Err(Fail(format!("{msg}; {}{closed}", acks.summary())));
+    }
     log.close()?;
     Ok(())
+}
+
+/// Which input lines the log acknowledged, for a report that says exactly what a retry must
+/// send again.
+#[derive(Default)]
+struct Acks {
+    /// Acknowledged line numbers as inclusive ranges, in order.
+    ranges: Vec<(u64, u64)>,
+    /// The first failed line and its error.
+    first_failure: Option<(u64, String)>,
+    failures: u64,
+}
+
+impl Acks {
+    fn ack(&mut self, line: u64) {
+        match self.ranges.last_mut() {
+            Some((_, end)) if *end + 1 == line => *end = line,
+            _ => self.ranges.push((line, line)),
+        }
+    }
+
+    fn fail(&mut self, line: u64, e: &topiclog::Error) {
+        self.failures += 1;
+        if self.first_failure.as_ref().is_none_or(|(l, _)| line < *l) {
+            self.first_failure = Some((line, e.to_string()));
+        }
+    }
+
+    fn failed(&self) -> bool {
+        self.failures > 0
+    }
+
+    /// Waits for every pending receipt; the producer's flush error is each receipt's.
+    fn settle(
+        &mut self,
+        producer: &topiclog::Producer,
+        pending: &mut Vec<(u64, topiclog::Receipt)>,
+        print: bool,
+        out: &mut BufWriter<io::StdoutLock<'_>>,
+    ) -> Out {
+        let _ = producer.flush();
+        for (line, r) in pending.drain(..) {
+            match r.wait() {
+                Ok(md) => {
+                    self.ack(line);
+                    if print {
+                        writeln!(out, "{}\t{}", md.partition, md.offset)?;
+                    }
+                }
+                Err(e) => self.fail(line, &e),
+            }
+        }
+        out.flush()?;
+        Ok(())
+    }
+
+    fn failure(&self) -> Option<String> {
+        let (line, e) = self.first_failure.as_ref()?;
+        let more = self.failures - 1;
+        Some(if more > 0 {
+            format!("line {line} failed: {e} (and {more} later line(s))")
+        } else {
+            format!("line {line} failed: {e}")
+        })
+    }
+
+    fn summary(&self) -> String {
+        if self.ranges.is_empty() {
+            return "no line was acknowledged".into();
+        }
+        let list: Vec<String> = self
+            .ranges
+            .iter()
+            .map(|&(a, b)| {
+                if a == b {
+                    a.to_string()
+                } else {
+                    format!("{a}-{b}")
+                }
+            })
+            .collect();
+        format!(
+            "acknowledged lines {}; other lines were not acknowledged",
+            list.join(",")
+        )
+    }
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

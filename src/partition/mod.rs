@@ -164,6 +164,9 @@ pub(crate) struct Partition {
     poisoned: Mutex<Option<String>>,
     is_poisoned: AtomicBool,
     deleted: AtomicBool,
+    /// Set by the log's close or abandon: a handle that outlives its `Log` must not reopen
+    /// the files, which a successor `Log` on the same directory may own by then.
+    closed: AtomicBool,
     pub(crate) counters: Counters,
     recovery: Mutex<Option<PartitionRecovery>>,
     generation: AtomicU64,
@@ -269,6 +272,7 @@ impl Partition {
             poisoned: Mutex::new(None),
             is_poisoned: AtomicBool::new(false),
             deleted: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
             counters: Counters::default(),
             recovery: Mutex::new(Some(loaded.report)),
             generation: AtomicU64::new(generation),
@@ -333,9 +337,17 @@ impl Partition {
         self.deleted.load(Ordering::Acquire)
     }
 
+    /// True once the log that owns this partition closed or was abandoned.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     pub(crate) fn check_writable(&self) -> Result<()> {
         if self.shared.read_only {
             return Err(Error::ReadOnly);
+        }
+        if self.is_closed() {
+            return Err(Error::Closed { what: "the log" });
         }
         if self.is_deleted() {
             return Err(Error::Closed {
@@ -577,6 +589,16 @@ impl Partition {
     /// Clean-close work: sync everything written. (The active segment's largest timestamp is
     /// recomputed at open from its last index entries and tail, so no final entry is forced.)
     pub(crate) fn close(&self) -> Result<()> {
+        let synced = self.sync_for_close();
+        let mut w = self.writer.lock();
+        // Under the writer lock, and on every path: an append that passed `check_writable`
+        // before this finds the flag when it asks for the files, and writes nothing.
+        self.closed.store(true, Ordering::Release);
+        w.close_files();
+        synced
+    }
+
+    fn sync_for_close(&self) -> Result<()> {
         if self.shared.read_only || self.is_deleted() {
             return Ok(());
         }
@@ -584,9 +606,7 @@ impl Partition {
             return Err(self.poison_error());
         }
         self.flush()?;
-        self.snapshot_producers()?;
-        self.writer.lock().close_files();
-        Ok(())
+        self.snapshot_producers()
     }
 
     pub(crate) fn clean_end(&self) -> i64 {
@@ -657,7 +677,10 @@ impl Partition {
 
     /// Crash simulation: drop descriptors without syncing anything.
     pub(crate) fn abandon(&self) {
-        self.writer.lock().close_files();
+        let mut w = self.writer.lock();
+        self.closed.store(true, Ordering::Release);
+        w.close_files();
+        drop(w);
         self.waiters.wake_all();
     }
 

@@ -183,6 +183,10 @@ impl Writer {
 
     fn files(&mut self, p: &Arc<Partition>) -> Result<&WriterFiles> {
         if self.files.is_none() {
+            // A closed log's files may belong to a successor `Log` by now: never reopen them.
+            if p.is_closed() {
+                return Err(Error::Closed { what: "the log" });
+            }
             let a = &self.active;
             let files = WriterFiles {
                 log: Arc::new(open_append(&a.log_path)?),

@@ -1,0 +1,766 @@
+//! [`Producer`]: sends records to topics like Kafka's producer — partitioning, batching,
+//! compression, idempotence — in-process and blocking.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
+
+use crate::config::FlushPolicy;
+use crate::error::{Error, Result};
+use crate::handle::PartitionHandle;
+use crate::log::LogInner;
+use crate::partition::writer_now_ms;
+use crate::record::{Compression, Header, Record};
+
+mod queues;
+use queues::{Batch, Entry, Key, Queues, estimate};
+
+/// Producer settings. Unset fields take Kafka's producer defaults; [`Log::producer`] checks
+/// them.
+///
+/// [`Log::producer`]: crate::Log::producer
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ProducerConfig {
+    /// Codec for this producer's batches; `None` uses the topic's `compression` (none when the
+    /// topic says `producer`).
+    pub compression: Option<Compression>,
+    /// Kafka's `batch.size`, in bytes (uncompressed, estimated as the records' keys, values
+    /// and headers plus a small per-record overhead). `send_async` closes a partition's batch
+    /// when the next record would take it past this size and sends it at once; a record
+    /// larger than this goes alone in its batch. Whatever this says, a batch stored is never
+    /// larger than the topic's `max.message.bytes` after compression: one that is gets split
+    /// in halves and retried. Default 16384; at least 1.
+    pub batch_size: usize,
+    /// Kafka's `linger.ms`: how long a batch that is not full waits for more records. Default
+    /// 5 ms (Kafka 4's).
+    pub linger: Duration,
+    /// Idempotent sends (producer id, epoch, sequences): a retried batch is stored once.
+    /// Default true (as Kafka).
+    pub idempotence: bool,
+    /// A stable name: each producer opened with the same name gets the same producer id and
+    /// a higher epoch, fencing the older instance (like Kafka's `transactional.id`).
+    pub name: Option<String>,
+    /// Strengthen the topic's flush policy for this producer's sends (only `EveryBatch`
+    /// strengthens; a weaker setting is ignored).
+    pub flush_policy: Option<FlushPolicy>,
+    /// Kafka's `buffer.memory`, in bytes (estimated as for `batch_size`): the most that records
+    /// queued by `send_async` and not yet acknowledged may hold, across the producer's clones.
+    /// A `send_async` that would exceed it blocks up to `max_block`; a record larger than it
+    /// is refused at once. Default 32 MiB; at least 1.
+    pub buffer_memory: usize,
+    /// Kafka's `max.block.ms`: how long `send_async` waits for room in `buffer_memory` before
+    /// it fails with [`Error::BufferExhausted`]. Default 60 s; zero never waits.
+    pub max_block: Duration,
+    /// How long [`Producer::close`] and the drop of the last clone wait for queued records
+    /// to be acknowledged; records still queued then fail with [`Error::Closed`] (Kafka's
+    /// `close(timeout)`; Kafka's `close()` waits without bound). Default 60 s; zero sends
+    /// nothing more.
+    pub close_timeout: Duration,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        ProducerConfig {
+            compression: None,
+            batch_size: 16 * 1024,
+            linger: Duration::from_millis(5),
+            idempotence: true,
+            name: None,
+            flush_policy: None,
+            buffer_memory: 32 << 20,
+            max_block: Duration::from_mins(1),
+            close_timeout: Duration::from_mins(1),
+        }
+    }
+}
+
+/// A record addressed to a topic (and optionally a partition).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerRecord {
+    /// Topic.
+    pub topic: String,
+    /// Partition; `None` lets the partitioner choose (murmur2 of the key, sticky when keyless).
+    pub partition: Option<i32>,
+    /// The record.
+    pub record: Record,
+}
+
+impl ProducerRecord {
+    /// A record with this value and no key.
+    pub fn new(topic: impl Into<String>, value: impl Into<Bytes>) -> Self {
+        ProducerRecord {
+            topic: topic.into(),
+            partition: None,
+            record: Record::new(value),
+        }
+    }
+
+    /// A record with a null value (a tombstone).
+    pub fn tombstone(topic: impl Into<String>, key: impl Into<Bytes>) -> Self {
+        ProducerRecord {
+            topic: topic.into(),
+            partition: None,
+            record: Record::tombstone(key),
+        }
+    }
+
+    /// Sets the key.
+    #[must_use]
+    pub fn key(mut self, key: impl Into<Bytes>) -> Self {
+        self.record.key = Some(key.into());
+        self
+    }
+
+    /// Sets the partition.
+    #[must_use]
+    pub fn partition(mut self, p: i32) -> Self {
+        self.partition = Some(p);
+        self
+    }
+
+    /// Adds a header.
+    #[must_use]
+    pub fn header(mut self, h: Header) -> Self {
+        self.record.headers.push(h);
+        self
+    }
+
+    /// Sets the timestamp (ms since the epoch).
+    #[must_use]
+    pub fn timestamp(mut self, ms: i64) -> Self {
+        self.record.timestamp = Some(ms);
+        self
+    }
+}
+
+/// Where a record was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordMetadata {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Timestamp stored (the append time under LogAppendTime).
+    pub timestamp: i64,
+}
+
+pub(super) type Slot = Arc<(Mutex<Option<Result<RecordMetadata>>>, Condvar)>;
+
+/// The pending result of [`Producer::send_async`].
+#[derive(Debug)]
+pub struct Receipt {
+    slot: Slot,
+}
+
+impl Receipt {
+    /// Blocks until the record is acknowledged (or failed).
+    ///
+    /// # Errors
+    /// The send's error.
+    pub fn wait(self) -> Result<RecordMetadata> {
+        let (m, cv) = &*self.slot;
+        let mut g = m.lock();
+        loop {
+            if let Some(r) = g.take() {
+                return r;
+            }
+            cv.wait(&mut g);
+        }
+    }
+
+    /// The result if it is already known.
+    pub fn try_result(&self) -> Option<Result<RecordMetadata>> {
+        self.slot.0.lock().take()
+    }
+}
+
+fn fill(slot: &Slot, r: Result<RecordMetadata>) {
+    *slot.0.lock() = Some(r);
+    slot.1.notify_all();
+}
+
+pub(crate) struct ProducerInner {
+    log: Arc<LogInner>,
+    config: ProducerConfig,
+    producer_id: i64,
+    epoch: i16,
+    handles: RwLock<HashMap<Key, PartitionHandle>>,
+    queues: Mutex<Queues>,
+    /// Wakes the sender: a batch is due.
+    queued: Condvar,
+    /// Wakes flushers and callers blocked on `buffer.memory`: records were acknowledged.
+    drained: Condvar,
+    sender: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Flushes and stops the producer when the last [`Producer`] clone goes (the sender thread
+/// holds the inner state too, so the inner state's own drop comes too late for that).
+struct LastHandle {
+    inner: Arc<ProducerInner>,
+}
+
+impl Drop for LastHandle {
+    fn drop(&mut self) {
+        let _ = self.inner.close();
+    }
+}
+
+/// A producer: `Clone + Send + Sync`; clones share one producer id and one accumulator.
+///
+/// Records queued by [`Producer::send_async`] live in memory until their batch is sent.
+/// Dropping the last clone (or calling [`Producer::close`]) sends them and waits up to
+/// `close_timeout` for their acknowledgements, so "drop the producer, then close the log" loses
+/// nothing; records still queued when that wait ends, or when the [`Log`] closes first, fail
+/// with [`Error::Closed`] in their [`Receipt`]s and are not stored. An acknowledged record is
+/// as durable as the topic's flush policy makes it (see `docs/durability.md`).
+///
+/// [`Log`]: crate::Log
+///
+/// ```
+/// use topiclog::{Log, ProducerConfig, ProducerRecord};
+/// let dir = tempfile::tempdir().expect("a temporary directory");
+/// let log = Log::open(dir.path())?;
+/// log.create_topic("events", 3)?;
+/// let producer = log.producer(ProducerConfig::default())?;
+/// let md = producer.send(ProducerRecord::new("events", "hello").key("user-1"))?;
+/// assert_eq!(md.offset, 0);
+/// # Ok::<_, topiclog::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Producer {
+    inner: Arc<ProducerInner>,
+    _last: Arc<LastHandle>,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("producer_id", &self.inner.producer_id)
+            .field("epoch", &self.inner.epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Producer {
+    pub(crate) fn new(log: Arc<LogInner>, config: ProducerConfig) -> Result<Producer> {
+        log.check_open()?;
+        if config.batch_size == 0 {
+            return Err(Error::invalid_config("batch.size", "must be at least 1"));
+        }
+        if config.buffer_memory == 0 {
+            return Err(Error::invalid_config("buffer.memory", "must be at least 1"));
+        }
+        if let Some(c) = config.compression
+            && !c.is_available()
+        {
+            return Err(Error::invalid_config(
+                "compression",
+                format!("codec {c} is not compiled in"),
+            ));
+        }
+        let (producer_id, epoch) = if config.idempotence || config.name.is_some() {
+            log.init_producer_id(config.name.as_deref())?
+        } else {
+            (-1, -1)
+        };
+        let inner = Arc::new(ProducerInner {
+            log,
+            config,
+            producer_id,
+            epoch,
+            handles: RwLock::new(HashMap::new()),
+            queues: Mutex::new(Queues::default()),
+            queued: Condvar::new(),
+            drained: Condvar::new(),
+            sender: Mutex::new(None),
+        });
+        let last = Arc::new(LastHandle {
+            inner: Arc::clone(&inner),
+        });
+        Ok(Producer { inner, _last: last })
+    }
+
+    /// This producer's id and epoch (-1, -1 without idempotence).
+    pub fn producer_id(&self) -> (i64, i16) {
+        (self.inner.producer_id, self.inner.epoch)
+    }
+
+    /// Sends one record and blocks until it is acknowledged under the topic's flush policy.
+    /// A record for a partition that still has `send_async` records queued goes behind them,
+    /// so one producer's records keep their order per partition, as Kafka's do.
+    ///
+    /// # Errors
+    /// [`Error::Fenced`] when a newer producer with the same name exists; [`Error::Closed`]
+    /// after [`Producer::close`] or the log's close; topic, partition, size and I/O errors as
+    /// [`PartitionHandle::append`]; [`Error::BufferExhausted`] as [`Producer::send_async`]
+    /// when the record goes behind queued ones.
+    pub fn send(&self, record: ProducerRecord) -> Result<RecordMetadata> {
+        let key = self.inner.route(&record)?;
+        {
+            let mut q = self.inner.queues.lock();
+            if q.closed {
+                return Err(closed_producer());
+            }
+            if q.pending.get(&key).is_some_and(|&n| n > 0) {
+                // Behind the queued records, through the sender, which sends a partition's
+                // batches one after another.
+                let (slot, _) = self
+                    .inner
+                    .enqueue(&mut q, key.clone(), record.record, false)?;
+                q.urgent.insert(key);
+                drop(q);
+                self.inner.queued.notify_all();
+                return Receipt { slot }.wait();
+            }
+        }
+        let (topic, partition) = key;
+        let records = std::slice::from_ref(&record.record);
+        let sent = self.inner.send_records(&topic, partition, records)?;
+        Ok(sent.metadata(&topic, partition, records, 0))
+    }
+
+    /// Sends many records: one batch per partition (atomic per partition), blocking until all
+    /// are acknowledged. Results are in input order. Each partition's batch must fit the
+    /// topic's `max.message.bytes`; use [`Producer::send_async`] to have batches sized for you.
+    ///
+    /// # Errors
+    /// The first error; partitions before it may have been written. [`Error::RecordTooLarge`]
+    /// when a partition's batch exceeds `max.message.bytes`.
+    pub fn send_batch(&self, records: Vec<ProducerRecord>) -> Result<Vec<RecordMetadata>> {
+        let mut by_part: BTreeMap<Key, Vec<(usize, Record)>> = BTreeMap::new();
+        for (i, r) in records.into_iter().enumerate() {
+            let key = self.inner.route(&r)?;
+            by_part.entry(key).or_default().push((i, r.record));
+        }
+        let mut out: Vec<Option<RecordMetadata>> = Vec::new();
+        for ((topic, partition), recs) in by_part {
+            if self.inner.queues.lock().closed {
+                return Err(closed_producer());
+            }
+            // Behind this producer's queued records of the partition, as `send` is.
+            self.inner.wait_partition(&(topic.clone(), partition));
+            let (idx, rs): (Vec<usize>, Vec<Record>) = recs.into_iter().unzip();
+            let sent = self.inner.send_records(&topic, partition, &rs)?;
+            for (k, i) in idx.into_iter().enumerate() {
+                if out.len() <= i {
+                    out.resize(i + 1, None);
+                }
+                if let Some(slot) = out.get_mut(i) {
+                    *slot = Some(sent.metadata(&topic, partition, &rs, k));
+                }
+            }
+        }
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    /// Queues a record in its partition's current batch and returns at once; a batch goes out
+    /// when the next record would take it past `batch_size`, or `linger` passes. Wait on the
+    /// receipt for the result, or call [`Producer::flush`].
+    ///
+    /// Blocks while the records queued and not yet acknowledged hold `buffer_memory` bytes,
+    /// up to `max_block`.
+    ///
+    /// # Errors
+    /// Routing errors (unknown topic or partition); [`Error::Closed`] for a closed log or
+    /// producer; [`Error::BufferExhausted`] when no room freed up within `max_block`, or the
+    /// record alone is larger than `buffer_memory`.
+    pub fn send_async(&self, record: ProducerRecord) -> Result<Receipt> {
+        self.inner.log.check_open()?;
+        self.inner.ensure_sender(&self.inner)?;
+        let key = self.inner.route(&record)?;
+        let mut q = self.inner.queues.lock();
+        let (slot, full) = self.inner.enqueue(&mut q, key, record.record, true)?;
+        drop(q);
+        if full {
+            self.inner.queued.notify_all();
+        }
+        Ok(Receipt { slot })
+    }
+
+    /// Sends everything queued by `send_async` now and waits until it is acknowledged.
+    ///
+    /// Stricter than Kafka's `flush()`, which only waits: this one also fails when any
+    /// `send_async` record failed since the previous `flush` (of any clone) returned, so a
+    /// caller that checks `flush` needs no look at each [`Receipt`]. Each receipt still holds
+    /// its own result.
+    ///
+    /// # Errors
+    /// [`Error::SendFailed`] with how many records failed and the first error.
+    pub fn flush(&self) -> Result<()> {
+        let mut q = self.inner.queues.lock();
+        q.flushing += 1;
+        self.inner.queued.notify_all();
+        while q.in_flight > 0 {
+            self.inner.drained.wait(&mut q);
+        }
+        q.flushing -= 1;
+        q.take_failures()
+    }
+
+    /// Sends what is queued, waits up to `close_timeout` for it to be acknowledged, and closes
+    /// the producer: every clone's later sends fail with [`Error::Closed`]. Records still
+    /// queued when the wait ends fail with [`Error::Closed`] and are not stored. Dropping the
+    /// last clone does the same, without the result. Closing twice is a no-op.
+    ///
+    /// # Errors
+    /// [`Error::SendFailed`] when any `send_async` record failed since the last `flush`,
+    /// counting those the wait gave up on.
+    pub fn close(&self) -> Result<()> {
+        self.inner.close()
+    }
+}
+
+fn closed_producer() -> Error {
+    Error::Closed {
+        what: "the producer",
+    }
+}
+
+/// Where a batch was stored.
+struct Sent {
+    base: i64,
+    /// The append time, under `LogAppendTime`.
+    append_time: Option<i64>,
+    /// The timestamp records without one were given.
+    now: i64,
+}
+
+impl Sent {
+    fn metadata(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: &[Record],
+        i: usize,
+    ) -> RecordMetadata {
+        let own = records.get(i).and_then(|r| r.timestamp);
+        RecordMetadata {
+            topic: topic.to_string(),
+            partition,
+            offset: self.base + i as i64,
+            timestamp: self.append_time.or(own).unwrap_or(self.now),
+        }
+    }
+}
+
+impl ProducerInner {
+    fn handle(&self, topic: &str, partition: i32) -> Result<PartitionHandle> {
+        if let Some(h) = self.handles.read().get(&(topic.to_string(), partition)) {
+            return Ok(h.clone());
+        }
+        let h = crate::log::handle_for(&self.log, topic, partition)?;
+        self.handles
+            .write()
+            .insert((topic.to_string(), partition), h.clone());
+        Ok(h)
+    }
+
+    fn route(&self, r: &ProducerRecord) -> Result<Key> {
+        let p = if let Some(p) = r.partition {
+            p
+        } else {
+            let size = r.record.value.as_ref().map_or(0, Bytes::len);
+            crate::log::partition_for(&self.log, &r.topic, r.record.key.as_deref(), size)?
+        };
+        Ok((r.topic.clone(), p))
+    }
+
+    /// Adds a record to its partition's last batch (or a new one past `batch.size`), waiting
+    /// for room in `buffer.memory`. Returns the record's slot and whether the partition now
+    /// holds a full batch (the sender should wake).
+    fn enqueue(
+        &self,
+        q: &mut MutexGuard<'_, Queues>,
+        key: Key,
+        record: Record,
+        report: bool,
+    ) -> Result<(Slot, bool)> {
+        if q.closed {
+            return Err(closed_producer());
+        }
+        let size = estimate(&record);
+        let limit = self.config.buffer_memory;
+        let start = Instant::now();
+        let exhausted = |waited: Duration| Error::BufferExhausted {
+            requested: size,
+            buffer_memory: limit,
+            waited,
+        };
+        if size > limit {
+            return Err(exhausted(Duration::ZERO));
+        }
+        let deadline = start.checked_add(self.config.max_block);
+        while q.held > 0 && q.held + size > limit {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(exhausted(start.elapsed()));
+            }
+            q.blocked += 1;
+            self.queued.notify_all();
+            match deadline {
+                Some(d) => {
+                    self.drained.wait_until(q, d);
+                }
+                None => self.drained.wait(q),
+            }
+            q.blocked -= 1;
+            if q.closed {
+                return Err(closed_producer());
+            }
+        }
+        let slot: Slot = Arc::new((Mutex::new(None), Condvar::new()));
+        let batch_size = self.config.batch_size;
+        *q.pending.entry(key.clone()).or_insert(0) += 1;
+        q.in_flight += 1;
+        q.held += size;
+        let batches = q.batches.entry(key).or_default();
+        let fits = batches
+            .back()
+            .is_some_and(|b| b.records.is_empty() || b.bytes + size <= batch_size);
+        if !fits {
+            batches.push_back(Batch::new());
+        }
+        if let Some(b) = batches.back_mut() {
+            b.records.push(record);
+            b.entries.push(Entry {
+                slot: Arc::clone(&slot),
+                size,
+                report,
+            });
+            b.bytes += size;
+        }
+        let full = batches.len() > 1 || batches.back().is_some_and(|b| b.bytes >= batch_size);
+        Ok((slot, full))
+    }
+
+    /// Waits until none of this producer's records for `key` are queued or being sent.
+    fn wait_partition(&self, key: &Key) {
+        let mut q = self.queues.lock();
+        if q.pending.get(key).is_some_and(|&n| n > 0) {
+            q.urgent.insert(key.clone());
+            self.queued.notify_all();
+            while q.pending.get(key).is_some_and(|&n| n > 0) {
+                self.drained.wait(&mut q);
+            }
+        }
+    }
+
+    /// Encodes `records` as one batch and appends it.
+    fn send_records(&self, topic: &str, partition: i32, records: &[Record]) -> Result<Sent> {
+        self.log.check_open()?;
+        if self.producer_id >= 0 {
+            self.log
+                .check_epoch(self.config.name.as_deref(), self.producer_id, self.epoch)?;
+        }
+        let h = self.handle(topic, partition)?;
+        let part = h.live_partition()?;
+        let cfg = part.config();
+        if cfg.cleanup_policy.compacts() && records.iter().any(|r| r.key.is_none()) {
+            return Err(Error::KeyRequired {
+                topic: topic.to_string(),
+            });
+        }
+        let codec = self
+            .config
+            .compression
+            .or(cfg.compression)
+            .unwrap_or_default();
+        let now = writer_now_ms();
+        let idempotent = self.producer_id >= 0;
+        let producer = idempotent.then_some((self.producer_id, self.epoch));
+        let r = crate::handle::with_encoded(codec, records, now, producer, |data| {
+            if idempotent {
+                part.append_sequenced(data)
+            } else {
+                part.append_encoded(data, None)
+            }
+        })?;
+        if self.config.flush_policy == Some(FlushPolicy::EveryBatch)
+            && !cfg.flush_policy.syncs_each_batch()
+        {
+            part.sync_to(r.last_offset + 1)?;
+        }
+        let append_time =
+            (cfg.timestamp_type == crate::TimestampType::LogAppendTime).then_some(r.timestamp);
+        Ok(Sent {
+            base: r.base_offset,
+            append_time,
+            now,
+        })
+    }
+
+    /// Sends `records` as one batch, or, when it is too large for the topic after
+    /// compression, as two halves, recursively (Kafka's split on `MESSAGE_TOO_LARGE`): only a
+    /// record too large on its own fails with [`Error::RecordTooLarge`]. One result per record.
+    fn send_split(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: &[Record],
+    ) -> Vec<Result<RecordMetadata>> {
+        match self.send_records(topic, partition, records) {
+            Ok(sent) => (0..records.len())
+                .map(|i| Ok(sent.metadata(topic, partition, records, i)))
+                .collect(),
+            Err(Error::RecordTooLarge { .. }) if records.len() > 1 => {
+                let (a, b) = records.split_at(records.len() / 2);
+                let mut out = self.send_split(topic, partition, a);
+                out.extend(self.send_split(topic, partition, b));
+                out
+            }
+            Err(e) => records.iter().map(|_| Err(e.duplicate())).collect(),
+        }
+    }
+
+    fn ensure_sender(&self, me: &Arc<ProducerInner>) -> Result<()> {
+        let mut s = self.sender.lock();
+        if s.is_some() {
+            return Ok(());
+        }
+        // `close` joined the sender: a closed producer gets no new one.
+        if self.queues.lock().closed {
+            return Err(closed_producer());
+        }
+        let weak: Weak<ProducerInner> = Arc::downgrade(me);
+        let handle = std::thread::Builder::new()
+            .name("topiclog-producer".into())
+            .spawn(move || sender_loop(&weak))
+            .map_err(|e| Error::io("topiclog-producer thread", e))?;
+        *s = Some(handle);
+        Ok(())
+    }
+
+    /// Takes every due partition's batches.
+    fn due(&self, q: &mut Queues) -> Vec<(Key, VecDeque<Batch>)> {
+        let keys: Vec<Key> = q
+            .batches
+            .iter()
+            .filter(|(k, b)| q.is_due(k, b, &self.config))
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.into_iter()
+            .filter_map(|k| {
+                q.urgent.remove(&k);
+                q.batches.remove(&k).map(|b| (k, b))
+            })
+            .collect()
+    }
+
+    /// Sends one partition's batches after another (the only place queued records are
+    /// sent, which keeps them in order per partition).
+    fn send_due(&self, due: Vec<(Key, VecDeque<Batch>)>) {
+        for (key, batches) in due {
+            let (topic, partition) = (&key.0, key.1);
+            for batch in batches {
+                let results = self.send_split(topic, partition, &batch.records);
+                self.settle(&key, batch.entries, results);
+            }
+        }
+    }
+
+    /// Hands each record its result and releases its room in the queues.
+    fn settle(&self, key: &Key, entries: Vec<Entry>, results: Vec<Result<RecordMetadata>>) {
+        let mut q = self.queues.lock();
+        let n = entries.len();
+        for (entry, r) in entries.into_iter().zip(results) {
+            q.held = q.held.saturating_sub(entry.size);
+            if entry.report
+                && let Err(e) = &r
+            {
+                q.failed += 1;
+                if q.first_failure.is_none() {
+                    q.first_failure = Some(e.duplicate());
+                }
+            }
+            fill(&entry.slot, r);
+        }
+        q.in_flight = q.in_flight.saturating_sub(n);
+        if let Some(p) = q.pending.get_mut(key) {
+            *p = p.saturating_sub(n);
+            if *p == 0 {
+                q.pending.remove(key);
+            }
+        }
+        drop(q);
+        self.drained.notify_all();
+    }
+
+    /// [`Producer::close`]: the wait is bounded by `close_timeout`; what is left then fails.
+    fn close(&self) -> Result<()> {
+        let mut q = self.queues.lock();
+        q.closed = true;
+        self.queued.notify_all();
+        let deadline = Instant::now().checked_add(self.config.close_timeout);
+        while q.in_flight > 0 {
+            match deadline {
+                Some(d) => {
+                    if self.drained.wait_until(&mut q, d).timed_out() {
+                        break;
+                    }
+                }
+                None => self.drained.wait(&mut q),
+            }
+        }
+        // Given up on: still queued (batches being sent finish on the sender's own time).
+        let left: Vec<(Key, VecDeque<Batch>)> =
+            std::mem::take(&mut q.batches).into_iter().collect();
+        drop(q);
+        for (key, batches) in left {
+            for b in batches {
+                let results = b
+                    .entries
+                    .iter()
+                    .map(|_| {
+                        Err(Error::Closed {
+                            what: "the producer closed before the record was sent",
+                        })
+                    })
+                    .collect();
+                self.settle(&key, b.entries, results);
+            }
+        }
+        self.queued.notify_all();
+        let result = self.queues.lock().take_failures();
+        let idle = self.queues.lock().in_flight == 0;
+        if idle && let Some(h) = self.sender.lock().take() {
+            // The sender sees `closed` with nothing queued and exits; it is not this thread
+            // (it holds no `Producer`).
+            let _ = h.join();
+        }
+        result
+    }
+}
+
+fn sender_loop(weak: &Weak<ProducerInner>) {
+    loop {
+        let Some(inner) = weak.upgrade() else { return };
+        let due = {
+            let mut q = inner.queues.lock();
+            let d = inner.due(&mut q);
+            if d.is_empty() {
+                if q.closed && q.batches.is_empty() {
+                    return;
+                }
+                let wait = q
+                    .batches
+                    .values()
+                    .filter_map(VecDeque::front)
+                    .map(|b| inner.config.linger.saturating_sub(b.since.elapsed()))
+                    .min()
+                    .unwrap_or(Duration::from_millis(100));
+                inner
+                    .queued
+                    .wait_for(&mut q, wait.max(Duration::from_micros(100)));
+                continue;
+            }
+            d
+        };
+        inner.send_due(due);
+    }
+}
