@@ -13,16 +13,25 @@
 //! So a name never comes back to an inode it once named, published bytes of an inode never
 //! change, and a file that replaces a path is always a new inode. A view is therefore built
 //! from inodes, not names: [`load`] opens every `.log` it lists before the loader reads them,
-//! checks afterwards that each path still names the inode it opened (so the loader read that
-//! inode), and pins a mapping of it in the segment. Nothing the owner renames or unlinks later
-//! changes what the view reads; a deleted segment stays readable until the view is refreshed,
-//! as Kafka delays unlinking for reads in progress.
+//! checks afterwards which inode the loader read (the one the path still names; for a sealed
+//! segment replaced meanwhile, the one whose length is the loaded size, since compaction only
+//! shrinks batches and keeps offsets), and pins a mapping of it in the segment. Nothing the
+//! owner renames or unlinks later changes what the view reads; a deleted segment stays
+//! readable until the view is refreshed, as Kafka delays unlinking for reads in progress.
 //!
-//! What the loader sees must also be a consistent set of names. One directory listing is not
-//! enough: a file renamed while the listing runs can be missed under both names. Two listings
-//! in a row that agree rule that out (a rename during the first changes the second), and a
-//! `<b>.log.swap` without its `<b>.log` is a swap half done: the replaced segments are partly
-//! deleted and the new one is not in place yet, so the view waits for the owner to finish.
+//! What the loader sees must also be a consistent set of names:
+//! - a listing can miss a file renamed while it runs, under both names; a `.log` name that
+//!   shows up later among the listed ones (a swap's last rename) means the attempt is retried;
+//! - a `<b>.log.swap` without its `<b>.log` is a swap half done: the replaced segments are
+//!   partly deleted and the new one is not in place yet, so the view waits for the owner;
+//! - a listed segment the loader did not find must be gone for good (retention or a swap
+//!   deleted it), not named again or about to be: deleted segments only ever leave the
+//!   oldest end of the log or the inside of a swapped run, so the view stays gap-free;
+//! - segments the loader found past the listed ones (rolled meanwhile) wait for the next
+//!   refresh.
+//!
+//! An attempt that meets any of this is retried after a short wait; the owner's changes are
+//! each a few renames, so a live owner is always caught between two of them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
@@ -37,12 +46,11 @@ use super::recovery::{self, LoadParams, Loaded};
 use crate::checkpoint::{self, CLEAN_SHUTDOWN_FILE, LOG_START_FILE, RECOVERY_POINT_FILE};
 use crate::error::{Error, IoContext, Result};
 use crate::io::map::Mapped;
-use crate::segment;
+use crate::segment::{self, Segment};
 
-/// Tries before giving up on a directory that keeps changing. The owner's changes are short
-/// (a swap is a few renames under its writer lock), so with the waits below, about one
-/// second in total, a live owner is always seen between two of them.
-const ATTEMPTS: u32 = 12;
+/// Tries before giving up on a directory that keeps changing: with the waits between them
+/// (1 ms doubling to 64 ms), about one second: far longer than the owner's longest change.
+const ATTEMPTS: u32 = 20;
 
 /// Why one attempt did not give a view.
 enum Unsettled {
@@ -62,7 +70,7 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
     let mut last = Unsettled::Changed;
     for attempt in 0..ATTEMPTS {
         if attempt > 0 {
-            std::thread::sleep(Duration::from_millis(1 << (attempt - 1).min(8)));
+            std::thread::sleep(Duration::from_millis(1 << (attempt - 1).min(6)));
         }
         match try_load(p)? {
             Ok(loaded) => return Ok(loaded),
@@ -100,9 +108,6 @@ fn list(dir: &Path) -> Result<BTreeSet<String>> {
 fn try_load(p: &LoadParams<'_>) -> Result<std::result::Result<Loaded, Unsettled>> {
     let dir = p.dir;
     let names = list(dir)?;
-    if list(dir)? != names {
-        return Ok(Err(Unsettled::Changed));
-    }
     let mut bases = Vec::new();
     for name in &names {
         match segment::parse_file_name(name) {
@@ -115,7 +120,7 @@ fn try_load(p: &LoadParams<'_>) -> Result<std::result::Result<Loaded, Unsettled>
     }
     // Open every listed log before the loader reads it: while a descriptor is open, its inode
     // number cannot be given to another file, so "the path still names this inode" afterwards
-    // means the loader read this inode.
+    // means the loader read this inode. A log deleted since the listing has no descriptor.
     let mut held: BTreeMap<i64, File> = BTreeMap::new();
     for &base in &bases {
         let path = dir.join(segment::file_name(base, "log"));
@@ -123,24 +128,35 @@ fn try_load(p: &LoadParams<'_>) -> Result<std::result::Result<Loaded, Unsettled>
             Ok(f) => {
                 held.insert(base, f);
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Err(Unsettled::Changed));
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(&path, e)),
         }
     }
     let mut loaded = match recovery::load(p) {
         Ok(l) => l,
-        // A file listed a moment ago may be gone or replaced by the time the loader opens it;
-        // a failure only counts when the directory did not change.
+        // A file listed a moment ago may be gone or replaced by the time the loader opens it
+        // (a swap puts a new file under the same name): a failure only counts when every name
+        // is still there and names the same inode.
         Err(e) => {
-            return if list(dir)? == names {
+            return if list(dir)? == names && same_inodes(dir, &held)? {
                 Err(e)
             } else {
                 Ok(Err(Unsettled::Changed))
             };
         }
     };
+    // A listing can miss a file renamed while it runs, under both names: the new name is
+    // then in a later listing. A `.log` name that appeared at or below the listed ones since
+    // is such a file, or a swap that completed meanwhile; either way this listing is not one
+    // to build on. (Names past the listed ones are rolls, handled below.)
+    let last_listed = bases.last().copied().unwrap_or(i64::MIN);
+    for name in list(dir)?.difference(&names) {
+        if let Some((b, "log")) = segment::parse_file_name(name)
+            && b <= last_listed
+        {
+            return Ok(Err(Unsettled::Changed));
+        }
+    }
     if bases.is_empty() {
         // No segment yet: the loader stands in an empty one, which nothing reads. One it
         // found with data was created since the listing.
@@ -150,39 +166,114 @@ fn try_load(p: &LoadParams<'_>) -> Result<std::result::Result<Loaded, Unsettled>
             Err(Unsettled::Changed)
         });
     }
-    // The loader lists the directory again. Segments it found after the listed ones were
-    // rolled meanwhile: they are left for the next refresh, since no descriptor proves what
-    // the loader read there. A listed segment it did not find, followed by one it did, was
-    // renamed while it listed.
+    // The loader lists the directory again, after this listing. Segments it found past the
+    // listed ones were rolled meanwhile: they are left for the next refresh, since no
+    // descriptor proves what the loader read there. Listed segments it did not find were
+    // deleted meanwhile (retention, oldest first; or a swap, which replaces a run of segments
+    // by one named after the first), or renamed while it listed: a deleted name never comes
+    // back, so each must be gone now, and no swap may be about to bring it back.
     let mut keep = 0;
-    for (i, seg) in loaded.segments.iter().enumerate() {
-        match bases.get(i) {
-            Some(&b) if b == seg.base_offset => keep = i + 1,
-            _ if bases.last().is_some_and(|&last| seg.base_offset > last) => break,
-            _ => return Ok(Err(Unsettled::Changed)),
+    let mut next_listed = 0;
+    for seg in &loaded.segments {
+        if seg.base_offset > last_listed {
+            break;
         }
+        let Some(at) = bases
+            .iter()
+            .skip(next_listed)
+            .position(|&b| b == seg.base_offset)
+        else {
+            return Ok(Err(Unsettled::Changed));
+        };
+        if bases
+            .iter()
+            .skip(next_listed)
+            .take(at)
+            .any(|&gone| named_now(dir, gone))
+        {
+            return Ok(Err(Unsettled::Changed));
+        }
+        next_listed += at + 1;
+        keep += 1;
+    }
+    // Listed segments after the last one loaded: the loader stopped before them (damage, or
+    // a gap), or it listed the directory in the middle of a swap. Only a directory that did
+    // not change tells the first apart.
+    let trailing_present = bases.iter().skip(next_listed).any(|&b| named_now(dir, b));
+    if trailing_present && !(list(dir)? == names && same_inodes(dir, &held)?) {
+        return Ok(Err(Unsettled::Changed));
     }
     loaded.segments.truncate(keep);
     if loaded.segments.is_empty() {
         return Ok(Err(Unsettled::Changed));
     }
-    for seg in &loaded.segments {
-        let Some(file) = held.get(&seg.base_offset) else {
+    let last = loaded.segments.len() - 1;
+    for (i, seg) in loaded.segments.iter().enumerate() {
+        let Some(file) = read_by_loader(seg, held.get(&seg.base_offset), i == last)? else {
             return Ok(Err(Unsettled::Changed));
         };
-        let ours = file.metadata().at(&seg.log_path)?;
-        let same = match fs::metadata(&seg.log_path) {
-            Ok(now) => now.dev() == ours.dev() && now.ino() == ours.ino(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-            Err(e) => return Err(Error::io(&seg.log_path, e)),
-        };
-        if !same || ours.len() < seg.size() {
-            return Ok(Err(Unsettled::Changed));
-        }
-        let map = Mapped::map(file, seg.size() as usize).at(&seg.log_path)?;
+        let map = Mapped::map(&file, seg.size() as usize).at(&seg.log_path)?;
         seg.pin_log(map);
     }
     Ok(Ok(loaded))
+}
+
+/// `<base>.log` exists, or a `<base>.log.swap` that will become it.
+fn named_now(dir: &Path, base: i64) -> bool {
+    let log = segment::file_name(base, "log");
+    dir.join(&log).exists() || dir.join(format!("{log}.swap")).exists()
+}
+
+/// Every held descriptor's path still names its inode.
+fn same_inodes(dir: &Path, held: &BTreeMap<i64, File>) -> Result<bool> {
+    for (&base, file) in held {
+        let path = dir.join(segment::file_name(base, "log"));
+        let ours = file.metadata().at(&path)?;
+        match fs::metadata(&path) {
+            Ok(now) if now.dev() == ours.dev() && now.ino() == ours.ino() => {}
+            Ok(_) => return Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::io(&path, e)),
+        }
+    }
+    Ok(true)
+}
+
+/// A descriptor of the inode whose bytes the loader checked for `seg`, or `None` when that
+/// cannot be told.
+///
+/// If the path still names the held inode, the loader read it. Otherwise the owner replaced or
+/// deleted the file while the loader ran. The last segment was active when listed and is not
+/// compacted, so that is not worth telling apart: the caller tries again. A sealed segment's
+/// loaded size is its file's whole length (a sealed log has no torn tail), and compaction only
+/// shrinks batches, keeping every offset: so the candidate (the held inode, then the one the
+/// path names now) whose length is the loaded size holds batches exactly where the loader
+/// found them, with the same offsets, whichever inode it was.
+fn read_by_loader(seg: &Segment, held: Option<&File>, last: bool) -> Result<Option<File>> {
+    let now = match File::open(&seg.log_path) {
+        Ok(f) => Some(f),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::io(&seg.log_path, e)),
+    };
+    let meta = |f: &File| f.metadata().at(&seg.log_path);
+    if let (Some(h), Some(n)) = (held, &now) {
+        let (hm, nm) = (meta(h)?, meta(n)?);
+        if hm.dev() == nm.dev() && hm.ino() == nm.ino() {
+            return (hm.len() >= seg.size())
+                .then(|| h.try_clone())
+                .transpose()
+                .at(&seg.log_path);
+        }
+    }
+    if last {
+        return Ok(None);
+    }
+    for f in held.into_iter().chain(now.as_ref()) {
+        if meta(f)?.len() == seg.size() {
+            return Ok(Some(f.try_clone().at(&seg.log_path)?));
+        }
+    }
+    Ok(None)
 }
 
 impl Partition {
