@@ -519,6 +519,16 @@ impl LogOptions {
     /// Open without the exclusive lock, modifying nothing and recovering nothing: reads see
     /// what is on disk up to the last valid batch. For tools inspecting a directory that a
     /// running application owns. Default `false`.
+    ///
+    /// Beside a running owner, each partition is a view of the files as they were when it was
+    /// last loaded: a read that finds nothing, reads past the view's end or fails loads the
+    /// view again, so it sees later appends, and an offset below the owner's new log start is
+    /// then [`Error::OffsetOutOfRange`](crate::Error::OffsetOutOfRange) (a consumer resets it
+    /// per `auto_offset_reset`). Segments the owner deletes or compacts meanwhile stay readable
+    /// from the files the view loaded, never torn and never reported as corrupt; their disk
+    /// space is freed when the view moves on. A view keeps one memory map per segment `.log`
+    /// (not counted in [`LogOptions::max_mapped_segments`]); `log_end_offset` and
+    /// `high_watermark` are the view's until a read loads it again.
     #[must_use]
     pub fn read_only(mut self, yes: bool) -> Self {
         self.read_only = yes;

@@ -230,6 +230,11 @@ struct Membership {
     generation: i32,
 }
 
+/// How often a poll on a read-only view looks for what the directory's owner appended since:
+/// Kafka's `fetch.max.wait.ms` is 500 ms; this is a tenth of it, and a look at an unchanged
+/// partition costs a directory listing and a `stat`.
+const READ_ONLY_RECHECK: Duration = Duration::from_millis(50);
+
 /// A consumer. `Send`, used from one thread at a time (`&mut self`), like Kafka's; use a
 /// [`WakeupHandle`] to interrupt it from another thread. Dropping it leaves its group after
 /// running the revoke callback (and the auto-commit).
@@ -410,7 +415,12 @@ impl Consumer {
                 return Ok(records);
             }
             // Wake for the next heartbeat too, so a long poll keeps the membership alive.
-            let beat = (self.config.session_timeout / 3).max(Duration::from_millis(10));
+            let mut beat = (self.config.session_timeout / 3).max(Duration::from_millis(10));
+            if self.log.shared.read_only {
+                // Nothing in this process appends to wake a read-only view: look at the
+                // directory again every so often instead (a read at the end refreshes it).
+                beat = beat.min(READ_ONLY_RECHECK);
+            }
             self.notifier.wait_until(deadline.min(now + beat));
         }
     }

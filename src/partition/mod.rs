@@ -13,6 +13,7 @@ mod log_bytes;
 pub(crate) mod producer_state;
 pub(crate) mod read;
 pub(crate) mod recovery;
+mod view;
 mod writer;
 
 use std::fs::File;
@@ -177,6 +178,9 @@ pub(crate) struct Partition {
     next_horizon: AtomicI64,
     /// One compaction at a time.
     pub(crate) compacting: Mutex<()>,
+    /// Read-only views: how many times the view was loaded again, and one reload at a time.
+    view_generation: AtomicU64,
+    refreshing: Mutex<()>,
 }
 
 impl std::fmt::Debug for Partition {
@@ -216,7 +220,7 @@ impl Partition {
         let attempt = |clean: bool,
                        recovery_point: Option<i64>|
          -> Result<(recovery::Loaded, Arc<Segment>, ProducerState)> {
-            let loaded = recovery::load(&recovery::LoadParams {
+            let params = recovery::LoadParams {
                 dir: &dir,
                 topic,
                 partition: id,
@@ -228,7 +232,12 @@ impl Partition {
                 log_start: checkpoints.1,
                 read_only: shared.read_only,
                 generation,
-            })?;
+            };
+            let loaded = if shared.read_only {
+                view::load(&params)?
+            } else {
+                recovery::load(&params)?
+            };
             let active = loaded
                 .segments
                 .last()
@@ -280,6 +289,8 @@ impl Partition {
             clean_end: AtomicI64::new(0),
             next_horizon: AtomicI64::new(i64::MAX),
             compacting: Mutex::new(()),
+            view_generation: AtomicU64::new(0),
+            refreshing: Mutex::new(()),
         });
         Ok(p)
     }

@@ -65,7 +65,17 @@ impl ReadResult {
 impl Partition {
     /// Reads whole batches from the one holding `offset`, up to about `max_bytes` (at least one
     /// batch is returned when any is readable, even if larger), stopping at the high watermark.
+    /// A read-only view that finds nothing there, or fails, looks at the directory again
+    /// first (see `view.rs`).
     pub(crate) fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult> {
+        if self.shared.read_only {
+            return self.read_refreshing(offset, max_bytes);
+        }
+        self.read_view(offset, max_bytes)
+    }
+
+    /// [`Partition::read`] over the segments as they are now, without refreshing.
+    pub(super) fn read_view(&self, offset: i64, max_bytes: usize) -> Result<ReadResult> {
         let hw = self.high_watermark();
         let segs = self.segments();
         let start = self.log_start();
@@ -165,6 +175,20 @@ impl Partition {
     /// when no readable record is that recent. Exact even for out-of-order CreateTime: the time
     /// index only picks where to start, then records are compared one by one.
     pub(crate) fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>> {
+        if !self.shared.read_only {
+            return self.offset_for_timestamp_view(timestamp);
+        }
+        let seen = self.view_generation();
+        match self.offset_for_timestamp_view(timestamp) {
+            Ok(Some(found)) => return Ok(Some(found)),
+            Err(e) if !Self::view_may_be_stale(&e) => return Err(e),
+            Ok(None) | Err(_) => {}
+        }
+        self.refresh(seen)?;
+        self.offset_for_timestamp_view(timestamp)
+    }
+
+    fn offset_for_timestamp_view(&self, timestamp: i64) -> Result<Option<(i64, i64)>> {
         let hw = self.high_watermark();
         let start = self.log_start();
         let segs = self.segments();

@@ -118,6 +118,11 @@ pub(crate) struct Segment {
     /// reopen does not restart the clock.
     pub(crate) created: SystemTime,
     maps: Mutex<Option<Arc<SegmentMaps>>>,
+    /// A read-only view's mapping of the `.log` it validated at load, taken through the
+    /// descriptor it opened before loading. Reads use it instead of opening the path again:
+    /// the owner may since have renamed a compacted file over that path or unlinked it, and
+    /// the old inode stays readable through this mapping.
+    pinned_log: std::sync::OnceLock<Arc<Mapped>>,
 }
 
 impl Segment {
@@ -151,6 +156,7 @@ impl Segment {
                 appends_began(&dir.join(file_name(base_offset, "log")))
             },
             maps: Mutex::new(None),
+            pinned_log: std::sync::OnceLock::new(),
         }
     }
 
@@ -180,6 +186,15 @@ impl Segment {
         } else {
             self.last_modified_ms()
         }
+    }
+
+    /// Makes reads use `log` (a mapping of this segment's `.log` inode, at least `size()`
+    /// bytes) instead of whatever the path names later. Read-only views only: their segment
+    /// state never grows, so the mapping never needs to.
+    pub(crate) fn pin_log(&self, log: Arc<Mapped>) {
+        let _ = self.pinned_log.set(log);
+        // Maps taken before the pin came from the path; drop them.
+        self.maps.lock().take();
     }
 
     /// Creates the three empty files of a new segment. The caller fsyncs the directory.
@@ -298,8 +313,12 @@ impl Segment {
                 Err(e) => Err(Error::io(path, e)),
             }
         };
+        let log = match self.pinned_log.get() {
+            Some(pinned) => Arc::clone(pinned),
+            None => map_file(&self.log_path, log_cap as usize)?,
+        };
         let maps = Arc::new(SegmentMaps {
-            log: map_file(&self.log_path, log_cap as usize)?,
+            log,
             index: map_index(&self.index_path)?,
             time: map_index(&self.time_path)?,
         });
