@@ -267,3 +267,16 @@ fn seed_corpus_passes_every_target() {
         open_partition_dir::run_with(&data, open_partition_dir::Options::strict());
     }
 }
+
+#[test]
+fn recovery_point_far_past_the_log_end_moves_across_a_clean_close() {
+    // A cleanly closed partition whose checkpointed recovery point (i64::MAX) lies past every
+    // segment: the open raised the log end to it in a new segment named past the largest
+    // offset a segment may have, which the next open ignored, so the end moved back across a
+    // clean close. A recovery point past that largest offset is not believed.
+    let o = open_partition_dir(regression!(
+        "open_partition_dir",
+        "recovery-point-far-past-the-log-end-moves-across-a-clean-close"
+    ));
+    assert!(o.offsets_before_append.is_empty(), "{o:?}");
+}

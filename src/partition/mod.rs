@@ -228,7 +228,9 @@ impl Partition {
                 clean,
                 recovery_point,
                 durable,
-                end_floor: checkpoints.0.unwrap_or(0),
+                // No log reaches past MAX_OFFSET (appends stop there, and the loader ignores
+                // segments named above it): a checkpoint that says more is not believed.
+                end_floor: checkpoints.0.unwrap_or(0).min(crate::segment::MAX_OFFSET),
                 log_start: checkpoints.1,
                 read_only: shared.read_only,
                 generation,

@@ -339,7 +339,7 @@ impl Partition {
         } else {
             recovery_point.unwrap_or(0)
         };
-        let end_floor = recovery_point.unwrap_or(0);
+        let end_floor = recovery_point.unwrap_or(0).min(crate::segment::MAX_OFFSET);
         let params = |clean: bool, recovery_point: Option<i64>| LoadParams {
             dir: &self.dir,
             topic: &self.topic,

@@ -792,6 +792,8 @@ impl Partition {
     /// out again (its consumers would skip the new records).
     pub(crate) fn skip_to(self: &Arc<Self>, offset: i64) -> Result<()> {
         self.check_writable()?;
+        // A committed offset past what any log can hold is reported, not followed.
+        let offset = offset.min(crate::segment::MAX_OFFSET);
         {
             let mut w = self.writer.lock();
             if w.next_offset >= offset {
