@@ -786,6 +786,22 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
             }
         }
     }
+    // An empty segment for appends to continue in (its files made durable, unless read-only).
+    let new_segment = |base: i64| -> Result<Arc<Segment>> {
+        if !p.read_only {
+            Segment::create_files(dir, base)?;
+            sync_dir(dir)?;
+        }
+        Ok(Arc::new(Segment::new(
+            dir,
+            base,
+            p.generation,
+            SegmentState::empty(base),
+            seg_cap,
+            index_cap,
+            false,
+        )))
+    };
     // Offsets below the floor were handed out (synced, and after a clean close the whole
     // log): when the files end below it, the end was lost at rest, and appends continue at
     // the floor in a new segment rather than hand those offsets out again.
@@ -811,19 +827,8 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
         left_sealed = false;
         if let Some(last) = segments.last() {
             last.seal();
-            let base = p.end_floor;
-            Segment::create_files(dir, base)?;
-            sync_dir(dir)?;
             tracker = IndexTracker::new(interval);
-            segments.push(Arc::new(Segment::new(
-                dir,
-                base,
-                p.generation,
-                SegmentState::empty(base),
-                seg_cap,
-                index_cap,
-                false,
-            )));
+            segments.push(new_segment(p.end_floor)?);
         } else {
             log_start = p.end_floor;
         }
@@ -835,35 +840,12 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
         && !p.read_only
     {
         let base = last.end_offset();
-        Segment::create_files(dir, base)?;
-        sync_dir(dir)?;
         tracker = IndexTracker::new(interval);
-        segments.push(Arc::new(Segment::new(
-            dir,
-            base,
-            p.generation,
-            SegmentState::empty(base),
-            seg_cap,
-            index_cap,
-            false,
-        )));
+        segments.push(new_segment(base)?);
     }
     if segments.is_empty() {
-        let base = log_start;
-        if !p.read_only {
-            Segment::create_files(dir, base)?;
-            sync_dir(dir)?;
-        }
         tracker = IndexTracker::new(interval);
-        segments.push(Arc::new(Segment::new(
-            dir,
-            base,
-            p.generation,
-            SegmentState::empty(base),
-            seg_cap,
-            index_cap,
-            false,
-        )));
+        segments.push(new_segment(log_start)?);
     } else if (report.segments_deleted > 0
         || report.truncated_bytes > 0
         || report.indexes_rebuilt > 0
