@@ -280,3 +280,17 @@ fn recovery_point_far_past_the_log_end_moves_across_a_clean_close() {
     ));
     assert!(o.offsets_before_append.is_empty(), "{o:?}");
 }
+
+#[test]
+fn read_only_refresh_trusts_what_the_open_did_not() {
+    // A cleanly closed segment whose trusted checks pass but whose batch headers, replayed for
+    // producer state, show damage: a read-only open scans it and ends at 19. A read at that
+    // end refreshed the view with the trusted load alone (no replay), which ended at 79, and
+    // returned batches past the high watermark the reader had been given; and since the file
+    // stays longer than the view, every read at the end refreshed again.
+    let o = open_partition_dir(regression!(
+        "open_partition_dir",
+        "read-only-refresh-trusts-what-the-open-did-not"
+    ));
+    assert_eq!(o.offsets_before_append.last(), Some(&18), "{o:?}");
+}

@@ -122,10 +122,13 @@ fn try_load(p: &LoadParams<'_>) -> Result<std::result::Result<Loaded, Unsettled>
     // number cannot be given to another file, so "the path still names this inode" afterwards
     // means the loader read this inode. A log deleted since the listing has no descriptor.
     let mut held: BTreeMap<i64, File> = BTreeMap::new();
+    let mut listed_len: BTreeMap<i64, u64> = BTreeMap::new();
     for &base in &bases {
         let path = dir.join(segment::file_name(base, "log"));
         match File::open(&path) {
             Ok(f) => {
+                // Before the loader reads it: what the owner appends later is past this.
+                listed_len.insert(base, f.metadata().at(&path)?.len());
                 held.insert(base, f);
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -213,7 +216,8 @@ fn try_load(p: &LoadParams<'_>) -> Result<std::result::Result<Loaded, Unsettled>
             return Ok(Err(Unsettled::Changed));
         };
         let map = Mapped::map(&file, seg.size() as usize).at(&seg.log_path)?;
-        seg.pin_log(map);
+        let listed = listed_len.get(&seg.base_offset).copied().unwrap_or(0);
+        seg.pin_log(map, listed);
     }
     Ok(Ok(loaded))
 }
@@ -353,9 +357,21 @@ impl Partition {
             read_only: true,
             generation: self.next_generation(),
         };
-        let loaded = match load(&params(clean, recovery_point)) {
-            // As at open: trusted checks that were fooled; read every batch instead.
-            Err(Error::Corrupt { .. }) => load(&params(false, Some(0)))?,
+        // As at open (`Partition::open`): replaying producer state walks the batch headers of
+        // trusted segments, and damage found there or by the loader means the cheap checks
+        // were fooled: read every batch instead. Without the replay a refresh could trust
+        // what the open did not, and the view would change with no change on disk.
+        let attempt = |clean: bool, recovery_point: Option<i64>| -> Result<Loaded> {
+            let loaded = load(&params(clean, recovery_point))?;
+            let end = loaded
+                .segments
+                .last()
+                .map_or(loaded.log_start, |s| s.end_offset());
+            super::rebuild_producers(&self.shared, &self.dir, &loaded.segments, end)?;
+            Ok(loaded)
+        };
+        let loaded = match attempt(clean, recovery_point) {
+            Err(Error::Corrupt { .. }) => attempt(false, Some(0))?,
             other => other?,
         };
         let end = loaded
@@ -391,8 +407,10 @@ impl Partition {
         let Some(last) = segs.last() else {
             return Ok(false);
         };
+        // A last file longer than the view only matters past what was listed: bytes below
+        // that were read and left out (a damaged or torn tail the view does not cut).
         Ok(match fs::metadata(&last.log_path) {
-            Ok(m) => m.len() <= last.size(),
+            Ok(m) => m.len() <= last.size().max(last.listed_len()),
             Err(_) => false,
         })
     }

@@ -123,6 +123,10 @@ pub(crate) struct Segment {
     /// the owner may since have renamed a compacted file over that path or unlinked it, and
     /// the old inode stays readable through this mapping.
     pinned_log: std::sync::OnceLock<Arc<Mapped>>,
+    /// A read-only view's `.log` length before the loader read it: bytes past this are the
+    /// owner's news. (Past `size()` and below this lie bytes the view saw and did not take, a
+    /// damaged or torn tail: no reason to look again.)
+    listed_len: std::sync::atomic::AtomicU64,
 }
 
 impl Segment {
@@ -157,6 +161,7 @@ impl Segment {
             },
             maps: Mutex::new(None),
             pinned_log: std::sync::OnceLock::new(),
+            listed_len: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -191,10 +196,17 @@ impl Segment {
     /// Makes reads use `log` (a mapping of this segment's `.log` inode, at least `size()`
     /// bytes) instead of whatever the path names later. Read-only views only: their segment
     /// state never grows, so the mapping never needs to.
-    pub(crate) fn pin_log(&self, log: Arc<Mapped>) {
+    pub(crate) fn pin_log(&self, log: Arc<Mapped>, listed_len: u64) {
+        self.listed_len
+            .store(listed_len, std::sync::atomic::Ordering::Release);
         let _ = self.pinned_log.set(log);
         // Maps taken before the pin came from the path; drop them.
         self.maps.lock().take();
+    }
+
+    /// The `.log` length a read-only view listed before loading (see `pin_log`).
+    pub(crate) fn listed_len(&self) -> u64 {
+        self.listed_len.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Creates the three empty files of a new segment. The caller fsyncs the directory.
