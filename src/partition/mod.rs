@@ -212,11 +212,7 @@ impl Partition {
         let generation = shared.next_generation();
         // Kept when the first attempt falls back to a full scan: what was synced before this
         // open does not change with how the files are read.
-        let durable = if clean {
-            i64::MAX
-        } else {
-            checkpoints.0.unwrap_or(0)
-        };
+        let (durable, end_floor) = recovery::durable_and_floor(clean, checkpoints.0);
         let attempt = |clean: bool,
                        recovery_point: Option<i64>|
          -> Result<(recovery::Loaded, Arc<Segment>, ProducerState)> {
@@ -228,9 +224,7 @@ impl Partition {
                 clean,
                 recovery_point,
                 durable,
-                // No log reaches past MAX_OFFSET (appends stop there, and the loader ignores
-                // segments named above it): a checkpoint that says more is not believed.
-                end_floor: checkpoints.0.unwrap_or(0).min(crate::segment::MAX_OFFSET),
+                end_floor,
                 log_start: checkpoints.1,
                 read_only: shared.read_only,
                 generation,

@@ -82,6 +82,16 @@ pub(crate) struct LoadParams<'a> {
     pub(crate) generation: u64,
 }
 
+/// `LoadParams::durable` and `LoadParams::end_floor` for an open that found the directory
+/// `clean` (or not) with `recovery_point` checkpointed. No log reaches past `MAX_OFFSET`
+/// (appends stop there, and the loader ignores segments named above it), so a checkpoint
+/// that says more is not believed as a floor.
+pub(crate) fn durable_and_floor(clean: bool, recovery_point: Option<i64>) -> (i64, i64) {
+    let rp = recovery_point.unwrap_or(0);
+    let durable = if clean { i64::MAX } else { rp };
+    (durable, rp.min(crate::segment::MAX_OFFSET))
+}
+
 /// Result of reading a segment's batches.
 struct Scan {
     valid_len: u64,

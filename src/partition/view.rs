@@ -338,12 +338,7 @@ impl Partition {
         let config = self.config();
         // As `Partition::open` sets them, and kept when the first attempt falls back to a full
         // scan: a read-only view writes nothing, but judges damage against the same point.
-        let durable = if clean {
-            i64::MAX
-        } else {
-            recovery_point.unwrap_or(0)
-        };
-        let end_floor = recovery_point.unwrap_or(0).min(crate::segment::MAX_OFFSET);
+        let (durable, end_floor) = recovery::durable_and_floor(clean, recovery_point);
         let params = |clean: bool, recovery_point: Option<i64>| LoadParams {
             dir: &self.dir,
             topic: &self.topic,
