@@ -5,8 +5,6 @@
 
 mod common;
 use common::*;
-use std::io::Write;
-use std::process::{Command, Stdio};
 use topiclog::Result;
 
 #[test]
@@ -33,17 +31,7 @@ fn produce_after_damage_at_rest_prints_the_recovery_report() -> Result<()> {
     bytes[last + 16] ^= 0x7f;
     std::fs::write(&logs[1], &bytes).unwrap();
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_topiclog"))
-        .arg("--dir")
-        .arg(dir.path())
-        .args(["produce", "t"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b"after\n").unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run_cli(dir.path(), &["produce", "t"], b"after\n");
     assert!(out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(

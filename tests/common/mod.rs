@@ -67,3 +67,25 @@ pub fn segment_base(path: &Path) -> i64 {
 }
 
 pub const SHORT: Duration = Duration::from_millis(50);
+
+/// Runs the `topiclog` binary on `dir` with `args`, `stdin` fed and closed; its output.
+#[cfg(feature = "cli")]
+pub fn run_cli(dir: &Path, args: &[&str], stdin: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_topiclog"))
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    // A command that exits without reading (a refused directory) closes the pipe: that is
+    // its answer, not the test's failure.
+    let _ = input.write_all(stdin);
+    drop(input);
+    child.wait_with_output().unwrap()
+}
