@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::log::Log;
-use crate::record::Compression;
+use crate::record::{Compression, TimestampType};
 
 /// When appended bytes are forced to stable storage, and so what an acknowledged append survives.
 ///
@@ -82,16 +82,6 @@ impl std::str::FromStr for FlushPolicy {
             }
         }
     }
-}
-
-/// Which timestamp a record carries in the log (Kafka's `message.timestamp.type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum TimestampType {
-    /// The producer's timestamp (or the append time when the producer gives none).
-    #[default]
-    CreateTime,
-    /// The time the log appended the batch; every record in the batch gets it.
-    LogAppendTime,
 }
 
 /// What happens to old segments (Kafka's `cleanup.policy`).

@@ -4,10 +4,11 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::log::LogInner;
 use crate::partition::read::ReadResult;
-use crate::partition::{AppendResult, Partition, writer_now_ms};
+use crate::partition::{AppendResult, Partition};
 use crate::record::batch::BatchRef;
 use crate::record::{BatchBuilder, Header, Record, StoredRecord};
 use crate::wait::Notifier;
@@ -163,7 +164,7 @@ impl PartitionHandle {
             });
         }
         let codec = cfg.compression.unwrap_or_default();
-        with_encoded(codec, records, writer_now_ms(), None, |data| {
+        with_encoded(codec, records, now_ms(), None, |data| {
             part.append_encoded(data, expected_end)
         })
     }
@@ -265,7 +266,7 @@ impl PartitionHandle {
         let start = part.delete_records(offset)?;
         crate::cleaner::retention::apply(
             part,
-            writer_now_ms(),
+            now_ms(),
             crate::cleaner::retention::Rules::LogStartOnly,
         )?;
         self.log.write_checkpoints()?;

@@ -41,13 +41,13 @@
 
 mod checkpoint;
 mod cleaner;
+mod clock;
 mod config;
 mod consumer;
 mod data_dir;
 mod error;
 pub mod group;
 mod handle;
-mod handles;
 mod io;
 mod log;
 mod partition;
@@ -62,9 +62,7 @@ mod wait;
 pub use cleaner::MaintenanceReport;
 #[doc(hidden)]
 pub use cleaner::compact::CrashPoint;
-pub use config::{
-    CleanupPolicy, DEFAULT_MAX_MESSAGE_BYTES, FlushPolicy, LogOptions, TimestampType, TopicConfig,
-};
+pub use config::{CleanupPolicy, DEFAULT_MAX_MESSAGE_BYTES, FlushPolicy, LogOptions, TopicConfig};
 pub use consumer::{
     Consumer, ConsumerConfig, ConsumerRecord, ConsumerRecords, OffsetReset, RebalanceListener,
     WakeupHandle,
@@ -84,7 +82,8 @@ pub use partition::read::ReadResult;
 pub use partition::{AppendResult, Damage, PartitionRecovery, PartitionStats};
 pub use producer::{Producer, ProducerConfig, ProducerRecord, Receipt, RecordMetadata};
 pub use record::{
-    Batch, BatchBuilder, BatchHeader, Batches, Compression, Header, Record, StoredRecord,
+    Batch, BatchBuilder, BatchHeader, Batches, Compression, Header, Record, RecordIter, RecordRef,
+    StoredRecord, TimestampType,
 };
 pub use recovery_report::CommittedPastEnd;
 pub use topic::{

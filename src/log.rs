@@ -17,6 +17,7 @@ use crate::checkpoint::{
     RECOVERY_POINT_FILE,
 };
 use crate::cleaner::{MaintenanceReport, compact, retention};
+use crate::clock::now_ms;
 use crate::config::{LogOptions, TopicConfig};
 use crate::consumer::{Consumer, ConsumerConfig};
 use crate::data_dir::{self, DirState, LOCK_FILE, TOPICS_DIR};
@@ -24,11 +25,10 @@ use crate::error::{Error, IoContext, Result};
 use crate::group::coordinator::{Coordinator, GroupState, MemberDescription};
 use crate::group::offsets::{OFFSETS_TOPIC, OffsetAndMetadata, OffsetStore};
 use crate::handle::PartitionHandle;
-use crate::handles::{Shared, default_fd_budget};
 use crate::io::{ops, sync_dir, write_atomic, write_atomic_via};
 use crate::partition::read::ReadResult;
-use crate::partition::writer_now_ms;
 use crate::partition::{Partition, PartitionRecovery, PartitionStats};
+use crate::partition::{Shared, default_fd_budget};
 use crate::producer::{Producer, ProducerConfig};
 use crate::record::Record;
 use crate::recovery_report::CommittedPastEnd;
@@ -1042,7 +1042,7 @@ impl Log {
             ));
         }
         let mut report = MaintenanceReport::default();
-        let now = writer_now_ms();
+        let now = now_ms();
         for p in t.partitions.read().iter() {
             LogInner::compact_partition(p, now, crash, &mut report)?;
         }
@@ -1209,7 +1209,7 @@ impl LogInner {
 
     pub(crate) fn maintain(&self) -> Result<MaintenanceReport> {
         let mut report = MaintenanceReport::default();
-        let now = writer_now_ms();
+        let now = now_ms();
         for p in self.all_partitions() {
             if p.is_deleted() {
                 continue;
@@ -1530,7 +1530,7 @@ fn open_new_partitions(
 /// Renames a partition directory to `<topic>-<p>.<nonce>-<kind>` (a free name) and syncs
 /// the data directory. Returns the new path.
 fn set_aside(root: &Path, pdir: &Path, topic: &str, partition: i32, kind: &str) -> Result<PathBuf> {
-    let nonce = u64::try_from(writer_now_ms()).unwrap_or(0);
+    let nonce = u64::try_from(now_ms()).unwrap_or(0);
     let target = data_dir::free_set_aside_path(root, topic, partition, nonce, kind);
     ops::rename(pdir, &target).at(pdir)?;
     sync_dir(root)?;

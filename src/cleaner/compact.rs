@@ -15,10 +15,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::TimestampType;
 use crate::error::{Error, IoContext, Result};
 use crate::io::{ops, sync_dir, write_synced};
 use crate::partition::Partition;
+use crate::record::TimestampType;
 use crate::record::batch::{
     BATCH_HEADER_LEN, BatchHeader, empty_batch, placeholder_batch, stamp_base_offset,
     stamp_log_append_time,

@@ -15,8 +15,8 @@ use parking_lot::{Condvar, Mutex};
 use super::offsets::{OffsetAndMetadata, OffsetStore};
 use super::offsets_codec::{GroupMemberMetadata, GroupMetadata};
 use crate::TopicPartition;
+use crate::clock::now_ms;
 use crate::error::{Error, Result};
-use crate::partition::writer_now_ms;
 use crate::wait::Notifier;
 
 /// The state of a group, as Kafka names it.
@@ -229,7 +229,7 @@ impl Coordinator {
             generation: g.generation,
             protocol: g.protocol.clone(),
             leader: g.leader.clone(),
-            state_timestamp: writer_now_ms(),
+            state_timestamp: now_ms(),
             members: g
                 .members
                 .iter()
@@ -333,7 +333,7 @@ impl Coordinator {
         g.protocol_type = Some(req.protocol_type.clone());
         let member_id = if req.member_id.is_empty() {
             let n = self.next_member.fetch_add(1, Ordering::Relaxed);
-            format!("{}-{n:08x}-{:x}", req.client_id, writer_now_ms())
+            format!("{}-{n:08x}-{:x}", req.client_id, now_ms())
         } else if g.members.contains_key(&req.member_id) {
             req.member_id.clone()
         } else {

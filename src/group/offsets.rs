@@ -10,9 +10,9 @@ use parking_lot::Mutex;
 
 use super::offsets_codec::{GroupMetadata, OffsetKey, OffsetValue, OffsetsKey};
 use crate::TopicPartition;
+use crate::clock::now_ms;
 use crate::error::Result;
 use crate::partition::Partition;
-use crate::partition::writer_now_ms;
 use crate::record::BatchBuilder;
 
 /// Name of the internal topic holding committed offsets and group generations.
@@ -35,7 +35,7 @@ impl OffsetAndMetadata {
         OffsetAndMetadata {
             offset,
             metadata: String::new(),
-            commit_timestamp: writer_now_ms(),
+            commit_timestamp: now_ms(),
         }
     }
 }
@@ -112,7 +112,7 @@ impl OffsetStore {
             return Err(crate::Error::ReadOnly);
         };
         let mut b = BatchBuilder::new(crate::Compression::None);
-        let now = writer_now_ms();
+        let now = now_ms();
         for (k, v) in records {
             b.push(Some(k), v.as_deref(), &[], now)?;
         }

@@ -13,6 +13,7 @@ mod log_bytes;
 pub(crate) mod producer_state;
 pub(crate) mod read;
 pub(crate) mod recovery;
+mod shared;
 mod view;
 mod writer;
 
@@ -26,15 +27,15 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::config::{FlushPolicy, TopicConfig};
 use crate::error::{Error, IoContext, Result};
-use crate::handles::Shared;
+
 use crate::segment::{self, Segment};
 use producer_state::ProducerState;
 
 pub use damage::Damage;
 pub use recovery::PartitionRecovery;
+pub(crate) use shared::{Shared, default_fd_budget};
 pub(crate) use writer::Writer;
 pub(crate) use writer::delete_segment_files;
-pub(crate) use writer::now_ms as writer_now_ms;
 
 /// Where an append landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,27 +5,22 @@ use std::io::{self, IoSlice};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
 use super::producer_state::{Check, ProducerState};
 use super::{AppendResult, Partition};
-use crate::config::{FlushPolicy, TimestampType, TopicConfig};
+use crate::clock::now_ms;
+use crate::config::{FlushPolicy, TopicConfig};
 use crate::error::{Error, IoContext, Result};
 use crate::io::{open_append, ops, sync_dir};
+use crate::record::TimestampType;
 use crate::record::batch::{
     BatchHeader, stamp_base_offset, stamp_base_sequence, stamp_log_append_time,
 };
 use crate::segment::index::{INDEX_ENTRY, IndexTracker, TIME_ENTRY};
 use crate::segment::{Segment, SegmentState};
-
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 /// The topic settings the write path reads, copied from its config: the writer reads them
 /// under its own lock, with no lock or reference count of the config's.

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 
+use crate::clock::now_ms;
 use crate::config::FlushPolicy;
 use crate::error::{Error, Result};
 use crate::handle::PartitionHandle;
 use crate::log::LogInner;
-use crate::partition::writer_now_ms;
 use crate::record::{Compression, Header, Record};
 
 mod queues;
@@ -571,7 +571,7 @@ impl ProducerInner {
             .compression
             .or(cfg.compression)
             .unwrap_or_default();
-        let now = writer_now_ms();
+        let now = now_ms();
         let idempotent = self.producer_id >= 0;
         let producer = idempotent.then_some((self.producer_id, self.epoch));
         let r = crate::handle::with_encoded(codec, records, now, producer, |data| {

@@ -1,11 +1,11 @@
 //! Kafka's RecordBatch v2 format: varints, records, batches and compression codecs.
 
-pub mod batch;
-pub mod codec;
+pub(crate) mod batch;
+pub(crate) mod codec;
 #[allow(clippy::module_inception)]
-pub mod record;
-mod varint;
+pub(crate) mod record;
+pub(crate) mod varint;
 
-pub use batch::{Batch, BatchBuilder, BatchHeader, Batches, RecordIter, RecordRef};
+pub use batch::{Batch, BatchBuilder, BatchHeader, Batches, RecordIter, RecordRef, TimestampType};
 pub use codec::Compression;
 pub use record::{Header, Record, StoredRecord};

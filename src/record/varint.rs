@@ -12,11 +12,6 @@ fn zigzag32(v: i32) -> u32 {
     ((v << 1) ^ (v >> 31)) as u32
 }
 
-#[inline]
-fn zigzag64(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
 /// Bytes an unsigned LEB128 value takes.
 #[inline]
 fn uvarint_len(v: u64) -> usize {
@@ -34,7 +29,7 @@ pub(crate) fn varint_len(v: i32) -> usize {
 /// Bytes a zigzag varlong takes (1..=10).
 #[inline]
 pub(crate) fn varlong_len(v: i64) -> usize {
-    uvarint_len(zigzag64(v))
+    uvarint_len(zigzag(v))
 }
 
 #[inline]
@@ -55,7 +50,7 @@ pub(crate) fn put_varint(out: &mut Vec<u8>, v: i32) {
 /// Appends `v` as a zigzag varlong.
 #[inline]
 pub(crate) fn put_varlong(out: &mut Vec<u8>, v: i64) {
-    put_uvarint(out, zigzag64(v));
+    put_uvarint(out, zigzag(v));
 }
 
 #[inline(always)]
@@ -108,6 +103,73 @@ pub(crate) fn read_varint(buf: &[u8], pos: &mut usize) -> Result<i32> {
 pub(crate) fn read_varlong(buf: &[u8], pos: &mut usize) -> Result<i64> {
     let raw = read_uvarint(buf, pos, 10)?;
     Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
+}
+
+// Fast paths of the batch encoder and decoder: a varint packed into a word, fields read from
+// a fixed-size window, with `None` sending the caller to the checked path above.
+
+/// Zigzag encoding of a signed value (Kafka's varints and varlongs).
+#[inline]
+pub(crate) fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+/// `v` (below 2^28) as a varint packed little-endian into a word, with its length in bytes.
+#[allow(clippy::inline_always)]
+#[inline(always)]
+pub(crate) fn varint_word(v: u64) -> (u64, usize) {
+    debug_assert!(v < 1 << 28);
+    if v < 1 << 7 {
+        return (v, 1);
+    }
+    let b0 = (v & 0x7f) | 0x80;
+    if v < 1 << 14 {
+        return (b0 | (v >> 7) << 8, 2);
+    }
+    let b1 = ((v >> 7) & 0x7f) | 0x80;
+    if v < 1 << 21 {
+        return (b0 | b1 << 8 | (v >> 14) << 16, 3);
+    }
+    let b2 = ((v >> 14) & 0x7f) | 0x80;
+    (b0 | b1 << 8 | b2 << 16 | (v >> 21) << 24, 4)
+}
+
+/// An unsigned varint of at most `max` bytes at `w[*i]`, advancing `*i`; `None` when it is
+/// longer or runs past `w`.
+#[allow(clippy::inline_always)]
+#[inline(always)]
+pub(crate) fn small_uvarint<const N: usize>(w: &[u8; N], i: &mut usize, max: usize) -> Option<u64> {
+    let mut value = 0u64;
+    for k in 0..max {
+        let b = *w.get(*i + k)?;
+        value |= u64::from(b & 0x7f) << (7 * k);
+        if b < 0x80 {
+            *i += k + 1;
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// Zigzag decoding (Kafka's varints and varlongs).
+#[inline]
+pub(crate) fn unzigzag(raw: u64) -> i64 {
+    ((raw >> 1) as i64) ^ -((raw & 1) as i64)
+}
+
+/// A field of zigzag length `raw` (1 for null) whose bytes start at `at`, with the position
+/// after it; `None` for a negative length or one running past `data`.
+#[allow(clippy::inline_always)]
+#[inline(always)]
+pub(crate) fn small_field(data: &[u8], at: usize, raw: u64) -> Option<(Option<&[u8]>, usize)> {
+    if raw == 1 {
+        return Some((None, at));
+    }
+    if raw & 1 != 0 {
+        return None;
+    }
+    let end = at.checked_add((raw >> 1) as usize)?;
+    Some((Some(data.get(at..end)?), end))
 }
 
 #[cfg(test)]

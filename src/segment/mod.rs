@@ -4,6 +4,7 @@
 //! with `Acquire`.
 
 pub(crate) mod index;
+mod map_budget;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -14,12 +15,13 @@ use std::time::SystemTime;
 use parking_lot::Mutex;
 
 use crate::error::{Error, IoContext, Result};
-use crate::handles::MapBudget;
+
 use crate::io::map::Mapped;
 use crate::record::Batch;
 use crate::record::batch::{BATCH_HEADER_LEN, BatchHeader};
 
 pub(crate) use index::{INDEX_ENTRY, TIME_ENTRY};
+pub(crate) use map_budget::MapBudget;
 
 /// Largest offset a record may have: leaves room for relative offsets and the `+ 1` of an
 /// end offset, so offset arithmetic never overflows.

@@ -1,6 +1,12 @@
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::wildcard_imports)]
 
+use super::decoder::*;
+use super::header::*;
 use super::*;
+use crate::error::Result;
+use crate::record::codec::Compression;
+use crate::record::{Header, StoredRecord};
+use bytes::Bytes;
 use proptest::prelude::*;
 
 /// A two-record batch assembled byte by byte from Kafka's DefaultRecordBatch/DefaultRecord

@@ -1,5 +1,6 @@
-//! Budgets that bound open file descriptors and memory maps, so a store with many thousands
-//! of partitions stays within the process's limits.
+//! What every partition of one `Log` shares: the read-only flag, the budget of write
+//! descriptors (three per partition being written; idle ones give theirs up) and the segment
+//! map budget.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -7,8 +8,8 @@ use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 
-use crate::partition::Partition;
-use crate::segment::Segment;
+use super::Partition;
+use crate::segment::MapBudget;
 
 /// State shared by every partition of one `Log`.
 #[derive(Debug)]
@@ -35,55 +36,6 @@ impl Shared {
     }
 }
 
-/// Keeps at most `limit` segments mapped, unmapping the least recently mapped first. A view
-/// handed to a reader keeps its own mapping alive, so unmapping never invalidates a read.
-#[derive(Debug)]
-pub(crate) struct MapBudget {
-    limit: usize,
-    lru: Mutex<VecDeque<Weak<Segment>>>,
-}
-
-impl MapBudget {
-    fn new(limit: usize) -> Self {
-        MapBudget {
-            limit: limit.max(1),
-            lru: Mutex::new(VecDeque::new()),
-        }
-    }
-
-    /// Records that `seg` was mapped; unmaps the oldest beyond the limit.
-    pub(crate) fn mapped(&self, seg: &Arc<Segment>) {
-        let mut evict = Vec::new();
-        {
-            let mut q = self.lru.lock();
-            q.push_back(Arc::downgrade(seg));
-            if q.len() > self.limit {
-                q.retain(|w| w.strong_count() > 0);
-            }
-            while q.len() > self.limit {
-                if let Some(w) = q.pop_front() {
-                    evict.push(w);
-                }
-            }
-        }
-        // Unmap outside the budget lock (the segment's own lock is taken there).
-        for w in evict {
-            if let Some(s) = w.upgrade() {
-                s.unmap();
-            }
-        }
-    }
-
-    /// Segments currently counted as mapped (for stats and tests).
-    pub(crate) fn count(&self) -> usize {
-        self.lru
-            .lock()
-            .iter()
-            .filter(|w| w.upgrade().is_some_and(|s| s.is_mapped()))
-            .count()
-    }
-}
-
 /// Bounds the write descriptors held by active segments (three per partition being written).
 /// Over the limit, idle partitions give theirs up, oldest first; they reopen on the next write.
 #[derive(Debug)]
@@ -97,7 +49,7 @@ pub(crate) struct FdBudget {
 const FILES_PER_WRITER: usize = 3;
 
 impl FdBudget {
-    fn new(limit: usize) -> Self {
+    pub(crate) fn new(limit: usize) -> Self {
         FdBudget {
             limit: limit.max(FILES_PER_WRITER + 1),
             open: AtomicUsize::new(0),
