@@ -12,16 +12,6 @@ use parking_lot::Mutex;
 use crate::error::Result;
 use crate::io::write_atomic;
 
-/// File names, as Kafka uses them in each log directory.
-pub(crate) const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
-pub(crate) const LOG_START_FILE: &str = "log-start-offset-checkpoint";
-/// Per partition, the offset below which compaction has run (Kafka's cleaner checkpoint).
-pub(crate) const CLEANER_FILE: &str = "cleaner-offset-checkpoint";
-/// Present only after a clean close (Kafka's marker name).
-pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
-/// Where an open moves the clean-shutdown marker; the next clean close deletes it.
-pub(crate) const CLEAN_SHUTDOWN_ASIDE: &str = ".kafka_cleanshutdown.consumed";
-
 /// Reads a checkpoint; a missing or malformed file yields an empty map.
 pub(crate) fn read(path: &Path) -> HashMap<(String, i32), i64> {
     let Ok(text) = crate::io::ops::read_to_string(path) else {

@@ -3,13 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::log::Log;
 use crate::record::{Compression, TimestampType};
 
 /// When appended bytes are forced to stable storage, and so what an acknowledged append survives.
@@ -572,15 +570,6 @@ impl LogOptions {
     pub fn default_topic_config(mut self, config: TopicConfig) -> Self {
         self.default_topic_config = config;
         self
-    }
-
-    /// Opens (creating if needed) the data directory with these options.
-    ///
-    /// # Errors
-    /// [`Error::AlreadyLocked`] when another `Log` owns the directory, [`Error::InvalidConfig`]
-    /// for bad options, I/O and corruption errors from recovery.
-    pub fn open(self, dir: impl AsRef<Path>) -> Result<Log> {
-        Log::open_with(dir.as_ref(), self)
     }
 
     pub(crate) fn validate(&self) -> Result<()> {

@@ -14,8 +14,8 @@ use crate::group::assignor::assignor_by_name;
 use crate::group::coordinator::JoinRequest;
 use crate::group::offsets::OffsetAndMetadata;
 use crate::group::protocol::{Assignment, Subscription};
-use crate::handle::PartitionHandle;
 use crate::log::LogInner;
+use crate::log::PartitionHandle;
 use crate::record::{Header, StoredRecord};
 use crate::wait::Notifier;
 
@@ -878,5 +878,15 @@ impl Consumer {
 impl Drop for Consumer {
     fn drop(&mut self) {
         let _ = self.close_inner();
+    }
+}
+
+impl crate::log::Log {
+    /// A consumer. See [`ConsumerConfig`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`].
+    pub fn consumer(&self, config: ConsumerConfig) -> Result<Consumer> {
+        Consumer::new(Arc::clone(&self.inner), config)
     }
 }

@@ -44,22 +44,21 @@ mod cleaner;
 mod clock;
 mod config;
 mod consumer;
-mod data_dir;
 mod error;
-pub mod group;
-mod handle;
+mod group;
 mod io;
+mod layout;
 mod log;
+mod open;
 mod partition;
 mod producer;
-pub mod record;
-mod recovery_report;
+mod record;
 mod segment;
-mod topic;
 mod types;
 mod wait;
 
 pub use cleaner::MaintenanceReport;
+#[cfg(feature = "sim")]
 #[doc(hidden)]
 pub use cleaner::compact::CrashPoint;
 pub use config::{CleanupPolicy, DEFAULT_MAX_MESSAGE_BYTES, FlushPolicy, LogOptions, TopicConfig};
@@ -71,11 +70,13 @@ pub use error::{Error, Result};
 pub use group::assignor::{Assignor, RangeAssignor, RoundRobinAssignor, StickyAssignor};
 pub use group::coordinator::{GroupState, JoinRequest, JoinResponse, MemberDescription};
 pub use group::membership::{MAX_SESSION_TIMEOUT, MIN_SESSION_TIMEOUT};
-pub use group::offsets::{OFFSETS_TOPIC, OffsetAndMetadata};
+pub use group::offsets::OffsetAndMetadata;
 pub use group::protocol::{Assignment, Subscription};
-pub use handle::PartitionHandle;
+pub use group::{GroupDescription, GroupOffset, OffsetSpec};
+pub use layout::{MAX_TOPIC_NAME_LEN, OFFSETS_TOPIC, validate_topic_name};
+pub use log::topic::{MAX_PARTITIONS, murmur2, partition_for_key};
 pub use log::{
-    GroupDescription, GroupOffset, Log, LogStats, OffsetSpec, PartitionDescription, RecoveryReport,
+    CommittedPastEnd, Log, LogStats, PartitionDescription, PartitionHandle, RecoveryReport,
     TopicDescription, is_internal_topic,
 };
 pub use partition::read::ReadResult;
@@ -84,10 +85,6 @@ pub use producer::{Producer, ProducerConfig, ProducerRecord, Receipt, RecordMeta
 pub use record::{
     Batch, BatchBuilder, BatchHeader, Batches, Compression, Header, Record, RecordIter, RecordRef,
     StoredRecord, TimestampType,
-};
-pub use recovery_report::CommittedPastEnd;
-pub use topic::{
-    MAX_PARTITIONS, MAX_TOPIC_NAME_LEN, murmur2, partition_for_key, validate_topic_name,
 };
 pub use types::TopicPartition;
 pub use wait::Notifier;

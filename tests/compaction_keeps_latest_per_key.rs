@@ -11,7 +11,9 @@ mod common;
 use common::*;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
-use topiclog::{CrashPoint, Log, Record, Result, TopicConfig};
+#[cfg(feature = "sim")]
+use topiclog::CrashPoint;
+use topiclog::{Log, Record, Result, TopicConfig};
 
 fn compacted(segment_bytes: u32, delete_retention_ms: u64) -> TopicConfig {
     let mut c = small_segments(segment_bytes);
@@ -174,6 +176,8 @@ fn a_read_in_progress_survives_the_swap() -> Result<()> {
     Ok(())
 }
 
+/// Needs the `sim` feature for the crash points (`cargo test --all-features`).
+#[cfg(feature = "sim")]
 #[test]
 fn a_crash_at_every_step_of_the_swap_recovers() -> Result<()> {
     for crash in [

@@ -28,7 +28,7 @@ use kafka_protocol::messages::{
     metadata_request, produce_request,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
-use topiclog::record::{BatchBuilder, Compression};
+use topiclog::{BatchBuilder, Compression};
 use topiclog::{Log, LogOptions, Record, TopicConfig, TopicPartition};
 
 #[global_allocator]

@@ -32,7 +32,7 @@ use kafka_protocol::messages::{
     metadata_response, offset_commit_response, offset_fetch_response, produce_response,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
-use topiclog::record::{BatchHeader, Compression};
+use topiclog::{BatchHeader, Compression};
 use topiclog::{
     Error, JoinRequest, Log, Notifier, OffsetAndMetadata, PartitionHandle, TopicPartition,
 };

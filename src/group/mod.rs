@@ -1,10 +1,27 @@
 //! Consumer groups: Kafka's classic group protocol run by an in-process coordinator,
 //! Kafka's consumer-protocol encodings and assignors, and committed offsets kept in the
-//! internal `__consumer_offsets` topic.
+//! internal `__consumer_offsets` topic. The coordinator is a service of the log
+//! (`log::services`): the log ticks its deadlines and wakes its waiters on close without
+//! naming it.
 
-pub mod assignor;
+mod admin;
+pub(crate) mod assignor;
 pub(crate) mod coordinator;
 pub(crate) mod membership;
 pub(crate) mod offsets;
-pub mod offsets_codec;
-pub mod protocol;
+mod offsets_codec;
+pub(crate) mod protocol;
+mod start;
+
+pub use admin::{GroupDescription, GroupOffset, OffsetSpec};
+pub(crate) use start::start;
+
+impl crate::log::services::Service for coordinator::Coordinator {
+    fn tick(&self) {
+        coordinator::Coordinator::tick(self);
+    }
+
+    fn close(&self) {
+        self.wake_all();
+    }
+}

@@ -15,9 +15,6 @@ use crate::error::Result;
 use crate::partition::Partition;
 use crate::record::BatchBuilder;
 
-/// Name of the internal topic holding committed offsets and group generations.
-pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
-
 /// A committed offset: the next offset the group will read, with optional metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OffsetAndMetadata {

@@ -66,6 +66,7 @@ pub enum OffsetsKey {
 
 impl OffsetsKey {
     /// The group id the record belongs to.
+    #[cfg(test)]
     pub fn group(&self) -> &str {
         match self {
             OffsetsKey::Offset(key) => &key.group,
@@ -83,6 +84,7 @@ impl OffsetsKey {
 
     /// Like [`encode`](Self::encode), but returns `Error::InvalidBatch` if a string does not fit
     /// the wire format instead of truncating it.
+    #[cfg(test)]
     pub fn try_encode(&self) -> Result<Vec<u8>> {
         self.write().try_finish()
     }
@@ -106,6 +108,7 @@ impl OffsetsKey {
 
     /// The record type (the key's leading int16) without decoding the rest, so a loader can skip
     /// types it does not handle. An empty, one-byte or negative prefix is an error.
+    #[cfg(test)]
     pub fn record_type(buf: &[u8]) -> Result<i16> {
         Reader::new(buf, "__consumer_offsets key").version()
     }
@@ -153,6 +156,7 @@ impl OffsetValue {
 
     /// Like [`encode`](Self::encode), but returns `Error::InvalidBatch` if the metadata does not
     /// fit the wire format instead of truncating it.
+    #[cfg(test)]
     pub fn try_encode(&self) -> Result<Vec<u8>> {
         self.write().try_finish()
     }
@@ -256,6 +260,7 @@ impl GroupMetadata {
 
     /// Like [`encode`](Self::encode), but returns `Error::InvalidBatch` if a value does not fit
     /// the wire format instead of truncating it.
+    #[cfg(test)]
     pub fn try_encode(&self) -> Result<Vec<u8>> {
         self.write().try_finish()
     }

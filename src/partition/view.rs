@@ -43,9 +43,10 @@ use std::time::Duration;
 use super::Partition;
 use super::read::ReadResult;
 use super::recovery::{self, LoadParams, Loaded};
-use crate::checkpoint::{self, CLEAN_SHUTDOWN_FILE, LOG_START_FILE, RECOVERY_POINT_FILE};
+use crate::checkpoint;
 use crate::error::{Error, IoContext, Result};
 use crate::io::map::Mapped;
+use crate::layout::{CLEAN_SHUTDOWN_FILE, LOG_START_FILE, RECOVERY_POINT_FILE};
 use crate::segment::{self, Segment};
 
 /// Tries before giving up on a directory that keeps changing: with the waits between them

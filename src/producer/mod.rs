@@ -12,8 +12,8 @@ use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 use crate::clock::now_ms;
 use crate::config::FlushPolicy;
 use crate::error::{Error, Result};
-use crate::handle::PartitionHandle;
 use crate::log::LogInner;
+use crate::log::PartitionHandle;
 use crate::record::{Compression, Header, Record};
 
 mod queues;
@@ -574,7 +574,7 @@ impl ProducerInner {
         let now = now_ms();
         let idempotent = self.producer_id >= 0;
         let producer = idempotent.then_some((self.producer_id, self.epoch));
-        let r = crate::handle::with_encoded(codec, records, now, producer, |data| {
+        let r = crate::log::with_encoded(codec, records, now, producer, |data| {
             if idempotent {
                 part.append_sequenced(data)
             } else {
@@ -762,5 +762,16 @@ fn sender_loop(weak: &Weak<ProducerInner>) {
             d
         };
         inner.send_due(due);
+    }
+}
+
+impl crate::log::Log {
+    /// A producer. See [`ProducerConfig`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`]; I/O errors persisting a producer id; [`Error::ReadOnly`].
+    pub fn producer(&self, config: ProducerConfig) -> Result<Producer> {
+        self.inner.check_writable()?;
+        Producer::new(Arc::clone(&self.inner), config)
     }
 }

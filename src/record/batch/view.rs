@@ -116,7 +116,7 @@ impl Batch {
     /// as [`Batch::records`]; the CRC is [`Batch::verify_crc`]'s job.
     ///
     /// ```
-    /// # use topiclog::record::{Batch, BatchBuilder, Compression};
+    /// # use topiclog::{Batch, BatchBuilder, Compression};
     /// let mut b = BatchBuilder::new(Compression::None);
     /// b.push(Some(b"k"), Some(b"v"), &[], 1_700_000_000_000)?;
     /// let batch = Batch::new(b.finish()?.to_vec().into())?;

@@ -10,43 +10,10 @@ use crate::config::TopicConfig;
 use crate::error::{Error, Result};
 use crate::partition::Partition;
 
-/// Longest topic name Kafka accepts.
-pub const MAX_TOPIC_NAME_LEN: usize = 249;
-
 /// The most partitions a topic may have: a guard against a request (from an adapter's
 /// client, say) that would create millions of directories. Each partition is a directory
 /// with open files while active; see `LogOptions::max_open_files`.
 pub const MAX_PARTITIONS: i32 = 100_000;
-
-/// Checks Kafka's topic-name rules: 1 to 249 characters from `[a-zA-Z0-9._-]`, and not `.` or
-/// `..` (which also keeps every partition directory inside the data directory).
-///
-/// # Errors
-/// [`Error::InvalidTopicName`] naming the broken rule.
-pub fn validate_topic_name(name: &str) -> Result<()> {
-    let bad = |reason| {
-        Err(Error::InvalidTopicName {
-            name: name.chars().take(300).collect(),
-            reason,
-        })
-    };
-    if name.is_empty() {
-        return bad("the name is empty");
-    }
-    if name.len() > MAX_TOPIC_NAME_LEN {
-        return bad("the name is longer than 249 characters");
-    }
-    if name == "." || name == ".." {
-        return bad("'.' and '..' are not allowed");
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
-    {
-        return bad("only ASCII letters, digits, '.', '_' and '-' are allowed");
-    }
-    Ok(())
-}
 
 /// Kafka's murmur2 hash (`org.apache.kafka.common.utils.Utils.murmur2`): seed 0x9747b28c,
 /// 4-byte little-endian chunks.
@@ -219,22 +186,6 @@ mod tests {
             let p = partition_for_key(key, 7);
             assert!((0..7).contains(&p));
             assert_eq!(p, (murmur2(key) & 0x7fff_ffff) % 7);
-        }
-    }
-
-    #[test]
-    fn names() {
-        for ok in ["a", "orders.v1", "A_b-9", &"x".repeat(249)] {
-            validate_topic_name(ok).unwrap();
-        }
-        for bad in ["", ".", "..", "a/b", "a b", "ä", &"x".repeat(250), "../x"] {
-            assert!(
-                matches!(
-                    validate_topic_name(bad),
-                    Err(Error::InvalidTopicName { .. })
-                ),
-                "{bad:?} accepted"
-            );
         }
     }
 

@@ -9,22 +9,15 @@ use std::fs;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-use crate::checkpoint::RECOVERY_POINT_FILE;
 use crate::error::{Error, IoContext, Result};
 use crate::io::{ops, write_atomic};
-use crate::topic::validate_topic_name;
+use crate::layout::{
+    IDENTITY_FILE, LOCK_FILE, RECOVERY_POINT_FILE, SetAside, TOPICS_DIR, set_aside_name,
+};
 
-/// The identity file at the top of every data directory.
-pub(crate) const IDENTITY_FILE: &str = "topiclog.properties";
 /// The on-disk format this build writes and reads. A directory that says a newer one is
 /// refused rather than guessed at.
 pub(crate) const FORMAT_VERSION: u32 = 1;
-/// Folder of topic metadata files; with the recovery-point checkpoint, the sign of a data
-/// directory made by a topiclog from before the identity file.
-pub(crate) const TOPICS_DIR: &str = ".topics";
-/// The lock file. Like the identity's temp file, an entry a failed open may leave behind in
-/// an otherwise empty folder.
-pub(crate) const LOCK_FILE: &str = ".lock";
 
 /// What a directory is, as far as opening it goes.
 #[derive(Debug)]
@@ -200,46 +193,13 @@ fn new_directory_id() -> String {
     out
 }
 
-/// A partition directory's name split into topic and partition, when it is one.
-pub(crate) fn parse_partition_dir(name: &str) -> Option<(&str, i32)> {
-    let (topic, p) = name.rsplit_once('-')?;
-    if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let p = p.parse::<i32>().ok()?;
-    validate_topic_name(topic).ok()?;
-    Some((topic, p))
-}
-
-/// `<topic>-<partition>.<nonce>-<kind>`, with the topic part shortened so the name fits in
-/// 255 bytes (as Kafka names deleted and stray partition directories).
-pub(crate) fn set_aside_name(topic: &str, partition: i32, nonce: u64, kind: &str) -> String {
-    let suffix = format!("-{partition}.{nonce:x}-{kind}");
-    let keep = 255usize.saturating_sub(suffix.len()).min(topic.len());
-    format!("{}{suffix}", topic.get(..keep).unwrap_or(topic))
-}
-
-/// True for a name [`set_aside_name`] made with `kind`: only such directories are removed
-/// as leftovers of an interrupted delete, never a user's `backup-delete`.
-pub(crate) fn is_set_aside(name: &str, kind: &str) -> bool {
-    let Some(rest) = name.strip_suffix(kind).and_then(|r| r.strip_suffix('-')) else {
-        return false;
-    };
-    let Some((head, nonce)) = rest.rsplit_once('.') else {
-        return false;
-    };
-    !nonce.is_empty()
-        && nonce.bytes().all(|b| b.is_ascii_hexdigit())
-        && parse_partition_dir(head).is_some()
-}
-
 /// A free name in `root` for a directory set aside.
 pub(crate) fn free_set_aside_path(
     root: &Path,
     topic: &str,
     partition: i32,
     mut nonce: u64,
-    kind: &str,
+    kind: SetAside,
 ) -> PathBuf {
     loop {
         let path = root.join(set_aside_name(topic, partition, nonce, kind));
@@ -253,35 +213,6 @@ pub(crate) fn free_set_aside_path(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn set_aside_names_round_trip_and_user_names_do_not_match() {
-        let n = set_aside_name("orders", 3, 0x1a2b, "delete");
-        assert_eq!(n, "orders-3.1a2b-delete");
-        assert!(is_set_aside(&n, "delete"));
-        assert!(!is_set_aside(&n, "stray"));
-        for user in [
-            "backup-delete",
-            "photos-2024-delete",
-            "a.b-delete",
-            "x-1.zz-delete",
-        ] {
-            assert!(!is_set_aside(user, "delete"), "{user}");
-        }
-        let long = "t".repeat(249);
-        assert!(set_aside_name(&long, 99_999, u64::MAX, "stray").len() <= 255);
-    }
-
-    #[test]
-    fn partition_dir_names() {
-        assert_eq!(parse_partition_dir("orders-0"), Some(("orders", 0)));
-        assert_eq!(parse_partition_dir("a-b-12"), Some(("a-b", 12)));
-        assert_eq!(parse_partition_dir("orders-"), None);
-        // A topic name may end in '-'.
-        assert_eq!(parse_partition_dir("orders--1"), Some(("orders-", 1)));
-        assert_eq!(parse_partition_dir("orders-+1"), None);
-        assert_eq!(parse_partition_dir("-1"), None);
-    }
 
     #[test]
     fn identity_round_trips_and_ids_differ() -> Result<()> {
