@@ -412,3 +412,8 @@ pub(crate) fn partition_for(
 pub(crate) fn partition_count(log: &LogInner, topic: &str) -> Result<i32> {
     Ok(log.topic(topic)?.partition_count())
 }
+
+/// Partition behaviour seen through a whole log (rolls, poisoning), with the partition's
+/// internals at hand.
+#[cfg(test)]
+mod partition_tests;

@@ -761,9 +761,6 @@ impl Partition {
     }
 }
 
-#[cfg(test)]
-mod tests;
-
 /// Producer state below `end`: the newest readable snapshot at or below it, plus the batch
 /// headers written after it. Snapshots past `end` (cut by recovery or truncation) are removed.
 pub(crate) fn rebuild_producers(
