@@ -542,7 +542,7 @@ impl LogOptions {
 
     /// How often the background flusher wakes (post-roll syncs, `Interval` syncs,
     /// checkpoints, maintenance). Default 10 ms. `None` runs no background thread: call
-    /// [`Log::flush`] and [`Log::maintain`] yourself; `Interval` topics then sync only when
+    /// [`Log::flush`](crate::Log::flush) and [`Log::maintain`](crate::Log::maintain) yourself; `Interval` topics then sync only when
     /// you call `flush`.
     #[must_use]
     pub fn flusher(mut self, tick: Option<Duration>) -> Self {
@@ -558,14 +558,14 @@ impl LogOptions {
     }
 
     /// How often the flusher runs retention. Default 5 minutes; `None` turns it off (call
-    /// [`Log::maintain`] yourself).
+    /// [`Log::maintain`](crate::Log::maintain) yourself).
     #[must_use]
     pub fn maintenance_interval(mut self, every: Option<Duration>) -> Self {
         self.maintenance_interval = every;
         self
     }
 
-    /// The config topics get when created with [`Log::create_topic`] and no explicit config.
+    /// The config topics get when created with [`Log::create_topic`](crate::Log::create_topic) and no explicit config.
     #[must_use]
     pub fn default_topic_config(mut self, config: TopicConfig) -> Self {
         self.default_topic_config = config;

@@ -331,6 +331,22 @@ impl Consumer {
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] without a group id.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use topiclog::{ConsumerConfig, Log, Record};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("events", 2)?;
+    /// log.append("events", 1, &[Record::new("a")])?;
+    /// let mut consumer = log.consumer(ConsumerConfig::group("audit"))?;
+    /// consumer.subscribe(&["events"])?; // joins on the next poll
+    /// let got = consumer.poll(Duration::from_millis(500))?;
+    /// assert_eq!(got.len(), 1);
+    /// assert_eq!(consumer.assignment().len(), 2); // the only member gets both partitions
+    /// consumer.close()?;
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
     pub fn subscribe(&mut self, topics: &[&str]) -> Result<()> {
         if self.config.group_id.is_none() {
             return Err(Error::invalid_config(
@@ -397,6 +413,24 @@ impl Consumer {
     /// # Errors
     /// [`Error::WokenUp`] after [`WakeupHandle::wakeup`]; [`Error::NoOffset`] /
     /// [`Error::OffsetOutOfRange`] under [`OffsetReset::Error`]; commit and I/O errors.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use topiclog::{ConsumerConfig, Log, Record, TopicPartition};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("events", 1)?;
+    /// let mut consumer = log.consumer(ConsumerConfig::default())?;
+    /// consumer.assign(&[TopicPartition::new("events", 0)])?;
+    /// assert!(consumer.poll(Duration::from_millis(10))?.is_empty()); // nothing yet: waited 10 ms
+    /// log.append("events", 0, &[Record::new("a"), Record::new("b")])?;
+    /// let records = consumer.poll(Duration::from_secs(1))?; // returns as soon as data arrives
+    /// for r in records.iter() {
+    ///     println!("{}@{} {:?}", r.partition, r.offset, r.value);
+    /// }
+    /// assert_eq!(records.len(), 2);
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
     pub fn poll(&mut self, timeout: Duration) -> Result<ConsumerRecords> {
         let deadline = Instant::now() + timeout;
         loop {
@@ -733,6 +767,21 @@ impl Consumer {
     ///
     /// # Errors
     /// [`Error::NotAssigned`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use topiclog::{ConsumerConfig, Log, Record, TopicPartition};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("events", 1)?;
+    /// log.append("events", 0, &[Record::new("a"), Record::new("b"), Record::new("c")])?;
+    /// let tp = TopicPartition::new("events", 0);
+    /// let mut consumer = log.consumer(ConsumerConfig::default())?;
+    /// consumer.assign(&[tp.clone()])?;
+    /// consumer.seek(&tp, 2)?;
+    /// assert_eq!(consumer.poll(Duration::from_millis(100))?.iter().next().map(|r| r.offset), Some(2));
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
     pub fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<()> {
         let a = self.assigned_mut(tp)?;
         a.position = Some(offset);
@@ -822,6 +871,28 @@ impl Consumer {
     /// [`Error::StaleMember`] when a rebalance moved on (the partitions may belong to someone
     /// else now); [`Error::InvalidConfig`] without a group id; [`Error::Closed`] once the log
     /// is closed (nothing is written); I/O errors.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use topiclog::{ConsumerConfig, Log, Record, TopicPartition};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("events", 1)?;
+    /// log.append("events", 0, &[Record::new("a"), Record::new("b")])?;
+    /// let mut config = ConsumerConfig::group("billing");
+    /// config.enable_auto_commit = false;
+    /// let mut consumer = log.consumer(config)?;
+    /// consumer.subscribe(&["events"])?;
+    /// let mut seen = 0;
+    /// while seen < 2 {
+    ///     seen += consumer.poll(Duration::from_millis(200))?.len();
+    /// }
+    /// consumer.commit()?; // the next member of "billing" starts at offset 2
+    /// let tp = TopicPartition::new("events", 0);
+    /// assert_eq!(consumer.committed(&tp)?.map(|o| o.offset), Some(2));
+    /// consumer.close()?;
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
     pub fn commit(&mut self) -> Result<()> {
         let offsets: Vec<(TopicPartition, OffsetAndMetadata)> = self
             .assigned
@@ -886,6 +957,20 @@ impl crate::log::Log {
     ///
     /// # Errors
     /// [`Error::InvalidConfig`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use topiclog::{ConsumerConfig, Log, Record, TopicPartition};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("events", 1)?;
+    /// log.append("events", 0, &[Record::new("a")])?;
+    /// // Without a group: assign partitions by hand and keep positions yourself.
+    /// let mut consumer = log.consumer(ConsumerConfig::default())?;
+    /// consumer.assign(&[TopicPartition::new("events", 0)])?;
+    /// assert_eq!(consumer.poll(Duration::from_millis(100))?.len(), 1);
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
     pub fn consumer(&self, config: ConsumerConfig) -> Result<Consumer> {
         Consumer::new(Arc::clone(&self.inner), config)
     }

@@ -17,6 +17,49 @@
 //! platform (it relies on mapping past the end of a file and on unlinking mapped files); the
 //! crate builds on macOS.
 //!
+//! ## Concepts, and which type to reach for
+//!
+//! ```text
+//! Log ─── a data directory (one per process at a time; LogOptions configures it)
+//!  └─ topic ─── a name and a TopicConfig (retention, compaction, flush policy, ...)
+//!      └─ partition ─── an ordered log of records at offsets 0, 1, 2, ...  (PartitionHandle)
+//!          └─ segment ─── <base offset>.log with its .index and .timeindex files
+//!              └─ record batch ─── Kafka RecordBatch v2: records with key, value,
+//!                                  timestamp and headers (Record in, StoredRecord out)
+//! ```
+//!
+//! | you want to | reach for |
+//! |---|---|
+//! | open a directory, create and describe topics | [`Log`], [`LogOptions`], [`TopicConfig`] |
+//! | append to and read one partition you chose | [`Log::partition`] → [`PartitionHandle`] |
+//! | send records to a topic as Kafka's producer does (key → partition, batching, idempotence) | [`Log::producer`] → [`Producer`] |
+//! | read topics as Kafka's consumer does, alone or in a group, with committed offsets | [`Log::consumer`] → [`Consumer`] |
+//! | see and manage consumer groups | [`Log::list_groups`], [`Log::describe_group`], [`Log::reset_group_offsets`] |
+//! | know what an open found after a crash | [`Log::recovery_report`] |
+//! | decode or build Kafka batches yourself (an adapter, a fetch response) | [`Batch`], [`Batches`], [`BatchBuilder`] |
+//! | choose what an acknowledged append survives | [`FlushPolicy`] |
+//!
+//! Producers, consumers and groups are built on the partitions: a [`Producer`] picks a
+//! partition per record (murmur2 of the key, sticky placement for keyless records) and appends
+//! batches; a [`Consumer`] reads from positions it keeps per partition and commits them to the
+//! internal `__consumer_offsets` topic, in Kafka's record format, so a group resumes where it
+//! stopped after a restart. `ARCHITECTURE.md` walks the write and read paths, recovery and what
+//! each fsync guarantees; `docs/format.md` the bytes on disk; `docs/durability.md` what each
+//! flush policy keeps through a process crash and through a power loss.
+//!
+//! ## Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `gzip` | yes | gzip-compressed batches (Kafka codec 1) |
+//! | `snappy` | yes | snappy-compressed batches in xerial framing (Kafka codec 2) |
+//! | `cli` | no | the `topiclog` command-line tool (`cargo install topiclog --features cli`) |
+//! | `sim` | no | a simulated disk and crash hooks for power-loss and fault-injection tests; hidden, not a stable API |
+//!
+//! lz4 and zstd (codecs 3 and 4) are always built in.
+//!
+//! ## The engine: partitions by hand
+//!
 //! ```
 //! use topiclog::{Log, Record, TopicConfig, FlushPolicy};
 //!
@@ -33,6 +76,41 @@
 //! for r in orders.records(at.base_offset, 1 << 20)? {
 //!     println!("{} {:?}", r.offset, r.value);
 //! }
+//! log.close()?;
+//! # Ok::<_, topiclog::Error>(())
+//! ```
+//!
+//! ## Producer and consumer, as with Kafka's clients
+//!
+//! ```
+//! use std::time::Duration;
+//! use topiclog::{ConsumerConfig, Log, ProducerConfig, ProducerRecord};
+//!
+//! let dir = tempfile::tempdir().expect("a temporary directory");
+//! let log = Log::open(dir.path())?;
+//! log.create_topic("payments", 2)?;
+//!
+//! let producer = log.producer(ProducerConfig::default())?;
+//! for i in 0..10 {
+//!     let record = ProducerRecord::new("payments", format!("payment {i}")).key(format!("user-{}", i % 3));
+//!     producer.send(record)?; // returns once stored; `send_async` batches instead
+//! }
+//! producer.close()?;
+//!
+//! // A member of group "billing": partitions are assigned by the in-process coordinator and
+//! // the group's offsets are committed to `__consumer_offsets`.
+//! let mut consumer = log.consumer(ConsumerConfig::group("billing"))?;
+//! consumer.subscribe(&["payments"])?;
+//! let mut seen = 0;
+//! while seen < 10 {
+//!     let batch = consumer.poll(Duration::from_millis(200))?;
+//!     for r in batch.iter() {
+//!         println!("{}-{} @{}: {:?}", r.topic, r.partition, r.offset, r.value);
+//!     }
+//!     seen += batch.len();
+//! }
+//! consumer.commit()?;
+//! consumer.close()?;
 //! log.close()?;
 //! # Ok::<_, topiclog::Error>(())
 //! ```

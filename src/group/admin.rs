@@ -67,6 +67,24 @@ impl Log {
     ///
     /// # Errors
     /// [`Error::GroupNotFound`] for a group with neither offsets nor members.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use topiclog::{ConsumerConfig, Log, Record};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("events", 1)?;
+    /// log.append("events", 0, &[Record::new("a"), Record::new("b")])?;
+    /// let mut consumer = log.consumer(ConsumerConfig::group("audit"))?;
+    /// consumer.subscribe(&["events"])?;
+    /// while consumer.poll(Duration::from_millis(200))?.is_empty() {}
+    /// consumer.close()?; // commits its position on the way out
+    /// assert_eq!(log.list_groups(), ["audit"]);
+    /// let d = log.describe_group("audit")?;
+    /// assert_eq!(d.offsets[0].committed, Some(2));
+    /// assert_eq!(d.offsets[0].lag, Some(0));
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
     pub fn describe_group(&self, group: &str) -> Result<GroupDescription> {
         if !self.list_groups().iter().any(|g| g == group) {
             return Err(Error::GroupNotFound {

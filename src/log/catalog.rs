@@ -49,7 +49,7 @@ pub struct TopicDescription {
     pub partitions: Vec<PartitionDescription>,
     /// True when an open rebuilt its metadata from its partition directories (the metadata
     /// file was missing): the config is the default, not necessarily the one it was created
-    /// with. See [`RecoveryReport::topics_rebuilt`].
+    /// with. See [`RecoveryReport::topics_rebuilt`](crate::RecoveryReport::topics_rebuilt).
     pub recovered: bool,
 }
 
@@ -141,7 +141,7 @@ pub(crate) fn offsets_topic_config() -> Result<TopicConfig> {
 
 impl Log {
     /// The config new topics get unless one is given (see
-    /// [`LogOptions::default_topic_config`]); a base for [`Log::create_topic_with`].
+    /// [`LogOptions::default_topic_config`](crate::LogOptions::default_topic_config)); a base for [`Log::create_topic_with`].
     pub fn default_topic_config(&self) -> TopicConfig {
         self.inner.options.default_topic_config.clone()
     }
@@ -151,6 +151,16 @@ impl Log {
     /// # Errors
     /// [`Error::InvalidTopicName`], [`Error::TopicAlreadyExists`], [`Error::InvalidConfig`]
     /// (partitions outside 1..=[`MAX_PARTITIONS`]), [`Error::ReadOnly`], I/O errors.
+    ///
+    /// ```
+    /// use topiclog::{Error, Log};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("orders", 3)?;
+    /// assert_eq!(log.partition_count("orders")?, 3);
+    /// assert!(matches!(log.create_topic("orders", 3), Err(Error::TopicAlreadyExists { .. })));
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
     pub fn create_topic(&self, name: &str, partitions: i32) -> Result<()> {
         let config = self.inner.options.default_topic_config.clone();
         self.create_topic_with(name, partitions, config)
@@ -161,6 +171,25 @@ impl Log {
     /// # Errors
     /// As [`Log::create_topic`]; [`Error::InternalTopic`] for a name topiclog keeps for
     /// itself (`__consumer_offsets`, `__transaction_state`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use topiclog::{CleanupPolicy, FlushPolicy, Log, TopicConfig};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// // By Kafka's names, checked as they are set:
+    /// let audit = TopicConfig::new()
+    ///     .with("retention.ms", "604800000")?
+    ///     .with("segment.bytes", "67108864")?;
+    /// log.create_topic_with("audit", 1, audit)?;
+    /// // Or by field:
+    /// let mut latest = TopicConfig::new();
+    /// latest.cleanup_policy = CleanupPolicy::Compact;
+    /// latest.flush_policy = FlushPolicy::Interval(Duration::from_millis(100));
+    /// log.create_topic_with("profiles", 4, latest)?;
+    /// assert_eq!(log.describe_topic("audit")?.config.segment_bytes, 64 << 20);
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
     pub fn create_topic_with(
         &self,
         name: &str,
@@ -255,6 +284,18 @@ impl Log {
     ///
     /// # Errors
     /// [`Error::TopicNotFound`].
+    ///
+    /// ```
+    /// use topiclog::{Log, Record};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("orders", 2)?;
+    /// log.append("orders", 1, &[Record::new("a"), Record::new("b")])?;
+    /// let d = log.describe_topic("orders")?;
+    /// assert_eq!(d.partitions.len(), 2);
+    /// assert_eq!(d.partitions[1].log_end_offset, 2);
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
     pub fn describe_topic(&self, name: &str) -> Result<TopicDescription> {
         let t = self.inner.topic(name)?;
         let partitions = t
@@ -364,6 +405,16 @@ impl Log {
     ///
     /// # Errors
     /// [`Error::TopicNotFound`], [`Error::ReadOnly`], I/O errors.
+    ///
+    /// ```
+    /// use topiclog::{Error, Log};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("scratch", 1)?;
+    /// log.delete_topic("scratch")?;
+    /// assert!(matches!(log.describe_topic("scratch"), Err(Error::TopicNotFound { .. })));
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
     pub fn delete_topic(&self, name: &str) -> Result<()> {
         self.inner.check_open()?;
         self.inner.check_writable()?;

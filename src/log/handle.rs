@@ -134,6 +134,20 @@ impl PartitionHandle {
     /// [`Error::InvalidBatch`] for an empty slice; [`Error::RecordTooLarge`] when the batch
     /// exceeds `max_message_bytes`; [`Error::KeyRequired`] for a keyless record on a compacted
     /// topic; [`Error::Poisoned`], [`Error::ReadOnly`], [`Error::Closed`], I/O errors.
+    ///
+    /// ```
+    /// use topiclog::{Header, Log, Record};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("events", 1)?;
+    /// let p = log.partition("events", 0)?;
+    /// let at = p.append(&[
+    ///     Record::new("signed up").key("user-1").timestamp(1_700_000_000_000),
+    ///     Record::new("logged in").key("user-1").header(Header::new("source", "web")),
+    /// ])?;
+    /// assert_eq!((at.base_offset, at.last_offset), (0, 1));
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
     pub fn append(&self, records: &[Record]) -> Result<AppendResult> {
         self.append_records(records, None)
     }
@@ -141,9 +155,32 @@ impl PartitionHandle {
     /// Appends only if the partition's end offset equals `expected_end` (optimistic
     /// concurrency for event sourcing: read the end, decide, append conditionally).
     ///
+    /// The end compared is the log end offset ([`PartitionHandle::log_end_offset`]: the next
+    /// offset the writer will assign), checked under the writer lock, not the high watermark.
+    /// The two differ only under [`FlushPolicy::EveryBatch`](crate::FlushPolicy::EveryBatch)
+    /// while a sync is in flight: the log end already counts batches that are written but not
+    /// yet synced (and so not yet visible to readers). Take `expected_end` from
+    /// `log_end_offset`, or from the `last_offset + 1` of your own last append.
+    ///
     /// # Errors
-    /// [`Error::EndOffsetMismatch`] when another append got there first; otherwise as
-    /// [`PartitionHandle::append`].
+    /// [`Error::EndOffsetMismatch`] (with the actual end) when another append got there
+    /// first; otherwise as [`PartitionHandle::append`].
+    ///
+    /// ```
+    /// use topiclog::{Error, Log, Record};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("account-42", 1)?;
+    /// let stream = log.partition("account-42", 0)?;
+    /// let end = stream.log_end_offset();
+    /// stream.append_if(end, &[Record::new("deposited 10")])?;
+    /// // A writer that read the same end loses the race and learns the new one:
+    /// match stream.append_if(end, &[Record::new("withdrew 5")]) {
+    ///     Err(Error::EndOffsetMismatch { expected, actual }) => assert_eq!((expected, actual), (0, 1)),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
     pub fn append_if(&self, expected_end: i64, records: &[Record]) -> Result<AppendResult> {
         self.append_records(records, Some(expected_end))
     }
@@ -174,6 +211,21 @@ impl PartitionHandle {
     ///
     /// # Errors
     /// As [`PartitionHandle::append`].
+    ///
+    /// ```
+    /// use topiclog::{BatchBuilder, Compression, Log};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("metrics", 1)?;
+    /// let p = log.partition("metrics", 0)?;
+    /// let mut b = BatchBuilder::new(Compression::None); // keep it: its buffer is reused
+    /// for i in 0..1000u32 {
+    ///     b.push(None, Some(&i.to_be_bytes()), &[], 1_700_000_000_000)?;
+    /// }
+    /// let at = p.append_builder(&mut b)?;
+    /// assert_eq!(at.last_offset, 999);
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
     pub fn append_builder(&self, builder: &mut BatchBuilder) -> Result<AppendResult> {
         self.append_builder_if(builder, None)
     }
@@ -202,11 +254,31 @@ impl PartitionHandle {
     /// Reads whole batches starting with the one that holds `offset`, up to about `max_bytes`
     /// (at least one batch when any is readable), never past the high watermark. Batches are
     /// `Bytes` views of the mapped segment: no copy. The CRC is not checked here; see
-    /// [`Batch::verify_crc`](crate::record::Batch::verify_crc).
+    /// [`Batch::verify_crc`](crate::Batch::verify_crc).
     ///
     /// # Errors
     /// [`Error::OffsetOutOfRange`] when `offset` is below the log start or above the high
     /// watermark; [`Error::Corrupt`] when a segment holds damaged bytes.
+    ///
+    /// ```
+    /// use topiclog::{Log, Record};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("events", 1)?;
+    /// let p = log.partition("events", 0)?;
+    /// p.append(&[Record::new("a"), Record::new("b")])?;
+    /// p.append(&[Record::new("c")])?;
+    /// let mut offset = 1;
+    /// let got = p.read(offset, 1 << 20)?;
+    /// // Whole batches: the first holds offset 0 too; `records_from` skips what comes before.
+    /// for batch in &got.batches {
+    ///     batch.verify_crc()?;
+    /// }
+    /// assert_eq!(got.records_from(offset)?.len(), 2);
+    /// offset = got.next_offset().unwrap_or(offset);
+    /// assert_eq!(offset, 3);
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult> {
         self.live()?.read(offset, max_bytes)
     }
@@ -217,6 +289,19 @@ impl PartitionHandle {
     /// # Errors
     /// As [`PartitionHandle::read`], plus [`Error::ChecksumMismatch`] for a batch that fails
     /// its CRC and [`Error::InvalidBatch`] for one that does not decode.
+    ///
+    /// ```
+    /// use topiclog::{Log, Record};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("events", 1)?;
+    /// let p = log.partition("events", 0)?;
+    /// p.append(&[Record::new("a").key("k")])?;
+    /// let records = p.records(0, 1 << 20)?;
+    /// assert_eq!(records[0].key.as_deref(), Some(&b"k"[..]));
+    /// assert_eq!(records[0].value.as_deref(), Some(&b"a"[..]));
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
     pub fn records(&self, offset: i64, max_bytes: usize) -> Result<Vec<StoredRecord>> {
         self.read(offset, max_bytes)?.records_from(offset)
     }
@@ -286,6 +371,20 @@ impl PartitionHandle {
 
     /// Blocks until the high watermark passes `offset` or `timeout` elapses; returns whether
     /// data at `offset` is readable. Woken by appends, not by polling.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use topiclog::{Log, Record};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("events", 1)?;
+    /// let p = log.partition("events", 0)?;
+    /// let writer = p.clone();
+    /// let t = std::thread::spawn(move || writer.append(&[Record::new("hello")]));
+    /// assert!(p.wait_for(0, Duration::from_secs(10)));
+    /// t.join().expect("the writer thread")?;
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
     pub fn wait_for(&self, offset: i64, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         if self.part.high_watermark() > offset {

@@ -128,6 +128,22 @@ impl Log {
     /// What opening the directory found: per partition, what was scanned and cut; whether
     /// the directory was adopted; topics rebuilt and strays set aside. See
     /// [`RecoveryReport::notices`] for the same as lines for a person.
+    ///
+    /// ```
+    /// use topiclog::{Log, Record};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("events", 1)?;
+    /// log.append("events", 0, &[Record::new("a")])?;
+    /// log.abandon(); // as if the process had died
+    /// let log = Log::open(dir.path())?;
+    /// let report = log.recovery_report();
+    /// assert!(!report.clean);
+    /// for line in report.notices() {
+    ///     eprintln!("{line}");
+    /// }
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
     pub fn recovery_report(&self) -> &RecoveryReport {
         self.inner.report.get_or_init(RecoveryReport::default)
     }
@@ -155,6 +171,17 @@ impl Log {
     ///
     /// # Errors
     /// [`Error::TopicNotFound`], [`Error::PartitionNotFound`].
+    ///
+    /// ```
+    /// use topiclog::{Log, Record};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("events", 2)?;
+    /// let p = log.partition("events", 1)?; // keep it: appends through it skip the lookup
+    /// p.append(&[Record::new("first")])?;
+    /// assert_eq!(p.log_end_offset(), 1);
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
     pub fn partition(&self, topic: &str, partition: i32) -> Result<PartitionHandle> {
         self.inner.check_open()?;
         let t = self.inner.topic(topic)?;
@@ -168,6 +195,16 @@ impl Log {
     ///
     /// # Errors
     /// As [`PartitionHandle::append`], plus topic and partition lookups.
+    ///
+    /// ```
+    /// use topiclog::{Log, Record};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("events", 1)?;
+    /// let at = log.append("events", 0, &[Record::new("a").key("k"), Record::new("b")])?;
+    /// assert_eq!((at.base_offset, at.last_offset), (0, 1));
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
     pub fn append(&self, topic: &str, partition: i32, records: &[Record]) -> Result<AppendResult> {
         self.partition(topic, partition)?.append(records)
     }
@@ -176,6 +213,19 @@ impl Log {
     ///
     /// # Errors
     /// As [`PartitionHandle::read`].
+    ///
+    /// ```
+    /// use topiclog::{Log, Record};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("events", 1)?;
+    /// log.append("events", 0, &[Record::new("a"), Record::new("b")])?;
+    /// let got = log.read("events", 0, 0, 1 << 20)?;
+    /// let values: Vec<_> = got.records_from(0)?.into_iter().map(|r| r.value).collect();
+    /// assert_eq!(values.len(), 2);
+    /// assert_eq!(got.next_offset(), Some(2));
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
     pub fn read(
         &self,
         topic: &str,
@@ -186,11 +236,30 @@ impl Log {
         self.partition(topic, partition)?.read(offset, max_bytes)
     }
 
-    /// The partition Kafka's default partitioner picks: murmur2 of the key for keyed records,
-    /// sticky placement for keyless ones.
+    /// The partition Kafka's default partitioner picks: murmur2 of the key for keyed records
+    /// (the partition Kafka's Java client picks for the same key and partition count), sticky
+    /// placement for keyless ones.
+    ///
+    /// `size` is the size in bytes of the record about to be sent, and matters only for keyless
+    /// records: keyless records stick to one partition until about 16 KiB (Kafka's default
+    /// `batch.size`) went there in total, then move to another partition at random, so batches
+    /// fill before placement moves on. Pass the record's serialized size (key plus value is a
+    /// fine estimate), or 0 to stay on the current partition. Keyed records ignore it.
     ///
     /// # Errors
     /// [`Error::TopicNotFound`].
+    ///
+    /// ```
+    /// use topiclog::{Log, partition_for_key};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("orders", 6)?;
+    /// let p = log.partition_for("orders", Some(b"customer-7"), 0)?;
+    /// assert_eq!(p, partition_for_key(b"customer-7", 6)); // stable for a key
+    /// let keyless = log.partition_for("orders", None, 120)?; // a 120-byte record
+    /// assert!((0..6).contains(&keyless));
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
     pub fn partition_for(&self, topic: &str, key: Option<&[u8]>, size: usize) -> Result<i32> {
         partition_for(&self.inner, topic, key, size)
     }
@@ -208,6 +277,16 @@ impl Log {
     ///
     /// # Errors
     /// The first fsync or checkpoint failure (the partition is then poisoned).
+    ///
+    /// ```
+    /// use topiclog::{Log, Record};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("events", 1)?; // the default flush policy leaves syncing to the OS
+    /// log.append("events", 0, &[Record::new("a")])?;
+    /// log.flush()?; // now it survives a power loss too
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
     pub fn flush(&self) -> Result<()> {
         self.inner.check_open()?;
         if self.inner.shared.read_only {
@@ -243,6 +322,16 @@ impl Log {
     ///
     /// # Errors
     /// The first error; the marker is then not written, so the next open recovers.
+    ///
+    /// ```
+    /// use topiclog::Log;
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("events", 1)?;
+    /// log.close()?; // errors here mean the next open recovers
+    /// assert!(Log::open(dir.path())?.recovery_report().clean);
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
     pub fn close(self) -> Result<()> {
         self.inner.close()
     }

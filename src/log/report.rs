@@ -58,8 +58,7 @@ impl RecoveryReport {
         let mut out = Vec::new();
         if self.adopted {
             out.push(format!(
-                "adopted a data directory from an earlier topiclog (wrote {})",
-                IDENTITY_FILE
+                "adopted a data directory from an earlier topiclog (wrote {IDENTITY_FILE})"
             ));
         }
         for t in &self.topics_rebuilt {

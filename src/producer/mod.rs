@@ -301,6 +301,18 @@ impl Producer {
     /// after [`Producer::close`] or the log's close; topic, partition, size and I/O errors as
     /// [`PartitionHandle::append`]; [`Error::BufferExhausted`] as [`Producer::send_async`]
     /// when the record goes behind queued ones.
+    ///
+    /// ```
+    /// use topiclog::{Log, ProducerConfig, ProducerRecord, partition_for_key};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("orders", 4)?;
+    /// let producer = log.producer(ProducerConfig::default())?;
+    /// let md = producer.send(ProducerRecord::new("orders", "created").key("customer-7"))?;
+    /// assert_eq!(md.partition, partition_for_key(b"customer-7", 4)); // as Kafka's client picks
+    /// assert_eq!(md.offset, 0);
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
     pub fn send(&self, record: ProducerRecord) -> Result<RecordMetadata> {
         let key = self.inner.route(&record)?;
         {
@@ -371,6 +383,21 @@ impl Producer {
     /// Routing errors (unknown topic or partition); [`Error::Closed`] for a closed log or
     /// producer; [`Error::BufferExhausted`] when no room freed up within `max_block`, or the
     /// record alone is larger than `buffer_memory`.
+    ///
+    /// ```
+    /// use topiclog::{Log, ProducerConfig, ProducerRecord};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("clicks", 2)?;
+    /// let producer = log.producer(ProducerConfig::default())?;
+    /// let receipts = (0..1000)
+    ///     .map(|i| producer.send_async(ProducerRecord::new("clicks", format!("click {i}"))))
+    ///     .collect::<Result<Vec<_>, _>>()?;
+    /// producer.flush()?; // fails if any of them failed
+    /// let last = receipts.into_iter().last().map(|r| r.wait()).transpose()?;
+    /// assert!(last.is_some());
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
     pub fn send_async(&self, record: ProducerRecord) -> Result<Receipt> {
         self.inner.log.check_open()?;
         self.inner.ensure_sender(&self.inner)?;
@@ -393,6 +420,18 @@ impl Producer {
     ///
     /// # Errors
     /// [`Error::SendFailed`] with how many records failed and the first error.
+    ///
+    /// ```
+    /// use topiclog::{Log, ProducerConfig, ProducerRecord};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("clicks", 1)?;
+    /// let producer = log.producer(ProducerConfig::default())?;
+    /// producer.send_async(ProducerRecord::new("clicks", "a"))?;
+    /// producer.flush()?;
+    /// assert_eq!(log.partition("clicks", 0)?.log_end_offset(), 1);
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
     pub fn flush(&self) -> Result<()> {
         let mut q = self.inner.queues.lock();
         q.flushing += 1;
@@ -412,6 +451,18 @@ impl Producer {
     /// # Errors
     /// [`Error::SendFailed`] when any `send_async` record failed since the last `flush`,
     /// counting those the wait gave up on.
+    ///
+    /// ```
+    /// use topiclog::{Error, Log, ProducerConfig, ProducerRecord};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("clicks", 1)?;
+    /// let producer = log.producer(ProducerConfig::default())?;
+    /// producer.send_async(ProducerRecord::new("clicks", "a"))?;
+    /// producer.close()?; // sends what is queued first
+    /// assert!(matches!(producer.send(ProducerRecord::new("clicks", "b")), Err(Error::Closed { .. })));
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
     pub fn close(&self) -> Result<()> {
         self.inner.close()
     }
@@ -770,6 +821,18 @@ impl crate::log::Log {
     ///
     /// # Errors
     /// [`Error::InvalidConfig`]; I/O errors persisting a producer id; [`Error::ReadOnly`].
+    ///
+    /// ```
+    /// use topiclog::{Log, ProducerConfig, ProducerRecord};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("orders", 2)?;
+    /// let mut config = ProducerConfig::default();
+    /// config.name = Some("order-service".into()); // a restarted instance fences this one
+    /// let producer = log.producer(config)?;
+    /// producer.send(ProducerRecord::new("orders", "created").key("customer-7"))?;
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
     pub fn producer(&self, config: ProducerConfig) -> Result<Producer> {
         self.inner.check_writable()?;
         Producer::new(Arc::clone(&self.inner), config)
