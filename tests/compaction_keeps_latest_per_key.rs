@@ -61,10 +61,8 @@ fn check(log: &Log, history: &BTreeMap<i64, (String, Option<String>)>, tombstone
 }
 
 #[test]
-fn keeps_latest_per_key_and_offsets() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic_with("c", 1, compacted(1024, 86_400_000))?;
+fn keeps_latest_per_key_and_offsets() -> TestResult {
+    let log = TempLog::with_topic_config("c", 1, compacted(1024, 86_400_000))?;
     let p = log.partition("c", 0)?;
     let mut history = BTreeMap::new();
     for i in 0..300 {
@@ -83,9 +81,12 @@ fn keeps_latest_per_key_and_offsets() -> Result<()> {
     let active_base = log.describe_topic("c")?.partitions[0].log_end_offset;
     let _ = active_base;
     let got = contents(&log);
-    assert_eq!(got.last().unwrap().0, 299, "the end never moves");
-    log.close()?;
-    let log = open(dir.path())?;
+    assert_eq!(
+        got.last().ok_or("no records")?.0,
+        299,
+        "the end never moves"
+    );
+    let log = log.reopen()?;
     check(&log, &history, false);
     assert_eq!(log.partition("c", 0)?.log_end_offset(), 300);
     assert_eq!(
@@ -98,10 +99,8 @@ fn keeps_latest_per_key_and_offsets() -> Result<()> {
 }
 
 #[test]
-fn tombstones_expire_after_the_delete_horizon() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic_with("c", 1, compacted(1024, 0))?;
+fn tombstones_expire_after_the_delete_horizon() -> TestResult {
+    let log = TempLog::with_topic_config("c", 1, compacted(1024, 0))?;
     let p = log.partition("c", 0)?;
     for i in 0..50 {
         p.append(&[Record::new(format!("v{i}")).key(format!("k{}", i % 5))])?;
@@ -146,43 +145,41 @@ fn tombstones_expire_after_the_delete_horizon() -> Result<()> {
 }
 
 #[test]
-fn a_read_in_progress_survives_the_swap() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic_with("c", 1, compacted(2048, 86_400_000))?;
+fn a_read_in_progress_survives_the_swap() -> TestResult {
+    let log = TempLog::with_topic_config("c", 1, compacted(2048, 86_400_000))?;
     let p = log.partition("c", 0)?;
     for i in 0..200 {
         p.append(&[Record::new(format!("v{i}")).key(format!("k{}", i % 3))])?;
     }
     let held = p.read(0, usize::MAX)?;
-    let before: Vec<_> = held
-        .batches
-        .iter()
-        .flat_map(|b| b.records().unwrap().map(|r| r.unwrap().offset))
-        .collect();
+    let mut before = Vec::new();
+    for b in &held.batches {
+        for r in b.records()? {
+            before.push(r?.offset);
+        }
+    }
     log.compact("c")?;
-    let again: Vec<_> = held
-        .batches
-        .iter()
-        .flat_map(|b| {
-            b.verify_crc().unwrap();
-            b.records().unwrap().map(|r| r.unwrap().offset)
-        })
-        .collect();
+    let mut again = Vec::new();
+    for b in &held.batches {
+        b.verify_crc()?;
+        for r in b.records()? {
+            again.push(r?.offset);
+        }
+    }
     assert_eq!(before, again, "the held views still read the old bytes");
     assert_eq!(before.len(), 200);
     Ok(())
 }
 
 #[test]
-fn a_crash_at_every_step_of_the_swap_recovers() -> Result<()> {
+fn a_crash_at_every_step_of_the_swap_recovers() -> TestResult {
     for crash in [
         CrashPoint::AfterCleaned,
         CrashPoint::AfterSwap,
         CrashPoint::AfterFirstDelete,
         CrashPoint::AfterIndexRename,
     ] {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir()?;
         let log = open(dir.path())?;
         log.create_topic_with("c", 1, compacted(1024, 86_400_000))?;
         let p = log.partition("c", 0)?;
@@ -196,10 +193,9 @@ fn a_crash_at_every_step_of_the_swap_recovers() -> Result<()> {
         log.abandon();
         let log = open(dir.path())?;
         check(&log, &history, false);
-        let names: Vec<String> = std::fs::read_dir(dir.path().join("c-0"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
+        let names: Vec<String> = std::fs::read_dir(dir.path().join("c-0"))?
+            .map(|e| Ok(e?.file_name().to_string_lossy().into_owned()))
+            .collect::<std::io::Result<_>>()?;
         assert!(
             !names
                 .iter()
@@ -267,8 +263,8 @@ proptest! {
 }
 
 #[test]
-fn consumer_offsets_stay_small_under_a_million_commits() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn consumer_offsets_stay_small_under_a_million_commits() -> TestResult {
+    let dir = tempfile::tempdir()?;
     let log = topiclog::LogOptions::new()
         .flusher(Some(std::time::Duration::from_millis(10)))
         .maintenance_interval(Some(std::time::Duration::from_millis(50)))
@@ -280,13 +276,11 @@ fn consumer_offsets_stay_small_under_a_million_commits() -> Result<()> {
     // 10 groups x 100 partitions = 1,000 group-partitions; 1,000 rounds of commits.
     let mut consumers: Vec<_> = (0..10)
         .map(|g| {
-            let mut c = log
-                .consumer(topiclog::ConsumerConfig::group(format!("group-{g}")))
-                .unwrap();
-            c.assign(&parts).unwrap();
-            c
+            let mut c = log.consumer(topiclog::ConsumerConfig::group(format!("group-{g}")))?;
+            c.assign(&parts)?;
+            Ok(c)
         })
-        .collect();
+        .collect::<Result<_>>()?;
     for round in 0..1000i64 {
         for c in &mut consumers {
             let offsets: Vec<_> = parts
@@ -315,10 +309,8 @@ fn consumer_offsets_stay_small_under_a_million_commits() -> Result<()> {
 }
 
 #[test]
-fn merged_segments_end_where_the_next_one_starts() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic_with("c", 1, compacted(1024, 86_400_000))?;
+fn merged_segments_end_where_the_next_one_starts() -> TestResult {
+    let log = TempLog::with_topic_config("c", 1, compacted(1024, 86_400_000))?;
     let p = log.partition("c", 0)?;
     let mut history = BTreeMap::new();
     // Unique keys keep about half of every segment, and every other record is superseded, so
@@ -333,14 +325,14 @@ fn merged_segments_end_where_the_next_one_starts() -> Result<()> {
         history.insert(at.base_offset, (k, Some(format!("v{i}"))));
     }
     log.compact("c")?;
-    let part = dir.path().join("c-0");
+    let part = log.path().join("c-0");
     let logs = segment_logs(&part);
     let mut placeholders = 0;
     for (i, f) in logs.iter().enumerate().take(logs.len() - 1) {
-        let batches: Vec<_> = topiclog::Batches::new(std::fs::read(f).unwrap().into())
-            .map(|b| *b.unwrap().header())
-            .collect();
-        let last = batches.last().unwrap();
+        let batches: Vec<_> = topiclog::Batches::new(std::fs::read(f)?.into())
+            .map(|b| Ok(*b?.header()))
+            .collect::<Result<_>>()?;
+        let last = batches.last().ok_or("no records")?;
         assert_eq!(last.last_offset() + 1, segment_base(&logs[i + 1]), "{f:?}");
         for h in &batches {
             if h.record_count == 0 {
@@ -354,8 +346,7 @@ fn merged_segments_end_where_the_next_one_starts() -> Result<()> {
         placeholders > 0,
         "the scenario empties a group's last batch"
     );
-    log.close()?;
-    let log = open(dir.path())?;
+    let log = log.reopen()?;
     check(&log, &history, false);
     assert_eq!(log.partition("c", 0)?.log_end_offset(), 600);
     Ok(())
