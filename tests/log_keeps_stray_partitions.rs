@@ -6,9 +6,8 @@
 mod common;
 
 use std::fs;
-use std::path::Path;
 
-use common::{TempLog, TestResult, open, read_all, small_segments, values};
+use common::{TempLog, TestResult, dir_names, open, read_all, small_segments, values};
 use topiclog::{Log, Record, Result};
 
 fn fill(log: &Log, topic: &str, partitions: i32, per_partition: usize) -> Result<()> {
@@ -20,14 +19,6 @@ fn fill(log: &Log, topic: &str, partitions: i32, per_partition: usize) -> Result
         }
     }
     Ok(())
-}
-
-fn dir_names(dir: &Path) -> TestResult<Vec<String>> {
-    let mut v: Vec<String> = fs::read_dir(dir)?
-        .map(|e| Ok(e?.file_name().to_string_lossy().into_owned()))
-        .collect::<std::io::Result<_>>()?;
-    v.sort();
-    Ok(v)
 }
 
 #[test]

@@ -156,6 +156,15 @@ pub fn segment_logs(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// The names of the entries in `dir`, sorted.
+pub fn dir_names(dir: &Path) -> TestResult<Vec<String>> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)?
+        .map(|e| Ok(e?.file_name().to_string_lossy().into_owned()))
+        .collect::<std::io::Result<_>>()?;
+    v.sort();
+    Ok(v)
+}
+
 /// The base offset a segment file is named after (`<20-digit base offset>.log`).
 pub fn segment_base(path: &Path) -> i64 {
     path.file_stem().unwrap().to_str().unwrap().parse().unwrap()
