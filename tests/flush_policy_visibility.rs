@@ -65,7 +65,7 @@ fn concurrent_appends_share_fsyncs_and_lose_nothing() -> TestResult {
         .collect::<Result<_>>()?;
     let mut offsets = Vec::new();
     for h in handles {
-        let offs = h.join().expect("a thread panicked")?;
+        let offs = h.join().expect("an appender thread panicked")?;
         assert!(offs.windows(2).all(|w| w[0] < w[1]), "per-thread order");
         offsets.extend(offs);
     }

@@ -241,7 +241,7 @@ fn producers_group_retention_compaction_and_topic_churn_together() -> TestResult
     members.push(member(&log, &seen, &stop, None));
 
     for w in workers {
-        w.join().expect("a thread panicked")?;
+        w.join().expect("a writer thread panicked")?;
     }
     churn.join().expect("the churn thread panicked")?;
     let (deleted, compacted) = maintenance
@@ -266,7 +266,7 @@ fn producers_group_retention_compaction_and_topic_churn_together() -> TestResult
     }
     stop.store(true, Ordering::Release);
     for m in members {
-        m.join().expect("a thread panicked")?;
+        m.join().expect("a member thread panicked")?;
     }
     {
         let seen = seen.lock().expect("a thread panicked holding the lock");
@@ -342,7 +342,7 @@ fn checkpoint_writers_from_many_threads_take_turns() -> TestResult {
         })
         .collect();
     for t in threads {
-        t.join().expect("a thread panicked")?;
+        t.join().expect("a checkpoint writer panicked")?;
     }
     let log = Arc::into_inner(log).ok_or("the log is still shared")?;
     log.close()?;
