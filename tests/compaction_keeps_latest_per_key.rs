@@ -21,23 +21,26 @@ fn compacted(segment_bytes: u32, delete_retention_ms: u64) -> TopicConfig {
 }
 
 /// (offset, key, value) of every readable record.
-fn contents(log: &Log) -> Vec<(i64, String, Option<String>)> {
-    read_all(&log.partition("c", 0).unwrap())
-        .unwrap()
+fn contents(log: &Log) -> TestResult<Vec<(i64, String, Option<String>)>> {
+    read_all(&log.partition("c", 0)?)?
         .into_iter()
         .map(|r| {
-            (
+            Ok((
                 r.offset,
-                String::from_utf8(r.key.unwrap().to_vec()).unwrap(),
-                r.value.map(|v| String::from_utf8(v.to_vec()).unwrap()),
-            )
+                String::from_utf8(r.key.ok_or("a null key")?.to_vec())?,
+                r.value.map(|v| String::from_utf8(v.to_vec())).transpose()?,
+            ))
         })
         .collect()
 }
 
 /// Checks the log against everything ever appended (`history`, by offset).
-fn check(log: &Log, history: &BTreeMap<i64, (String, Option<String>)>, tombstones_may_go: bool) {
-    let got = contents(log);
+fn check(
+    log: &Log,
+    history: &BTreeMap<i64, (String, Option<String>)>,
+    tombstones_may_go: bool,
+) -> TestResult {
+    let got = contents(log)?;
     assert!(got.windows(2).all(|w| w[0].0 < w[1].0), "offsets increase");
     for (o, k, v) in &got {
         assert_eq!(
@@ -58,6 +61,7 @@ fn check(log: &Log, history: &BTreeMap<i64, (String, Option<String>)>, tombstone
         }
         assert!(present, "latest record of {k} at {o} is gone");
     }
+    Ok(())
 }
 
 #[test]
@@ -74,20 +78,20 @@ fn keeps_latest_per_key_and_offsets() -> TestResult {
     let before = log.describe_topic("c")?.partitions[0].size_bytes;
     let report = log.compact("c")?;
     assert!(report.records_removed > 200, "{report:?}");
-    check(&log, &history, false);
+    check(&log, &history, false)?;
     let after = log.describe_topic("c")?.partitions[0].size_bytes;
     assert!(after < before / 3, "{before} -> {after}");
     // Sealed segments hold each key at most once.
     let active_base = log.describe_topic("c")?.partitions[0].log_end_offset;
     let _ = active_base;
-    let got = contents(&log);
+    let got = contents(&log)?;
     assert_eq!(
         got.last().ok_or("no records")?.0,
         299,
         "the end never moves"
     );
     let log = log.reopen()?;
-    check(&log, &history, false);
+    check(&log, &history, false)?;
     assert_eq!(log.partition("c", 0)?.log_end_offset(), 300);
     assert_eq!(
         log.partition("c", 0)?
@@ -112,7 +116,7 @@ fn tombstones_expire_after_the_delete_horizon() -> TestResult {
         p.append(&[Record::new(format!("w{i}")).key("other")])?;
     }
     log.compact("c")?;
-    let got = contents(&log);
+    let got = contents(&log)?;
     assert!(
         got.iter().any(|(_, k, v)| k == "k1" && v.is_none()),
         "first pass keeps the tombstone"
@@ -122,7 +126,7 @@ fn tombstones_expire_after_the_delete_horizon() -> TestResult {
         "the value it deletes is gone"
     );
     log.compact("c")?;
-    let got = contents(&log);
+    let got = contents(&log)?;
     assert!(
         !got.iter().any(|(_, k, _)| k == "k1"),
         "second pass, past the horizon, drops it"
@@ -192,7 +196,7 @@ fn a_crash_at_every_step_of_the_swap_recovers() -> TestResult {
         log.compact_until("c", Some(crash))?;
         log.abandon();
         let log = open(dir.path())?;
-        check(&log, &history, false);
+        check(&log, &history, false)?;
         let names: Vec<String> = std::fs::read_dir(dir.path().join("c-0"))?
             .map(|e| Ok(e?.file_name().to_string_lossy().into_owned()))
             .collect::<std::io::Result<_>>()?;
@@ -204,13 +208,13 @@ fn a_crash_at_every_step_of_the_swap_recovers() -> TestResult {
         );
         // No key is stored twice below the active segment once a swap completed.
         if crash != CrashPoint::AfterCleaned {
-            let got = contents(&log);
+            let got = contents(&log)?;
             let end_of_first = got.iter().filter(|(o, _, _)| *o < 20).count();
             assert!(end_of_first <= 7, "{crash:?}: duplicate keys resurrected");
         }
         // And compaction completes normally afterwards.
         log.compact("c")?;
-        check(&log, &history, false);
+        check(&log, &history, false)?;
     }
     Ok(())
 }
@@ -232,33 +236,36 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Applies `ops` to a compacted topic, checking the log against its history after each.
+fn run(ops: &[Op]) -> TestResult {
+    let mut log = TempLog::with_topic_config("c", 1, compacted(1024, 86_400_000))?;
+    let mut history = BTreeMap::new();
+    for op in ops {
+        match op {
+            Op::Put(k, n) => {
+                let v = format!("{n}-{}", "x".repeat(*n as usize % 40));
+                let at = log.append("c", 0, &[Record::new(v.clone()).key(format!("k{k}"))])?;
+                history.insert(at.base_offset, (format!("k{k}"), Some(v)));
+            }
+            Op::Delete(k) => {
+                let at = log.append("c", 0, &[Record::tombstone(format!("k{k}"))])?;
+                history.insert(at.base_offset, (format!("k{k}"), None));
+            }
+            Op::Compact => {
+                log.compact("c")?;
+            }
+            Op::Reopen => log = log.reopen()?,
+        }
+        check(&log, &history, false)?;
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
     #[test]
     fn matches_a_latest_value_model(ops in prop::collection::vec(op(), 1..120)) {
-        let dir = tempfile::tempdir().unwrap();
-        let mut log = open(dir.path()).unwrap();
-        log.create_topic_with("c", 1, compacted(1024, 86_400_000)).unwrap();
-        let mut history = BTreeMap::new();
-        for op in &ops {
-            match op {
-                Op::Put(k, n) => {
-                    let v = format!("{n}-{}", "x".repeat(*n as usize % 40));
-                    let at = log.append("c", 0, &[Record::new(v.clone()).key(format!("k{k}"))]).unwrap();
-                    history.insert(at.base_offset, (format!("k{k}"), Some(v)));
-                }
-                Op::Delete(k) => {
-                    let at = log.append("c", 0, &[Record::tombstone(format!("k{k}"))]).unwrap();
-                    history.insert(at.base_offset, (format!("k{k}"), None));
-                }
-                Op::Compact => { log.compact("c").unwrap(); }
-                Op::Reopen => {
-                    log.close().unwrap();
-                    log = open(dir.path()).unwrap();
-                }
-            }
-            check(&log, &history, false);
-        }
+        run(&ops).unwrap();
     }
 }
 
@@ -347,7 +354,7 @@ fn merged_segments_end_where_the_next_one_starts() -> TestResult {
         "the scenario empties a group's last batch"
     );
     let log = log.reopen()?;
-    check(&log, &history, false);
+    check(&log, &history, false)?;
     assert_eq!(log.partition("c", 0)?.log_end_offset(), 600);
     Ok(())
 }
