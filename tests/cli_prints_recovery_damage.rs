@@ -1,39 +1,36 @@
 //! Every read-write command of the `topiclog` binary says on stderr what recovery found when
 //! the open met damage at rest, instead of going on silently.
 #![cfg(feature = "cli")]
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::indexing_slicing)]
 
 mod common;
 use common::*;
-use topiclog::Result;
 
 #[test]
-fn produce_after_damage_at_rest_prints_the_recovery_report() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn produce_after_damage_at_rest_prints_the_recovery_report() -> TestResult {
+    let log = TempLog::with_topic_config("t", 1, small_segments(2048))?;
     {
-        let log = open(dir.path())?;
-        log.create_topic_with("t", 1, small_segments(2048))?;
         let p = log.partition("t", 0)?;
         for i in 0..200 {
             p.append(&[rec(i)])?;
         }
-        log.close()?;
     }
+    let dir = log.close()?;
     // Garble the header (magic byte) of the second segment's last batch.
     let logs = segment_logs(&dir.path().join("t-0"));
-    let mut bytes = std::fs::read(&logs[1]).unwrap();
+    let mut bytes = std::fs::read(&logs[1])?;
     let mut pos = 0;
     let mut last = 0;
     for b in topiclog::Batches::new(bytes.clone().into()) {
         last = pos;
-        pos += b.unwrap().len();
+        pos += b?.len();
     }
     bytes[last + 16] ^= 0x7f;
-    std::fs::write(&logs[1], &bytes).unwrap();
+    std::fs::write(&logs[1], &bytes)?;
 
     let out = run_cli(dir.path(), &["produce", "t"], b"after\n");
     assert!(out.status.success());
-    let err = String::from_utf8(out.stderr).unwrap();
+    let err = String::from_utf8(out.stderr)?;
     assert!(
         err.contains("topiclog: recovery: t-0: damage at rest in")
             && err.contains(&logs[1].display().to_string())

@@ -1,29 +1,33 @@
 //! `topiclog produce` stores inputs larger than one batch may be, and when a record fails it names exactly the input lines that were acknowledged.
 #![cfg(feature = "cli")]
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::indexing_slicing)]
 
 mod common;
 
 use std::io::Write;
 use std::path::Path;
 
-use common::run_cli as tl;
+use common::{TestResult, run_cli as tl};
 
-fn end_offset(dir: &Path, topic: &str) -> u64 {
+fn end_offset(dir: &Path, topic: &str) -> TestResult<u64> {
     let out = tl(dir, &["topics", "describe", topic], b"");
     assert!(out.status.success());
-    let line = String::from_utf8(out.stdout).unwrap();
-    line.split('\t').nth(2).unwrap().parse().unwrap()
+    let line = String::from_utf8(out.stdout)?;
+    Ok(line
+        .split('\t')
+        .nth(2)
+        .ok_or("no end offset column")?
+        .parse()?)
 }
 
 #[test]
-fn five_thousand_records_of_three_kilobytes_are_stored() {
-    let dir = tempfile::tempdir().unwrap();
+fn five_thousand_records_of_three_kilobytes_are_stored() -> TestResult {
+    let dir = tempfile::tempdir()?;
     let d = dir.path();
     assert!(tl(d, &["topics", "create", "t"], b"").status.success());
     let mut input = Vec::new();
     for i in 0..5_000 {
-        writeln!(input, "{i:05}{}", "x".repeat(3_000)).unwrap();
+        writeln!(input, "{i:05}{}", "x".repeat(3_000))?;
     }
     let out = tl(d, &["produce", "t"], &input);
     assert!(
@@ -31,12 +35,13 @@ fn five_thousand_records_of_three_kilobytes_are_stored() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(end_offset(d, "t"), 5_000);
+    assert_eq!(end_offset(d, "t")?, 5_000);
+    Ok(())
 }
 
 #[test]
-fn a_failed_line_is_reported_with_the_acknowledged_ones() {
-    let dir = tempfile::tempdir().unwrap();
+fn a_failed_line_is_reported_with_the_acknowledged_ones() -> TestResult {
+    let dir = tempfile::tempdir()?;
     let d = dir.path();
     let create = [
         "topics",
@@ -49,18 +54,19 @@ fn a_failed_line_is_reported_with_the_acknowledged_ones() {
     let mut input = Vec::new();
     for i in 1..=1_200 {
         if i == 700 {
-            writeln!(input, "{}", "x".repeat(3_000)).unwrap();
+            writeln!(input, "{}", "x".repeat(3_000))?;
         } else {
-            writeln!(input, "line {i}").unwrap();
+            writeln!(input, "line {i}")?;
         }
     }
     let out = tl(d, &["produce", "t"], &input);
     assert!(!out.status.success());
-    let err = String::from_utf8(out.stderr).unwrap();
+    let err = String::from_utf8(out.stderr)?;
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert!(err.contains("line 700 failed"), "{err}");
     // The batch of lines 1..=1000 was in flight when line 700 failed: everything but 700
     // was acknowledged, and the command stopped there, before line 1001.
     assert!(err.contains("acknowledged lines 1-699,701-1000;"), "{err}");
-    assert_eq!(end_offset(d, "t"), 999);
+    assert_eq!(end_offset(d, "t")?, 999);
+    Ok(())
 }

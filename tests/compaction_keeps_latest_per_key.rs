@@ -23,23 +23,26 @@ fn compacted(segment_bytes: u32, delete_retention_ms: u64) -> TopicConfig {
 }
 
 /// (offset, key, value) of every readable record.
-fn contents(log: &Log) -> Vec<(i64, String, Option<String>)> {
-    read_all(&log.partition("c", 0).unwrap())
-        .unwrap()
+fn contents(log: &Log) -> TestResult<Vec<(i64, String, Option<String>)>> {
+    read_all(&log.partition("c", 0)?)?
         .into_iter()
         .map(|r| {
-            (
+            Ok((
                 r.offset,
-                String::from_utf8(r.key.unwrap().to_vec()).unwrap(),
-                r.value.map(|v| String::from_utf8(v.to_vec()).unwrap()),
-            )
+                String::from_utf8(r.key.ok_or("a null key")?.to_vec())?,
+                r.value.map(|v| String::from_utf8(v.to_vec())).transpose()?,
+            ))
         })
         .collect()
 }
 
 /// Checks the log against everything ever appended (`history`, by offset).
-fn check(log: &Log, history: &BTreeMap<i64, (String, Option<String>)>, tombstones_may_go: bool) {
-    let got = contents(log);
+fn check(
+    log: &Log,
+    history: &BTreeMap<i64, (String, Option<String>)>,
+    tombstones_may_go: bool,
+) -> TestResult {
+    let got = contents(log)?;
     assert!(got.windows(2).all(|w| w[0].0 < w[1].0), "offsets increase");
     for (o, k, v) in &got {
         assert_eq!(
@@ -60,13 +63,12 @@ fn check(log: &Log, history: &BTreeMap<i64, (String, Option<String>)>, tombstone
         }
         assert!(present, "latest record of {k} at {o} is gone");
     }
+    Ok(())
 }
 
 #[test]
-fn keeps_latest_per_key_and_offsets() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic_with("c", 1, compacted(1024, 86_400_000))?;
+fn keeps_latest_per_key_and_offsets() -> TestResult {
+    let log = TempLog::with_topic_config("c", 1, compacted(1024, 86_400_000))?;
     let p = log.partition("c", 0)?;
     let mut history = BTreeMap::new();
     for i in 0..300 {
@@ -78,17 +80,20 @@ fn keeps_latest_per_key_and_offsets() -> Result<()> {
     let before = log.describe_topic("c")?.partitions[0].size_bytes;
     let report = log.compact("c")?;
     assert!(report.records_removed > 200, "{report:?}");
-    check(&log, &history, false);
+    check(&log, &history, false)?;
     let after = log.describe_topic("c")?.partitions[0].size_bytes;
     assert!(after < before / 3, "{before} -> {after}");
     // Sealed segments hold each key at most once.
     let active_base = log.describe_topic("c")?.partitions[0].log_end_offset;
     let _ = active_base;
-    let got = contents(&log);
-    assert_eq!(got.last().unwrap().0, 299, "the end never moves");
-    log.close()?;
-    let log = open(dir.path())?;
-    check(&log, &history, false);
+    let got = contents(&log)?;
+    assert_eq!(
+        got.last().ok_or("no records")?.0,
+        299,
+        "the end never moves"
+    );
+    let log = log.reopen()?;
+    check(&log, &history, false)?;
     assert_eq!(log.partition("c", 0)?.log_end_offset(), 300);
     assert_eq!(
         log.partition("c", 0)?
@@ -100,10 +105,8 @@ fn keeps_latest_per_key_and_offsets() -> Result<()> {
 }
 
 #[test]
-fn tombstones_expire_after_the_delete_horizon() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic_with("c", 1, compacted(1024, 0))?;
+fn tombstones_expire_after_the_delete_horizon() -> TestResult {
+    let log = TempLog::with_topic_config("c", 1, compacted(1024, 0))?;
     let p = log.partition("c", 0)?;
     for i in 0..50 {
         p.append(&[Record::new(format!("v{i}")).key(format!("k{}", i % 5))])?;
@@ -115,7 +118,7 @@ fn tombstones_expire_after_the_delete_horizon() -> Result<()> {
         p.append(&[Record::new(format!("w{i}")).key("other")])?;
     }
     log.compact("c")?;
-    let got = contents(&log);
+    let got = contents(&log)?;
     assert!(
         got.iter().any(|(_, k, v)| k == "k1" && v.is_none()),
         "first pass keeps the tombstone"
@@ -125,7 +128,7 @@ fn tombstones_expire_after_the_delete_horizon() -> Result<()> {
         "the value it deletes is gone"
     );
     log.compact("c")?;
-    let got = contents(&log);
+    let got = contents(&log)?;
     assert!(
         !got.iter().any(|(_, k, _)| k == "k1"),
         "second pass, past the horizon, drops it"
@@ -148,29 +151,27 @@ fn tombstones_expire_after_the_delete_horizon() -> Result<()> {
 }
 
 #[test]
-fn a_read_in_progress_survives_the_swap() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic_with("c", 1, compacted(2048, 86_400_000))?;
+fn a_read_in_progress_survives_the_swap() -> TestResult {
+    let log = TempLog::with_topic_config("c", 1, compacted(2048, 86_400_000))?;
     let p = log.partition("c", 0)?;
     for i in 0..200 {
         p.append(&[Record::new(format!("v{i}")).key(format!("k{}", i % 3))])?;
     }
     let held = p.read(0, usize::MAX)?;
-    let before: Vec<_> = held
-        .batches
-        .iter()
-        .flat_map(|b| b.records().unwrap().map(|r| r.unwrap().offset))
-        .collect();
+    let mut before = Vec::new();
+    for b in &held.batches {
+        for r in b.records()? {
+            before.push(r?.offset);
+        }
+    }
     log.compact("c")?;
-    let again: Vec<_> = held
-        .batches
-        .iter()
-        .flat_map(|b| {
-            b.verify_crc().unwrap();
-            b.records().unwrap().map(|r| r.unwrap().offset)
-        })
-        .collect();
+    let mut again = Vec::new();
+    for b in &held.batches {
+        b.verify_crc()?;
+        for r in b.records()? {
+            again.push(r?.offset);
+        }
+    }
     assert_eq!(before, again, "the held views still read the old bytes");
     assert_eq!(before.len(), 200);
     Ok(())
@@ -179,14 +180,14 @@ fn a_read_in_progress_survives_the_swap() -> Result<()> {
 /// Needs the `sim` feature for the crash points (`cargo test --all-features`).
 #[cfg(feature = "sim")]
 #[test]
-fn a_crash_at_every_step_of_the_swap_recovers() -> Result<()> {
+fn a_crash_at_every_step_of_the_swap_recovers() -> TestResult {
     for crash in [
         CrashPoint::AfterCleaned,
         CrashPoint::AfterSwap,
         CrashPoint::AfterFirstDelete,
         CrashPoint::AfterIndexRename,
     ] {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir()?;
         let log = open(dir.path())?;
         log.create_topic_with("c", 1, compacted(1024, 86_400_000))?;
         let p = log.partition("c", 0)?;
@@ -199,11 +200,10 @@ fn a_crash_at_every_step_of_the_swap_recovers() -> Result<()> {
         log.compact_until("c", Some(crash))?;
         log.abandon();
         let log = open(dir.path())?;
-        check(&log, &history, false);
-        let names: Vec<String> = std::fs::read_dir(dir.path().join("c-0"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
+        check(&log, &history, false)?;
+        let names: Vec<String> = std::fs::read_dir(dir.path().join("c-0"))?
+            .map(|e| Ok(e?.file_name().to_string_lossy().into_owned()))
+            .collect::<std::io::Result<_>>()?;
         assert!(
             !names
                 .iter()
@@ -212,13 +212,13 @@ fn a_crash_at_every_step_of_the_swap_recovers() -> Result<()> {
         );
         // No key is stored twice below the active segment once a swap completed.
         if crash != CrashPoint::AfterCleaned {
-            let got = contents(&log);
+            let got = contents(&log)?;
             let end_of_first = got.iter().filter(|(o, _, _)| *o < 20).count();
             assert!(end_of_first <= 7, "{crash:?}: duplicate keys resurrected");
         }
         // And compaction completes normally afterwards.
         log.compact("c")?;
-        check(&log, &history, false);
+        check(&log, &history, false)?;
     }
     Ok(())
 }
@@ -240,39 +240,42 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Applies `ops` to a compacted topic, checking the log against its history after each.
+fn run(ops: &[Op]) -> TestResult {
+    let mut log = TempLog::with_topic_config("c", 1, compacted(1024, 86_400_000))?;
+    let mut history = BTreeMap::new();
+    for op in ops {
+        match op {
+            Op::Put(k, n) => {
+                let v = format!("{n}-{}", "x".repeat(*n as usize % 40));
+                let at = log.append("c", 0, &[Record::new(v.clone()).key(format!("k{k}"))])?;
+                history.insert(at.base_offset, (format!("k{k}"), Some(v)));
+            }
+            Op::Delete(k) => {
+                let at = log.append("c", 0, &[Record::tombstone(format!("k{k}"))])?;
+                history.insert(at.base_offset, (format!("k{k}"), None));
+            }
+            Op::Compact => {
+                log.compact("c")?;
+            }
+            Op::Reopen => log = log.reopen()?,
+        }
+        check(&log, &history, false)?;
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
     #[test]
     fn matches_a_latest_value_model(ops in prop::collection::vec(op(), 1..120)) {
-        let dir = tempfile::tempdir().unwrap();
-        let mut log = open(dir.path()).unwrap();
-        log.create_topic_with("c", 1, compacted(1024, 86_400_000)).unwrap();
-        let mut history = BTreeMap::new();
-        for op in &ops {
-            match op {
-                Op::Put(k, n) => {
-                    let v = format!("{n}-{}", "x".repeat(*n as usize % 40));
-                    let at = log.append("c", 0, &[Record::new(v.clone()).key(format!("k{k}"))]).unwrap();
-                    history.insert(at.base_offset, (format!("k{k}"), Some(v)));
-                }
-                Op::Delete(k) => {
-                    let at = log.append("c", 0, &[Record::tombstone(format!("k{k}"))]).unwrap();
-                    history.insert(at.base_offset, (format!("k{k}"), None));
-                }
-                Op::Compact => { log.compact("c").unwrap(); }
-                Op::Reopen => {
-                    log.close().unwrap();
-                    log = open(dir.path()).unwrap();
-                }
-            }
-            check(&log, &history, false);
-        }
+        run(&ops).unwrap();
     }
 }
 
 #[test]
-fn consumer_offsets_stay_small_under_a_million_commits() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn consumer_offsets_stay_small_under_a_million_commits() -> TestResult {
+    let dir = tempfile::tempdir()?;
     let log = topiclog::LogOptions::new()
         .flusher(Some(std::time::Duration::from_millis(10)))
         .maintenance_interval(Some(std::time::Duration::from_millis(50)))
@@ -284,13 +287,11 @@ fn consumer_offsets_stay_small_under_a_million_commits() -> Result<()> {
     // 10 groups x 100 partitions = 1,000 group-partitions; 1,000 rounds of commits.
     let mut consumers: Vec<_> = (0..10)
         .map(|g| {
-            let mut c = log
-                .consumer(topiclog::ConsumerConfig::group(format!("group-{g}")))
-                .unwrap();
-            c.assign(&parts).unwrap();
-            c
+            let mut c = log.consumer(topiclog::ConsumerConfig::group(format!("group-{g}")))?;
+            c.assign(&parts)?;
+            Ok(c)
         })
-        .collect();
+        .collect::<Result<_>>()?;
     for round in 0..1000i64 {
         for c in &mut consumers {
             let offsets: Vec<_> = parts
@@ -319,10 +320,8 @@ fn consumer_offsets_stay_small_under_a_million_commits() -> Result<()> {
 }
 
 #[test]
-fn merged_segments_end_where_the_next_one_starts() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic_with("c", 1, compacted(1024, 86_400_000))?;
+fn merged_segments_end_where_the_next_one_starts() -> TestResult {
+    let log = TempLog::with_topic_config("c", 1, compacted(1024, 86_400_000))?;
     let p = log.partition("c", 0)?;
     let mut history = BTreeMap::new();
     // Unique keys keep about half of every segment, and every other record is superseded, so
@@ -337,14 +336,14 @@ fn merged_segments_end_where_the_next_one_starts() -> Result<()> {
         history.insert(at.base_offset, (k, Some(format!("v{i}"))));
     }
     log.compact("c")?;
-    let part = dir.path().join("c-0");
+    let part = log.path().join("c-0");
     let logs = segment_logs(&part);
     let mut placeholders = 0;
     for (i, f) in logs.iter().enumerate().take(logs.len() - 1) {
-        let batches: Vec<_> = topiclog::Batches::new(std::fs::read(f).unwrap().into())
-            .map(|b| *b.unwrap().header())
-            .collect();
-        let last = batches.last().unwrap();
+        let batches: Vec<_> = topiclog::Batches::new(std::fs::read(f)?.into())
+            .map(|b| Ok(*b?.header()))
+            .collect::<Result<_>>()?;
+        let last = batches.last().ok_or("no records")?;
         assert_eq!(last.last_offset() + 1, segment_base(&logs[i + 1]), "{f:?}");
         for h in &batches {
             if h.record_count == 0 {
@@ -358,9 +357,8 @@ fn merged_segments_end_where_the_next_one_starts() -> Result<()> {
         placeholders > 0,
         "the scenario empties a group's last batch"
     );
-    log.close()?;
-    let log = open(dir.path())?;
-    check(&log, &history, false);
+    let log = log.reopen()?;
+    check(&log, &history, false)?;
     assert_eq!(log.partition("c", 0)?.log_end_offset(), 600);
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Compaction keeps each idempotent producer's last batch (as a header with no records when
 //! all its records are superseded), so duplicates are still recognised after the `.snapshot`
 //! files are lost; other batches left empty are dropped, so empty batches do not pile up.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::indexing_slicing)]
 
 mod common;
 use common::*;
@@ -14,11 +14,11 @@ fn compacted() -> topiclog::TopicConfig {
     c
 }
 
-fn batch(pid: i64, epoch: i16, seq: i32, key: &str) -> BatchBuilder {
+fn batch(pid: i64, epoch: i16, seq: i32, key: &str) -> Result<BatchBuilder> {
     // Timestamps as the plain appends get them, so `segment.ms` does not roll between them.
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
+        .expect("the clock is past 1970")
         .as_millis() as i64;
     let mut b = BatchBuilder::new(Compression::None);
     b.push(
@@ -26,27 +26,26 @@ fn batch(pid: i64, epoch: i16, seq: i32, key: &str) -> BatchBuilder {
         Some(format!("s{seq}").as_bytes()),
         &[],
         now,
-    )
-    .unwrap();
+    )?;
     b.set_producer(pid, epoch, seq);
-    b
+    Ok(b)
 }
 
 /// Headers of every batch in the partition's segment files, per segment, in order.
-fn headers(dir: &Path) -> Vec<Vec<BatchHeader>> {
-    segment_logs(dir)
-        .iter()
-        .map(|f| {
-            Batches::new(std::fs::read(f).unwrap().into())
-                .map(|b| *b.unwrap().header())
-                .collect()
-        })
-        .collect()
+fn headers(dir: &Path) -> TestResult<Vec<Vec<BatchHeader>>> {
+    let mut out = Vec::new();
+    for f in segment_logs(dir) {
+        let batches = Batches::new(std::fs::read(&f)?.into())
+            .map(|b| Ok(*b?.header()))
+            .collect::<Result<_>>()?;
+        out.push(batches);
+    }
+    Ok(out)
 }
 
 #[test]
-fn a_retry_of_a_compacted_away_batch_is_a_duplicate_without_snapshots() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn a_retry_of_a_compacted_away_batch_is_a_duplicate_without_snapshots() -> TestResult {
+    let dir = tempfile::tempdir()?;
     let part = dir.path().join("c-0");
     let (pid, epoch, original) = {
         let log = open(dir.path())?;
@@ -57,8 +56,8 @@ fn a_retry_of_a_compacted_away_batch_is_a_duplicate_without_snapshots() -> Resul
         // superseded by a later plain write, then more plain writes follow in the same
         // segment and roll several more, so that batch is neither a segment's last nor in the
         // active segment.
-        p.append_builder(&mut batch(pid, epoch, 0, "a"))?;
-        let original = p.append_builder(&mut batch(pid, epoch, 1, "b"))?;
+        p.append_builder(&mut batch(pid, epoch, 0, "a")?)?;
+        let original = p.append_builder(&mut batch(pid, epoch, 1, "b")?)?;
         p.append(&[Record::new("newer").key("b")])?;
         for i in 0..200 {
             p.append(&[Record::new(format!("v{i}")).key(format!("k{}", i % 10))])?;
@@ -68,7 +67,7 @@ fn a_retry_of_a_compacted_away_batch_is_a_duplicate_without_snapshots() -> Resul
         (pid, epoch, original)
     };
     // The batch is still there, as a header without records.
-    let kept: Vec<BatchHeader> = headers(&part)
+    let kept: Vec<BatchHeader> = headers(&part)?
         .into_iter()
         .flatten()
         .filter(|h| h.producer_id == pid && h.base_sequence == 1)
@@ -83,16 +82,16 @@ fn a_retry_of_a_compacted_away_batch_is_a_duplicate_without_snapshots() -> Resul
         ),
         (original.base_offset, original.last_offset, epoch)
     );
-    for f in std::fs::read_dir(&part).unwrap() {
-        let f = f.unwrap().path();
+    for f in std::fs::read_dir(&part)? {
+        let f = f?.path();
         if f.extension().is_some_and(|e| e == "snapshot") {
-            std::fs::remove_file(f).unwrap();
+            std::fs::remove_file(f)?;
         }
     }
     let log = open(dir.path())?;
     let p = log.partition("c", 0)?;
     let end = p.log_end_offset();
-    let retry = p.append_builder(&mut batch(pid, epoch, 1, "b"))?;
+    let retry = p.append_builder(&mut batch(pid, epoch, 1, "b")?)?;
     assert_eq!(
         (retry.base_offset, retry.last_offset),
         (original.base_offset, original.last_offset),
@@ -100,14 +99,14 @@ fn a_retry_of_a_compacted_away_batch_is_a_duplicate_without_snapshots() -> Resul
     );
     assert_eq!(p.log_end_offset(), end, "and not written again");
     // The producer goes on from the next sequence.
-    let next = p.append_builder(&mut batch(pid, epoch, 2, "c"))?;
+    let next = p.append_builder(&mut batch(pid, epoch, 2, "c")?)?;
     assert_eq!(next.base_offset, end);
     Ok(())
 }
 
 #[test]
-fn empty_batches_are_only_the_producers_last_over_passes() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn empty_batches_are_only_the_producers_last_over_passes() -> TestResult {
+    let dir = tempfile::tempdir()?;
     let part = dir.path().join("c-0");
     let log = open(dir.path())?;
     log.create_topic_with("c", 1, compacted())?;
@@ -118,14 +117,14 @@ fn empty_batches_are_only_the_producers_last_over_passes() -> Result<()> {
         // One idempotent batch per producer and round, superseded by the plain writes after
         // them, which fill about a hundred segments.
         for &(pid, epoch) in &producers {
-            p.append_builder(&mut batch(pid, epoch, seq, "k3"))?;
+            p.append_builder(&mut batch(pid, epoch, seq, "k3")?)?;
         }
         seq += 1;
         for i in 0..1000 {
             p.append(&[Record::new(format!("r{round}-{i}")).key(format!("k{}", i % 10))])?;
         }
         log.compact("c")?;
-        let segs = headers(&part);
+        let segs = headers(&part)?;
         let empty: Vec<&BatchHeader> = segs
             .iter()
             .flatten()

@@ -5,14 +5,12 @@
 mod common;
 use common::*;
 use std::collections::BTreeMap;
-use topiclog::{FlushPolicy, Record, Result};
+use topiclog::{FlushPolicy, Record};
 
-fn hammer(policy: FlushPolicy, threads: u64, per_thread: u64) -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
+fn hammer(policy: FlushPolicy, threads: u64, per_thread: u64) -> TestResult {
     let mut c = small_segments(64 * 1024);
     c.flush_policy = policy;
-    log.create_topic_with("t", 1, c)?;
+    let log = TempLog::with_topic_config("t", 1, c)?;
     let p = log.partition("t", 0)?;
     let acks: Vec<Vec<(i64, i64, String)>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
@@ -32,7 +30,10 @@ fn hammer(policy: FlushPolicy, threads: u64, per_thread: u64) -> Result<()> {
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("an appender thread panicked"))
+            .collect()
     });
     let mut by_offset = BTreeMap::new();
     for (base, last, id) in acks.into_iter().flatten() {
@@ -45,22 +46,29 @@ fn hammer(policy: FlushPolicy, threads: u64, per_thread: u64) -> Result<()> {
     }
     let expected: u64 = (0..per_thread).map(|i| i % 3 + 1).sum::<u64>() * threads;
     assert_eq!(by_offset.len() as u64, expected);
-    assert_eq!(*by_offset.keys().next_back().unwrap(), expected as i64 - 1);
+    assert_eq!(
+        *by_offset.keys().next_back().ok_or("no offsets")?,
+        expected as i64 - 1
+    );
     p.flush()?;
     for r in read_all(&p)? {
         let (id, j) = &by_offset[&r.offset];
-        assert_eq!(r.value.unwrap(), format!("{id}-{j}").as_bytes());
+        assert_eq!(
+            r.value.ok_or("a null value")?,
+            format!("{id}-{j}").as_bytes()
+        );
     }
-    log.close()
+    log.close()?;
+    Ok(())
 }
 
 #[test]
-fn page_cache_appends_from_eight_threads() -> Result<()> {
+fn page_cache_appends_from_eight_threads() -> TestResult {
     hammer(FlushPolicy::Os, 8, 1500)
 }
 
 #[test]
-fn synced_appends_from_sixteen_threads() -> Result<()> {
+fn synced_appends_from_sixteen_threads() -> TestResult {
     hammer(FlushPolicy::EveryBatch, 16, 40)
 }
 
@@ -68,12 +76,10 @@ fn synced_appends_from_sixteen_threads() -> Result<()> {
 /// when some of them stop, the others still get every append acknowledged, durable and
 /// visible on return.
 #[test]
-fn synced_appends_go_on_as_threads_stop() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
+fn synced_appends_go_on_as_threads_stop() -> TestResult {
     let mut c = small_segments(64 * 1024);
     c.flush_policy = FlushPolicy::EveryBatch;
-    log.create_topic_with("t", 1, c)?;
+    let log = TempLog::with_topic_config("t", 1, c)?;
     let p = log.partition("t", 0)?;
     let threads = 8u64;
     std::thread::scope(|s| {
@@ -95,5 +101,6 @@ fn synced_appends_go_on_as_threads_stop() -> Result<()> {
     assert_eq!(p.log_end_offset() as u64, expected);
     assert_eq!(p.high_watermark() as u64, expected);
     assert_eq!(read_all(&p)?.len() as u64, expected);
-    log.close()
+    log.close()?;
+    Ok(())
 }

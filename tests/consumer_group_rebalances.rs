@@ -46,23 +46,23 @@ fn run_member(
 }
 
 #[test]
-fn members_split_partitions_and_rebalance_on_join_and_leave() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn members_split_partitions_and_rebalance_on_join_and_leave() -> TestResult {
+    let dir = tempfile::tempdir()?;
     let log = Arc::new(open(dir.path())?);
     log.create_topic("t", 4)?;
     let mut a = log.consumer(cfg("g"))?;
     a.subscribe(&["t"])?;
     settle(&mut a, 4)?;
-    let gen1 = a.group_generation().unwrap().1;
+    let gen1 = a.group_generation().ok_or("not in a group")?.1;
     // B joins: A must poll to take part in the rebalance.
     let b = run_member(&log, "g", 2);
     settle(&mut a, 2)?;
-    let b = b.join().unwrap()?;
+    let b = b.join().expect("member b panicked")?;
     let owned_a: BTreeSet<_> = a.assignment().into_iter().collect();
     let owned_b: BTreeSet<_> = b.assignment().into_iter().collect();
     assert!(owned_a.is_disjoint(&owned_b));
     assert_eq!(owned_a.len() + owned_b.len(), 4);
-    assert!(a.group_generation().unwrap().1 > gen1);
+    assert!(a.group_generation().ok_or("not in a group")?.1 > gen1);
     let d = log.describe_group("g")?;
     assert_eq!(d.members.len(), 2);
     assert_eq!(d.state, GroupState::Stable);
@@ -73,8 +73,8 @@ fn members_split_partitions_and_rebalance_on_join_and_leave() -> Result<()> {
 }
 
 #[test]
-fn a_member_that_stops_polling_is_removed_and_its_stale_commits_refused() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn a_member_that_stops_polling_is_removed_and_its_stale_commits_refused() -> TestResult {
+    let dir = tempfile::tempdir()?;
     // With the background thread on, live consumers are heartbeated for: only the poll
     // interval can remove B.
     let log = Arc::new(
@@ -96,11 +96,11 @@ fn a_member_that_stops_polling_is_removed_and_its_stale_commits_refused() -> Res
         Ok(b)
     });
     settle(&mut a, 1)?;
-    let mut b = b.join().unwrap()?;
-    let (_, b_generation) = b.group_generation().unwrap();
+    let mut b = b.join().expect("member b panicked")?;
+    let (_, b_generation) = b.group_generation().ok_or("not in a group")?;
     // B stops polling; A keeps polling and takes B's partition once B is removed.
     settle(&mut a, 2)?;
-    assert!(a.group_generation().unwrap().1 > b_generation);
+    assert!(a.group_generation().ok_or("not in a group")?.1 > b_generation);
     assert_eq!(log.describe_group("g")?.members.len(), 1);
     // B's commit carries its old member id and generation: refused.
     let err = b
@@ -120,16 +120,15 @@ fn a_member_that_stops_polling_is_removed_and_its_stale_commits_refused() -> Res
         Ok(b)
     });
     settle(&mut a, 1)?;
-    let b = b.join().unwrap()?;
+    let b = b.join().expect("member b panicked")?;
     assert_eq!(a.assignment().len() + b.assignment().len(), 2);
     Ok(())
 }
 
 #[test]
-fn committed_offsets_survive_reopen_with_exact_lag() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn committed_offsets_survive_reopen_with_exact_lag() -> TestResult {
+    let log = TempLog::new()?;
     {
-        let log = open(dir.path())?;
         log.create_topic("t", 2)?;
         for p in 0..2 {
             let h = log.partition("t", p)?;
@@ -154,9 +153,8 @@ fn committed_offsets_survive_reopen_with_exact_lag() -> Result<()> {
         assert_eq!(c.lag(&TopicPartition::new("t", 1))?, Some(7));
         // Dropping leaves the group without committing (auto-commit is off here).
         drop(c);
-        log.close()?;
     }
-    let log = open(dir.path())?;
+    let log = log.reopen()?;
     let d = log.describe_group("g")?;
     let lags: Vec<_> = d
         .offsets
@@ -178,8 +176,8 @@ fn committed_offsets_survive_reopen_with_exact_lag() -> Result<()> {
 }
 
 #[test]
-fn a_member_that_stops_heartbeating_is_removed() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn a_member_that_stops_heartbeating_is_removed() -> TestResult {
+    let dir = tempfile::tempdir()?;
     // No background thread: nothing heartbeats for a consumer between its polls.
     let log = Arc::new(open(dir.path())?);
     log.create_topic("t", 2)?;
@@ -196,7 +194,7 @@ fn a_member_that_stops_heartbeating_is_removed() -> Result<()> {
         Ok(b)
     });
     settle(&mut a, 1)?;
-    let b = b.join().unwrap()?;
+    let b = b.join().expect("member b panicked")?;
     // B goes silent (still alive, never polls); A keeps polling and takes over.
     settle(&mut a, 2)?;
     let d = log.describe_group("g")?;
@@ -206,10 +204,8 @@ fn a_member_that_stops_heartbeating_is_removed() -> Result<()> {
 }
 
 #[test]
-fn group_admin_list_describe_reset_delete() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic("t", 2)?;
+fn group_admin_list_describe_reset_delete() -> TestResult {
+    let log = TempLog::with_topic("t", 2)?;
     for p in 0..2 {
         let h = log.partition("t", p)?;
         for i in 0..5 {

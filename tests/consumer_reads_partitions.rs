@@ -1,6 +1,6 @@
 //! A consumer with assigned partitions: order, fairness, blocking poll woken by appends,
 //! wakeup, seeks, positions, timestamps, and out-of-range positions per `auto_offset_reset`.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::indexing_slicing)]
 
 mod common;
 use common::*;
@@ -12,10 +12,8 @@ fn tp(p: i32) -> TopicPartition {
 }
 
 #[test]
-fn poll_returns_records_in_order_and_fairly() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic("t", 3)?;
+fn poll_returns_records_in_order_and_fairly() -> TestResult {
+    let log = TempLog::with_topic("t", 3)?;
     for p in 0..3 {
         let h = log.partition("t", p)?;
         for i in 0..100 {
@@ -62,17 +60,16 @@ fn poll_returns_records_in_order_and_fairly() -> Result<()> {
 }
 
 #[test]
-fn blocked_poll_is_woken_by_an_append_and_by_wakeup() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic("t", 1)?;
+fn blocked_poll_is_woken_by_an_append_and_by_wakeup() -> TestResult {
+    let log = TempLog::with_topic("t", 1)?;
     let mut c = log.consumer(ConsumerConfig::default())?;
     c.assign(&[tp(0)])?;
     assert!(c.poll(Duration::from_millis(10))?.is_empty());
     let h = log.partition("t", 0)?;
-    let writer = std::thread::spawn(move || {
+    let writer = std::thread::spawn(move || -> Result<()> {
         std::thread::sleep(Duration::from_millis(50));
-        h.append(&[Record::new("late")]).unwrap();
+        h.append(&[Record::new("late")])?;
+        Ok(())
     });
     let t0 = Instant::now();
     let recs = c.poll(Duration::from_secs(30))?;
@@ -81,7 +78,7 @@ fn blocked_poll_is_woken_by_an_append_and_by_wakeup() -> Result<()> {
         t0.elapsed() < Duration::from_secs(20),
         "woken by the append"
     );
-    writer.join().unwrap();
+    writer.join().expect("the writer thread panicked")?;
     let w = c.wakeup_handle();
     let waker = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(50));
@@ -91,7 +88,7 @@ fn blocked_poll_is_woken_by_an_append_and_by_wakeup() -> Result<()> {
         c.poll(Duration::from_secs(30)),
         Err(Error::WokenUp)
     ));
-    waker.join().unwrap();
+    waker.join().expect("the waker thread panicked");
     assert!(
         c.poll(Duration::from_millis(1))?.is_empty(),
         "a wakeup is consumed once"
@@ -100,10 +97,8 @@ fn blocked_poll_is_woken_by_an_append_and_by_wakeup() -> Result<()> {
 }
 
 #[test]
-fn seek_position_and_offsets_for_times() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic("t", 1)?;
+fn seek_position_and_offsets_for_times() -> TestResult {
+    let log = TempLog::with_topic("t", 1)?;
     let h = log.partition("t", 0)?;
     for i in 0..10 {
         h.append(&[Record::new(format!("v{i}")).timestamp(1000 + i * 10)])?;
@@ -128,10 +123,8 @@ fn seek_position_and_offsets_for_times() -> Result<()> {
 }
 
 #[test]
-fn deleted_positions_follow_auto_offset_reset() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic("t", 1)?;
+fn deleted_positions_follow_auto_offset_reset() -> TestResult {
+    let log = TempLog::with_topic("t", 1)?;
     let h = log.partition("t", 0)?;
     for i in 0..10 {
         h.append(&[rec(i)])?;
@@ -169,9 +162,8 @@ fn deleted_positions_follow_auto_offset_reset() -> Result<()> {
 }
 
 #[test]
-fn compressed_batches_are_decoded_transparently() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
+fn compressed_batches_are_decoded_transparently() -> TestResult {
+    let log = TempLog::new()?;
     log.create_topic_with(
         "t",
         1,
@@ -187,6 +179,6 @@ fn compressed_batches_are_decoded_transparently() -> Result<()> {
         got.iter().map(|r| r.offset).collect::<Vec<_>>(),
         (5..20).collect::<Vec<_>>()
     );
-    assert_eq!(got.iter().next().unwrap().value, rec(5).value);
+    assert_eq!(got.iter().next().ok_or("none left")?.value, rec(5).value);
     Ok(())
 }

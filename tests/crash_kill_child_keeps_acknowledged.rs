@@ -11,7 +11,7 @@ use common::*;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use topiclog::{FlushPolicy, Record, Result, TopicConfig};
+use topiclog::{FlushPolicy, Record, TopicConfig};
 
 const CHILD_DIR: &str = "TOPICLOG_CRASH_CHILD_DIR";
 const ROUNDS: u64 = 60;
@@ -72,25 +72,26 @@ fn crash_child() {
 
 #[test]
 #[cfg(unix)]
-fn killed_writers_lose_nothing_acknowledged() -> Result<()> {
-    let exe = std::env::current_exe().unwrap();
+fn killed_writers_lose_nothing_acknowledged() -> TestResult {
+    let exe = std::env::current_exe()?;
     let mut seed = 0x5eed_1234_abcd_0001u64;
     for round in 0..ROUNDS {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let log = open(dir.path())?;
-            log.create_topic_with("crash", 1, config(round))?;
-            log.close()?;
-        }
+        let log = TempLog::with_topic_config("crash", 1, config(round))?;
+        let dir = log.close()?;
         let mut child = Command::new(&exe)
             .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
             .env(CHILD_DIR, dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut stderr = child.stderr.take().unwrap();
+            .spawn()?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or("the child's stdout is not piped")?;
+        let mut stderr = child
+            .stderr
+            .take()
+            .ok_or("the child's stderr is not piped")?;
         let errors = std::thread::spawn(move || {
             let mut text = String::new();
             let _ = stderr.read_to_string(&mut text);
@@ -98,19 +99,23 @@ fn killed_writers_lose_nothing_acknowledged() -> Result<()> {
         });
         let kill_after = Duration::from_millis(5 + next(&mut seed) % 60);
         let (first_ack, first) = std::sync::mpsc::channel();
-        let reader = std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || -> TestResult<i64> {
             let mut acked = 0i64;
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 if let Some(rest) = line.strip_prefix("ack ") {
-                    let end: i64 = rest.split(' ').nth(1).unwrap().parse().unwrap();
+                    let end: i64 = rest
+                        .split(' ')
+                        .nth(1)
+                        .ok_or("an ack without its end")?
+                        .parse()?;
                     if acked == 0 {
                         let _ = first_ack.send(());
                     }
                     acked = acked.max(end);
                 }
             }
-            acked
+            Ok(acked)
         });
         // The kill time counts from the first acknowledgement, so a slow start of the child
         // does not make a round that tests nothing.
@@ -119,10 +124,10 @@ fn killed_writers_lose_nothing_acknowledged() -> Result<()> {
         while started_writing && started.elapsed() < kill_after {
             std::thread::sleep(Duration::from_millis(1));
         }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        let acked = reader.join().unwrap();
-        let errors = errors.join().unwrap();
+        child.kill()?; // SIGKILL
+        child.wait()?;
+        let acked = reader.join().expect("the reader thread panicked")?;
+        let errors = errors.join().expect("the stderr thread panicked");
         assert!(
             acked > 0,
             "round {round}: the child acknowledged nothing; its stderr:\n{errors}"

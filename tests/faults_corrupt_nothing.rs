@@ -70,26 +70,24 @@ fn check_values(log: &Log, topic: &str, n: u64) -> Result<()> {
     Ok(())
 }
 
-fn file_len(p: &Path) -> u64 {
-    std::fs::metadata(p).unwrap().len()
-}
-
-fn active_files(dir: &Path) -> [std::path::PathBuf; 3] {
-    let log = segment_logs(&dir.join("t-0")).pop().unwrap();
-    [
-        log.clone(),
-        log.with_extension("index"),
-        log.with_extension("timeindex"),
-    ]
+/// The lengths of the active segment's log, offset index and time index.
+fn active_file_lens(dir: &Path) -> TestResult<[u64; 3]> {
+    let log = segment_logs(&dir.join("t-0")).pop().ok_or("no segments")?;
+    let len = |p: &Path| std::fs::metadata(p).map(|m| m.len());
+    Ok([
+        len(&log)?,
+        len(&log.with_extension("index"))?,
+        len(&log.with_extension("timeindex"))?,
+    ])
 }
 
 #[test]
-fn failed_appends_cut_their_bytes_and_resume_when_the_fault_clears() -> Result<()> {
+fn failed_appends_cut_their_bytes_and_resume_when_the_fault_clears() -> TestResult {
     for target in [".log", ".index", ".timeindex"] {
         for kind in KINDS {
             for policy in [FlushPolicy::Os, FlushPolicy::EveryBatch] {
-                let dir = tempfile::tempdir().unwrap();
-                let sim = SimFs::install(dir.path()).unwrap();
+                let dir = tempfile::tempdir()?;
+                let sim = SimFs::install(dir.path())?;
                 let log = open(dir.path())?;
                 let mut c = small_segments(1 << 20);
                 c.index_interval_bytes = 64;
@@ -101,7 +99,7 @@ fn failed_appends_cut_their_bytes_and_resume_when_the_fault_clears() -> Result<(
                     p.append(&one(n))?;
                     n += 1;
                 }
-                let before = active_files(dir.path()).map(|f| file_len(&f));
+                let before = active_file_lens(dir.path())?;
                 sim.fail(Op::Write, target, kind);
                 // Appends that touch the failing file fail; none is published.
                 let mut failures = 0;
@@ -120,7 +118,7 @@ fn failed_appends_cut_their_bytes_and_resume_when_the_fault_clears() -> Result<(
                 }
                 assert!(failures > 0, "{target}: the fault was never hit");
                 // The files end at the published ends: no partial batch or index entry.
-                let now = active_files(dir.path()).map(|f| file_len(&f));
+                let now = active_file_lens(dir.path())?;
                 assert_eq!(now[1] % 8, 0, "whole offset-index entries");
                 assert_eq!(now[2] % 12, 0, "whole time-index entries");
                 if target == ".log" {
@@ -156,7 +154,7 @@ fn poisoned_then_reopens_whole(
     p: PartitionHandle,
     n: u64,
     power_loss: Option<u64>,
-) -> Result<()> {
+) -> TestResult {
     let e = p.append(&one(n)).unwrap_err();
     assert!(matches!(e, Error::Poisoned { .. }), "{e}");
     assert_eq!(p.high_watermark() as u64, n);
@@ -165,7 +163,7 @@ fn poisoned_then_reopens_whole(
     log.abandon();
     match power_loss {
         Some(seed) => {
-            sim.power_loss(seed).unwrap();
+            sim.power_loss(seed)?;
         }
         None => drop(sim),
     }
@@ -177,15 +175,16 @@ fn poisoned_then_reopens_whole(
     check_values(&log, "t", end)?;
     assert_eq!(p.append(&one(end))?.base_offset as u64, end);
     drop(p);
-    log.close()
+    log.close()?;
+    Ok(())
 }
 
 #[test]
-fn a_failed_fsync_poisons_until_reopened_and_loses_nothing_acknowledged() -> Result<()> {
+fn a_failed_fsync_poisons_until_reopened_and_loses_nothing_acknowledged() -> TestResult {
     for (round, kind) in [FaultKind::Eio, FaultKind::NoSpace].into_iter().enumerate() {
         for power_loss in [false, true] {
-            let dir = tempfile::tempdir().unwrap();
-            let sim = SimFs::install(dir.path()).unwrap();
+            let dir = tempfile::tempdir()?;
+            let sim = SimFs::install(dir.path())?;
             let log = open(dir.path())?;
             let mut c = small_segments(2048);
             c.flush_policy = FlushPolicy::EveryBatch;
@@ -210,11 +209,11 @@ fn a_failed_fsync_poisons_until_reopened_and_loses_nothing_acknowledged() -> Res
 /// the append that needs it is not acknowledged when that directory sync fails, the
 /// partition is poisoned, and nothing acknowledged is lost, through a power loss too.
 #[test]
-fn a_failed_directory_sync_after_a_roll_acknowledges_nothing_it_covers() -> Result<()> {
+fn a_failed_directory_sync_after_a_roll_acknowledges_nothing_it_covers() -> TestResult {
     for (round, kind) in [FaultKind::Eio, FaultKind::NoSpace].into_iter().enumerate() {
         for power_loss in [false, true] {
-            let dir = tempfile::tempdir().unwrap();
-            let sim = SimFs::install(dir.path()).unwrap();
+            let dir = tempfile::tempdir()?;
+            let sim = SimFs::install(dir.path())?;
             let log = open(dir.path())?;
             let mut c = small_segments(1024);
             c.flush_policy = FlushPolicy::EveryBatch;
@@ -243,7 +242,7 @@ fn a_failed_directory_sync_after_a_roll_acknowledges_nothing_it_covers() -> Resu
 }
 
 #[test]
-fn a_failed_roll_leaves_the_log_whole_and_the_next_append_rolls() -> Result<()> {
+fn a_failed_roll_leaves_the_log_whole_and_the_next_append_rolls() -> TestResult {
     let faults = [
         (Op::Create, ".log"),
         (Op::Create, ".index"),
@@ -254,8 +253,8 @@ fn a_failed_roll_leaves_the_log_whole_and_the_next_append_rolls() -> Result<()> 
     ];
     for (op, target) in faults {
         for kind in KINDS {
-            let dir = tempfile::tempdir().unwrap();
-            let sim = SimFs::install(dir.path()).unwrap();
+            let dir = tempfile::tempdir()?;
+            let sim = SimFs::install(dir.path())?;
             let log = open(dir.path())?;
             log.create_topic_with("t", 1, small_segments(1024))?;
             let p = log.partition("t", 0)?;
@@ -300,15 +299,15 @@ fn a_failed_roll_leaves_the_log_whole_and_the_next_append_rolls() -> Result<()> 
 }
 
 #[test]
-fn a_failed_checkpoint_write_keeps_the_old_one() -> Result<()> {
+fn a_failed_checkpoint_write_keeps_the_old_one() -> TestResult {
     for (op, target) in [
         (Op::Write, "checkpoint"),
         (Op::Sync, "checkpoint"),
         (Op::Rename, "checkpoint"),
         (Op::SyncDir, ""),
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        let sim = SimFs::install(dir.path()).unwrap();
+        let dir = tempfile::tempdir()?;
+        let sim = SimFs::install(dir.path())?;
         let log = open(dir.path())?;
         log.create_topic_with("t", 1, small_segments(1024))?;
         let p = log.partition("t", 0)?;
@@ -334,10 +333,10 @@ fn a_failed_checkpoint_write_keeps_the_old_one() -> Result<()> {
 }
 
 #[test]
-fn a_failed_rename_in_retention_loses_nothing_above_the_log_start() -> Result<()> {
+fn a_failed_rename_in_retention_loses_nothing_above_the_log_start() -> TestResult {
     for target in [".log", ".index", ".timeindex"] {
-        let dir = tempfile::tempdir().unwrap();
-        let sim = SimFs::install(dir.path()).unwrap();
+        let dir = tempfile::tempdir()?;
+        let sim = SimFs::install(dir.path())?;
         let log = open(dir.path())?;
         let mut c = small_segments(1024);
         c.retention_bytes = Some(4096);
@@ -373,15 +372,15 @@ fn a_failed_rename_in_retention_loses_nothing_above_the_log_start() -> Result<()
 }
 
 #[test]
-fn a_failed_rename_in_compaction_keeps_every_latest_record() -> Result<()> {
+fn a_failed_rename_in_compaction_keeps_every_latest_record() -> TestResult {
     for target in [
         ".cleaned",
         "index.swap ->",
         "timeindex.swap ->",
         "log.swap ->",
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        let sim = SimFs::install(dir.path()).unwrap();
+        let dir = tempfile::tempdir()?;
+        let sim = SimFs::install(dir.path())?;
         let log = open(dir.path())?;
         let mut c = small_segments(1024);
         c.cleanup_policy = CleanupPolicy::Compact;
@@ -422,10 +421,10 @@ fn a_failed_rename_in_compaction_keeps_every_latest_record() -> Result<()> {
 }
 
 #[test]
-fn failed_reads_at_open_give_an_error_or_a_rebuilt_index_never_damage() -> Result<()> {
+fn failed_reads_at_open_give_an_error_or_a_rebuilt_index_never_damage() -> TestResult {
     for target in [".index", ".timeindex", "checkpoint", ".snapshot", ".topics"] {
         for clean in [true, false] {
-            let dir = tempfile::tempdir().unwrap();
+            let dir = tempfile::tempdir()?;
             {
                 let log = open(dir.path())?;
                 let mut c = TopicConfig::new();
@@ -443,7 +442,7 @@ fn failed_reads_at_open_give_an_error_or_a_rebuilt_index_never_damage() -> Resul
                     log.abandon();
                 }
             }
-            let sim = SimFs::install(dir.path()).unwrap();
+            let sim = SimFs::install(dir.path())?;
             sim.fail(Op::Read, target, FaultKind::Eio);
             match open(dir.path()) {
                 // Indexes, checkpoints and snapshots are rebuilt or replayed from the log.

@@ -2,7 +2,7 @@
 //! same checks) as its fuzz target, with every check on and scratch directories in the system
 //! temp directory. The harnesses live in `fuzz/fuzz_targets/harness/` and have no libfuzzer
 //! dependency; see `fuzz/README.md`.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::indexing_slicing)]
 // Each harness file includes its own copy of `harness/common.rs`, so that a fuzz target can
 // include just its harness.
 #![allow(clippy::duplicate_mod)]
@@ -232,40 +232,43 @@ fn trusted_segment_left_last_by_a_cut_append_lost_after_clean_close() {
 
 /// The committed seeds of `fuzz/<corpus>/<target>/` (descriptive names; inputs a local fuzz
 /// run added are named by their SHA-1 and skipped), sorted.
-fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
+fn seeds(target: &str) -> std::io::Result<Vec<(String, Vec<u8>)>> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fuzz/corpus")
         .join(target);
-    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter_map(|p| {
-            let name = p.file_name()?.to_str()?.to_string();
-            let generated = name.len() == 40 && name.bytes().all(|b| b.is_ascii_hexdigit());
-            (!generated && !name.starts_with('.')).then(|| (name, std::fs::read(&p).unwrap()))
-        })
-        .collect();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(&dir)? {
+        let p = e?.path();
+        let Some(name) = p.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+            continue;
+        };
+        let generated = name.len() == 40 && name.bytes().all(|b| b.is_ascii_hexdigit());
+        if !generated && !name.starts_with('.') {
+            out.push((name, std::fs::read(&p)?));
+        }
+    }
     out.sort();
     assert!(!out.is_empty(), "no seeds in {}", dir.display());
-    out
+    Ok(out)
 }
 
 /// The seed corpus passes every check of its target: what the fuzzing step in CI starts from,
 /// and what still runs when fuzzing cannot (no cargo-fuzz or no sanitizer build).
 #[test]
-fn seed_corpus_passes_every_target() {
-    for (name, data) in seeds("batch_decode") {
+fn seed_corpus_passes_every_target() -> std::io::Result<()> {
+    for (name, data) in seeds("batch_decode")? {
         eprintln!("batch_decode/{name}");
         batch_decode::run(&data);
     }
-    for (name, data) in seeds("index_files") {
+    for (name, data) in seeds("index_files")? {
         eprintln!("index_files/{name}");
         index_files(&data);
     }
-    for (name, data) in seeds("open_partition_dir") {
+    for (name, data) in seeds("open_partition_dir")? {
         eprintln!("open_partition_dir/{name}");
         open_partition_dir::run_with(&data, open_partition_dir::Options::strict());
     }
+    Ok(())
 }
 
 #[test]

@@ -60,8 +60,8 @@ fn member(
 }
 
 #[test]
-fn every_record_once_in_order_while_members_come_and_go() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn every_record_once_in_order_while_members_come_and_go() -> TestResult {
+    let dir = tempfile::tempdir()?;
     let log = Arc::new(open(dir.path())?);
     let partitions = 6;
     log.create_topic("jobs", partitions)?;
@@ -69,8 +69,8 @@ fn every_record_once_in_order_while_members_come_and_go() -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let producers: Vec<_> = (0..3)
         .map(|p| {
-            let producer = log.producer(ProducerConfig::default()).unwrap();
-            std::thread::spawn(move || -> Result<()> {
+            let producer = log.producer(ProducerConfig::default())?;
+            Ok(std::thread::spawn(move || -> Result<()> {
                 for i in 0..400 {
                     producer.send(
                         ProducerRecord::new("jobs", format!("{p}-{i}"))
@@ -81,9 +81,9 @@ fn every_record_once_in_order_while_members_come_and_go() -> Result<()> {
                     }
                 }
                 Ok(())
-            })
+            }))
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let mut members = vec![
         member(&log, &seen, &stop, None),
         member(&log, &seen, &stop, Some(Duration::from_millis(300))),
@@ -93,15 +93,20 @@ fn every_record_once_in_order_while_members_come_and_go() -> Result<()> {
     std::thread::sleep(Duration::from_millis(150));
     members.push(member(&log, &seen, &stop, None));
     for p in producers {
-        p.join().unwrap()?;
+        p.join().expect("a producer thread panicked")?;
     }
     // Let the survivors drain.
     let total: i64 = (0..partitions)
-        .map(|p| log.partition("jobs", p).unwrap().log_end_offset())
-        .sum();
+        .map(|p| log.partition("jobs", p).map(|h| h.log_end_offset()))
+        .sum::<Result<_>>()?;
     assert_eq!(total, 1200);
     for _ in 0..500 {
-        let n: usize = seen.lock().unwrap().values().map(Vec::len).sum();
+        let n: usize = seen
+            .lock()
+            .expect("a thread panicked holding the lock")
+            .values()
+            .map(Vec::len)
+            .sum();
         if n >= 1200 {
             break;
         }
@@ -109,9 +114,9 @@ fn every_record_once_in_order_while_members_come_and_go() -> Result<()> {
     }
     stop.store(true, Ordering::Release);
     for m in members {
-        m.join().unwrap()?;
+        m.join().expect("a member thread panicked")?;
     }
-    let seen = seen.lock().unwrap();
+    let seen = seen.lock().expect("a thread panicked holding the lock");
     for p in 0..partitions {
         let end = log.partition("jobs", p)?.log_end_offset();
         let got = seen.get(&p).cloned().unwrap_or_default();

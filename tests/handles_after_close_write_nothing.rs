@@ -1,5 +1,5 @@
 //! Consumers, producers and partition handles that outlive their `Log` fail with `Error::Closed` and write nothing into the files of a `Log` reopened on the same directory.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::indexing_slicing)]
 
 mod common;
 use common::*;
@@ -12,17 +12,17 @@ use topiclog::{
 };
 
 /// Every file's bytes under the partition directories.
-fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+fn files(dir: &Path) -> TestResult<BTreeMap<PathBuf, Vec<u8>>> {
     let mut out = BTreeMap::new();
     for part in [format!("{OFFSETS_TOPIC}-0"), "t-0".to_string()] {
-        for e in std::fs::read_dir(dir.join(part)).unwrap() {
-            let path = e.unwrap().path();
+        for e in std::fs::read_dir(dir.join(part))? {
+            let path = e?.path();
             if path.is_file() {
-                out.insert(path.clone(), std::fs::read(&path).unwrap());
+                out.insert(path.clone(), std::fs::read(&path)?);
             }
         }
     }
-    out
+    Ok(out)
 }
 
 fn closed<T: std::fmt::Debug>(what: &str, r: &Result<T>) {
@@ -32,8 +32,8 @@ fn closed<T: std::fmt::Debug>(what: &str, r: &Result<T>) {
     );
 }
 
-fn outlive(end: impl FnOnce(Log) -> Result<()>) -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn outlive(end: impl FnOnce(Log) -> Result<()>) -> TestResult {
+    let dir = tempfile::tempdir()?;
     let log = open(dir.path())?;
     log.create_topic("t", 1)?;
     let tp = TopicPartition::new("t", 0);
@@ -52,7 +52,7 @@ fn outlive(end: impl FnOnce(Log) -> Result<()>) -> Result<()> {
     end(log)?;
 
     let log = open(dir.path())?;
-    let before = files(dir.path());
+    let before = files(dir.path())?;
     closed(
         "commit_offsets",
         &consumer.commit_offsets(&[(tp.clone(), OffsetAndMetadata::new(3))]),
@@ -68,22 +68,23 @@ fn outlive(end: impl FnOnce(Log) -> Result<()>) -> Result<()> {
     drop(producer);
     drop(handle);
     assert!(
-        files(dir.path()) == before,
+        files(dir.path())? == before,
         "a stale handle wrote into the reopened log's files"
     );
     let committed = log.committed_offsets("g", Some(std::slice::from_ref(&tp)));
     assert_eq!(committed[0].1.as_ref().map(|o| o.offset), Some(10));
     assert_eq!(log.partition("t", 0)?.log_end_offset(), 10);
-    log.close()
+    log.close()?;
+    Ok(())
 }
 
 #[test]
-fn after_close() -> Result<()> {
+fn after_close() -> TestResult {
     outlive(Log::close)
 }
 
 #[test]
-fn after_abandon() -> Result<()> {
+fn after_abandon() -> TestResult {
     outlive(|log| {
         log.abandon();
         Ok(())

@@ -1,11 +1,11 @@
 //! `__consumer_offsets` and `__transaction_state` are Kafka's internal topics: topiclog writes
 //! them itself, and public calls that would delete, repartition, create or write one are
 //! refused with a typed error and Kafka's error codes; committed offsets survive the attempt.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::indexing_slicing)]
 
 mod common;
 
-use common::open;
+use common::{TempLog, TestResult};
 use topiclog::{
     ConsumerConfig, Error, OffsetAndMetadata, ProducerConfig, ProducerRecord, Record, Result,
     TopicConfig, TopicPartition,
@@ -22,10 +22,8 @@ fn refused(r: Result<impl std::fmt::Debug>, operation: &str) -> Error {
 }
 
 #[test]
-fn internal_topics_refuse_delete_repartition_create_and_writes() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic("orders", 1)?;
+fn internal_topics_refuse_delete_repartition_create_and_writes() -> TestResult {
+    let log = TempLog::with_topic("orders", 1)?;
     log.partition("orders", 0)?.append(&[Record::new("a")])?;
     let mut consumer = log.consumer(ConsumerConfig::group("billing"))?;
     consumer.commit_offsets(&[(TopicPartition::new("orders", 0), OffsetAndMetadata::new(1))])?;
@@ -60,9 +58,8 @@ fn internal_topics_refuse_delete_repartition_create_and_writes() -> Result<()> {
     // Reading stays allowed, as in Kafka, and nothing was written.
     assert!(!offsets.records(0, 1 << 20)?.is_empty());
     assert_eq!(offsets.log_end_offset(), end);
-    log.close()?;
 
-    let log = open(dir.path())?;
+    let log = log.reopen()?;
     let d = log.describe_group("billing")?;
     assert_eq!(d.offsets[0].committed, Some(1));
     log.close()?;

@@ -4,12 +4,13 @@
 //! The kcat tests need `kcat` installed, so they are `#[ignore]`d: `cargo test` on a fresh
 //! clone passes with nothing installed, and `.ci/run` installs kcat and runs them with
 //! `cargo test --all-features --test kafka_adapter -- --ignored kcat_`.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::too_many_lines)]
+#![allow(clippy::indexing_slicing, clippy::too_many_lines)]
 
 #[path = "../examples/kafka_server/alloc.rs"]
 mod alloc;
 #[path = "../examples/kafka_server/broker.rs"]
 mod broker;
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use broker::{Broker, BrokerConfig, Reply};
 use bytes::{Bytes, BytesMut};
+use common::TestResult;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, FetchRequest, FetchResponse,
     ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
@@ -28,8 +30,7 @@ use kafka_protocol::messages::{
     metadata_request, produce_request,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
-use topiclog::{BatchBuilder, Compression};
-use topiclog::{Log, LogOptions, Record, TopicConfig, TopicPartition};
+use topiclog::{BatchBuilder, Compression, Log, LogOptions, Record, TopicConfig, TopicPartition};
 
 #[global_allocator]
 static ALLOC: alloc::SparseHuge = alloc::SparseHuge;
@@ -44,14 +45,13 @@ struct Server {
 }
 
 impl Server {
-    fn start() -> Server {
-        let dir = tempfile::tempdir().unwrap();
+    fn start() -> TestResult<Server> {
+        let dir = tempfile::tempdir()?;
         let log = LogOptions::new()
             .flusher(Some(Duration::from_millis(50)))
-            .open(dir.path())
-            .unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
+            .open(dir.path())?;
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
         let broker = Broker::new(
             log,
             BrokerConfig {
@@ -65,11 +65,11 @@ impl Server {
         );
         let serving = Arc::clone(&broker);
         std::thread::spawn(move || broker::serve(serving, listener));
-        Server {
+        Ok(Server {
             broker,
             addr,
             _dir: dir,
-        }
+        })
     }
 
     fn log(&self) -> &Log {
@@ -95,60 +95,62 @@ fn require_kcat() {
     );
 }
 
-fn run_kcat(args: &[&str], stdin: &str) -> (String, String) {
+fn run_kcat(args: &[&str], stdin: &str) -> TestResult<(String, String)> {
     let mut child = Command::new("kcat")
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn()?;
     child
         .stdin
         .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = wait_bounded(child, Duration::from_mins(1));
+        .ok_or("kcat's stdin is not piped")?
+        .write_all(stdin.as_bytes())?;
+    let out = wait_bounded(child, Duration::from_mins(1))?;
     assert!(
         out.status.success(),
         "kcat {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    (
-        String::from_utf8(out.stdout).unwrap(),
+    Ok((
+        String::from_utf8(out.stdout)?,
         String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    ))
 }
 
 /// Waits for a child, killing it if it outlives `limit` (a hung client fails the test
 /// instead of hanging it).
-fn wait_bounded(mut child: Child, limit: Duration) -> std::process::Output {
+fn wait_bounded(mut child: Child, limit: Duration) -> std::io::Result<std::process::Output> {
     let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
+    while child.try_wait()?.is_none() {
         if Instant::now() > deadline {
             let _ = child.kill();
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    child.wait_with_output().unwrap()
+    child.wait_with_output()
 }
 
-fn all_records(log: &Log, topic: &str, partition: i32) -> Vec<topiclog::StoredRecord> {
-    let p = log.partition(topic, partition).unwrap();
+fn all_records(log: &Log, topic: &str, partition: i32) -> TestResult<Vec<topiclog::StoredRecord>> {
+    let p = log.partition(topic, partition)?;
     let mut out = Vec::new();
     let mut offset = p.log_start_offset();
     while offset < p.high_watermark() {
-        let recs = p.records(offset, 1 << 20).unwrap();
-        offset = recs.last().unwrap().offset + 1;
+        let recs = p.records(offset, 1 << 20)?;
+        offset = recs
+            .last()
+            .ok_or("no records below the high watermark")?
+            .offset
+            + 1;
         out.extend(recs);
     }
-    out
+    Ok(out)
 }
 
-fn text(b: Option<&Bytes>) -> String {
-    String::from_utf8(b.unwrap().to_vec()).unwrap()
+fn text(b: Option<&Bytes>) -> TestResult<String> {
+    Ok(String::from_utf8(b.ok_or("null")?.to_vec())?)
 }
 
 // Encoding requests in-process, as a client would.
@@ -157,29 +159,29 @@ fn frame<R: Encodable + HeaderVersion>(
     version: i16,
     correlation: i32,
     req: &R,
-) -> Bytes {
+) -> TestResult<Bytes> {
     let mut buf = BytesMut::new();
     let mut h = RequestHeader::default();
     h.request_api_key = key as i16;
     h.request_api_version = version;
     h.correlation_id = correlation;
     h.client_id = Some(StrBytes::from_static_str("test"));
-    h.encode(&mut buf, R::header_version(version)).unwrap();
-    req.encode(&mut buf, version).unwrap();
-    buf.freeze()
+    h.encode(&mut buf, R::header_version(version))?;
+    req.encode(&mut buf, version)?;
+    Ok(buf.freeze())
 }
 
-fn call<Req, Resp>(broker: &Broker, key: ApiKey, version: i16, req: &Req) -> Resp
+fn call<Req, Resp>(broker: &Broker, key: ApiKey, version: i16, req: &Req) -> TestResult<Resp>
 where
     Req: Encodable + HeaderVersion,
     Resp: Decodable + HeaderVersion,
 {
-    match broker.handle(frame(key, version, 7, req)) {
+    match broker.handle(frame(key, version, 7, req)?) {
         Reply::Send(body) => {
             let mut b = Bytes::from(body);
-            let h = ResponseHeader::decode(&mut b, Resp::header_version(version)).unwrap();
+            let h = ResponseHeader::decode(&mut b, Resp::header_version(version))?;
             assert_eq!(h.correlation_id, 7);
-            Resp::decode(&mut b, version).unwrap()
+            Ok(Resp::decode(&mut b, version)?)
         }
         other => panic!("expected a response, got {other:?}"),
     }
@@ -199,18 +201,18 @@ fn produce_request(topic: &str, partition: i32, acks: i16, records: Bytes) -> Pr
     req
 }
 
-fn produce_code(broker: &Broker, topic: &str, batch: &[u8]) -> (i16, i64) {
+fn produce_code(broker: &Broker, topic: &str, batch: &[u8]) -> TestResult<(i16, i64)> {
     let resp: ProduceResponse = call(
         broker,
         ApiKey::Produce,
         9,
         &produce_request(topic, 0, -1, Bytes::copy_from_slice(batch)),
-    );
+    )?;
     let p = &resp.responses[0].partition_responses[0];
-    (p.error_code, p.base_offset)
+    Ok((p.error_code, p.base_offset))
 }
 
-fn batch(compression: Compression, records: &[(Option<&str>, &str)]) -> Vec<u8> {
+fn batch(compression: Compression, records: &[(Option<&str>, &str)]) -> TestResult<Vec<u8>> {
     let mut b = BatchBuilder::new(compression);
     for (k, v) in records {
         b.push(
@@ -218,10 +220,9 @@ fn batch(compression: Compression, records: &[(Option<&str>, &str)]) -> Vec<u8> 
             Some(v.as_bytes()),
             &[],
             1_700_000_000_000,
-        )
-        .unwrap();
+        )?;
     }
-    b.finish().unwrap().to_vec()
+    Ok(b.finish()?.to_vec())
 }
 
 /// Rewrites a batch's CRC after editing its header.
@@ -235,30 +236,37 @@ fn fix_crc(b: &mut [u8]) {
 
 #[test]
 #[ignore = "needs kcat: .ci/run runs it with --ignored"]
-fn kcat_lists_metadata() {
+fn kcat_lists_metadata() -> TestResult {
     require_kcat();
-    let s = Server::start();
-    s.log().create_topic("orders", 3).unwrap();
-    let (out, _) = run_kcat(&["-b", &s.bootstrap(), "-L", "-J"], "");
-    let meta: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let brokers = meta["brokers"].as_array().unwrap();
+    let s = Server::start()?;
+    s.log().create_topic("orders", 3)?;
+    let (out, _) = run_kcat(&["-b", &s.bootstrap(), "-L", "-J"], "")?;
+    let meta: serde_json::Value = serde_json::from_str(&out)?;
+    let brokers = meta["brokers"].as_array().ok_or("no brokers array")?;
     assert_eq!(brokers.len(), 1);
     assert_eq!(brokers[0]["name"], s.bootstrap());
     let orders = meta["topics"]
         .as_array()
-        .unwrap()
+        .ok_or("no topics array")?
         .iter()
         .find(|t| t["topic"] == "orders")
         .expect("topic listed");
-    assert_eq!(orders["partitions"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        orders["partitions"]
+            .as_array()
+            .ok_or("no partitions array")?
+            .len(),
+        3
+    );
+    Ok(())
 }
 
 #[test]
 #[ignore = "needs kcat: .ci/run runs it with --ignored"]
-fn kcat_produces_keyed_lines_with_each_codec() {
+fn kcat_produces_keyed_lines_with_each_codec() -> TestResult {
     require_kcat();
-    let s = Server::start();
-    s.log().create_topic("lines", 4).unwrap();
+    let s = Server::start()?;
+    s.log().create_topic("lines", 4)?;
     let codecs = [
         ("none", Compression::None),
         ("gzip", Compression::Gzip),
@@ -273,7 +281,7 @@ fn kcat_produces_keyed_lines_with_each_codec() {
         let value = |i: i32| format!("{name} value {i} {}", "abc".repeat(100));
         let mut lines = String::new();
         for i in 0..20 {
-            writeln!(lines, "{name}-key-{i}:{}", value(i)).unwrap();
+            writeln!(lines, "{name}-key-{i}:{}", value(i))?;
         }
         for i in 0..20 {
             expected.insert(format!("{name}-key-{i}"), value(i));
@@ -293,26 +301,26 @@ fn kcat_produces_keyed_lines_with_each_codec() {
                 "partitioner=murmur2_random",
             ],
             &lines,
-        );
+        )?;
     }
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     let mut codecs_stored = BTreeSet::new();
     for p in 0..4 {
-        let handle = s.log().partition("lines", p).unwrap();
-        let read = handle.read(0, 1 << 20).unwrap();
+        let handle = s.log().partition("lines", p)?;
+        let read = handle.read(0, 1 << 20)?;
         for b in &read.batches {
-            b.verify_crc().unwrap();
-            codecs_stored.insert(format!("{:?}", b.header().compression().unwrap()));
+            b.verify_crc()?;
+            codecs_stored.insert(format!("{:?}", b.header().compression()?));
         }
-        for r in all_records(s.log(), "lines", p) {
-            let key = text(r.key.as_ref());
+        for r in all_records(s.log(), "lines", p)? {
+            let key = text(r.key.as_ref())?;
             // The same key lands in the same partition as with Kafka's default partitioner.
             assert_eq!(
                 topiclog::partition_for_key(key.as_bytes(), 4),
                 p,
                 "key {key}"
             );
-            seen.insert(key, text(r.value.as_ref()));
+            seen.insert(key, text(r.value.as_ref())?);
         }
     }
     assert_eq!(seen, expected);
@@ -321,18 +329,18 @@ fn kcat_produces_keyed_lines_with_each_codec() {
         codecs_stored,
         codecs.iter().map(|(_, c)| format!("{c:?}")).collect()
     );
+    Ok(())
 }
 
 #[test]
 #[ignore = "needs kcat: .ci/run runs it with --ignored"]
-fn kcat_consumes_from_beginning_and_from_an_offset() {
+fn kcat_consumes_from_beginning_and_from_an_offset() -> TestResult {
     require_kcat();
-    let s = Server::start();
-    s.log().create_topic("events", 1).unwrap();
-    let p = s.log().partition("events", 0).unwrap();
+    let s = Server::start()?;
+    s.log().create_topic("events", 1)?;
+    let p = s.log().partition("events", 0)?;
     for i in 0..10 {
-        p.append(&[Record::new(format!("event {i}")).key(format!("k{i}"))])
-            .unwrap();
+        p.append(&[Record::new(format!("event {i}")).key(format!("k{i}"))])?;
     }
     let args = |offset: &str| {
         vec![
@@ -351,33 +359,32 @@ fn kcat_consumes_from_beginning_and_from_an_offset() {
         ]
     };
     let all = args("beginning");
-    let (out, _) = run_kcat(&all.iter().map(String::as_str).collect::<Vec<_>>(), "");
+    let (out, _) = run_kcat(&all.iter().map(String::as_str).collect::<Vec<_>>(), "")?;
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 10, "{out}");
     for (i, l) in lines.iter().enumerate() {
         assert_eq!(*l, format!("{i} k{i} event {i}"));
     }
     let from5 = args("5");
-    let (out, _) = run_kcat(&from5.iter().map(String::as_str).collect::<Vec<_>>(), "");
-    let offsets: Vec<&str> = out.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    let (out, _) = run_kcat(&from5.iter().map(String::as_str).collect::<Vec<_>>(), "")?;
+    let offsets: Vec<&str> = out.lines().filter_map(|l| l.split(' ').next()).collect();
     assert_eq!(offsets, ["5", "6", "7", "8", "9"]);
+    Ok(())
 }
 
 #[test]
 #[ignore = "needs kcat: .ci/run runs it with --ignored"]
-fn kcat_and_in_process_share_a_topic() {
+fn kcat_and_in_process_share_a_topic() -> TestResult {
     require_kcat();
-    let s = Server::start();
-    s.log().create_topic("shared", 1).unwrap();
+    let s = Server::start()?;
+    s.log().create_topic("shared", 1)?;
     run_kcat(
         &["-b", &s.bootstrap(), "-P", "-t", "shared", "-p", "0", "-K:"],
         "from:kcat\n",
-    );
+    )?;
     s.log()
-        .partition("shared", 0)
-        .unwrap()
-        .append(&[Record::new("in-process").key("from")])
-        .unwrap();
+        .partition("shared", 0)?
+        .append(&[Record::new("in-process").key("from")])?;
     let (out, _) = run_kcat(
         &[
             "-b",
@@ -392,11 +399,12 @@ fn kcat_and_in_process_share_a_topic() {
             "%s\\n",
         ],
         "",
-    );
+    )?;
     assert_eq!(out, "kcat\nin-process\n");
-    let stored = all_records(s.log(), "shared", 0);
-    assert_eq!(text(stored[0].value.as_ref()), "kcat");
-    assert_eq!(text(stored[1].value.as_ref()), "in-process");
+    let stored = all_records(s.log(), "shared", 0)?;
+    assert_eq!(text(stored[0].value.as_ref())?, "kcat");
+    assert_eq!(text(stored[1].value.as_ref())?, "in-process");
+    Ok(())
 }
 
 /// Assignments a kcat group member reported last, from its stderr.
@@ -413,22 +421,23 @@ fn last_assignment(stderr: &str) -> Option<BTreeSet<String>> {
 
 #[test]
 #[ignore = "needs kcat: .ci/run runs it with --ignored"]
-fn kcat_group_of_two_splits_partitions_and_commits() {
+fn kcat_group_of_two_splits_partitions_and_commits() -> TestResult {
     require_kcat();
-    let s = Server::start();
-    s.log().create_topic("work", 4).unwrap();
-    let fill = |from: i32| {
+    let s = Server::start()?;
+    s.log().create_topic("work", 4)?;
+    let fill = |from: i32| -> TestResult {
         for i in from..from + 40 {
-            let p = s.log().partition("work", i % 4).unwrap();
-            p.append(&[Record::new(format!("job {i}"))]).unwrap();
+            let p = s.log().partition("work", i % 4)?;
+            p.append(&[Record::new(format!("job {i}"))])?;
         }
+        Ok(())
     };
-    fill(0);
-    let dir = tempfile::tempdir().unwrap();
-    let spawn = |n: usize| {
-        let out = std::fs::File::create(dir.path().join(format!("out{n}"))).unwrap();
-        let err = std::fs::File::create(dir.path().join(format!("err{n}"))).unwrap();
-        Command::new("kcat")
+    fill(0)?;
+    let dir = tempfile::tempdir()?;
+    let spawn = |n: usize| -> TestResult<Child> {
+        let out = std::fs::File::create(dir.path().join(format!("out{n}")))?;
+        let err = std::fs::File::create(dir.path().join(format!("err{n}")))?;
+        Ok(Command::new("kcat")
             .args([
                 "-b",
                 &s.bootstrap(),
@@ -449,12 +458,11 @@ fn kcat_group_of_two_splits_partitions_and_commits() {
             ])
             .stdout(out)
             .stderr(err)
-            .spawn()
-            .unwrap()
+            .spawn()?)
     };
     let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
-    let mut first = spawn(1);
-    let mut second = spawn(2);
+    let mut first = spawn(1)?;
+    let mut second = spawn(2)?;
     // Wait until the two members hold disjoint assignments that cover every partition.
     let deadline = Instant::now() + Duration::from_mins(1);
     let (a, b) = loop {
@@ -476,16 +484,16 @@ fn kcat_group_of_two_splits_partitions_and_commits() {
         std::thread::sleep(Duration::from_millis(100));
     };
     // New records go to the member that owns their partition; together they see all.
-    fill(40);
+    fill(40)?;
     let deadline = Instant::now() + Duration::from_mins(1);
     loop {
         let mut seen = BTreeSet::new();
         for (n, owned) in [(1, &a), (2, &b)] {
             for line in read(&format!("out{n}")).lines() {
                 let mut parts = line.splitn(3, ' ');
-                let p = parts.next().unwrap();
-                let offset: i64 = parts.next().unwrap().parse().unwrap();
-                let value = parts.next().unwrap().to_owned();
+                let p = parts.next().ok_or("no partition")?;
+                let offset: i64 = parts.next().ok_or("no offset")?.parse()?;
+                let value = parts.next().ok_or("no value")?.to_owned();
                 if offset >= 10 {
                     assert!(
                         owned.contains(&format!("work [{p}]")),
@@ -509,11 +517,10 @@ fn kcat_group_of_two_splits_partitions_and_commits() {
     for child in [&mut first, &mut second] {
         Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
+            .status()?;
     }
     for child in [first, second] {
-        let out = wait_bounded(child, Duration::from_secs(30));
+        let out = wait_bounded(child, Duration::from_secs(30))?;
         let _ = out;
     }
     let committed = s.log().committed_offsets(
@@ -527,31 +534,29 @@ fn kcat_group_of_two_splits_partitions_and_commits() {
     for (tp, om) in committed {
         assert_eq!(om.map(|o| o.offset), Some(20), "{tp:?}");
     }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
 // Produce validation, Fetch and ListOffsets through the handler
 
 #[test]
-fn produce_refuses_what_kafka_refuses_and_keeps_the_log_intact() {
-    let s = Server::start();
+fn produce_refuses_what_kafka_refuses_and_keeps_the_log_intact() -> TestResult {
+    let s = Server::start()?;
     let log = s.log();
-    log.create_topic("t", 1).unwrap();
+    log.create_topic("t", 1)?;
     log.create_topic_with(
         "compacted",
         1,
-        TopicConfig::new()
-            .with("cleanup.policy", "compact")
-            .unwrap(),
-    )
-    .unwrap();
-    let good = batch(Compression::None, &[(Some("k"), "v")]);
-    assert_eq!(produce_code(&s.broker, "t", &good), (0, 0));
+        TopicConfig::new().with("cleanup.policy", "compact")?,
+    )?;
+    let good = batch(Compression::None, &[(Some("k"), "v")])?;
+    assert_eq!(produce_code(&s.broker, "t", &good)?, (0, 0));
 
     let mut bad_crc = good.clone();
-    *bad_crc.last_mut().unwrap() ^= 1;
+    *bad_crc.last_mut().ok_or("an empty batch")? ^= 1;
     assert_eq!(
-        produce_code(&s.broker, "t", &bad_crc).0,
+        produce_code(&s.broker, "t", &bad_crc)?.0,
         2,
         "CORRUPT_MESSAGE"
     );
@@ -559,20 +564,20 @@ fn produce_refuses_what_kafka_refuses_and_keeps_the_log_intact() {
     let mut magic1 = good.clone();
     magic1[16] = 1;
     assert_eq!(
-        produce_code(&s.broker, "t", &magic1).0,
+        produce_code(&s.broker, "t", &magic1)?.0,
         87,
         "INVALID_RECORD"
     );
 
     let mut two = good.clone();
     two.extend_from_slice(&good);
-    assert_eq!(produce_code(&s.broker, "t", &two).0, 87, "two batches");
+    assert_eq!(produce_code(&s.broker, "t", &two)?.0, 87, "two batches");
 
     let mut control = good.clone();
     control[22] |= 0x20;
     fix_crc(&mut control);
     assert_eq!(
-        produce_code(&s.broker, "t", &control).0,
+        produce_code(&s.broker, "t", &control)?.0,
         87,
         "control batch"
     );
@@ -581,87 +586,77 @@ fn produce_refuses_what_kafka_refuses_and_keeps_the_log_intact() {
     txn[22] |= 0x10;
     fix_crc(&mut txn);
     assert_eq!(
-        produce_code(&s.broker, "t", &txn).0,
+        produce_code(&s.broker, "t", &txn)?.0,
         87,
         "transactional batch"
     );
 
-    let mut count = batch(Compression::None, &[(Some("a"), "1"), (Some("b"), "2")]);
+    let mut count = batch(Compression::None, &[(Some("a"), "1"), (Some("b"), "2")])?;
     count[57..61].copy_from_slice(&3i32.to_be_bytes());
     fix_crc(&mut count);
-    assert_eq!(produce_code(&s.broker, "t", &count).0, 87, "record count");
+    assert_eq!(produce_code(&s.broker, "t", &count)?.0, 87, "record count");
 
     let mut seq = good.clone();
     seq[53..57].copy_from_slice(&5i32.to_be_bytes()); // a sequence without a producer id
     fix_crc(&mut seq);
-    assert_eq!(produce_code(&s.broker, "t", &seq).0, 87, "sequence");
+    assert_eq!(produce_code(&s.broker, "t", &seq)?.0, 87, "sequence");
 
-    let null_key = batch(Compression::None, &[(None, "v")]);
+    let null_key = batch(Compression::None, &[(None, "v")])?;
     assert_eq!(
-        produce_code(&s.broker, "compacted", &null_key).0,
+        produce_code(&s.broker, "compacted", &null_key)?.0,
         87,
         "null key, compacted"
     );
     assert_eq!(
-        produce_code(&s.broker, "missing", &good).0,
+        produce_code(&s.broker, "missing", &good)?.0,
         3,
         "unknown topic"
     );
 
     // Nothing refused reached the log.
-    let stored = all_records(log, "t", 0);
+    let stored = all_records(log, "t", 0)?;
     assert_eq!(stored.len(), 1);
-    assert_eq!(produce_code(&s.broker, "t", &good), (0, 1));
+    assert_eq!(produce_code(&s.broker, "t", &good)?, (0, 1));
 
     // acks = 0: appended, no response.
     let req = produce_request("t", 0, 0, Bytes::from(good.clone()));
     assert!(matches!(
-        s.broker.handle(frame(ApiKey::Produce, 9, 1, &req)),
+        s.broker.handle(frame(ApiKey::Produce, 9, 1, &req)?),
         Reply::Nothing
     ));
-    assert_eq!(log.partition("t", 0).unwrap().log_end_offset(), 3);
+    assert_eq!(log.partition("t", 0)?.log_end_offset(), 3);
+    Ok(())
 }
 
 #[test]
-fn produce_to_an_internal_topic_is_refused_as_kafka_refuses_it() {
-    let s = Server::start();
+fn produce_to_an_internal_topic_is_refused_as_kafka_refuses_it() -> TestResult {
+    let s = Server::start()?;
     let log = s.log();
-    let end = log
-        .partition("__consumer_offsets", 0)
-        .unwrap()
-        .log_end_offset();
-    let good = batch(Compression::None, &[(Some("k"), "garbage")]);
+    let end = log.partition("__consumer_offsets", 0)?.log_end_offset();
+    let good = batch(Compression::None, &[(Some("k"), "garbage")])?;
     // Kafka answers a produce to an internal topic with INVALID_TOPIC_EXCEPTION.
-    assert_eq!(produce_code(&s.broker, "__consumer_offsets", &good).0, 17);
+    assert_eq!(produce_code(&s.broker, "__consumer_offsets", &good)?.0, 17);
     assert_eq!(
-        log.partition("__consumer_offsets", 0)
-            .unwrap()
-            .log_end_offset(),
+        log.partition("__consumer_offsets", 0)?.log_end_offset(),
         end
     );
+    Ok(())
 }
 
 #[test]
-fn produce_recompresses_to_the_topic_codec() {
-    let s = Server::start();
+fn produce_recompresses_to_the_topic_codec() -> TestResult {
+    let s = Server::start()?;
     s.log()
-        .create_topic_with(
-            "z",
-            1,
-            TopicConfig::new().with("compression.type", "zstd").unwrap(),
-        )
-        .unwrap();
-    let plain = batch(Compression::None, &[(Some("a"), "one"), (Some("b"), "two")]);
-    assert_eq!(produce_code(&s.broker, "z", &plain), (0, 0));
-    let read = s.log().partition("z", 0).unwrap().read(0, 1 << 20).unwrap();
+        .create_topic_with("z", 1, TopicConfig::new().with("compression.type", "zstd")?)?;
+    let plain = batch(Compression::None, &[(Some("a"), "one"), (Some("b"), "two")])?;
+    assert_eq!(produce_code(&s.broker, "z", &plain)?, (0, 0));
+    let read = s.log().partition("z", 0)?.read(0, 1 << 20)?;
     assert_eq!(read.batches.len(), 1);
-    assert_eq!(
-        read.batches[0].header().compression().unwrap(),
-        Compression::Zstd
-    );
-    let recs = all_records(s.log(), "z", 0);
-    assert_eq!(text(recs[1].value.as_ref()), "two");
+    assert_eq!(read.batches[0].header().compression()?, Compression::Zstd);
+    let recs = all_records(s.log(), "z", 0)?;
+    assert_eq!(text(recs[1].value.as_ref())?, "two");
     assert_eq!(recs[1].offset, 1);
+    Ok(())
 }
 
 fn fetch_request(topic: &str, offset: i64, max_wait_ms: i32) -> FetchRequest {
@@ -681,12 +676,12 @@ fn fetch_request(topic: &str, offset: i64, max_wait_ms: i32) -> FetchRequest {
 }
 
 #[test]
-fn fetch_long_poll_wakes_on_append_and_serves_stored_bytes() {
-    let s = Server::start();
-    s.log().create_topic("poll", 1).unwrap();
+fn fetch_long_poll_wakes_on_append_and_serves_stored_bytes() -> TestResult {
+    let s = Server::start()?;
+    s.log().create_topic("poll", 1)?;
     let broker = Arc::clone(&s.broker);
     // Waits up to 60 s; an append must end the wait.
-    let waiter = std::thread::spawn(move || -> FetchResponse {
+    let waiter = std::thread::spawn(move || -> TestResult<FetchResponse> {
         call(
             &broker,
             ApiKey::Fetch,
@@ -695,36 +690,36 @@ fn fetch_long_poll_wakes_on_append_and_serves_stored_bytes() {
         )
     });
     std::thread::sleep(Duration::from_millis(200));
-    let p = s.log().partition("poll", 0).unwrap();
-    p.append(&[Record::new("hello").key("k")]).unwrap();
-    let resp = waiter.join().unwrap();
+    let p = s.log().partition("poll", 0)?;
+    p.append(&[Record::new("hello").key("k")])?;
+    let resp = waiter.join().expect("the fetch thread panicked")?;
     let pd = &resp.responses[0].partitions[0];
     assert_eq!(pd.error_code, 0);
     assert_eq!(pd.high_watermark, 1);
-    let stored = p.read(0, 1 << 20).unwrap();
+    let stored = p.read(0, 1 << 20)?;
     assert_eq!(
-        pd.records.as_ref().unwrap(),
+        pd.records.as_ref().ok_or("no records")?,
         stored.batches[0].as_bytes(),
         "bytes as stored"
     );
 
-    let resp: FetchResponse = call(&s.broker, ApiKey::Fetch, 12, &fetch_request("poll", 5, 0));
+    let resp: FetchResponse = call(&s.broker, ApiKey::Fetch, 12, &fetch_request("poll", 5, 0))?;
     assert_eq!(
         resp.responses[0].partitions[0].error_code, 1,
         "OFFSET_OUT_OF_RANGE"
     );
+    Ok(())
 }
 
 #[test]
-fn list_offsets_earliest_latest_and_by_time() {
-    let s = Server::start();
-    s.log().create_topic("times", 1).unwrap();
-    let p = s.log().partition("times", 0).unwrap();
+fn list_offsets_earliest_latest_and_by_time() -> TestResult {
+    let s = Server::start()?;
+    s.log().create_topic("times", 1)?;
+    let p = s.log().partition("times", 0)?;
     for i in 0..5 {
-        p.append(&[Record::new("x").timestamp(1000 * (i + 1))])
-            .unwrap();
+        p.append(&[Record::new("x").timestamp(1000 * (i + 1))])?;
     }
-    let ask = |ts: i64| -> (i16, i64, i64) {
+    let ask = |ts: i64| -> TestResult<(i16, i64, i64)> {
         let mut lp = list_offsets_request::ListOffsetsPartition::default();
         lp.timestamp = ts;
         let mut lt = list_offsets_request::ListOffsetsTopic::default();
@@ -733,40 +728,42 @@ fn list_offsets_earliest_latest_and_by_time() {
         let mut req = ListOffsetsRequest::default();
         req.replica_id = kafka_protocol::messages::BrokerId(-1);
         req.topics = vec![lt];
-        let resp: ListOffsetsResponse = call(&s.broker, ApiKey::ListOffsets, 5, &req);
+        let resp: ListOffsetsResponse = call(&s.broker, ApiKey::ListOffsets, 5, &req)?;
         let r = &resp.topics[0].partitions[0];
-        (r.error_code, r.offset, r.timestamp)
+        Ok((r.error_code, r.offset, r.timestamp))
     };
-    assert_eq!(ask(-2).1, 0);
-    assert_eq!(ask(-1).1, 5);
-    assert_eq!(ask(2500), (0, 2, 3000));
-    assert_eq!(ask(9999), (0, -1, -1));
+    assert_eq!(ask(-2)?.1, 0);
+    assert_eq!(ask(-1)?.1, 5);
+    assert_eq!(ask(2500)?, (0, 2, 3000));
+    assert_eq!(ask(9999)?, (0, -1, -1));
+    Ok(())
 }
 
 #[test]
-fn metadata_auto_creates_only_when_enabled() {
-    let s = Server::start();
+fn metadata_auto_creates_only_when_enabled() -> TestResult {
+    let s = Server::start()?;
     let mut t = metadata_request::MetadataRequestTopic::default();
     t.name = Some(TopicName(StrBytes::from_static_str("fresh")));
     let mut req = MetadataRequest::default();
     req.topics = Some(vec![t]);
     req.allow_auto_topic_creation = true;
-    let resp: MetadataResponse = call(&s.broker, ApiKey::Metadata, 9, &req);
+    let resp: MetadataResponse = call(&s.broker, ApiKey::Metadata, 9, &req)?;
     assert_eq!(resp.topics[0].error_code, 3, "off by default");
     assert!(s.log().partition_count("fresh").is_err());
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
 // Bad input
 
-fn send_raw(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
-    let mut c = TcpStream::connect(addr).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+fn send_raw(addr: SocketAddr, bytes: &[u8]) -> TestResult<Vec<u8>> {
+    let mut c = TcpStream::connect(addr)?;
+    c.set_read_timeout(Some(Duration::from_secs(10)))?;
     let _ = c.write_all(bytes);
     let _ = c.shutdown(std::net::Shutdown::Write);
     let mut out = Vec::new();
     let _ = c.read_to_end(&mut out);
-    out
+    Ok(out)
 }
 
 fn sized(body: &[u8]) -> Vec<u8> {
@@ -775,28 +772,29 @@ fn sized(body: &[u8]) -> Vec<u8> {
     v
 }
 
-fn api_versions_works(addr: SocketAddr) {
-    let f = frame(ApiKey::ApiVersions, 3, 42, &ApiVersionsRequest::default());
-    let reply = send_raw(addr, &sized(&f));
+fn api_versions_works(addr: SocketAddr) -> TestResult {
+    let f = frame(ApiKey::ApiVersions, 3, 42, &ApiVersionsRequest::default())?;
+    let reply = send_raw(addr, &sized(&f))?;
     assert!(reply.len() > 8, "no ApiVersions answer");
     let mut b = Bytes::from(reply[4..].to_vec());
-    let h = ResponseHeader::decode(&mut b, 0).unwrap();
+    let h = ResponseHeader::decode(&mut b, 0)?;
     assert_eq!(h.correlation_id, 42);
-    let r = ApiVersionsResponse::decode(&mut b, 3).unwrap();
+    let r = ApiVersionsResponse::decode(&mut b, 3)?;
     assert_eq!(r.error_code, 0);
     assert!(
         r.api_keys
             .iter()
             .any(|k| k.api_key == ApiKey::Fetch as i16 && k.max_version == 12)
     );
+    Ok(())
 }
 
 #[test]
-fn malformed_frames_get_closed_connections_and_the_server_keeps_serving() {
-    let s = Server::start();
-    s.log().create_topic("safe", 1).unwrap();
-    let good = batch(Compression::None, &[(Some("k"), "kept")]);
-    assert_eq!(produce_code(&s.broker, "safe", &good), (0, 0));
+fn malformed_frames_get_closed_connections_and_the_server_keeps_serving() -> TestResult {
+    let s = Server::start()?;
+    s.log().create_topic("safe", 1)?;
+    let good = batch(Compression::None, &[(Some("k"), "kept")])?;
+    assert_eq!(produce_code(&s.broker, "safe", &good)?, (0, 0));
 
     let header = |key: i16, version: i16| {
         let mut v = Vec::new();
@@ -837,36 +835,33 @@ fn malformed_frames_get_closed_connections_and_the_server_keeps_serving() {
         ("huge compact array count", sized(&huge_compact)),
     ];
     for (what, bytes) in cases {
-        let reply = send_raw(s.addr, &bytes);
+        let reply = send_raw(s.addr, &bytes)?;
         assert!(
             reply.is_empty(),
             "{what}: expected a closed connection, got {reply:?}"
         );
-        api_versions_works(s.addr);
+        api_versions_works(s.addr)?;
     }
     // A version the client is told to downgrade from (KIP-511).
-    let f = frame(ApiKey::ApiVersions, 3, 9, &ApiVersionsRequest::default());
+    let f = frame(ApiKey::ApiVersions, 3, 9, &ApiVersionsRequest::default())?;
     let mut f = f.to_vec();
     f[2..4].copy_from_slice(&77i16.to_be_bytes());
-    let reply = send_raw(s.addr, &sized(&f));
+    let reply = send_raw(s.addr, &sized(&f))?;
     let mut b = Bytes::from(reply[4..].to_vec());
-    let _ = ResponseHeader::decode(&mut b, 0).unwrap();
-    assert_eq!(
-        ApiVersionsResponse::decode(&mut b, 0).unwrap().error_code,
-        35
-    );
+    let _ = ResponseHeader::decode(&mut b, 0)?;
+    assert_eq!(ApiVersionsResponse::decode(&mut b, 0)?.error_code, 35);
 
     // Random and mutated frames (seeded): none takes the server down or touches the data.
     let seeds: Vec<Bytes> = vec![
-        frame(ApiKey::Metadata, 9, 1, &MetadataRequest::default()),
+        frame(ApiKey::Metadata, 9, 1, &MetadataRequest::default())?,
         frame(
             ApiKey::Produce,
             9,
             1,
             &produce_request("safe", 0, 1, Bytes::from(good.clone())),
-        ),
-        frame(ApiKey::Fetch, 12, 1, &fetch_request("safe", 0, 0)),
-        frame(ApiKey::ApiVersions, 3, 1, &ApiVersionsRequest::default()),
+        )?,
+        frame(ApiKey::Fetch, 12, 1, &fetch_request("safe", 0, 0))?,
+        frame(ApiKey::ApiVersions, 3, 1, &ApiVersionsRequest::default())?,
     ];
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut rnd = move || {
@@ -886,61 +881,62 @@ fn malformed_frames_get_closed_connections_and_the_server_keeps_serving() {
         }
         // The handler directly (fast), and every 20th through a socket.
         if i % 20 == 0 {
-            let _ = send_raw(s.addr, &sized(&f));
+            let _ = send_raw(s.addr, &sized(&f))?;
         } else {
             let _ = s.broker.handle(Bytes::from(f));
         }
     }
-    api_versions_works(s.addr);
-    let stored = all_records(s.log(), "safe", 0);
+    api_versions_works(s.addr)?;
+    let stored = all_records(s.log(), "safe", 0)?;
     assert!(!stored.is_empty());
-    assert_eq!(text(stored[0].value.as_ref()), "kept");
+    assert_eq!(text(stored[0].value.as_ref())?, "kept");
     for r in &stored {
         assert_eq!(
-            text(r.value.as_ref()),
+            text(r.value.as_ref())?,
             "kept",
             "only valid batches were stored"
         );
     }
+    Ok(())
 }
 
 /// Writes the seed corpus of the `kafka_frame` fuzz target: one valid request per served
 /// API. Run with `cargo test --test kafka_adapter -- --ignored write_fuzz_seed_corpus`.
 #[test]
 #[ignore = "regenerates fuzz/corpus/kafka_frame"]
-fn write_fuzz_seed_corpus() {
+fn write_fuzz_seed_corpus() -> TestResult {
     use kafka_protocol::messages::{
         DeleteTopicsRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest,
         InitProducerIdRequest, LeaveGroupRequest, OffsetCommitRequest, OffsetFetchRequest,
         leave_group_request, offset_commit_request, offset_fetch_request,
     };
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/kafka_frame");
-    std::fs::create_dir_all(&dir).unwrap();
-    let write = |name: &str, f: Bytes| std::fs::write(dir.join(name), &f).unwrap();
-    let good = batch(Compression::None, &[(Some("k"), "v"), (Some("k2"), "v2")]);
-    let zstd = batch(Compression::Zstd, &[(Some("k"), "v")]);
+    std::fs::create_dir_all(&dir)?;
+    let write = |name: &str, f: Bytes| std::fs::write(dir.join(name), &f);
+    let good = batch(Compression::None, &[(Some("k"), "v"), (Some("k2"), "v2")])?;
+    let zstd = batch(Compression::Zstd, &[(Some("k"), "v")])?;
     let group = GroupId(StrBytes::from_static_str("g"));
     write(
         "api-versions-v3",
-        frame(ApiKey::ApiVersions, 3, 1, &ApiVersionsRequest::default()),
-    );
+        frame(ApiKey::ApiVersions, 3, 1, &ApiVersionsRequest::default())?,
+    )?;
     write(
         "api-versions-v0",
-        frame(ApiKey::ApiVersions, 0, 1, &ApiVersionsRequest::default()),
-    );
+        frame(ApiKey::ApiVersions, 0, 1, &ApiVersionsRequest::default())?,
+    )?;
     let mut t = metadata_request::MetadataRequestTopic::default();
     t.name = Some(TopicName(StrBytes::from_static_str("fuzz")));
     let mut md = MetadataRequest::default();
     md.topics = Some(vec![t]);
-    write("metadata-v1", frame(ApiKey::Metadata, 1, 1, &md));
-    write("metadata-v12", frame(ApiKey::Metadata, 12, 1, &md));
+    write("metadata-v1", frame(ApiKey::Metadata, 1, 1, &md)?)?;
+    write("metadata-v12", frame(ApiKey::Metadata, 12, 1, &md)?)?;
     write(
         "metadata-all-v9",
-        frame(ApiKey::Metadata, 9, 1, &MetadataRequest::default()),
-    );
+        frame(ApiKey::Metadata, 9, 1, &MetadataRequest::default())?,
+    )?;
     let produce = produce_request("fuzz", 0, 1, Bytes::from(good));
-    write("produce-v3", frame(ApiKey::Produce, 3, 1, &produce));
-    write("produce-v9", frame(ApiKey::Produce, 9, 1, &produce));
+    write("produce-v3", frame(ApiKey::Produce, 3, 1, &produce)?)?;
+    write("produce-v9", frame(ApiKey::Produce, 9, 1, &produce)?)?;
     write(
         "produce-zstd-v9",
         frame(
@@ -948,16 +944,16 @@ fn write_fuzz_seed_corpus() {
             9,
             1,
             &produce_request("fuzz", 1, -1, Bytes::from(zstd)),
-        ),
-    );
+        )?,
+    )?;
     write(
         "fetch-v4",
-        frame(ApiKey::Fetch, 4, 1, &fetch_request("fuzz", 0, 0)),
-    );
+        frame(ApiKey::Fetch, 4, 1, &fetch_request("fuzz", 0, 0))?,
+    )?;
     write(
         "fetch-v12",
-        frame(ApiKey::Fetch, 12, 1, &fetch_request("fuzz", 3, 0)),
-    );
+        frame(ApiKey::Fetch, 12, 1, &fetch_request("fuzz", 3, 0))?,
+    )?;
     let mut lp = list_offsets_request::ListOffsetsPartition::default();
     lp.timestamp = -2;
     let mut lt = list_offsets_request::ListOffsetsTopic::default();
@@ -965,29 +961,29 @@ fn write_fuzz_seed_corpus() {
     lt.partitions = vec![lp];
     let mut lo = ListOffsetsRequest::default();
     lo.topics = vec![lt];
-    write("list-offsets-v5", frame(ApiKey::ListOffsets, 5, 1, &lo));
+    write("list-offsets-v5", frame(ApiKey::ListOffsets, 5, 1, &lo)?)?;
     let mut fc = FindCoordinatorRequest::default();
     fc.key = StrBytes::from_static_str("g");
     write(
         "find-coordinator-v2",
-        frame(ApiKey::FindCoordinator, 2, 1, &fc),
-    );
+        frame(ApiKey::FindCoordinator, 2, 1, &fc)?,
+    )?;
     let mut fc4 = FindCoordinatorRequest::default();
     fc4.coordinator_keys = vec![StrBytes::from_static_str("g")];
     write(
         "find-coordinator-v4",
-        frame(ApiKey::FindCoordinator, 4, 1, &fc4),
-    );
+        frame(ApiKey::FindCoordinator, 4, 1, &fc4)?,
+    )?;
     let mut hb = HeartbeatRequest::default();
     hb.group_id = group.clone();
     hb.member_id = StrBytes::from_static_str("m");
-    write("heartbeat-v4", frame(ApiKey::Heartbeat, 4, 1, &hb));
+    write("heartbeat-v4", frame(ApiKey::Heartbeat, 4, 1, &hb)?)?;
     let mut lg = LeaveGroupRequest::default();
     lg.group_id = group.clone();
     let mut mi = leave_group_request::MemberIdentity::default();
     mi.member_id = StrBytes::from_static_str("m");
     lg.members = vec![mi];
-    write("leave-group-v4", frame(ApiKey::LeaveGroup, 4, 1, &lg));
+    write("leave-group-v4", frame(ApiKey::LeaveGroup, 4, 1, &lg)?)?;
     let mut ocp = offset_commit_request::OffsetCommitRequestPartition::default();
     ocp.committed_offset = 3;
     let mut oct = offset_commit_request::OffsetCommitRequestTopic::default();
@@ -997,19 +993,19 @@ fn write_fuzz_seed_corpus() {
     oc.group_id = group.clone();
     oc.generation_id_or_member_epoch = -1;
     oc.topics = vec![oct];
-    write("offset-commit-v8", frame(ApiKey::OffsetCommit, 8, 1, &oc));
+    write("offset-commit-v8", frame(ApiKey::OffsetCommit, 8, 1, &oc)?)?;
     let mut oft = offset_fetch_request::OffsetFetchRequestTopic::default();
     oft.name = TopicName(StrBytes::from_static_str("fuzz"));
     oft.partition_indexes = vec![0, 1];
     let mut of = OffsetFetchRequest::default();
     of.group_id = group.clone();
     of.topics = Some(vec![oft]);
-    write("offset-fetch-v7", frame(ApiKey::OffsetFetch, 7, 1, &of));
+    write("offset-fetch-v7", frame(ApiKey::OffsetFetch, 7, 1, &of)?)?;
     let mut ofg = offset_fetch_request::OffsetFetchRequestGroup::default();
     ofg.group_id = group;
     let mut of8 = OffsetFetchRequest::default();
     of8.groups = vec![ofg];
-    write("offset-fetch-v8", frame(ApiKey::OffsetFetch, 8, 1, &of8));
+    write("offset-fetch-v8", frame(ApiKey::OffsetFetch, 8, 1, &of8)?)?;
     write(
         "init-producer-id-v4",
         frame(
@@ -1017,44 +1013,45 @@ fn write_fuzz_seed_corpus() {
             4,
             1,
             &InitProducerIdRequest::default(),
-        ),
-    );
+        )?,
+    )?;
     let mut dt = DeleteTopicsRequest::default();
     dt.topic_names = vec![TopicName(StrBytes::from_static_str("other"))];
-    write("delete-topics-v5", frame(ApiKey::DeleteTopics, 5, 1, &dt));
+    write("delete-topics-v5", frame(ApiKey::DeleteTopics, 5, 1, &dt)?)?;
+    Ok(())
 }
 
 #[test]
 #[ignore = "needs kcat: .ci/run runs it with --ignored"]
-fn kcat_and_an_in_process_consumer_share_a_group() {
+fn kcat_and_an_in_process_consumer_share_a_group() -> TestResult {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, Ordering};
     require_kcat();
-    let s = Server::start();
-    s.log().create_topic("mixed", 4).unwrap();
+    let s = Server::start()?;
+    s.log().create_topic("mixed", 4)?;
     let stop = Arc::new(AtomicBool::new(false));
     let owned: Arc<Mutex<BTreeSet<String>>> = Arc::default();
     let member = {
         let broker = Arc::clone(&s.broker);
         let (stop, owned) = (Arc::clone(&stop), Arc::clone(&owned));
-        std::thread::spawn(move || {
+        std::thread::spawn(move || -> TestResult {
             let mut c = broker
                 .log()
-                .consumer(topiclog::ConsumerConfig::group("mixed"))
-                .unwrap();
-            c.subscribe(&["mixed"]).unwrap();
+                .consumer(topiclog::ConsumerConfig::group("mixed"))?;
+            c.subscribe(&["mixed"])?;
             while !stop.load(Ordering::Relaxed) {
-                c.poll(Duration::from_millis(50)).unwrap();
-                *owned.lock().unwrap() = c
+                c.poll(Duration::from_millis(50))?;
+                *owned.lock().expect("the test thread panicked") = c
                     .assignment()
                     .iter()
                     .map(|tp| format!("{} [{}]", tp.topic, tp.partition))
                     .collect();
             }
-            c.close().unwrap();
+            c.close()?;
+            Ok(())
         })
     };
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir()?;
     let err_path = dir.path().join("err");
     let mut kcat = Command::new("kcat")
         .args([
@@ -1069,13 +1066,12 @@ fn kcat_and_an_in_process_consumer_share_a_group() {
             "mixed",
         ])
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&err_path).unwrap())
-        .spawn()
-        .unwrap();
+        .stderr(std::fs::File::create(&err_path)?)
+        .spawn()?;
     let deadline = Instant::now() + Duration::from_mins(1);
     loop {
         let theirs = last_assignment(&std::fs::read_to_string(&err_path).unwrap_or_default());
-        let ours = owned.lock().unwrap().clone();
+        let ours = owned.lock().expect("the member thread panicked").clone();
         if let Some(theirs) = theirs
             && !theirs.is_empty()
             && !ours.is_empty()
@@ -1091,26 +1087,27 @@ fn kcat_and_an_in_process_consumer_share_a_group() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let d = s.log().describe_group("mixed").unwrap();
+    let d = s.log().describe_group("mixed")?;
     assert_eq!(d.members.len(), 2, "{d:?}");
     let _ = kcat.kill();
     let _ = kcat.wait();
     stop.store(true, Ordering::Relaxed);
-    member.join().unwrap();
+    member.join().expect("the member thread panicked")?;
+    Ok(())
 }
 
 /// The `kafka_frame` fuzz target's seeds (one valid request per served API) through the
 /// handler: each gets a response whose correlation id is the request's.
 #[test]
-fn fuzz_seed_frames_are_answered() {
-    let s = Server::start();
-    s.log().create_topic("fuzz", 2).unwrap();
-    s.log().create_topic("other", 1).unwrap();
+fn fuzz_seed_frames_are_answered() -> TestResult {
+    let s = Server::start()?;
+    s.log().create_topic("fuzz", 2)?;
+    s.log().create_topic("other", 1)?;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/kafka_frame");
     let mut seen = 0;
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let frame = std::fs::read(&path).unwrap();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let frame = std::fs::read(&path)?;
         let correlation = frame[4..8].to_vec();
         match s.broker.handle(Bytes::from(frame)) {
             Reply::Send(body) => assert_eq!(body[..4], correlation[..], "{path:?}"),
@@ -1119,4 +1116,5 @@ fn fuzz_seed_frames_are_answered() {
         seen += 1;
     }
     assert!(seen >= 20, "{seen} seeds");
+    Ok(())
 }

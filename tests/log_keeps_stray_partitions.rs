@@ -1,14 +1,13 @@
 //! Partition directories the topic catalog does not account for are never deleted at open: a
 //! topic whose metadata file is gone is rebuilt from directories contiguous from partition 0;
 //! any other is moved aside as `-stray`; only an interrupted delete is finished.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::indexing_slicing)]
 
 mod common;
 
 use std::fs;
-use std::path::Path;
 
-use common::{open, read_all, small_segments, values};
+use common::{TempLog, TestResult, dir_names, open, read_all, small_segments, values};
 use topiclog::{Log, Record, Result};
 
 fn fill(log: &Log, topic: &str, partitions: i32, per_partition: usize) -> Result<()> {
@@ -22,22 +21,12 @@ fn fill(log: &Log, topic: &str, partitions: i32, per_partition: usize) -> Result
     Ok(())
 }
 
-fn dir_names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
-fn a_lost_metadata_file_rebuilds_the_topic_with_every_record() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
+fn a_lost_metadata_file_rebuilds_the_topic_with_every_record() -> TestResult {
+    let log = TempLog::new()?;
     fill(&log, "orders", 3, 40)?;
-    log.close()?;
-    fs::remove_file(dir.path().join(".topics/orders")).unwrap();
+    let dir = log.close()?;
+    fs::remove_file(dir.path().join(".topics/orders"))?;
 
     let log = open(dir.path())?;
     let report = log.recovery_report();
@@ -61,7 +50,7 @@ fn a_lost_metadata_file_rebuilds_the_topic_with_every_record() -> Result<()> {
     }
     log.close()?;
     // The rebuilt file says so, and later opens keep the mark without reporting it again.
-    let text = fs::read_to_string(dir.path().join(".topics/orders")).unwrap();
+    let text = fs::read_to_string(dir.path().join(".topics/orders"))?;
     assert!(text.contains("recovered=true"), "{text}");
     let log = open(dir.path())?;
     assert!(log.recovery_report().topics_rebuilt.is_empty());
@@ -71,17 +60,16 @@ fn a_lost_metadata_file_rebuilds_the_topic_with_every_record() -> Result<()> {
 }
 
 #[test]
-fn partitions_not_contiguous_from_zero_are_moved_aside_whole() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
+fn partitions_not_contiguous_from_zero_are_moved_aside_whole() -> TestResult {
+    let log = TempLog::new()?;
     fill(&log, "gappy", 3, 20)?;
     fill(&log, "kept", 2, 5)?;
-    log.close()?;
-    fs::remove_file(dir.path().join(".topics/gappy")).unwrap();
-    fs::rename(dir.path().join("gappy-0"), dir.path().join("elsewhere")).unwrap();
+    let dir = log.close()?;
+    fs::remove_file(dir.path().join(".topics/gappy"))?;
+    fs::rename(dir.path().join("gappy-0"), dir.path().join("elsewhere"))?;
     // A copy past a live topic's partition count is a stray too.
-    fs::create_dir(dir.path().join("kept-7")).unwrap();
-    fs::write(dir.path().join("kept-7/notes.txt"), "mine").unwrap();
+    fs::create_dir(dir.path().join("kept-7"))?;
+    fs::write(dir.path().join("kept-7/notes.txt"), "mine")?;
 
     let log = open(dir.path())?;
     let strays = &log.recovery_report().strays;
@@ -90,7 +78,10 @@ fn partitions_not_contiguous_from_zero_are_moved_aside_whole() -> Result<()> {
     assert!(log.describe_topic("gappy").is_err());
     assert_eq!(log.partition_count("kept")?, 2);
     for s in strays {
-        let name = s.file_name().unwrap().to_str().unwrap();
+        let name = s
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or("a stray without a UTF-8 name")?;
         assert!(name.ends_with("-stray"), "{name}");
         assert!(s.is_dir());
     }
@@ -99,38 +90,31 @@ fn partitions_not_contiguous_from_zero_are_moved_aside_whole() -> Result<()> {
         .iter()
         .find(|s| {
             s.file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .starts_with("gappy-1.")
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("gappy-1."))
         })
-        .unwrap();
+        .ok_or("no gappy-1 stray")?;
     assert!(!common::segment_logs(gappy_1).is_empty());
     let kept_7 = strays
         .iter()
         .find(|s| {
             s.file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .starts_with("kept-7.")
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("kept-7."))
         })
-        .unwrap();
-    assert_eq!(
-        fs::read_to_string(kept_7.join("notes.txt")).unwrap(),
-        "mine"
-    );
+        .ok_or("no kept-7 stray")?;
+    assert_eq!(fs::read_to_string(kept_7.join("notes.txt"))?, "mine");
     log.close()?;
     // Strays are left alone from then on.
-    let before = dir_names(dir.path());
+    let before = dir_names(dir.path())?;
     open(dir.path())?.close()?;
-    assert_eq!(dir_names(dir.path()), before);
+    assert_eq!(dir_names(dir.path())?, before);
     Ok(())
 }
 
 #[test]
-fn only_topiclogs_own_delete_leftovers_are_removed() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn only_topiclogs_own_delete_leftovers_are_removed() -> TestResult {
+    let dir = tempfile::tempdir()?;
     open(dir.path())?.close()?;
     for d in [
         "backup-delete",
@@ -138,11 +122,11 @@ fn only_topiclogs_own_delete_leftovers_are_removed() -> Result<()> {
         "x-1.zz-delete",
         "t-0.17f-delete",
     ] {
-        fs::create_dir(dir.path().join(d)).unwrap();
-        fs::write(dir.path().join(d).join("f"), "x").unwrap();
+        fs::create_dir(dir.path().join(d))?;
+        fs::write(dir.path().join(d).join("f"), "x")?;
     }
     open(dir.path())?.close()?;
-    let names = dir_names(dir.path());
+    let names = dir_names(dir.path())?;
     for d in ["backup-delete", "old-1-delete", "x-1.zz-delete"] {
         assert!(names.contains(&d.to_string()), "{d} was removed: {names:?}");
     }
@@ -152,19 +136,17 @@ fn only_topiclogs_own_delete_leftovers_are_removed() -> Result<()> {
 }
 
 #[test]
-fn a_delete_interrupted_by_a_crash_is_finished_not_rebuilt() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
+fn a_delete_interrupted_by_a_crash_is_finished_not_rebuilt() -> TestResult {
+    let log = TempLog::new()?;
     fill(&log, "gone", 2, 10)?;
-    log.close()?;
+    let dir = log.close()?;
     // What a crash right after the delete's first step leaves: the metadata moved to the
     // tombstone folder, the partition directories not yet renamed.
-    fs::create_dir_all(dir.path().join(".topics-deleting")).unwrap();
+    fs::create_dir_all(dir.path().join(".topics-deleting"))?;
     fs::rename(
         dir.path().join(".topics/gone"),
         dir.path().join(".topics-deleting/gone"),
-    )
-    .unwrap();
+    )?;
     let log = open(dir.path())?;
     let report = log.recovery_report();
     assert_eq!(report.deletes_completed, vec!["gone".to_string()]);
@@ -177,15 +159,13 @@ fn a_delete_interrupted_by_a_crash_is_finished_not_rebuilt() -> Result<()> {
 }
 
 #[test]
-fn delete_then_create_again_starts_empty() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
+fn delete_then_create_again_starts_empty() -> TestResult {
+    let log = TempLog::new()?;
     fill(&log, "again", 2, 3)?;
     log.delete_topic("again")?;
     log.create_topic("again", 2)?;
     assert_eq!(log.partition("again", 1)?.log_end_offset(), 0);
-    log.close()?;
-    let log = open(dir.path())?;
+    let log = log.reopen()?;
     assert_eq!(log.partition("again", 1)?.log_end_offset(), 0);
     assert!(log.recovery_report().strays.is_empty());
     log.close()?;
@@ -193,16 +173,15 @@ fn delete_then_create_again_starts_empty() -> Result<()> {
 }
 
 #[test]
-fn a_lost_offsets_topic_metadata_file_keeps_every_commit() -> Result<()> {
+fn a_lost_offsets_topic_metadata_file_keeps_every_commit() -> TestResult {
     use topiclog::{ConsumerConfig, OffsetAndMetadata, TopicPartition};
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
+    let log = TempLog::new()?;
     fill(&log, "orders", 1, 5)?;
     let mut c = log.consumer(ConsumerConfig::group("billing"))?;
     c.commit_offsets(&[(TopicPartition::new("orders", 0), OffsetAndMetadata::new(4))])?;
     drop(c);
-    log.close()?;
-    fs::remove_file(dir.path().join(".topics/__consumer_offsets")).unwrap();
+    let dir = log.close()?;
+    fs::remove_file(dir.path().join(".topics/__consumer_offsets"))?;
     let log = open(dir.path())?;
     assert_eq!(
         log.recovery_report().topics_rebuilt,

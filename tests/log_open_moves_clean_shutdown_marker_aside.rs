@@ -2,16 +2,16 @@
 //! frees its data block, which on a `discard` mount waits for the device), so a crash after
 //! the open counts as unclean; a clean close deletes the moved marker and writes a new one; a
 //! read-only open leaves the marker where it is.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::indexing_slicing)]
 
 mod common;
 use common::*;
-use topiclog::{LogOptions, Result};
+use topiclog::LogOptions;
 
 #[test]
 fn an_open_moves_the_clean_shutdown_marker_aside_and_a_crash_after_it_counts_as_unclean()
--> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+-> TestResult {
+    let dir = tempfile::tempdir()?;
     let marker = dir.path().join(".kafka_cleanshutdown");
     let aside = dir.path().join(".kafka_cleanshutdown.consumed");
     {

@@ -5,62 +5,59 @@
 mod common;
 use common::*;
 use std::process::Command;
-use topiclog::{Error, LogOptions, Result};
+use topiclog::{Error, LogOptions};
 
 const CHILD_ENV: &str = "TOPICLOG_LOCK_CHILD_DIR";
 
-fn snapshot(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+fn snapshot(dir: &std::path::Path) -> TestResult<Vec<(String, Vec<u8>)>> {
     let mut out = Vec::new();
-    for e in walk(dir) {
+    for e in walk(dir)? {
         if e.is_file() {
-            out.push((e.display().to_string(), std::fs::read(&e).unwrap()));
+            out.push((e.display().to_string(), std::fs::read(&e)?));
         }
     }
     out.sort();
-    out
+    Ok(out)
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+fn walk(dir: &std::path::Path) -> TestResult<Vec<std::path::PathBuf>> {
     let mut v = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
         if p.is_dir() {
-            v.extend(walk(&p));
+            v.extend(walk(&p)?);
         }
         v.push(p);
     }
-    v
+    Ok(v)
 }
 
 #[test]
-fn second_open_in_this_process_is_refused() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic("t", 1)?;
+fn second_open_in_this_process_is_refused() -> TestResult {
+    let log = TempLog::with_topic("t", 1)?;
     log.append("t", 0, &[rec(1)])?;
-    let before = snapshot(dir.path());
-    let err = open(dir.path()).unwrap_err();
+    let before = snapshot(log.path())?;
+    let err = open(log.path()).unwrap_err();
     assert!(matches!(err, Error::AlreadyLocked { .. }), "{err}");
     assert_eq!(
         before,
-        snapshot(dir.path()),
+        snapshot(log.path())?,
         "the refused open changed files"
     );
     // A read-only open works alongside.
-    let ro = LogOptions::new().read_only(true).open(dir.path())?;
+    let ro = LogOptions::new().read_only(true).open(log.path())?;
     assert_eq!(ro.partition("t", 0)?.log_end_offset(), 1);
     drop(ro);
-    log.close()?;
+    let dir = log.close()?;
     // Released on close.
-    open(dir.path())?.close()
+    open(dir.path())?.close()?;
+    Ok(())
 }
 
 #[test]
-fn second_open_from_another_process_is_refused() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic("t", 1)?;
-    let exe = std::env::current_exe().unwrap();
+fn second_open_from_another_process_is_refused() -> TestResult {
+    let log = TempLog::with_topic("t", 1)?;
+    let exe = std::env::current_exe()?;
     let out = Command::new(exe)
         .args([
             "--exact",
@@ -68,16 +65,16 @@ fn second_open_from_another_process_is_refused() -> Result<()> {
             "--nocapture",
             "--test-threads=1",
         ])
-        .env(CHILD_ENV, dir.path())
-        .output()
-        .unwrap();
+        .env(CHILD_ENV, log.path())
+        .output()?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "child failed: {stdout}");
     assert!(
         stdout.contains("CHILD-SAW-LOCKED"),
         "child output: {stdout}"
     );
-    log.close()
+    log.close()?;
+    Ok(())
 }
 
 /// Runs only inside the child process started above.

@@ -4,12 +4,11 @@
 
 mod common;
 use common::*;
-use topiclog::{Error, LogOptions, Record, Result, TopicConfig};
+use topiclog::{Error, LogOptions, Record, TopicConfig};
 
 #[test]
-fn invalid_topic_names() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
+fn invalid_topic_names() -> TestResult {
+    let log = TempLog::new()?;
     let long = "a".repeat(250);
     for name in [
         "",
@@ -31,14 +30,19 @@ fn invalid_topic_names() -> Result<()> {
     log.create_topic(&"a".repeat(249), 1)?;
     assert_eq!(log.topics().len(), 1);
     // Nothing escaped the data directory.
-    assert!(!dir.path().parent().unwrap().join("escape-0").exists());
+    assert!(
+        !log.path()
+            .parent()
+            .ok_or("no parent")?
+            .join("escape-0")
+            .exists()
+    );
     Ok(())
 }
 
 #[test]
-fn invalid_configs() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
+fn invalid_configs() -> TestResult {
+    let log = TempLog::new()?;
     let mut c = TopicConfig::new();
     c.segment_bytes = 10;
     let err = log.create_topic_with("t", 1, c).unwrap_err();
@@ -68,7 +72,7 @@ fn invalid_configs() -> Result<()> {
     assert!(c.flush_policy.syncs_each_batch());
     let err = LogOptions::new()
         .max_open_files(1)
-        .open(dir.path().join("x"))
+        .open(log.path().join("x"))
         .unwrap_err();
     assert!(matches!(err, Error::InvalidConfig { .. }));
     assert!(log.topics().is_empty());
@@ -76,9 +80,8 @@ fn invalid_configs() -> Result<()> {
 }
 
 #[test]
-fn missing_topics_and_partitions() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
+fn missing_topics_and_partitions() -> TestResult {
+    let log = TempLog::new()?;
     assert!(matches!(
         log.partition("nope", 0),
         Err(Error::TopicNotFound { .. })
@@ -100,10 +103,8 @@ fn missing_topics_and_partitions() -> Result<()> {
 }
 
 #[test]
-fn offsets_out_of_range() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic("t", 1)?;
+fn offsets_out_of_range() -> TestResult {
+    let log = TempLog::with_topic("t", 1)?;
     let p = log.partition("t", 0)?;
     p.append(&[rec(0), rec(1), rec(2)])?;
     match p.read(4, 1024) {
@@ -142,12 +143,10 @@ fn offsets_out_of_range() -> Result<()> {
 }
 
 #[test]
-fn oversized_batches_are_refused_and_nothing_is_lost() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
+fn oversized_batches_are_refused_and_nothing_is_lost() -> TestResult {
     let mut c = TopicConfig::new();
     c.max_message_bytes = 1000;
-    log.create_topic_with("t", 1, c)?;
+    let log = TempLog::with_topic_config("t", 1, c)?;
     let p = log.partition("t", 0)?;
     p.append(&[rec(0)])?;
     let big = Record::new(vec![7u8; 2000]);
@@ -165,9 +164,8 @@ fn oversized_batches_are_refused_and_nothing_is_lost() -> Result<()> {
 }
 
 #[test]
-fn keyless_records_on_compacted_topics_are_refused() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
+fn keyless_records_on_compacted_topics_are_refused() -> TestResult {
+    let log = TempLog::new()?;
     log.create_topic_with(
         "c",
         1,
@@ -183,10 +181,8 @@ fn keyless_records_on_compacted_topics_are_refused() -> Result<()> {
 }
 
 #[test]
-fn conditional_append_checks_the_end_offset() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic("acct", 1)?;
+fn conditional_append_checks_the_end_offset() -> TestResult {
+    let log = TempLog::with_topic("acct", 1)?;
     let p = log.partition("acct", 0)?;
     assert_eq!(p.append_if(0, &[rec(0)])?.base_offset, 0);
     match p.append_if(0, &[rec(1)]) {
@@ -201,13 +197,11 @@ fn conditional_append_checks_the_end_offset() -> Result<()> {
 }
 
 #[test]
-fn closed_log_and_read_only_refuse_writes() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic("t", 1)?;
+fn closed_log_and_read_only_refuse_writes() -> TestResult {
+    let log = TempLog::with_topic("t", 1)?;
     let p = log.partition("t", 0)?;
     p.append(&[rec(0)])?;
-    log.close()?;
+    let dir = log.close()?;
     assert!(matches!(p.append(&[rec(1)]), Err(Error::Closed { .. })));
     let ro = LogOptions::new().read_only(true).open(dir.path())?;
     let rp = ro.partition("t", 0)?;
@@ -249,9 +243,8 @@ fn config_values_are_range_checked_when_set_under_the_key_typed() {
 }
 
 #[test]
-fn unimplemented_assignors_are_refused_with_the_supported_list() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
+fn unimplemented_assignors_are_refused_with_the_supported_list() -> TestResult {
+    let log = TempLog::new()?;
     let mut config = topiclog::ConsumerConfig::group("g");
     config.assignors = vec!["cooperative-sticky".into()];
     match log.consumer(config) {

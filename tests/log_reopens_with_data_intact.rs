@@ -1,25 +1,22 @@
 //! Appended records survive close and reopen; a clean reopen trusts the indexes and scans
 //! nothing; topic config and partition counts persist.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::indexing_slicing)]
 
 mod common;
 use common::*;
-use topiclog::{Compression, Header, Record, Result, TimestampType, TopicConfig};
+use topiclog::{Compression, Header, Record, TimestampType, TopicConfig};
 
 #[test]
-fn records_survive_a_clean_reopen() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn records_survive_a_clean_reopen() -> TestResult {
+    let log = TempLog::with_topic_config("events", 2, small_segments(4096))?;
     {
-        let log = open(dir.path())?;
-        log.create_topic_with("events", 2, small_segments(4096))?;
         let p = log.partition("events", 1)?;
         for i in 0..500 {
             let at = p.append(&[rec(i)])?;
             assert_eq!(at.base_offset, i as i64);
         }
-        log.close()?;
     }
-    let log = open(dir.path())?;
+    let log = log.reopen()?;
     let report = log.recovery_report();
     assert!(report.clean);
     for pr in &report.partitions {
@@ -47,10 +44,8 @@ fn records_survive_a_clean_reopen() -> Result<()> {
 }
 
 #[test]
-fn multi_record_append_is_one_batch_with_all_fields() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic("t", 1)?;
+fn multi_record_append_is_one_batch_with_all_fields() -> TestResult {
+    let log = TempLog::with_topic("t", 1)?;
     let p = log.partition("t", 0)?;
     let batch = vec![
         Record::new("a")
@@ -75,9 +70,8 @@ fn multi_record_append_is_one_batch_with_all_fields() -> Result<()> {
 }
 
 #[test]
-fn compressed_topics_round_trip() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
+fn compressed_topics_round_trip() -> TestResult {
+    let log = TempLog::new()?;
     for codec in Compression::ALL {
         let mut c = TopicConfig::new();
         c.compression = Some(codec);
@@ -96,16 +90,13 @@ fn compressed_topics_round_trip() -> Result<()> {
 }
 
 #[test]
-fn log_append_time_stamps_every_record() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
+fn log_append_time_stamps_every_record() -> TestResult {
     let mut c = TopicConfig::new();
     c.timestamp_type = TimestampType::LogAppendTime;
-    log.create_topic_with("t", 1, c)?;
+    let log = TempLog::with_topic_config("t", 1, c)?;
     let p = log.partition("t", 0)?;
     let before = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as i64;
     let at = p.append(&[rec(1).timestamp(7), rec(2).timestamp(8)])?;
     assert!(at.timestamp >= before);
@@ -121,17 +112,15 @@ fn log_append_time_stamps_every_record() -> Result<()> {
 }
 
 #[test]
-fn uncompressed_reads_are_views_of_the_mapped_segment() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic("t", 1)?;
+fn uncompressed_reads_are_views_of_the_mapped_segment() -> TestResult {
+    let log = TempLog::with_topic("t", 1)?;
     let p = log.partition("t", 0)?;
     p.append(&[rec(1), rec(2)])?;
     let res = p.read(0, 1 << 20)?;
     let batch = &res.batches[0];
     let range = batch.as_bytes().as_ptr_range();
     for r in batch.records()? {
-        let v = r?.value.unwrap();
+        let v = r?.value.ok_or("a null value")?;
         assert!(range.contains(&v.as_ptr()), "record bytes were copied");
     }
     Ok(())
@@ -142,37 +131,39 @@ fn uncompressed_reads_are_views_of_the_mapped_segment() -> Result<()> {
 /// `ChecksumMismatch`; the same damage in the active segment's last batch is found at open, set
 /// aside and reported.
 #[test]
-fn clean_open_checks_crcs_of_the_active_tail_and_leaves_sealed_ones_to_readers() -> Result<()> {
+fn clean_open_checks_crcs_of_the_active_tail_and_leaves_sealed_ones_to_readers() -> TestResult {
     for damage_active in [false, true] {
-        let dir = tempfile::tempdir().unwrap();
-        let part = dir.path().join("t-0");
+        let log = TempLog::with_topic_config("t", 1, small_segments(4096))?;
         {
-            let log = open(dir.path())?;
-            log.create_topic_with("t", 1, small_segments(4096))?;
             let p = log.partition("t", 0)?;
             for i in 0..200 {
                 p.append(&[rec(i)])?;
             }
-            log.close()?;
         }
+        let dir = log.close()?;
+        let part = dir.path().join("t-0");
         let logs = segment_logs(&part);
         assert!(logs.len() > 2);
         let victim = if damage_active {
-            logs.last().unwrap()
+            logs.last().ok_or("no segments")?
         } else {
             &logs[0]
         };
         // A value byte of the segment's last batch (its last 2 bytes are the value's last
         // byte and the header count).
-        let mut bytes = std::fs::read(victim).unwrap();
+        let mut bytes = std::fs::read(victim)?;
         let at = bytes.len() - 2;
         bytes[at] ^= 0x01;
-        std::fs::write(victim, &bytes).unwrap();
+        std::fs::write(victim, &bytes)?;
 
         let log = open(dir.path())?;
         let report = log.recovery_report();
         assert!(report.clean);
-        let pr = report.partitions.iter().find(|pr| pr.topic == "t").unwrap();
+        let pr = report
+            .partitions
+            .iter()
+            .find(|pr| pr.topic == "t")
+            .ok_or("no recovery report for t")?;
         let p = log.partition("t", 0)?;
         if damage_active {
             // Damage at rest after a clean close: the batch no longer reads back, the file as
@@ -180,7 +171,13 @@ fn clean_open_checks_crcs_of_the_active_tail_and_leaves_sealed_ones_to_readers()
             assert_eq!(pr.segments_scanned, 1, "{pr:?}");
             assert_eq!(pr.truncated_bytes, 0, "{pr:?}");
             assert_eq!(pr.damage.len(), 1, "{pr:?}");
-            assert!(pr.damage[0].preserved.as_ref().unwrap().exists());
+            assert!(
+                pr.damage[0]
+                    .preserved
+                    .as_ref()
+                    .ok_or("the damaged file was not kept")?
+                    .exists()
+            );
             assert_eq!(p.log_end_offset(), 200);
             assert_eq!(read_all(&p)?.len(), 199);
         } else {

@@ -1,7 +1,6 @@
 //! A file of the data directory replaced by a directory is reported as such, with its path,
 //! not as an obscure OS error ("No such device" from mapping a directory).
 #![allow(
-    clippy::unwrap_used,
     clippy::indexing_slicing,
     clippy::case_sensitive_file_extension_comparisons
 )]
@@ -10,18 +9,18 @@ mod common;
 
 use std::fs;
 
-use common::open;
-use topiclog::{Record, Result};
+use common::{TestResult, open};
+use topiclog::Record;
 
 #[test]
-fn a_directory_where_a_file_belongs_is_named() -> Result<()> {
+fn a_directory_where_a_file_belongs_is_named() -> TestResult {
     for (name, clean) in [
         ("00000000000000000000.log", true),
         ("00000000000000000000.log", false),
         ("00000000000000000000.index", true),
         ("00000000000000000000.timeindex", false),
     ] {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir()?;
         let log = open(dir.path())?;
         log.create_topic("t", 1)?;
         log.partition("t", 0)?.append(&[Record::new("v")])?;
@@ -31,8 +30,8 @@ fn a_directory_where_a_file_belongs_is_named() -> Result<()> {
             log.abandon();
         }
         let path = dir.path().join("t-0").join(name);
-        fs::remove_file(&path).unwrap();
-        fs::create_dir(&path).unwrap();
+        fs::remove_file(&path)?;
+        fs::create_dir(&path)?;
         let outcome = open(dir.path()).and_then(|log| {
             let got = log.partition("t", 0)?.records(0, 1 << 20)?;
             Ok(got.len())

@@ -74,22 +74,22 @@ fn config() -> TopicConfig {
     c
 }
 
-fn check(log: &Log, model: &[MPart]) -> Result<()> {
+fn check(log: &Log, model: &[MPart]) -> TestResult {
     for (i, m) in model.iter().enumerate() {
         let p = log.partition("m", i as i32)?;
         assert_eq!(p.log_end_offset(), m.end, "end of partition {i}");
         assert_eq!(p.log_start_offset(), m.start, "start of partition {i}");
         let got: Vec<(i64, Vec<u8>)> = read_all(&p)?
             .into_iter()
-            .map(|r| (r.offset, r.value.unwrap().to_vec()))
-            .collect();
+            .map(|r| Ok((r.offset, r.value.ok_or("a null value")?.to_vec())))
+            .collect::<TestResult<_>>()?;
         assert_eq!(got, m.records(), "records of partition {i}");
     }
     Ok(())
 }
 
-fn run(ops: &[Op]) -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn run(ops: &[Op]) -> TestResult {
+    let dir = tempfile::tempdir()?;
     let mut log = open(dir.path())?;
     log.create_topic_with("m", 2, config())?;
     let mut model = vec![MPart::default(), MPart::default()];
@@ -193,18 +193,16 @@ fn run(ops: &[Op]) -> Result<()> {
                 log.abandon();
                 let m = &mut model[*partition];
                 let pdir = dir.path().join(format!("m-{partition}"));
-                let last = segment_logs(&pdir).pop().unwrap();
-                let len = std::fs::metadata(&last).unwrap().len() as usize;
+                let last = segment_logs(&pdir).pop().ok_or("no segments")?;
+                let len = std::fs::metadata(&last)?.len() as usize;
                 if let Some(b) = m.batches.last() {
                     // Only when the last batch is the tail of the last file and above the start.
-                    if len >= b.bytes && b.base >= m.start && segment_holds_tail(&last, b.base) {
+                    if len >= b.bytes && b.base >= m.start && segment_holds_tail(&last, b.base)? {
                         let cut = 1 + cut % b.bytes;
                         OpenOptions::new()
                             .write(true)
-                            .open(&last)
-                            .unwrap()
-                            .set_len((len - cut) as u64)
-                            .unwrap();
+                            .open(&last)?
+                            .set_len((len - cut) as u64)?;
                         // Below the checkpointed recovery point the batch had been synced:
                         // its loss is damage at rest, and its offsets are not handed out
                         // again (the end stays at the recovery point, a gap readers skip).
@@ -222,7 +220,8 @@ fn run(ops: &[Op]) -> Result<()> {
         }
         check(&log, &model)?;
     }
-    log.close()
+    log.close()?;
+    Ok(())
 }
 
 /// The recovery point checkpointed for partition `m-<partition>`.
@@ -237,12 +236,12 @@ fn recovery_point(dir: &std::path::Path, partition: usize) -> Option<i64> {
 }
 
 /// True when the file's last batch starts at `base`.
-fn segment_holds_tail(path: &std::path::Path, base: i64) -> bool {
-    let bytes = std::fs::read(path).unwrap();
+fn segment_holds_tail(path: &std::path::Path, base: i64) -> std::io::Result<bool> {
+    let bytes = std::fs::read(path)?;
     let batches: Vec<_> = topiclog::Batches::new(bytes.into())
         .filter_map(Result::ok)
         .collect();
-    batches.last().is_some_and(|b| b.base_offset() == base)
+    Ok(batches.last().is_some_and(|b| b.base_offset() == base))
 }
 
 proptest! {

@@ -1,10 +1,10 @@
 //! 10,000 partitions in one store: create, append one record to each, read each back, close
 //! and reopen — with a bounded number of open file descriptors.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::indexing_slicing)]
 
 mod common;
 use common::*;
-use topiclog::{Record, Result};
+use topiclog::Record;
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count)
@@ -12,8 +12,8 @@ fn open_fds() -> usize {
 
 #[test]
 #[cfg(target_os = "linux")]
-fn ten_thousand_partitions_with_bounded_descriptors() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn ten_thousand_partitions_with_bounded_descriptors() -> TestResult {
+    let dir = tempfile::tempdir()?;
     let budget = 64;
     let baseline = open_fds();
     let n = 10_000;
@@ -52,20 +52,19 @@ fn ten_thousand_partitions_with_bounded_descriptors() -> Result<()> {
 
 /// Descriptors open on files under `dir`.
 #[cfg(target_os = "linux")]
-fn fds_under(dir: &std::path::Path) -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .unwrap()
+fn fds_under(dir: &std::path::Path) -> TestResult<usize> {
+    Ok(std::fs::read_dir("/proc/self/fd")?
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
         .filter(|target| target.starts_with(dir))
-        .count()
+        .count())
 }
 
 #[test]
 #[cfg(target_os = "linux")]
-fn rolled_segments_awaiting_their_sync_hold_few_descriptors_without_a_flusher() -> Result<()> {
+fn rolled_segments_awaiting_their_sync_hold_few_descriptors_without_a_flusher() -> TestResult {
     // No flusher: rolled segments wait for `Log::flush` to sync them. However many rolls
     // happen meanwhile, only the last two keep their descriptors; the flush reopens the rest.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir()?;
     let n = 3000u64;
     {
         let log = open(dir.path())?;
@@ -76,7 +75,7 @@ fn rolled_segments_awaiting_their_sync_hold_few_descriptors_without_a_flusher() 
         }
         let segments = segment_logs(&dir.path().join("t-0")).len();
         assert!(segments > 50, "{segments} segments");
-        let held = fds_under(dir.path());
+        let held = fds_under(dir.path())?;
         // The active segment's 3, two rolled segments' 6, the directory lock and the
         // consumer-offsets partition's files.
         assert!(
@@ -84,7 +83,7 @@ fn rolled_segments_awaiting_their_sync_hold_few_descriptors_without_a_flusher() 
             "{held} descriptors open under the log for {segments} segments"
         );
         log.flush()?;
-        assert!(fds_under(dir.path()) <= held);
+        assert!(fds_under(dir.path())? <= held);
         drop(p);
         log.abandon();
     }
@@ -92,7 +91,11 @@ fn rolled_segments_awaiting_their_sync_hold_few_descriptors_without_a_flusher() 
     // before it.
     let log = open(dir.path())?;
     let r = log.recovery_report();
-    let t = r.partitions.iter().find(|p| p.topic == "t").unwrap();
+    let t = r
+        .partitions
+        .iter()
+        .find(|p| p.topic == "t")
+        .ok_or("no recovery report for t")?;
     assert_eq!(t.end_offset, n as i64);
     assert!(t.segments_trusted > 50, "{t:?}");
     assert_eq!(read_all(&log.partition("t", 0)?)?.len() as u64, n);

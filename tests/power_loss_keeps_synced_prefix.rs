@@ -9,14 +9,14 @@
 //! under `EveryBatch` every acknowledged record; under every policy, every record acknowledged
 //! before the start of a completed sync of its segment file (the last interval sync, the
 //! post-roll sync). Every fourth round also moves the log start and runs retention mid-way.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::indexing_slicing)]
 
 mod common;
 use common::*;
 use std::path::Path;
 use std::time::Duration;
 use topiclog::sim::SimFs;
-use topiclog::{Compression, FlushPolicy, LogOptions, Record, Result, TopicConfig};
+use topiclog::{Compression, FlushPolicy, LogOptions, Record, TopicConfig};
 
 /// Rounds by default; `TOPICLOG_POWER_LOSS_ROUNDS` asks for more (CI runs many in release,
 /// where the threads interleave differently).
@@ -68,7 +68,7 @@ fn segment_of(dir: &Path, offset: i64) -> Option<std::path::PathBuf> {
 }
 
 #[test]
-fn power_loss_keeps_every_synced_record() -> Result<()> {
+fn power_loss_keeps_every_synced_record() -> TestResult {
     let mut seed = 0x9e37_79b9_0000_0001u64;
     let mut torn_rounds = 0;
     let mut undone_rounds = 0;
@@ -77,8 +77,8 @@ fn power_loss_keeps_every_synced_record() -> Result<()> {
         .and_then(|r| r.parse().ok())
         .unwrap_or(ROUNDS);
     for round in 0..rounds {
-        let dir = tempfile::tempdir().unwrap();
-        let sim = SimFs::install(dir.path()).unwrap();
+        let dir = tempfile::tempdir()?;
+        let sim = SimFs::install(dir.path())?;
         let opts = || {
             LogOptions::new()
                 .flusher(Some(Duration::from_millis(1)))
@@ -130,7 +130,7 @@ fn power_loss_keeps_every_synced_record() -> Result<()> {
         }
         drop(p);
         log.abandon();
-        let lost = sim.power_loss(next(&mut seed)).unwrap();
+        let lost = sim.power_loss(next(&mut seed))?;
         torn_rounds += u32::from(lost.torn);
         undone_rounds += u32::from(lost.namespace_ops_undone > 0);
 
@@ -194,9 +194,9 @@ fn power_loss_keeps_every_synced_record() -> Result<()> {
 /// reopened them, must still be synced by `Log::flush`: after a power loss right after the
 /// flush, every record is there.
 #[test]
-fn flush_syncs_a_segment_rolled_while_its_files_were_closed() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = SimFs::install(dir.path()).unwrap();
+fn flush_syncs_a_segment_rolled_while_its_files_were_closed() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let sim = SimFs::install(dir.path())?;
     let log = quiet().max_open_files(4).open(dir.path())?;
     log.create_topic_with("t", 2, small_segments(1024))?;
     let (p0, p1) = (log.partition("t", 0)?, log.partition("t", 1)?);
@@ -207,9 +207,7 @@ fn flush_syncs_a_segment_rolled_while_its_files_were_closed() -> Result<()> {
     let mut n = [0u64; 2];
     p0.append(&[record()])?;
     n[0] += 1;
-    let batch = std::fs::metadata(&segment_logs(&dir.path().join("t-0"))[0])
-        .unwrap()
-        .len();
+    let batch = std::fs::metadata(&segment_logs(&dir.path().join("t-0"))[0])?.len();
     let per_segment = 1024 / batch;
     for _ in 0..3 {
         // Fill partition 0's segment, let partition 1 take the descriptors, then roll
@@ -228,7 +226,7 @@ fn flush_syncs_a_segment_rolled_while_its_files_were_closed() -> Result<()> {
     assert!(segment_logs(&dir.path().join("t-0")).len() > 2, "no roll");
     log.flush()?;
     log.abandon();
-    sim.power_loss(3).unwrap();
+    sim.power_loss(3)?;
     let log = open(dir.path())?;
     for (i, &count) in n.iter().enumerate() {
         let p = log.partition("t", i as i32)?;
@@ -243,5 +241,6 @@ fn flush_syncs_a_segment_rolled_while_its_files_were_closed() -> Result<()> {
                 .all(|r| r.value.as_deref() == Some(value.as_bytes()))
         );
     }
-    log.close()
+    log.close()?;
+    Ok(())
 }

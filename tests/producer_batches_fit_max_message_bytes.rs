@@ -1,5 +1,5 @@
 //! `send_async` never builds a batch larger than the topic's `max.message.bytes` after compression: every record is stored once, in order, and only a record too large on its own fails.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::indexing_slicing)]
 
 mod common;
 use common::*;
@@ -36,9 +36,8 @@ fn limited_topic(log: &topiclog::Log, name: &str) -> Result<()> {
     Ok(())
 }
 
-fn check(compression: Compression, compressible: bool, batch_size: usize) -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
+fn check(compression: Compression, compressible: bool, batch_size: usize) -> TestResult {
+    let log = TempLog::new()?;
     limited_topic(&log, "t")?;
     let mut cfg = ProducerConfig::default();
     cfg.compression = Some(compression);
@@ -75,7 +74,7 @@ fn check(compression: Compression, compressible: bool, batch_size: usize) -> Res
 }
 
 #[test]
-fn batch_size_above_the_limit_is_split_after_compression() -> Result<()> {
+fn batch_size_above_the_limit_is_split_after_compression() -> TestResult {
     check(Compression::None, false, 1 << 20)?;
     check(Compression::Gzip, false, 1 << 20)?;
     // Compressible records: one compressed batch holds more than the limit uncompressed.
@@ -83,14 +82,13 @@ fn batch_size_above_the_limit_is_split_after_compression() -> Result<()> {
 }
 
 #[test]
-fn batch_size_below_the_limit_closes_batches() -> Result<()> {
+fn batch_size_below_the_limit_closes_batches() -> TestResult {
     check(Compression::None, false, 1000)
 }
 
 #[test]
-fn only_a_record_too_large_alone_fails() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
+fn only_a_record_too_large_alone_fails() -> TestResult {
+    let log = TempLog::new()?;
     limited_topic(&log, "t")?;
     let producer = log.producer(ProducerConfig::default())?;
     let receipts: Vec<_> = (0..100u64)

@@ -17,10 +17,8 @@ fn config(max_block: Duration) -> ProducerConfig {
 }
 
 #[test]
-fn a_full_buffer_times_out_with_a_typed_error() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic("t", 1)?;
+fn a_full_buffer_times_out_with_a_typed_error() -> TestResult {
+    let log = TempLog::with_topic("t", 1)?;
     let producer = log.producer(config(Duration::ZERO))?;
     let mut queued = 0;
     let err = loop {
@@ -51,10 +49,8 @@ fn a_full_buffer_times_out_with_a_typed_error() -> Result<()> {
 }
 
 #[test]
-fn a_blocked_send_waits_for_room_and_succeeds() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic("t", 1)?;
+fn a_blocked_send_waits_for_room_and_succeeds() -> TestResult {
+    let log = TempLog::with_topic("t", 1)?;
     let producer = log.producer(config(Duration::from_mins(1)))?;
     let receipts: Vec<_> = (0..50)
         .map(|i| producer.send_async(ProducerRecord::new("t", format!("{i:0100}"))))
@@ -70,10 +66,8 @@ fn a_blocked_send_waits_for_room_and_succeeds() -> Result<()> {
 }
 
 #[test]
-fn a_record_larger_than_the_buffer_is_refused() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic("t", 1)?;
+fn a_record_larger_than_the_buffer_is_refused() -> TestResult {
+    let log = TempLog::with_topic("t", 1)?;
     let producer = log.producer(config(Duration::from_mins(1)))?;
     let err = producer
         .send_async(ProducerRecord::new("t", vec![b'v'; 2000]))

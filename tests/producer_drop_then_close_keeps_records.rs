@@ -1,5 +1,5 @@
 //! Dropping a producer sends what `send_async` queued before it returns, so closing the log right after loses nothing; a closed producer refuses sends.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::indexing_slicing)]
 
 mod common;
 use common::*;
@@ -14,10 +14,8 @@ fn lingering() -> ProducerConfig {
 }
 
 #[test]
-fn drop_then_close_keeps_every_record() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic("t", 3)?;
+fn drop_then_close_keeps_every_record() -> TestResult {
+    let log = TempLog::with_topic("t", 3)?;
     let producer = log.producer(lingering())?;
     let clone = producer.clone();
     for i in 0..300 {
@@ -29,9 +27,7 @@ fn drop_then_close_keeps_every_record() -> Result<()> {
     // A clone keeps the producer alive; its records stay queued until the last one goes.
     clone.send_async(ProducerRecord::new("t", "last").partition(0))?;
     drop(clone);
-    log.close()?;
-
-    let log = open(dir.path())?;
+    let log = log.reopen()?;
     let total: i64 = (0..3)
         .map(|p| log.partition("t", p).map(|h| h.log_end_offset()))
         .sum::<Result<i64>>()?;
@@ -40,10 +36,8 @@ fn drop_then_close_keeps_every_record() -> Result<()> {
 }
 
 #[test]
-fn close_sends_then_refuses() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic("t", 1)?;
+fn close_sends_then_refuses() -> TestResult {
+    let log = TempLog::with_topic("t", 1)?;
     let producer = log.producer(lingering())?;
     let receipt = producer.send_async(ProducerRecord::new("t", "queued"))?;
     producer.close()?;
@@ -58,10 +52,8 @@ fn close_sends_then_refuses() -> Result<()> {
 }
 
 #[test]
-fn close_reports_what_its_timeout_gave_up_on() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic("t", 1)?;
+fn close_reports_what_its_timeout_gave_up_on() -> TestResult {
+    let log = TempLog::with_topic("t", 1)?;
     let mut cfg = lingering();
     cfg.close_timeout = Duration::ZERO;
     let producer = log.producer(cfg)?;

@@ -1,14 +1,13 @@
 //! `Producer::flush` fails when a `send_async` record it waited for failed, and says how many; each receipt keeps its own error.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::indexing_slicing)]
 
 mod common;
 use common::*;
-use topiclog::{Error, ProducerConfig, ProducerRecord, Result, TopicConfig};
+use topiclog::{Error, ProducerConfig, ProducerRecord, TopicConfig};
 
 #[test]
-fn flush_reports_refused_records() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
+fn flush_reports_refused_records() -> TestResult {
+    let log = TempLog::new()?;
     log.create_topic_with(
         "t",
         1,

@@ -1,46 +1,45 @@
 //! Idempotence: a re-sent batch is acknowledged with its original offsets and not written
 //! twice; a sequence gap is refused; a newer epoch fences the older producer; all of it also
 //! across closing and reopening the log.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::indexing_slicing)]
 
 mod common;
 use common::*;
 use topiclog::{BatchBuilder, Compression, Error, ProducerConfig, ProducerRecord, Result};
 
-fn batch(pid: i64, epoch: i16, seq: i32, n: usize) -> BatchBuilder {
+fn batch(pid: i64, epoch: i16, seq: i32, n: usize) -> Result<BatchBuilder> {
     let mut b = BatchBuilder::new(Compression::None);
     for i in 0..n {
-        b.push(Some(b"k"), Some(format!("s{seq}-{i}").as_bytes()), &[], 1)
-            .unwrap();
+        b.push(Some(b"k"), Some(format!("s{seq}-{i}").as_bytes()), &[], 1)?;
     }
     b.set_producer(pid, epoch, seq);
-    b
+    Ok(b)
 }
 
 #[test]
-fn resend_gap_and_fencing_survive_reopen() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn resend_gap_and_fencing_survive_reopen() -> TestResult {
+    let dir = tempfile::tempdir()?;
     let (pid, epoch) = {
         let log = open(dir.path())?;
         log.create_topic("t", 1)?;
         let (pid, epoch) = log.init_producer_id(None)?;
         let p = log.partition("t", 0)?;
-        let first = p.append_builder(&mut batch(pid, epoch, 0, 3))?;
+        let first = p.append_builder(&mut batch(pid, epoch, 0, 3)?)?;
         assert_eq!((first.base_offset, first.last_offset), (0, 2));
-        let again = p.append_builder(&mut batch(pid, epoch, 0, 3))?;
+        let again = p.append_builder(&mut batch(pid, epoch, 0, 3)?)?;
         assert_eq!(
             (again.base_offset, again.last_offset),
             (0, 2),
             "duplicate acknowledged"
         );
         assert_eq!(p.log_end_offset(), 3, "not written twice");
-        match p.append_builder(&mut batch(pid, epoch, 7, 1)) {
+        match p.append_builder(&mut batch(pid, epoch, 7, 1)?) {
             Err(Error::OutOfOrderSequence {
                 expected, received, ..
             }) => assert_eq!((expected, received), (3, 7)),
             other => panic!("{other:?}"),
         }
-        p.append_builder(&mut batch(pid, epoch, 3, 2))?;
+        p.append_builder(&mut batch(pid, epoch, 3, 2)?)?;
         log.close()?;
         (pid, epoch)
     };
@@ -48,16 +47,16 @@ fn resend_gap_and_fencing_survive_reopen() -> Result<()> {
     {
         let log = open(dir.path())?;
         let p = log.partition("t", 0)?;
-        let dup = p.append_builder(&mut batch(pid, epoch, 3, 2))?;
+        let dup = p.append_builder(&mut batch(pid, epoch, 3, 2)?)?;
         assert_eq!((dup.base_offset, dup.last_offset), (3, 4));
         assert!(matches!(
-            p.append_builder(&mut batch(pid, epoch, 9, 1)),
+            p.append_builder(&mut batch(pid, epoch, 9, 1)?),
             Err(Error::OutOfOrderSequence { .. })
         ));
         // A newer epoch takes over; the old one is fenced.
-        p.append_builder(&mut batch(pid, epoch + 1, 0, 1))?;
+        p.append_builder(&mut batch(pid, epoch + 1, 0, 1)?)?;
         assert!(matches!(
-            p.append_builder(&mut batch(pid, epoch, 5, 1)),
+            p.append_builder(&mut batch(pid, epoch, 5, 1)?),
             Err(Error::Fenced { .. })
         ));
         log.abandon();
@@ -66,20 +65,18 @@ fn resend_gap_and_fencing_survive_reopen() -> Result<()> {
     let log = open(dir.path())?;
     let p = log.partition("t", 0)?;
     assert!(matches!(
-        p.append_builder(&mut batch(pid, epoch, 5, 1)),
+        p.append_builder(&mut batch(pid, epoch, 5, 1)?),
         Err(Error::Fenced { .. })
     ));
-    let dup = p.append_builder(&mut batch(pid, epoch + 1, 0, 1))?;
+    let dup = p.append_builder(&mut batch(pid, epoch + 1, 0, 1)?)?;
     assert_eq!(dup.base_offset, 5);
     assert_eq!(p.log_end_offset(), 6);
     Ok(())
 }
 
 #[test]
-fn named_producers_fence_older_instances_across_reopen() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic("t", 1)?;
+fn named_producers_fence_older_instances_across_reopen() -> TestResult {
+    let log = TempLog::with_topic("t", 1)?;
     let mut cfg = ProducerConfig::default();
     cfg.name = Some("orders-writer".into());
     let old = log.producer(cfg.clone())?;
@@ -94,8 +91,7 @@ fn named_producers_fence_older_instances_across_reopen() -> Result<()> {
     new.send(ProducerRecord::new("t", "c").partition(0))?;
     let (id, epoch) = new.producer_id();
     drop((old, new));
-    log.close()?;
-    let log = open(dir.path())?;
+    let log = log.reopen()?;
     let newest = log.producer(cfg)?;
     assert_eq!(newest.producer_id(), (id, epoch + 1), "the epoch persists");
     let anon = log.producer(ProducerConfig::default())?;

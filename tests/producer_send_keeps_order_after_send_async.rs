@@ -1,16 +1,14 @@
 //! One producer's records keep their order per partition across `send` and `send_async`, as Kafka's do.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::indexing_slicing)]
 
 mod common;
 use common::*;
 use std::time::Duration;
-use topiclog::{ProducerConfig, ProducerRecord, Result};
+use topiclog::{ProducerConfig, ProducerRecord};
 
 #[test]
-fn send_goes_behind_queued_records() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic("t", 2)?;
+fn send_goes_behind_queued_records() -> TestResult {
+    let log = TempLog::with_topic("t", 2)?;
     let mut cfg = ProducerConfig::default();
     cfg.linger = Duration::from_hours(1);
     let producer = log.producer(cfg)?;

@@ -1,16 +1,14 @@
 //! Reads return whole batches from the one holding the offset, within a byte budget; lookups
 //! by timestamp are exact even when CreateTime is out of order.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::indexing_slicing)]
 
 mod common;
 use common::*;
-use topiclog::{Record, Result};
+use topiclog::Record;
 
 #[test]
-fn read_starts_with_the_batch_holding_the_offset() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic_with("t", 1, small_segments(1 << 20))?;
+fn read_starts_with_the_batch_holding_the_offset() -> TestResult {
+    let log = TempLog::with_topic_config("t", 1, small_segments(1 << 20))?;
     let p = log.partition("t", 0)?;
     for b in 0..50 {
         let recs: Vec<_> = (0..4).map(|i| rec(b * 4 + i)).collect();
@@ -35,27 +33,23 @@ fn read_starts_with_the_batch_holding_the_offset() -> Result<()> {
 }
 
 #[test]
-fn reads_cross_segment_boundaries() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic_with("t", 1, small_segments(1024))?;
+fn reads_cross_segment_boundaries() -> TestResult {
+    let log = TempLog::with_topic_config("t", 1, small_segments(1024))?;
     let p = log.partition("t", 0)?;
     for i in 0..300 {
         p.append(&[rec(i)])?;
     }
     for start in [0, 1, 17, 150, 298, 299] {
         let got = p.records(start, 1 << 20)?;
-        assert_eq!(got.first().unwrap().offset, start);
-        assert_eq!(got.last().unwrap().offset, 299, "from {start}");
+        assert_eq!(got.first().ok_or("empty")?.offset, start);
+        assert_eq!(got.last().ok_or("empty")?.offset, 299, "from {start}");
     }
     Ok(())
 }
 
 #[test]
-fn offset_for_timestamp_is_exact_with_out_of_order_times() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic_with("t", 1, small_segments(2048))?;
+fn offset_for_timestamp_is_exact_with_out_of_order_times() -> TestResult {
+    let log = TempLog::with_topic_config("t", 1, small_segments(2048))?;
     let p = log.partition("t", 0)?;
     // Timestamps go up by 10, but every 7th record is back-dated by 1000.
     let ts = |i: i64| {
@@ -74,9 +68,8 @@ fn offset_for_timestamp_is_exact_with_out_of_order_times() -> Result<()> {
         let want = all.iter().find(|(_, t)| *t >= target).copied();
         assert_eq!(p.offset_for_timestamp(target)?, want, "target {target}");
     }
-    log.close()?;
     // Same answers after reopening (indexes trusted) and after rebuilding them.
-    let log = open(dir.path())?;
+    let log = log.reopen()?;
     let p = log.partition("t", 0)?;
     assert_eq!(
         p.offset_for_timestamp(2035)?,
@@ -86,10 +79,8 @@ fn offset_for_timestamp_is_exact_with_out_of_order_times() -> Result<()> {
 }
 
 #[test]
-fn offset_for_timestamp_respects_log_start() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic("t", 1)?;
+fn offset_for_timestamp_respects_log_start() -> TestResult {
+    let log = TempLog::with_topic("t", 1)?;
     let p = log.partition("t", 0)?;
     for i in 0..10 {
         p.append(&[Record::new("v").timestamp(100 + i)])?;
@@ -100,10 +91,8 @@ fn offset_for_timestamp_respects_log_start() -> Result<()> {
 }
 
 #[test]
-fn contiguous_spans_hold_exactly_the_returned_batches() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic_with("t", 1, small_segments(2048))?;
+fn contiguous_spans_hold_exactly_the_returned_batches() -> TestResult {
+    let log = TempLog::with_topic_config("t", 1, small_segments(2048))?;
     let p = log.partition("t", 0)?;
     for b in 0..60 {
         let recs: Vec<_> = (0..3).map(|i| rec(b * 3 + i)).collect();

@@ -1,33 +1,33 @@
 //! A read-only open takes no lock, changes no file, recovers nothing, and reads up to the last
 //! valid batch — even while another `Log` owns the directory, and with a torn tail.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::indexing_slicing)]
 
 mod common;
 use common::*;
 use std::fs::OpenOptions;
 use std::io::Write;
-use topiclog::{LogOptions, Result};
+use topiclog::LogOptions;
 
-fn snapshot(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+fn snapshot(dir: &std::path::Path) -> TestResult<Vec<(std::path::PathBuf, Vec<u8>)>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
+        for e in std::fs::read_dir(&d)? {
+            let p = e?.path();
             if p.is_dir() {
                 stack.push(p);
             } else {
-                out.push((p.clone(), std::fs::read(&p).unwrap()));
+                out.push((p.clone(), std::fs::read(&p)?));
             }
         }
     }
     out.sort();
-    out
+    Ok(out)
 }
 
 #[test]
-fn reads_to_the_last_valid_batch_and_modifies_nothing() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn reads_to_the_last_valid_batch_and_modifies_nothing() -> TestResult {
+    let dir = tempfile::tempdir()?;
     let log = open(dir.path())?;
     log.create_topic_with("t", 2, small_segments(2048))?;
     let p = log.partition("t", 0)?;
@@ -37,15 +37,13 @@ fn reads_to_the_last_valid_batch_and_modifies_nothing() -> Result<()> {
     log.abandon();
     // A torn tail and a deleted index: the read-only open must neither fix nor trip on them.
     let pdir = dir.path().join("t-0");
-    let last = segment_logs(&pdir).pop().unwrap();
+    let last = segment_logs(&pdir).pop().ok_or("no segments")?;
     OpenOptions::new()
         .append(true)
-        .open(&last)
-        .unwrap()
-        .write_all(&[1, 2, 3])
-        .unwrap();
-    std::fs::remove_file(last.with_extension("index")).unwrap();
-    let before = snapshot(dir.path());
+        .open(&last)?
+        .write_all(&[1, 2, 3])?;
+    std::fs::remove_file(last.with_extension("index"))?;
+    let before = snapshot(dir.path())?;
     let ro = LogOptions::new().read_only(true).open(dir.path())?;
     let rp = ro.partition("t", 0)?;
     assert_eq!(rp.log_end_offset(), 100);
@@ -56,7 +54,7 @@ fn reads_to_the_last_valid_batch_and_modifies_nothing() -> Result<()> {
     drop(ro);
     assert_eq!(
         before,
-        snapshot(dir.path()),
+        snapshot(dir.path())?,
         "read-only open changed the directory"
     );
     // A writer can open while a reader is open.
@@ -64,16 +62,18 @@ fn reads_to_the_last_valid_batch_and_modifies_nothing() -> Result<()> {
     let rw = open(dir.path())?;
     assert_eq!(rw.partition("t", 0)?.log_end_offset(), 100);
     drop(ro);
-    rw.close()
+    rw.close()?;
+    Ok(())
 }
 
 #[test]
-fn read_only_open_of_a_missing_dir_is_an_error() {
-    let dir = tempfile::tempdir().unwrap();
+fn read_only_open_of_a_missing_dir_is_an_error() -> TestResult {
+    let dir = tempfile::tempdir()?;
     assert!(
         LogOptions::new()
             .read_only(true)
             .open(dir.path().join("nope"))
             .is_err()
     );
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! `topiclog consume` processes, read-only, beside an owner that appends and runs retention and
 //! compaction: no I/O or corruption error, no torn or reordered record, never an empty run.
 #![cfg(feature = "cli")]
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::indexing_slicing)]
 
 mod common;
 use common::*;
@@ -24,7 +24,7 @@ fn value(offset: i64) -> String {
     format!("v{offset:06}-{}", "x".repeat((offset % 61) as usize))
 }
 
-fn reader(dir: &Path, extra: &[&str]) -> Child {
+fn reader(dir: &Path, extra: &[&str]) -> std::io::Result<Child> {
     Command::new(env!("CARGO_BIN_EXE_topiclog"))
         .arg("--dir")
         .arg(dir)
@@ -34,22 +34,21 @@ fn reader(dir: &Path, extra: &[&str]) -> Child {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap()
 }
 
 /// Checks one reader's run and returns the offsets it printed.
-fn check(child: Child) -> Vec<i64> {
-    let out = child.wait_with_output().unwrap();
+fn check(child: Child) -> TestResult<Vec<i64>> {
+    let out = child.wait_with_output()?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "reader failed: {stderr}");
     assert!(stderr.is_empty(), "reader wrote to stderr: {stderr}");
-    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stdout = String::from_utf8(out.stdout)?;
     let mut offsets = Vec::new();
     for line in stdout.lines() {
         let f: Vec<&str> = line.split('\t').collect();
         assert_eq!(f.len(), 4, "torn line {line:?}");
         assert_eq!(f[0], "0");
-        let o: i64 = f[1].parse().unwrap();
+        let o: i64 = f[1].parse()?;
         assert_eq!(
             (f[2], f[3]),
             (key(o).as_str(), value(o).as_str()),
@@ -61,17 +60,17 @@ fn check(child: Child) -> Vec<i64> {
         offsets.push(o);
     }
     assert!(!offsets.is_empty(), "the reader printed nothing");
-    offsets
+    Ok(offsets)
 }
 
 #[test]
-fn readers_never_fail_while_segments_are_deleted_and_compacted() -> Result<()> {
+fn readers_never_fail_while_segments_are_deleted_and_compacted() -> TestResult {
     // Names and inodes are what this test is about, not durability: on a memory file system
     // the owner's fsyncs (several per compaction) cost nothing, so its rounds are not paced by
     // a busy disk.
     let dir = match Path::new("/dev/shm") {
-        shm if shm.is_dir() => tempfile::tempdir_in(shm).unwrap(),
-        _ => tempfile::tempdir().unwrap(),
+        shm if shm.is_dir() => tempfile::tempdir_in(shm)?,
+        _ => tempfile::tempdir()?,
     };
     let log = open(dir.path())?;
     let mut cfg = small_segments(1024);
@@ -92,7 +91,9 @@ fn readers_never_fail_while_segments_are_deleted_and_compacted() -> Result<()> {
     append(200)?;
     let mut done = MaintenanceReport::default();
     let follow = ["--max", "100", "--timeout-ms", "2000"];
-    let mut running: Vec<Child> = (0..AT_ONCE).map(|_| reader(dir.path(), &follow)).collect();
+    let mut running: Vec<Child> = (0..AT_ONCE)
+        .map(|_| reader(dir.path(), &follow))
+        .collect::<std::io::Result<_>>()?;
     let (mut started, mut finished, mut rounds) = (AT_ONCE, 0, 0);
     while finished < READERS && rounds < MAX_ROUNDS {
         rounds += 1;
@@ -102,11 +103,11 @@ fn readers_never_fail_while_segments_are_deleted_and_compacted() -> Result<()> {
         done.records_removed += r.records_removed;
         let mut i = 0;
         while i < running.len() {
-            if running[i].try_wait().unwrap().is_some() {
-                check(running.swap_remove(i));
+            if running[i].try_wait()?.is_some() {
+                check(running.swap_remove(i))?;
                 finished += 1;
                 if started < READERS {
-                    running.push(reader(dir.path(), &follow));
+                    running.push(reader(dir.path(), &follow)?);
                     started += 1;
                 }
             } else {
@@ -115,7 +116,7 @@ fn readers_never_fail_while_segments_are_deleted_and_compacted() -> Result<()> {
         }
     }
     for child in running {
-        check(child);
+        check(child)?;
     }
     assert!(done.segments_deleted > 0, "retention deleted nothing");
     assert!(done.records_removed > 0, "compaction removed nothing");
@@ -124,6 +125,7 @@ fn readers_never_fail_while_segments_are_deleted_and_compacted() -> Result<()> {
         .iter()
         .map(|r| r.offset)
         .collect();
-    assert_eq!(check(reader(dir.path(), &["--timeout-ms", "300"])), owner);
-    log.close()
+    assert_eq!(check(reader(dir.path(), &["--timeout-ms", "300"])?)?, owner);
+    log.close()?;
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! A read-only view beside a live owner: it sees later appends, a segment deleted or compacted
 //! under it stays readable from the inode it loaded, and once it looks again a position below
 //! the owner's new log start is out of range.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::indexing_slicing)]
 
 mod common;
 use common::*;
@@ -15,22 +15,20 @@ fn ro(dir: &std::path::Path) -> Result<topiclog::Log> {
 }
 
 #[test]
-fn an_empty_read_looks_again_and_finds_later_appends() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic_with("t", 1, small_segments(1024))?;
+fn an_empty_read_looks_again_and_finds_later_appends() -> TestResult {
+    let log = TempLog::with_topic_config("t", 1, small_segments(1024))?;
     let p = log.partition("t", 0)?;
     for i in 0..20 {
         p.append(&[rec(i)])?;
     }
-    let view = ro(dir.path())?;
+    let view = ro(log.path())?;
     let rp = view.partition("t", 0)?;
     assert_eq!(read_all(&rp)?.len(), 20);
     for i in 20..120 {
         p.append(&[rec(i)])?;
     }
     // The owner rolled several segments since the view was loaded.
-    assert!(segment_logs(&dir.path().join("t-0")).len() > 2);
+    assert!(segment_logs(&log.path().join("t-0")).len() > 2);
     let got = rp.records(20, 1 << 20)?;
     assert!(
         !got.is_empty(),
@@ -41,22 +39,21 @@ fn an_empty_read_looks_again_and_finds_later_appends() -> Result<()> {
     assert_eq!(all.len(), 120);
     assert_eq!(values(&all), values(&read_all(&p)?));
     assert_eq!(rp.high_watermark(), 120);
-    log.close()
+    log.close()?;
+    Ok(())
 }
 
 #[test]
-fn a_deleted_segment_stays_readable_then_its_offsets_are_out_of_range() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
+fn a_deleted_segment_stays_readable_then_its_offsets_are_out_of_range() -> TestResult {
     let mut cfg = small_segments(1024);
     cfg.retention_bytes = Some(2048);
-    log.create_topic_with("t", 1, cfg)?;
+    let log = TempLog::with_topic_config("t", 1, cfg)?;
     let p = log.partition("t", 0)?;
     for i in 0..150 {
         p.append(&[rec(i)])?;
     }
     let expected = read_all(&p)?;
-    let view = ro(dir.path())?;
+    let view = ro(log.path())?;
     let rp = view.partition("t", 0)?;
     assert_eq!(rp.log_start_offset(), 0);
     // Retention deletes the oldest segments: files the view listed but has not read yet.
@@ -64,7 +61,7 @@ fn a_deleted_segment_stays_readable_then_its_offsets_are_out_of_range() -> Resul
     let start = p.log_start_offset();
     assert!(start > 0, "retention deleted nothing");
     assert!(
-        !dir.path()
+        !log.path()
             .join("t-0")
             .join(format!("{:020}.log", 0))
             .exists()
@@ -85,17 +82,16 @@ fn a_deleted_segment_stays_readable_then_its_offsets_are_out_of_range() -> Resul
     c.seek(&tp, 0)?;
     let recs = c.poll(SHORT)?;
     assert_eq!(recs.iter().next().map(|r| r.offset), Some(start));
-    log.close()
+    log.close()?;
+    Ok(())
 }
 
 #[test]
-fn a_segment_compacted_under_the_view_is_read_from_the_file_it_loaded() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
+fn a_segment_compacted_under_the_view_is_read_from_the_file_it_loaded() -> TestResult {
     let mut cfg = small_segments(1024);
     cfg.cleanup_policy = CleanupPolicy::Compact;
     cfg.min_cleanable_dirty_ratio = 0.0;
-    log.create_topic_with("c", 1, cfg)?;
+    let log = TempLog::with_topic_config("c", 1, cfg)?;
     let p = log.partition("c", 0)?;
     for i in 0..200u64 {
         p.append(&[
@@ -103,7 +99,7 @@ fn a_segment_compacted_under_the_view_is_read_from_the_file_it_loaded() -> Resul
         ])?;
     }
     let before = read_all(&p)?;
-    let view = ro(dir.path())?;
+    let view = ro(log.path())?;
     let rp = view.partition("c", 0)?;
     let report = log.compact("c")?;
     assert!(report.records_removed > 0, "compaction removed nothing");
@@ -113,10 +109,11 @@ fn a_segment_compacted_under_the_view_is_read_from_the_file_it_loaded() -> Resul
     assert_eq!(got.len(), before.len());
     assert_eq!(values(&got), values(&before));
     // A fresh view reads the compacted log.
-    let fresh = ro(dir.path())?;
+    let fresh = ro(log.path())?;
     assert_eq!(
         values(&read_all(&fresh.partition("c", 0)?)?),
         values(&read_all(&p)?)
     );
-    log.close()
+    log.close()?;
+    Ok(())
 }

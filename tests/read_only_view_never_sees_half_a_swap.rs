@@ -2,7 +2,7 @@
 //! record it loaded; one opened after it reads every record, or, once replaced segments are
 //! gone and the new one is not in place, refuses to open naming the `.swap` file, never showing
 //! a log with records missing.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::indexing_slicing)]
 
 mod common;
 use common::*;
@@ -16,26 +16,28 @@ fn ro(dir: &std::path::Path) -> Result<topiclog::Log> {
 }
 
 /// (offset, value) of every record a view reads.
-fn contents(log: &topiclog::Log) -> Result<Vec<(i64, Vec<u8>)>> {
-    Ok(pairs(read_all(&log.partition("c", 0)?)?))
+fn contents(log: &topiclog::Log) -> TestResult<Vec<(i64, Vec<u8>)>> {
+    pairs(read_all(&log.partition("c", 0)?)?)
 }
 
-fn pairs(records: Vec<topiclog::StoredRecord>) -> Vec<(i64, Vec<u8>)> {
+fn pairs(records: Vec<topiclog::StoredRecord>) -> TestResult<Vec<(i64, Vec<u8>)>> {
     records
         .into_iter()
-        .map(|r| (r.offset, r.value.unwrap().to_vec()))
+        .map(|r| Ok((r.offset, r.value.ok_or("a null value")?.to_vec())))
         .collect()
 }
 
 /// The records a view loaded, read up to its end without asking past it.
-fn loaded(log: &topiclog::Log) -> Result<Vec<(i64, Vec<u8>)>> {
+fn loaded(log: &topiclog::Log) -> TestResult<Vec<(i64, Vec<u8>)>> {
     let p = log.partition("c", 0)?;
     let mut out = Vec::new();
     let mut offset = p.log_start_offset();
     while offset < p.high_watermark() {
         let res = p.read(offset, 64 * 1024)?;
-        out.extend(pairs(res.records_from(offset)?));
-        offset = res.next_offset().unwrap();
+        out.extend(pairs(res.records_from(offset)?)?);
+        offset = res
+            .next_offset()
+            .ok_or("a read below the high watermark found nothing")?;
     }
     Ok(out)
 }
@@ -45,14 +47,14 @@ fn names_swap(e: &Error) -> bool {
 }
 
 #[test]
-fn every_step_of_a_swap_reads_all_or_refuses() -> Result<()> {
+fn every_step_of_a_swap_reads_all_or_refuses() -> TestResult {
     for (crash, whole_on_disk) in [
         (CrashPoint::AfterCleaned, true),
         (CrashPoint::AfterSwap, true),
         (CrashPoint::AfterFirstDelete, false),
         (CrashPoint::AfterIndexRename, false),
     ] {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir()?;
         let log = open(dir.path())?;
         let mut cfg = small_segments(1024);
         cfg.cleanup_policy = CleanupPolicy::Compact;

@@ -1,8 +1,11 @@
 //! Batches written by an independent Kafka client (kafka-python) decode to the records its
 //! manifest lists, for every codec, and any flipped byte after offset 21 fails the CRC.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::indexing_slicing)]
+
+mod common;
 
 use bytes::Bytes;
+use common::TestResult;
 use serde_json::Value;
 use topiclog::{Batch, Compression, Error, Result, TimestampType};
 
@@ -13,48 +16,78 @@ fn bytes_field(v: &Value) -> Option<Vec<u8>> {
 }
 
 #[test]
-fn every_fixture_decodes_to_its_manifest() -> Result<()> {
+fn every_fixture_decodes_to_its_manifest() -> TestResult {
     let manifest: Value =
-        serde_json::from_str(&std::fs::read_to_string(format!("{DIR}/manifest.json")).unwrap())
-            .unwrap();
-    let files = manifest.as_object().unwrap();
+        serde_json::from_str(&std::fs::read_to_string(format!("{DIR}/manifest.json"))?)?;
+    let files = manifest
+        .as_object()
+        .ok_or("the manifest is not an object")?;
     assert_eq!(files.len(), 5);
     for (file, want) in files {
-        let raw = std::fs::read(format!("{DIR}/{file}")).unwrap();
+        let raw = std::fs::read(format!("{DIR}/{file}"))?;
         let batch = Batch::new(Bytes::from(raw.clone()))?;
         batch.verify_crc()?;
         let h = batch.header();
-        let codec: Compression = want["codec"].as_str().unwrap().parse()?;
+        let codec: Compression = want["codec"]
+            .as_str()
+            .ok_or("not a string in the manifest")?
+            .parse()?;
         assert_eq!(h.compression()?, codec, "{file}");
-        assert_eq!(h.base_offset, want["base_offset"].as_i64().unwrap());
-        assert_eq!(h.producer_id, want["producer_id"].as_i64().unwrap());
+        assert_eq!(
+            h.base_offset,
+            want["base_offset"]
+                .as_i64()
+                .ok_or("not a number in the manifest")?
+        );
+        assert_eq!(
+            h.producer_id,
+            want["producer_id"]
+                .as_i64()
+                .ok_or("not a number in the manifest")?
+        );
         assert_eq!(
             i64::from(h.producer_epoch),
-            want["producer_epoch"].as_i64().unwrap()
+            want["producer_epoch"]
+                .as_i64()
+                .ok_or("not a number in the manifest")?
         );
         assert_eq!(
             i64::from(h.base_sequence),
-            want["base_sequence"].as_i64().unwrap()
+            want["base_sequence"]
+                .as_i64()
+                .ok_or("not a number in the manifest")?
         );
         assert_eq!(h.timestamp_type(), TimestampType::CreateTime);
         let records: Vec<_> = batch.records()?.collect::<Result<_>>()?;
-        let expected = want["records"].as_array().unwrap();
+        let expected = want["records"]
+            .as_array()
+            .ok_or("not an array in the manifest")?;
         assert_eq!(records.len(), expected.len(), "{file}");
         for (r, e) in records.iter().zip(expected) {
             assert_eq!(
                 r.offset,
-                h.base_offset + e["offset_delta"].as_i64().unwrap()
+                h.base_offset
+                    + e["offset_delta"]
+                        .as_i64()
+                        .ok_or("not a number in the manifest")?
             );
-            assert_eq!(r.timestamp, e["timestamp"].as_i64().unwrap());
+            assert_eq!(
+                r.timestamp,
+                e["timestamp"]
+                    .as_i64()
+                    .ok_or("not a number in the manifest")?
+            );
             assert_eq!(r.key.as_deref().map(<[u8]>::to_vec), bytes_field(&e["key"]));
             assert_eq!(
                 r.value.as_deref().map(<[u8]>::to_vec),
                 bytes_field(&e["value"])
             );
-            let headers = e["headers"].as_array().unwrap();
+            let headers = e["headers"]
+                .as_array()
+                .ok_or("not an array in the manifest")?;
             assert_eq!(r.headers.len(), headers.len());
             for (h, eh) in r.headers.iter().zip(headers) {
-                assert_eq!(h.key, eh[0].as_str().unwrap());
+                assert_eq!(h.key, eh[0].as_str().ok_or("not a string in the manifest")?);
                 assert_eq!(h.value.as_deref().map(<[u8]>::to_vec), bytes_field(&eh[1]));
             }
         }

@@ -1,7 +1,7 @@
 //! A compacted Kafka-format log has segments that end before the next one's base offset;
 //! reopening such a directory, cleanly or after a crash, keeps every segment and reads step
 //! over the gaps.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::indexing_slicing)]
 
 mod common;
 use common::*;
@@ -23,7 +23,7 @@ const SEGMENTS: &[(i64, &[(i64, &str)])] = &[
 ];
 
 /// One batch of `records` (offsets consecutive from the first), stamped at its base offset.
-fn batch(records: &[(i64, &str)]) -> Vec<u8> {
+fn batch(records: &[(i64, &str)]) -> Result<Vec<u8>> {
     let mut b = BatchBuilder::new(Compression::None);
     for (offset, key) in records {
         let value = format!("value of {key}");
@@ -32,18 +32,17 @@ fn batch(records: &[(i64, &str)]) -> Vec<u8> {
             Some(value.as_bytes()),
             &[],
             1_000 + offset,
-        )
-        .unwrap();
+        )?;
     }
-    let mut bytes = b.finish().unwrap().to_vec();
+    let mut bytes = b.finish()?.to_vec();
     // The base offset is outside the CRC: the writer stamps it the same way.
     bytes[..8].copy_from_slice(&records[0].0.to_be_bytes());
-    bytes
+    Ok(bytes)
 }
 
 /// A compacted topic `t` whose partition files are replaced by [`SEGMENTS`] (no indexes:
 /// the open rebuilds them).
-fn lay_out(dir: &Path) -> Result<()> {
+fn lay_out(dir: &Path) -> TestResult {
     let log = open(dir)?;
     log.create_topic_with(
         "t",
@@ -52,26 +51,30 @@ fn lay_out(dir: &Path) -> Result<()> {
     )?;
     log.close()?;
     let pdir = dir.join("t-0");
-    for f in fs::read_dir(&pdir).unwrap() {
-        fs::remove_file(f.unwrap().path()).unwrap();
+    for f in fs::read_dir(&pdir)? {
+        fs::remove_file(f?.path())?;
     }
     for (base, records) in SEGMENTS {
-        fs::write(pdir.join(format!("{base:020}.log")), batch(records)).unwrap();
+        fs::write(pdir.join(format!("{base:020}.log")), batch(records)?)?;
     }
     Ok(())
 }
 
-fn check(log: &Log) -> Result<()> {
+fn check(log: &Log) -> TestResult {
     let p = log.partition("t", 0)?;
     let r = log.recovery_report();
     assert!(r.damaged().next().is_none(), "{r:?}");
-    let t = r.partitions.iter().find(|p| p.topic == "t").unwrap();
+    let t = r
+        .partitions
+        .iter()
+        .find(|p| p.topic == "t")
+        .ok_or("no recovery report for t")?;
     assert_eq!(t.offset_gaps, 2, "{t:?}");
     assert_eq!(p.log_end_offset(), 9);
     let got: Vec<(i64, Vec<u8>)> = read_all(&p)?
         .into_iter()
-        .map(|r| (r.offset, r.key.unwrap().to_vec()))
-        .collect();
+        .map(|r| Ok((r.offset, r.key.ok_or("a null key")?.to_vec())))
+        .collect::<TestResult<_>>()?;
     let want: Vec<(i64, Vec<u8>)> = SEGMENTS
         .iter()
         .flat_map(|(_, rs)| rs.iter().map(|(o, k)| (*o, k.as_bytes().to_vec())))
@@ -99,8 +102,8 @@ fn check(log: &Log) -> Result<()> {
 }
 
 #[test]
-fn compacted_segments_with_gaps_reopen_whole_after_a_clean_close() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn compacted_segments_with_gaps_reopen_whole_after_a_clean_close() -> TestResult {
+    let dir = tempfile::tempdir()?;
     lay_out(dir.path())?;
     let log = open(dir.path())?;
     assert!(log.recovery_report().clean);
@@ -115,16 +118,17 @@ fn compacted_segments_with_gaps_reopen_whole_after_a_clean_close() -> Result<()>
 }
 
 #[test]
-fn compacted_segments_with_gaps_below_the_recovery_point_survive_a_crash() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn compacted_segments_with_gaps_below_the_recovery_point_survive_a_crash() -> TestResult {
+    let dir = tempfile::tempdir()?;
     lay_out(dir.path())?;
     // As if the process had crashed after syncing all of it: no clean-shutdown marker, the
     // recovery point at the end.
-    fs::remove_file(dir.path().join(".kafka_cleanshutdown")).unwrap();
+    fs::remove_file(dir.path().join(".kafka_cleanshutdown"))?;
     let rp = dir.path().join("recovery-point-offset-checkpoint");
-    let text = fs::read_to_string(&rp).unwrap().replace("t 0 0", "t 0 9");
-    fs::write(&rp, text).unwrap();
+    let text = fs::read_to_string(&rp)?.replace("t 0 0", "t 0 9");
+    fs::write(&rp, text)?;
     let log = open(dir.path())?;
     assert!(!log.recovery_report().clean);
-    check(&log)
+    check(&log)?;
+    Ok(())
 }

@@ -1,6 +1,6 @@
 //! Missing, short or corrupt `.index` / `.timeindex` files are rebuilt on open; lookups by
 //! offset and by time give the same answers as before.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::indexing_slicing)]
 
 mod common;
 use common::*;
@@ -18,7 +18,7 @@ fn build(dir: &Path) -> Result<()> {
     log.close()
 }
 
-fn verify(dir: &Path) -> Result<()> {
+fn verify(dir: &Path) -> TestResult {
     let log = open(dir)?;
     let p = log.partition("t", 0)?;
     assert_eq!(read_all(&p)?.len(), 400);
@@ -29,38 +29,41 @@ fn verify(dir: &Path) -> Result<()> {
     let ts = 1_700_000_000_000 + 250;
     assert_eq!(p.offset_for_timestamp(ts)?, Some((250, ts)));
     assert_eq!(p.offset_for_timestamp(ts + 1000)?, None);
-    log.close()
+    log.close()?;
+    Ok(())
 }
 
-fn index_files(dir: &Path, ext: &str) -> Vec<std::path::PathBuf> {
-    let mut v: Vec<_> = fs::read_dir(dir.join("t-0"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == ext))
-        .collect();
+fn index_files(dir: &Path, ext: &str) -> TestResult<Vec<std::path::PathBuf>> {
+    let mut v = Vec::new();
+    for e in fs::read_dir(dir.join("t-0"))? {
+        let p = e?.path();
+        if p.extension().is_some_and(|e| e == ext) {
+            v.push(p);
+        }
+    }
     v.sort();
-    v
+    Ok(v)
 }
 
 #[test]
-fn deleted_indexes_are_rebuilt() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn deleted_indexes_are_rebuilt() -> TestResult {
+    let dir = tempfile::tempdir()?;
     build(dir.path())?;
-    let before: Vec<Vec<u8>> = index_files(dir.path(), "index")
+    let before: Vec<Vec<u8>> = index_files(dir.path(), "index")?
         .iter()
-        .map(|p| fs::read(p).unwrap())
-        .collect();
-    for p in index_files(dir.path(), "index")
+        .map(fs::read)
+        .collect::<std::io::Result<_>>()?;
+    for p in index_files(dir.path(), "index")?
         .iter()
-        .chain(&index_files(dir.path(), "timeindex"))
+        .chain(&index_files(dir.path(), "timeindex")?)
     {
-        fs::remove_file(p).unwrap();
+        fs::remove_file(p)?;
     }
     verify(dir.path())?;
-    let after: Vec<Vec<u8>> = index_files(dir.path(), "index")
+    let after: Vec<Vec<u8>> = index_files(dir.path(), "index")?
         .iter()
-        .map(|p| fs::read(p).unwrap())
-        .collect();
+        .map(fs::read)
+        .collect::<std::io::Result<_>>()?;
     assert_eq!(
         before, after,
         "rebuilt indexes equal the ones the writer made"
@@ -69,33 +72,37 @@ fn deleted_indexes_are_rebuilt() -> Result<()> {
 }
 
 #[test]
-fn short_and_garbage_indexes_are_rebuilt() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn short_and_garbage_indexes_are_rebuilt() -> TestResult {
+    let dir = tempfile::tempdir()?;
     build(dir.path())?;
-    let idx = index_files(dir.path(), "index");
-    let time = index_files(dir.path(), "timeindex");
+    let idx = index_files(dir.path(), "index")?;
+    let time = index_files(dir.path(), "timeindex")?;
     // Not a whole number of entries.
-    let mut b = fs::read(&idx[0]).unwrap();
+    let mut b = fs::read(&idx[0])?;
     b.pop();
-    fs::write(&idx[0], b).unwrap();
+    fs::write(&idx[0], b)?;
     // Last entry points at the wrong place.
-    let mut b = fs::read(&idx[1]).unwrap();
+    let mut b = fs::read(&idx[1])?;
     let n = b.len();
     b[n - 1] ^= 0x55;
-    fs::write(&idx[1], b).unwrap();
+    fs::write(&idx[1], b)?;
     // Garbage time index.
-    fs::write(&time[2], [0xffu8; 7]).unwrap();
+    fs::write(&time[2], [0xffu8; 7])?;
     verify(dir.path())
 }
 
 #[test]
-fn indexes_are_trusted_after_a_clean_close() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn indexes_are_trusted_after_a_clean_close() -> TestResult {
+    let dir = tempfile::tempdir()?;
     build(dir.path())?;
     let log = open(dir.path())?;
     let r = log.recovery_report();
     assert!(r.clean);
-    let t = r.partitions.iter().find(|p| p.topic == "t").unwrap();
+    let t = r
+        .partitions
+        .iter()
+        .find(|p| p.topic == "t")
+        .ok_or("no recovery report for t")?;
     assert_eq!(t.indexes_rebuilt, 0);
     assert!(t.segments_trusted > 1);
     assert!(r.partitions.iter().all(|p| p.segments_scanned == 0));
@@ -106,8 +113,8 @@ fn indexes_are_trusted_after_a_clean_close() -> Result<()> {
 /// entry at or below it, not from its start; the indexes come out as a full rebuild would
 /// make them, and every lookup still works.
 #[test]
-fn crash_recovery_scans_from_the_recovery_point() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn crash_recovery_scans_from_the_recovery_point() -> TestResult {
+    let dir = tempfile::tempdir()?;
     let full_index: Vec<u8>;
     let full_time: Vec<u8>;
     {
@@ -122,13 +129,11 @@ fn crash_recovery_scans_from_the_recovery_point() -> Result<()> {
             p.append(&[rec(i)])?;
         }
         p.flush()?; // synced, but the checkpoint still says 400
-        full_index = fs::read(&index_files(dir.path(), "index")[0]).unwrap();
-        full_time = fs::read(&index_files(dir.path(), "timeindex")[0]).unwrap();
+        full_index = fs::read(&index_files(dir.path(), "index")?[0])?;
+        full_time = fs::read(&index_files(dir.path(), "timeindex")?[0])?;
         log.abandon();
     }
-    let segment_len = fs::metadata(dir.path().join("t-0/00000000000000000000.log"))
-        .unwrap()
-        .len();
+    let segment_len = fs::metadata(dir.path().join("t-0/00000000000000000000.log"))?.len();
     let log = open(dir.path())?;
     let report = log
         .recovery_report()
@@ -136,19 +141,16 @@ fn crash_recovery_scans_from_the_recovery_point() -> Result<()> {
         .iter()
         .find(|r| r.topic == "t")
         .cloned()
-        .unwrap();
+        .ok_or("no recovery report for t")?;
     assert!(!report.clean);
     assert!(
         report.bytes_scanned < segment_len / 4,
         "scanned {} of a {segment_len}-byte segment",
         report.bytes_scanned
     );
+    assert_eq!(fs::read(&index_files(dir.path(), "index")?[0])?, full_index);
     assert_eq!(
-        fs::read(&index_files(dir.path(), "index")[0]).unwrap(),
-        full_index
-    );
-    assert_eq!(
-        fs::read(&index_files(dir.path(), "timeindex")[0]).unwrap(),
+        fs::read(&index_files(dir.path(), "timeindex")?[0])?,
         full_time
     );
     let p = log.partition("t", 0)?;
@@ -159,5 +161,6 @@ fn crash_recovery_scans_from_the_recovery_point() -> Result<()> {
     let ts = 1_700_000_000_000 + 410;
     assert_eq!(p.offset_for_timestamp(ts)?, Some((410, ts)));
     p.append(&[rec(430)])?;
-    log.close()
+    log.close()?;
+    Ok(())
 }

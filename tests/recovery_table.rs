@@ -1,6 +1,6 @@
 //! One test per row of the recovery table in `docs/durability.md`: a file state, where it lies
 //! against the recovery point, clean or unclean shutdown, and what the open does and reports.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::indexing_slicing)]
 
 mod common;
 use common::*;
@@ -13,26 +13,26 @@ use topiclog::{
 const N: u64 = 400;
 
 /// (base offset, file position, length) of every batch in a segment log.
-fn batches_of(log: &Path) -> Vec<(i64, usize, usize)> {
-    let bytes = fs::read(log).unwrap();
+fn batches_of(log: &Path) -> TestResult<Vec<(i64, usize, usize)>> {
+    let bytes = fs::read(log)?;
     let mut pos = 0;
     let mut out = Vec::new();
     for b in topiclog::Batches::new(bytes.into()) {
-        let b = b.unwrap();
+        let b = b?;
         out.push((b.base_offset(), pos, b.len()));
         pos += b.len();
     }
-    out
+    Ok(out)
 }
 
 /// The batch of `log` holding `offset`: (base offset, file position).
-fn batch_at(log: &Path, offset: i64) -> (i64, usize) {
-    let (base, pos, _) = *batches_of(log)
+fn batch_at(log: &Path, offset: i64) -> TestResult<(i64, usize)> {
+    let (base, pos, _) = *batches_of(log)?
         .iter()
         .rev()
         .find(|(base, _, _)| *base <= offset)
-        .unwrap();
-    (base, pos)
+        .ok_or("no batch at or below the offset")?;
+    Ok((base, pos))
 }
 
 /// How a test log's writer stops.
@@ -72,33 +72,34 @@ fn write_log(dir: &Path, stop: Stop) -> Result<Vec<PathBuf>> {
 }
 
 /// Flips the magic byte of the batch at `pos`: its header no longer parses.
-fn garble_header(log: &Path, pos: usize) {
-    let mut bytes = fs::read(log).unwrap();
+fn garble_header(log: &Path, pos: usize) -> TestResult {
+    let mut bytes = fs::read(log)?;
     bytes[pos + 16] ^= 0x7f;
-    fs::write(log, &bytes).unwrap();
+    fs::write(log, &bytes)?;
+    Ok(())
 }
 
-fn set_len(log: &Path, len: usize) {
+fn set_len(log: &Path, len: usize) -> TestResult {
     OpenOptions::new()
         .write(true)
-        .open(log)
-        .unwrap()
-        .set_len(len as u64)
-        .unwrap();
+        .open(log)?
+        .set_len(len as u64)?;
+    Ok(())
 }
 
-fn report_of(log: &Log) -> PartitionRecovery {
-    log.recovery_report()
+fn report_of(log: &Log) -> TestResult<PartitionRecovery> {
+    Ok(log
+        .recovery_report()
         .partitions
         .iter()
         .find(|p| p.topic == "t")
         .cloned()
-        .unwrap()
+        .ok_or("no recovery report for t")?)
 }
 
 /// Every record of `t` reads back as written, except offsets in `lost`, which read as
 /// nothing; the end is `end` and the next append lands there.
-fn expect_records(log: &Log, lost: std::ops::Range<i64>, end: i64) -> Result<()> {
+fn expect_records(log: &Log, lost: std::ops::Range<i64>, end: i64) -> TestResult {
     let p = log.partition("t", 0)?;
     let got = read_all(&p)?;
     let want: Vec<i64> = (0..N as i64).filter(|o| !lost.contains(o)).collect();
@@ -112,14 +113,14 @@ fn expect_records(log: &Log, lost: std::ops::Range<i64>, end: i64) -> Result<()>
 }
 
 #[test]
-fn torn_tail_above_the_recovery_point_after_a_crash_is_cut() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn torn_tail_above_the_recovery_point_after_a_crash_is_cut() -> TestResult {
+    let dir = tempfile::tempdir()?;
     let logs = write_log(dir.path(), Stop::Crash)?;
-    let last = logs.last().unwrap();
-    let (base, pos) = batch_at(last, N as i64 - 1);
-    set_len(last, pos + 7);
+    let last = logs.last().ok_or("no segments")?;
+    let (base, pos) = batch_at(last, N as i64 - 1)?;
+    set_len(last, pos + 7)?;
     let log = open(dir.path())?;
-    let r = report_of(&log);
+    let r = report_of(&log)?;
     assert_eq!(r.truncated_bytes, 7, "{r:?}");
     assert!(r.damage.is_empty(), "{r:?}");
     assert!(!log.recovery_report().damage_lines().is_empty());
@@ -127,14 +128,14 @@ fn torn_tail_above_the_recovery_point_after_a_crash_is_cut() -> Result<()> {
 }
 
 #[test]
-fn garbled_batch_above_the_recovery_point_after_a_crash_is_cut_with_later_segments() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn garbled_batch_above_the_recovery_point_after_a_crash_is_cut_with_later_segments() -> TestResult {
+    let dir = tempfile::tempdir()?;
     let logs = write_log(dir.path(), Stop::Crash)?;
     // Nothing was synced after the open's checkpoint: the recovery point is 0.
-    let (base, pos) = batch_at(&logs[1], segment_base(&logs[1]) + 2);
-    garble_header(&logs[1], pos);
+    let (base, pos) = batch_at(&logs[1], segment_base(&logs[1]) + 2)?;
+    garble_header(&logs[1], pos)?;
     let log = open(dir.path())?;
-    let r = report_of(&log);
+    let r = report_of(&log)?;
     assert!(
         r.truncated_bytes > 0 && r.segments_deleted == logs.len() - 2,
         "{r:?}"
@@ -147,19 +148,19 @@ fn garbled_batch_above_the_recovery_point_after_a_crash_is_cut_with_later_segmen
 }
 
 #[test]
-fn garbled_batch_below_the_recovery_point_after_a_crash_keeps_later_segments() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn garbled_batch_below_the_recovery_point_after_a_crash_keeps_later_segments() -> TestResult {
+    let dir = tempfile::tempdir()?;
     let logs = write_log(dir.path(), Stop::FlushedCrash)?;
     let second = segment_base(&logs[1]);
     let third = segment_base(&logs[2]);
     // The segment's last batch: the open reads the headers after a trusted segment's last
     // index entry (the rest is left to readers, as after a clean close).
-    let (base, pos) = batch_at(&logs[1], third - 1);
+    let (base, pos) = batch_at(&logs[1], third - 1)?;
     assert!(base > second);
-    garble_header(&logs[1], pos);
-    let found = fs::read(&logs[1]).unwrap();
+    garble_header(&logs[1], pos)?;
+    let found = fs::read(&logs[1])?;
     let log = open(dir.path())?;
-    let r = report_of(&log);
+    let r = report_of(&log)?;
     assert!(!r.clean);
     assert_eq!((r.truncated_bytes, r.segments_deleted), (0, 0), "{r:?}");
     assert_eq!(r.damage.len(), 1, "{r:?}");
@@ -169,30 +170,42 @@ fn garbled_batch_below_the_recovery_point_after_a_crash_keeps_later_segments() -
         (logs[1].clone(), base, third)
     );
     // The file as found is kept beside the live prefix.
-    assert_eq!(fs::read(d.preserved.as_ref().unwrap()).unwrap(), found);
-    assert_eq!(fs::metadata(&logs[1]).unwrap().len() as usize, pos);
+    assert_eq!(
+        fs::read(
+            d.preserved
+                .as_ref()
+                .ok_or("the damaged file was not kept")?
+        )?,
+        found
+    );
+    assert_eq!(fs::metadata(&logs[1])?.len() as usize, pos);
     assert!(log.recovery_report().damaged().count() == 1);
     expect_records(&log, base..third, N as i64)
 }
 
 #[test]
-fn garbled_batch_in_a_sealed_segment_after_a_clean_close_keeps_later_segments() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn garbled_batch_in_a_sealed_segment_after_a_clean_close_keeps_later_segments() -> TestResult {
+    let dir = tempfile::tempdir()?;
     let logs = write_log(dir.path(), Stop::Clean)?;
     let third = segment_base(&logs[2]);
     // The segment's last batch: the clean open reads the headers after its last index entry.
-    let (base, pos) = batch_at(&logs[1], third - 1);
-    let found = fs::read(&logs[1]).unwrap();
-    garble_header(&logs[1], pos);
+    let (base, pos) = batch_at(&logs[1], third - 1)?;
+    let found = fs::read(&logs[1])?;
+    garble_header(&logs[1], pos)?;
     let log = open(dir.path())?;
-    let r = report_of(&log);
+    let r = report_of(&log)?;
     assert!(r.clean);
     assert_eq!(r.damage.len(), 1, "{r:?}");
     assert_eq!((r.damage[0].lost_from, r.damage[0].lost_to), (base, third));
     let mut garbled = found.clone();
     garbled[pos + 16] ^= 0x7f;
     assert_eq!(
-        fs::read(r.damage[0].preserved.as_ref().unwrap()).unwrap(),
+        fs::read(
+            r.damage[0]
+                .preserved
+                .as_ref()
+                .ok_or("the damaged file was not kept")?
+        )?,
         garbled
     );
     let lines = log.recovery_report().damage_lines();
@@ -204,13 +217,13 @@ fn garbled_batch_in_a_sealed_segment_after_a_clean_close_keeps_later_segments() 
 }
 
 #[test]
-fn garbled_batch_inside_a_sealed_segment_after_a_clean_close_is_left_to_readers() -> Result<()> {
+fn garbled_batch_inside_a_sealed_segment_after_a_clean_close_is_left_to_readers() -> TestResult {
     // A clean open trusts a sealed segment's indexes and reads no batch before its last entry
     // (as Kafka): the damage is met by the reader, as a typed error, and nothing is cut.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir()?;
     let logs = write_log(dir.path(), Stop::Clean)?;
-    let (base, pos) = batch_at(&logs[1], segment_base(&logs[1]) + 1);
-    garble_header(&logs[1], pos);
+    let (base, pos) = batch_at(&logs[1], segment_base(&logs[1]) + 1)?;
+    garble_header(&logs[1], pos)?;
     let log = open(dir.path())?;
     assert!(log.recovery_report().damaged().next().is_none());
     let p = log.partition("t", 0)?;
@@ -224,28 +237,28 @@ fn garbled_batch_inside_a_sealed_segment_after_a_clean_close_is_left_to_readers(
 }
 
 #[test]
-fn truncated_sealed_segment_after_a_clean_close_keeps_later_segments() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn truncated_sealed_segment_after_a_clean_close_keeps_later_segments() -> TestResult {
+    let dir = tempfile::tempdir()?;
     let logs = write_log(dir.path(), Stop::Clean)?;
     let third = segment_base(&logs[2]);
-    let (base, pos) = batch_at(&logs[1], segment_base(&logs[1]) + 4);
-    set_len(&logs[1], pos + 10);
+    let (base, pos) = batch_at(&logs[1], segment_base(&logs[1]) + 4)?;
+    set_len(&logs[1], pos + 10)?;
     let log = open(dir.path())?;
-    let r = report_of(&log);
+    let r = report_of(&log)?;
     assert_eq!(r.damage.len(), 1, "{r:?}");
     assert_eq!(r.segments_deleted, 0);
     expect_records(&log, base..third, N as i64)
 }
 
 #[test]
-fn truncated_last_segment_after_a_clean_close_keeps_the_end() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn truncated_last_segment_after_a_clean_close_keeps_the_end() -> TestResult {
+    let dir = tempfile::tempdir()?;
     let logs = write_log(dir.path(), Stop::Clean)?;
-    let last = logs.last().unwrap();
-    let (base, pos) = batch_at(last, segment_base(last) + 1);
-    set_len(last, pos + 20);
+    let last = logs.last().ok_or("no segments")?;
+    let (base, pos) = batch_at(last, segment_base(last) + 1)?;
+    set_len(last, pos + 20)?;
     let log = open(dir.path())?;
-    let r = report_of(&log);
+    let r = report_of(&log)?;
     assert_eq!(r.damage.len(), 1, "{r:?}");
     assert_eq!(
         (r.damage[0].lost_from, r.damage[0].lost_to),
@@ -258,14 +271,14 @@ fn truncated_last_segment_after_a_clean_close_keeps_the_end() -> Result<()> {
 }
 
 #[test]
-fn missing_last_segment_after_a_clean_close_keeps_the_end() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn missing_last_segment_after_a_clean_close_keeps_the_end() -> TestResult {
+    let dir = tempfile::tempdir()?;
     let logs = write_log(dir.path(), Stop::Clean)?;
-    let last = logs.last().unwrap();
+    let last = logs.last().ok_or("no segments")?;
     let base = segment_base(last);
-    fs::remove_file(last).unwrap();
+    fs::remove_file(last)?;
     let log = open(dir.path())?;
-    let r = report_of(&log);
+    let r = report_of(&log)?;
     assert_eq!(r.damage.len(), 1, "{r:?}");
     assert_eq!(
         (r.damage[0].lost_from, r.damage[0].lost_to),
@@ -275,13 +288,13 @@ fn missing_last_segment_after_a_clean_close_keeps_the_end() -> Result<()> {
 }
 
 #[test]
-fn missing_index_is_rebuilt_and_is_not_damage() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn missing_index_is_rebuilt_and_is_not_damage() -> TestResult {
+    let dir = tempfile::tempdir()?;
     let logs = write_log(dir.path(), Stop::Clean)?;
-    fs::remove_file(logs[1].with_extension("index")).unwrap();
-    fs::remove_file(logs[2].with_extension("timeindex")).unwrap();
+    fs::remove_file(logs[1].with_extension("index"))?;
+    fs::remove_file(logs[2].with_extension("timeindex"))?;
     let log = open(dir.path())?;
-    let r = report_of(&log);
+    let r = report_of(&log)?;
     assert!(r.indexes_rebuilt >= 1, "{r:?}");
     assert!(log.recovery_report().damaged().next().is_none());
     assert!(logs[1].with_extension("index").exists());
@@ -289,67 +302,74 @@ fn missing_index_is_rebuilt_and_is_not_damage() -> Result<()> {
 }
 
 #[test]
-fn gap_between_segments_after_a_clean_close_is_kept() -> Result<()> {
+fn gap_between_segments_after_a_clean_close_is_kept() -> TestResult {
     // A segment emptied by a compaction elsewhere: the offsets it held become a gap.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir()?;
     let logs = write_log(dir.path(), Stop::Clean)?;
     let (second, third) = (segment_base(&logs[1]), segment_base(&logs[2]));
     for ext in ["log", "index", "timeindex"] {
-        fs::remove_file(logs[1].with_extension(ext)).unwrap();
+        fs::remove_file(logs[1].with_extension(ext))?;
     }
     let log = open(dir.path())?;
-    let r = report_of(&log);
+    let r = report_of(&log)?;
     assert_eq!(r.offset_gaps, 1, "{r:?}");
     assert!(log.recovery_report().damaged().next().is_none(), "{r:?}");
     expect_records(&log, second..third, N as i64)
 }
 
 #[test]
-fn gap_above_the_recovery_point_after_a_crash_is_kept() -> Result<()> {
+fn gap_above_the_recovery_point_after_a_crash_is_kept() -> TestResult {
     // Power failed after a roll created the next segment but before the rolled one's data
     // reached the disk: the later segments' records are intact and stay, after a gap (as
     // Kafka keeps them); only what was lost is missing.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir()?;
     let logs = write_log(dir.path(), Stop::Crash)?;
     let (second, third) = (segment_base(&logs[1]), segment_base(&logs[2]));
-    set_len(&logs[1], 0);
+    set_len(&logs[1], 0)?;
     let log = open(dir.path())?;
-    let r = report_of(&log);
+    let r = report_of(&log)?;
     assert_eq!((r.offset_gaps, r.segments_deleted), (1, 0), "{r:?}");
     assert!(log.recovery_report().damaged().next().is_none(), "{r:?}");
     expect_records(&log, second..third, N as i64)
 }
 
 #[test]
-fn overlapping_segment_is_set_aside_whole() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn overlapping_segment_is_set_aside_whole() -> TestResult {
+    let dir = tempfile::tempdir()?;
     let logs = write_log(dir.path(), Stop::Clean)?;
     let pdir = dir.path().join("t-0");
     // A copy of the second segment's log under a base inside the first segment.
     let misplaced = pdir.join(format!("{:020}.log", segment_base(&logs[1]) - 3));
-    fs::copy(&logs[1], &misplaced).unwrap();
+    fs::copy(&logs[1], &misplaced)?;
     let log = open(dir.path())?;
-    let r = report_of(&log);
+    let r = report_of(&log)?;
     assert_eq!(r.damage.len(), 1, "{r:?}");
     assert_eq!(r.damage[0].file, misplaced);
-    assert!(!misplaced.exists() && r.damage[0].preserved.as_ref().unwrap().exists());
+    assert!(
+        !misplaced.exists()
+            && r.damage[0]
+                .preserved
+                .as_ref()
+                .ok_or("the damaged file was not kept")?
+                .exists()
+    );
     expect_records(&log, 0..0, N as i64)
 }
 
 #[test]
-fn overlapping_last_segment_is_set_aside_and_appends_go_to_a_new_segment() -> Result<()> {
+fn overlapping_last_segment_is_set_aside_and_appends_go_to_a_new_segment() -> TestResult {
     // The segment before it was opened as a sealed one (its tail's CRCs unread): appends do
     // not continue in it.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir()?;
     let logs = write_log(dir.path(), Stop::Clean)?;
     let pdir = dir.path().join("t-0");
     let misplaced = pdir.join(format!(
         "{:020}.log",
-        segment_base(logs.last().unwrap()) + 1
+        segment_base(logs.last().ok_or("no segments")?) + 1
     ));
-    fs::copy(&logs[0], &misplaced).unwrap();
+    fs::copy(&logs[0], &misplaced)?;
     let log = open(dir.path())?;
-    let r = report_of(&log);
+    let r = report_of(&log)?;
     assert_eq!(r.damage.len(), 1, "{r:?}");
     assert_eq!(r.damage[0].file, misplaced);
     expect_records(&log, 0..0, N as i64)?;
@@ -360,10 +380,10 @@ fn overlapping_last_segment_is_set_aside_and_appends_go_to_a_new_segment() -> Re
 }
 
 #[test]
-fn lost_unsynced_tail_names_groups_committed_past_the_end() -> Result<()> {
+fn lost_unsynced_tail_names_groups_committed_past_the_end() -> TestResult {
     // Under `Os`, a crash may lose what was never synced, offsets and all (documented). A
     // group that had committed past the new end is named.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir()?;
     let cut;
     {
         let log = open(dir.path())?;
@@ -375,9 +395,7 @@ fn lost_unsynced_tail_names_groups_committed_past_the_end() -> Result<()> {
             p.append(&[rec(i)])?;
         }
         log.close()?;
-        cut = fs::metadata(&segment_logs(&dir.path().join("t-0"))[0])
-            .unwrap()
-            .len();
+        cut = fs::metadata(&segment_logs(&dir.path().join("t-0"))[0])?.len();
         let log = open(dir.path())?;
         let p = log.partition("t", 0)?;
         for i in 50..80 {
@@ -386,7 +404,7 @@ fn lost_unsynced_tail_names_groups_committed_past_the_end() -> Result<()> {
         log.reset_group_offsets("readers", "t", OffsetSpec::Latest)?;
         log.abandon();
     }
-    set_len(&segment_logs(&dir.path().join("t-0"))[0], cut as usize);
+    set_len(&segment_logs(&dir.path().join("t-0"))[0], cut as usize)?;
     let log = open(dir.path())?;
     let past = &log.recovery_report().committed_past_end;
     assert_eq!(past.len(), 1, "{past:?}");
@@ -403,12 +421,12 @@ fn lost_unsynced_tail_names_groups_committed_past_the_end() -> Result<()> {
 }
 
 #[test]
-fn damage_below_the_recovery_point_raises_the_end_to_committed_offsets() -> Result<()> {
+fn damage_below_the_recovery_point_raises_the_end_to_committed_offsets() -> TestResult {
     // Synced up to 100 (a clean close), 50 more records under `Os` that a group read and
     // committed, then a crash and a garbled batch at offset 99 (the batches after it, synced
     // or not, go aside with the file as found): the end would fall to the recovery point,
     // below the commit. It moves up to the commit instead.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir()?;
     {
         let log = open(dir.path())?;
         let mut config = TopicConfig::new();
@@ -428,10 +446,10 @@ fn damage_below_the_recovery_point_raises_the_end_to_committed_offsets() -> Resu
         log.abandon();
     }
     let seg = &segment_logs(&dir.path().join("t-0"))[0];
-    let (base, pos) = batch_at(seg, 99);
-    garble_header(seg, pos);
+    let (base, pos) = batch_at(seg, 99)?;
+    garble_header(seg, pos)?;
     let log = open(dir.path())?;
-    let r = report_of(&log);
+    let r = report_of(&log)?;
     assert_eq!(r.damage.len(), 1, "{r:?}");
     assert_eq!(r.end_raised_to, Some(150), "{r:?}");
     assert!(log.recovery_report().committed_past_end.is_empty());
@@ -448,8 +466,8 @@ fn damage_below_the_recovery_point_raises_the_end_to_committed_offsets() -> Resu
 }
 
 #[test]
-fn damaged_consumer_offsets_names_the_groups_whose_commits_were_there() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn damaged_consumer_offsets_names_the_groups_whose_commits_were_there() -> TestResult {
+    let dir = tempfile::tempdir()?;
     {
         let log = open(dir.path())?;
         log.create_topic("t", 1)?;
@@ -461,13 +479,13 @@ fn damaged_consumer_offsets_names_the_groups_whose_commits_were_there() -> Resul
     }
     let seg = segment_logs(&dir.path().join(format!("{OFFSETS_TOPIC}-0")))
         .pop()
-        .unwrap();
-    let batches = batches_of(&seg);
+        .ok_or("no offsets segment")?;
+    let batches = batches_of(&seg)?;
     // The second group's commit is the second-to-last batch: flip a byte of its value.
     let (_, pos, len) = batches[batches.len() - 2];
-    let mut bytes = fs::read(&seg).unwrap();
+    let mut bytes = fs::read(&seg)?;
     bytes[pos + len - 2] ^= 0x01;
-    fs::write(&seg, &bytes).unwrap();
+    fs::write(&seg, &bytes)?;
     let log = open(dir.path())?;
     let report = log.recovery_report();
     assert_eq!(report.lost_commit_groups, vec!["second", "third"]);
@@ -481,10 +499,10 @@ fn damaged_consumer_offsets_names_the_groups_whose_commits_were_there() -> Resul
 }
 
 #[test]
-fn checksum_damage_inside_consumer_offsets_names_the_group_it_hid() -> Result<()> {
+fn checksum_damage_inside_consumer_offsets_names_the_group_it_hid() -> TestResult {
     // A bad CRC before the offsets segment's last index entry is not read at open; loading the
     // commits skips that batch, and the group it held is named instead of vanishing silently.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir()?;
     {
         let log = open(dir.path())?;
         log.create_topic("t", 1)?;
@@ -498,14 +516,14 @@ fn checksum_damage_inside_consumer_offsets_names_the_group_it_hid() -> Result<()
     }
     let seg = segment_logs(&dir.path().join(format!("{OFFSETS_TOPIC}-0")))
         .pop()
-        .unwrap();
-    let mut bytes = fs::read(&seg).unwrap();
-    let (_, pos, len) = batches_of(&seg)
+        .ok_or("no offsets segment")?;
+    let mut bytes = fs::read(&seg)?;
+    let (_, pos, len) = batches_of(&seg)?
         .into_iter()
         .find(|&(_, pos, len)| bytes[pos..pos + len].windows(6).any(|w| w == b"victim"))
-        .unwrap();
+        .ok_or("no batch holds the victim's commit")?;
     bytes[pos + len - 2] ^= 0x01;
-    fs::write(&seg, &bytes).unwrap();
+    fs::write(&seg, &bytes)?;
     let log = open(dir.path())?;
     let report = log.recovery_report();
     assert_eq!(report.lost_commit_groups, vec!["victim"]);

@@ -1,7 +1,7 @@
 //! Segments whose records carry no timestamp are aged from their `.log` file's modification
 //! time, as Kafka does, not from when this process loaded or rolled them; the `segment.ms`
 //! roll of such an active segment does not restart its clock at a reopen either.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::indexing_slicing)]
 
 mod common;
 use common::*;
@@ -38,23 +38,20 @@ fn records(log: &Log) -> Result<Vec<i64>> {
     Ok(recs.iter().map(|r| r.offset).collect())
 }
 
-fn set_modified(path: &Path, ago: Duration) {
-    let f = std::fs::File::options().write(true).open(path).unwrap();
-    f.set_modified(SystemTime::now() - ago).unwrap();
+fn set_modified(path: &Path, ago: Duration) -> TestResult {
+    let f = std::fs::File::options().write(true).open(path)?;
+    f.set_modified(SystemTime::now() - ago)?;
+    Ok(())
 }
 
 #[test]
-fn a_segment_modified_long_ago_is_deleted_after_a_reopen() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let log = open(dir.path())?;
-        log.create_topic_with("t", 1, config(HOUR_MS))?;
-        append_untimestamped(&log.partition("t", 0)?, 60)?;
-        log.close()?;
-    }
+fn a_segment_modified_long_ago_is_deleted_after_a_reopen() -> TestResult {
+    let log = TempLog::with_topic_config("t", 1, config(HOUR_MS))?;
+    append_untimestamped(&log.partition("t", 0)?, 60)?;
+    let dir = log.close()?;
     let logs = segment_logs(&dir.path().join("t-0"));
     assert!(logs.len() >= 3, "{logs:?}");
-    set_modified(&logs[0], Duration::from_hours(2));
+    set_modified(&logs[0], Duration::from_hours(2))?;
     let log = open(dir.path())?;
     let report = log.maintain()?;
     assert_eq!(report.segments_deleted, 1, "{report:?}");
@@ -65,25 +62,19 @@ fn a_segment_modified_long_ago_is_deleted_after_a_reopen() -> Result<()> {
 }
 
 #[test]
-fn fresh_segments_survive_a_reopen_and_maintenance() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let log = open(dir.path())?;
-        log.create_topic_with("t", 1, config(HOUR_MS))?;
-        append_untimestamped(&log.partition("t", 0)?, 60)?;
-        assert_eq!(log.maintain()?.segments_deleted, 0);
-        log.close()?;
-    }
-    let log = open(dir.path())?;
+fn fresh_segments_survive_a_reopen_and_maintenance() -> TestResult {
+    let log = TempLog::with_topic_config("t", 1, config(HOUR_MS))?;
+    append_untimestamped(&log.partition("t", 0)?, 60)?;
+    assert_eq!(log.maintain()?.segments_deleted, 0);
+    let log = log.reopen()?;
     assert_eq!(log.maintain()?.segments_deleted, 0);
     assert_eq!(records(&log)?, (0..60).collect::<Vec<_>>());
     Ok(())
 }
 
 #[test]
-fn records_written_long_after_the_segment_was_loaded_are_not_aged_from_the_load() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
+fn records_written_long_after_the_segment_was_loaded_are_not_aged_from_the_load() -> TestResult {
+    let log = TempLog::new()?;
     // The active segment is created now; its records come later than the retention time.
     log.create_topic_with("t", 1, config(3_000))?;
     std::thread::sleep(Duration::from_secs(4));
@@ -98,16 +89,12 @@ fn records_written_long_after_the_segment_was_loaded_are_not_aged_from_the_load(
 }
 
 #[test]
-fn the_segment_ms_roll_does_not_restart_at_a_reopen() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn the_segment_ms_roll_does_not_restart_at_a_reopen() -> TestResult {
     let mut c = config(HOUR_MS);
     c.segment_ms = 2_000;
-    {
-        let log = open(dir.path())?;
-        log.create_topic_with("t", 1, c)?;
-        append_untimestamped(&log.partition("t", 0)?, 1)?;
-        log.close()?;
-    }
+    let log = TempLog::with_topic_config("t", 1, c)?;
+    append_untimestamped(&log.partition("t", 0)?, 1)?;
+    let dir = log.close()?;
     std::thread::sleep(Duration::from_millis(2_500));
     let log = open(dir.path())?;
     // The active segment has held records for longer than `segment.ms`: the next append
@@ -118,20 +105,16 @@ fn the_segment_ms_roll_does_not_restart_at_a_reopen() -> Result<()> {
 }
 
 #[test]
-fn compaction_keeps_the_age_of_the_segments_it_rewrites() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn compaction_keeps_the_age_of_the_segments_it_rewrites() -> TestResult {
     let mut c = config(HOUR_MS);
     c.cleanup_policy = topiclog::CleanupPolicy::CompactDelete;
-    {
-        let log = open(dir.path())?;
-        log.create_topic_with("t", 1, c)?;
-        append_untimestamped(&log.partition("t", 0)?, 60)?;
-        log.close()?;
-    }
+    let log = TempLog::with_topic_config("t", 1, c)?;
+    append_untimestamped(&log.partition("t", 0)?, 60)?;
+    let dir = log.close()?;
     let part = dir.path().join("t-0");
     let logs = segment_logs(&part);
     for f in &logs[..logs.len() - 1] {
-        set_modified(f, Duration::from_hours(2));
+        set_modified(f, Duration::from_hours(2))?;
     }
     let log = open(dir.path())?;
     // Every record has the same key: compaction rewrites the sealed segments, and the
@@ -141,9 +124,7 @@ fn compaction_keeps_the_age_of_the_segments_it_rewrites() -> Result<()> {
     let sealed = &rewritten[..rewritten.len() - 1];
     assert!(!sealed.is_empty());
     for f in sealed {
-        let age = SystemTime::now()
-            .duration_since(std::fs::metadata(f).unwrap().modified().unwrap())
-            .unwrap();
+        let age = SystemTime::now().duration_since(std::fs::metadata(f)?.modified()?)?;
         assert!(age > Duration::from_hours(1), "{f:?} is {age:?} old");
     }
     let report = log.maintain()?;

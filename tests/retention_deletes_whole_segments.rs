@@ -1,26 +1,24 @@
 //! Retention by time and size deletes whole segments oldest first, with Kafka's semantics;
 //! delete-records advances the log start offset and frees segments below it; truncate-to
 //! removes the tail.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::indexing_slicing)]
 
 mod common;
 use common::*;
-use topiclog::{Error, Record, Result, TopicConfig};
+use topiclog::{Error, Record, TopicConfig};
 
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
+        .expect("the clock is past 1970")
         .as_millis() as i64
 }
 
 #[test]
-fn time_retention_uses_record_timestamps() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
+fn time_retention_uses_record_timestamps() -> TestResult {
     let mut c = small_segments(1024);
     c.retention_ms = Some(60_000);
-    log.create_topic_with("t", 1, c)?;
+    let log = TempLog::with_topic_config("t", 1, c)?;
     let p = log.partition("t", 0)?;
     let old = now() - 3_600_000;
     for i in 0..40 {
@@ -36,9 +34,9 @@ fn time_retention_uses_record_timestamps() -> Result<()> {
     assert_eq!(d.segments, before - report.segments_deleted);
     // Every remaining record but (possibly) the first segment's old ones is new.
     let got = read_all(&p)?;
-    assert_eq!(got.first().unwrap().offset, d.log_start_offset);
+    assert_eq!(got.first().ok_or("no records")?.offset, d.log_start_offset);
     assert!(d.log_start_offset > 0 && d.log_start_offset <= 40);
-    assert_eq!(got.last().unwrap().offset, 59);
+    assert_eq!(got.last().ok_or("no records")?.offset, 59);
     assert!(matches!(
         p.read(0, 100),
         Err(Error::OffsetOutOfRange { .. })
@@ -49,12 +47,10 @@ fn time_retention_uses_record_timestamps() -> Result<()> {
 }
 
 #[test]
-fn when_everything_expired_an_empty_segment_is_rolled_first() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
+fn when_everything_expired_an_empty_segment_is_rolled_first() -> TestResult {
     let mut c = small_segments(1024);
     c.retention_ms = Some(1000);
-    log.create_topic_with("t", 1, c)?;
+    let log = TempLog::with_topic_config("t", 1, c)?;
     let p = log.partition("t", 0)?;
     for i in 0..30 {
         p.append(&[rec(i).timestamp(now() - 10_000)])?;
@@ -66,8 +62,7 @@ fn when_everything_expired_an_empty_segment_is_rolled_first() -> Result<()> {
     assert_eq!(d.log_end_offset, 30);
     assert_eq!(d.size_bytes, 0);
     assert_eq!(p.append(&[rec(30)])?.base_offset, 30);
-    log.close()?;
-    let log = open(dir.path())?;
+    let log = log.reopen()?;
     let p = log.partition("t", 0)?;
     assert_eq!(p.log_start_offset(), 30);
     assert_eq!(read_all(&p)?.len(), 1);
@@ -75,12 +70,10 @@ fn when_everything_expired_an_empty_segment_is_rolled_first() -> Result<()> {
 }
 
 #[test]
-fn size_retention_keeps_at_least_the_limit() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
+fn size_retention_keeps_at_least_the_limit() -> TestResult {
     let mut c = small_segments(1024);
     c.retention_bytes = Some(3000);
-    log.create_topic_with("t", 1, c)?;
+    let log = TempLog::with_topic_config("t", 1, c)?;
     let p = log.partition("t", 0)?;
     for i in 0..200 {
         p.append(&[rec(i)])?;
@@ -93,15 +86,13 @@ fn size_retention_keeps_at_least_the_limit() -> Result<()> {
         "may exceed by at most a segment: {}",
         d.size_bytes
     );
-    assert_eq!(read_all(&p)?.last().unwrap().offset, 199);
+    assert_eq!(read_all(&p)?.last().ok_or("no records")?.offset, 199);
     Ok(())
 }
 
 #[test]
-fn unlimited_retention_by_default_keeps_back_dated_records() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic_with("t", 1, small_segments(1024))?;
+fn unlimited_retention_by_default_keeps_back_dated_records() -> TestResult {
+    let log = TempLog::with_topic_config("t", 1, small_segments(1024))?;
     let p = log.partition("t", 0)?;
     for i in 0..50 {
         p.append(&[rec(i).timestamp(1)])?;
@@ -112,10 +103,8 @@ fn unlimited_retention_by_default_keeps_back_dated_records() -> Result<()> {
 }
 
 #[test]
-fn delete_records_advances_start_and_frees_segments() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic_with("t", 1, small_segments(1024))?;
+fn delete_records_advances_start_and_frees_segments() -> TestResult {
+    let log = TempLog::with_topic_config("t", 1, small_segments(1024))?;
     let p = log.partition("t", 0)?;
     for i in 0..100 {
         p.append(&[rec(i)])?;
@@ -125,12 +114,11 @@ fn delete_records_advances_start_and_frees_segments() -> Result<()> {
     assert_eq!(p.log_start_offset(), 70);
     assert!(log.describe_topic("t")?.partitions[0].segments < segs_before);
     let got = read_all(&p)?;
-    assert_eq!(got.first().unwrap().offset, 70);
+    assert_eq!(got.first().ok_or("no records")?.offset, 70);
     assert_eq!(got.len(), 30);
     // Moves forward only; -1 means the high watermark.
     assert_eq!(p.delete_records(10)?, 70);
-    log.close()?;
-    let log = open(dir.path())?;
+    let log = log.reopen()?;
     let p = log.partition("t", 0)?;
     assert_eq!(p.log_start_offset(), 70, "persisted");
     assert_eq!(p.delete_records(-1)?, 100);
@@ -139,10 +127,8 @@ fn delete_records_advances_start_and_frees_segments() -> Result<()> {
 }
 
 #[test]
-fn truncate_to_cuts_the_tail_and_offsets_are_reused() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic_with("t", 1, small_segments(1024))?;
+fn truncate_to_cuts_the_tail_and_offsets_are_reused() -> TestResult {
+    let log = TempLog::with_topic_config("t", 1, small_segments(1024))?;
     let p = log.partition("t", 0)?;
     for i in 0..100 {
         p.append(&[rec(i)])?;
@@ -157,8 +143,7 @@ fn truncate_to_cuts_the_tail_and_offsets_are_reused() -> Result<()> {
     }
     assert_eq!(read_all(&p)?.len(), 42);
     assert_eq!(p.append(&[Record::new("new")])?.base_offset, 42);
-    log.close()?;
-    let log = open(dir.path())?;
+    let log = log.reopen()?;
     let p = log.partition("t", 0)?;
     let got = read_all(&p)?;
     assert_eq!(got.len(), 43);
@@ -170,10 +155,8 @@ fn truncate_to_cuts_the_tail_and_offsets_are_reused() -> Result<()> {
 }
 
 #[test]
-fn retention_config_changes_apply() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic_with("t", 1, small_segments(1024))?;
+fn retention_config_changes_apply() -> TestResult {
+    let log = TempLog::with_topic_config("t", 1, small_segments(1024))?;
     let p = log.partition("t", 0)?;
     for i in 0..100 {
         p.append(&[rec(i).timestamp(1000)])?;
@@ -188,34 +171,32 @@ fn retention_config_changes_apply() -> Result<()> {
 }
 
 #[test]
-fn a_read_in_progress_survives_retention_deleting_its_segment() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic_with("t", 1, small_segments(1024))?;
+fn a_read_in_progress_survives_retention_deleting_its_segment() -> TestResult {
+    let log = TempLog::with_topic_config("t", 1, small_segments(1024))?;
     let p = log.partition("t", 0)?;
     for i in 0..100 {
         p.append(&[rec(i)])?;
     }
     let held = p.read(0, 2048)?;
-    let before: Vec<_> = held
-        .batches
-        .iter()
-        .flat_map(|b| b.records().unwrap().map(|r| r.unwrap().value))
-        .collect();
+    let mut before = Vec::new();
+    for b in &held.batches {
+        for r in b.records()? {
+            before.push(r?.value);
+        }
+    }
     p.delete_records(90)?;
     assert!(matches!(
         p.read(0, 10),
         Err(topiclog::Error::OffsetOutOfRange { .. })
     ));
     // The segment files are gone from the directory; the held views still read them.
-    let after: Vec<_> = held
-        .batches
-        .iter()
-        .flat_map(|b| {
-            b.verify_crc().unwrap();
-            b.records().unwrap().map(|r| r.unwrap().value)
-        })
-        .collect();
+    let mut after = Vec::new();
+    for b in &held.batches {
+        b.verify_crc()?;
+        for r in b.records()? {
+            after.push(r?.value);
+        }
+    }
     assert_eq!(before, after);
     assert!(!before.is_empty());
     Ok(())

@@ -130,8 +130,8 @@ fn check_compacted(log: &Log, end: i64) -> Result<()> {
 }
 
 #[test]
-fn producers_group_retention_compaction_and_topic_churn_together() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn producers_group_retention_compaction_and_topic_churn_together() -> TestResult {
+    let dir = tempfile::tempdir()?;
     let log = Arc::new(
         LogOptions::new()
             .flusher(Some(Duration::from_millis(5)))
@@ -241,17 +241,24 @@ fn producers_group_retention_compaction_and_topic_churn_together() -> Result<()>
     members.push(member(&log, &seen, &stop, None));
 
     for w in workers {
-        w.join().unwrap()?;
+        w.join().expect("a writer thread panicked")?;
     }
-    churn.join().unwrap()?;
-    let (deleted, compacted) = maintenance.join().unwrap()?;
+    churn.join().expect("the churn thread panicked")?;
+    let (deleted, compacted) = maintenance
+        .join()
+        .expect("the maintenance thread panicked")?;
     assert!(deleted > 0, "retention deleted nothing");
     assert!(compacted > 0, "compaction removed nothing");
     // Let the long-lived members drain the jobs topic (bounded by a poll count, not a clock).
     let total = (PRODUCERS * JOBS_PER_PRODUCER) as usize;
     // (A hang guard only: on any machine this ends long before.)
     for _ in 0..12_000 {
-        let n: usize = seen.lock().unwrap().values().map(Vec::len).sum();
+        let n: usize = seen
+            .lock()
+            .expect("a thread panicked holding the lock")
+            .values()
+            .map(Vec::len)
+            .sum();
         if n >= total {
             break;
         }
@@ -259,10 +266,10 @@ fn producers_group_retention_compaction_and_topic_churn_together() -> Result<()>
     }
     stop.store(true, Ordering::Release);
     for m in members {
-        m.join().unwrap()?;
+        m.join().expect("a member thread panicked")?;
     }
     {
-        let seen = seen.lock().unwrap();
+        let seen = seen.lock().expect("a thread panicked holding the lock");
         let mut delivered = 0;
         for part in 0..JOBS_PARTITIONS {
             let end = log.partition("jobs", part)?.log_end_offset();
@@ -276,8 +283,8 @@ fn producers_group_retention_compaction_and_topic_churn_together() -> Result<()>
             // Each producer's records keep their order within the partition.
             let mut last: BTreeMap<&str, u64> = BTreeMap::new();
             for (_, v) in &got {
-                let (producer, i) = v.split_once('-').unwrap();
-                let i: u64 = i.parse().unwrap();
+                let (producer, i) = v.split_once('-').ok_or("a value without its producer")?;
+                let i: u64 = i.parse()?;
                 if let Some(prev) = last.insert(producer, i) {
                     assert!(prev < i, "jobs-{part}: producer {producer} out of order");
                 }
@@ -293,7 +300,7 @@ fn producers_group_retention_compaction_and_topic_churn_together() -> Result<()>
     for part in 0..2 {
         assert_eq!(log.partition("events", part)?.log_end_offset(), EVENTS);
     }
-    let log = Arc::into_inner(log).unwrap();
+    let log = Arc::into_inner(log).ok_or("the log is still shared")?;
     log.close()?;
     let log = open(dir.path())?;
     assert!(log.recovery_report().clean);
@@ -307,8 +314,8 @@ fn producers_group_retention_compaction_and_topic_churn_together() -> Result<()>
 /// flusher's own periodic checkpoints and maintenance) take turns: none fails because another
 /// renamed the shared temp file away, and the files they leave reopen cleanly.
 #[test]
-fn checkpoint_writers_from_many_threads_take_turns() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn checkpoint_writers_from_many_threads_take_turns() -> TestResult {
+    let dir = tempfile::tempdir()?;
     let log = Arc::new(
         LogOptions::new()
             .flusher(Some(Duration::from_millis(1)))
@@ -335,9 +342,9 @@ fn checkpoint_writers_from_many_threads_take_turns() -> Result<()> {
         })
         .collect();
     for t in threads {
-        t.join().unwrap()?;
+        t.join().expect("a checkpoint writer panicked")?;
     }
-    let log = Arc::into_inner(log).unwrap();
+    let log = Arc::into_inner(log).ok_or("the log is still shared")?;
     log.close()?;
     let log = open(dir.path())?;
     assert!(log.recovery_report().clean);

@@ -1,16 +1,15 @@
 //! Topics: create, list, describe, change config, add partitions, delete; all persisted; a
 //! stale handle to a deleted topic cannot write into a re-created one.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::indexing_slicing)]
 
 mod common;
 use common::*;
-use topiclog::{CleanupPolicy, Error, Result, TopicConfig, partition_for_key};
+use topiclog::{CleanupPolicy, Error, TopicConfig, partition_for_key};
 
 #[test]
-fn topics_and_configs_persist() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
+fn topics_and_configs_persist() -> TestResult {
+    let log = TempLog::new()?;
     {
-        let log = open(dir.path())?;
         let c = TopicConfig::new()
             .with("retention.ms", "86400000")?
             .with("cleanup.policy", "compact,delete")?
@@ -40,9 +39,8 @@ fn topics_and_configs_persist() -> Result<()> {
         c.retention_bytes = Some(1 << 30);
         log.alter_topic_config("orders", c)?;
         log.append("orders", 4, &[rec(1).key("x")])?;
-        log.close()?;
     }
-    let log = open(dir.path())?;
+    let log = log.reopen()?;
     let d = log.describe_topic("orders")?;
     assert_eq!(d.partitions.len(), 5);
     assert_eq!(d.config.retention_ms, Some(86_400_000));
@@ -56,15 +54,13 @@ fn topics_and_configs_persist() -> Result<()> {
 }
 
 #[test]
-fn delete_topic_removes_data_and_fences_old_handles() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic("t", 2)?;
+fn delete_topic_removes_data_and_fences_old_handles() -> TestResult {
+    let log = TempLog::with_topic("t", 2)?;
     let old = log.partition("t", 0)?;
     old.append(&[rec(0), rec(1)])?;
     log.delete_topic("t")?;
     assert!(log.topics().is_empty());
-    assert!(!dir.path().join("t-0").exists());
+    assert!(!log.path().join("t-0").exists());
     assert!(matches!(old.append(&[rec(2)]), Err(Error::Closed { .. })));
     assert!(matches!(
         log.partition("t", 0),
@@ -78,27 +74,23 @@ fn delete_topic_removes_data_and_fences_old_handles() -> Result<()> {
         log.delete_topic("nope"),
         Err(Error::TopicNotFound { .. })
     ));
-    log.close()?;
-    let log = open(dir.path())?;
+    let log = log.reopen()?;
     assert_eq!(log.topics(), vec!["t".to_string()]);
     assert_eq!(log.partition_count("t")?, 1);
     Ok(())
 }
 
 #[test]
-fn interrupted_delete_leftovers_are_swept_and_orphans_kept() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let log = open(dir.path())?;
-        log.create_topic("t", 1)?;
-        log.append("t", 0, &[rec(0)])?;
-        log.close()?;
-    }
+fn interrupted_delete_leftovers_are_swept_and_orphans_kept() -> TestResult {
+    let log = TempLog::new()?;
+    log.create_topic("t", 1)?;
+    log.append("t", 0, &[rec(0)])?;
+    let dir = log.close()?;
     // A lost metadata file: the partition directory is kept and the topic rebuilt
     // (tests/log_keeps_stray_partitions.rs covers the cases). A `-delete` directory of
     // topiclog's own naming is what an interrupted delete leaves: it goes.
-    std::fs::remove_file(dir.path().join(".topics").join("t")).unwrap();
-    std::fs::create_dir(dir.path().join("x-3.abc-delete")).unwrap();
+    std::fs::remove_file(dir.path().join(".topics").join("t"))?;
+    std::fs::create_dir(dir.path().join("x-3.abc-delete"))?;
     let log = open(dir.path())?;
     assert_eq!(log.topics(), vec!["t".to_string()]);
     assert_eq!(log.partition("t", 0)?.log_end_offset(), 1);
@@ -107,10 +99,8 @@ fn interrupted_delete_leftovers_are_swept_and_orphans_kept() -> Result<()> {
 }
 
 #[test]
-fn default_partitioner_matches_kafka() -> Result<()> {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path())?;
-    log.create_topic("t", 6)?;
+fn default_partitioner_matches_kafka() -> TestResult {
+    let log = TempLog::with_topic("t", 6)?;
     for key in ["a", "user-1", "order-9999", ""] {
         assert_eq!(
             log.partition_for("t", Some(key.as_bytes()), 10)?,

@@ -1,10 +1,19 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::indexing_slicing)]
 
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use topiclog::{Log, LogOptions, PartitionHandle, Record, Result, StoredRecord, TopicConfig};
+use tempfile::TempDir;
+use topiclog::{
+    Consumer, ConsumerConfig, Log, LogOptions, PartitionHandle, Producer, ProducerConfig, Record,
+    Result, StoredRecord, TopicConfig, TopicPartition,
+};
+
+/// What a test returns: `?` works on topiclog's errors, io errors and `.ok_or("why")` alike,
+/// and a failure prints the error instead of an `unwrap` panic's location.
+pub type TestResult<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// Options for tests: no background thread, so nothing happens behind the test's back.
 pub fn quiet() -> LogOptions {
@@ -13,6 +22,92 @@ pub fn quiet() -> LogOptions {
 
 pub fn open(dir: &Path) -> Result<Log> {
     quiet().open(dir)
+}
+
+/// A log open on a fresh temporary directory, which is removed when this is dropped.
+///
+/// Derefs to the [`Log`], so `log.partition("t", 0)?` reads as on a plain one.
+pub struct TempLog {
+    // Declared before `dir`: the log closes (drops) before its directory is removed.
+    log: Log,
+    options: LogOptions,
+    dir: TempDir,
+}
+
+impl TempLog {
+    /// An empty log with [`quiet`] options.
+    pub fn new() -> TestResult<TempLog> {
+        TempLog::with_options(quiet())
+    }
+
+    /// An empty log opened with `options`; [`TempLog::reopen`] uses them again.
+    pub fn with_options(options: LogOptions) -> TestResult<TempLog> {
+        let dir = tempfile::tempdir()?;
+        let log = options.clone().open(dir.path())?;
+        Ok(TempLog { log, options, dir })
+    }
+
+    /// A quiet log with one topic of `partitions` partitions and the default config.
+    pub fn with_topic(name: &str, partitions: i32) -> TestResult<TempLog> {
+        let log = TempLog::new()?;
+        log.create_topic(name, partitions)?;
+        Ok(log)
+    }
+
+    /// A quiet log with one topic of `partitions` partitions and `config`.
+    pub fn with_topic_config(
+        name: &str,
+        partitions: i32,
+        config: TopicConfig,
+    ) -> TestResult<TempLog> {
+        let log = TempLog::new()?;
+        log.create_topic_with(name, partitions, config)?;
+        Ok(log)
+    }
+
+    /// The open log.
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// The log's directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Closes the log cleanly and opens it again on the same directory with the same options.
+    pub fn reopen(self) -> TestResult<TempLog> {
+        let TempLog { log, options, dir } = self;
+        log.close()?;
+        let log = options.clone().open(dir.path())?;
+        Ok(TempLog { log, options, dir })
+    }
+
+    /// Closes the log cleanly; the directory, kept for a look at the files or another open.
+    pub fn close(self) -> Result<TempDir> {
+        self.log.close()?;
+        Ok(self.dir)
+    }
+}
+
+impl Deref for TempLog {
+    type Target = Log;
+
+    fn deref(&self) -> &Log {
+        &self.log
+    }
+}
+
+/// A producer with default settings and a group-less consumer assigned every partition of
+/// `topic`, reading from the earliest offset: the two ends of a topic for a round trip.
+pub fn pair(log: &Log, topic: &str) -> Result<(Producer, Consumer)> {
+    let producer = log.producer(ProducerConfig::default())?;
+    let mut consumer = log.consumer(ConsumerConfig::default())?;
+    let partitions: Vec<TopicPartition> = (0..log.partition_count(topic)?)
+        .map(|p| TopicPartition::new(topic, p))
+        .collect();
+    consumer.assign(&partitions)?;
+    Ok((producer, consumer))
 }
 
 /// A config with small segments and a dense index, so tests exercise rolls and lookups.
@@ -59,6 +154,15 @@ pub fn segment_logs(dir: &Path) -> Vec<PathBuf> {
         .collect();
     v.sort();
     v
+}
+
+/// The names of the entries in `dir`, sorted.
+pub fn dir_names(dir: &Path) -> TestResult<Vec<String>> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)?
+        .map(|e| Ok(e?.file_name().to_string_lossy().into_owned()))
+        .collect::<std::io::Result<_>>()?;
+    v.sort();
+    Ok(v)
 }
 
 /// The base offset a segment file is named after (`<20-digit base offset>.log`).
