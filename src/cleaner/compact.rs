@@ -10,13 +10,14 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::error::{Error, IoContext, Result};
 use crate::io::{ops, sync_dir, write_synced};
+use crate::layout::{self, FileKind, SegmentFile, Transient, with_transient};
 use crate::partition::Partition;
 use crate::record::TimestampType;
 use crate::record::batch::{
@@ -25,7 +26,7 @@ use crate::record::batch::{
 };
 use crate::record::{Batch, BatchBuilder};
 use crate::segment::index::IndexTracker;
-use crate::segment::{self, Segment, SegmentState, TIME_ENTRY};
+use crate::segment::{Segment, SegmentState, TIME_ENTRY};
 
 /// What compacting one partition did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -49,12 +50,6 @@ pub enum CrashPoint {
     AfterFirstDelete,
     /// After renaming the swap's index files into place (the log still `.swap`).
     AfterIndexRename,
-}
-
-fn suffixed(p: &Path, suffix: &str) -> PathBuf {
-    let mut s = p.as_os_str().to_os_string();
-    s.push(suffix);
-    PathBuf::from(s)
 }
 
 /// The share of cleanable bytes not yet compacted (Kafka's dirty ratio).
@@ -230,10 +225,11 @@ fn clean_group(
     let cfg = p.config();
     let new = write_cleaned(p, first.base_offset, &batches, cfg.index_interval_bytes)?;
     if let Some(last) = group.segments.last() {
-        let cleaned = suffixed(
-            &p.dir.join(segment::file_name(first.base_offset, "log")),
-            ".cleaned",
-        );
+        let cleaned = p.dir.join(layout::transient_name(
+            first.base_offset,
+            FileKind::Log,
+            Transient::Cleaned,
+        ));
         keep_modified(&last.log_path, &cleaned)?;
     }
     if crash == Some(CrashPoint::AfterCleaned) {
@@ -421,8 +417,12 @@ fn write_cleaned(
         st.time_entries += 1;
     }
     let dir = &p.dir;
-    for (ext, bytes) in [("log", &log), ("index", &index), ("timeindex", &time)] {
-        let path = suffixed(&dir.join(segment::file_name(base, ext)), ".cleaned");
+    for (kind, bytes) in [
+        (FileKind::Log, &log),
+        (FileKind::Index, &index),
+        (FileKind::TimeIndex, &time),
+    ] {
+        let path = dir.join(layout::transient_name(base, kind, Transient::Cleaned));
         write_synced(&path, bytes)?;
     }
     Ok(st)
@@ -440,11 +440,15 @@ fn swap_in(
     };
     let base = first.base_offset;
     let dir = p.dir.clone();
-    let final_path = |ext: &str| dir.join(segment::file_name(base, ext));
+    let final_path = |kind| dir.join(layout::file_name(base, kind));
     // Index files first, the log last: the `.log.swap` is what recovery acts on.
-    for ext in ["index", "timeindex", "log"] {
-        let f = final_path(ext);
-        ops::rename(&suffixed(&f, ".cleaned"), &suffixed(&f, ".swap")).at(&f)?;
+    for kind in FileKind::INDEXES_THEN_LOG {
+        let f = final_path(kind);
+        ops::rename(
+            &with_transient(&f, Transient::Cleaned),
+            &with_transient(&f, Transient::Swap),
+        )
+        .at(&f)?;
     }
     sync_dir(&dir)?;
     if crash == Some(CrashPoint::AfterSwap) {
@@ -457,22 +461,22 @@ fn swap_in(
                 return Ok(None);
             }
         }
-        for ext in ["index", "timeindex"] {
-            let f = final_path(ext);
-            ops::rename(&suffixed(&f, ".swap"), &f).at(&f)?;
+        for kind in [FileKind::Index, FileKind::TimeIndex] {
+            let f = final_path(kind);
+            ops::rename(&with_transient(&f, Transient::Swap), &f).at(&f)?;
         }
         if crash == Some(CrashPoint::AfterIndexRename) {
             return Ok(None);
         }
-        let f = final_path("log");
-        ops::rename(&suffixed(&f, ".swap"), &f).at(&f)?;
+        let f = final_path(FileKind::Log);
+        ops::rename(&with_transient(&f, Transient::Swap), &f).at(&f)?;
         sync_dir(w_dir)?;
         Ok(Some(st))
     })?;
     if !replaced {
         // The segments changed meanwhile: drop this round's output.
-        for ext in ["index", "timeindex", "log"] {
-            let f = suffixed(&final_path(ext), ".swap");
+        for kind in FileKind::INDEXES_THEN_LOG {
+            let f = with_transient(&final_path(kind), Transient::Swap);
             ops::remove_file(&f).at(&f)?;
         }
         sync_dir(&dir)?;
@@ -490,14 +494,24 @@ pub(crate) fn finish_swaps(dir: &Path) -> Result<bool> {
         let e = e.at(dir)?;
         let name = e.file_name();
         let Some(name) = name.to_str() else { continue };
-        if let Some(stem) = name.strip_suffix(".swap") {
-            match segment::parse_file_name(stem) {
-                Some((b, "log")) => swaps.push(b),
-                Some(_) => orphans.push(e.path()),
-                None => {}
+        match layout::parse_file_name(name) {
+            Some(SegmentFile {
+                base,
+                kind,
+                transient: Some(Transient::Swap),
+            }) => {
+                if kind == FileKind::Log {
+                    swaps.push(base);
+                } else {
+                    orphans.push(e.path());
+                }
             }
-        } else if let Some((b, "log")) = segment::parse_file_name(name) {
-            logs.push(b);
+            Some(SegmentFile {
+                base,
+                kind: FileKind::Log,
+                transient: None,
+            }) => logs.push(base),
+            _ => {}
         }
     }
     if swaps.is_empty() && orphans.is_empty() {
@@ -505,15 +519,15 @@ pub(crate) fn finish_swaps(dir: &Path) -> Result<bool> {
     }
     swaps.sort_unstable();
     for &b in &swaps {
-        let swap_log = suffixed(&dir.join(segment::file_name(b, "log")), ".swap");
+        let swap_log = dir.join(layout::transient_name(b, FileKind::Log, Transient::Swap));
         let bytes = Bytes::from(ops::read(&swap_log).at(&swap_log)?);
         let end = crate::record::Batches::new(bytes)
             .filter_map(Result::ok)
             .last()
             .map_or(b, |x| x.last_offset() + 1);
         for &old in logs.iter().filter(|&&o| o >= b && o < end.max(b + 1)) {
-            for ext in ["log", "index", "timeindex"] {
-                let p = dir.join(segment::file_name(old, ext));
+            for kind in FileKind::SEGMENT {
+                let p = dir.join(layout::file_name(old, kind));
                 match ops::remove_file(&p) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -521,9 +535,9 @@ pub(crate) fn finish_swaps(dir: &Path) -> Result<bool> {
                 }
             }
         }
-        for ext in ["index", "timeindex", "log"] {
-            let f = dir.join(segment::file_name(b, ext));
-            let s = suffixed(&f, ".swap");
+        for kind in FileKind::INDEXES_THEN_LOG {
+            let f = dir.join(layout::file_name(b, kind));
+            let s = with_transient(&f, Transient::Swap);
             if s.exists() {
                 ops::rename(&s, &f).at(&f)?;
             }

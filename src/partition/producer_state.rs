@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::IoContext;
 use crate::error::{Error, Result};
+use crate::layout::{self, FileKind, Transient};
 use crate::record::BatchHeader;
 
 /// Batches remembered per producer (Kafka's `NUM_BATCHES_TO_RETAIN`).
@@ -222,7 +223,7 @@ impl ProducerState {
 
 /// `<20-digit offset>.snapshot`: the state of every batch below `offset`.
 pub(crate) fn snapshot_path(dir: &Path, offset: i64) -> PathBuf {
-    dir.join(crate::segment::file_name(offset, "snapshot"))
+    dir.join(layout::file_name(offset, FileKind::Snapshot))
 }
 
 /// Writes a snapshot of `state` covering offsets below `end`, and removes older snapshots
@@ -234,9 +235,10 @@ pub(crate) fn snapshot_path(dir: &Path, offset: i64) -> PathBuf {
 /// roll and close buys nothing.
 pub(crate) fn write_snapshot(dir: &Path, state: &ProducerState, end: i64) -> Result<()> {
     let path = snapshot_path(dir, end);
-    let tmp = dir.join(format!(
-        "{}.tmp",
-        crate::segment::file_name(end, "snapshot")
+    let tmp = dir.join(layout::transient_name(
+        end,
+        FileKind::Snapshot,
+        Transient::Tmp,
     ));
     crate::io::write_file(&tmp, &state.encode_snapshot())?;
     crate::io::ops::rename(&tmp, &path).at(&path)?;
@@ -257,10 +259,7 @@ pub(crate) fn list_snapshots(dir: &Path) -> Vec<i64> {
     };
     rd.filter_map(|e| {
         let name = e.ok()?.file_name();
-        match crate::segment::parse_file_name(name.to_str()?) {
-            Some((o, "snapshot")) => Some(o),
-            _ => None,
-        }
+        layout::parse_plain(name.to_str()?, FileKind::Snapshot)
     })
     .collect()
 }

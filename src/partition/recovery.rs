@@ -9,6 +9,7 @@ use crate::config::TopicConfig;
 use crate::error::{IoContext, Result};
 use crate::io::map::Mapped;
 use crate::io::{sync_dir, write_file};
+use crate::layout::{self, FileKind, SegmentFile, Transient};
 use crate::record::batch::{BATCH_HEADER_LEN, BatchHeader, batch_crc};
 use crate::segment::index::{self, INDEX_ENTRY, IndexTracker, TIME_ENTRY};
 use crate::segment::{self, Segment, SegmentState};
@@ -453,9 +454,9 @@ struct SegPaths {
 impl SegPaths {
     fn new(dir: &Path, base: i64) -> SegPaths {
         SegPaths {
-            log: dir.join(segment::file_name(base, "log")),
-            index: dir.join(segment::file_name(base, "index")),
-            time: dir.join(segment::file_name(base, "timeindex")),
+            log: dir.join(layout::file_name(base, FileKind::Log)),
+            index: dir.join(layout::file_name(base, FileKind::Index)),
+            time: dir.join(layout::file_name(base, FileKind::TimeIndex)),
         }
     }
 
@@ -479,9 +480,6 @@ fn remove_files(paths: &[&PathBuf]) -> Result<()> {
     }
     Ok(())
 }
-
-/// Suffixes of files left behind by an interrupted delete, truncation or checkpoint.
-const LEFTOVER_SUFFIXES: &[&str] = &[".deleted", ".cleaned", ".tmp", ".truncating"];
 
 /// How one segment's batches were established at open.
 enum Opened {
@@ -574,16 +572,29 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
         let entry = entry.at(dir)?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if LEFTOVER_SUFFIXES.iter().any(|s| name.ends_with(s)) {
+        // Files left behind by an interrupted delete, compaction, truncation or write (a
+        // damaged copy's `.damaged.tmp` included).
+        if Transient::LEFTOVERS
+            .iter()
+            .any(|t| name.ends_with(t.suffix()))
+        {
             if !p.read_only {
                 crate::io::ops::remove_file(&entry.path()).at(entry.path())?;
             }
             continue;
         }
-        match segment::parse_file_name(name) {
+        match layout::parse_file_name(name) {
             // Bases beyond the offset space cannot hold a batch: not ours, left alone.
-            Some((base, "log")) if base <= segment::MAX_OFFSET => bases.push(base),
-            Some((base, "index" | "timeindex")) => index_files.push((base, entry.path())),
+            Some(SegmentFile {
+                base,
+                kind: FileKind::Log,
+                transient: None,
+            }) if base <= segment::MAX_OFFSET => bases.push(base),
+            Some(SegmentFile {
+                base,
+                kind: FileKind::Index | FileKind::TimeIndex,
+                transient: None,
+            }) => index_files.push((base, entry.path())),
             _ => {}
         }
     }

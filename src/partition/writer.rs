@@ -15,6 +15,7 @@ use crate::clock::now_ms;
 use crate::config::{FlushPolicy, TopicConfig};
 use crate::error::{Error, IoContext, Result};
 use crate::io::{open_append, ops, sync_dir};
+use crate::layout::{self, Transient};
 use crate::record::TimestampType;
 use crate::record::batch::{
     BatchHeader, stamp_base_offset, stamp_base_sequence, stamp_log_append_time,
@@ -869,7 +870,7 @@ impl Partition {
         let cut = pos.min(size);
         // Copy the prefix to a new file and rename it over the old one: readers holding the
         // old mapping keep valid pages (never shrink a mapped file in place).
-        let tmp = seg.log_path.with_extension("log.truncating");
+        let tmp = layout::with_transient(&seg.log_path, Transient::Truncating);
         crate::io::write_synced(&tmp, maps.log.slice(0, cut as usize).unwrap_or(&[]))?;
         drop(maps);
         w.files = None;
@@ -931,9 +932,7 @@ impl Partition {
 /// `.deleted` files that the next open sweeps away). Live mappings stay valid on Linux.
 pub(crate) fn delete_segment_files(seg: &Segment) -> Result<()> {
     for p in [&seg.log_path, &seg.index_path, &seg.time_path] {
-        let mut gone = p.clone().into_os_string();
-        gone.push(".deleted");
-        let gone = PathBuf::from(gone);
+        let gone = layout::with_transient(p, Transient::Deleted);
         match ops::rename(p, &gone) {
             Ok(()) => ops::remove_file(&gone).at(&gone)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
