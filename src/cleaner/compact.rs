@@ -17,7 +17,7 @@ use bytes::Bytes;
 
 use crate::error::{Error, IoContext, Result};
 use crate::io::{ops, sync_dir, write_synced};
-use crate::layout::{self, FileKind, SegmentFile, Transient, with_transient};
+use crate::layout::{self, FileKind, Transient};
 use crate::partition::Partition;
 use crate::record::TimestampType;
 use crate::record::batch::{
@@ -26,7 +26,7 @@ use crate::record::batch::{
 };
 use crate::record::{Batch, BatchBuilder};
 use crate::segment::index::IndexTracker;
-use crate::segment::{Segment, SegmentState, TIME_ENTRY};
+use crate::segment::{Segment, SegmentState, TIME_ENTRY, swap};
 
 /// What compacting one partition did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -440,16 +440,8 @@ fn swap_in(
     };
     let base = first.base_offset;
     let dir = p.dir.clone();
-    let final_path = |kind| dir.join(layout::file_name(base, kind));
     // Index files first, the log last: the `.log.swap` is what recovery acts on.
-    for kind in FileKind::INDEXES_THEN_LOG {
-        let f = final_path(kind);
-        ops::rename(
-            &with_transient(&f, Transient::Cleaned),
-            &with_transient(&f, Transient::Swap),
-        )
-        .at(&f)?;
-    }
+    swap::cleaned_to_swap(&dir, base)?;
     sync_dir(&dir)?;
     if crash == Some(CrashPoint::AfterSwap) {
         return Ok(());
@@ -461,94 +453,18 @@ fn swap_in(
                 return Ok(None);
             }
         }
-        for kind in [FileKind::Index, FileKind::TimeIndex] {
-            let f = final_path(kind);
-            ops::rename(&with_transient(&f, Transient::Swap), &f).at(&f)?;
-        }
+        swap::swap_into_place(&dir, base, &[FileKind::Index, FileKind::TimeIndex])?;
         if crash == Some(CrashPoint::AfterIndexRename) {
             return Ok(None);
         }
-        let f = final_path(FileKind::Log);
-        ops::rename(&with_transient(&f, Transient::Swap), &f).at(&f)?;
+        swap::swap_into_place(&dir, base, &[FileKind::Log])?;
         sync_dir(w_dir)?;
         Ok(Some(st))
     })?;
     if !replaced {
         // The segments changed meanwhile: drop this round's output.
-        for kind in FileKind::INDEXES_THEN_LOG {
-            let f = with_transient(&final_path(kind), Transient::Swap);
-            ops::remove_file(&f).at(&f)?;
-        }
+        swap::remove_swap(&dir, base)?;
         sync_dir(&dir)?;
     }
     Ok(())
-}
-
-/// Completes interrupted swaps in a partition directory (called by the loader before it lists
-/// segments): for each `<b>.log.swap`, deletes the segments it replaces and renames it in.
-pub(crate) fn finish_swaps(dir: &Path) -> Result<bool> {
-    let mut swaps = Vec::new();
-    let mut logs = Vec::new();
-    let mut orphans = Vec::new();
-    for e in fs::read_dir(dir).at(dir)? {
-        let e = e.at(dir)?;
-        let name = e.file_name();
-        let Some(name) = name.to_str() else { continue };
-        match layout::parse_file_name(name) {
-            Some(SegmentFile {
-                base,
-                kind,
-                transient: Some(Transient::Swap),
-            }) => {
-                if kind == FileKind::Log {
-                    swaps.push(base);
-                } else {
-                    orphans.push(e.path());
-                }
-            }
-            Some(SegmentFile {
-                base,
-                kind: FileKind::Log,
-                transient: None,
-            }) => logs.push(base),
-            _ => {}
-        }
-    }
-    if swaps.is_empty() && orphans.is_empty() {
-        return Ok(false);
-    }
-    swaps.sort_unstable();
-    for &b in &swaps {
-        let swap_log = dir.join(layout::transient_name(b, FileKind::Log, Transient::Swap));
-        let bytes = Bytes::from(ops::read(&swap_log).at(&swap_log)?);
-        let end = crate::record::Batches::new(bytes)
-            .filter_map(Result::ok)
-            .last()
-            .map_or(b, |x| x.last_offset() + 1);
-        for &old in logs.iter().filter(|&&o| o >= b && o < end.max(b + 1)) {
-            for kind in FileKind::SEGMENT {
-                let p = dir.join(layout::file_name(old, kind));
-                match ops::remove_file(&p) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(Error::io(&p, e)),
-                }
-            }
-        }
-        for kind in FileKind::INDEXES_THEN_LOG {
-            let f = dir.join(layout::file_name(b, kind));
-            let s = with_transient(&f, Transient::Swap);
-            if s.exists() {
-                ops::rename(&s, &f).at(&f)?;
-            }
-        }
-    }
-    // Index swaps whose log was already renamed: the new log's indexes are rebuilt instead.
-    for o in orphans {
-        if o.exists() {
-            ops::remove_file(&o).at(&o)?;
-        }
-    }
-    sync_dir(dir)?;
-    Ok(true)
 }

@@ -564,7 +564,7 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
         ..PartitionRecovery::default()
     };
     if !p.read_only {
-        crate::cleaner::compact::finish_swaps(dir)?;
+        segment::swap::finish_swaps(dir)?;
     }
     let mut bases = Vec::new();
     let mut index_files = Vec::new();

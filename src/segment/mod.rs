@@ -5,6 +5,7 @@
 
 pub(crate) mod index;
 mod map_budget;
+pub(crate) mod swap;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
