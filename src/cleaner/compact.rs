@@ -25,7 +25,7 @@ use crate::record::batch::{
     stamp_log_append_time,
 };
 use crate::record::{Batch, BatchBuilder};
-use crate::segment::index::IndexTracker;
+use crate::segment::writer::{Accountant, IndexBytes};
 use crate::segment::{Segment, SegmentState, TIME_ENTRY, swap};
 
 /// What compacting one partition did.
@@ -379,43 +379,17 @@ fn write_cleaned(
     interval: u32,
 ) -> Result<SegmentState> {
     let mut log = Vec::with_capacity(batches.iter().map(|b| b.bytes.len()).sum());
-    let mut index = Vec::new();
-    let mut time = Vec::new();
-    let mut tracker = IndexTracker::new(interval);
-    let mut st = SegmentState::empty(base);
+    // Accounted as the live writer accounts appends, and sealed as its roll seals a segment:
+    // the rewrite's indexes are the ones the writer would have made for these batches.
+    let mut acct = Accountant::new(base, interval);
+    let mut entries = IndexBytes::default();
     for b in batches {
         let h = &b.header;
-        if h.max_timestamp > st.max_timestamp {
-            st.max_timestamp = h.max_timestamp;
-            st.max_timestamp_offset = h.last_offset();
-        }
-        if st.size == 0 {
-            st.first_batch_max_timestamp = h.max_timestamp;
-        }
-        let e = tracker.on_batch(
-            base,
-            st.size,
-            b.bytes.len() as u64,
-            h.last_offset(),
-            st.max_timestamp,
-            st.max_timestamp_offset,
-        );
-        if let Some(e) = e.offset {
-            index.extend_from_slice(&e);
-            st.index_entries += 1;
-        }
-        if let Some(e) = e.time {
-            time.extend_from_slice(&e);
-            st.time_entries += 1;
-        }
+        entries.push(&acct.account(b.bytes.len() as u64, h.last_offset(), h.max_timestamp));
         log.extend_from_slice(&b.bytes);
-        st.size += b.bytes.len() as u64;
-        st.end_offset = h.last_offset() + 1;
     }
-    if let Some(e) = tracker.final_time_entry(base, st.max_timestamp, st.max_timestamp_offset) {
-        time.extend_from_slice(&e);
-        st.time_entries += 1;
-    }
+    entries.push_time(acct.seal());
+    let (index, time) = (entries.index, entries.time);
     let dir = &p.dir;
     for (kind, bytes) in [
         (FileKind::Log, &log),
@@ -425,7 +399,7 @@ fn write_cleaned(
         let path = dir.join(layout::transient_name(base, kind, Transient::Cleaned));
         write_synced(&path, bytes)?;
     }
-    Ok(st)
+    Ok(*acct.state())
 }
 
 /// Renames the cleaned files to `.swap`, then under the writer lock replaces `group` by them.

@@ -12,6 +12,7 @@ use crate::io::{sync_dir, write_file};
 use crate::layout::{self, FileKind, SegmentFile, Transient};
 use crate::record::batch::{BATCH_HEADER_LEN, BatchHeader, batch_crc};
 use crate::segment::index::{self, INDEX_ENTRY, IndexTracker, TIME_ENTRY};
+use crate::segment::writer::{Accountant, IndexBytes};
 use crate::segment::{self, Segment, SegmentState};
 
 use super::damage::{Damage, cut_log, move_aside, preserve};
@@ -113,21 +114,23 @@ enum Check {
     Headers,
 }
 
-/// Reads batches from `start`, checking each one's header, length, offsets and (with
-/// [`Check::Crc`]) CRC, until the end or the first bad byte. With `tracker`, builds index
-/// entries as the writer would.
+/// Reads batches from `start` (which is `state.size`), checking each one's header, length,
+/// offsets and (with [`Check::Crc`]) CRC, until the end or the first bad byte. Each batch is
+/// accounted as the writer accounts it; with `build_index`, the index entries it adds are
+/// collected, otherwise an entry the writer would have added means the index is missing
+/// entries.
 fn scan<L: LogBytes + ?Sized>(
     log: &L,
     base: i64,
     start: u64,
-    mut state: SegmentState,
-    mut tracker: IndexTracker,
+    state: SegmentState,
+    tracker: IndexTracker,
     build_index: bool,
     check: Check,
 ) -> Scan {
     let mut pos = start;
-    let mut index = Vec::new();
-    let mut time = Vec::new();
+    let mut acct = Accountant::resume(base, state, tracker);
+    let mut built = IndexBytes::default();
     let len = log.len();
     let problem = loop {
         if pos == len {
@@ -158,7 +161,8 @@ fn scan<L: LogBytes + ?Sized>(
                 break Some(format!("CRC mismatch in batch at offset {}", h.base_offset));
             }
         }
-        if h.base_offset < state.end_offset
+        let end_offset = acct.state().end_offset;
+        if h.base_offset < end_offset
             || h.last_offset_delta < 0
             || h.base_offset < 0
             || h.last_offset() > crate::segment::MAX_OFFSET
@@ -167,49 +171,41 @@ fn scan<L: LogBytes + ?Sized>(
                 "batch offsets {}..={} do not follow {}",
                 h.base_offset,
                 h.last_offset(),
-                state.end_offset
+                end_offset
             ));
         }
         if h.last_offset().saturating_sub(base) > i64::from(i32::MAX) {
             break Some("batch offset overflows the segment's 32-bit relative offsets".into());
         }
-        if h.max_timestamp > state.max_timestamp {
-            state.max_timestamp = h.max_timestamp;
-            state.max_timestamp_offset = h.last_offset();
-        }
-        if state.first_batch_max_timestamp < 0 && state.size == 0 {
-            state.first_batch_max_timestamp = h.max_timestamp;
-        }
-        let entries = tracker.on_batch(
-            base,
-            pos,
-            size as u64,
-            h.last_offset(),
-            state.max_timestamp,
-            state.max_timestamp_offset,
-        );
+        let before = acct;
+        let entries = acct.account(size as u64, h.last_offset(), h.max_timestamp);
         if build_index {
-            if let Some(e) = entries.offset {
-                index.extend_from_slice(&e);
-            }
-            if let Some(e) = entries.time {
-                time.extend_from_slice(&e);
-            }
+            built.push(&entries);
         } else if entries.offset.is_some() {
             // The writer would have indexed this batch: the index is missing entries.
+            acct = before;
             break Some("index is missing entries".into());
         }
         pos += size as u64;
-        state.size = pos;
-        state.end_offset = h.last_offset() + 1;
     };
     Scan {
         valid_len: pos,
-        state,
-        index,
-        time,
-        tracker,
+        state: *acct.state(),
+        index: built.index,
+        time: built.time,
+        tracker: acct.tracker(),
         problem,
+    }
+}
+
+impl Scan {
+    /// Seals a rebuilt segment that is not the last one as the writer's roll sealed it: the
+    /// final time entry it gets (none when its last entry holds its largest timestamp).
+    fn seal(&mut self, base: i64) -> Option<[u8; TIME_ENTRY]> {
+        let mut acct = Accountant::resume(base, self.state, self.tracker);
+        let e = acct.seal();
+        self.tracker = acct.tracker();
+        e
     }
 }
 
@@ -553,6 +549,18 @@ fn open_segment(
     ))
 }
 
+/// Seals the segment appends were to continue in, as the writer's roll does before a new
+/// segment starts: the final time entry is appended to its time index.
+fn seal_on_disk(seg: &Segment, tracker: IndexTracker) -> Result<()> {
+    let mut acct = Accountant::resume(seg.base_offset, seg.state(), tracker);
+    if let Some(e) = acct.seal() {
+        let f = crate::io::open_append(&seg.time_path)?;
+        crate::io::ops::write_all(&f, &seg.time_path, &e).at(&seg.time_path)?;
+        seg.publish(acct.state());
+    }
+    Ok(())
+}
+
 /// Loads (and unless read-only, recovers) one partition directory.
 #[allow(clippy::too_many_lines)]
 pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
@@ -705,6 +713,9 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
                 report.bytes_scanned += s.valid_len.saturating_sub(s_start(&index));
                 index.extend_from_slice(&s.index);
                 time.extend_from_slice(&s.time);
+                if !last {
+                    time.extend(s.seal(base).into_iter().flatten());
+                }
                 write_file(&paths.index, &index)?;
                 write_file(&paths.time, &time)?;
                 report.indexes_rebuilt += 1;
@@ -720,6 +731,10 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
                     s.state.index_entries = 0;
                     s.state.time_entries = 0;
                 } else {
+                    if !last {
+                        let e = s.seal(base);
+                        s.time.extend(e.into_iter().flatten());
+                    }
                     write_file(&paths.index, &s.index)?;
                     write_file(&paths.time, &s.time)?;
                     report.indexes_rebuilt += 1;
@@ -847,6 +862,7 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
         }
         left_sealed = false;
         if let Some(last) = segments.last() {
+            seal_on_disk(last, tracker)?;
             last.seal();
             tracker = IndexTracker::new(interval);
             segments.push(new_segment(p.end_floor)?);

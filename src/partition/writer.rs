@@ -21,6 +21,7 @@ use crate::record::batch::{
     BatchHeader, stamp_base_offset, stamp_base_sequence, stamp_log_append_time,
 };
 use crate::segment::index::{INDEX_ENTRY, IndexTracker, TIME_ENTRY};
+use crate::segment::writer::{Accountant, IndexBytes, RollLimits};
 use crate::segment::{Segment, SegmentState};
 
 /// The topic settings the write path reads, copied from its config: the writer reads them
@@ -75,9 +76,9 @@ type SyncList = Vec<(Arc<File>, PathBuf)>;
 #[derive(Debug)]
 pub(crate) struct Writer {
     active: Arc<Segment>,
-    /// The active segment's state as written (equal to what is published between appends).
-    state: SegmentState,
-    tracker: IndexTracker,
+    /// The active segment's state as written (equal to what is published between appends)
+    /// and its index cadence.
+    acct: Accountant,
     files: Option<WriterFiles>,
     next_offset: i64,
     /// Files of rolled segments awaiting their post-roll sync, and the offset they end at.
@@ -100,8 +101,7 @@ pub(crate) struct Writer {
 struct Scratch {
     results: Vec<Result<AppendResult>>,
     group: Vec<usize>,
-    index: Vec<u8>,
-    time: Vec<u8>,
+    entries: IndexBytes,
 }
 
 /// A batch queued by a sender that found the writer busy.
@@ -158,9 +158,8 @@ impl Writer {
         let state = active.state();
         Writer {
             next_offset: state.end_offset,
+            acct: Accountant::resume(active.base_offset, state, tracker),
             active,
-            state,
-            tracker,
             files: None,
             rolled: Vec::new(),
             rolled_end: 0,
@@ -173,7 +172,7 @@ impl Writer {
     }
 
     pub(crate) fn set_config(&mut self, config: &TopicConfig) {
-        self.tracker.set_interval(config.index_interval_bytes);
+        self.acct.set_interval(config.index_interval_bytes);
         self.limits = WriteLimits::of(config);
     }
 
@@ -440,12 +439,10 @@ impl Partition {
         let cfg = w.limits;
         let Scratch {
             mut group,
-            index: mut index_buf,
-            time: mut time_buf,
+            mut entries,
             ..
         } = std::mem::take(&mut w.scratch);
-        let mut st = w.state;
-        let mut tracker = w.tracker;
+        let mut acct = w.acct;
         let mut next = w.next_offset;
         let mut failed: Option<Error> = None;
         let log_start = self.log_start();
@@ -511,7 +508,7 @@ impl Partition {
                 continue;
             }
             let ts = item.header.max_timestamp;
-            let base = w.active.base_offset;
+            let st = acct.state();
             let aged = if st.first_batch_max_timestamp >= 0 && ts >= 0 {
                 ts - st.first_batch_max_timestamp > cfg.segment_ms as i64
             } else {
@@ -520,15 +517,15 @@ impl Partition {
                     .elapsed()
                     .is_ok_and(|e| e.as_millis() > u128::from(cfg.segment_ms))
             };
-            let need_roll = st.size > 0
-                && (st.size + size > u64::from(cfg.segment_bytes)
-                    || st.index_entries >= w.active.max_index_entries()
-                    || st.time_entries >= w.active.max_time_entries()
-                    || next + delta - base > i64::from(i32::MAX)
-                    || aged);
+            let limits = RollLimits {
+                segment_bytes: cfg.segment_bytes,
+                max_index_entries: w.active.max_index_entries(),
+                max_time_entries: w.active.max_time_entries(),
+            };
+            let need_roll = acct.must_roll(size, next + delta, limits) || (st.size > 0 && aged);
             if need_roll {
                 let flushed = self
-                    .flush_group(w, items, &group, st, tracker, &index_buf, &time_buf)
+                    .flush_group(w, items, &group, acct, &entries)
                     .map(|()| {
                         if let Some(t) = &tentative {
                             w.producers.clone_from(t);
@@ -545,10 +542,8 @@ impl Partition {
                     continue;
                 }
                 group.clear();
-                index_buf.clear();
-                time_buf.clear();
-                st = w.state;
-                tracker = w.tracker;
+                entries.clear();
+                acct = w.acct;
             }
             let Some(item) = items.get_mut(i) else { break };
             stamp_base_offset(item.data, next);
@@ -556,32 +551,7 @@ impl Partition {
                 state.update(&item.header, next);
             }
             let last = next + delta;
-            if ts > st.max_timestamp {
-                st.max_timestamp = ts;
-                st.max_timestamp_offset = last;
-            }
-            if st.size == 0 {
-                st.first_batch_max_timestamp = ts;
-            }
-            let base = w.active.base_offset;
-            let entries = tracker.on_batch(
-                base,
-                st.size,
-                size,
-                last,
-                st.max_timestamp,
-                st.max_timestamp_offset,
-            );
-            if let Some(e) = entries.offset {
-                index_buf.extend_from_slice(&e);
-                st.index_entries += 1;
-            }
-            if let Some(e) = entries.time {
-                time_buf.extend_from_slice(&e);
-                st.time_entries += 1;
-            }
-            st.size += size;
-            st.end_offset = last + 1;
+            entries.push(&acct.account(size, last, ts));
             results.push(Ok(AppendResult {
                 base_offset: next,
                 last_offset: last,
@@ -592,7 +562,7 @@ impl Partition {
             next = last + 1;
         }
         if failed.is_none() && !group.is_empty() {
-            match self.flush_group(w, items, &group, st, tracker, &index_buf, &time_buf) {
+            match self.flush_group(w, items, &group, acct, &entries) {
                 Ok(()) => {
                     if let Some(t) = tentative {
                         w.producers = t;
@@ -613,30 +583,27 @@ impl Partition {
             }
         }
         group.clear();
-        index_buf.clear();
-        time_buf.clear();
+        entries.clear();
         w.scratch.group = group;
-        w.scratch.index = index_buf;
-        w.scratch.time = time_buf;
+        w.scratch.entries = entries;
     }
 
     /// Writes a group of stamped batches and their index entries, then publishes them. On
     /// failure cuts whatever part reached the files (none of it was published).
-    #[allow(clippy::too_many_arguments)]
     fn flush_group(
         self: &Arc<Self>,
         w: &mut Writer,
         items: &[Item<'_>],
         group: &[usize],
-        st: SegmentState,
-        tracker: IndexTracker,
-        index_buf: &[u8],
-        time_buf: &[u8],
+        acct: Accountant,
+        entries: &IndexBytes,
     ) -> Result<()> {
         if group.is_empty() {
             return Ok(());
         }
-        let published = w.state;
+        let (index_buf, time_buf) = (&entries.index[..], &entries.time[..]);
+        let st = *acct.state();
+        let published = *w.acct.state();
         w.files(self)?;
         let (Some(files), a) = (&w.files, &w.active) else {
             return Err(Error::Closed {
@@ -693,10 +660,9 @@ impl Partition {
             c.bytes_appended.load(Ordering::Relaxed) + (st.size - published.size),
             Ordering::Relaxed,
         );
-        w.state = st;
-        w.tracker = tracker;
+        w.acct = acct;
         w.next_offset = st.end_offset;
-        w.index_dirty |= !index_buf.is_empty() || !time_buf.is_empty();
+        w.index_dirty |= !entries.is_empty();
         w.active.publish(&st);
         self.publish_end(st.end_offset, w.limits.flush_policy);
         Ok(())
@@ -706,25 +672,20 @@ impl Partition {
     pub(crate) fn roll(self: &Arc<Self>, w: &mut Writer) -> Result<()> {
         let old = Arc::clone(&w.active);
         // Final time entry so the sealed segment's last entry holds its largest timestamp.
-        let mut tracker = w.tracker;
-        if let Some(e) = tracker.final_time_entry(
-            old.base_offset,
-            w.state.max_timestamp,
-            w.state.max_timestamp_offset,
-        ) {
+        let mut sealed = w.acct;
+        if let Some(e) = sealed.seal() {
             let time = Arc::clone(&w.files(self)?.time);
             if let Err(err) = ops::write_all(&time, &old.time_path, &e) {
                 // Cut a partial entry (the index holds whole entries); the roll is retried
                 // with the next append.
-                let whole = u64::from(w.state.time_entries) * TIME_ENTRY as u64;
+                let whole = u64::from(w.acct.state().time_entries) * TIME_ENTRY as u64;
                 if let Err(cut_err) = ops::set_len(&time, &old.time_path, whole) {
                     self.poison(format!("could not cut a failed write: {cut_err}"));
                 }
                 return Err(Error::io(&old.time_path, err));
             }
-            w.tracker = tracker;
-            w.state.time_entries += 1;
-            old.publish(&w.state);
+            w.acct = sealed;
+            old.publish(w.acct.state());
         }
         let base = w.next_offset;
         Segment::create_files(&self.dir, base)?;
@@ -766,8 +727,7 @@ impl Partition {
         self.set_segments(segs);
         w.active = seg;
         w.index_dirty = false;
-        w.state = SegmentState::empty(base);
-        w.tracker = IndexTracker::new(cfg.index_interval_bytes);
+        w.acct = Accountant::new(base, cfg.index_interval_bytes);
         // Recovery after a crash replays producer state from here, not from the log start.
         super::producer_state::write_snapshot(&self.dir, &w.producers, base)?;
         Ok(())
@@ -776,7 +736,7 @@ impl Partition {
     /// Rolls the active segment if it holds data (used by retention before deleting it).
     pub(crate) fn roll_if_not_empty(self: &Arc<Self>) -> Result<()> {
         let mut w = self.writer.lock();
-        if w.state.size > 0 {
+        if w.acct.state().size > 0 {
             self.roll(&mut w)?;
         }
         Ok(())

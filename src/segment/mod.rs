@@ -6,6 +6,7 @@
 pub(crate) mod index;
 mod map_budget;
 pub(crate) mod swap;
+pub(crate) mod writer;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
