@@ -10,6 +10,7 @@
 
 mod damage;
 mod log_bytes;
+mod open_segment;
 pub(crate) mod producer_state;
 pub(crate) mod read;
 pub(crate) mod recovery;

@@ -1,7 +1,12 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
+use super::super::log_bytes::PreadLog;
+use super::super::open_segment::*;
 use super::*;
+use crate::io::map::Mapped;
 use crate::{LogOptions, Record};
+use std::fs::File;
+use std::path::PathBuf;
 
 /// What a trusted check established: (valid length, end offset, size, index entries, time
 /// entries, max timestamp, its offset, first batch's max timestamp).
