@@ -422,7 +422,7 @@ fn swap_in(
     }
     let replaced = p.replace_segments(group, |w_dir| {
         for (i, old) in group.iter().enumerate() {
-            crate::partition::delete_segment_files(old)?;
+            old.delete_files()?;
             if i == 0 && crash == Some(CrashPoint::AfterFirstDelete) {
                 return Ok(None);
             }

@@ -4,11 +4,15 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::IoContext;
 use crate::error::{Error, Result};
 use crate::layout::{self, FileKind, Transient};
 use crate::record::BatchHeader;
+use crate::segment::Segment;
+
+use super::Shared;
 
 /// Batches remembered per producer (Kafka's `NUM_BATCHES_TO_RETAIN`).
 const BATCHES_TO_RETAIN: usize = 5;
@@ -262,6 +266,61 @@ pub(crate) fn list_snapshots(dir: &Path) -> Vec<i64> {
         layout::parse_plain(name.to_str()?, FileKind::Snapshot)
     })
     .collect()
+}
+
+/// Producer state below `end`: the newest readable snapshot at or below it, plus the batch
+/// headers written after it. Snapshots past `end` (cut by recovery or truncation) are removed.
+pub(crate) fn rebuild_producers(
+    shared: &Shared,
+    dir: &Path,
+    segments: &[Arc<Segment>],
+    end: i64,
+) -> Result<ProducerState> {
+    let mut snaps = list_snapshots(dir);
+    snaps.sort_unstable();
+    if !shared.read_only && snaps.iter().any(|&o| o > end) {
+        // Snapshots of a cut-off tail must never be taken for the regrown log: remove them
+        // durably.
+        for &o in snaps.iter().filter(|&&o| o > end) {
+            let p = snapshot_path(dir, o);
+            crate::io::ops::remove_file(&p).at(&p)?;
+        }
+        crate::io::sync_dir(dir)?;
+    }
+    snaps.retain(|&o| o <= end);
+    let (mut state, from) = loop {
+        match snaps.pop() {
+            Some(o) => {
+                let decoded = crate::io::ops::read(&snapshot_path(dir, o))
+                    .ok()
+                    .and_then(|b| ProducerState::decode_snapshot(&b));
+                if let Some(st) = decoded {
+                    break (st, o);
+                }
+            }
+            None => break (ProducerState::default(), i64::MIN),
+        }
+    };
+    for seg in segments {
+        if seg.end_offset() <= from || seg.is_empty() {
+            continue;
+        }
+        let maps = seg.maps(&shared.maps)?;
+        let size = seg.size();
+        let mut pos = if from == i64::MIN {
+            0
+        } else {
+            seg.position_for(&maps, from)
+        };
+        while pos < size {
+            let h = seg.header_at(&maps, pos, size)?;
+            if h.base_offset >= from && h.producer_id >= 0 {
+                state.update(&h, h.base_offset);
+            }
+            pos += h.size() as u64;
+        }
+    }
+    Ok(state)
 }
 
 #[cfg(test)]

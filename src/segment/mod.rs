@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 use crate::error::{Error, IoContext, Result};
 
 use crate::io::map::Mapped;
-use crate::layout::{FileKind, file_name};
+use crate::layout::{FileKind, Transient, file_name, with_transient};
 use crate::record::Batch;
 use crate::record::batch::{BATCH_HEADER_LEN, BatchHeader};
 
@@ -205,6 +205,20 @@ impl Segment {
         for kind in FileKind::SEGMENT {
             let p = dir.join(file_name(base_offset, kind));
             crate::io::ops::create_truncate(&p).at(&p)?;
+        }
+        Ok(())
+    }
+
+    /// Renames the segment's files to `.deleted` and unlinks them (a crash in between leaves
+    /// `.deleted` files that the next open sweeps away). Live mappings stay valid on Linux.
+    pub(crate) fn delete_files(&self) -> Result<()> {
+        for p in [&self.log_path, &self.index_path, &self.time_path] {
+            let gone = with_transient(p, Transient::Deleted);
+            match crate::io::ops::rename(p, &gone) {
+                Ok(()) => crate::io::ops::remove_file(&gone).at(&gone)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(p, e)),
+            }
         }
         Ok(())
     }
