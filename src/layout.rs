@@ -290,6 +290,26 @@ pub(crate) fn parse_file_name(name: &str) -> Option<SegmentFile> {
     })
 }
 
+/// The base offset of `name` when it is exactly `<base>.<kind>`, with no transient suffix.
+pub(crate) fn parse_plain(name: &str, kind: FileKind) -> Option<i64> {
+    parse_file_name(name)
+        .filter(|f| f.kind == kind && f.transient.is_none())
+        .map(|f| f.base)
+}
+
+/// A name beside segment log `log` for a copy of it found damaged at rest: `<log>.damaged`,
+/// or `<log>.damaged.<n>` for the `n`th when earlier ones are taken. Such names parse as no
+/// segment file an open acts on (a damaged copy is kept, never swept or loaded).
+pub(crate) fn damaged_copy(log: &Path, n: u32) -> PathBuf {
+    let aside = with_transient(log, Transient::Damaged);
+    if n == 0 {
+        return aside;
+    }
+    let mut name = aside.into_os_string();
+    name.push(format!(".{n}"));
+    PathBuf::from(name)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -357,6 +377,42 @@ mod tests {
             );
         }
         assert_eq!(file_name(42, FileKind::Log), "00000000000000000042.log");
+    }
+
+    #[test]
+    fn plain_names_and_damaged_copies() {
+        assert_eq!(
+            parse_plain("00000000000000000042.log", FileKind::Log),
+            Some(42)
+        );
+        assert_eq!(
+            parse_plain("00000000000000000042.log", FileKind::Index),
+            None
+        );
+        assert_eq!(
+            parse_plain("00000000000000000042.log.swap", FileKind::Log),
+            None
+        );
+        let log = Path::new("/d/t-0/00000000000000000042.log");
+        assert_eq!(
+            damaged_copy(log, 0),
+            Path::new("/d/t-0/00000000000000000042.log.damaged")
+        );
+        assert_eq!(
+            damaged_copy(log, 3),
+            Path::new("/d/t-0/00000000000000000042.log.damaged.3")
+        );
+        let tmp = with_transient(&damaged_copy(log, 1), Transient::Tmp);
+        assert!(
+            Transient::LEFTOVERS
+                .iter()
+                .any(|t| tmp.to_str().unwrap().ends_with(t.suffix())),
+            "an unfinished damaged copy is swept"
+        );
+        assert_eq!(
+            parse_plain("00000000000000000042.log.damaged.1", FileKind::Log),
+            None
+        );
     }
 
     #[test]

@@ -10,13 +10,14 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::error::{Error, IoContext, Result};
 use crate::io::{ops, sync_dir, write_synced};
+use crate::layout::{self, FileKind, Transient};
 use crate::partition::Partition;
 use crate::record::TimestampType;
 use crate::record::batch::{
@@ -24,8 +25,8 @@ use crate::record::batch::{
     stamp_log_append_time,
 };
 use crate::record::{Batch, BatchBuilder};
-use crate::segment::index::IndexTracker;
-use crate::segment::{self, Segment, SegmentState, TIME_ENTRY};
+use crate::segment::writer::{Accountant, IndexBytes};
+use crate::segment::{Segment, SegmentState, TIME_ENTRY, swap};
 
 /// What compacting one partition did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -49,12 +50,6 @@ pub enum CrashPoint {
     AfterFirstDelete,
     /// After renaming the swap's index files into place (the log still `.swap`).
     AfterIndexRename,
-}
-
-fn suffixed(p: &Path, suffix: &str) -> PathBuf {
-    let mut s = p.as_os_str().to_os_string();
-    s.push(suffix);
-    PathBuf::from(s)
 }
 
 /// The share of cleanable bytes not yet compacted (Kafka's dirty ratio).
@@ -230,10 +225,11 @@ fn clean_group(
     let cfg = p.config();
     let new = write_cleaned(p, first.base_offset, &batches, cfg.index_interval_bytes)?;
     if let Some(last) = group.segments.last() {
-        let cleaned = suffixed(
-            &p.dir.join(segment::file_name(first.base_offset, "log")),
-            ".cleaned",
-        );
+        let cleaned = p.dir.join(layout::transient_name(
+            first.base_offset,
+            FileKind::Log,
+            Transient::Cleaned,
+        ));
         keep_modified(&last.log_path, &cleaned)?;
     }
     if crash == Some(CrashPoint::AfterCleaned) {
@@ -383,49 +379,27 @@ fn write_cleaned(
     interval: u32,
 ) -> Result<SegmentState> {
     let mut log = Vec::with_capacity(batches.iter().map(|b| b.bytes.len()).sum());
-    let mut index = Vec::new();
-    let mut time = Vec::new();
-    let mut tracker = IndexTracker::new(interval);
-    let mut st = SegmentState::empty(base);
+    // Accounted as the live writer accounts appends, and sealed as its roll seals a segment:
+    // the rewrite's indexes are the ones the writer would have made for these batches.
+    let mut acct = Accountant::new(base, interval);
+    let mut entries = IndexBytes::default();
     for b in batches {
         let h = &b.header;
-        if h.max_timestamp > st.max_timestamp {
-            st.max_timestamp = h.max_timestamp;
-            st.max_timestamp_offset = h.last_offset();
-        }
-        if st.size == 0 {
-            st.first_batch_max_timestamp = h.max_timestamp;
-        }
-        let e = tracker.on_batch(
-            base,
-            st.size,
-            b.bytes.len() as u64,
-            h.last_offset(),
-            st.max_timestamp,
-            st.max_timestamp_offset,
-        );
-        if let Some(e) = e.offset {
-            index.extend_from_slice(&e);
-            st.index_entries += 1;
-        }
-        if let Some(e) = e.time {
-            time.extend_from_slice(&e);
-            st.time_entries += 1;
-        }
+        entries.push(&acct.account(b.bytes.len() as u64, h.last_offset(), h.max_timestamp));
         log.extend_from_slice(&b.bytes);
-        st.size += b.bytes.len() as u64;
-        st.end_offset = h.last_offset() + 1;
     }
-    if let Some(e) = tracker.final_time_entry(base, st.max_timestamp, st.max_timestamp_offset) {
-        time.extend_from_slice(&e);
-        st.time_entries += 1;
-    }
+    entries.push_time(acct.seal());
+    let (index, time) = (entries.index, entries.time);
     let dir = &p.dir;
-    for (ext, bytes) in [("log", &log), ("index", &index), ("timeindex", &time)] {
-        let path = suffixed(&dir.join(segment::file_name(base, ext)), ".cleaned");
+    for (kind, bytes) in [
+        (FileKind::Log, &log),
+        (FileKind::Index, &index),
+        (FileKind::TimeIndex, &time),
+    ] {
+        let path = dir.join(layout::transient_name(base, kind, Transient::Cleaned));
         write_synced(&path, bytes)?;
     }
-    Ok(st)
+    Ok(*acct.state())
 }
 
 /// Renames the cleaned files to `.swap`, then under the writer lock replaces `group` by them.
@@ -440,101 +414,31 @@ fn swap_in(
     };
     let base = first.base_offset;
     let dir = p.dir.clone();
-    let final_path = |ext: &str| dir.join(segment::file_name(base, ext));
     // Index files first, the log last: the `.log.swap` is what recovery acts on.
-    for ext in ["index", "timeindex", "log"] {
-        let f = final_path(ext);
-        ops::rename(&suffixed(&f, ".cleaned"), &suffixed(&f, ".swap")).at(&f)?;
-    }
+    swap::cleaned_to_swap(&dir, base)?;
     sync_dir(&dir)?;
     if crash == Some(CrashPoint::AfterSwap) {
         return Ok(());
     }
     let replaced = p.replace_segments(group, |w_dir| {
         for (i, old) in group.iter().enumerate() {
-            crate::partition::delete_segment_files(old)?;
+            old.delete_files()?;
             if i == 0 && crash == Some(CrashPoint::AfterFirstDelete) {
                 return Ok(None);
             }
         }
-        for ext in ["index", "timeindex"] {
-            let f = final_path(ext);
-            ops::rename(&suffixed(&f, ".swap"), &f).at(&f)?;
-        }
+        swap::swap_into_place(&dir, base, &[FileKind::Index, FileKind::TimeIndex])?;
         if crash == Some(CrashPoint::AfterIndexRename) {
             return Ok(None);
         }
-        let f = final_path("log");
-        ops::rename(&suffixed(&f, ".swap"), &f).at(&f)?;
+        swap::swap_into_place(&dir, base, &[FileKind::Log])?;
         sync_dir(w_dir)?;
         Ok(Some(st))
     })?;
     if !replaced {
         // The segments changed meanwhile: drop this round's output.
-        for ext in ["index", "timeindex", "log"] {
-            let f = suffixed(&final_path(ext), ".swap");
-            ops::remove_file(&f).at(&f)?;
-        }
+        swap::remove_swap(&dir, base)?;
         sync_dir(&dir)?;
     }
     Ok(())
-}
-
-/// Completes interrupted swaps in a partition directory (called by the loader before it lists
-/// segments): for each `<b>.log.swap`, deletes the segments it replaces and renames it in.
-pub(crate) fn finish_swaps(dir: &Path) -> Result<bool> {
-    let mut swaps = Vec::new();
-    let mut logs = Vec::new();
-    let mut orphans = Vec::new();
-    for e in fs::read_dir(dir).at(dir)? {
-        let e = e.at(dir)?;
-        let name = e.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if let Some(stem) = name.strip_suffix(".swap") {
-            match segment::parse_file_name(stem) {
-                Some((b, "log")) => swaps.push(b),
-                Some(_) => orphans.push(e.path()),
-                None => {}
-            }
-        } else if let Some((b, "log")) = segment::parse_file_name(name) {
-            logs.push(b);
-        }
-    }
-    if swaps.is_empty() && orphans.is_empty() {
-        return Ok(false);
-    }
-    swaps.sort_unstable();
-    for &b in &swaps {
-        let swap_log = suffixed(&dir.join(segment::file_name(b, "log")), ".swap");
-        let bytes = Bytes::from(ops::read(&swap_log).at(&swap_log)?);
-        let end = crate::record::Batches::new(bytes)
-            .filter_map(Result::ok)
-            .last()
-            .map_or(b, |x| x.last_offset() + 1);
-        for &old in logs.iter().filter(|&&o| o >= b && o < end.max(b + 1)) {
-            for ext in ["log", "index", "timeindex"] {
-                let p = dir.join(segment::file_name(old, ext));
-                match ops::remove_file(&p) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(Error::io(&p, e)),
-                }
-            }
-        }
-        for ext in ["index", "timeindex", "log"] {
-            let f = dir.join(segment::file_name(b, ext));
-            let s = suffixed(&f, ".swap");
-            if s.exists() {
-                ops::rename(&s, &f).at(&f)?;
-            }
-        }
-    }
-    // Index swaps whose log was already renamed: the new log's indexes are rebuilt instead.
-    for o in orphans {
-        if o.exists() {
-            ops::remove_file(&o).at(&o)?;
-        }
-    }
-    sync_dir(dir)?;
-    Ok(true)
 }

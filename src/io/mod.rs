@@ -9,6 +9,7 @@ use std::fs::File;
 use std::path::Path;
 
 use crate::error::{IoContext, Result};
+use crate::layout::{Transient, with_transient};
 
 /// fsyncs a directory so that file creations and renames in it survive power loss.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
@@ -16,11 +17,9 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 }
 
 /// Writes `contents` to `path` atomically: temp file `<name>.tmp` beside it, fsync, rename,
-/// directory fsync.
+/// directory fsync. The temp suffix is layout's [`Transient::Tmp`], the one an open sweeps.
 pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    write_atomic_via(path, &path.with_file_name(name), contents)
+    write_atomic_via(path, &with_transient(path, Transient::Tmp), contents)
 }
 
 /// [`write_atomic`] through an explicit temp path (which must be on the same file system).

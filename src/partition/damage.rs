@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{IoContext, Result};
 use crate::io::sync_dir;
+use crate::layout::{self, Transient};
 
 /// One piece of damage at rest in a partition, and what the open did about it. The segments
 /// after it are kept, a damaged segment keeps its valid prefix, the file as found is kept
@@ -58,23 +59,13 @@ pub(crate) fn cut_log(path: &Path, len: u64) -> Result<()> {
     crate::io::ops::sync_all(&f, path).at(path)
 }
 
-/// Suffix of a damaged segment log kept aside. The open ignores such files (they do not parse
-/// as segment names) and nothing deletes them: they go with the partition only.
-const DAMAGED_SUFFIX: &str = "damaged";
-
-/// A name beside `log` for keeping it aside, not taken by an earlier one.
+/// A name beside `log` for keeping it aside, not taken by an earlier one. The open ignores
+/// such files (`layout::damaged_copy`) and nothing deletes them: they go with the partition
+/// only.
 fn aside_name(log: &Path) -> PathBuf {
-    let name = log
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("segment.log");
     let mut n = 0u32;
     loop {
-        let candidate = if n == 0 {
-            log.with_file_name(format!("{name}.{DAMAGED_SUFFIX}"))
-        } else {
-            log.with_file_name(format!("{name}.{DAMAGED_SUFFIX}.{n}"))
-        };
+        let candidate = layout::damaged_copy(log, n);
         if !candidate.exists() {
             return candidate;
         }
@@ -87,10 +78,7 @@ fn aside_name(log: &Path) -> PathBuf {
 /// original is only cut once the copy is durable.
 pub(crate) fn preserve(log: &Path) -> Result<PathBuf> {
     let to = aside_name(log);
-    let tmp = to.with_file_name(format!(
-        "{}.tmp",
-        to.file_name().and_then(|n| n.to_str()).unwrap_or("damaged")
-    ));
+    let tmp = layout::with_transient(&to, Transient::Tmp);
     fs::copy(log, &tmp).at(&tmp)?;
     let f = crate::io::ops::open_write(&tmp).at(&tmp)?;
     crate::io::ops::sync_all(&f, &tmp).at(&tmp)?;

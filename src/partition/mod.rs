@@ -10,10 +10,12 @@
 
 mod damage;
 mod log_bytes;
+mod open_segment;
 pub(crate) mod producer_state;
 pub(crate) mod read;
 pub(crate) mod recovery;
 mod shared;
+mod shorten;
 mod view;
 mod writer;
 
@@ -32,10 +34,10 @@ use crate::segment::{self, Segment};
 use producer_state::ProducerState;
 
 pub use damage::Damage;
+pub(crate) use producer_state::rebuild_producers;
 pub use recovery::PartitionRecovery;
 pub(crate) use shared::{Shared, default_fd_budget};
 pub(crate) use writer::Writer;
-pub(crate) use writer::delete_segment_files;
 
 /// Where an append landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -759,59 +761,4 @@ impl Partition {
     pub(crate) fn size_bytes(&self) -> u64 {
         self.segments().iter().map(|s| s.size()).sum()
     }
-}
-
-/// Producer state below `end`: the newest readable snapshot at or below it, plus the batch
-/// headers written after it. Snapshots past `end` (cut by recovery or truncation) are removed.
-pub(crate) fn rebuild_producers(
-    shared: &Shared,
-    dir: &std::path::Path,
-    segments: &[Arc<Segment>],
-    end: i64,
-) -> Result<producer_state::ProducerState> {
-    let mut snaps = producer_state::list_snapshots(dir);
-    snaps.sort_unstable();
-    if !shared.read_only && snaps.iter().any(|&o| o > end) {
-        // Snapshots of a cut-off tail must never be taken for the regrown log: remove them
-        // durably.
-        for &o in snaps.iter().filter(|&&o| o > end) {
-            let p = producer_state::snapshot_path(dir, o);
-            crate::io::ops::remove_file(&p).at(&p)?;
-        }
-        crate::io::sync_dir(dir)?;
-    }
-    snaps.retain(|&o| o <= end);
-    let (mut state, from) = loop {
-        match snaps.pop() {
-            Some(o) => {
-                let decoded = crate::io::ops::read(&producer_state::snapshot_path(dir, o))
-                    .ok()
-                    .and_then(|b| producer_state::ProducerState::decode_snapshot(&b));
-                if let Some(st) = decoded {
-                    break (st, o);
-                }
-            }
-            None => break (producer_state::ProducerState::default(), i64::MIN),
-        }
-    };
-    for seg in segments {
-        if seg.end_offset() <= from || seg.is_empty() {
-            continue;
-        }
-        let maps = seg.maps(&shared.maps)?;
-        let size = seg.size();
-        let mut pos = if from == i64::MIN {
-            0
-        } else {
-            seg.position_for(&maps, from)
-        };
-        while pos < size {
-            let h = seg.header_at(&maps, pos, size)?;
-            if h.base_offset >= from && h.producer_id >= 0 {
-                state.update(&h, h.base_offset);
-            }
-            pos += h.size() as u64;
-        }
-    }
-    Ok(state)
 }

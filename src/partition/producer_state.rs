@@ -4,10 +4,15 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::IoContext;
 use crate::error::{Error, Result};
+use crate::layout::{self, FileKind, Transient};
 use crate::record::BatchHeader;
+use crate::segment::Segment;
+
+use super::Shared;
 
 /// Batches remembered per producer (Kafka's `NUM_BATCHES_TO_RETAIN`).
 const BATCHES_TO_RETAIN: usize = 5;
@@ -222,7 +227,7 @@ impl ProducerState {
 
 /// `<20-digit offset>.snapshot`: the state of every batch below `offset`.
 pub(crate) fn snapshot_path(dir: &Path, offset: i64) -> PathBuf {
-    dir.join(crate::segment::file_name(offset, "snapshot"))
+    dir.join(layout::file_name(offset, FileKind::Snapshot))
 }
 
 /// Writes a snapshot of `state` covering offsets below `end`, and removes older snapshots
@@ -234,9 +239,10 @@ pub(crate) fn snapshot_path(dir: &Path, offset: i64) -> PathBuf {
 /// roll and close buys nothing.
 pub(crate) fn write_snapshot(dir: &Path, state: &ProducerState, end: i64) -> Result<()> {
     let path = snapshot_path(dir, end);
-    let tmp = dir.join(format!(
-        "{}.tmp",
-        crate::segment::file_name(end, "snapshot")
+    let tmp = dir.join(layout::transient_name(
+        end,
+        FileKind::Snapshot,
+        Transient::Tmp,
     ));
     crate::io::write_file(&tmp, &state.encode_snapshot())?;
     crate::io::ops::rename(&tmp, &path).at(&path)?;
@@ -257,12 +263,64 @@ pub(crate) fn list_snapshots(dir: &Path) -> Vec<i64> {
     };
     rd.filter_map(|e| {
         let name = e.ok()?.file_name();
-        match crate::segment::parse_file_name(name.to_str()?) {
-            Some((o, "snapshot")) => Some(o),
-            _ => None,
-        }
+        layout::parse_plain(name.to_str()?, FileKind::Snapshot)
     })
     .collect()
+}
+
+/// Producer state below `end`: the newest readable snapshot at or below it, plus the batch
+/// headers written after it. Snapshots past `end` (cut by recovery or truncation) are removed.
+pub(crate) fn rebuild_producers(
+    shared: &Shared,
+    dir: &Path,
+    segments: &[Arc<Segment>],
+    end: i64,
+) -> Result<ProducerState> {
+    let mut snaps = list_snapshots(dir);
+    snaps.sort_unstable();
+    if !shared.read_only && snaps.iter().any(|&o| o > end) {
+        // Snapshots of a cut-off tail must never be taken for the regrown log: remove them
+        // durably.
+        for &o in snaps.iter().filter(|&&o| o > end) {
+            let p = snapshot_path(dir, o);
+            crate::io::ops::remove_file(&p).at(&p)?;
+        }
+        crate::io::sync_dir(dir)?;
+    }
+    snaps.retain(|&o| o <= end);
+    let (mut state, from) = loop {
+        match snaps.pop() {
+            Some(o) => {
+                let decoded = crate::io::ops::read(&snapshot_path(dir, o))
+                    .ok()
+                    .and_then(|b| ProducerState::decode_snapshot(&b));
+                if let Some(st) = decoded {
+                    break (st, o);
+                }
+            }
+            None => break (ProducerState::default(), i64::MIN),
+        }
+    };
+    for seg in segments {
+        if seg.end_offset() <= from || seg.is_empty() {
+            continue;
+        }
+        let maps = seg.maps(&shared.maps)?;
+        let size = seg.size();
+        let mut pos = if from == i64::MIN {
+            0
+        } else {
+            seg.position_for(&maps, from)
+        };
+        while pos < size {
+            let h = seg.header_at(&maps, pos, size)?;
+            if h.base_offset >= from && h.producer_id >= 0 {
+                state.update(&h, h.base_offset);
+            }
+            pos += h.size() as u64;
+        }
+    }
+    Ok(state)
 }
 
 #[cfg(test)]

@@ -1,20 +1,22 @@
 //! Loading a partition directory: trusting indexes after a clean shutdown, scanning and
 //! truncating the torn tail after a crash, rebuilding missing or damaged indexes.
 
-use std::fs::{self, File};
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::TopicConfig;
 use crate::error::{IoContext, Result};
-use crate::io::map::Mapped;
 use crate::io::{sync_dir, write_file};
-use crate::record::batch::{BATCH_HEADER_LEN, BatchHeader, batch_crc};
+use crate::layout::{self, FileKind, SegmentFile, Transient};
 use crate::segment::index::{self, INDEX_ENTRY, IndexTracker, TIME_ENTRY};
+use crate::segment::writer::Accountant;
 use crate::segment::{self, Segment, SegmentState};
 
 use super::damage::{Damage, cut_log, move_aside, preserve};
-use super::log_bytes::{LogBytes, PreadLog};
+use super::open_segment::{
+    OpenAt, Opened, SegPaths, open_mapped, read_small, s_start, try_trusted_unmapped,
+};
 
 /// What opening one partition found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -92,467 +94,16 @@ pub(crate) fn durable_and_floor(clean: bool, recovery_point: Option<i64>) -> (i6
     (durable, rp.min(crate::segment::MAX_OFFSET))
 }
 
-/// Result of reading a segment's batches.
-struct Scan {
-    valid_len: u64,
-    state: SegmentState,
-    index: Vec<u8>,
-    time: Vec<u8>,
-    tracker: IndexTracker,
-    problem: Option<String>,
-}
-
-/// How much of each batch a scan checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Check {
-    /// Header, length, offsets and the CRC over the whole batch.
-    Crc,
-    /// Header, length and offsets only: the batch's bytes are not read. For the tails of
-    /// sealed segments a clean close left, which readers check batch by batch anyway.
-    Headers,
-}
-
-/// Reads batches from `start`, checking each one's header, length, offsets and (with
-/// [`Check::Crc`]) CRC, until the end or the first bad byte. With `tracker`, builds index
-/// entries as the writer would.
-fn scan<L: LogBytes + ?Sized>(
-    log: &L,
-    base: i64,
-    start: u64,
-    mut state: SegmentState,
-    mut tracker: IndexTracker,
-    build_index: bool,
-    check: Check,
-) -> Scan {
-    let mut pos = start;
-    let mut index = Vec::new();
-    let mut time = Vec::new();
-    let len = log.len();
-    let problem = loop {
-        if pos == len {
-            break None;
-        }
-        let left = len.saturating_sub(pos);
-        if left < BATCH_HEADER_LEN as u64 {
-            break Some(format!("{left} stray bytes after the last whole batch"));
-        }
-        let Some(head) = log.bytes(pos, BATCH_HEADER_LEN) else {
-            break Some(format!("the batch header at byte {pos} could not be read"));
-        };
-        let h = match BatchHeader::parse(&head) {
-            Ok(h) => h,
-            Err(e) => break Some(e.to_string()),
-        };
-        let size = h.size();
-        if size as u64 > left {
-            break Some(format!(
-                "batch of {size} bytes runs past the end of the file ({left} left)"
-            ));
-        }
-        if check == Check::Crc {
-            let Some(bytes) = log.bytes(pos, size) else {
-                break Some(format!("the batch at byte {pos} could not be read"));
-            };
-            if batch_crc(&bytes) != h.crc {
-                break Some(format!("CRC mismatch in batch at offset {}", h.base_offset));
-            }
-        }
-        if h.base_offset < state.end_offset
-            || h.last_offset_delta < 0
-            || h.base_offset < 0
-            || h.last_offset() > crate::segment::MAX_OFFSET
-        {
-            break Some(format!(
-                "batch offsets {}..={} do not follow {}",
-                h.base_offset,
-                h.last_offset(),
-                state.end_offset
-            ));
-        }
-        if h.last_offset().saturating_sub(base) > i64::from(i32::MAX) {
-            break Some("batch offset overflows the segment's 32-bit relative offsets".into());
-        }
-        if h.max_timestamp > state.max_timestamp {
-            state.max_timestamp = h.max_timestamp;
-            state.max_timestamp_offset = h.last_offset();
-        }
-        if state.first_batch_max_timestamp < 0 && state.size == 0 {
-            state.first_batch_max_timestamp = h.max_timestamp;
-        }
-        let entries = tracker.on_batch(
-            base,
-            pos,
-            size as u64,
-            h.last_offset(),
-            state.max_timestamp,
-            state.max_timestamp_offset,
-        );
-        if build_index {
-            if let Some(e) = entries.offset {
-                index.extend_from_slice(&e);
-            }
-            if let Some(e) = entries.time {
-                time.extend_from_slice(&e);
-            }
-        } else if entries.offset.is_some() {
-            // The writer would have indexed this batch: the index is missing entries.
-            break Some("index is missing entries".into());
-        }
-        pos += size as u64;
-        state.size = pos;
-        state.end_offset = h.last_offset() + 1;
-    };
-    Scan {
-        valid_len: pos,
-        state,
-        index,
-        time,
-        tracker,
-        problem,
-    }
-}
-
-/// The log position of the last entry of a kept index prefix (where a resumed scan began).
-fn s_start(index: &[u8]) -> u64 {
-    index
-        .len()
-        .checked_div(INDEX_ENTRY)
-        .and_then(|n| n.checked_sub(1))
-        .and_then(|last| index::offset_entry(index, last))
-        .map_or(0, |(_, pos)| u64::try_from(pos).unwrap_or(0))
-}
-
-/// The header of the batch whose last offset is `offset`, scanning from `pos`.
-fn batch_ending_at<L: LogBytes + ?Sized>(
-    log: &L,
-    mut pos: usize,
-    offset: i64,
-) -> Option<BatchHeader> {
-    loop {
-        let h = BatchHeader::parse(&log.bytes(pos as u64, BATCH_HEADER_LEN)?).ok()?;
-        match h.last_offset().cmp(&offset) {
-            std::cmp::Ordering::Less => pos = pos.checked_add(h.size())?,
-            std::cmp::Ordering::Equal => return Some(h),
-            std::cmp::Ordering::Greater => return None,
-        }
-    }
-}
-
-/// Reads a whole file through a mapping (no copy); empty files give an empty slice.
-fn map_whole(path: &Path) -> Result<(Option<Arc<Mapped>>, u64)> {
-    let f = File::open(path).at(path)?;
-    let len = f.metadata().at(path)?.len();
-    if len == 0 {
-        return Ok((None, 0));
-    }
-    Ok((Some(Mapped::map(&f, len as usize).at(path)?), len))
-}
-
-fn read_small(path: &Path) -> Option<Vec<u8>> {
-    crate::io::ops::read(path).ok()
-}
-
-/// Checks `index` and `time` (a segment's index files, or prefixes of them) against the log as
-/// the trusted path does: whole entries that pass `index::entries_sane`, the last offset entry
-/// naming a batch that ends at its offset, the last time entry naming a batch that ends at its
-/// offset with exactly its timestamp. Returns the segment's state just before the last
-/// indexed batch (where a scan resumes; the start of the segment without entries) and the
-/// last time entry's timestamp (-1 without one).
-fn indexed_state<L: LogBytes + ?Sized>(
-    log: &L,
-    base: i64,
-    index: &[u8],
-    time: &[u8],
-) -> Option<(SegmentState, i64)> {
-    if !index.len().is_multiple_of(INDEX_ENTRY) || !time.len().is_multiple_of(TIME_ENTRY) {
-        return None;
-    }
-    let n = index.len() / INDEX_ENTRY;
-    let m = time.len() / TIME_ENTRY;
-    if !index::entries_sane(index, time, log.len()) {
-        return None;
-    }
-    let mut state = SegmentState::empty(base);
-    if let Some(first) = log.bytes(0, BATCH_HEADER_LEN) {
-        state.first_batch_max_timestamp = BatchHeader::parse(&first).ok()?.max_timestamp;
-    }
-    if n > 0 {
-        let (rel, pos) = index::offset_entry(index, n - 1)?;
-        let h = BatchHeader::parse(&log.bytes(u64::try_from(pos).ok()?, BATCH_HEADER_LEN)?).ok()?;
-        if h.last_offset().checked_sub(base)? != i64::from(rel) || rel < 0 || h.base_offset < base {
-            return None;
-        }
-        // Offsets before this batch: all below its base.
-        state.end_offset = h.base_offset;
-        state.size = u64::try_from(pos).ok()?;
-    }
-    if n > 0 && m == 0 {
-        // The writer adds a time entry with the first offset entry (timestamps are >= 0):
-        // an empty time index here lost its entries, and the largest timestamp is unknown.
-        return None;
-    }
-    let mut last_time = -1;
-    if m > 0 {
-        let (ts, rel) = index::time_entry(time, m - 1)?;
-        if rel < 0 {
-            return None;
-        }
-        let offset = base.checked_add(i64::from(rel))?;
-        // The entry must name a batch that ends at `offset` with exactly that timestamp.
-        let from = index::floor_in(index, n, base, offset);
-        if batch_ending_at(log, from, offset)?.max_timestamp != ts {
-            return None;
-        }
-        state.max_timestamp = ts;
-        state.max_timestamp_offset = offset;
-        last_time = ts;
-    }
-    Some((state, last_time))
-}
-
-/// Cheap checks of a segment's indexes (Kafka's sanity checks, see [`indexed_state`]), then a
-/// read of the tail after the last entry (at most about one index interval plus one batch),
-/// checked as `check` says.
-fn try_trusted<L: LogBytes + ?Sized>(
-    log: &L,
-    base: i64,
-    dir_seg: &SegPaths,
-    interval: u32,
-    check: Check,
-) -> Option<Scan> {
-    let index = read_small(&dir_seg.index)?;
-    let time = read_small(&dir_seg.time)?;
-    let (state, last_time) = indexed_state(log, base, &index, &time)?;
-    let tracker = IndexTracker::resume(interval, 0, last_time);
-    let mut s = scan(log, base, state.size, state, tracker, false, check);
-    if s.problem.is_some() {
-        return None;
-    }
-    s.state.index_entries = (index.len() / INDEX_ENTRY) as u32;
-    s.state.time_entries = (time.len() / TIME_ENTRY) as u32;
-    Some(s)
-}
-
-/// [`try_trusted`] with [`Check::Headers`] on a sealed segment's log read with `pread`:
-/// `Some` (with the file's length) only when the check passes and the segment ends exactly
-/// where the next one, `next`, starts.
-fn try_trusted_unmapped(
-    paths: &SegPaths,
-    base: i64,
-    interval: u32,
-    next: i64,
-    durable: i64,
-) -> Option<(Scan, u64)> {
-    let file = File::open(&paths.log).ok()?;
-    let len = file.metadata().ok()?.len();
-    let log = PreadLog { file, len };
-    let s = try_trusted(&log, base, paths, interval, Check::Headers)?;
-    (!ends_up_last(&s, len, Some(next), durable)).then_some((s, len))
-}
-
-/// Appends continue in a segment when no segment after it is kept: it is the last one, or it
-/// holds a torn tail (bad bytes at or above `durable`: the unsynced part a crash may tear, cut
-/// with every later segment). Damage below `durable` and gaps before the next segment keep the
-/// segments after them.
-fn ends_up_last(s: &Scan, file_len: u64, next: Option<i64>, durable: i64) -> bool {
-    next.is_none_or(|_| s.valid_len < file_len && s.state.end_offset >= durable)
-}
-
-/// Opens a segment through the mapping of its log, as [`open_segment`] decides, and returns
-/// what it found, whether appends continue in it, and the log's length. A sealed segment that
-/// turns out to be the last one is opened again with CRCs checked (see the caller).
-fn open_mapped(
-    paths: &SegPaths,
-    base: i64,
-    next: Option<i64>,
-    at: OpenAt,
-) -> Result<(Opened, bool, u64)> {
-    let (map, file_len) = map_whole(&paths.log)?;
-    let log: &[u8] = map
-        .as_ref()
-        .and_then(|m| m.slice(0, file_len as usize))
-        .unwrap_or(&[]);
-    let mut check = if next.is_none() {
-        Check::Crc
-    } else {
-        Check::Headers
-    };
-    loop {
-        let opened = open_segment(log, base, paths, map.as_deref(), check, at);
-        let last = ends_up_last(opened.scan(), file_len, next, at.durable);
-        if last && check == Check::Headers && matches!(opened, Opened::Trusted(_)) {
-            check = Check::Crc;
-            continue;
-        }
-        return Ok((opened, last, file_len));
-    }
-}
-
-/// After a crash, for the segment holding the recovery point (its log was synced up to
-/// there): the prefix of its indexes up to the last offset entry at or below the recovery
-/// point, when that prefix passes the trusted path's checks, and the scan of the log from that
-/// entry's batch on, with index entries built for what follows. The scan then costs the
-/// unsynced tail plus at most one index interval, instead of the whole segment.
-/// Returns the scan with the kept index and time-index prefixes.
-fn try_resume(
-    log: &[u8],
-    base: i64,
-    dir_seg: &SegPaths,
-    interval: u32,
-    recovery_point: i64,
-) -> Option<(Scan, Vec<u8>, Vec<u8>)> {
-    let index = read_small(&dir_seg.index)?;
-    let time = read_small(&dir_seg.time)?;
-    // Offset entries at or below the recovery point (entries ascend; the checks reject a
-    // prefix that does not).
-    let mut n = 0;
-    let mut last_rel = 0;
-    while let Some((rel, _)) = index::offset_entry(&index, n) {
-        if base.checked_add(i64::from(rel))? > recovery_point {
-            break;
-        }
-        last_rel = rel;
-        n += 1;
-    }
-    // Time entries written up to that entry's batch: those naming an offset at or below its
-    // last offset (the entry's own, once checked).
-    let mut m = 0;
-    while index::time_entry(&time, m).is_some_and(|(_, rel)| rel <= last_rel) {
-        m += 1;
-    }
-    if n == 0 || m == 0 {
-        return None;
-    }
-    let index = index.get(..n * INDEX_ENTRY)?.to_vec();
-    let time = time.get(..m * TIME_ENTRY)?.to_vec();
-    let (state, last_time) = indexed_state(log, base, &index, &time)?;
-    // A time index that lost entries at its end (while the offset index kept its own) leaves
-    // a batch before the resume point with a larger timestamp than the last time entry, and
-    // resuming would drop it from timestamp lookups. Walk the headers from the last time
-    // entry's batch to the resume point; any such batch means a full scan instead.
-    let (_, rel) = index::time_entry(&time, m - 1)?;
-    let mut pos = index::floor_in(&index, n, base, base.checked_add(i64::from(rel))?);
-    while (pos as u64) < state.size {
-        let h = BatchHeader::parse(log.get(pos..)?).ok()?;
-        if h.max_timestamp > last_time {
-            return None;
-        }
-        pos = pos.checked_add(h.size())?;
-    }
-    let tracker = IndexTracker::resume(interval, 0, last_time);
-    let s = scan(log, base, state.size, state, tracker, true, Check::Crc);
-    Some((s, index, time))
-}
-
-struct SegPaths {
-    log: PathBuf,
-    index: PathBuf,
-    time: PathBuf,
-}
-
-impl SegPaths {
-    fn new(dir: &Path, base: i64) -> SegPaths {
-        SegPaths {
-            log: dir.join(segment::file_name(base, "log")),
-            index: dir.join(segment::file_name(base, "index")),
-            time: dir.join(segment::file_name(base, "timeindex")),
-        }
-    }
-
-    fn remove(&self) -> Result<()> {
-        remove_files(&[&self.log, &self.index, &self.time])
-    }
-
-    fn remove_indexes(&self) -> Result<()> {
-        remove_files(&[&self.index, &self.time])
-    }
-}
-
-/// Removes files; one already gone is fine.
-fn remove_files(paths: &[&PathBuf]) -> Result<()> {
-    for &p in paths {
-        match crate::io::ops::remove_file(p) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(crate::Error::io(p, e)),
-        }
+/// Seals the segment appends were to continue in, as the writer's roll does before a new
+/// segment starts: the final time entry is appended to its time index.
+fn seal_on_disk(seg: &Segment, tracker: IndexTracker) -> Result<()> {
+    let mut acct = Accountant::resume(seg.base_offset, seg.state(), tracker);
+    if let Some(e) = acct.seal() {
+        let f = crate::io::open_append(&seg.time_path)?;
+        crate::io::ops::write_all(&f, &seg.time_path, &e).at(&seg.time_path)?;
+        seg.publish(acct.state());
     }
     Ok(())
-}
-
-/// Suffixes of files left behind by an interrupted delete, truncation or checkpoint.
-const LEFTOVER_SUFFIXES: &[&str] = &[".deleted", ".cleaned", ".tmp", ".truncating"];
-
-/// How one segment's batches were established at open.
-enum Opened {
-    /// Its indexes passed the cheap checks; only the tail after the last entry was read.
-    Trusted(Scan),
-    /// After a crash: its index prefix up to the recovery point was kept (the two prefixes
-    /// here) and the log was scanned from there.
-    Resumed(Scan, Vec<u8>, Vec<u8>),
-    /// The whole log was scanned.
-    Scanned(Scan),
-}
-
-impl Opened {
-    fn scan(&self) -> &Scan {
-        match self {
-            Opened::Trusted(s) | Opened::Resumed(s, ..) | Opened::Scanned(s) => s,
-        }
-    }
-}
-
-/// Which ways of opening a segment [`open_segment`] may take.
-#[derive(Clone, Copy)]
-struct OpenAt {
-    /// The segment lies before the recovery point (or the log was closed cleanly).
-    trusted: bool,
-    /// The segment holds the recovery point after a crash, and the open may rewrite its
-    /// indexes.
-    resume: bool,
-    interval: u32,
-    recovery_point: i64,
-    durable: i64,
-}
-
-/// Establishes a segment's batches (trusting its indexes, resuming from the recovery point or
-/// scanning it whole, in that order of preference) without touching its files; the caller
-/// writes rebuilt indexes and cuts the log.
-fn open_segment(
-    log: &[u8],
-    base: i64,
-    paths: &SegPaths,
-    map: Option<&Mapped>,
-    check: Check,
-    at: OpenAt,
-) -> Opened {
-    // A sealed segment's trusted open reads a few headers: no read-around for them.
-    let sparse = at.trusted && check == Check::Headers;
-    if let Some(m) = map.filter(|_| sparse) {
-        m.expect_sparse_reads(true);
-    }
-    if at.trusted
-        && let Some(s) = try_trusted(log, base, paths, at.interval, check)
-    {
-        return Opened::Trusted(s);
-    }
-    if let Some(m) = map.filter(|_| sparse) {
-        m.expect_sparse_reads(false); // it is scanned instead
-    }
-    if at.resume
-        && let Some((s, index, time)) = try_resume(log, base, paths, at.interval, at.recovery_point)
-    {
-        return Opened::Resumed(s, index, time);
-    }
-    Opened::Scanned(scan(
-        log,
-        base,
-        0,
-        SegmentState::empty(base),
-        IndexTracker::new(at.interval),
-        true,
-        Check::Crc,
-    ))
 }
 
 /// Loads (and unless read-only, recovers) one partition directory.
@@ -566,7 +117,7 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
         ..PartitionRecovery::default()
     };
     if !p.read_only {
-        crate::cleaner::compact::finish_swaps(dir)?;
+        segment::swap::finish_swaps(dir)?;
     }
     let mut bases = Vec::new();
     let mut index_files = Vec::new();
@@ -574,16 +125,29 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
         let entry = entry.at(dir)?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if LEFTOVER_SUFFIXES.iter().any(|s| name.ends_with(s)) {
+        // Files left behind by an interrupted delete, compaction, truncation or write (a
+        // damaged copy's `.damaged.tmp` included).
+        if Transient::LEFTOVERS
+            .iter()
+            .any(|t| name.ends_with(t.suffix()))
+        {
             if !p.read_only {
                 crate::io::ops::remove_file(&entry.path()).at(entry.path())?;
             }
             continue;
         }
-        match segment::parse_file_name(name) {
+        match layout::parse_file_name(name) {
             // Bases beyond the offset space cannot hold a batch: not ours, left alone.
-            Some((base, "log")) if base <= segment::MAX_OFFSET => bases.push(base),
-            Some((base, "index" | "timeindex")) => index_files.push((base, entry.path())),
+            Some(SegmentFile {
+                base,
+                kind: FileKind::Log,
+                transient: None,
+            }) if base <= segment::MAX_OFFSET => bases.push(base),
+            Some(SegmentFile {
+                base,
+                kind: FileKind::Index | FileKind::TimeIndex,
+                transient: None,
+            }) => index_files.push((base, entry.path())),
             _ => {}
         }
     }
@@ -694,6 +258,9 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
                 report.bytes_scanned += s.valid_len.saturating_sub(s_start(&index));
                 index.extend_from_slice(&s.index);
                 time.extend_from_slice(&s.time);
+                if !last {
+                    time.extend(s.seal(base).into_iter().flatten());
+                }
                 write_file(&paths.index, &index)?;
                 write_file(&paths.time, &time)?;
                 report.indexes_rebuilt += 1;
@@ -709,6 +276,10 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
                     s.state.index_entries = 0;
                     s.state.time_entries = 0;
                 } else {
+                    if !last {
+                        let e = s.seal(base);
+                        s.time.extend(e.into_iter().flatten());
+                    }
                     write_file(&paths.index, &s.index)?;
                     write_file(&paths.time, &s.time)?;
                     report.indexes_rebuilt += 1;
@@ -836,6 +407,7 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
         }
         left_sealed = false;
         if let Some(last) = segments.last() {
+            seal_on_disk(last, tracker)?;
             last.seal();
             tracker = IndexTracker::new(interval);
             segments.push(new_segment(p.end_floor)?);

@@ -1,7 +1,12 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
+use super::super::log_bytes::PreadLog;
+use super::super::open_segment::*;
 use super::*;
+use crate::io::map::Mapped;
 use crate::{LogOptions, Record};
+use std::fs::File;
+use std::path::PathBuf;
 
 /// What a trusted check established: (valid length, end offset, size, index entries, time
 /// entries, max timestamp, its offset, first batch's max timestamp).
@@ -83,10 +88,7 @@ fn rolled_log(dir: &Path) -> (PathBuf, Vec<i64>) {
         .unwrap()
         .filter_map(|e| {
             let name = e.unwrap().file_name().into_string().unwrap();
-            match segment::parse_file_name(&name) {
-                Some((b, "log")) => Some(b),
-                _ => None,
-            }
+            layout::parse_plain(&name, FileKind::Log)
         })
         .collect();
     bases.sort_unstable();
@@ -106,9 +108,9 @@ fn a_trusted_check_reads_the_same_through_pread_as_through_the_mapping() {
 
     // A damaged last batch header: both ways refuse the segment alike.
     let base = bases[1];
-    let path = pdir.join(segment::file_name(base, "log"));
+    let path = pdir.join(layout::file_name(base, FileKind::Log));
     let mut bytes = fs::read(&path).unwrap();
-    let index = fs::read(pdir.join(segment::file_name(base, "index"))).unwrap();
+    let index = fs::read(pdir.join(layout::file_name(base, FileKind::Index))).unwrap();
     let (_, pos) = index::offset_entry(&index, index.len() / INDEX_ENTRY - 1).unwrap();
     bytes[pos as usize + 16] = 7; // the magic byte of the last indexed batch
     fs::write(&path, &bytes).unwrap();
@@ -120,7 +122,7 @@ fn a_scan_finds_the_same_end_and_problem_through_pread_as_through_the_mapping() 
     let dir = tempfile::tempdir().unwrap();
     let (pdir, bases) = rolled_log(dir.path());
     let base = bases[0];
-    let path = pdir.join(segment::file_name(base, "log"));
+    let path = pdir.join(layout::file_name(base, FileKind::Log));
     let whole = fs::read(&path).unwrap();
     // Whole, then cut inside the last batch by fewer and by more bytes than a header, inside
     // the last header, and with stray bytes after the last whole batch.

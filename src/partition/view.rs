@@ -46,7 +46,10 @@ use super::recovery::{self, LoadParams, Loaded};
 use crate::checkpoint;
 use crate::error::{Error, IoContext, Result};
 use crate::io::map::Mapped;
-use crate::layout::{CLEAN_SHUTDOWN_FILE, LOG_START_FILE, RECOVERY_POINT_FILE};
+use crate::layout::{
+    self, CLEAN_SHUTDOWN_FILE, FileKind, LOG_START_FILE, RECOVERY_POINT_FILE, SegmentFile,
+    Transient,
+};
 use crate::segment::{self, Segment};
 
 /// Tries before giving up on a directory that keeps changing: with the waits between them
@@ -98,7 +101,7 @@ fn list(dir: &Path) -> Result<BTreeSet<String>> {
     for entry in fs::read_dir(dir).at(dir)? {
         let entry = entry.at(dir)?;
         if let Some(name) = entry.file_name().to_str()
-            && segment::parse_file_name(name).is_some()
+            && layout::parse_file_name(name).is_some()
         {
             names.insert(name.to_string());
         }
@@ -111,9 +114,17 @@ fn try_load(p: &LoadParams<'_>) -> Result<std::result::Result<Loaded, Unsettled>
     let names = list(dir)?;
     let mut bases = Vec::new();
     for name in &names {
-        match segment::parse_file_name(name) {
-            Some((base, "log")) if base <= segment::MAX_OFFSET => bases.push(base),
-            Some((base, "log.swap")) if !names.contains(&segment::file_name(base, "log")) => {
+        match layout::parse_file_name(name) {
+            Some(SegmentFile {
+                base,
+                kind: FileKind::Log,
+                transient: None,
+            }) if base <= segment::MAX_OFFSET => bases.push(base),
+            Some(SegmentFile {
+                base,
+                kind: FileKind::Log,
+                transient: Some(Transient::Swap),
+            }) if !names.contains(&layout::file_name(base, FileKind::Log)) => {
                 return Ok(Err(Unsettled::HalfSwapped(dir.join(name))));
             }
             _ => {}
@@ -125,7 +136,7 @@ fn try_load(p: &LoadParams<'_>) -> Result<std::result::Result<Loaded, Unsettled>
     let mut held: BTreeMap<i64, File> = BTreeMap::new();
     let mut listed_len: BTreeMap<i64, u64> = BTreeMap::new();
     for &base in &bases {
-        let path = dir.join(segment::file_name(base, "log"));
+        let path = dir.join(layout::file_name(base, FileKind::Log));
         match File::open(&path) {
             Ok(f) => {
                 // Before the loader reads it: what the owner appends later is past this.
@@ -155,7 +166,7 @@ fn try_load(p: &LoadParams<'_>) -> Result<std::result::Result<Loaded, Unsettled>
     // to build on. (Names past the listed ones are rolls, handled below.)
     let last_listed = bases.last().copied().unwrap_or(i64::MIN);
     for name in list(dir)?.difference(&names) {
-        if let Some((b, "log")) = segment::parse_file_name(name)
+        if let Some(b) = layout::parse_plain(name, FileKind::Log)
             && b <= last_listed
         {
             return Ok(Err(Unsettled::Changed));
@@ -225,14 +236,16 @@ fn try_load(p: &LoadParams<'_>) -> Result<std::result::Result<Loaded, Unsettled>
 
 /// `<base>.log` exists, or a `<base>.log.swap` that will become it.
 fn named_now(dir: &Path, base: i64) -> bool {
-    let log = segment::file_name(base, "log");
-    dir.join(&log).exists() || dir.join(format!("{log}.swap")).exists()
+    dir.join(layout::file_name(base, FileKind::Log)).exists()
+        || dir
+            .join(layout::transient_name(base, FileKind::Log, Transient::Swap))
+            .exists()
 }
 
 /// Every held descriptor's path still names its inode.
 fn same_inodes(dir: &Path, held: &BTreeMap<i64, File>) -> Result<bool> {
     for (&base, file) in held {
-        let path = dir.join(segment::file_name(base, "log"));
+        let path = dir.join(layout::file_name(base, FileKind::Log));
         let ours = file.metadata().at(&path)?;
         match fs::metadata(&path) {
             Ok(now) if now.dev() == ours.dev() && now.ino() == ours.ino() => {}
@@ -389,7 +402,7 @@ impl Partition {
         let segs = self.segments();
         let mut listed = Vec::new();
         for name in list(&self.dir)? {
-            if let Some((base, "log")) = segment::parse_file_name(&name) {
+            if let Some(base) = layout::parse_plain(&name, FileKind::Log) {
                 listed.push(base);
             }
         }

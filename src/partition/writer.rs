@@ -14,12 +14,13 @@ use super::{AppendResult, Partition};
 use crate::clock::now_ms;
 use crate::config::{FlushPolicy, TopicConfig};
 use crate::error::{Error, IoContext, Result};
-use crate::io::{open_append, ops, sync_dir};
+use crate::io::{open_append, ops};
 use crate::record::TimestampType;
 use crate::record::batch::{
     BatchHeader, stamp_base_offset, stamp_base_sequence, stamp_log_append_time,
 };
 use crate::segment::index::{INDEX_ENTRY, IndexTracker, TIME_ENTRY};
+use crate::segment::writer::{Accountant, IndexBytes, RollLimits};
 use crate::segment::{Segment, SegmentState};
 
 /// The topic settings the write path reads, copied from its config: the writer reads them
@@ -74,9 +75,9 @@ type SyncList = Vec<(Arc<File>, PathBuf)>;
 #[derive(Debug)]
 pub(crate) struct Writer {
     active: Arc<Segment>,
-    /// The active segment's state as written (equal to what is published between appends).
-    state: SegmentState,
-    tracker: IndexTracker,
+    /// The active segment's state as written (equal to what is published between appends)
+    /// and its index cadence.
+    acct: Accountant,
     files: Option<WriterFiles>,
     next_offset: i64,
     /// Files of rolled segments awaiting their post-roll sync, and the offset they end at.
@@ -99,8 +100,7 @@ pub(crate) struct Writer {
 struct Scratch {
     results: Vec<Result<AppendResult>>,
     group: Vec<usize>,
-    index: Vec<u8>,
-    time: Vec<u8>,
+    entries: IndexBytes,
 }
 
 /// A batch queued by a sender that found the writer busy.
@@ -157,9 +157,8 @@ impl Writer {
         let state = active.state();
         Writer {
             next_offset: state.end_offset,
+            acct: Accountant::resume(active.base_offset, state, tracker),
             active,
-            state,
-            tracker,
             files: None,
             rolled: Vec::new(),
             rolled_end: 0,
@@ -172,7 +171,7 @@ impl Writer {
     }
 
     pub(crate) fn set_config(&mut self, config: &TopicConfig) {
-        self.tracker.set_interval(config.index_interval_bytes);
+        self.acct.set_interval(config.index_interval_bytes);
         self.limits = WriteLimits::of(config);
     }
 
@@ -271,6 +270,11 @@ impl Writer {
 
     pub(crate) fn next_offset(&self) -> i64 {
         self.next_offset
+    }
+
+    /// Drops the active segment's descriptors (a truncation replaced its log).
+    pub(super) fn drop_files(&mut self) {
+        self.files = None;
     }
 
     pub(crate) fn close_files(&mut self) {
@@ -439,12 +443,10 @@ impl Partition {
         let cfg = w.limits;
         let Scratch {
             mut group,
-            index: mut index_buf,
-            time: mut time_buf,
+            mut entries,
             ..
         } = std::mem::take(&mut w.scratch);
-        let mut st = w.state;
-        let mut tracker = w.tracker;
+        let mut acct = w.acct;
         let mut next = w.next_offset;
         let mut failed: Option<Error> = None;
         let log_start = self.log_start();
@@ -510,7 +512,7 @@ impl Partition {
                 continue;
             }
             let ts = item.header.max_timestamp;
-            let base = w.active.base_offset;
+            let st = acct.state();
             let aged = if st.first_batch_max_timestamp >= 0 && ts >= 0 {
                 ts - st.first_batch_max_timestamp > cfg.segment_ms as i64
             } else {
@@ -519,15 +521,15 @@ impl Partition {
                     .elapsed()
                     .is_ok_and(|e| e.as_millis() > u128::from(cfg.segment_ms))
             };
-            let need_roll = st.size > 0
-                && (st.size + size > u64::from(cfg.segment_bytes)
-                    || st.index_entries >= w.active.max_index_entries()
-                    || st.time_entries >= w.active.max_time_entries()
-                    || next + delta - base > i64::from(i32::MAX)
-                    || aged);
+            let limits = RollLimits {
+                segment_bytes: cfg.segment_bytes,
+                max_index_entries: w.active.max_index_entries(),
+                max_time_entries: w.active.max_time_entries(),
+            };
+            let need_roll = acct.must_roll(size, next + delta, limits) || (st.size > 0 && aged);
             if need_roll {
                 let flushed = self
-                    .flush_group(w, items, &group, st, tracker, &index_buf, &time_buf)
+                    .flush_group(w, items, &group, acct, &entries)
                     .map(|()| {
                         if let Some(t) = &tentative {
                             w.producers.clone_from(t);
@@ -544,10 +546,8 @@ impl Partition {
                     continue;
                 }
                 group.clear();
-                index_buf.clear();
-                time_buf.clear();
-                st = w.state;
-                tracker = w.tracker;
+                entries.clear();
+                acct = w.acct;
             }
             let Some(item) = items.get_mut(i) else { break };
             stamp_base_offset(item.data, next);
@@ -555,32 +555,7 @@ impl Partition {
                 state.update(&item.header, next);
             }
             let last = next + delta;
-            if ts > st.max_timestamp {
-                st.max_timestamp = ts;
-                st.max_timestamp_offset = last;
-            }
-            if st.size == 0 {
-                st.first_batch_max_timestamp = ts;
-            }
-            let base = w.active.base_offset;
-            let entries = tracker.on_batch(
-                base,
-                st.size,
-                size,
-                last,
-                st.max_timestamp,
-                st.max_timestamp_offset,
-            );
-            if let Some(e) = entries.offset {
-                index_buf.extend_from_slice(&e);
-                st.index_entries += 1;
-            }
-            if let Some(e) = entries.time {
-                time_buf.extend_from_slice(&e);
-                st.time_entries += 1;
-            }
-            st.size += size;
-            st.end_offset = last + 1;
+            entries.push(&acct.account(size, last, ts));
             results.push(Ok(AppendResult {
                 base_offset: next,
                 last_offset: last,
@@ -591,7 +566,7 @@ impl Partition {
             next = last + 1;
         }
         if failed.is_none() && !group.is_empty() {
-            match self.flush_group(w, items, &group, st, tracker, &index_buf, &time_buf) {
+            match self.flush_group(w, items, &group, acct, &entries) {
                 Ok(()) => {
                     if let Some(t) = tentative {
                         w.producers = t;
@@ -612,30 +587,27 @@ impl Partition {
             }
         }
         group.clear();
-        index_buf.clear();
-        time_buf.clear();
+        entries.clear();
         w.scratch.group = group;
-        w.scratch.index = index_buf;
-        w.scratch.time = time_buf;
+        w.scratch.entries = entries;
     }
 
     /// Writes a group of stamped batches and their index entries, then publishes them. On
     /// failure cuts whatever part reached the files (none of it was published).
-    #[allow(clippy::too_many_arguments)]
     fn flush_group(
         self: &Arc<Self>,
         w: &mut Writer,
         items: &[Item<'_>],
         group: &[usize],
-        st: SegmentState,
-        tracker: IndexTracker,
-        index_buf: &[u8],
-        time_buf: &[u8],
+        acct: Accountant,
+        entries: &IndexBytes,
     ) -> Result<()> {
         if group.is_empty() {
             return Ok(());
         }
-        let published = w.state;
+        let (index_buf, time_buf) = (&entries.index[..], &entries.time[..]);
+        let st = *acct.state();
+        let published = *w.acct.state();
         w.files(self)?;
         let (Some(files), a) = (&w.files, &w.active) else {
             return Err(Error::Closed {
@@ -692,10 +664,9 @@ impl Partition {
             c.bytes_appended.load(Ordering::Relaxed) + (st.size - published.size),
             Ordering::Relaxed,
         );
-        w.state = st;
-        w.tracker = tracker;
+        w.acct = acct;
         w.next_offset = st.end_offset;
-        w.index_dirty |= !index_buf.is_empty() || !time_buf.is_empty();
+        w.index_dirty |= !entries.is_empty();
         w.active.publish(&st);
         self.publish_end(st.end_offset, w.limits.flush_policy);
         Ok(())
@@ -705,25 +676,20 @@ impl Partition {
     pub(crate) fn roll(self: &Arc<Self>, w: &mut Writer) -> Result<()> {
         let old = Arc::clone(&w.active);
         // Final time entry so the sealed segment's last entry holds its largest timestamp.
-        let mut tracker = w.tracker;
-        if let Some(e) = tracker.final_time_entry(
-            old.base_offset,
-            w.state.max_timestamp,
-            w.state.max_timestamp_offset,
-        ) {
+        let mut sealed = w.acct;
+        if let Some(e) = sealed.seal() {
             let time = Arc::clone(&w.files(self)?.time);
             if let Err(err) = ops::write_all(&time, &old.time_path, &e) {
                 // Cut a partial entry (the index holds whole entries); the roll is retried
                 // with the next append.
-                let whole = u64::from(w.state.time_entries) * TIME_ENTRY as u64;
+                let whole = u64::from(w.acct.state().time_entries) * TIME_ENTRY as u64;
                 if let Err(cut_err) = ops::set_len(&time, &old.time_path, whole) {
                     self.poison(format!("could not cut a failed write: {cut_err}"));
                 }
                 return Err(Error::io(&old.time_path, err));
             }
-            w.tracker = tracker;
-            w.state.time_entries += 1;
-            old.publish(&w.state);
+            w.acct = sealed;
+            old.publish(w.acct.state());
         }
         let base = w.next_offset;
         Segment::create_files(&self.dir, base)?;
@@ -765,8 +731,7 @@ impl Partition {
         self.set_segments(segs);
         w.active = seg;
         w.index_dirty = false;
-        w.state = SegmentState::empty(base);
-        w.tracker = IndexTracker::new(cfg.index_interval_bytes);
+        w.acct = Accountant::new(base, cfg.index_interval_bytes);
         // Recovery after a crash replays producer state from here, not from the log start.
         super::producer_state::write_snapshot(&self.dir, &w.producers, base)?;
         Ok(())
@@ -775,7 +740,7 @@ impl Partition {
     /// Rolls the active segment if it holds data (used by retention before deleting it).
     pub(crate) fn roll_if_not_empty(self: &Arc<Self>) -> Result<()> {
         let mut w = self.writer.lock();
-        if w.state.size > 0 {
+        if w.acct.state().size > 0 {
             self.roll(&mut w)?;
         }
         Ok(())
@@ -803,142 +768,4 @@ impl Partition {
         // cannot take the new segment for a torn tail and hand the offsets out again.
         self.flush()
     }
-
-    /// Removes the oldest `count` segments (never the active one) and advances the log start
-    /// offset to the first survivor. Returns (segments, bytes) removed.
-    pub(crate) fn delete_oldest(self: &Arc<Self>, count: usize) -> Result<(usize, u64)> {
-        let w = self.writer.lock();
-        let segs = self.segments();
-        let count = count.min(segs.len().saturating_sub(1));
-        if count == 0 {
-            return Ok((0, 0));
-        }
-        let (gone, keep) = segs.split_at(count);
-        let new_start = keep.first().map_or(w.next_offset, |s| s.base_offset);
-        self.log_start
-            .fetch_max(new_start, std::sync::atomic::Ordering::AcqRel);
-        self.set_segments(keep.to_vec());
-        drop(w);
-        let mut bytes = 0;
-        for s in gone {
-            bytes += s.size();
-            delete_segment_files(s)?;
-            s.unmap();
-        }
-        sync_dir(&self.dir)?;
-        Ok((gone.len(), bytes))
-    }
-
-    /// Cuts the log so that it ends before `offset`; the batch holding `offset` goes too
-    /// (batches are atomic), as in Kafka. Returns the new end offset.
-    pub(crate) fn truncate_to(self: &Arc<Self>, offset: i64) -> Result<i64> {
-        self.check_writable()?;
-        let mut w = self.writer.lock();
-        let start = self.log_start();
-        let end = w.next_offset;
-        if offset < start || offset > end {
-            return Err(Error::OffsetOutOfRange {
-                requested: offset,
-                start,
-                end,
-            });
-        }
-        if offset == end {
-            return Ok(end);
-        }
-        let segs = self.segments();
-        let k = segs
-            .partition_point(|s| s.base_offset <= offset)
-            .saturating_sub(1);
-        let Some(seg) = segs.get(k).cloned() else {
-            return Ok(end);
-        };
-        // Find the first batch that reaches `offset`.
-        let maps = seg.maps(&self.shared.maps)?;
-        let size = seg.size();
-        let mut pos = seg.position_for(&maps, offset);
-        let mut new_end = seg.end_offset();
-        while pos < size {
-            let h = seg.header_at(&maps, pos, size)?;
-            if h.last_offset() >= offset {
-                new_end = h.base_offset;
-                break;
-            }
-            pos += h.size() as u64;
-        }
-        let cut = pos.min(size);
-        // Copy the prefix to a new file and rename it over the old one: readers holding the
-        // old mapping keep valid pages (never shrink a mapped file in place).
-        let tmp = seg.log_path.with_extension("log.truncating");
-        crate::io::write_synced(&tmp, maps.log.slice(0, cut as usize).unwrap_or(&[]))?;
-        drop(maps);
-        w.files = None;
-        self.shared.fds.closed();
-        ops::rename(&tmp, &seg.log_path).at(&seg.log_path)?;
-        for later in segs.iter().skip(k + 1) {
-            delete_segment_files(later)?;
-        }
-        // Rebuild the kept segment's indexes from its (valid) prefix.
-        let cfg = self.config();
-        let loaded = super::recovery::load(&super::recovery::LoadParams {
-            dir: &self.dir,
-            topic: &self.topic,
-            partition: self.id,
-            config: &cfg,
-            clean: false,
-            recovery_point: Some(seg.base_offset),
-            // The segments before the cut are the live log's (gaps between them included),
-            // and an explicit truncation hands the cut offsets out again, as in Kafka.
-            durable: i64::MAX,
-            end_floor: 0,
-            log_start: Some(start.min(new_end)),
-            read_only: false,
-            generation: self.next_generation(),
-        })?;
-        sync_dir(&self.dir)?;
-        let active = loaded
-            .segments
-            .last()
-            .cloned()
-            .ok_or_else(|| Error::Corrupt {
-                path: self.dir.clone(),
-                position: 0,
-                reason: "no segment after truncation".into(),
-            })?;
-        let new_end = active.end_offset();
-        let producers =
-            super::rebuild_producers(&self.shared, &self.dir, &loaded.segments, new_end)?;
-        *w = Writer::new(active, loaded.tracker, &cfg);
-        w.producers = producers;
-        self.set_segments(loaded.segments);
-        if new_end < start {
-            self.log_start
-                .store(new_end, std::sync::atomic::Ordering::Release);
-        }
-        self.log_end
-            .store(new_end, std::sync::atomic::Ordering::Release);
-        self.high_watermark
-            .fetch_min(new_end, std::sync::atomic::Ordering::AcqRel);
-        {
-            let mut st = self.sync_state();
-            st.synced = st.synced.min(new_end);
-        }
-        Ok(new_end)
-    }
-}
-
-/// Renames a segment's files to `.deleted` and unlinks them (a crash in between leaves
-/// `.deleted` files that the next open sweeps away). Live mappings stay valid on Linux.
-pub(crate) fn delete_segment_files(seg: &Segment) -> Result<()> {
-    for p in [&seg.log_path, &seg.index_path, &seg.time_path] {
-        let mut gone = p.clone().into_os_string();
-        gone.push(".deleted");
-        let gone = PathBuf::from(gone);
-        match ops::rename(p, &gone) {
-            Ok(()) => ops::remove_file(&gone).at(&gone)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(p, e)),
-        }
-    }
-    Ok(())
 }

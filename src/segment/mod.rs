@@ -5,6 +5,8 @@
 
 pub(crate) mod index;
 mod map_budget;
+pub(crate) mod swap;
+pub(crate) mod writer;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -17,6 +19,7 @@ use parking_lot::Mutex;
 use crate::error::{Error, IoContext, Result};
 
 use crate::io::map::Mapped;
+use crate::layout::{FileKind, Transient, file_name, with_transient};
 use crate::record::Batch;
 use crate::record::batch::{BATCH_HEADER_LEN, BatchHeader};
 
@@ -26,20 +29,6 @@ pub(crate) use map_budget::MapBudget;
 /// Largest offset a record may have: leaves room for relative offsets and the `+ 1` of an
 /// end offset, so offset arithmetic never overflows.
 pub(crate) const MAX_OFFSET: i64 = i64::MAX - (1 << 32);
-
-/// File name of a segment file: the base offset in 20 digits plus `ext`.
-pub(crate) fn file_name(base_offset: i64, ext: &str) -> String {
-    format!("{base_offset:020}.{ext}")
-}
-
-/// Parses `00000000000000000042.log` style names: (base offset, extension after the first dot).
-pub(crate) fn parse_file_name(name: &str) -> Option<(i64, &str)> {
-    let (stem, ext) = name.split_once('.')?;
-    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some((stem.parse().ok()?, ext))
-}
 
 /// Milliseconds since the epoch (0 for a time before it).
 pub(crate) fn epoch_ms(t: SystemTime) -> i64 {
@@ -143,9 +132,9 @@ impl Segment {
     ) -> Segment {
         Segment {
             base_offset,
-            log_path: dir.join(file_name(base_offset, "log")),
-            index_path: dir.join(file_name(base_offset, "index")),
-            time_path: dir.join(file_name(base_offset, "timeindex")),
+            log_path: dir.join(file_name(base_offset, FileKind::Log)),
+            index_path: dir.join(file_name(base_offset, FileKind::Index)),
+            time_path: dir.join(file_name(base_offset, FileKind::TimeIndex)),
             size: AtomicU64::new(state.size),
             end_offset: AtomicI64::new(state.end_offset),
             index_entries: AtomicU32::new(state.index_entries),
@@ -159,7 +148,7 @@ impl Segment {
             created: if sealed || state.size == 0 {
                 SystemTime::now()
             } else {
-                appends_began(&dir.join(file_name(base_offset, "log")))
+                appends_began(&dir.join(file_name(base_offset, FileKind::Log)))
             },
             maps: Mutex::new(None),
             pinned_log: std::sync::OnceLock::new(),
@@ -213,9 +202,23 @@ impl Segment {
 
     /// Creates the three empty files of a new segment. The caller fsyncs the directory.
     pub(crate) fn create_files(dir: &Path, base_offset: i64) -> Result<()> {
-        for ext in ["log", "index", "timeindex"] {
-            let p = dir.join(file_name(base_offset, ext));
+        for kind in FileKind::SEGMENT {
+            let p = dir.join(file_name(base_offset, kind));
             crate::io::ops::create_truncate(&p).at(&p)?;
+        }
+        Ok(())
+    }
+
+    /// Renames the segment's files to `.deleted` and unlinks them (a crash in between leaves
+    /// `.deleted` files that the next open sweeps away). Live mappings stay valid on Linux.
+    pub(crate) fn delete_files(&self) -> Result<()> {
+        for p in [&self.log_path, &self.index_path, &self.time_path] {
+            let gone = with_transient(p, Transient::Deleted);
+            match crate::io::ops::rename(p, &gone) {
+                Ok(()) => crate::io::ops::remove_file(&gone).at(&gone)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(p, e)),
+            }
         }
         Ok(())
     }
