@@ -1,7 +1,7 @@
 //! [`Consumer`]: reads partitions in order, by hand (`assign`) or as a member of a consumer
 //! group (`subscribe`), with committed offsets that survive restarts.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -16,179 +16,14 @@ use crate::group::offsets::OffsetAndMetadata;
 use crate::group::protocol::{Assignment, Subscription};
 use crate::log::LogInner;
 use crate::log::PartitionHandle;
-use crate::record::{Header, StoredRecord};
+use crate::record::StoredRecord;
 use crate::wait::Notifier;
 
-/// An offset and the timestamp of the record there.
-pub type OffsetAndTimestamp = (i64, i64);
+mod config;
+mod records;
 
-/// Where a consumer starts when it has no valid position (no commit, or the committed offset
-/// is out of range, e.g. deleted by retention).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OffsetReset {
-    /// The log start offset. topiclog's default (Kafka's is `Latest`): replaying what is
-    /// stored is the common embedded use, e.g. rebuilding state from events.
-    #[default]
-    Earliest,
-    /// The end (high watermark): only records appended from now on.
-    Latest,
-    /// Fail with [`Error::NoOffset`] (or [`Error::OffsetOutOfRange`]).
-    Error,
-}
-
-/// Consumer settings; defaults follow Kafka's except `auto_offset_reset` (see [`OffsetReset`]).
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct ConsumerConfig {
-    /// Consumer group; required for `subscribe` and for commits.
-    pub group_id: Option<String>,
-    /// Client id shown in group descriptions. Default `topiclog-consumer`.
-    pub client_id: String,
-    /// Default [`OffsetReset::Earliest`].
-    pub auto_offset_reset: OffsetReset,
-    /// Most records one `poll` returns. Default 500; at least 1.
-    pub max_poll_records: usize,
-    /// Longest time between polls before the member is removed from its group. Default
-    /// 300 s (Kafka's `max.poll.interval.ms`).
-    pub max_poll_interval: Duration,
-    /// Removed from the group when neither a heartbeat nor a poll arrives for this long.
-    /// While the consumer exists, the log's background thread heartbeats for it (as Kafka's
-    /// heartbeat thread does). Default 45 s.
-    pub session_timeout: Duration,
-    /// Assignor names in order of preference: `range`, `roundrobin`, `sticky`. Default
-    /// `["range", "sticky"]`.
-    pub assignors: Vec<String>,
-    /// Commit positions automatically every `auto_commit_interval` (during `poll`), before a
-    /// rebalance revokes partitions, and on close. Default true (as Kafka).
-    pub enable_auto_commit: bool,
-    /// Default 5 s.
-    pub auto_commit_interval: Duration,
-    /// Most bytes read from one partition per fetch. Default 1 MiB.
-    pub max_partition_fetch_bytes: usize,
-}
-
-impl Default for ConsumerConfig {
-    fn default() -> Self {
-        ConsumerConfig {
-            group_id: None,
-            client_id: "topiclog-consumer".into(),
-            auto_offset_reset: OffsetReset::Earliest,
-            max_poll_records: 500,
-            max_poll_interval: Duration::from_mins(5),
-            session_timeout: Duration::from_secs(45),
-            assignors: vec!["range".into(), "sticky".into()],
-            enable_auto_commit: true,
-            auto_commit_interval: Duration::from_secs(5),
-            max_partition_fetch_bytes: 1 << 20,
-        }
-    }
-}
-
-impl ConsumerConfig {
-    /// Defaults with a group id.
-    pub fn group(group_id: impl Into<String>) -> Self {
-        ConsumerConfig {
-            group_id: Some(group_id.into()),
-            ..ConsumerConfig::default()
-        }
-    }
-
-    fn validate(&self) -> Result<()> {
-        if self.max_poll_records == 0 {
-            return Err(Error::invalid_config(
-                "max_poll_records",
-                "must be at least 1",
-            ));
-        }
-        if self.group_id.as_deref() == Some("") {
-            return Err(Error::invalid_config("group_id", "must not be empty"));
-        }
-        if self.assignors.is_empty() {
-            return Err(Error::invalid_config("assignors", "name at least one"));
-        }
-        for a in &self.assignors {
-            if assignor_by_name(a).is_none() {
-                return Err(Error::invalid_config(
-                    "assignors",
-                    format!(
-                        "topiclog does not implement the assignor '{a}'; supported: {}",
-                        crate::group::assignor::ASSIGNORS.join(", ")
-                    ),
-                ));
-            }
-        }
-        if self.session_timeout.is_zero() || self.max_poll_interval.is_zero() {
-            return Err(Error::invalid_config(
-                "session_timeout",
-                "timeouts must be positive",
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// A record as a consumer receives it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsumerRecord {
-    /// Topic.
-    pub topic: Arc<str>,
-    /// Partition.
-    pub partition: i32,
-    /// Offset.
-    pub offset: i64,
-    /// Timestamp (ms since the epoch).
-    pub timestamp: i64,
-    /// Key (`None` for null).
-    pub key: Option<Bytes>,
-    /// Value (`None` for null: a tombstone).
-    pub value: Option<Bytes>,
-    /// Headers.
-    pub headers: Vec<Header>,
-}
-
-/// Records returned by one [`Consumer::poll`]: in order within each partition.
-#[derive(Debug, Clone, Default)]
-pub struct ConsumerRecords {
-    records: Vec<ConsumerRecord>,
-}
-
-impl ConsumerRecords {
-    /// Number of records.
-    pub fn len(&self) -> usize {
-        self.records.len()
-    }
-    /// True when the poll returned nothing.
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
-    }
-    /// Iterates the records.
-    pub fn iter(&self) -> std::slice::Iter<'_, ConsumerRecord> {
-        self.records.iter()
-    }
-    /// The partitions with records in this batch.
-    pub fn partitions(&self) -> BTreeSet<TopicPartition> {
-        self.records
-            .iter()
-            .map(|r| TopicPartition::new(r.topic.as_ref(), r.partition))
-            .collect()
-    }
-}
-
-impl IntoIterator for ConsumerRecords {
-    type Item = ConsumerRecord;
-    type IntoIter = std::vec::IntoIter<ConsumerRecord>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.records.into_iter()
-    }
-}
-
-impl<'a> IntoIterator for &'a ConsumerRecords {
-    type Item = &'a ConsumerRecord;
-    type IntoIter = std::slice::Iter<'a, ConsumerRecord>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.records.iter()
-    }
-}
+pub use config::{ConsumerConfig, OffsetAndTimestamp, OffsetReset};
+pub use records::{ConsumerRecord, ConsumerRecords};
 
 /// Called around rebalances: revoked before partitions are taken away (commit here to avoid
 /// duplicates), assigned after new ones are handed over.
