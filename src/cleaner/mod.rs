@@ -1,4 +1,4 @@
-//! Background maintenance: retention (and, later, compaction).
+//! Retention and compaction, and [`MaintenanceReport`]: what a maintenance pass did.
 
 pub(crate) mod compact;
 pub(crate) mod retention;
