@@ -19,9 +19,8 @@ pub(crate) fn start(log: &LogInner, report: &mut RecoveryReport) -> Result<()> {
         .get(OFFSETS_TOPIC)
         .and_then(|t| t.partition(0).ok());
     let store = OffsetStore::load(partition)?;
-    let mut store = Some(store);
     log.services
-        .get_or_register(|| Coordinator::new(store.take().unwrap_or_else(OffsetStore::empty)));
+        .get_or_register(move || Coordinator::new(store));
     check_commits(log, report)
 }
 
