@@ -38,9 +38,11 @@ pub(crate) struct Compacted {
     pub(crate) records_removed: u64,
 }
 
-/// Where a test may stop a compaction to simulate a crash.
+/// Where a test may stop a compaction to simulate a crash (exported with feature `sim`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[doc(hidden)]
+// Each variant names the step of the swap it follows: "after" is the point of the name.
+#[allow(clippy::enum_variant_names)]
 pub enum CrashPoint {
     /// After writing the `.cleaned` files.
     AfterCleaned,
