@@ -27,7 +27,7 @@ pub struct ConsumerRecord {
     pub headers: Vec<Header>,
 }
 
-/// Records returned by one [`Consumer::poll`]: in order within each partition.
+/// Records returned by one [`Consumer::poll`](crate::Consumer::poll): in order within each partition.
 #[derive(Debug, Clone, Default)]
 pub struct ConsumerRecords {
     pub(super) records: Vec<ConsumerRecord>,

@@ -43,10 +43,10 @@ pub struct ProducerConfig {
     /// is refused at once. Default 32 MiB; at least 1.
     pub buffer_memory: usize,
     /// Kafka's `max.block.ms`: how long `send_async` waits for room in `buffer_memory` before
-    /// it fails with [`Error::BufferExhausted`]. Default 60 s; zero never waits.
+    /// it fails with [`Error::BufferExhausted`](crate::Error::BufferExhausted). Default 60 s; zero never waits.
     pub max_block: Duration,
-    /// How long [`Producer::close`] and the drop of the last clone wait for queued records
-    /// to be acknowledged; records still queued then fail with [`Error::Closed`] (Kafka's
+    /// How long [`Producer::close`](crate::Producer::close) and the drop of the last clone wait for queued records
+    /// to be acknowledged; records still queued then fail with [`Error::Closed`](crate::Error::Closed) (Kafka's
     /// `close(timeout)`; Kafka's `close()` waits without bound). Default 60 s; zero sends
     /// nothing more.
     pub close_timeout: Duration,
