@@ -597,7 +597,7 @@ fn produce_refuses_what_kafka_refuses_and_keeps_the_log_intact() -> TestResult {
     assert_eq!(produce_code(&s.broker, "t", &count)?.0, 87, "record count");
 
     let mut seq = good.clone();
-    seq[53..57].copy_from_slice(&5i32.to_be_bytes()); // a sequence without a producer id
+    seq[43..51].copy_from_slice(&7i64.to_be_bytes()); // a producer id without a sequence
     fix_crc(&mut seq);
     assert_eq!(produce_code(&s.broker, "t", &seq)?.0, 87, "sequence");
 
@@ -625,6 +625,41 @@ fn produce_refuses_what_kafka_refuses_and_keeps_the_log_intact() -> TestResult {
         Reply::Nothing
     ));
     assert_eq!(log.partition("t", 0)?.log_end_offset(), 3);
+    Ok(())
+}
+
+#[test]
+fn a_default_producer_batch_with_sequence_0_and_no_producer_id_is_stored() -> TestResult {
+    // kafkajs, sarama and aiokafka's default (non-idempotent) producers send producerId -1
+    // with baseSequence 0; Kafka's broker stores such a batch as sent.
+    let s = Server::start()?;
+    let log = s.log();
+    log.create_topic("t", 1)?;
+    for (i, value) in ["first", "second"].into_iter().enumerate() {
+        let mut b = batch(Compression::None, &[(Some("k"), value)])?;
+        b[53..57].copy_from_slice(&0i32.to_be_bytes());
+        fix_crc(&mut b);
+        assert_eq!(produce_code(&s.broker, "t", &b)?, (0, i as i64), "{value}");
+    }
+    let p = log.partition("t", 0)?;
+    let read = p.read(0, 1 << 20)?;
+    let headers: Vec<(i64, i16, i32)> = read
+        .batches
+        .iter()
+        .map(|b| {
+            (
+                b.header().producer_id,
+                b.header().producer_epoch,
+                b.header().base_sequence,
+            )
+        })
+        .collect();
+    assert_eq!(headers, [(-1, -1, 0), (-1, -1, 0)], "stored as sent");
+    let values: Vec<_> = all_records(log, "t", 0)?
+        .into_iter()
+        .map(|r| r.value)
+        .collect();
+    assert_eq!(values.len(), 2);
     Ok(())
 }
 

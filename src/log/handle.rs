@@ -425,8 +425,11 @@ impl PartitionHandle {
     ///
     /// Checked: magic 2, exactly one whole batch, the CRC, a record count above zero with
     /// `lastOffsetDelta = count - 1`, no control, transactional or delete-horizon batch,
-    /// sequence fields consistent with the producer id, every record decoding at its
-    /// expected offset delta, and a key on every record of a compacted topic.
+    /// a base sequence and epoch of at least 0 when the batch has a producer id, every record
+    /// decoding at its expected offset delta, and a key on every record of a compacted topic.
+    /// A batch without a producer id may carry any base sequence, as Kafka's broker accepts it:
+    /// default (non-idempotent) producers of kafkajs, sarama and aiokafka send `producerId =
+    /// -1` with `baseSequence = 0`. It is stored as sent and tracked by no producer state.
     ///
     /// # Errors
     /// [`Error::ChecksumMismatch`] for a bad CRC; [`Error::UnsupportedCompression`] for a
@@ -463,12 +466,6 @@ impl PartitionHandle {
             return Err(Error::invalid_batch(format!(
                 "producer id {} with epoch {} and base sequence {}: an idempotent batch needs both",
                 h.producer_id, h.producer_epoch, h.base_sequence
-            )));
-        }
-        if h.producer_id < 0 && h.base_sequence != -1 {
-            return Err(Error::invalid_batch(format!(
-                "base sequence {} without a producer id",
-                h.base_sequence
             )));
         }
         let codec = h.compression()?;
