@@ -1,0 +1,262 @@
+#!/usr/bin/env python3
+"""Real Kafka clients against the example server (`examples/kafka_server`), scenario by scenario.
+
+Run by `.ci/run` after it installs the clients (a venv with confluent-kafka, kafka-python and
+aiokafka; kafkajs with npm). Each scenario starts a fresh server on a free 127.0.0.1 port with a
+fresh data directory, runs one client, and checks what the client saw against what was sent.
+
+    python3 tests/clients/run.py --server target/release/examples/kafka_server \
+        [--node-modules DIR] [--only NAME ...]
+
+Exit status 0 when every scenario passed; each result is printed on its own line.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """The example server as a child process, restartable on the same directory and port."""
+
+    def __init__(self, binary, extra=()):
+        self.binary = binary
+        self.dir = tempfile.mkdtemp(prefix="topiclog-clients-")
+        self.port = free_port()
+        self.extra = list(extra)
+        self.proc = None
+
+    @property
+    def bootstrap(self):
+        return f"127.0.0.1:{self.port}"
+
+    def start(self):
+        self.log = open(os.path.join(self.dir, "..", os.path.basename(self.dir) + ".log"), "ab")
+        self.proc = subprocess.Popen(
+            [self.binary, "--dir", os.path.join(self.dir, "data"), "--listen", self.bootstrap]
+            + self.extra,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"server exited with {self.proc.returncode}")
+                time.sleep(0.05)
+        raise RuntimeError("server did not listen within 30 s")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def expect(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+# ---- confluent-kafka (librdkafka) --------------------------------------------------------
+
+
+def confluent_produce_consume(server):
+    from confluent_kafka import Consumer, Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": server.bootstrap})
+    admin.create_topics([NewTopic("orders", 3, 1)])["orders"].result(10)
+    p = Producer({"bootstrap.servers": server.bootstrap})  # defaults: idempotent since 2.x
+    sent = [(f"k{i % 7}", f"v{i}") for i in range(200)]
+    errors = []
+    for k, v in sent:
+        p.produce("orders", v.encode(), k.encode(), on_delivery=lambda e, m: e and errors.append(e))
+    expect(p.flush(20) == 0, "producer flushed everything")
+    expect(not errors, f"delivery errors: {errors[:3]}")
+    c = Consumer(
+        {"bootstrap.servers": server.bootstrap, "group.id": "g1", "auto.offset.reset": "earliest"}
+    )
+    c.subscribe(["orders"])
+    got = []
+    deadline = time.time() + 30
+    while len(got) < len(sent) and time.time() < deadline:
+        m = c.poll(1.0)
+        if m is not None and m.error() is None:
+            got.append((m.key().decode(), m.value().decode()))
+    c.commit(asynchronous=False)
+    c.close()
+    expect(sorted(got) == sorted(sent), f"read {len(got)} of {len(sent)}")
+
+
+# ---- kafka-python ------------------------------------------------------------------------
+
+
+def kafka_python_produce_consume(server):
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=server.bootstrap)
+    admin.create_topics([NewTopic("orders", 3, 1)])
+    admin.close()
+    p = KafkaProducer(bootstrap_servers=server.bootstrap)  # defaults: not idempotent
+    sent = [(f"k{i % 7}", f"v{i}") for i in range(200)]
+    futures = [p.send("orders", key=k.encode(), value=v.encode()) for k, v in sent]
+    for f in futures:
+        f.get(timeout=20)
+    p.close()
+    c = KafkaConsumer(
+        "orders",
+        bootstrap_servers=server.bootstrap,
+        group_id="g1",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    got = []
+    deadline = time.time() + 30
+    while len(got) < len(sent) and time.time() < deadline:
+        for records in c.poll(timeout_ms=1000).values():
+            got.extend((r.key.decode(), r.value.decode()) for r in records)
+    c.commit()
+    c.close()
+    expect(sorted(got) == sorted(sent), f"read {len(got)} of {len(sent)}")
+
+
+# ---- aiokafka ----------------------------------------------------------------------------
+
+
+def aiokafka_produce_consume(server):
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    sent = [(f"k{i % 7}", f"v{i}") for i in range(200)]
+
+    async def run():
+        admin = AIOKafkaAdminClient(bootstrap_servers=server.bootstrap)
+        await admin.start()
+        await admin.create_topics([NewTopic("orders", 3, 1)])
+        await admin.close()
+        p = AIOKafkaProducer(bootstrap_servers=server.bootstrap)  # defaults: not idempotent
+        await p.start()
+        try:
+            for k, v in sent:
+                await p.send_and_wait("orders", v.encode(), key=k.encode())
+        finally:
+            await p.stop()
+        c = AIOKafkaConsumer(
+            "orders",
+            bootstrap_servers=server.bootstrap,
+            group_id="g1",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await c.start()
+        got = []
+        try:
+            deadline = time.time() + 30
+            while len(got) < len(sent) and time.time() < deadline:
+                batches = await c.getmany(timeout_ms=1000)
+                for records in batches.values():
+                    got.extend((r.key.decode(), r.value.decode()) for r in records)
+            await c.commit()
+        finally:
+            await c.stop()
+        return got
+
+    got = asyncio.run(run())
+    expect(sorted(got) == sorted(sent), f"read {len(got)} of {len(sent)}")
+
+
+# ---- kafkajs (node) ----------------------------------------------------------------------
+
+
+def kafkajs(scenario):
+    def run(server, node_modules):
+        env = dict(os.environ, NODE_PATH=node_modules, BOOTSTRAP=server.bootstrap)
+        out = subprocess.run(
+            ["node", os.path.join(HERE, "kafkajs.js"), scenario],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if out.returncode != 0:
+            raise AssertionError((out.stdout + out.stderr)[-3000:])
+
+    run.needs_node = True
+    return run
+
+
+SCENARIOS = {
+    "confluent-kafka: default producer, group consumer": confluent_produce_consume,
+    "kafka-python: default producer, group consumer": kafka_python_produce_consume,
+    "aiokafka: default producer, group consumer": aiokafka_produce_consume,
+    "kafkajs: default producer, group consumer": kafkajs("produce-consume"),
+}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--server", required=True)
+    ap.add_argument("--node-modules")
+    ap.add_argument("--only", nargs="*")
+    args = ap.parse_args()
+    failed = 0
+    for name, scenario in SCENARIOS.items():
+        if args.only and not any(o in name for o in args.only):
+            continue
+        server = Server(args.server).start()
+        started = time.time()
+        try:
+            if getattr(scenario, "needs_node", False):
+                scenario(server, args.node_modules or "node_modules")
+            else:
+                scenario(server)
+            print(f"ok    {name} ({time.time() - started:.1f} s)", flush=True)
+        except Exception:  # noqa: BLE001 - every failure is reported, then the next runs
+            failed += 1
+            print(f"FAIL  {name} ({time.time() - started:.1f} s)", flush=True)
+            traceback.print_exc()
+            log = os.path.join(server.dir, "..", os.path.basename(server.dir) + ".log")
+            if os.path.exists(log):
+                print("server output (last lines):")
+                print(open(log, errors="replace").read()[-2000:])
+        finally:
+            server.close()
+    print(f"{failed} failed" if failed else "all passed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
