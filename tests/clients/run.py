@@ -198,6 +198,186 @@ def aiokafka_produce_consume(server):
     expect(sorted(got) == sorted(sent), f"read {len(got)} of {len(sent)}")
 
 
+# ---- a 3-member group, one member leaving ------------------------------------------------
+#
+# Three members share a 6-partition topic; one reads its share and leaves; the other two take
+# its partitions over and, with what the leaver committed, everything is read.
+
+
+def produce_plain(server, topic, partitions, n):
+    """Creates `topic` and writes n keyed records with kafka-python (checked by the scenarios)."""
+    from kafka import KafkaProducer
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=server.bootstrap)
+    admin.create_topics([NewTopic(topic, partitions, 1)])
+    admin.close()
+    p = KafkaProducer(bootstrap_servers=server.bootstrap)
+    sent = {f"v{i}" for i in range(n)}
+    for f in [p.send(topic, key=f"k{i}".encode(), value=f"v{i}".encode()) for i in range(n)]:
+        f.get(timeout=20)
+    p.close()
+    return sent
+
+
+def confluent_group_member_leaves(server):
+    from confluent_kafka import Consumer
+
+    sent = produce_plain(server, "events", 6, 600)
+
+    def member():
+        return Consumer(
+            {
+                "bootstrap.servers": server.bootstrap,
+                "group.id": "g3",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "session.timeout.ms": 10000,
+                "heartbeat.interval.ms": 500,
+            }
+        )
+
+    members = [member() for _ in range(3)]
+    for m in members:
+        m.subscribe(["events"])
+    got = set()
+    # Everyone polls until all three hold partitions.
+    deadline = time.time() + 30
+    while time.time() < deadline and not all(m.assignment() for m in members):
+        for m in members:
+            msg = m.poll(0.1)
+            if msg is not None and msg.error() is None:
+                got.add(msg.value().decode())
+    expect(all(m.assignment() for m in members), "all three members got partitions")
+    leaver = members.pop()
+    for _ in range(20):
+        msg = leaver.poll(0.1)
+        if msg is not None and msg.error() is None:
+            got.add(msg.value().decode())
+    leaver.commit(asynchronous=False)
+    leaver.close()
+    deadline = time.time() + 60
+    while time.time() < deadline and (got != sent or sum(len(m.assignment()) for m in members) != 6):
+        for m in members:
+            msg = m.poll(0.1)
+            if msg is not None and msg.error() is None:
+                got.add(msg.value().decode())
+    covered = sum(len(m.assignment()) for m in members)
+    for m in members:
+        m.close()
+    expect(got == sent, f"read {len(got)} of {len(sent)}")
+    expect(covered == 6, f"the two left hold {covered} of 6 partitions")
+
+
+def kafka_python_group_member_leaves(server):
+    import threading
+
+    from kafka import KafkaConsumer
+
+    sent = produce_plain(server, "events", 6, 600)
+    got = set()
+    lock = threading.Lock()
+    stop = [threading.Event() for _ in range(3)]
+    held = [0, 0, 0]
+    errors = []
+
+    def member(i):
+        # One thread per member, as an application runs them: each polls on its own.
+        try:
+            c = KafkaConsumer(
+                "events",
+                bootstrap_servers=server.bootstrap,
+                group_id="g3",
+                auto_offset_reset="earliest",
+                enable_auto_commit=False,
+                session_timeout_ms=10000,
+                heartbeat_interval_ms=500,
+            )
+            while not stop[i].is_set():
+                for records in c.poll(timeout_ms=100).values():
+                    with lock:
+                        got.update(r.value.decode() for r in records)
+                held[i] = len(c.assignment())
+            c.commit()
+            c.close()
+        except Exception as e:  # noqa: BLE001 - reported by the scenario
+            errors.append(e)
+
+    threads = [threading.Thread(target=member, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline and not all(held):
+            time.sleep(0.1)
+        expect(all(held), f"all three members got partitions: {held}")
+        stop[2].set()
+        threads[2].join(30)
+        held[2] = 0
+        deadline = time.time() + 60
+        while time.time() < deadline and (got != sent or held[0] + held[1] != 6):
+            time.sleep(0.1)
+    finally:
+        for e in stop:
+            e.set()
+        for t in threads:
+            t.join(30)
+    expect(not errors, f"member errors: {errors}")
+    expect(got == sent, f"read {len(got)} of {len(sent)}")
+    expect(held[0] + held[1] == 6, f"the two left hold {held[0] + held[1]} of 6 partitions")
+
+
+def aiokafka_group_member_leaves(server):
+    from aiokafka import AIOKafkaConsumer
+
+    sent = produce_plain(server, "events", 6, 600)
+
+    async def run():
+        members = [
+            AIOKafkaConsumer(
+                "events",
+                bootstrap_servers=server.bootstrap,
+                group_id="g3",
+                auto_offset_reset="earliest",
+                enable_auto_commit=False,
+                session_timeout_ms=10000,
+                heartbeat_interval_ms=500,
+            )
+            for _ in range(3)
+        ]
+        for m in members:
+            await m.start()
+        got = set()
+
+        async def poll(m):
+            for records in (await m.getmany(timeout_ms=100)).values():
+                got.update(r.value.decode() for r in records)
+
+        deadline = time.time() + 30
+        while time.time() < deadline and not all(m.assignment() for m in members):
+            for m in members:
+                await poll(m)
+        expect(all(m.assignment() for m in members), "all three members got partitions")
+        leaver = members.pop()
+        await poll(leaver)
+        await leaver.commit()
+        await leaver.stop()
+        deadline = time.time() + 60
+        while time.time() < deadline and (
+            got != sent or sum(len(m.assignment()) for m in members) != 6
+        ):
+            for m in members:
+                await poll(m)
+        covered = sum(len(m.assignment()) for m in members)
+        for m in members:
+            await m.stop()
+        return got, covered
+
+    got, covered = asyncio.run(run())
+    expect(got == sent, f"read {len(got)} of {len(sent)}")
+    expect(covered == 6, f"the two left hold {covered} of 6 partitions")
+
+
 # ---- kafkajs (node) ----------------------------------------------------------------------
 
 
@@ -223,6 +403,10 @@ SCENARIOS = {
     "kafka-python: default producer, group consumer": kafka_python_produce_consume,
     "aiokafka: default producer, group consumer": aiokafka_produce_consume,
     "kafkajs: default producer, group consumer": kafkajs("produce-consume"),
+    "confluent-kafka: 3-member group, one member leaves": confluent_group_member_leaves,
+    "kafka-python: 3-member group, one member leaves": kafka_python_group_member_leaves,
+    "aiokafka: 3-member group, one member leaves": aiokafka_group_member_leaves,
+    "kafkajs: 3-member group, one member leaves": kafkajs("group-member-leaves"),
 }
 
 
