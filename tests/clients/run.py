@@ -378,6 +378,76 @@ def aiokafka_group_member_leaves(server):
     expect(covered == 6, f"the two left hold {covered} of 6 partitions")
 
 
+# ---- a server restart with live members --------------------------------------------------
+#
+# A member reads, the server restarts under it, and the member's next commit succeeds: the group
+# keeps its members across the restart (Kafka keeps them in the group metadata record).
+
+
+def kafka_python_restart_keeps_members(server):
+    from kafka import KafkaConsumer
+
+    sent = produce_plain(server, "events", 2, 200)
+    c = KafkaConsumer(
+        "events",
+        bootstrap_servers=server.bootstrap,
+        group_id="gr",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        session_timeout_ms=30000,
+        heartbeat_interval_ms=1000,
+        max_poll_records=50,
+    )
+    got = set()
+    deadline = time.time() + 30
+    while time.time() < deadline and not got:
+        for records in c.poll(timeout_ms=200).values():
+            got.update(r.value.decode() for r in records)
+    expect(got, "read before the restart")
+    server.restart()
+    c.commit()  # raised CommitFailedError when the restart forgot the member
+    deadline = time.time() + 30
+    while time.time() < deadline and got != sent:
+        for records in c.poll(timeout_ms=200).values():
+            got.update(r.value.decode() for r in records)
+    c.commit()
+    c.close()
+    expect(got == sent, f"read {len(got)} of {len(sent)}")
+
+
+def confluent_restart_keeps_members(server):
+    from confluent_kafka import Consumer
+
+    sent = produce_plain(server, "events", 2, 200)
+    c = Consumer(
+        {
+            "bootstrap.servers": server.bootstrap,
+            "group.id": "gr",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 30000,
+        }
+    )
+    c.subscribe(["events"])
+    got = set()
+    deadline = time.time() + 30
+    while time.time() < deadline and not got:
+        m = c.poll(0.2)
+        if m is not None and m.error() is None:
+            got.add(m.value().decode())
+    expect(got, "read before the restart")
+    server.restart()
+    deadline = time.time() + 30
+    while time.time() < deadline and got != sent:
+        m = c.poll(0.2)
+        if m is not None and m.error() is None:
+            got.add(m.value().decode())
+    committed = c.commit(asynchronous=False)
+    expect(all(tp.error is None for tp in committed), f"commit after the restart: {committed}")
+    c.close()
+    expect(got == sent, f"read {len(got)} of {len(sent)}")
+
+
 # ---- kafkajs (node) ----------------------------------------------------------------------
 
 
@@ -407,6 +477,8 @@ SCENARIOS = {
     "kafka-python: 3-member group, one member leaves": kafka_python_group_member_leaves,
     "aiokafka: 3-member group, one member leaves": aiokafka_group_member_leaves,
     "kafkajs: 3-member group, one member leaves": kafkajs("group-member-leaves"),
+    "kafka-python: server restart with a live member": kafka_python_restart_keeps_members,
+    "confluent-kafka: server restart with a live member": confluent_restart_keeps_members,
 }
 
 
