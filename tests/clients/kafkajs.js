@@ -98,7 +98,81 @@ async function groupMemberLeaves() {
   await members[1].disconnect();
 }
 
+// Admin calls lag monitors and offset tools make: groups, offsets, configs, partitions,
+// records, cluster.
+async function admin() {
+  const a = kafka.admin();
+  await a.connect();
+  await a.createTopics({ topics: [{ topic: "orders", numPartitions: 2 }] });
+  const producer = kafka.producer();
+  await producer.connect();
+  await producer.send({
+    topic: "orders",
+    messages: Array.from({ length: 10 }, (_, i) => ({ key: "k", value: `v${i}`, partition: 0 })),
+  });
+  await producer.disconnect();
+  const c = kafka.consumer({ groupId: "g1" });
+  await c.connect();
+  await c.subscribe({ topic: "orders", fromBeginning: true });
+  let read = 0;
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`read ${read} of 10`)), 30000);
+    c.run({
+      eachMessage: async () => {
+        read += 1;
+        if (read === 10) {
+          clearTimeout(timer);
+          resolve();
+        }
+      },
+    }).catch(reject);
+  });
+  await c.disconnect(); // commits and leaves
+
+  const groups = await a.listGroups();
+  expect(groups.groups.map((g) => g.groupId).join() === "g1", `listGroups ${JSON.stringify(groups)}`);
+  const described = await a.describeGroups(["g1"]);
+  expect(described.groups[0].groupId === "g1", `describeGroups ${JSON.stringify(described)}`);
+  let offsets = await a.fetchOffsets({ groupId: "g1", topics: ["orders"] });
+  const p0 = () => offsets[0].partitions.find((p) => p.partition === 0).offset;
+  expect(p0() === "10", `fetchOffsets ${JSON.stringify(offsets)}`);
+  await a.setOffsets({ groupId: "g1", topic: "orders", partitions: [{ partition: 0, offset: "4" }] });
+  offsets = await a.fetchOffsets({ groupId: "g1", topics: ["orders"] });
+  expect(p0() === "4", `after setOffsets ${JSON.stringify(offsets)}`);
+  await a.resetOffsets({ groupId: "g1", topic: "orders", earliest: true });
+  offsets = await a.fetchOffsets({ groupId: "g1", topics: ["orders"] });
+  expect(p0() === "0", `after resetOffsets ${JSON.stringify(offsets)}`);
+
+  const configs = await a.describeConfigs({
+    includeSynonyms: false,
+    resources: [{ type: 2, name: "orders" }, { type: 4, name: "0" }],
+  });
+  const topicEntries = configs.resources.find((r) => r.resourceType === 2).configEntries;
+  expect(topicEntries.some((e) => e.configName === "retention.ms"), "topic configs");
+  await a.alterConfigs({
+    validateOnly: false,
+    resources: [{ type: 2, name: "orders", configEntries: [{ name: "retention.ms", value: "3600000" }] }],
+  });
+  const after = await a.describeConfigs({ includeSynonyms: false, resources: [{ type: 2, name: "orders" }] });
+  const retention = after.resources[0].configEntries.find((e) => e.configName === "retention.ms");
+  expect(retention && retention.configValue === "3600000", `alterConfigs ${JSON.stringify(retention)}`);
+
+  await a.createPartitions({ topicPartitions: [{ topic: "orders", count: 4 }] });
+  const meta = await a.fetchTopicMetadata({ topics: ["orders"] });
+  expect(meta.topics[0].partitions.length === 4, "createPartitions");
+  await a.deleteTopicRecords({ topic: "orders", partitions: [{ partition: 0, offset: "3" }] });
+  const lows = await a.fetchTopicOffsets("orders");
+  expect(lows.find((p) => p.partition === 0).low === "3", `deleteTopicRecords ${JSON.stringify(lows)}`);
+  const cluster = await a.describeCluster();
+  expect(cluster.brokers.length === 1, `describeCluster ${JSON.stringify(cluster)}`);
+  await a.deleteGroups(["g1"]);
+  const left = await a.listGroups();
+  expect(left.groups.length === 0, `after deleteGroups ${JSON.stringify(left)}`);
+  await a.disconnect();
+}
+
 const scenarios = {
+  admin,
   "produce-consume": produceConsume,
   "group-member-leaves": groupMemberLeaves,
 };

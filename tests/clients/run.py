@@ -448,6 +448,153 @@ def confluent_restart_keeps_members(server):
     expect(got == sent, f"read {len(got)} of {len(sent)}")
 
 
+# ---- admin APIs as tools call them ----------------------------------------------------------
+
+
+def produce_timestamps(server, topic):
+    """`topic` with 2 partitions; partition 0 gets 10 records whose largest timestamp is at
+    offset 6 (timestamps are not in offset order). Returns that offset."""
+    from kafka import KafkaProducer
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=server.bootstrap)
+    admin.create_topics([NewTopic(topic, 2, 1)])
+    admin.close()
+    p = KafkaProducer(bootstrap_servers=server.bootstrap)
+    base = 1_700_000_000_000
+    for i in range(10):
+        ts = base + (1_000_000 if i == 6 else i)
+        p.send(topic, key=b"k", value=f"v{i}".encode(), partition=0, timestamp_ms=ts).get(20)
+    p.close()
+    return 6
+
+
+def confluent_admin(server):
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+    from confluent_kafka.admin import (
+        AdminClient,
+        AlterConfigOpType,
+        ConfigEntry,
+        ConfigResource,
+        NewPartitions,
+        OffsetSpec,
+        ResourceType,
+    )
+
+    max_ts_offset = produce_timestamps(server, "orders")
+    admin = AdminClient({"bootstrap.servers": server.bootstrap})
+    c = Consumer(
+        {"bootstrap.servers": server.bootstrap, "group.id": "g1", "auto.offset.reset": "earliest"}
+    )
+    c.subscribe(["orders"])
+    read = 0
+    deadline = time.time() + 30
+    while read < 10 and time.time() < deadline:
+        m = c.poll(0.5)
+        read += m is not None and m.error() is None
+    c.commit(asynchronous=False)
+
+    groups = admin.list_consumer_groups().result(10)
+    expect([g.group_id for g in groups.valid] == ["g1"], f"list_consumer_groups: {groups.valid}")
+    expect(not groups.errors, f"list_consumer_groups errors: {groups.errors}")
+    d = admin.describe_consumer_groups(["g1"])["g1"].result(10)
+    expect(len(d.members) == 1, f"describe_consumer_groups: {d}")
+    try:
+        admin.delete_consumer_groups(["g1"])["g1"].result(10)
+        raise AssertionError("a group with a member was deleted")
+    except KafkaException as e:
+        expect(e.args[0].name() == "NON_EMPTY_GROUP", f"delete of a live group: {e}")
+    c.close()
+    admin.delete_consumer_groups(["g1"])["g1"].result(10)
+    expect(not admin.list_consumer_groups().result(10).valid, "g1 deleted")
+
+    topic = ConfigResource(ResourceType.TOPIC, "orders")
+    configs = admin.describe_configs([topic])[topic].result(10)
+    expect("retention.ms" in configs, f"describe_configs: {sorted(configs)[:5]}")
+    broker = ConfigResource(ResourceType.BROKER, "0")
+    expect(admin.describe_configs([broker])[broker].result(10), "broker configs")
+    change = ConfigResource(
+        ResourceType.TOPIC,
+        "orders",
+        incremental_configs=[
+            ConfigEntry("retention.ms", "3600000", incremental_operation=AlterConfigOpType.SET)
+        ],
+    )
+    admin.incremental_alter_configs([change])[change].result(10)
+    configs = admin.describe_configs([topic])[topic].result(10)
+    expect(configs["retention.ms"].value == "3600000", "retention.ms altered")
+
+    admin.create_partitions([NewPartitions("orders", 4)])["orders"].result(10)
+    expect(len(admin.list_topics(timeout=10).topics["orders"].partitions) == 4, "4 partitions")
+    try:
+        admin.create_partitions([NewPartitions("orders", 3)])["orders"].result(10)
+        raise AssertionError("partitions decreased")
+    except KafkaException as e:
+        expect(e.args[0].name() == "INVALID_PARTITIONS", f"decrease: {e}")
+
+    tp = TopicPartition("orders", 0, 3)
+    deleted = admin.delete_records([tp])[tp].result(10)
+    expect(deleted.low_watermark == 3, f"delete_records: {deleted}")
+    tp = TopicPartition("orders", 0, 100)
+    try:
+        admin.delete_records([tp])[tp].result(10)
+        raise AssertionError("records deleted past the end")
+    except KafkaException as e:
+        expect(e.args[0].name() == "OFFSET_OUT_OF_RANGE", f"past the end: {e}")
+
+    cluster = admin.describe_cluster().result(10)
+    expect(len(cluster.nodes) == 1, f"describe_cluster: {cluster}")
+    tp = TopicPartition("orders", 0)
+    got = admin.list_offsets({tp: OffsetSpec.max_timestamp()})[tp].result(10)
+    expect(got.offset == max_ts_offset, f"max timestamp offset {got.offset}")
+
+
+def kafka_python_admin(server):
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import GroupSubscribedToTopicError, NonEmptyGroupError
+
+    produce_timestamps(server, "orders")
+    admin = KafkaAdminClient(bootstrap_servers=server.bootstrap)
+    c = KafkaConsumer(
+        "orders",
+        bootstrap_servers=server.bootstrap,
+        group_id="g1",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    read = 0
+    deadline = time.time() + 30
+    while read < 10 and time.time() < deadline:
+        read += sum(len(r) for r in c.poll(timeout_ms=500).values())
+    c.commit()
+    expect([g[0] for g in admin.list_groups()] == ["g1"], "list_groups")
+    offsets = admin.list_group_offsets("g1")
+    expect(offsets[TopicPartition("orders", 0)].offset == 10, f"list_group_offsets: {offsets}")
+    try:
+        admin.delete_group_offsets("g1", [TopicPartition("orders", 0)])
+        raise AssertionError("offsets of a subscribed topic were deleted")
+    except GroupSubscribedToTopicError:
+        pass
+    except Exception as e:  # noqa: BLE001 - some versions return the error per partition
+        expect("GroupSubscribedToTopic" in repr(e), f"delete_group_offsets: {e!r}")
+    try:
+        admin.delete_groups(["g1"])
+        raise AssertionError("a group with a member was deleted")
+    except NonEmptyGroupError:
+        pass
+    except Exception as e:  # noqa: BLE001 - some versions return the error per group
+        expect("NonEmptyGroup" in repr(e), f"delete_groups: {e!r}")
+    c.close()
+    admin.delete_group_offsets("g1", [TopicPartition("orders", 0)])
+    offsets = admin.list_group_offsets("g1")
+    expect(TopicPartition("orders", 0) not in offsets or offsets[TopicPartition("orders", 0)].offset == -1,
+           f"after delete_group_offsets: {offsets}")
+    admin.delete_groups(["g1"])
+    expect(admin.list_groups() == [], "g1 deleted")
+    admin.close()
+
+
 # ---- kafkajs (node) ----------------------------------------------------------------------
 
 
@@ -479,6 +626,9 @@ SCENARIOS = {
     "kafkajs: 3-member group, one member leaves": kafkajs("group-member-leaves"),
     "kafka-python: server restart with a live member": kafka_python_restart_keeps_members,
     "confluent-kafka: server restart with a live member": confluent_restart_keeps_members,
+    "confluent-kafka: admin APIs": confluent_admin,
+    "kafka-python: admin APIs": kafka_python_admin,
+    "kafkajs: admin APIs": kafkajs("admin"),
 }
 
 
