@@ -595,6 +595,44 @@ def kafka_python_admin(server):
     admin.close()
 
 
+# ---- what is not served fails fast ----------------------------------------------------------
+
+
+def confluent_transactions_fail_fast(server):
+    from confluent_kafka import KafkaException, Producer
+
+    p = Producer({"bootstrap.servers": server.bootstrap, "transactional.id": "tx-1"})
+    started = time.time()
+    try:
+        p.init_transactions(10)
+        raise AssertionError("init_transactions succeeded")
+    except KafkaException as e:
+        err = e.args[0]
+        expect(not err.retriable(), f"a non-retriable error: {err}")
+    expect(time.time() - started < 5, f"failed in {time.time() - started:.1f} s, not under 5 s")
+
+
+def kafka_python_old_protocol_fails_fast(server):
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    produce_plain(server, "orders", 1, 1)
+    # Pinned to 0.10.1: Produce v2 with the old message format, which is not stored here.
+    p = KafkaProducer(bootstrap_servers=server.bootstrap, api_version=(0, 10, 1), retries=0)
+    started = time.time()
+    try:
+        p.send("orders", b"v").get(timeout=20)
+        raise AssertionError("an old-format record was stored")
+    except KafkaError as e:
+        expect(
+            "UnsupportedVersion" in type(e).__name__ or "UnsupportedVersion" in repr(e),
+            f"answered UNSUPPORTED_VERSION: {e!r}",
+        )
+    finally:
+        p.close(timeout=5)
+    expect(time.time() - started < 10, f"failed in {time.time() - started:.1f} s")
+
+
 # ---- kafkajs (node) ----------------------------------------------------------------------
 
 
@@ -629,6 +667,8 @@ SCENARIOS = {
     "confluent-kafka: admin APIs": confluent_admin,
     "kafka-python: admin APIs": kafka_python_admin,
     "kafkajs: admin APIs": kafkajs("admin"),
+    "confluent-kafka: transactional producer fails fast": confluent_transactions_fail_fast,
+    "kafka-python pinned to 0.10.1: produce fails fast": kafka_python_old_protocol_fails_fast,
 }
 
 
