@@ -1767,3 +1767,97 @@ fn find_coordinator_for_a_transaction_answers_a_fatal_error() -> TestResult {
     }
     Ok(())
 }
+
+/// Adds the versions read by hand to the `kafka_frame` fuzz target's seeds. Run with
+/// `cargo test --test kafka_adapter -- --ignored write_old_version_fuzz_seeds`.
+#[test]
+#[ignore = "regenerates part of fuzz/corpus/kafka_frame"]
+fn write_old_version_fuzz_seeds() -> TestResult {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/kafka_frame");
+    std::fs::create_dir_all(&dir)?;
+    let write = |name: &str, key: ApiKey, version: i16, body: Body| {
+        std::fs::write(dir.join(name), old_frame(key, version, &body.0))
+    };
+    let fetch = |v3: bool| {
+        let b = Body::default().i32(-1).i32(0).i32(1);
+        let b = if v3 { b.i32(1 << 20) } else { b };
+        b.i32(1).str("fuzz").i32(1).i32(0).i64(0).i32(1 << 20)
+    };
+    write(
+        "produce-v2",
+        ApiKey::Produce,
+        2,
+        Body::default()
+            .i16(1)
+            .i32(1000)
+            .i32(1)
+            .str("fuzz")
+            .i32(1)
+            .i32(0)
+            .bytes(&[0; 34]),
+    )?;
+    write("fetch-v0", ApiKey::Fetch, 0, fetch(false))?;
+    write("fetch-v3", ApiKey::Fetch, 3, fetch(true))?;
+    write(
+        "list-offsets-v0",
+        ApiKey::ListOffsets,
+        0,
+        Body::default()
+            .i32(-1)
+            .i32(1)
+            .str("fuzz")
+            .i32(1)
+            .i32(0)
+            .i64(-1)
+            .i32(5),
+    )?;
+    let commit = |v1: bool| {
+        let b = Body::default().str("g");
+        let b = if v1 { b.i32(-1).str("") } else { b };
+        let b = b.i32(1).str("fuzz").i32(1).i32(0).i64(3);
+        let b = if v1 { b.i64(-1) } else { b };
+        b.str("meta")
+    };
+    write("offset-commit-v0", ApiKey::OffsetCommit, 0, commit(false))?;
+    write("offset-commit-v1", ApiKey::OffsetCommit, 1, commit(true))?;
+    write(
+        "offset-fetch-v0",
+        ApiKey::OffsetFetch,
+        0,
+        Body::default()
+            .str("g")
+            .i32(1)
+            .str("fuzz")
+            .i32(2)
+            .i32(0)
+            .i32(1),
+    )?;
+    let create = Body::default()
+        .i32(1)
+        .str("made")
+        .i32(1)
+        .i16(1)
+        .i32(0)
+        .i32(1)
+        .str("cleanup.policy")
+        .str("compact")
+        .i32(1000);
+    write("create-topics-v0", ApiKey::CreateTopics, 0, create)?;
+    let create = Body::default()
+        .i32(1)
+        .str("made")
+        .i32(-1)
+        .i16(-1)
+        .i32(0)
+        .i32(0)
+        .i32(1000)
+        .i8(1);
+    write("create-topics-v1", ApiKey::CreateTopics, 1, create)?;
+    write(
+        "delete-topics-v0",
+        ApiKey::DeleteTopics,
+        0,
+        Body::default().i32(1).str("gone").i32(1000),
+    )?;
+    Ok(())
+}
