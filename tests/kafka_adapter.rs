@@ -856,7 +856,7 @@ fn malformed_frames_get_closed_connections_and_the_server_keeps_serving() -> Tes
         ("unknown api key", sized(&header(999, 0))),
         (
             "unsupported version",
-            sized(&header(ApiKey::Fetch as i16, 3)),
+            sized(&header(ApiKey::Fetch as i16, 13)),
         ),
         (
             "unserved api",
@@ -1151,5 +1151,713 @@ fn fuzz_seed_frames_are_answered() -> TestResult {
         seen += 1;
     }
     assert!(seen >= 20, "{seen} seeds");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Protocol versions: what is advertised is what is served, from v0 as in Kafka 3.9
+
+/// A request at a version the codec does not encode, built by hand: header v1 (correlation
+/// 7, client "test"), then `body`.
+fn old_frame(key: ApiKey, version: i16, body: &[u8]) -> Bytes {
+    let mut v = Vec::new();
+    v.extend_from_slice(&(key as i16).to_be_bytes());
+    v.extend_from_slice(&version.to_be_bytes());
+    v.extend_from_slice(&7i32.to_be_bytes());
+    v.extend_from_slice(&4i16.to_be_bytes());
+    v.extend_from_slice(b"test");
+    v.extend_from_slice(body);
+    Bytes::from(v)
+}
+
+/// Builds classic-encoding request bodies.
+#[derive(Default)]
+struct Body(Vec<u8>);
+
+impl Body {
+    fn i8(mut self, v: i8) -> Self {
+        self.0.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    fn i16(mut self, v: i16) -> Self {
+        self.0.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    fn i32(mut self, v: i32) -> Self {
+        self.0.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    fn i64(mut self, v: i64) -> Self {
+        self.0.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    fn str(self, s: &str) -> Self {
+        let mut b = self.i16(s.len() as i16);
+        b.0.extend_from_slice(s.as_bytes());
+        b
+    }
+    fn bytes(self, data: &[u8]) -> Self {
+        let mut b = self.i32(data.len() as i32);
+        b.0.extend_from_slice(data);
+        b
+    }
+}
+
+/// Reads classic-encoding response bodies; `done` checks nothing is left over.
+struct Cursor(Bytes);
+
+impl Cursor {
+    fn take(&mut self, n: usize) -> TestResult<Bytes> {
+        if self.0.len() < n {
+            return Err(format!(
+                "response too short: {n} bytes wanted, {} left",
+                self.0.len()
+            )
+            .into());
+        }
+        Ok(self.0.split_to(n))
+    }
+    fn i16(&mut self) -> TestResult<i16> {
+        let b = self.take(2)?;
+        Ok(i16::from_be_bytes([b[0], b[1]]))
+    }
+    fn i32(&mut self) -> TestResult<i32> {
+        let b = self.take(4)?;
+        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn i64(&mut self) -> TestResult<i64> {
+        let b = self.take(8)?;
+        Ok(i64::from_be_bytes(b[..].try_into()?))
+    }
+    fn nullable_str(&mut self) -> TestResult<Option<String>> {
+        let len = self.i16()?;
+        if len < 0 {
+            return Ok(None);
+        }
+        Ok(Some(String::from_utf8(self.take(len as usize)?.to_vec())?))
+    }
+    fn str(&mut self) -> TestResult<String> {
+        Ok(self.nullable_str()?.ok_or("null string")?)
+    }
+    fn done(&self) {
+        assert!(self.0.is_empty(), "{} bytes left over", self.0.len());
+    }
+}
+
+/// The handler's answer to `frame`, past the correlation id (checked to be 7).
+fn answer(broker: &Broker, frame: Bytes) -> TestResult<Cursor> {
+    match broker.handle(frame) {
+        Reply::Send(body) => {
+            let mut c = Cursor(Bytes::from(body));
+            assert_eq!(c.i32()?, 7, "correlation id");
+            Ok(c)
+        }
+        other => Err(format!("expected a response, got {other:?}").into()),
+    }
+}
+
+/// A minimal valid request for `key` at `version`: by hand below the codec's versions,
+/// else the codec's default request with what a version requires.
+fn minimal_request(key: ApiKey, version: i16) -> TestResult<Bytes> {
+    use kafka_protocol::messages::{
+        CreateTopicsRequest, DeleteTopicsRequest, FindCoordinatorRequest, HeartbeatRequest,
+        InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, OffsetCommitRequest,
+        OffsetFetchRequest, SyncGroupRequest,
+    };
+    if version < key.valid_versions().min {
+        let body = match key {
+            ApiKey::Produce => Body::default().i16(1).i32(1000).i32(0),
+            ApiKey::Fetch => Body::default().i32(-1).i32(0).i32(0).i32(0),
+            ApiKey::ListOffsets => Body::default().i32(-1).i32(0),
+            ApiKey::OffsetCommit | ApiKey::OffsetFetch => Body::default().str("g").i32(0),
+            ApiKey::CreateTopics | ApiKey::DeleteTopics => Body::default().i32(0).i32(1000),
+            other => return Err(format!("no hand-made {other:?} v{version}").into()),
+        };
+        return Ok(old_frame(key, version, &body.0));
+    }
+    Ok(match key {
+        ApiKey::Produce => {
+            let mut r = ProduceRequest::default();
+            r.acks = 1;
+            frame(key, version, 7, &r)?
+        }
+        ApiKey::Fetch => frame(key, version, 7, &FetchRequest::default())?,
+        ApiKey::ListOffsets => frame(key, version, 7, &ListOffsetsRequest::default())?,
+        ApiKey::Metadata => {
+            let mut r = MetadataRequest::default();
+            r.topics = Some(Vec::new());
+            frame(key, version, 7, &r)?
+        }
+        ApiKey::OffsetCommit => frame(key, version, 7, &OffsetCommitRequest::default())?,
+        ApiKey::OffsetFetch => {
+            let mut r = OffsetFetchRequest::default();
+            r.topics = Some(Vec::new());
+            frame(key, version, 7, &r)?
+        }
+        ApiKey::FindCoordinator => {
+            let mut r = FindCoordinatorRequest::default();
+            if version < 4 {
+                r.key = StrBytes::from_static_str("g");
+            } else {
+                r.coordinator_keys = vec![StrBytes::from_static_str("g")];
+            }
+            frame(key, version, 7, &r)?
+        }
+        ApiKey::JoinGroup => frame(key, version, 7, &JoinGroupRequest::default())?,
+        ApiKey::Heartbeat => frame(key, version, 7, &HeartbeatRequest::default())?,
+        ApiKey::LeaveGroup => frame(key, version, 7, &LeaveGroupRequest::default())?,
+        ApiKey::SyncGroup => frame(key, version, 7, &SyncGroupRequest::default())?,
+        ApiKey::ApiVersions => frame(key, version, 7, &ApiVersionsRequest::default())?,
+        ApiKey::CreateTopics => frame(key, version, 7, &CreateTopicsRequest::default())?,
+        ApiKey::DeleteTopics => frame(key, version, 7, &DeleteTopicsRequest::default())?,
+        ApiKey::InitProducerId => frame(key, version, 7, &InitProducerIdRequest::default())?,
+        other => return Err(format!("no minimal {other:?} request").into()),
+    })
+}
+
+#[test]
+fn api_versions_advertises_exactly_the_versions_served() -> TestResult {
+    let s = Server::start()?;
+    let advertised: ApiVersionsResponse = call(
+        &s.broker,
+        ApiKey::ApiVersions,
+        3,
+        &ApiVersionsRequest::default(),
+    )?;
+    let ranges: BTreeMap<i16, (i16, i16)> = advertised
+        .api_keys
+        .iter()
+        .map(|k| (k.api_key, (k.min_version, k.max_version)))
+        .collect();
+    assert_eq!(
+        ranges.len(),
+        advertised.api_keys.len(),
+        "a key listed twice"
+    );
+    for (&raw, &(lo, hi)) in &ranges {
+        let key = ApiKey::try_from(raw).map_err(|()| format!("unknown key {raw}"))?;
+        // Every API served starts at v0, as in Kafka 3.9.
+        assert_eq!(lo, 0, "{key:?} starts at v{lo}");
+        for version in [lo, hi] {
+            let request =
+                minimal_request(key, version).map_err(|e| format!("{key:?} v{version}: {e}"))?;
+            match s.broker.handle(request) {
+                Reply::Send(body) => {
+                    assert_eq!(body[..4], 7i32.to_be_bytes(), "{key:?} v{version}");
+                }
+                other => panic!("{key:?} v{version} is advertised but got {other:?}"),
+            }
+        }
+        for version in [lo - 1, hi + 1] {
+            let reply = s.broker.handle(old_frame(key, version, &[]));
+            if key == ApiKey::ApiVersions {
+                // KIP-511: an unknown ApiVersions version is answered in v0 with an error.
+                let Reply::Send(body) = reply else {
+                    panic!("ApiVersions v{version}: {reply:?}")
+                };
+                assert_eq!(body[4..6], 35i16.to_be_bytes());
+            } else {
+                assert!(
+                    matches!(reply, Reply::Close(_)),
+                    "{key:?} v{version} is not advertised but got {reply:?}"
+                );
+            }
+        }
+    }
+    // Nothing else is served.
+    for raw in -1..=100i16 {
+        if ranges.contains_key(&raw) {
+            continue;
+        }
+        let Ok(key) = ApiKey::try_from(raw) else {
+            continue;
+        };
+        let range = key.valid_versions();
+        for version in [range.min, range.max] {
+            let reply = s.broker.handle(frame_for_unserved(key, version)?);
+            assert!(
+                matches!(reply, Reply::Close(_)),
+                "{key:?} v{version} is not advertised but got {reply:?}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A header-only frame for an API that is not served (its body does not matter: the key
+/// alone closes the connection).
+fn frame_for_unserved(key: ApiKey, version: i16) -> TestResult<Bytes> {
+    let mut h = RequestHeader::default();
+    h.request_api_key = key as i16;
+    h.request_api_version = version;
+    h.correlation_id = 7;
+    let mut buf = BytesMut::new();
+    h.encode(&mut buf, key.request_header_version(version))?;
+    Ok(buf.freeze())
+}
+
+#[test]
+fn old_produce_versions_get_unsupported_version_in_their_layout() -> TestResult {
+    let s = Server::start()?;
+    s.log().create_topic("t", 1)?;
+    // A magic-1 message set, as kafka-python pinned to 0.10.1 sends (only its length counts).
+    let message_set = [0u8; 40];
+    for version in 0..=2i16 {
+        let body = Body::default()
+            .i16(1)
+            .i32(1000)
+            .i32(1)
+            .str("t")
+            .i32(1)
+            .i32(0)
+            .bytes(&message_set);
+        let mut c = answer(&s.broker, old_frame(ApiKey::Produce, version, &body.0))?;
+        assert_eq!(c.i32()?, 1);
+        assert_eq!(c.str()?, "t");
+        assert_eq!(c.i32()?, 1);
+        assert_eq!(c.i32()?, 0, "partition");
+        assert_eq!(c.i16()?, 35, "UNSUPPORTED_VERSION");
+        assert_eq!(c.i64()?, -1, "base offset");
+        if version >= 2 {
+            assert_eq!(c.i64()?, -1, "log append time");
+        }
+        if version >= 1 {
+            assert_eq!(c.i32()?, 0, "throttle time");
+        }
+        c.done();
+        // With acks = 0 there is no response to carry the error: the connection closes, as
+        // Kafka closes it after a failed acks = 0 produce.
+        let mut acks0 = body.0.clone();
+        acks0[..2].copy_from_slice(&0i16.to_be_bytes());
+        assert!(matches!(
+            s.broker.handle(old_frame(ApiKey::Produce, version, &acks0)),
+            Reply::Close(_)
+        ));
+    }
+    assert_eq!(
+        s.log().partition("t", 0)?.log_end_offset(),
+        0,
+        "nothing stored"
+    );
+    Ok(())
+}
+
+#[test]
+fn old_fetch_versions_get_unsupported_version_and_the_connection_stays_open() -> TestResult {
+    let s = Server::start()?;
+    s.log().create_topic("t", 1)?;
+    s.log().append("t", 0, &[Record::new("v")])?;
+    let request = |version: i16| {
+        let mut b = Body::default().i32(-1).i32(500).i32(1);
+        if version >= 3 {
+            b = b.i32(1 << 20);
+        }
+        b.i32(1).str("t").i32(1).i32(0).i64(0).i32(1 << 20)
+    };
+    for version in 0..=3i16 {
+        let mut c = answer(
+            &s.broker,
+            old_frame(ApiKey::Fetch, version, &request(version).0),
+        )?;
+        if version >= 1 {
+            assert_eq!(c.i32()?, 0, "throttle time");
+        }
+        assert_eq!(c.i32()?, 1);
+        assert_eq!(c.str()?, "t");
+        assert_eq!(c.i32()?, 1);
+        assert_eq!(c.i32()?, 0, "partition");
+        assert_eq!(c.i16()?, 35, "UNSUPPORTED_VERSION");
+        assert_eq!(c.i64()?, -1, "high watermark");
+        assert_eq!(c.i32()?, 0, "no records");
+        c.done();
+    }
+    // Over one connection: Fetch v3 (kafka-python's with api_version=(0,10,1)), then
+    // ApiVersions; both answered.
+    let mut conn = TcpStream::connect(s.addr)?;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    conn.write_all(&sized(&old_frame(ApiKey::Fetch, 3, &request(3).0)))?;
+    conn.write_all(&sized(&frame(
+        ApiKey::ApiVersions,
+        0,
+        8,
+        &ApiVersionsRequest::default(),
+    )?))?;
+    let mut correlations = Vec::new();
+    for _ in 0..2 {
+        let mut size = [0u8; 4];
+        conn.read_exact(&mut size)?;
+        let mut body = vec![0u8; u32::from_be_bytes(size) as usize];
+        conn.read_exact(&mut body)?;
+        correlations.push(i32::from_be_bytes(body[..4].try_into()?));
+    }
+    assert_eq!(correlations, [7, 8]);
+    Ok(())
+}
+
+#[test]
+fn list_offsets_v0_lists_offsets_newest_first() -> TestResult {
+    let s = Server::start()?;
+    s.log().create_topic("t", 1)?;
+    let p = s.log().partition("t", 0)?;
+    p.append(&[Record::new("a"), Record::new("b"), Record::new("c")])?;
+    p.flush()?;
+    let ask = |partition: i32, timestamp: i64, max: i32| -> TestResult<(i16, Vec<i64>)> {
+        let body = Body::default()
+            .i32(-1)
+            .i32(1)
+            .str("t")
+            .i32(1)
+            .i32(partition)
+            .i64(timestamp)
+            .i32(max);
+        let mut c = answer(&s.broker, old_frame(ApiKey::ListOffsets, 0, &body.0))?;
+        assert_eq!(c.i32()?, 1);
+        assert_eq!(c.str()?, "t");
+        assert_eq!(c.i32()?, 1);
+        assert_eq!(c.i32()?, partition);
+        let code = c.i16()?;
+        let n = c.i32()?;
+        let offsets = (0..n).map(|_| c.i64()).collect::<TestResult<Vec<_>>>()?;
+        c.done();
+        Ok((code, offsets))
+    };
+    assert_eq!(
+        ask(0, -1, 10)?,
+        (0, vec![3, 0]),
+        "latest: the end, then segment starts"
+    );
+    assert_eq!(ask(0, -1, 1)?, (0, vec![3]));
+    assert_eq!(ask(0, -2, 10)?, (0, vec![0]), "earliest");
+    assert_eq!(ask(0, 0, 10)?, (0, vec![]), "nothing modified before 1970");
+    assert_eq!(ask(0, i64::MAX, 10)?, (0, vec![3, 0]));
+    assert_eq!(ask(0, -3, 1)?.0, 35, "max timestamp is not a v0 lookup");
+    assert_eq!(ask(5, -1, 1)?.0, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+    Ok(())
+}
+
+/// An OffsetFetch v0 partition: index, offset, metadata, error code.
+type FetchedOffset = (i32, i64, Option<String>, i16);
+
+#[test]
+fn offset_commit_v0_v1_and_offset_fetch_v0_share_the_group_offsets() -> TestResult {
+    use kafka_protocol::messages::{
+        GroupId, JoinGroupRequest, JoinGroupResponse, SyncGroupRequest, SyncGroupResponse,
+        join_group_request, sync_group_request,
+    };
+    let s = Server::start()?;
+    s.log().create_topic("t", 2)?;
+    let fetch_v0 = |group: &str| -> TestResult<Vec<FetchedOffset>> {
+        let body = Body::default()
+            .str(group)
+            .i32(1)
+            .str("t")
+            .i32(2)
+            .i32(0)
+            .i32(1);
+        let mut c = answer(&s.broker, old_frame(ApiKey::OffsetFetch, 0, &body.0))?;
+        assert_eq!(c.i32()?, 1);
+        assert_eq!(c.str()?, "t");
+        let n = c.i32()?;
+        let mut out = Vec::new();
+        for _ in 0..n {
+            out.push((c.i32()?, c.i64()?, c.nullable_str()?, c.i16()?));
+        }
+        c.done();
+        Ok(out)
+    };
+    let commit_codes = |mut c: Cursor| -> TestResult<Vec<(i32, i16)>> {
+        assert_eq!(c.i32()?, 1);
+        assert_eq!(c.str()?, "t");
+        let n = c.i32()?;
+        let codes = (0..n)
+            .map(|_| Ok((c.i32()?, c.i16()?)))
+            .collect::<TestResult<Vec<_>>>()?;
+        c.done();
+        Ok(codes)
+    };
+
+    // v0: a standalone commit (no member), read back by v0.
+    let body = Body::default()
+        .str("plain")
+        .i32(1)
+        .str("t")
+        .i32(2)
+        .i32(0)
+        .i64(42)
+        .str("m0")
+        .i32(7)
+        .i64(1)
+        .i16(-1);
+    let codes = commit_codes(answer(
+        &s.broker,
+        old_frame(ApiKey::OffsetCommit, 0, &body.0),
+    )?)?;
+    assert_eq!(codes, [(0, 0), (7, 3)], "partition 7 does not exist");
+    assert_eq!(
+        fetch_v0("plain")?,
+        [
+            (0, 42, Some("m0".to_owned()), 0),
+            (1, -1, Some(String::new()), 0)
+        ]
+    );
+
+    // v1 from a member of a group joined at v0 (sarama 1.22's commit), with a commit time.
+    let mut proto = join_group_request::JoinGroupRequestProtocol::default();
+    proto.name = StrBytes::from_static_str("range");
+    proto.metadata = Bytes::from_static(b"\0\0\0\0\0\x01\0\x01t\0\0\0\0");
+    let mut join = JoinGroupRequest::default();
+    join.group_id = GroupId(StrBytes::from_static_str("members"));
+    join.session_timeout_ms = 10_000;
+    join.protocol_type = StrBytes::from_static_str("consumer");
+    join.protocols = vec![proto];
+    let joined: JoinGroupResponse = call(&s.broker, ApiKey::JoinGroup, 0, &join)?;
+    assert_eq!(joined.error_code, 0);
+    let mut assignment = sync_group_request::SyncGroupRequestAssignment::default();
+    assignment.member_id = joined.member_id.clone();
+    let mut sync = SyncGroupRequest::default();
+    sync.group_id = join.group_id.clone();
+    sync.generation_id = joined.generation_id;
+    sync.member_id = joined.member_id.clone();
+    sync.assignments = vec![assignment];
+    let synced: SyncGroupResponse = call(&s.broker, ApiKey::SyncGroup, 0, &sync)?;
+    assert_eq!(synced.error_code, 0);
+    let v1 = |generation: i32, commit_time: i64| {
+        Body::default()
+            .str("members")
+            .i32(generation)
+            .str(joined.member_id.as_str())
+            .i32(1)
+            .str("t")
+            .i32(1)
+            .i32(1)
+            .i64(9)
+            .i64(commit_time)
+            .str("m1")
+    };
+    let at = 1_700_000_000_000;
+    let codes = commit_codes(answer(
+        &s.broker,
+        old_frame(ApiKey::OffsetCommit, 1, &v1(joined.generation_id, at).0),
+    )?)?;
+    assert_eq!(codes, [(1, 0)]);
+    let stored = s
+        .log()
+        .committed_offsets("members", Some(&[TopicPartition::new("t", 1)]));
+    let om = stored[0].1.as_ref().ok_or("the v1 commit is not stored")?;
+    assert_eq!(
+        (om.offset, om.metadata.as_str(), om.commit_timestamp),
+        (9, "m1", at)
+    );
+    assert_eq!(fetch_v0("members")?[1], (1, 9, Some("m1".to_owned()), 0));
+    // A stale generation is refused (ILLEGAL_GENERATION), and so is a v0 standalone commit
+    // while the group has members.
+    let codes = commit_codes(answer(
+        &s.broker,
+        old_frame(ApiKey::OffsetCommit, 1, &v1(joined.generation_id + 5, -1).0),
+    )?)?;
+    assert_eq!(codes, [(1, 22)]);
+    let body = Body::default()
+        .str("members")
+        .i32(1)
+        .str("t")
+        .i32(1)
+        .i32(0)
+        .i64(1)
+        .i16(-1);
+    let codes = commit_codes(answer(
+        &s.broker,
+        old_frame(ApiKey::OffsetCommit, 0, &body.0),
+    )?)?;
+    assert_ne!(codes[0].1, 0, "a standalone commit to a group with members");
+    assert_eq!(fetch_v0("members")?[1].1, 9, "unchanged");
+    Ok(())
+}
+
+#[test]
+fn create_topics_v0_v1_and_delete_topics_v0_are_served() -> TestResult {
+    let s = Server::start()?;
+    let create = |version: i16, name: &str, replication: i16, validate_only: bool| {
+        let mut b = Body::default()
+            .i32(1)
+            .str(name)
+            .i32(2)
+            .i16(replication)
+            .i32(0)
+            .i32(1)
+            .str("retention.ms")
+            .str("60000")
+            .i32(1000);
+        if version >= 1 {
+            b = b.i8(i8::from(validate_only));
+        }
+        old_frame(ApiKey::CreateTopics, version, &b.0)
+    };
+    let mut c = answer(&s.broker, create(0, "a", 1, false))?;
+    assert_eq!((c.i32()?, c.str()?.as_str(), c.i16()?), (1, "a", 0));
+    c.done();
+    assert_eq!(s.log().partition_count("a")?, 2);
+    assert_eq!(
+        s.log().describe_topic("a")?.config.retention_ms,
+        Some(60_000)
+    );
+    let mut c = answer(&s.broker, create(0, "a", 1, false))?;
+    assert_eq!((c.i32()?, c.str()?.as_str(), c.i16()?), (1, "a", 36));
+    c.done();
+    // v1: validate only, and an error message.
+    let mut c = answer(&s.broker, create(1, "b", 1, true))?;
+    assert_eq!((c.i32()?, c.str()?.as_str(), c.i16()?), (1, "b", 0));
+    assert_eq!(c.nullable_str()?, None);
+    c.done();
+    assert!(s.log().partition_count("b").is_err(), "validate only");
+    let mut c = answer(&s.broker, create(1, "b", 3, false))?;
+    assert_eq!((c.i32()?, c.str()?.as_str(), c.i16()?), (1, "b", 38));
+    assert!(c.nullable_str()?.is_some_and(|m| !m.is_empty()));
+    c.done();
+
+    let body = Body::default().i32(2).str("a").str("missing").i32(1000);
+    let mut c = answer(&s.broker, old_frame(ApiKey::DeleteTopics, 0, &body.0))?;
+    assert_eq!(c.i32()?, 2);
+    assert_eq!((c.str()?.as_str(), c.i16()?), ("a", 0));
+    assert_eq!((c.str()?.as_str(), c.i16()?), ("missing", 3));
+    c.done();
+    assert!(s.log().partition_count("a").is_err(), "deleted");
+    Ok(())
+}
+
+#[test]
+fn find_coordinator_for_a_transaction_answers_a_fatal_error() -> TestResult {
+    use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
+    let s = Server::start()?;
+    // v0 has no key type: it always looks up a group.
+    let mut req = FindCoordinatorRequest::default();
+    req.key = StrBytes::from_static_str("g");
+    let r: FindCoordinatorResponse = call(&s.broker, ApiKey::FindCoordinator, 0, &req)?;
+    assert_eq!((r.error_code, r.port), (0, i32::from(s.addr.port())));
+    req.key = StrBytes::from_static_str("tx");
+    req.key_type = 1;
+    for version in 1..=3 {
+        let r: FindCoordinatorResponse = call(&s.broker, ApiKey::FindCoordinator, version, &req)?;
+        // TRANSACTIONAL_ID_AUTHORIZATION_FAILED: fatal for librdkafka's transaction
+        // manager, where COORDINATOR_NOT_AVAILABLE is retried until init_transactions
+        // times out.
+        assert_eq!(r.error_code, 53, "v{version}");
+        assert_eq!(r.node_id.0, -1);
+    }
+    for version in 4..=5 {
+        let mut batch = FindCoordinatorRequest::default();
+        batch.key_type = 1;
+        batch.coordinator_keys = vec![
+            StrBytes::from_static_str("tx1"),
+            StrBytes::from_static_str("tx2"),
+        ];
+        let r: FindCoordinatorResponse = call(&s.broker, ApiKey::FindCoordinator, version, &batch)?;
+        let got: Vec<(&str, i16)> = r
+            .coordinators
+            .iter()
+            .map(|c| (c.key.as_str(), c.error_code))
+            .collect();
+        assert_eq!(got, [("tx1", 53), ("tx2", 53)], "v{version}");
+        // Groups are still found; an unknown key type is an invalid request.
+        batch.key_type = 0;
+        let r: FindCoordinatorResponse = call(&s.broker, ApiKey::FindCoordinator, version, &batch)?;
+        assert!(r.coordinators.iter().all(|c| c.error_code == 0));
+        batch.key_type = 2;
+        let r: FindCoordinatorResponse = call(&s.broker, ApiKey::FindCoordinator, version, &batch)?;
+        assert!(r.coordinators.iter().all(|c| c.error_code == 42));
+    }
+    Ok(())
+}
+
+/// Adds the versions read by hand to the `kafka_frame` fuzz target's seeds. Run with
+/// `cargo test --test kafka_adapter -- --ignored write_old_version_fuzz_seeds`.
+#[test]
+#[ignore = "regenerates part of fuzz/corpus/kafka_frame"]
+fn write_old_version_fuzz_seeds() -> TestResult {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/kafka_frame");
+    std::fs::create_dir_all(&dir)?;
+    let write = |name: &str, key: ApiKey, version: i16, body: Body| {
+        std::fs::write(dir.join(name), old_frame(key, version, &body.0))
+    };
+    let fetch = |v3: bool| {
+        let b = Body::default().i32(-1).i32(0).i32(1);
+        let b = if v3 { b.i32(1 << 20) } else { b };
+        b.i32(1).str("fuzz").i32(1).i32(0).i64(0).i32(1 << 20)
+    };
+    write(
+        "produce-v2",
+        ApiKey::Produce,
+        2,
+        Body::default()
+            .i16(1)
+            .i32(1000)
+            .i32(1)
+            .str("fuzz")
+            .i32(1)
+            .i32(0)
+            .bytes(&[0; 34]),
+    )?;
+    write("fetch-v0", ApiKey::Fetch, 0, fetch(false))?;
+    write("fetch-v3", ApiKey::Fetch, 3, fetch(true))?;
+    write(
+        "list-offsets-v0",
+        ApiKey::ListOffsets,
+        0,
+        Body::default()
+            .i32(-1)
+            .i32(1)
+            .str("fuzz")
+            .i32(1)
+            .i32(0)
+            .i64(-1)
+            .i32(5),
+    )?;
+    let commit = |v1: bool| {
+        let b = Body::default().str("g");
+        let b = if v1 { b.i32(-1).str("") } else { b };
+        let b = b.i32(1).str("fuzz").i32(1).i32(0).i64(3);
+        let b = if v1 { b.i64(-1) } else { b };
+        b.str("meta")
+    };
+    write("offset-commit-v0", ApiKey::OffsetCommit, 0, commit(false))?;
+    write("offset-commit-v1", ApiKey::OffsetCommit, 1, commit(true))?;
+    write(
+        "offset-fetch-v0",
+        ApiKey::OffsetFetch,
+        0,
+        Body::default()
+            .str("g")
+            .i32(1)
+            .str("fuzz")
+            .i32(2)
+            .i32(0)
+            .i32(1),
+    )?;
+    let create = Body::default()
+        .i32(1)
+        .str("made")
+        .i32(1)
+        .i16(1)
+        .i32(0)
+        .i32(1)
+        .str("cleanup.policy")
+        .str("compact")
+        .i32(1000);
+    write("create-topics-v0", ApiKey::CreateTopics, 0, create)?;
+    let create = Body::default()
+        .i32(1)
+        .str("made")
+        .i32(-1)
+        .i16(-1)
+        .i32(0)
+        .i32(0)
+        .i32(1000)
+        .i8(1);
+    write("create-topics-v1", ApiKey::CreateTopics, 1, create)?;
+    write(
+        "delete-topics-v0",
+        ApiKey::DeleteTopics,
+        0,
+        Body::default().i32(1).str("gone").i32(1000),
+    )?;
     Ok(())
 }

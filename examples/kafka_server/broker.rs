@@ -37,11 +37,13 @@ use topiclog::{
     Error, JoinRequest, Log, Notifier, OffsetAndMetadata, PartitionHandle, TopicPartition,
 };
 
+#[path = "old_versions.rs"]
+mod old_versions;
+
 /// Kafka's error codes used here (`Error::kafka_error_code` maps the library's errors).
 mod code {
     pub const NONE: i16 = 0;
     pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
     pub const INVALID_REQUIRED_ACKS: i16 = 21;
     pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
     pub const INVALID_GROUP_ID: i16 = 24;
@@ -57,28 +59,31 @@ mod code {
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
 }
 
-/// The APIs served and the version ranges advertised (capped by the codec's).
-/// Produce and Fetch stop at the last versions that name topics (v13 uses topic ids).
+/// The APIs served and the version ranges advertised: from the oldest version Kafka 3.9
+/// serves; up to the newest this adapter implements, capped by the codec's. Versions below
+/// the codec's are read by `old_versions`. Produce and Fetch stop at the last versions that
+/// name topics (v13 uses topic ids).
 ///
-/// Produce v0-v2 carry the old message format (magic 0 and 1), which is not stored here;
-/// a request at those versions closes the connection. They are advertised all the same
-/// because librdkafka 2.0 (Debian 12's kcat) compresses with gzip, snappy or lz4 only for
-/// brokers that list Produce v0 (it then sends the highest version both sides support).
+/// Produce v0-v2 and Fetch v0-v3 carry the old message formats (magic 0 and 1), which are
+/// not stored here: they are answered with UNSUPPORTED_VERSION in their own layout. They
+/// are advertised all the same, as by Kafka 3.9, because librdkafka 2.0 (Debian 12's kcat)
+/// compresses with gzip, snappy or lz4 only for brokers that list Produce v0 (it then sends
+/// the highest version both sides support).
 const SERVED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 0, 12),
-    (ApiKey::Fetch, 4, 12),
-    (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::Fetch, 0, 12),
+    (ApiKey::ListOffsets, 0, 7),
     (ApiKey::Metadata, 0, 12),
-    (ApiKey::OffsetCommit, 2, 8),
-    (ApiKey::OffsetFetch, 1, 8),
+    (ApiKey::OffsetCommit, 0, 8),
+    (ApiKey::OffsetFetch, 0, 8),
     (ApiKey::FindCoordinator, 0, 5),
     (ApiKey::JoinGroup, 0, 9),
     (ApiKey::Heartbeat, 0, 4),
     (ApiKey::LeaveGroup, 0, 5),
     (ApiKey::SyncGroup, 0, 5),
     (ApiKey::ApiVersions, 0, 3),
-    (ApiKey::CreateTopics, 2, 7),
-    (ApiKey::DeleteTopics, 1, 5),
+    (ApiKey::CreateTopics, 0, 7),
+    (ApiKey::DeleteTopics, 0, 5),
     (ApiKey::InitProducerId, 0, 4),
 ];
 
@@ -204,9 +209,7 @@ impl Broker {
             return Reply::Close(format!("{key:?} v{version} is not served (v{lo}-v{hi})"));
         }
         if version < key.valid_versions().min {
-            return Reply::Close(format!(
-                "{key:?} v{version} carries the pre-v2 message format, which is not supported"
-            ));
+            return self.handle_old(key, version, correlation_id, frame);
         }
         let mut body = frame;
         let header = match RequestHeader::decode(&mut body, key.request_header_version(version)) {
@@ -736,12 +739,19 @@ impl Broker {
         _h: &RequestHeader,
     ) -> Option<FindCoordinatorResponse> {
         let mut r = FindCoordinatorResponse::default();
+        // Transactions are not served: a transaction coordinator lookup gets an error that
+        // clients treat as fatal (librdkafka, the Java client and kafkajs fail
+        // `init_transactions` at once), not COORDINATOR_NOT_AVAILABLE, which they retry
+        // until their timeout. The same code answers InitProducerId and Produce with a
+        // transactional id.
         let answer = |key: &StrBytes| -> (i16, Option<&'static str>) {
-            if req.key_type != 0 {
+            if req.key_type == 1 {
                 (
-                    code::COORDINATOR_NOT_AVAILABLE,
-                    Some("transactions are not supported"),
+                    code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                    Some("transactions are not supported by this server"),
                 )
+            } else if req.key_type != 0 {
+                (code::INVALID_REQUEST, Some("unknown coordinator key type"))
             } else if key.as_str().is_empty() {
                 (code::INVALID_GROUP_ID, Some("the group id is empty"))
             } else {
@@ -919,39 +929,67 @@ impl Broker {
         _version: i16,
         _h: &RequestHeader,
     ) -> Option<OffsetCommitResponse> {
-        let group = req.group_id.0.as_str();
+        let topics = req
+            .topics
+            .into_iter()
+            .map(|t| {
+                let parts = t
+                    .partitions
+                    .into_iter()
+                    .map(|p| {
+                        let mut om = OffsetAndMetadata::new(p.committed_offset);
+                        om.metadata = p
+                            .committed_metadata
+                            .map(|m| m.as_str().to_owned())
+                            .unwrap_or_default();
+                        (p.partition_index, om)
+                    })
+                    .collect();
+                (t.name, parts)
+            })
+            .collect();
+        Some(self.commit_offsets(
+            req.group_id.0.as_str(),
+            req.member_id.as_str(),
+            req.generation_id_or_member_epoch,
+            topics,
+        ))
+    }
+
+    /// Commits `topics` for a member of `group` (or a standalone client: empty member id,
+    /// generation -1); a partition that does not exist gets its own error, the others share
+    /// the commit's outcome.
+    fn commit_offsets(
+        &self,
+        group: &str,
+        member: &str,
+        generation: i32,
+        topics: Vec<(TopicName, Vec<(i32, OffsetAndMetadata)>)>,
+    ) -> OffsetCommitResponse {
         let mut commits = Vec::new();
         // Per partition: None while it is part of the commit, or its own error.
         let mut outcome: Vec<CommitOutcome> = Vec::new();
-        for t in &req.topics {
-            let topic = t.name.0.as_str();
+        for (name, partitions) in topics {
+            let topic = name.0.as_str();
             let count = self.log.partition_count(topic).unwrap_or(0);
             let mut parts = Vec::new();
-            for p in &t.partitions {
-                if p.partition_index < 0 || p.partition_index >= count {
-                    parts.push((p.partition_index, Some(code::UNKNOWN_TOPIC_OR_PARTITION)));
+            for (index, om) in partitions {
+                if index < 0 || index >= count {
+                    parts.push((index, Some(code::UNKNOWN_TOPIC_OR_PARTITION)));
                     continue;
                 }
-                let mut om = OffsetAndMetadata::new(p.committed_offset);
-                om.metadata = p
-                    .committed_metadata
-                    .as_ref()
-                    .map(|m| m.as_str().to_owned())
-                    .unwrap_or_default();
-                commits.push((TopicPartition::new(topic, p.partition_index), om));
-                parts.push((p.partition_index, None));
+                commits.push((TopicPartition::new(topic, index), om));
+                parts.push((index, None));
             }
-            outcome.push((t.name.clone(), parts));
+            outcome.push((name, parts));
         }
         let shared = if commits.is_empty() {
             code::NONE
         } else {
-            match self.log.commit_group_offsets(
-                group,
-                req.member_id.as_str(),
-                req.generation_id_or_member_epoch,
-                &commits,
-            ) {
+            match self
+                .log
+                .commit_group_offsets(group, member, generation, &commits)
+            {
                 Ok(()) => code::NONE,
                 Err(e) => group_error(&e),
             }
@@ -968,7 +1006,7 @@ impl Broker {
             }
             r.topics.push(tr);
         }
-        Some(r)
+        r
     }
 
     /// Committed offsets of `group`, per topic, for the asked partitions (all when `None`).

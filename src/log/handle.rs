@@ -314,6 +314,34 @@ impl PartitionHandle {
         self.live()?.offset_for_timestamp(timestamp)
     }
 
+    /// Offsets by segment, as Kafka answered before per-record timestamps (ListOffsets v0):
+    /// the first offset of each segment last modified at or before `timestamp` (ms since the
+    /// epoch), plus the log end when the timestamp is at or after now, newest first, at most
+    /// `max_offsets` of them and none above the high watermark (which takes the place of
+    /// those above it). `-1` (latest) lists them all from the end, `-2` (earliest) gives the
+    /// log start offset.
+    ///
+    /// # Errors
+    /// I/O errors from reading a segment file's modification time; [`Error::Closed`].
+    ///
+    /// ```
+    /// use topiclog::{Log, Record};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("events", 1)?;
+    /// let p = log.partition("events", 0)?;
+    /// p.append(&[Record::new("a"), Record::new("b")])?;
+    /// p.flush()?;
+    /// assert_eq!(p.offsets_before(-1, 10)?, vec![2, 0]);
+    /// assert_eq!(p.offsets_before(-1, 1)?, vec![2]);
+    /// assert_eq!(p.offsets_before(-2, 10)?, vec![0]);
+    /// assert_eq!(p.offsets_before(0, 10)?, Vec::<i64>::new());
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
+    pub fn offsets_before(&self, timestamp: i64, max_offsets: usize) -> Result<Vec<i64>> {
+        self.live()?.offsets_before(timestamp, max_offsets)
+    }
+
     /// Makes everything appended to this partition so far durable (`fdatasync`, shared with
     /// concurrent callers), whatever the topic's flush policy.
     ///

@@ -188,6 +188,43 @@ impl Partition {
         self.offset_for_timestamp_view(timestamp)
     }
 
+    /// Kafka's offset lookup before 0.10.1 (ListOffsets v0, `UnifiedLog.legacyFetchOffsetsBefore`
+    /// capped at the high watermark as for a consumer): see `PartitionHandle::offsets_before`.
+    pub(crate) fn offsets_before(&self, timestamp: i64, max_offsets: usize) -> Result<Vec<i64>> {
+        let start = self.log_start();
+        let segs = self.segments();
+        // (offset, time) points: each segment's first readable offset with its last
+        // modification, then the log end stamped now when the last segment holds data.
+        let mut points = Vec::with_capacity(segs.len() + 1);
+        for seg in segs.iter() {
+            points.push((seg.base_offset.max(start), seg.last_modified_ms()?));
+        }
+        if segs.last().is_some_and(|s| s.size() > 0) {
+            points.push((self.log_end(), crate::clock::now_ms()));
+        }
+        let upto = match timestamp {
+            -1 => points.len(),
+            -2 => points.len().min(1),
+            t => points
+                .iter()
+                .rposition(|&(_, time)| time <= t)
+                .map_or(0, |i| i + 1),
+        };
+        let mut offsets: Vec<i64> = points
+            .iter()
+            .take(upto)
+            .rev()
+            .take(max_offsets)
+            .map(|&(offset, _)| offset)
+            .collect();
+        let hw = self.high_watermark();
+        if offsets.iter().any(|&o| o > hw) {
+            offsets.retain(|&o| o <= hw);
+            offsets.insert(0, hw);
+        }
+        Ok(offsets)
+    }
+
     fn offset_for_timestamp_view(&self, timestamp: i64) -> Result<Option<(i64, i64)>> {
         let hw = self.high_watermark();
         let start = self.log_start();
