@@ -24,7 +24,7 @@ fn request(member_id: &str, client: &str, session: Duration) -> JoinRequest {
 /// `g`, assignments synced: (stayer id, leaver id, generation). The stayer has a long session
 /// timeout, the leaver the shortest.
 fn form_group(log: &Log) -> TestResult<(String, String, i32)> {
-    let first = log.join_group(&request("", "stayer", Duration::from_secs(60)))?;
+    let first = log.join_group(&request("", "stayer", Duration::from_mins(1)))?;
     log.sync_group(
         "g",
         &first.member_id,
@@ -42,7 +42,7 @@ fn form_group(log: &Log) -> TestResult<(String, String, i32)> {
                 Err(e) => return Err(e.into()),
             }
         }
-        let again = log.join_group(&request(&stayer, "stayer", Duration::from_secs(60)))?;
+        let again = log.join_group(&request(&stayer, "stayer", Duration::from_mins(1)))?;
         let leaver = leaver.join().map_err(|_| "joining thread panicked")??;
         assert_eq!(again.generation, leaver.generation);
         // Each syncs; the leader hands out the assignments.
@@ -83,7 +83,8 @@ fn check_after_reopen(log: &Log, stayer: &str, leaver: &str, generation: i32) ->
         &[(tp.clone(), OffsetAndMetadata::new(7))],
     )?;
     let committed = log.committed_offsets("g", Some(std::slice::from_ref(&tp)));
-    assert_eq!(committed[0].1.as_ref().map(|o| o.offset), Some(7));
+    let first = committed.first().and_then(|(_, o)| o.as_ref());
+    assert_eq!(first.map(|o| o.offset), Some(7));
     log.heartbeat_group("g", stayer, generation)?;
 
     // The leaver never heartbeats: once its session passes, the stayer's heartbeat tells it
@@ -98,7 +99,7 @@ fn check_after_reopen(log: &Log, stayer: &str, leaver: &str, generation: i32) ->
     let d = log.describe_group("g")?;
     let ids: Vec<&str> = d.members.iter().map(|m| m.member_id.as_str()).collect();
     assert_eq!(ids, vec![stayer]);
-    let again = log.join_group(&request(stayer, "stayer", Duration::from_secs(60)))?;
+    let again = log.join_group(&request(stayer, "stayer", Duration::from_mins(1)))?;
     assert_eq!(again.member_id, stayer);
     assert_eq!(again.generation, generation + 1);
     Ok(())
