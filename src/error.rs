@@ -83,6 +83,21 @@ pub enum Error {
         max: usize,
     },
 
+    /// A record's CreateTime timestamp lies outside the window the topic's
+    /// `message.timestamp.before.max.ms` / `after.max.ms` (or `difference.max.ms`) allow around
+    /// the broker's clock; the whole batch is refused, as Kafka refuses it.
+    #[error(
+        "record timestamp {timestamp} is out of range: the topic accepts timestamps from {earliest} to {latest} now"
+    )]
+    InvalidTimestamp {
+        /// The refused record's timestamp, in ms since the Unix epoch.
+        timestamp: i64,
+        /// The earliest timestamp accepted at the time of the append.
+        earliest: i64,
+        /// The latest timestamp accepted at the time of the append.
+        latest: i64,
+    },
+
     /// No topic of that name exists.
     #[error("topic '{topic}' does not exist")]
     TopicNotFound {
@@ -349,6 +364,15 @@ impl Error {
                 max: *max,
             },
             Error::Closed { what } => Error::Closed { what },
+            Error::InvalidTimestamp {
+                timestamp,
+                earliest,
+                latest,
+            } => Error::InvalidTimestamp {
+                timestamp: *timestamp,
+                earliest: *earliest,
+                latest: *latest,
+            },
             other => Error::InvalidBatch {
                 reason: format!("the batch failed: {other}"),
             },
@@ -364,6 +388,7 @@ impl Error {
             Error::TopicNotFound { .. } | Error::PartitionNotFound { .. } => 3, // UNKNOWN_TOPIC_OR_PARTITION
             Error::RecordTooLarge { .. } => 10,                                 // MESSAGE_TOO_LARGE
             Error::InvalidTopicName { .. } => 17, // INVALID_TOPIC_EXCEPTION
+            Error::InvalidTimestamp { .. } => 32, // INVALID_TIMESTAMP
             Error::StaleMember { reason, .. } if reason.contains("generation") => 22, // ILLEGAL_GENERATION
             Error::StaleMember { .. } => 25, // UNKNOWN_MEMBER_ID
             Error::RebalanceInProgress { .. } => 27, // REBALANCE_IN_PROGRESS

@@ -1859,5 +1859,89 @@ fn write_old_version_fuzz_seeds() -> TestResult {
         0,
         Body::default().i32(1).str("gone").i32(1000),
     )?;
+
+// CreateTopics with the settings deployment scripts send
+
+fn create_topic_request(
+    name: &str,
+    replication_factor: i16,
+    configs: &[(&str, &str)],
+) -> kafka_protocol::messages::CreateTopicsRequest {
+    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+    let mut t = CreatableTopic::default();
+    t.name = TopicName(StrBytes::from_string(name.to_owned()));
+    t.num_partitions = 1;
+    t.replication_factor = replication_factor;
+    t.configs = configs
+        .iter()
+        .map(|(k, v)| {
+            let mut c = CreatableTopicConfig::default();
+            c.name = StrBytes::from_string((*k).to_owned());
+            c.value = Some(StrBytes::from_string((*v).to_owned()));
+            c
+        })
+        .collect();
+    let mut req = kafka_protocol::messages::CreateTopicsRequest::default();
+    req.topics = vec![t];
+    req.timeout_ms = 1000;
+    req
+}
+
+fn create_topic_code(
+    broker: &Broker,
+    name: &str,
+    replication_factor: i16,
+    configs: &[(&str, &str)],
+) -> TestResult<i16> {
+    let resp: kafka_protocol::messages::CreateTopicsResponse = call(
+        broker,
+        ApiKey::CreateTopics,
+        5,
+        &create_topic_request(name, replication_factor, configs),
+    )?;
+    Ok(resp.topics[0].error_code)
+}
+
+#[test]
+fn create_topics_takes_deployment_settings_and_enforces_timestamp_bounds() -> TestResult {
+    let s = Server::start()?;
+    let settings = [
+        ("min.insync.replicas", "2"),
+        ("unclean.leader.election.enable", "false"),
+        ("preallocate", "true"),
+        ("message.downconversion.enable", "true"),
+        ("remote.storage.enable", "false"),
+        ("local.retention.ms", "-2"),
+        ("follower.replication.throttled.replicas", ""),
+        ("message.timestamp.difference.max.ms", "3600000"),
+    ];
+    assert_eq!(create_topic_code(&s.broker, "t", 1, &settings)?, 0);
+    let config = s.log().describe_topic("t")?.config.to_properties();
+    assert_eq!(config["min.insync.replicas"], "2");
+    assert_eq!(config["preallocate"], "true");
+    // Kafka's refusals stay: an unknown name, a bad value, more than one replica.
+    assert_eq!(
+        create_topic_code(&s.broker, "u", 1, &[("min.insync.replica", "2")])?,
+        40,
+        "INVALID_CONFIG"
+    );
+    assert_eq!(
+        create_topic_code(&s.broker, "u", 1, &[("min.insync.replicas", "0")])?,
+        40,
+        "INVALID_CONFIG"
+    );
+    assert_eq!(
+        create_topic_code(&s.broker, "u", 3, &settings)?,
+        38,
+        "INVALID_REPLICATION_FACTOR"
+    );
+    // The helper's batches carry a 2023 timestamp: out of the topic's one-hour window.
+    let old = batch(Compression::None, &[(None, "v")])?;
+    assert_eq!(
+        produce_code(&s.broker, "t", &old)?.0,
+        32,
+        "INVALID_TIMESTAMP"
+    );
+    assert_eq!(s.log().partition("t", 0)?.log_end_offset(), 0);
     Ok(())
 }

@@ -128,6 +128,60 @@ impl Group {
         }
     }
 
+    /// The group as its last metadata record left it, for a log that reopens (Kafka's group
+    /// load): the members come back with fresh session deadlines, so one that returns within
+    /// its session timeout keeps its id and generation and its commits succeed; one that does
+    /// not is expired as if it had stopped heartbeating, and the group rebalances. In-process
+    /// consumers are not restored: they ended with the process that ran them. A record
+    /// written after the leader's assignment restores a stable group; one written when a join
+    /// round completed restores the group waiting for that assignment. `None` for a group
+    /// without members (its generation is restored from the offsets store on first use).
+    fn restore(meta: GroupMetadata, now: Instant) -> Option<Group> {
+        if meta.members.is_empty() {
+            return None;
+        }
+        let protocol = meta.protocol.clone().unwrap_or_default();
+        let assigned = meta.members.iter().any(|m| !m.assignment.is_empty());
+        let ms = |v: i32| Duration::from_millis(u64::try_from(v).unwrap_or(0));
+        let members: BTreeMap<String, Member> = meta
+            .members
+            .into_iter()
+            .filter(|m| m.client_host != IN_PROCESS_HOST)
+            .map(|m| {
+                let member = Member {
+                    client_id: m.client_id,
+                    protocols: vec![(protocol.clone(), m.subscription)],
+                    session_timeout: ms(m.session_timeout_ms),
+                    rebalance_timeout: ms(m.rebalance_timeout_ms),
+                    last_heartbeat: now,
+                    last_poll: now,
+                    joined: true,
+                    join_generation: meta.generation,
+                    assignment: assigned.then_some(m.assignment),
+                    notifier: None,
+                    liveness: None,
+                };
+                (m.member_id, member)
+            })
+            .collect();
+        if members.is_empty() {
+            return None;
+        }
+        Some(Group {
+            state: if assigned {
+                GroupState::Stable
+            } else {
+                GroupState::CompletingRebalance
+            },
+            generation: meta.generation,
+            protocol_type: Some(meta.protocol_type),
+            protocol: meta.protocol,
+            leader: meta.leader,
+            members,
+            rebalance_deadline: now,
+        })
+    }
+
     fn start_rebalance(&mut self) {
         self.state = GroupState::PreparingRebalance;
         let timeout = self
@@ -201,6 +255,12 @@ pub(crate) struct Coordinator {
     next_member: AtomicU64,
 }
 
+/// The `client_host` a metadata record gives an in-process consumer: such a member ends with
+/// its process, so a reopened log does not restore it.
+const IN_PROCESS_HOST: &str = "in-process";
+/// The `client_host` of a member outside the process (the adapters do not say where from).
+const REMOTE_HOST: &str = "remote";
+
 /// How long a blocked call sleeps between checks of deadlines.
 const CHECK_EVERY: Duration = Duration::from_millis(50);
 
@@ -214,9 +274,17 @@ fn stale(group: &str, member: &str, generation: i32, reason: &str) -> Error {
 }
 
 impl Coordinator {
+    /// The coordinator of `offsets`' groups, with the members their last metadata records
+    /// name restored (see [`Group::restore`]).
     pub(crate) fn new(offsets: OffsetStore) -> Coordinator {
+        let now = Instant::now();
+        let groups = offsets
+            .take_loaded()
+            .into_iter()
+            .filter_map(|(name, meta)| Some((name, Group::restore(meta, now)?)))
+            .collect();
         Coordinator {
-            groups: Mutex::new(HashMap::new()),
+            groups: Mutex::new(groups),
             changed: Condvar::new(),
             offsets,
             next_member: AtomicU64::new(1),
@@ -237,7 +305,12 @@ impl Coordinator {
                     member_id: id.clone(),
                     group_instance_id: None,
                     client_id: m.client_id.clone(),
-                    client_host: "in-process".into(),
+                    client_host: if m.liveness.is_some() {
+                        IN_PROCESS_HOST
+                    } else {
+                        REMOTE_HOST
+                    }
+                    .into(),
                     rebalance_timeout_ms: m.rebalance_timeout.as_millis().min(i32::MAX as u128)
                         as i32,
                     session_timeout_ms: m.session_timeout.as_millis().min(i32::MAX as u128) as i32,

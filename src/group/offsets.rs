@@ -43,6 +43,9 @@ type GroupOffsets = BTreeMap<TopicPartition, OffsetAndMetadata>;
 struct State {
     offsets: BTreeMap<String, GroupOffsets>,
     generations: HashMap<String, i32>,
+    /// Each group's latest metadata record as the load found it (members included), until
+    /// the coordinator takes it to restore the members; later records do not update it.
+    loaded: HashMap<String, GroupMetadata>,
 }
 
 /// The offsets store.
@@ -163,6 +166,12 @@ impl OffsetStore {
         Ok(())
     }
 
+    /// The groups' metadata as the load found it (taken once, by the coordinator, to restore
+    /// the members each group had when the log last wrote it).
+    pub(crate) fn take_loaded(&self) -> HashMap<String, GroupMetadata> {
+        std::mem::take(&mut self.state.lock().loaded)
+    }
+
     pub(crate) fn generation(&self, group: &str) -> i32 {
         self.state
             .lock()
@@ -253,10 +262,12 @@ fn apply(state: &mut State, key: &OffsetsKey, value: Option<&[u8]>) {
         OffsetsKey::Group(g) => match value.map(GroupMetadata::decode) {
             Some(Ok(m)) => {
                 state.generations.insert(g.clone(), m.generation);
+                state.loaded.insert(g.clone(), m);
             }
             Some(Err(_)) => {}
             None => {
                 state.generations.remove(g);
+                state.loaded.remove(g);
             }
         },
     }

@@ -17,7 +17,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::io::{open_append, ops};
 use crate::record::TimestampType;
 use crate::record::batch::{
-    BatchHeader, stamp_base_offset, stamp_base_sequence, stamp_log_append_time,
+    BatchHeader, BatchRef, stamp_base_offset, stamp_base_sequence, stamp_log_append_time,
 };
 use crate::segment::index::{INDEX_ENTRY, IndexTracker, TIME_ENTRY};
 use crate::segment::writer::{Accountant, IndexBytes, RollLimits};
@@ -32,6 +32,8 @@ pub(crate) struct WriteLimits {
     flush_policy: FlushPolicy,
     segment_bytes: u32,
     segment_ms: u64,
+    /// How far before and after the clock CreateTime timestamps may lie, when bounded.
+    create_time_window: Option<(Option<u64>, Option<u64>)>,
 }
 
 impl WriteLimits {
@@ -42,6 +44,7 @@ impl WriteLimits {
             flush_policy: c.flush_policy,
             segment_bytes: c.segment_bytes,
             segment_ms: c.segment_ms,
+            create_time_window: c.create_time_window(),
         }
     }
 
@@ -57,7 +60,50 @@ impl WriteLimits {
         if self.timestamp_type == TimestampType::LogAppendTime {
             stamp_log_append_time(data, now_ms());
         }
-        BatchHeader::parse(data)
+        let header = BatchHeader::parse(data)?;
+        if let Some((before, after)) = self.create_time_window {
+            check_create_times(data, &header, before, after)?;
+        }
+        Ok(header)
+    }
+}
+
+/// Refuses a batch with a record timestamp more than `before` ms before the clock or more
+/// than `after` ms after it (Kafka's `INVALID_TIMESTAMP`); records without a timestamp (-1)
+/// pass, as in Kafka. The header's maximum settles the upper bound at once; the lower bound
+/// needs each record (a batch's first timestamp is not its smallest), so a bounded topic
+/// decodes every batch it is given, as Kafka's validation does. Unbounded topics never get
+/// here.
+fn check_create_times(
+    data: &[u8],
+    header: &BatchHeader,
+    before: Option<u64>,
+    after: Option<u64>,
+) -> Result<()> {
+    let now = now_ms();
+    let ms = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let earliest = before.map_or(i64::MIN, |b| now.saturating_sub(ms(b)));
+    let latest = after.map_or(i64::MAX, |a| now.saturating_add(ms(a)));
+    let refuse = |timestamp: i64| Error::InvalidTimestamp {
+        timestamp,
+        earliest,
+        latest,
+    };
+    if header.max_timestamp > latest {
+        return Err(refuse(header.max_timestamp));
+    }
+    if before.is_none() {
+        return Ok(());
+    }
+    let mut bad = None;
+    BatchRef::new(data)?.for_each_record(|r| {
+        if r.timestamp >= 0 && (r.timestamp < earliest || r.timestamp > latest) {
+            bad.get_or_insert(r.timestamp);
+        }
+    })?;
+    match bad {
+        Some(t) => Err(refuse(t)),
+        None => Ok(()),
     }
 }
 

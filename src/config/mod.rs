@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::record::{Compression, TimestampType};
 
+mod passive;
+
 /// When appended bytes are forced to stable storage, and so what an acknowledged append survives.
 ///
 /// | policy | acknowledged after | survives a process crash | survives power loss |
@@ -113,6 +115,33 @@ const MIN_SEGMENT_BYTES: u32 = 1024;
 const MIN_SEGMENT_INDEX_BYTES: u32 = 4096;
 
 /// Per-topic settings. Every field is also settable by its Kafka name through [`TopicConfig::set`].
+///
+/// # Kafka settings stored without effect
+///
+/// [`TopicConfig::set`] also accepts the rest of Kafka 3.9's documented topic settings, so that
+/// scripts and tools written for Kafka create topics unchanged. Each is checked against Kafka's
+/// type and range, persisted with the topic and reported by [`TopicConfig::to_properties`],
+/// and has no effect on this single embedded node:
+///
+/// | setting | why it has no effect |
+/// |---|---|
+/// | `min.insync.replicas`, `unclean.leader.election.enable`, `leader.replication.throttled.replicas`, `follower.replication.throttled.replicas` | one replica, always the leader and always in sync |
+/// | `remote.storage.enable`, `local.retention.ms`, `local.retention.bytes`, `remote.log.copy.disable`, `remote.log.delete.on.disable` | no tiered storage: every segment stays local under `retention.*` |
+/// | `message.downconversion.enable`, `message.format.version` | only the v2 record format is stored and served |
+/// | `compression.gzip.level`, `compression.lz4.level`, `compression.zstd.level` | batches the log compresses itself use each codec's default level |
+/// | `preallocate` | segment files grow as they are written |
+/// | `file.delete.delay.ms` | removed segments are deleted at once |
+/// | `max.compaction.lag.ms`, `segment.jitter.ms` | compaction and rolls follow the settings above only |
+///
+/// ```
+/// use topiclog::TopicConfig;
+/// let config = TopicConfig::new()
+///     .with("min.insync.replicas", "2")?
+///     .with("unclean.leader.election.enable", "false")?;
+/// assert_eq!(config.to_properties()["min.insync.replicas"], "2");
+/// assert!(TopicConfig::new().with("min.insync.replicas", "0").is_err());
+/// # Ok::<_, topiclog::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct TopicConfig {
@@ -140,6 +169,20 @@ pub struct TopicConfig {
     pub max_message_bytes: u32,
     /// `message.timestamp.type`: CreateTime (default) or LogAppendTime.
     pub timestamp_type: TimestampType,
+    /// `message.timestamp.before.max.ms`: under CreateTime, an append is refused with
+    /// [`Error::InvalidTimestamp`] when a record's timestamp lies more than this before the
+    /// broker's clock. `None` (Kafka's 9223372036854775807, the default) sets no bound; then
+    /// `message.timestamp.difference.max.ms` applies, as in Kafka.
+    #[serde(default)]
+    pub timestamp_before_max_ms: Option<u64>,
+    /// `message.timestamp.after.max.ms`: as `timestamp_before_max_ms`, for timestamps ahead of
+    /// the broker's clock. `None` (the default, Kafka 3.9's) sets no bound.
+    #[serde(default)]
+    pub timestamp_after_max_ms: Option<u64>,
+    /// `message.timestamp.difference.max.ms` (deprecated by Kafka for the two above): the bound
+    /// on both sides where they are unset. `None` (the default) sets none.
+    #[serde(default)]
+    pub timestamp_difference_max_ms: Option<u64>,
     /// `cleanup.policy`: delete (default), compact, or compact,delete.
     pub cleanup_policy: CleanupPolicy,
     /// `compression.type`: the codec batches are written with; `None` means Kafka's `producer`
@@ -153,6 +196,10 @@ pub struct TopicConfig {
     pub min_cleanable_dirty_ratio: f64,
     /// `min.compaction.lag.ms`: records younger than this are not compacted. Default 0.
     pub min_compaction_lag_ms: u64,
+    /// The Kafka settings stored without effect (see the table above) that differ from
+    /// Kafka's default, by Kafka name, as [`TopicConfig::set`] normalized them.
+    #[serde(default)]
+    stored: BTreeMap<String, String>,
 }
 
 impl Default for TopicConfig {
@@ -166,12 +213,16 @@ impl Default for TopicConfig {
             retention_bytes: None,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             timestamp_type: TimestampType::CreateTime,
+            timestamp_before_max_ms: None,
+            timestamp_after_max_ms: None,
+            timestamp_difference_max_ms: None,
             cleanup_policy: CleanupPolicy::Delete,
             compression: None,
             flush_policy: FlushPolicy::Os,
             delete_retention_ms: 24 * 3600 * 1000,
             min_cleanable_dirty_ratio: 0.5,
             min_compaction_lag_ms: 0,
+            stored: BTreeMap::new(),
         }
     }
 }
@@ -186,6 +237,12 @@ const KEYS: &[(&str, &str)] = &[
     ("retention_bytes", "retention.bytes"),
     ("max_message_bytes", "max.message.bytes"),
     ("timestamp_type", "message.timestamp.type"),
+    ("timestamp_before_max_ms", "message.timestamp.before.max.ms"),
+    ("timestamp_after_max_ms", "message.timestamp.after.max.ms"),
+    (
+        "timestamp_difference_max_ms",
+        "message.timestamp.difference.max.ms",
+    ),
     ("cleanup_policy", "cleanup.policy"),
     ("compression", "compression.type"),
     ("flush_policy", "flush.policy"),
@@ -222,8 +279,24 @@ fn range_of(key: &str) -> Option<&'static str> {
         "retention_ms" | "retention_bytes" => "must be -1 (unlimited) or at least 0",
         "delete_retention_ms" | "min_compaction_lag_ms" => "must be at least 0",
         "min_cleanable_dirty_ratio" => "must lie between 0 and 1",
+        "timestamp_before_max_ms" | "timestamp_after_max_ms" | "timestamp_difference_max_ms" => {
+            "must be 0 to 9223372036854775807"
+        }
         _ => return None,
     })
+}
+
+/// Parses a timestamp bound: 0 to `i64::MAX`, which (Kafka's default) means no bound.
+fn parse_bound(field: &str, value: &str) -> Result<Option<u64>> {
+    let n: i64 = parse_num(field, value)?;
+    match n {
+        i64::MAX => Ok(None),
+        n if n >= 0 => Ok(Some(n as u64)),
+        _ => Err(Error::invalid_config(
+            field,
+            format!("{n} is out of range: must be 0 to 9223372036854775807"),
+        )),
+    }
 }
 
 /// Parses Kafka's "-1 means unlimited" convention.
@@ -247,12 +320,22 @@ impl TopicConfig {
 
     /// Sets one field by its topiclog name (`segment_bytes`) or Kafka name (`segment.bytes`).
     /// Also understands Kafka's `flush.messages` (1 means [`FlushPolicy::EveryBatch`]) and
-    /// `flush.ms`.
+    /// `flush.ms`, and stores the Kafka settings that have no effect on one node (see
+    /// [`TopicConfig`]).
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for an unknown key or a value that does not parse or is out of
     /// range.
     pub fn set(&mut self, key: &str, value: &str) -> Result<&mut Self> {
+        if let Some(setting) = passive::find(key) {
+            let v = setting.normalize(key, value)?;
+            if v == setting.default {
+                self.stored.remove(setting.name);
+            } else {
+                self.stored.insert(setting.name.to_string(), v);
+            }
+            return Ok(self);
+        }
         let name = KEYS
             .iter()
             .find(|(ours, kafka)| *ours == key || *kafka == key)
@@ -276,6 +359,11 @@ impl TopicConfig {
             "retention_ms" => self.retention_ms = parse_limit(key, v)?,
             "retention_bytes" => self.retention_bytes = parse_limit(key, v)?,
             "max_message_bytes" => self.max_message_bytes = parse_num(key, v)?,
+            "timestamp_before_max_ms" => self.timestamp_before_max_ms = parse_bound(key, v)?,
+            "timestamp_after_max_ms" => self.timestamp_after_max_ms = parse_bound(key, v)?,
+            "timestamp_difference_max_ms" => {
+                self.timestamp_difference_max_ms = parse_bound(key, v)?;
+            }
             "timestamp_type" => {
                 self.timestamp_type = match v.to_ascii_lowercase().as_str() {
                     "createtime" | "create_time" => TimestampType::CreateTime,
@@ -424,6 +512,23 @@ impl TopicConfig {
         Ok(())
     }
 
+    /// How far before and after the broker's clock a CreateTime record's timestamp may lie
+    /// (`None`: no bound on that side), Kafka's rule: `message.timestamp.before.max.ms` and
+    /// `after.max.ms` where set, else `message.timestamp.difference.max.ms`. `None` when neither
+    /// side is bounded or the topic stamps LogAppendTime, whose timestamps are the broker's.
+    pub(crate) fn create_time_window(&self) -> Option<(Option<u64>, Option<u64>)> {
+        if self.timestamp_type == TimestampType::LogAppendTime {
+            return None;
+        }
+        let before = self
+            .timestamp_before_max_ms
+            .or(self.timestamp_difference_max_ms);
+        let after = self
+            .timestamp_after_max_ms
+            .or(self.timestamp_difference_max_ms);
+        (before.is_some() || after.is_some()).then_some((before, after))
+    }
+
     /// The config as Kafka-named `key=value` pairs (what is persisted with the topic).
     pub fn to_properties(&self) -> BTreeMap<&'static str, String> {
         let limit = |v: Option<u64>| v.map_or_else(|| "-1".to_string(), |n| n.to_string());
@@ -445,6 +550,27 @@ impl TopicConfig {
                 TimestampType::LogAppendTime => "LogAppendTime".into(),
             },
         );
+        let bound = |v: Option<u64>| v.map_or_else(|| i64::MAX.to_string(), |n| n.to_string());
+        m.insert(
+            "message.timestamp.before.max.ms",
+            bound(self.timestamp_before_max_ms),
+        );
+        m.insert(
+            "message.timestamp.after.max.ms",
+            bound(self.timestamp_after_max_ms),
+        );
+        m.insert(
+            "message.timestamp.difference.max.ms",
+            bound(self.timestamp_difference_max_ms),
+        );
+        for s in passive::STORED {
+            let v = self
+                .stored
+                .get(s.name)
+                .cloned()
+                .unwrap_or_else(|| s.default.to_string());
+            m.insert(s.name, v);
+        }
         m.insert(
             "cleanup.policy",
             match self.cleanup_policy {
