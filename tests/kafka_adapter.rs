@@ -1859,7 +1859,10 @@ fn write_old_version_fuzz_seeds() -> TestResult {
         0,
         Body::default().i32(1).str("gone").i32(1000),
     )?;
+    Ok(())
+}
 
+// ---------------------------------------------------------------------------------------
 // CreateTopics with the settings deployment scripts send
 
 fn create_topic_request(
