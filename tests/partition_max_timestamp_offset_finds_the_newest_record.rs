@@ -24,7 +24,11 @@ fn the_first_record_with_the_largest_timestamp_wins() -> TestResult {
         p.append(&[at(2_000 + i)])?;
     }
     p.append(&[at(90_000)])?; // offset 83: a tie, later
-    let segments = log.describe_topic("t")?.partitions.first().map(|d| d.segments);
+    let segments = log
+        .describe_topic("t")?
+        .partitions
+        .first()
+        .map(|d| d.segments);
     assert!(segments > Some(3), "{segments:?}");
     assert_eq!(p.max_timestamp_offset()?, Some((41, 90_000)));
     Ok(())
