@@ -1,5 +1,5 @@
-//! Group admin on [`Log`]: list, describe, reset and delete consumer groups (what Kafka's
-//! `kafka-consumer-groups.sh` does against a broker).
+//! Group admin on [`Log`]: list, describe, reset and delete consumer groups, and delete some
+//! of a group's offsets (what Kafka's `kafka-consumer-groups.sh` does against a broker).
 
 use crate::error::{Error, Result};
 use crate::group::coordinator::{GroupState, MemberDescription};
