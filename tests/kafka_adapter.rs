@@ -1743,4 +1743,112 @@ mod admin_apis {
         assert_eq!(ask()?, (0, 1, 9_000));
         Ok(())
     }
+
+    /// Adds the admin APIs' seeds to the `kafka_frame` fuzz target's corpus (one valid
+    /// request each; `fuzz_seed_frames_are_answered` replays them). Run with
+    /// `cargo test --test kafka_adapter -- --ignored write_admin_fuzz_seeds`.
+    #[test]
+    #[ignore = "adds to fuzz/corpus/kafka_frame"]
+    fn write_admin_fuzz_seeds() -> TestResult {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/kafka_frame");
+        std::fs::create_dir_all(&dir)?;
+        let write = |name: &str, f: Bytes| std::fs::write(dir.join(name), &f);
+        let mut lg = ListGroupsRequest::default();
+        lg.states_filter = vec![name("Stable")];
+        write("list-groups-v5", frame(ApiKey::ListGroups, 5, 1, &lg)?)?;
+        let mut dg = DescribeGroupsRequest::default();
+        dg.groups = vec![GroupId(name("g"))];
+        write(
+            "describe-groups-v5",
+            frame(ApiKey::DescribeGroups, 5, 1, &dg)?,
+        )?;
+        let mut del = DeleteGroupsRequest::default();
+        del.groups_names = vec![GroupId(name("g"))];
+        write("delete-groups-v2", frame(ApiKey::DeleteGroups, 2, 1, &del)?)?;
+        let od = offset_delete_request("g", &[("fuzz", 0)]);
+        write("offset-delete-v0", frame(ApiKey::OffsetDelete, 0, 1, &od)?)?;
+        let mut res = describe_configs_request::DescribeConfigsResource::default();
+        res.resource_type = 2;
+        res.resource_name = name("fuzz");
+        let mut broker_res = describe_configs_request::DescribeConfigsResource::default();
+        broker_res.resource_type = 4;
+        broker_res.resource_name = name("0");
+        let mut dc = DescribeConfigsRequest::default();
+        dc.resources = vec![res, broker_res];
+        dc.include_synonyms = true;
+        write(
+            "describe-configs-v4",
+            frame(ApiKey::DescribeConfigs, 4, 1, &dc)?,
+        )?;
+        let mut c = alter_configs_request::AlterableConfig::default();
+        c.name = name("retention.ms");
+        c.value = Some(name("60000"));
+        let mut ar = alter_configs_request::AlterConfigsResource::default();
+        ar.resource_type = 2;
+        ar.resource_name = name("other");
+        ar.configs = vec![c];
+        let mut ac = AlterConfigsRequest::default();
+        ac.resources = vec![ar];
+        write("alter-configs-v2", frame(ApiKey::AlterConfigs, 2, 1, &ac)?)?;
+        let mut ic = incremental_alter_configs_request::AlterableConfig::default();
+        ic.name = name("cleanup.policy");
+        ic.config_operation = 2;
+        ic.value = Some(name("compact"));
+        let mut ir = incremental_alter_configs_request::AlterConfigsResource::default();
+        ir.resource_type = 2;
+        ir.resource_name = name("other");
+        ir.configs = vec![ic];
+        let mut inc = IncrementalAlterConfigsRequest::default();
+        inc.resources = vec![ir];
+        inc.validate_only = true;
+        write(
+            "incremental-alter-configs-v1",
+            frame(ApiKey::IncrementalAlterConfigs, 1, 1, &inc)?,
+        )?;
+        let mut t = create_partitions_request::CreatePartitionsTopic::default();
+        t.name = TopicName(name("other"));
+        t.count = 2;
+        t.assignments = None;
+        let mut cp = CreatePartitionsRequest::default();
+        cp.topics = vec![t];
+        cp.validate_only = true;
+        write(
+            "create-partitions-v3",
+            frame(ApiKey::CreatePartitions, 3, 1, &cp)?,
+        )?;
+        let mut dp = delete_records_request::DeleteRecordsPartition::default();
+        dp.partition_index = 1;
+        dp.offset = 0;
+        let mut dt = delete_records_request::DeleteRecordsTopic::default();
+        dt.name = TopicName(name("fuzz"));
+        dt.partitions = vec![dp];
+        let mut dr = DeleteRecordsRequest::default();
+        dr.topics = vec![dt];
+        write(
+            "delete-records-v2",
+            frame(ApiKey::DeleteRecords, 2, 1, &dr)?,
+        )?;
+        write(
+            "describe-cluster-v1",
+            frame(
+                ApiKey::DescribeCluster,
+                1,
+                1,
+                &DescribeClusterRequest::default(),
+            )?,
+        )?;
+        let mut lp = list_offsets_request::ListOffsetsPartition::default();
+        lp.timestamp = -3;
+        let mut lt = list_offsets_request::ListOffsetsTopic::default();
+        lt.name = TopicName(name("fuzz"));
+        lt.partitions = vec![lp];
+        let mut lo = ListOffsetsRequest::default();
+        lo.replica_id = kafka_protocol::messages::BrokerId(-1);
+        lo.topics = vec![lt];
+        write(
+            "list-offsets-max-timestamp-v7",
+            frame(ApiKey::ListOffsets, 7, 1, &lo)?,
+        )?;
+        Ok(())
+    }
 }
