@@ -1347,6 +1347,9 @@ mod admin_apis {
         let req = offset_delete_request("nobody", &[("read", 0)]);
         let resp: OffsetDeleteResponse = call(&s.broker, ApiKey::OffsetDelete, 0, &req)?;
         assert_eq!(resp.error_code, 69, "GROUP_ID_NOT_FOUND");
+        let req = offset_delete_request("", &[("read", 0)]);
+        let resp: OffsetDeleteResponse = call(&s.broker, ApiKey::OffsetDelete, 0, &req)?;
+        assert_eq!(resp.error_code, 24, "INVALID_GROUP_ID");
         Ok(())
     }
 
@@ -1400,6 +1403,22 @@ mod admin_apis {
         assert_eq!(e["retention.ms"], ("60000".into(), 1, false));
         assert_eq!(e["segment.bytes"], ((1u32 << 30).to_string(), 5, false));
         assert_eq!(e["cleanup.policy"], ("delete".into(), 5, false));
+        let type_of = |key: &str| {
+            topic
+                .configs
+                .iter()
+                .find(|c| c.name.as_str() == key)
+                .map(|c| c.config_type)
+        };
+        // Kafka's config types: LONG 5, INT 3, LIST 7.
+        assert_eq!(
+            (
+                type_of("retention.ms"),
+                type_of("segment.bytes"),
+                type_of("cleanup.policy")
+            ),
+            (Some(5), Some(3), Some(7))
+        );
         let synonyms: Vec<String> = topic
             .configs
             .iter()
