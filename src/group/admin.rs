@@ -57,6 +57,13 @@ pub struct GroupDescription {
 }
 
 impl Log {
+    /// Whether `group` has committed offsets, a generation or live state: what
+    /// [`Log::list_groups`] lists, asked of one group without listing them all.
+    fn group_exists(&self, group: &str) -> bool {
+        let c = self.inner.coordinator();
+        c.offsets.knows(group) || c.is_live(group)
+    }
+
     /// Groups with committed offsets or live members, sorted.
     pub fn list_groups(&self) -> Vec<String> {
         let c = self.inner.coordinator();
@@ -90,7 +97,7 @@ impl Log {
     /// # Ok::<_, topiclog::Error>(())
     /// ```
     pub fn describe_group(&self, group: &str) -> Result<GroupDescription> {
-        if !self.list_groups().iter().any(|g| g == group) {
+        if !self.group_exists(group) {
             return Err(Error::GroupNotFound {
                 group: group.to_string(),
             });
@@ -202,7 +209,7 @@ impl Log {
         partitions: &[TopicPartition],
     ) -> Result<Vec<(TopicPartition, Result<()>)>> {
         self.inner.check_writable()?;
-        if !self.list_groups().iter().any(|g| g == group) {
+        if !self.group_exists(group) {
             return Err(Error::GroupNotFound {
                 group: group.to_string(),
             });
@@ -217,7 +224,7 @@ impl Log {
     /// [`Error::GroupNotEmpty`]; [`Error::GroupNotFound`]; I/O errors.
     pub fn delete_group(&self, group: &str) -> Result<usize> {
         self.inner.check_writable()?;
-        if !self.list_groups().iter().any(|g| g == group) {
+        if !self.group_exists(group) {
             return Err(Error::GroupNotFound {
                 group: group.to_string(),
             });

@@ -739,6 +739,11 @@ impl Coordinator {
         Ok(out)
     }
 
+    /// Whether the group has live state (members now or since the log opened).
+    pub(crate) fn is_live(&self, group: &str) -> bool {
+        self.groups.lock().contains_key(group)
+    }
+
     pub(crate) fn live_groups(&self) -> Vec<String> {
         self.groups.lock().keys().cloned().collect()
     }

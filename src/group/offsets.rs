@@ -185,6 +185,12 @@ impl OffsetStore {
             .unwrap_or_default()
     }
 
+    /// Whether the group has committed offsets or a generation.
+    pub(crate) fn knows(&self, group: &str) -> bool {
+        let st = self.state.lock();
+        st.offsets.contains_key(group) || st.generations.contains_key(group)
+    }
+
     pub(crate) fn groups(&self) -> Vec<String> {
         let st = self.state.lock();
         let mut g: Vec<String> = st.offsets.keys().cloned().collect();
