@@ -165,7 +165,9 @@ impl Broker {
         Some(r)
     }
 
-    /// Where a log-default value comes from: the server's options, or Kafka's default.
+    /// Where a log-default value comes from: the server's options (STATIC_BROKER_CONFIG), or
+    /// the library's built-in default (DEFAULT_CONFIG), which for some keys is not Kafka's
+    /// (`retention.ms` keeps records forever here).
     fn default_source(key: &str, value: &str) -> i8 {
         if TopicConfig::default()
             .to_properties()
