@@ -239,6 +239,17 @@ pub enum Error {
         group: String,
     },
 
+    /// The group's live members subscribe to the topic whose committed offsets a call would
+    /// delete (Kafka's `GROUP_SUBSCRIBED_TO_TOPIC`): they would lose their position while
+    /// consuming it.
+    #[error("group '{group}' has members subscribed to topic '{topic}'")]
+    GroupSubscribedToTopic {
+        /// The group id.
+        group: String,
+        /// The subscribed topic.
+        topic: String,
+    },
+
     /// No such group.
     #[error("group '{group}' does not exist")]
     GroupNotFound {
@@ -402,6 +413,7 @@ impl Error {
             Error::GroupNotEmpty { .. } => 68, // NON_EMPTY_GROUP
             Error::GroupNotFound { .. } => 69, // GROUP_ID_NOT_FOUND
             Error::UnsupportedCompression { .. } => 76, // UNSUPPORTED_COMPRESSION_TYPE
+            Error::GroupSubscribedToTopic { .. } => 86, // GROUP_SUBSCRIBED_TO_TOPIC
             Error::InvalidBatch { .. } | Error::KeyRequired { .. } => 87, // INVALID_RECORD
             // Kafka refuses produce to an internal topic with INVALID_TOPIC_EXCEPTION and
             // other changes to one with INVALID_REQUEST.

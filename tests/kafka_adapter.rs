@@ -1948,3 +1948,721 @@ fn create_topics_takes_deployment_settings_and_enforces_timestamp_bounds() -> Te
     assert_eq!(s.log().partition("t", 0)?.log_end_offset(), 0);
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------
+// Admin APIs: each served from the library, with Kafka's rules and error codes.
+
+mod admin_apis {
+    use super::*;
+    use kafka_protocol::messages::{
+        AlterConfigsRequest, AlterConfigsResponse, CreatePartitionsRequest,
+        CreatePartitionsResponse, DeleteGroupsRequest, DeleteGroupsResponse, DeleteRecordsRequest,
+        DeleteRecordsResponse, DescribeClusterRequest, DescribeClusterResponse,
+        DescribeConfigsRequest, DescribeConfigsResponse, DescribeGroupsRequest,
+        DescribeGroupsResponse, GroupId, IncrementalAlterConfigsRequest,
+        IncrementalAlterConfigsResponse, ListGroupsRequest, ListGroupsResponse,
+        OffsetDeleteRequest, OffsetDeleteResponse, alter_configs_request,
+        create_partitions_request, delete_records_request, describe_configs_request,
+        describe_configs_response::DescribeConfigsResult, incremental_alter_configs_request,
+        offset_delete_request,
+    };
+    use topiclog::{Assignment, Consumer, ConsumerConfig, OffsetAndMetadata};
+
+    fn name(s: &str) -> StrBytes {
+        StrBytes::from_string(s.to_owned())
+    }
+
+    /// An in-process member of `group` subscribed to `topic`, polled until it holds
+    /// `partitions` partitions (the group is then Stable).
+    fn member(log: &Log, group: &str, topic: &str, partitions: usize) -> TestResult<Consumer> {
+        let mut cfg = ConsumerConfig::group(group);
+        cfg.enable_auto_commit = false;
+        let mut c = log.consumer(cfg)?;
+        c.subscribe(&[topic])?;
+        for _ in 0..400 {
+            c.poll(Duration::from_millis(10))?;
+            if c.assignment().len() == partitions {
+                return Ok(c);
+            }
+        }
+        Err(format!("the member never got {partitions} partitions").into())
+    }
+
+    fn commit(log: &Log, group: &str, tps: &[(&str, i32, i64)]) -> TestResult {
+        let commits: Vec<_> = tps
+            .iter()
+            .map(|&(t, p, o)| (TopicPartition::new(t, p), OffsetAndMetadata::new(o)))
+            .collect();
+        log.commit_group_offsets(group, "", -1, &commits)?;
+        Ok(())
+    }
+
+    #[test]
+    fn list_groups_and_describe_groups_show_state_members_and_assignments() -> TestResult {
+        let s = Server::start()?;
+        s.log().create_topic("t", 2)?;
+        commit(s.log(), "idle", &[("t", 0, 1)])?;
+        let c = member(s.log(), "busy", "t", 2)?;
+
+        let mut req = ListGroupsRequest::default();
+        let resp: ListGroupsResponse = call(&s.broker, ApiKey::ListGroups, 5, &req)?;
+        let listed: Vec<(String, String, String, String)> = resp
+            .groups
+            .iter()
+            .map(|g| {
+                (
+                    g.group_id.0.to_string(),
+                    g.protocol_type.to_string(),
+                    g.group_state.to_string(),
+                    g.group_type.to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(resp.error_code, 0);
+        assert_eq!(
+            listed,
+            [
+                (
+                    "busy".into(),
+                    "consumer".into(),
+                    "Stable".into(),
+                    "classic".into()
+                ),
+                (
+                    "idle".into(),
+                    String::new(),
+                    "Empty".into(),
+                    "classic".into()
+                ),
+            ]
+        );
+        req.states_filter = vec![name("empty")];
+        let resp: ListGroupsResponse = call(&s.broker, ApiKey::ListGroups, 4, &req)?;
+        assert_eq!(resp.groups.len(), 1);
+        assert_eq!(resp.groups[0].group_id.0.as_str(), "idle");
+        // v0 has no state: every group is listed.
+        let resp: ListGroupsResponse = call(
+            &s.broker,
+            ApiKey::ListGroups,
+            0,
+            &ListGroupsRequest::default(),
+        )?;
+        assert_eq!(resp.groups.len(), 2);
+
+        let mut req = DescribeGroupsRequest::default();
+        req.groups = vec![GroupId(name("busy")), GroupId(name("nobody"))];
+        let resp: DescribeGroupsResponse = call(&s.broker, ApiKey::DescribeGroups, 5, &req)?;
+        let busy = &resp.groups[0];
+        assert_eq!(busy.error_code, 0);
+        assert_eq!(busy.group_state.as_str(), "Stable");
+        assert_eq!(busy.protocol_type.as_str(), "consumer");
+        assert!(!busy.protocol_data.is_empty());
+        assert_eq!(busy.members.len(), 1);
+        let assigned = Assignment::decode(&busy.members[0].member_assignment)?.partitions;
+        assert_eq!(assigned.len(), 2);
+        assert_eq!(
+            topiclog::Subscription::decode(&busy.members[0].member_metadata)?.topics,
+            ["t"]
+        );
+        // Kafka describes a group it does not know as Dead, without an error.
+        assert_eq!(resp.groups[1].error_code, 0);
+        assert_eq!(resp.groups[1].group_state.as_str(), "Dead");
+        c.close()?;
+        Ok(())
+    }
+
+    #[test]
+    fn delete_groups_refuses_a_group_with_members_and_deletes_an_empty_one() -> TestResult {
+        let s = Server::start()?;
+        s.log().create_topic("t", 1)?;
+        commit(s.log(), "g", &[("t", 0, 3)])?;
+        let c = member(s.log(), "g", "t", 1)?;
+        let mut req = DeleteGroupsRequest::default();
+        req.groups_names = vec![GroupId(name("g")), GroupId(name("nobody"))];
+        let resp: DeleteGroupsResponse = call(&s.broker, ApiKey::DeleteGroups, 2, &req)?;
+        assert_eq!(resp.results[0].error_code, 68, "NON_EMPTY_GROUP");
+        assert_eq!(resp.results[1].error_code, 69, "GROUP_ID_NOT_FOUND");
+        assert!(s.log().list_groups().contains(&"g".to_owned()));
+        c.close()?;
+        let resp: DeleteGroupsResponse = call(&s.broker, ApiKey::DeleteGroups, 0, &req)?;
+        assert_eq!(resp.results[0].error_code, 0);
+        assert!(!s.log().list_groups().contains(&"g".to_owned()));
+        assert_eq!(
+            s.log().committed_offsets("g", None),
+            Vec::<(TopicPartition, Option<OffsetAndMetadata>)>::new()
+        );
+        Ok(())
+    }
+
+    fn offset_delete_request(group: &str, topics: &[(&str, i32)]) -> OffsetDeleteRequest {
+        let mut req = OffsetDeleteRequest::default();
+        req.group_id = GroupId(name(group));
+        for &(t, p) in topics {
+            let mut pr = offset_delete_request::OffsetDeleteRequestPartition::default();
+            pr.partition_index = p;
+            let mut tr = offset_delete_request::OffsetDeleteRequestTopic::default();
+            tr.name = TopicName(name(t));
+            tr.partitions = vec![pr];
+            req.topics.push(tr);
+        }
+        req
+    }
+
+    #[test]
+    fn offset_delete_refuses_a_subscribed_topic_and_deletes_the_others() -> TestResult {
+        let s = Server::start()?;
+        s.log().create_topic("read", 1)?;
+        s.log().create_topic("old", 1)?;
+        commit(s.log(), "g", &[("read", 0, 1), ("old", 0, 2)])?;
+        let c = member(s.log(), "g", "read", 1)?;
+        let req = offset_delete_request("g", &[("read", 0), ("old", 0), ("missing", 0)]);
+        let resp: OffsetDeleteResponse = call(&s.broker, ApiKey::OffsetDelete, 0, &req)?;
+        assert_eq!(resp.error_code, 0);
+        let codes: Vec<(String, i16)> = resp
+            .topics
+            .iter()
+            .map(|t| (t.name.0.to_string(), t.partitions[0].error_code))
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                ("read".to_owned(), 86), // GROUP_SUBSCRIBED_TO_TOPIC
+                ("old".to_owned(), 0),
+                ("missing".to_owned(), 3), // UNKNOWN_TOPIC_OR_PARTITION
+            ]
+        );
+        let left: Vec<String> = s
+            .log()
+            .committed_offsets("g", None)
+            .into_iter()
+            .map(|(tp, _)| tp.topic)
+            .collect();
+        assert_eq!(left, ["read"]);
+        c.close()?;
+        let req = offset_delete_request("nobody", &[("read", 0)]);
+        let resp: OffsetDeleteResponse = call(&s.broker, ApiKey::OffsetDelete, 0, &req)?;
+        assert_eq!(resp.error_code, 69, "GROUP_ID_NOT_FOUND");
+        let req = offset_delete_request("", &[("read", 0)]);
+        let resp: OffsetDeleteResponse = call(&s.broker, ApiKey::OffsetDelete, 0, &req)?;
+        assert_eq!(resp.error_code, 24, "INVALID_GROUP_ID");
+        Ok(())
+    }
+
+    fn describe_configs(
+        s: &Server,
+        resource_type: i8,
+        resource: &str,
+        keys: Option<&[&str]>,
+    ) -> TestResult<DescribeConfigsResult> {
+        let mut res = describe_configs_request::DescribeConfigsResource::default();
+        res.resource_type = resource_type;
+        res.resource_name = name(resource);
+        res.configuration_keys = keys.map(|k| k.iter().map(|k| name(k)).collect());
+        let mut req = DescribeConfigsRequest::default();
+        req.resources = vec![res];
+        req.include_synonyms = true;
+        let resp: DescribeConfigsResponse = call(&s.broker, ApiKey::DescribeConfigs, 4, &req)?;
+        Ok(resp.results.into_iter().next().ok_or("no result")?)
+    }
+
+    /// name -> (value, source, read-only)
+    fn entries(r: &DescribeConfigsResult) -> BTreeMap<String, (String, i8, bool)> {
+        r.configs
+            .iter()
+            .map(|c| {
+                (
+                    c.name.to_string(),
+                    (
+                        c.value
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .unwrap_or_default(),
+                        c.config_source,
+                        c.read_only,
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn describe_configs_answers_for_a_topic_and_for_the_broker() -> TestResult {
+        let s = Server::start()?;
+        s.log()
+            .create_topic_with("t", 1, TopicConfig::new().with("retention.ms", "60000")?)?;
+
+        let topic = describe_configs(&s, 2, "t", None)?;
+        assert_eq!(topic.error_code, 0);
+        let e = entries(&topic);
+        // Set on the topic: TOPIC_CONFIG (1); left at Kafka's default: DEFAULT_CONFIG (5).
+        assert_eq!(e["retention.ms"], ("60000".into(), 1, false));
+        assert_eq!(e["segment.bytes"], ((1u32 << 30).to_string(), 5, false));
+        assert_eq!(e["cleanup.policy"], ("delete".into(), 5, false));
+        let type_of = |key: &str| {
+            topic
+                .configs
+                .iter()
+                .find(|c| c.name.as_str() == key)
+                .map(|c| c.config_type)
+        };
+        // Kafka's config types: LONG 5, INT 3, LIST 7.
+        assert_eq!(
+            (
+                type_of("retention.ms"),
+                type_of("segment.bytes"),
+                type_of("cleanup.policy")
+            ),
+            (Some(5), Some(3), Some(7))
+        );
+        let synonyms: Vec<String> = topic
+            .configs
+            .iter()
+            .find(|c| c.name.as_str() == "retention.ms")
+            .ok_or("no retention.ms")?
+            .synonyms
+            .iter()
+            .map(|y| y.name.to_string())
+            .collect();
+        assert_eq!(synonyms, ["retention.ms", "log.retention.ms"]);
+        let some = describe_configs(&s, 2, "t", Some(&["cleanup.policy", "no.such.key"]))?;
+        assert_eq!(
+            entries(&some).keys().collect::<Vec<_>>(),
+            ["cleanup.policy"]
+        );
+        assert_eq!(describe_configs(&s, 2, "missing", None)?.error_code, 3);
+
+        let broker = describe_configs(&s, 4, "0", None)?;
+        assert_eq!(broker.error_code, 0);
+        let e = entries(&broker);
+        assert_eq!(e["broker.id"], ("0".into(), 4, true));
+        assert_eq!(e["log.retention.ms"].0, "-1");
+        assert_eq!(e["log.segment.bytes"].0, (1u32 << 30).to_string());
+        assert_eq!(e["message.max.bytes"].0, "1048588");
+        assert_eq!(e["num.partitions"].0, "1");
+        assert_eq!(
+            e["advertised.listeners"].0,
+            format!("PLAINTEXT://127.0.0.1:{}", s.addr.port())
+        );
+        // The cluster-wide dynamic defaults: none. Another broker id: INVALID_REQUEST.
+        let cluster = describe_configs(&s, 4, "", None)?;
+        assert_eq!((cluster.error_code, cluster.configs.len()), (0, 0));
+        assert_eq!(describe_configs(&s, 4, "7", None)?.error_code, 42);
+        Ok(())
+    }
+
+    fn incremental(
+        s: &Server,
+        topic: &str,
+        ops: &[(&str, i8, Option<&str>)],
+        validate_only: bool,
+    ) -> TestResult<i16> {
+        let mut res = incremental_alter_configs_request::AlterConfigsResource::default();
+        res.resource_type = 2;
+        res.resource_name = name(topic);
+        for &(k, op, v) in ops {
+            let mut c = incremental_alter_configs_request::AlterableConfig::default();
+            c.name = name(k);
+            c.config_operation = op;
+            c.value = v.map(name);
+            res.configs.push(c);
+        }
+        let mut req = IncrementalAlterConfigsRequest::default();
+        req.resources = vec![res];
+        req.validate_only = validate_only;
+        let resp: IncrementalAlterConfigsResponse =
+            call(&s.broker, ApiKey::IncrementalAlterConfigs, 1, &req)?;
+        Ok(resp.responses[0].error_code)
+    }
+
+    #[test]
+    fn incremental_alter_configs_sets_deletes_appends_and_refuses_bad_input() -> TestResult {
+        let s = Server::start()?;
+        s.log().create_topic("t", 1)?;
+        let config =
+            |s: &Server| -> TestResult<TopicConfig> { Ok(s.log().describe_topic("t")?.config) };
+
+        assert_eq!(
+            incremental(&s, "t", &[("retention.ms", 0, Some("5000"))], false)?,
+            0
+        );
+        assert_eq!(config(&s)?.retention_ms, Some(5000));
+        // Validate only: checked, not applied.
+        assert_eq!(
+            incremental(&s, "t", &[("retention.ms", 0, Some("7000"))], true)?,
+            0
+        );
+        assert_eq!(config(&s)?.retention_ms, Some(5000));
+        // DELETE goes back to the default.
+        assert_eq!(
+            incremental(&s, "t", &[("retention.ms", 1, None)], false)?,
+            0
+        );
+        assert_eq!(config(&s)?.retention_ms, None);
+        // APPEND and SUBTRACT on a LIST config.
+        assert_eq!(
+            incremental(&s, "t", &[("cleanup.policy", 2, Some("compact"))], false)?,
+            0
+        );
+        assert_eq!(
+            config(&s)?.cleanup_policy,
+            topiclog::CleanupPolicy::CompactDelete
+        );
+        assert_eq!(
+            incremental(&s, "t", &[("cleanup.policy", 3, Some("delete"))], false)?,
+            0
+        );
+        assert_eq!(config(&s)?.cleanup_policy, topiclog::CleanupPolicy::Compact);
+        // Refused, and nothing changes: APPEND to a non-list, a bad value, an unknown key
+        // (INVALID_CONFIG); a key twice (INVALID_REQUEST); an unknown topic.
+        let before = config(&s)?;
+        assert_eq!(
+            incremental(&s, "t", &[("retention.ms", 2, Some("1"))], false)?,
+            40
+        );
+        assert_eq!(
+            incremental(
+                &s,
+                "t",
+                &[
+                    ("retention.ms", 0, Some("1")),
+                    ("segment.bytes", 0, Some("no"))
+                ],
+                false
+            )?,
+            40
+        );
+        assert_eq!(
+            incremental(&s, "t", &[("no.such.key", 0, Some("1"))], false)?,
+            40
+        );
+        assert_eq!(
+            incremental(
+                &s,
+                "t",
+                &[("retention.ms", 0, Some("1")), ("retention.ms", 1, None)],
+                false
+            )?,
+            42
+        );
+        assert_eq!(config(&s)?, before);
+        assert_eq!(
+            incremental(&s, "missing", &[("retention.ms", 0, Some("1"))], false)?,
+            3
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn alter_configs_replaces_the_whole_set_of_a_topics_configs() -> TestResult {
+        let s = Server::start()?;
+        s.log()
+            .create_topic_with("t", 1, TopicConfig::new().with("retention.ms", "60000")?)?;
+        let alter = |configs: &[(&str, &str)]| -> TestResult<i16> {
+            let mut res = alter_configs_request::AlterConfigsResource::default();
+            res.resource_type = 2;
+            res.resource_name = name("t");
+            for &(k, v) in configs {
+                let mut c = alter_configs_request::AlterableConfig::default();
+                c.name = name(k);
+                c.value = Some(name(v));
+                res.configs.push(c);
+            }
+            let mut req = AlterConfigsRequest::default();
+            req.resources = vec![res];
+            let resp: AlterConfigsResponse = call(&s.broker, ApiKey::AlterConfigs, 2, &req)?;
+            Ok(resp.responses[0].error_code)
+        };
+        assert_eq!(alter(&[("cleanup.policy", "compact")])?, 0);
+        let c = s.log().describe_topic("t")?.config;
+        assert_eq!(c.cleanup_policy, topiclog::CleanupPolicy::Compact);
+        assert_eq!(
+            c.retention_ms, None,
+            "a key not given returns to its default"
+        );
+        assert_eq!(alter(&[("segment.bytes", "12")])?, 40);
+        assert_eq!(s.log().describe_topic("t")?.config, c);
+        Ok(())
+    }
+
+    fn create_partitions(
+        s: &Server,
+        topic: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> TestResult<i16> {
+        let mut t = create_partitions_request::CreatePartitionsTopic::default();
+        t.name = TopicName(name(topic));
+        t.count = count;
+        t.assignments = None; // as clients send it: the broker places the new partitions
+        let mut req = CreatePartitionsRequest::default();
+        req.topics = vec![t];
+        req.timeout_ms = 1000;
+        req.validate_only = validate_only;
+        let resp: CreatePartitionsResponse = call(&s.broker, ApiKey::CreatePartitions, 3, &req)?;
+        Ok(resp.results[0].error_code)
+    }
+
+    #[test]
+    fn create_partitions_only_increases() -> TestResult {
+        let s = Server::start()?;
+        s.log().create_topic("t", 1)?;
+        assert_eq!(create_partitions(&s, "t", 3, false)?, 0);
+        assert_eq!(s.log().partition_count("t")?, 3);
+        s.log().append("t", 2, &[Record::new("new partition")])?;
+        assert_eq!(create_partitions(&s, "t", 5, true)?, 0);
+        assert_eq!(
+            s.log().partition_count("t")?,
+            3,
+            "validate only changes nothing"
+        );
+        assert_eq!(
+            create_partitions(&s, "t", 2, false)?,
+            37,
+            "INVALID_PARTITIONS"
+        );
+        assert_eq!(
+            create_partitions(&s, "t", 3, false)?,
+            37,
+            "INVALID_PARTITIONS"
+        );
+        assert_eq!(s.log().partition_count("t")?, 3);
+        assert_eq!(create_partitions(&s, "missing", 2, false)?, 3);
+        // Replica assignments name broker 0 only, one per new partition.
+        let place = |brokers: &[Vec<i32>]| -> TestResult<i16> {
+            let mut t = create_partitions_request::CreatePartitionsTopic::default();
+            t.name = TopicName(name("t"));
+            t.count = 4;
+            t.assignments = Some(
+                brokers
+                    .iter()
+                    .map(|ids| {
+                        let mut a =
+                            create_partitions_request::CreatePartitionsAssignment::default();
+                        a.broker_ids = ids
+                            .iter()
+                            .map(|&i| kafka_protocol::messages::BrokerId(i))
+                            .collect();
+                        a
+                    })
+                    .collect(),
+            );
+            let mut req = CreatePartitionsRequest::default();
+            req.topics = vec![t];
+            let resp: CreatePartitionsResponse =
+                call(&s.broker, ApiKey::CreatePartitions, 1, &req)?;
+            Ok(resp.results[0].error_code)
+        };
+        assert_eq!(place(&[vec![1]])?, 39, "INVALID_REPLICA_ASSIGNMENT");
+        assert_eq!(
+            place(&[vec![0], vec![0]])?,
+            39,
+            "INVALID_REPLICA_ASSIGNMENT"
+        );
+        assert_eq!(place(&[vec![0]])?, 0);
+        assert_eq!(s.log().partition_count("t")?, 4);
+        Ok(())
+    }
+
+    #[test]
+    fn delete_records_moves_the_log_start_and_refuses_beyond_the_end() -> TestResult {
+        let s = Server::start()?;
+        s.log().create_topic("t", 1)?;
+        let p = s.log().partition("t", 0)?;
+        for i in 0..10 {
+            p.append(&[Record::new(format!("r{i}"))])?;
+        }
+        p.flush()?;
+        let delete = |offset: i64| -> TestResult<(i16, i64)> {
+            let mut dp = delete_records_request::DeleteRecordsPartition::default();
+            dp.partition_index = 0;
+            dp.offset = offset;
+            let mut dt = delete_records_request::DeleteRecordsTopic::default();
+            dt.name = TopicName(name("t"));
+            dt.partitions = vec![dp];
+            let mut req = DeleteRecordsRequest::default();
+            req.topics = vec![dt];
+            req.timeout_ms = 1000;
+            let resp: DeleteRecordsResponse = call(&s.broker, ApiKey::DeleteRecords, 2, &req)?;
+            let r = &resp.topics[0].partitions[0];
+            Ok((r.error_code, r.low_watermark))
+        };
+        assert_eq!(delete(4)?, (0, 4));
+        assert_eq!(p.log_start_offset(), 4);
+        assert_eq!(all_records(s.log(), "t", 0)?[0].offset, 4);
+        assert_eq!(delete(11)?, (1, -1), "OFFSET_OUT_OF_RANGE");
+        assert_eq!(p.log_start_offset(), 4);
+        assert_eq!(delete(-1)?, (0, 10), "-1 is the high watermark");
+        assert_eq!(p.log_start_offset(), 10);
+        Ok(())
+    }
+
+    #[test]
+    fn describe_cluster_gives_the_broker_metadata_gives() -> TestResult {
+        let s = Server::start()?;
+        let resp: DescribeClusterResponse = call(
+            &s.broker,
+            ApiKey::DescribeCluster,
+            1,
+            &DescribeClusterRequest::default(),
+        )?;
+        assert_eq!(resp.error_code, 0);
+        assert_eq!(resp.cluster_id.as_str(), "topiclog");
+        let b = &resp.brokers[0];
+        assert_eq!(
+            (b.broker_id.0, b.host.as_str(), b.port),
+            (0, "127.0.0.1", i32::from(s.addr.port()))
+        );
+        let mut m = MetadataRequest::default();
+        m.topics = Some(Vec::new());
+        let meta: MetadataResponse = call(&s.broker, ApiKey::Metadata, 12, &m)?;
+        assert_eq!(
+            meta.cluster_id.as_ref().map(StrBytes::as_str),
+            Some("topiclog")
+        );
+        assert_eq!(meta.brokers[0].host, b.host);
+        // Only the brokers endpoint is served here.
+        let mut req = DescribeClusterRequest::default();
+        req.endpoint_type = 2;
+        let resp: DescribeClusterResponse = call(&s.broker, ApiKey::DescribeCluster, 1, &req)?;
+        assert_eq!(resp.error_code, 114, "MISMATCHED_ENDPOINT_TYPE");
+        Ok(())
+    }
+
+    #[test]
+    fn list_offsets_max_timestamp_gives_the_newest_records_offset() -> TestResult {
+        let s = Server::start()?;
+        s.log().create_topic("t", 1)?;
+        let p = s.log().partition("t", 0)?;
+        let ask = || -> TestResult<(i16, i64, i64)> {
+            let mut lp = list_offsets_request::ListOffsetsPartition::default();
+            lp.timestamp = -3;
+            let mut lt = list_offsets_request::ListOffsetsTopic::default();
+            lt.name = TopicName(name("t"));
+            lt.partitions = vec![lp];
+            let mut req = ListOffsetsRequest::default();
+            req.replica_id = kafka_protocol::messages::BrokerId(-1);
+            req.topics = vec![lt];
+            let resp: ListOffsetsResponse = call(&s.broker, ApiKey::ListOffsets, 7, &req)?;
+            let r = &resp.topics[0].partitions[0];
+            Ok((r.error_code, r.offset, r.timestamp))
+        };
+        assert_eq!(ask()?, (0, -1, -1), "an empty partition");
+        p.append(&[
+            Record::new("a").timestamp(1_000),
+            Record::new("b").timestamp(9_000),
+            Record::new("c").timestamp(3_000),
+        ])?;
+        p.append(&[Record::new("d").timestamp(2_000)])?;
+        p.flush()?;
+        assert_eq!(ask()?, (0, 1, 9_000));
+        Ok(())
+    }
+
+    /// Adds the admin APIs' seeds to the `kafka_frame` fuzz target's corpus (one valid
+    /// request each; `fuzz_seed_frames_are_answered` replays them). Run with
+    /// `cargo test --test kafka_adapter -- --ignored write_admin_fuzz_seeds`.
+    #[test]
+    #[ignore = "adds to fuzz/corpus/kafka_frame"]
+    fn write_admin_fuzz_seeds() -> TestResult {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/kafka_frame");
+        std::fs::create_dir_all(&dir)?;
+        let write = |name: &str, f: Bytes| std::fs::write(dir.join(name), &f);
+        let mut lg = ListGroupsRequest::default();
+        lg.states_filter = vec![name("Stable")];
+        write("list-groups-v5", frame(ApiKey::ListGroups, 5, 1, &lg)?)?;
+        let mut dg = DescribeGroupsRequest::default();
+        dg.groups = vec![GroupId(name("g"))];
+        write(
+            "describe-groups-v5",
+            frame(ApiKey::DescribeGroups, 5, 1, &dg)?,
+        )?;
+        let mut del = DeleteGroupsRequest::default();
+        del.groups_names = vec![GroupId(name("g"))];
+        write("delete-groups-v2", frame(ApiKey::DeleteGroups, 2, 1, &del)?)?;
+        let od = offset_delete_request("g", &[("fuzz", 0)]);
+        write("offset-delete-v0", frame(ApiKey::OffsetDelete, 0, 1, &od)?)?;
+        let mut res = describe_configs_request::DescribeConfigsResource::default();
+        res.resource_type = 2;
+        res.resource_name = name("fuzz");
+        let mut broker_res = describe_configs_request::DescribeConfigsResource::default();
+        broker_res.resource_type = 4;
+        broker_res.resource_name = name("0");
+        let mut dc = DescribeConfigsRequest::default();
+        dc.resources = vec![res, broker_res];
+        dc.include_synonyms = true;
+        write(
+            "describe-configs-v4",
+            frame(ApiKey::DescribeConfigs, 4, 1, &dc)?,
+        )?;
+        let mut c = alter_configs_request::AlterableConfig::default();
+        c.name = name("retention.ms");
+        c.value = Some(name("60000"));
+        let mut ar = alter_configs_request::AlterConfigsResource::default();
+        ar.resource_type = 2;
+        ar.resource_name = name("other");
+        ar.configs = vec![c];
+        let mut ac = AlterConfigsRequest::default();
+        ac.resources = vec![ar];
+        write("alter-configs-v2", frame(ApiKey::AlterConfigs, 2, 1, &ac)?)?;
+        let mut ic = incremental_alter_configs_request::AlterableConfig::default();
+        ic.name = name("cleanup.policy");
+        ic.config_operation = 2;
+        ic.value = Some(name("compact"));
+        let mut ir = incremental_alter_configs_request::AlterConfigsResource::default();
+        ir.resource_type = 2;
+        ir.resource_name = name("other");
+        ir.configs = vec![ic];
+        let mut inc = IncrementalAlterConfigsRequest::default();
+        inc.resources = vec![ir];
+        inc.validate_only = true;
+        write(
+            "incremental-alter-configs-v1",
+            frame(ApiKey::IncrementalAlterConfigs, 1, 1, &inc)?,
+        )?;
+        let mut t = create_partitions_request::CreatePartitionsTopic::default();
+        t.name = TopicName(name("other"));
+        t.count = 2;
+        t.assignments = None;
+        let mut cp = CreatePartitionsRequest::default();
+        cp.topics = vec![t];
+        cp.validate_only = true;
+        write(
+            "create-partitions-v3",
+            frame(ApiKey::CreatePartitions, 3, 1, &cp)?,
+        )?;
+        let mut dp = delete_records_request::DeleteRecordsPartition::default();
+        dp.partition_index = 1;
+        dp.offset = 0;
+        let mut dt = delete_records_request::DeleteRecordsTopic::default();
+        dt.name = TopicName(name("fuzz"));
+        dt.partitions = vec![dp];
+        let mut dr = DeleteRecordsRequest::default();
+        dr.topics = vec![dt];
+        write(
+            "delete-records-v2",
+            frame(ApiKey::DeleteRecords, 2, 1, &dr)?,
+        )?;
+        write(
+            "describe-cluster-v1",
+            frame(
+                ApiKey::DescribeCluster,
+                1,
+                1,
+                &DescribeClusterRequest::default(),
+            )?,
+        )?;
+        let mut lp = list_offsets_request::ListOffsetsPartition::default();
+        lp.timestamp = -3;
+        let mut lt = list_offsets_request::ListOffsetsTopic::default();
+        lt.name = TopicName(name("fuzz"));
+        lt.partitions = vec![lp];
+        let mut lo = ListOffsetsRequest::default();
+        lo.replica_id = kafka_protocol::messages::BrokerId(-1);
+        lo.topics = vec![lt];
+        write(
+            "list-offsets-max-timestamp-v7",
+            frame(ApiKey::ListOffsets, 7, 1, &lo)?,
+        )?;
+        Ok(())
+    }
+}

@@ -40,6 +40,13 @@ use topiclog::{
 #[path = "old_versions.rs"]
 mod old_versions;
 
+// The admin APIs, in their own file beside this one.
+#[path = "admin.rs"]
+mod admin;
+
+/// The cluster id Metadata and DescribeCluster give.
+const CLUSTER_ID: &str = "topiclog";
+
 /// Kafka's error codes used here (`Error::kafka_error_code` maps the library's errors).
 mod code {
     pub const NONE: i16 = 0;
@@ -85,6 +92,16 @@ const SERVED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateTopics, 0, 7),
     (ApiKey::DeleteTopics, 0, 5),
     (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::DescribeCluster, 0, 1),
 ];
 
 /// A fetched topic: its partitions with fetch offset and partition byte limit.
@@ -244,6 +261,42 @@ impl Broker {
             ApiKey::OffsetCommit => serve!(OffsetCommitRequest, offset_commit),
             ApiKey::OffsetFetch => serve!(OffsetFetchRequest, offset_fetch),
             ApiKey::InitProducerId => serve!(InitProducerIdRequest, init_producer_id),
+            ApiKey::ListGroups => serve!(kafka_protocol::messages::ListGroupsRequest, list_groups),
+            ApiKey::DescribeGroups => serve!(
+                kafka_protocol::messages::DescribeGroupsRequest,
+                describe_groups
+            ),
+            ApiKey::DeleteGroups => {
+                serve!(kafka_protocol::messages::DeleteGroupsRequest, delete_groups)
+            }
+            ApiKey::OffsetDelete => {
+                serve!(kafka_protocol::messages::OffsetDeleteRequest, offset_delete)
+            }
+            ApiKey::DescribeConfigs => serve!(
+                kafka_protocol::messages::DescribeConfigsRequest,
+                describe_configs
+            ),
+            ApiKey::AlterConfigs => {
+                serve!(kafka_protocol::messages::AlterConfigsRequest, alter_configs)
+            }
+            ApiKey::IncrementalAlterConfigs => {
+                serve!(
+                    kafka_protocol::messages::IncrementalAlterConfigsRequest,
+                    incremental_alter_configs
+                )
+            }
+            ApiKey::CreatePartitions => serve!(
+                kafka_protocol::messages::CreatePartitionsRequest,
+                create_partitions
+            ),
+            ApiKey::DeleteRecords => serve!(
+                kafka_protocol::messages::DeleteRecordsRequest,
+                delete_records
+            ),
+            ApiKey::DescribeCluster => serve!(
+                kafka_protocol::messages::DescribeClusterRequest,
+                describe_cluster
+            ),
             _ => Reply::Close(format!("API {key:?} is not served")),
         }
     }
@@ -314,7 +367,7 @@ impl Broker {
     ) -> Option<MetadataResponse> {
         let mut r = MetadataResponse::default();
         r.brokers = vec![self.broker_entry()];
-        r.cluster_id = Some(sb("topiclog"));
+        r.cluster_id = Some(sb(CLUSTER_ID));
         r.controller_id = BrokerId(0);
         r.cluster_authorized_operations = i32::MIN;
         let all = match &req.topics {
@@ -606,6 +659,7 @@ impl Broker {
                     .and_then(|h| match p.timestamp {
                         -2 => Ok(Some((h.log_start_offset(), -1))),
                         -1 => Ok(Some((h.high_watermark(), -1))),
+                        -3 => h.max_timestamp_offset(),
                         ts if ts >= 0 => h.offset_for_timestamp(ts),
                         other => Err(Error::InvalidConfig {
                             field: "timestamp".into(),

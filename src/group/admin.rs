@@ -1,5 +1,5 @@
-//! Group admin on [`Log`]: list, describe, reset and delete consumer groups (what Kafka's
-//! `kafka-consumer-groups.sh` does against a broker).
+//! Group admin on [`Log`]: list, describe, reset and delete consumer groups, and delete some
+//! of a group's offsets (what Kafka's `kafka-consumer-groups.sh` does against a broker).
 
 use crate::error::{Error, Result};
 use crate::group::coordinator::{GroupState, MemberDescription};
@@ -44,6 +44,10 @@ pub struct GroupDescription {
     pub state: GroupState,
     /// Current generation.
     pub generation: i32,
+    /// The protocol type its members joined with (`consumer` for Kafka consumers); `None`
+    /// for a group known only by its committed offsets and generation (after a restart, or
+    /// offsets committed without joining).
+    pub protocol_type: Option<String>,
     /// The assignor in use.
     pub protocol: Option<String>,
     /// Live members.
@@ -53,6 +57,13 @@ pub struct GroupDescription {
 }
 
 impl Log {
+    /// Whether `group` has committed offsets, a generation or live state: what
+    /// [`Log::list_groups`] lists, asked of one group without listing them all.
+    fn group_exists(&self, group: &str) -> bool {
+        let c = self.inner.coordinator();
+        c.offsets.knows(group) || c.is_live(group)
+    }
+
     /// Groups with committed offsets or live members, sorted.
     pub fn list_groups(&self) -> Vec<String> {
         let c = self.inner.coordinator();
@@ -86,13 +97,14 @@ impl Log {
     /// # Ok::<_, topiclog::Error>(())
     /// ```
     pub fn describe_group(&self, group: &str) -> Result<GroupDescription> {
-        if !self.list_groups().iter().any(|g| g == group) {
+        if !self.group_exists(group) {
             return Err(Error::GroupNotFound {
                 group: group.to_string(),
             });
         }
         let c = self.inner.coordinator();
-        let (state, generation, protocol, members) = c.describe(group);
+        let live = c.describe(group);
+        let members = live.members;
         let mut parts: std::collections::BTreeSet<TopicPartition> =
             c.offsets.group_offsets(group).into_keys().collect();
         for m in &members {
@@ -122,9 +134,10 @@ impl Log {
             .collect();
         Ok(GroupDescription {
             group: group.to_string(),
-            state,
-            generation,
-            protocol,
+            state: live.state,
+            generation: live.generation,
+            protocol_type: live.protocol_type,
+            protocol: live.protocol,
             members,
             offsets,
         })
@@ -165,6 +178,45 @@ impl Log {
         Ok(out)
     }
 
+    /// Deletes a group's committed offsets of some partitions (Kafka's OffsetDelete), leaving
+    /// the rest. Refused per partition, with [`Error::GroupSubscribedToTopic`], for a topic
+    /// the group's live members subscribe to: they would lose their position while consuming
+    /// it. Partitions without a committed offset are answered `Ok` (nothing to delete). The
+    /// result has one entry per partition asked, in order.
+    ///
+    /// # Errors
+    /// [`Error::GroupNotFound`] for a group with neither offsets nor members;
+    /// [`Error::GroupNotEmpty`] when live members joined with a protocol type other than
+    /// `consumer` (their subscriptions cannot be read); [`Error::ReadOnly`]; I/O errors.
+    ///
+    /// ```
+    /// use topiclog::{Error, Log, OffsetAndMetadata, TopicPartition};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("old", 1)?;
+    /// log.create_topic("new", 1)?;
+    /// let (old, new) = (TopicPartition::new("old", 0), TopicPartition::new("new", 0));
+    /// let commits = [(old.clone(), OffsetAndMetadata::new(0)), (new.clone(), OffsetAndMetadata::new(0))];
+    /// log.commit_group_offsets("audit", "", -1, &commits)?; // a group with no members
+    /// let results = log.delete_group_offsets("audit", &[old.clone()])?;
+    /// assert!(results[0].1.is_ok());
+    /// assert_eq!(log.committed_offsets("audit", None), [(new, Some(commits[1].1.clone()))]);
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
+    pub fn delete_group_offsets(
+        &self,
+        group: &str,
+        partitions: &[TopicPartition],
+    ) -> Result<Vec<(TopicPartition, Result<()>)>> {
+        self.inner.check_writable()?;
+        if !self.group_exists(group) {
+            return Err(Error::GroupNotFound {
+                group: group.to_string(),
+            });
+        }
+        self.inner.coordinator().delete_offsets(group, partitions)
+    }
+
     /// Deletes a group's committed offsets (and its generation record), while it has no
     /// active member. Returns how many offsets were deleted.
     ///
@@ -172,7 +224,7 @@ impl Log {
     /// [`Error::GroupNotEmpty`]; [`Error::GroupNotFound`]; I/O errors.
     pub fn delete_group(&self, group: &str) -> Result<usize> {
         self.inner.check_writable()?;
-        if !self.list_groups().iter().any(|g| g == group) {
+        if !self.group_exists(group) {
             return Err(Error::GroupNotFound {
                 group: group.to_string(),
             });

@@ -4,7 +4,7 @@
 //! the other members to rejoin, sync for the leader's assignment), as a broker's delayed
 //! responses would.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -14,6 +14,7 @@ use parking_lot::{Condvar, Mutex};
 
 use super::offsets::{OffsetAndMetadata, OffsetStore};
 use super::offsets_codec::{GroupMemberMetadata, GroupMetadata};
+use super::protocol::Subscription;
 use crate::TopicPartition;
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
@@ -31,6 +32,15 @@ pub enum GroupState {
     CompletingRebalance,
     /// Every member has its assignment.
     Stable,
+}
+
+/// A group's live state, as [`Coordinator::describe`] reads it.
+pub(crate) struct LiveGroup {
+    pub(crate) state: GroupState,
+    pub(crate) generation: i32,
+    pub(crate) protocol_type: Option<String>,
+    pub(crate) protocol: Option<String>,
+    pub(crate) members: Vec<MemberDescription>,
 }
 
 /// A member's view of a completed join.
@@ -78,6 +88,12 @@ pub struct MemberDescription {
     pub client_id: String,
     /// Assigned partitions (decoded from the consumer protocol assignment when possible).
     pub assignment: Vec<TopicPartition>,
+    /// The member's metadata for the group's protocol, as it sent it when it joined (for
+    /// consumers, an encoded [`crate::Subscription`]); empty before a protocol is chosen.
+    pub member_metadata: Bytes,
+    /// The member's assignment as the leader encoded it (for consumers, an encoded
+    /// [`crate::Assignment`]); empty until the group is stable.
+    pub member_assignment: Bytes,
 }
 
 #[derive(Debug)]
@@ -692,19 +708,18 @@ impl Coordinator {
         Ok(())
     }
 
-    /// State, generation, protocol and members of a group, if it has live state.
-    pub(crate) fn describe(
-        &self,
-        group: &str,
-    ) -> (GroupState, i32, Option<String>, Vec<MemberDescription>) {
+    /// State, generation, protocol type, protocol and members of a group, if it has live
+    /// state.
+    pub(crate) fn describe(&self, group: &str) -> LiveGroup {
         let groups = self.groups.lock();
         let Some(g) = groups.get(group) else {
-            return (
-                GroupState::Empty,
-                self.offsets.generation(group),
-                None,
-                Vec::new(),
-            );
+            return LiveGroup {
+                state: GroupState::Empty,
+                generation: self.offsets.generation(group),
+                protocol_type: None,
+                protocol: None,
+                members: Vec::new(),
+            };
         };
         let members = g
             .members
@@ -719,9 +734,87 @@ impl Coordinator {
                     .and_then(|a| super::protocol::Assignment::decode(a).ok())
                     .map(|a| a.partitions)
                     .unwrap_or_default(),
+                member_metadata: g
+                    .protocol
+                    .as_ref()
+                    .and_then(|p| m.protocols.iter().find(|(n, _)| n == p))
+                    .map(|(_, b)| b.clone())
+                    .unwrap_or_default(),
+                member_assignment: m.assignment.clone().unwrap_or_default(),
             })
             .collect();
-        (g.state, g.generation, g.protocol.clone(), members)
+        LiveGroup {
+            state: g.state,
+            generation: g.generation,
+            protocol_type: g.protocol_type.clone(),
+            protocol: g.protocol.clone(),
+            members,
+        }
+    }
+
+    /// Deletes `group`'s committed offsets of `partitions`, except those of topics its live
+    /// members subscribe to (Kafka's rule for OffsetDelete), each of which gets
+    /// [`Error::GroupSubscribedToTopic`]. The check and the delete happen under the group
+    /// lock, so no member joins between them. A group with members of another protocol type
+    /// than `consumer` (whose subscriptions cannot be read) is refused whole with
+    /// [`Error::GroupNotEmpty`]; a member whose subscription does not decode counts as
+    /// subscribed to every topic.
+    pub(crate) fn delete_offsets(
+        &self,
+        group: &str,
+        partitions: &[TopicPartition],
+    ) -> Result<Vec<(TopicPartition, Result<()>)>> {
+        let groups = self.groups.lock();
+        // `None`: every topic counts as subscribed.
+        let subscribed: Option<BTreeSet<String>> = match groups.get(group) {
+            Some(g) if !g.members.is_empty() => {
+                if g.protocol_type.as_deref() != Some("consumer") {
+                    return Err(Error::GroupNotEmpty {
+                        group: group.to_string(),
+                    });
+                }
+                let mut topics = BTreeSet::new();
+                let mut readable = true;
+                for m in g.members.values() {
+                    // The chosen protocol's subscription; during the first rebalance, before
+                    // one is chosen, every protocol the member offered.
+                    for (_, meta) in m
+                        .protocols
+                        .iter()
+                        .filter(|(n, _)| g.protocol.as_ref().is_none_or(|p| p == n))
+                    {
+                        match Subscription::decode(meta) {
+                            Ok(s) => topics.extend(s.topics),
+                            Err(_) => readable = false,
+                        }
+                    }
+                }
+                readable.then_some(topics)
+            }
+            _ => Some(BTreeSet::new()),
+        };
+        let mut out = Vec::with_capacity(partitions.len());
+        let mut delete = Vec::new();
+        for tp in partitions {
+            if subscribed.as_ref().is_none_or(|s| s.contains(&tp.topic)) {
+                let refused = Error::GroupSubscribedToTopic {
+                    group: group.to_string(),
+                    topic: tp.topic.clone(),
+                };
+                out.push((tp.clone(), Err(refused)));
+            } else {
+                delete.push(tp.clone());
+                out.push((tp.clone(), Ok(())));
+            }
+        }
+        self.offsets.delete_partitions(group, &delete)?;
+        drop(groups);
+        Ok(out)
+    }
+
+    /// Whether the group has live state (members now or since the log opened).
+    pub(crate) fn is_live(&self, group: &str) -> bool {
+        self.groups.lock().contains_key(group)
     }
 
     pub(crate) fn live_groups(&self) -> Vec<String> {

@@ -194,6 +194,12 @@ impl OffsetStore {
             .unwrap_or_default()
     }
 
+    /// Whether the group has committed offsets or a generation.
+    pub(crate) fn knows(&self, group: &str) -> bool {
+        let st = self.state.lock();
+        st.offsets.contains_key(group) || st.generations.contains_key(group)
+    }
+
     pub(crate) fn groups(&self) -> Vec<String> {
         let st = self.state.lock();
         let mut g: Vec<String> = st.offsets.keys().cloned().collect();
@@ -201,6 +207,47 @@ impl OffsetStore {
         g.sort();
         g.dedup();
         g
+    }
+
+    /// Deletes a group's offsets of `partitions` (tombstones, one batch, for those it has);
+    /// returns how many it had.
+    pub(crate) fn delete_partitions(
+        &self,
+        group: &str,
+        partitions: &[TopicPartition],
+    ) -> Result<usize> {
+        let held = self.group_offsets(group);
+        let mut gone: Vec<&TopicPartition> = partitions
+            .iter()
+            .filter(|tp| held.contains_key(tp))
+            .collect();
+        gone.sort();
+        gone.dedup();
+        let records: Vec<(Vec<u8>, Option<Vec<u8>>)> = gone
+            .iter()
+            .map(|tp| {
+                let key = OffsetsKey::Offset(OffsetKey {
+                    group: group.to_string(),
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                });
+                (key.encode(), None)
+            })
+            .collect();
+        if records.is_empty() {
+            return Ok(0);
+        }
+        self.append(&records)?;
+        let mut st = self.state.lock();
+        if let Some(g) = st.offsets.get_mut(group) {
+            for tp in &gone {
+                g.remove(*tp);
+            }
+            if g.is_empty() {
+                st.offsets.remove(group);
+            }
+        }
+        Ok(gone.len())
     }
 
     /// Deletes a group's offsets (tombstones) and, with `forget_group`, its generation too.

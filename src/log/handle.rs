@@ -342,6 +342,30 @@ impl PartitionHandle {
         self.live()?.offsets_before(timestamp, max_offsets)
     }
 
+    /// The readable record with the largest timestamp, as `(offset, timestamp)`: the first
+    /// of them when several share it, `None` when the partition has no readable record.
+    /// This is Kafka's ListOffsets `MAX_TIMESTAMP` (-3): with out-of-order CreateTime
+    /// timestamps it is not the last record.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or decode errors from the scanned batches; [`Error::Closed`].
+    ///
+    /// ```
+    /// use topiclog::{Log, Record};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("events", 1)?;
+    /// let p = log.partition("events", 0)?;
+    /// assert_eq!(p.max_timestamp_offset()?, None);
+    /// p.append(&[Record::new("a").timestamp(1_000), Record::new("b").timestamp(5_000)])?;
+    /// p.append(&[Record::new("late").timestamp(2_000)])?;
+    /// assert_eq!(p.max_timestamp_offset()?, Some((1, 5_000)));
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
+    pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>> {
+        self.live()?.max_timestamp_offset()
+    }
+
     /// Makes everything appended to this partition so far durable (`fdatasync`, shared with
     /// concurrent callers), whatever the topic's flush policy.
     ///

@@ -225,6 +225,62 @@ impl Partition {
         Ok(offsets)
     }
 
+    /// The readable record with the largest timestamp, the first of them when several share
+    /// it, as `(offset, timestamp)`; `None` when nothing is readable (Kafka's ListOffsets
+    /// `MAX_TIMESTAMP`). Each segment keeps its largest timestamp, so the answer is a lookup
+    /// of that timestamp, as Kafka's; only when it belongs to no readable record (below a
+    /// log start moved inside its segment, or past the high watermark) are the readable
+    /// records scanned.
+    pub(crate) fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>> {
+        if !self.shared.read_only {
+            return self.max_timestamp_offset_view();
+        }
+        let seen = self.view_generation();
+        match self.max_timestamp_offset_view() {
+            Ok(Some(found)) => return Ok(Some(found)),
+            Err(e) if !Self::view_may_be_stale(&e) => return Err(e),
+            Ok(None) | Err(_) => {}
+        }
+        self.refresh(seen)?;
+        self.max_timestamp_offset_view()
+    }
+
+    fn max_timestamp_offset_view(&self) -> Result<Option<(i64, i64)>> {
+        let hw = self.high_watermark();
+        let start = self.log_start();
+        let newest = self
+            .segments()
+            .iter()
+            .filter(|s| s.base_offset < hw && s.end_offset() > start)
+            .map(|s| s.max_timestamp())
+            .max();
+        let Some(newest) = newest else {
+            return Ok(None);
+        };
+        if let Some(found) = self.offset_for_timestamp_view(newest)? {
+            return Ok(Some(found));
+        }
+        let mut best: Option<(i64, i64)> = None;
+        let mut offset = start;
+        while offset < hw {
+            let res = self.read(offset, 1 << 20)?;
+            let Some(next) = res.next_offset() else { break };
+            for b in &res.batches {
+                for r in b.records()? {
+                    let r = r?;
+                    if r.offset >= start
+                        && r.offset < hw
+                        && best.is_none_or(|(_, ts)| r.timestamp > ts)
+                    {
+                        best = Some((r.offset, r.timestamp));
+                    }
+                }
+            }
+            offset = next;
+        }
+        Ok(best)
+    }
+
     fn offset_for_timestamp_view(&self, timestamp: i64) -> Result<Option<(i64, i64)>> {
         let hw = self.high_watermark();
         let start = self.log_start();
