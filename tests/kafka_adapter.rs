@@ -1260,9 +1260,12 @@ fn answer(broker: &Broker, frame: Bytes) -> TestResult<Cursor> {
 /// else the codec's default request with what a version requires.
 fn minimal_request(key: ApiKey, version: i16) -> TestResult<Bytes> {
     use kafka_protocol::messages::{
-        CreateTopicsRequest, DeleteTopicsRequest, FindCoordinatorRequest, HeartbeatRequest,
-        InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, OffsetCommitRequest,
-        OffsetFetchRequest, SyncGroupRequest,
+        AlterConfigsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest,
+        DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
+        DescribeGroupsRequest, FindCoordinatorRequest, HeartbeatRequest,
+        IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
+        ListGroupsRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest,
+        SyncGroupRequest,
     };
     if version < key.valid_versions().min {
         let body = match key {
@@ -1311,6 +1314,18 @@ fn minimal_request(key: ApiKey, version: i16) -> TestResult<Bytes> {
         ApiKey::CreateTopics => frame(key, version, 7, &CreateTopicsRequest::default())?,
         ApiKey::DeleteTopics => frame(key, version, 7, &DeleteTopicsRequest::default())?,
         ApiKey::InitProducerId => frame(key, version, 7, &InitProducerIdRequest::default())?,
+        ApiKey::ListGroups => frame(key, version, 7, &ListGroupsRequest::default())?,
+        ApiKey::DescribeGroups => frame(key, version, 7, &DescribeGroupsRequest::default())?,
+        ApiKey::DeleteGroups => frame(key, version, 7, &DeleteGroupsRequest::default())?,
+        ApiKey::OffsetDelete => frame(key, version, 7, &OffsetDeleteRequest::default())?,
+        ApiKey::DescribeConfigs => frame(key, version, 7, &DescribeConfigsRequest::default())?,
+        ApiKey::AlterConfigs => frame(key, version, 7, &AlterConfigsRequest::default())?,
+        ApiKey::IncrementalAlterConfigs => {
+            frame(key, version, 7, &IncrementalAlterConfigsRequest::default())?
+        }
+        ApiKey::CreatePartitions => frame(key, version, 7, &CreatePartitionsRequest::default())?,
+        ApiKey::DeleteRecords => frame(key, version, 7, &DeleteRecordsRequest::default())?,
+        ApiKey::DescribeCluster => frame(key, version, 7, &DescribeClusterRequest::default())?,
         other => return Err(format!("no minimal {other:?} request").into()),
     })
 }
@@ -1336,8 +1351,10 @@ fn api_versions_advertises_exactly_the_versions_served() -> TestResult {
     );
     for (&raw, &(lo, hi)) in &ranges {
         let key = ApiKey::try_from(raw).map_err(|()| format!("unknown key {raw}"))?;
-        // Every API served starts at v0, as in Kafka 3.9.
-        assert_eq!(lo, 0, "{key:?} starts at v{lo}");
+        // Every API served starts at v0, as in Kafka 3.9, but DescribeConfigs: the wire codec
+        // has no v0 of it (v0 differs from v1 only in the synonyms it cannot carry).
+        let first = if key == ApiKey::DescribeConfigs { 1 } else { 0 };
+        assert_eq!(lo, first, "{key:?} starts at v{lo}");
         for version in [lo, hi] {
             let request =
                 minimal_request(key, version).map_err(|e| format!("{key:?} v{version}: {e}"))?;
