@@ -1353,7 +1353,7 @@ fn api_versions_advertises_exactly_the_versions_served() -> TestResult {
         let key = ApiKey::try_from(raw).map_err(|()| format!("unknown key {raw}"))?;
         // Every API served starts at v0, as in Kafka 3.9, but DescribeConfigs: the wire codec
         // has no v0 of it (v0 differs from v1 only in the synonyms it cannot carry).
-        let first = if key == ApiKey::DescribeConfigs { 1 } else { 0 };
+        let first = i16::from(key == ApiKey::DescribeConfigs);
         assert_eq!(lo, first, "{key:?} starts at v{lo}");
         for version in [lo, hi] {
             let request =
