@@ -172,7 +172,53 @@ async function admin() {
   await a.disconnect();
 }
 
+// A member reads, the server restarts under it (the runner restarts it when told), and the
+// member's next commit succeeds.
+async function restart() {
+  const a = kafka.admin();
+  await a.connect();
+  await a.createTopics({ topics: [{ topic: "events", numPartitions: 2 }] });
+  await a.disconnect();
+  const producer = kafka.producer();
+  await producer.connect();
+  const sent = Array.from({ length: 200 }, (_, i) => ({ key: `k${i}`, value: `v${i}` }));
+  await producer.send({ topic: "events", messages: sent });
+  await producer.disconnect();
+  const c = kafka.consumer({ groupId: "gr", sessionTimeout: 30000, heartbeatInterval: 1000 });
+  await c.connect();
+  await c.subscribe({ topic: "events", fromBeginning: true });
+  const got = new Set();
+  let restarted = false;
+  const waitForRestart = () =>
+    new Promise((resolve) => {
+      console.log("RESTART");
+      process.stdin.once("data", () => resolve());
+    });
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`read ${got.size} of ${sent.length}`)), 60000);
+    c.run({
+      autoCommit: false,
+      eachMessage: async ({ topic, partition, message }) => {
+        if (!restarted) {
+          restarted = true;
+          await waitForRestart();
+        }
+        got.add(`${message.value}`);
+        await c.commitOffsets([
+          { topic, partition, offset: (BigInt(message.offset) + 1n).toString() },
+        ]);
+        if (got.size === sent.length) {
+          clearTimeout(timer);
+          resolve();
+        }
+      },
+    }).catch(reject);
+  });
+  await c.disconnect();
+}
+
 const scenarios = {
+  restart,
   admin,
   "produce-consume": produceConsume,
   "group-member-leaves": groupMemberLeaves,
