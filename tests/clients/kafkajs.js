@@ -69,7 +69,13 @@ async function groupMemberLeaves() {
   const got = new Set();
   const assigned = new Map();
   const members = [0, 1, 2].map((i) => {
-    const c = kafka.consumer({ groupId: "g3", sessionTimeout: 10000, heartbeatInterval: 500 });
+    // A short fetch wait: kafkajs heartbeats (and so learns of a rebalance) between fetches.
+    const c = kafka.consumer({
+      groupId: "g3",
+      sessionTimeout: 10000,
+      heartbeatInterval: 500,
+      maxWaitTimeInMs: 500,
+    });
     c.on(c.events.GROUP_JOIN, (e) => assigned.set(i, (e.payload.memberAssignment.events || []).length));
     return c;
   });
@@ -111,7 +117,7 @@ async function admin() {
     messages: Array.from({ length: 10 }, (_, i) => ({ key: "k", value: `v${i}`, partition: 0 })),
   });
   await producer.disconnect();
-  const c = kafka.consumer({ groupId: "g1" });
+  const c = kafka.consumer({ groupId: "g1", maxWaitTimeInMs: 500 });
   await c.connect();
   await c.subscribe({ topic: "orders", fromBeginning: true });
   let read = 0;
