@@ -5,14 +5,7 @@
 
 mod common;
 use common::*;
-use topiclog::{CleanupPolicy, Error, LogOptions, Record, Result};
-
-fn ro(dir: &std::path::Path) -> Result<topiclog::Log> {
-    LogOptions::new()
-        .read_only(true)
-        .maintenance_interval(None)
-        .open(dir)
-}
+use topiclog::{CleanupPolicy, Error, Record};
 
 #[test]
 fn an_empty_read_looks_again_and_finds_later_appends() -> TestResult {
@@ -21,7 +14,7 @@ fn an_empty_read_looks_again_and_finds_later_appends() -> TestResult {
     for i in 0..20 {
         p.append(&[rec(i)])?;
     }
-    let view = ro(log.path())?;
+    let view = read_only_view(log.path())?;
     let rp = view.partition("t", 0)?;
     assert_eq!(read_all(&rp)?.len(), 20);
     for i in 20..120 {
@@ -53,7 +46,7 @@ fn a_deleted_segment_stays_readable_then_its_offsets_are_out_of_range() -> TestR
         p.append(&[rec(i)])?;
     }
     let expected = read_all(&p)?;
-    let view = ro(log.path())?;
+    let view = read_only_view(log.path())?;
     let rp = view.partition("t", 0)?;
     assert_eq!(rp.log_start_offset(), 0);
     // Retention deletes the oldest segments: files the view listed but has not read yet.
@@ -99,7 +92,7 @@ fn a_segment_compacted_under_the_view_is_read_from_the_file_it_loaded() -> TestR
         ])?;
     }
     let before = read_all(&p)?;
-    let view = ro(log.path())?;
+    let view = read_only_view(log.path())?;
     let rp = view.partition("c", 0)?;
     let report = log.compact("c")?;
     assert!(report.records_removed > 0, "compaction removed nothing");
@@ -109,7 +102,7 @@ fn a_segment_compacted_under_the_view_is_read_from_the_file_it_loaded() -> TestR
     assert_eq!(got.len(), before.len());
     assert_eq!(values(&got), values(&before));
     // A fresh view reads the compacted log.
-    let fresh = ro(log.path())?;
+    let fresh = read_only_view(log.path())?;
     assert_eq!(
         values(&read_all(&fresh.partition("c", 0)?)?),
         values(&read_all(&p)?)

@@ -6,14 +6,7 @@
 
 mod common;
 use common::*;
-use topiclog::{CleanupPolicy, CrashPoint, Error, LogOptions, Record, Result};
-
-fn ro(dir: &std::path::Path) -> Result<topiclog::Log> {
-    LogOptions::new()
-        .read_only(true)
-        .maintenance_interval(None)
-        .open(dir)
-}
+use topiclog::{CleanupPolicy, CrashPoint, Error, Record};
 
 /// (offset, value) of every record a view reads.
 fn contents(log: &topiclog::Log) -> TestResult<Vec<(i64, Vec<u8>)>> {
@@ -64,7 +57,7 @@ fn every_step_of_a_swap_reads_all_or_refuses() -> TestResult {
             let v = format!("value-{i}-{}", "z".repeat(16));
             p.append(&[Record::new(v).key(format!("k{}", i % 4))])?;
         }
-        let before = ro(dir.path())?;
+        let before = read_only_view(dir.path())?;
         let expected = contents(&before)?;
         assert_eq!(expected.len(), 120);
         log.compact_until("c", Some(crash))?;
@@ -75,7 +68,7 @@ fn every_step_of_a_swap_reads_all_or_refuses() -> TestResult {
             Ok(r) => assert!(whole_on_disk && r.batches.is_empty(), "{crash:?}"),
             Err(e) => assert!(!whole_on_disk && names_swap(&e), "{crash:?}: {e}"),
         }
-        match ro(dir.path()) {
+        match read_only_view(dir.path()) {
             Ok(after) => {
                 assert!(whole_on_disk, "{crash:?}: opened with records missing");
                 assert_eq!(contents(&after)?, expected, "{crash:?}: view from after");
@@ -92,7 +85,7 @@ fn every_step_of_a_swap_reads_all_or_refuses() -> TestResult {
         // a view then reads the result.
         log.abandon();
         let reopened = open(dir.path())?;
-        let now = contents(&ro(dir.path())?)?;
+        let now = contents(&read_only_view(dir.path())?)?;
         assert_eq!(now, contents(&reopened)?);
         assert_eq!(
             now.len() < expected.len(),

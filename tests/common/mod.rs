@@ -110,6 +110,14 @@ pub fn pair(log: &Log, topic: &str) -> Result<(Producer, Consumer)> {
     Ok((producer, consumer))
 }
 
+/// A read-only view of `dir` (another `Log` may own it), with no maintenance thread.
+pub fn read_only_view(dir: &Path) -> Result<Log> {
+    LogOptions::new()
+        .read_only(true)
+        .maintenance_interval(None)
+        .open(dir)
+}
+
 /// A config with small segments and a dense index, so tests exercise rolls and lookups.
 pub fn small_segments(segment_bytes: u32) -> TopicConfig {
     let mut c = TopicConfig::new();
