@@ -49,10 +49,10 @@ fn main() -> Result<(), Error> {
             if processed <= 5 {
                 println!(
                     "{}-{}@{} key={:?}",
-                    r.topic,
-                    r.partition,
-                    r.offset,
-                    r.key.as_deref().map(String::from_utf8_lossy)
+                    r.topic(),
+                    r.partition(),
+                    r.offset(),
+                    r.key().map(String::from_utf8_lossy)
                 );
             }
         }

@@ -105,7 +105,7 @@
 //! while seen < 10 {
 //!     let batch = consumer.poll(Duration::from_millis(200))?;
 //!     for r in batch.iter() {
-//!         println!("{}-{} @{}: {:?}", r.topic, r.partition, r.offset, r.value);
+//!         println!("{}-{} @{}: {:?}", r.topic(), r.partition(), r.offset(), r.value());
 //!     }
 //!     seen += batch.len();
 //! }
@@ -141,8 +141,8 @@ pub use cleaner::MaintenanceReport;
 pub use cleaner::compact::CrashPoint;
 pub use config::{CleanupPolicy, DEFAULT_MAX_MESSAGE_BYTES, FlushPolicy, LogOptions, TopicConfig};
 pub use consumer::{
-    Consumer, ConsumerConfig, ConsumerRecord, ConsumerRecords, OffsetReset, RebalanceListener,
-    WakeupHandle,
+    Consumer, ConsumerConfig, ConsumerRecord, ConsumerRecordIter, ConsumerRecords, OffsetReset,
+    OwnedConsumerRecord, RebalanceListener, WakeupHandle,
 };
 pub use error::{Error, Result};
 pub use group::assignor::{Assignor, RangeAssignor, RoundRobinAssignor, StickyAssignor};
@@ -162,7 +162,7 @@ pub use partition::{AppendResult, Damage, PartitionRecovery, PartitionStats};
 pub use producer::{Producer, ProducerConfig, ProducerRecord, Receipt, RecordMetadata};
 pub use record::{
     Batch, BatchBuilder, BatchHeader, Batches, Compression, Header, Record, RecordIter, RecordRef,
-    StoredRecord, TimestampType,
+    Records, StoredRecord, TimestampType,
 };
 pub use types::TopicPartition;
 pub use wait::Notifier;

@@ -160,7 +160,7 @@ fn a_read_in_progress_survives_the_swap() -> TestResult {
     let held = p.read(0, usize::MAX)?;
     let mut before = Vec::new();
     for b in &held.batches {
-        for r in b.records()? {
+        for r in b.owned_records()? {
             before.push(r?.offset);
         }
     }
@@ -168,7 +168,7 @@ fn a_read_in_progress_survives_the_swap() -> TestResult {
     let mut again = Vec::new();
     for b in &held.batches {
         b.verify_crc()?;
-        for r in b.records()? {
+        for r in b.owned_records()? {
             again.push(r?.offset);
         }
     }

@@ -167,7 +167,7 @@ fn committed_offsets_survive_reopen_with_exact_lag() -> TestResult {
     let mut first = std::collections::BTreeMap::new();
     for _ in 0..100 {
         for r in &c.poll(Duration::from_millis(20))? {
-            first.entry(r.partition).or_insert(r.offset);
+            first.entry(r.partition()).or_insert(r.offset());
         }
     }
     assert_eq!(first.get(&0), Some(&6), "resumes at the committed offset");

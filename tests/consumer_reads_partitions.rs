@@ -29,8 +29,8 @@ fn poll_returns_records_in_order_and_fairly() -> TestResult {
     let mut seen = vec![Vec::new(); 3];
     let mut partitions_in_first_three_polls = std::collections::BTreeSet::new();
     for r in &first {
-        seen[r.partition as usize].push(r.offset);
-        partitions_in_first_three_polls.insert(r.partition);
+        seen[r.partition() as usize].push(r.offset());
+        partitions_in_first_three_polls.insert(r.partition());
     }
     for n in 0..20 {
         let recs = c.poll(SHORT)?;
@@ -39,9 +39,9 @@ fn poll_returns_records_in_order_and_fairly() -> TestResult {
         }
         for r in &recs {
             if n < 2 {
-                partitions_in_first_three_polls.insert(r.partition);
+                partitions_in_first_three_polls.insert(r.partition());
             }
-            seen[r.partition as usize].push(r.offset);
+            seen[r.partition() as usize].push(r.offset());
         }
     }
     assert_eq!(
@@ -108,7 +108,10 @@ fn seek_position_and_offsets_for_times() -> TestResult {
     assert_eq!(c.position(&tp(0))?, 0);
     c.seek(&tp(0), 7)?;
     assert_eq!(
-        c.poll(SHORT)?.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        c.poll(SHORT)?
+            .iter()
+            .map(|r| r.offset())
+            .collect::<Vec<_>>(),
         vec![7, 8, 9]
     );
     c.seek_to_beginning(&[tp(0)])?;
@@ -144,7 +147,9 @@ fn deleted_positions_follow_auto_offset_reset() -> TestResult {
         }
         match (reset, c.poll(SHORT)) {
             (OffsetReset::Error, Err(Error::OffsetOutOfRange { .. })) => {}
-            (OffsetReset::Earliest, Ok(r)) => assert_eq!(r.iter().next().map(|r| r.offset), expect),
+            (OffsetReset::Earliest, Ok(r)) => {
+                assert_eq!(r.iter().next().map(|r| r.offset()), expect)
+            }
             (OffsetReset::Latest, Ok(r)) => {
                 assert!(r.is_empty());
                 assert_eq!(c.position(&tp(0))?, 10);
@@ -176,9 +181,12 @@ fn compressed_batches_are_decoded_transparently() -> TestResult {
     c.seek(&tp(0), 5)?;
     let got = c.poll(SHORT)?;
     assert_eq!(
-        got.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        got.iter().map(|r| r.offset()).collect::<Vec<_>>(),
         (5..20).collect::<Vec<_>>()
     );
-    assert_eq!(got.iter().next().ok_or("none left")?.value, rec(5).value);
+    assert_eq!(
+        got.iter().next().ok_or("none left")?.value(),
+        rec(5).value.as_deref()
+    );
     Ok(())
 }

@@ -44,7 +44,7 @@ fn member(
             {
                 let mut s = seen.lock().unwrap();
                 for r in &recs {
-                    s.entry(r.partition).or_default().push(r.offset);
+                    s.entry(r.partition()).or_default().push(r.offset());
                 }
             }
             // Commit after processing, as an at-least-once worker would.

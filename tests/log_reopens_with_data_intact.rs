@@ -119,7 +119,7 @@ fn uncompressed_reads_are_views_of_the_mapped_segment() -> TestResult {
     let res = p.read(0, 1 << 20)?;
     let batch = &res.batches[0];
     let range = batch.as_bytes().as_ptr_range();
-    for r in batch.records()? {
+    for r in batch.owned_records()? {
         let v = r?.value.ok_or("a null value")?;
         assert!(range.contains(&v.as_ptr()), "record bytes were copied");
     }

@@ -47,7 +47,7 @@ fn every_sent_record_is_read_back_in_order_with_its_fields() -> TestResult {
             !batch.is_empty(),
             "a poll with records pending returned none"
         );
-        for r in &batch {
+        for r in batch {
             let key = String::from_utf8(r.key.clone().ok_or("a record without its key")?.to_vec())?;
             let value = String::from_utf8(
                 r.value

@@ -74,7 +74,7 @@ fn a_deleted_segment_stays_readable_then_its_offsets_are_out_of_range() -> TestR
     c.assign(std::slice::from_ref(&tp))?;
     c.seek(&tp, 0)?;
     let recs = c.poll(SHORT)?;
-    assert_eq!(recs.iter().next().map(|r| r.offset), Some(start));
+    assert_eq!(recs.iter().next().map(|r| r.offset()), Some(start));
     log.close()?;
     Ok(())
 }

@@ -58,7 +58,7 @@ fn every_fixture_decodes_to_its_manifest() -> TestResult {
                 .ok_or("not a number in the manifest")?
         );
         assert_eq!(h.timestamp_type(), TimestampType::CreateTime);
-        let records: Vec<_> = batch.records()?.collect::<Result<_>>()?;
+        let records: Vec<_> = batch.owned_records()?.collect::<Result<_>>()?;
         let expected = want["records"]
             .as_array()
             .ok_or("not an array in the manifest")?;

@@ -92,7 +92,11 @@ fn check(log: &Log) -> TestResult {
     c.seek_to_beginning(std::slice::from_ref(&tp))?;
     let mut seen = Vec::new();
     for _ in 0..10 {
-        seen.extend(c.poll(Duration::from_millis(10))?.iter().map(|r| r.offset));
+        seen.extend(
+            c.poll(Duration::from_millis(10))?
+                .iter()
+                .map(|r| r.offset()),
+        );
         if seen.len() >= want.len() {
             break;
         }

@@ -139,7 +139,7 @@ fn truncate_to_cuts_the_tail_and_offsets_are_reused() -> TestResult {
     assert_eq!(p.log_end_offset(), 42);
     for b in &held.batches {
         b.verify_crc()?;
-        assert!(b.records()?.count() > 0);
+        assert!(b.owned_records()?.count() > 0);
     }
     assert_eq!(read_all(&p)?.len(), 42);
     assert_eq!(p.append(&[Record::new("new")])?.base_offset, 42);
@@ -180,7 +180,7 @@ fn a_read_in_progress_survives_retention_deleting_its_segment() -> TestResult {
     let held = p.read(0, 2048)?;
     let mut before = Vec::new();
     for b in &held.batches {
-        for r in b.records()? {
+        for r in b.owned_records()? {
             before.push(r?.value);
         }
     }
@@ -193,7 +193,7 @@ fn a_read_in_progress_survives_retention_deleting_its_segment() -> TestResult {
     let mut after = Vec::new();
     for b in &held.batches {
         b.verify_crc()?;
-        for r in b.records()? {
+        for r in b.owned_records()? {
             after.push(r?.value);
         }
     }

@@ -58,8 +58,8 @@ fn member(
             {
                 let mut s = seen.lock().unwrap();
                 for r in &recs {
-                    let v = String::from_utf8(r.value.as_deref().unwrap().to_vec()).unwrap();
-                    s.entry(r.partition).or_default().push((r.offset, v));
+                    let v = String::from_utf8(r.value().unwrap().to_vec()).unwrap();
+                    s.entry(r.partition()).or_default().push((r.offset(), v));
                 }
             }
             c.commit()?;

@@ -589,7 +589,7 @@ impl Broker {
                 let result = match handle {
                     Some(Ok(_)) if budget == 0 => Ok(None),
                     Some(Ok(h)) => h
-                        .read(offset, budget)
+                        .read_contiguous(offset, budget)
                         .map(Some)
                         .map_err(|e| e.kafka_error_code()),
                     Some(Err(e)) => Err(e.kafka_error_code()),
@@ -600,10 +600,7 @@ impl Broker {
                         pd.high_watermark = read.high_watermark;
                         pd.last_stable_offset = read.high_watermark;
                         pd.log_start_offset = read.log_start_offset;
-                        let zstd = read
-                            .batches
-                            .iter()
-                            .any(|b| b.header().compression().ok() == Some(Compression::Zstd));
+                        let zstd = read.contiguous().iter().any(|run| holds_zstd(run));
                         if zstd && version < 10 {
                             pd.error_code = code::UNSUPPORTED_COMPRESSION_TYPE;
                             any_error = true;
@@ -613,7 +610,8 @@ impl Broker {
                             let records = match read.contiguous() {
                                 [one] => one.clone(),
                                 runs => {
-                                    let mut joined = BytesMut::with_capacity(read.size());
+                                    let size = runs.iter().map(Bytes::len).sum();
+                                    let mut joined = BytesMut::with_capacity(size);
                                     for r in runs {
                                         joined.extend_from_slice(r);
                                     }
@@ -1186,6 +1184,22 @@ impl Broker {
 }
 
 /// Kafka's code for a group call's error.
+/// Whether a run of whole stored batches holds a zstd batch (which fetch versions before 10
+/// may not carry), read from the batch headers.
+fn holds_zstd(run: &[u8]) -> bool {
+    let mut rest = run;
+    while let Ok(h) = BatchHeader::parse(rest) {
+        if h.compression().ok() == Some(Compression::Zstd) {
+            return true;
+        }
+        match rest.get(h.size()..) {
+            Some(next) => rest = next,
+            None => break,
+        }
+    }
+    false
+}
+
 fn group_error(e: &Error) -> i16 {
     match e {
         Error::InvalidConfig { field, .. } if field == "session_timeout" => {

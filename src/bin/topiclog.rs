@@ -641,17 +641,17 @@ fn consume(dir: &Path, a: &ConsumeArgs) -> Out {
                 writeln!(
                     out,
                     "{}\t{}\t{}\t{}",
-                    r.partition,
-                    r.offset,
-                    escape(r.key.as_deref()),
-                    escape(r.value.as_deref())
+                    r.partition(),
+                    r.offset(),
+                    escape(r.key()),
+                    escape(r.value())
                 )?;
             } else {
-                writeln!(out, "{}", escape(r.value.as_deref()))?;
+                writeln!(out, "{}", escape(r.value()))?;
             }
             commits.insert(
-                TopicPartition::new(r.topic.as_ref(), r.partition),
-                r.offset + 1,
+                TopicPartition::new(r.topic(), r.partition()),
+                r.offset() + 1,
             );
             printed += 1;
         }
@@ -801,31 +801,36 @@ fn perf(dir: &Path, c: PerfCmd) -> Out {
             let started = Instant::now();
             let mut last_report = Instant::now();
             let (mut got, mut bytes) = (0u64, 0u64);
-            'parts: for p in 0..log.partition_count(&topic)? {
-                let h = log.partition(&topic, p)?;
-                let mut offset = h.log_start_offset();
-                loop {
-                    let res = h.read(offset, 1 << 20)?;
-                    let Some(next) = res.next_offset() else { break };
-                    for b in &res.batches {
-                        b.verify_crc()?;
-                        for r in b.records()? {
-                            let r = r?;
-                            if r.offset < offset {
-                                continue;
-                            }
-                            got += 1;
-                            bytes += r.value.as_ref().map_or(0, Bytes::len) as u64;
-                            if got >= records {
-                                break 'parts;
-                            }
-                        }
+            // Through a consumer, the path applications read by.
+            let parts: Vec<TopicPartition> = (0..log.partition_count(&topic)?)
+                .map(|p| TopicPartition::new(topic.as_str(), p))
+                .collect();
+            let mut consumer = log.consumer(ConsumerConfig::default())?;
+            consumer.assign(&parts)?;
+            consumer.seek_to_beginning(&parts)?;
+            'poll: while got < records {
+                let polled = consumer.poll(Duration::from_millis(100))?;
+                if polled.is_empty() {
+                    let mut at_end = true;
+                    for tp in &parts {
+                        let end = log.partition(&tp.topic, tp.partition)?.high_watermark();
+                        at_end &= consumer.position(tp)? >= end;
                     }
-                    offset = next;
-                    if last_report.elapsed() >= Duration::from_secs(1) {
-                        last_report = Instant::now();
-                        eprintln!("{got} records read");
+                    if at_end {
+                        break;
                     }
+                    continue;
+                }
+                for r in &polled {
+                    got += 1;
+                    bytes += r.value().map_or(0, <[u8]>::len) as u64;
+                    if got >= records {
+                        break 'poll;
+                    }
+                }
+                if last_report.elapsed() >= Duration::from_secs(1) {
+                    last_report = Instant::now();
+                    eprintln!("{got} records read");
                 }
             }
             let secs = started.elapsed().as_secs_f64().max(1e-9);
@@ -956,7 +961,7 @@ fn dump_batches(out: &mut impl Write, bytes: Bytes, a: &DumpArgs) -> Out {
             if b.crc_ok() { "crc-ok" } else { "crc-bad" }
         )?;
         if a.records || a.verify {
-            match b.records() {
+            match b.owned_records() {
                 Ok(records) => {
                     for r in records {
                         match r {

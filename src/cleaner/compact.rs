@@ -111,7 +111,7 @@ pub(crate) fn compact(
             if batch.header().is_control() {
                 continue;
             }
-            for r in batch.records()? {
+            for r in batch.owned_records()? {
                 let r = r?;
                 if let Some(k) = r.key {
                     latest.insert(k, r.offset);
@@ -287,7 +287,7 @@ fn rewrite(
     let mut kept = Vec::new();
     let mut removed = 0u64;
     let mut tombstones = false;
-    for r in batch.records()? {
+    for r in batch.owned_records()? {
         let r = r?;
         let is_latest = r
             .key

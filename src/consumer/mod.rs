@@ -1,7 +1,7 @@
 //! [`Consumer`]: reads partitions in order, by hand (`assign`) or as a member of a consumer
 //! group (`subscribe`), with committed offsets that survive restarts.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -11,19 +11,22 @@ use bytes::Bytes;
 use crate::TopicPartition;
 use crate::error::{Error, Result};
 use crate::group::assignor::assignor_by_name;
-use crate::group::coordinator::JoinRequest;
+use crate::group::coordinator::{JoinRequest, MemberSignal};
 use crate::group::offsets::OffsetAndMetadata;
 use crate::group::protocol::{Assignment, Subscription};
 use crate::log::LogInner;
 use crate::log::PartitionHandle;
-use crate::record::StoredRecord;
+use crate::record::batch::{
+    BATCH_HEADER_LEN, BatchHeader, RecordCursor, batch_crc, decompressed_section, records_section,
+};
 use crate::wait::Notifier;
 
 mod config;
 mod records;
 
 pub use config::{ConsumerConfig, OffsetAndTimestamp, OffsetReset};
-pub use records::{ConsumerRecord, ConsumerRecords};
+pub use records::{ConsumerRecord, ConsumerRecordIter, ConsumerRecords, OwnedConsumerRecord};
+use records::{Faults, PartitionRecords, Section};
 
 /// Called around rebalances: revoked before partitions are taken away (commit here to avoid
 /// duplicates), assigned after new ones are handed over.
@@ -57,7 +60,12 @@ impl WakeupHandle {
 struct Assigned {
     handle: PartitionHandle,
     position: Option<i64>,
-    pending: VecDeque<StoredRecord>,
+    /// The topic name as the records of this partition share it.
+    topic: Arc<str>,
+    checked: Option<Checked>,
+    /// Seeks so far: a record's fault reported from records fetched before the last seek is
+    /// not acted on.
+    seeks: u64,
 }
 
 struct Membership {
@@ -78,7 +86,8 @@ pub struct Consumer {
     config: ConsumerConfig,
     notifier: Arc<Notifier>,
     wake: Arc<AtomicBool>,
-    alive: Arc<()>,
+    alive: Arc<MemberSignal>,
+    last_heartbeat: Instant,
     subscription: Option<Vec<String>>,
     member: Option<Membership>,
     rejoin: bool,
@@ -87,6 +96,8 @@ pub struct Consumer {
     cursor: usize,
     last_auto_commit: Instant,
     listener: Option<Box<dyn RebalanceListener>>,
+    /// Records that did not decode while a poll's records were iterated.
+    faults: Arc<Faults>,
     closed: bool,
 }
 
@@ -108,7 +119,8 @@ impl Consumer {
             config,
             notifier: Notifier::new(),
             wake: Arc::new(AtomicBool::new(false)),
-            alive: Arc::new(()),
+            alive: Arc::default(),
+            last_heartbeat: Instant::now(),
             subscription: None,
             member: None,
             rejoin: false,
@@ -117,6 +129,7 @@ impl Consumer {
             cursor: 0,
             last_auto_commit: Instant::now(),
             listener: None,
+            faults: Arc::default(),
             closed: false,
         })
     }
@@ -222,7 +235,9 @@ impl Consumer {
                 Assigned {
                     handle,
                     position: None,
-                    pending: VecDeque::new(),
+                    topic: Arc::from(tp.topic.as_str()),
+                    checked: None,
+                    seeks: 0,
                 },
             );
         }
@@ -261,7 +276,7 @@ impl Consumer {
     /// log.append("events", 0, &[Record::new("a"), Record::new("b")])?;
     /// let records = consumer.poll(Duration::from_secs(1))?; // returns as soon as data arrives
     /// for r in records.iter() {
-    ///     println!("{}@{} {:?}", r.partition, r.offset, r.value);
+    ///     println!("{}@{} {:?}", r.partition(), r.offset(), r.value());
     /// }
     /// assert_eq!(records.len(), 2);
     /// # Ok::<_, topiclog::Error>(())
@@ -273,6 +288,13 @@ impl Consumer {
                 return Err(Error::WokenUp);
             }
             self.log.check_open()?;
+            if let Some(fault) = self.faults.take()
+                && let Some(a) = self.assigned.get_mut(&fault.tp)
+                && a.seeks == fault.seeks
+            {
+                a.position = Some(fault.offset);
+                return Err(undecodable(&fault.tp, fault.offset, &fault.error));
+            }
             self.group_upkeep()?;
             self.maybe_auto_commit()?;
             let records = self.fetch()?;
@@ -294,14 +316,32 @@ impl Consumer {
         }
     }
 
+    /// Longest time between this member's heartbeats while it polls (Kafka's
+    /// `heartbeat.interval.ms` is 3 s): they tell the group it still polls, and learn of
+    /// rebalances the coordinator did not signal.
+    fn heartbeat_interval(&self) -> Duration {
+        (self.config.session_timeout / 3)
+            .min(self.config.max_poll_interval / 3)
+            .min(Duration::from_secs(3))
+    }
+
     fn group_upkeep(&mut self) -> Result<()> {
         if self.subscription.is_none() {
             return Ok(());
+        }
+        if self.member.is_some() && !self.rejoin {
+            // The coordinator raises the signal when a rebalance starts: a poll between
+            // heartbeats costs one atomic swap and a clock read, not the coordinator's lock.
+            let signalled = self.alive.rebalance.swap(false, Ordering::AcqRel);
+            if !signalled && self.last_heartbeat.elapsed() < self.heartbeat_interval() {
+                return Ok(());
+            }
         }
         let group = self.group_id()?.to_string();
         if let Some(m) = &self.member
             && !self.rejoin
         {
+            self.last_heartbeat = Instant::now();
             match self
                 .log
                 .coordinator()
@@ -484,111 +524,55 @@ impl Consumer {
         }
     }
 
-    /// The position to read next, resolving it from the committed offset or the reset policy.
-    fn resolve(&self, tp: &TopicPartition, a: &Assigned) -> Result<i64> {
-        if let Some(p) = a.position {
-            return Ok(p);
-        }
-        if let Some(g) = &self.config.group_id
-            && let Some(om) = self.log.coordinator().offsets.committed(g, tp)
-        {
-            return Ok(om.offset);
-        }
-        self.reset(tp, a, None)
-    }
-
-    fn reset(&self, tp: &TopicPartition, a: &Assigned, err: Option<Error>) -> Result<i64> {
-        match self.config.auto_offset_reset {
-            OffsetReset::Earliest => Ok(a.handle.log_start_offset()),
-            OffsetReset::Latest => Ok(a.handle.high_watermark()),
-            OffsetReset::Error => Err(err.unwrap_or_else(|| Error::NoOffset {
-                topic: tp.topic.clone(),
-                partition: tp.partition,
-            })),
-        }
-    }
-
     fn fetch(&mut self) -> Result<ConsumerRecords> {
         let n = self.assigned.len();
-        let mut out = Vec::new();
+        let mut out = ConsumerRecords {
+            parts: Vec::new(),
+            len: 0,
+            faults: None,
+        };
         if n == 0 {
-            return Ok(ConsumerRecords { records: out });
+            return Ok(out);
         }
-        let mut budget = self.config.max_poll_records;
-        let keys: Vec<TopicPartition> = self.assigned.keys().cloned().collect();
         let start = self.cursor % n;
-        for i in 0..n {
+        self.cursor = (start + 1) % n;
+        let mut budget = self.config.max_poll_records;
+        let max_bytes = self.config.max_partition_fetch_bytes;
+        let Consumer {
+            assigned,
+            config,
+            log,
+            ..
+        } = self;
+        let mut order: Vec<(&TopicPartition, &mut Assigned)> = assigned.iter_mut().collect();
+        order.rotate_left(start);
+        for (tp, a) in order {
             if budget == 0 {
                 break;
             }
-            let Some(tp) = keys.get((start + i) % n) else {
-                continue;
-            };
-            let Some(a) = self.assigned.get(tp) else {
-                continue;
-            };
-            let mut pos = self.resolve(tp, a)?;
-            let topic: Arc<str> = Arc::from(tp.topic.as_str());
-            if a.pending.is_empty() {
-                let res = match a.handle.read(pos, self.config.max_partition_fetch_bytes) {
-                    Ok(r) => r,
-                    Err(e @ Error::OffsetOutOfRange { .. }) => {
-                        pos = self.reset(tp, a, Some(e))?;
-                        if let Some(a) = self.assigned.get_mut(tp) {
-                            a.position = Some(pos);
-                        }
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                };
-                let Some(a) = self.assigned.get_mut(tp) else {
-                    continue;
-                };
-                for b in &res.batches {
-                    b.verify_crc()?;
-                    if b.header().is_control() {
-                        continue;
-                    }
-                    for r in b.records()? {
-                        let r = r?;
-                        if r.offset >= pos {
-                            a.pending.push_back(r);
-                        }
-                    }
-                }
-                if a.pending.is_empty() {
-                    // Only batches before `pos` (e.g. emptied by compaction): move past them.
-                    if let Some(next) = res.next_offset() {
-                        a.position = Some(next.max(pos));
-                    } else {
-                        a.position = Some(pos);
-                    }
+            let pos = resolve(log, config, tp, a)?;
+            let fetched = match fetch_partition(tp, a, pos, budget, max_bytes) {
+                Ok(f) => f,
+                Err(e @ Error::OffsetOutOfRange { .. }) => {
+                    a.position = Some(reset(config, tp, a, Some(e))?);
+                    a.seeks += 1;
                     continue;
                 }
-            }
-            let Some(a) = self.assigned.get_mut(tp) else {
-                continue;
+                // Records already taken from other partitions are handed out; this partition
+                // kept its position, so a later poll meets the error again.
+                Err(_) if out.len > 0 => break,
+                Err(e) => return Err(e),
             };
-            while budget > 0 {
-                let Some(r) = a.pending.pop_front() else {
-                    break;
-                };
-                pos = r.offset + 1;
-                out.push(ConsumerRecord {
-                    topic: Arc::clone(&topic),
-                    partition: tp.partition,
-                    offset: r.offset,
-                    timestamp: r.timestamp,
-                    key: r.key,
-                    value: r.value,
-                    headers: r.headers,
-                });
-                budget -= 1;
+            if let Some(part) = fetched {
+                budget -= part.len;
+                out.len += part.len;
+                out.parts.push(part);
             }
-            a.position = Some(pos);
         }
-        self.cursor = (start + 1) % n;
-        Ok(ConsumerRecords { records: out })
+        if out.len > 0 {
+            out.faults = Some(Arc::clone(&self.faults));
+        }
+        Ok(out)
     }
 
     fn assigned_mut(&mut self, tp: &TopicPartition) -> Result<&mut Assigned> {
@@ -614,13 +598,13 @@ impl Consumer {
     /// let mut consumer = log.consumer(ConsumerConfig::default())?;
     /// consumer.assign(&[tp.clone()])?;
     /// consumer.seek(&tp, 2)?;
-    /// assert_eq!(consumer.poll(Duration::from_millis(100))?.iter().next().map(|r| r.offset), Some(2));
+    /// assert_eq!(consumer.poll(Duration::from_millis(100))?.iter().next().map(|r| r.offset()), Some(2));
     /// # Ok::<_, topiclog::Error>(())
     /// ```
     pub fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<()> {
         let a = self.assigned_mut(tp)?;
         a.position = Some(offset);
-        a.pending.clear();
+        a.seeks += 1;
         Ok(())
     }
 
@@ -657,7 +641,7 @@ impl Consumer {
             topic: tp.topic.clone(),
             partition: tp.partition,
         })?;
-        let p = self.resolve(tp, a)?;
+        let p = resolve(&self.log, &self.config, tp, a)?;
         self.assigned_mut(tp)?.position = Some(p);
         Ok(p)
     }
@@ -779,6 +763,222 @@ impl Consumer {
         self.leave_group();
         r
     }
+}
+
+/// The position to read next, resolving it from the committed offset or the reset policy.
+fn resolve(
+    log: &LogInner,
+    config: &ConsumerConfig,
+    tp: &TopicPartition,
+    a: &Assigned,
+) -> Result<i64> {
+    if let Some(p) = a.position {
+        return Ok(p);
+    }
+    if let Some(g) = &config.group_id
+        && let Some(om) = log.coordinator().offsets.committed(g, tp)
+    {
+        return Ok(om.offset);
+    }
+    reset(config, tp, a, None)
+}
+
+fn reset(
+    config: &ConsumerConfig,
+    tp: &TopicPartition,
+    a: &Assigned,
+    err: Option<Error>,
+) -> Result<i64> {
+    match config.auto_offset_reset {
+        OffsetReset::Earliest => Ok(a.handle.log_start_offset()),
+        OffsetReset::Latest => Ok(a.handle.high_watermark()),
+        OffsetReset::Error => Err(err.unwrap_or_else(|| Error::NoOffset {
+            topic: tp.topic.clone(),
+            partition: tp.partition,
+        })),
+    }
+}
+
+/// Takes up to `budget` records of one partition from `pos`: reads the batches (spans of the
+/// mapped segments, no copy), checks each batch's CRC, decompresses compressed ones, and counts
+/// what the poll hands out from the batch headers, decoding only a batch that starts before
+/// `pos` or that the budget cuts. Moves the partition's position past what is handed out.
+fn fetch_partition(
+    tp: &TopicPartition,
+    a: &mut Assigned,
+    pos: i64,
+    budget: usize,
+    max_bytes: usize,
+) -> Result<Option<PartitionRecords>> {
+    let read = a.handle.read_spans(pos, max_bytes, budget)?;
+    let mut sections = Vec::new();
+    let mut next = pos;
+    let mut taken = 0usize;
+    for span in read.contiguous() {
+        // The run of whole uncompressed batches being gathered: its start in `span`, end, count.
+        let mut run: Option<(usize, usize, usize)> = None;
+        let mut at = 0usize;
+        while taken < budget {
+            let Some(rest) = span.get(at..).filter(|r| r.len() >= BATCH_HEADER_LEN) else {
+                break;
+            };
+            let h = BatchHeader::parse(rest)?;
+            let end = at + h.size();
+            let batch = span
+                .get(at..end)
+                .ok_or_else(|| Error::invalid_batch("batch runs past the read"))?;
+            let last = h.last_offset();
+            if h.is_control() || h.record_count <= 0 || last < pos {
+                check(&mut a.checked, &h, batch)?;
+                if let Some(r) = run.as_mut() {
+                    r.1 = end;
+                }
+                next = next.max(last + 1);
+                at = end;
+                continue;
+            }
+            let decompressed = check(&mut a.checked, &h, batch)?;
+            let section: &[u8] = decompressed.as_deref().unwrap_or(records_section(batch));
+            let left = budget - taken;
+            let first = h.base_offset.max(pos);
+            let (take, resume) = if h.is_dense() {
+                // Offsets run base..=last with no gap: count without decoding.
+                let avail = usize::try_from(last - first + 1).unwrap_or(0);
+                let take = avail.min(left);
+                (take, first + take as i64)
+            } else if h.base_offset >= pos && h.record_count as usize <= left {
+                (h.record_count as usize, last + 1)
+            } else {
+                count_from(&h, section, pos, left)
+                    .map_err(|(offset, e)| undecodable(tp, offset, &e))?
+            };
+            next = next.max(resume);
+            taken += take;
+            match decompressed {
+                Some(records) => {
+                    if let Some((s, e, n)) = run.take() {
+                        sections.push(whole_batches(span, s, e, pos, n));
+                    }
+                    let mut cursor = RecordCursor::new(&h)?;
+                    if h.is_dense() && h.base_offset < pos {
+                        let skip = usize::try_from(pos - h.base_offset).unwrap_or(0);
+                        cursor
+                            .skip(&records, skip)
+                            .map_err(|e| undecodable(tp, h.base_offset, &e))?;
+                    }
+                    sections.push(Section {
+                        data: records,
+                        decompressed: Some(cursor),
+                        from: pos,
+                        take,
+                    });
+                }
+                None => match run.as_mut() {
+                    Some(r) => {
+                        r.1 = end;
+                        r.2 += take;
+                    }
+                    None => run = Some((at, end, take)),
+                },
+            }
+            at = end;
+        }
+        if let Some((s, e, n)) = run {
+            sections.push(whole_batches(span, s, e, pos, n));
+        }
+        if taken >= budget {
+            break;
+        }
+    }
+    a.position = Some(next);
+    if taken == 0 {
+        return Ok(None);
+    }
+    Ok(Some(PartitionRecords {
+        tp: tp.clone(),
+        topic: Arc::clone(&a.topic),
+        sections,
+        len: taken,
+        seeks: a.seeks,
+    }))
+}
+
+/// The batch a partition's last poll checked (and decompressed), which the next poll usually
+/// starts in when `max_poll_records` cut it: not checked or decompressed twice.
+struct Checked {
+    base_offset: i64,
+    crc: u32,
+    decompressed: Option<Bytes>,
+}
+
+/// Checks a batch's CRC and decompresses its records when it is compressed, unless it is the
+/// batch `memo` holds; remembers it.
+fn check(memo: &mut Option<Checked>, h: &BatchHeader, batch: &[u8]) -> Result<Option<Bytes>> {
+    if let Some(m) = memo.as_ref()
+        && m.base_offset == h.base_offset
+        && m.crc == h.crc
+    {
+        return Ok(m.decompressed.clone());
+    }
+    let crc = batch_crc(batch);
+    if crc != h.crc {
+        return Err(Error::ChecksumMismatch {
+            base_offset: h.base_offset,
+            stored: h.crc,
+            computed: crc,
+        });
+    }
+    let decompressed = decompressed_section(h, batch)?.map(Bytes::from);
+    *memo = Some(Checked {
+        base_offset: h.base_offset,
+        crc: h.crc,
+        decompressed: decompressed.clone(),
+    });
+    Ok(decompressed)
+}
+
+/// A section of whole batches `start..end` of `span`.
+fn whole_batches(span: &Bytes, start: usize, end: usize, from: i64, take: usize) -> Section {
+    Section {
+        data: span.slice(start..end),
+        decompressed: None,
+        from,
+        take,
+    }
+}
+
+/// The error for a record of `tp` that does not decode, at the offset a consumer resumes at.
+fn undecodable(tp: &TopicPartition, offset: i64, error: &Error) -> Error {
+    Error::invalid_batch(format!(
+        "{}-{} at offset {offset}: {error}; seek past it to go on",
+        tp.topic, tp.partition
+    ))
+}
+
+/// How many of a batch's records at or after `from` fit in `left`, and the offset after the
+/// last one taken (the batch's end when all fit). A record that does not decode fails it with
+/// the offset after the last record that did (at least `from`).
+fn count_from(
+    h: &BatchHeader,
+    section: &[u8],
+    from: i64,
+    left: usize,
+) -> std::result::Result<(usize, i64), (i64, Error)> {
+    let mut cursor = RecordCursor::new(h).map_err(|e| (from, e))?;
+    let mut taken = 0usize;
+    let mut resume = from;
+    while let Some(r) = cursor.next(section) {
+        let r = r.map_err(|e| (resume, e))?;
+        resume = resume.max(r.offset + 1);
+        if r.offset < from {
+            continue;
+        }
+        if taken == left {
+            return Ok((taken, r.offset));
+        }
+        taken += 1;
+    }
+    Ok((taken, h.last_offset() + 1))
 }
 
 impl Drop for Consumer {

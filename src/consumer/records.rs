@@ -1,16 +1,108 @@
-//! What a poll returns: [`ConsumerRecord`]s, grouped as [`ConsumerRecords`].
+//! What a poll returns: [`ConsumerRecords`], which hold the fetched batches themselves (one
+//! reference count per run of batches, not per record), and the [`ConsumerRecord`] views the
+//! iterators decode from them on demand. [`ConsumerRecord::to_owned`] makes an
+//! [`OwnedConsumerRecord`] for records kept past the `ConsumerRecords`.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use parking_lot::Mutex;
 
 use crate::TopicPartition;
-use crate::record::Header;
+use crate::error::Error;
+use crate::record::batch::{BATCH_HEADER_LEN, BatchHeader, RecordCursor, records_section};
+use crate::record::{Header, RecordRef, Records};
 
-/// A record as a consumer receives it.
+/// A record as a consumer receives it: a view into the batch it was fetched in, valid while
+/// its [`ConsumerRecords`] lives. Nothing is copied or counted until [`ConsumerRecord::to_owned`].
+#[derive(Clone, Copy)]
+pub struct ConsumerRecord<'a> {
+    part: &'a PartitionRecords,
+    owner: &'a Bytes,
+    record: RecordRef<'a>,
+}
+
+impl<'a> ConsumerRecord<'a> {
+    /// Topic.
+    pub fn topic(&self) -> &'a str {
+        &self.part.tp.topic
+    }
+    /// Partition.
+    pub fn partition(&self) -> i32 {
+        self.part.tp.partition
+    }
+    /// Offset.
+    pub fn offset(&self) -> i64 {
+        self.record.offset
+    }
+    /// Timestamp (ms since the epoch).
+    pub fn timestamp(&self) -> i64 {
+        self.record.timestamp
+    }
+    /// Key (`None` for null).
+    pub fn key(&self) -> Option<&'a [u8]> {
+        self.record.key
+    }
+    /// Value (`None` for null: a tombstone).
+    pub fn value(&self) -> Option<&'a [u8]> {
+        self.record.value
+    }
+    /// Number of headers.
+    pub fn header_count(&self) -> usize {
+        self.record.header_count()
+    }
+    /// The headers in order: key and value (`None` for a null value).
+    pub fn headers(&self) -> impl Iterator<Item = (&'a str, Option<&'a [u8]>)> + use<'a> {
+        self.record.headers()
+    }
+    /// An owned record. Its key, value and header values are views of the same fetched bytes
+    /// (a reference count each, no copy), so a kept record keeps those bytes alive.
+    pub fn to_owned(&self) -> OwnedConsumerRecord {
+        let bytes = |b: &[u8]| self.owner.slice_ref(b);
+        OwnedConsumerRecord {
+            topic: Arc::clone(&self.part.topic),
+            partition: self.part.tp.partition,
+            offset: self.record.offset,
+            timestamp: self.record.timestamp,
+            key: self.record.key.map(bytes),
+            value: self.record.value.map(bytes),
+            headers: self
+                .record
+                .headers()
+                .map(|(key, value)| Header {
+                    key: key.to_owned(),
+                    value: value.map(bytes),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ConsumerRecord<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsumerRecord")
+            .field("topic", &self.topic())
+            .field("partition", &self.partition())
+            .field("offset", &self.offset())
+            .field("timestamp", &self.timestamp())
+            .field("key", &self.key())
+            .field("value", &self.value())
+            .field("headers", &self.headers().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl PartialEq for ConsumerRecord<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.part.tp == other.part.tp && self.record == other.record
+    }
+}
+
+/// A record owned by the caller, from [`ConsumerRecord::to_owned`] or from iterating
+/// [`ConsumerRecords`] by value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsumerRecord {
+pub struct OwnedConsumerRecord {
     /// Topic.
     pub topic: Arc<str>,
     /// Partition.
@@ -27,46 +119,288 @@ pub struct ConsumerRecord {
     pub headers: Vec<Header>,
 }
 
-/// Records returned by one [`Consumer::poll`](crate::Consumer::poll): in order within each partition.
-#[derive(Debug, Clone, Default)]
+/// Records returned by one [`Consumer::poll`](crate::Consumer::poll): in order within each
+/// partition, partition after partition. They hold the fetched batches, not decoded records:
+/// [`ConsumerRecords::iter`] decodes each record as it is reached, as a view into them.
+///
+/// A record that passed its batch's checksum but does not decode (bytes changed by something
+/// other than topiclog, with a matching checksum) ends its partition's records in this
+/// iteration, and the consumer's next `poll` returns the error with the partition's position
+/// at that record, as Kafka's consumer stops at a corrupt record.
+#[derive(Debug, Default)]
 pub struct ConsumerRecords {
-    pub(super) records: Vec<ConsumerRecord>,
+    pub(super) parts: Vec<PartitionRecords>,
+    pub(super) len: usize,
+    pub(super) faults: Option<Arc<Faults>>,
+}
+
+/// The records one poll took from one partition.
+#[derive(Debug)]
+pub(super) struct PartitionRecords {
+    pub(super) tp: TopicPartition,
+    pub(super) topic: Arc<str>,
+    pub(super) sections: Vec<Section>,
+    pub(super) len: usize,
+    /// The partition's seek count when these records were fetched (see `Fault::seeks`).
+    pub(super) seeks: u64,
+}
+
+/// A run of records to hand out: whole stored batches (uncompressed, adjacent in their
+/// segment), or the decompressed records of one compressed batch.
+#[derive(Debug)]
+pub(super) struct Section {
+    pub(super) data: Bytes,
+    /// Set when `data` is one decompressed records section: the cursor at its first record.
+    pub(super) decompressed: Option<RecordCursor>,
+    /// Records before this offset are skipped (the first batch may start before the position).
+    pub(super) from: i64,
+    /// How many records (at or after `from`) this section hands out.
+    pub(super) take: usize,
+}
+
+/// Where iterations report a record that does not decode, for the consumer's next poll.
+#[derive(Debug, Default)]
+pub(super) struct Faults {
+    first: Mutex<Option<Fault>>,
+}
+
+/// A record that did not decode: the partition, the offset to resume at, and why.
+#[derive(Debug)]
+pub(super) struct Fault {
+    pub(super) tp: TopicPartition,
+    pub(super) offset: i64,
+    pub(super) error: Error,
+    /// The partition's seek count when the records were fetched: a seek since then (the
+    /// application moving past the record, or elsewhere) makes the fault moot.
+    pub(super) seeks: u64,
+}
+
+impl Faults {
+    fn report(&self, fault: Fault) {
+        let mut first = self.first.lock();
+        if first.is_none() {
+            *first = Some(fault);
+        }
+    }
+
+    pub(super) fn take(&self) -> Option<Fault> {
+        self.first.lock().take()
+    }
 }
 
 impl ConsumerRecords {
     /// Number of records.
     pub fn len(&self) -> usize {
-        self.records.len()
+        self.len
     }
     /// True when the poll returned nothing.
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.len == 0
     }
-    /// Iterates the records.
-    pub fn iter(&self) -> std::slice::Iter<'_, ConsumerRecord> {
-        self.records.iter()
+    /// Iterates the records: partition after partition, in offset order within each.
+    pub fn iter(&self) -> ConsumerRecordIter<'_> {
+        ConsumerRecordIter::new(&self.parts, self.len, self.faults.as_deref())
+    }
+    /// The records of one partition, in offset order (none when the poll returned none of it).
+    pub fn records(&self, tp: &TopicPartition) -> ConsumerRecordIter<'_> {
+        match self.parts.iter().position(|p| &p.tp == tp) {
+            Some(i) => {
+                let one = self.parts.get(i..=i).unwrap_or(&[]);
+                ConsumerRecordIter::new(
+                    one,
+                    one.iter().map(|p| p.len).sum(),
+                    self.faults.as_deref(),
+                )
+            }
+            None => ConsumerRecordIter::new(&[], 0, None),
+        }
     }
     /// The partitions with records in this batch.
     pub fn partitions(&self) -> BTreeSet<TopicPartition> {
-        self.records
-            .iter()
-            .map(|r| TopicPartition::new(r.topic.as_ref(), r.partition))
-            .collect()
+        self.parts.iter().map(|p| p.tp.clone()).collect()
     }
-}
-
-impl IntoIterator for ConsumerRecords {
-    type Item = ConsumerRecord;
-    type IntoIter = std::vec::IntoIter<ConsumerRecord>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.records.into_iter()
+    /// Number of records of one partition.
+    pub fn count(&self, tp: &TopicPartition) -> usize {
+        self.parts.iter().find(|p| &p.tp == tp).map_or(0, |p| p.len)
     }
 }
 
 impl<'a> IntoIterator for &'a ConsumerRecords {
-    type Item = &'a ConsumerRecord;
-    type IntoIter = std::slice::Iter<'a, ConsumerRecord>;
+    type Item = ConsumerRecord<'a>;
+    type IntoIter = ConsumerRecordIter<'a>;
+    fn into_iter(self) -> ConsumerRecordIter<'a> {
+        self.iter()
+    }
+}
+
+/// Iterating by value hands out owned records (each a view of the fetched bytes: no copy).
+impl IntoIterator for ConsumerRecords {
+    type Item = OwnedConsumerRecord;
+    type IntoIter = std::vec::IntoIter<OwnedConsumerRecord>;
     fn into_iter(self) -> Self::IntoIter {
-        self.records.iter()
+        let owned: Vec<OwnedConsumerRecord> = self.iter().map(|r| r.to_owned()).collect();
+        owned.into_iter()
+    }
+}
+
+/// Iterator over [`ConsumerRecords`], decoding each record in place as it is reached.
+pub struct ConsumerRecordIter<'a> {
+    parts: std::slice::Iter<'a, PartitionRecords>,
+    part: Option<&'a PartitionRecords>,
+    sections: std::slice::Iter<'a, Section>,
+    section: Option<&'a Section>,
+    /// Records the current section still hands out.
+    left: usize,
+    /// The current section's batches after the current one (whole-batch sections).
+    batches: &'a [u8],
+    /// The records of the current batch.
+    cursor: Option<Records<'a>>,
+    /// The last offset handed out from the current partition.
+    last: Option<i64>,
+    remaining: usize,
+    faults: Option<&'a Faults>,
+}
+
+impl std::fmt::Debug for ConsumerRecordIter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsumerRecordIter")
+            .field("remaining", &self.remaining)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> ConsumerRecordIter<'a> {
+    fn new(
+        parts: &'a [PartitionRecords],
+        len: usize,
+        faults: Option<&'a Faults>,
+    ) -> ConsumerRecordIter<'a> {
+        ConsumerRecordIter {
+            parts: parts.iter(),
+            part: None,
+            sections: [].iter(),
+            section: None,
+            left: 0,
+            batches: &[],
+            cursor: None,
+            last: None,
+            remaining: len,
+            faults,
+        }
+    }
+
+    /// Moves to the next data batch of the current whole-batch section; false at its end.
+    fn next_batch(&mut self) -> Result<bool, Error> {
+        while self.batches.len() >= BATCH_HEADER_LEN {
+            let h = BatchHeader::parse(self.batches)?;
+            let (batch, rest) = self
+                .batches
+                .split_at_checked(h.size())
+                .ok_or_else(|| Error::invalid_batch("batch runs past the fetched bytes"))?;
+            self.batches = rest;
+            if h.is_control() || h.record_count == 0 {
+                continue;
+            }
+            let mut cursor = Records::new(records_section(batch), &h)?;
+            // The first batch may start before the position: step to it by lengths alone.
+            if let Some(section) = self.section
+                && h.is_dense()
+                && h.base_offset < section.from
+            {
+                let skip = usize::try_from(section.from - h.base_offset).unwrap_or(0);
+                cursor.skip_records(skip)?;
+            }
+            self.cursor = Some(cursor);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Stops handing out the current partition's records and reports why to the consumer.
+    fn fail(&mut self, error: Error) {
+        if let (Some(faults), Some(part), Some(section)) = (self.faults, self.part, self.section) {
+            faults.report(Fault {
+                tp: part.tp.clone(),
+                offset: self.last.map_or(section.from, |o| o + 1),
+                error,
+                seeks: part.seeks,
+            });
+        }
+        self.left = 0;
+        self.cursor = None;
+        self.sections = [].iter();
+    }
+}
+
+impl<'a> Iterator for ConsumerRecordIter<'a> {
+    type Item = ConsumerRecord<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<ConsumerRecord<'a>> {
+        loop {
+            if self.left > 0 {
+                if let Some(cursor) = self.cursor.as_mut() {
+                    match cursor.next() {
+                        Some(Ok(record)) => {
+                            // Set together with `left`: both are `Some` here.
+                            let (Some(part), Some(section)) = (self.part, self.section) else {
+                                return None;
+                            };
+                            if record.offset < section.from {
+                                continue;
+                            }
+                            self.left -= 1;
+                            self.remaining = self.remaining.saturating_sub(1);
+                            self.last = Some(record.offset);
+                            return Some(ConsumerRecord {
+                                part,
+                                owner: &section.data,
+                                record,
+                            });
+                        }
+                        Some(Err(e)) => {
+                            self.fail(e);
+                            continue;
+                        }
+                        None => self.cursor = None,
+                    }
+                }
+                let whole_batches = self.section.is_some_and(|s| s.decompressed.is_none());
+                match whole_batches.then(|| self.next_batch()) {
+                    Some(Ok(true)) => continue,
+                    Some(Err(e)) => self.fail(e),
+                    // Fewer records than the fetch counted: only if the bytes changed.
+                    Some(Ok(false)) | None => {
+                        if self.left > 0 {
+                            self.fail(Error::invalid_batch(format!(
+                                "{} fewer records than their batch headers declare",
+                                self.left
+                            )));
+                        }
+                    }
+                }
+                continue;
+            }
+            if let Some(section) = self.sections.next() {
+                self.section = Some(section);
+                self.left = section.take;
+                if let Some(cursor) = section.decompressed {
+                    self.batches = &[];
+                    self.cursor = Some(Records::resume(&section.data, cursor));
+                } else {
+                    self.batches = &section.data;
+                    self.cursor = None;
+                }
+                continue;
+            }
+            let part = self.parts.next()?;
+            self.part = Some(part);
+            self.last = None;
+            self.sections = part.sections.iter();
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.remaining))
     }
 }

@@ -5,7 +5,7 @@
 //! responses would.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -109,15 +109,27 @@ struct Member {
     assignment: Option<Bytes>,
     notifier: Option<Weak<Notifier>>,
     /// Alive while the in-process consumer exists (its "heartbeat thread").
-    liveness: Option<Weak<()>>,
+    liveness: Option<Weak<MemberSignal>>,
 }
 
 impl Member {
     fn wake(&self) {
+        if let Some(signal) = self.liveness.as_ref().and_then(Weak::upgrade) {
+            signal.rebalance.store(true, Ordering::Release);
+        }
         if let Some(n) = self.notifier.as_ref().and_then(Weak::upgrade) {
             n.notify();
         }
     }
+}
+
+/// What an in-process member shares with the coordinator: it is alive while the consumer
+/// holds it (the coordinator heartbeats for it meanwhile, as Kafka's heartbeat thread does),
+/// and `rebalance` is raised when the group may need it to rejoin, so the consumer asks the
+/// coordinator only then (and at its heartbeat interval), not on every poll.
+#[derive(Debug, Default)]
+pub(crate) struct MemberSignal {
+    pub(crate) rebalance: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -403,7 +415,7 @@ impl Coordinator {
         &self,
         req: &JoinRequest,
         notifier: Option<&Arc<Notifier>>,
-        liveness: Option<&Arc<()>>,
+        liveness: Option<&Arc<MemberSignal>>,
     ) -> Result<JoinResponse> {
         let mut groups = self.groups.lock();
         let generation = self.offsets.generation(&req.group);

@@ -76,7 +76,9 @@ impl OffsetStore {
                         skipped_groups.extend(groups_named_in(b.as_bytes()));
                         continue;
                     }
-                    let Ok(records) = b.records() else { continue };
+                    let Ok(records) = b.owned_records() else {
+                        continue;
+                    };
                     for r in records.flatten() {
                         let Some(key) = r.key.as_deref().and_then(|k| OffsetsKey::decode(k).ok())
                         else {
@@ -334,7 +336,7 @@ pub(crate) fn groups_named_in(bytes: &[u8]) -> Vec<String> {
             .and_then(|h| rest.get(..h.size()))
             .and_then(|b| crate::record::Batch::new(bytes::Bytes::copy_from_slice(b)).ok());
         let mut named = false;
-        if let Some(records) = batch.as_ref().and_then(|b| b.records().ok()) {
+        if let Some(records) = batch.as_ref().and_then(|b| b.owned_records().ok()) {
             for r in records.flatten() {
                 named = true;
                 match r.key.as_deref().map(OffsetsKey::decode) {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::log::LogInner;
-use crate::partition::read::ReadResult;
+use crate::partition::read::{ReadResult, ReadShape};
 use crate::partition::{AppendResult, Partition};
 use crate::record::batch::BatchRef;
 use crate::record::{BatchBuilder, Header, Record, StoredRecord};
@@ -281,6 +281,34 @@ impl PartitionHandle {
     /// ```
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult> {
         self.live()?.read(offset, max_bytes)
+    }
+
+    /// [`PartitionHandle::read`] without the per-batch views: the same batches, only as
+    /// [`ReadResult::contiguous`] runs (`batches` is empty). What a network fetch sends, with
+    /// one reference count per segment read instead of one per batch.
+    ///
+    /// # Errors
+    /// As [`PartitionHandle::read`].
+    pub fn read_contiguous(&self, offset: i64, max_bytes: usize) -> Result<ReadResult> {
+        self.read_spans(offset, max_bytes, usize::MAX)
+    }
+
+    /// [`PartitionHandle::read_contiguous`] as the consumer reads, stopping once the batches
+    /// declare `max_records` records.
+    pub(crate) fn read_spans(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        max_records: usize,
+    ) -> Result<ReadResult> {
+        self.live()?.read_shaped(
+            offset,
+            ReadShape {
+                max_bytes,
+                max_records,
+                batches: false,
+            },
+        )
     }
 
     /// Decoded records from `offset` (records before it in the first batch are skipped), up

@@ -38,7 +38,7 @@ impl ReadResult {
         let mut out = Vec::new();
         for b in &self.batches {
             b.verify_crc()?;
-            for r in b.records()? {
+            for r in b.owned_records()? {
                 let r = r?;
                 if r.offset >= offset {
                     out.push(r);
@@ -62,20 +62,51 @@ impl ReadResult {
     }
 }
 
+/// How much a read returns, and in which form.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReadShape {
+    /// About this many bytes of batches (at least one batch when any is readable).
+    pub(crate) max_bytes: usize,
+    /// Stop once the batches read declare this many records (a consumer's `max.poll.records`:
+    /// reading further would only be read again by the next poll).
+    pub(crate) max_records: usize,
+    /// Also hand out each batch as a [`Batch`] (one reference count each); without it only the
+    /// contiguous spans are returned, which is all a consumer or a network fetch needs.
+    pub(crate) batches: bool,
+}
+
+impl ReadShape {
+    /// Whole batches up to about `max_bytes`, each as a [`Batch`].
+    pub(crate) fn batches(max_bytes: usize) -> ReadShape {
+        ReadShape {
+            max_bytes,
+            max_records: usize::MAX,
+            batches: true,
+        }
+    }
+}
+
 impl Partition {
     /// Reads whole batches from the one holding `offset`, up to about `max_bytes` (at least one
     /// batch is returned when any is readable, even if larger), stopping at the high watermark.
     /// A read-only view that finds nothing there, or fails, looks at the directory again
     /// first (see `view.rs`).
     pub(crate) fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult> {
-        if self.shared.read_only {
-            return self.read_refreshing(offset, max_bytes);
-        }
-        self.read_view(offset, max_bytes)
+        self.read_shaped(offset, ReadShape::batches(max_bytes))
     }
 
-    /// [`Partition::read`] over the segments as they are now, without refreshing.
-    pub(super) fn read_view(&self, offset: i64, max_bytes: usize) -> Result<ReadResult> {
+    /// [`Partition::read`], with a record limit and without the per-batch views when `shape`
+    /// says so.
+    pub(crate) fn read_shaped(&self, offset: i64, shape: ReadShape) -> Result<ReadResult> {
+        if self.shared.read_only {
+            return self.read_refreshing(offset, shape);
+        }
+        self.read_view(offset, shape)
+    }
+
+    /// [`Partition::read_shaped`] over the segments as they are now, without refreshing.
+    pub(super) fn read_view(&self, offset: i64, shape: ReadShape) -> Result<ReadResult> {
+        let max_bytes = shape.max_bytes;
         let hw = self.high_watermark();
         let segs = self.segments();
         let start = self.log_start();
@@ -99,6 +130,8 @@ impl Partition {
             .partition_point(|s| s.base_offset <= offset)
             .saturating_sub(1);
         let mut total = 0usize;
+        let mut records = 0usize;
+        let mut batches = 0u64;
         let mut prev_end = i64::MIN;
         for seg in segs.iter().skip(first) {
             if seg.base_offset >= hw {
@@ -133,14 +166,18 @@ impl Partition {
                 prev_end = h.last_offset() + 1;
                 let len = h.size();
                 if h.last_offset() >= offset {
-                    if !out.batches.is_empty() && total + len > max_bytes {
+                    if batches > 0 && total + len > max_bytes {
                         stop = true;
                         break;
                     }
-                    out.batches.push(seg.batch_at(&maps, pos, h)?);
+                    if shape.batches {
+                        out.batches.push(seg.batch_at(&maps, pos, h)?);
+                    }
+                    batches += 1;
                     run = Some((run.map_or(pos, |(start, _)| start), pos + len as u64));
                     total += len;
-                    if total >= max_bytes {
+                    records = records.saturating_add(usize::try_from(h.record_count).unwrap_or(0));
+                    if total >= max_bytes || records >= shape.max_records {
                         stop = true;
                         break;
                     }
@@ -164,7 +201,7 @@ impl Partition {
         }
         self.counters
             .batches_read
-            .fetch_add(out.batches.len() as u64, Ordering::Relaxed);
+            .fetch_add(batches, Ordering::Relaxed);
         self.counters
             .bytes_read
             .fetch_add(total as u64, Ordering::Relaxed);
@@ -266,7 +303,7 @@ impl Partition {
             let res = self.read(offset, 1 << 20)?;
             let Some(next) = res.next_offset() else { break };
             for b in &res.batches {
-                for r in b.records()? {
+                for r in b.owned_records()? {
                     let r = r?;
                     if r.offset >= start
                         && r.offset < hw
@@ -303,7 +340,7 @@ impl Partition {
                 let len = h.size();
                 if h.max_timestamp >= timestamp && h.last_offset() >= start {
                     let batch = seg.batch_at(&maps, pos, h)?;
-                    for r in batch.records()? {
+                    for r in batch.owned_records()? {
                         let r = r?;
                         if r.timestamp >= timestamp && r.offset >= start && r.offset < hw {
                             return Ok(Some((r.offset, r.timestamp)));

@@ -41,7 +41,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::Partition;
-use super::read::ReadResult;
+use super::read::{ReadResult, ReadShape};
 use super::recovery::{self, LoadParams, Loaded};
 use crate::checkpoint;
 use crate::error::{Error, IoContext, Result};
@@ -315,10 +315,10 @@ impl Partition {
     /// offset below the refreshed log start is `OffsetOutOfRange` (the consumer resets it per
     /// `auto_offset_reset`, as Kafka's does), and an error met on the refreshed view, whose
     /// files cannot change under it, is real.
-    pub(super) fn read_refreshing(&self, offset: i64, max_bytes: usize) -> Result<ReadResult> {
+    pub(super) fn read_refreshing(&self, offset: i64, shape: ReadShape) -> Result<ReadResult> {
         let seen = self.view_generation();
-        match self.read_view(offset, max_bytes) {
-            Ok(r) if !r.batches.is_empty() => return Ok(r),
+        match self.read_view(offset, shape) {
+            Ok(r) if !r.contiguous().is_empty() => return Ok(r),
             // The log start only moves up: below the view's start is below the owner's.
             Err(e @ Error::OffsetOutOfRange { .. }) if offset < self.log_start() => {
                 return Err(e);
@@ -327,7 +327,7 @@ impl Partition {
             Ok(_) | Err(_) => {}
         }
         self.refresh(seen)?;
-        self.read_view(offset, max_bytes)
+        self.read_view(offset, shape)
     }
 
     /// Loads the view again from the directory, unless another reader did since generation

@@ -6,6 +6,8 @@ pub(crate) mod codec;
 pub(crate) mod record;
 pub(crate) mod varint;
 
-pub use batch::{Batch, BatchBuilder, BatchHeader, Batches, RecordIter, RecordRef, TimestampType};
+pub use batch::{
+    Batch, BatchBuilder, BatchHeader, Batches, RecordIter, RecordRef, Records, TimestampType,
+};
 pub use codec::Compression;
 pub use record::{Header, Record, StoredRecord};

@@ -40,7 +40,9 @@ fn decode(batch: &Batch) {
         "crc_ok and verify_crc disagree"
     );
 
-    let Ok(iter) = batch.records() else { return };
+    let Ok(iter) = batch.owned_records() else {
+        return;
+    };
     let mut decoded: Vec<StoredRecord> = Vec::new();
     let mut all_ok = true;
     // Iterate to the end: the iterator must stop by itself after an error.
@@ -89,7 +91,7 @@ fn roundtrip(records: &[StoredRecord]) {
         .verify_crc()
         .expect("BatchBuilder output must have a valid CRC");
     let again: Vec<StoredRecord> = batch
-        .records()
+        .owned_records()
         .expect("BatchBuilder output must decode")
         .collect::<Result<_, _>>()
         .expect("every re-encoded record must decode");

@@ -211,7 +211,7 @@ fn check_batch(opts: Options, batch: &Batch, exp: &[Expected], what: &str) {
     );
     let records = ok_or_bail!(
         opts,
-        batch.records(),
+        batch.owned_records(),
         "{what}: batch at {}",
         batch.base_offset()
     );

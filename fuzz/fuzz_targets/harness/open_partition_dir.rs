@@ -286,7 +286,7 @@ fn read_everything(opts: Options, p: &PartitionHandle) -> Seen {
                 b.base_offset()
             );
             let _ = b.verify_crc();
-            if let Ok(records) = b.records() {
+            if let Ok(records) = b.owned_records() {
                 for rec in records {
                     let Ok(rec) = rec else { break };
                     timestamps.push(rec.timestamp);
@@ -336,7 +336,7 @@ fn check_appended(opts: Options, p: &PartitionHandle, offset: i64, what: &str) {
         b.last_offset()
     );
     if b.verify_crc().is_ok()
-        && let Ok(mut records) = b.records()
+        && let Ok(mut records) = b.owned_records()
     {
         let found = records.any(|r| {
             r.is_ok_and(|r| r.offset == offset && r.value.as_deref() == Some(APPENDED_VALUE))

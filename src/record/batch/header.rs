@@ -140,6 +140,14 @@ impl BatchHeader {
             .saturating_add(i64::from(self.last_offset_delta))
     }
 
+    /// True when the batch holds a record at every offset from its base to its last (the
+    /// record count spans the offset range), so the record at an offset sits at
+    /// `offset - base_offset` among the batch's records. Every batch a producer or the engine
+    /// writes is dense; compaction leaves batches that are not.
+    pub fn is_dense(&self) -> bool {
+        i64::from(self.record_count) == i64::from(self.last_offset_delta) + 1
+    }
+
     /// The records section's codec.
     ///
     /// # Errors

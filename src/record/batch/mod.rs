@@ -14,8 +14,8 @@ pub(crate) use header::{
     batch_crc, crc32c, empty_batch, placeholder_batch, stamp_base_offset, stamp_base_sequence,
     stamp_log_append_time,
 };
-pub(crate) use view::BatchRef;
-pub use view::{Batch, Batches, RecordIter, RecordRef};
+pub use view::{Batch, Batches, RecordIter, RecordRef, Records};
+pub(crate) use view::{BatchRef, RecordCursor, decompressed_section, records_section};
 
 #[cfg(test)]
 mod tests;

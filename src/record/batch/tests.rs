@@ -70,7 +70,11 @@ fn decodes_hand_assembled_batch() {
     let batch = Batch::new(Bytes::from(hand_assembled())).unwrap();
     batch.verify_crc().unwrap();
     assert_eq!(batch.last_offset(), 1);
-    let recs: Vec<_> = batch.records().unwrap().collect::<Result<_>>().unwrap();
+    let recs: Vec<_> = batch
+        .owned_records()
+        .unwrap()
+        .collect::<Result<_>>()
+        .unwrap();
     assert_eq!(recs.len(), 2);
     assert_eq!(recs[0].key.as_deref(), Some(&b"k"[..]));
     assert_eq!(recs[0].timestamp, 1000);
@@ -85,7 +89,7 @@ fn uncompressed_records_share_the_batch_buffer() {
     let bytes = Bytes::from(hand_assembled());
     let range = bytes.as_ptr_range();
     let batch = Batch::new(bytes.clone()).unwrap();
-    let rec = batch.records().unwrap().next().unwrap().unwrap();
+    let rec = batch.owned_records().unwrap().next().unwrap().unwrap();
     let v = rec.value.unwrap();
     assert!(
         range.contains(&v.as_ptr()),
@@ -111,7 +115,16 @@ fn stamping_base_offset_keeps_the_crc_valid() {
     let batch = Batch::new(Bytes::from(b)).unwrap();
     batch.verify_crc().unwrap();
     assert_eq!(batch.base_offset(), 42);
-    assert_eq!(batch.records().unwrap().nth(1).unwrap().unwrap().offset, 43);
+    assert_eq!(
+        batch
+            .owned_records()
+            .unwrap()
+            .nth(1)
+            .unwrap()
+            .unwrap()
+            .offset,
+        43
+    );
 }
 
 #[test]
@@ -124,7 +137,7 @@ fn log_append_time_gives_every_record_the_batch_time() {
         batch.header().timestamp_type(),
         TimestampType::LogAppendTime
     );
-    for r in batch.records().unwrap() {
+    for r in batch.owned_records().unwrap() {
         assert_eq!(r.unwrap().timestamp, 9999);
     }
 }
@@ -151,7 +164,11 @@ fn compressed_round_trip_each_codec() {
         let batch = Batch::new(Bytes::from(bytes)).unwrap();
         batch.verify_crc().unwrap();
         assert_eq!(batch.header().compression().unwrap(), codec);
-        let recs: Vec<_> = batch.records().unwrap().collect::<Result<_>>().unwrap();
+        let recs: Vec<_> = batch
+            .owned_records()
+            .unwrap()
+            .collect::<Result<_>>()
+            .unwrap();
         assert_eq!(recs.len(), 500);
         assert_eq!(recs[499].offset, 499);
         assert_eq!(recs[499].timestamp, 1499);
@@ -165,7 +182,7 @@ fn trailing_bytes_after_declared_records_are_an_error() {
     // Declare one record where two are stored.
     b[57..61].copy_from_slice(&1i32.to_be_bytes());
     let batch = Batch::new(Bytes::from(b)).unwrap();
-    let results: Vec<_> = batch.records().unwrap().collect();
+    let results: Vec<_> = batch.owned_records().unwrap().collect();
     assert!(results.iter().any(Result::is_err));
 }
 
@@ -195,12 +212,12 @@ proptest! {
         let bytes = Bytes::from(bytes);
         for batch in Batches::new(bytes.clone()).flatten() {
             let _ = batch.verify_crc();
-            if let Ok(records) = batch.records() {
+            if let Ok(records) = batch.owned_records() {
                 for r in records { let _ = r; }
             }
         }
         if let Ok(batch) = Batch::new(bytes)
-            && let Ok(records) = batch.records() {
+            && let Ok(records) = batch.owned_records() {
                 for r in records { let _ = r; }
             }
     }
@@ -211,7 +228,7 @@ proptest! {
         let i = idx % b.len();
         b[i] = val;
         if let Ok(batch) = Batch::new(Bytes::from(b))
-            && let Ok(records) = batch.records() {
+            && let Ok(records) = batch.owned_records() {
                 for r in records { let _ = r; }
             }
     }
@@ -242,7 +259,7 @@ fn borrowed_scan_matches_owned_records_for_every_codec() {
             .unwrap();
         }
         let batch = Batch::new(Bytes::copy_from_slice(b.finish().unwrap())).unwrap();
-        let owned: Vec<StoredRecord> = batch.records().unwrap().map(Result::unwrap).collect();
+        let owned: Vec<StoredRecord> = batch.owned_records().unwrap().map(Result::unwrap).collect();
         let mut borrowed = Vec::new();
         let n = batch
             .for_each_record(|r| borrowed.push(r.to_stored()))
@@ -485,5 +502,5 @@ fn empty_batch_keeps_the_header_without_records() {
     assert_eq!(e.timestamp_type(), TimestampType::LogAppendTime);
     assert_eq!(e.compression().unwrap(), Compression::None);
     assert_eq!(e.record_count, 0);
-    assert_eq!(batch.records().unwrap().count(), 0);
+    assert_eq!(batch.owned_records().unwrap().count(), 0);
 }

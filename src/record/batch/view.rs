@@ -1,6 +1,8 @@
 //! Zero-copy views of whole batches: [`Batch`] (owned `Bytes`), `BatchRef` (borrowed), the
 //! record iterators over them, and [`Batches`], which splits concatenated batches.
 
+use std::sync::OnceLock;
+
 use bytes::Bytes;
 
 use super::decoder::{Cursor, CursorState, field};
@@ -8,14 +10,27 @@ use super::header::{BATCH_HEADER_LEN, BatchHeader, MAX_DECOMPRESSED_BYTES, batch
 use crate::error::{Error, Result};
 use crate::record::codec::{self, Compression};
 use crate::record::record::{Header, StoredRecord};
+use crate::record::varint::read_varint;
 
 /// One whole RecordBatch v2 held as `Bytes` (for batches read from disk, a view into the
 /// mapped segment: no copy).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Batch {
     header: BatchHeader,
     bytes: Bytes,
+    /// A compressed batch's records, decompressed by the first [`Batch::records`], so the
+    /// records it hands out can borrow from the batch.
+    decompressed: OnceLock<Bytes>,
 }
+
+/// Equal when the bytes are (whether the records were decompressed yet does not matter).
+impl PartialEq for Batch {
+    fn eq(&self, other: &Self) -> bool {
+        self.header == other.header && self.bytes == other.bytes
+    }
+}
+
+impl Eq for Batch {}
 
 impl Batch {
     /// Wraps `bytes`, which must hold exactly one batch. Checks the header and the length;
@@ -25,7 +40,7 @@ impl Batch {
     /// [`Error::InvalidBatch`] when the header is bad or the length does not match.
     pub fn new(bytes: Bytes) -> Result<Batch> {
         let header = BatchRef::new(&bytes)?.header;
-        Ok(Batch { header, bytes })
+        Ok(Batch::from_parts(header, bytes))
     }
 
     /// The same batch, borrowed (what the checks and the record scan work on).
@@ -38,7 +53,11 @@ impl Batch {
 
     /// Builds from an already parsed header whose size matches `bytes` (internal fast path).
     pub(crate) fn from_parts(header: BatchHeader, bytes: Bytes) -> Batch {
-        Batch { header, bytes }
+        Batch {
+            header,
+            bytes,
+            decompressed: OnceLock::new(),
+        }
     }
 
     /// The decoded header.
@@ -94,17 +113,60 @@ impl Batch {
         self.view().verify_crc()
     }
 
-    /// Iterates the records, decompressing the records section first when the batch is
-    /// compressed. Uncompressed records are `Bytes` views into this batch's bytes.
+    /// Iterates the records, borrowed from the batch: the fast decoder, no allocation and no
+    /// reference count per record. A compressed batch's records are decompressed on the first
+    /// call and kept with the batch. [`RecordRef::to_stored`] copies a record out;
+    /// [`Batch::owned_records`] hands out records that share the batch's bytes instead.
+    ///
+    /// ```
+    /// # use topiclog::{Batch, BatchBuilder, Compression};
+    /// let mut b = BatchBuilder::new(Compression::Lz4);
+    /// b.push(Some(b"k"), Some(b"v1"), &[], 1_700_000_000_000)?;
+    /// b.push(Some(b"k"), Some(b"v2"), &[], 1_700_000_000_001)?;
+    /// let batch = Batch::new(b.finish()?.to_vec().into())?;
+    /// let values = batch
+    ///     .records()?
+    ///     .map(|r| r.map(|r| r.value))
+    ///     .collect::<Result<Vec<_>, _>>()?;
+    /// assert_eq!(values, [Some(&b"v1"[..]), Some(&b"v2"[..])]);
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::UnsupportedCompression`] or [`Error::InvalidBatch`] when the records section
     /// cannot be decompressed; each record then yields its own decode result.
-    pub fn records(&self) -> Result<RecordIter> {
-        let section = self.bytes.slice(BATCH_HEADER_LEN..);
-        let data = match self.header.compression()? {
-            Compression::None => section,
-            other => Bytes::from(codec::decompress(other, &section, MAX_DECOMPRESSED_BYTES)?),
+    pub fn records(&self) -> Result<Records<'_>> {
+        Records::new(self.section()?, &self.header)
+    }
+
+    /// The records section: the bytes after the header, or their decompressed form.
+    fn section(&self) -> Result<&[u8]> {
+        let section = self.bytes.get(BATCH_HEADER_LEN..).unwrap_or(&[]);
+        match self.header.compression()? {
+            Compression::None => Ok(section),
+            other => {
+                if self.decompressed.get().is_none() {
+                    let data = codec::decompress(other, section, MAX_DECOMPRESSED_BYTES)?;
+                    // Another thread may have set it meanwhile: the same bytes.
+                    let _ = self.decompressed.set(Bytes::from(data));
+                }
+                Ok(self.decompressed.get().map_or(&[], |b| &b[..]))
+            }
+        }
+    }
+
+    /// Iterates the records as [`StoredRecord`]s whose fields are `Bytes` views of this batch
+    /// (or of its decompressed records): owned values that need no copy, at the price of a
+    /// reference count per field. [`Batch::records`] is the faster scan.
+    ///
+    /// # Errors
+    /// As [`Batch::records`].
+    pub fn owned_records(&self) -> Result<RecordIter> {
+        let data = if self.header.compression()? == Compression::None {
+            self.bytes.slice(BATCH_HEADER_LEN..)
+        } else {
+            self.section()?;
+            self.decompressed.get().cloned().unwrap_or_default()
         };
         let state = CursorState::new(&self.header)?;
         Ok(RecordIter { data, state })
@@ -207,6 +269,75 @@ impl<'a> BatchRef<'a> {
     }
 }
 
+/// Decodes the records of one batch's records section (decompressed when the batch is
+/// compressed) one at a time, borrowing from it: the decoder of
+/// [`Batch::for_each_record`] as a pull cursor, for readers that hand records out one by one
+/// (the consumer's `ConsumerRecords`). Its state is `Copy` and holds no borrow, so a reader
+/// can keep it beside the bytes it came from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RecordCursor {
+    state: CursorState,
+}
+
+impl RecordCursor {
+    /// A cursor at the first record of `header`'s batch.
+    pub(crate) fn new(header: &BatchHeader) -> Result<RecordCursor> {
+        Ok(RecordCursor {
+            state: CursorState::new(header)?,
+        })
+    }
+
+    /// The next record of `section` (the same section on every call), or `None` after the
+    /// last; checks what [`Batch::records`] checks. Ends after the first error.
+    #[inline]
+    pub(crate) fn next<'a>(&mut self, section: &'a [u8]) -> Option<Result<RecordRef<'a>>> {
+        let mut cursor = Cursor {
+            data: section,
+            state: self.state,
+        };
+        let r = cursor.next_record();
+        self.state = cursor.state;
+        r
+    }
+
+    /// Steps over the next `n` records of `section` reading only their lengths: how a reader
+    /// that knows where the record it wants sits (a batch whose offsets are dense) gets there
+    /// without decoding the records before it. They are decoded (and checked) by whoever
+    /// reads them.
+    pub(crate) fn skip(&mut self, section: &[u8], n: usize) -> Result<()> {
+        for _ in 0..n.min(self.state.remaining) {
+            let mut pos = self.state.pos;
+            let len = read_varint(section, &mut pos)?;
+            let end = usize::try_from(len)
+                .ok()
+                .and_then(|len| pos.checked_add(len))
+                .filter(|&end| end <= section.len())
+                .ok_or_else(|| Error::invalid_batch("record runs past the end of its batch"))?;
+            self.state.pos = end;
+            self.state.remaining -= 1;
+        }
+        Ok(())
+    }
+}
+
+/// The records section of a whole batch: the bytes after its header.
+pub(crate) fn records_section(batch: &[u8]) -> &[u8] {
+    batch.get(BATCH_HEADER_LEN..).unwrap_or(&[])
+}
+
+/// The records section of a whole batch, decompressed when the batch is compressed (`None`
+/// when it is not: the section is then [`records_section`] of the batch itself).
+pub(crate) fn decompressed_section(header: &BatchHeader, batch: &[u8]) -> Result<Option<Vec<u8>>> {
+    match header.compression()? {
+        Compression::None => Ok(None),
+        other => Ok(Some(codec::decompress(
+            other,
+            records_section(batch),
+            MAX_DECOMPRESSED_BYTES,
+        )?)),
+    }
+}
+
 /// One record borrowed from its batch, from [`Batch::for_each_record`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordRef<'a> {
@@ -262,6 +393,58 @@ impl<'a> RecordRef<'a> {
                 })
                 .collect(),
         }
+    }
+}
+
+/// Iterator over the records of one batch borrowed from it, from [`Batch::records`]. After the
+/// declared number of records it checks that no bytes remain, as Kafka's reader does; it ends
+/// after the first error.
+#[derive(Debug, Clone)]
+pub struct Records<'a> {
+    // The cursor itself, not a copy of its state: the scan position stays in registers
+    // across `next` calls once inlined (copying the state in and out cost the iterator about
+    // twice the callback scan's time per record).
+    cursor: Cursor<'a>,
+}
+
+impl<'a> Records<'a> {
+    /// The records of `section` (a batch's records section, decompressed when the batch is)
+    /// of the batch `header` describes.
+    pub(crate) fn new(section: &'a [u8], header: &BatchHeader) -> Result<Records<'a>> {
+        Ok(Records::resume(section, RecordCursor::new(header)?))
+    }
+
+    /// The records of `section` from where `cursor` stands.
+    pub(crate) fn resume(section: &'a [u8], cursor: RecordCursor) -> Records<'a> {
+        Records {
+            cursor: Cursor {
+                data: section,
+                state: cursor.state,
+            },
+        }
+    }
+
+    /// See [`RecordCursor::skip`].
+    pub(crate) fn skip_records(&mut self, n: usize) -> Result<()> {
+        let mut at = RecordCursor {
+            state: self.cursor.state,
+        };
+        at.skip(self.cursor.data, n)?;
+        self.cursor.state = at.state;
+        Ok(())
+    }
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = Result<RecordRef<'a>>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        self.cursor.next_record()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.cursor.state.remaining))
     }
 }
 
