@@ -53,7 +53,7 @@ use std::time::{Duration, Instant};
 
 #[path = "support/scan.rs"]
 mod scan;
-use scan::{Visit, scan_partition};
+use scan::{Visit, poll_partition, scan_partition};
 // The generator picks hex digits by index into a 16-byte table, modulo 16.
 #[allow(clippy::indexing_slicing)]
 #[path = "support/values.rs"]
@@ -67,7 +67,8 @@ use criterion::{
     criterion_main,
 };
 use topiclog::{
-    BatchBuilder, Compression, FlushPolicy, Log, LogOptions, PartitionHandle, TopicConfig,
+    BatchBuilder, Compression, ConsumerConfig, FlushPolicy, Log, LogOptions, PartitionHandle,
+    TopicConfig, TopicPartition,
 };
 
 /// Value sizes in bytes.
@@ -561,9 +562,22 @@ fn append_fsync(c: &mut Criterion) {
 
 /// A topiclog data set of `n` records in batches of `batch`, synced.
 struct TopiclogData {
-    _log: Log,
+    log: Log,
     handle: PartitionHandle,
     _dir: tempfile::TempDir,
+}
+
+impl TopiclogData {
+    /// A consumer assigned to the data set's partition (no group: positions kept by hand).
+    fn consumer(&self) -> topiclog::Consumer {
+        let mut c = self
+            .log
+            .consumer(ConsumerConfig::default())
+            .expect("consumer");
+        c.assign(&[TopicPartition::new("bench", 0)])
+            .expect("assign");
+        c
+    }
 }
 
 fn topiclog_data(values: &Values, n: u64, batch: usize) -> TopiclogData {
@@ -581,7 +595,7 @@ fn topiclog_data(values: &Values, n: u64, batch: usize) -> TopiclogData {
     }
     log.flush().expect("flush");
     TopiclogData {
-        _log: log,
+        log,
         handle,
         _dir: dir,
     }
@@ -727,6 +741,23 @@ fn read(c: &mut Criterion) {
             let d = data.get_or_insert_with(|| topiclog_data(&values, n, batch));
             b.iter(|| scan_partition(&d.handle, READ_BYTES, Visit::Borrowed));
         });
+        g.bench_function(BenchmarkId::new("topiclog-records", &param), |b| {
+            let d = data.get_or_insert_with(|| topiclog_data(&values, n, batch));
+            assert_eq!(
+                scan_partition(&d.handle, READ_BYTES, Visit::Records),
+                (n, n as usize * size)
+            );
+            b.iter(|| scan_partition(&d.handle, READ_BYTES, Visit::Records));
+        });
+        g.bench_function(BenchmarkId::new("topiclog-poll", &param), |b| {
+            let d = data.get_or_insert_with(|| topiclog_data(&values, n, batch));
+            let mut consumer = d.consumer();
+            assert_eq!(
+                poll_partition(&mut consumer, "bench", n),
+                (n, n as usize * size)
+            );
+            b.iter(|| poll_partition(&mut consumer, "bench", n));
+        });
         drop(data);
 
         let mut data: Option<CommitlogData> = None;
@@ -756,5 +787,62 @@ fn read(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, append, append_fsync, read);
+/// Records in the read-back data sets of single-record batches.
+fn single_read_records(size: usize) -> u64 {
+    match size {
+        0..=512 => 500_000,
+        _ => 100_000,
+    }
+}
+
+/// Reading back a log written one record per append (each append its own batch in topiclog;
+/// one message per append in commitlog).
+fn read_single(c: &mut Criterion) {
+    let mut g = c.benchmark_group("peers_read_single");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(500))
+        .sampling_mode(SamplingMode::Flat);
+    for size in [100, 1024] {
+        let values = Values::new(size);
+        let n = single_read_records(size);
+        let param = format!("{size}B");
+        g.throughput(Throughput::Elements(n));
+        let mut data: Option<TopiclogData> = None;
+        g.bench_function(BenchmarkId::new("topiclog-borrowed", &param), |b| {
+            let d = data.get_or_insert_with(|| {
+                let d = topiclog_data(&values, n, 1);
+                assert_eq!(
+                    scan_partition(&d.handle, READ_BYTES, Visit::Borrowed),
+                    (n, n as usize * size)
+                );
+                d
+            });
+            b.iter(|| scan_partition(&d.handle, READ_BYTES, Visit::Borrowed));
+        });
+        g.bench_function(BenchmarkId::new("topiclog-poll", &param), |b| {
+            let d = data.get_or_insert_with(|| topiclog_data(&values, n, 1));
+            let mut consumer = d.consumer();
+            assert_eq!(
+                poll_partition(&mut consumer, "bench", n),
+                (n, n as usize * size)
+            );
+            b.iter(|| poll_partition(&mut consumer, "bench", n));
+        });
+        drop(data);
+        let mut data: Option<CommitlogData> = None;
+        g.bench_function(BenchmarkId::new("commitlog", &param), |b| {
+            let d = data.get_or_insert_with(|| {
+                let d = commitlog_data(&values, n, 1);
+                assert_eq!(commitlog_scan(&d.log), (n, n as usize * size));
+                d
+            });
+            b.iter(|| commitlog_scan(&d.log));
+        });
+        drop(data);
+    }
+    g.finish();
+}
+
+criterion_group!(benches, append, append_fsync, read, read_single);
 criterion_main!(benches);
