@@ -148,7 +148,7 @@ fn deleted_positions_follow_auto_offset_reset() -> TestResult {
         match (reset, c.poll(SHORT)) {
             (OffsetReset::Error, Err(Error::OffsetOutOfRange { .. })) => {}
             (OffsetReset::Earliest, Ok(r)) => {
-                assert_eq!(r.iter().next().map(|r| r.offset()), expect)
+                assert_eq!(r.iter().next().map(|r| r.offset()), expect);
             }
             (OffsetReset::Latest, Ok(r)) => {
                 assert!(r.is_empty());

@@ -25,8 +25,8 @@ mod config;
 mod records;
 
 pub use config::{ConsumerConfig, OffsetAndTimestamp, OffsetReset};
+use records::{BatchStart, Faults, PartitionRecords, Section};
 pub use records::{ConsumerRecord, ConsumerRecordIter, ConsumerRecords, OwnedConsumerRecord};
-use records::{Faults, PartitionRecords, Section};
 
 /// Called around rebalances: revoked before partitions are taken away (commit here to avoid
 /// duplicates), assigned after new ones are handed over.
@@ -810,34 +810,45 @@ fn fetch_partition(
     budget: usize,
     max_bytes: usize,
 ) -> Result<Option<PartitionRecords>> {
-    let read = a.handle.read_spans(pos, max_bytes, budget)?;
+    let read = a.handle.read_raw(pos, max_bytes)?;
     let mut sections = Vec::new();
     let mut next = pos;
     let mut taken = 0usize;
+    let mut prev_end = i64::MIN;
     for span in read.contiguous() {
-        // The run of whole uncompressed batches being gathered: its start in `span`, end, count.
-        let mut run: Option<(usize, usize, usize)> = None;
+        // The run of whole uncompressed batches being gathered: its batches, and its start and
+        // end in `span`.
+        let mut run: Option<(Vec<BatchStart>, usize, usize)> = None;
+        let mut run_take = 0usize;
         let mut at = 0usize;
         while taken < budget {
             let Some(rest) = span.get(at..).filter(|r| r.len() >= BATCH_HEADER_LEN) else {
                 break;
             };
             let h = BatchHeader::parse(rest)?;
+            // The read may run past the readable end, and end inside a batch.
+            if h.base_offset >= read.high_watermark {
+                break;
+            }
             let end = at + h.size();
-            let batch = span
-                .get(at..end)
-                .ok_or_else(|| Error::invalid_batch("batch runs past the read"))?;
+            let Some(batch) = span.get(at..end) else {
+                break;
+            };
+            if h.base_offset < prev_end {
+                return Err(Error::invalid_batch(format!(
+                    "the batch at offset {} does not follow offset {}",
+                    h.base_offset,
+                    prev_end - 1
+                )));
+            }
             let last = h.last_offset();
+            prev_end = last + 1;
+            let decompressed = check(&mut a.checked, &h, batch)?;
             if h.is_control() || h.record_count <= 0 || last < pos {
-                check(&mut a.checked, &h, batch)?;
-                if let Some(r) = run.as_mut() {
-                    r.1 = end;
-                }
                 next = next.max(last + 1);
                 at = end;
                 continue;
             }
-            let decompressed = check(&mut a.checked, &h, batch)?;
             let section: &[u8] = decompressed.as_deref().unwrap_or(records_section(batch));
             let left = budget - taken;
             let first = h.base_offset.max(pos);
@@ -854,37 +865,46 @@ fn fetch_partition(
             };
             next = next.max(resume);
             taken += take;
-            match decompressed {
-                Some(records) => {
-                    if let Some((s, e, n)) = run.take() {
-                        sections.push(whole_batches(span, s, e, pos, n));
-                    }
-                    let mut cursor = RecordCursor::new(&h)?;
-                    if h.is_dense() && h.base_offset < pos {
-                        let skip = usize::try_from(pos - h.base_offset).unwrap_or(0);
-                        cursor
-                            .skip(&records, skip)
-                            .map_err(|e| undecodable(tp, h.base_offset, &e))?;
-                    }
-                    sections.push(Section {
-                        data: records,
-                        decompressed: Some(cursor),
-                        from: pos,
-                        take,
-                    });
+            // The cursor at the first record to hand out: a dense batch that starts before the
+            // position is stepped into by record lengths alone.
+            let mut cursor = RecordCursor::new(&h)?;
+            if h.is_dense() && h.base_offset < pos {
+                let skip = usize::try_from(pos - h.base_offset).unwrap_or(0);
+                cursor
+                    .skip(section, skip)
+                    .map_err(|e| undecodable(tp, h.base_offset, &e))?;
+            }
+            if let Some(records) = decompressed {
+                if let Some((batches, s, e)) = run.take() {
+                    sections.push(whole_batches(span, batches, s, e, pos, run_take));
+                    run_take = 0;
                 }
-                None => match run.as_mut() {
-                    Some(r) => {
-                        r.1 = end;
-                        r.2 += take;
-                    }
-                    None => run = Some((at, end, take)),
-                },
+                let len = u32::try_from(records.len()).unwrap_or(u32::MAX);
+                sections.push(Section {
+                    data: records,
+                    batches: vec![BatchStart {
+                        start: 0,
+                        end: len,
+                        cursor,
+                    }],
+                    from: pos,
+                    take,
+                });
+            } else {
+                let (batches, s, e) = run.get_or_insert_with(|| (Vec::new(), at, end));
+                *e = end;
+                // Positions within the run's bytes (a read is at most a segment: u32).
+                batches.push(BatchStart {
+                    start: (at + BATCH_HEADER_LEN - *s) as u32,
+                    end: (end - *s) as u32,
+                    cursor,
+                });
+                run_take += take;
             }
             at = end;
         }
-        if let Some((s, e, n)) = run {
-            sections.push(whole_batches(span, s, e, pos, n));
+        if let Some((batches, s, e)) = run {
+            sections.push(whole_batches(span, batches, s, e, pos, run_take));
         }
         if taken >= budget {
             break;
@@ -937,11 +957,18 @@ fn check(memo: &mut Option<Checked>, h: &BatchHeader, batch: &[u8]) -> Result<Op
     Ok(decompressed)
 }
 
-/// A section of whole batches `start..end` of `span`.
-fn whole_batches(span: &Bytes, start: usize, end: usize, from: i64, take: usize) -> Section {
+/// A section of the whole batches `start..end` of `span`.
+fn whole_batches(
+    span: &Bytes,
+    batches: Vec<BatchStart>,
+    start: usize,
+    end: usize,
+    from: i64,
+    take: usize,
+) -> Section {
     Section {
         data: span.slice(start..end),
-        decompressed: None,
+        batches,
         from,
         take,
     }

@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 
 use crate::TopicPartition;
 use crate::error::Error;
-use crate::record::batch::{BATCH_HEADER_LEN, BatchHeader, RecordCursor, records_section};
+use crate::record::batch::RecordCursor;
 use crate::record::{Header, RecordRef, Records};
 
 /// A record as a consumer receives it: a view into the batch it was fetched in, valid while
@@ -150,12 +150,21 @@ pub(super) struct PartitionRecords {
 #[derive(Debug)]
 pub(super) struct Section {
     pub(super) data: Bytes,
-    /// Set when `data` is one decompressed records section: the cursor at its first record.
-    pub(super) decompressed: Option<RecordCursor>,
-    /// Records before this offset are skipped (the first batch may start before the position).
+    /// Where each data batch's records lie in `data`, and the cursor at its first record to
+    /// hand out (the fetch read every header once; iteration reads none).
+    pub(super) batches: Vec<BatchStart>,
+    /// Records before this offset are skipped (a batch that is not dense may hold some).
     pub(super) from: i64,
     /// How many records (at or after `from`) this section hands out.
     pub(super) take: usize,
+}
+
+/// The records of one batch within a section's bytes.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct BatchStart {
+    pub(super) start: u32,
+    pub(super) end: u32,
+    pub(super) cursor: RecordCursor,
 }
 
 /// Where iterations report a record that does not decode, for the consumer's next poll.
@@ -251,8 +260,8 @@ pub struct ConsumerRecordIter<'a> {
     section: Option<&'a Section>,
     /// Records the current section still hands out.
     left: usize,
-    /// The current section's batches after the current one (whole-batch sections).
-    batches: &'a [u8],
+    /// The current section's batches after the current one.
+    batches: std::slice::Iter<'a, BatchStart>,
     /// The records of the current batch.
     cursor: Option<Records<'a>>,
     /// The last offset handed out from the current partition.
@@ -281,7 +290,7 @@ impl<'a> ConsumerRecordIter<'a> {
             sections: [].iter(),
             section: None,
             left: 0,
-            batches: &[],
+            batches: [].iter(),
             cursor: None,
             last: None,
             remaining: len,
@@ -289,31 +298,17 @@ impl<'a> ConsumerRecordIter<'a> {
         }
     }
 
-    /// Moves to the next data batch of the current whole-batch section; false at its end.
-    fn next_batch(&mut self) -> Result<bool, Error> {
-        while self.batches.len() >= BATCH_HEADER_LEN {
-            let h = BatchHeader::parse(self.batches)?;
-            let (batch, rest) = self
-                .batches
-                .split_at_checked(h.size())
-                .ok_or_else(|| Error::invalid_batch("batch runs past the fetched bytes"))?;
-            self.batches = rest;
-            if h.is_control() || h.record_count == 0 {
-                continue;
-            }
-            let mut cursor = Records::new(records_section(batch), &h)?;
-            // The first batch may start before the position: step to it by lengths alone.
-            if let Some(section) = self.section
-                && h.is_dense()
-                && h.base_offset < section.from
-            {
-                let skip = usize::try_from(section.from - h.base_offset).unwrap_or(0);
-                cursor.skip_records(skip)?;
-            }
-            self.cursor = Some(cursor);
-            return Ok(true);
-        }
-        Ok(false)
+    /// Moves to the next batch of the current section; false at its end.
+    fn next_batch(&mut self) -> bool {
+        let (Some(b), Some(section)) = (self.batches.next(), self.section) else {
+            return false;
+        };
+        let records = section
+            .data
+            .get(b.start as usize..b.end as usize)
+            .unwrap_or(&[]);
+        self.cursor = Some(Records::resume(records, b.cursor));
+        true
     }
 
     /// Stops handing out the current partition's records and reports why to the consumer.
@@ -365,32 +360,20 @@ impl<'a> Iterator for ConsumerRecordIter<'a> {
                         None => self.cursor = None,
                     }
                 }
-                let whole_batches = self.section.is_some_and(|s| s.decompressed.is_none());
-                match whole_batches.then(|| self.next_batch()) {
-                    Some(Ok(true)) => continue,
-                    Some(Err(e)) => self.fail(e),
-                    // Fewer records than the fetch counted: only if the bytes changed.
-                    Some(Ok(false)) | None => {
-                        if self.left > 0 {
-                            self.fail(Error::invalid_batch(format!(
-                                "{} fewer records than their batch headers declare",
-                                self.left
-                            )));
-                        }
-                    }
+                if !self.next_batch() {
+                    // Fewer records than the batch headers declare.
+                    self.fail(Error::invalid_batch(format!(
+                        "{} fewer records than their batch headers declare",
+                        self.left
+                    )));
                 }
                 continue;
             }
             if let Some(section) = self.sections.next() {
                 self.section = Some(section);
                 self.left = section.take;
-                if let Some(cursor) = section.decompressed {
-                    self.batches = &[];
-                    self.cursor = Some(Records::resume(&section.data, cursor));
-                } else {
-                    self.batches = &section.data;
-                    self.cursor = None;
-                }
+                self.batches = section.batches.iter();
+                self.cursor = None;
                 continue;
             }
             let part = self.parts.next()?;

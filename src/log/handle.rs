@@ -290,23 +290,27 @@ impl PartitionHandle {
     /// # Errors
     /// As [`PartitionHandle::read`].
     pub fn read_contiguous(&self, offset: i64, max_bytes: usize) -> Result<ReadResult> {
-        self.read_spans(offset, max_bytes, usize::MAX)
-    }
-
-    /// [`PartitionHandle::read_contiguous`] as the consumer reads, stopping once the batches
-    /// declare `max_records` records.
-    pub(crate) fn read_spans(
-        &self,
-        offset: i64,
-        max_bytes: usize,
-        max_records: usize,
-    ) -> Result<ReadResult> {
         self.live()?.read_shaped(
             offset,
             ReadShape {
                 max_bytes,
-                max_records,
                 batches: false,
+                whole_batches: true,
+            },
+        )
+    }
+
+    /// The consumer's read: one span of the segment holding `offset`, from the batch holding
+    /// it, about `max_bytes` long; it may end inside a batch and run past the high watermark
+    /// (the returned `high_watermark` says where readable batches end). The caller walks and
+    /// checks the batches.
+    pub(crate) fn read_raw(&self, offset: i64, max_bytes: usize) -> Result<ReadResult> {
+        self.live()?.read_shaped(
+            offset,
+            ReadShape {
+                max_bytes,
+                batches: false,
+                whole_batches: false,
             },
         )
     }

@@ -67,12 +67,15 @@ impl ReadResult {
 pub(crate) struct ReadShape {
     /// About this many bytes of batches (at least one batch when any is readable).
     pub(crate) max_bytes: usize,
-    /// Stop once the batches read declare this many records (a consumer's `max.poll.records`:
-    /// reading further would only be read again by the next poll).
-    pub(crate) max_records: usize,
     /// Also hand out each batch as a [`Batch`] (one reference count each); without it only the
     /// contiguous spans are returned, which is all a consumer or a network fetch needs.
     pub(crate) batches: bool,
+    /// Cut the read at whole batches, walking every header. Without it the read is one span
+    /// of one segment from the batch holding the offset, about `max_bytes` long (never less
+    /// than that first batch), which may end inside a batch and run past the high watermark:
+    /// for a reader that walks the batches itself (the consumer), which then reads each
+    /// header once instead of twice.
+    pub(crate) whole_batches: bool,
 }
 
 impl ReadShape {
@@ -80,8 +83,8 @@ impl ReadShape {
     pub(crate) fn batches(max_bytes: usize) -> ReadShape {
         ReadShape {
             max_bytes,
-            max_records: usize::MAX,
             batches: true,
+            whole_batches: true,
         }
     }
 }
@@ -130,7 +133,6 @@ impl Partition {
             .partition_point(|s| s.base_offset <= offset)
             .saturating_sub(1);
         let mut total = 0usize;
-        let mut records = 0usize;
         let mut batches = 0u64;
         let mut prev_end = i64::MIN;
         for seg in segs.iter().skip(first) {
@@ -165,6 +167,14 @@ impl Partition {
                 }
                 prev_end = h.last_offset() + 1;
                 let len = h.size();
+                if !shape.whole_batches && h.last_offset() >= offset {
+                    let end = size.min(pos + len.max(max_bytes) as u64);
+                    run = Some((pos, end));
+                    batches += 1;
+                    total += (end - pos) as usize;
+                    stop = true;
+                    break;
+                }
                 if h.last_offset() >= offset {
                     if batches > 0 && total + len > max_bytes {
                         stop = true;
@@ -176,8 +186,7 @@ impl Partition {
                     batches += 1;
                     run = Some((run.map_or(pos, |(start, _)| start), pos + len as u64));
                     total += len;
-                    records = records.saturating_add(usize::try_from(h.record_count).unwrap_or(0));
-                    if total >= max_bytes || records >= shape.max_records {
+                    if total >= max_bytes {
                         stop = true;
                         break;
                     }

@@ -423,16 +423,6 @@ impl<'a> Records<'a> {
             },
         }
     }
-
-    /// See [`RecordCursor::skip`].
-    pub(crate) fn skip_records(&mut self, n: usize) -> Result<()> {
-        let mut at = RecordCursor {
-            state: self.cursor.state,
-        };
-        at.skip(self.cursor.data, n)?;
-        self.cursor.state = at.state;
-        Ok(())
-    }
 }
 
 impl<'a> Iterator for Records<'a> {
