@@ -19,8 +19,9 @@ thread_local! {
 }
 
 /// Encodes `records` as one batch in this thread's reused builder (records without a
-/// timestamp get `now`; with `producer`, the batch carries its id and epoch) and hands the
-/// finished bytes to `f`.
+/// timestamp get `now`; with `producer`, the batch carries its id and epoch, and comes without
+/// its CRC, which the writer computes when it stamps the base sequence: it must go to
+/// `Partition::append_sequenced`) and hands the finished bytes to `f`.
 pub(crate) fn with_encoded<R>(
     codec: crate::Compression,
     records: &[Record],
@@ -46,10 +47,15 @@ pub(crate) fn with_encoded<R>(
         for r in records {
             b.push_record(r, now)?;
         }
-        if let Some((id, epoch)) = producer {
-            b.set_producer(id, epoch, 0);
+        match producer {
+            // The writer stamps the base sequence and computes the CRC then (append_sequenced):
+            // one CRC per batch.
+            Some((id, epoch)) => {
+                b.set_producer(id, epoch, 0);
+                f(b.finish_unchecked()?)
+            }
+            None => f(b.finish()?),
         }
-        f(b.finish()?)
     })
 }
 

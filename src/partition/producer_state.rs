@@ -2,7 +2,9 @@
 //! offset ranges of its last batches (Kafka keeps 5). Checked and updated under the writer
 //! lock; persisted in Kafka-style `.snapshot` files and rebuilt by replaying batch headers.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -55,9 +57,52 @@ pub(crate) fn last_seq(first: i32, delta: i32) -> i32 {
     ((i64::from(first) + i64::from(delta)) % (i64::from(i32::MAX) + 1)) as i32
 }
 
+/// Hashes producer ids with one multiplication (Fibonacci hashing): an idempotent append
+/// looks its producer up three times, and SipHash took a tenth of a single send's time. The
+/// ids are the engine's own (or a client's, whose only gain from colliding would be slowing
+/// its own partition).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_i64(&mut self, id: i64) {
+        self.0 = (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// How to take back one [`ProducerState::update_undoable`].
+#[derive(Debug)]
+pub(crate) struct Undo {
+    producer_id: i64,
+    change: Change,
+}
+
+#[derive(Debug)]
+enum Change {
+    /// The producer was new: remove it.
+    Inserted,
+    /// A batch was pushed (and the oldest retained one dropped): pop it, restore the dropped.
+    Pushed { dropped: Option<BatchMeta> },
+    /// A new epoch replaced the producer's batches: restore them.
+    NewEpoch {
+        epoch: i16,
+        batches: VecDeque<BatchMeta>,
+    },
+}
+
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ProducerState {
-    producers: HashMap<i64, ProducerEntry>,
+    producers: HashMap<i64, ProducerEntry, BuildHasherDefault<IdHasher>>,
 }
 
 impl ProducerState {
@@ -139,12 +184,34 @@ impl ProducerState {
 
     /// Records a written batch.
     pub(crate) fn update(&mut self, h: &BatchHeader, first_offset: i64) {
+        let _ = self.update_undoable(h, first_offset);
+    }
+
+    /// Records a batch about to be written, returning how to take it back if the write fails:
+    /// the writer updates the state in place, with no copy of it per append.
+    pub(crate) fn update_undoable(&mut self, h: &BatchHeader, first_offset: i64) -> Option<Undo> {
         if h.producer_id < 0 {
-            return;
+            return None;
         }
-        let e = self.producers.entry(h.producer_id).or_default();
+        let mut undo = Undo {
+            producer_id: h.producer_id,
+            change: Change::Pushed { dropped: None },
+        };
+        let e = match self.producers.entry(h.producer_id) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) => {
+                undo.change = Change::Inserted;
+                v.insert(ProducerEntry {
+                    epoch: h.producer_epoch,
+                    batches: VecDeque::with_capacity(BATCHES_TO_RETAIN + 1),
+                })
+            }
+        };
         if h.producer_epoch != e.epoch {
-            e.batches.clear();
+            undo.change = Change::NewEpoch {
+                epoch: e.epoch,
+                batches: std::mem::take(&mut e.batches),
+            };
             e.epoch = h.producer_epoch;
         }
         e.batches.push_back(BatchMeta {
@@ -155,7 +222,34 @@ impl ProducerState {
             timestamp: h.max_timestamp,
         });
         while e.batches.len() > BATCHES_TO_RETAIN {
-            e.batches.pop_front();
+            let dropped = e.batches.pop_front();
+            if let Change::Pushed { dropped: d } = &mut undo.change {
+                *d = dropped;
+            }
+        }
+        Some(undo)
+    }
+
+    /// Takes back an update (the latest not yet taken back first).
+    pub(crate) fn undo(&mut self, undo: Undo) {
+        match undo.change {
+            Change::Inserted => {
+                self.producers.remove(&undo.producer_id);
+            }
+            Change::Pushed { dropped } => {
+                if let Some(e) = self.producers.get_mut(&undo.producer_id) {
+                    e.batches.pop_back();
+                    if let Some(d) = dropped {
+                        e.batches.push_front(d);
+                    }
+                }
+            }
+            Change::NewEpoch { epoch, batches } => {
+                if let Some(e) = self.producers.get_mut(&undo.producer_id) {
+                    e.epoch = epoch;
+                    e.batches = batches;
+                }
+            }
         }
     }
 
@@ -405,5 +499,35 @@ mod tests {
     fn sequences_wrap() {
         assert_eq!(next_seq(i32::MAX), 0);
         assert_eq!(last_seq(i32::MAX - 1, 3), 1);
+    }
+
+    /// What a failed write's undo must restore: every kind of update (a new producer, a batch
+    /// pushed with the oldest retained one dropped, a new epoch), taken back latest first,
+    /// leaves the state as it was.
+    #[test]
+    fn undo_restores_the_state_before_the_updates() {
+        let mut state = ProducerState::default();
+        let mut offset = 0;
+        for seq in 0..BATCHES_TO_RETAIN as i32 {
+            state.update(&header(7, 0, seq * 2, 1), offset);
+            offset += 2;
+        }
+        let before = state.encode_snapshot();
+        let before_batches: Vec<BatchMeta> = state.producers[&7].batches.iter().copied().collect();
+        let mut undo = Vec::new();
+        let seq = state.next_sequence(&header(7, 0, 0, 0));
+        undo.extend(state.update_undoable(&header(7, 0, seq, 0), offset));
+        undo.extend(state.update_undoable(&header(9, 3, 0, 4), offset + 1));
+        undo.extend(state.update_undoable(&header(7, 1, 0, 0), offset + 6));
+        assert_eq!(undo.len(), 3);
+        assert_ne!(state.encode_snapshot(), before);
+        while let Some(u) = undo.pop() {
+            state.undo(u);
+        }
+        assert_eq!(state.encode_snapshot(), before);
+        let after: Vec<BatchMeta> = state.producers[&7].batches.iter().copied().collect();
+        assert_eq!(after, before_batches);
+        assert!(!state.producers.contains_key(&9));
+        assert_eq!(state.next_sequence(&header(7, 0, 0, 0)), seq);
     }
 }

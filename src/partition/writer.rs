@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
-use super::producer_state::{Check, ProducerState};
+use super::producer_state::{Check, ProducerState, Undo};
 use super::{AppendResult, Partition};
 use crate::clock::now_ms;
 use crate::config::{FlushPolicy, TopicConfig};
@@ -147,6 +147,14 @@ struct Scratch {
     results: Vec<Result<AppendResult>>,
     group: Vec<usize>,
     entries: IndexBytes,
+    undo: Vec<Undo>,
+}
+
+/// Takes back the producer-state updates of batches whose write failed, latest first.
+fn undo_all(producers: &mut ProducerState, undo: &mut Vec<Undo>) {
+    while let Some(u) = undo.pop() {
+        producers.undo(u);
+    }
 }
 
 /// A batch queued by a sender that found the writer busy.
@@ -496,12 +504,9 @@ impl Partition {
         let mut next = w.next_offset;
         let mut failed: Option<Error> = None;
         let log_start = self.log_start();
-        // Producer state as it will be once this call's batches are written; committed to the
-        // writer only when their write succeeds.
-        let mut tentative = items
-            .iter()
-            .any(|i| i.header.producer_id >= 0)
-            .then(|| w.producers.clone());
+        // The producer state is updated in place as batches are accounted; `undo` takes back
+        // what a failed write did not store.
+        let mut undo = std::mem::take(&mut w.scratch.undo);
         for i in 0..items.len() {
             if let Some(e) = &failed {
                 results.push(Err(e.duplicate()));
@@ -521,14 +526,19 @@ impl Partition {
                 }));
                 continue;
             }
-            if let Some(state) = tentative.as_mut() {
+            if items
+                .get(i)
+                .is_some_and(|item| item.header.producer_id >= 0)
+            {
                 let Some(item) = items.get_mut(i) else { break };
-                if item.assign_seq && item.header.producer_id >= 0 {
-                    let seq = state.next_sequence(&item.header);
-                    stamp_base_sequence(item.data, seq);
+                if item.assign_seq {
+                    // The producer's batch comes without a CRC: it is computed once, here,
+                    // with the sequence in place.
+                    let seq = w.producers.next_sequence(&item.header);
+                    item.header.crc = stamp_base_sequence(item.data, seq);
                     item.header.base_sequence = seq;
                 }
-                match state.check(&item.header, &self.topic, self.id) {
+                match w.producers.check(&item.header, &self.topic, self.id) {
                     Ok(Check::Append) => {}
                     Ok(Check::Duplicate(b)) => {
                         results.push(Ok(AppendResult {
@@ -574,13 +584,12 @@ impl Partition {
             };
             let need_roll = acct.must_roll(size, next + delta, limits) || (st.size > 0 && aged);
             if need_roll {
-                let flushed = self
-                    .flush_group(w, items, &group, acct, &entries)
-                    .map(|()| {
-                        if let Some(t) = &tentative {
-                            w.producers.clone_from(t);
-                        }
-                    });
+                let flushed = self.flush_group(w, items, &group, acct, &entries);
+                match &flushed {
+                    // What the group stored stays; later updates are undone on their own.
+                    Ok(()) => undo.clear(),
+                    Err(_) => undo_all(&mut w.producers, &mut undo),
+                }
                 if let Err(e) = flushed.and_then(|()| self.roll(w)) {
                     for &g in &group {
                         if let Some(r) = results.get_mut(g) {
@@ -597,8 +606,8 @@ impl Partition {
             }
             let Some(item) = items.get_mut(i) else { break };
             stamp_base_offset(item.data, next);
-            if let Some(state) = tentative.as_mut() {
-                state.update(&item.header, next);
+            if let Some(u) = w.producers.update_undoable(&item.header, next) {
+                undo.push(u);
             }
             let last = next + delta;
             entries.push(&acct.account(size, last, ts));
@@ -612,30 +621,23 @@ impl Partition {
             next = last + 1;
         }
         if failed.is_none() && !group.is_empty() {
-            match self.flush_group(w, items, &group, acct, &entries) {
-                Ok(()) => {
-                    if let Some(t) = tentative {
-                        w.producers = t;
-                    }
-                }
-                Err(e) => {
-                    for &g in &group {
-                        if let Some(r) = results.get_mut(g) {
-                            *r = Err(e.duplicate());
-                        }
+            if let Err(e) = self.flush_group(w, items, &group, acct, &entries) {
+                undo_all(&mut w.producers, &mut undo);
+                for &g in &group {
+                    if let Some(r) = results.get_mut(g) {
+                        *r = Err(e.duplicate());
                     }
                 }
             }
-        } else if failed.is_none() {
-            // Only duplicates or refusals: nothing written, but keep what was learned.
-            if let Some(t) = tentative {
-                w.producers = t;
-            }
+        } else if failed.is_some() {
+            undo_all(&mut w.producers, &mut undo);
         }
+        undo.clear();
         group.clear();
         entries.clear();
         w.scratch.group = group;
         w.scratch.entries = entries;
+        w.scratch.undo = undo;
     }
 
     /// Writes a group of stamped batches and their index entries, then publishes them. On

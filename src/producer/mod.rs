@@ -2,6 +2,7 @@
 //! compression, idempotence — in-process and blocking.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -75,13 +76,18 @@ pub(crate) struct ProducerInner {
     config: ProducerConfig,
     producer_id: i64,
     epoch: i16,
-    handles: RwLock<HashMap<Key, PartitionHandle>>,
+    /// Partition handles by topic, indexed by partition.
+    handles: RwLock<HashMap<String, Vec<Option<PartitionHandle>>>>,
     queues: Mutex<Queues>,
     /// Wakes the sender: a batch is due.
     queued: Condvar,
     /// Wakes flushers and callers blocked on `buffer.memory`: records were acknowledged.
     drained: Condvar,
     sender: Mutex<Option<JoinHandle<()>>>,
+    /// `queues.in_flight` and `queues.closed`, readable without the lock: a `send` with
+    /// nothing queued (the common case) takes no lock of the producer's.
+    in_flight: AtomicUsize,
+    closed: AtomicBool,
 }
 
 /// Flushes and stops the producer when the last [`Producer`] clone goes (the sender thread
@@ -163,6 +169,8 @@ impl Producer {
             queues: Mutex::new(Queues::default()),
             queued: Condvar::new(),
             drained: Condvar::new(),
+            in_flight: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
             sender: Mutex::new(None),
         });
         let last = Arc::new(LastHandle {
@@ -198,8 +206,13 @@ impl Producer {
     /// # Ok::<_, topiclog::Error>(())
     /// ```
     pub fn send(&self, record: ProducerRecord) -> Result<RecordMetadata> {
-        let key = self.inner.route(&record)?;
-        {
+        let partition = self.inner.partition_of(&record)?;
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(closed_producer());
+        }
+        // Records queued by `send_async` (of this thread, seen in program order) go first.
+        if self.inner.in_flight.load(Ordering::Acquire) > 0 {
+            let key = (record.topic.clone(), partition);
             let mut q = self.inner.queues.lock();
             if q.closed {
                 return Err(closed_producer());
@@ -216,10 +229,9 @@ impl Producer {
                 return Receipt { slot }.wait();
             }
         }
-        let (topic, partition) = key;
         let records = std::slice::from_ref(&record.record);
-        let sent = self.inner.send_records(&topic, partition, records)?;
-        Ok(sent.metadata(&topic, partition, records, 0))
+        let sent = self.inner.send_records(&record.topic, partition, records)?;
+        Ok(sent.metadata(&record.topic, partition, records, 0))
     }
 
     /// Sends many records: one batch per partition (atomic per partition), blocking until all
@@ -386,30 +398,48 @@ impl Sent {
 }
 
 impl ProducerInner {
+    /// The partition's handle, from this producer's cache (looked up by `&str`: no
+    /// allocation per send).
     fn handle(&self, topic: &str, partition: i32) -> Result<PartitionHandle> {
-        if let Some(h) = self.handles.read().get(&(topic.to_string(), partition)) {
-            return Ok(h.clone());
+        let index = usize::try_from(partition).ok();
+        if let Some(h) = self
+            .handles
+            .read()
+            .get(topic)
+            .and_then(|parts| parts.get(index?)?.clone())
+        {
+            return Ok(h);
         }
         let h = crate::log::handle_for(&self.log, topic, partition)?;
-        self.handles
-            .write()
-            .insert((topic.to_string(), partition), h.clone());
+        if let Some(i) = index {
+            let mut handles = self.handles.write();
+            let parts = handles.entry(topic.to_string()).or_default();
+            if parts.len() <= i {
+                parts.resize(i + 1, None);
+            }
+            if let Some(slot) = parts.get_mut(i) {
+                *slot = Some(h.clone());
+            }
+        }
         Ok(h)
     }
 
     fn route(&self, r: &ProducerRecord) -> Result<Key> {
-        let p = if let Some(p) = r.partition {
-            p
-        } else {
-            let size = r.record.value.as_ref().map_or(0, Bytes::len);
-            crate::log::partition_for(&self.log, &r.topic, r.record.key.as_deref(), size)?
-        };
-        Ok((r.topic.clone(), p))
+        Ok((r.topic.clone(), self.partition_of(r)?))
+    }
+
+    /// The record's partition: its own, or Kafka's default partitioner's choice.
+    fn partition_of(&self, r: &ProducerRecord) -> Result<i32> {
+        if let Some(p) = r.partition {
+            return Ok(p);
+        }
+        let size = r.record.value.as_ref().map_or(0, Bytes::len);
+        crate::log::partition_for(&self.log, &r.topic, r.record.key.as_deref(), size)
     }
 
     /// Adds a record to its partition's last batch (or a new one past `batch.size`), waiting
-    /// for room in `buffer.memory`. Returns the record's slot and whether the partition now
-    /// holds a full batch (the sender should wake).
+    /// for room in `buffer.memory`. Returns the record's slot and whether the sender should
+    /// wake (the partition holds a full batch, or a first one whose linger starts now).
     fn enqueue(
         &self,
         q: &mut MutexGuard<'_, Queues>,
@@ -453,6 +483,7 @@ impl ProducerInner {
         let batch_size = self.config.batch_size;
         *q.pending.entry(key.clone()).or_insert(0) += 1;
         q.in_flight += 1;
+        self.in_flight.store(q.in_flight, Ordering::Release);
         q.held += size;
         let batches = q.batches.entry(key).or_default();
         let fits = batches
@@ -461,6 +492,9 @@ impl ProducerInner {
         if !fits {
             batches.push_back(Batch::new());
         }
+        // A partition's first batch starts a linger the sender may not be timing yet (it
+        // sleeps up to 100 ms when nothing is queued): wake it to time this one.
+        let started = !fits && batches.len() == 1;
         if let Some(b) = batches.back_mut() {
             b.records.push(record);
             b.entries.push(Entry {
@@ -471,7 +505,7 @@ impl ProducerInner {
             b.bytes += size;
         }
         let full = batches.len() > 1 || batches.back().is_some_and(|b| b.bytes >= batch_size);
-        Ok((slot, full))
+        Ok((slot, full || started))
     }
 
     /// Waits until none of this producer's records for `key` are queued or being sent.
@@ -616,6 +650,7 @@ impl ProducerInner {
             fill(&entry.slot, r);
         }
         q.in_flight = q.in_flight.saturating_sub(n);
+        self.in_flight.store(q.in_flight, Ordering::Release);
         if let Some(p) = q.pending.get_mut(key) {
             *p = p.saturating_sub(n);
             if *p == 0 {
@@ -630,6 +665,7 @@ impl ProducerInner {
     fn close(&self) -> Result<()> {
         let mut q = self.queues.lock();
         q.closed = true;
+        self.closed.store(true, Ordering::Release);
         self.queued.notify_all();
         let deadline = Instant::now().checked_add(self.config.close_timeout);
         while q.in_flight > 0 {

@@ -49,6 +49,8 @@ pub struct BatchBuilder {
     /// Kafka's delete horizon (attribute bit 6): becomes the base timestamp.
     delete_horizon: Option<i64>,
     finished: bool,
+    /// Finished without its CRC ([`BatchBuilder::finish_unchecked`]).
+    crc_pending: bool,
 }
 
 impl BatchBuilder {
@@ -70,6 +72,7 @@ impl BatchBuilder {
             last_delta_override: None,
             delete_horizon: None,
             finished: false,
+            crc_pending: false,
         }
     }
 
@@ -126,6 +129,7 @@ impl BatchBuilder {
         self.last_delta_override = None;
         self.delete_horizon = None;
         self.finished = false;
+        self.crc_pending = false;
     }
 
     /// Sets Kafka's delete horizon (compaction): the base timestamp holds it and attribute bit
@@ -390,15 +394,34 @@ impl BatchBuilder {
     /// [`Error::InvalidBatch`] for an empty builder; compression errors.
     pub fn finish(&mut self) -> Result<&mut [u8]> {
         if self.finished {
+            if self.crc_pending {
+                let h = self.batch_mut();
+                let crc = batch_crc(h);
+                put(h, CRC_OFFSET, &crc.to_be_bytes());
+                self.crc_pending = false;
+            }
             return Ok(self.batch_mut());
         }
         if self.count == 0 {
             return Err(Error::invalid_batch("a batch needs at least one record"));
         }
-        self.seal()
+        self.seal(true)
     }
 
-    fn seal(&mut self) -> Result<&mut [u8]> {
+    /// [`BatchBuilder::finish`] without the CRC, for a writer that stamps a field inside it
+    /// (the producer's base sequence) and computes it then: once per batch, not twice. A later
+    /// `finish` adds it.
+    pub(crate) fn finish_unchecked(&mut self) -> Result<&mut [u8]> {
+        if self.finished {
+            return Ok(self.batch_mut());
+        }
+        if self.count == 0 {
+            return Err(Error::invalid_batch("a batch needs at least one record"));
+        }
+        self.seal(false)
+    }
+
+    fn seal(&mut self, crc: bool) -> Result<&mut [u8]> {
         if self.compression != Compression::None {
             let mut packed = std::mem::take(&mut self.scratch);
             packed.clear();
@@ -438,8 +461,11 @@ impl BatchBuilder {
         put(h, PRODUCER_EPOCH_OFFSET, &self.producer_epoch.to_be_bytes());
         put(h, BASE_SEQUENCE_OFFSET, &self.base_sequence.to_be_bytes());
         put(h, RECORD_COUNT_OFFSET, &self.count.to_be_bytes());
-        let crc = batch_crc(h);
-        put(h, CRC_OFFSET, &crc.to_be_bytes());
+        if crc {
+            let crc = batch_crc(h);
+            put(h, CRC_OFFSET, &crc.to_be_bytes());
+        }
+        self.crc_pending = !crc;
         self.finished = true;
         Ok(self.batch_mut())
     }

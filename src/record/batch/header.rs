@@ -265,11 +265,13 @@ pub(crate) fn placeholder_batch(h: &BatchHeader) -> [u8; BATCH_HEADER_LEN] {
     })
 }
 
-/// Sets the base sequence of an encoded batch and recomputes the CRC (the field is inside it).
-pub(crate) fn stamp_base_sequence(batch: &mut [u8], seq: i32) {
+/// Sets the base sequence of an encoded batch and computes the CRC (the field is inside it);
+/// returns the CRC.
+pub(crate) fn stamp_base_sequence(batch: &mut [u8], seq: i32) -> u32 {
     put(batch, BASE_SEQUENCE_OFFSET, &seq.to_be_bytes());
     let crc = batch_crc(batch);
     put(batch, CRC_OFFSET, &crc.to_be_bytes());
+    crc
 }
 
 /// Which timestamp a record carries in the log (Kafka's `message.timestamp.type`).
