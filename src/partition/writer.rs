@@ -330,8 +330,17 @@ impl Writer {
         Ok(out)
     }
 
-    /// Drops the descriptors (fd budget). Under fsync policies, syncs them first.
+    /// Drops the descriptors (fd budget). Under fsync policies, syncs them first. A
+    /// preallocated tail is cut first: disk reserved ahead of the data is then held only by
+    /// the partitions the budget keeps open, however many partitions there are, and the
+    /// mapping goes with the descriptor, so writable maps are bounded by the same budget.
     pub(crate) fn release_files(&mut self, policy: FlushPolicy) -> Result<bool> {
+        if self.files.is_none() {
+            return Ok(false);
+        }
+        // A failed cut costs only the reserved blocks until the roll, the clean close (which
+        // cut by path, as `extended` stays set) or a recovery cuts them: the release goes on.
+        let _ = self.trim_active(false);
         let Some(f) = self.files.take() else {
             return Ok(false);
         };
