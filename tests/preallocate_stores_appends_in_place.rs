@@ -201,10 +201,11 @@ fn zeros_after_a_clean_close_are_damage_kept_aside() -> TestResult {
 }
 
 #[test]
-fn turning_preallocate_off_cuts_the_tail_before_writing_again() -> TestResult {
+fn a_closed_writer_gives_up_its_tail_and_the_write_path_cuts_one_left_behind() -> TestResult {
     // A budget of one writer's descriptors: appending to one partition closes the other's
-    // files, tail and all, without trimming them.
+    // files, which cuts its tail.
     let dir = tempfile::tempdir()?;
+    let sim = topiclog::sim::SimFs::install(dir.path())?;
     let log = quiet().max_open_files(4).open(dir.path())?;
     log.create_topic_with("t", 2, prealloc(1 << 30)?)?;
     let (p0, p1) = (log.partition("t", 0)?, log.partition("t", 1)?);
@@ -216,25 +217,40 @@ fn turning_preallocate_off_cuts_the_tail_before_writing_again() -> TestResult {
         .ok_or("no segment")?;
     assert!(file_len(&active)? > data_len(&active)?);
     p1.append(&[record(0)])?;
-    assert!(file_len(&active)? > data_len(&active)?, "eviction trimmed");
+    assert_eq!(
+        file_len(&active)?,
+        data_len(&active)?,
+        "eviction cut the tail"
+    );
+    for i in 20..30 {
+        p0.append(&[record(i)])?;
+    }
+    assert!(file_len(&active)? > data_len(&active)?);
+    // This time the cut fails: the descriptors go anyway and the tail stays behind.
+    sim.fail_times(
+        topiclog::sim::Op::SetLen,
+        "t-0",
+        topiclog::sim::FaultKind::Eio,
+        1,
+    );
+    p1.append(&[record(1)])?;
+    assert!(
+        file_len(&active)? > data_len(&active)?,
+        "the failed cut left the tail"
+    );
     // Switched to the write path: the next opening of p0's files cuts the tail first, or
     // O_APPEND writes would land after the zeros.
     log.alter_topic_config("t", prealloc(1 << 30)?.with("preallocate", "false")?)?;
-    for i in 20..40 {
+    for i in 30..40 {
         p0.append(&[record(i)])?;
     }
     check(&p0, 40)?;
     assert_eq!(file_len(&active)?, data_len(&active)?);
+    drop((p0, p1));
     log.abandon();
+    drop(sim);
     let log = open(dir.path())?;
-    assert_eq!(
-        log.recovery_report()
-            .partitions
-            .iter()
-            .map(|r| r.truncated_bytes)
-            .sum::<u64>(),
-        0
-    );
+    assert_eq!(report(&log)?.truncated_bytes, 0);
     check(&log.partition("t", 0)?, 40)?;
     Ok(())
 }

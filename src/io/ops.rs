@@ -63,6 +63,23 @@ pub(crate) fn write_all(file: &File, path: &Path, buf: &[u8]) -> io::Result<()> 
     writev_all(file, path, &mut [IoSlice::new(buf)])
 }
 
+/// `pwrite` of all of `buf` at `pos` (a descriptor without `O_APPEND`: Linux's `pwrite`
+/// ignores the position on one opened with it).
+pub(crate) fn write_all_at(file: &File, path: &Path, pos: u64, buf: &[u8]) -> io::Result<()> {
+    simulated!(path, |s| s.write_all_at(file, path, pos, buf));
+    std::os::unix::fs::FileExt::write_all_at(file, buf, pos)
+}
+
+/// Opens an existing file for reading and positioned writes (no `O_APPEND`).
+pub(crate) fn open_read_write(path: &Path) -> io::Result<File> {
+    open(
+        path,
+        OpenOptions::new().read(true).write(true),
+        false,
+        false,
+    )
+}
+
 /// `ftruncate`.
 pub(crate) fn set_len(file: &File, path: &Path, len: u64) -> io::Result<()> {
     simulated!(path, |s| s.set_len(file, path, len));

@@ -319,6 +319,34 @@ impl Sim {
         st.record(file, DataOp::SetLen(len))
     }
 
+    /// A positioned write: recorded as a write at `pos`; faults as for [`Sim::writev_all`].
+    pub(crate) fn write_all_at(
+        &self,
+        file: &File,
+        path: &Path,
+        pos: u64,
+        buf: &[u8],
+    ) -> io::Result<()> {
+        let mut st = self.state.lock();
+        let fault = st.check(Op::Write, path)?;
+        let data = match fault {
+            Some(_) => buf.get(..buf.len() / 2).unwrap_or_default(),
+            None => buf,
+        };
+        std::os::unix::fs::FileExt::write_all_at(file, data, pos)?;
+        st.record(
+            file,
+            DataOp::Write {
+                pos,
+                data: data.to_vec(),
+            },
+        )?;
+        match fault {
+            Some(kind) => Err(err(kind)),
+            None => Ok(()),
+        }
+    }
+
     /// `fallocate` to `len`: recorded as the size change it makes (never a shrink).
     pub(crate) fn allocate(&self, file: &File, path: &Path, len: u64) -> io::Result<()> {
         let mut st = self.state.lock();

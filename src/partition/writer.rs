@@ -242,13 +242,20 @@ impl Writer {
                 return Err(Error::Closed { what: "the log" });
             }
             let a = &self.active;
-            let log = open_append(&a.log_path)?;
+            let mapped = self.limits.preallocate && !self.no_fallocate;
+            // A preallocated log is written at positions inside its allocated range: not
+            // `O_APPEND`, which would put every write after the zeros.
+            let log = if mapped {
+                ops::open_read_write(&a.log_path).at(&a.log_path)?
+            } else {
+                open_append(&a.log_path)?
+            };
             let size = self.acct.state().size;
             // One `fstat` per opening: a preallocated tail left by an earlier opening (the
             // descriptor budget closed it, or `preallocate` was turned off since) is reused,
             // or cut before `O_APPEND` writes could land after it.
             let len = log.metadata().at(&a.log_path)?.len();
-            let tail = if self.limits.preallocate && !self.no_fallocate {
+            let tail = if mapped {
                 Some(Tail::opened(len.max(size)))
             } else {
                 if len > size {
@@ -747,10 +754,12 @@ impl Partition {
                         Ok(())
                     }
                     Err(StoreError::Unsupported) => {
-                        // No `fallocate` here: this partition writes from now on.
+                        // No `fallocate` here: this partition appends with `O_APPEND`
+                        // writes from now on (nothing was allocated: the file ends at the
+                        // published size).
                         files.tail = None;
                         fell_back = true;
-                        Ok(())
+                        open_append(&a.log_path).map(|f| files.log = Arc::new(f))
                     }
                     Err(StoreError::Failed(e)) => Err(e).at(&a.log_path),
                 }
