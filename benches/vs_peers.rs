@@ -773,11 +773,19 @@ fn topiclog_config_prealloc(policy: FlushPolicy, preallocate: bool) -> TopicConf
 
 impl TopiclogSink {
     fn with_config(config: TopicConfig) -> TopiclogSink {
-        let mut sink = TopiclogSink::new(config.flush_policy);
-        // A fresh topic with `config`, so it applies from the first append.
-        sink.config = config;
-        sink.reset();
-        sink
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = LogOptions::new().open(dir.path()).expect("open topiclog");
+        log.create_topic_with("bench-0", 1, config.clone())
+            .expect("create topic");
+        let handle = log.partition("bench-0", 0).expect("partition");
+        TopiclogSink {
+            log,
+            handle,
+            builder: BatchBuilder::new(Compression::None),
+            topic: 0,
+            config,
+            _dir: dir,
+        }
     }
 }
 
