@@ -1,5 +1,5 @@
-//! topiclog side by side with two peer crates, `commitlog` 0.2 and `kafko` 0.3, on the same data
-//! in the same run, plus the machine's floor.
+//! topiclog side by side with peer crates, `commitlog` 0.2, `kafko` 0.3 and (single appends)
+//! `wal-db` 1.1, on the same data in the same run, plus the machine's floor.
 //!
 //! Every store writes the same records: 8-byte big-endian sequence keys and the JSON-like values
 //! of `support/values.rs` (100 B, 1 KiB and 10 KiB). Each crate is used through its natural API:
@@ -38,6 +38,13 @@
 //!   segment for every record, so its cost per record grows with the segment size (at its
 //!   default 1 GiB a full scan is quadratic). It is therefore given 256 KiB segments and a
 //!   smaller data set of [`KAFKO_READ_BYTES`], which favours it.
+//!
+//! - `peers_single/<store>/<value>/batch<n>`, `peers_single_fsync/...` and
+//!   `peers_group_commit/<store>/100B/16` (the block at the end): topiclog's write path and its
+//!   preallocated, mapped tail (`preallocate=true`) beside wal-db 1.1 (`Wal::append`, one
+//!   `pwrite` per record; `append_and_sync` where each append is durable), commitlog and the
+//!   floor: single appends, 100 B × 1000 as the A/B of batched appends, a sync per append, and
+//!   16 threads each syncing every append.
 //!
 //! Run: `cargo bench --bench vs_peers -- --noplot` (about 2.5 minutes here, plus the build).
 //! `python3 benches/plot_vs_peers.py` then prints the tables and writes `docs/vs_peers.svg`.
