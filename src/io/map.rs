@@ -1,6 +1,6 @@
-//! Memory maps of segment and index files: the only `unsafe` code in the crate. Readers get
-//! read-only maps; the one writable kind, [`WriteMap`], is the writer's store path into an
-//! active segment's preallocated range (topic `preallocate=true`).
+//! Memory maps of segment and index files: with `ops::fallocate`, the only `unsafe` code in
+//! the crate. Readers get read-only maps; the one writable kind, [`WriteMap`], is the writer's
+//! store path into an active segment's preallocated range (topic `preallocate=true`).
 //!
 //! A file is mapped once at a fixed capacity that may exceed its current length (Linux lets a
 //! mapping extend past the end of the file; pages appear as the file grows). Readers only
