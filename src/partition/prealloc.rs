@@ -16,15 +16,15 @@ use std::path::Path;
 use crate::io::map::WriteMap;
 use crate::io::ops;
 
-/// At most this much is allocated ahead of the data of one active segment. 10,000 partitions
-/// with a preallocated tail each hold at most 160 GiB of reserved blocks at this bound, and
-/// much less in practice: see [`MIN_AHEAD`].
+/// At most this much is allocated ahead of the data of one active segment. Only writers whose
+/// descriptors are open hold a reserved range (the descriptor budget's eviction cuts it), so
+/// the bound is this times the open writers, not the partitions: 21 writers under
+/// `max_open_files(64)`, however many partitions.
 pub(crate) const MAX_AHEAD: u64 = 16 << 20;
 
 /// The first extension, and the step a small segment grows by: the allocation ahead of the
-/// data is the data's own size, between this and [`MAX_AHEAD`], so an idle or small
-/// partition reserves little (10,000 partitions with a few records each reserve 640 MiB)
-/// while a busy one calls `fallocate` once per 16 MiB.
+/// data is the data's own size, between this and [`MAX_AHEAD`], so a small partition
+/// reserves little while a busy one calls `fallocate` once per 16 MiB.
 pub(crate) const MIN_AHEAD: u64 = 64 << 10;
 
 /// Extension and map sizes are whole pages.

@@ -770,7 +770,8 @@ impl Partition {
             w.no_fallocate = true;
         }
         let (log, index, time) = (&*files.log, &*files.index, &*files.time);
-        if files.tail.is_none() {
+        // Not after a failed reopen for the write path: that descriptor is not `O_APPEND`.
+        if r.is_ok() && files.tail.is_none() {
             // A single batch needs no slice list.
             r = if let [one] = group {
                 let data = items.get(*one).map_or(&[][..], |it| &*it.data);
