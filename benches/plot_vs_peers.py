@@ -183,6 +183,16 @@ def main():
     table(data, "peers_append_fsync", ["topiclog", "kafko", "floor"], appends)
     print("peers_read:\n")
     table(data, "peers_read", READERS, SIZES, lead="topiclog-borrowed")
+    single = ["topiclog", "topiclog-prealloc", "wal-db", "commitlog", "floor"]
+    print("peers_single (page cache; 100B/batch1000 is the A/B of batched appends):\n")
+    table(data, "peers_single", single, ["100B/batch1", "1024B/batch1", "100B/batch1000"],
+          lead="topiclog-prealloc")
+    print("peers_single_fsync (a sync per append):\n")
+    table(data, "peers_single_fsync", ["topiclog", "topiclog-prealloc", "wal-db", "floor"],
+          ["100B/batch1"], lead="topiclog-prealloc")
+    print("peers_group_commit (16 threads, a sync per append):\n")
+    table(data, "peers_group_commit", ["topiclog", "topiclog-prealloc", "wal-db"], ["100B/16"],
+          lead="topiclog-prealloc")
     svg(data)
     print(f"wrote {SVG}")
 

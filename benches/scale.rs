@@ -7,8 +7,10 @@
 //!    process's open descriptors (`/proc/self/fd`), memory maps (`/proc/self/maps`), resident
 //!    memory (`VmRSS`) and its peak (`VmHWM`) from `/proc/self/status`, and the log's own
 //!    counters. Run twice: with default `LogOptions`, and with the budgets of
-//!    `tests/partitions_10k_bounded_fds.rs` (64 write descriptors, 256 mapped segments). It
-//!    runs first, so `VmHWM` is this step's peak.
+//!    `tests/partitions_10k_bounded_fds.rs` (64 write descriptors, 256 mapped segments), and
+//!    a third time with those budgets on a `preallocate=true` topic, also printing the `.log`
+//!    bytes on disk against the data (the ranges reserved ahead of it). It runs first, so
+//!    `VmHWM` is the first run's peak.
 //! 2. **Append cost over 100 segments** (DESIGN §7: flat within 1.2x). One partition with
 //!    1 MiB segments gets batches of 10 records (8-byte keys, 100 B values) under
 //!    `FlushPolicy::Os` until it has 100 segments; every append is timed on its own. Prints the
@@ -83,7 +85,7 @@ fn process_line(step: &str, took: Duration) {
     );
 }
 
-fn wide(label: &str, options: &dyn Fn() -> LogOptions) {
+fn wide(label: &str, options: &dyn Fn() -> LogOptions, config: &TopicConfig) {
     println!("10,000 partitions, {label}:");
     process_line("before open", Duration::ZERO);
     let dir = tempfile::tempdir().expect("temp dir");
@@ -93,7 +95,8 @@ fn wide(label: &str, options: &dyn Fn() -> LogOptions) {
     process_line("open (empty)", t.elapsed());
 
     let t = Instant::now();
-    log.create_topic("wide", PARTITIONS).expect("create topic");
+    log.create_topic_with("wide", PARTITIONS, config.clone())
+        .expect("create topic");
     process_line("create topic", t.elapsed());
 
     let t = Instant::now();
@@ -107,6 +110,17 @@ fn wide(label: &str, options: &dyn Fn() -> LogOptions) {
     println!(
         "  log.stats(): {} write fds open, {} segments mapped",
         s.open_files, s.mapped_segments
+    );
+    let data: u64 = log
+        .describe_topic("wide")
+        .expect("describe")
+        .partitions
+        .iter()
+        .map(|p| p.size_bytes)
+        .sum();
+    println!(
+        "  .log bytes on disk {} for {data} bytes of data",
+        log_bytes(dir.path())
     );
 
     let t = Instant::now();
@@ -276,14 +290,49 @@ fn growth(run: usize, pool: &[u8]) {
     deciles("floor", &floor);
 }
 
+/// Bytes of every `.log` under `dir` (file lengths: with `preallocate`, data plus the ranges
+/// reserved ahead of it).
+fn log_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .filter_map(Result::ok)
+            .map(|e| {
+                let path = e.path();
+                if path.is_dir() {
+                    log_bytes(&path)
+                } else if path.extension().is_some_and(|x| x == "log") {
+                    e.metadata().map_or(0, |m| m.len())
+                } else {
+                    0
+                }
+            })
+            .sum()
+    })
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; a name filter is not supported.
-    wide("default LogOptions", &LogOptions::new);
-    wide("max_open_files(64), max_mapped_segments(256)", &|| {
+    let plain = TopicConfig::new();
+    wide("default LogOptions", &LogOptions::new, &plain);
+    let budgets = || {
         LogOptions::new()
             .max_open_files(64)
             .max_mapped_segments(256)
-    });
+    };
+    wide(
+        "max_open_files(64), max_mapped_segments(256)",
+        &budgets,
+        &plain,
+    );
+    // Each open writer holds a writable map and a reserved range; the budget bounds both.
+    let prealloc = TopicConfig::new()
+        .with("preallocate", "true")
+        .expect("preallocate");
+    wide(
+        "preallocate=true, max_open_files(64), max_mapped_segments(256)",
+        &budgets,
+        &prealloc,
+    );
 
     let pool = value_pool(VALUE);
     println!(

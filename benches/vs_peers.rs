@@ -1,5 +1,5 @@
-//! topiclog side by side with two peer crates, `commitlog` 0.2 and `kafko` 0.3, on the same data
-//! in the same run, plus the machine's floor.
+//! topiclog side by side with peer crates, `commitlog` 0.2, `kafko` 0.3 and (single appends)
+//! `wal-db` 1.1, on the same data in the same run, plus the machine's floor.
 //!
 //! Every store writes the same records: 8-byte big-endian sequence keys and the JSON-like values
 //! of `support/values.rs` (100 B, 1 KiB and 10 KiB). Each crate is used through its natural API:
@@ -38,6 +38,13 @@
 //!   segment for every record, so its cost per record grows with the segment size (at its
 //!   default 1 GiB a full scan is quadratic). It is therefore given 256 KiB segments and a
 //!   smaller data set of [`KAFKO_READ_BYTES`], which favours it.
+//!
+//! - `peers_single/<store>/<value>/batch<n>`, `peers_single_fsync/...` and
+//!   `peers_group_commit/<store>/100B/16` (the block at the end): topiclog's write path and its
+//!   preallocated, mapped tail (`preallocate=true`) beside wal-db 1.1 (`Wal::append`, one
+//!   `pwrite` per record; `append_and_sync` where each append is durable), commitlog and the
+//!   floor: single appends, 100 B × 1000 as the A/B of batched appends, a sync per append, and
+//!   16 threads each syncing every append.
 //!
 //! Run: `cargo bench --bench vs_peers -- --noplot` (about 2.5 minutes here, plus the build).
 //! `python3 benches/plot_vs_peers.py` then prints the tables and writes `docs/vs_peers.svg`.
@@ -787,6 +794,126 @@ fn read(c: &mut Criterion) {
     g.finish();
 }
 
+// ---------------------------------------------------------------------------------------------
+// single appends: the preallocated, mapped tail beside the write path and wal-db
+
+/// Threads of the group-commit case.
+const COMMIT_THREADS: usize = 16;
+/// Records each thread appends per timed round of the group-commit case.
+const COMMIT_ROUND: u64 = 50;
+
+/// `topiclog_config(policy)` with Kafka's `preallocate` set as given.
+fn topiclog_config_prealloc(policy: FlushPolicy, preallocate: bool) -> TopicConfig {
+    topiclog_config(policy)
+        .with("preallocate", if preallocate { "true" } else { "false" })
+        .expect("preallocate")
+}
+
+impl TopiclogSink {
+    fn with_config(config: TopicConfig) -> TopiclogSink {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = LogOptions::new().open(dir.path()).expect("open topiclog");
+        log.create_topic_with("bench-0", 1, config.clone())
+            .expect("create topic");
+        let handle = log.partition("bench-0", 0).expect("partition");
+        TopiclogSink {
+            log,
+            handle,
+            builder: BatchBuilder::new(Compression::None),
+            topic: 0,
+            config,
+            _dir: dir,
+        }
+    }
+}
+
+/// wal-db 1.1: one record per append (the 8-byte key then the value, one `pwrite`), and with
+/// `sync` `append_and_sync` (its group-committed `fdatasync`).
+struct WalDbSink {
+    wal: wal_db::Wal,
+    sync: bool,
+    buf: Vec<u8>,
+    dir: tempfile::TempDir,
+}
+
+impl WalDbSink {
+    fn open(dir: &tempfile::TempDir) -> wal_db::Wal {
+        wal_db::Wal::open(dir.path().join("bench.wal")).expect("open wal-db")
+    }
+
+    fn new(sync: bool) -> WalDbSink {
+        let dir = tempfile::tempdir().expect("temp dir");
+        WalDbSink {
+            wal: WalDbSink::open(&dir),
+            sync,
+            buf: Vec::new(),
+            dir,
+        }
+    }
+}
+
+impl Sink for WalDbSink {
+    fn append(&mut self, values: &Values, count: usize, seq: &mut u64) {
+        for _ in 0..count {
+            self.buf.clear();
+            self.buf.extend_from_slice(&seq.to_be_bytes());
+            self.buf.extend_from_slice(values.get(*seq));
+            *seq += 1;
+            let lsn = if self.sync {
+                self.wal.append_and_sync(&self.buf)
+            } else {
+                self.wal.append(&self.buf)
+            };
+            let _ = black_box(lsn.expect("wal-db append"));
+        }
+    }
+
+    fn reset(&mut self) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        self.wal = WalDbSink::open(&dir);
+        self.dir = dir;
+    }
+}
+
+/// `peers_single/<store>/<value>/batch<n>` and `peers_single_fsync/...`: topiclog's write path
+/// (`topiclog`) and its preallocated, mapped tail (`topiclog-prealloc`, topic
+/// `preallocate=true`) in the same run, beside wal-db, commitlog (page cache only) and the
+/// floor. Batches of 1000 are the A/B check that batched appends lose nothing on the mapped
+/// path.
+fn single_group(c: &mut Criterion, group: &str, cases: &[(usize, usize)], durable: bool) {
+    let mut g = configure(c, group);
+    let policy = if durable {
+        FlushPolicy::EveryBatch
+    } else {
+        FlushPolicy::Os
+    };
+    for &(size, batch) in cases {
+        let values = Values::new(size);
+        let param = format!("{size}B/batch{batch}");
+        g.throughput(Throughput::Elements(batch as u64));
+        let plain = plain_batch(&values, batch);
+        let per_reset = (RESET_BYTES / plain.len()).max(1) as u64;
+        for (name, prealloc) in [("topiclog", false), ("topiclog-prealloc", true)] {
+            let mut sink = TopiclogSink::with_config(topiclog_config_prealloc(policy, prealloc));
+            let id = BenchmarkId::new(name, &param);
+            bench_sink(&mut g, id, &mut sink, &values, batch, per_reset);
+        }
+        let mut sink = WalDbSink::new(durable);
+        let id = BenchmarkId::new("wal-db", &param);
+        bench_sink(&mut g, id, &mut sink, &values, batch, per_reset);
+        if !durable {
+            let mut sink = CommitlogSink::new();
+            let id = BenchmarkId::new("commitlog", &param);
+            bench_sink(&mut g, id, &mut sink, &values, batch, per_reset);
+        }
+        let mut sink = FloorSink::new(plain, durable);
+        let id = BenchmarkId::new("floor", &param);
+        bench_sink(&mut g, id, &mut sink, &values, batch, per_reset);
+    }
+    g.finish();
+}
+
+
 /// Records in the read-back data sets of single-record batches.
 fn single_read_records(size: usize) -> u64 {
     match size {
@@ -844,5 +971,93 @@ fn read_single(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, append, append_fsync, read, read_single);
+fn single(c: &mut Criterion) {
+    single_group(
+        c,
+        "peers_single",
+        &[(100, 1), (1024, 1), (100, 1000)],
+        false,
+    );
+}
+
+fn single_fsync(c: &mut Criterion) {
+    single_group(c, "peers_single_fsync", &[(100, 1)], true);
+}
+
+/// `peers_group_commit/<store>/100B/16`: 16 threads each append single 100 B records, each
+/// durable before the next (topiclog `EveryBatch`, wal-db `append_and_sync`); concurrent
+/// syncs share one `fdatasync` in both. One iteration is one round of [`COMMIT_ROUND`]
+/// records per thread; Throughput::Elements counts every thread's records.
+fn group_commit(c: &mut Criterion) {
+    let mut g = configure(c, "peers_group_commit");
+    let values = Arc::new(Values::new(100));
+    let param = format!("100B/{COMMIT_THREADS}");
+    g.throughput(Throughput::Elements(COMMIT_ROUND * COMMIT_THREADS as u64));
+    for (name, prealloc) in [("topiclog", false), ("topiclog-prealloc", true)] {
+        let sink =
+            TopiclogSink::with_config(topiclog_config_prealloc(FlushPolicy::EveryBatch, prealloc));
+        let handle = sink.handle.clone();
+        g.bench_function(BenchmarkId::new(name, &param), |b| {
+            b.iter_custom(|iters| {
+                run_commit_threads(iters, &values, |values, seq| {
+                    let mut builder = BatchBuilder::new(Compression::None);
+                    let mut s = seq;
+                    fill(&mut builder, values, 1, &mut s);
+                    black_box(handle.append_builder(&mut builder).expect("append"));
+                })
+            });
+        });
+        drop(sink);
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wal = WalDbSink::open(&dir);
+    g.bench_function(BenchmarkId::new("wal-db", &param), |b| {
+        b.iter_custom(|iters| {
+            run_commit_threads(iters, &values, |values, seq| {
+                let mut rec = seq.to_be_bytes().to_vec();
+                rec.extend_from_slice(values.get(seq));
+                let _ = black_box(wal.append_and_sync(&rec).expect("wal-db append"));
+            })
+        });
+    });
+    g.finish();
+}
+
+/// Runs `iters` rounds of [`COMMIT_ROUND`] calls of `append` on each of [`COMMIT_THREADS`]
+/// threads, all started together; returns the wall time from the start to the last return.
+fn run_commit_threads(
+    iters: u64,
+    values: &Arc<Values>,
+    append: impl Fn(&Values, u64) + Sync,
+) -> Duration {
+    let n = iters * COMMIT_ROUND;
+    let barrier = std::sync::Barrier::new(COMMIT_THREADS + 1);
+    std::thread::scope(|s| {
+        for t in 0..COMMIT_THREADS as u64 {
+            let (barrier, append, values) = (&barrier, &append, &**values);
+            s.spawn(move || {
+                barrier.wait();
+                for i in 0..n {
+                    append(values, t * n + i);
+                }
+            });
+        }
+        barrier.wait();
+        let start = Instant::now();
+        // The scope joins every thread before it returns.
+        start
+    })
+    .elapsed()
+}
+
+criterion_group!(
+    benches,
+    append,
+    append_fsync,
+    read,
+    read_single,
+    single,
+    single_fsync,
+    group_commit
+);
 criterion_main!(benches);

@@ -2,7 +2,8 @@
 //! acknowledgement on stdout; the parent kills it with SIGKILL at a seeded random moment,
 //! reopens the directory and checks that every acknowledged record is there and intact, with
 //! no duplicates and contiguous offsets, and that appends continue. Rounds cover every flush
-//! policy and several codecs, with records of 0-20 KB. A round fails when the child
+//! policy and several codecs, with records of 0-20 KB, on the write path and (half the rounds)
+//! on the preallocated, mapped tail of `preallocate=true`. A round fails when the child
 //! acknowledges nothing before it is killed, and shows the child's stderr.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
@@ -36,6 +37,11 @@ fn config(round: u64) -> TopicConfig {
         2 => topiclog::Compression::Zstd,
         _ => topiclog::Compression::None,
     });
+    // Every other cycle of policies and codecs stores appends into a preallocated, mapped
+    // tail; its records of 0-20 KB cross page boundaries and extensions.
+    if (round / 12) % 2 == 1 {
+        c.set("preallocate", "true").expect("preallocate");
+    }
     c
 }
 

@@ -8,7 +8,9 @@
 //! promised to keep:
 //! under `EveryBatch` every acknowledged record; under every policy, every record acknowledged
 //! before the start of a completed sync of its segment file (the last interval sync, the
-//! post-roll sync). Every fourth round also moves the log start and runs retention mid-way.
+//! post-roll sync). Every fourth round also moves the log start and runs retention mid-way,
+//! and half the rounds run with `preallocate=true` (appends stored into a preallocated, mapped
+//! tail, trimmed at each roll).
 #![allow(clippy::indexing_slicing)]
 
 mod common;
@@ -43,6 +45,11 @@ fn config(round: u64) -> TopicConfig {
         3 => Compression::Snappy,
         _ => Compression::None,
     });
+    // Every other cycle of policies and codecs stores appends into a preallocated, mapped
+    // tail: its extensions, stores and trims go through the simulated disk too.
+    if (round / 12) % 2 == 1 {
+        c.set("preallocate", "true").expect("preallocate");
+    }
     c
 }
 

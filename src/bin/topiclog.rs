@@ -934,10 +934,12 @@ fn dump_log(a: &DumpArgs) -> Out {
 
 fn dump_batches(out: &mut impl Write, bytes: Bytes, a: &DumpArgs) -> Out {
     let total = bytes.len();
+    let all = bytes.clone();
     let mut pos = 0usize;
     for b in Batches::new(bytes) {
         let b = match b {
             Ok(b) => b,
+            Err(_) if zero_tail(&all, pos) => break,
             Err(e) => {
                 writeln!(out, "# position {pos}: {e}")?;
                 return Ok(());
@@ -997,8 +999,22 @@ fn dump_batches(out: &mut impl Write, bytes: Bytes, a: &DumpArgs) -> Out {
         }
         pos += b.len();
     }
-    if pos < total {
+    if zero_tail(&all, pos) {
+        // An active segment of a `preallocate=true` topic: the file is longer than its data.
+        writeln!(
+            out,
+            "# {} zero bytes after the data (preallocated, not yet written)",
+            total - pos
+        )?;
+    } else if pos < total {
         writeln!(out, "# {} bytes after the last whole batch", total - pos)?;
     }
     Ok(())
+}
+
+/// Whether `bytes` from `pos` on are zeros (some): a preallocated segment's unwritten tail.
+fn zero_tail(bytes: &[u8], pos: usize) -> bool {
+    bytes
+        .get(pos..)
+        .is_some_and(|t| !t.is_empty() && t.iter().all(|&b| b == 0))
 }

@@ -129,9 +129,10 @@ const MIN_SEGMENT_INDEX_BYTES: u32 = 4096;
 /// | `remote.storage.enable`, `local.retention.ms`, `local.retention.bytes`, `remote.log.copy.disable`, `remote.log.delete.on.disable` | no tiered storage: every segment stays local under `retention.*` |
 /// | `message.downconversion.enable`, `message.format.version` | only the v2 record format is stored and served |
 /// | `compression.gzip.level`, `compression.lz4.level`, `compression.zstd.level` | batches the log compresses itself use each codec's default level |
-/// | `preallocate` | segment files grow as they are written |
 /// | `file.delete.delay.ms` | removed segments are deleted at once |
 /// | `max.compaction.lag.ms`, `segment.jitter.ms` | compaction and rolls follow the settings above only |
+///
+/// `preallocate` is stored the same way but has an effect: see [`TopicConfig::preallocate`].
 ///
 /// ```
 /// use topiclog::TopicConfig;
@@ -510,6 +511,20 @@ impl TopicConfig {
             ));
         }
         Ok(())
+    }
+
+    /// Kafka's `preallocate` (set with `set("preallocate", "true")`; default false, as in
+    /// Kafka): the active segment's `.log` is extended ahead of its data with `fallocate`, in
+    /// chunks that grow with the data up to 16 MiB ahead (never past `segment.bytes` unless
+    /// one batch needs it), and appends are stored into a shared memory map of that range
+    /// instead of a `write(2)` each. A full disk fails the append that needs the extension
+    /// (`Error::Io`, `ENOSPC`); a store never can. Where the file system has no `fallocate`
+    /// the write path is used. A roll and a clean close cut the unused tail, so files at rest
+    /// are exactly Kafka's; sizes, retention and `describe` count data bytes only. A change
+    /// takes effect when the partition next opens its active segment's files (after a roll,
+    /// a reopen, or when the descriptor budget closed them).
+    pub fn preallocate(&self) -> bool {
+        self.stored.get("preallocate").is_some_and(|v| v == "true")
     }
 
     /// How far before and after the broker's clock a CreateTime record's timestamp may lie

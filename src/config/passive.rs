@@ -62,7 +62,8 @@ const LONG_MAX: &str = "9223372036854775807";
 ///   only.
 /// - `message.downconversion.enable`, `message.format.version`: only the v2 record format is
 ///   stored or served (consumers asking for older formats are refused).
-/// - `preallocate`: segment files grow as they are written.
+/// - `preallocate` is stored here too (Kafka's type, default and reporting) but has an effect:
+///   `TopicConfig::preallocate` reads it.
 pub(super) const STORED: &[Stored] = &[
     stored(
         "compression.gzip.level",

@@ -1,4 +1,6 @@
-//! Read-only memory maps of segment and index files: the only `unsafe` code in the crate.
+//! Memory maps of segment and index files: with `ops::fallocate`, the only `unsafe` code in
+//! the crate. Readers get read-only maps; the one writable kind, [`WriteMap`], is the writer's
+//! store path into an active segment's preallocated range (topic `preallocate=true`).
 //!
 //! A file is mapped once at a fixed capacity that may exceed its current length (Linux lets a
 //! mapping extend past the end of the file; pages appear as the file grows). Readers only
@@ -68,9 +70,10 @@ impl Mapped {
         }
         // SAFETY: `pos..end` lies inside the mapping (checked above) and, by the callers'
         // contract, below the file's published length, so the pages are backed by file data.
-        // No one writes through a mapping (index and log bytes are appended with write(2)),
-        // and published bytes are never truncated in place, so the bytes cannot change or
-        // disappear while this borrow (or a `Bytes` owning this mapping) lives.
+        // Published bytes are never written again: write(2) appends past them, and a
+        // `WriteMap` stores only at or past the published end (see `WriteMap::store`). They
+        // are never truncated in place, so the bytes cannot change or disappear while this
+        // borrow (or a `Bytes` owning this mapping) lives.
         Some(unsafe { std::slice::from_raw_parts(self.raw.as_ptr().add(pos), len) })
     }
 
@@ -102,5 +105,72 @@ impl AsRef<[u8]> for MapSlice {
     fn as_ref(&self) -> &[u8] {
         // The range was checked when the view was made.
         self.map.slice(self.pos, self.len).unwrap_or(&[])
+    }
+}
+
+/// A writable shared mapping of an active segment's `.log`, through which the writer stores
+/// appended batches instead of calling write(2) for each: the pages are the file's page
+/// cache pages, so readers' read-only maps of the file, `fdatasync` and the kernel's
+/// writeback see the stores as they see written bytes.
+///
+/// Only ever stored into at positions the caller has allocated with `fallocate` (see
+/// [`WriteMap::store`]), so no store can meet a hole or a full disk.
+#[derive(Debug)]
+pub(crate) struct WriteMap {
+    raw: MmapRaw,
+    len: usize,
+}
+
+impl WriteMap {
+    /// Maps `len` bytes of `file` (opened for reading and writing) shared and writable. The
+    /// file may be shorter: the caller stores only below what it has allocated.
+    pub(crate) fn map(file: &File, len: usize) -> io::Result<WriteMap> {
+        let len = len.max(1);
+        let raw = MmapOptions::new().len(len).map_raw(file)?;
+        Ok(WriteMap { raw, len })
+    }
+
+    /// Bytes the mapping covers.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Copies `data` to `pos`. Returns false, storing nothing, when the range passes the
+    /// mapping.
+    ///
+    /// The caller's contract, which the writer keeps: `pos + data.len()` is at most the
+    /// length the file has been extended to with `fallocate`, and `pos` is at or past the
+    /// segment's published size; the caller holds the partition's writer lock.
+    pub(crate) fn store(&self, pos: usize, data: &[u8]) -> bool {
+        let Some(end) = pos.checked_add(data.len()) else {
+            return false;
+        };
+        if end > self.len {
+            return false;
+        }
+        // SAFETY: the argument that makes a writable mapping safe here, in full:
+        // - bounds: `pos..end` lies inside the mapping (checked above);
+        // - no SIGBUS: the caller only stores below the length it allocated with `fallocate`
+        //   (mode 0: blocks reserved and the file size extended), so every page stored to is
+        //   backed by allocated blocks of the file: a store meets neither a hole nor a full
+        //   disk, and the file is never truncated below an allocated, unpublished byte while
+        //   this mapping may store there (the writer drops the mapping before it trims);
+        // - no data race: the single writer stores under the partition's writer lock, and
+        //   only at or past the published size; readers slice their own maps only below the
+        //   published size, which the writer stores with `Release` after these bytes and
+        //   readers load with `Acquire`, so no byte is read while it is written and every
+        //   byte read was written before its publication;
+        // - aliasing: no `&[u8]` or `&mut [u8]` is made of the destination, only this raw
+        //   copy, and `data` cannot overlap it (it is the caller's own buffer);
+        // - writeback errors: a page the kernel fails to write back is reported by the next
+        //   `fdatasync` of the file, which poisons the partition as for written bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                self.raw.as_mut_ptr().add(pos),
+                data.len(),
+            );
+        }
+        true
     }
 }

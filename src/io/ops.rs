@@ -63,10 +63,101 @@ pub(crate) fn write_all(file: &File, path: &Path, buf: &[u8]) -> io::Result<()> 
     writev_all(file, path, &mut [IoSlice::new(buf)])
 }
 
+/// `pwrite` of all of `buf` at `pos` (a descriptor without `O_APPEND`: Linux's `pwrite`
+/// ignores the position on one opened with it).
+pub(crate) fn write_all_at(file: &File, path: &Path, pos: u64, buf: &[u8]) -> io::Result<()> {
+    simulated!(path, |s| s.write_all_at(file, path, pos, buf));
+    std::os::unix::fs::FileExt::write_all_at(file, buf, pos)
+}
+
+/// Opens an existing file for reading and positioned writes (no `O_APPEND`).
+pub(crate) fn open_read_write(path: &Path) -> io::Result<File> {
+    open(
+        path,
+        OpenOptions::new().read(true).write(true),
+        false,
+        false,
+    )
+}
+
 /// `ftruncate`.
 pub(crate) fn set_len(file: &File, path: &Path, len: u64) -> io::Result<()> {
     simulated!(path, |s| s.set_len(file, path, len));
     file.set_len(len)
+}
+
+/// `fallocate(fd, 0, 0, len)`: reserves the file's blocks up to `len` and extends its size to
+/// `len` (zeros), so stores through a mapping below `len` cannot meet a full disk. A full disk
+/// fails here, with `ENOSPC`. File systems (and platforms) without it give an error of kind
+/// [`io::ErrorKind::Unsupported`]; see [`is_unsupported`].
+pub(crate) fn allocate(file: &File, path: &Path, len: u64) -> io::Result<()> {
+    simulated!(path, |s| s.allocate(file, path, len));
+    fallocate(file, len)
+}
+
+/// The plain `fallocate` call, shared with the simulation (which performs it too). Not
+/// `posix_fallocate`: where the file system cannot reserve blocks, glibc's emulation writes
+/// zeros through the page cache, which reserves nothing on a copy-on-write file system; an
+/// `EOPNOTSUPP` here sends the writer to the write path instead.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+pub(crate) fn fallocate(file: &File, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let len = libc::off_t::try_from(len)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "length past off_t"))?;
+    loop {
+        // SAFETY: a plain system call on a descriptor `file` keeps open for the call; no
+        // memory is passed, so nothing can be read or written out of bounds.
+        let r = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Without `fallocate` (not Linux), the write path is used.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn fallocate(_file: &File, _len: u64) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "fallocate is Linux-only",
+    ))
+}
+
+/// True when `e` says the file system cannot preallocate (`EOPNOTSUPP`, or no `fallocate`).
+pub(crate) fn is_unsupported(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Unsupported || e.raw_os_error() == Some(libc::EOPNOTSUPP)
+}
+
+/// Stores `data` at `pos` through the writer's mapping of `file` (see
+/// [`WriteMap::store`](super::map::WriteMap::store) for the contract). Routed here so the
+/// simulated disk records it as a write at `pos`.
+pub(crate) fn store(
+    map: &super::map::WriteMap,
+    file: &File,
+    path: &Path,
+    pos: u64,
+    data: &[u8],
+) -> io::Result<()> {
+    simulated!(path, |s| s.store(map, file, path, pos, data));
+    store_in(map, pos, data)
+}
+
+/// The plain store, shared with the simulation.
+pub(crate) fn store_in(map: &super::map::WriteMap, pos: u64, data: &[u8]) -> io::Result<()> {
+    let stored = usize::try_from(pos).is_ok_and(|p| map.store(p, data));
+    if stored {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "store past the writable mapping",
+        ))
+    }
 }
 
 /// `fdatasync`: the file's data and size reach stable storage.

@@ -73,6 +73,9 @@ pub enum Op {
     Remove,
     /// Whole-file `read` (indexes at recovery, checkpoints, snapshots, swap files).
     Read,
+    /// `fallocate` extending a preallocated active segment (`preallocate=true`). A fault of
+    /// kind [`FaultKind::Unsupported`] makes it report a file system without `fallocate`.
+    Allocate,
 }
 
 /// What a fault does.
@@ -85,6 +88,8 @@ pub enum FaultKind {
     /// Writes: writes about half of the bytes, then fails with `ENOSPC` (a disk filling up
     /// mid-write). Other operations: as [`FaultKind::NoSpace`].
     ShortWrite,
+    /// Fails with `EOPNOTSUPP` (a file system without the operation), nothing done.
+    Unsupported,
 }
 
 #[derive(Debug, Clone)]
@@ -180,6 +185,7 @@ fn err(kind: FaultKind) -> io::Error {
     match kind {
         FaultKind::NoSpace | FaultKind::ShortWrite => io::Error::from_raw_os_error(libc::ENOSPC),
         FaultKind::Eio => io::Error::from_raw_os_error(libc::EIO),
+        FaultKind::Unsupported => io::Error::from_raw_os_error(libc::EOPNOTSUPP),
     }
 }
 
@@ -311,6 +317,76 @@ impl Sim {
         st.check(Op::SetLen, path)?;
         file.set_len(len)?;
         st.record(file, DataOp::SetLen(len))
+    }
+
+    /// A positioned write: recorded as a write at `pos`; faults as for [`Sim::writev_all`].
+    pub(crate) fn write_all_at(
+        &self,
+        file: &File,
+        path: &Path,
+        pos: u64,
+        buf: &[u8],
+    ) -> io::Result<()> {
+        let mut st = self.state.lock();
+        let fault = st.check(Op::Write, path)?;
+        let data = match fault {
+            Some(_) => buf.get(..buf.len() / 2).unwrap_or_default(),
+            None => buf,
+        };
+        std::os::unix::fs::FileExt::write_all_at(file, data, pos)?;
+        st.record(
+            file,
+            DataOp::Write {
+                pos,
+                data: data.to_vec(),
+            },
+        )?;
+        match fault {
+            Some(kind) => Err(err(kind)),
+            None => Ok(()),
+        }
+    }
+
+    /// `fallocate` to `len`: recorded as the size change it makes (never a shrink).
+    pub(crate) fn allocate(&self, file: &File, path: &Path, len: u64) -> io::Result<()> {
+        let mut st = self.state.lock();
+        st.check(Op::Allocate, path)?;
+        let before = file.metadata()?.len();
+        super::ops::fallocate(file, len)?;
+        if len > before {
+            st.record(file, DataOp::SetLen(len))?;
+        }
+        Ok(())
+    }
+
+    /// A store through the writer's mapping: recorded as a write at `pos`. Faults of
+    /// [`Op::Write`] apply, as to a write (a short one stores half).
+    pub(crate) fn store(
+        &self,
+        map: &super::map::WriteMap,
+        file: &File,
+        path: &Path,
+        pos: u64,
+        data: &[u8],
+    ) -> io::Result<()> {
+        let mut st = self.state.lock();
+        let fault = st.check(Op::Write, path)?;
+        let data = match fault {
+            Some(_) => data.get(..data.len() / 2).unwrap_or_default(),
+            None => data,
+        };
+        super::ops::store_in(map, pos, data)?;
+        st.record(
+            file,
+            DataOp::Write {
+                pos,
+                data: data.to_vec(),
+            },
+        )?;
+        match fault {
+            Some(kind) => Err(err(kind)),
+            None => Ok(()),
+        }
     }
 
     pub(crate) fn sync(&self, file: &File, path: &Path) -> io::Result<()> {

@@ -11,6 +11,7 @@
 mod damage;
 mod log_bytes;
 mod open_segment;
+mod prealloc;
 pub(crate) mod producer_state;
 pub(crate) mod read;
 pub(crate) mod recovery;
@@ -604,8 +605,15 @@ impl Partition {
         // Under the writer lock, and on every path: an append that passed `check_writable`
         // before this finds the flag when it asks for the files, and writes nothing.
         self.closed.store(true, Ordering::Release);
+        // After the flag, so no append extends the file again: a clean close leaves files
+        // exactly Kafka's, and the next open takes a zero tail for damage.
+        let trimmed = if synced.is_ok() {
+            w.trim_active(true).map(|_| ())
+        } else {
+            Ok(())
+        };
         w.close_files();
-        synced
+        synced.and(trimmed)
     }
 
     fn sync_for_close(&self) -> Result<()> {

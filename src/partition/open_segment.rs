@@ -267,26 +267,46 @@ pub(super) fn try_trusted_unmapped(
     let len = file.metadata().ok()?.len();
     let log = PreadLog { file, len };
     let s = try_trusted(&log, base, paths, interval, Check::Headers)?;
-    (!ends_up_last(&s, len, Some(next), durable)).then_some((s, len))
+    // Bytes after the valid ones (damage, a torn tail, a preallocated zero tail) are judged
+    // on the mapped path, which reads them.
+    (s.valid_len == len && !ends_up_last(&s, len, Some(next), durable, false)).then_some((s, len))
 }
 
 /// Appends continue in a segment when no segment after it is kept: it is the last one, or it
 /// holds a torn tail (bad bytes at or above `durable`: the unsynced part a crash may tear, cut
 /// with every later segment). Damage below `durable` and gaps before the next segment keep the
-/// segments after them.
-pub(super) fn ends_up_last(s: &Scan, file_len: u64, next: Option<i64>, durable: i64) -> bool {
-    next.is_none_or(|_| s.valid_len < file_len && s.state.end_offset >= durable)
+/// segments after them, and so does a `zero_tail` (the bytes after the valid ones are all
+/// zero): a preallocated segment's never-written range, which a crash between a roll and the
+/// durable trim of the sealed segment leaves before the next segment.
+pub(super) fn ends_up_last(
+    s: &Scan,
+    file_len: u64,
+    next: Option<i64>,
+    durable: i64,
+    zero_tail: bool,
+) -> bool {
+    next.is_none_or(|_| s.valid_len < file_len && !zero_tail && s.state.end_offset >= durable)
+}
+
+/// Whether the bytes of `log` from `from` on are all zero (and there are some): a
+/// preallocated `.log`'s never-written tail.
+pub(super) fn is_zero_tail(log: &[u8], from: u64) -> bool {
+    usize::try_from(from)
+        .ok()
+        .and_then(|f| log.get(f..))
+        .is_some_and(|t| !t.is_empty() && t.iter().all(|&b| b == 0))
 }
 
 /// Opens a segment through the mapping of its log, as [`open_segment`] decides, and returns
-/// what it found, whether appends continue in it, and the log's length. A sealed segment that
-/// turns out to be the last one is opened again with CRCs checked (see the caller).
+/// what it found, whether appends continue in it, the log's length, and whether the bytes
+/// after the valid ones are a zero tail ([`is_zero_tail`]). A sealed segment that turns out to
+/// be the last one is opened again with CRCs checked (see the caller).
 pub(super) fn open_mapped(
     paths: &SegPaths,
     base: i64,
     next: Option<i64>,
     at: OpenAt,
-) -> Result<(Opened, bool, u64)> {
+) -> Result<(Opened, bool, u64, bool)> {
     let (map, file_len) = map_whole(&paths.log)?;
     let log: &[u8] = map
         .as_ref()
@@ -299,12 +319,13 @@ pub(super) fn open_mapped(
     };
     loop {
         let opened = open_segment(log, base, paths, map.as_deref(), check, at);
-        let last = ends_up_last(opened.scan(), file_len, next, at.durable);
+        let zero_tail = is_zero_tail(log, opened.scan().valid_len);
+        let last = ends_up_last(opened.scan(), file_len, next, at.durable, zero_tail);
         if last && check == Check::Headers && matches!(opened, Opened::Trusted(_)) {
             check = Check::Crc;
             continue;
         }
-        return Ok((opened, last, file_len));
+        return Ok((opened, last, file_len, zero_tail));
     }
 }
 

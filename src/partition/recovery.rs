@@ -38,6 +38,10 @@ pub struct PartitionRecovery {
     pub indexes_rebuilt: usize,
     /// Bytes cut from the end of the log (a torn or corrupt tail).
     pub truncated_bytes: u64,
+    /// Bytes of zeros cut after the data of a preallocated `.log` (topic `preallocate=true`)
+    /// after an unclean shutdown: the allocated range no append had reached. Not data, not
+    /// damage; counted apart from `truncated_bytes`.
+    pub preallocated_bytes_trimmed: u64,
     /// Whole segments deleted because they followed the cut.
     pub segments_deleted: usize,
     /// Why the log was cut, when it was.
@@ -233,8 +237,8 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
         // turns out to be the last one (it holds a torn tail, cut with the segments after it)
         // is opened again with CRCs checked: appends must not go on after a batch that the
         // next open, finding it last, would cut off with them.
-        let (opened, last, file_len) = match unmapped {
-            Some((s, file_len)) => (Opened::Trusted(s), false, file_len),
+        let (opened, last, file_len, zero_tail) = match unmapped {
+            Some((s, file_len)) => (Opened::Trusted(s), false, file_len, false),
             None => open_mapped(
                 &paths,
                 base,
@@ -289,7 +293,17 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
                 s
             }
         };
-        if s.valid_len < file_len && s.state.end_offset < p.durable {
+        if s.valid_len < file_len && zero_tail && s.state.end_offset >= p.durable {
+            // A preallocated segment's never-written range, found after a crash above the
+            // recovery point: the end of the data, in the last segment, or in a sealed one
+            // whose trim at roll did not reach the disk (the next segment's records follow
+            // and are kept). Below the recovery point, or after a clean close (which trims),
+            // zeros are damage at rest, as the next branch says.
+            report.preallocated_bytes_trimmed += file_len - s.valid_len;
+            if !p.read_only {
+                cut_log(&paths.log, s.valid_len)?;
+            }
+        } else if s.valid_len < file_len && s.state.end_offset < p.durable {
             // Damage at rest: these bytes were synced and handed out. Keep the valid prefix
             // live and the file as found beside it; the segments after it stay.
             let preserved = if p.read_only {
@@ -430,6 +444,7 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
         segments.push(new_segment(log_start)?);
     } else if (report.segments_deleted > 0
         || report.truncated_bytes > 0
+        || report.preallocated_bytes_trimmed > 0
         || report.indexes_rebuilt > 0
         || !report.damage.is_empty())
         && !p.read_only

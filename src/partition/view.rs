@@ -229,9 +229,19 @@ fn try_load(p: &LoadParams<'_>) -> Result<std::result::Result<Loaded, Unsettled>
         };
         let map = Mapped::map(&file, seg.size() as usize).at(&seg.log_path)?;
         let listed = listed_len.get(&seg.base_offset).copied().unwrap_or(0);
-        seg.pin_log(map, listed);
+        let zeros_after = i == last && zeros_at(&file, seg.size());
+        seg.pin_log(map, listed, zeros_after);
     }
     Ok(Ok(loaded))
+}
+
+/// Whether `file` holds a zeroed batch-header start at `pos` (a `preallocate=true` segment's
+/// unwritten range: the owner's next batch lands there without the file growing). Only the
+/// offset and length fields are read: no batch starts with both zero lengths.
+fn zeros_at(file: &File, pos: u64) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut head = [0u8; 12];
+    file.read_exact_at(&mut head, pos).is_ok() && head.iter().all(|&b| b == 0)
 }
 
 /// `<base>.log` exists, or a `<base>.log.swap` that will become it.
@@ -418,6 +428,11 @@ impl Partition {
         };
         // A last file longer than the view only matters past what was listed: bytes below
         // that were read and left out (a damaged or torn tail the view does not cut).
+        // A preallocated last segment is written in place: it is current while the bytes
+        // after its data are still zeros.
+        if last.zeros_after() {
+            return Ok(File::open(&last.log_path).is_ok_and(|f| zeros_at(&f, last.size())));
+        }
         Ok(match fs::metadata(&last.log_path) {
             Ok(m) => m.len() <= last.size().max(last.listed_len()),
             Err(_) => false,

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
+use super::prealloc::{StoreError, Tail, trim_path};
 use super::producer_state::{Check, ProducerState, Undo};
 use super::{AppendResult, Partition};
 use crate::clock::now_ms;
@@ -34,6 +35,8 @@ pub(crate) struct WriteLimits {
     segment_ms: u64,
     /// How far before and after the clock CreateTime timestamps may lie, when bounded.
     create_time_window: Option<(Option<u64>, Option<u64>)>,
+    /// Topic `preallocate`: appends are stored into a preallocated, mapped tail.
+    preallocate: bool,
 }
 
 impl WriteLimits {
@@ -45,6 +48,7 @@ impl WriteLimits {
             segment_bytes: c.segment_bytes,
             segment_ms: c.segment_ms,
             create_time_window: c.create_time_window(),
+            preallocate: c.preallocate(),
         }
     }
 
@@ -113,6 +117,9 @@ struct WriterFiles {
     log: Arc<File>,
     index: Arc<File>,
     time: Arc<File>,
+    /// The preallocated tail, when appends to this segment are stored through a mapping
+    /// (decided when the files are opened: a config change applies from the next opening).
+    tail: Option<Tail>,
 }
 
 type SyncList = Vec<(Arc<File>, PathBuf)>;
@@ -134,6 +141,11 @@ pub(crate) struct Writer {
     rolled_closed: Vec<PathBuf>,
     /// Index entries were appended since the last sync of the index files.
     index_dirty: bool,
+    /// The active `.log` may be longer than its data (a preallocated tail), also while its
+    /// descriptors are closed: a roll or a clean close cuts it.
+    extended: bool,
+    /// The file system refused `fallocate`: this partition appends with `write(2)`.
+    no_fallocate: bool,
     /// Idempotent producers seen by this partition.
     pub(crate) producers: ProducerState,
     /// Buffers of `write_items`, kept between appends so an append allocates nothing.
@@ -218,6 +230,8 @@ impl Writer {
             rolled_end: 0,
             rolled_closed: Vec::new(),
             index_dirty: false,
+            extended: false,
+            no_fallocate: false,
             producers: ProducerState::default(),
             scratch: Scratch::default(),
             limits: WriteLimits::of(config),
@@ -236,10 +250,33 @@ impl Writer {
                 return Err(Error::Closed { what: "the log" });
             }
             let a = &self.active;
+            let mapped = self.limits.preallocate && !self.no_fallocate;
+            // A preallocated log is written at positions inside its allocated range: not
+            // `O_APPEND`, which would put every write after the zeros.
+            let log = if mapped {
+                ops::open_read_write(&a.log_path).at(&a.log_path)?
+            } else {
+                open_append(&a.log_path)?
+            };
+            let size = self.acct.state().size;
+            // One `fstat` per opening: a preallocated tail left by an earlier opening (the
+            // descriptor budget closed it, or `preallocate` was turned off since) is reused,
+            // or cut before `O_APPEND` writes could land after it.
+            let len = log.metadata().at(&a.log_path)?.len();
+            let tail = if mapped {
+                Some(Tail::opened(len.max(size)))
+            } else {
+                if len > size {
+                    ops::set_len(&log, &a.log_path, size).at(&a.log_path)?;
+                }
+                None
+            };
+            self.extended = tail.as_ref().is_some_and(|t| t.allocated > size);
             let files = WriterFiles {
-                log: Arc::new(open_append(&a.log_path)?),
+                log: Arc::new(log),
                 index: Arc::new(open_append(&a.index_path)?),
                 time: Arc::new(open_append(&a.time_path)?),
+                tail,
             };
             self.files = Some(files);
             p.shared.fds.opened(p);
@@ -308,8 +345,17 @@ impl Writer {
         Ok(out)
     }
 
-    /// Drops the descriptors (fd budget). Under fsync policies, syncs them first.
+    /// Drops the descriptors (fd budget). Under fsync policies, syncs them first. A
+    /// preallocated tail is cut first: disk reserved ahead of the data is then held only by
+    /// the partitions the budget keeps open, however many partitions there are, and the
+    /// mapping goes with the descriptor, so writable maps are bounded by the same budget.
     pub(crate) fn release_files(&mut self, policy: FlushPolicy) -> Result<bool> {
+        if self.files.is_none() {
+            return Ok(false);
+        }
+        // A failed cut costs only the reserved blocks until the roll, the clean close (which
+        // cut by path, as `extended` stays set) or a recovery cuts them: the release goes on.
+        let _ = self.trim_active(false);
         let Some(f) = self.files.take() else {
             return Ok(false);
         };
@@ -329,6 +375,34 @@ impl Writer {
     /// Drops the active segment's descriptors (a truncation replaced its log).
     pub(super) fn drop_files(&mut self) {
         self.files = None;
+        // The replacement is a copy of the data, without a preallocated tail.
+        self.extended = false;
+    }
+
+    /// Cuts the active `.log`'s preallocated tail back to its data (a roll before the sealed
+    /// segment's post-roll sync, a clean close), dropping the writer's mapping first. With
+    /// `sync`, the cut is made durable here. Returns whether anything was cut.
+    pub(crate) fn trim_active(&mut self, sync: bool) -> Result<bool> {
+        if !self.extended {
+            return Ok(false);
+        }
+        let size = self.acct.state().size;
+        let path = &self.active.log_path;
+        let cut = match self.files.as_mut() {
+            Some(f) => match f.tail.as_mut() {
+                Some(t) => {
+                    let cut = t.trim(&f.log, path, size).at(path)?;
+                    if cut && sync {
+                        ops::sync_data(&f.log, path).at(path)?;
+                    }
+                    cut
+                }
+                None => false,
+            },
+            None => trim_path(path, size, sync).at(path)?,
+        };
+        self.extended = false;
+        Ok(cut)
     }
 
     pub(crate) fn close_files(&mut self) {
@@ -657,25 +731,63 @@ impl Partition {
         let st = *acct.state();
         let published = *w.acct.state();
         w.files(self)?;
-        let (Some(files), a) = (&w.files, &w.active) else {
+        let segment_bytes = u64::from(w.limits.segment_bytes);
+        let (Some(files), a) = (&mut w.files, &w.active) else {
             return Err(Error::Closed {
                 what: "segment files",
             });
         };
-        let (log, index, time) = (&*files.log, &*files.index, &*files.time);
-        // A single batch needs no slice list.
-        let mut r = if let [one] = group {
-            let data = items.get(*one).map_or(&[][..], |it| &*it.data);
-            ops::write_all(log, &a.log_path, data)
-        } else {
-            let mut slices: Vec<IoSlice<'_>> = group
-                .iter()
-                .filter_map(|&i| items.get(i))
-                .map(|it| IoSlice::new(it.data))
-                .collect();
-            ops::writev_all(log, &a.log_path, &mut slices)
+        let batches = group
+            .iter()
+            .filter_map(|&i| items.get(i))
+            .map(|it| &*it.data);
+        let mut fell_back = false;
+        let mut r = match files.tail.as_mut() {
+            Some(tail) => {
+                match tail.store(
+                    &files.log,
+                    &a.log_path,
+                    published.size,
+                    segment_bytes,
+                    batches,
+                ) {
+                    Ok(()) => {
+                        w.extended |= tail.allocated > st.size;
+                        Ok(())
+                    }
+                    Err(StoreError::Unsupported) => {
+                        // No `fallocate` here: this partition appends with `O_APPEND`
+                        // writes from now on (nothing was allocated: the file ends at the
+                        // published size).
+                        files.tail = None;
+                        fell_back = true;
+                        open_append(&a.log_path).map(|f| files.log = Arc::new(f))
+                    }
+                    Err(StoreError::Failed(e)) => Err(e).at(&a.log_path),
+                }
+            }
+            None => Ok(()),
+        };
+        if fell_back {
+            w.no_fallocate = true;
         }
-        .at(&a.log_path);
+        let (log, index, time) = (&*files.log, &*files.index, &*files.time);
+        // Not after a failed reopen for the write path: that descriptor is not `O_APPEND`.
+        if r.is_ok() && files.tail.is_none() {
+            // A single batch needs no slice list.
+            r = if let [one] = group {
+                let data = items.get(*one).map_or(&[][..], |it| &*it.data);
+                ops::write_all(log, &a.log_path, data)
+            } else {
+                let mut slices: Vec<IoSlice<'_>> = group
+                    .iter()
+                    .filter_map(|&i| items.get(i))
+                    .map(|it| IoSlice::new(it.data))
+                    .collect();
+                ops::writev_all(log, &a.log_path, &mut slices)
+            }
+            .at(&a.log_path);
+        }
         if r.is_ok() && !index_buf.is_empty() {
             r = ops::write_all(index, &a.index_path, index_buf).at(&a.index_path);
         }
@@ -683,10 +795,16 @@ impl Partition {
             r = ops::write_all(time, &a.time_path, time_buf).at(&a.time_path);
         }
         if let Err(e) = r {
-            // Cut the unpublished bytes so the files end where readers think they do.
+            // Cut the unpublished bytes so the files end where readers think they do; a
+            // preallocated log keeps its length and has them zeroed instead, so no refused
+            // batch lies whole after the published end for a recovery to find.
             let index_len = u64::from(published.index_entries) * INDEX_ENTRY as u64;
             let time_len = u64::from(published.time_entries) * TIME_ENTRY as u64;
-            let cut = ops::set_len(log, &a.log_path, published.size)
+            let cut_log = match &files.tail {
+                Some(tail) => tail.zero(log, &a.log_path, published.size, st.size),
+                None => ops::set_len(log, &a.log_path, published.size),
+            };
+            let cut = cut_log
                 .and_then(|()| ops::set_len(index, &a.index_path, index_len))
                 .and_then(|()| ops::set_len(time, &a.time_path, time_len));
             if let Err(cut_err) = cut {
@@ -739,6 +857,11 @@ impl Partition {
             w.acct = sealed;
             old.publish(w.acct.state());
         }
+        // The sealed segment's allocated, never-written tail is cut now, before its post-roll
+        // sync makes that durable, so a sealed segment at rest is exactly Kafka's. A crash
+        // before that sync may leave the tail, with the next segment after it: recovery reads
+        // a zero tail above the recovery point as the end of the data and keeps every segment.
+        w.trim_active(false)?;
         let base = w.next_offset;
         Segment::create_files(&self.dir, base)?;
         // The directory's fsync is left to the next sync of the partition (`sync_files`):

@@ -118,6 +118,8 @@ pub(crate) struct Segment {
     /// owner's news. (Past `size()` and below this lie bytes the view saw and did not take, a
     /// damaged or torn tail: no reason to look again.)
     listed_len: std::sync::atomic::AtomicU64,
+    /// A read-only view found zeros right after the data it loaded (see `pin_log`).
+    zeros_after: AtomicBool,
 }
 
 impl Segment {
@@ -153,6 +155,7 @@ impl Segment {
             maps: Mutex::new(None),
             pinned_log: std::sync::OnceLock::new(),
             listed_len: std::sync::atomic::AtomicU64::new(0),
+            zeros_after: AtomicBool::new(false),
         }
     }
 
@@ -187,9 +190,15 @@ impl Segment {
     /// Makes reads use `log` (a mapping of this segment's `.log` inode, at least `size()`
     /// bytes) instead of whatever the path names later. Read-only views only: their segment
     /// state never grows, so the mapping never needs to.
-    pub(crate) fn pin_log(&self, log: Arc<Mapped>, listed_len: u64) {
+    ///
+    /// `zeros_after`: the file held zeros right after `size()` when the view loaded it (a
+    /// `preallocate=true` segment's unwritten range), where the owner's next append lands
+    /// without making the file longer.
+    pub(crate) fn pin_log(&self, log: Arc<Mapped>, listed_len: u64, zeros_after: bool) {
         self.listed_len
             .store(listed_len, std::sync::atomic::Ordering::Release);
+        self.zeros_after
+            .store(zeros_after, std::sync::atomic::Ordering::Release);
         let _ = self.pinned_log.set(log);
         // Maps taken before the pin came from the path; drop them.
         self.maps.lock().take();
@@ -198,6 +207,11 @@ impl Segment {
     /// The `.log` length a read-only view listed before loading (see `pin_log`).
     pub(crate) fn listed_len(&self) -> u64 {
         self.listed_len.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// A read-only view found zeros after the data it loaded (see `pin_log`).
+    pub(crate) fn zeros_after(&self) -> bool {
+        self.zeros_after.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Creates the three empty files of a new segment. The caller fsyncs the directory.
