@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{TempLog, TestResult};
 use topiclog::{
     BatchBuilder, Compression, ConsumerConfig, ConsumerRecord, Header, OwnedConsumerRecord,
-    PartitionHandle, TopicPartition,
+    PartitionHandle, TopicConfig, TopicPartition,
 };
 
 /// A record as the tests compare it: offset, key, value, headers.
@@ -114,7 +114,20 @@ fn consumer_config(max_poll_records: usize) -> ConsumerConfig {
 
 #[test]
 fn every_codec_reads_back_as_appended_whatever_cuts_the_polls() -> TestResult {
-    let t = TempLog::with_topic("events", 1)?;
+    every_codec_reads_back(TopicConfig::new())
+}
+
+/// The same from a topic whose appends are stored into a preallocated tail (reads stop at
+/// the data's end, not the file's).
+#[test]
+fn every_codec_reads_back_from_a_preallocated_topic() -> TestResult {
+    let mut config = TopicConfig::new();
+    config.set("preallocate", "true")?;
+    every_codec_reads_back(config)
+}
+
+fn every_codec_reads_back(config: TopicConfig) -> TestResult {
+    let t = TempLog::with_topic_config("events", 1, config)?;
     let p = t.partition("events", 0)?;
     let model = fill(&p)?;
     let tp = TopicPartition::new("events", 0);
