@@ -46,6 +46,15 @@
 //!   floor: single appends, 100 B × 1000 as the A/B of batched appends, a sync per append, and
 //!   16 threads each syncing every append.
 //!
+//! - `peers_read/topiclog-records/<value>` reads the same data set through the borrowed
+//!   `Batch::records()` iterator, and `peers_read/topiclog-poll/<value>` through
+//!   `Consumer::poll` (assigned, default `max_poll_records` of 500), every record's value
+//!   visited. `peers_read_single/<store>/<value>` reads back a log written one record per
+//!   append (each its own batch in topiclog, one message per append in commitlog).
+//! - `peers_single/topiclog-append|topiclog-send/<value>/batch1` are the single-record calls
+//!   applications make, `PartitionHandle::append(&[Record])` and `Producer::send` (idempotent,
+//!   as by default), on the write path and, `-prealloc-`, on a `preallocate=true` topic.
+//!
 //! Run: `cargo bench --bench vs_peers -- --noplot` (about 2.5 minutes here, plus the build).
 //! `python3 benches/plot_vs_peers.py` then prints the tables and writes `docs/vs_peers.svg`.
 
@@ -827,6 +836,67 @@ impl TopiclogSink {
     }
 }
 
+/// The single-record calls applications make: `PartitionHandle::append(&[Record])` or
+/// `Producer::send(ProducerRecord)` (idempotent, as by default), one record per call.
+struct UserSink {
+    _log: Log,
+    handle: PartitionHandle,
+    producer: Option<topiclog::Producer>,
+    config: TopicConfig,
+    _dir: tempfile::TempDir,
+}
+
+impl UserSink {
+    fn new(config: TopicConfig, send: bool) -> UserSink {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = LogOptions::new().open(dir.path()).expect("open topiclog");
+        log.create_topic_with("bench", 1, config.clone())
+            .expect("create topic");
+        let handle = log.partition("bench", 0).expect("partition");
+        let producer = send.then(|| {
+            log.producer(topiclog::ProducerConfig::default())
+                .expect("producer")
+        });
+        UserSink {
+            _log: log,
+            handle,
+            producer,
+            config,
+            _dir: dir,
+        }
+    }
+}
+
+impl Sink for UserSink {
+    fn append(&mut self, values: &Values, count: usize, seq: &mut u64) {
+        for _ in 0..count {
+            let record = topiclog::Record::new(values.get(*seq).clone())
+                .key(Bytes::copy_from_slice(&seq.to_be_bytes()))
+                .timestamp(TS);
+            *seq += 1;
+            match &self.producer {
+                Some(p) => {
+                    let r = topiclog::ProducerRecord {
+                        topic: "bench".into(),
+                        partition: Some(0),
+                        record,
+                    };
+                    black_box(p.send(r).expect("send"));
+                }
+                None => {
+                    black_box(self.handle.append(&[record]).expect("append"));
+                }
+            }
+        }
+    }
+
+    fn reset(&mut self) {
+        let send = self.producer.is_some();
+        self.producer = None;
+        *self = UserSink::new(self.config.clone(), send);
+    }
+}
+
 /// wal-db 1.1: one record per append (the 8-byte key then the value, one `pwrite`), and with
 /// `sync` `append_and_sync` (its group-committed `fdatasync`).
 struct WalDbSink {
@@ -898,6 +968,19 @@ fn single_group(c: &mut Criterion, group: &str, cases: &[(usize, usize)], durabl
             let id = BenchmarkId::new(name, &param);
             bench_sink(&mut g, id, &mut sink, &values, batch, per_reset);
         }
+        if batch == 1 {
+            // The calls applications make, on both paths: `append(&[Record])` and `send`.
+            for (name, prealloc, send) in [
+                ("topiclog-append", false, false),
+                ("topiclog-send", false, true),
+                ("topiclog-prealloc-append", true, false),
+                ("topiclog-prealloc-send", true, true),
+            ] {
+                let mut sink = UserSink::new(topiclog_config_prealloc(policy, prealloc), send);
+                let id = BenchmarkId::new(name, &param);
+                bench_sink(&mut g, id, &mut sink, &values, batch, per_reset);
+            }
+        }
         let mut sink = WalDbSink::new(durable);
         let id = BenchmarkId::new("wal-db", &param);
         bench_sink(&mut g, id, &mut sink, &values, batch, per_reset);
@@ -912,7 +995,6 @@ fn single_group(c: &mut Criterion, group: &str, cases: &[(usize, usize)], durabl
     }
     g.finish();
 }
-
 
 /// Records in the read-back data sets of single-record batches.
 fn single_read_records(size: usize) -> u64 {

@@ -542,6 +542,7 @@ impl Consumer {
             assigned,
             config,
             log,
+            faults,
             ..
         } = self;
         let mut order: Vec<(&TopicPartition, &mut Assigned)> = assigned.iter_mut().collect();
@@ -551,7 +552,7 @@ impl Consumer {
                 break;
             }
             let pos = resolve(log, config, tp, a)?;
-            let fetched = match fetch_partition(tp, a, pos, budget, max_bytes) {
+            let fetched = match fetch_partition(tp, a, pos, budget, max_bytes, faults) {
                 Ok(f) => f,
                 Err(e @ Error::OffsetOutOfRange { .. }) => {
                     a.position = Some(reset(config, tp, a, Some(e))?);
@@ -809,6 +810,7 @@ fn fetch_partition(
     pos: i64,
     budget: usize,
     max_bytes: usize,
+    faults: &Faults,
 ) -> Result<Option<PartitionRecords>> {
     let read = a.handle.read_raw(pos, max_bytes)?;
     let mut sections = Vec::new();
@@ -869,10 +871,16 @@ fn fetch_partition(
             // position is stepped into by record lengths alone.
             let mut cursor = RecordCursor::new(&h)?;
             if h.is_dense() && h.base_offset < pos {
-                let skip = usize::try_from(pos - h.base_offset).unwrap_or(0);
-                cursor
-                    .skip(section, skip)
-                    .map_err(|e| undecodable(tp, h.base_offset, &e))?;
+                // Where the last poll's iteration stopped in this batch, else by lengths.
+                match faults.take_cut(tp, a.seeks, h.base_offset, h.crc, pos) {
+                    Some(at) => cursor = at,
+                    None => {
+                        let skip = usize::try_from(pos - h.base_offset).unwrap_or(0);
+                        cursor
+                            .skip(section, skip)
+                            .map_err(|e| undecodable(tp, h.base_offset, &e))?;
+                    }
+                }
             }
             if let Some(records) = decompressed {
                 if let Some((batches, s, e)) = run.take() {
@@ -886,6 +894,8 @@ fn fetch_partition(
                         start: 0,
                         end: len,
                         cursor,
+                        base_offset: h.base_offset,
+                        crc: h.crc,
                     }],
                     from: pos,
                     take,
@@ -898,6 +908,8 @@ fn fetch_partition(
                     start: (at + BATCH_HEADER_LEN - *s) as u32,
                     end: (end - *s) as u32,
                     cursor,
+                    base_offset: h.base_offset,
+                    crc: h.crc,
                 });
                 run_take += take;
             }

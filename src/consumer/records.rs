@@ -165,12 +165,31 @@ pub(super) struct BatchStart {
     pub(super) start: u32,
     pub(super) end: u32,
     pub(super) cursor: RecordCursor,
+    /// The batch's base offset and CRC: which batch a cut poll stopped in (see [`Cut`]).
+    pub(super) base_offset: i64,
+    pub(super) crc: u32,
 }
 
-/// Where iterations report a record that does not decode, for the consumer's next poll.
+/// What iterations tell the consumer's next poll: a record that does not decode, and where
+/// in its batch a poll that `max_poll_records` cut stopped.
 #[derive(Debug, Default)]
 pub(super) struct Faults {
     first: Mutex<Option<Fault>>,
+    cuts: Mutex<Vec<Cut>>,
+}
+
+/// Where the iteration of a poll cut inside a batch stopped: the next poll of the partition
+/// starts in the same batch and resumes the cursor there, instead of stepping over the
+/// records already handed out.
+#[derive(Debug)]
+pub(super) struct Cut {
+    pub(super) tp: TopicPartition,
+    pub(super) seeks: u64,
+    pub(super) base_offset: i64,
+    pub(super) crc: u32,
+    /// The offset of the next record, and the cursor at it.
+    pub(super) next_offset: i64,
+    pub(super) cursor: RecordCursor,
 }
 
 /// A record that did not decode: the partition, the offset to resume at, and why.
@@ -194,6 +213,32 @@ impl Faults {
 
     pub(super) fn take(&self) -> Option<Fault> {
         self.first.lock().take()
+    }
+
+    fn cut(&self, cut: Cut) {
+        let mut cuts = self.cuts.lock();
+        cuts.retain(|c| c.tp != cut.tp);
+        cuts.push(cut);
+    }
+
+    /// The cursor where an iteration left `tp`'s batch `base_offset` (with `crc`) at
+    /// `next_offset`, if one did since the last seek.
+    pub(super) fn take_cut(
+        &self,
+        tp: &TopicPartition,
+        seeks: u64,
+        base_offset: i64,
+        crc: u32,
+        next_offset: i64,
+    ) -> Option<RecordCursor> {
+        let mut cuts = self.cuts.lock();
+        let i = cuts.iter().position(|c| &c.tp == tp)?;
+        let c = cuts.swap_remove(i);
+        (c.seeks == seeks
+            && c.base_offset == base_offset
+            && c.crc == crc
+            && c.next_offset == next_offset)
+            .then_some(c.cursor)
     }
 }
 
@@ -262,8 +307,9 @@ pub struct ConsumerRecordIter<'a> {
     left: usize,
     /// The current section's batches after the current one.
     batches: std::slice::Iter<'a, BatchStart>,
-    /// The records of the current batch.
+    /// The records of the current batch, and where it starts.
     cursor: Option<Records<'a>>,
+    batch: Option<&'a BatchStart>,
     /// The last offset handed out from the current partition.
     last: Option<i64>,
     remaining: usize,
@@ -292,6 +338,7 @@ impl<'a> ConsumerRecordIter<'a> {
             left: 0,
             batches: [].iter(),
             cursor: None,
+            batch: None,
             last: None,
             remaining: len,
             faults,
@@ -303,12 +350,34 @@ impl<'a> ConsumerRecordIter<'a> {
         let (Some(b), Some(section)) = (self.batches.next(), self.section) else {
             return false;
         };
+        self.batch = Some(b);
         let records = section
             .data
             .get(b.start as usize..b.end as usize)
             .unwrap_or(&[]);
         self.cursor = Some(Records::resume(records, b.cursor));
         true
+    }
+
+    /// The section ended inside a batch (a poll cut by `max_poll_records`): tells the consumer
+    /// where, so its next poll resumes there.
+    fn note_cut(&mut self, next_offset: i64) {
+        let (Some(faults), Some(part), Some(b), Some(cursor)) =
+            (self.faults, self.part, self.batch, self.cursor.as_ref())
+        else {
+            return;
+        };
+        if cursor.is_exhausted() {
+            return;
+        }
+        faults.cut(Cut {
+            tp: part.tp.clone(),
+            seeks: part.seeks,
+            base_offset: b.base_offset,
+            crc: b.crc,
+            next_offset,
+            cursor: cursor.position(),
+        });
     }
 
     /// Stops handing out the current partition's records and reports why to the consumer.
@@ -347,6 +416,9 @@ impl<'a> Iterator for ConsumerRecordIter<'a> {
                             self.left -= 1;
                             self.remaining = self.remaining.saturating_sub(1);
                             self.last = Some(record.offset);
+                            if self.left == 0 {
+                                self.note_cut(record.offset + 1);
+                            }
                             return Some(ConsumerRecord {
                                 part,
                                 owner: &section.data,

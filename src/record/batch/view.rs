@@ -414,6 +414,18 @@ impl<'a> Records<'a> {
         Ok(Records::resume(section, RecordCursor::new(header)?))
     }
 
+    /// Where the iteration stands, to [`Records::resume`] later on the same section.
+    pub(crate) fn position(&self) -> RecordCursor {
+        RecordCursor {
+            state: self.cursor.state,
+        }
+    }
+
+    /// True when every declared record was handed out.
+    pub(crate) fn is_exhausted(&self) -> bool {
+        self.cursor.state.remaining == 0
+    }
+
     /// The records of `section` from where `cursor` stands.
     pub(crate) fn resume(section: &'a [u8], cursor: RecordCursor) -> Records<'a> {
         Records {
