@@ -872,14 +872,13 @@ fn fetch_partition(
             let mut cursor = RecordCursor::new(&h)?;
             if h.is_dense() && h.base_offset < pos {
                 // Where the last poll's iteration stopped in this batch, else by lengths.
-                match faults.take_cut(tp, a.seeks, h.base_offset, h.crc, pos) {
-                    Some(at) => cursor = at,
-                    None => {
-                        let skip = usize::try_from(pos - h.base_offset).unwrap_or(0);
-                        cursor
-                            .skip(section, skip)
-                            .map_err(|e| undecodable(tp, h.base_offset, &e))?;
-                    }
+                if let Some(at) = faults.take_cut(tp, a.seeks, h.base_offset, h.crc, pos) {
+                    cursor = at;
+                } else {
+                    let skip = usize::try_from(pos - h.base_offset).unwrap_or(0);
+                    cursor
+                        .skip(section, skip)
+                        .map_err(|e| undecodable(tp, h.base_offset, &e))?;
                 }
             }
             if let Some(records) = decompressed {
