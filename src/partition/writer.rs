@@ -572,6 +572,7 @@ impl Partition {
         let Scratch {
             mut group,
             mut entries,
+            mut undo,
             ..
         } = std::mem::take(&mut w.scratch);
         let mut acct = w.acct;
@@ -580,7 +581,6 @@ impl Partition {
         let log_start = self.log_start();
         // The producer state is updated in place as batches are accounted; `undo` takes back
         // what a failed write did not store.
-        let mut undo = std::mem::take(&mut w.scratch.undo);
         for i in 0..items.len() {
             if let Some(e) = &failed {
                 results.push(Err(e.duplicate()));
