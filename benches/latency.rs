@@ -32,6 +32,11 @@
 //! thread, and from [`Log::stats`] the `fdatasync` count, records per fsync, mean fsync time
 //! and the share of the timed wall clock spent in fsync.
 //!
+//! Group `idle_producer`: one record through an idle producer (nothing queued, the sender
+//! asleep), `send_async` then waiting on its receipt, with the default `linger` of 5 ms and
+//! with `linger` 0; and `send` for comparison. The time to the acknowledgement is the linger
+//! (plus the append), not the sender's idle sleep of up to 100 ms.
+//!
 //! Run: `cargo bench --bench latency -- --noplot`.
 
 #![allow(
@@ -587,5 +592,41 @@ fn print_gc(r: &GcResult, done: &[GcResult]) {
     );
 }
 
-criterion_group!(benches, wakeup, group_commit);
+fn idle_producer(c: &mut Criterion) {
+    let mut g = c.benchmark_group("idle_producer");
+    g.sample_size(10).measurement_time(Duration::from_secs(3));
+    let (log, _handle, _dir) = open_log(FlushPolicy::Os);
+    for (name, linger) in [
+        ("send_async_wait/linger5ms", Duration::from_millis(5)),
+        ("send_async_wait/linger0", Duration::ZERO),
+    ] {
+        let mut config = ProducerConfig::default();
+        config.linger = linger;
+        let producer = log.producer(config).unwrap();
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                // Let the sender go idle first: nothing has been queued for a while.
+                thread::sleep(Duration::from_millis(2));
+                let receipt = producer
+                    .send_async(ProducerRecord::new(TOPIC, "idle").partition(0))
+                    .unwrap();
+                black_box(receipt.wait().unwrap())
+            });
+        });
+    }
+    let producer = log.producer(ProducerConfig::default()).unwrap();
+    g.bench_function("send", |b| {
+        b.iter(|| {
+            thread::sleep(Duration::from_millis(2));
+            black_box(
+                producer
+                    .send(ProducerRecord::new(TOPIC, "idle").partition(0))
+                    .unwrap(),
+            )
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, wakeup, group_commit, idle_producer);
 criterion_main!(benches);
