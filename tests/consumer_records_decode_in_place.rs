@@ -277,3 +277,73 @@ fn polls_iterated_late_or_out_of_order_read_back_as_appended() -> TestResult {
     assert_eq!(got, model);
     Ok(())
 }
+
+/// Compaction leaves batches with gaps between their offsets (not dense): a poll counts and
+/// cuts them by decoding, and reads back exactly what the log holds, whatever cuts the polls.
+#[test]
+fn compacted_batches_with_gaps_read_back_as_the_log_holds_them() -> TestResult {
+    let mut config = common::small_segments(1024);
+    config.cleanup_policy = topiclog::CleanupPolicy::Compact;
+    let t = TempLog::with_topic_config("events", 1, config)?;
+    let p = t.partition("events", 0)?;
+    for round in 0..20 {
+        let mut b = BatchBuilder::new(if round % 2 == 0 {
+            Compression::None
+        } else {
+            Compression::Lz4
+        });
+        for i in 0..40 {
+            // Every fifth key is written once (it survives), the others over and over.
+            let key = if i % 5 == 0 {
+                format!("once-{round}-{i}")
+            } else {
+                format!("key-{}", (i * 7 + round) % 13)
+            };
+            let value = format!("value-{round}-{i}");
+            b.push(
+                Some(key.as_bytes()),
+                Some(value.as_bytes()),
+                &[],
+                1_700_000_000_000,
+            )?;
+        }
+        p.append_raw(b.finish()?)?;
+    }
+    t.compact("events")?;
+    let held: Vec<Seen> = common::read_all(&p)?
+        .iter()
+        .map(|r| {
+            (
+                r.offset,
+                r.key.as_ref().map(|b| b.to_vec()),
+                r.value.as_ref().map(|b| b.to_vec()),
+                Vec::new(),
+            )
+        })
+        .collect();
+    let gaps = held
+        .iter()
+        .zip(held.iter().skip(1))
+        .filter(|(a, b)| b.0 != a.0 + 1)
+        .count();
+    assert!(gaps > 0, "compaction left no gap to read across");
+    let tp = TopicPartition::new("events", 0);
+    for max in [1, 3, 17, 500] {
+        let mut c = t.consumer(consumer_config(max))?;
+        c.assign(std::slice::from_ref(&tp))?;
+        c.seek_to_beginning(std::slice::from_ref(&tp))?;
+        let mut got = Vec::new();
+        while got.len() < held.len() {
+            let polled = c.poll(Duration::from_millis(200))?;
+            assert!(
+                !polled.is_empty(),
+                "records remain but a poll returned none"
+            );
+            let records: Vec<Seen> = polled.iter().map(|r| seen(&r)).collect();
+            assert_eq!(records.len(), polled.len());
+            got.extend(records);
+        }
+        assert_eq!(got, held, "max_poll_records {max}");
+    }
+    Ok(())
+}
