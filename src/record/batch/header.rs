@@ -48,6 +48,15 @@ pub(super) fn be<const N: usize>(buf: &[u8], at: usize) -> [u8; N] {
         .unwrap_or([0; N])
 }
 
+/// `N` bytes of a header at a constant offset: with the offsets constant and the array's length
+/// known, the compiler drops the bounds check.
+#[inline]
+fn at<const N: usize>(h: &[u8; BATCH_HEADER_LEN], offset: usize) -> [u8; N] {
+    h.get(offset..offset + N)
+        .and_then(|s| s.try_into().ok())
+        .unwrap_or([0; N])
+}
+
 #[inline]
 pub(super) fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
     if let Some(dst) = buf.get_mut(at..at + bytes.len()) {
@@ -94,38 +103,40 @@ impl BatchHeader {
     /// [`Error::InvalidBatch`] when `buf` is shorter than 61 bytes, the magic is not 2, or the
     /// declared length is too small.
     pub fn parse(buf: &[u8]) -> Result<BatchHeader> {
-        if buf.len() < BATCH_HEADER_LEN {
+        // One bounds check for the whole header; the fields are then read at fixed offsets
+        // of a fixed-size array (no check each: a tenth of a small batch's read, callgrind).
+        let Some(h) = buf.first_chunk::<BATCH_HEADER_LEN>() else {
             return Err(Error::invalid_batch(format!(
                 "{} bytes cannot hold a 61-byte batch header",
                 buf.len()
             )));
-        }
-        let magic = i8::from_be_bytes(be(buf, MAGIC_OFFSET));
+        };
+        let magic = i8::from_be_bytes(at(h, MAGIC_OFFSET));
         if magic != MAGIC_V2 {
             return Err(Error::invalid_batch(format!(
                 "magic byte is {magic}; only RecordBatch v2 (magic 2) is supported"
             )));
         }
-        let batch_length = i32::from_be_bytes(be(buf, LENGTH_OFFSET));
+        let batch_length = i32::from_be_bytes(at(h, LENGTH_OFFSET));
         if batch_length < (BATCH_HEADER_LEN - LOG_OVERHEAD) as i32 {
             return Err(Error::invalid_batch(format!(
                 "declared batch length {batch_length} is below the 49-byte minimum"
             )));
         }
         Ok(BatchHeader {
-            base_offset: i64::from_be_bytes(be(buf, 0)),
+            base_offset: i64::from_be_bytes(at(h, 0)),
             batch_length,
-            partition_leader_epoch: i32::from_be_bytes(be(buf, LEADER_EPOCH_OFFSET)),
+            partition_leader_epoch: i32::from_be_bytes(at(h, LEADER_EPOCH_OFFSET)),
             magic,
-            crc: u32::from_be_bytes(be(buf, CRC_OFFSET)),
-            attributes: i16::from_be_bytes(be(buf, ATTRIBUTES_OFFSET)),
-            last_offset_delta: i32::from_be_bytes(be(buf, LAST_OFFSET_DELTA_OFFSET)),
-            base_timestamp: i64::from_be_bytes(be(buf, BASE_TIMESTAMP_OFFSET)),
-            max_timestamp: i64::from_be_bytes(be(buf, MAX_TIMESTAMP_OFFSET)),
-            producer_id: i64::from_be_bytes(be(buf, PRODUCER_ID_OFFSET)),
-            producer_epoch: i16::from_be_bytes(be(buf, PRODUCER_EPOCH_OFFSET)),
-            base_sequence: i32::from_be_bytes(be(buf, BASE_SEQUENCE_OFFSET)),
-            record_count: i32::from_be_bytes(be(buf, RECORD_COUNT_OFFSET)),
+            crc: u32::from_be_bytes(at(h, CRC_OFFSET)),
+            attributes: i16::from_be_bytes(at(h, ATTRIBUTES_OFFSET)),
+            last_offset_delta: i32::from_be_bytes(at(h, LAST_OFFSET_DELTA_OFFSET)),
+            base_timestamp: i64::from_be_bytes(at(h, BASE_TIMESTAMP_OFFSET)),
+            max_timestamp: i64::from_be_bytes(at(h, MAX_TIMESTAMP_OFFSET)),
+            producer_id: i64::from_be_bytes(at(h, PRODUCER_ID_OFFSET)),
+            producer_epoch: i16::from_be_bytes(at(h, PRODUCER_EPOCH_OFFSET)),
+            base_sequence: i32::from_be_bytes(at(h, BASE_SEQUENCE_OFFSET)),
+            record_count: i32::from_be_bytes(at(h, RECORD_COUNT_OFFSET)),
         })
     }
 
