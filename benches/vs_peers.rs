@@ -765,15 +765,7 @@ fn read(c: &mut Criterion) {
             );
             b.iter(|| scan_partition(&d.handle, READ_BYTES, Visit::Records));
         });
-        g.bench_function(BenchmarkId::new("topiclog-poll", &param), |b| {
-            let d = data.get_or_insert_with(|| topiclog_data(&values, n, batch));
-            let mut consumer = d.consumer();
-            assert_eq!(
-                poll_partition(&mut consumer, "bench", n),
-                (n, n as usize * size)
-            );
-            b.iter(|| poll_partition(&mut consumer, "bench", n));
-        });
+        bench_poll(&mut g, &param, &mut data, &values, n, batch);
         drop(data);
 
         let mut data: Option<CommitlogData> = None;
@@ -996,6 +988,27 @@ fn single_group(c: &mut Criterion, group: &str, cases: &[(usize, usize)], durabl
     g.finish();
 }
 
+/// `<group>/topiclog-poll/<param>`: the data set (built on first use, `n` records in batches
+/// of `batch`) read through `Consumer::poll`, every value checked once before timing.
+fn bench_poll(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    param: &str,
+    data: &mut Option<TopiclogData>,
+    values: &Values,
+    n: u64,
+    batch: usize,
+) {
+    g.bench_function(BenchmarkId::new("topiclog-poll", param), |b| {
+        let d = data.get_or_insert_with(|| topiclog_data(values, n, batch));
+        let mut consumer = d.consumer();
+        assert_eq!(
+            poll_partition(&mut consumer, "bench", n),
+            (n, n as usize * values.size)
+        );
+        b.iter(|| poll_partition(&mut consumer, "bench", n));
+    });
+}
+
 /// Records in the read-back data sets of single-record batches.
 fn single_read_records(size: usize) -> u64 {
     match size {
@@ -1029,15 +1042,7 @@ fn read_single(c: &mut Criterion) {
             });
             b.iter(|| scan_partition(&d.handle, READ_BYTES, Visit::Borrowed));
         });
-        g.bench_function(BenchmarkId::new("topiclog-poll", &param), |b| {
-            let d = data.get_or_insert_with(|| topiclog_data(&values, n, 1));
-            let mut consumer = d.consumer();
-            assert_eq!(
-                poll_partition(&mut consumer, "bench", n),
-                (n, n as usize * size)
-            );
-            b.iter(|| poll_partition(&mut consumer, "bench", n));
-        });
+        bench_poll(&mut g, &param, &mut data, &values, n, 1);
         drop(data);
         let mut data: Option<CommitlogData> = None;
         g.bench_function(BenchmarkId::new("commitlog", &param), |b| {
