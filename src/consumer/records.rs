@@ -127,7 +127,7 @@ pub struct OwnedConsumerRecord {
 /// other than topiclog, with a matching checksum) ends its partition's records in this
 /// iteration, and the consumer's next `poll` returns the error with the partition's position
 /// at that record, as Kafka's consumer stops at a corrupt record.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ConsumerRecords {
     pub(super) parts: Vec<PartitionRecords>,
     pub(super) len: usize,
@@ -135,7 +135,7 @@ pub struct ConsumerRecords {
 }
 
 /// The records one poll took from one partition.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct PartitionRecords {
     pub(super) tp: TopicPartition,
     pub(super) topic: Arc<str>,
@@ -147,7 +147,7 @@ pub(super) struct PartitionRecords {
 
 /// A run of records to hand out: whole stored batches (uncompressed, adjacent in their
 /// segment), or the decompressed records of one compressed batch.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Section {
     pub(super) data: Bytes,
     /// Where each data batch's records lie in `data`, and the cursor at its first record to
