@@ -225,17 +225,7 @@ impl OffsetStore {
             .collect();
         gone.sort();
         gone.dedup();
-        let records: Vec<(Vec<u8>, Option<Vec<u8>>)> = gone
-            .iter()
-            .map(|tp| {
-                let key = OffsetsKey::Offset(OffsetKey {
-                    group: group.to_string(),
-                    topic: tp.topic.clone(),
-                    partition: tp.partition,
-                });
-                (key.encode(), None)
-            })
-            .collect();
+        let records = offset_tombstones(group, gone.iter().copied());
         if records.is_empty() {
             return Ok(0);
         }
@@ -255,17 +245,7 @@ impl OffsetStore {
     /// Deletes a group's offsets (tombstones) and, with `forget_group`, its generation too.
     pub(crate) fn delete(&self, group: &str, forget_group: bool) -> Result<usize> {
         let tps: Vec<TopicPartition> = self.group_offsets(group).into_keys().collect();
-        let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = tps
-            .iter()
-            .map(|tp| {
-                let key = OffsetsKey::Offset(OffsetKey {
-                    group: group.to_string(),
-                    topic: tp.topic.clone(),
-                    partition: tp.partition,
-                });
-                (key.encode(), None)
-            })
-            .collect();
+        let mut records = offset_tombstones(group, &tps);
         if forget_group && self.state.lock().generations.contains_key(group) {
             records.push((OffsetsKey::Group(group.to_string()).encode(), None));
         }
@@ -356,4 +336,21 @@ pub(crate) fn groups_named_in(bytes: &[u8]) -> Vec<String> {
         };
     }
     groups.into_iter().collect()
+}
+
+/// Tombstones of `group`'s committed offsets of `tps` (key, null value).
+fn offset_tombstones<'a>(
+    group: &str,
+    tps: impl IntoIterator<Item = &'a TopicPartition>,
+) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    tps.into_iter()
+        .map(|tp| {
+            let key = OffsetsKey::Offset(OffsetKey {
+                group: group.to_string(),
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+            });
+            (key.encode(), None)
+        })
+        .collect()
 }
