@@ -17,7 +17,7 @@ use crate::group::protocol::{Assignment, Subscription};
 use crate::log::LogInner;
 use crate::log::PartitionHandle;
 use crate::record::batch::{
-    BATCH_HEADER_LEN, BatchHeader, RecordCursor, batch_crc, decompressed_section, records_section,
+    BatchHeader, RecordCursor, batch_crc, decompressed_section, records_section,
 };
 use crate::wait::Notifier;
 
@@ -25,8 +25,8 @@ mod config;
 mod records;
 
 pub use config::{ConsumerConfig, OffsetAndTimestamp, OffsetReset};
-use records::{BatchStart, Faults, PartitionRecords, Section};
 pub use records::{ConsumerRecord, ConsumerRecordIter, ConsumerRecords, OwnedConsumerRecord};
+use records::{Faults, Layout, PartitionRecords, Section};
 
 /// Called around rebalances: revoked before partitions are taken away (commit here to avoid
 /// duplicates), assigned after new ones are handed over.
@@ -818,16 +818,15 @@ fn fetch_partition(
     let mut taken = 0usize;
     let mut prev_end = i64::MIN;
     for span in read.contiguous() {
-        // The run of whole uncompressed batches being gathered: its batches, and its start and
-        // end in `span`.
-        let mut run: Option<(Vec<BatchStart>, usize, usize)> = None;
-        let mut run_take = 0usize;
+        // The run of whole uncompressed batches being gathered.
+        let mut run: Option<Run> = None;
         let mut at = 0usize;
         while taken < budget {
-            let Some(rest) = span.get(at..).filter(|r| r.len() >= BATCH_HEADER_LEN) else {
+            let Some(head) = span.get(at..).and_then(<[u8]>::first_chunk) else {
                 break;
             };
-            let h = BatchHeader::parse(rest)?;
+            let h = BatchHeader::read(head);
+            h.validate()?;
             // The read may run past the readable end, and end inside a batch.
             if h.base_offset >= read.high_watermark {
                 break;
@@ -845,7 +844,19 @@ fn fetch_partition(
             }
             let last = h.last_offset();
             prev_end = last + 1;
-            let decompressed = check(&mut a.checked, &h, batch)?;
+            // Only a batch that starts before the position can be one the last poll cut.
+            let memo = if h.base_offset < pos {
+                a.checked
+                    .take()
+                    .filter(|m| m.base_offset == h.base_offset && m.crc == h.crc)
+            } else {
+                None
+            };
+            let decompressed = match memo {
+                Some(m) => m.decompressed,
+                None => check(&h, batch)?,
+            };
+            // Stepped over: the iteration skips these on the same test (`next_batch`).
             if h.is_control() || h.record_count <= 0 || last < pos {
                 next = next.max(last + 1);
                 at = end;
@@ -867,55 +878,63 @@ fn fetch_partition(
             };
             next = next.max(resume);
             taken += take;
-            // The cursor at the first record to hand out: a dense batch that starts before the
-            // position is stepped into by record lengths alone.
-            let mut cursor = RecordCursor::new(&h)?;
-            if h.is_dense() && h.base_offset < pos {
-                // Where the last poll's iteration stopped in this batch, else by lengths.
-                if let Some(at) = faults.take_cut(tp, a.seeks, h.base_offset, h.crc, pos) {
-                    cursor = at;
+            if resume <= last {
+                // Cut: the next poll starts in this batch.
+                a.checked = Some(Checked {
+                    base_offset: h.base_offset,
+                    crc: h.crc,
+                    decompressed: decompressed.clone(),
+                });
+            }
+            // A dense batch that starts before the position is stepped into by record lengths
+            // alone, or resumed where the last poll's iteration stopped in it.
+            let cursor = if h.is_dense() && h.base_offset < pos {
+                let cut = faults.take_cut(tp, a.seeks, h.base_offset, h.crc, pos);
+                Some(if let Some(at) = cut {
+                    at
                 } else {
+                    let mut cursor = RecordCursor::new(&h)?;
                     let skip = usize::try_from(pos - h.base_offset).unwrap_or(0);
                     cursor
                         .skip(section, skip)
                         .map_err(|e| undecodable(tp, h.base_offset, &e))?;
-                }
-            }
+                    cursor
+                })
+            } else {
+                None
+            };
             if let Some(records) = decompressed {
-                if let Some((batches, s, e)) = run.take() {
-                    sections.push(whole_batches(span, batches, s, e, pos, run_take));
-                    run_take = 0;
+                if let Some(r) = run.take() {
+                    sections.push(r.section(span, pos));
                 }
-                let len = u32::try_from(records.len()).unwrap_or(u32::MAX);
+                let cursor = match cursor {
+                    Some(c) => c,
+                    None => RecordCursor::new(&h)?,
+                };
                 sections.push(Section {
                     data: records,
-                    batches: vec![BatchStart {
-                        start: 0,
-                        end: len,
-                        cursor,
+                    layout: Layout::Records {
                         base_offset: h.base_offset,
                         crc: h.crc,
-                    }],
+                        cursor,
+                    },
                     from: pos,
                     take,
                 });
             } else {
-                let (batches, s, e) = run.get_or_insert_with(|| (Vec::new(), at, end));
-                *e = end;
-                // Positions within the run's bytes (a read is at most a segment: u32).
-                batches.push(BatchStart {
-                    start: (at + BATCH_HEADER_LEN - *s) as u32,
-                    end: (end - *s) as u32,
-                    cursor,
-                    base_offset: h.base_offset,
-                    crc: h.crc,
+                let r = run.get_or_insert(Run {
+                    start: at,
+                    end,
+                    first: cursor,
+                    take: 0,
                 });
-                run_take += take;
+                r.end = end;
+                r.take += take;
             }
             at = end;
         }
-        if let Some((batches, s, e)) = run {
-            sections.push(whole_batches(span, batches, s, e, pos, run_take));
+        if let Some(r) = run {
+            sections.push(r.section(span, pos));
         }
         if taken >= budget {
             break;
@@ -934,23 +953,38 @@ fn fetch_partition(
     }))
 }
 
-/// The batch a partition's last poll checked (and decompressed), which the next poll usually
-/// starts in when `max_poll_records` cut it: not checked or decompressed twice.
+/// Adjacent whole uncompressed batches of one span that a fetch hands out records of: where
+/// they start and end in the span, the cursor of the first when it starts before the
+/// position, and how many records they hand out.
+struct Run {
+    start: usize,
+    end: usize,
+    first: Option<RecordCursor>,
+    take: usize,
+}
+
+impl Run {
+    fn section(self, span: &Bytes, from: i64) -> Section {
+        Section {
+            data: span.slice(self.start..self.end),
+            layout: Layout::Batches { first: self.first },
+            from,
+            take: self.take,
+        }
+    }
+}
+
+/// The batch a partition's last poll cut (checked, and decompressed when compressed): the
+/// next poll starts in it and does not check or decompress it twice.
 struct Checked {
     base_offset: i64,
     crc: u32,
     decompressed: Option<Bytes>,
 }
 
-/// Checks a batch's CRC and decompresses its records when it is compressed, unless it is the
-/// batch `memo` holds; remembers it.
-fn check(memo: &mut Option<Checked>, h: &BatchHeader, batch: &[u8]) -> Result<Option<Bytes>> {
-    if let Some(m) = memo.as_ref()
-        && m.base_offset == h.base_offset
-        && m.crc == h.crc
-    {
-        return Ok(m.decompressed.clone());
-    }
+/// Checks a batch's CRC; its records decompressed when it is compressed.
+#[inline]
+fn check(h: &BatchHeader, batch: &[u8]) -> Result<Option<Bytes>> {
     let crc = batch_crc(batch);
     if crc != h.crc {
         return Err(Error::ChecksumMismatch {
@@ -959,30 +993,7 @@ fn check(memo: &mut Option<Checked>, h: &BatchHeader, batch: &[u8]) -> Result<Op
             computed: crc,
         });
     }
-    let decompressed = decompressed_section(h, batch)?.map(Bytes::from);
-    *memo = Some(Checked {
-        base_offset: h.base_offset,
-        crc: h.crc,
-        decompressed: decompressed.clone(),
-    });
-    Ok(decompressed)
-}
-
-/// A section of the whole batches `start..end` of `span`.
-fn whole_batches(
-    span: &Bytes,
-    batches: Vec<BatchStart>,
-    start: usize,
-    end: usize,
-    from: i64,
-    take: usize,
-) -> Section {
-    Section {
-        data: span.slice(start..end),
-        batches,
-        from,
-        take,
-    }
+    Ok(decompressed_section(h, batch)?.map(Bytes::from))
 }
 
 /// The error for a record of `tp` that does not decode, at the offset a consumer resumes at.

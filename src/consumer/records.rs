@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 
 use crate::TopicPartition;
 use crate::error::Error;
-use crate::record::batch::RecordCursor;
+use crate::record::batch::{BatchHeader, RecordCursor, records_section};
 use crate::record::{Header, RecordRef, Records};
 
 /// A record as a consumer receives it: a view into the batch it was fetched in, valid while
@@ -150,24 +150,28 @@ pub(super) struct PartitionRecords {
 #[derive(Debug, Clone)]
 pub(super) struct Section {
     pub(super) data: Bytes,
-    /// Where each data batch's records lie in `data`, and the cursor at its first record to
-    /// hand out (the fetch read every header once; iteration reads none).
-    pub(super) batches: Vec<BatchStart>,
+    pub(super) layout: Layout,
     /// Records before this offset are skipped (a batch that is not dense may hold some).
     pub(super) from: i64,
     /// How many records (at or after `from`) this section hands out.
     pub(super) take: usize,
 }
 
-/// The records of one batch within a section's bytes.
+/// What a section's bytes are.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct BatchStart {
-    pub(super) start: u32,
-    pub(super) end: u32,
-    pub(super) cursor: RecordCursor,
-    /// The batch's base offset and CRC: which batch a cut poll stopped in (see [`Cut`]).
-    pub(super) base_offset: i64,
-    pub(super) crc: u32,
+pub(super) enum Layout {
+    /// Whole stored batches, headers included: the iteration reads each header as it reaches
+    /// the batch (the fetch checked them; nothing per batch is kept between the two). `first`
+    /// is the cursor at the first record to hand out of the section's first batch when that
+    /// batch starts before the position (stepped into, or where the last poll stopped).
+    Batches { first: Option<RecordCursor> },
+    /// The decompressed records of one batch, its base offset and CRC, and the cursor at the
+    /// first record to hand out.
+    Records {
+        base_offset: i64,
+        crc: u32,
+        cursor: RecordCursor,
+    },
 }
 
 /// What iterations tell the consumer's next poll: a record that does not decode, and where
@@ -305,11 +309,14 @@ pub struct ConsumerRecordIter<'a> {
     section: Option<&'a Section>,
     /// Records the current section still hands out.
     left: usize,
-    /// The current section's batches after the current one.
-    batches: std::slice::Iter<'a, BatchStart>,
-    /// The records of the current batch, and where it starts.
+    /// Where the current section's next batch starts in its bytes.
+    at: usize,
+    /// True until the current section's first batch is reached.
+    fresh: bool,
+    /// The records of the current batch.
     cursor: Option<Records<'a>>,
-    batch: Option<&'a BatchStart>,
+    /// The current batch's base offset and CRC (which batch a cut poll stopped in).
+    batch: (i64, u32),
     /// The last offset handed out from the current partition.
     last: Option<i64>,
     remaining: usize,
@@ -336,34 +343,85 @@ impl<'a> ConsumerRecordIter<'a> {
             sections: [].iter(),
             section: None,
             left: 0,
-            batches: [].iter(),
+            at: 0,
+            fresh: false,
             cursor: None,
-            batch: None,
+            batch: (0, 0),
             last: None,
             remaining: len,
             faults,
         }
     }
 
-    /// Moves to the next batch of the current section; false at its end.
+    /// Moves to the next batch of the current section; false at its end. A batch whose header
+    /// no longer reads (the mapped bytes changed since the fetch checked them) ends the
+    /// partition's records as a record that does not decode does ([`Self::fail`]).
+    #[inline]
     fn next_batch(&mut self) -> bool {
-        let (Some(b), Some(section)) = (self.batches.next(), self.section) else {
-            return false;
+        match self.batch_after() {
+            Ok(found) => found,
+            Err(e) => {
+                self.fail(e);
+                true
+            }
+        }
+    }
+
+    #[inline]
+    fn batch_after(&mut self) -> Result<bool, Error> {
+        let Some(section) = self.section else {
+            return Ok(false);
         };
-        self.batch = Some(b);
-        let records = section
-            .data
-            .get(b.start as usize..b.end as usize)
-            .unwrap_or(&[]);
-        self.cursor = Some(Records::resume(records, b.cursor));
-        true
+        let mut first = std::mem::replace(&mut self.fresh, false);
+        match section.layout {
+            Layout::Records {
+                base_offset,
+                crc,
+                cursor,
+            } => {
+                if !first {
+                    return Ok(false);
+                }
+                self.batch = (base_offset, crc);
+                self.cursor = Some(Records::resume(&section.data, cursor));
+                Ok(true)
+            }
+            Layout::Batches { first: start } => loop {
+                let Some(rest) = section.data.get(self.at..).filter(|r| !r.is_empty()) else {
+                    return Ok(false);
+                };
+                let Some(head) = rest.first_chunk() else {
+                    return Err(Error::invalid_batch(
+                        "a batch header runs past its fetched bytes",
+                    ));
+                };
+                let h = BatchHeader::read(head);
+                h.validate()?;
+                let Some(batch) = rest.get(..h.size()) else {
+                    return Err(Error::invalid_batch("a batch runs past its fetched bytes"));
+                };
+                self.at += batch.len();
+                // The batches the fetch stepped over (see `fetch_partition`).
+                if h.is_control() || h.record_count <= 0 || h.last_offset() < section.from {
+                    first = false;
+                    continue;
+                }
+                let cursor = match start {
+                    Some(cursor) if first => cursor,
+                    _ => RecordCursor::new(&h)?,
+                };
+                self.batch = (h.base_offset, h.crc);
+                self.cursor = Some(Records::resume(records_section(batch), cursor));
+                return Ok(true);
+            },
+        }
     }
 
     /// The section ended inside a batch (a poll cut by `max_poll_records`): tells the consumer
     /// where, so its next poll resumes there.
     fn note_cut(&mut self, next_offset: i64) {
-        let (Some(faults), Some(part), Some(b), Some(cursor)) =
-            (self.faults, self.part, self.batch, self.cursor.as_ref())
+        let (Some(faults), Some(part), Some(cursor)) =
+            (self.faults, self.part, self.cursor.as_ref())
         else {
             return;
         };
@@ -373,14 +431,15 @@ impl<'a> ConsumerRecordIter<'a> {
         faults.cut(Cut {
             tp: part.tp.clone(),
             seeks: part.seeks,
-            base_offset: b.base_offset,
-            crc: b.crc,
+            base_offset: self.batch.0,
+            crc: self.batch.1,
             next_offset,
             cursor: cursor.position(),
         });
     }
 
     /// Stops handing out the current partition's records and reports why to the consumer.
+    #[cold]
     fn fail(&mut self, error: Error) {
         if let (Some(faults), Some(part), Some(section)) = (self.faults, self.part, self.section) {
             faults.report(Fault {
@@ -444,7 +503,8 @@ impl<'a> Iterator for ConsumerRecordIter<'a> {
             if let Some(section) = self.sections.next() {
                 self.section = Some(section);
                 self.left = section.take;
-                self.batches = section.batches.iter();
+                self.at = 0;
+                self.fresh = true;
                 self.cursor = None;
                 continue;
             }

@@ -39,10 +39,11 @@ pub(super) struct CursorState {
 
 impl CursorState {
     /// The start of a scan of `header`'s batch.
+    #[inline]
     pub(super) fn new(header: &BatchHeader) -> Result<CursorState> {
-        let remaining = usize::try_from(header.record_count).map_err(|_| {
-            Error::invalid_batch(format!("negative record count {}", header.record_count))
-        })?;
+        let Ok(remaining) = usize::try_from(header.record_count) else {
+            return Err(negative_count(header.record_count));
+        };
         Ok(CursorState {
             pos: 0,
             remaining,
@@ -53,6 +54,12 @@ impl CursorState {
             failed: false,
         })
     }
+}
+
+/// The error for a batch that declares fewer than no records.
+#[cold]
+fn negative_count(count: i32) -> Error {
+    Error::invalid_batch(format!("negative record count {count}"))
 }
 
 /// Decodes records from a records section, borrowing from it.

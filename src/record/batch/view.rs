@@ -6,7 +6,9 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use super::decoder::{Cursor, CursorState, field};
-use super::header::{BATCH_HEADER_LEN, BatchHeader, MAX_DECOMPRESSED_BYTES, batch_crc};
+use super::header::{
+    BATCH_HEADER_LEN, BatchHeader, MAX_DECOMPRESSED_BYTES, batch_crc, short_header,
+};
 use crate::error::{Error, Result};
 use crate::record::codec::{self, Compression};
 use crate::record::record::{Header, StoredRecord};
@@ -208,7 +210,11 @@ pub(crate) struct BatchRef<'a> {
 impl<'a> BatchRef<'a> {
     /// Checks the header and that `bytes` is exactly one batch.
     pub(crate) fn new(bytes: &'a [u8]) -> Result<BatchRef<'a>> {
-        let header = BatchHeader::parse(bytes)?;
+        let Some(head) = bytes.first_chunk() else {
+            return Err(short_header(bytes.len()));
+        };
+        let header = BatchHeader::read(head);
+        header.validate()?;
         if header.size() != bytes.len() {
             return Err(Error::invalid_batch(format!(
                 "batch declares {} bytes but {} were given",
@@ -281,6 +287,7 @@ pub(crate) struct RecordCursor {
 
 impl RecordCursor {
     /// A cursor at the first record of `header`'s batch.
+    #[inline]
     pub(crate) fn new(header: &BatchHeader) -> Result<RecordCursor> {
         Ok(RecordCursor {
             state: CursorState::new(header)?,
@@ -503,16 +510,14 @@ impl Iterator for Batches {
             return None;
         }
         let rest = self.bytes.get(self.pos..)?;
-        if rest.len() < BATCH_HEADER_LEN {
-            return None;
-        }
-        match BatchHeader::parse(rest) {
-            Ok(h) if h.size() <= rest.len() => {
+        let h = BatchHeader::read(rest.first_chunk()?);
+        match h.validate() {
+            Ok(()) if h.size() <= rest.len() => {
                 let b = self.bytes.slice(self.pos..self.pos + h.size());
                 self.pos += h.size();
                 Some(Ok(Batch::from_parts(h, b)))
             }
-            Ok(_) => None,
+            Ok(()) => None,
             Err(e) => {
                 self.failed = true;
                 Some(Err(e))
