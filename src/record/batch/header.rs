@@ -233,13 +233,58 @@ pub(crate) fn batch_crc(batch: &[u8]) -> u32 {
     crc32c(batch.get(ATTRIBUTES_OFFSET..).unwrap_or(&[]))
 }
 
-/// CRC-32C (Castagnoli, Kafka's batch checksum; CRC-32/ISCSI in the catalogue). `crc-fast`
-/// folds with carry-less multiplication (PCLMULQDQ, VPCLMULQDQ on AVX-512 machines) where
-/// the CPU has it, about 1.5x the `crc32c` crate's speed on 100 B records and more on larger
-/// batches; it detects the CPU at run time and falls back to portable code.
+/// Inputs up to this many bytes are checksummed 8 bytes per CRC-32C instruction with
+/// unaligned loads (see [`crc32c`]).
+const SMALL_CRC_BYTES: usize = 384;
+
+/// CRC-32C (Castagnoli, Kafka's batch checksum; CRC-32/ISCSI in the catalogue).
+///
+/// Inputs of up to [`SMALL_CRC_BYTES`] (a small batch: a single 100 B record's batch is
+/// checked over 157 bytes) go through the CPU's CRC-32C instruction 8 bytes at a time where
+/// the CPU has SSE4.2. `crc-fast`'s loop for small inputs first steps byte by byte to an
+/// aligned address and steps the tail byte by byte too, up to 14 dependent single-byte steps
+/// on a batch's unaligned bytes: about a fifth of reading back a single-record batch.
+/// Larger inputs go to `crc-fast`, which folds with carry-less multiplication (PCLMULQDQ,
+/// VPCLMULQDQ on AVX-512 machines), about 1.5x the `crc32c` crate's speed on 100 B records
+/// and more on larger batches; it detects the CPU at run time and falls back to portable code.
+#[inline]
 pub(crate) fn crc32c(data: &[u8]) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    if data.len() <= SMALL_CRC_BYTES && std::arch::is_x86_feature_detected!("sse4.2") {
+        #[allow(unsafe_code)]
+        // SAFETY: the CPU has SSE4.2 (checked just above), the one feature the function is
+        // compiled for; the function reads `data` through safe slices only.
+        return unsafe { crc32c_sse42(data) };
+    }
     // CRC-32 variants fit in 32 bits; the crate returns every width as u64.
     crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, data) as u32
+}
+
+/// CRC-32C with the SSE4.2 `crc32` instruction: 8 bytes a step, then at most one step each
+/// of 4, 2 and 1 bytes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse4.2")]
+fn crc32c_sse42(data: &[u8]) -> u32 {
+    use std::arch::x86_64::{_mm_crc32_u8, _mm_crc32_u16, _mm_crc32_u32, _mm_crc32_u64};
+    let (words, mut rest) = data.as_chunks::<8>();
+    let mut crc = u64::from(u32::MAX);
+    for word in words {
+        crc = _mm_crc32_u64(crc, u64::from_le_bytes(*word));
+    }
+    // The instruction leaves the CRC in the low 32 bits.
+    let mut crc = crc as u32;
+    if let Some((word, tail)) = rest.split_first_chunk::<4>() {
+        crc = _mm_crc32_u32(crc, u32::from_le_bytes(*word));
+        rest = tail;
+    }
+    if let Some((half, tail)) = rest.split_first_chunk::<2>() {
+        crc = _mm_crc32_u16(crc, u16::from_le_bytes(*half));
+        rest = tail;
+    }
+    if let Some(&byte) = rest.first() {
+        crc = _mm_crc32_u8(crc, byte);
+    }
+    !crc
 }
 
 /// Overwrites the base offset of an encoded batch. The CRC does not cover it.

@@ -460,8 +460,9 @@ proptest! {
 }
 
 proptest! {
-    /// The engine's CRC-32C (`crc-fast`, SIMD folding) agrees with an independent
-    /// implementation (the `crc32c` crate) at every length, across the SIMD block sizes.
+    /// The engine's CRC-32C (the CPU's CRC instruction for small inputs, `crc-fast`'s SIMD
+    /// folding for larger ones) agrees with an independent implementation (the `crc32c`
+    /// crate) at every length, across the SIMD block sizes.
     #[test]
     fn crc32c_matches_an_independent_implementation(
         data in proptest::collection::vec(any::<u8>(), 0..5000),
@@ -469,6 +470,24 @@ proptest! {
     ) {
         let data = data.get(start.min(data.len())..).unwrap();
         prop_assert_eq!(crc32c(data), crc32c::crc32c(data));
+    }
+}
+
+/// Every length on both sides of the small-input path's limit, at every alignment.
+#[test]
+fn crc32c_matches_at_every_small_length_and_alignment() {
+    let data: Vec<u8> = (0..600u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    for start in 0..8 {
+        for len in 0..=(data.len() - 8) {
+            let slice = data.get(start..start + len).unwrap();
+            assert_eq!(
+                crc32c(slice),
+                crc32c::crc32c(slice),
+                "start {start} len {len}"
+            );
+        }
     }
 }
 
