@@ -60,7 +60,8 @@ pub(crate) fn last_seq(first: i32, delta: i32) -> i32 {
 /// Hashes producer ids with one multiplication (Fibonacci hashing): an idempotent append
 /// looks its producer up three times, and SipHash took a tenth of a single send's time. The
 /// ids are the engine's own (or a client's, whose only gain from colliding would be slowing
-/// its own partition).
+/// its own partition). A producer's cache of partition handles hashes its topic names with
+/// it too, a multiplication a byte (the names are the application's own).
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct IdHasher(u64);
 
@@ -148,6 +149,12 @@ impl ProducerState {
                 Err(out_of_order(0))
             };
         }
+        // The next batch in sequence, as nearly every batch is, cannot also be a retained
+        // one (those end before it): no search of them.
+        let expected = e.batches.back().map_or(0, |b| next_seq(b.last_seq));
+        if first == expected {
+            return Ok(Check::Append);
+        }
         if let Some(b) = e
             .batches
             .iter()
@@ -155,12 +162,7 @@ impl ProducerState {
         {
             return Ok(Check::Duplicate(*b));
         }
-        let expected = e.batches.back().map_or(0, |b| next_seq(b.last_seq));
-        if first == expected {
-            Ok(Check::Append)
-        } else {
-            Err(out_of_order(expected))
-        }
+        Err(out_of_order(expected))
     }
 
     /// The base sequence the next batch of this producer and epoch should carry.

@@ -2,6 +2,7 @@
 //! compression, idempotence — in-process and blocking.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
@@ -15,6 +16,7 @@ use crate::config::FlushPolicy;
 use crate::error::{Error, Result};
 use crate::log::LogInner;
 use crate::log::PartitionHandle;
+use crate::partition::producer_state::IdHasher;
 use crate::record::Record;
 
 mod config;
@@ -77,7 +79,7 @@ pub(crate) struct ProducerInner {
     producer_id: i64,
     epoch: i16,
     /// Partition handles by topic, indexed by partition.
-    handles: RwLock<HashMap<String, Vec<Option<PartitionHandle>>>>,
+    handles: RwLock<HashMap<String, Vec<Option<PartitionHandle>>, BuildHasherDefault<IdHasher>>>,
     queues: Mutex<Queues>,
     /// Wakes the sender: a batch is due.
     queued: Condvar,
@@ -165,7 +167,7 @@ impl Producer {
             config,
             producer_id,
             epoch,
-            handles: RwLock::new(HashMap::new()),
+            handles: RwLock::new(HashMap::default()),
             queues: Mutex::new(Queues::default()),
             queued: Condvar::new(),
             drained: Condvar::new(),
@@ -231,7 +233,8 @@ impl Producer {
         }
         let records = std::slice::from_ref(&record.record);
         let sent = self.inner.send_records(&record.topic, partition, records)?;
-        Ok(sent.metadata(&record.topic, partition, records, 0))
+        // The record's own topic name moves into the metadata: no copy per send.
+        Ok(sent.metadata(record.topic, partition, records, 0))
     }
 
     /// Sends many records: one batch per partition (atomic per partition), blocking until all
@@ -261,7 +264,7 @@ impl Producer {
                     out.resize(i + 1, None);
                 }
                 if let Some(slot) = out.get_mut(i) {
-                    *slot = Some(sent.metadata(&topic, partition, &rs, k));
+                    *slot = Some(sent.metadata(topic.clone(), partition, &rs, k));
                 }
             }
         }
@@ -382,14 +385,14 @@ struct Sent {
 impl Sent {
     fn metadata(
         &self,
-        topic: &str,
+        topic: String,
         partition: i32,
         records: &[Record],
         i: usize,
     ) -> RecordMetadata {
         let own = records.get(i).and_then(|r| r.timestamp);
         RecordMetadata {
-            topic: topic.to_string(),
+            topic,
             partition,
             offset: self.base + i as i64,
             timestamp: self.append_time.or(own).unwrap_or(self.now),
@@ -575,7 +578,7 @@ impl ProducerInner {
     ) -> Vec<Result<RecordMetadata>> {
         match self.send_records(topic, partition, records) {
             Ok(sent) => (0..records.len())
-                .map(|i| Ok(sent.metadata(topic, partition, records, i)))
+                .map(|i| Ok(sent.metadata(topic.to_string(), partition, records, i)))
                 .collect(),
             Err(Error::RecordTooLarge { .. }) if records.len() > 1 => {
                 let (a, b) = records.split_at(records.len() / 2);
