@@ -257,20 +257,16 @@ impl ConsumerRecords {
     }
     /// Iterates the records: partition after partition, in offset order within each.
     pub fn iter(&self) -> ConsumerRecordIter<'_> {
-        ConsumerRecordIter::new(&self.parts, self.len, self.faults.as_deref())
+        ConsumerRecordIter::new(&self.parts, self.faults.as_deref())
     }
     /// The records of one partition, in offset order (none when the poll returned none of it).
     pub fn records(&self, tp: &TopicPartition) -> ConsumerRecordIter<'_> {
         match self.parts.iter().position(|p| &p.tp == tp) {
             Some(i) => {
                 let one = self.parts.get(i..=i).unwrap_or(&[]);
-                ConsumerRecordIter::new(
-                    one,
-                    one.iter().map(|p| p.len).sum(),
-                    self.faults.as_deref(),
-                )
+                ConsumerRecordIter::new(one, self.faults.as_deref())
             }
-            None => ConsumerRecordIter::new(&[], 0, None),
+            None => ConsumerRecordIter::new(&[], None),
         }
     }
     /// The partitions with records in this batch.
@@ -319,24 +315,19 @@ pub struct ConsumerRecordIter<'a> {
     batch: (i64, u32),
     /// The last offset handed out from the current partition.
     last: Option<i64>,
-    remaining: usize,
     faults: Option<&'a Faults>,
 }
 
 impl std::fmt::Debug for ConsumerRecordIter<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConsumerRecordIter")
-            .field("remaining", &self.remaining)
+            .field("left", &self.left)
             .finish_non_exhaustive()
     }
 }
 
 impl<'a> ConsumerRecordIter<'a> {
-    fn new(
-        parts: &'a [PartitionRecords],
-        len: usize,
-        faults: Option<&'a Faults>,
-    ) -> ConsumerRecordIter<'a> {
+    fn new(parts: &'a [PartitionRecords], faults: Option<&'a Faults>) -> ConsumerRecordIter<'a> {
         ConsumerRecordIter {
             parts: parts.iter(),
             part: None,
@@ -348,7 +339,6 @@ impl<'a> ConsumerRecordIter<'a> {
             cursor: None,
             batch: (0, 0),
             last: None,
-            remaining: len,
             faults,
         }
     }
@@ -473,7 +463,6 @@ impl<'a> Iterator for ConsumerRecordIter<'a> {
                                 continue;
                             }
                             self.left -= 1;
-                            self.remaining = self.remaining.saturating_sub(1);
                             self.last = Some(record.offset);
                             if self.left == 0 {
                                 self.note_cut(record.offset + 1);
@@ -516,6 +505,9 @@ impl<'a> Iterator for ConsumerRecordIter<'a> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, Some(self.remaining))
+        // Counted when asked, not kept up per record.
+        let sections: usize = self.sections.as_slice().iter().map(|s| s.take).sum();
+        let parts: usize = self.parts.as_slice().iter().map(|p| p.len).sum();
+        (0, Some(self.left + sections + parts))
     }
 }

@@ -605,14 +605,18 @@ impl Partition {
                 .is_some_and(|item| item.header.producer_id >= 0)
             {
                 let Some(item) = items.get_mut(i) else { break };
-                if item.assign_seq {
+                let checked = if item.assign_seq {
                     // The producer's batch comes without a CRC: it is computed once, here,
                     // with the sequence in place.
-                    let seq = w.producers.next_sequence(&item.header);
-                    item.header.crc = stamp_base_sequence(item.data, seq);
-                    item.header.base_sequence = seq;
-                }
-                match w.producers.check(&item.header, &self.topic, self.id) {
+                    w.producers.assign_sequence(&item.header).map(|seq| {
+                        item.header.crc = stamp_base_sequence(item.data, seq);
+                        item.header.base_sequence = seq;
+                        Check::Append
+                    })
+                } else {
+                    w.producers.check(&item.header, &self.topic, self.id)
+                };
+                match checked {
                     Ok(Check::Append) => {}
                     Ok(Check::Duplicate(b)) => {
                         results.push(Ok(AppendResult {
