@@ -203,6 +203,7 @@ impl ProducerState {
 
     /// Records a batch about to be written, returning how to take it back if the write fails:
     /// the writer updates the state in place, with no copy of it per append.
+    #[inline]
     pub(crate) fn update_undoable(&mut self, h: &BatchHeader, first_offset: i64) -> Option<Undo> {
         if h.producer_id < 0 {
             return None;

@@ -526,7 +526,8 @@ impl ProducerInner {
     /// Encodes `records` as one batch and appends it.
     fn send_records(&self, topic: &str, partition: i32, records: &[Record]) -> Result<Sent> {
         self.log.check_open()?;
-        if self.producer_id >= 0 {
+        // Only a named producer can be fenced by a newer instance of its name.
+        if self.producer_id >= 0 && self.config.name.is_some() {
             self.log
                 .check_epoch(self.config.name.as_deref(), self.producer_id, self.epoch)?;
         }
