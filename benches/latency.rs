@@ -14,6 +14,10 @@
 //!   blocked in [`Consumer::poll`]; the time runs until `poll` returns the record.
 //! - `wait_for`: a thread blocked in [`PartitionHandle::wait_for`]; the time runs until
 //!   `wait_for` returned and [`PartitionHandle::records`] has decoded the record.
+//! - `consumer_poll_busy`: the same consumer with [`ConsumerConfig::busy_poll`] of
+//!   [`BUSY_WINDOW`]: its `poll` spins on the wake-up flag instead of parking. The appender
+//!   does not wait for it to be asleep (it never is within the window): it waits [`BUSY_SETTLE`]
+//!   after the report, so the waiter is back in `poll` and spinning when the append comes.
 //! - `notifier_floor`: no log work at all: the appender calls [`Notifier::notify`] on a
 //!   notifier the waiter is blocked on ([`Notifier::wait_until`]). The floor of the wake-up
 //!   mechanism (and of a thread wake-up on this machine).
@@ -66,6 +70,10 @@ const TOPIC: &str = "bench";
 const VALUE_BYTES: usize = 100;
 /// Extra pause after the waiter is seen asleep, before the next append.
 const PAUSE: Duration = Duration::from_micros(5);
+/// The busy-poll window of `consumer_poll_busy`.
+const BUSY_WINDOW: Duration = Duration::from_millis(200);
+/// How long the appender waits after a busy-polling waiter's report before the next append.
+const BUSY_SETTLE: Duration = Duration::from_micros(50);
 /// Samples behind the printed wake-up percentiles.
 const PERCENTILE_SAMPLES: usize = 20_000;
 /// Longest wait for the waiter to be seen asleep before a sample goes ahead anyway.
@@ -115,6 +123,8 @@ fn us(d: Duration) -> String {
 enum Waiter {
     /// `Consumer::poll` on an assigned partition.
     Poll,
+    /// The same with busy-poll on.
+    PollBusy,
     /// `PartitionHandle::wait_for`, then `records`.
     WaitFor,
     /// A bare `Notifier`: no log work.
@@ -125,6 +135,7 @@ impl fmt::Display for Waiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Waiter::Poll => "consumer_poll",
+            Waiter::PollBusy => "consumer_poll_busy",
             Waiter::WaitFor => "wait_for",
             Waiter::Notifier => "notifier_floor",
         })
@@ -183,9 +194,12 @@ impl WakeRig {
             }
         };
         let thread = match kind {
-            Waiter::Poll => {
+            Waiter::Poll | Waiter::PollBusy => {
                 let mut cfg = ConsumerConfig::default();
                 cfg.enable_auto_commit = false;
+                if kind == Waiter::PollBusy {
+                    cfg = cfg.busy_poll(BUSY_WINDOW);
+                }
                 let mut consumer = log.consumer(cfg).unwrap();
                 consumer.assign(&[TopicPartition::new(TOPIC, 0)]).unwrap();
                 wakeup = Some(consumer.wakeup_handle());
@@ -276,6 +290,14 @@ impl WakeRig {
 
     /// Waits until the waiter thread is asleep (state `S`), yielding the CPU meanwhile.
     fn wait_until_blocked(&mut self) {
+        if self.kind == Waiter::PollBusy {
+            // It spins instead: give it time to be back in `poll`.
+            let settle = Instant::now();
+            while settle.elapsed() < BUSY_SETTLE {
+                std::hint::spin_loop();
+            }
+            return;
+        }
         let Some(path) = &self.stat_path else { return };
         let deadline = Instant::now() + BLOCK_WAIT;
         loop {
@@ -321,7 +343,7 @@ impl Drop for WakeRig {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
         match self.kind {
-            Waiter::Poll => {
+            Waiter::Poll | Waiter::PollBusy => {
                 if let Some(w) = &self.wakeup {
                     w.wakeup();
                 }
@@ -399,7 +421,12 @@ fn wakeup(c: &mut Criterion) {
     g.sample_size(10)
         .measurement_time(Duration::from_millis(1500))
         .warm_up_time(Duration::from_millis(500));
-    for kind in [Waiter::Poll, Waiter::WaitFor, Waiter::Notifier] {
+    for kind in [
+        Waiter::Poll,
+        Waiter::PollBusy,
+        Waiter::WaitFor,
+        Waiter::Notifier,
+    ] {
         let mut rig = WakeRig::new(kind);
         g.bench_function(kind.to_string(), |b| {
             b.iter_custom(|iters| rig.sample(iters).iter().sum());

@@ -141,8 +141,8 @@ pub use cleaner::MaintenanceReport;
 pub use cleaner::compact::CrashPoint;
 pub use config::{CleanupPolicy, DEFAULT_MAX_MESSAGE_BYTES, FlushPolicy, LogOptions, TopicConfig};
 pub use consumer::{
-    Consumer, ConsumerConfig, ConsumerRecord, ConsumerRecordIter, ConsumerRecords, OffsetReset,
-    OwnedConsumerRecord, RebalanceListener, WakeupHandle,
+    Consumer, ConsumerConfig, ConsumerMetrics, ConsumerRecord, ConsumerRecordIter, ConsumerRecords,
+    OffsetReset, OwnedConsumerRecord, RebalanceListener, WakeupHandle,
 };
 pub use error::{Error, Result};
 pub use group::assignor::{Assignor, RangeAssignor, RoundRobinAssignor, StickyAssignor};

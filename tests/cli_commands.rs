@@ -378,8 +378,15 @@ fn perf_produce_and_consume_report_rates() -> TestResult {
             && line.contains("p99 latency"),
         "{line}"
     );
-    let line = ok(d, &["perf", "consume", "p", "--records", "20000"], None)?;
-    assert!(line.starts_with("20000 records read,"), "{line}");
+    let out = ok(d, &["perf", "consume", "p", "--records", "20000"], None)?;
+    assert!(out.starts_with("20000 records read,"), "{out}");
+    // The consumer's metrics follow, with units.
+    assert!(
+        out.contains("records-consumed-total   20000 records")
+            && out.contains("records-lag-max          0 records")
+            && out.contains("time-between-poll-avg"),
+        "{out}"
+    );
     fails(d, &["perf", "consume", "p", "--records", "30000"])?;
     Ok(())
 }

@@ -736,6 +736,46 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(i).copied().unwrap_or_default()
 }
 
+/// The consumer's metrics after a `perf consume`, one per line, named as Kafka names them,
+/// with units.
+fn print_consumer_metrics(m: &topiclog::ConsumerMetrics) {
+    let ms = |d: Option<Duration>| {
+        d.map_or_else(
+            || "-".to_string(),
+            |d| format!("{:.3} ms", d.as_secs_f64() * 1e3),
+        )
+    };
+    println!(
+        "consumer metrics (rates over {:.3} s):",
+        m.window.as_secs_f64()
+    );
+    println!(
+        "  records-consumed-total   {} records",
+        m.records_consumed_total
+    );
+    println!(
+        "  bytes-consumed-total     {} bytes (stored batches)",
+        m.bytes_consumed_total
+    );
+    println!(
+        "  records-consumed-rate    {:.1} records/s",
+        m.records_consumed_rate
+    );
+    println!(
+        "  bytes-consumed-rate      {:.2} MB/s",
+        m.bytes_consumed_rate / 1e6
+    );
+    println!(
+        "  records-lag-max          {}",
+        m.records_lag_max
+            .map_or_else(|| "-".to_string(), |l| format!("{l} records"))
+    );
+    println!("  polls                    {}", m.polls);
+    println!("  time-between-poll-avg    {}", ms(m.time_between_poll_avg));
+    println!("  time-between-poll-max    {}", ms(m.time_between_poll_max));
+    println!("  rebalance-total          {}", m.rebalance_total);
+}
+
 fn perf(dir: &Path, c: PerfCmd) -> Out {
     match c {
         PerfCmd::Produce {
@@ -839,6 +879,7 @@ fn perf(dir: &Path, c: PerfCmd) -> Out {
                 got as f64 / secs,
                 bytes as f64 / secs / 1e6
             );
+            print_consumer_metrics(&consumer.metrics());
             if got < records {
                 return Err(Fail(format!("only {got} of {records} records exist")));
             }

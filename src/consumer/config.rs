@@ -52,6 +52,9 @@ pub struct ConsumerConfig {
     pub auto_commit_interval: Duration,
     /// Most bytes read from one partition per fetch. Default 1 MiB.
     pub max_partition_fetch_bytes: usize,
+    /// How long a `poll` that found nothing spins, watching for an append, before it parks
+    /// its thread. Default zero: it parks at once. See [`ConsumerConfig::busy_poll`].
+    pub busy_poll: Duration,
 }
 
 impl Default for ConsumerConfig {
@@ -67,6 +70,7 @@ impl Default for ConsumerConfig {
             enable_auto_commit: true,
             auto_commit_interval: Duration::from_secs(5),
             max_partition_fetch_bytes: 1 << 20,
+            busy_poll: Duration::ZERO,
         }
     }
 }
@@ -78,6 +82,35 @@ impl ConsumerConfig {
             group_id: Some(group_id.into()),
             ..ConsumerConfig::default()
         }
+    }
+
+    /// Lets a `poll` that finds nothing spin for up to `window` (within its timeout), watching
+    /// for an append, before it parks its thread: the lowest wake-up latency. A woken thread
+    /// takes tens of microseconds to run again here; a spinning one sees the append within a
+    /// few.
+    ///
+    /// A spinning consumer keeps a core busy for the whole window on every empty poll. Give
+    /// it a core of its own: with more spinning threads than cores, spinners take the cores
+    /// the appending threads need, and wake-ups get slower, not faster. Zero (the default)
+    /// turns it off.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use topiclog::{ConsumerConfig, Log, Record, TopicPartition};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("ticks", 1)?;
+    /// let config = ConsumerConfig::default().busy_poll(Duration::from_millis(50));
+    /// let mut consumer = log.consumer(config)?;
+    /// consumer.assign(&[TopicPartition::new("ticks", 0)])?;
+    /// log.append("ticks", 0, &[Record::new("t1")])?;
+    /// assert_eq!(consumer.poll(Duration::from_secs(1))?.len(), 1);
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
+    #[must_use]
+    pub fn busy_poll(mut self, window: Duration) -> Self {
+        self.busy_poll = window;
+        self
     }
 
     pub(super) fn validate(&self) -> Result<()> {

@@ -1,7 +1,7 @@
 //! [`Consumer`]: reads partitions in order, by hand (`assign`) or as a member of a consumer
 //! group (`subscribe`), with committed offsets that survive restarts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -22,9 +22,11 @@ use crate::record::batch::{
 use crate::wait::Notifier;
 
 mod config;
+mod metrics;
 mod records;
 
 pub use config::{ConsumerConfig, OffsetAndTimestamp, OffsetReset};
+pub use metrics::ConsumerMetrics;
 pub use records::{ConsumerRecord, ConsumerRecordIter, ConsumerRecords, OwnedConsumerRecord};
 use records::{Faults, Layout, PartitionRecords, Section};
 
@@ -66,6 +68,8 @@ struct Assigned {
     /// Seeks so far: a record's fault reported from records fetched before the last seek is
     /// not acted on.
     seeks: u64,
+    /// Paused by the application: `poll` skips it.
+    paused: bool,
 }
 
 struct Membership {
@@ -98,6 +102,7 @@ pub struct Consumer {
     listener: Option<Box<dyn RebalanceListener>>,
     /// Records that did not decode while a poll's records were iterated.
     faults: Arc<Faults>,
+    metrics: metrics::Counters,
     closed: bool,
 }
 
@@ -130,6 +135,7 @@ impl Consumer {
             last_auto_commit: Instant::now(),
             listener: None,
             faults: Arc::default(),
+            metrics: metrics::Counters::new(),
             closed: false,
         })
     }
@@ -150,6 +156,108 @@ impl Consumer {
     /// The partitions this consumer reads now.
     pub fn assignment(&self) -> Vec<TopicPartition> {
         self.assigned.keys().cloned().collect()
+    }
+
+    /// Stops `poll` returning records of these partitions until [`Consumer::resume`], as
+    /// Kafka's `pause`: each keeps its position and stays assigned (a group member keeps
+    /// heartbeating, so the group does not reassign it). A rebalance revokes every partition
+    /// before the new assignment (Kafka's eager protocol) and drops their pauses with them:
+    /// pause again in [`RebalanceListener::on_partitions_assigned`] if need be. A manual
+    /// [`Consumer::assign`] keeps the pauses of the partitions it keeps.
+    ///
+    /// # Errors
+    /// [`Error::NotAssigned`] for a partition this consumer is not assigned; nothing is
+    /// paused then.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use topiclog::{ConsumerConfig, Log, Record, TopicPartition};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("events", 2)?;
+    /// log.append("events", 0, &[Record::new("a")])?;
+    /// log.append("events", 1, &[Record::new("b")])?;
+    /// let (p0, p1) = (TopicPartition::new("events", 0), TopicPartition::new("events", 1));
+    /// let mut consumer = log.consumer(ConsumerConfig::default())?;
+    /// consumer.assign(&[p0.clone(), p1.clone()])?;
+    /// consumer.pause(&[p1.clone()])?; // e.g. its downstream is full
+    /// let got = consumer.poll(Duration::from_millis(100))?;
+    /// assert_eq!(got.partitions().into_iter().collect::<Vec<_>>(), vec![p0]);
+    /// consumer.resume(&[p1.clone()])?;
+    /// assert_eq!(consumer.poll(Duration::from_millis(100))?.count(&p1), 1);
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
+    pub fn pause(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        self.set_paused(partitions, true)
+    }
+
+    /// Lets `poll` return records of these paused partitions again, from where each stood.
+    /// Resuming a partition that is not paused does nothing.
+    ///
+    /// # Errors
+    /// [`Error::NotAssigned`] for a partition this consumer is not assigned; nothing is
+    /// resumed then.
+    pub fn resume(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        self.set_paused(partitions, false)
+    }
+
+    /// The partitions paused now.
+    pub fn paused(&self) -> BTreeSet<TopicPartition> {
+        self.assigned
+            .iter()
+            .filter(|(_, a)| a.paused)
+            .map(|(tp, _)| tp.clone())
+            .collect()
+    }
+
+    fn set_paused(&mut self, partitions: &[TopicPartition], paused: bool) -> Result<()> {
+        // All or nothing: check every partition first.
+        for tp in partitions {
+            self.assigned_mut(tp)?;
+        }
+        for tp in partitions {
+            self.assigned_mut(tp)?.paused = paused;
+        }
+        if !paused {
+            // A poll parked on a paused partition's append learns of it now.
+            self.notifier.notify();
+        }
+        Ok(())
+    }
+
+    /// The consumer's metrics: records and bytes consumed (totals, and rates over the time
+    /// since the previous call), each assigned partition's lag, the time between polls, and
+    /// rebalances and their duration. See [`ConsumerMetrics`] for names and units. Counting
+    /// them costs `poll` a clock read it makes anyway and a few additions; reading them
+    /// costs a high-watermark read per assigned partition.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use topiclog::{ConsumerConfig, Log, Record, TopicPartition};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("events", 1)?;
+    /// log.append("events", 0, &[Record::new("a"), Record::new("b"), Record::new("c")])?;
+    /// let mut config = ConsumerConfig::default();
+    /// config.max_poll_records = 2;
+    /// let mut consumer = log.consumer(config)?;
+    /// consumer.assign(&[TopicPartition::new("events", 0)])?;
+    /// consumer.poll(Duration::from_millis(100))?;
+    /// let m = consumer.metrics();
+    /// assert_eq!(m.records_consumed_total, 2);
+    /// assert_eq!(m.records_lag_max, Some(1)); // one record left to read
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
+    pub fn metrics(&self) -> ConsumerMetrics {
+        let lag = self
+            .assigned
+            .iter()
+            .map(|(tp, a)| {
+                let lag = a.position.map(|p| (a.handle.high_watermark() - p).max(0));
+                (tp.clone(), lag)
+            })
+            .collect();
+        self.metrics.snapshot(lag)
     }
 
     /// The member id and generation, while a group member.
@@ -238,6 +346,7 @@ impl Consumer {
                     topic: Arc::from(tp.topic.as_str()),
                     checked: None,
                     seeks: 0,
+                    paused: false,
                 },
             );
         }
@@ -282,7 +391,9 @@ impl Consumer {
     /// # Ok::<_, topiclog::Error>(())
     /// ```
     pub fn poll(&mut self, timeout: Duration) -> Result<ConsumerRecords> {
-        let deadline = Instant::now() + timeout;
+        let start = Instant::now();
+        self.metrics.polled(start);
+        let deadline = start + timeout;
         loop {
             if self.wake.swap(false, Ordering::AcqRel) {
                 return Err(Error::WokenUp);
@@ -305,6 +416,20 @@ impl Consumer {
             if now >= deadline {
                 return Ok(records);
             }
+            // Busy-poll: watch for an append before parking (an append in this process sets
+            // the flag; a read-only view has none to watch for).
+            if !self.config.busy_poll.is_zero() && !self.log.shared.read_only {
+                if self
+                    .notifier
+                    .spin_until(deadline.min(now + self.config.busy_poll))
+                {
+                    continue;
+                }
+                if Instant::now() >= deadline {
+                    return Ok(records);
+                }
+            }
+            let now = Instant::now();
             // Wake for the next heartbeat too, so a long poll keeps the membership alive.
             let mut beat = (self.config.session_timeout / 3).max(Duration::from_millis(10));
             if self.log.shared.read_only {
@@ -358,7 +483,10 @@ impl Consumer {
                 Err(e) => return Err(e),
             }
         }
-        self.rebalance(&group)
+        let started = Instant::now();
+        self.rebalance(&group)?;
+        self.metrics.rebalanced(started.elapsed());
+        Ok(())
     }
 
     /// Revokes everything, joins, syncs, and takes the new assignment.
@@ -537,6 +665,7 @@ impl Consumer {
         let start = self.cursor % n;
         self.cursor = (start + 1) % n;
         let mut budget = self.config.max_poll_records;
+        let mut bytes = 0usize;
         let max_bytes = self.config.max_partition_fetch_bytes;
         let Consumer {
             assigned,
@@ -550,6 +679,9 @@ impl Consumer {
         for (tp, a) in order {
             if budget == 0 {
                 break;
+            }
+            if a.paused {
+                continue;
             }
             let pos = resolve(log, config, tp, a)?;
             let fetched = match fetch_partition(tp, a, pos, budget, max_bytes, faults) {
@@ -567,11 +699,13 @@ impl Consumer {
             if let Some(part) = fetched {
                 budget -= part.len;
                 out.len += part.len;
+                bytes += part.bytes;
                 out.parts.push(part);
             }
         }
         if out.len > 0 {
             out.faults = Some(Arc::clone(&self.faults));
+            self.metrics.consumed(out.len, bytes);
         }
         Ok(out)
     }
@@ -816,6 +950,7 @@ fn fetch_partition(
     let mut sections = Vec::new();
     let mut next = pos;
     let mut taken = 0usize;
+    let mut bytes = 0usize;
     let mut prev_end = i64::MIN;
     for span in read.contiguous() {
         // The run of whole uncompressed batches being gathered.
@@ -905,8 +1040,10 @@ fn fetch_partition(
             };
             if let Some(records) = decompressed {
                 if let Some(r) = run.take() {
+                    bytes += r.end - r.start;
                     sections.push(r.section(span, pos));
                 }
+                bytes += batch.len();
                 let cursor = match cursor {
                     Some(c) => c,
                     None => RecordCursor::new(&h)?,
@@ -934,6 +1071,7 @@ fn fetch_partition(
             at = end;
         }
         if let Some(r) = run {
+            bytes += r.end - r.start;
             sections.push(r.section(span, pos));
         }
         if taken >= budget {
@@ -949,6 +1087,7 @@ fn fetch_partition(
         topic: Arc::clone(&a.topic),
         sections,
         len: taken,
+        bytes,
         seeks: a.seeks,
     }))
 }

@@ -141,6 +141,8 @@ pub(super) struct PartitionRecords {
     pub(super) topic: Arc<str>,
     pub(super) sections: Vec<Section>,
     pub(super) len: usize,
+    /// Stored bytes of the batches these records came from (for the consumer's metrics).
+    pub(super) bytes: usize,
     /// The partition's seek count when these records were fetched (see `Fault::seeks`).
     pub(super) seeks: u64,
 }
