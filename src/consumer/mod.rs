@@ -416,26 +416,24 @@ impl Consumer {
             if now >= deadline {
                 return Ok(records);
             }
-            // Busy-poll: watch for an append before parking (an append in this process sets
-            // the flag; a read-only view has none to watch for).
-            if !self.config.busy_poll.is_zero() && !self.log.shared.read_only {
-                if self
-                    .notifier
-                    .spin_until(deadline.min(now + self.config.busy_poll))
-                {
-                    continue;
-                }
-                if Instant::now() >= deadline {
-                    return Ok(records);
-                }
-            }
-            let now = Instant::now();
             // Wake for the next heartbeat too, so a long poll keeps the membership alive.
             let mut beat = (self.config.session_timeout / 3).max(Duration::from_millis(10));
             if self.log.shared.read_only {
                 // Nothing in this process appends to wake a read-only view: look at the
                 // directory again every so often instead (a read at the end refreshes it).
                 beat = beat.min(READ_ONLY_RECHECK);
+            } else if !self.config.busy_poll.is_zero() {
+                // Busy-poll: watch the flag an append sets before parking.
+                let until = deadline.min(now + self.config.busy_poll.min(beat));
+                if self.notifier.spin_until(until) {
+                    continue;
+                }
+                let now = Instant::now();
+                if now >= deadline {
+                    return Ok(records);
+                }
+                self.notifier.wait_until(deadline.min(now + beat));
+                continue;
             }
             self.notifier.wait_until(deadline.min(now + beat));
         }
