@@ -243,6 +243,23 @@ impl Group {
         self.members.len() != before
     }
 
+    /// The topics the members subscribe to, by the chosen protocol's subscriptions (during
+    /// the first rebalance, before one is chosen, by every protocol a member offered). `None`
+    /// when a subscription does not decode: every topic then counts as subscribed.
+    fn subscribed_topics(&self) -> Option<BTreeSet<String>> {
+        let mut topics = BTreeSet::new();
+        for m in self.members.values() {
+            for (_, meta) in m
+                .protocols
+                .iter()
+                .filter(|(n, _)| self.protocol.as_ref().is_none_or(|p| p == n))
+            {
+                topics.extend(Subscription::decode(meta).ok()?.topics);
+            }
+        }
+        Some(topics)
+    }
+
     /// Picks the protocol every member supports, by members' votes (Kafka's rule).
     fn choose_protocol(&self) -> Option<String> {
         let first = self.members.values().next()?;
@@ -674,6 +691,33 @@ impl Coordinator {
         }
     }
 
+    /// A topic was created or grew: every consumer group with a member subscribed to it
+    /// rebalances now, so the leader assigns the new partitions (Kafka's leader notices the
+    /// metadata change and rejoins; here the log tells the coordinator directly). The
+    /// members' rebalance signals are raised, so their next poll rejoins without waiting for
+    /// a heartbeat. A group still gathering members is left alone: its leader reads the
+    /// partition counts after the round completes, and the log changed them before this.
+    pub(crate) fn topic_changed(&self, topic: &str) {
+        let mut groups = self.groups.lock();
+        let mut started = false;
+        for g in groups.values_mut() {
+            let settled = matches!(
+                g.state,
+                GroupState::Stable | GroupState::CompletingRebalance
+            );
+            if settled
+                && g.protocol_type.as_deref() == Some("consumer")
+                && g.subscribed_topics().is_none_or(|t| t.contains(topic))
+            {
+                g.start_rebalance();
+                started = true;
+            }
+        }
+        if started {
+            self.changed.notify_all();
+        }
+    }
+
     /// Stores commits after checking the member and generation (generation -1 with an empty
     /// member id is a standalone commit, allowed only while the group has no members).
     pub(crate) fn commit(
@@ -785,23 +829,7 @@ impl Coordinator {
                         group: group.to_string(),
                     });
                 }
-                let mut topics = BTreeSet::new();
-                let mut readable = true;
-                for m in g.members.values() {
-                    // The chosen protocol's subscription; during the first rebalance, before
-                    // one is chosen, every protocol the member offered.
-                    for (_, meta) in m
-                        .protocols
-                        .iter()
-                        .filter(|(n, _)| g.protocol.as_ref().is_none_or(|p| p == n))
-                    {
-                        match Subscription::decode(meta) {
-                            Ok(s) => topics.extend(s.topics),
-                            Err(_) => readable = false,
-                        }
-                    }
-                }
-                readable.then_some(topics)
+                g.subscribed_topics()
             }
             _ => Some(BTreeSet::new()),
         };
