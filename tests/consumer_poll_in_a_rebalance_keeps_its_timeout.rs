@@ -1,5 +1,6 @@
-//! A `poll` whose group is rebalancing, waiting for a member that does not poll, returns at
-//! its timeout and at `wakeup()` instead of after the rebalance timeout (`max_poll_interval`).
+//! A `poll` whose group is rebalancing, waiting for a member that does not poll (to rejoin,
+//! or, as a follower, for the leader's assignment), returns at its timeout and at `wakeup()`
+//! instead of after the rebalance timeout (`max_poll_interval`).
 //! Its member stays in the round, so when the slow member rejoins the group completes with
 //! the same members and every one of them consumes.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -123,5 +124,66 @@ fn a_poll_waiting_for_a_slow_member_returns_at_its_timeout_and_on_wakeup() -> Te
             assigned.iter().map(|tp| (tp.clone(), 0)).collect();
         assert_eq!(read, &want);
     }
+    Ok(())
+}
+
+#[test]
+fn a_follower_waiting_for_the_leaders_assignment_returns_at_its_timeout_and_on_wakeup() -> TestResult
+{
+    let log = TempLog::with_topic("t", 3)?;
+    let mut a = member(&log)?;
+    assert!(a.poll(Duration::from_millis(100))?.is_empty());
+    assert_eq!(a.assignment().len(), 3); // A leads: it joined first and stays in the group
+    let mut b = member(&log)?;
+    poll_until(&mut [&mut a, &mut b], |cs, _| {
+        cs.iter().all(|c| !c.assignment().is_empty())
+    })?;
+    // C joins, then A rejoins: both polls return at their timeouts, B not yet back.
+    let mut c = member(&log)?;
+    assert!(c.poll(Duration::from_millis(20))?.is_empty());
+    assert!(a.poll(Duration::from_millis(20))?.is_empty());
+    // B completes the round: it is a follower and waits for the leader's assignment, which
+    // A, not polling, does not hand in.
+    let started = Instant::now();
+    assert!(b.poll(Duration::from_millis(100))?.is_empty());
+    assert!(
+        started.elapsed() < PROMPT,
+        "B's poll took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        log.describe_group("g")?.state,
+        GroupState::CompletingRebalance
+    );
+    // C waits for it too, until woken.
+    let wakeup = c.wakeup_handle();
+    let waker = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        wakeup.wakeup();
+    });
+    let started = Instant::now();
+    let woken = c.poll(Duration::from_secs(30));
+    let took = started.elapsed();
+    waker.join().expect("the waker panicked");
+    assert!(matches!(woken, Err(Error::WokenUp)), "{woken:?}");
+    assert!(
+        took < PROMPT + Duration::from_millis(200),
+        "the woken poll took {took:?}"
+    );
+    let d = log.describe_group("g")?;
+    assert_eq!(
+        (d.state, d.members.len()),
+        (GroupState::CompletingRebalance, 3)
+    );
+
+    // A polls: it assigns, and B and C take their partitions in that same generation.
+    poll_until(&mut [&mut a, &mut b, &mut c], |cs, _| {
+        cs.iter().all(|c| c.assignment().len() == 1)
+    })?;
+    let after = log.describe_group("g")?;
+    assert_eq!(
+        (after.state, after.generation, after.members.len()),
+        (GroupState::Stable, d.generation, 3)
+    );
     Ok(())
 }

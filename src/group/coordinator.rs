@@ -84,7 +84,7 @@ pub struct JoinRequest {
 /// than its poll may, and returns early when the consumer is woken up, the member still in
 /// the round: its next poll continues the wait ([`Coordinator::resume_join`], or
 /// [`Coordinator::sync`] again).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Patience<'a> {
     /// Return by then with the round still open.
     pub(crate) until: Option<Instant>,
