@@ -11,7 +11,7 @@ use bytes::Bytes;
 use crate::TopicPartition;
 use crate::error::{Error, Result};
 use crate::group::assignor::assignor_by_name;
-use crate::group::coordinator::{JoinRequest, MemberSignal};
+use crate::group::coordinator::{JoinRequest, Joining, MemberSignal, Patience};
 use crate::group::offsets::OffsetAndMetadata;
 use crate::group::protocol::{Assignment, Subscription};
 use crate::log::LogInner;
@@ -75,6 +75,25 @@ struct Assigned {
 struct Membership {
     member_id: String,
     generation: i32,
+    /// A rebalance a poll left at its deadline or at a wake-up, this member still in it (the
+    /// coordinator keeps it in the round): the next poll continues it instead of joining
+    /// again, which would start another round.
+    unfinished: Option<Unfinished>,
+}
+
+/// Where an unfinished rebalance stands.
+struct Unfinished {
+    /// The subscription it joined with: after a `subscribe` that changed it, a poll joins
+    /// anew.
+    topics: Vec<String>,
+    step: Step,
+}
+
+enum Step {
+    /// The join round is open.
+    Join,
+    /// Joined in `generation`; the leader's assignment is not in yet.
+    Sync { generation: i32 },
 }
 
 /// How often a poll on a read-only view looks for what the directory's owner appended since:
@@ -103,6 +122,8 @@ pub struct Consumer {
     /// Records that did not decode while a poll's records were iterated.
     faults: Arc<Faults>,
     metrics: metrics::Counters,
+    /// When the rebalance this member is in started (for its metrics).
+    rebalance_started: Option<Instant>,
     closed: bool,
 }
 
@@ -136,6 +157,7 @@ impl Consumer {
             listener: None,
             faults: Arc::default(),
             metrics: metrics::Counters::new(),
+            rebalance_started: None,
             closed: false,
         })
     }
@@ -283,7 +305,10 @@ impl Consumer {
     }
 
     /// Joins the consumer group and reads the partitions the group assigns. The first `poll`
-    /// joins; later polls follow rebalances.
+    /// joins; later polls follow rebalances: when a member joins or leaves, and when a
+    /// subscribed topic grows ([`Log::add_partitions`](crate::Log::add_partitions)) or is
+    /// created. A rebalance waits for every member to rejoin, but no poll waits past its
+    /// timeout or a wake-up for it (see [`Consumer::poll`]).
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] without a group id.
@@ -369,6 +394,13 @@ impl Consumer {
     /// fair across partitions. Woken by appends, not by polling. Runs group upkeep (joining,
     /// rebalances, heartbeats) and auto-commits.
     ///
+    /// A rebalance waits for the group's other members to rejoin (up to the longest
+    /// `max_poll_interval` among them). The timeout and [`WakeupHandle::wakeup`] hold during
+    /// it as at any other time: a poll that reaches either first returns (no records, or
+    /// [`Error::WokenUp`]) with this member still in the rebalance, and the next poll goes on
+    /// where it left off. Poll again within `max_poll_interval`, as always, to keep the
+    /// member in the group.
+    ///
     /// # Errors
     /// [`Error::WokenUp`] after [`WakeupHandle::wakeup`]; [`Error::NoOffset`] /
     /// [`Error::OffsetOutOfRange`] under [`OffsetReset::Error`]; commit and I/O errors.
@@ -406,7 +438,7 @@ impl Consumer {
                 a.position = Some(fault.offset);
                 return Err(undecodable(&fault.tp, fault.offset, &fault.error));
             }
-            self.group_upkeep()?;
+            self.group_upkeep(deadline)?;
             self.maybe_auto_commit()?;
             let records = self.fetch()?;
             if !records.is_empty() {
@@ -448,7 +480,8 @@ impl Consumer {
             .min(Duration::from_secs(3))
     }
 
-    fn group_upkeep(&mut self) -> Result<()> {
+    /// Heartbeats and rebalances; waits for the rest of the group until `deadline` at most.
+    fn group_upkeep(&mut self, deadline: Instant) -> Result<()> {
         if self.subscription.is_none() {
             return Ok(());
         }
@@ -481,65 +514,85 @@ impl Consumer {
                 Err(e) => return Err(e),
             }
         }
-        let started = Instant::now();
-        self.rebalance(&group)?;
-        self.metrics.rebalanced(started.elapsed());
+        // A round may take several polls (each waits until its own deadline at most): it is
+        // timed from the poll that started it to the one that took the new assignment.
+        let started = *self.rebalance_started.get_or_insert_with(Instant::now);
+        self.rebalance(&group, deadline)?;
+        if !self.rejoin {
+            self.rebalance_started = None;
+            self.metrics.rebalanced(started.elapsed());
+        }
         Ok(())
     }
 
-    /// Revokes everything, joins, syncs, and takes the new assignment.
-    fn rebalance(&mut self, group: &str) -> Result<()> {
+    /// Revokes everything, joins, syncs, and takes the new assignment. Waits for the rest of
+    /// the group until `deadline` (the poll's) at most, and not past a wake-up: this member
+    /// then stays in the round and the next poll continues it (see [`Membership::unfinished`]),
+    /// and this returns `Ok` with nothing assigned, or [`Error::WokenUp`].
+    fn rebalance(&mut self, group: &str, deadline: Instant) -> Result<()> {
         let _ = self.revoke_all();
         let topics = self.subscription.clone().unwrap_or_default();
+        let wake = Arc::clone(&self.wake);
+        let patience = Patience {
+            until: Some(deadline),
+            woken: Some(&wake),
+        };
         loop {
             self.log.check_open()?;
-            let generation = self.member.as_ref().map_or(-1, |m| m.generation);
-            let sub = Subscription {
-                topics: topics.clone(),
-                user_data: None,
-                owned_partitions: self.owned.clone(),
-                generation_id: generation,
-                rack_id: None,
-            };
-            let meta = Bytes::from(sub.encode());
-            let req = JoinRequest {
-                group: group.to_string(),
-                member_id: self
-                    .member
-                    .as_ref()
-                    .map(|m| m.member_id.clone())
-                    .unwrap_or_default(),
-                client_id: self.config.client_id.clone(),
-                protocol_type: "consumer".into(),
-                protocols: self
-                    .config
-                    .assignors
-                    .iter()
-                    .map(|a| (a.clone(), meta.clone()))
-                    .collect(),
-                session_timeout: self.config.session_timeout,
-                rebalance_timeout: self.config.max_poll_interval,
-            };
             let coord = self.log.coordinator();
-            let joined = match coord.join(&req, Some(&self.notifier), Some(&self.alive)) {
-                Ok(j) => j,
-                Err(Error::StaleMember { .. }) => {
-                    self.forget_member(group);
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            self.member = Some(Membership {
-                member_id: joined.member_id.clone(),
-                generation: joined.generation,
+            // A round the last poll left, unless the subscription changed since.
+            let resumed = self.member.as_mut().and_then(|m| {
+                let step = m.unfinished.take().filter(|u| u.topics == topics)?.step;
+                Some((m.member_id.clone(), step))
             });
-            let assignments = if joined.leader == joined.member_id {
-                Some(self.leader_assign(&joined.protocol, &joined.members)?)
-            } else {
-                None
+            let (member_id, generation, assignments) = match resumed {
+                Some((member_id, Step::Sync { generation })) => (member_id, generation, None),
+                resumed => {
+                    let joining = match &resumed {
+                        Some((member_id, _)) => coord.resume_join(group, member_id, patience),
+                        None => coord.join(
+                            &self.join_request(group, &topics),
+                            Some(&self.notifier),
+                            Some(&self.alive),
+                            patience,
+                        ),
+                    };
+                    let joined = match joining {
+                        Ok(Joining::Joined(j)) => j,
+                        Ok(Joining::Waiting { member_id }) => {
+                            // Still the last completed generation's member (or none yet).
+                            let generation = self.member.as_ref().map_or(-1, |m| m.generation);
+                            self.member = Some(Membership {
+                                member_id,
+                                generation,
+                                unfinished: Some(Unfinished {
+                                    topics,
+                                    step: Step::Join,
+                                }),
+                            });
+                            return self.interrupted();
+                        }
+                        Err(Error::StaleMember { .. }) => {
+                            self.forget_member(group);
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    self.member = Some(Membership {
+                        member_id: joined.member_id.clone(),
+                        generation: joined.generation,
+                        unfinished: None,
+                    });
+                    let assignments = if joined.leader == joined.member_id {
+                        Some(self.leader_assign(&joined.protocol, &joined.members)?)
+                    } else {
+                        None
+                    };
+                    (joined.member_id, joined.generation, assignments)
+                }
             };
-            match coord.sync(group, &joined.member_id, joined.generation, assignments) {
-                Ok(bytes) => {
+            match coord.sync(group, &member_id, generation, assignments, patience) {
+                Ok(Some(bytes)) => {
                     let parts = if bytes.is_empty() {
                         Vec::new()
                     } else {
@@ -562,12 +615,61 @@ impl Consumer {
                     }
                     return Ok(());
                 }
+                // Joined, the leader's assignment not in yet: the next poll waits on for it.
+                Ok(None) => {
+                    if let Some(m) = self.member.as_mut() {
+                        m.unfinished = Some(Unfinished {
+                            topics,
+                            step: Step::Sync { generation },
+                        });
+                    }
+                    return self.interrupted();
+                }
                 // A newer generation: rejoin under the same member id (a fresh id would leave
                 // the old one behind, and the group would wait for it to rejoin).
                 Err(Error::RebalanceInProgress { .. } | Error::StaleMember { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// What this member sends when it joins with `topics`.
+    fn join_request(&self, group: &str, topics: &[String]) -> JoinRequest {
+        let sub = Subscription {
+            topics: topics.to_vec(),
+            user_data: None,
+            owned_partitions: self.owned.clone(),
+            generation_id: self.member.as_ref().map_or(-1, |m| m.generation),
+            rack_id: None,
+        };
+        let meta = Bytes::from(sub.encode());
+        JoinRequest {
+            group: group.to_string(),
+            member_id: self
+                .member
+                .as_ref()
+                .map(|m| m.member_id.clone())
+                .unwrap_or_default(),
+            client_id: self.config.client_id.clone(),
+            protocol_type: "consumer".into(),
+            protocols: self
+                .config
+                .assignors
+                .iter()
+                .map(|a| (a.clone(), meta.clone()))
+                .collect(),
+            session_timeout: self.config.session_timeout,
+            rebalance_timeout: self.config.max_poll_interval,
+        }
+    }
+
+    /// A rebalance this poll leaves unfinished: [`Error::WokenUp`] when a wake-up cut it
+    /// short (consuming the wake-up, as `poll` does), else `Ok`: the poll's time is up.
+    fn interrupted(&self) -> Result<()> {
+        if self.wake.swap(false, Ordering::AcqRel) {
+            return Err(Error::WokenUp);
+        }
+        Ok(())
     }
 
     fn leader_assign(
@@ -817,7 +919,9 @@ impl Consumer {
         Ok(Some((h.high_watermark() - c.offset).max(0)))
     }
 
-    /// Commits the current position of every assigned partition.
+    /// Commits the current position of every assigned partition. With nothing to commit
+    /// (no partition assigned, as between the polls of an unfinished rebalance) it returns
+    /// `Ok` at once, as Kafka's `commitSync` does.
     ///
     /// # Errors
     /// [`Error::StaleMember`] when a rebalance moved on (the partitions may belong to someone
@@ -866,6 +970,12 @@ impl Consumer {
         // offsets topic's files by now.
         self.log.check_open()?;
         let g = self.group_id()?.to_string();
+        // Nothing to commit, nothing to check (Kafka's `commitSync` of no offsets returns at
+        // once too): a member between polls of an unfinished rebalance holds no partitions,
+        // and its commit of them is not refused for the generation the round moved to.
+        if offsets.is_empty() {
+            return Ok(());
+        }
         let (member, generation) = match (&self.member, &self.subscription) {
             (Some(m), Some(_)) => (m.member_id.clone(), m.generation),
             _ => (String::new(), -1),

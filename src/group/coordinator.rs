@@ -2,7 +2,8 @@
 //! leave, generations) with opaque member metadata and assignments, so in-process consumers
 //! and network clients can share a group. Calls block the calling thread (join waits for
 //! the other members to rejoin, sync for the leader's assignment), as a broker's delayed
-//! responses would.
+//! responses would; an in-process consumer's calls return at its poll's deadline or wake-up
+//! with the member still in the round, and its next poll resumes them ([`Patience`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -76,6 +77,51 @@ pub struct JoinRequest {
     /// How long a rebalance waits for this member to rejoin (for in-process consumers also
     /// the longest time between polls: `max_poll_interval`).
     pub rebalance_timeout: Duration,
+}
+
+/// How long a call that waits for the rest of the group may block. A network member's call
+/// waits for the round (Kafka's delayed response); an in-process consumer's waits no longer
+/// than its poll may, and returns early when the consumer is woken up, the member still in
+/// the round: its next poll continues the wait ([`Coordinator::resume_join`], or
+/// [`Coordinator::sync`] again).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Patience<'a> {
+    /// Return by then with the round still open.
+    pub(crate) until: Option<Instant>,
+    /// Return once this is raised (the consumer's wake-up flag; it is left raised).
+    pub(crate) woken: Option<&'a AtomicBool>,
+}
+
+impl Patience<'_> {
+    /// Until the round completes, however long that takes.
+    pub(crate) const UNBOUNDED: Patience<'static> = Patience {
+        until: None,
+        woken: None,
+    };
+
+    fn exhausted(&self, now: Instant) -> bool {
+        self.until.is_some_and(|u| now >= u)
+            || self.woken.is_some_and(|w| w.load(Ordering::Acquire))
+    }
+
+    /// `t`, or the deadline if that comes first.
+    fn cap(&self, t: Instant) -> Instant {
+        self.until.map_or(t, |u| t.min(u))
+    }
+}
+
+/// Where a join stands when the call returns.
+#[derive(Debug)]
+pub(crate) enum Joining {
+    /// The round completed.
+    Joined(JoinResponse),
+    /// The caller's patience ran out first. The member is in the round under `member_id`
+    /// (assigned now if it joined as a new member) and counts as rejoined while it waits; it
+    /// continues with [`Coordinator::resume_join`].
+    Waiting {
+        /// This member's id.
+        member_id: String,
+    },
 }
 
 /// One member, as [`crate::Log::describe_group`] shows it.
@@ -241,6 +287,23 @@ impl Group {
             !(gone || session || poll)
         });
         self.members.len() != before
+    }
+
+    /// The topics the members subscribe to, by the chosen protocol's subscriptions (during
+    /// the first rebalance, before one is chosen, by every protocol a member offered). `None`
+    /// when a subscription does not decode: every topic then counts as subscribed.
+    fn subscribed_topics(&self) -> Option<BTreeSet<String>> {
+        let mut topics = BTreeSet::new();
+        for m in self.members.values() {
+            for (_, meta) in m
+                .protocols
+                .iter()
+                .filter(|(n, _)| self.protocol.as_ref().is_none_or(|p| p == n))
+            {
+                topics.extend(Subscription::decode(meta).ok()?.topics);
+            }
+        }
+        Some(topics)
     }
 
     /// Picks the protocol every member supports, by members' votes (Kafka's rule).
@@ -410,13 +473,14 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Joins (or rejoins) a group; blocks until the round completes.
+    /// Joins (or rejoins) a group; blocks until the round completes or `patience` runs out.
     pub(crate) fn join(
         &self,
         req: &JoinRequest,
         notifier: Option<&Arc<Notifier>>,
         liveness: Option<&Arc<MemberSignal>>,
-    ) -> Result<JoinResponse> {
+        patience: Patience<'_>,
+    ) -> Result<Joining> {
         let mut groups = self.groups.lock();
         let generation = self.offsets.generation(&req.group);
         let g = groups
@@ -471,24 +535,61 @@ impl Coordinator {
             m.joined = true;
         }
         self.changed.notify_all();
+        self.await_join(&mut groups, &req.group, member_id, patience)
+    }
+
+    /// Continues a join that returned [`Joining::Waiting`]: counts as a poll of the member,
+    /// and blocks until the round completes or `patience` runs out again. A member whose
+    /// round completed meanwhile gets its response at once (a follower then syncs); one that
+    /// missed a whole round (removed for it) gets [`Error::StaleMember`] and joins anew.
+    pub(crate) fn resume_join(
+        &self,
+        group: &str,
+        member_id: &str,
+        patience: Patience<'_>,
+    ) -> Result<Joining> {
+        let mut groups = self.groups.lock();
+        let g = groups
+            .get_mut(group)
+            .ok_or_else(|| stale(group, member_id, -1, "group removed"))?;
+        let me = g
+            .members
+            .get_mut(member_id)
+            .ok_or_else(|| stale(group, member_id, -1, "removed during the rebalance"))?;
+        let now = Instant::now();
+        me.last_heartbeat = now;
+        me.last_poll = now;
+        // A round completes without the members that had not rejoined, so one still here
+        // either is in the round or completed it; anything else asks for a fresh join.
+        if g.state != GroupState::PreparingRebalance && me.join_generation != g.generation {
+            return Err(stale(group, member_id, -1, "missed a rebalance"));
+        }
+        self.await_join(&mut groups, group, member_id.to_string(), patience)
+    }
+
+    /// Waits, under the coordinator's lock, until `member_id`'s round completes or
+    /// `patience` runs out. The member counts as rejoined throughout, so a round that starts
+    /// while it waits does not wait for it.
+    fn await_join(
+        &self,
+        groups: &mut parking_lot::MutexGuard<'_, HashMap<String, Group>>,
+        group: &str,
+        member_id: String,
+        patience: Patience<'_>,
+    ) -> Result<Joining> {
         loop {
             let now = Instant::now();
             let g = groups
-                .get_mut(&req.group)
-                .ok_or_else(|| stale(&req.group, &member_id, -1, "group removed"))?;
+                .get_mut(group)
+                .ok_or_else(|| stale(group, &member_id, -1, "group removed"))?;
             // A new round started while this call waited: this member is rejoining right now.
             if let Some(me) = g.members.get_mut(&member_id) {
                 me.joined = true;
                 me.last_heartbeat = now;
             }
-            self.upkeep(&req.group, g, now)?;
+            self.upkeep(group, g, now)?;
             let Some(me) = g.members.get(&member_id) else {
-                return Err(stale(
-                    &req.group,
-                    &member_id,
-                    -1,
-                    "removed during the rebalance",
-                ));
+                return Err(stale(group, &member_id, -1, "removed during the rebalance"));
             };
             if g.state != GroupState::PreparingRebalance && me.join_generation == g.generation {
                 let protocol = g.protocol.clone().unwrap_or_default();
@@ -509,31 +610,38 @@ impl Coordinator {
                 } else {
                     Vec::new()
                 };
-                return Ok(JoinResponse {
+                return Ok(Joining::Joined(JoinResponse {
                     generation: g.generation,
                     member_id,
                     leader,
                     protocol,
                     members,
-                });
+                }));
             }
-            let wait_until = g
-                .rebalance_deadline
-                .min(now + CHECK_EVERY)
+            if patience.exhausted(now) {
+                return Ok(Joining::Waiting { member_id });
+            }
+            // The wake-up flag is checked every `CHECK_EVERY`: it does not notify this
+            // condition variable.
+            let wait_until = patience
+                .cap(g.rebalance_deadline.min(now + CHECK_EVERY))
                 .max(now + Duration::from_millis(1));
-            self.changed.wait_until(&mut groups, wait_until);
+            self.changed.wait_until(groups, wait_until);
         }
     }
 
     /// Completes a member's join: the leader hands in every assignment, the others wait for
-    /// theirs. Returns this member's assignment bytes.
+    /// theirs. Returns this member's assignment bytes, or `None` when `patience` ran out
+    /// first (the member calls again, without assignments, to go on waiting). Counts as a
+    /// poll of an in-process member.
     pub(crate) fn sync(
         &self,
         group: &str,
         member_id: &str,
         generation: i32,
         assignments: Option<Vec<(String, Bytes)>>,
-    ) -> Result<Bytes> {
+        patience: Patience<'_>,
+    ) -> Result<Option<Bytes>> {
         let mut groups = self.groups.lock();
         let deadline = {
             let g = groups.get_mut(group).ok_or_else(|| Error::GroupNotFound {
@@ -543,8 +651,10 @@ impl Coordinator {
                 .members
                 .get_mut(member_id)
                 .ok_or_else(|| stale(group, member_id, generation, "unknown member id"))?;
-            m.last_heartbeat = Instant::now();
-            let deadline = Instant::now() + m.rebalance_timeout.max(m.session_timeout);
+            let now = Instant::now();
+            m.last_heartbeat = now;
+            m.last_poll = now;
+            let deadline = now + m.rebalance_timeout.max(m.session_timeout);
             if generation != g.generation {
                 return Err(stale(group, member_id, generation, "illegal generation"));
             }
@@ -587,15 +697,18 @@ impl Coordinator {
                 });
             }
             if g.state == GroupState::Stable {
-                return Ok(m.assignment.clone().unwrap_or_default());
+                return Ok(Some(m.assignment.clone().unwrap_or_default()));
             }
             if now >= deadline {
                 return Err(Error::RebalanceInProgress {
                     group: group.to_string(),
                 });
             }
+            if patience.exhausted(now) {
+                return Ok(None);
+            }
             self.changed
-                .wait_until(&mut groups, deadline.min(now + CHECK_EVERY));
+                .wait_until(&mut groups, patience.cap(deadline.min(now + CHECK_EVERY)));
         }
     }
 
@@ -671,6 +784,33 @@ impl Coordinator {
                 }
                 let _ = self.upkeep(&name, g, now);
             }
+        }
+    }
+
+    /// A topic was created or grew: every consumer group with a member subscribed to it
+    /// rebalances now, so the leader assigns the new partitions (Kafka's leader notices the
+    /// metadata change and rejoins; here the log tells the coordinator directly). The
+    /// members' rebalance signals are raised, so their next poll rejoins without waiting for
+    /// a heartbeat. A group still gathering members is left alone: its leader reads the
+    /// partition counts after the round completes, and the log changed them before this.
+    pub(crate) fn topic_changed(&self, topic: &str) {
+        let mut groups = self.groups.lock();
+        let mut started = false;
+        for g in groups.values_mut() {
+            let settled = matches!(
+                g.state,
+                GroupState::Stable | GroupState::CompletingRebalance
+            );
+            if settled
+                && g.protocol_type.as_deref() == Some("consumer")
+                && g.subscribed_topics().is_none_or(|t| t.contains(topic))
+            {
+                g.start_rebalance();
+                started = true;
+            }
+        }
+        if started {
+            self.changed.notify_all();
         }
     }
 
@@ -785,23 +925,7 @@ impl Coordinator {
                         group: group.to_string(),
                     });
                 }
-                let mut topics = BTreeSet::new();
-                let mut readable = true;
-                for m in g.members.values() {
-                    // The chosen protocol's subscription; during the first rebalance, before
-                    // one is chosen, every protocol the member offered.
-                    for (_, meta) in m
-                        .protocols
-                        .iter()
-                        .filter(|(n, _)| g.protocol.as_ref().is_none_or(|p| p == n))
-                    {
-                        match Subscription::decode(meta) {
-                            Ok(s) => topics.extend(s.topics),
-                            Err(_) => readable = false,
-                        }
-                    }
-                }
-                readable.then_some(topics)
+                g.subscribed_topics()
             }
             _ => Some(BTreeSet::new()),
         };

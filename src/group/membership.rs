@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::coordinator::{JoinRequest, JoinResponse};
+use super::coordinator::{JoinRequest, JoinResponse, Joining, Patience};
 use super::offsets::OffsetAndMetadata;
 use crate::error::{Error, Result};
 use crate::{Log, TopicPartition};
@@ -50,7 +50,17 @@ impl Log {
                 "a member must offer at least one protocol",
             ));
         }
-        self.inner.coordinator().join(request, None, None)
+        match self
+            .inner
+            .coordinator()
+            .join(request, None, None, Patience::UNBOUNDED)?
+        {
+            Joining::Joined(response) => Ok(response),
+            // Without a deadline or a wake-up flag the wait ends only with the round.
+            Joining::Waiting { .. } => Err(Error::RebalanceInProgress {
+                group: request.group.clone(),
+            }),
+        }
     }
 
     /// Completes a join: the leader passes every member's assignment, the others `None`.
@@ -71,7 +81,18 @@ impl Log {
         self.inner.check_writable()?;
         self.inner
             .coordinator()
-            .sync(group, member_id, generation, assignments)
+            .sync(
+                group,
+                member_id,
+                generation,
+                assignments,
+                Patience::UNBOUNDED,
+            )?
+            // Without a deadline or a wake-up flag the wait ends with the assignment or an
+            // error.
+            .ok_or_else(|| Error::RebalanceInProgress {
+                group: group.to_string(),
+            })
     }
 
     /// Tells the coordinator the member is alive. An error tells it to rejoin.

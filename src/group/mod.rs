@@ -21,6 +21,10 @@ impl crate::log::services::Service for coordinator::Coordinator {
         coordinator::Coordinator::tick(self);
     }
 
+    fn topic_changed(&self, topic: &str) {
+        coordinator::Coordinator::topic_changed(self, topic);
+    }
+
     fn close(&self) {
         self.wake_all();
     }

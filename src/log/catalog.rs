@@ -222,7 +222,7 @@ impl Log {
                 format!("must be 1 to {MAX_PARTITIONS}, not {partitions}"),
             ));
         }
-        let _g = self.inner.catalog.lock();
+        let catalog = self.inner.catalog.lock();
         if self.inner.topics.read().contains_key(name) {
             return Err(Error::TopicAlreadyExists {
                 topic: name.to_string(),
@@ -261,6 +261,10 @@ impl Log {
             .topics
             .write()
             .insert(name.to_string(), Arc::new(Topic::new(tname, config, parts)));
+        drop(catalog);
+        // After the catalog lock: the services take their own locks, and a group that
+        // subscribed to the name before the topic existed rebalances to read it.
+        self.inner.services.topic_changed(name);
         Ok(())
     }
 
@@ -355,7 +359,10 @@ impl Log {
         Ok(())
     }
 
-    /// Grows a topic to `total` partitions (partitions are never removed).
+    /// Grows a topic to `total` partitions (partitions are never removed). Consumer groups
+    /// subscribed to the topic rebalance at once, so their members read the new partitions
+    /// from their next poll on (from where their `auto_offset_reset` says, as for any
+    /// partition without a committed offset).
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] when `total` is not larger than the current count;
@@ -369,7 +376,7 @@ impl Log {
                 operation: "add partitions",
             });
         }
-        let _g = self.inner.catalog.lock();
+        let catalog = self.inner.catalog.lock();
         let t = self.inner.topic(name)?;
         let current = t.partition_count();
         if total > MAX_PARTITIONS {
@@ -397,6 +404,10 @@ impl Log {
             },
         )?;
         t.partitions.write().extend(new);
+        drop(catalog);
+        // The new partitions are in the topic before the groups hear of it, so a leader that
+        // assigns after this reads the new count.
+        self.inner.services.topic_changed(name);
         Ok(())
     }
 

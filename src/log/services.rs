@@ -1,7 +1,8 @@
 //! The parts above the log that the log drives without naming them. The group coordinator
 //! (and, later, a transaction coordinator) registers here when it starts; the flusher ticks
-//! each registered service (session deadlines) and a close wakes whatever waits on them.
-//! Code above the log finds its own service by type.
+//! each registered service (session deadlines), the topic admin tells each of a topic that
+//! appeared or grew, and a close wakes whatever waits on them. Code above the log finds its
+//! own service by type.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -12,6 +13,11 @@ use parking_lot::RwLock;
 pub(crate) trait Service: Any + Send + Sync {
     /// Called on each flusher tick: expire what passed its deadline.
     fn tick(&self);
+    /// Called after `topic` was created or grew, once its new partitions are readable: a
+    /// group subscribed to it rebalances, as Kafka's does when the metadata changes.
+    fn topic_changed(&self, topic: &str) {
+        let _ = topic;
+    }
     /// Called once when the log closes: wake every caller waiting on the service.
     fn close(&self);
 }
@@ -47,6 +53,13 @@ impl Services {
     pub(crate) fn tick_all(&self) {
         for s in self.list.read().iter() {
             s.tick();
+        }
+    }
+
+    /// Tells every service that `topic` was created or grew.
+    pub(crate) fn topic_changed(&self, topic: &str) {
+        for s in self.list.read().iter() {
+            s.topic_changed(topic);
         }
     }
 
