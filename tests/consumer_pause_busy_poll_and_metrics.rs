@@ -15,6 +15,18 @@ fn tp(p: i32) -> TopicPartition {
     TopicPartition::new("t", p)
 }
 
+/// Polls until `done` holds of the consumer (or gives up after about 4 s; the caller's
+/// assertions then say what was missing).
+fn poll_until(c: &mut Consumer, done: impl Fn(&Consumer) -> bool) -> topiclog::Result<()> {
+    for _ in 0..400 {
+        c.poll(Duration::from_millis(10))?;
+        if done(c) {
+            break;
+        }
+    }
+    Ok(())
+}
+
 fn offsets(c: &mut Consumer, wait: Duration) -> TestResult<Vec<(i32, i64)>> {
     Ok(c.poll(wait)?
         .iter()
@@ -104,12 +116,7 @@ fn a_rebalance_drops_the_pauses_of_revoked_partitions() -> TestResult {
     group.enable_auto_commit = false;
     let mut a = log.consumer(group.clone())?;
     a.subscribe(&["t"])?;
-    for _ in 0..200 {
-        a.poll(Duration::from_millis(10))?;
-        if a.assignment().len() == 2 {
-            break;
-        }
-    }
+    poll_until(&mut a, |c| c.assignment().len() == 2)?;
     a.pause(&[tp(0), tp(1)])?;
     let generation = a.group_generation().ok_or("not in the group")?.1;
     // A second member joins: the rebalance revokes both partitions of `a`, and their pauses.
@@ -117,20 +124,12 @@ fn a_rebalance_drops_the_pauses_of_revoked_partitions() -> TestResult {
     let b = std::thread::spawn(move || -> topiclog::Result<Consumer> {
         let mut b = b_log.consumer(group)?;
         b.subscribe(&["t"])?;
-        for _ in 0..400 {
-            b.poll(Duration::from_millis(10))?;
-            if b.assignment().len() == 1 {
-                break;
-            }
-        }
+        poll_until(&mut b, |c| c.assignment().len() == 1)?;
         Ok(b)
     });
-    for _ in 0..400 {
-        a.poll(Duration::from_millis(10))?;
-        if a.group_generation().is_some_and(|g| g.1 > generation) && a.assignment().len() == 1 {
-            break;
-        }
-    }
+    poll_until(&mut a, |c| {
+        c.group_generation().is_some_and(|g| g.1 > generation) && c.assignment().len() == 1
+    })?;
     let b = b.join().expect("member b")?;
     assert_eq!(a.assignment().len(), 1);
     assert!(
@@ -144,12 +143,7 @@ fn a_rebalance_drops_the_pauses_of_revoked_partitions() -> TestResult {
         assigned: Arc::clone(&count),
     });
     b.close()?;
-    for _ in 0..400 {
-        a.poll(Duration::from_millis(10))?;
-        if a.assignment().len() == 2 {
-            break;
-        }
-    }
+    poll_until(&mut a, |c| c.assignment().len() == 2)?;
     assert!(count.load(std::sync::atomic::Ordering::SeqCst) >= 1);
     assert_eq!(a.paused(), BTreeSet::from([tp(0), tp(1)]));
     Ok(())
@@ -266,12 +260,7 @@ fn metrics_count_rebalances_and_their_duration() -> TestResult {
     cfg.enable_auto_commit = false;
     let mut c = log.consumer(cfg)?;
     c.subscribe(&["t"])?;
-    for _ in 0..200 {
-        c.poll(Duration::from_millis(10))?;
-        if c.assignment().len() == 2 {
-            break;
-        }
-    }
+    poll_until(&mut c, |c| c.assignment().len() == 2)?;
     let m = c.metrics();
     assert_eq!(m.rebalance_total, 1);
     let avg = m.rebalance_latency_avg.ok_or("no rebalance time")?;
