@@ -159,7 +159,10 @@ pub use log::{
 };
 pub use partition::read::ReadResult;
 pub use partition::{AppendResult, Damage, PartitionRecovery, PartitionStats};
-pub use producer::{Producer, ProducerConfig, ProducerRecord, Receipt, RecordMetadata};
+pub use producer::{
+    DefaultPartitioner, Partitioner, Producer, ProducerConfig, ProducerRecord, Receipt,
+    RecordMetadata,
+};
 pub use record::{
     Batch, BatchBuilder, BatchHeader, Batches, Compression, Header, Record, RecordIter, RecordRef,
     Records, StoredRecord, TimestampType,

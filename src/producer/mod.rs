@@ -20,9 +20,11 @@ use crate::partition::producer_state::IdHasher;
 use crate::record::Record;
 
 mod config;
+mod partitioner;
 mod queues;
 
 pub use config::{ProducerConfig, ProducerRecord};
+pub use partitioner::{DefaultPartitioner, Partitioner};
 use queues::{Batch, Entry, Key, Queues, estimate};
 
 /// Where a record was stored.
@@ -431,13 +433,28 @@ impl ProducerInner {
         Ok((r.topic.clone(), self.partition_of(r)?))
     }
 
-    /// The record's partition: its own, or Kafka's default partitioner's choice.
+    /// The record's partition: its own, the configured partitioner's choice (checked against
+    /// the topic's partition count), or Kafka's default partitioner's.
     fn partition_of(&self, r: &ProducerRecord) -> Result<i32> {
         if let Some(p) = r.partition {
             return Ok(p);
         }
-        let size = r.record.value.as_ref().map_or(0, Bytes::len);
-        crate::log::partition_for(&self.log, &r.topic, r.record.key.as_deref(), size)
+        let key = r.record.key.as_deref();
+        let Some(partitioner) = &self.config.partitioner else {
+            let size = r.record.value.as_ref().map_or(0, Bytes::len);
+            return crate::log::partition_for(&self.log, &r.topic, key, size);
+        };
+        let partitions = crate::log::partition_count(&self.log, &r.topic)?;
+        let p = partitioner.partition(&r.topic, key, r.record.value.as_deref(), partitions);
+        if (0..partitions).contains(&p) {
+            Ok(p)
+        } else {
+            Err(Error::PartitionerOutOfRange {
+                topic: r.topic.clone(),
+                partition: p,
+                partitions,
+            })
+        }
     }
 
     /// Adds a record to its partition's last batch (or a new one past `batch.size`), waiting
