@@ -127,6 +127,7 @@ mod group;
 mod io;
 mod layout;
 mod log;
+mod metrics;
 mod open;
 mod partition;
 mod producer;
@@ -160,8 +161,8 @@ pub use log::{
 pub use partition::read::ReadResult;
 pub use partition::{AppendResult, Damage, PartitionRecovery, PartitionStats};
 pub use producer::{
-    DefaultPartitioner, Partitioner, Producer, ProducerConfig, ProducerRecord, Receipt,
-    RecordMetadata,
+    DefaultPartitioner, Partitioner, Producer, ProducerConfig, ProducerMetrics, ProducerRecord,
+    Receipt, RecordMetadata,
 };
 pub use record::{
     Batch, BatchBuilder, BatchHeader, Batches, Compression, Header, Record, RecordIter, RecordRef,
