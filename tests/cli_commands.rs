@@ -378,6 +378,17 @@ fn perf_produce_and_consume_report_rates() -> TestResult {
             && line.contains("p99 latency"),
         "{line}"
     );
+    // Then the producer's metrics, a line each with its unit.
+    for metric in [
+        "record-send-total        20000 records",
+        "batch-total              40 batches",
+        "records-per-batch-avg    500.0 records",
+        "request-latency-p99 ",
+        "record-error-total       0 records",
+        "buffer-available-bytes   33554432 bytes",
+    ] {
+        assert!(line.contains(metric), "{metric} in {line}");
+    }
     let line = ok(d, &["perf", "consume", "p", "--records", "20000"], None)?;
     assert!(line.starts_with("20000 records read,"), "{line}");
     fails(d, &["perf", "consume", "p", "--records", "30000"])?;
