@@ -183,3 +183,21 @@ fn failures_count_once_per_record_whichever_way_it_was_sent() -> TestResult {
     assert!(m.record_error_rate > 0.0 || m.window.is_zero());
     Ok(())
 }
+
+#[test]
+fn single_sends_are_timed_one_in_eight_per_thread_from_the_first() -> TestResult {
+    let log = TempLog::with_topic("t", 1)?;
+    let producer = log.producer(ProducerConfig::default())?;
+    let p = producer.clone();
+    std::thread::spawn(move || p.send(ProducerRecord::new("t", "first")))
+        .join()
+        .map_err(|_| "the sending thread panicked")??;
+    let m = producer.metrics();
+    assert_eq!(m.batch_total, 1);
+    assert!(
+        m.request_latency_max > Duration::ZERO,
+        "a thread's first send is timed"
+    );
+    assert_eq!(m.request_latency_p50, m.request_latency_max, "one sample");
+    Ok(())
+}
