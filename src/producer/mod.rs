@@ -212,6 +212,7 @@ impl Producer {
     }
 
     /// [`Producer::send`], without counting its failure.
+    #[inline]
     fn send_one(&self, record: ProducerRecord) -> Result<RecordMetadata> {
         let partition = self.inner.partition_of(&record)?;
         if self.inner.closed.load(Ordering::Acquire) {
@@ -463,10 +464,16 @@ impl ProducerInner {
 
     /// The record's partition: its own, the configured partitioner's choice (checked against
     /// the topic's partition count), or Kafka's default partitioner's.
+    #[inline]
     fn partition_of(&self, r: &ProducerRecord) -> Result<i32> {
-        if let Some(p) = r.partition {
-            return Ok(p);
+        match r.partition {
+            Some(p) => Ok(p),
+            None => self.choose_partition(r),
         }
+    }
+
+    /// [`ProducerInner::partition_of`] for a record that names no partition.
+    fn choose_partition(&self, r: &ProducerRecord) -> Result<i32> {
         let key = r.record.key.as_deref();
         let Some(partitioner) = &self.config.partitioner else {
             let size = r.record.value.as_ref().map_or(0, Bytes::len);
