@@ -4,10 +4,10 @@
 //! The send path only adds to relaxed atomic counters and one bucket of a lock-free
 //! histogram (see `crate::metrics`); the rates, averages and quantiles are worked out when
 //! [`Producer::metrics`] is called. Timing a batch takes two reads of the monotonic clock,
-//! about 40 ns each on the machine behind `BENCHMARKS.md` against 700-900 ns for a whole
+//! about 40 ns each on the machine behind `BENCHMARKS.md` against 500-900 ns for a whole
 //! single-record `send` there: so every batch of several records is timed, but only one
 //! single-record batch in [`SAMPLE`] per thread (the latency quantiles are then those of a
-//! sample, which at any useful count of sends is the same distribution).
+//! systematic sample, which tracks the whole once there are a few hundred sends).
 //!
 //! [`Producer::metrics`]: crate::Producer::metrics
 
