@@ -323,6 +323,21 @@ pub enum Error {
         waited: std::time::Duration,
     },
 
+    /// A producer's [`Partitioner`](crate::Partitioner) chose a partition the topic does not
+    /// have (outside `0..partitions`). The record was not sent.
+    #[error(
+        "the producer's partitioner chose partition {partition} of topic '{topic}', which has \
+         {partitions} partition(s)"
+    )]
+    PartitionerOutOfRange {
+        /// The topic name.
+        topic: String,
+        /// The partition the partitioner returned.
+        partition: i32,
+        /// How many partitions the topic has.
+        partitions: i32,
+    },
+
     /// Records a producer sent with `send_async` failed; each one's [`crate::Receipt`] holds
     /// its own error.
     #[error("{failed} record(s) failed to send; the first: {first}")]
@@ -396,10 +411,12 @@ impl Error {
         match self {
             Error::ChecksumMismatch { .. } | Error::Corrupt { .. } => 2, // CORRUPT_MESSAGE
             Error::OffsetOutOfRange { .. } => 1,                         // OFFSET_OUT_OF_RANGE
-            Error::TopicNotFound { .. } | Error::PartitionNotFound { .. } => 3, // UNKNOWN_TOPIC_OR_PARTITION
-            Error::RecordTooLarge { .. } => 10,                                 // MESSAGE_TOO_LARGE
-            Error::InvalidTopicName { .. } => 17, // INVALID_TOPIC_EXCEPTION
-            Error::InvalidTimestamp { .. } => 32, // INVALID_TIMESTAMP
+            Error::TopicNotFound { .. }
+            | Error::PartitionNotFound { .. }
+            | Error::PartitionerOutOfRange { .. } => 3, // UNKNOWN_TOPIC_OR_PARTITION
+            Error::RecordTooLarge { .. } => 10,                          // MESSAGE_TOO_LARGE
+            Error::InvalidTopicName { .. } => 17,                        // INVALID_TOPIC_EXCEPTION
+            Error::InvalidTimestamp { .. } => 32,                        // INVALID_TIMESTAMP
             Error::StaleMember { reason, .. } if reason.contains("generation") => 22, // ILLEGAL_GENERATION
             Error::StaleMember { .. } => 25, // UNKNOWN_MEMBER_ID
             Error::RebalanceInProgress { .. } => 27, // REBALANCE_IN_PROGRESS

@@ -33,6 +33,7 @@
 //! | open a directory, create and describe topics | [`Log`], [`LogOptions`], [`TopicConfig`] |
 //! | append to and read one partition you chose | [`Log::partition`] → [`PartitionHandle`] |
 //! | send records to a topic as Kafka's producer does (key → partition, batching, idempotence) | [`Log::producer`] → [`Producer`] |
+//! | choose partitions yourself, or see what a producer sent, how fast and how long it took | [`Partitioner`], [`Producer::metrics`] → [`ProducerMetrics`] |
 //! | read topics as Kafka's consumer does, alone or in a group, with committed offsets | [`Log::consumer`] → [`Consumer`] |
 //! | see and manage consumer groups | [`Log::list_groups`], [`Log::describe_group`], [`Log::reset_group_offsets`] |
 //! | know what an open found after a crash | [`Log::recovery_report`] |
@@ -40,8 +41,8 @@
 //! | choose what an acknowledged append survives | [`FlushPolicy`] |
 //!
 //! Producers, consumers and groups are built on the partitions: a [`Producer`] picks a
-//! partition per record (murmur2 of the key, sticky placement for keyless records) and appends
-//! batches; a [`Consumer`] reads from positions it keeps per partition and commits them to the
+//! partition per record (murmur2 of the key, sticky placement for keyless records, or your
+//! [`Partitioner`]) and appends batches; a [`Consumer`] reads from positions it keeps per partition and commits them to the
 //! internal `__consumer_offsets` topic, in Kafka's record format, so a group resumes where it
 //! stopped after a restart. `ARCHITECTURE.md` walks the write and read paths, recovery and what
 //! each fsync guarantees; `docs/format.md` the bytes on disk; `docs/durability.md` what each
@@ -127,6 +128,7 @@ mod group;
 mod io;
 mod layout;
 mod log;
+mod metrics;
 mod open;
 mod partition;
 mod producer;
@@ -159,7 +161,10 @@ pub use log::{
 };
 pub use partition::read::ReadResult;
 pub use partition::{AppendResult, Damage, PartitionRecovery, PartitionStats};
-pub use producer::{Producer, ProducerConfig, ProducerRecord, Receipt, RecordMetadata};
+pub use producer::{
+    DefaultPartitioner, Partitioner, Producer, ProducerConfig, ProducerMetrics, ProducerRecord,
+    Receipt, RecordMetadata,
+};
 pub use record::{
     Batch, BatchBuilder, BatchHeader, Batches, Compression, Header, Record, RecordIter, RecordRef,
     Records, StoredRecord, TimestampType,

@@ -378,15 +378,29 @@ fn perf_produce_and_consume_report_rates() -> TestResult {
             && line.contains("p99 latency"),
         "{line}"
     );
+    // Then the producer's metrics, a line each with its unit.
+    for metric in [
+        "record-send-total        20000 records",
+        "batch-total              40 batches",
+        "records-per-batch-avg    500.0 records",
+        "request-latency-p99 ",
+        "record-error-total       0 records",
+        "buffer-available-bytes   33554432 bytes",
+    ] {
+        assert!(line.contains(metric), "{metric} in {line}");
+    }
     let out = ok(d, &["perf", "consume", "p", "--records", "20000"], None)?;
     assert!(out.starts_with("20000 records read,"), "{out}");
     // The consumer's metrics follow, with units.
-    assert!(
-        out.contains("records-consumed-total   20000 records")
-            && out.contains("records-lag-max          0 records")
-            && out.contains("time-between-poll-avg"),
-        "{out}"
-    );
+    for metric in [
+        "records-consumed-total   20000 records",
+        "records-lag-max          0 records",
+        "records-lag p-1  0 records",
+        "time-between-poll-avg    ",
+        "rebalance-total          0 rebalances",
+    ] {
+        assert!(out.contains(metric), "{metric} in {out}");
+    }
     fails(d, &["perf", "consume", "p", "--records", "30000"])?;
     Ok(())
 }

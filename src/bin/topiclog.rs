@@ -22,9 +22,8 @@ use std::fmt::Write as _;
 use bytes::Bytes;
 use clap::{Args, Parser, Subcommand};
 use topiclog::{
-    Batch, BatchBuilder, Batches, Compression, ConsumerConfig, Error, FlushPolicy, Log, LogOptions,
-    OffsetReset, OffsetSpec, ProducerConfig, ProducerRecord, TopicConfig, TopicPartition,
-    is_internal_topic,
+    Batch, Batches, Compression, ConsumerConfig, Error, FlushPolicy, Log, LogOptions, OffsetReset,
+    OffsetSpec, ProducerConfig, ProducerRecord, TopicConfig, TopicPartition, is_internal_topic,
 };
 
 #[derive(Parser)]
@@ -156,7 +155,8 @@ enum GroupsCmd {
 
 #[derive(Subcommand)]
 enum PerfCmd {
-    /// Append N records of S bytes in batches of B; report records/s, MB/s and latency.
+    /// Send N records of S bytes through a producer in batches of B; report records/s, MB/s,
+    /// latency and the producer's metrics.
     Produce {
         topic: String,
         #[arg(long)]
@@ -736,46 +736,6 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(i).copied().unwrap_or_default()
 }
 
-/// The consumer's metrics after a `perf consume`, one per line, named as Kafka names them,
-/// with units.
-fn print_consumer_metrics(m: &topiclog::ConsumerMetrics) {
-    let ms = |d: Option<Duration>| {
-        d.map_or_else(
-            || "-".to_string(),
-            |d| format!("{:.3} ms", d.as_secs_f64() * 1e3),
-        )
-    };
-    println!(
-        "consumer metrics (rates over {:.3} s):",
-        m.window.as_secs_f64()
-    );
-    println!(
-        "  records-consumed-total   {} records",
-        m.records_consumed_total
-    );
-    println!(
-        "  bytes-consumed-total     {} bytes (stored batches)",
-        m.bytes_consumed_total
-    );
-    println!(
-        "  records-consumed-rate    {:.1} records/s",
-        m.records_consumed_rate
-    );
-    println!(
-        "  bytes-consumed-rate      {:.2} MB/s",
-        m.bytes_consumed_rate / 1e6
-    );
-    println!(
-        "  records-lag-max          {}",
-        m.records_lag_max
-            .map_or_else(|| "-".to_string(), |l| format!("{l} records"))
-    );
-    println!("  polls                    {}", m.polls);
-    println!("  time-between-poll-avg    {}", ms(m.time_between_poll_avg));
-    println!("  time-between-poll-max    {}", ms(m.time_between_poll_max));
-    println!("  rebalance-total          {}", m.rebalance_total);
-}
-
 fn perf(dir: &Path, c: PerfCmd) -> Out {
     match c {
         PerfCmd::Produce {
@@ -788,31 +748,31 @@ fn perf(dir: &Path, c: PerfCmd) -> Out {
         } => {
             let log = open_rw(dir)?;
             let partitions = log.partition_count(&topic)?;
-            let policy = flush_policy(&flush)?;
-            let handles: Vec<_> = (0..partitions)
-                .map(|p| log.partition(&topic, p))
-                .collect::<Result<_, _>>()?;
-            let codec = compression.unwrap_or(Compression::None);
-            let mut builder = BatchBuilder::new(codec);
+            // Through a producer, the path applications write by: `send` per record for
+            // batches of 1, else `send_batch` of B records to one partition after another
+            // (one stored batch each).
+            let mut cfg = ProducerConfig::default();
+            cfg.compression = compression;
+            cfg.flush_policy = flush_policy(&flush)?;
+            let producer = log.producer(cfg)?;
             let value: Vec<u8> = (0..record_size).map(|i| b'a' + (i % 26) as u8).collect();
+            let value = Bytes::from(value);
             let batch = batch.max(1) as u64;
             let started = Instant::now();
             let mut last_report = Instant::now();
             let mut latencies = Vec::new();
-            let (mut sent, mut n) = (0u64, 0usize);
+            let (mut sent, mut n) = (0u64, 0i32);
             while sent < records {
                 let k = batch.min(records - sent);
-                for _ in 0..k {
-                    builder.push(None, Some(&value), &[], 0)?;
-                }
-                let h = handles
-                    .get(n % handles.len())
-                    .ok_or_else(|| Fail("no partitions".into()))?;
-                n += 1;
+                let partition = n % partitions.max(1);
+                n = n.wrapping_add(1);
+                let record =
+                    || ProducerRecord::new(topic.clone(), value.clone()).partition(partition);
                 let t = Instant::now();
-                h.append_builder(&mut builder)?;
-                if policy == Some(FlushPolicy::EveryBatch) {
-                    h.flush()?;
+                if k == 1 {
+                    producer.send(record())?;
+                } else {
+                    producer.send_batch((0..k).map(|_| record()).collect())?;
                 }
                 latencies.push(t.elapsed());
                 sent += k;
@@ -834,6 +794,9 @@ fn perf(dir: &Path, c: PerfCmd) -> Out {
                 percentile(&latencies, 0.99).as_secs_f64() * 1e3,
                 latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
             );
+            // The producer's own metrics, one per line with its unit (rates over the run).
+            println!("{}", producer.metrics());
+            producer.close()?;
             log.close()?;
         }
         PerfCmd::Consume { topic, records } => {
@@ -879,7 +842,8 @@ fn perf(dir: &Path, c: PerfCmd) -> Out {
                 got as f64 / secs,
                 bytes as f64 / secs / 1e6
             );
-            print_consumer_metrics(&consumer.metrics());
+            // The consumer's own metrics, one per line with its unit (rates over the run).
+            print!("{}", consumer.metrics());
             if got < records {
                 return Err(Fail(format!("only {got} of {records} records exist")));
             }

@@ -8,6 +8,7 @@
 #![allow(clippy::cast_precision_loss)]
 
 use std::cell::Cell;
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::TopicPartition;
@@ -59,6 +60,92 @@ pub struct ConsumerMetrics {
     pub rebalance_latency_max: Option<Duration>,
     /// Time since the last one completed (`last-rebalance-seconds-ago`).
     pub last_rebalance_ago: Option<Duration>,
+}
+
+impl fmt::Display for ConsumerMetrics {
+    /// One metric a line, Kafka's name first, with its unit (`-` for one not known yet); the
+    /// lag of each partition after the maximum.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = |d: Option<Duration>| {
+            d.map_or_else(
+                || "-".to_string(),
+                |d| format!("{:.3} ms", d.as_secs_f64() * 1e3),
+            )
+        };
+        let records =
+            |n: Option<i64>| n.map_or_else(|| "-".to_string(), |n| format!("{n} records"));
+        let w = self.window.as_secs_f64();
+        writeln!(
+            f,
+            "records-consumed-total   {} records",
+            self.records_consumed_total
+        )?;
+        writeln!(
+            f,
+            "records-consumed-rate    {:.1} records/s (over {w:.3} s)",
+            self.records_consumed_rate
+        )?;
+        writeln!(
+            f,
+            "bytes-consumed-total     {} bytes",
+            self.bytes_consumed_total
+        )?;
+        writeln!(
+            f,
+            "bytes-consumed-rate      {:.1} MB/s",
+            self.bytes_consumed_rate / 1e6
+        )?;
+        writeln!(
+            f,
+            "records-lag-max          {}",
+            records(self.records_lag_max)
+        )?;
+        for (tp, lag) in &self.records_lag {
+            writeln!(
+                f,
+                "records-lag {}-{}  {}",
+                tp.topic,
+                tp.partition,
+                records(*lag)
+            )?;
+        }
+        writeln!(
+            f,
+            "poll-total               {} polls (in the window)",
+            self.polls
+        )?;
+        writeln!(
+            f,
+            "time-between-poll-avg    {}",
+            ms(self.time_between_poll_avg)
+        )?;
+        writeln!(
+            f,
+            "time-between-poll-max    {}",
+            ms(self.time_between_poll_max)
+        )?;
+        writeln!(f, "last-poll-seconds-ago    {}", ms(self.last_poll_ago))?;
+        writeln!(
+            f,
+            "rebalance-total          {} rebalances",
+            self.rebalance_total
+        )?;
+        writeln!(
+            f,
+            "rebalance-latency-avg    {}",
+            ms(self.rebalance_latency_avg)
+        )?;
+        writeln!(
+            f,
+            "rebalance-latency-max    {}",
+            ms(self.rebalance_latency_max)
+        )?;
+        writeln!(
+            f,
+            "last-rebalance-seconds-ago {}",
+            ms(self.last_rebalance_ago)
+        )
+    }
 }
 
 /// What a consumer counts as it polls.

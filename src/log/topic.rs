@@ -70,7 +70,7 @@ pub(crate) struct Sticky {
 const STICKY_SWITCH_BYTES: u64 = 16 * 1024;
 
 impl Sticky {
-    fn new() -> Sticky {
+    pub(crate) fn new() -> Sticky {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0x2545_f491, |d| d.as_nanos() as u64)

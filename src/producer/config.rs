@@ -1,12 +1,15 @@
 //! What a producer is given: its settings ([`ProducerConfig`]) and the records it sends
 //! ([`ProducerRecord`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use crate::config::FlushPolicy;
 use crate::record::{Compression, Header, Record};
+
+use super::partitioner::Partitioner;
 
 /// Producer settings. Unset fields take Kafka's producer defaults; [`Log::producer`] checks
 /// them.
@@ -50,6 +53,11 @@ pub struct ProducerConfig {
     /// `close(timeout)`; Kafka's `close()` waits without bound). Default 60 s; zero sends
     /// nothing more.
     pub close_timeout: Duration,
+    /// Kafka's `partitioner.class`: picks the partition of each record sent without one.
+    /// `None` (the default) places records as Kafka's Java client does: murmur2 of the key
+    /// ([`partition_for_key`](crate::partition_for_key)), keyless records sticky per topic.
+    /// See [`Partitioner`] and [`ProducerConfig::partitioner`].
+    pub partitioner: Option<Arc<dyn Partitioner>>,
 }
 
 impl Default for ProducerConfig {
@@ -64,7 +72,26 @@ impl Default for ProducerConfig {
             buffer_memory: 32 << 20,
             max_block: Duration::from_mins(1),
             close_timeout: Duration::from_mins(1),
+            partitioner: None,
         }
+    }
+}
+
+impl ProducerConfig {
+    /// Sets the [`Partitioner`] that picks the partition of records sent without one (Kafka's
+    /// `partitioner.class`); records that name a partition skip it. Default: none, Kafka's
+    /// own placement.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use topiclog::{DefaultPartitioner, ProducerConfig};
+    /// let config = ProducerConfig::default().partitioner(Arc::new(DefaultPartitioner::new()));
+    /// assert!(config.partitioner.is_some());
+    /// ```
+    #[must_use]
+    pub fn partitioner(mut self, partitioner: Arc<dyn Partitioner>) -> Self {
+        self.partitioner = Some(partitioner);
+        self
     }
 }
 
@@ -73,7 +100,8 @@ impl Default for ProducerConfig {
 pub struct ProducerRecord {
     /// Topic.
     pub topic: String,
-    /// Partition; `None` lets the partitioner choose (murmur2 of the key, sticky when keyless).
+    /// Partition; `None` lets the producer's partitioner choose (by default murmur2 of the
+    /// key, sticky when keyless).
     pub partition: Option<i32>,
     /// The record.
     pub record: Record,
