@@ -48,6 +48,24 @@ fn poll_until(
     Ok(read)
 }
 
+/// A 30 s poll that another thread wakes after 200 ms returns `Err(WokenUp)` promptly.
+fn woken_from_another_thread(c: &mut Consumer) {
+    let wakeup = c.wakeup_handle();
+    let waker = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        wakeup.wakeup();
+    });
+    let started = Instant::now();
+    let woken = c.poll(Duration::from_secs(30));
+    let took = started.elapsed();
+    waker.join().expect("the waker panicked");
+    assert!(matches!(woken, Err(Error::WokenUp)), "{woken:?}");
+    assert!(
+        took < PROMPT + Duration::from_millis(200),
+        "the woken poll took {took:?}"
+    );
+}
+
 fn id(c: &Consumer) -> TestResult<String> {
     Ok(c.group_generation().ok_or("not a member")?.0)
 }
@@ -86,20 +104,7 @@ fn a_poll_waiting_for_a_slow_member_returns_at_its_timeout_and_on_wakeup() -> Te
     );
 
     // A long poll in the same rebalance ends at a wake-up from another thread.
-    let wakeup = a.wakeup_handle();
-    let waker = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(200));
-        wakeup.wakeup();
-    });
-    let started = Instant::now();
-    let woken = a.poll(Duration::from_secs(30));
-    let took = started.elapsed();
-    waker.join().expect("the waker panicked");
-    assert!(matches!(woken, Err(Error::WokenUp)), "{woken:?}");
-    assert!(
-        took < PROMPT + Duration::from_millis(200),
-        "the woken poll took {took:?}"
-    );
+    woken_from_another_thread(&mut a);
     // Neither poll cost A its place in the round.
     assert_eq!(log.describe_group("g")?.members.len(), 3);
 
@@ -156,20 +161,7 @@ fn a_follower_waiting_for_the_leaders_assignment_returns_at_its_timeout_and_on_w
         GroupState::CompletingRebalance
     );
     // C waits for it too, until woken.
-    let wakeup = c.wakeup_handle();
-    let waker = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(200));
-        wakeup.wakeup();
-    });
-    let started = Instant::now();
-    let woken = c.poll(Duration::from_secs(30));
-    let took = started.elapsed();
-    waker.join().expect("the waker panicked");
-    assert!(matches!(woken, Err(Error::WokenUp)), "{woken:?}");
-    assert!(
-        took < PROMPT + Duration::from_millis(200),
-        "the woken poll took {took:?}"
-    );
+    woken_from_another_thread(&mut c);
     let d = log.describe_group("g")?;
     assert_eq!(
         (d.state, d.members.len()),
