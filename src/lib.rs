@@ -166,8 +166,8 @@ pub use producer::{
     Receipt, RecordMetadata,
 };
 pub use record::{
-    Batch, BatchBuilder, BatchHeader, Batches, Compression, Header, Record, RecordIter, RecordRef,
-    Records, StoredRecord, TimestampType,
+    Batch, BatchBuilder, BatchHeader, Batches, Compression, ControlRecord, EndTxnMarker, Header,
+    Record, RecordIter, RecordRef, Records, StoredRecord, TimestampType,
 };
 pub use types::TopicPartition;
 pub use wait::Notifier;

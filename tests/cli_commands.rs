@@ -287,10 +287,10 @@ fn dump_log_prints_batches_records_and_checked_indexes() -> TestResult {
         .ok_or("dump-log printed nothing")?
         .split('\t')
         .collect();
-    assert_eq!(first.len(), 10);
+    assert_eq!(first.len(), 12);
     assert_eq!(
-        (first[0], first[1], first[5], first[9]),
-        ("0", "0", "none", "crc-ok")
+        (first[0], first[1], first[5], first[9], first[10], first[11]),
+        ("0", "0", "none", "crc-ok", "-", "-")
     );
     let records = ok(
         d,

@@ -22,8 +22,9 @@ use std::fmt::Write as _;
 use bytes::Bytes;
 use clap::{Args, Parser, Subcommand};
 use topiclog::{
-    Batch, Batches, Compression, ConsumerConfig, Error, FlushPolicy, Log, LogOptions, OffsetReset,
-    OffsetSpec, ProducerConfig, ProducerRecord, TopicConfig, TopicPartition, is_internal_topic,
+    Batch, Batches, Compression, ConsumerConfig, ControlRecord, Error, FlushPolicy, Log,
+    LogOptions, OffsetReset, OffsetSpec, ProducerConfig, ProducerRecord, TopicConfig,
+    TopicPartition, is_internal_topic,
 };
 
 #[derive(Parser)]
@@ -56,7 +57,10 @@ enum Command {
     /// Measure produce or consume throughput.
     #[command(subcommand)]
     Perf(PerfCmd),
-    /// Print the batches of a `.log` file, or the entries of an `.index` / `.timeindex`.
+    /// Print the batches of a `.log` file (position, base and last offset, record count, bytes,
+    /// codec, base and max timestamp, producer id, CRC check, transactional, control), or the
+    /// entries of an `.index` / `.timeindex`. With `--records`, each record; a control batch's
+    /// transaction marker as `endTxnMarker: COMMIT` or `ABORT` with its coordinator epoch.
     DumpLog(DumpArgs),
 }
 
@@ -957,7 +961,7 @@ fn dump_batches(out: &mut impl Write, bytes: Bytes, a: &DumpArgs) -> Out {
         );
         writeln!(
             out,
-            "{pos}\t{}\t{}\t{}\t{}\t{codec}\t{}\t{}\t{}\t{}",
+            "{pos}\t{}\t{}\t{}\t{}\t{codec}\t{}\t{}\t{}\t{}\t{}\t{}",
             h.base_offset,
             h.last_offset(),
             h.record_count,
@@ -965,9 +969,34 @@ fn dump_batches(out: &mut impl Write, bytes: Bytes, a: &DumpArgs) -> Out {
             h.base_timestamp,
             h.max_timestamp,
             h.producer_id,
-            if b.crc_ok() { "crc-ok" } else { "crc-bad" }
+            if b.crc_ok() { "crc-ok" } else { "crc-bad" },
+            if h.is_transactional() {
+                "transactional"
+            } else {
+                "-"
+            },
+            if h.is_control() { "control" } else { "-" },
         )?;
-        if a.records || a.verify {
+        if let Some(control) = b.control_record().filter(|_| a.records || a.verify) {
+            // A control batch's one record: printed as Kafka's DumpLogSegments prints it.
+            match control {
+                Ok(ControlRecord::EndTxn(m)) if a.records => writeln!(
+                    out,
+                    "\t{}\t{}\tendTxnMarker: {} coordinatorEpoch: {}",
+                    h.base_offset,
+                    h.max_timestamp,
+                    if m.commit { "COMMIT" } else { "ABORT" },
+                    m.coordinator_epoch
+                )?,
+                Ok(ControlRecord::Other { kind }) if a.records => writeln!(
+                    out,
+                    "\t{}\t{}\tcontrol record type {kind}",
+                    h.base_offset, h.max_timestamp
+                )?,
+                Ok(_) => {}
+                Err(e) => writeln!(out, "# batch at {pos}: {e}")?,
+            }
+        } else if a.records || a.verify {
             match b.owned_records() {
                 Ok(records) => {
                     for r in records {

@@ -2,6 +2,7 @@
 
 pub(crate) mod batch;
 pub(crate) mod codec;
+pub(crate) mod control;
 #[allow(clippy::module_inception)]
 pub(crate) mod record;
 pub(crate) mod varint;
@@ -10,4 +11,5 @@ pub use batch::{
     Batch, BatchBuilder, BatchHeader, Batches, RecordIter, RecordRef, Records, TimestampType,
 };
 pub use codec::Compression;
+pub use control::{ControlRecord, EndTxnMarker};
 pub use record::{Header, Record, StoredRecord};

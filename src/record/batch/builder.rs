@@ -1,10 +1,10 @@
 //! [`BatchBuilder`]: encodes records into one RecordBatch v2 in place, in a reused buffer.
 
 use super::header::{
-    ATTRIBUTES_OFFSET, BASE_SEQUENCE_OFFSET, BASE_TIMESTAMP_OFFSET, BATCH_HEADER_LEN, CRC_OFFSET,
-    DELETE_HORIZON_BIT, LAST_OFFSET_DELTA_OFFSET, LEADER_EPOCH_OFFSET, LENGTH_OFFSET, LOG_OVERHEAD,
-    MAGIC_OFFSET, MAGIC_V2, MAX_TIMESTAMP_OFFSET, PRODUCER_EPOCH_OFFSET, PRODUCER_ID_OFFSET,
-    RECORD_COUNT_OFFSET, batch_crc, put,
+    ATTRIBUTES_OFFSET, BASE_SEQUENCE_OFFSET, BASE_TIMESTAMP_OFFSET, BATCH_HEADER_LEN, CONTROL_BIT,
+    CRC_OFFSET, DELETE_HORIZON_BIT, LAST_OFFSET_DELTA_OFFSET, LEADER_EPOCH_OFFSET, LENGTH_OFFSET,
+    LOG_OVERHEAD, MAGIC_OFFSET, MAGIC_V2, MAX_TIMESTAMP_OFFSET, PRODUCER_EPOCH_OFFSET,
+    PRODUCER_ID_OFFSET, RECORD_COUNT_OFFSET, TRANSACTIONAL_BIT, batch_crc, put,
 };
 use crate::error::{Error, Result};
 use crate::record::codec::{self, Compression};
@@ -51,6 +51,9 @@ pub struct BatchBuilder {
     finished: bool,
     /// Finished without its CRC ([`BatchBuilder::finish_unchecked`]).
     crc_pending: bool,
+    /// Attribute bits set by the caller: 4 (written inside a transaction) and 5 (a control
+    /// batch, not application data).
+    flags: i16,
 }
 
 impl BatchBuilder {
@@ -73,6 +76,7 @@ impl BatchBuilder {
             delete_horizon: None,
             finished: false,
             crc_pending: false,
+            flags: 0,
         }
     }
 
@@ -97,6 +101,28 @@ impl BatchBuilder {
         self.producer_id = producer_id;
         self.producer_epoch = producer_epoch;
         self.base_sequence = base_sequence;
+    }
+
+    /// Marks the batch as written inside a transaction (attribute bit 4), as a transactional
+    /// producer's batches are. Kept for the next batches until set again.
+    pub fn set_transactional(&mut self, transactional: bool) {
+        self.set_flag(TRANSACTIONAL_BIT, transactional);
+    }
+
+    /// Marks the batch as a control batch (attribute bit 5): its one record is a
+    /// [`ControlRecord`](crate::ControlRecord), such as a transaction's end marker, which
+    /// readers never hand to applications. Kept for the next batches until set again.
+    /// [`EndTxnMarker::batch`](crate::EndTxnMarker::batch) builds a whole marker batch.
+    pub fn set_control(&mut self, control: bool) {
+        self.set_flag(CONTROL_BIT, control);
+    }
+
+    fn set_flag(&mut self, bit: i16, on: bool) {
+        if on {
+            self.flags |= bit;
+        } else {
+            self.flags &= !bit;
+        }
     }
 
     /// Records pushed so far.
@@ -436,7 +462,7 @@ impl BatchBuilder {
         }
         let len = i32::try_from(self.len - LOG_OVERHEAD)
             .map_err(|_| Error::invalid_batch("batch larger than i32::MAX bytes"))?;
-        let mut attributes = i16::from(self.compression.id());
+        let mut attributes = i16::from(self.compression.id()) | self.flags;
         if let Some(h) = self.delete_horizon {
             attributes |= DELETE_HORIZON_BIT;
             if self.count == 0 {
