@@ -211,6 +211,32 @@ pub enum Error {
         current_epoch: i16,
     },
 
+    /// A transactional producer call made in a state that does not allow it: a send or
+    /// commit outside a transaction, `begin_transaction` twice, anything before
+    /// `init_transactions`, or anything but `abort_transaction` after a failed send in the
+    /// transaction. Nothing of the call was applied.
+    #[error("transactional id '{transactional_id}': cannot {operation} while {state}")]
+    InvalidTxnState {
+        /// The producer's transactional id.
+        transactional_id: String,
+        /// The call refused.
+        operation: &'static str,
+        /// The state the producer is in.
+        state: String,
+    },
+
+    /// The transaction was open longer than the producer's `transaction.timeout.ms`: the log
+    /// aborted it. Abort the transaction on the producer to go on; a new one can begin then.
+    #[error(
+        "transactional id '{transactional_id}': the transaction was aborted after {timeout_ms} ms open (transaction.timeout.ms)"
+    )]
+    TransactionTimedOut {
+        /// The producer's transactional id.
+        transactional_id: String,
+        /// The timeout it passed.
+        timeout_ms: u64,
+    },
+
     /// A group call carried a generation or member id the group no longer has (for example a
     /// commit from before a rebalance).
     #[error("group '{group}': member '{member}' with generation {generation} is stale ({reason})")]
@@ -390,6 +416,31 @@ impl Error {
                 max: *max,
             },
             Error::Closed { what } => Error::Closed { what },
+            Error::Fenced {
+                producer_id,
+                epoch,
+                current_epoch,
+            } => Error::Fenced {
+                producer_id: *producer_id,
+                epoch: *epoch,
+                current_epoch: *current_epoch,
+            },
+            Error::InvalidTxnState {
+                transactional_id,
+                operation,
+                state,
+            } => Error::InvalidTxnState {
+                transactional_id: transactional_id.clone(),
+                operation,
+                state: state.clone(),
+            },
+            Error::TransactionTimedOut {
+                transactional_id,
+                timeout_ms,
+            } => Error::TransactionTimedOut {
+                transactional_id: transactional_id.clone(),
+                timeout_ms: *timeout_ms,
+            },
             Error::InvalidTimestamp {
                 timestamp,
                 earliest,
@@ -424,6 +475,8 @@ impl Error {
             Error::InvalidConfig { .. } => 40, // INVALID_CONFIG
             Error::OutOfOrderSequence { .. } => 45, // OUT_OF_ORDER_SEQUENCE_NUMBER
             Error::Fenced { .. } => 47,      // INVALID_PRODUCER_EPOCH
+            Error::InvalidTxnState { .. } => 48, // INVALID_TXN_STATE
+            Error::TransactionTimedOut { .. } => 47, // INVALID_PRODUCER_EPOCH, as Kafka answers
             Error::Io { .. } | Error::Poisoned { .. } | Error::ReadOnly | Error::Closed { .. } => {
                 56
             } // KAFKA_STORAGE_ERROR

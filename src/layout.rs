@@ -160,6 +160,9 @@ pub(crate) enum FileKind {
     TimeIndex,
     /// A producer-state snapshot taken at that offset (`.snapshot`).
     Snapshot,
+    /// The aborted transactions whose ABORT marker lies in the segment (`.txnindex`); only
+    /// segments that hold one have the file, as in Kafka.
+    TxnIndex,
 }
 
 impl FileKind {
@@ -177,6 +180,7 @@ impl FileKind {
             FileKind::Index => "index",
             FileKind::TimeIndex => "timeindex",
             FileKind::Snapshot => "snapshot",
+            FileKind::TxnIndex => "txnindex",
         }
     }
 
@@ -186,6 +190,7 @@ impl FileKind {
             "index" => FileKind::Index,
             "timeindex" => FileKind::TimeIndex,
             "snapshot" => FileKind::Snapshot,
+            "txnindex" => FileKind::TxnIndex,
             _ => return None,
         })
     }
@@ -367,6 +372,7 @@ mod tests {
             FileKind::Index,
             FileKind::TimeIndex,
             FileKind::Snapshot,
+            FileKind::TxnIndex,
         ] {
             let plain = parse_file_name(&file_name(42, kind)).unwrap();
             assert_eq!((plain.base, plain.kind, plain.transient), (42, kind, None));

@@ -134,6 +134,7 @@ mod partition;
 mod producer;
 mod record;
 mod segment;
+mod txn;
 mod types;
 mod wait;
 
@@ -157,10 +158,10 @@ pub use layout::{MAX_TOPIC_NAME_LEN, OFFSETS_TOPIC, validate_topic_name};
 pub use log::topic::{MAX_PARTITIONS, murmur2, partition_for_key};
 pub use log::{
     CommittedPastEnd, Log, LogStats, PartitionDescription, PartitionHandle, RecoveryReport,
-    TopicDescription, is_internal_topic,
+    TopicDescription, TxnCompleted, is_internal_topic,
 };
 pub use partition::read::ReadResult;
-pub use partition::{AppendResult, Damage, PartitionRecovery, PartitionStats};
+pub use partition::{AbortedTxn, AppendResult, Damage, PartitionRecovery, PartitionStats};
 pub use producer::{
     DefaultPartitioner, Partitioner, Producer, ProducerConfig, ProducerMetrics, ProducerRecord,
     Receipt, RecordMetadata,
@@ -169,7 +170,7 @@ pub use record::{
     Batch, BatchBuilder, BatchHeader, Batches, Compression, ControlRecord, EndTxnMarker, Header,
     Record, RecordIter, RecordRef, Records, StoredRecord, TimestampType,
 };
-pub use types::TopicPartition;
+pub use types::{ConsumerGroupMetadata, IsolationLevel, TopicPartition};
 pub use wait::Notifier;
 
 /// A simulated disk for power-loss and fault-injection tests (feature `sim`): not part of the

@@ -8,6 +8,7 @@ use std::path::Path;
 use crate::config::LogOptions;
 use crate::error::Result;
 use crate::group;
+use crate::txn;
 use crate::log::Log;
 
 impl Log {
@@ -61,6 +62,7 @@ impl LogOptions {
     pub fn open(self, dir: impl AsRef<Path>) -> Result<Log> {
         let (log, mut report) = Log::open_storage(dir.as_ref(), self)?;
         group::start(&log.inner, &mut report)?;
+        txn::start(&log.inner, &mut report)?;
         log.finish_open(report)
     }
 }

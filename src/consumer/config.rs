@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::types::IsolationLevel;
 use crate::group::assignor::assignor_by_name;
 
 /// An offset and the timestamp of the record there.
@@ -55,6 +56,10 @@ pub struct ConsumerConfig {
     /// How long a `poll` that found nothing spins, watching for an append, before it parks
     /// its thread. Default zero: it parks at once. See [`ConsumerConfig::busy_poll`].
     pub busy_poll: Duration,
+    /// What `poll` returns of transactions (Kafka's `isolation.level`). Default
+    /// [`IsolationLevel::ReadUncommitted`], as Kafka's; see
+    /// [`ConsumerConfig::isolation_level`].
+    pub isolation_level: IsolationLevel,
 }
 
 impl Default for ConsumerConfig {
@@ -71,6 +76,7 @@ impl Default for ConsumerConfig {
             auto_commit_interval: Duration::from_secs(5),
             max_partition_fetch_bytes: 1 << 20,
             busy_poll: Duration::ZERO,
+            isolation_level: IsolationLevel::ReadUncommitted,
         }
     }
 }
@@ -110,6 +116,23 @@ impl ConsumerConfig {
     #[must_use]
     pub fn busy_poll(mut self, window: Duration) -> Self {
         self.busy_poll = window;
+        self
+    }
+
+    /// Kafka's `isolation.level`. At [`IsolationLevel::ReadCommitted`] a poll returns only
+    /// committed records: it stops at each partition's last stable offset (the first offset
+    /// of its oldest open transaction) and skips the records of aborted transactions;
+    /// `seek_to_end`, `auto_offset_reset = latest` and the lag use the last stable offset.
+    /// Transaction markers are never returned at either level.
+    ///
+    /// ```
+    /// use topiclog::{ConsumerConfig, IsolationLevel};
+    /// let config = ConsumerConfig::group("billing").isolation_level(IsolationLevel::ReadCommitted);
+    /// assert_eq!(config.isolation_level, IsolationLevel::ReadCommitted);
+    /// ```
+    #[must_use]
+    pub fn isolation_level(mut self, level: IsolationLevel) -> Self {
+        self.isolation_level = level;
         self
     }
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::TopicPartition;
+use crate::types::{ConsumerGroupMetadata, IsolationLevel};
 use crate::error::{Error, Result};
 use crate::group::assignor::assignor_by_name;
 use crate::group::coordinator::{JoinRequest, Joining, MemberSignal, Patience};
@@ -275,11 +276,25 @@ impl Consumer {
             .assigned
             .iter()
             .map(|(tp, a)| {
-                let lag = a.position.map(|p| (a.handle.high_watermark() - p).max(0));
+                let lag = a.position.map(|p| (a.handle.readable_end() - p).max(0));
                 (tp.clone(), lag)
             })
             .collect();
         self.metrics.snapshot(lag)
+    }
+
+    /// This consumer's group metadata, for
+    /// [`Producer::send_offsets_to_transaction`](crate::Producer::send_offsets_to_transaction):
+    /// the group, and while a member of it, the member id and generation. `None` without a
+    /// group id.
+    pub fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
+        let group = self.config.group_id.clone()?;
+        Some(match (&self.member, &self.subscription) {
+            (Some(m), Some(_)) => {
+                ConsumerGroupMetadata::member(group, m.generation, m.member_id.clone())
+            }
+            _ => ConsumerGroupMetadata::new(group),
+        })
     }
 
     /// The member id and generation, while a group member.
@@ -361,7 +376,8 @@ impl Consumer {
                 next.insert(tp.clone(), a);
                 continue;
             }
-            let handle = crate::log::handle_for(&self.log, &tp.topic, tp.partition)?;
+            let handle = crate::log::handle_for(&self.log, &tp.topic, tp.partition)?
+                .with_isolation_level(self.config.isolation_level);
             handle.register_notifier(&self.notifier);
             next.insert(
                 tp.clone(),
@@ -861,7 +877,7 @@ impl Consumer {
     /// [`Error::NotAssigned`].
     pub fn seek_to_end(&mut self, partitions: &[TopicPartition]) -> Result<()> {
         for tp in partitions {
-            let end = self.assigned_mut(tp)?.handle.high_watermark();
+            let end = self.assigned_mut(tp)?.handle.readable_end();
             self.seek(tp, end)?;
         }
         Ok(())
@@ -915,8 +931,9 @@ impl Consumer {
         let Some(c) = self.committed(tp)? else {
             return Ok(None);
         };
-        let h = crate::log::handle_for(&self.log, &tp.topic, tp.partition)?;
-        Ok(Some((h.high_watermark() - c.offset).max(0)))
+        let h = crate::log::handle_for(&self.log, &tp.topic, tp.partition)?
+            .with_isolation_level(self.config.isolation_level);
+        Ok(Some((h.readable_end() - c.offset).max(0)))
     }
 
     /// Commits the current position of every assigned partition. With nothing to commit
@@ -1034,7 +1051,7 @@ fn reset(
 ) -> Result<i64> {
     match config.auto_offset_reset {
         OffsetReset::Earliest => Ok(a.handle.log_start_offset()),
-        OffsetReset::Latest => Ok(a.handle.high_watermark()),
+        OffsetReset::Latest => Ok(a.handle.readable_end()),
         OffsetReset::Error => Err(err.unwrap_or_else(|| Error::NoOffset {
             topic: tp.topic.clone(),
             partition: tp.partition,
@@ -1055,6 +1072,13 @@ fn fetch_partition(
     faults: &Faults,
 ) -> Result<Option<PartitionRecords>> {
     let read = a.handle.read_raw(pos, max_bytes)?;
+    // A `read_committed` handle's read stops at the last stable offset and lists the
+    // aborted transactions in range (none for `read_uncommitted`).
+    let limit = match a.handle.isolation_level() {
+        IsolationLevel::ReadCommitted => read.last_stable_offset,
+        IsolationLevel::ReadUncommitted => read.high_watermark,
+    };
+    let aborted = &read.aborted_transactions[..];
     let mut sections = Vec::new();
     let mut next = pos;
     let mut taken = 0usize;
@@ -1071,7 +1095,7 @@ fn fetch_partition(
             let h = BatchHeader::read(head);
             h.validate()?;
             // The read may run past the readable end, and end inside a batch.
-            if h.base_offset >= read.high_watermark {
+            if h.base_offset >= limit {
                 break;
             }
             let end = at + h.size();
@@ -1101,6 +1125,17 @@ fn fetch_partition(
             };
             // Stepped over: the iteration skips these on the same test (`next_batch`).
             if h.is_control() || h.record_count <= 0 || last < pos {
+                next = next.max(last + 1);
+                at = end;
+                continue;
+            }
+            // An aborted transaction's batch: the run ends before it, and the next begins
+            // after it.
+            if crate::partition::read::aborted(aborted, &h) {
+                if let Some(r) = run.take() {
+                    bytes += r.end - r.start;
+                    sections.push(r.section(span, pos));
+                }
                 next = next.max(last + 1);
                 at = end;
                 continue;

@@ -814,6 +814,20 @@ impl Coordinator {
         }
     }
 
+    /// Stores commits inside producer `producer_id`'s transaction, after the same checks as
+    /// [`Coordinator::commit`] (KIP-447: the consumer's group metadata comes with them, so a
+    /// zombie member's offsets are refused). They become visible when the transaction commits.
+    pub(crate) fn commit_txn(
+        &self,
+        group: &str,
+        member_id: &str,
+        generation: i32,
+        producer: (i64, i16),
+        offsets: &[(TopicPartition, OffsetAndMetadata)],
+    ) -> Result<()> {
+        self.commit_as(group, member_id, generation, Some(producer), offsets)
+    }
+
     /// Stores commits after checking the member and generation (generation -1 with an empty
     /// member id is a standalone commit, allowed only while the group has no members).
     pub(crate) fn commit(
@@ -821,6 +835,17 @@ impl Coordinator {
         group: &str,
         member_id: &str,
         generation: i32,
+        offsets: &[(TopicPartition, OffsetAndMetadata)],
+    ) -> Result<()> {
+        self.commit_as(group, member_id, generation, None, offsets)
+    }
+
+    fn commit_as(
+        &self,
+        group: &str,
+        member_id: &str,
+        generation: i32,
+        producer: Option<(i64, i16)>,
         offsets: &[(TopicPartition, OffsetAndMetadata)],
     ) -> Result<()> {
         for (_, om) in offsets {
@@ -855,7 +880,10 @@ impl Coordinator {
             }
             _ => {}
         }
-        self.offsets.commit(group, offsets)?;
+        match producer {
+            Some((id, epoch)) => self.offsets.commit_txn(id, epoch, group, offsets)?,
+            None => self.offsets.commit(group, offsets)?,
+        }
         drop(groups);
         Ok(())
     }

@@ -46,6 +46,10 @@ struct State {
     /// Each group's latest metadata record as the load found it (members included), until
     /// the coordinator takes it to restore the members; later records do not update it.
     loaded: HashMap<String, GroupMetadata>,
+    /// Offsets committed inside a transaction, by producer id: they become the group's
+    /// committed offsets when the transaction's COMMIT marker is written, and are dropped on
+    /// ABORT.
+    pending: HashMap<i64, Vec<(String, TopicPartition, OffsetAndMetadata)>>,
 }
 
 /// The offsets store.
@@ -76,6 +80,15 @@ impl OffsetStore {
                         skipped_groups.extend(groups_named_in(b.as_bytes()));
                         continue;
                     }
+                    let h = b.header();
+                    if h.is_control() {
+                        if let Some(Ok(crate::record::ControlRecord::EndTxn(m))) =
+                            b.control_record()
+                        {
+                            complete(&mut state, h.producer_id, m.commit);
+                        }
+                        continue;
+                    }
                     let Ok(records) = b.owned_records() else {
                         continue;
                     };
@@ -84,7 +97,11 @@ impl OffsetStore {
                         else {
                             continue;
                         };
-                        apply(&mut state, &key, r.value.as_deref());
+                        if h.is_transactional() {
+                            hold(&mut state, h.producer_id, &key, r.value.as_deref());
+                        } else {
+                            apply(&mut state, &key, r.value.as_deref());
+                        }
                     }
                 }
                 offset = next;
@@ -155,6 +172,45 @@ impl OffsetStore {
             g.insert(tp.clone(), om.clone());
         }
         Ok(())
+    }
+
+    /// Stores commits for `group` inside producer `producer_id`'s transaction (one
+    /// transactional batch): they are the group's only once [`OffsetStore::complete_txn`]
+    /// commits them.
+    pub(crate) fn commit_txn(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        group: &str,
+        offsets: &[(TopicPartition, OffsetAndMetadata)],
+    ) -> Result<()> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let Some(p) = &self.partition else {
+            return Err(crate::Error::ReadOnly);
+        };
+        let mut b = BatchBuilder::new(crate::Compression::None);
+        let now = now_ms();
+        for (tp, om) in offsets {
+            let (key, value) = offset_record(group, tp, om);
+            b.push(Some(&key), Some(&value), &[], now)?;
+        }
+        b.set_producer(producer_id, epoch, 0);
+        b.set_transactional(true);
+        p.append_sequenced(b.finish_unchecked()?)?;
+        let mut st = self.state.lock();
+        let held = st.pending.entry(producer_id).or_default();
+        for (tp, om) in offsets {
+            held.push((group.to_string(), tp.clone(), om.clone()));
+        }
+        Ok(())
+    }
+
+    /// Applies (on COMMIT) or drops (on ABORT) the offsets producer `producer_id` committed in
+    /// its transaction, once the marker is written to the offsets partition.
+    pub(crate) fn complete_txn(&self, producer_id: i64, commit: bool) {
+        complete(&mut self.state.lock(), producer_id, commit);
     }
 
     /// Persists a group's generation (so generations never repeat across restarts).
@@ -259,6 +315,51 @@ impl OffsetStore {
             st.generations.remove(group);
         }
         Ok(tps.len())
+    }
+}
+
+/// The key and value of one offset commit record.
+fn offset_record(group: &str, tp: &TopicPartition, om: &OffsetAndMetadata) -> (Vec<u8>, Vec<u8>) {
+    let key = OffsetsKey::Offset(OffsetKey {
+        group: group.to_string(),
+        topic: tp.topic.clone(),
+        partition: tp.partition,
+    });
+    let value = OffsetValue {
+        offset: om.offset,
+        leader_epoch: -1,
+        metadata: om.metadata.clone(),
+        commit_timestamp: om.commit_timestamp,
+    };
+    (key.encode(), value.encode())
+}
+
+/// Holds an offset commit read from a transactional batch until its marker.
+fn hold(state: &mut State, producer_id: i64, key: &OffsetsKey, value: Option<&[u8]>) {
+    let OffsetsKey::Offset(k) = key else { return };
+    let Some(Ok(v)) = value.map(OffsetValue::decode) else {
+        return;
+    };
+    state.pending.entry(producer_id).or_default().push((
+        k.group.clone(),
+        TopicPartition::new(k.topic.clone(), k.partition),
+        OffsetAndMetadata {
+            offset: v.offset,
+            metadata: v.metadata,
+            commit_timestamp: v.commit_timestamp,
+        },
+    ));
+}
+
+/// Ends producer `producer_id`'s transaction in the offsets: COMMIT applies what it held.
+fn complete(state: &mut State, producer_id: i64, commit: bool) {
+    let Some(held) = state.pending.remove(&producer_id) else {
+        return;
+    };
+    if commit {
+        for (group, tp, om) in held {
+            state.offsets.entry(group).or_default().insert(tp, om);
+        }
     }
 }
 

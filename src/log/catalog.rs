@@ -139,6 +139,16 @@ pub(crate) fn offsets_topic_config() -> Result<TopicConfig> {
         .with("flush.policy", "every-batch")
 }
 
+/// The transaction log's config: compacted (the latest state of each transactional id), and
+/// `os`: the coordinator syncs a state record itself when a transaction's partitions sync
+/// each batch, so a transaction over `os` topics adds no fsync.
+pub(crate) fn transaction_state_topic_config() -> Result<TopicConfig> {
+    TopicConfig::new()
+        .with("cleanup.policy", "compact")?
+        .with("segment.bytes", "4194304")?
+        .with("flush.policy", "os")
+}
+
 impl Log {
     /// The config new topics get unless one is given (see
     /// [`LogOptions::default_topic_config`](crate::LogOptions::default_topic_config)); a base for [`Log::create_topic_with`].

@@ -11,6 +11,7 @@ use crate::partition::read::{ReadResult, ReadShape};
 use crate::partition::{AppendResult, Partition};
 use crate::record::batch::BatchRef;
 use crate::record::{BatchBuilder, Header, Record, StoredRecord};
+use crate::types::IsolationLevel;
 use crate::wait::Notifier;
 
 thread_local! {
@@ -21,12 +22,13 @@ thread_local! {
 /// Encodes `records` as one batch in this thread's reused builder (records without a
 /// timestamp get `now`; with `producer`, the batch carries its id and epoch, and comes without
 /// its CRC, which the writer computes when it stamps the base sequence: it must go to
-/// `Partition::append_sequenced`) and hands the finished bytes to `f`.
+/// `Partition::append_sequenced`) and hands the finished bytes to `f`. A producer's batch
+/// inside a transaction (the third field) carries the transactional bit.
 pub(crate) fn with_encoded<R>(
     codec: crate::Compression,
     records: &[Record],
     now: i64,
-    producer: Option<(i64, i16)>,
+    producer: Option<(i64, i16, bool)>,
     f: impl FnOnce(&mut [u8]) -> Result<R>,
 ) -> Result<R> {
     BUILDER.with(|cell| {
@@ -47,10 +49,11 @@ pub(crate) fn with_encoded<R>(
         for r in records {
             b.push_record(r, now)?;
         }
+        b.set_transactional(producer.is_some_and(|(_, _, t)| t));
         match producer {
             // The writer stamps the base sequence and computes the CRC then (append_sequenced):
             // one CRC per batch.
-            Some((id, epoch)) => {
+            Some((id, epoch, _)) => {
                 b.set_producer(id, epoch, 0);
                 f(b.finish_unchecked()?)
             }
@@ -66,6 +69,8 @@ pub struct PartitionHandle {
     part: Arc<Partition>,
     /// An internal topic's partition: readable, never written through a handle.
     internal: bool,
+    /// What this handle's reads return of transactions.
+    isolation: IsolationLevel,
 }
 
 impl std::fmt::Debug for PartitionHandle {
@@ -84,7 +89,56 @@ impl PartitionHandle {
             log,
             part,
             internal,
+            isolation: IsolationLevel::ReadUncommitted,
         }
+    }
+
+    /// This handle with reads at `level`: at [`IsolationLevel::ReadCommitted`], `read`,
+    /// `read_contiguous` and `records` stop at the last stable offset, and `records` (and
+    /// [`ReadResult::records_from`]) skip the records of aborted transactions. The default is
+    /// [`IsolationLevel::ReadUncommitted`], as Kafka's. Control records are never returned by
+    /// `records` at either level.
+    ///
+    /// ```
+    /// use topiclog::{IsolationLevel, Log, Record};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("events", 1)?;
+    /// let p = log.partition("events", 0)?.with_isolation_level(IsolationLevel::ReadCommitted);
+    /// p.append(&[Record::new("not in a transaction")])?;
+    /// assert_eq!(p.records(0, 1 << 20)?.len(), 1);
+    /// assert_eq!(p.last_stable_offset(), 1);
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_isolation_level(mut self, level: IsolationLevel) -> Self {
+        self.isolation = level;
+        self
+    }
+
+    /// The isolation level of this handle's reads.
+    pub fn isolation_level(&self) -> IsolationLevel {
+        self.isolation
+    }
+
+    /// The last stable offset: the first offset of the oldest open transaction in this
+    /// partition, or the high watermark when none is open. Where a `read_committed` reader
+    /// stops (and what its `seek_to_end` and lag use).
+    pub fn last_stable_offset(&self) -> i64 {
+        self.part.last_stable_offset()
+    }
+
+    /// The end this handle's reads stop at: the last stable offset for `read_committed`,
+    /// else the high watermark.
+    pub fn readable_end(&self) -> i64 {
+        match self.isolation {
+            IsolationLevel::ReadCommitted => self.part.last_stable_offset(),
+            IsolationLevel::ReadUncommitted => self.part.high_watermark(),
+        }
+    }
+
+    fn committed(&self) -> bool {
+        self.isolation == IsolationLevel::ReadCommitted
     }
 
     /// The partition, for a producer about to write to it.
@@ -286,7 +340,9 @@ impl PartitionHandle {
     /// # Ok::<_, topiclog::Error>(())
     /// ```
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult> {
-        self.live()?.read(offset, max_bytes)
+        let mut shape = ReadShape::batches(max_bytes);
+        shape.committed = self.committed();
+        self.live()?.read_shaped(offset, shape)
     }
 
     /// [`PartitionHandle::read`] without the per-batch views: the same batches, only as
@@ -302,6 +358,7 @@ impl PartitionHandle {
                 max_bytes,
                 batches: false,
                 whole_batches: true,
+                committed: self.committed(),
             },
         )
     }
@@ -317,6 +374,7 @@ impl PartitionHandle {
                 max_bytes,
                 batches: false,
                 whole_batches: false,
+                committed: self.committed(),
             },
         )
     }

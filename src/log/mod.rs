@@ -48,7 +48,7 @@ pub use catalog::{PartitionDescription, TopicDescription};
 pub use handle::PartitionHandle;
 pub(crate) use handle::with_encoded;
 use producer_ids::ProducerRegistry;
-pub use report::{CommittedPastEnd, RecoveryReport};
+pub use report::{CommittedPastEnd, RecoveryReport, TxnCompleted};
 use services::Services;
 use topic::{Topic, partition_for_key};
 
@@ -352,11 +352,22 @@ impl Drop for Log {
 
 impl LogInner {
     pub(crate) fn init_producer_id(&self, name: Option<&str>) -> Result<(i64, i16)> {
+        self.init_producer_id_of(name, false)
+    }
+
+    /// The next epoch of a producer name or (with `transactional`) a transactional id,
+    /// persisted: the older holders are fenced.
+    pub(crate) fn init_producer_id_of(
+        &self,
+        name: Option<&str>,
+        transactional: bool,
+    ) -> Result<(i64, i16)> {
         let mut reg = self.producer_ids.lock();
-        let out = reg.next(name)?;
+        let out = reg.next_of(name, transactional)?;
         reg.save(&self.dir.join(PRODUCER_IDS_FILE))?;
         Ok(out)
     }
+
 
     /// Fails with [`Error::Fenced`] when a newer instance of the named producer exists.
     pub(crate) fn check_epoch(

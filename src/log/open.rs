@@ -19,6 +19,7 @@ use super::data_dir::{self, DirState};
 use super::producer_ids::ProducerRegistry;
 use super::services::Services;
 use super::topic::Topic;
+use super::catalog::transaction_state_topic_config;
 use super::{Log, LogInner, RecoveryReport, is_internal_topic, offsets_topic_config};
 use crate::checkpoint;
 use crate::clock::now_ms;
@@ -28,6 +29,7 @@ use crate::io::{ops, sync_dir};
 use crate::layout::{
     self, CLEAN_SHUTDOWN_ASIDE, CLEAN_SHUTDOWN_FILE, CLEANER_FILE, DELETING_DIR, LOCK_FILE,
     LOG_START_FILE, OFFSETS_TOPIC, PRODUCER_IDS_FILE, RECOVERY_POINT_FILE, SetAside, TOPICS_DIR,
+    TRANSACTION_STATE_TOPIC,
     validate_topic_name,
 };
 use crate::partition::{Partition, Shared, default_fd_budget};
@@ -198,6 +200,13 @@ impl Log {
         if !read_only && !log.inner.topics.read().contains_key(OFFSETS_TOPIC) {
             log.create_topic_unchecked(OFFSETS_TOPIC, 1, offsets_topic_config()?)?;
         }
+        if !read_only && !log.inner.topics.read().contains_key(TRANSACTION_STATE_TOPIC) {
+            log.create_topic_unchecked(
+                TRANSACTION_STATE_TOPIC,
+                1,
+                transaction_state_topic_config()?,
+            )?;
+        }
         Ok((log, report))
     }
 
@@ -318,7 +327,7 @@ fn settle_partition_dirs(
     for (topic, mut ids) in unowned {
         ids.sort_unstable();
         let contiguous = ids.iter().enumerate().all(|(i, &p)| p == i as i32);
-        let rebuildable = if topic == OFFSETS_TOPIC {
+        let rebuildable = if topic == OFFSETS_TOPIC || topic == TRANSACTION_STATE_TOPIC {
             ids == [0]
         } else {
             contiguous && !is_internal_topic(&topic)
@@ -327,6 +336,8 @@ fn settle_partition_dirs(
             // The offsets topic gets its own config back: compacted, synced per batch.
             let config = if topic == OFFSETS_TOPIC {
                 offsets_topic_config()?
+            } else if topic == TRANSACTION_STATE_TOPIC {
+                transaction_state_topic_config()?
             } else {
                 TopicConfig::default()
                     .with("cleanup.policy", "delete")?

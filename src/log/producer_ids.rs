@@ -1,7 +1,8 @@
-//! The producer-id registry: ids handed out, and the epoch of each named producer, persisted
-//! (fsynced) before an id is returned.
+//! The producer-id registry: ids handed out, and the epoch of each named producer and each
+//! transactional id, persisted (fsynced) before an id is returned. Names and transactional
+//! ids share one namespace: one id cannot be used both ways.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
@@ -14,6 +15,8 @@ use crate::io::write_atomic;
 pub(crate) struct ProducerRegistry {
     pub(super) next_id: i64,
     pub(super) names: BTreeMap<String, (i64, i16)>,
+    /// The names that are transactional ids.
+    pub(super) transactional: BTreeSet<String>,
 }
 
 impl ProducerRegistry {
@@ -26,9 +29,12 @@ impl ProducerRegistry {
             let f: Vec<&str> = line.split_whitespace().collect();
             match f.as_slice() {
                 ["next_id", n] => r.next_id = n.parse().unwrap_or(0),
-                ["name", name, id, epoch] => {
+                [kind @ ("name" | "txn"), name, id, epoch] => {
                     if let (Ok(id), Ok(epoch)) = (id.parse(), epoch.parse()) {
                         r.names.insert((*name).to_string(), (id, epoch));
+                        if *kind == "txn" {
+                            r.transactional.insert((*name).to_string());
+                        }
                     }
                 }
                 _ => {}
@@ -40,13 +46,30 @@ impl ProducerRegistry {
         r
     }
 
-    pub(crate) fn next(&mut self, name: Option<&str>) -> Result<(i64, i16)> {
+    /// The next id and epoch for a producer name or, with `transactional`, a transactional
+    /// id (a fresh id without a name).
+    pub(crate) fn next_of(&mut self, name: Option<&str>, transactional: bool) -> Result<(i64, i16)> {
         if let Some(n) = name {
+            let setting = if transactional { "transactional.id" } else { "name" };
             if n.is_empty() || n.chars().any(char::is_whitespace) {
                 return Err(Error::invalid_config(
-                    "name",
-                    "a producer name is non-empty with no whitespace",
+                    setting,
+                    "a producer name or transactional id is non-empty with no whitespace",
                 ));
+            }
+            if self.names.contains_key(n) && self.transactional.contains(n) != transactional {
+                let (was, asked) = if transactional {
+                    ("a producer name", "a transactional id")
+                } else {
+                    ("a transactional id", "a producer name")
+                };
+                return Err(Error::invalid_config(
+                    setting,
+                    format!("{n:?} is already {was}; it cannot also be {asked}"),
+                ));
+            }
+            if transactional {
+                self.transactional.insert(n.to_string());
             }
             if let Some((id, epoch)) = self.names.get_mut(n) {
                 if *epoch == i16::MAX {
@@ -72,7 +95,12 @@ impl ProducerRegistry {
     pub(crate) fn save(&self, path: &Path) -> Result<()> {
         let mut text = format!("next_id {}\n", self.next_id);
         for (name, (id, epoch)) in &self.names {
-            let _ = writeln!(text, "name {name} {id} {epoch}");
+            let kind = if self.transactional.contains(name) {
+                "txn"
+            } else {
+                "name"
+            };
+            let _ = writeln!(text, "{kind} {name} {id} {epoch}");
         }
         write_atomic(path, text.as_bytes())
     }

@@ -36,6 +36,28 @@ pub struct RecoveryReport {
     /// older than what they last committed, or gone. Damage there with none named here means
     /// the commits lost cannot be attributed (see [`RecoveryReport::damage_lines`]).
     pub lost_commit_groups: Vec<String>,
+    /// Transactions the open completed: decided ones (PrepareCommit, PrepareAbort) with
+    /// their decision, open ones (Ongoing) aborted, and markers missing from a partition
+    /// (lost in a damaged or torn range) written again from the transaction state.
+    pub transactions_completed: Vec<TxnCompleted>,
+}
+
+/// A transaction [`crate::Log::open`] completed (see
+/// [`RecoveryReport::transactions_completed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TxnCompleted {
+    /// The transactional id, when the transaction state names the producer.
+    pub transactional_id: Option<String>,
+    /// The producer id.
+    pub producer_id: i64,
+    /// True for COMMIT markers, false for ABORT.
+    pub committed: bool,
+    /// The partitions that got a marker.
+    pub partitions: Vec<TopicPartition>,
+    /// Why: `"prepared commit"`, `"prepared abort"`, `"open at the crash"`, or
+    /// `"marker missing"`.
+    pub reason: &'static str,
 }
 
 impl RecoveryReport {
@@ -140,6 +162,19 @@ impl RecoveryReport {
             lines.push(format!(
                 "{OFFSETS_TOPIC}: groups whose commits may be lost or older: {}",
                 self.lost_commit_groups.join(", ")
+            ));
+        }
+        for t in &self.transactions_completed {
+            if t.reason != "marker missing" {
+                continue;
+            }
+            let parts: Vec<String> = t.partitions.iter().map(ToString::to_string).collect();
+            lines.push(format!(
+                "producer {} ({}): an end-transaction marker was missing in {}; wrote {}                  from the transaction state",
+                t.producer_id,
+                t.transactional_id.as_deref().unwrap_or("no transactional id"),
+                parts.join(", "),
+                if t.committed { "COMMIT" } else { "ABORT" }
             ));
         }
         for c in &self.committed_past_end {

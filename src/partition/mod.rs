@@ -17,6 +17,7 @@ pub(crate) mod read;
 pub(crate) mod recovery;
 mod shared;
 mod shorten;
+mod txn;
 mod view;
 mod writer;
 
@@ -32,10 +33,9 @@ use crate::config::{FlushPolicy, TopicConfig};
 use crate::error::{Error, IoContext, Result};
 
 use crate::segment::{self, Segment};
-use producer_state::ProducerState;
 
 pub use damage::Damage;
-pub(crate) use producer_state::rebuild_producers;
+pub use crate::segment::txn_index::AbortedTxn;
 pub use recovery::PartitionRecovery;
 pub(crate) use shared::{Shared, default_fd_budget};
 pub(crate) use writer::Writer;
@@ -185,6 +185,13 @@ pub(crate) struct Partition {
     /// Read-only views: how many times the view was loaded again, and one reload at a time.
     view_generation: AtomicU64,
     refreshing: Mutex<()>,
+    /// `aborted` is not empty: a read finds that out without its lock.
+    has_aborted: AtomicBool,
+    /// The aborted transactions of the live segments (see `txn.rs`).
+    aborted: RwLock<txn::AbortedList>,
+    /// The first offset of the oldest open transaction (`i64::MAX` when none): the last
+    /// stable offset is the smaller of it and the high watermark.
+    first_unstable: AtomicI64,
 }
 
 impl std::fmt::Debug for Partition {
@@ -219,7 +226,7 @@ impl Partition {
         let (durable, end_floor) = recovery::durable_and_floor(clean, checkpoints.0);
         let attempt = |clean: bool,
                        recovery_point: Option<i64>|
-         -> Result<(recovery::Loaded, Arc<Segment>, ProducerState)> {
+         -> Result<(recovery::Loaded, Arc<Segment>, txn::TxnLoaded)> {
             let params = recovery::LoadParams {
                 dir: &dir,
                 topic,
@@ -233,7 +240,7 @@ impl Partition {
                 read_only: shared.read_only,
                 generation,
             };
-            let loaded = if shared.read_only {
+            let mut loaded = if shared.read_only {
                 view::load(&params)?
             } else {
                 recovery::load(&params)?
@@ -247,10 +254,17 @@ impl Partition {
                     position: 0,
                     reason: "partition has no segment after loading".into(),
                 })?;
-            let producers = rebuild_producers(shared, &dir, &loaded.segments, active.end_offset())?;
-            Ok((loaded, active, producers))
+            let txns = txn::load(
+                shared,
+                &dir,
+                &loaded.segments,
+                active.end_offset(),
+                (!clean).then_some(loaded.recovery_point),
+                &mut loaded.report,
+            )?;
+            Ok((loaded, active, txns))
         };
-        let (loaded, active, producers) = match attempt(clean, checkpoints.0) {
+        let (loaded, active, txns) = match attempt(clean, checkpoints.0) {
             // Replaying producer state walks the batch headers of trusted segments; damage
             // found there means the cheap checks were fooled. Recover the partition as after a
             // crash (scan everything, cut at the first bad batch) instead of failing the open.
@@ -259,7 +273,8 @@ impl Partition {
         };
         let end = active.end_offset();
         let mut writer = Writer::new(active, loaded.tracker, &config);
-        writer.producers = producers;
+        let first_unstable = txns.producers.first_unstable().unwrap_or(i64::MAX);
+        writer.producers = txns.producers;
         let p = Arc::new(Partition {
             topic: Arc::clone(topic),
             id,
@@ -291,6 +306,9 @@ impl Partition {
             compacting: Mutex::new(()),
             view_generation: AtomicU64::new(0),
             refreshing: Mutex::new(()),
+            has_aborted: AtomicBool::new(!txns.aborted.list.is_empty()),
+            aborted: RwLock::new(txns.aborted),
+            first_unstable: AtomicI64::new(first_unstable),
         });
         Ok(p)
     }

@@ -389,6 +389,7 @@ pub(super) struct SegPaths {
     pub(super) log: PathBuf,
     pub(super) index: PathBuf,
     pub(super) time: PathBuf,
+    pub(super) txn: PathBuf,
 }
 
 impl SegPaths {
@@ -397,15 +398,16 @@ impl SegPaths {
             log: dir.join(layout::file_name(base, FileKind::Log)),
             index: dir.join(layout::file_name(base, FileKind::Index)),
             time: dir.join(layout::file_name(base, FileKind::TimeIndex)),
+            txn: dir.join(layout::file_name(base, FileKind::TxnIndex)),
         }
     }
 
     pub(super) fn remove(&self) -> Result<()> {
-        remove_files(&[&self.log, &self.index, &self.time])
+        remove_files(&[&self.log, &self.index, &self.time, &self.txn])
     }
 
     pub(super) fn remove_indexes(&self) -> Result<()> {
-        remove_files(&[&self.index, &self.time])
+        remove_files(&[&self.index, &self.time, &self.txn])
     }
 }
 

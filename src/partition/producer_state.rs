@@ -3,7 +3,7 @@
 //! lock; persisted in Kafka-style `.snapshot` files and rebuilt by replaying batch headers.
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::layout::{self, FileKind, Transient};
 use crate::record::BatchHeader;
 use crate::segment::Segment;
+use crate::segment::txn_index::AbortedTxn;
 
 use super::Shared;
 
@@ -36,6 +37,9 @@ pub(crate) struct BatchMeta {
 pub(crate) struct ProducerEntry {
     pub(crate) epoch: i16,
     pub(crate) batches: VecDeque<BatchMeta>,
+    /// The first offset of the producer's open transaction on this partition (Kafka's
+    /// `CurrentTxnFirstOffset`).
+    pub(crate) txn_first: Option<i64>,
 }
 
 /// Outcome of checking an incoming batch.
@@ -86,6 +90,17 @@ impl Hasher for IdHasher {
 pub(crate) struct Undo {
     producer_id: i64,
     change: Change,
+    txn: TxnChange,
+}
+
+/// What an update did to the producer's open transaction.
+#[derive(Debug, Clone, Copy)]
+enum TxnChange {
+    None,
+    /// The batch opened a transaction at this offset: close it.
+    Started(i64),
+    /// A marker closed the transaction that began at this offset: reopen it.
+    Ended(i64),
 }
 
 #[derive(Debug)]
@@ -99,11 +114,15 @@ enum Change {
         epoch: i16,
         batches: VecDeque<BatchMeta>,
     },
+    /// A marker changed nothing but (maybe) the transaction.
+    Nothing,
 }
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ProducerState {
     producers: HashMap<i64, ProducerEntry, BuildHasherDefault<IdHasher>>,
+    /// Open transactions by first offset: the smallest bounds the last stable offset.
+    ongoing: BTreeSet<(i64, i64)>,
 }
 
 impl ProducerState {
@@ -211,6 +230,7 @@ impl ProducerState {
         let mut undo = Undo {
             producer_id: h.producer_id,
             change: Change::Pushed { dropped: None },
+            txn: TxnChange::None,
         };
         let e = match self.producers.entry(h.producer_id) {
             Entry::Occupied(o) => o.into_mut(),
@@ -219,9 +239,15 @@ impl ProducerState {
                 v.insert(ProducerEntry {
                     epoch: h.producer_epoch,
                     batches: VecDeque::with_capacity(BATCHES_TO_RETAIN + 1),
+                    txn_first: None,
                 })
             }
         };
+        if h.is_transactional() && e.txn_first.is_none() {
+            e.txn_first = Some(first_offset);
+            self.ongoing.insert((first_offset, h.producer_id));
+            undo.txn = TxnChange::Started(first_offset);
+        }
         if h.producer_epoch != e.epoch {
             undo.change = Change::NewEpoch {
                 epoch: e.epoch,
@@ -245,9 +271,102 @@ impl ProducerState {
         Some(undo)
     }
 
+    /// Checks an end-transaction marker of `h`'s producer against the state: an epoch older
+    /// than the partition's is fenced.
+    ///
+    /// # Errors
+    /// [`Error::Fenced`].
+    pub(crate) fn check_marker(&self, h: &BatchHeader) -> Result<()> {
+        match self.producers.get(&h.producer_id) {
+            Some(e) if h.producer_epoch < e.epoch => Err(Error::Fenced {
+                producer_id: h.producer_id,
+                epoch: h.producer_epoch,
+                current_epoch: e.epoch,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records an end-transaction marker at `offset`: the producer's open transaction (if
+    /// any) ends; a marker of a newer epoch moves the producer to it. Returns how to take it
+    /// back, and for an ABORT that ended a transaction, its `.txnindex` entry.
+    pub(crate) fn end_txn(
+        &mut self,
+        h: &BatchHeader,
+        offset: i64,
+        commit: bool,
+    ) -> (Undo, Option<AbortedTxn>) {
+        let mut undo = Undo {
+            producer_id: h.producer_id,
+            change: Change::Nothing,
+            txn: TxnChange::None,
+        };
+        let e = match self.producers.entry(h.producer_id) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) => {
+                undo.change = Change::Inserted;
+                v.insert(ProducerEntry {
+                    epoch: h.producer_epoch,
+                    batches: VecDeque::new(),
+                    txn_first: None,
+                })
+            }
+        };
+        if h.producer_epoch > e.epoch {
+            undo.change = Change::NewEpoch {
+                epoch: e.epoch,
+                batches: std::mem::take(&mut e.batches),
+            };
+            e.epoch = h.producer_epoch;
+        }
+        let Some(first) = e.txn_first.take() else {
+            return (undo, None);
+        };
+        self.ongoing.remove(&(first, h.producer_id));
+        undo.txn = TxnChange::Ended(first);
+        if commit {
+            return (undo, None);
+        }
+        let lso = self.ongoing.first().map_or(offset + 1, |&(f, _)| f);
+        (
+            undo,
+            Some(AbortedTxn::new(h.producer_id, first, offset, lso)),
+        )
+    }
+
+    /// The first offset of the oldest open transaction, if any: the last stable offset
+    /// cannot pass it.
+    pub(crate) fn first_unstable(&self) -> Option<i64> {
+        self.ongoing.first().map(|&(f, _)| f)
+    }
+
+    /// Open transactions: (producer id, epoch, first offset).
+    pub(crate) fn open_transactions(&self) -> Vec<(i64, i16, i64)> {
+        self.ongoing
+            .iter()
+            .filter_map(|&(f, id)| Some((id, self.producers.get(&id)?.epoch, f)))
+            .collect()
+    }
+
     /// Takes back an update (the latest not yet taken back first).
     pub(crate) fn undo(&mut self, undo: Undo) {
+        match undo.txn {
+            TxnChange::None => {}
+            TxnChange::Started(first) => {
+                self.ongoing.remove(&(first, undo.producer_id));
+                if let Some(e) = self.producers.get_mut(&undo.producer_id) {
+                    e.txn_first = None;
+                }
+            }
+            TxnChange::Ended(first) => {
+                self.ongoing.insert((first, undo.producer_id));
+                if let Some(e) = self.producers.get_mut(&undo.producer_id) {
+                    e.txn_first = Some(first);
+                }
+            }
+        }
         match undo.change {
+            Change::Nothing => {}
             Change::Inserted => {
                 self.producers.remove(&undo.producer_id);
             }
@@ -273,22 +392,40 @@ impl ProducerState {
     /// delta i32, timestamp i64, coordinator epoch i32, current txn first offset i64.
     pub(crate) fn encode_snapshot(&self) -> Vec<u8> {
         let mut body = Vec::with_capacity(4 + self.producers.len() * ENTRY_LEN);
-        body.extend_from_slice(&(self.producers.len() as i32).to_be_bytes());
+        let count = self
+            .producers
+            .values()
+            .filter(|e| !e.batches.is_empty() || e.txn_first.is_some() || e.epoch > 0)
+            .count();
+        body.extend_from_slice(&(count as i32).to_be_bytes());
         let mut ids: Vec<_> = self.producers.keys().copied().collect();
         ids.sort_unstable();
         for id in ids {
             let Some(e) = self.producers.get(&id) else {
                 continue;
             };
-            let Some(b) = e.batches.back() else { continue };
+            if e.batches.is_empty() && e.txn_first.is_none() && e.epoch <= 0 {
+                continue;
+            }
+            // A producer known only by a marker (its epoch, maybe an open transaction) has
+            // no batch: sequence and offset -1, as Kafka writes an empty entry.
+            let (last_seq, last_offset, delta, timestamp) = match e.batches.back() {
+                Some(b) => (
+                    b.last_seq,
+                    b.last_offset,
+                    (b.last_offset - b.first_offset) as i32,
+                    b.timestamp,
+                ),
+                None => (-1, -1, 0, -1),
+            };
             body.extend_from_slice(&id.to_be_bytes());
             body.extend_from_slice(&e.epoch.to_be_bytes());
-            body.extend_from_slice(&b.last_seq.to_be_bytes());
-            body.extend_from_slice(&b.last_offset.to_be_bytes());
-            body.extend_from_slice(&((b.last_offset - b.first_offset) as i32).to_be_bytes());
-            body.extend_from_slice(&b.timestamp.to_be_bytes());
+            body.extend_from_slice(&last_seq.to_be_bytes());
+            body.extend_from_slice(&last_offset.to_be_bytes());
+            body.extend_from_slice(&delta.to_be_bytes());
+            body.extend_from_slice(&timestamp.to_be_bytes());
             body.extend_from_slice(&(-1i32).to_be_bytes());
-            body.extend_from_slice(&(-1i64).to_be_bytes());
+            body.extend_from_slice(&e.txn_first.unwrap_or(-1).to_be_bytes());
         }
         let mut out = Vec::with_capacity(6 + body.len());
         out.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
@@ -319,16 +456,30 @@ impl ProducerState {
             let last_offset = i64::from_be_bytes(e.get(14..22)?.try_into().ok()?);
             let delta = i32::from_be_bytes(e.get(22..26)?.try_into().ok()?);
             let timestamp = i64::from_be_bytes(e.get(26..34)?.try_into().ok()?);
+            let txn_first = i64::from_be_bytes(e.get(38..46)?.try_into().ok()?);
             let first_seq = last_seq.wrapping_sub(delta).max(0);
             let mut batches = VecDeque::new();
-            batches.push_back(BatchMeta {
-                first_seq,
-                last_seq,
-                first_offset: last_offset - i64::from(delta),
-                last_offset,
-                timestamp,
-            });
-            state.producers.insert(id, ProducerEntry { epoch, batches });
+            if last_offset >= 0 {
+                batches.push_back(BatchMeta {
+                    first_seq,
+                    last_seq,
+                    first_offset: last_offset - i64::from(delta),
+                    last_offset,
+                    timestamp,
+                });
+            }
+            let txn_first = (txn_first >= 0).then_some(txn_first);
+            if let Some(f) = txn_first {
+                state.ongoing.insert((f, id));
+            }
+            state.producers.insert(
+                id,
+                ProducerEntry {
+                    epoch,
+                    batches,
+                    txn_first,
+                },
+            );
         }
         Some(state)
     }
@@ -377,14 +528,34 @@ pub(crate) fn list_snapshots(dir: &Path) -> Vec<i64> {
     .collect()
 }
 
-/// Producer state below `end`: the newest readable snapshot at or below it, plus the batch
-/// headers written after it. Snapshots past `end` (cut by recovery or truncation) are removed.
+/// Whether a control batch is a transaction's COMMIT (`Some(true)`) or ABORT (`Some(false)`);
+/// `None` for another control record or one that does not decode (it ends nothing).
+pub(crate) fn marker_kind(batch: &crate::record::Batch) -> Option<bool> {
+    match batch.control_record()? {
+        Ok(crate::record::ControlRecord::EndTxn(m)) => Some(m.commit),
+        _ => None,
+    }
+}
+
+/// What replaying the log rebuilt: the producer state, where the replay began, and the
+/// aborted transactions whose markers it passed, with the base of the segment holding each.
+pub(crate) struct Replayed {
+    pub(crate) state: ProducerState,
+    pub(crate) from: i64,
+    pub(crate) aborted: Vec<(i64, AbortedTxn)>,
+}
+
+/// Producer state below `end`: the newest readable snapshot at or below `floor` (and `end`),
+/// plus the batch headers written after it. Snapshots past `end` (cut by recovery or
+/// truncation) are removed. The replay also passes every end-transaction marker after the
+/// snapshot, so it rebuilds the `.txnindex` entries of that range.
 pub(crate) fn rebuild_producers(
     shared: &Shared,
     dir: &Path,
     segments: &[Arc<Segment>],
     end: i64,
-) -> Result<ProducerState> {
+    floor: i64,
+) -> Result<Replayed> {
     let mut snaps = list_snapshots(dir);
     snaps.sort_unstable();
     if !shared.read_only && snaps.iter().any(|&o| o > end) {
@@ -396,7 +567,7 @@ pub(crate) fn rebuild_producers(
         }
         crate::io::sync_dir(dir)?;
     }
-    snaps.retain(|&o| o <= end);
+    snaps.retain(|&o| o <= end && o <= floor);
     let (mut state, from) = loop {
         match snaps.pop() {
             Some(o) => {
@@ -410,6 +581,7 @@ pub(crate) fn rebuild_producers(
             None => break (ProducerState::default(), i64::MIN),
         }
     };
+    let mut aborted = Vec::new();
     for seg in segments {
         if seg.end_offset() <= from || seg.is_empty() {
             continue;
@@ -424,12 +596,24 @@ pub(crate) fn rebuild_producers(
         while pos < size {
             let h = seg.header_at(&maps, pos, size)?;
             if h.base_offset >= from && h.producer_id >= 0 {
-                state.update(&h, h.base_offset);
+                if h.is_control() {
+                    let batch = seg.batch_at(&maps, pos, h)?;
+                    if let Some(commit) = marker_kind(&batch) {
+                        let (_, entry) = state.end_txn(&h, h.base_offset, commit);
+                        aborted.extend(entry.map(|e| (seg.base_offset, e)));
+                    }
+                } else {
+                    state.update(&h, h.base_offset);
+                }
             }
             pos += h.size() as u64;
         }
     }
-    Ok(state)
+    Ok(Replayed {
+        state,
+        from,
+        aborted,
+    })
 }
 
 #[cfg(test)]

@@ -18,6 +18,13 @@ pub struct ReadResult {
     pub log_start_offset: i64,
     /// The offset below which records are readable (the end visible to readers).
     pub high_watermark: i64,
+    /// The last stable offset at read time: the first offset of the oldest open
+    /// transaction, or the high watermark. A `read_committed` read stops here.
+    pub last_stable_offset: i64,
+    /// For a `read_committed` read, the aborted transactions with records in the batches
+    /// returned (as Kafka's fetch response lists them): [`ReadResult::records_from`] skips
+    /// their producers' batches in their ranges. Empty for `read_uncommitted`.
+    pub aborted_transactions: Vec<crate::AbortedTxn>,
     /// The same bytes as `batches`, as runs of adjacent batches (one per segment).
     spans: Vec<bytes::Bytes>,
 }
@@ -29,7 +36,9 @@ impl ReadResult {
     }
 
     /// The records at or after `offset` in these batches, decoded, with every CRC checked
-    /// (the first batch may start before `offset`).
+    /// (the first batch may start before `offset`). Control records (transaction markers)
+    /// are never returned, and after a `read_committed` read neither are the records of
+    /// aborted transactions.
     ///
     /// # Errors
     /// [`Error::ChecksumMismatch`] for a batch that fails its CRC; [`Error::InvalidBatch`]
@@ -37,6 +46,10 @@ impl ReadResult {
     pub fn records_from(&self, offset: i64) -> Result<Vec<crate::StoredRecord>> {
         let mut out = Vec::new();
         for b in &self.batches {
+            let h = b.header();
+            if h.is_control() || aborted(&self.aborted_transactions, &h) {
+                continue;
+            }
             b.verify_crc()?;
             for r in b.owned_records()? {
                 let r = r?;
@@ -62,6 +75,18 @@ impl ReadResult {
     }
 }
 
+/// Whether the batch with header `h` belongs to one of the `aborted` transactions.
+#[inline]
+pub(crate) fn aborted(aborted: &[crate::AbortedTxn], h: &crate::BatchHeader) -> bool {
+    !aborted.is_empty()
+        && h.is_transactional()
+        && aborted.iter().any(|t| {
+            t.producer_id == h.producer_id
+                && t.first_offset <= h.base_offset
+                && h.base_offset <= t.last_offset
+        })
+}
+
 /// How much a read returns, and in which form.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ReadShape {
@@ -76,6 +101,8 @@ pub(crate) struct ReadShape {
     /// for a reader that walks the batches itself (the consumer), which then reads each
     /// header once instead of twice.
     pub(crate) whole_batches: bool,
+    /// Stop at the last stable offset and list the aborted transactions (`read_committed`).
+    pub(crate) committed: bool,
 }
 
 impl ReadShape {
@@ -85,6 +112,7 @@ impl ReadShape {
             max_bytes,
             batches: true,
             whole_batches: true,
+            committed: false,
         }
     }
 }
@@ -110,6 +138,8 @@ impl Partition {
     /// [`Partition::read_shaped`] over the segments as they are now, without refreshing.
     pub(super) fn read_view(&self, offset: i64, shape: ReadShape) -> Result<ReadResult> {
         let max_bytes = shape.max_bytes;
+        // The stable offset first: it never passes the high watermark read after it.
+        let lso = self.last_stable_offset();
         let hw = self.high_watermark();
         let segs = self.segments();
         let start = self.log_start();
@@ -124,9 +154,13 @@ impl Partition {
             batches: Vec::new(),
             log_start_offset: start,
             high_watermark: hw,
+            last_stable_offset: lso,
+            aborted_transactions: Vec::new(),
             spans: Vec::new(),
         };
-        if offset == hw {
+        // Where this read stops: a `read_committed` one at the stable offset.
+        let hw = if shape.committed { lso } else { hw };
+        if offset >= hw {
             return Ok(out);
         }
         let first = segs
@@ -207,6 +241,9 @@ impl Partition {
             if stop {
                 break;
             }
+        }
+        if shape.committed {
+            out.aborted_transactions = self.aborted_between(offset, hw);
         }
         self.counters
             .batches_read

@@ -57,6 +57,12 @@ pub struct PartitionRecovery {
     /// Where appends continue when damage at rest left the log end below an offset a group
     /// had committed: the end was moved up to it, so that offset is not handed out again.
     pub end_raised_to: Option<i64>,
+    /// `.txnindex` files written again from the batches: the replay after an unclean
+    /// shutdown found them missing, torn or behind the markers in the log.
+    pub txn_indexes_rebuilt: usize,
+    /// Transactions open in this partition when it loaded (their producers' markers were not
+    /// written yet); the transaction coordinator completes them before the open returns.
+    pub open_transactions: usize,
 }
 
 /// What the loader hands to the partition.
@@ -149,7 +155,7 @@ pub(crate) fn load(p: &LoadParams<'_>) -> Result<Loaded> {
             }) if base <= segment::MAX_OFFSET => bases.push(base),
             Some(SegmentFile {
                 base,
-                kind: FileKind::Index | FileKind::TimeIndex,
+                kind: FileKind::Index | FileKind::TimeIndex | FileKind::TxnIndex,
                 transient: None,
             }) => index_files.push((base, entry.path())),
             _ => {}

@@ -24,6 +24,7 @@ impl Partition {
         self.log_start
             .fetch_max(new_start, std::sync::atomic::Ordering::AcqRel);
         self.set_segments(keep.to_vec());
+        self.forget_aborted_below(keep.first().map_or(new_start, |s| s.base_offset));
         drop(w);
         let mut bytes = 0;
         for s in gone {
@@ -112,10 +113,19 @@ impl Partition {
                 reason: "no segment after truncation".into(),
             })?;
         let new_end = active.end_offset();
-        let producers =
-            super::rebuild_producers(&self.shared, &self.dir, &loaded.segments, new_end)?;
+        let mut report = super::PartitionRecovery::default();
+        let txns = super::txn::load(
+            &self.shared,
+            &self.dir,
+            &loaded.segments,
+            new_end,
+            Some(seg.base_offset),
+            &mut report,
+        )?;
         *w = Writer::new(active, loaded.tracker, &cfg);
-        w.producers = producers;
+        let first_unstable = txns.producers.first_unstable();
+        w.producers = txns.producers;
+        self.set_txn_state(txns.aborted, first_unstable);
         self.set_segments(loaded.segments);
         if new_end < start {
             self.log_start

@@ -53,8 +53,8 @@ impl WriteLimits {
     }
 
     /// Checks a batch's size, stamps the append time when the topic asks for it, and reads
-    /// its header.
-    fn prepare(self, data: &mut [u8]) -> Result<BatchHeader> {
+    /// its header. Only the coordinator's path (`control`) writes control batches.
+    fn prepare(self, data: &mut [u8], control: bool) -> Result<BatchHeader> {
         if data.len() > self.max_message_bytes as usize {
             return Err(Error::RecordTooLarge {
                 size: data.len(),
@@ -65,6 +65,13 @@ impl WriteLimits {
             stamp_log_append_time(data, now_ms());
         }
         let header = BatchHeader::parse(data)?;
+        if header.is_control() != control {
+            return Err(Error::invalid_batch(if control {
+                "a transaction marker must be a control batch"
+            } else {
+                "control batches are written by the transaction coordinator, not appended"
+            }));
+        }
         if let Some((before, after)) = self.create_time_window {
             check_create_times(data, &header, before, after)?;
         }
@@ -111,6 +118,13 @@ fn check_create_times(
     }
 }
 
+/// Whether a marker batch (stamped, whole) is a COMMIT or an ABORT; `None` for another control
+/// record.
+fn marker_commits(data: &[u8]) -> Option<bool> {
+    let batch = crate::record::Batch::new(bytes::Bytes::copy_from_slice(data)).ok()?;
+    super::producer_state::marker_kind(&batch)
+}
+
 /// Open descriptors of the active segment.
 #[derive(Debug)]
 struct WriterFiles {
@@ -148,6 +162,9 @@ pub(crate) struct Writer {
     no_fallocate: bool,
     /// Idempotent producers seen by this partition.
     pub(crate) producers: ProducerState,
+    /// `.txnindex` files written since their last sync: the post-roll sync or the next
+    /// flush syncs them (under `Os`; other policies sync each entry as it is written).
+    txn_unsynced: Vec<PathBuf>,
     /// Buffers of `write_items`, kept between appends so an append allocates nothing.
     scratch: Scratch,
     limits: WriteLimits,
@@ -160,6 +177,8 @@ struct Scratch {
     group: Vec<usize>,
     entries: IndexBytes,
     undo: Vec<Undo>,
+    /// Aborted transactions whose markers are in the group being written.
+    aborts: Vec<crate::segment::txn_index::AbortedTxn>,
 }
 
 /// Takes back the producer-state updates of batches whose write failed, latest first.
@@ -233,6 +252,7 @@ impl Writer {
             extended: false,
             no_fallocate: false,
             producers: ProducerState::default(),
+            txn_unsynced: Vec::new(),
             scratch: Scratch::default(),
             limits: WriteLimits::of(config),
         }
@@ -297,6 +317,15 @@ impl Writer {
     /// two more fsyncs per round.
     pub(crate) fn files_to_sync(&mut self, indexes: bool) -> Result<SyncList> {
         let mut out = self.take_rolled_files()?;
+        if indexes {
+            for path in std::mem::take(&mut self.txn_unsynced) {
+                match File::open(&path) {
+                    Ok(f) => out.push((Arc::new(f), path)),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(&path, e)),
+                }
+            }
+        }
         let with_indexes = indexes && std::mem::take(&mut self.index_dirty);
         let a = &self.active;
         if let Some(f) = &self.files {
@@ -420,14 +449,19 @@ impl Partition {
         data: &mut [u8],
         expected_end: Option<i64>,
     ) -> Result<AppendResult> {
-        self.append_with(data, expected_end, false)
+        self.append_with(data, expected_end, false, false)
+    }
+
+    /// Appends a control batch (a transaction marker; see `txn.rs`).
+    pub(super) fn append_control(self: &Arc<Self>, data: &mut [u8]) -> Result<AppendResult> {
+        self.append_with(data, None, false, true)
     }
 
     /// Appends an idempotent batch whose base sequence the writer assigns: the next sequence
     /// of the batch's producer id and epoch on this partition (0 for a new epoch). Used by
     /// [`crate::Producer`], whose concurrent sends may reach the writer in any order.
     pub(crate) fn append_sequenced(self: &Arc<Self>, data: &mut [u8]) -> Result<AppendResult> {
-        self.append_with(data, None, true)
+        self.append_with(data, None, true, false)
     }
 
     fn append_with(
@@ -435,13 +469,14 @@ impl Partition {
         data: &mut [u8],
         expected_end: Option<i64>,
         assign_seq: bool,
+        control: bool,
     ) -> Result<AppendResult> {
         self.check_writable()?;
         let (result, policy) = if let Some(mut w) = self.writer.try_lock() {
             // Uncontended: write straight from the caller's buffer, plus anything queued.
             let limits = w.limits;
             let mut own = Item {
-                header: limits.prepare(data)?,
+                header: limits.prepare(data, control)?,
                 data,
                 expected_end,
                 assign_seq,
@@ -451,7 +486,7 @@ impl Partition {
             (r, limits.flush_policy)
         } else {
             let limits = WriteLimits::of(&self.config.read());
-            let header = limits.prepare(data)?;
+            let header = limits.prepare(data, control)?;
             // Flat combining: queue the batch; whoever holds the writer writes it with its own
             // and wakes us. Waiting on our slot, not on the writer lock, lets one combiner
             // answer every waiter without a lock handoff per waiter.
@@ -600,7 +635,14 @@ impl Partition {
                 }));
                 continue;
             }
-            if items
+            let control = items.get(i).is_some_and(|item| item.header.is_control());
+            if control {
+                let Some(item) = items.get(i) else { break };
+                if let Err(e) = w.producers.check_marker(&item.header) {
+                    results.push(Err(e));
+                    continue;
+                }
+            } else if items
                 .get(i)
                 .is_some_and(|item| item.header.producer_id >= 0)
             {
@@ -684,7 +726,13 @@ impl Partition {
             }
             let Some(item) = items.get_mut(i) else { break };
             stamp_base_offset(item.data, next);
-            if let Some(u) = w.producers.update_undoable(&item.header, next) {
+            if control {
+                if let Some(commit) = marker_commits(item.data) {
+                    let (u, aborted) = w.producers.end_txn(&item.header, next, commit);
+                    undo.push(u);
+                    w.scratch.aborts.extend(aborted);
+                }
+            } else if let Some(u) = w.producers.update_undoable(&item.header, next) {
                 undo.push(u);
             }
             let last = next + delta;
@@ -713,6 +761,7 @@ impl Partition {
         undo.clear();
         group.clear();
         entries.clear();
+        w.scratch.aborts.clear();
         w.scratch.group = group;
         w.scratch.entries = entries;
         w.scratch.undo = undo;
@@ -837,9 +886,46 @@ impl Partition {
         w.acct = acct;
         w.next_offset = st.end_offset;
         w.index_dirty |= !entries.is_empty();
+        // Before the end moves: a reader never sees a transaction's first batch without the
+        // last stable offset held below it, nor an ABORT marker before its entry.
+        self.first_unstable.store(
+            w.producers.first_unstable().unwrap_or(i64::MAX),
+            Ordering::Release,
+        );
+        if !w.scratch.aborts.is_empty() {
+            self.store_aborts(w);
+        }
         w.active.publish(&st);
         self.publish_end(st.end_offset, w.limits.flush_policy);
         Ok(())
+    }
+
+    /// Stores the aborted transactions of a group just written: in memory for readers, and in
+    /// the active segment's `.txnindex` (synced now unless the policy is `Os`; under `Os` the
+    /// next flush or the post-roll sync does it). A failed index write poisons the partition:
+    /// the marker is in the log, and the open that follows rebuilds the index from it.
+    fn store_aborts(&self, w: &mut Writer) {
+        let aborts = std::mem::take(&mut w.scratch.aborts);
+        self.add_aborted(&aborts);
+        let base = w.active.base_offset;
+        let os = w.limits.flush_policy == FlushPolicy::Os;
+        match crate::segment::txn_index::append(&self.dir, base, &aborts, !os) {
+            Ok(()) => {
+                let path = w.active.txn_index_path();
+                if os && !w.txn_unsynced.contains(&path) {
+                    w.txn_unsynced.push(path);
+                }
+                if !os {
+                    // A new file's name must survive too.
+                    if let Err(e) = crate::io::sync_dir(&self.dir) {
+                        self.poison(format!("could not sync a transaction index: {e}"));
+                    }
+                }
+            }
+            Err(e) => self.poison(format!("could not write a transaction index: {e}")),
+        }
+        w.scratch.aborts = aborts;
+        w.scratch.aborts.clear();
     }
 
     /// Closes the active segment and starts a new one at the next offset.
@@ -895,6 +981,8 @@ impl Partition {
                 w.rolled_closed.push(path.clone());
             }
         }
+        // The sealed segment's transaction index, if written since its last sync.
+        w.rolled_closed.append(&mut w.txn_unsynced);
         // Bound the descriptors waiting for post-roll syncs: beyond `ROLLED_OPEN` segments,
         // the oldest wait as paths.
         let excess = w.rolled.len().saturating_sub(ROLLED_OPEN * 3);

@@ -58,6 +58,15 @@ pub struct ProducerConfig {
     /// ([`partition_for_key`](crate::partition_for_key)), keyless records sticky per topic.
     /// See [`Partitioner`] and [`ProducerConfig::partitioner`].
     pub partitioner: Option<Arc<dyn Partitioner>>,
+    /// Kafka's `transactional.id`: makes the producer transactional (see
+    /// [`ProducerConfig::transactional`]). Shares one namespace with `name`: an id used as
+    /// one cannot be used as the other.
+    pub transactional_id: Option<String>,
+    /// Kafka's `transaction.timeout.ms`: a transaction open longer is aborted by the log's
+    /// background thread, and the producer's next call fails with
+    /// [`Error::TransactionTimedOut`](crate::Error::TransactionTimedOut). Default 60 s, as
+    /// Kafka; at least 1 ms, at most `i32::MAX` ms.
+    pub transaction_timeout: Duration,
 }
 
 impl Default for ProducerConfig {
@@ -73,11 +82,49 @@ impl Default for ProducerConfig {
             max_block: Duration::from_mins(1),
             close_timeout: Duration::from_mins(1),
             partitioner: None,
+            transactional_id: None,
+            transaction_timeout: Duration::from_mins(1),
         }
     }
 }
 
 impl ProducerConfig {
+    /// A transactional producer with this `transactional.id` (idempotent, as Kafka requires):
+    /// call [`Producer::init_transactions`](crate::Producer::init_transactions) once, then
+    /// send only between `begin_transaction` and `commit_transaction` or
+    /// `abort_transaction`. The records of a transaction, over any partitions and topics,
+    /// become visible to `read_committed` readers together, or never.
+    ///
+    /// ```
+    /// use topiclog::{IsolationLevel, Log, ProducerConfig, ProducerRecord};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("orders", 2)?;
+    /// log.create_topic("payments", 1)?;
+    /// let producer = log.producer(ProducerConfig::transactional("checkout"))?;
+    /// producer.init_transactions()?;
+    /// producer.begin_transaction()?;
+    /// producer.send(ProducerRecord::new("orders", "order 7").key("7"))?;
+    /// producer.send(ProducerRecord::new("payments", "paid 7").key("7"))?;
+    /// producer.commit_transaction()?;
+    /// let payments = log.partition("payments", 0)?.with_isolation_level(IsolationLevel::ReadCommitted);
+    /// assert_eq!(payments.records(0, 1 << 20)?.len(), 1);
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
+    pub fn transactional(id: impl Into<String>) -> Self {
+        ProducerConfig {
+            transactional_id: Some(id.into()),
+            ..ProducerConfig::default()
+        }
+    }
+
+    /// Sets `transaction.timeout.ms`.
+    #[must_use]
+    pub fn transaction_timeout(mut self, timeout: Duration) -> Self {
+        self.transaction_timeout = timeout;
+        self
+    }
+
     /// Sets the [`Partitioner`] that picks the partition of records sent without one (Kafka's
     /// `partitioner.class`); records that name a partition skip it. Default: none, Kafka's
     /// own placement.

@@ -24,6 +24,7 @@ mod metrics;
 mod partitioner;
 mod queues;
 mod receipt;
+mod txn;
 
 pub use config::{ProducerConfig, ProducerRecord};
 pub use metrics::ProducerMetrics;
@@ -51,6 +52,8 @@ pub(crate) struct ProducerInner {
     closed: AtomicBool,
     /// What [`Producer::metrics`] reports: relaxed counters the send path adds to.
     metrics: metrics::Counters,
+    /// The transactional state, for a producer with a `transactional.id`.
+    txn: Option<txn::Txn>,
 }
 
 /// Flushes and stops the producer when the last [`Producer`] clone goes (the sender thread
@@ -118,7 +121,41 @@ impl Producer {
                 format!("codec {c} is not compiled in"),
             ));
         }
-        let (producer_id, epoch) = if config.idempotence || config.name.is_some() {
+        let txn = match &config.transactional_id {
+            Some(id) => {
+                if !config.idempotence {
+                    return Err(Error::invalid_config(
+                        "enable.idempotence",
+                        "a transactional producer is idempotent (as Kafka requires)",
+                    ));
+                }
+                if config.name.is_some() {
+                    return Err(Error::invalid_config(
+                        "transactional.id",
+                        "a producer has a name or a transactional id, not both",
+                    ));
+                }
+                let ms = config.transaction_timeout.as_millis();
+                let Ok(timeout_ms) = i32::try_from(ms) else {
+                    return Err(Error::invalid_config(
+                        "transaction.timeout.ms",
+                        "at most i32::MAX ms",
+                    ));
+                };
+                if timeout_ms < 1 {
+                    return Err(Error::invalid_config(
+                        "transaction.timeout.ms",
+                        "at least 1 ms",
+                    ));
+                }
+                Some(txn::Txn::new(id.clone(), timeout_ms))
+            }
+            None => None,
+        };
+        let (producer_id, epoch) = if txn.is_some() {
+            // `init_transactions` takes the id and epoch.
+            (-1, -1)
+        } else if config.idempotence || config.name.is_some() {
             log.init_producer_id(config.name.as_deref())?
         } else {
             (-1, -1)
@@ -136,6 +173,7 @@ impl Producer {
             closed: AtomicBool::new(false),
             sender: Mutex::new(None),
             metrics: metrics::Counters::default(),
+            txn,
         });
         let last = Arc::new(LastHandle {
             inner: Arc::clone(&inner),
@@ -143,9 +181,13 @@ impl Producer {
         Ok(Producer { inner, _last: last })
     }
 
-    /// This producer's id and epoch (-1, -1 without idempotence).
+    /// This producer's id and epoch (-1, -1 without idempotence, and for a transactional
+    /// producer before `init_transactions`).
     pub fn producer_id(&self) -> (i64, i16) {
-        (self.inner.producer_id, self.inner.epoch)
+        match &self.inner.txn {
+            Some(txn) => txn.ids(),
+            None => (self.inner.producer_id, self.inner.epoch),
+        }
     }
 
     /// This producer's metrics (all clones together): records, bytes and batches stored,
@@ -330,6 +372,9 @@ impl Producer {
     /// [`Producer::send_async`], without counting its failure.
     fn queue(&self, record: ProducerRecord) -> Result<Receipt> {
         self.inner.log.check_open()?;
+        if let Some(txn) = &self.inner.txn {
+            txn.check_send()?;
+        }
         self.inner.ensure_sender(&self.inner)?;
         let key = self.inner.route(&record)?;
         let mut q = self.inner.queues.lock();
@@ -578,11 +623,54 @@ impl ProducerInner {
     /// Encodes `records` as one batch and appends it.
     fn send_records(&self, topic: &str, partition: i32, records: &[Record]) -> Result<Sent> {
         self.log.check_open()?;
+        if let Some(txn) = &self.txn {
+            return self.send_in_transaction(txn, topic, partition, records);
+        }
         // Only a named producer can be fenced by a newer instance of its name.
         if self.producer_id >= 0 && self.config.name.is_some() {
             self.log
                 .check_epoch(self.config.name.as_deref(), self.producer_id, self.epoch)?;
         }
+        let idempotent = self.producer_id >= 0;
+        let producer = idempotent.then_some((self.producer_id, self.epoch, false));
+        self.append_records(topic, partition, records, producer)
+    }
+
+    /// [`ProducerInner::send_records`] inside a transaction: the partition joins the
+    /// transaction (durably) before its first batch, and the batch carries the
+    /// transactional bit.
+    fn send_in_transaction(
+        &self,
+        txn: &txn::Txn,
+        topic: &str,
+        partition: i32,
+        records: &[Record],
+    ) -> Result<Sent> {
+        let h = self.handle(topic, partition)?;
+        let sync = self.config.flush_policy == Some(FlushPolicy::EveryBatch)
+            || h.live_partition()?.config().flush_policy.syncs_each_batch();
+        let guard = txn.begin_send(topic, partition, sync)?;
+        let r = self.append_records(
+            topic,
+            partition,
+            records,
+            Some((guard.producer_id, guard.epoch, true)),
+        );
+        drop(guard);
+        if let Err(e) = &r {
+            txn.send_failed(e);
+        }
+        r
+    }
+
+    /// Encodes `records` as one batch (as `producer`'s, when given) and appends it.
+    fn append_records(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: &[Record],
+        producer: Option<(i64, i16, bool)>,
+    ) -> Result<Sent> {
         let h = self.handle(topic, partition)?;
         let part = h.live_partition()?;
         let cfg = part.config();
@@ -597,8 +685,7 @@ impl ProducerInner {
             .or(cfg.compression)
             .unwrap_or_default();
         let now = now_ms();
-        let idempotent = self.producer_id >= 0;
-        let producer = idempotent.then_some((self.producer_id, self.epoch));
+        let idempotent = producer.is_some();
         // The batch's latency, for the metrics: one monotonic clock read here and one after
         // the append (and sync) returns, for the batches sampled.
         let start = metrics::Counters::start(records.len());

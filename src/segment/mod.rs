@@ -6,6 +6,7 @@
 pub(crate) mod index;
 mod map_budget;
 pub(crate) mod swap;
+pub(crate) mod txn_index;
 pub(crate) mod writer;
 
 use std::fs::File;
@@ -214,6 +215,12 @@ impl Segment {
         self.zeros_after.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// The segment's `.txnindex` (present only when an aborted transaction ends in it).
+    pub(crate) fn txn_index_path(&self) -> PathBuf {
+        self.log_path
+            .with_file_name(file_name(self.base_offset, FileKind::TxnIndex))
+    }
+
     /// Creates the three empty files of a new segment. The caller fsyncs the directory.
     pub(crate) fn create_files(dir: &Path, base_offset: i64) -> Result<()> {
         for kind in FileKind::SEGMENT {
@@ -226,7 +233,8 @@ impl Segment {
     /// Renames the segment's files to `.deleted` and unlinks them (a crash in between leaves
     /// `.deleted` files that the next open sweeps away). Live mappings stay valid on Linux.
     pub(crate) fn delete_files(&self) -> Result<()> {
-        for p in [&self.log_path, &self.index_path, &self.time_path] {
+        let txn = self.txn_index_path();
+        for p in [&self.log_path, &self.index_path, &self.time_path, &txn] {
             let gone = with_transient(p, Transient::Deleted);
             match crate::io::ops::rename(p, &gone) {
                 Ok(()) => crate::io::ops::remove_file(&gone).at(&gone)?,
