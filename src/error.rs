@@ -474,14 +474,14 @@ impl Error {
             Error::TopicAlreadyExists { .. } => 36, // TOPIC_ALREADY_EXISTS
             Error::InvalidConfig { .. } => 40, // INVALID_CONFIG
             Error::OutOfOrderSequence { .. } => 45, // OUT_OF_ORDER_SEQUENCE_NUMBER
-            Error::Fenced { .. } => 47,      // INVALID_PRODUCER_EPOCH
-            Error::InvalidTxnState { .. } => 48, // INVALID_TXN_STATE
-            Error::TransactionTimedOut { .. } => 47, // INVALID_PRODUCER_EPOCH, as Kafka answers
+            // A timed-out transaction's producer gets INVALID_PRODUCER_EPOCH, as from Kafka.
+            Error::Fenced { .. } | Error::TransactionTimedOut { .. } => 47, // INVALID_PRODUCER_EPOCH
+            Error::InvalidTxnState { .. } => 48,                            // INVALID_TXN_STATE
             Error::Io { .. } | Error::Poisoned { .. } | Error::ReadOnly | Error::Closed { .. } => {
                 56
             } // KAFKA_STORAGE_ERROR
-            Error::GroupNotEmpty { .. } => 68, // NON_EMPTY_GROUP
-            Error::GroupNotFound { .. } => 69, // GROUP_ID_NOT_FOUND
+            Error::GroupNotEmpty { .. } => 68,                              // NON_EMPTY_GROUP
+            Error::GroupNotFound { .. } => 69,                              // GROUP_ID_NOT_FOUND
             Error::UnsupportedCompression { .. } => 76, // UNSUPPORTED_COMPRESSION_TYPE
             Error::GroupSubscribedToTopic { .. } => 86, // GROUP_SUBSCRIBED_TO_TOPIC
             Error::InvalidBatch { .. } | Error::KeyRequired { .. } => 87, // INVALID_RECORD

@@ -8,8 +8,8 @@ use std::path::Path;
 use crate::config::LogOptions;
 use crate::error::Result;
 use crate::group;
-use crate::txn;
 use crate::log::Log;
+use crate::txn;
 
 impl Log {
     /// Opens (creating if needed) a data directory with default options: an exclusive lock,

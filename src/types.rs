@@ -100,7 +100,11 @@ impl ConsumerGroupMetadata {
     }
 
     /// Metadata of a member of a live group.
-    pub fn member(group_id: impl Into<String>, generation_id: i32, member_id: impl Into<String>) -> Self {
+    pub fn member(
+        group_id: impl Into<String>,
+        generation_id: i32,
+        member_id: impl Into<String>,
+    ) -> Self {
         ConsumerGroupMetadata {
             group_id: group_id.into(),
             generation_id,

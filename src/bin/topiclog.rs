@@ -22,8 +22,8 @@ use std::fmt::Write as _;
 use bytes::Bytes;
 use clap::{Args, Parser, Subcommand};
 use topiclog::{
-    Batch, Batches, Compression, ConsumerConfig, ControlRecord, Error, FlushPolicy, Log,
-    LogOptions, OffsetReset, OffsetSpec, ProducerConfig, ProducerRecord, TopicConfig,
+    Batch, Batches, Compression, ConsumerConfig, ControlRecord, Error, FlushPolicy, IsolationLevel,
+    Log, LogOptions, OffsetReset, OffsetSpec, ProducerConfig, ProducerRecord, TopicConfig,
     TopicPartition, is_internal_topic,
 };
 
@@ -136,6 +136,11 @@ struct ConsumeArgs {
     /// Print `partition offset key value` instead of values.
     #[arg(long)]
     print_offsets: bool,
+    /// `read_committed` prints only committed records of transactions (stopping at the last
+    /// stable offset); `read_uncommitted` (the default, as Kafka's console consumer) prints
+    /// every record. Transaction markers are never printed.
+    #[arg(long, default_value = "read_uncommitted")]
+    isolation_level: IsolationLevel,
 }
 
 #[derive(Subcommand)]
@@ -583,6 +588,7 @@ fn consume(dir: &Path, a: &ConsumeArgs) -> Out {
         None => ConsumerConfig::default(),
     };
     cfg.enable_auto_commit = false;
+    cfg.isolation_level = a.isolation_level;
     cfg.auto_offset_reset = if a.from_beginning {
         OffsetReset::Earliest
     } else {

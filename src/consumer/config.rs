@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::types::IsolationLevel;
 use crate::group::assignor::assignor_by_name;
+use crate::types::IsolationLevel;
 
 /// An offset and the timestamp of the record there.
 pub type OffsetAndTimestamp = (i64, i64);

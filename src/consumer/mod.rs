@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::TopicPartition;
-use crate::types::{ConsumerGroupMetadata, IsolationLevel};
 use crate::error::{Error, Result};
 use crate::group::assignor::assignor_by_name;
 use crate::group::coordinator::{JoinRequest, Joining, MemberSignal, Patience};
@@ -20,6 +19,7 @@ use crate::log::PartitionHandle;
 use crate::record::batch::{
     BatchHeader, RecordCursor, batch_crc, decompressed_section, records_section,
 };
+use crate::types::{ConsumerGroupMetadata, IsolationLevel};
 use crate::wait::Notifier;
 
 mod config;

@@ -368,7 +368,6 @@ impl LogInner {
         Ok(out)
     }
 
-
     /// Fails with [`Error::Fenced`] when a newer instance of the named producer exists.
     pub(crate) fn check_epoch(
         &self,

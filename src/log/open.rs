@@ -14,12 +14,12 @@ use std::time::Instant;
 use parking_lot::{Mutex, RwLock};
 
 use super::background::start_flusher;
+use super::catalog::transaction_state_topic_config;
 use super::catalog::{TopicMeta, read_topic_file, write_topic_file};
 use super::data_dir::{self, DirState};
 use super::producer_ids::ProducerRegistry;
 use super::services::Services;
 use super::topic::Topic;
-use super::catalog::transaction_state_topic_config;
 use super::{Log, LogInner, RecoveryReport, is_internal_topic, offsets_topic_config};
 use crate::checkpoint;
 use crate::clock::now_ms;
@@ -29,8 +29,7 @@ use crate::io::{ops, sync_dir};
 use crate::layout::{
     self, CLEAN_SHUTDOWN_ASIDE, CLEAN_SHUTDOWN_FILE, CLEANER_FILE, DELETING_DIR, LOCK_FILE,
     LOG_START_FILE, OFFSETS_TOPIC, PRODUCER_IDS_FILE, RECOVERY_POINT_FILE, SetAside, TOPICS_DIR,
-    TRANSACTION_STATE_TOPIC,
-    validate_topic_name,
+    TRANSACTION_STATE_TOPIC, validate_topic_name,
 };
 use crate::partition::{Partition, Shared, default_fd_budget};
 
@@ -200,7 +199,13 @@ impl Log {
         if !read_only && !log.inner.topics.read().contains_key(OFFSETS_TOPIC) {
             log.create_topic_unchecked(OFFSETS_TOPIC, 1, offsets_topic_config()?)?;
         }
-        if !read_only && !log.inner.topics.read().contains_key(TRANSACTION_STATE_TOPIC) {
+        if !read_only
+            && !log
+                .inner
+                .topics
+                .read()
+                .contains_key(TRANSACTION_STATE_TOPIC)
+        {
             log.create_topic_unchecked(
                 TRANSACTION_STATE_TOPIC,
                 1,

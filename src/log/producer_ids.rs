@@ -48,9 +48,17 @@ impl ProducerRegistry {
 
     /// The next id and epoch for a producer name or, with `transactional`, a transactional
     /// id (a fresh id without a name).
-    pub(crate) fn next_of(&mut self, name: Option<&str>, transactional: bool) -> Result<(i64, i16)> {
+    pub(crate) fn next_of(
+        &mut self,
+        name: Option<&str>,
+        transactional: bool,
+    ) -> Result<(i64, i16)> {
         if let Some(n) = name {
-            let setting = if transactional { "transactional.id" } else { "name" };
+            let setting = if transactional {
+                "transactional.id"
+            } else {
+                "name"
+            };
             if n.is_empty() || n.chars().any(char::is_whitespace) {
                 return Err(Error::invalid_config(
                     setting,

@@ -34,8 +34,8 @@ use crate::error::{Error, IoContext, Result};
 
 use crate::segment::{self, Segment};
 
-pub use damage::Damage;
 pub use crate::segment::txn_index::AbortedTxn;
+pub use damage::Damage;
 pub use recovery::PartitionRecovery;
 pub(crate) use shared::{Shared, default_fd_budget};
 pub(crate) use writer::Writer;
@@ -254,12 +254,22 @@ impl Partition {
                     position: 0,
                     reason: "partition has no segment after loading".into(),
                 })?;
+            // The replay of producer state and markers starts at or below the recovery point
+            // after a crash, and below any damage found at rest: a snapshot or `.txnindex`
+            // written before the damage may speak of batches that are gone.
+            let damaged_from = loaded.report.damage.iter().map(|d| d.lost_from).min();
+            let replay_below = match (clean, damaged_from) {
+                (true, d) => d,
+                (false, d) => {
+                    Some(d.map_or(loaded.recovery_point, |d| d.min(loaded.recovery_point)))
+                }
+            };
             let txns = txn::load(
                 shared,
                 &dir,
                 &loaded.segments,
                 active.end_offset(),
-                (!clean).then_some(loaded.recovery_point),
+                replay_below,
                 &mut loaded.report,
             )?;
             Ok((loaded, active, txns))

@@ -47,7 +47,7 @@ impl ReadResult {
         let mut out = Vec::new();
         for b in &self.batches {
             let h = b.header();
-            if h.is_control() || aborted(&self.aborted_transactions, &h) {
+            if h.is_control() || aborted(&self.aborted_transactions, h) {
                 continue;
             }
             b.verify_crc()?;

@@ -52,22 +52,22 @@ pub(crate) struct TxnLoaded {
     pub(crate) aborted: AbortedList,
 }
 
-/// Rebuilds the producer state and the aborted transactions below `end`. `recovery_point` is
-/// `None` after a clean close: every `.txnindex` was synced and is trusted. After a crash the
-/// replay of batch headers starts at or below the segment holding the recovery point (what
-/// lies past it may have lost its `.txnindex` bytes), and below any segment whose
-/// `.txnindex` is torn; the indexes of the segments it replays are written again when they
-/// differ from what the batches say.
+/// Rebuilds the producer state and the aborted transactions below `end`. `replay_below` is
+/// `None` after a clean close with no damage: every `.txnindex` and snapshot was synced and is
+/// trusted. Otherwise (the recovery point after a crash, the start of damage found at rest)
+/// the replay of batch headers starts at or below the segment holding that offset, and below
+/// any segment whose `.txnindex` is torn; the indexes of the segments it replays are written
+/// again when they differ from what the batches say.
 pub(crate) fn load(
     shared: &Shared,
     dir: &Path,
     segments: &[Arc<Segment>],
     end: i64,
-    recovery_point: Option<i64>,
+    replay_below: Option<i64>,
     report: &mut PartitionRecovery,
 ) -> Result<TxnLoaded> {
     let mut on_disk: Vec<Option<Vec<AbortedTxn>>> = Vec::with_capacity(segments.len());
-    let mut floor = match recovery_point {
+    let mut floor = match replay_below {
         None => end,
         Some(rp) => segments
             .iter()

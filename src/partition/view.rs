@@ -380,25 +380,24 @@ impl Partition {
         // trusted segments, and damage found there or by the loader means the cheap checks
         // were fooled: read every batch instead. Without the replay a refresh could trust
         // what the open did not, and the view would change with no change on disk.
-        let attempt = |clean: bool,
-                       recovery_point: Option<i64>|
-         -> Result<(Loaded, super::txn::TxnLoaded)> {
-            let loaded = load(&params(clean, recovery_point))?;
-            let end = loaded
-                .segments
-                .last()
-                .map_or(loaded.log_start, |s| s.end_offset());
-            let mut report = super::PartitionRecovery::default();
-            let txns = super::txn::load(
-                &self.shared,
-                &self.dir,
-                &loaded.segments,
-                end,
-                None,
-                &mut report,
-            )?;
-            Ok((loaded, txns))
-        };
+        let attempt =
+            |clean: bool, recovery_point: Option<i64>| -> Result<(Loaded, super::txn::TxnLoaded)> {
+                let loaded = load(&params(clean, recovery_point))?;
+                let end = loaded
+                    .segments
+                    .last()
+                    .map_or(loaded.log_start, |s| s.end_offset());
+                let mut report = super::PartitionRecovery::default();
+                let txns = super::txn::load(
+                    &self.shared,
+                    &self.dir,
+                    &loaded.segments,
+                    end,
+                    None,
+                    &mut report,
+                )?;
+                Ok((loaded, txns))
+            };
         let (loaded, txns) = match attempt(clean, recovery_point) {
             Err(Error::Corrupt { .. }) => attempt(false, Some(0))?,
             other => other?,

@@ -149,10 +149,7 @@ impl Txn {
         partition: i32,
         sync: bool,
     ) -> Result<()> {
-        let known = self
-            .added
-            .lock()
-            .contains(&(topic.to_string(), partition));
+        let known = self.added.lock().contains(&(topic.to_string(), partition));
         if known {
             // The partition is in the state: only check the producer is still current.
             return coordinator.check(&self.id, gate.producer_id, gate.epoch);
@@ -186,11 +183,15 @@ impl Txn {
 
 impl Producer {
     fn txn(&self, operation: &'static str) -> Result<&Txn> {
-        self.inner.txn.as_ref().ok_or_else(|| Error::InvalidTxnState {
-            transactional_id: String::new(),
-            operation,
-            state: "the producer has no transactional id (ProducerConfig::transactional)".into(),
-        })
+        self.inner
+            .txn
+            .as_ref()
+            .ok_or_else(|| Error::InvalidTxnState {
+                transactional_id: String::new(),
+                operation,
+                state: "the producer has no transactional id (ProducerConfig::transactional)"
+                    .into(),
+            })
     }
 
     /// Kafka's `initTransactions`: registers the transactional id with the log, moving it to
@@ -241,10 +242,9 @@ impl Producer {
         txn.check_fenced()?;
         let mut gate = txn.gate.write();
         match gate.phase {
-            Phase::Uninitialized => Err(txn.refuse(
-                "begin_transaction",
-                "init_transactions was not called",
-            )),
+            Phase::Uninitialized => {
+                Err(txn.refuse("begin_transaction", "init_transactions was not called"))
+            }
             Phase::InTransaction => {
                 Err(txn.refuse("begin_transaction", "a transaction is already open"))
             }

@@ -112,7 +112,9 @@ pub(crate) fn load(dir: &Path, base: i64, end: i64) -> Loaded {
                     && t.first_offset <= t.last_offset
                     && t.last_offset >= base
                     && t.last_offset < end
-                    && out.last().is_none_or(|p: &AbortedTxn| p.last_offset < t.last_offset) =>
+                    && out
+                        .last()
+                        .is_none_or(|p: &AbortedTxn| p.last_offset < t.last_offset) =>
             {
                 out.push(t);
             }

@@ -181,7 +181,7 @@ impl TxnRecord {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
@@ -203,7 +203,10 @@ mod tests {
             start_ms: 10,
         };
         assert_eq!(TxnRecord::decode(&rec.encode()), Some(rec.clone()));
-        assert_eq!(decode_key(&encode_key("payments")).as_deref(), Some("payments"));
+        assert_eq!(
+            decode_key(&encode_key("payments")).as_deref(),
+            Some("payments")
+        );
         let bytes = rec.encode();
         for cut in 0..bytes.len() {
             assert!(TxnRecord::decode(&bytes[..cut]).is_none());

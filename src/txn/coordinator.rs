@@ -144,7 +144,7 @@ impl TxnCoordinator {
             epoch,
             timeout_ms,
             status: Status::Empty,
-            partitions: Default::default(),
+            partitions: std::collections::BTreeSet::default(),
             last_update_ms: now_ms(),
             start_ms: -1,
         };
@@ -326,7 +326,9 @@ impl TxnCoordinator {
             let Some(p) = p else { continue };
             p.write_marker(rec.producer_id, marker_epoch, commit)?;
             if tp.topic == OFFSETS_TOPIC {
-                log.coordinator().offsets.complete_txn(rec.producer_id, commit);
+                log.coordinator()
+                    .offsets
+                    .complete_txn(rec.producer_id, commit);
             }
             done.push(tp);
         }

@@ -83,6 +83,13 @@ impl TempLog {
         Ok(TempLog { log, options, dir })
     }
 
+    /// Drops the log as a crash would (no sync, no clean-shutdown marker); the directory, for
+    /// the open that recovers it.
+    pub fn abandon(self) -> TempDir {
+        self.log.abandon();
+        self.dir
+    }
+
     /// Closes the log cleanly; the directory, kept for a look at the files or another open.
     pub fn close(self) -> Result<TempDir> {
         self.log.close()?;
