@@ -694,6 +694,34 @@ mod tests {
         }
     }
 
+    /// Kafka's `CurrentTxnFirstOffset` survives a snapshot: an open transaction's first offset,
+    /// and a producer known only by a marker (its epoch, no batch).
+    #[test]
+    fn snapshot_keeps_open_transactions() {
+        let mut s = ProducerState::default();
+        let mut txn = header(7, 1, 0, 2);
+        txn.attributes = 0x10;
+        s.update(&txn, 40);
+        let mut marker = header(9, 4, -1, 0);
+        marker.attributes = 0x30;
+        let _ = s.end_txn(&marker, 43, false);
+        assert_eq!(s.first_unstable(), Some(40));
+        let bytes = s.encode_snapshot();
+        let back = ProducerState::decode_snapshot(&bytes).unwrap();
+        assert_eq!(back.first_unstable(), Some(40));
+        assert_eq!(back.open_transactions(), vec![(7, 1, 40)]);
+        assert_eq!(back.encode_snapshot(), bytes);
+        // The marker-only producer keeps its epoch: an older one is fenced.
+        assert!(back.check_marker(&header(9, 3, -1, 0)).is_err());
+        // An ABORT ends the transaction and gives its index entry.
+        let mut back = back;
+        let mut abort = header(7, 1, -1, 0);
+        abort.attributes = 0x30;
+        let (_, entry) = back.end_txn(&abort, 50, false);
+        assert_eq!(entry, Some(AbortedTxn::new(7, 40, 50, 51)));
+        assert_eq!(back.first_unstable(), None);
+    }
+
     #[test]
     fn sequences_wrap() {
         assert_eq!(next_seq(i32::MAX), 0);

@@ -657,10 +657,7 @@ impl ProducerInner {
             Some((guard.producer_id, guard.epoch, true)),
         );
         drop(guard);
-        if let Err(e) = &r {
-            txn.send_failed(e);
-        }
-        r
+        r.map_err(|e| txn.send_failed(e))
     }
 
     /// Encodes `records` as one batch (as `producer`'s, when given) and appends it.
@@ -773,6 +770,19 @@ impl ProducerInner {
     /// Sends one partition's batches after another (the only place queued records are
     /// sent, which keeps them in order per partition).
     fn send_due(&self, due: Vec<(Key, VecDeque<Batch>)>) {
+        if let Some(txn) = &self.txn
+            && due.len() > 1
+        {
+            let keys: Vec<Key> = due.iter().map(|(k, _)| k.clone()).collect();
+            let sync = self.config.flush_policy == Some(FlushPolicy::EveryBatch)
+                || keys.iter().any(|(t, p)| {
+                    self.handle(t, *p).is_ok_and(|h| {
+                        h.live_partition()
+                            .is_ok_and(|p| p.config().flush_policy.syncs_each_batch())
+                    })
+                });
+            txn.add_ahead(&keys, sync);
+        }
         for (key, batches) in due {
             let (topic, partition) = (&key.0, key.1);
             for batch in batches {

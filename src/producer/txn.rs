@@ -1,7 +1,6 @@
 //! The transactional producer (Kafka's `transactional.id`): its state machine, and the calls
 //! that drive the log's transaction coordinator.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -33,8 +32,9 @@ pub(crate) struct Txn {
     id: String,
     timeout_ms: i32,
     gate: RwLock<Gate>,
-    /// Partitions this transaction added to the coordinator's state.
-    added: Mutex<HashSet<(String, i32)>>,
+    /// Partitions this transaction added to the coordinator's state (a transaction touches
+    /// few: a list, searched without allocating).
+    added: Mutex<Vec<(String, i32)>>,
     /// A send in this transaction failed: only `abort_transaction` may follow.
     failed: Mutex<Option<String>>,
     /// The producer was fenced: every call fails with this.
@@ -67,7 +67,7 @@ impl Txn {
                 phase: Phase::Uninitialized,
                 coordinator: None,
             }),
-            added: Mutex::new(HashSet::new()),
+            added: Mutex::new(Vec::new()),
             failed: Mutex::new(None),
             fenced: Mutex::new(None),
         }
@@ -149,23 +149,75 @@ impl Txn {
         partition: i32,
         sync: bool,
     ) -> Result<()> {
-        let known = self.added.lock().contains(&(topic.to_string(), partition));
-        if known {
-            // The partition is in the state: only check the producer is still current.
-            return coordinator.check(&self.id, gate.producer_id, gate.epoch);
+        if self.is_added(topic, partition) {
+            // The partition is in the transaction's state: a producer fenced since (a newer
+            // instance, or the timeout) had this transaction ended with markers of a newer
+            // epoch in every partition of it, so the partition itself refuses the batch.
+            return Ok(());
         }
         let tp = TopicPartition::new(topic, partition);
         coordinator.add_partition(&self.id, gate.producer_id, gate.epoch, &tp, sync)?;
-        self.added.lock().insert((topic.to_string(), partition));
+        self.added.lock().push((topic.to_string(), partition));
         Ok(())
     }
 
-    /// Notes a send's failure (after the guard is dropped). A batch too large was not
-    /// written: the producer splits it and sends the halves.
-    pub(crate) fn send_failed(&self, e: &Error) {
-        if !matches!(e, Error::RecordTooLarge { .. }) {
-            self.note(e);
+    fn is_added(&self, topic: &str, partition: i32) -> bool {
+        self.added
+            .lock()
+            .iter()
+            .any(|(t, p)| *p == partition && t == topic)
+    }
+
+    /// Adds the partitions a sender is about to write to the transaction in one state record
+    /// (instead of one per partition as their first batches go out). A failure is left to
+    /// the sends, which add their partitions one by one and report it.
+    pub(crate) fn add_ahead(&self, partitions: &[(String, i32)], sync: bool) {
+        let gate = self.gate.read();
+        if self.in_transaction(&gate, "send").is_err() {
+            return;
         }
+        let Some(coordinator) = gate.coordinator.clone() else {
+            return;
+        };
+        let new: Vec<TopicPartition> = partitions
+            .iter()
+            .filter(|(t, p)| !self.is_added(t, *p))
+            .map(|(t, p)| TopicPartition::new(t.clone(), *p))
+            .collect();
+        if new.len() < 2 {
+            return;
+        }
+        let added = coordinator.add_partitions(&self.id, gate.producer_id, gate.epoch, &new, sync);
+        if added.is_ok() {
+            self.added
+                .lock()
+                .extend(new.into_iter().map(|tp| (tp.topic, tp.partition)));
+        }
+    }
+
+    /// Notes a send's failure (after the guard is dropped) and returns the error to report.
+    /// A batch too large was not written: the producer splits it and sends the halves.
+    pub(crate) fn send_failed(&self, e: Error) -> Error {
+        if matches!(e, Error::RecordTooLarge { .. }) {
+            return e;
+        }
+        // A partition fenced the batch: the coordinator says why (a newer instance, or the
+        // transaction timed out).
+        let e = match e {
+            Error::Fenced { .. } => {
+                let gate = self.gate.read();
+                match &gate.coordinator {
+                    Some(c) => c
+                        .check(&self.id, gate.producer_id, gate.epoch)
+                        .err()
+                        .unwrap_or(e),
+                    None => e,
+                }
+            }
+            other => other,
+        };
+        self.note(&e);
+        e
     }
 
     /// The producer id and epoch (-1, -1 before `init_transactions`).

@@ -199,6 +199,18 @@ impl TxnCoordinator {
         tp: &TopicPartition,
         sync: bool,
     ) -> Result<()> {
+        self.add_partitions(id, producer_id, epoch, std::slice::from_ref(tp), sync)
+    }
+
+    /// [`TxnCoordinator::add_partition`] for several partitions, in one state record.
+    pub(crate) fn add_partitions(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        tps: &[TopicPartition],
+        sync: bool,
+    ) -> Result<()> {
         let entry = self.entry(id);
         let mut e = entry.lock();
         Self::verify(&e, producer_id, epoch)?;
@@ -220,10 +232,10 @@ impl TxnCoordinator {
             next.status = Status::Ongoing;
             next.partitions.clear();
             next.start_ms = now_ms();
-        } else if next.partitions.contains(tp) {
+        } else if tps.iter().all(|tp| next.partitions.contains(tp)) {
             return Ok(());
         }
-        next.partitions.insert(tp.clone());
+        next.partitions.extend(tps.iter().cloned());
         next.last_update_ms = now_ms();
         self.write(id, &next, sync)?;
         if !rec.status.is_open() {
