@@ -1232,6 +1232,7 @@ fn fetch_partition(
         len: taken,
         bytes,
         seeks: a.seeks,
+        next_offset: next,
     }))
 }
 

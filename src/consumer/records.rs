@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 
 use crate::TopicPartition;
 use crate::error::Error;
+use crate::group::offsets::OffsetAndMetadata;
 use crate::record::batch::{BatchHeader, RecordCursor, records_section};
 use crate::record::{Header, RecordRef, Records};
 
@@ -145,6 +146,9 @@ pub(super) struct PartitionRecords {
     pub(super) bytes: usize,
     /// The partition's seek count when these records were fetched (see `Fault::seeks`).
     pub(super) seeks: u64,
+    /// The partition's position after this fetch: past its last record and any markers or
+    /// aborted records after it that the fetch stepped over.
+    pub(super) next_offset: i64,
 }
 
 /// A run of records to hand out: whole stored batches (uncompressed, adjacent in their
@@ -278,6 +282,18 @@ impl ConsumerRecords {
     /// Number of records of one partition.
     pub fn count(&self, tp: &TopicPartition) -> usize {
         self.parts.iter().find(|p| &p.tp == tp).map_or(0, |p| p.len)
+    }
+
+    /// For each partition with records here, the offset to commit once they are processed:
+    /// the consumer's position after this poll (past the last record, and past any
+    /// transaction marker or aborted record the poll stepped over after it). What
+    /// [`Producer::send_offsets_to_transaction`](crate::Producer::send_offsets_to_transaction)
+    /// takes in a consume-transform-produce loop, and what `commit_offsets` takes.
+    pub fn next_offsets(&self) -> Vec<(TopicPartition, OffsetAndMetadata)> {
+        self.parts
+            .iter()
+            .map(|p| (p.tp.clone(), OffsetAndMetadata::new(p.next_offset)))
+            .collect()
     }
 }
 
