@@ -193,8 +193,9 @@ fn markers_stay_while_their_data_do_and_go_after_the_horizon() -> TestResult {
     log.compact("c")?;
     assert_eq!(markers(&part(&log))?.len(), 3, "not before the horizon");
 
+    // Maintenance comes back for the horizon by itself: nothing is dirty.
     std::thread::sleep(std::time::Duration::from_millis(retention + 100));
-    log.compact("c")?;
+    log.maintain()?;
     let m = markers(&part(&log))?;
     assert_eq!(
         m.iter().map(|h| h.base_offset).collect::<Vec<_>>(),

@@ -171,10 +171,7 @@ pub(crate) fn compact(
                 h.producer_id >= 0 && producers_last.get(&h.producer_id) == Some(&h.last_offset());
             let (b, r) = if h.is_control() {
                 let txn_empty = !txn_kept.remove(&h.producer_id).unwrap_or(false);
-                (
-                    rewrite_marker(&batch, txn_empty, now, horizon, last_of_producer)?,
-                    0,
-                )
+                (rewrite_marker(&batch, txn_empty, now, horizon)?, 0)
             } else {
                 let discard = aborted(&aborted_txns, &h);
                 let out = rewrite(&batch, &latest, now, horizon, last_of_producer, discard)?;
@@ -186,10 +183,7 @@ pub(crate) fn compact(
             removed += r;
             last = Some(h);
             if let Some(b) = b {
-                // A horizon already past is kept only by a marker that must stay for now (its
-                // producer's last batch): that changes with new writes, which make the log
-                // dirty anyway, so it does not call maintenance back.
-                if b.header.has_delete_horizon() && b.header.base_timestamp > now {
+                if b.header.has_delete_horizon() {
                     let h = b.header.base_timestamp;
                     next_horizon = Some(next_horizon.map_or(h, |n: i64| n.min(h)));
                 }
@@ -320,15 +314,22 @@ fn batches(p: &Partition, seg: &Arc<Segment>) -> Result<Vec<Batch>> {
 }
 
 /// An end-transaction marker's fate (Kafka's cleaner piggy-backs it on the tombstones' delete
-/// horizon): kept as it is while a batch of its transaction remains (`txn_empty` false); the
-/// first pass that finds the transaction empty stamps it with the horizon; a pass past that
-/// horizon removes it, unless it is its producer's last batch. Other control batches stay.
+/// horizon): kept as it is while a batch of its transaction remains (`txn_empty` false), since
+/// a replay of the batch headers would otherwise take that batch's transaction as never ended;
+/// the first pass that finds the transaction empty stamps it with the horizon; a pass past that
+/// horizon removes it. (A marker is never its producer's last batch in the sense that keeps a
+/// batch: the producer state remembers data batches only, as Kafka's does.) Other control
+/// batches stay.
+///
+/// Kafka stamps one pass later: its cleaner keeps a marker on the pass that removes the last
+/// batches of its transaction. Stamping on that pass is as safe, because the batches' removal
+/// reaches the disk no later than the stamp (their segments are swapped in first, or with it),
+/// and the marker still waits a whole `delete.retention.ms` after it.
 fn rewrite_marker(
     batch: &Batch,
     txn_empty: bool,
     now: i64,
     horizon: i64,
-    last_of_producer: bool,
 ) -> Result<Option<OutBatch>> {
     let h = *batch.header();
     let original = || OutBatch {
@@ -339,8 +340,7 @@ fn rewrite_marker(
         return Ok(Some(original()));
     }
     if h.has_delete_horizon() {
-        let expired = now >= h.base_timestamp && !last_of_producer;
-        return Ok((!expired).then(original));
+        return Ok((now < h.base_timestamp).then(original));
     }
     let records = batch.owned_records()?.collect::<Result<Vec<_>>>()?;
     rebuild(&h, &records, Some(horizon)).map(Some)
