@@ -97,8 +97,8 @@ fn aborted_records_go_and_committed_ones_compact_in_place() -> TestResult {
     let log = TempLog::with_topic_config("c", 1, compacted(86_400_000))?;
     let p = log.producer(ProducerConfig::transactional("t"))?;
     p.init_transactions()?;
-    let a1 = txn(&p, &[("a", "a1")], true)?;
-    let aborted = txn(&p, &[("a", "a2"), ("b", "b1")], false)?;
+    let first = txn(&p, &[("a", "a1"), ("e", "e1")], true)?;
+    let aborted = txn(&p, &[("a", "a2"), ("b", "b1"), ("e", "e2")], false)?;
     let c1 = txn(&p, &[("c", "c1"), ("a", "a3")], true)?;
     fill(&log, 0)?;
     let before = contents(&log, IsolationLevel::ReadUncommitted)?;
@@ -129,14 +129,18 @@ fn aborted_records_go_and_committed_ones_compact_in_place() -> TestResult {
             r.0
         );
     }
-    // The latest committed record per key stays: `a3` (not the aborted `a2`), `c1`; `a1` is
-    // superseded by `a3`.
+    // The latest committed record per key stays: `a3`, `c1`, and `e1`, which only the aborted
+    // `e2` came after; `a1` is superseded by `a3`.
     let keep = |o: i64, k: &str, v: &str| after.contains(&(o, k.to_string(), v.to_string()));
     assert!(
         keep(c1[0], "c", "c1") && keep(c1[1], "a", "a3"),
         "{after:?}"
     );
-    assert!(!after.iter().any(|r| r.0 == a1[0]), "a1 superseded");
+    assert!(
+        keep(first[1], "e", "e1"),
+        "an aborted record supersedes nothing"
+    );
+    assert!(!after.iter().any(|r| r.0 == first[0]), "a1 superseded");
     assert!(
         !after.iter().any(|r| r.1 == "b"),
         "b was only ever written by an aborted txn"
