@@ -168,10 +168,16 @@ pub(crate) enum FileKind {
 impl FileKind {
     /// A segment's three files, in the order they are created and deleted.
     pub(crate) const SEGMENT: [FileKind; 3] = [FileKind::Log, FileKind::Index, FileKind::TimeIndex];
-    /// The same files in the order a replacement renames them into place: indexes first, the
-    /// log last, because a `.log.swap` is what an open acts on.
-    pub(crate) const INDEXES_THEN_LOG: [FileKind; 3] =
-        [FileKind::Index, FileKind::TimeIndex, FileKind::Log];
+    /// The files a replacement renames into place, in that order: indexes first, the log
+    /// last, because a `.log.swap` is what an open acts on. The `.txnindex` is among them
+    /// (when the segment has one: it is the one kind that may be absent), so a compaction
+    /// that merges segments carries their aborted transactions into the merged one.
+    pub(crate) const INDEXES_THEN_LOG: [FileKind; 4] = [
+        FileKind::Index,
+        FileKind::TimeIndex,
+        FileKind::TxnIndex,
+        FileKind::Log,
+    ];
 
     /// The extension, without the dot.
     pub(crate) const fn ext(self) -> &'static str {

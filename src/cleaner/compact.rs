@@ -1,6 +1,13 @@
 //! Log compaction: keep the latest record for every key, never change offsets, never touch the
 //! active segment, drop tombstones once their delete horizon has passed.
 //!
+//! Transactions, as Kafka's cleaner treats them: only segments below the last stable offset
+//! are cleaned (a key's latest record in an open transaction may still be aborted); records of
+//! aborted transactions are removed (and do not count as their key's latest); an end-transaction
+//! marker stays while any batch of its transaction does, is stamped with a delete horizon on
+//! the first pass that finds the transaction empty, and goes on a pass after that horizon. A
+//! cleaned segment's `.txnindex` holds the aborted transactions of every segment it replaces.
+//!
 //! Crash safety. Cleaned segments are written as `<base>.log.cleaned` (plus indexes), fsynced,
 //! renamed to `.swap`, then — under the writer lock — the segments they replace are deleted
 //! and the `.swap` files renamed into place (`.log` last). At open, `.cleaned` files are
@@ -19,12 +26,15 @@ use crate::error::{Error, IoContext, Result};
 use crate::io::{ops, sync_dir, write_synced};
 use crate::layout::{self, FileKind, Transient};
 use crate::partition::Partition;
+use crate::partition::producer_state::marker_kind;
+use crate::partition::read::aborted;
 use crate::record::TimestampType;
 use crate::record::batch::{
     BATCH_HEADER_LEN, BatchHeader, empty_batch, placeholder_batch, stamp_base_offset,
     stamp_log_append_time,
 };
 use crate::record::{Batch, BatchBuilder};
+use crate::segment::txn_index::AbortedTxn;
 use crate::segment::writer::{Accountant, IndexBytes};
 use crate::segment::{Segment, SegmentState, TIME_ENTRY, swap};
 
@@ -92,23 +102,33 @@ pub(crate) fn compact(
     let cfg = p.config();
     let segs = p.segments();
     let lag = cfg.min_compaction_lag_ms as i64;
+    // Kafka's cleaner stops at the first unstable offset too: a record of an open transaction
+    // taken as its key's latest would remove the key's committed one, and leave nothing if
+    // the transaction then aborts.
+    let stable = p.last_stable_offset();
     let cleanable: Vec<Arc<Segment>> = segs
         .iter()
         .take(segs.len().saturating_sub(1))
         .take_while(|s| {
             lag == 0 || s.max_timestamp() < 0 || now.saturating_sub(s.max_timestamp()) >= lag
         })
+        .take_while(|s| s.end_offset() <= stable)
         .cloned()
         .collect();
     let mut out = Compacted::default();
     if cleanable.is_empty() {
         return Ok(out);
     }
-    // Pass 1: the latest offset of every key in the cleanable range.
+    let start = cleanable.first().map_or(0, |s| s.base_offset);
+    let end = cleanable.last().map_or(0, |s| s.end_offset());
+    // Every transaction with records here has its marker written (all of it lies below the
+    // last stable offset), so a transactional batch not in this list is committed.
+    let aborted_txns = p.aborted_between(start, end);
+    // Pass 1: the latest offset of every key in the cleanable range, aborted records aside.
     let mut latest: HashMap<Bytes, i64> = HashMap::new();
     for seg in &cleanable {
         for batch in batches(p, seg)? {
-            if batch.header().is_control() {
+            if batch.header().is_control() || aborted(&aborted_txns, batch.header()) {
                 continue;
             }
             for r in batch.owned_records()? {
@@ -124,11 +144,13 @@ pub(crate) fn compact(
     // segment per input segment and only the next pass merges them; grouping by output does
     // it at once, and needs at most one segment of output in memory beyond the group's.
     let horizon = now.saturating_add(cfg.delete_retention_ms as i64);
-    let end = cleanable.last().map_or(0, |s| s.end_offset());
     // Taken once: a producer's last batch only moves forward, into the active segment, which
     // this pass never reads, so a batch found last here can at worst be kept one pass too long.
     let producers_last = p.producer_last_offsets();
     let mut next_horizon: Option<i64> = None;
+    // Per producer, whether its transaction in progress (since its last marker in this scan)
+    // kept a batch: its marker must stay while one does.
+    let mut txn_kept: HashMap<i64, bool> = HashMap::new();
     let mut group = Group::default();
     for seg in &cleanable {
         let mut kept = Vec::new();
@@ -147,7 +169,17 @@ pub(crate) fn compact(
             // (Kafka's `producer.id.expiration.ms`), so every known producer counts as active.
             let last_of_producer =
                 h.producer_id >= 0 && producers_last.get(&h.producer_id) == Some(&h.last_offset());
-            let (b, r) = rewrite(&batch, &latest, now, horizon, last_of_producer)?;
+            let (b, r) = if h.is_control() {
+                let txn_empty = !txn_kept.remove(&h.producer_id).unwrap_or(false);
+                (rewrite_marker(&batch, txn_empty, now, horizon)?, 0)
+            } else {
+                let discard = aborted(&aborted_txns, &h);
+                let out = rewrite(&batch, &latest, now, horizon, last_of_producer, discard)?;
+                if h.is_transactional() {
+                    *txn_kept.entry(h.producer_id).or_default() |= out.0.is_some();
+                }
+                out
+            };
             removed += r;
             last = Some(h);
             if let Some(b) = b {
@@ -224,8 +256,27 @@ fn clean_group(
         let header = BatchHeader::parse(&bytes)?;
         batches.push(OutBatch { bytes, header });
     }
+    // The aborted transactions whose markers lie in the group: Kafka keeps them in the cleaned
+    // segment's `.txnindex` (even once compaction removed a marker), and the open trusts the
+    // indexes of segments below its recovery point, so they are not found again from the
+    // batches.
+    let group_end = group
+        .segments
+        .last()
+        .map_or(first.base_offset, |s| s.end_offset());
+    let txns: Vec<AbortedTxn> = p
+        .aborted_between(first.base_offset, group_end)
+        .into_iter()
+        .filter(|t| t.last_offset >= first.base_offset && t.last_offset < group_end)
+        .collect();
     let cfg = p.config();
-    let new = write_cleaned(p, first.base_offset, &batches, cfg.index_interval_bytes)?;
+    let new = write_cleaned(
+        p,
+        first.base_offset,
+        &batches,
+        &txns,
+        cfg.index_interval_bytes,
+    )?;
     if let Some(last) = group.segments.last() {
         let cleaned = p.dir.join(layout::transient_name(
             first.base_offset,
@@ -262,27 +313,52 @@ fn batches(p: &Partition, seg: &Arc<Segment>) -> Result<Vec<Batch>> {
     Ok(out)
 }
 
-/// Keeps a batch's latest-per-key records (and live tombstones). Returns the output batch (the
-/// original bytes when nothing changes; its header alone when no record is left and
-/// `keep_empty` is set; none when no record is left otherwise) and how many records were
-/// removed.
+/// An end-transaction marker's fate (Kafka's cleaner piggy-backs it on the tombstones' delete
+/// horizon): kept as it is while a batch of its transaction remains (`txn_empty` false), since
+/// a replay of the batch headers would otherwise take that batch's transaction as never ended;
+/// the first pass that finds the transaction empty stamps it with the horizon; a pass past that
+/// horizon removes it. (A marker is never its producer's last batch in the sense that keeps a
+/// batch: the producer state remembers data batches only, as Kafka's does.) Other control
+/// batches stay.
+///
+/// Kafka stamps one pass later: its cleaner keeps a marker on the pass that removes the last
+/// batches of its transaction. Stamping on that pass is as safe, because the batches' removal
+/// reaches the disk no later than the stamp (their segments are swapped in first, or with it),
+/// and the marker still waits a whole `delete.retention.ms` after it.
+fn rewrite_marker(
+    batch: &Batch,
+    txn_empty: bool,
+    now: i64,
+    horizon: i64,
+) -> Result<Option<OutBatch>> {
+    let h = *batch.header();
+    let original = || OutBatch {
+        bytes: batch.as_bytes().to_vec(),
+        header: h,
+    };
+    if !txn_empty || marker_kind(batch).is_none() {
+        return Ok(Some(original()));
+    }
+    if h.has_delete_horizon() {
+        return Ok((now < h.base_timestamp).then(original));
+    }
+    let records = batch.owned_records()?.collect::<Result<Vec<_>>>()?;
+    rebuild(&h, &records, Some(horizon)).map(Some)
+}
+
+/// Keeps a batch's latest-per-key records (and live tombstones); none when `discard` (a batch
+/// of an aborted transaction). Returns the output batch (the original bytes when nothing
+/// changes; its header alone when no record is left and `keep_empty` is set; none when no
+/// record is left otherwise) and how many records were removed.
 fn rewrite(
     batch: &Batch,
     latest: &HashMap<Bytes, i64>,
     now: i64,
     horizon: i64,
     keep_empty: bool,
+    discard: bool,
 ) -> Result<(Option<OutBatch>, u64)> {
     let h = *batch.header();
-    if h.is_control() {
-        return Ok((
-            Some(OutBatch {
-                bytes: batch.as_bytes().to_vec(),
-                header: h,
-            }),
-            0,
-        ));
-    }
     let existing_horizon = h.has_delete_horizon().then_some(h.base_timestamp);
     let mut kept = Vec::new();
     let mut removed = 0u64;
@@ -294,7 +370,7 @@ fn rewrite(
             .as_ref()
             .is_some_and(|k| latest.get(k) == Some(&r.offset));
         let expired_tombstone = r.value.is_none() && existing_horizon.is_some_and(|hz| now >= hz);
-        if is_latest && !expired_tombstone {
+        if is_latest && !expired_tombstone && !discard {
             tombstones |= r.value.is_none();
             kept.push(r);
         } else {
@@ -328,13 +404,26 @@ fn rewrite(
             0,
         ));
     }
-    let mut b = BatchBuilder::new(h.compression()?);
-    b.set_delete_horizon(if tombstones {
+    let horizon = if tombstones {
         existing_horizon.or(Some(horizon))
     } else {
         None
-    });
-    for r in &kept {
+    };
+    Ok((Some(rebuild(&h, &kept, horizon)?), removed))
+}
+
+/// A batch like `h` (producer, transactional and control bits, offsets, timestamp type) holding
+/// only `kept`, at their original offsets, with delete horizon `horizon`.
+fn rebuild(
+    h: &BatchHeader,
+    kept: &[crate::record::StoredRecord],
+    horizon: Option<i64>,
+) -> Result<OutBatch> {
+    let mut b = BatchBuilder::new(h.compression()?);
+    b.set_delete_horizon(horizon);
+    b.set_transactional(h.is_transactional());
+    b.set_control(h.is_control());
+    for r in kept {
         let delta = i32::try_from(r.offset - h.base_offset)
             .map_err(|_| Error::invalid_batch("record offset outside its batch"))?;
         b.push_at(
@@ -353,13 +442,10 @@ fn rewrite(
         stamp_log_append_time(data, h.max_timestamp);
     }
     let header = BatchHeader::parse(data)?;
-    Ok((
-        Some(OutBatch {
-            bytes: data.to_vec(),
-            header,
-        }),
-        removed,
-    ))
+    Ok(OutBatch {
+        bytes: data.to_vec(),
+        header,
+    })
 }
 
 /// Gives the cleaned log `to` the modification time of `from`, the last segment it replaces,
@@ -373,11 +459,13 @@ fn keep_modified(from: &Path, to: &Path) -> Result<()> {
         .at(to)
 }
 
-/// Writes `<base>.log.cleaned` and its indexes, fsynced; returns the new segment's state.
+/// Writes `<base>.log.cleaned` and its indexes (a `.txnindex` holding `txns`, when there are
+/// any), fsynced; returns the new segment's state.
 fn write_cleaned(
     p: &Partition,
     base: i64,
     batches: &[OutBatch],
+    txns: &[AbortedTxn],
     interval: u32,
 ) -> Result<SegmentState> {
     let mut log = Vec::with_capacity(batches.iter().map(|b| b.bytes.len()).sum());
@@ -392,12 +480,17 @@ fn write_cleaned(
     }
     entries.push_time(acct.seal());
     let (index, time) = (entries.index, entries.time);
+    let txn: Vec<u8> = txns.iter().flat_map(AbortedTxn::encode).collect();
     let dir = &p.dir;
     for (kind, bytes) in [
         (FileKind::Log, &log),
         (FileKind::Index, &index),
         (FileKind::TimeIndex, &time),
+        (FileKind::TxnIndex, &txn),
     ] {
+        if kind == FileKind::TxnIndex && bytes.is_empty() {
+            continue;
+        }
         let path = dir.join(layout::transient_name(base, kind, Transient::Cleaned));
         write_synced(&path, bytes)?;
     }
@@ -429,7 +522,11 @@ fn swap_in(
                 return Ok(None);
             }
         }
-        swap::swap_into_place(&dir, base, &[FileKind::Index, FileKind::TimeIndex])?;
+        swap::swap_into_place(
+            &dir,
+            base,
+            &[FileKind::Index, FileKind::TimeIndex, FileKind::TxnIndex],
+        )?;
         if crash == Some(CrashPoint::AfterIndexRename) {
             return Ok(None);
         }

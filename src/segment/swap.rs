@@ -2,7 +2,8 @@
 //! the cleaner that performs a swap and the open that completes one a crash interrupted.
 //!
 //! The protocol: the new segment is written as `<base>.{log,index,timeindex}.cleaned` and
-//! synced; renamed to `.swap`, indexes first and the log last (a `<base>.log.swap` is what
+//! synced (with a `.txnindex` when the segment holds aborted transactions); renamed to
+//! `.swap`, indexes first and the log last (a `<base>.log.swap` is what
 //! an open acts on, so it must be the last to appear); then the replaced segments are deleted
 //! and the `.swap` files renamed into place, again indexes first and the log last. A crash at
 //! any point leaves either the old segments or the new one: before the `.log.swap` exists an
@@ -26,13 +27,23 @@ use crate::layout::{self, FileKind, SegmentFile, Transient, with_transient};
 pub(crate) fn cleaned_to_swap(dir: &Path, base: i64) -> Result<()> {
     for kind in FileKind::INDEXES_THEN_LOG {
         let f = dir.join(layout::file_name(base, kind));
-        ops::rename(
-            &with_transient(&f, Transient::Cleaned),
-            &with_transient(&f, Transient::Swap),
+        let from = with_transient(&f, Transient::Cleaned);
+        optional(
+            kind,
+            ops::rename(&from, &with_transient(&f, Transient::Swap)),
         )
         .at(&f)?;
     }
     Ok(())
+}
+
+/// A file operation's result, with a missing `.txnindex` taken as done: a segment without
+/// aborted transactions has none.
+fn optional(kind: FileKind, r: std::io::Result<()>) -> std::io::Result<()> {
+    match r {
+        Err(e) if kind == FileKind::TxnIndex && e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        r => r,
+    }
 }
 
 /// Renames segment `base`'s `.swap` files of `kinds` into place, in the order given (callers
@@ -43,7 +54,7 @@ pub(crate) fn cleaned_to_swap(dir: &Path, base: i64) -> Result<()> {
 pub(crate) fn swap_into_place(dir: &Path, base: i64, kinds: &[FileKind]) -> Result<()> {
     for &kind in kinds {
         let f = dir.join(layout::file_name(base, kind));
-        ops::rename(&with_transient(&f, Transient::Swap), &f).at(&f)?;
+        optional(kind, ops::rename(&with_transient(&f, Transient::Swap), &f)).at(&f)?;
     }
     Ok(())
 }
@@ -56,7 +67,7 @@ pub(crate) fn swap_into_place(dir: &Path, base: i64, kinds: &[FileKind]) -> Resu
 pub(crate) fn remove_swap(dir: &Path, base: i64) -> Result<()> {
     for kind in FileKind::INDEXES_THEN_LOG {
         let f = dir.join(layout::transient_name(base, kind, Transient::Swap));
-        ops::remove_file(&f).at(&f)?;
+        optional(kind, ops::remove_file(&f)).at(&f)?;
     }
     Ok(())
 }
@@ -64,8 +75,10 @@ pub(crate) fn remove_swap(dir: &Path, base: i64) -> Result<()> {
 /// Completes interrupted swaps in a partition directory (the loader calls it before it lists
 /// segments): for each `<b>.log.swap`, deletes the segments whose base offsets lie in `[b, end
 /// of the swap's log)` and renames the swap's files into place, indexes first. Index `.swap`
-/// files without their log's (the log was already renamed) are removed: those indexes are
-/// rebuilt from the new log instead. Returns whether there was anything to do.
+/// files without their log's are removed: the log is renamed to `.swap` last and into place
+/// last, so they are the start of a swap that never committed (the old segments are whole)
+/// or, were the order broken, indexes rebuilt from the new log instead. Returns whether
+/// there was anything to do.
 ///
 /// # Errors
 /// I/O errors from listing, reading, removing and renaming.
@@ -109,7 +122,8 @@ pub(crate) fn finish_swaps(dir: &Path) -> Result<bool> {
             .last()
             .map_or(b, |x| x.last_offset() + 1);
         for &old in logs.iter().filter(|&&o| o >= b && o < end.max(b + 1)) {
-            for kind in FileKind::SEGMENT {
+            // The replaced segments' `.txnindex` files too: the swap's own holds their entries.
+            for kind in FileKind::SEGMENT.into_iter().chain([FileKind::TxnIndex]) {
                 let p = dir.join(layout::file_name(old, kind));
                 match ops::remove_file(&p) {
                     Ok(()) => {}

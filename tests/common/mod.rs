@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 use topiclog::{
-    Consumer, ConsumerConfig, Log, LogOptions, PartitionHandle, Producer, ProducerConfig, Record,
-    Result, StoredRecord, TopicConfig, TopicPartition,
+    AbortedTxn, BatchHeader, Batches, Consumer, ConsumerConfig, Log, LogOptions, PartitionHandle,
+    Producer, ProducerConfig, Record, Result, StoredRecord, TopicConfig, TopicPartition,
 };
 
 /// What a test returns: `?` works on topiclog's errors, io errors and `.ok_or("why")` alike,
@@ -183,6 +183,45 @@ pub fn dir_names(dir: &Path) -> TestResult<Vec<String>> {
 /// The base offset a segment file is named after (`<20-digit base offset>.log`).
 pub fn segment_base(path: &Path) -> i64 {
     path.file_stem().unwrap().to_str().unwrap().parse().unwrap()
+}
+
+/// Headers of every batch in a partition directory's segment files, in offset order.
+pub fn batch_headers(dir: &Path) -> TestResult<Vec<BatchHeader>> {
+    let mut out = Vec::new();
+    for f in segment_logs(dir) {
+        for b in Batches::new(std::fs::read(&f)?.into()) {
+            out.push(*b?.header());
+        }
+    }
+    Ok(out)
+}
+
+/// The entries of every `.txnindex` in a partition directory, with the base offset of the
+/// segment each belongs to, in order.
+pub fn txn_indexes(dir: &Path) -> TestResult<Vec<(i64, Vec<AbortedTxn>)>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .map(|e| Ok(e?.path()))
+        .collect::<std::io::Result<Vec<_>>>()?
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "txnindex"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let bytes = std::fs::read(&f)?;
+        assert_eq!(
+            bytes.len() % 34,
+            0,
+            "{}: whole 34-byte entries",
+            f.display()
+        );
+        let entries = bytes
+            .chunks_exact(34)
+            .map(|e| AbortedTxn::decode(e).ok_or("an entry that does not decode"))
+            .collect::<std::result::Result<_, _>>()?;
+        out.push((segment_base(&f), entries));
+    }
+    Ok(out)
 }
 
 pub const SHORT: Duration = Duration::from_millis(50);
