@@ -115,6 +115,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn report(path: &str, n: u64, took: Duration) {
     println!(
         "{path}: {n} records in {took:?} = {:.1} ns/record",
-        took.as_nanos() as f64 / n.max(1) as f64
+        took.as_secs_f64() * 1e9 / f64::from(u32::try_from(n.max(1)).unwrap_or(u32::MAX))
     );
 }
