@@ -582,13 +582,14 @@ fn produce_refuses_what_kafka_refuses_and_keeps_the_log_intact() -> TestResult {
         "control batch"
     );
 
+    // A transactional batch of a producer with no transaction here: INVALID_TXN_STATE.
     let mut txn = good.clone();
     txn[22] |= 0x10;
     fix_crc(&mut txn);
     assert_eq!(
         produce_code(&s.broker, "t", &txn)?.0,
-        87,
-        "transactional batch"
+        48,
+        "transactional batch outside a transaction"
     );
 
     let mut count = batch(Compression::None, &[(Some("a"), "1"), (Some("b"), "2")])?;
@@ -1326,6 +1327,30 @@ fn minimal_request(key: ApiKey, version: i16) -> TestResult<Bytes> {
         ApiKey::CreatePartitions => frame(key, version, 7, &CreatePartitionsRequest::default())?,
         ApiKey::DeleteRecords => frame(key, version, 7, &DeleteRecordsRequest::default())?,
         ApiKey::DescribeCluster => frame(key, version, 7, &DescribeClusterRequest::default())?,
+        ApiKey::AddPartitionsToTxn => frame(
+            key,
+            version,
+            7,
+            &kafka_protocol::messages::AddPartitionsToTxnRequest::default(),
+        )?,
+        ApiKey::AddOffsetsToTxn => frame(
+            key,
+            version,
+            7,
+            &kafka_protocol::messages::AddOffsetsToTxnRequest::default(),
+        )?,
+        ApiKey::EndTxn => frame(
+            key,
+            version,
+            7,
+            &kafka_protocol::messages::EndTxnRequest::default(),
+        )?,
+        ApiKey::TxnOffsetCommit => frame(
+            key,
+            version,
+            7,
+            &kafka_protocol::messages::TxnOffsetCommitRequest::default(),
+        )?,
         other => return Err(format!("no minimal {other:?} request").into()),
     })
 }
@@ -1742,7 +1767,7 @@ fn create_topics_v0_v1_and_delete_topics_v0_are_served() -> TestResult {
 }
 
 #[test]
-fn find_coordinator_for_a_transaction_answers_a_fatal_error() -> TestResult {
+fn find_coordinator_finds_this_node_for_groups_and_transactions() -> TestResult {
     use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
     let s = Server::start()?;
     // v0 has no key type: it always looks up a group.
@@ -1754,11 +1779,7 @@ fn find_coordinator_for_a_transaction_answers_a_fatal_error() -> TestResult {
     req.key_type = 1;
     for version in 1..=3 {
         let r: FindCoordinatorResponse = call(&s.broker, ApiKey::FindCoordinator, version, &req)?;
-        // TRANSACTIONAL_ID_AUTHORIZATION_FAILED: fatal for librdkafka's transaction
-        // manager, where COORDINATOR_NOT_AVAILABLE is retried until init_transactions
-        // times out.
-        assert_eq!(r.error_code, 53, "v{version}");
-        assert_eq!(r.node_id.0, -1);
+        assert_eq!((r.error_code, r.node_id.0), (0, 0), "v{version}");
     }
     for version in 4..=5 {
         let mut batch = FindCoordinatorRequest::default();
@@ -1768,13 +1789,12 @@ fn find_coordinator_for_a_transaction_answers_a_fatal_error() -> TestResult {
             StrBytes::from_static_str("tx2"),
         ];
         let r: FindCoordinatorResponse = call(&s.broker, ApiKey::FindCoordinator, version, &batch)?;
-        let got: Vec<(&str, i16)> = r
+        let got: Vec<(&str, i16, i32)> = r
             .coordinators
             .iter()
-            .map(|c| (c.key.as_str(), c.error_code))
+            .map(|c| (c.key.as_str(), c.error_code, c.node_id.0))
             .collect();
-        assert_eq!(got, [("tx1", 53), ("tx2", 53)], "v{version}");
-        // Groups are still found; an unknown key type is an invalid request.
+        assert_eq!(got, [("tx1", 0, 0), ("tx2", 0, 0)], "v{version}");
         batch.key_type = 0;
         let r: FindCoordinatorResponse = call(&s.broker, ApiKey::FindCoordinator, version, &batch)?;
         assert!(r.coordinators.iter().all(|c| c.error_code == 0));
@@ -1782,6 +1802,167 @@ fn find_coordinator_for_a_transaction_answers_a_fatal_error() -> TestResult {
         let r: FindCoordinatorResponse = call(&s.broker, ApiKey::FindCoordinator, version, &batch)?;
         assert!(r.coordinators.iter().all(|c| c.error_code == 42));
     }
+    Ok(())
+}
+
+/// A transactional batch as a client builds it.
+fn txn_batch(producer_id: i64, epoch: i16, seq: i32, values: &[&str]) -> TestResult<Vec<u8>> {
+    let mut b = BatchBuilder::new(Compression::None);
+    b.set_producer(producer_id, epoch, seq);
+    b.set_transactional(true);
+    for v in values {
+        b.push(None, Some(v.as_bytes()), &[], 1_700_000_000_000)?;
+    }
+    Ok(b.finish()?.to_vec())
+}
+
+/// The transaction APIs on the wire, as a Transactions V1 client calls them: InitProducerId
+/// with a transactional id, AddPartitionsToTxn, Produce (refused for a partition not added),
+/// EndTxn; Fetch and ListOffsets at read_committed answer the last stable offset and the
+/// aborted transactions; TxnOffsetCommit after AddOffsetsToTxn counts only on commit; a newer
+/// InitProducerId fences the older epoch.
+#[test]
+fn transactions_over_the_wire() -> TestResult {
+    use kafka_protocol::messages::{
+        AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
+        AddPartitionsToTxnResponse, EndTxnRequest, EndTxnResponse, InitProducerIdRequest,
+        InitProducerIdResponse, ProducerId, TransactionalId, TxnOffsetCommitRequest,
+        TxnOffsetCommitResponse, add_partitions_to_txn_request, txn_offset_commit_request,
+    };
+    let s = Server::start()?;
+    s.log().create_topic("t", 2)?;
+    let id = TransactionalId(StrBytes::from_static_str("wire"));
+    let init = || -> TestResult<(i64, i16)> {
+        let mut req = InitProducerIdRequest::default();
+        req.transactional_id = Some(id.clone());
+        req.transaction_timeout_ms = 60_000;
+        let r: InitProducerIdResponse = call(&s.broker, ApiKey::InitProducerId, 4, &req)?;
+        assert_eq!(r.error_code, 0);
+        Ok((r.producer_id.0, r.producer_epoch))
+    };
+    let (pid, epoch) = init()?;
+    let add = |epoch: i16, partition: i32| -> TestResult<i16> {
+        let mut t = add_partitions_to_txn_request::AddPartitionsToTxnTopic::default();
+        t.name = TopicName(StrBytes::from_static_str("t"));
+        t.partitions = vec![partition];
+        let mut req = AddPartitionsToTxnRequest::default();
+        req.v3_and_below_transactional_id = id.clone();
+        req.v3_and_below_producer_id = ProducerId(pid);
+        req.v3_and_below_producer_epoch = epoch;
+        req.v3_and_below_topics = vec![t];
+        let r: AddPartitionsToTxnResponse = call(&s.broker, ApiKey::AddPartitionsToTxn, 3, &req)?;
+        Ok(r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code)
+    };
+    let end = |epoch: i16, commit: bool| -> TestResult<i16> {
+        let mut req = EndTxnRequest::default();
+        req.transactional_id = id.clone();
+        req.producer_id = ProducerId(pid);
+        req.producer_epoch = epoch;
+        req.committed = commit;
+        let r: EndTxnResponse = call(&s.broker, ApiKey::EndTxn, 3, &req)?;
+        Ok(r.error_code)
+    };
+    let produce = |partition: i32, batch: Vec<u8>| -> TestResult<i16> {
+        let resp: ProduceResponse = call(
+            &s.broker,
+            ApiKey::Produce,
+            9,
+            &produce_request("t", partition, -1, Bytes::from(batch)),
+        )?;
+        Ok(resp.responses[0].partition_responses[0].error_code)
+    };
+    // Committed: a, b. Not added: refused.
+    assert_eq!(add(epoch, 0)?, 0);
+    assert_eq!(produce(0, txn_batch(pid, epoch, 0, &["a", "b"])?)?, 0);
+    assert_eq!(
+        produce(1, txn_batch(pid, epoch, 0, &["x"])?)?,
+        48,
+        "t-1 not added"
+    );
+    assert_eq!(end(epoch, true)?, 0);
+    // Aborted: c. Then open: d.
+    assert_eq!(add(epoch, 0)?, 0);
+    assert_eq!(produce(0, txn_batch(pid, epoch, 2, &["c"])?)?, 0);
+    assert_eq!(end(epoch, false)?, 0);
+    assert_eq!(add(epoch, 0)?, 0);
+    assert_eq!(produce(0, txn_batch(pid, epoch, 3, &["d"])?)?, 0);
+    // Offsets: c(0,1) marker 2, c 3, marker 4, d 5.
+    let mut fetch = fetch_request("t", 0, 0);
+    fetch.isolation_level = 1;
+    let resp: FetchResponse = call(&s.broker, ApiKey::Fetch, 12, &fetch)?;
+    let pd = &resp.responses[0].partitions[0];
+    assert_eq!((pd.high_watermark, pd.last_stable_offset), (6, 5));
+    let aborted: Vec<(i64, i64)> = pd
+        .aborted_transactions
+        .as_ref()
+        .ok_or("no aborted list")?
+        .iter()
+        .map(|a| (a.producer_id.0, a.first_offset))
+        .collect();
+    assert_eq!(aborted, [(pid, 3)]);
+    let mut lp = list_offsets_request::ListOffsetsPartition::default();
+    lp.timestamp = -1;
+    let mut lt = list_offsets_request::ListOffsetsTopic::default();
+    lt.name = TopicName(StrBytes::from_static_str("t"));
+    lt.partitions = vec![lp];
+    let mut lo = ListOffsetsRequest::default();
+    lo.replica_id = kafka_protocol::messages::BrokerId(-1);
+    lo.isolation_level = 1;
+    lo.topics = vec![lt];
+    let r: ListOffsetsResponse = call(&s.broker, ApiKey::ListOffsets, 5, &lo)?;
+    assert_eq!(
+        r.topics[0].partitions[0].offset, 5,
+        "the last stable offset"
+    );
+    // Offsets inside the open transaction: TxnOffsetCommit needs AddOffsetsToTxn first.
+    let mut part = txn_offset_commit_request::TxnOffsetCommitRequestPartition::default();
+    part.partition_index = 0;
+    part.committed_offset = 6;
+    let mut topic = txn_offset_commit_request::TxnOffsetCommitRequestTopic::default();
+    topic.name = TopicName(StrBytes::from_static_str("t"));
+    topic.partitions = vec![part];
+    let mut commit = TxnOffsetCommitRequest::default();
+    commit.transactional_id = id.clone();
+    commit.group_id = kafka_protocol::messages::GroupId(StrBytes::from_static_str("g"));
+    commit.producer_id = ProducerId(pid);
+    commit.producer_epoch = epoch;
+    commit.generation_id = -1;
+    commit.topics = vec![topic];
+    let r: TxnOffsetCommitResponse = call(&s.broker, ApiKey::TxnOffsetCommit, 3, &commit)?;
+    assert_eq!(
+        r.topics[0].partitions[0].error_code, 48,
+        "before AddOffsetsToTxn"
+    );
+    let mut ao = AddOffsetsToTxnRequest::default();
+    ao.transactional_id = id.clone();
+    ao.producer_id = ProducerId(pid);
+    ao.producer_epoch = epoch;
+    ao.group_id = kafka_protocol::messages::GroupId(StrBytes::from_static_str("g"));
+    let r: AddOffsetsToTxnResponse = call(&s.broker, ApiKey::AddOffsetsToTxn, 3, &ao)?;
+    assert_eq!(r.error_code, 0);
+    let r: TxnOffsetCommitResponse = call(&s.broker, ApiKey::TxnOffsetCommit, 3, &commit)?;
+    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    let tp = topiclog::TopicPartition::new("t", 0);
+    let group = s.log().consumer(topiclog::ConsumerConfig::group("g"))?;
+    assert_eq!(group.committed(&tp)?, None, "not before the commit");
+    assert_eq!(end(epoch, true)?, 0);
+    assert_eq!(group.committed(&tp)?.map(|o| o.offset), Some(6));
+    // What read_committed readers see, in process too.
+    let h = s
+        .log()
+        .partition("t", 0)?
+        .with_isolation_level(topiclog::IsolationLevel::ReadCommitted);
+    let values: Vec<String> = h
+        .records(0, 1 << 20)?
+        .iter()
+        .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned())
+        .collect();
+    assert_eq!(values, ["a", "b", "d"]);
+    // A newer InitProducerId fences the old epoch: PRODUCER_FENCED.
+    let (_, newer) = init()?;
+    assert!(newer > epoch);
+    assert_eq!(add(epoch, 0)?, 90);
+    assert_eq!(end(epoch, true)?, 90);
     Ok(())
 }
 

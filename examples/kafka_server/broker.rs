@@ -22,17 +22,17 @@ use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreateTopicsRequest,
     CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, FetchRequest, FetchResponse,
     FindCoordinatorRequest, FindCoordinatorResponse, HeartbeatRequest, HeartbeatResponse,
-    InitProducerIdRequest, InitProducerIdResponse, JoinGroupRequest, JoinGroupResponse,
-    LeaveGroupRequest, LeaveGroupResponse, ListOffsetsRequest, ListOffsetsResponse,
-    MetadataRequest, MetadataResponse, OffsetCommitRequest, OffsetCommitResponse,
-    OffsetFetchRequest, OffsetFetchResponse, ProduceRequest, ProduceResponse, ProducerId,
-    RequestHeader, ResponseHeader, SyncGroupRequest, SyncGroupResponse, TopicName,
-    api_versions_response, create_topics_response, delete_topics_response, fetch_response,
-    find_coordinator_response, join_group_response, leave_group_response, list_offsets_response,
-    metadata_response, offset_commit_response, offset_fetch_response, produce_response,
+    InitProducerIdRequest, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
+    LeaveGroupResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
+    OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
+    ProduceRequest, ProduceResponse, ProducerId, RequestHeader, ResponseHeader, SyncGroupRequest,
+    SyncGroupResponse, TopicName, api_versions_response, create_topics_response,
+    delete_topics_response, fetch_response, find_coordinator_response, join_group_response,
+    leave_group_response, list_offsets_response, metadata_response, offset_commit_response,
+    offset_fetch_response, produce_response,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
-use topiclog::{BatchHeader, Compression};
+use topiclog::{BatchHeader, Compression, IsolationLevel};
 use topiclog::{
     Error, JoinRequest, Log, Notifier, OffsetAndMetadata, PartitionHandle, TopicPartition,
 };
@@ -43,6 +43,8 @@ mod old_versions;
 // The admin APIs, in their own file beside this one.
 #[path = "admin.rs"]
 mod admin;
+#[path = "txn.rs"]
+mod txn;
 
 /// The cluster id Metadata and DescribeCluster give.
 const CLUSTER_ID: &str = "topiclog";
@@ -60,7 +62,6 @@ mod code {
     pub const INVALID_PARTITIONS: i16 = 37;
     pub const INVALID_REPLICATION_FACTOR: i16 = 38;
     pub const INVALID_REQUEST: i16 = 42;
-    pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
     pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
     pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
@@ -102,6 +103,13 @@ const SERVED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::DescribeCluster, 0, 1),
+    // Transactions V1 (no `transaction.version` feature is advertised, so clients use V1):
+    // AddPartitionsToTxn as clients send it (v4 and later are the broker's batched form),
+    // and the versions before those KIP-890's Transactions V2 added.
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 3),
+    (ApiKey::EndTxn, 0, 4),
+    (ApiKey::TxnOffsetCommit, 0, 4),
 ];
 
 /// A fetched topic: its partitions with fetch offset and partition byte limit.
@@ -261,6 +269,19 @@ impl Broker {
             ApiKey::OffsetCommit => serve!(OffsetCommitRequest, offset_commit),
             ApiKey::OffsetFetch => serve!(OffsetFetchRequest, offset_fetch),
             ApiKey::InitProducerId => serve!(InitProducerIdRequest, init_producer_id),
+            ApiKey::AddPartitionsToTxn => serve!(
+                kafka_protocol::messages::AddPartitionsToTxnRequest,
+                add_partitions_to_txn
+            ),
+            ApiKey::AddOffsetsToTxn => serve!(
+                kafka_protocol::messages::AddOffsetsToTxnRequest,
+                add_offsets_to_txn
+            ),
+            ApiKey::TxnOffsetCommit => serve!(
+                kafka_protocol::messages::TxnOffsetCommitRequest,
+                txn_offset_commit
+            ),
+            ApiKey::EndTxn => serve!(kafka_protocol::messages::EndTxnRequest, end_txn),
             ApiKey::ListGroups => serve!(kafka_protocol::messages::ListGroupsRequest, list_groups),
             ApiKey::DescribeGroups => serve!(
                 kafka_protocol::messages::DescribeGroupsRequest,
@@ -420,13 +441,7 @@ impl Broker {
         _h: &RequestHeader,
     ) -> Option<ProduceResponse> {
         let acks = req.acks;
-        let refuse = if req.transactional_id.is_some() {
-            Some(code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
-        } else if !(-1..=1).contains(&acks) {
-            Some(code::INVALID_REQUIRED_ACKS)
-        } else {
-            None
-        };
+        let refuse = (!(-1..=1).contains(&acks)).then_some(code::INVALID_REQUIRED_ACKS);
         let mut r = ProduceResponse::default();
         for topic in req.topic_data {
             let name = topic.name.0.as_str().to_owned();
@@ -512,8 +527,18 @@ impl Broker {
                 .iter()
                 .map(|p| (p.partition, p.fetch_offset, p.partition_max_bytes))
                 .collect::<Vec<_>>();
+            // isolation_level 1 (v4 and later): read_committed, up to the last stable offset.
+            let level = if req.isolation_level == 1 {
+                IsolationLevel::ReadCommitted
+            } else {
+                IsolationLevel::ReadUncommitted
+            };
             for p in &parts {
-                targets.push((topics.len(), self.log.partition(t.topic.0.as_str(), p.0)));
+                let handle = self
+                    .log
+                    .partition(t.topic.0.as_str(), p.0)
+                    .map(|h| h.with_isolation_level(level));
+                targets.push((topics.len(), handle));
             }
             topics.push((t.topic.clone(), parts));
         }
@@ -573,7 +598,7 @@ impl Broker {
                 let handle = handles.next();
                 if let Some(Ok(h)) = handle {
                     pd.high_watermark = h.high_watermark();
-                    pd.last_stable_offset = pd.high_watermark;
+                    pd.last_stable_offset = h.last_stable_offset();
                     pd.log_start_offset = h.log_start_offset();
                 }
                 // The first batch is returned whole even past the limits; once the response
@@ -598,8 +623,21 @@ impl Broker {
                 match result {
                     Ok(Some(read)) => {
                         pd.high_watermark = read.high_watermark;
-                        pd.last_stable_offset = read.high_watermark;
+                        pd.last_stable_offset = read.last_stable_offset;
                         pd.log_start_offset = read.log_start_offset;
+                        // For read_committed: the aborted transactions with records in what
+                        // is returned, whose batches the client drops.
+                        pd.aborted_transactions = Some(
+                            read.aborted_transactions
+                                .iter()
+                                .map(|t| {
+                                    let mut a = fetch_response::AbortedTransaction::default();
+                                    a.producer_id = ProducerId(t.producer_id);
+                                    a.first_offset = t.first_offset;
+                                    a
+                                })
+                                .collect(),
+                        );
                         let zstd = read.contiguous().iter().any(|run| holds_zstd(run));
                         if zstd && version < 10 {
                             pd.error_code = code::UNSUPPORTED_COMPRESSION_TYPE;
@@ -656,6 +694,8 @@ impl Broker {
                     .partition(t.name.0.as_str(), p.partition_index)
                     .and_then(|h| match p.timestamp {
                         -2 => Ok(Some((h.log_start_offset(), -1))),
+                        // Latest: the last stable offset for read_committed (isolation level 1).
+                        -1 if req.isolation_level == 1 => Ok(Some((h.last_stable_offset(), -1))),
                         -1 => Ok(Some((h.high_watermark(), -1))),
                         -3 => h.max_timestamp_offset(),
                         ts if ts >= 0 => h.offset_for_timestamp(ts),
@@ -791,21 +831,15 @@ impl Broker {
         _h: &RequestHeader,
     ) -> Option<FindCoordinatorResponse> {
         let mut r = FindCoordinatorResponse::default();
-        // Transactions are not served: a transaction coordinator lookup gets an error that
-        // clients treat as fatal (librdkafka, the Java client and kafkajs fail
-        // `init_transactions` at once), not COORDINATOR_NOT_AVAILABLE, which they retry
-        // until their timeout. The same code answers InitProducerId and Produce with a
-        // transactional id.
+        // One node: it coordinates every group (key type 0) and every transactional id
+        // (key type 1).
         let answer = |key: &StrBytes| -> (i16, Option<&'static str>) {
-            if req.key_type == 1 {
-                (
-                    code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-                    Some("transactions are not supported by this server"),
-                )
-            } else if req.key_type != 0 {
+            if req.key_type > 1 {
                 (code::INVALID_REQUEST, Some("unknown coordinator key type"))
-            } else if key.as_str().is_empty() {
+            } else if key.as_str().is_empty() && req.key_type == 0 {
                 (code::INVALID_GROUP_ID, Some("the group id is empty"))
+            } else if key.as_str().is_empty() {
+                (code::INVALID_REQUEST, Some("the transactional id is empty"))
             } else {
                 (code::NONE, None)
             }
@@ -1155,29 +1189,6 @@ impl Broker {
                 gr.group_id = g.group_id;
                 r.groups.push(gr);
             }
-        }
-        Some(r)
-    }
-
-    fn init_producer_id(
-        &self,
-        req: InitProducerIdRequest,
-        _version: i16,
-        _h: &RequestHeader,
-    ) -> Option<InitProducerIdResponse> {
-        let mut r = InitProducerIdResponse::default();
-        r.producer_id = ProducerId(-1);
-        r.producer_epoch = -1;
-        if req.transactional_id.is_some() {
-            r.error_code = code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
-            return Some(r);
-        }
-        match self.log.init_producer_id(None) {
-            Ok((id, epoch)) => {
-                r.producer_id = ProducerId(id);
-                r.producer_epoch = epoch;
-            }
-            Err(e) => r.error_code = e.kafka_error_code(),
         }
         Some(r)
     }

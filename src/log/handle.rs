@@ -572,7 +572,9 @@ impl PartitionHandle {
     /// clients.
     ///
     /// Checked: magic 2, exactly one whole batch, the CRC, a record count above zero with
-    /// `lastOffsetDelta = count - 1`, no control, transactional or delete-horizon batch,
+    /// `lastOffsetDelta = count - 1`, no control or delete-horizon batch, a transactional
+    /// batch only for a partition its producer's ongoing transaction holds (see
+    /// [`Log::add_partitions_to_txn`](crate::Log::add_partitions_to_txn)),
     /// a base sequence and epoch of at least 0 when the batch has a producer id, every record
     /// decoding at its expected offset delta, and a key on every record of a compacted topic.
     /// A batch without a producer id may carry any base sequence, as Kafka's broker accepts it:
@@ -602,9 +604,6 @@ impl PartitionHandle {
                 "clients may not write control batches",
             ));
         }
-        if h.is_transactional() {
-            return Err(Error::invalid_batch("transactions are not supported"));
-        }
         if h.has_delete_horizon() {
             return Err(Error::invalid_batch(
                 "the delete-horizon attribute is set only by compaction",
@@ -621,6 +620,7 @@ impl PartitionHandle {
         let mut rebuilt = (target != codec).then(|| {
             let mut bb = BatchBuilder::new(target);
             bb.set_producer(h.producer_id, h.producer_epoch, h.base_sequence);
+            bb.set_transactional(h.is_transactional());
             bb
         });
         let mut count = 0i64;
@@ -655,9 +655,29 @@ impl PartitionHandle {
         if let Some(e) = refused {
             return Err(e);
         }
-        match rebuilt.as_mut() {
+        let mut append = || match rebuilt.as_mut() {
             Some(bb) => part.append_encoded(bb.finish()?, None),
             None => part.append_encoded(batch, None),
+        };
+        if !h.is_transactional() {
+            return append();
         }
+        // A transactional batch goes in only while the producer's ongoing transaction holds
+        // this partition (as Kafka's broker verifies), under the coordinator's lock of that
+        // transaction, so it cannot land after the transaction's marker.
+        self.log
+            .services
+            .append_transactional(
+                &part.topic,
+                part.id,
+                h.producer_id,
+                h.producer_epoch,
+                &mut append,
+            )
+            .unwrap_or_else(|| {
+                Err(Error::invalid_batch(
+                    "a transactional batch needs the log's transaction coordinator",
+                ))
+            })
     }
 }

@@ -9,6 +9,9 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use crate::error::Result;
+use crate::partition::AppendResult;
+
 /// A part above the log that the log drives.
 pub(crate) trait Service: Any + Send + Sync {
     /// Called on each flusher tick: expire what passed its deadline.
@@ -17,6 +20,21 @@ pub(crate) trait Service: Any + Send + Sync {
     /// group subscribed to it rebalances, as Kafka's does when the metadata changes.
     fn topic_changed(&self, topic: &str) {
         let _ = topic;
+    }
+    /// Called for a transactional batch a client appends through
+    /// `PartitionHandle::append_raw`: the service that runs transactions answers `Some`,
+    /// running `append` (under its lock, so the transaction cannot end meanwhile) only when
+    /// the producer's ongoing transaction holds the partition. Others answer `None`.
+    fn append_transactional(
+        &self,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+        epoch: i16,
+        append: &mut dyn FnMut() -> Result<AppendResult>,
+    ) -> Option<Result<AppendResult>> {
+        let _ = (topic, partition, producer_id, epoch, append);
+        None
     }
     /// Called once when the log closes: wake every caller waiting on the service.
     fn close(&self);
@@ -61,6 +79,22 @@ impl Services {
         for s in self.list.read().iter() {
             s.topic_changed(topic);
         }
+    }
+
+    /// Appends a client's transactional batch through the service that runs transactions
+    /// (see [`Service::append_transactional`]); `None` when no service does.
+    pub(crate) fn append_transactional(
+        &self,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+        epoch: i16,
+        append: &mut dyn FnMut() -> Result<AppendResult>,
+    ) -> Option<Result<AppendResult>> {
+        self.list
+            .read()
+            .iter()
+            .find_map(|s| s.append_transactional(topic, partition, producer_id, epoch, append))
     }
 
     /// Tells every service the log is closing.

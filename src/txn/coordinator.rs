@@ -37,6 +37,8 @@ pub(crate) struct TxnCoordinator {
     /// `__transaction_state`'s partition (none in a read-only open without one).
     state: Option<Arc<Partition>>,
     txns: Mutex<HashMap<String, Arc<Mutex<Entry>>>>,
+    /// The transactional id of each producer id (for batches clients append).
+    by_producer: Mutex<HashMap<i64, String>>,
 }
 
 impl std::fmt::Debug for TxnCoordinator {
@@ -64,6 +66,10 @@ impl TxnCoordinator {
         state: Option<Arc<Partition>>,
         loaded: HashMap<String, TxnRecord>,
     ) -> TxnCoordinator {
+        let by_producer = loaded
+            .iter()
+            .map(|(id, rec)| (rec.producer_id, id.clone()))
+            .collect();
         let txns = loaded
             .into_iter()
             .map(|(id, rec)| {
@@ -80,6 +86,7 @@ impl TxnCoordinator {
             log,
             state,
             txns: Mutex::new(txns),
+            by_producer: Mutex::new(by_producer),
         }
     }
 
@@ -152,6 +159,7 @@ impl TxnCoordinator {
         e.rec = Some(rec);
         e.started = None;
         e.timed_out = None;
+        self.by_producer.lock().insert(producer_id, id.to_string());
         Ok((producer_id, epoch))
     }
 
@@ -243,6 +251,37 @@ impl TxnCoordinator {
         }
         e.rec = Some(next);
         Ok(())
+    }
+
+    /// Runs `f` while `id`'s ongoing transaction, of `producer_id` at `epoch`, holds `tp`,
+    /// under the transaction's lock (it cannot end meanwhile).
+    ///
+    /// # Errors
+    /// [`Error::Fenced`], [`Error::TransactionTimedOut`]; [`Error::InvalidTxnState`] when no
+    /// transaction is ongoing or it does not hold `tp`; `f`'s error.
+    pub(crate) fn within<T>(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        tp: &TopicPartition,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let entry = self.entry(id);
+        let e = entry.lock();
+        Self::verify(&e, producer_id, epoch)?;
+        let holds = e
+            .rec
+            .as_ref()
+            .is_some_and(|r| r.status.is_open() && r.partitions.contains(tp));
+        if !holds {
+            return Err(Error::InvalidTxnState {
+                transactional_id: id.to_string(),
+                operation: "write",
+                state: format!("{tp} was not added to an ongoing transaction"),
+            });
+        }
+        f()
     }
 
     /// Commits or aborts `id`'s transaction. `Ok(None)` when it is done; `Ok(Some(id,
@@ -392,12 +431,33 @@ impl TxnCoordinator {
                 rec.epoch = epoch;
             }
             e.timed_out = Some(old_epoch);
+            self.by_producer.lock().insert(producer_id, id);
         }
         Ok(())
     }
 }
 
 impl Service for TxnCoordinator {
+    fn append_transactional(
+        &self,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+        epoch: i16,
+        append: &mut dyn FnMut() -> Result<crate::partition::AppendResult>,
+    ) -> Option<Result<crate::partition::AppendResult>> {
+        let id = self.by_producer.lock().get(&producer_id).cloned();
+        let Some(id) = id else {
+            return Some(Err(Error::InvalidTxnState {
+                transactional_id: String::new(),
+                operation: "write a transactional batch",
+                state: format!("producer {producer_id} has no transactional id here"),
+            }));
+        };
+        let tp = TopicPartition::new(topic, partition);
+        Some(self.within(&id, producer_id, epoch, &tp, append))
+    }
+
     fn tick(&self) {
         // A failure here (a closed log, a write error) is met again by the next tick or by
         // the producer's next call.

@@ -6,6 +6,7 @@
 //! log finishes what a crash interrupted (`start.rs`); the log's background thread aborts
 //! transactions left open past their timeout (`coordinator.rs`).
 
+mod api;
 mod codec;
 mod coordinator;
 mod start;

@@ -638,21 +638,242 @@ def kafka_python_admin(server):
     admin.close()
 
 
-# ---- what is not served fails fast ----------------------------------------------------------
+# ---- transactions --------------------------------------------------------------------------
 
 
-def confluent_transactions_fail_fast(server):
-    from confluent_kafka import KafkaException, Producer
+CLI = None  # the `topiclog` binary (--cli), for an in-process read_committed consumer
 
+
+def make_topics(server, *topics):
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": server.bootstrap})
+    for name, n in topics:
+        admin.create_topics([NewTopic(name, n, 1)])[name].result(10)
+
+
+def confluent_read(server, topic, level, expected_count=None, group=None, seconds=20):
+    """Every value of `topic` a confluent-kafka consumer at `level` reads, sorted."""
+    from confluent_kafka import Consumer
+
+    c = Consumer(
+        {
+            "bootstrap.servers": server.bootstrap,
+            "group.id": group or f"read-{topic}-{level}-{time.time()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": level,
+        }
+    )
+    c.subscribe([topic])
+    got = []
+    deadline = time.time() + seconds
+    idle = 0
+    while time.time() < deadline:
+        m = c.poll(0.5)
+        if m is None:
+            idle += 1
+            if expected_count is None and idle >= 4 and got:
+                break
+            if expected_count is not None and len(got) >= expected_count and idle >= 2:
+                break
+            continue
+        idle = 0
+        if m.error() is None:
+            got.append(m.value().decode())
+    c.close()
+    return sorted(got)
+
+
+def kafka_python_read(server, topic, level, expected_count):
+    from kafka import KafkaConsumer
+
+    c = KafkaConsumer(
+        topic,
+        bootstrap_servers=server.bootstrap,
+        group_id=f"kp-{topic}-{level}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level=level,
+    )
+    got = []
+    deadline = time.time() + 20
+    idle = 0
+    while time.time() < deadline:
+        polled = c.poll(timeout_ms=500)
+        if not polled:
+            idle += 1
+            if len(got) >= expected_count and idle >= 2:
+                break
+            continue
+        idle = 0
+        for records in polled.values():
+            got.extend(r.value.decode() for r in records)
+    c.close()
+    return sorted(got)
+
+
+def cli_read(server, topic, level):
+    """The same through an in-process `Consumer` (the topiclog tool, opened read-only beside
+    the running server)."""
+    out = subprocess.run(
+        [CLI, "--dir", os.path.join(server.dir, "data"), "consume", topic, "--from-beginning",
+         "--timeout-ms", "500", "--isolation-level", level],
+        capture_output=True, text=True, timeout=60,
+    )
+    expect(out.returncode == 0, f"topiclog consume failed: {out.stderr}")
+    return sorted(line for line in out.stdout.splitlines() if line)
+
+
+def confluent_transactions(server):
+    """Commit and abort over two topics; read_committed and read_uncommitted readers of
+    confluent-kafka, kafka-python and the library see what their level allows."""
+    from confluent_kafka import Producer
+
+    make_topics(server, ("tx-a", 3), ("tx-b", 1))
     p = Producer({"bootstrap.servers": server.bootstrap, "transactional.id": "tx-1"})
-    started = time.time()
-    try:
-        p.init_transactions(10)
-        raise AssertionError("init_transactions succeeded")
-    except KafkaException as e:
-        err = e.args[0]
-        expect(not err.retriable(), f"a non-retriable error: {err}")
-    expect(time.time() - started < 5, f"failed in {time.time() - started:.1f} s, not under 5 s")
+    p.init_transactions(10)
+    committed, aborted = [], []
+    for t in range(6):
+        p.begin_transaction()
+        values = [f"t{t}-{i}" for i in range(7)]
+        for i, v in enumerate(values):
+            p.produce("tx-a" if i % 2 else "tx-b", v.encode(), f"k{i}".encode())
+        if t % 3 == 2:
+            # Sent first: an abort purges what the client has not sent yet, and these are to
+            # be stored, and skipped by read_committed readers.
+            expect(p.flush(10) == 0, "the aborted records were sent")
+            p.abort_transaction(10)
+            aborted += values
+        else:
+            p.commit_transaction(10)
+            committed += values
+    # One more left open: read_committed readers stop before it.
+    p.begin_transaction()
+    p.produce("tx-b", b"open", b"k")
+    p.flush(10)
+    want_a = sorted(v for v in committed if int(v.split("-")[1]) % 2)
+    want_b = sorted(v for v in committed if not int(v.split("-")[1]) % 2)
+    all_a = sorted(v for v in committed + aborted if int(v.split("-")[1]) % 2)
+    all_b = sorted(v for v in committed + aborted if not int(v.split("-")[1]) % 2) + ["open"]
+    got = confluent_read(server, "tx-a", "read_committed", len(want_a))
+    expect(got == want_a, f"confluent read_committed tx-a: {got} != {want_a}")
+    got = confluent_read(server, "tx-b", "read_committed", len(want_b))
+    expect(got == want_b, f"confluent read_committed tx-b: {got} != {want_b}")
+    got = confluent_read(server, "tx-b", "read_uncommitted", len(all_b))
+    expect(got == sorted(all_b), f"confluent read_uncommitted tx-b: {got}")
+    got = kafka_python_read(server, "tx-a", "read_committed", len(want_a))
+    expect(got == want_a, f"kafka-python read_committed tx-a: {got} != {want_a}")
+    got = kafka_python_read(server, "tx-a", "read_uncommitted", len(all_a))
+    expect(got == all_a, f"kafka-python read_uncommitted tx-a: {got}")
+    if CLI:
+        for topic, want in (("tx-a", want_a), ("tx-b", want_b)):
+            got = cli_read(server, topic, "read_committed")
+            expect(got == want, f"in-process read_committed {topic}: {got} != {want}")
+        got = cli_read(server, "tx-b", "read_uncommitted")
+        expect(got == sorted(all_b), f"in-process read_uncommitted tx-b: {got}")
+    p.commit_transaction(10)
+    got = confluent_read(server, "tx-b", "read_committed", len(want_b) + 1)
+    expect(got == sorted(want_b + ["open"]), f"after the last commit: {got}")
+
+
+def confluent_consume_transform_produce(server):
+    """A group consumer's input, transformed and produced in transactions together with the
+    consumer's offsets (send_offsets_to_transaction): the output and the committed offsets
+    agree; an aborted round leaves neither."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    make_topics(server, ("dst", 1))
+    produce_plain(server, "src", 2, 40)
+    c = Consumer(
+        {
+            "bootstrap.servers": server.bootstrap,
+            "group.id": "ctp",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    c.subscribe(["src"])
+    p = Producer({"bootstrap.servers": server.bootstrap, "transactional.id": "ctp-1"})
+    p.init_transactions(10)
+    seen = 0
+    rounds = 0
+    deadline = time.time() + 60
+    while seen < 40 and time.time() < deadline:
+        msgs = [m for m in c.consume(10, 1.0) if m.error() is None]
+        if not msgs:
+            continue
+        p.begin_transaction()
+        for m in msgs:
+            p.produce("dst", m.value().upper(), m.key())
+        p.send_offsets_to_transaction(c.position(c.assignment()), c.consumer_group_metadata(), 10)
+        rounds += 1
+        if rounds == 2:
+            # Aborted: its output never shows and its offsets are not committed; the consumer
+            # goes back to its last committed offsets and reads those records again.
+            p.abort_transaction(10)
+            for tp in c.committed(c.assignment(), 10):
+                c.seek(TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else 0))
+            continue
+        p.commit_transaction(10)
+        seen += len(msgs)
+    committed = c.committed([TopicPartition("src", 0), TopicPartition("src", 1)], 10)
+    c.close()
+    expect(seen == 40, f"transformed {seen} of 40")
+    total = sum(tp.offset for tp in committed if tp.offset > 0)
+    expect(total == 40, f"committed offsets {[(tp.partition, tp.offset) for tp in committed]}")
+    got = confluent_read(server, "dst", "read_committed", 40)
+    expect(len(got) == 40 and len(set(got)) == 40, f"dst holds {len(got)} ({len(set(got))} distinct)")
+    expect(all(v == v.upper() for v in got), "transformed")
+
+
+KILLED_PRODUCER = """
+import sys, time
+from confluent_kafka import Producer
+p = Producer({"bootstrap.servers": sys.argv[1], "transactional.id": sys.argv[2],
+              "transaction.timeout.ms": int(sys.argv[3])})
+p.init_transactions(10)
+p.begin_transaction()
+for i in range(5):
+    p.produce("killed", f"zombie-{i}".encode())
+p.flush(10)
+print("sent", flush=True)
+time.sleep(600)
+"""
+
+
+def confluent_killed_producer(server):
+    """A producer killed mid-transaction: its records never reach read_committed readers,
+    whether its successor's init_transactions fences it or the transaction timeout aborts it."""
+    from confluent_kafka import Producer
+
+    make_topics(server, ("killed", 1))
+    for how in ("successor", "timeout"):
+        txn_id = f"kill-{how}"
+        child = subprocess.Popen(
+            [sys.executable, "-c", KILLED_PRODUCER, server.bootstrap, txn_id,
+             "1000" if how == "timeout" else "60000"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        line = child.stdout.readline()
+        expect(line.strip() == "sent", f"the child said {line!r}")
+        child.kill()
+        child.wait()
+        if how == "timeout":
+            # The log's background thread aborts it after transaction.timeout.ms.
+            p = Producer({"bootstrap.servers": server.bootstrap, "transactional.id": "other"})
+            p.init_transactions(10)
+        else:
+            p = Producer({"bootstrap.servers": server.bootstrap, "transactional.id": txn_id})
+            p.init_transactions(10)  # fences the killed one and aborts its transaction
+        p.begin_transaction()
+        p.produce("killed", f"after-{how}".encode())
+        p.commit_transaction(10)
+    got = confluent_read(server, "killed", "read_committed", 2, seconds=30)
+    expect(got == ["after-successor", "after-timeout"], f"read_committed saw {got}")
+    got = confluent_read(server, "killed", "read_uncommitted", 12, seconds=30)
+    expect(len(got) == 12, f"read_uncommitted saw {len(got)} of 12 data records")
 
 
 def kafka_python_old_protocol_fails_fast(server):
@@ -729,7 +950,9 @@ SCENARIOS = {
     "confluent-kafka: admin APIs": confluent_admin,
     "kafka-python: admin APIs": kafka_python_admin,
     "kafkajs: admin APIs": kafkajs("admin"),
-    "confluent-kafka: transactional producer fails fast": confluent_transactions_fail_fast,
+    "confluent-kafka: transactions commit and abort, read by three clients": confluent_transactions,
+    "confluent-kafka: consume-transform-produce with send_offsets_to_transaction": confluent_consume_transform_produce,
+    "confluent-kafka: a producer killed mid-transaction": confluent_killed_producer,
     "kafka-python pinned to 0.10.1: produce fails fast": kafka_python_old_protocol_fails_fast,
 }
 
@@ -739,7 +962,10 @@ def main():
     ap.add_argument("--server", required=True)
     ap.add_argument("--node-modules")
     ap.add_argument("--only", nargs="*")
+    ap.add_argument("--cli", help="the topiclog binary, for an in-process read_committed consumer")
     args = ap.parse_args()
+    global CLI
+    CLI = args.cli
     failed = 0
     for name, scenario in SCENARIOS.items():
         if args.only and not any(o in name for o in args.only):
