@@ -151,18 +151,8 @@ impl OffsetStore {
         let records: Vec<_> = offsets
             .iter()
             .map(|(tp, om)| {
-                let key = OffsetsKey::Offset(OffsetKey {
-                    group: group.to_string(),
-                    topic: tp.topic.clone(),
-                    partition: tp.partition,
-                });
-                let value = OffsetValue {
-                    offset: om.offset,
-                    leader_epoch: -1,
-                    metadata: om.metadata.clone(),
-                    commit_timestamp: om.commit_timestamp,
-                };
-                (key.encode(), Some(value.encode()))
+                let (key, value) = offset_record(group, tp, om);
+                (key, Some(value))
             })
             .collect();
         self.append(&records)?;
