@@ -111,3 +111,43 @@ fn a_marker_lost_with_a_damaged_tail_is_written_again_from_the_state() -> TestRe
     assert_eq!(h.last_stable_offset(), h.log_end_offset());
     Ok(())
 }
+
+/// A newer instance's `init_transactions` aborts the old instance's open transaction with
+/// markers of the new epoch; when a marker write fails half-way (here the second partition's,
+/// on a simulated disk) and the process then dies, the open completes the abort at that epoch:
+/// the partition that got its marker already is not a reason to fail, and the other one gets
+/// its marker.
+#[cfg(feature = "sim")]
+#[test]
+fn an_abort_interrupted_between_markers_is_finished_at_the_new_epoch() -> TestResult {
+    use topiclog::sim::{FaultKind, Op, SimFs};
+    let dir = tempfile::tempdir()?;
+    let sim = SimFs::install(dir.path())?;
+    let log = quiet().open(dir.path())?;
+    log.create_topic("t", 2)?;
+    let old = log.producer(ProducerConfig::transactional("x"))?;
+    old.init_transactions()?;
+    old.begin_transaction()?;
+    old.send(ProducerRecord::new("t", "a").partition(0))?;
+    old.send(ProducerRecord::new("t", "b").partition(1))?;
+    sim.fail(Op::Write, "t-1", FaultKind::Eio);
+    let new = log.producer(ProducerConfig::transactional("x"))?;
+    assert!(new.init_transactions().is_err(), "the second marker failed");
+    sim.clear_faults();
+    drop((old, new));
+    log.abandon();
+    let log = quiet().open(dir.path())?;
+    for p in 0..2 {
+        let h = log.partition("t", p)?;
+        assert_eq!(
+            h.last_stable_offset(),
+            h.log_end_offset(),
+            "t-{p} left open"
+        );
+        assert!(
+            committed(&log, "t", p)?.is_empty(),
+            "t-{p}: the records were aborted"
+        );
+    }
+    Ok(())
+}

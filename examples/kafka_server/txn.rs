@@ -24,21 +24,32 @@ pub(super) mod txn_code {
     pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
     pub const INVALID_PRODUCER_EPOCH: i16 = 47;
     pub const INVALID_TXN_STATE: i16 = 48;
+    pub const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
     pub const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
     pub const CONCURRENT_TRANSACTIONS: i16 = 51;
     pub const PRODUCER_FENCED: i16 = 90;
 }
 
-/// Kafka's code for a transaction call's error.
-pub(super) fn txn_error_code(e: &Error) -> i16 {
+/// Kafka's code for a transaction call's error. `fenced_code`: the request's version knows
+/// PRODUCER_FENCED (KIP-588); older ones get INVALID_PRODUCER_EPOCH for a fence, as from Kafka.
+pub(super) fn txn_error_code(e: &Error, fenced_code: bool) -> i16 {
     match e {
-        // A producer fenced by a newer instance: fatal for the client, as Kafka's
-        // PRODUCER_FENCED is.
-        Error::Fenced { .. } => txn_code::PRODUCER_FENCED,
-        // The timeout aborted the transaction: abortable, as Kafka's answer after a timeout.
+        // A producer fenced by a newer instance: fatal for the client.
+        Error::Fenced { .. } if fenced_code => txn_code::PRODUCER_FENCED,
+        Error::Fenced { .. } => txn_code::INVALID_PRODUCER_EPOCH,
+        // The timeout aborted the transaction: the client initializes again (KIP-360).
         Error::TransactionTimedOut { .. } => txn_code::INVALID_PRODUCER_EPOCH,
-        Error::InvalidTxnState { state, .. } if state.contains("being") => {
+        Error::InvalidTxnState { state, .. }
+            if state.starts_with("the transaction is being")
+                || state.starts_with("the transaction is already being") =>
+        {
             txn_code::CONCURRENT_TRANSACTIONS
+        }
+        Error::InvalidTxnState { state, .. }
+            if state.starts_with("it was never initialized")
+                || state.contains("has no transactional id here") =>
+        {
+            txn_code::INVALID_PRODUCER_ID_MAPPING
         }
         Error::InvalidTxnState { .. } => txn_code::INVALID_TXN_STATE,
         Error::InvalidConfig { field, .. } if field == "transaction.timeout.ms" => {
@@ -53,7 +64,7 @@ impl Broker {
     pub(super) fn init_producer_id(
         &self,
         req: InitProducerIdRequest,
-        _version: i16,
+        version: i16,
         _h: &RequestHeader,
     ) -> Option<InitProducerIdResponse> {
         let mut r = InitProducerIdResponse::default();
@@ -74,7 +85,7 @@ impl Broker {
                 r.producer_id = ProducerId(id);
                 r.producer_epoch = epoch;
             }
-            Err(e) => r.error_code = txn_error_code(&e),
+            Err(e) => r.error_code = txn_error_code(&e, version >= 3),
         }
         Some(r)
     }
@@ -82,7 +93,7 @@ impl Broker {
     pub(super) fn add_partitions_to_txn(
         &self,
         req: AddPartitionsToTxnRequest,
-        _version: i16,
+        version: i16,
         _h: &RequestHeader,
     ) -> Option<AddPartitionsToTxnResponse> {
         let id = req.v3_and_below_transactional_id.0.as_str();
@@ -106,7 +117,7 @@ impl Broker {
         let outcome = if unknown.is_empty() {
             match self.log.add_partitions_to_txn(id, pid, epoch, &known) {
                 Ok(()) => code::NONE,
-                Err(e) => txn_error_code(&e),
+                Err(e) => txn_error_code(&e, version >= 2),
             }
         } else {
             // Kafka answers the others OPERATION_NOT_ATTEMPTED.
@@ -138,7 +149,7 @@ impl Broker {
     pub(super) fn add_offsets_to_txn(
         &self,
         req: AddOffsetsToTxnRequest,
-        _version: i16,
+        version: i16,
         _h: &RequestHeader,
     ) -> Option<AddOffsetsToTxnResponse> {
         let mut r = AddOffsetsToTxnResponse::default();
@@ -147,7 +158,7 @@ impl Broker {
             req.producer_id.0,
             req.producer_epoch,
         ) {
-            r.error_code = txn_error_code(&e);
+            r.error_code = txn_error_code(&e, version >= 2);
         }
         Some(r)
     }
@@ -155,7 +166,7 @@ impl Broker {
     pub(super) fn txn_offset_commit(
         &self,
         req: TxnOffsetCommitRequest,
-        _version: i16,
+        version: i16,
         _h: &RequestHeader,
     ) -> Option<TxnOffsetCommitResponse> {
         let group = ConsumerGroupMetadata::member(
@@ -190,7 +201,7 @@ impl Broker {
         ) {
             Ok(()) => code::NONE,
             Err(e @ Error::StaleMember { .. }) => e.kafka_error_code(),
-            Err(e) => txn_error_code(&e),
+            Err(e) => txn_error_code(&e, version >= 3),
         };
         let mut r = TxnOffsetCommitResponse::default();
         for t in req.topics {
@@ -211,7 +222,7 @@ impl Broker {
     pub(super) fn end_txn(
         &self,
         req: EndTxnRequest,
-        _version: i16,
+        version: i16,
         _h: &RequestHeader,
     ) -> Option<EndTxnResponse> {
         let mut r = EndTxnResponse::default();
@@ -223,7 +234,7 @@ impl Broker {
             req.producer_epoch,
             req.committed,
         ) {
-            r.error_code = txn_error_code(&e);
+            r.error_code = txn_error_code(&e, version >= 2);
         }
         Some(r)
     }

@@ -188,8 +188,11 @@ impl OffsetStore {
         }
         b.set_producer(producer_id, epoch, 0);
         b.set_transactional(true);
-        p.append_sequenced(b.finish_unchecked()?)?;
+        // Held across the append: a marker written meanwhile (the transaction's timeout, a
+        // newer instance) completes after the offsets are held, so it drops them, instead of
+        // finding nothing and leaving them for a later commit of the same producer.
         let mut st = self.state.lock();
+        p.append_sequenced(b.finish_unchecked()?)?;
         let held = st.pending.entry(producer_id).or_default();
         for (tp, om) in offsets {
             held.push((group.to_string(), tp.clone(), om.clone()));

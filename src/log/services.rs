@@ -69,7 +69,9 @@ impl Services {
 
     /// Ticks every service.
     pub(crate) fn tick_all(&self) {
-        for s in self.list.read().iter() {
+        // Not under the list's lock: a tick may look a service up again.
+        let list = self.list.read().clone();
+        for s in list {
             s.tick();
         }
     }

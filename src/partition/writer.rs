@@ -886,15 +886,16 @@ impl Partition {
         w.acct = acct;
         w.next_offset = st.end_offset;
         w.index_dirty |= !entries.is_empty();
-        // Before the end moves: a reader never sees a transaction's first batch without the
-        // last stable offset held below it, nor an ABORT marker before its entry.
+        // Before the end moves, and in this order: an aborted transaction's entry is in the
+        // readers' list before the last stable offset moves past its records, and a reader
+        // never sees a transaction's first batch without the last stable offset held below it.
+        if !w.scratch.aborts.is_empty() {
+            self.store_aborts(w);
+        }
         self.first_unstable.store(
             w.producers.first_unstable().unwrap_or(i64::MAX),
             Ordering::Release,
         );
-        if !w.scratch.aborts.is_empty() {
-            self.store_aborts(w);
-        }
         w.active.publish(&st);
         self.publish_end(st.end_offset, w.limits.flush_policy);
         Ok(())

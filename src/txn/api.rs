@@ -127,16 +127,25 @@ impl Log {
 
     /// Kafka's EndTxn: commits (`commit`) or aborts `id`'s transaction: the decision made
     /// durable, a marker in every partition of it, then the transaction complete. Ending a
-    /// transaction with nothing in it does nothing; aborting one the timeout already aborted
-    /// succeeds.
+    /// transaction with nothing in it does nothing.
     ///
     /// # Errors
-    /// [`Error::Fenced`]; [`Error::TransactionTimedOut`] for a commit after the timeout;
-    /// [`Error::InvalidTxnState`] for the other decision than one already being carried out;
-    /// I/O errors (the decision stays: calling again, or the next open, completes it).
+    /// [`Error::Fenced`]; [`Error::TransactionTimedOut`] when the timeout aborted the
+    /// transaction (for an abort too: it is aborted, and the id has moved to a newer epoch,
+    /// which [`Log::init_transactional_id`] hands the client, as Kafka's clients re-initialize
+    /// after INVALID_PRODUCER_EPOCH); [`Error::InvalidTxnState`] for the other decision than
+    /// one already being carried out; I/O errors (the decision stays: calling again, or the
+    /// next open, completes it).
     pub fn end_txn(&self, id: &str, producer_id: i64, epoch: i16, commit: bool) -> Result<()> {
-        self.txn_coordinator()?
-            .end(id, producer_id, epoch, commit)
-            .map(|_| ())
+        match self
+            .txn_coordinator()?
+            .end(id, producer_id, epoch, commit)?
+        {
+            None => Ok(()),
+            Some(_) => Err(Error::TransactionTimedOut {
+                transactional_id: id.to_string(),
+                timeout_ms: 0,
+            }),
+        }
     }
 }

@@ -137,12 +137,13 @@ impl TxnCoordinator {
             && (rec.status.is_open() || rec.status.prepared().is_some())
         {
             let commit = rec.status.prepared().unwrap_or(false);
-            // The markers carry the new epoch (when the id kept its producer id), so a batch
-            // the old producer still sends is fenced by each partition.
+            // The markers carry the new epoch, so a batch the old producer still sends is
+            // fenced by each partition; when the id moved to a new producer id (its epochs ran
+            // out), the old id's last epoch, which fences every batch of it.
             let marker_epoch = if rec.producer_id == producer_id {
                 epoch
             } else {
-                rec.epoch
+                i16::MAX
             };
             self.complete(&log, &mut e, commit, marker_epoch)?;
         }
@@ -356,6 +357,10 @@ impl TxnCoordinator {
                 (tp.clone(), p.ok())
             })
             .collect();
+        // The markers' epoch goes into the Prepare record: a completion that the crash (or a
+        // failed write) interrupted is finished at that epoch, which the partitions that got
+        // a marker already have.
+        let marker_epoch = marker_epoch.max(rec.epoch);
         if rec.status.is_open() {
             let syncs = parts.iter().any(|(_, p)| {
                 p.as_ref()
@@ -367,6 +372,7 @@ impl TxnCoordinator {
             } else {
                 Status::PrepareAbort
             };
+            prepared.epoch = marker_epoch;
             prepared.last_update_ms = now_ms();
             self.write(&e.id, &prepared, syncs)?;
             *rec = prepared;
@@ -375,7 +381,13 @@ impl TxnCoordinator {
         for (tp, p) in parts {
             // A partition deleted since needs no marker.
             let Some(p) = p else { continue };
-            p.write_marker(rec.producer_id, marker_epoch, commit)?;
+            match p.write_marker(rec.producer_id, marker_epoch, commit) {
+                Ok(_) => {}
+                // A marker of a newer epoch is there already: it ended whatever this producer
+                // had open in the partition.
+                Err(Error::Fenced { .. }) => {}
+                Err(e) => return Err(e),
+            }
             if tp.topic == OFFSETS_TOPIC {
                 log.coordinator()
                     .offsets
@@ -423,7 +435,7 @@ impl TxnCoordinator {
             let marker_epoch = if producer_id == old_id {
                 epoch
             } else {
-                old_epoch
+                i16::MAX
             };
             self.complete(&log, &mut e, false, marker_epoch)?;
             if let Some(rec) = e.rec.as_mut() {
