@@ -1966,6 +1966,76 @@ fn transactions_over_the_wire() -> TestResult {
     Ok(())
 }
 
+/// A transaction left open past its `transaction.timeout.ms` is aborted by the log; the
+/// client's EndTxn then gets INVALID_PRODUCER_EPOCH (not success: its epoch is gone), and its
+/// next InitProducerId (KIP-360) gives it the newer epoch to go on with.
+#[test]
+fn a_timed_out_transaction_tells_the_client_to_initialize_again() -> TestResult {
+    use kafka_protocol::messages::{
+        AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, EndTxnRequest, EndTxnResponse,
+        InitProducerIdRequest, InitProducerIdResponse, ProducerId, TransactionalId,
+        add_partitions_to_txn_request,
+    };
+    let s = Server::start()?;
+    s.log().create_topic("t", 1)?;
+    let id = TransactionalId(StrBytes::from_static_str("slow"));
+    let init = || -> TestResult<(i64, i16)> {
+        let mut req = InitProducerIdRequest::default();
+        req.transactional_id = Some(id.clone());
+        req.transaction_timeout_ms = 100;
+        let r: InitProducerIdResponse = call(&s.broker, ApiKey::InitProducerId, 4, &req)?;
+        assert_eq!(r.error_code, 0);
+        Ok((r.producer_id.0, r.producer_epoch))
+    };
+    let add = |pid: i64, epoch: i16| -> TestResult<i16> {
+        let mut t = add_partitions_to_txn_request::AddPartitionsToTxnTopic::default();
+        t.name = TopicName(StrBytes::from_static_str("t"));
+        t.partitions = vec![0];
+        let mut req = AddPartitionsToTxnRequest::default();
+        req.v3_and_below_transactional_id = id.clone();
+        req.v3_and_below_producer_id = ProducerId(pid);
+        req.v3_and_below_producer_epoch = epoch;
+        req.v3_and_below_topics = vec![t];
+        let r: AddPartitionsToTxnResponse = call(&s.broker, ApiKey::AddPartitionsToTxn, 3, &req)?;
+        Ok(r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code)
+    };
+    let (pid, epoch) = init()?;
+    assert_eq!(add(pid, epoch)?, 0);
+    let resp: ProduceResponse = call(
+        &s.broker,
+        ApiKey::Produce,
+        9,
+        &produce_request(
+            "t",
+            0,
+            -1,
+            Bytes::from(txn_batch(pid, epoch, 0, &["late"])?),
+        ),
+    )?;
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+    let h = s.log().partition("t", 0)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while h.last_stable_offset() < h.log_end_offset() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        h.last_stable_offset(),
+        h.log_end_offset(),
+        "aborted by the timeout"
+    );
+    let mut end = EndTxnRequest::default();
+    end.transactional_id = id.clone();
+    end.producer_id = ProducerId(pid);
+    end.producer_epoch = epoch;
+    end.committed = false;
+    let r: EndTxnResponse = call(&s.broker, ApiKey::EndTxn, 3, &end)?;
+    assert_eq!(r.error_code, 47, "INVALID_PRODUCER_EPOCH");
+    let (pid2, epoch2) = init()?;
+    assert!(pid2 == pid && epoch2 > epoch);
+    assert_eq!(add(pid2, epoch2)?, 0, "the client goes on at the new epoch");
+    Ok(())
+}
+
 /// Adds the versions read by hand to the `kafka_frame` fuzz target's seeds. Run with
 /// `cargo test --test kafka_adapter -- --ignored write_old_version_fuzz_seeds`.
 #[test]
