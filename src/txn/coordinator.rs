@@ -382,10 +382,9 @@ impl TxnCoordinator {
             // A partition deleted since needs no marker.
             let Some(p) = p else { continue };
             match p.write_marker(rec.producer_id, marker_epoch, commit) {
-                Ok(_) => {}
-                // A marker of a newer epoch is there already: it ended whatever this producer
-                // had open in the partition.
-                Err(Error::Fenced { .. }) => {}
+                // A marker of a newer epoch is there already (`Fenced`): it ended whatever
+                // this producer had open in the partition.
+                Ok(_) | Err(Error::Fenced { .. }) => {}
                 Err(e) => return Err(e),
             }
             if tp.topic == OFFSETS_TOPIC {
