@@ -36,9 +36,11 @@ pub(super) fn txn_error_code(e: &Error, fenced_code: bool) -> i16 {
     match e {
         // A producer fenced by a newer instance: fatal for the client.
         Error::Fenced { .. } if fenced_code => txn_code::PRODUCER_FENCED,
-        Error::Fenced { .. } => txn_code::INVALID_PRODUCER_EPOCH,
-        // The timeout aborted the transaction: the client initializes again (KIP-360).
-        Error::TransactionTimedOut { .. } => txn_code::INVALID_PRODUCER_EPOCH,
+        // A fence for a version before PRODUCER_FENCED; and a transaction the timeout
+        // aborted, after which the client initializes again (KIP-360).
+        Error::Fenced { .. } | Error::TransactionTimedOut { .. } => {
+            txn_code::INVALID_PRODUCER_EPOCH
+        }
         Error::InvalidTxnState { state, .. }
             if state.starts_with("the transaction is being")
                 || state.starts_with("the transaction is already being") =>
