@@ -828,6 +828,55 @@ def confluent_consume_transform_produce(server):
     expect(all(v == v.upper() for v in got), "transformed")
 
 
+def aiokafka_transactions(server):
+    """aiokafka's transactional producer commits and aborts; its read_committed consumer sees the
+    committed records only."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    async def run():
+        admin = AIOKafkaAdminClient(bootstrap_servers=server.bootstrap)
+        await admin.start()
+        await admin.create_topics([NewTopic("at", 2, 1)])
+        await admin.close()
+        p = AIOKafkaProducer(bootstrap_servers=server.bootstrap, transactional_id="aio-1")
+        await p.start()
+        async with p.transaction():
+            await p.send_and_wait("at", b"c1", partition=0)
+            await p.send_and_wait("at", b"c2", partition=1)
+        await p.begin_transaction()
+        await p.send_and_wait("at", b"x1", partition=0)
+        await p.abort_transaction()
+        await p.stop()
+        c = AIOKafkaConsumer(
+            "at",
+            bootstrap_servers=server.bootstrap,
+            group_id="aio-read",
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
+        await c.start()
+        got = []
+        loop = asyncio.get_event_loop()
+        deadline = loop.time() + 20
+        idle = 0
+        while loop.time() < deadline:
+            batch = await c.getmany(timeout_ms=500)
+            if not batch:
+                idle += 1
+                if len(got) >= 2 and idle >= 2:
+                    break
+                continue
+            idle = 0
+            for msgs in batch.values():
+                got.extend(m.value.decode() for m in msgs)
+        await c.stop()
+        return sorted(got)
+
+    got = asyncio.run(run())
+    expect(got == ["c1", "c2"], f"aiokafka read_committed saw {got}")
+
+
 KILLED_PRODUCER = """
 import sys, time
 from confluent_kafka import Producer
@@ -953,6 +1002,8 @@ SCENARIOS = {
     "confluent-kafka: transactions commit and abort, read by three clients": confluent_transactions,
     "confluent-kafka: consume-transform-produce with send_offsets_to_transaction": confluent_consume_transform_produce,
     "confluent-kafka: a producer killed mid-transaction": confluent_killed_producer,
+    "aiokafka: transactions commit and abort, read_committed consumer": aiokafka_transactions,
+    "kafkajs: transactions commit and abort, read_committed consumer": kafkajs("transactions"),
     "kafka-python pinned to 0.10.1: produce fails fast": kafka_python_old_protocol_fails_fast,
 }
 
