@@ -124,6 +124,7 @@ mod clock;
 mod config;
 mod consumer;
 mod error;
+pub mod eventstore;
 mod group;
 mod io;
 mod layout;
@@ -147,7 +148,7 @@ pub use consumer::{
     Consumer, ConsumerConfig, ConsumerMetrics, ConsumerRecord, ConsumerRecordIter, ConsumerRecords,
     OffsetReset, OwnedConsumerRecord, RebalanceListener, WakeupHandle,
 };
-pub use error::{Error, Result};
+pub use error::{Error, ExpectedVersion, Result};
 pub use group::assignor::{Assignor, RangeAssignor, RoundRobinAssignor, StickyAssignor};
 pub use group::coordinator::{GroupState, JoinRequest, JoinResponse, MemberDescription};
 pub use group::membership::{MAX_SESSION_TIMEOUT, MIN_SESSION_TIMEOUT};
@@ -161,7 +162,9 @@ pub use log::{
     TopicDescription, TxnCompleted, is_internal_topic,
 };
 pub use partition::read::ReadResult;
-pub use partition::{AbortedTxn, AppendResult, Damage, PartitionRecovery, PartitionStats};
+pub use partition::{
+    AbortedTxn, AppendGuard, AppendResult, BatchLocation, Damage, PartitionRecovery, PartitionStats,
+};
 pub use producer::{
     DefaultPartitioner, Partitioner, Producer, ProducerConfig, ProducerMetrics, ProducerRecord,
     Receipt, RecordMetadata,

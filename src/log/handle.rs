@@ -8,9 +8,9 @@ use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::log::LogInner;
 use crate::partition::read::{ReadResult, ReadShape};
-use crate::partition::{AppendResult, Partition};
+use crate::partition::{AppendGuard, AppendResult, BatchLocation, Partition};
 use crate::record::batch::BatchRef;
-use crate::record::{BatchBuilder, Header, Record, StoredRecord};
+use crate::record::{Batch, BatchBuilder, Header, Record, StoredRecord};
 use crate::types::IsolationLevel;
 use crate::wait::Notifier;
 
@@ -243,6 +243,83 @@ impl PartitionHandle {
     /// ```
     pub fn append_if(&self, expected_end: i64, records: &[Record]) -> Result<AppendResult> {
         self.append_records(records, Some(expected_end))
+    }
+
+    /// Appends `records` as one batch if `guard` accepts it: a conditional append whose
+    /// condition is the caller's own state, checked atomically with the write. The writer calls
+    /// [`AppendGuard::check`] under its lock with the offset the batch would get, writes the
+    /// batch only if it returns `Ok`, then calls [`AppendGuard::settle`] with the outcome and
+    /// its [`BatchLocation`] before any other batch is checked. The event store keeps its
+    /// per-stream versions this way; [`PartitionHandle::append_if`] is the special case whose
+    /// state is the partition's end offset.
+    ///
+    /// A guarded append waits for the writer instead of queuing for a combined write, so it
+    /// never shares a `writev` with a batch of another thread (it still shares the
+    /// `EveryBatch` sync).
+    ///
+    /// # Errors
+    /// The guard's error when it refuses the batch; otherwise as [`PartitionHandle::append`].
+    ///
+    /// ```
+    /// use topiclog::{AppendGuard, AppendResult, BatchLocation, Error, Log, Record};
+    /// // Accepts at most `left` more batches.
+    /// struct Quota { left: u32, landed: Vec<BatchLocation> }
+    /// impl AppendGuard for Quota {
+    ///     fn check(&mut self, _base_offset: i64) -> topiclog::Result<()> {
+    ///         if self.left == 0 {
+    ///             return Err(Error::invalid_config("quota", "used up"));
+    ///         }
+    ///         self.left -= 1; // check may reserve: settle reports the outcome
+    ///         Ok(())
+    ///     }
+    ///     fn settle(&mut self, outcome: Result<(AppendResult, BatchLocation), &Error>) {
+    ///         match outcome {
+    ///             Ok((_, at)) => self.landed.push(at),
+    ///             Err(_) => self.left += 1,
+    ///         }
+    ///     }
+    /// }
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("events", 1)?;
+    /// let p = log.partition("events", 0)?;
+    /// let mut quota = Quota { left: 1, landed: Vec::new() };
+    /// p.append_guarded(&[Record::new("a")], &mut quota)?;
+    /// assert!(p.append_guarded(&[Record::new("b")], &mut quota).is_err());
+    /// let batch = p.read_at(quota.landed[0], 0)?.expect("the batch is where the guard saw it");
+    /// assert_eq!(batch.base_offset(), 0);
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
+    pub fn append_guarded(
+        &self,
+        records: &[Record],
+        guard: &mut dyn AppendGuard,
+    ) -> Result<AppendResult> {
+        let part = self.writable("append")?;
+        if records.is_empty() {
+            return Err(Error::invalid_batch("an append needs at least one record"));
+        }
+        let cfg = part.config();
+        if cfg.cleanup_policy.compacts() && records.iter().any(|r| r.key.is_none()) {
+            return Err(Error::KeyRequired {
+                topic: part.topic.to_string(),
+            });
+        }
+        let codec = cfg.compression.unwrap_or_default();
+        with_encoded(codec, records, now_ms(), None, |data| {
+            part.append_guarded(data, guard)
+        })
+    }
+
+    /// The readable batch at `at` (from an [`AppendGuard`] or [`ReadResult::locations`]) if
+    /// it holds `offset`: one read without the offset index. `None` when no readable batch
+    /// holding `offset` is there any more (truncated, removed by retention, rewritten by
+    /// compaction, or not yet below the high watermark): look it up by offset then.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when the segment cannot be mapped; [`Error::Closed`].
+    pub fn read_at(&self, at: BatchLocation, offset: i64) -> Result<Option<Batch>> {
+        self.live()?.read_at(at, offset)
     }
 
     fn append_records(

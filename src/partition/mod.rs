@@ -54,6 +54,44 @@ pub struct AppendResult {
     pub log_start_offset: i64,
 }
 
+/// Where a batch sits in a partition's files: the base offset of the segment holding it and
+/// its byte position in that segment's `.log`. Reported to an [`AppendGuard`] and by
+/// [`ReadResult::locations`](crate::ReadResult::locations); read back with
+/// [`PartitionHandle::read_at`](crate::PartitionHandle::read_at), which skips the offset index.
+/// A location is a hint, not a name: truncation, retention and compaction move or remove
+/// batches, and `read_at` then answers `None` rather than another batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BatchLocation {
+    /// The base offset of the segment (its file name).
+    pub segment: i64,
+    /// The batch's byte position in the segment's `.log`.
+    pub position: u32,
+}
+
+/// A check that runs under a partition's writer lock, for conditional appends whose condition
+/// is the caller's own state (for example a stream version kept per key): see
+/// [`PartitionHandle::append_guarded`](crate::PartitionHandle::append_guarded).
+///
+/// For each guarded batch the writer calls [`AppendGuard::check`] once, after every batch
+/// before it is accounted and before the batch gets its offsets. If `check` returns `Ok`,
+/// [`AppendGuard::settle`] follows exactly once with the batch's outcome, still under the
+/// writer lock: no other batch is checked or written between them, so state that `check`
+/// reads and `settle` updates moves in step with the log. Under
+/// [`FlushPolicy::EveryBatch`] `settle` runs after the write and before the sync: the batch
+/// is in the log but not yet acknowledged (a power loss may still take it).
+pub trait AppendGuard {
+    /// Decides whether the batch is written. `base_offset` is the offset its first record
+    /// will get. An error refuses the batch and is what the append returns.
+    ///
+    /// # Errors
+    /// The guard's own.
+    fn check(&mut self, base_offset: i64) -> Result<()>;
+
+    /// Reports the outcome of a batch `check` accepted: where it landed, or the error that
+    /// kept it out of the log (nothing of it is readable then).
+    fn settle(&mut self, outcome: std::result::Result<(AppendResult, BatchLocation), &Error>);
+}
+
 /// Counters for one partition, from [`crate::Log::stats`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]

@@ -27,9 +27,18 @@ pub struct ReadResult {
     pub aborted_transactions: Vec<crate::AbortedTxn>,
     /// The same bytes as `batches`, as runs of adjacent batches (one per segment).
     spans: Vec<bytes::Bytes>,
+    /// Where each of `batches` sits.
+    locations: Vec<crate::BatchLocation>,
 }
 
 impl ReadResult {
+    /// Where each of [`ReadResult::batches`] sits in the partition's files, in the same order:
+    /// what [`PartitionHandle::read_at`](crate::PartitionHandle::read_at) takes. Empty after a
+    /// read that returns no batch views.
+    pub fn locations(&self) -> &[crate::BatchLocation] {
+        &self.locations
+    }
+
     /// Total bytes of the batches.
     pub fn size(&self) -> usize {
         self.batches.iter().map(Batch::len).sum()
@@ -157,6 +166,7 @@ impl Partition {
             last_stable_offset: lso,
             aborted_transactions: Vec::new(),
             spans: Vec::new(),
+            locations: Vec::new(),
         };
         // Where this read stops: a `read_committed` one at the stable offset.
         let hw = if shape.committed { lso } else { hw };
@@ -216,6 +226,10 @@ impl Partition {
                     }
                     if shape.batches {
                         out.batches.push(seg.batch_at(&maps, pos, h)?);
+                        out.locations.push(crate::BatchLocation {
+                            segment: seg.base_offset,
+                            position: pos as u32,
+                        });
                     }
                     batches += 1;
                     run = Some((run.map_or(pos, |(start, _)| start), pos + len as u64));
@@ -252,6 +266,47 @@ impl Partition {
             .bytes_read
             .fetch_add(total as u64, Ordering::Relaxed);
         Ok(out)
+    }
+
+    /// The readable batch at `at` when it holds `offset`; `None` when nothing readable is there
+    /// (the segment is gone, the position is past the segment's end or the high watermark, or
+    /// the batch there holds other offsets).
+    pub(crate) fn read_at(&self, at: crate::BatchLocation, offset: i64) -> Result<Option<Batch>> {
+        if self.shared.read_only {
+            let seen = self.view_generation();
+            if let Some(b) = self.read_at_view(at, offset)? {
+                return Ok(Some(b));
+            }
+            self.refresh(seen)?;
+        }
+        self.read_at_view(at, offset)
+    }
+
+    fn read_at_view(&self, at: crate::BatchLocation, offset: i64) -> Result<Option<Batch>> {
+        let hw = self.high_watermark();
+        if offset >= hw || offset < self.log_start() {
+            return Ok(None);
+        }
+        let segs = self.segments();
+        let Ok(i) = segs.binary_search_by_key(&at.segment, |s| s.base_offset) else {
+            return Ok(None);
+        };
+        let Some(seg) = segs.get(i) else {
+            return Ok(None);
+        };
+        let size = seg.size();
+        let pos = u64::from(at.position);
+        if pos >= size {
+            return Ok(None);
+        }
+        let maps = seg.maps(&self.shared.maps)?;
+        let Ok(h) = seg.header_at(&maps, pos, size) else {
+            return Ok(None);
+        };
+        if h.base_offset > offset || h.last_offset() < offset || h.last_offset() >= hw {
+            return Ok(None);
+        }
+        seg.batch_at(&maps, pos, h).map(Some)
     }
 
     /// The first offset whose record timestamp is >= `timestamp`, with that timestamp; `None`

@@ -11,7 +11,7 @@ use parking_lot::{Condvar, Mutex};
 
 use super::prealloc::{StoreError, Tail, trim_path};
 use super::producer_state::{Check, ProducerState, Undo};
-use super::{AppendResult, Partition};
+use super::{AppendGuard, AppendResult, BatchLocation, Partition};
 use crate::clock::now_ms;
 use crate::config::{FlushPolicy, TopicConfig};
 use crate::error::{Error, IoContext, Result};
@@ -223,6 +223,8 @@ struct Item<'a> {
     expected_end: Option<i64>,
     /// The writer picks the base sequence (the next one of the batch's producer).
     assign_seq: bool,
+    /// The caller's condition, checked under the writer lock (never on a queued batch).
+    guard: Option<&'a mut (dyn AppendGuard + 'a)>,
 }
 
 impl Item<'_> {
@@ -233,6 +235,10 @@ impl Item<'_> {
             header: item.header,
             expected_end: item.expected_end,
             assign_seq: item.assign_seq,
+            guard: match &mut item.guard {
+                Some(g) => Some(&mut **g),
+                None => None,
+            },
         }
     }
 }
@@ -449,30 +455,48 @@ impl Partition {
         data: &mut [u8],
         expected_end: Option<i64>,
     ) -> Result<AppendResult> {
-        self.append_with(data, expected_end, false, false)
+        self.append_with(data, expected_end, false, false, None)
+    }
+
+    /// Appends one encoded batch if `guard` accepts it under the writer lock (see
+    /// [`AppendGuard`]).
+    pub(crate) fn append_guarded(
+        self: &Arc<Self>,
+        data: &mut [u8],
+        guard: &mut dyn AppendGuard,
+    ) -> Result<AppendResult> {
+        self.append_with(data, None, false, false, Some(guard))
     }
 
     /// Appends a control batch (a transaction marker; see `txn.rs`).
     pub(super) fn append_control(self: &Arc<Self>, data: &mut [u8]) -> Result<AppendResult> {
-        self.append_with(data, None, false, true)
+        self.append_with(data, None, false, true, None)
     }
 
     /// Appends an idempotent batch whose base sequence the writer assigns: the next sequence
     /// of the batch's producer id and epoch on this partition (0 for a new epoch). Used by
     /// [`crate::Producer`], whose concurrent sends may reach the writer in any order.
     pub(crate) fn append_sequenced(self: &Arc<Self>, data: &mut [u8]) -> Result<AppendResult> {
-        self.append_with(data, None, true, false)
+        self.append_with(data, None, true, false, None)
     }
 
-    fn append_with(
+    fn append_with<'a>(
         self: &Arc<Self>,
-        data: &mut [u8],
+        data: &'a mut [u8],
         expected_end: Option<i64>,
         assign_seq: bool,
         control: bool,
+        guard: Option<&'a mut dyn AppendGuard>,
     ) -> Result<AppendResult> {
         self.check_writable()?;
-        let (result, policy) = if let Some(mut w) = self.writer.try_lock() {
+        // A guarded batch waits for the writer rather than queue: its guard is the caller's
+        // borrowed state, which a combiner on another thread could not call.
+        let locked = if guard.is_some() {
+            Some(self.writer.lock())
+        } else {
+            self.writer.try_lock()
+        };
+        let (result, policy) = if let Some(mut w) = locked {
             // Uncontended: write straight from the caller's buffer, plus anything queued.
             let limits = w.limits;
             let mut own = Item {
@@ -480,6 +504,7 @@ impl Partition {
                 data,
                 expected_end,
                 assign_seq,
+                guard,
             };
             let r = self.write_with_queue(&mut w, Some(&mut own));
             drop(w);
@@ -576,6 +601,7 @@ impl Partition {
                     header: q.header,
                     expected_end: q.expected_end,
                     assign_seq: q.assign_seq,
+                    guard: None,
                 }));
                 self.write_items(w, &mut items, &mut results);
             }
@@ -613,6 +639,8 @@ impl Partition {
         let mut acct = w.acct;
         let mut next = w.next_offset;
         let mut failed: Option<Error> = None;
+        // Guarded items whose check passed, with where they were placed.
+        let mut guarded: Vec<(usize, Option<BatchLocation>)> = Vec::new();
         let log_start = self.log_start();
         // The producer state is updated in place as batches are accounted; `undo` takes back
         // what a failed write did not store.
@@ -634,6 +662,13 @@ impl Partition {
                     actual: next,
                 }));
                 continue;
+            }
+            if let Some(g) = items.get_mut(i).and_then(|item| item.guard.as_deref_mut()) {
+                if let Err(e) = g.check(next) {
+                    results.push(Err(e));
+                    continue;
+                }
+                guarded.push((i, None));
             }
             let control = items.get(i).is_some_and(|item| item.header.is_control());
             if control {
@@ -736,6 +771,12 @@ impl Partition {
                 undo.push(u);
             }
             let last = next + delta;
+            if let Some(g) = guarded.last_mut().filter(|g| g.0 == i) {
+                g.1 = Some(BatchLocation {
+                    segment: acct.base(),
+                    position: acct.state().size as u32,
+                });
+            }
             entries.push(&acct.account(size, last, ts));
             results.push(Ok(AppendResult {
                 base_offset: next,
@@ -757,6 +798,21 @@ impl Partition {
             }
         } else if failed.is_some() {
             undo_all(&mut w.producers, &mut undo);
+        }
+        for (i, at) in guarded {
+            let (Some(item), Some(r)) = (items.get_mut(i), results.get(i)) else {
+                continue;
+            };
+            let Some(g) = item.guard.as_deref_mut() else {
+                continue;
+            };
+            match (r, at) {
+                (Ok(r), Some(at)) => g.settle(Ok((*r, at))),
+                (Err(e), _) => g.settle(Err(e)),
+                (Ok(_), None) => g.settle(Err(&Error::Closed {
+                    what: "a guarded batch was not placed",
+                })),
+            }
         }
         undo.clear();
         group.clear();

@@ -57,6 +57,11 @@ impl Accountant {
         }
     }
 
+    /// The base offset of the segment being accounted.
+    pub(crate) fn base(&self) -> i64 {
+        self.base
+    }
+
     /// The segment's state as accounted so far.
     pub(crate) fn state(&self) -> &SegmentState {
         &self.state
