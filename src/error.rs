@@ -1,5 +1,6 @@
 //! The crate's error type.
 
+use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
@@ -156,6 +157,33 @@ pub enum Error {
         expected: i64,
         /// The partition's actual end offset.
         actual: i64,
+    },
+
+    /// An event-store append found its stream at another version than it expected. Nothing
+    /// of the append was written.
+    #[error("stream '{stream}': expected {expected}, but {}", match actual {
+        Some(v) => format!("its last event has version {v}"),
+        None => "it has no event".to_string(),
+    })]
+    WrongExpectedVersion {
+        /// The stream.
+        stream: String,
+        /// What the append expected.
+        expected: ExpectedVersion,
+        /// The version of the stream's last event; `None` when it has none.
+        actual: Option<u64>,
+    },
+
+    /// An event-store append reused event ids of an earlier append in a way that is not a
+    /// retry of it (other events, another stream or another order). Nothing was written.
+    #[error("stream '{stream}': event id {id} was already appended ({reason})")]
+    EventIdReused {
+        /// The stream of the refused append.
+        stream: String,
+        /// The first reused id, as a UUID.
+        id: String,
+        /// How the append differs from the earlier one.
+        reason: String,
     },
 
     /// An earlier fsync on this partition failed; writes are refused until the log is reopened,
@@ -425,6 +453,20 @@ impl Error {
                 epoch: *epoch,
                 current_epoch: *current_epoch,
             },
+            Error::WrongExpectedVersion {
+                stream,
+                expected,
+                actual,
+            } => Error::WrongExpectedVersion {
+                stream: stream.clone(),
+                expected: *expected,
+                actual: *actual,
+            },
+            Error::EventIdReused { stream, id, reason } => Error::EventIdReused {
+                stream: stream.clone(),
+                id: id.clone(),
+                reason: reason.clone(),
+            },
             Error::InvalidTxnState {
                 transactional_id,
                 operation,
@@ -509,5 +551,30 @@ pub(crate) trait IoContext<T> {
 impl<T> IoContext<T> for io::Result<T> {
     fn at(self, path: impl Into<PathBuf>) -> Result<T> {
         self.map_err(|e| Error::io(path, e))
+    }
+}
+
+/// What an event-store append expects of its stream (EventStoreDB's expected version). An
+/// event's version is the number of earlier events in its stream, from 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExpectedVersion {
+    /// No check: append whatever the stream holds.
+    Any,
+    /// The stream has no event yet.
+    NoStream,
+    /// The stream has at least one event.
+    StreamExists,
+    /// The stream's last event has this version.
+    Exact(u64),
+}
+
+impl fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectedVersion::Any => f.write_str("any version"),
+            ExpectedVersion::NoStream => f.write_str("no stream"),
+            ExpectedVersion::StreamExists => f.write_str("an existing stream"),
+            ExpectedVersion::Exact(v) => write!(f, "version {v}"),
+        }
     }
 }

@@ -194,6 +194,16 @@ pub(crate) fn open_append(path: &Path) -> io::Result<File> {
     )
 }
 
+/// Opens `path` for reading and writing in place, creating it when missing.
+pub(crate) fn open_create(path: &Path) -> io::Result<File> {
+    open(
+        path,
+        OpenOptions::new().read(true).write(true).create(true),
+        true,
+        false,
+    )
+}
+
 /// Creates `path`, or empties it if it exists, for writing.
 pub(crate) fn create_truncate(path: &Path) -> io::Result<File> {
     open(
