@@ -1,5 +1,6 @@
 //! The event store: per-stream expected versions, idempotent retries, stream and `$all`
 //! reads, subscriptions, snapshots, metadata, and an index that is a checked cache of the log.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -84,7 +84,7 @@ fn workload(
                             Err(Error::WrongExpectedVersion { .. }) => {}
                             Err(e) => return Err(e.into()),
                         }
-                        if next(&mut seed) % 200 == 0 {
+                        if next(&mut seed).is_multiple_of(200) {
                             store.checkpoint()?;
                         }
                     }
