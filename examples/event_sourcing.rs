@@ -1,124 +1,211 @@
-//! Event sourcing: each bank account is a partition-keyed stream of events. On start the
-//! service rebuilds every account's balance by replaying its topic; commands append events
-//! conditionally on the partition's end offset, so two writers cannot both act on a stale
-//! balance (optimistic concurrency).
+//! Event sourcing with `topiclog::eventstore`: each bank account is a stream. An `Aggregate`
+//! (apply events, handle commands) is rebuilt from its latest snapshot plus the events after
+//! it; a command appends the events it decides with the version it decided on, so of two
+//! writers acting on the same balance one wins and the other retries on the new state. Accounts
+//! sharing a partition never conflict with each other.
 //!
 //! ```text
 //! cargo run --example event_sourcing [DIR]    # run it twice: balances carry over
 //! ```
 
-use std::collections::BTreeMap;
+use topiclog::eventstore::{EventData, EventStore, EventStoreConfig, ReadDirection};
+use topiclog::{Error, ExpectedVersion, FlushPolicy, Log, TopicConfig};
 
-use topiclog::{Error, FlushPolicy, Log, Record, TopicConfig, partition_for_key};
+/// What an event-sourced aggregate is: state rebuilt by applying its events in order, and
+/// commands that decide new events from that state (the shape of `cqrs-es` and `eventually`).
+trait Aggregate: Default {
+    type Command;
+    type Event;
+    type Error: std::fmt::Display;
+    /// The state after `event`.
+    fn apply(&mut self, event: &Self::Event);
+    /// The events `command` causes, or why it is refused.
+    fn handle(&self, command: &Self::Command) -> Result<Vec<Self::Event>, Self::Error>;
+    fn encode(event: &Self::Event) -> (&'static str, Vec<u8>);
+    fn decode(event_type: &str, data: &[u8]) -> Option<Self::Event>;
+    fn snapshot(&self) -> Vec<u8>;
+    fn restore(bytes: &[u8]) -> Option<Self>;
+}
 
-const TOPIC: &str = "account-events";
-const PARTITIONS: i32 = 4;
+#[derive(Default, Debug)]
+struct Account {
+    balance: i64,
+}
 
-#[derive(Debug)]
+enum Command {
+    Deposit(i64),
+    Withdraw(i64),
+}
+
 enum Event {
     Deposited(i64),
     Withdrew(i64),
 }
 
-impl Event {
-    fn encode(&self) -> String {
-        match self {
-            Event::Deposited(n) => format!("deposited:{n}"),
-            Event::Withdrew(n) => format!("withdrew:{n}"),
+impl Aggregate for Account {
+    type Command = Command;
+    type Event = Event;
+    type Error = String;
+
+    fn apply(&mut self, event: &Event) {
+        match event {
+            Event::Deposited(n) => self.balance += n,
+            Event::Withdrew(n) => self.balance -= n,
         }
     }
-    fn decode(s: &str) -> Option<Event> {
-        let (kind, n) = s.split_once(':')?;
-        let n = n.parse().ok()?;
-        match kind {
-            "deposited" => Some(Event::Deposited(n)),
-            "withdrew" => Some(Event::Withdrew(n)),
+
+    fn handle(&self, command: &Command) -> Result<Vec<Event>, String> {
+        match command {
+            Command::Deposit(n) => Ok(vec![Event::Deposited(*n)]),
+            Command::Withdraw(n) if *n > self.balance => {
+                Err(format!("balance {} is short of {n}", self.balance))
+            }
+            Command::Withdraw(n) => Ok(vec![Event::Withdrew(*n)]),
+        }
+    }
+
+    fn encode(event: &Event) -> (&'static str, Vec<u8>) {
+        match event {
+            Event::Deposited(n) => ("Deposited", n.to_string().into_bytes()),
+            Event::Withdrew(n) => ("Withdrew", n.to_string().into_bytes()),
+        }
+    }
+
+    fn decode(event_type: &str, data: &[u8]) -> Option<Event> {
+        let n = std::str::from_utf8(data).ok()?.parse().ok()?;
+        match event_type {
+            "Deposited" => Some(Event::Deposited(n)),
+            "Withdrew" => Some(Event::Withdrew(n)),
             _ => None,
         }
     }
-}
 
-/// Replays every partition: account -> balance, and each partition's end offset.
-fn rebuild(log: &Log) -> Result<(BTreeMap<String, i64>, Vec<i64>), Error> {
-    let mut balances = BTreeMap::new();
-    let mut ends = Vec::new();
-    for p in 0..PARTITIONS {
-        let part = log.partition(TOPIC, p)?;
-        let mut offset = part.log_start_offset();
-        loop {
-            let records = part.records(offset, 1 << 20)?;
-            let Some(last) = records.last() else { break };
-            offset = last.offset + 1;
-            for r in records {
-                let account =
-                    String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()).into_owned();
-                let value =
-                    String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned();
-                let balance = balances.entry(account).or_insert(0);
-                match Event::decode(&value) {
-                    Some(Event::Deposited(n)) => *balance += n,
-                    Some(Event::Withdrew(n)) => *balance -= n,
-                    None => {}
-                }
-            }
-        }
-        ends.push(part.log_end_offset());
+    fn snapshot(&self) -> Vec<u8> {
+        self.balance.to_string().into_bytes()
     }
-    Ok((balances, ends))
+
+    fn restore(bytes: &[u8]) -> Option<Account> {
+        Some(Account {
+            balance: std::str::from_utf8(bytes).ok()?.parse().ok()?,
+        })
+    }
 }
 
-/// Appends an event only if the account's partition is where we last saw it.
-fn act(log: &Log, account: &str, event: &Event, expected_end: i64) -> Result<i64, Error> {
-    let p = partition_for_key(account.as_bytes(), PARTITIONS);
-    let at = log.partition(TOPIC, p)?.append_if(
-        expected_end,
-        &[Record::new(event.encode()).key(account.to_owned())],
-    )?;
-    Ok(at.last_offset + 1)
+/// The aggregate of `stream` and the version it reflects: the latest snapshot plus the
+/// events after it.
+fn load<A: Aggregate>(store: &EventStore<'_>, stream: &str) -> topiclog::Result<(A, Option<u64>)> {
+    let (mut state, mut version) = match store.load_snapshot(stream)? {
+        Some(s) => (A::restore(&s.data).unwrap_or_default(), Some(s.version)),
+        None => (A::default(), None),
+    };
+    loop {
+        let from = version.map_or(0, |v| v + 1);
+        let page = store.read_stream(stream, from, ReadDirection::Forwards, 500)?;
+        if page.events.is_empty() {
+            return Ok((state, version));
+        }
+        for e in &page.events {
+            if let Some(ev) = A::decode(&e.event_type, &e.data) {
+                state.apply(&ev);
+            }
+            version = Some(e.version);
+        }
+    }
 }
 
-fn main() -> Result<(), Error> {
+/// Runs `command` against the current state of `stream`: load, decide, append at the version
+/// decided on; on a lost race, load again and decide again.
+fn execute<A: Aggregate>(
+    store: &EventStore<'_>,
+    stream: &str,
+    command: &A::Command,
+) -> Result<u64, String> {
+    for attempt in 0..1000u64 {
+        let (state, version) = load::<A>(store, stream).map_err(|e| e.to_string())?;
+        let events = state.handle(command).map_err(|e| e.to_string())?;
+        let data: Vec<EventData> = events
+            .iter()
+            .map(|e| {
+                let (kind, bytes) = A::encode(e);
+                EventData::new(kind, bytes)
+            })
+            .collect();
+        let expected = version.map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
+        match store.append(stream, expected, &data) {
+            Ok(w) => {
+                // A snapshot every 100 events keeps rebuilds short.
+                if w.last_version / 100 > version.map_or(0, |v| v / 100) {
+                    let (state, v) = load::<A>(store, stream).map_err(|e| e.to_string())?;
+                    if let Some(v) = v {
+                        store
+                            .save_snapshot(stream, v, &state.snapshot())
+                            .map_err(|e| e.to_string())?;
+                    }
+                }
+                return Ok(w.last_version);
+            }
+            // Someone else acted first: back off a little, then decide again on the new state.
+            Err(Error::WrongExpectedVersion { .. }) => {
+                std::thread::sleep(std::time::Duration::from_micros(50 * attempt.min(40)));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err("too many lost races".into())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args()
         .nth(1)
-        .unwrap_or_else(|| "event-sourcing-data".into());
+        .map_or_else(|| std::env::temp_dir().join("topiclog-event-sourcing"), Into::into);
     let log = Log::open(&dir)?;
-    let mut config = TopicConfig::new();
-    config.flush_policy = FlushPolicy::EveryBatch; // an acknowledged event survives power loss
-    match log.create_topic_with(TOPIC, PARTITIONS, config) {
-        Ok(()) | Err(Error::TopicAlreadyExists { .. }) => {}
-        Err(e) => return Err(e),
-    }
-    let (balances, mut ends) = rebuild(&log)?;
-    println!("rebuilt from the log: {balances:?}");
-
-    for (account, event) in [
-        ("alice", Event::Deposited(100)),
-        ("bob", Event::Deposited(50)),
-        ("alice", Event::Withdrew(30)),
-    ] {
-        let p = partition_for_key(account.as_bytes(), PARTITIONS) as usize;
-        let expected = ends.get(p).copied().unwrap_or(0);
-        match act(&log, account, &event, expected) {
-            Ok(end) => {
-                if let Some(e) = ends.get_mut(p) {
-                    *e = end;
+    let mut topic_config = TopicConfig::new();
+    // Acknowledged events survive power loss.
+    topic_config.flush_policy = FlushPolicy::EveryBatch;
+    let store = EventStore::open(
+        &log,
+        "account-events",
+        &EventStoreConfig {
+            partitions: 4,
+            topic_config,
+            ..EventStoreConfig::default()
+        },
+    )?;
+    let accounts = ["alice", "bob", "carol"];
+    let before: Vec<i64> = accounts
+        .iter()
+        .map(|a| load::<Account>(&store, a).map(|(s, _)| s.balance))
+        .collect::<Result<_, _>>()?;
+    // Four tellers work on the same accounts at once: every deposit lands exactly once, and
+    // no withdrawal overdraws, because each append carries the version it decided on.
+    std::thread::scope(|t| {
+        for teller in 0..4 {
+            let store = &store;
+            t.spawn(move || {
+                for i in 0..50 {
+                    let account = accounts[(teller + i) % accounts.len()];
+                    for command in [Command::Deposit(10), Command::Withdraw(7)] {
+                        if let Err(e) = execute::<Account>(store, account, &command) {
+                            eprintln!("teller {teller}: {account}: {e}");
+                        }
+                    }
                 }
-                println!("{account}: {event:?}");
-            }
-            Err(Error::EndOffsetMismatch { actual, .. }) => {
-                // Someone else appended first: re-read and decide again.
-                println!("{account}: conflict (partition is at {actual}); rebuild and retry");
-            }
-            Err(e) => return Err(e),
+            });
         }
+    });
+    for (a, was) in accounts.iter().zip(before) {
+        let (acct, version) = load::<Account>(&store, a)?;
+        println!(
+            "{a}: balance {} (was {was}), {} events, snapshot at {:?}",
+            acct.balance,
+            version.map_or(0, |v| v + 1),
+            store.load_snapshot(a)?.map(|s| s.version)
+        );
+        assert!(acct.balance >= 0, "an account was overdrawn");
     }
-    // A stale writer loses: its expected end is behind.
-    if let Err(Error::EndOffsetMismatch { expected, actual }) =
-        act(&log, "alice", &Event::Withdrew(1_000), 0)
-    {
-        println!("stale command refused: expected end {expected}, partition at {actual}");
-    }
-    let (balances, _) = rebuild(&log)?;
-    println!("balances now: {balances:?}");
-    log.close()
+    let stats = store.index_stats();
+    println!("{} streams, {} events in {}", stats.streams, stats.events, dir.display());
+    store.close()?;
+    log.close()?;
+    Ok(())
 }
