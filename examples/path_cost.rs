@@ -8,7 +8,8 @@
 //!
 //! `<path>`: `append` (`PartitionHandle::append`, one record each), `send` (`Producer::send`,
 //! one record each), `poll` (`Consumer::poll` and each record's value), `poll-only`
-//! (`Consumer::poll`), `records` (`PartitionHandle::read` and `Batch::records`). The read paths
+//! (`Consumer::poll`), `records` (`PartitionHandle::read` and `Batch::records`), `es-append`
+//! and `es-read` (the event store; see `event_store` below). The read paths
 //! first write RECORDS records of 100 B in batches of BATCH (default 1,000,000 and 1000); the
 //! write paths append RECORDS single records (use 200000). Each of ROUNDS rounds (default 3)
 //! prints one line; take the fastest.
@@ -39,6 +40,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     log.create_topic_with("t", 1, config)?;
     let h = log.partition("t", 0)?;
     let value = bytes::Bytes::from(vec![b'v'; 100]);
+    if path.starts_with("es-") {
+        return event_store(&log, &path, n, rounds);
+    }
     if path == "append" || path == "send" {
         let producer = log.producer(ProducerConfig::default())?;
         for _ in 0..rounds {
@@ -108,6 +112,58 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             other => return Err(format!("unknown path {other:?}").into()),
         }
         report(&path, got, t.elapsed());
+    }
+    Ok(())
+}
+
+/// `es-append`: `EventStore::append` of one 200 B event with an exact expected version, to
+/// 100,000 streams in turn. `es-read`: `EventStore::read_stream` of whole streams of 50 events
+/// (RECORDS / 50 streams, written one event per append, round-robin).
+fn event_store(log: &Log, path: &str, n: u64, rounds: usize) -> Result<(), Box<dyn std::error::Error>> {
+    use topiclog::ExpectedVersion;
+    use topiclog::eventstore::{EventData, EventStore, EventStoreConfig, ReadDirection};
+    let mut config = EventStoreConfig::default();
+    if path == "es-append-durable" {
+        config.topic_config.flush_policy = topiclog::FlushPolicy::EveryBatch;
+    }
+    if let Ok(v) = std::env::var("PREALLOCATE") {
+        config.topic_config = config.topic_config.with("preallocate", &v)?;
+    }
+    let store = EventStore::open(log, "es", &config)?;
+    let data = vec![b'e'; 200];
+    let streams: Vec<String> = (0..100_000).map(|i| format!("account-{i:07}")).collect();
+    let mut versions: Vec<Option<u64>> = vec![None; streams.len()];
+    let mut append = |i: usize| -> Result<(), topiclog::Error> {
+        let expected = versions[i].map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
+        let w = store.append(&streams[i], expected, &[EventData::new("Deposited", data.clone())])?;
+        versions[i] = Some(w.last_version);
+        Ok(())
+    };
+    if path == "es-append" || path == "es-append-durable" {
+        for _ in 0..rounds {
+            let t = Instant::now();
+            for i in 0..n {
+                append(i as usize % streams.len())?;
+            }
+            report(path, n, t.elapsed());
+        }
+        return Ok(());
+    }
+    let count = (n / 50).clamp(1, streams.len() as u64) as usize;
+    for _ in 0..50 {
+        for i in 0..count {
+            append(i)?;
+        }
+    }
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let mut got = 0u64;
+        for i in 0..count {
+            let r = store.read_stream(&streams[i], 0, ReadDirection::Forwards, 100)?;
+            got += r.events.len() as u64;
+            black_box(r);
+        }
+        report(path, got, t.elapsed());
     }
     Ok(())
 }

@@ -229,9 +229,29 @@ pub(super) fn event_meta(r: &RecordRef<'_>) -> Option<EventMeta> {
     })
 }
 
-/// The event a record holds, or `None` when it is not an event of the store.
-pub(super) fn recorded(r: &RecordRef<'_>, partition: i32) -> Option<RecordedEvent> {
+/// `part` as a view of `whole` when it lies inside it (an uncompressed batch: no copy), else a
+/// copy (a record decoded from a decompressed buffer).
+fn share(whole: &Bytes, part: &[u8]) -> Bytes {
+    let (w, p) = (whole.as_ptr() as usize, part.as_ptr() as usize);
+    if p >= w && p + part.len() <= w + whole.len() {
+        whole.slice_ref(part)
+    } else {
+        Bytes::copy_from_slice(part)
+    }
+}
+
+/// The event a record of `batch` holds, or `None` when it is not an event of the store.
+pub(super) fn recorded(
+    r: &RecordRef<'_>,
+    batch: &Bytes,
+    partition: i32,
+    known: Option<&str>,
+) -> Option<RecordedEvent> {
     let key = r.key?;
+    let stream = match known {
+        Some(s) if s.as_bytes() == key => s.to_string(),
+        _ => String::from_utf8_lossy(key).into_owned(),
+    };
     let mut version = None;
     let mut id = EventId([0; 16]);
     let mut event_type = String::new();
@@ -248,19 +268,25 @@ pub(super) fn recorded(r: &RecordRef<'_>, partition: i32) -> Option<RecordedEven
                     id = EventId(b);
                 }
             }
-            TYPE_HEADER => event_type = String::from_utf8_lossy(v.unwrap_or_default()).into_owned(),
+            TYPE_HEADER => {
+                let v = v.unwrap_or_default();
+                event_type = match std::str::from_utf8(v) {
+                    Ok(t) => t.to_string(),
+                    Err(_) => String::from_utf8_lossy(v).into_owned(),
+                };
+            }
             _ => headers.push(Header {
                 key: k.to_string(),
-                value: v.map(Bytes::copy_from_slice),
+                value: v.map(|v| share(batch, v)),
             }),
         }
     }
     Some(RecordedEvent {
-        stream: String::from_utf8_lossy(key).into_owned(),
+        stream,
         version: version?,
         event_type,
         id,
-        data: Bytes::copy_from_slice(r.value.unwrap_or_default()),
+        data: r.value.map_or_else(Bytes::new, |v| share(batch, v)),
         headers,
         timestamp: r.timestamp,
         position: EventPosition {

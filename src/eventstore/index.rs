@@ -465,7 +465,7 @@ impl PartIndex {
         }
         let (prev, jump) = match head {
             None => (NONE, NONE),
-            Some(h) => (h.entry, self.jump_for(h.entry)?),
+            Some(h) => (h.entry, jump_for(&mut self.entries, h.entry)?),
         };
         let at = self.entries.push(&Entry {
             offset,
@@ -503,23 +503,55 @@ impl PartIndex {
         Ok(())
     }
 
-    /// The jump pointer of a new entry whose previous entry is `p`: `p`'s jump's jump when the
-    /// two spans below `p` are equal, else `p` (Myers' skew-binary random-access lists).
-    fn jump_for(&mut self, p: u32) -> Result<u32> {
-        let pe = self.entries.get(p)?;
-        if pe.jump == NONE {
-            return Ok(p);
+    /// Adds the events of one append: `ids.len()` events of `stream` from version `first` at
+    /// offsets from `base`, all in the batch at `location` (the stream's check passed, so the
+    /// versions follow its last).
+    pub(super) fn add_run(
+        &mut self,
+        stream: &[u8],
+        first: u64,
+        ids: &[EventId],
+        base: i64,
+        location: BatchLocation,
+    ) -> Result<()> {
+        let hash = stream_hash(&self.hasher, stream);
+        let mut head = self.heads.get(stream).copied();
+        for (i, id) in ids.iter().enumerate() {
+            let version = first + i as u64;
+            let offset = base + i as i64;
+            let (prev, jump) = match head {
+                None => (NONE, NONE),
+                Some(h) => (h.entry, jump_for(&mut self.entries, h.entry)?),
+            };
+            let entry = self.entries.push(&Entry {
+                offset,
+                version,
+                location,
+                prev,
+                jump,
+            })?;
+            head = Some(Head {
+                last: version,
+                entry,
+            });
+            self.window.push(
+                *id,
+                Seen {
+                    stream: hash,
+                    version,
+                    offset,
+                },
+            );
         }
-        let j = self.entries.get(pe.jump)?;
-        if j.jump == NONE {
-            return Ok(p);
+        if let Some(h) = head {
+            match self.heads.get_mut(stream) {
+                Some(slot) => *slot = h,
+                None => {
+                    self.heads.insert(stream.into(), h);
+                }
+            }
         }
-        let jj = self.entries.get(j.jump)?;
-        if pe.version - j.version == j.version - jj.version {
-            Ok(j.jump)
-        } else {
-            Ok(p)
-        }
+        Ok(())
     }
 
     /// The newest entry of `stream` with a version at or below `version`.
@@ -686,6 +718,25 @@ impl PartIndex {
     /// Streams in the index.
     pub(super) fn streams(&self) -> usize {
         self.heads.len()
+    }
+}
+
+/// The jump pointer of a new entry whose previous entry is `p`: `p`'s jump's jump when the two
+/// spans below `p` are equal, else `p` (Myers' skew-binary random-access lists).
+fn jump_for(entries: &mut Entries, p: u32) -> Result<u32> {
+    let pe = entries.get(p)?;
+    if pe.jump == NONE {
+        return Ok(p);
+    }
+    let j = entries.get(pe.jump)?;
+    if j.jump == NONE {
+        return Ok(p);
+    }
+    let jj = entries.get(j.jump)?;
+    if pe.version - j.version == j.version - jj.version {
+        Ok(j.jump)
+    } else {
+        Ok(p)
     }
 }
 

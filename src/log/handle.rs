@@ -319,7 +319,24 @@ impl PartitionHandle {
     /// # Errors
     /// [`Error::Corrupt`] when the segment cannot be mapped; [`Error::Closed`].
     pub fn read_at(&self, at: BatchLocation, offset: i64) -> Result<Option<Batch>> {
-        self.live()?.read_at(at, offset)
+        let mut out = Vec::with_capacity(1);
+        self.live()?.read_batches_at(&[(at, offset)], &mut out)?;
+        Ok(out.pop().flatten())
+    }
+
+    /// [`PartitionHandle::read_at`] for many batches at once, appending one entry per
+    /// `(location, offset)` to `out` in order (repeat a location for each offset wanted in
+    /// it, or once). One look at the segment list for the whole slice: what a reader of
+    /// scattered batches whose places it knows (the event store's stream reads) calls.
+    ///
+    /// # Errors
+    /// As [`PartitionHandle::read_at`].
+    pub fn read_batches_at(
+        &self,
+        wanted: &[(BatchLocation, i64)],
+        out: &mut Vec<Option<Batch>>,
+    ) -> Result<()> {
+        self.live()?.read_batches_at(wanted, out)
     }
 
     fn append_records(

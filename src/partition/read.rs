@@ -268,45 +268,72 @@ impl Partition {
         Ok(out)
     }
 
-    /// The readable batch at `at` when it holds `offset`; `None` when nothing readable is there
-    /// (the segment is gone, the position is past the segment's end or the high watermark, or
-    /// the batch there holds other offsets).
-    pub(crate) fn read_at(&self, at: crate::BatchLocation, offset: i64) -> Result<Option<Batch>> {
+    /// For each `(location, offset)`, the readable batch there when it holds `offset`; `None`
+    /// when nothing readable is there (the segment is gone, the position is past the
+    /// segment's end or the high watermark, or the batch there holds other offsets). One look
+    /// at the segment list and one map lookup per segment for the whole slice.
+    pub(crate) fn read_batches_at(
+        &self,
+        wanted: &[(crate::BatchLocation, i64)],
+        out: &mut Vec<Option<Batch>>,
+    ) -> Result<()> {
+        let from = out.len();
         if self.shared.read_only {
             let seen = self.view_generation();
-            if let Some(b) = self.read_at_view(at, offset)? {
-                return Ok(Some(b));
+            self.read_batches_at_view(wanted, out)?;
+            if out.get(from..).is_some_and(|got| got.iter().any(Option::is_none)) {
+                out.truncate(from);
+                self.refresh(seen)?;
+                self.read_batches_at_view(wanted, out)?;
             }
-            self.refresh(seen)?;
+            return Ok(());
         }
-        self.read_at_view(at, offset)
+        self.read_batches_at_view(wanted, out)
     }
 
-    fn read_at_view(&self, at: crate::BatchLocation, offset: i64) -> Result<Option<Batch>> {
+    fn read_batches_at_view(
+        &self,
+        wanted: &[(crate::BatchLocation, i64)],
+        out: &mut Vec<Option<Batch>>,
+    ) -> Result<()> {
         let hw = self.high_watermark();
-        if offset >= hw || offset < self.log_start() {
-            return Ok(None);
-        }
+        let start = self.log_start();
         let segs = self.segments();
-        let Ok(i) = segs.binary_search_by_key(&at.segment, |s| s.base_offset) else {
-            return Ok(None);
-        };
-        let Some(seg) = segs.get(i) else {
-            return Ok(None);
-        };
-        let size = seg.size();
-        let pos = u64::from(at.position);
-        if pos >= size {
-            return Ok(None);
+        let mut current: Option<(i64, &std::sync::Arc<crate::segment::Segment>, _)> = None;
+        for &(at, offset) in wanted {
+            if offset >= hw || offset < start {
+                out.push(None);
+                continue;
+            }
+            if current.as_ref().is_none_or(|c| c.0 != at.segment) {
+                current = match segs.binary_search_by_key(&at.segment, |s| s.base_offset) {
+                    Ok(i) => match segs.get(i) {
+                        Some(seg) => Some((at.segment, seg, seg.maps(&self.shared.maps)?)),
+                        None => None,
+                    },
+                    Err(_) => None,
+                };
+            }
+            let Some((_, seg, maps)) = current.as_ref() else {
+                out.push(None);
+                continue;
+            };
+            let size = seg.size();
+            let pos = u64::from(at.position);
+            let batch = match seg.header_at(maps, pos, size) {
+                Ok(h)
+                    if pos < size
+                        && h.base_offset <= offset
+                        && h.last_offset() >= offset
+                        && h.last_offset() < hw =>
+                {
+                    Some(seg.batch_at(maps, pos, h)?)
+                }
+                _ => None,
+            };
+            out.push(batch);
         }
-        let maps = seg.maps(&self.shared.maps)?;
-        let Ok(h) = seg.header_at(&maps, pos, size) else {
-            return Ok(None);
-        };
-        if h.base_offset > offset || h.last_offset() < offset || h.last_offset() >= hw {
-            return Ok(None);
-        }
-        seg.batch_at(&maps, pos, h).map(Some)
+        Ok(())
     }
 
     /// The first offset whose record timestamp is >= `timestamp`, with that timestamp; `None`
