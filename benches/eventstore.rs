@@ -66,16 +66,13 @@ fn event(data: &[u8]) -> EventData {
 }
 
 fn log_in(dir: &Path) -> Log {
-    LogOptions::new()
-        .open(dir)
-        .unwrap()
+    LogOptions::new().open(dir).unwrap()
 }
 
-/// The store's defaults (one partition, `preallocate=true`) with `policy`.
+/// The store's defaults (one partition, `preallocate=true`, 64 MiB segments) with `policy`.
 fn store_config(policy: FlushPolicy) -> EventStoreConfig {
     let mut c = EventStoreConfig::default();
     c.topic_config.flush_policy = policy;
-    c.topic_config.segment_bytes = 512 << 20;
     c
 }
 
@@ -108,8 +105,7 @@ fn sqlite(path: &Path, layout: Layout, full: bool) -> Connection {
     c
 }
 
-const INSERT: &str =
-    "INSERT INTO events (stream, version, type, event_id, data, ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+const INSERT: &str = "INSERT INTO events (stream, version, type, event_id, data, ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
 /// The SQLite append: version = expected + 1; the key's uniqueness refuses a lost race.
 fn sqlite_append(c: &Connection, stream: &str, version: u64, data: &[u8]) -> bool {
@@ -334,7 +330,8 @@ fn append_threads(_: &mut Criterion) {
     for threads in [8, 16] {
         let dir = tempfile::tempdir().unwrap();
         let log = log_in(dir.path());
-        let store = EventStore::open(&log, "events", &store_config(FlushPolicy::EveryBatch)).unwrap();
+        let store =
+            EventStore::open(&log, "events", &store_config(FlushPolicy::EveryBatch)).unwrap();
         threads_case("topiclog EveryBatch", threads, &|_, seed| {
             let s = &names[rand(seed) as usize % STREAMS];
             let mut lost = 0;
@@ -386,7 +383,8 @@ fn dataset(events: usize) -> Vec<u8> {
     lens
 }
 
-fn rss() -> String {
+/// The process's resident memory in MiB: (total, anonymous, file-backed).
+fn rss_now() -> (u64, u64, u64) {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let get = |k: &str| {
         s.lines()
@@ -396,11 +394,19 @@ fn rss() -> String {
             .unwrap_or(0)
             / 1024
     };
+    (get("VmRSS:"), get("RssAnon:"), get("RssFile:"))
+}
+
+/// The resident memory the store added since `base` (the bench's own stream names and
+/// lengths are in `base`).
+fn rss(base: (u64, u64, u64)) -> String {
+    let now = rss_now();
     format!(
-        "RSS {} MiB (anonymous {} MiB, file-backed {} MiB)",
-        get("VmRSS:"),
-        get("RssAnon:"),
-        get("RssFile:")
+        "RSS {} MiB, of it the store's {} MiB (anonymous {} MiB, file-backed {} MiB)",
+        now.0,
+        now.0.saturating_sub(base.0),
+        now.1.saturating_sub(base.1),
+        now.2.saturating_sub(base.2)
     )
 }
 
@@ -415,6 +421,7 @@ fn read_and_rebuild(c: &mut Criterion) {
     let data = payload();
     let dir = tempfile::tempdir().unwrap();
     // topiclog first, alone in the process, for its RSS.
+    let base = rss_now();
     let built = Instant::now();
     {
         let log = log_in(dir.path());
@@ -437,7 +444,7 @@ fn read_and_rebuild(c: &mut Criterion) {
             stats.streams,
             stats.events,
             built.elapsed().as_secs_f64(),
-            rss()
+            rss(base)
         );
         store.close().unwrap();
         log.close().unwrap();
@@ -452,7 +459,7 @@ fn read_and_rebuild(c: &mut Criterion) {
             store.index_stats().events,
             store.index_stats().streams,
             t.elapsed().as_secs_f64(),
-            rss()
+            rss(base)
         );
         store.close().unwrap();
         log.close().unwrap();

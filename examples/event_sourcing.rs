@@ -155,9 +155,10 @@ fn execute<A: Aggregate>(
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::env::args()
-        .nth(1)
-        .map_or_else(|| std::env::temp_dir().join("topiclog-event-sourcing"), Into::into);
+    let dir = std::env::args().nth(1).map_or_else(
+        || std::env::temp_dir().join("topiclog-event-sourcing"),
+        Into::into,
+    );
     let log = Log::open(&dir)?;
     let mut topic_config = TopicConfig::new();
     // Acknowledged events survive power loss.
@@ -204,7 +205,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         assert!(acct.balance >= 0, "an account was overdrawn");
     }
     let stats = store.index_stats();
-    println!("{} streams, {} events in {}", stats.streams, stats.events, dir.display());
+    println!(
+        "{} streams, {} events in {}",
+        stats.streams,
+        stats.events,
+        dir.display()
+    );
     store.close()?;
     log.close()?;
     Ok(())

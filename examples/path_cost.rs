@@ -119,7 +119,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// `es-append`: `EventStore::append` of one 200 B event with an exact expected version, to
 /// 100,000 streams in turn. `es-read`: `EventStore::read_stream` of whole streams of 50 events
 /// (RECORDS / 50 streams, written one event per append, round-robin).
-fn event_store(log: &Log, path: &str, n: u64, rounds: usize) -> Result<(), Box<dyn std::error::Error>> {
+fn event_store(
+    log: &Log,
+    path: &str,
+    n: u64,
+    rounds: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
     use topiclog::ExpectedVersion;
     use topiclog::eventstore::{EventData, EventStore, EventStoreConfig, ReadDirection};
     let mut config = EventStoreConfig::default();
@@ -135,7 +140,11 @@ fn event_store(log: &Log, path: &str, n: u64, rounds: usize) -> Result<(), Box<d
     let mut versions: Vec<Option<u64>> = vec![None; streams.len()];
     let mut append = |i: usize| -> Result<(), topiclog::Error> {
         let expected = versions[i].map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
-        let w = store.append(&streams[i], expected, &[EventData::new("Deposited", data.clone())])?;
+        let w = store.append(
+            &streams[i],
+            expected,
+            &[EventData::new("Deposited", data.clone())],
+        )?;
         versions[i] = Some(w.last_version);
         Ok(())
     };

@@ -159,6 +159,14 @@ pub enum Error {
         actual: i64,
     },
 
+    /// An [`AppendGuard`](crate::AppendGuard) refused a batch: the error for a guard of your
+    /// own to return from `check`. Nothing of the batch was written.
+    #[error("the append was refused: {reason}")]
+    AppendRefused {
+        /// Why.
+        reason: String,
+    },
+
     /// An event-store append found its stream at another version than it expected. Nothing
     /// of the append was written.
     #[error("stream '{stream}': expected {expected}, but {}", match actual {
@@ -461,6 +469,9 @@ impl Error {
                 stream: stream.clone(),
                 expected: *expected,
                 actual: *actual,
+            },
+            Error::AppendRefused { reason } => Error::AppendRefused {
+                reason: reason.clone(),
             },
             Error::EventIdReused { stream, id, reason } => Error::EventIdReused {
                 stream: stream.clone(),

@@ -35,6 +35,15 @@ pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 /// Where an open moves the clean-shutdown marker; the next clean close deletes it.
 pub(crate) const CLEAN_SHUTDOWN_ASIDE: &str = ".kafka_cleanshutdown.consumed";
 
+/// Folder of the event stores' indexes (`topiclog::eventstore`), one folder per event topic.
+pub(crate) const EVENT_STORE_DIR: &str = ".eventstore";
+
+/// The index folder of the event store over topic `name`: while it exists, the topic is an
+/// event topic, which refuses `cleanup.policy=compact`.
+pub(crate) fn event_store_dir(root: &Path, name: &str) -> PathBuf {
+    root.join(EVENT_STORE_DIR).join(name)
+}
+
 /// The metadata file of topic `name`.
 pub(crate) fn topic_file(root: &Path, name: &str) -> PathBuf {
     root.join(TOPICS_DIR).join(name)

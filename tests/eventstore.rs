@@ -544,7 +544,7 @@ fn event_topics_refuse_compaction() {
         Err(Error::InvalidConfig { .. })
     ));
     let cfg = EventStoreConfig {
-        topic_config: c,
+        topic_config: c.clone(),
         ..EventStoreConfig::default()
     };
     assert!(matches!(
@@ -559,7 +559,30 @@ fn event_topics_refuse_compaction() {
         Err(Error::InvalidConfig { .. })
     ));
     drop(a);
-    EventStore::open(&log, "es", &config(1)).expect("again after drop");
+    let store = EventStore::open(&log, "es", &config(1)).expect("again after drop");
+    store
+        .append("s", ExpectedVersion::Any, &[ev("E", 0)])
+        .expect("append");
+    // Altering an event topic to compaction is refused, open or not.
+    assert!(matches!(
+        log.alter_topic_config("es", c.clone()),
+        Err(Error::InvalidConfig { .. })
+    ));
+    store.close().expect("close");
+    assert!(matches!(
+        log.alter_topic_config("es", c),
+        Err(Error::InvalidConfig { .. })
+    ));
+    // So is growing it: streams would move to other partitions.
+    assert!(matches!(
+        log.add_partitions("es", 2),
+        Err(Error::InvalidConfig { .. })
+    ));
+    // Deleting the topic takes its index with it; a new topic of the name starts afresh.
+    log.delete_topic("es").expect("delete");
+    assert!(!dir.path().join(".eventstore/es").exists());
+    let store = EventStore::open(&log, "es", &config(1)).expect("a new event topic");
+    assert_eq!(store.stream_version("s").expect("v"), None);
 }
 
 #[test]

@@ -335,6 +335,9 @@ impl PartIndex {
         }
         let from = index.next;
         index.catch_up(handle)?;
+        if index.report.records_replayed > 0 {
+            handle.release_maps();
+        }
         if index.report.from_checkpoint {
             // Refill the id window from the last offsets the checkpoint covered.
             let start = from

@@ -44,9 +44,6 @@ pub use subscribe::{AllPosition, Subscription};
 use event::recorded;
 use index::{Entry, PartIndex, stream_hash};
 
-/// The directory under a data directory that holds the event stores' indexes.
-const INDEX_DIR: &str = ".eventstore";
-
 /// Attempts an append makes when the index must catch up with writes outside the store or a
 /// concurrent `Any` append changed the stream's version under it.
 const MAX_ATTEMPTS: u32 = 1000;
@@ -68,9 +65,12 @@ pub struct EventStoreConfig {
 impl Default for EventStoreConfig {
     /// One partition; the topic config is the default with `preallocate=true` (appends are
     /// stores into a mapped tail, and an `EveryBatch` sync has no file size to write: about a
-    /// third off an append under both policies here); an idempotency window of 10,000.
+    /// third off an append under both policies here) and `segment.bytes` of 64 MiB (the
+    /// active segment's written pages stay mapped while it is active, so its size bounds the
+    /// file-backed memory appends keep resident); an idempotency window of 10,000.
     fn default() -> Self {
-        let topic_config = TopicConfig::new();
+        let mut topic_config = TopicConfig::new();
+        topic_config.segment_bytes = 64 << 20;
         EventStoreConfig {
             partitions: 1,
             topic_config: topic_config
@@ -220,7 +220,7 @@ impl<'a> EventStore<'a> {
             }
             Err(e) => return Err(e),
         };
-        let dir = log.dir().join(INDEX_DIR).join(topic);
+        let dir = crate::layout::event_store_dir(log.dir(), topic);
         {
             let mut open = OPEN.lock();
             let set = open.get_or_insert_with(HashSet::new);
@@ -874,12 +874,7 @@ impl AppendGuard for StreamGuard<'_> {
 
 /// Reads the events `entries` name (in order) into `out`: one engine call for all their
 /// batches, each batch checked and decoded once.
-fn load_events(
-    part: &Part,
-    stream: &str,
-    entries: &[Entry],
-    out: &mut StreamEvents,
-) -> Result<()> {
+fn load_events(part: &Part, stream: &str, entries: &[Entry], out: &mut StreamEvents) -> Result<()> {
     let p = part.handle.partition();
     let start = part.handle.log_start_offset();
     // Entries of one batch are adjacent (an append is one batch): one read per group.

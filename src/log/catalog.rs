@@ -342,7 +342,8 @@ impl Log {
     }
 
     /// Replaces a topic's config (validated first) and persists it. Changes apply to later
-    /// appends and rolls.
+    /// appends and rolls. An event topic (one an event store keeps an index of) refuses
+    /// `cleanup.policy=compact`.
     ///
     /// # Errors
     /// [`Error::TopicNotFound`], [`Error::InvalidConfig`], [`Error::ReadOnly`], I/O errors.
@@ -350,6 +351,17 @@ impl Log {
         self.inner.check_open()?;
         self.inner.check_writable()?;
         config.validate()?;
+        if config.cleanup_policy.compacts()
+            && crate::layout::event_store_dir(&self.inner.dir, name).is_dir()
+        {
+            return Err(Error::invalid_config(
+                "cleanup.policy",
+                format!(
+                    "'{name}' is an event topic (an event store keeps its index): compaction \
+                     would delete all but the last event of each stream"
+                ),
+            ));
+        }
         let _g = self.inner.catalog.lock();
         let t = self.inner.topic(name)?;
         let config = Arc::new(config);
@@ -375,7 +387,8 @@ impl Log {
     /// partition without a committed offset).
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] when `total` is not larger than the current count;
+    /// [`Error::InvalidConfig`] when `total` is not larger than the current count, or for an
+    /// event topic (its streams would move to other partitions);
     /// [`Error::TopicNotFound`], [`Error::ReadOnly`], I/O errors.
     pub fn add_partitions(&self, name: &str, total: i32) -> Result<()> {
         self.inner.check_open()?;
@@ -385,6 +398,15 @@ impl Log {
                 topic: name.to_string(),
                 operation: "add partitions",
             });
+        }
+        if crate::layout::event_store_dir(&self.inner.dir, name).is_dir() {
+            return Err(Error::invalid_config(
+                "partitions",
+                format!(
+                    "'{name}' is an event topic: more partitions would move streams to other \
+                     partitions (murmur2 of the key) and split their versions"
+                ),
+            ));
         }
         let catalog = self.inner.catalog.lock();
         let t = self.inner.topic(name)?;
@@ -465,6 +487,11 @@ impl Log {
                 self.inner.shared.fds.closed();
             }
             remove_dir_durably(&self.inner.dir, &p.dir, name, p.id)?;
+        }
+        // An event store's index of the topic is derived from the topic: it goes with it.
+        let index = crate::layout::event_store_dir(&self.inner.dir, name);
+        if index.is_dir() {
+            ops::remove_dir_all(&index).at(&index)?;
         }
         ops::remove_file(&tombstone).at(&tombstone)?;
         Ok(())

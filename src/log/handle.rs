@@ -267,7 +267,7 @@ impl PartitionHandle {
     /// impl AppendGuard for Quota {
     ///     fn check(&mut self, _base_offset: i64) -> topiclog::Result<()> {
     ///         if self.left == 0 {
-    ///             return Err(Error::invalid_config("quota", "used up"));
+    ///             return Err(Error::AppendRefused { reason: "the quota is used up".into() });
     ///         }
     ///         self.left -= 1; // check may reserve: settle reports the outcome
     ///         Ok(())
@@ -285,7 +285,11 @@ impl PartitionHandle {
     /// let p = log.partition("events", 0)?;
     /// let mut quota = Quota { left: 1, landed: Vec::new() };
     /// p.append_guarded(&[Record::new("a")], &mut quota)?;
-    /// assert!(p.append_guarded(&[Record::new("b")], &mut quota).is_err());
+    /// assert!(matches!(
+    ///     p.append_guarded(&[Record::new("b")], &mut quota),
+    ///     Err(Error::AppendRefused { .. })
+    /// ));
+    /// assert_eq!(p.log_end_offset(), 1);
     /// let batch = p.read_at(quota.landed[0], 0)?.expect("the batch is where the guard saw it");
     /// assert_eq!(batch.base_offset(), 0);
     /// # Ok::<_, topiclog::Error>(())
@@ -337,6 +341,17 @@ impl PartitionHandle {
         out: &mut Vec<Option<Batch>>,
     ) -> Result<()> {
         self.live()?.read_batches_at(wanted, out)
+    }
+
+    /// Drops this partition's read maps of its segment files (views already handed out keep
+    /// theirs; the next read maps again). After a scan of a whole partition (an index
+    /// rebuilt from the log, an export), so the pages it touched stop counting in the
+    /// process's resident memory: they stay in the page cache, where the kernel reclaims them
+    /// as it needs.
+    pub fn release_maps(&self) {
+        if let Ok(p) = self.live() {
+            p.release_maps();
+        }
     }
 
     fn append_records(

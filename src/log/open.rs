@@ -297,6 +297,10 @@ fn finish_deletes(dir: &Path, report: &mut RecoveryReport) -> Result<()> {
                     remove_dir_durably(dir, &dir.join(name), t, p)?;
                 }
             }
+            let index = layout::event_store_dir(dir, &topic);
+            if index.is_dir() {
+                ops::remove_dir_all(&index).at(&index)?;
+            }
             report.deletes_completed.push(topic.clone());
         }
         let tombstone = deleting.join(&topic);

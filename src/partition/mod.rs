@@ -759,6 +759,14 @@ impl Partition {
         Ok(true)
     }
 
+    /// Drops the read maps of every segment (readers holding views keep theirs): after a
+    /// scan of the whole partition, so its pages stop counting in the process's memory.
+    pub(crate) fn release_maps(&self) {
+        for seg in self.segments().iter() {
+            seg.unmap();
+        }
+    }
+
     /// Crash simulation: drop descriptors without syncing anything.
     pub(crate) fn abandon(&self) {
         let mut w = self.writer.lock();
