@@ -26,13 +26,15 @@
 //!   after building the store and after the rebuild (anonymous and file-backed).
 //!
 //! Run: `cargo bench --bench eventstore -- --noplot` (the dataset takes a few minutes to
-//! build; `TOPICLOG_ES_BENCH_EVENTS=1000000` for a quick run).
+//! build; `TOPICLOG_ES_BENCH_EVENTS=1000000` for a quick run; `TOPICLOG_ES_BENCH_ONLY=append`,
+//! `threads` or `read` runs one part).
 
 #![allow(
     clippy::unwrap_used,
     clippy::cast_precision_loss,
     clippy::indexing_slicing,
-    clippy::too_many_lines
+    clippy::too_many_lines,
+    clippy::many_single_char_names
 )]
 
 use std::fs::File;
@@ -210,7 +212,15 @@ fn sq_append(c: &Connection, names: &[String], turns: &mut Turns, data: &[u8]) {
     turns.versions[i] = Some(version);
 }
 
+/// Whether the part `name` runs (`TOPICLOG_ES_BENCH_ONLY` unset or naming it).
+fn runs(name: &str) -> bool {
+    std::env::var("TOPICLOG_ES_BENCH_ONLY").map_or(true, |only| only == name)
+}
+
 fn append_one(c: &mut Criterion) {
+    if !runs("append") {
+        return;
+    }
     let names: Vec<String> = (0..STREAMS).map(stream_name).collect();
     let data = payload();
     for durable in [false, true] {
@@ -325,6 +335,9 @@ fn rand(seed: &mut u64) -> u64 {
 }
 
 fn append_threads(_: &mut Criterion) {
+    if !runs("threads") {
+        return;
+    }
     let names: Vec<String> = (0..STREAMS).map(stream_name).collect();
     let data = payload();
     for threads in [8, 16] {
@@ -411,6 +424,9 @@ fn rss(base: (u64, u64, u64)) -> String {
 }
 
 fn read_and_rebuild(c: &mut Criterion) {
+    if !runs("read") {
+        return;
+    }
     let events: usize = std::env::var("TOPICLOG_ES_BENCH_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -184,7 +184,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let store = &store;
             t.spawn(move || {
                 for i in 0..50 {
-                    let account = accounts[(teller + i) % accounts.len()];
+                    let Some(account) = accounts.get((teller + i) % accounts.len()) else {
+                        continue;
+                    };
                     for command in [Command::Deposit(10), Command::Withdraw(7)] {
                         if let Err(e) = execute::<Account>(store, account, &command) {
                             eprintln!("teller {teller}: {account}: {e}");

@@ -134,18 +134,20 @@ fn event_store(
     if let Ok(v) = std::env::var("PREALLOCATE") {
         config.topic_config = config.topic_config.with("preallocate", &v)?;
     }
+    if let Ok(v) = std::env::var("SEGMENT_BYTES") {
+        config.topic_config = config.topic_config.with("segment.bytes", &v)?;
+    }
     let store = EventStore::open(log, "es", &config)?;
     let data = vec![b'e'; 200];
     let streams: Vec<String> = (0..100_000).map(|i| format!("account-{i:07}")).collect();
     let mut versions: Vec<Option<u64>> = vec![None; streams.len()];
     let mut append = |i: usize| -> Result<(), topiclog::Error> {
-        let expected = versions[i].map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
-        let w = store.append(
-            &streams[i],
-            expected,
-            &[EventData::new("Deposited", data.clone())],
-        )?;
-        versions[i] = Some(w.last_version);
+        let (Some(version), Some(stream)) = (versions.get_mut(i), streams.get(i)) else {
+            return Ok(());
+        };
+        let expected = version.map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
+        let w = store.append(stream, expected, &[EventData::new("Deposited", data.clone())])?;
+        *version = Some(w.last_version);
         Ok(())
     };
     if path == "es-append" || path == "es-append-durable" {
@@ -168,7 +170,8 @@ fn event_store(
         let t = Instant::now();
         let mut got = 0u64;
         for i in 0..count {
-            let r = store.read_stream(&streams[i], 0, ReadDirection::Forwards, 100)?;
+            let Some(stream) = streams.get(i) else { break };
+            let r = store.read_stream(stream, 0, ReadDirection::Forwards, 100)?;
             got += r.events.len() as u64;
             black_box(r);
         }

@@ -899,16 +899,14 @@ fn load_events(part: &Part, stream: &str, entries: &[Entry], out: &mut StreamEve
             out.removed_by_retention += group.iter().filter(|e| e.offset < start).count() as u64;
             continue;
         }
-        let batch = match batch {
-            Some(b) => b,
-            // The location went stale (the files were rewritten): look it up by offset.
-            None => match batch_by_offset(&part.handle, first.offset)? {
-                Some(b) => b,
-                None => {
-                    out.removed_by_retention += group.len() as u64;
-                    continue;
-                }
-            },
+        // A location gone stale (the files were rewritten) is looked up by offset.
+        let found = match batch {
+            Some(b) => Some(b),
+            None => batch_by_offset(&part.handle, first.offset)?,
+        };
+        let Some(batch) = found else {
+            out.removed_by_retention += group.len() as u64;
+            continue;
         };
         batch.verify_crc()?;
         let bytes = batch.as_bytes();
