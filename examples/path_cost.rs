@@ -146,7 +146,11 @@ fn event_store(
             return Ok(());
         };
         let expected = version.map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
-        let w = store.append(stream, expected, &[EventData::new("Deposited", data.clone())])?;
+        let w = store.append(
+            stream,
+            expected,
+            &[EventData::new("Deposited", data.clone())],
+        )?;
         *version = Some(w.last_version);
         Ok(())
     };
