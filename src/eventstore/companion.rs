@@ -15,6 +15,9 @@ use crate::record::{Header, Record};
 
 use super::event::VERSION_HEADER;
 
+/// Header of a snapshot holding the offset of the event it was taken at (8 bytes).
+const OFFSET_HEADER: &str = "es.offset";
+
 /// A stream's metadata, with EventStoreDB's meanings. Enforced by reads
 /// ([`EventStore::read_stream`](super::EventStore::read_stream) and subscriptions to the
 /// stream), not by removing events: the log removes events only by the topic's retention.
@@ -40,7 +43,9 @@ pub struct StreamMetadata {
 impl StreamMetadata {
     /// The lowest version a read returns, for a stream whose last event is `last`.
     pub(super) fn floor(&self, last: u64) -> u64 {
-        let by_count = self.max_count.map_or(0, |c| (last + 1).saturating_sub(c));
+        let by_count = self
+            .max_count
+            .map_or(0, |c| last.saturating_add(1).saturating_sub(c));
         self.truncate_before.unwrap_or(0).max(by_count)
     }
 }
@@ -199,13 +204,20 @@ impl Companions {
         Ok(())
     }
 
-    pub(super) fn save_snapshot(&self, stream: &str, version: u64, data: &[u8]) -> Result<()> {
+    pub(super) fn save_snapshot(
+        &self,
+        stream: &str,
+        version: u64,
+        offset: i64,
+        data: &[u8],
+    ) -> Result<()> {
         let h = Self::handle(&self.snapshots, stream)?;
         let mut guard = self.snapshot_index.lock();
         let index = self.snapshot_index_of(&mut guard)?;
         let r = h.append(&[Record::new(data.to_vec())
             .key(stream.as_bytes().to_vec())
-            .header(Header::new(VERSION_HEADER, version.to_be_bytes().to_vec()))])?;
+            .header(Header::new(VERSION_HEADER, version.to_be_bytes().to_vec()))
+            .header(Header::new(OFFSET_HEADER, offset.to_be_bytes().to_vec()))])?;
         index.insert(stream.to_string(), r.base_offset);
         Ok(())
     }
@@ -233,7 +245,8 @@ impl Companions {
         })
     }
 
-    pub(super) fn load_snapshot(&self, stream: &str) -> Result<Option<Snapshot>> {
+    /// The latest snapshot of `stream` with the offset of the event it was taken at.
+    pub(super) fn load_snapshot(&self, stream: &str) -> Result<Option<(Snapshot, Option<i64>)>> {
         let h = Self::handle(&self.snapshots, stream)?;
         let offset = {
             let mut guard = self.snapshot_index.lock();
@@ -253,18 +266,23 @@ impl Companions {
             b.verify_crc()?;
             b.for_each_record(|r| {
                 if r.offset == offset && r.key == Some(stream.as_bytes()) {
-                    let version = r
-                        .headers()
-                        .find(|(k, _)| *k == VERSION_HEADER)
-                        .and_then(|(_, v)| v)
-                        .and_then(|v| <[u8; 8]>::try_from(v).ok())
-                        .map(u64::from_be_bytes);
+                    let header = |name: &str| {
+                        r.headers()
+                            .find(|(k, _)| *k == name)
+                            .and_then(|(_, v)| v)
+                            .and_then(|v| <[u8; 8]>::try_from(v).ok())
+                    };
+                    let version = header(VERSION_HEADER).map(u64::from_be_bytes);
+                    let at = header(OFFSET_HEADER).map(i64::from_be_bytes);
                     if let (Some(version), Some(v)) = (version, r.value) {
-                        found = Some(Snapshot {
-                            version,
-                            data: Bytes::copy_from_slice(v),
-                            timestamp: r.timestamp,
-                        });
+                        found = Some((
+                            Snapshot {
+                                version,
+                                data: Bytes::copy_from_slice(v),
+                                timestamp: r.timestamp,
+                            },
+                            at,
+                        ));
                     }
                 }
             })?;

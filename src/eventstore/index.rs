@@ -34,6 +34,8 @@ const FLUSH_BYTES: usize = 16 << 10;
 pub(super) const NONE: u32 = u32::MAX;
 /// The heads file's first bytes.
 const MAGIC: &[u8; 8] = b"TLESIDX1";
+/// Gaps an index report lists (more are not listed).
+const MAX_GAPS: usize = 1000;
 /// How many of the checkpoint's newest entries an open checks against the log.
 const VERIFY_ENTRIES: u32 = 8;
 
@@ -162,11 +164,6 @@ impl Entries {
         Ok(())
     }
 
-    fn sync(&mut self) -> Result<()> {
-        self.flush()?;
-        ops::sync_data(&self.file, &self.path).at(&self.path)
-    }
-
     fn get(&mut self, i: u32) -> Result<Entry> {
         let bad = || Error::Corrupt {
             path: self.path.clone(),
@@ -197,6 +194,22 @@ impl Entries {
             .and_then(|m| m.slice(pos, ENTRY))
             .and_then(Entry::decode)
             .ok_or_else(bad)
+    }
+}
+
+/// A checkpoint ready to be made durable.
+pub(super) struct PendingCheckpoint {
+    file: File,
+    entries_path: PathBuf,
+    heads_path: PathBuf,
+    heads: Vec<u8>,
+}
+
+impl PendingCheckpoint {
+    /// Syncs the entries the heads name, then writes the heads atomically.
+    pub(super) fn write(self) -> Result<()> {
+        ops::sync_data(&self.file, &self.entries_path).at(&self.entries_path)?;
+        io::write_atomic(&self.heads_path, &self.heads)
     }
 }
 
@@ -333,17 +346,18 @@ impl PartIndex {
                 }
             },
         }
-        let from = index.next;
-        index.catch_up(handle)?;
-        if index.report.records_replayed > 0 {
-            handle.release_maps();
-        }
         if index.report.from_checkpoint {
-            // Refill the id window from the last offsets the checkpoint covered.
+            // The id window gets the last offsets the checkpoint covered first, then what the
+            // catch-up reads after them (the newest ids last, so the newest stay).
+            let from = index.next;
             let start = from
                 .saturating_sub(window as i64)
                 .max(handle.log_start_offset());
             index.refill_window(handle, start, from)?;
+        }
+        index.catch_up(handle)?;
+        if index.report.records_replayed > 0 {
+            handle.release_maps();
         }
         Ok(index)
     }
@@ -414,7 +428,15 @@ impl PartIndex {
 
     /// Writes the checkpoint: entries synced first, then the heads (atomically).
     pub(super) fn checkpoint(&mut self) -> Result<()> {
-        self.entries.sync()?;
+        self.prepare_checkpoint()?.write()
+    }
+
+    /// The part of a checkpoint that needs the index: pending entries written (not synced),
+    /// the heads serialized. [`PendingCheckpoint::write`] does the syncs, without the index
+    /// (whose lock appends take under the writer lock).
+    pub(super) fn prepare_checkpoint(&mut self) -> Result<PendingCheckpoint> {
+        self.entries.flush()?;
+        let file = self.entries.file.try_clone().at(&self.entries.path)?;
         let mut out = Vec::with_capacity(32 + self.heads.len() * 40);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&self.next.to_be_bytes());
@@ -428,7 +450,12 @@ impl PartIndex {
         }
         let crc = crate::record::batch::crc32c(&out);
         out.extend_from_slice(&crc.to_be_bytes());
-        io::write_atomic(&Self::heads_path(&self.dir, self.partition), &out)
+        Ok(PendingCheckpoint {
+            file,
+            entries_path: self.entries.path.clone(),
+            heads_path: Self::heads_path(&self.dir, self.partition),
+            heads: out,
+        })
     }
 
     /// The current version of a stream.
@@ -450,13 +477,18 @@ impl PartIndex {
         offset: i64,
         location: BatchLocation,
     ) -> Result<()> {
+        if version == u64::MAX {
+            // No event can follow it: not an event the store wrote.
+            self.report.duplicate_versions += 1;
+            return Ok(());
+        }
         let head = self.heads.get(stream).copied();
         if let Some(h) = head {
             if version <= h.last {
                 self.report.duplicate_versions += 1;
                 return Ok(());
             }
-            if version > h.last + 1 {
+            if version > h.last + 1 && self.report.gaps.len() < MAX_GAPS {
                 self.report.gaps.push(StreamGap {
                     stream: String::from_utf8_lossy(stream).into_owned(),
                     partition: self.partition,
@@ -579,6 +611,17 @@ impl PartIndex {
         }
     }
 
+    /// The entry of `stream`'s event at `version`, if the index has it.
+    pub(super) fn entry_of(&mut self, stream: &[u8], version: u64) -> Result<Option<Entry>> {
+        let Some(head) = self.heads.get(stream).copied() else {
+            return Ok(None);
+        };
+        Ok(self
+            .seek(head, version)?
+            .map(|(_, e)| e)
+            .filter(|e| e.version == version))
+    }
+
     /// Entries of `stream` from `from` (inclusive) upwards, at most `max`, oldest first; or
     /// from `from` downwards, newest first.
     pub(super) fn collect(
@@ -622,6 +665,18 @@ impl PartIndex {
 
     /// Indexes what the log holds past `next`, up to its high watermark.
     pub(super) fn catch_up(&mut self, handle: &PartitionHandle) -> Result<()> {
+        if self.next > handle.log_end_offset() {
+            // The log lost offsets the index covers (cut under it): start again from the log.
+            self.heads.clear();
+            self.entries.clear();
+            self.window.order.clear();
+            self.window.map.clear();
+            self.next = handle.log_start_offset();
+            self.report.rebuilt = Some(format!(
+                "the log ends at {} below the offsets the index covered",
+                handle.log_end_offset()
+            ));
+        }
         loop {
             let start = handle.log_start_offset();
             if self.next < start {
@@ -636,6 +691,9 @@ impl PartIndex {
                 Err(e) => return Err(e),
             };
             if got.batches.is_empty() {
+                // No batch from here to the high watermark: offsets the log skips (an end
+                // raised over damage). Nothing to index there.
+                self.next = self.next.max(got.high_watermark);
                 return Ok(());
             }
             let locations = got.locations().to_vec();

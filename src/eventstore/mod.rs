@@ -116,6 +116,10 @@ pub struct StreamEvents {
     /// Events in the range read that the topic's retention removed (whole segments deleted
     /// by `retention.ms`/`retention.bytes` or `delete_records`): they are gone from the log.
     pub removed_by_retention: u64,
+    /// Where to continue in the read's direction: the version after (forwards) or before
+    /// (backwards) the last one the read covered, counting events it skipped (removed by
+    /// retention, older than `$maxAge`); `None` backwards once version 0 was covered.
+    pub next_version: Option<u64>,
 }
 
 /// Index figures.
@@ -131,6 +135,8 @@ pub struct IndexStats {
 struct Part {
     handle: PartitionHandle,
     index: Mutex<PartIndex>,
+    /// Taken around a checkpoint (before the index's lock), so checkpoints write in turn.
+    checkpointing: Mutex<()>,
 }
 
 /// Stores open in this process, by index directory: one store per topic at a time.
@@ -264,6 +270,7 @@ impl<'a> EventStore<'a> {
             parts.push(Part {
                 handle,
                 index: Mutex::new(index),
+                checkpointing: Mutex::new(()),
             });
         }
         let companions = companion::Companions::open(log, topic, partitions)?;
@@ -342,11 +349,18 @@ impl<'a> EventStore<'a> {
         for _ in 0..MAX_ATTEMPTS {
             // The versions the batch is encoded with; the guard checks them (and the expected
             // version, and whether this is a retry) under the writer lock.
-            let first = part
-                .index
-                .lock()
-                .version(stream.as_bytes())
-                .map_or(0, |v| v + 1);
+            let first = match part.index.lock().version(stream.as_bytes()) {
+                None => 0,
+                Some(v) => v.checked_add(1).ok_or_else(|| {
+                    Error::invalid_config("stream", format!("'{stream}' is at the last version"))
+                })?,
+            };
+            if first.checked_add(events.len() as u64).is_none() {
+                return Err(Error::invalid_config(
+                    "stream",
+                    format!("'{stream}' has no room for {} more versions", events.len()),
+                ));
+            }
             records.clear();
             for (i, e) in events.iter().enumerate() {
                 records.push(e.to_record(stream, first + i as u64)?);
@@ -378,7 +392,7 @@ impl<'a> EventStore<'a> {
                     });
                 }
                 Err(e) => match std::mem::replace(&mut guard.verdict, Verdict::Undecided) {
-                    Verdict::Duplicate(done) => return Ok(done),
+                    Verdict::Duplicate(done) => return acknowledged(part, done),
                     Verdict::Refused | Verdict::Undecided => return Err(e),
                     Verdict::Reencode => {}
                     Verdict::CatchUp => catch_up(part)?,
@@ -416,6 +430,7 @@ impl<'a> EventStore<'a> {
         let part = self.part(stream)?;
         let meta = self.companions.metadata(stream);
         let mut entries = Vec::new();
+        let mut start = from;
         let last = {
             let mut idx = part.index.lock();
             let last = idx.version(stream.as_bytes());
@@ -423,7 +438,8 @@ impl<'a> EventStore<'a> {
                 let floor = meta.floor(last);
                 match direction {
                     ReadDirection::Forwards => {
-                        idx.collect(stream.as_bytes(), from.max(floor), true, max, &mut entries)?;
+                        start = from.max(floor);
+                        idx.collect(stream.as_bytes(), start, true, max, &mut entries)?;
                     }
                     ReadDirection::Backwards => {
                         if from >= floor {
@@ -438,10 +454,17 @@ impl<'a> EventStore<'a> {
         let hw = part.handle.high_watermark();
         // Events appended but not yet acknowledged (a sync in flight) are not read.
         entries.retain(|e| e.offset < hw);
+        let next_version = match (direction, entries.last()) {
+            (ReadDirection::Forwards, Some(e)) => e.version.checked_add(1),
+            (ReadDirection::Forwards, None) => Some(start),
+            (ReadDirection::Backwards, Some(e)) => e.version.checked_sub(1),
+            (ReadDirection::Backwards, None) => None,
+        };
         let mut out = StreamEvents {
             events: Vec::with_capacity(entries.len()),
             last_version: last,
             removed_by_retention: 0,
+            next_version,
         };
         load_events(part, stream, &entries, &mut out)?;
         if let Some(age) = meta.max_age {
@@ -499,6 +522,8 @@ impl<'a> EventStore<'a> {
                     Err(e) => return Err(e),
                 };
                 if got.batches.is_empty() {
+                    // Offsets without batches up to the high watermark (a gap): step over.
+                    *at = (*at).max(got.high_watermark);
                     break;
                 }
                 for batch in &got.batches {
@@ -589,27 +614,36 @@ impl<'a> EventStore<'a> {
     /// # Errors
     /// [`Error::InvalidConfig`] when the stream has no event at `version` yet.
     pub fn save_snapshot(&self, stream: &str, version: u64, data: &[u8]) -> Result<()> {
-        let current = self.stream_version(stream)?;
-        if current.is_none_or(|c| c < version) {
+        let part = self.part(stream)?;
+        let entry = part.index.lock().entry_of(stream.as_bytes(), version)?;
+        let Some(entry) = entry else {
             return Err(Error::invalid_config(
                 "snapshot",
-                format!(
-                    "stream '{stream}' has no event at version {version} (its last: {current:?})"
-                ),
+                format!("stream '{stream}' has no event at version {version}"),
             ));
-        }
-        self.companions.save_snapshot(stream, version, data)
+        };
+        self.companions
+            .save_snapshot(stream, version, entry.offset, data)
     }
 
     /// The latest snapshot of `stream`, if any. Rebuild an aggregate from it plus
-    /// `read_stream(stream, snapshot.version + 1, ..)`. A snapshot newer than the stream's
-    /// last event (its events lost to a power loss the snapshot survived) is not returned.
+    /// `read_stream(stream, snapshot.version + 1, ..)`. A snapshot whose event is no
+    /// longer in the stream at its version (lost to a power loss the snapshot survived, even if
+    /// the stream has grown past that version again since) is not returned.
     pub fn load_snapshot(&self, stream: &str) -> Result<Option<Snapshot>> {
-        let current = self.stream_version(stream)?;
-        Ok(self
-            .companions
-            .load_snapshot(stream)?
-            .filter(|s| current.is_some_and(|c| s.version <= c)))
+        let part = self.part(stream)?;
+        let Some((snapshot, offset)) = self.companions.load_snapshot(stream)? else {
+            return Ok(None);
+        };
+        // The event it was taken at must still be the one at that version: a snapshot that
+        // outlived its events (lost to a power loss, written again since) is not returned.
+        let entry = part
+            .index
+            .lock()
+            .entry_of(stream.as_bytes(), snapshot.version)?;
+        Ok(entry
+            .filter(|e| offset.is_none_or(|o| o == e.offset))
+            .map(|_| snapshot))
     }
 
     /// Sets `stream`'s metadata (in the compacted companion topic `<topic>-metadata`).
@@ -633,7 +667,7 @@ impl<'a> EventStore<'a> {
         let actual = self.stream_version(stream)?;
         check_expected(stream, expected, actual)?;
         let mut meta = self.companions.metadata(stream);
-        meta.truncate_before = Some(actual.map_or(0, |v| v + 1));
+        meta.truncate_before = Some(actual.map_or(0, |v| v.saturating_add(1)));
         self.companions.set_metadata(stream, &meta)
     }
 
@@ -664,7 +698,10 @@ impl<'a> EventStore<'a> {
     /// I/O errors.
     pub fn checkpoint(&self) -> Result<()> {
         for p in &self.parts {
-            p.index.lock().checkpoint()?;
+            let _turn = p.checkpointing.lock();
+            // The index is held only to copy it: appends wait for no sync.
+            let pending = p.index.lock().prepare_checkpoint()?;
+            pending.write()?;
         }
         Ok(())
     }
@@ -700,6 +737,23 @@ impl Drop for EventStore<'_> {
 fn release(dir: &Path) {
     if let Some(set) = OPEN.lock().as_mut() {
         set.remove(dir);
+    }
+}
+
+/// The result of an append a retry found in the log, once that append is acknowledged (under
+/// `EveryBatch`: synced). A retry never answers before the first append could have.
+fn acknowledged(part: &Part, done: WriteResult) -> Result<WriteResult> {
+    let last = done.last_position.offset;
+    if part.handle.high_watermark() > last
+        || part
+            .handle
+            .wait_for(last, std::time::Duration::from_secs(30))
+    {
+        Ok(done)
+    } else {
+        Err(Error::Closed {
+            what: "the append this retries was written but is not acknowledged (its sync failed)",
+        })
     }
 }
 
@@ -837,7 +891,7 @@ impl AppendGuard for StreamGuard<'_> {
             self.verdict = Verdict::Refused;
             return Err(e);
         }
-        if actual.map_or(0, |v| v + 1) != self.first {
+        if actual.map_or(0, |v| v.saturating_add(1)) != self.first {
             self.verdict = Verdict::Reencode;
             return Err(Error::WrongExpectedVersion {
                 stream: self.stream.to_string(),
@@ -911,18 +965,23 @@ fn load_events(part: &Part, stream: &str, entries: &[Entry], out: &mut StreamEve
         batch.verify_crc()?;
         let bytes = batch.as_bytes();
         let at = out.events.len();
+        // What the batch holds must be the stream's event at that version: a location that
+        // went stale could name another record.
+        let mine = |ev: &RecordedEvent, e: &Entry| ev.version == e.version && ev.stream == stream;
         if let [only] = group {
             batch.for_each_record(|r| {
                 if r.offset == only.offset
                     && let Some(ev) = recorded(&r, bytes, p, Some(stream))
+                    && mine(&ev, only)
                 {
                     out.events.push(ev);
                 }
             })?;
         } else {
             batch.for_each_record(|r| {
-                if group.iter().any(|e| e.offset == r.offset)
+                if let Some(e) = group.iter().find(|e| e.offset == r.offset)
                     && let Some(ev) = recorded(&r, bytes, p, Some(stream))
+                    && mine(&ev, e)
                 {
                     out.events.push(ev);
                 }

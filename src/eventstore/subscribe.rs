@@ -125,12 +125,12 @@ impl<'s, 'a> Subscription<'s, 'a> {
                 return Ok(Some(e));
             }
             // Registered before this read: an append after it notifies.
-            self.fetch()?;
-            if !self.buffer.is_empty() {
+            let moved = self.fetch()?;
+            if !self.buffer.is_empty() || moved {
                 continue;
             }
             if !self.notifier.wait_until(deadline) {
-                self.fetch()?;
+                while self.fetch()? && self.buffer.is_empty() {}
                 if self.buffer.is_empty() {
                     return Ok(None);
                 }
@@ -145,29 +145,35 @@ impl<'s, 'a> Subscription<'s, 'a> {
         }
     }
 
-    fn fetch(&mut self) -> Result<()> {
+    /// Reads what follows the position into the buffer; whether the position moved past
+    /// events it did not buffer (so there may be more to read at once).
+    fn fetch(&mut self) -> Result<bool> {
+        let mut moved = false;
         match &mut self.kind {
             Kind::Stream { stream, next } => {
                 let got = self
                     .store
                     .read_stream(stream, *next, ReadDirection::Forwards, FETCH)?;
-                // Events hidden by metadata are skipped: move past them.
-                if let (Some(last), true) = (got.last_version, got.events.is_empty()) {
-                    let floor = self.store.stream_metadata(stream).floor(last);
-                    if *next < floor {
-                        *next = floor;
-                    }
+                // Events hidden by metadata or removed by retention are passed over: the
+                // next read starts after what this one covered.
+                if got.events.is_empty()
+                    && let Some(v) = got.next_version
+                    && v > *next
+                {
+                    *next = v;
+                    moved = true;
                 }
                 self.buffer.extend(got.events);
             }
             Kind::All { position } => {
                 // The position moves as the events are read: buffered events count as read.
                 let (events, pos) = self.store.read_all(position, FETCH)?;
+                moved = events.is_empty() && pos != *position;
                 *position = pos;
                 self.buffer.extend(events);
             }
         }
-        Ok(())
+        Ok(moved)
     }
 
     /// Where the subscription resumes: for `$all`, the position after the events delivered.

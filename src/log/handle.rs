@@ -621,7 +621,18 @@ impl PartitionHandle {
     /// # Errors
     /// [`Error::OffsetOutOfRange`] outside `[log start, log end]`; [`Error::ReadOnly`]; I/O.
     pub fn truncate_to(&self, offset: i64) -> Result<i64> {
-        let end = self.writable("truncate")?.truncate_to(offset)?;
+        let part = self.writable("truncate")?;
+        if crate::layout::event_store_dir(&self.log.dir, &part.topic).is_dir() {
+            return Err(Error::invalid_config(
+                "truncate",
+                format!(
+                    "'{}' is an event topic: cutting its tail would take acknowledged events \
+                     and the versions the store gave them",
+                    part.topic
+                ),
+            ));
+        }
+        let end = part.truncate_to(offset)?;
         self.log.write_checkpoints()?;
         Ok(end)
     }

@@ -745,12 +745,18 @@ impl Partition {
                     Ok(()) => undo.clear(),
                     Err(_) => undo_all(&mut w.producers, &mut undo),
                 }
+                let stored = flushed.is_ok();
                 if let Err(e) = flushed.and_then(|()| self.roll(w)) {
-                    for &g in &group {
-                        if let Some(r) = results.get_mut(g) {
-                            *r = Err(e.duplicate());
+                    // A group that was written and published keeps its results: only the
+                    // batches after it failed (the roll they needed).
+                    if !stored {
+                        for &g in &group {
+                            if let Some(r) = results.get_mut(g) {
+                                *r = Err(e.duplicate());
+                            }
                         }
                     }
+                    group.clear();
                     results.push(Err(e.duplicate()));
                     failed = Some(e);
                     continue;
