@@ -661,6 +661,10 @@ impl<'a> EventStore<'a> {
     /// last event, so reads return nothing, while the events stay in the log (retention
     /// removes them). Appending again continues the versions (EventStoreDB's soft delete).
     ///
+    /// The expected-version check is made when the call starts, not under the writer lock:
+    /// an append racing the delete may land before or after the new truncate-before (the
+    /// metadata lives in another topic); its events stay in the log either way.
+    ///
     /// # Errors
     /// [`Error::WrongExpectedVersion`].
     pub fn delete_stream(&self, stream: &str, expected: ExpectedVersion) -> Result<()> {
