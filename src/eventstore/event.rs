@@ -201,6 +201,17 @@ pub struct RecordedEvent {
     pub position: EventPosition,
 }
 
+/// An `es.version` header's value.
+fn version_of(v: Option<&[u8]>) -> Option<u64> {
+    v.and_then(|v| <[u8; 8]>::try_from(v).ok())
+        .map(u64::from_be_bytes)
+}
+
+/// An `es.id` header's value.
+fn id_of(v: Option<&[u8]>) -> Option<EventId> {
+    v.and_then(|v| <[u8; 16]>::try_from(v).ok()).map(EventId)
+}
+
 /// The store's headers of a record: version and id, when the record is an event.
 pub(super) struct EventMeta {
     pub(super) version: u64,
@@ -214,12 +225,8 @@ pub(super) fn event_meta(r: &RecordRef<'_>) -> Option<EventMeta> {
     let mut id = None;
     for (k, v) in r.headers() {
         match k {
-            VERSION_HEADER => {
-                version = v
-                    .and_then(|v| <[u8; 8]>::try_from(v).ok())
-                    .map(u64::from_be_bytes);
-            }
-            ID_HEADER => id = v.and_then(|v| <[u8; 16]>::try_from(v).ok()).map(EventId),
+            VERSION_HEADER => version = version_of(v),
+            ID_HEADER => id = id_of(v),
             _ => {}
         }
     }
@@ -258,14 +265,10 @@ pub(super) fn recorded(
     let mut headers = Vec::new();
     for (k, v) in r.headers() {
         match k {
-            VERSION_HEADER => {
-                version = v
-                    .and_then(|v| <[u8; 8]>::try_from(v).ok())
-                    .map(u64::from_be_bytes);
-            }
+            VERSION_HEADER => version = version_of(v),
             ID_HEADER => {
-                if let Some(b) = v.and_then(|v| <[u8; 16]>::try_from(v).ok()) {
-                    id = EventId(b);
+                if let Some(i) = id_of(v) {
+                    id = i;
                 }
             }
             TYPE_HEADER => {

@@ -498,17 +498,7 @@ impl PartIndex {
                 });
             }
         }
-        let (prev, jump) = match head {
-            None => (NONE, NONE),
-            Some(h) => (h.entry, jump_for(&mut self.entries, h.entry)?),
-        };
-        let at = self.entries.push(&Entry {
-            offset,
-            version,
-            location,
-            prev,
-            jump,
-        })?;
+        let at = self.push_after(head, offset, version, location)?;
         match self.heads.get_mut(stream) {
             Some(h) => {
                 h.last = version;
@@ -538,6 +528,27 @@ impl PartIndex {
         Ok(())
     }
 
+    /// Appends the entry of an event whose stream's newest entry is `head`'s.
+    fn push_after(
+        &mut self,
+        head: Option<Head>,
+        offset: i64,
+        version: u64,
+        location: BatchLocation,
+    ) -> Result<u32> {
+        let (prev, jump) = match head {
+            None => (NONE, NONE),
+            Some(h) => (h.entry, jump_for(&mut self.entries, h.entry)?),
+        };
+        self.entries.push(&Entry {
+            offset,
+            version,
+            location,
+            prev,
+            jump,
+        })
+    }
+
     /// Adds the events of one append: `ids.len()` events of `stream` from version `first` at
     /// offsets from `base`, all in the batch at `location` (the stream's check passed, so the
     /// versions follow its last).
@@ -554,17 +565,7 @@ impl PartIndex {
         for (i, id) in ids.iter().enumerate() {
             let version = first + i as u64;
             let offset = base + i as i64;
-            let (prev, jump) = match head {
-                None => (NONE, NONE),
-                Some(h) => (h.entry, jump_for(&mut self.entries, h.entry)?),
-            };
-            let entry = self.entries.push(&Entry {
-                offset,
-                version,
-                location,
-                prev,
-                jump,
-            })?;
+            let entry = self.push_after(head, offset, version, location)?;
             head = Some(Head {
                 last: version,
                 entry,

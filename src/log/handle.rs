@@ -299,20 +299,7 @@ impl PartitionHandle {
         records: &[Record],
         guard: &mut dyn AppendGuard,
     ) -> Result<AppendResult> {
-        let part = self.writable("append")?;
-        if records.is_empty() {
-            return Err(Error::invalid_batch("an append needs at least one record"));
-        }
-        let cfg = part.config();
-        if cfg.cleanup_policy.compacts() && records.iter().any(|r| r.key.is_none()) {
-            return Err(Error::KeyRequired {
-                topic: part.topic.to_string(),
-            });
-        }
-        let codec = cfg.compression.unwrap_or_default();
-        with_encoded(codec, records, now_ms(), None, |data| {
-            part.append_guarded(data, guard)
-        })
+        self.encode_checked(records, |part, data| part.append_guarded(data, guard))
     }
 
     /// The readable batch at `at` (from an [`AppendGuard`] or [`ReadResult::locations`]) if
@@ -359,6 +346,18 @@ impl PartitionHandle {
         records: &[Record],
         expected_end: Option<i64>,
     ) -> Result<AppendResult> {
+        self.encode_checked(records, |part, data| {
+            part.append_encoded(data, expected_end)
+        })
+    }
+
+    /// Checks `records` as an append takes them (some, keyed on a compacted topic), encodes
+    /// them as one batch in the topic's compression, and hands the batch to `write`.
+    fn encode_checked(
+        &self,
+        records: &[Record],
+        write: impl FnOnce(&Arc<Partition>, &mut [u8]) -> Result<AppendResult>,
+    ) -> Result<AppendResult> {
         let part = self.writable("append")?;
         if records.is_empty() {
             return Err(Error::invalid_batch("an append needs at least one record"));
@@ -370,9 +369,7 @@ impl PartitionHandle {
             });
         }
         let codec = cfg.compression.unwrap_or_default();
-        with_encoded(codec, records, now_ms(), None, |data| {
-            part.append_encoded(data, expected_end)
-        })
+        with_encoded(codec, records, now_ms(), None, |data| write(part, data))
     }
 
     /// Appends the batch in `builder` (finishing it) and clears the builder for reuse: the

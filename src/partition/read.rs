@@ -302,19 +302,28 @@ impl Partition {
         let hw = self.high_watermark();
         let start = self.log_start();
         let segs = self.segments();
-        let mut current: Option<(i64, &std::sync::Arc<crate::segment::Segment>, _)> = None;
+        // The segment with base offset `base`, with its maps.
+        let find =
+            |base: i64| -> Result<Option<(i64, &std::sync::Arc<crate::segment::Segment>, _)>> {
+                match segs
+                    .binary_search_by_key(&base, |s| s.base_offset)
+                    .ok()
+                    .and_then(|i| segs.get(i))
+                {
+                    Some(seg) => Ok(Some((base, seg, seg.maps(&self.shared.maps)?))),
+                    None => Ok(None),
+                }
+            };
+        let mut current = None;
         // First touch every batch's first bytes, independently of each other, so the cache
         // and TLB misses of scattered batches overlap instead of following one another.
         let mut touched = 0u8;
         for &(at, _) in wanted {
-            if current.as_ref().is_none_or(|c| c.0 != at.segment) {
-                current = match segs.binary_search_by_key(&at.segment, |s| s.base_offset) {
-                    Ok(i) => match segs.get(i) {
-                        Some(seg) => Some((at.segment, seg, seg.maps(&self.shared.maps)?)),
-                        None => None,
-                    },
-                    Err(_) => None,
-                };
+            if current
+                .as_ref()
+                .is_none_or(|c: &(i64, _, _)| c.0 != at.segment)
+            {
+                current = find(at.segment)?;
             }
             if let Some((_, seg, maps)) = current.as_ref()
                 && u64::from(at.position) < seg.size()
@@ -329,14 +338,11 @@ impl Partition {
                 out.push(None);
                 continue;
             }
-            if current.as_ref().is_none_or(|c| c.0 != at.segment) {
-                current = match segs.binary_search_by_key(&at.segment, |s| s.base_offset) {
-                    Ok(i) => match segs.get(i) {
-                        Some(seg) => Some((at.segment, seg, seg.maps(&self.shared.maps)?)),
-                        None => None,
-                    },
-                    Err(_) => None,
-                };
+            if current
+                .as_ref()
+                .is_none_or(|c: &(i64, _, _)| c.0 != at.segment)
+            {
+                current = find(at.segment)?;
             }
             let Some((_, seg, maps)) = current.as_ref() else {
                 out.push(None);
