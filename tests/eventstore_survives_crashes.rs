@@ -14,9 +14,7 @@ mod common;
 use common::*;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use topiclog::eventstore::{EventData, EventId, EventStore, EventStoreConfig, ReadDirection};
 use topiclog::{Error, ExpectedVersion, FlushPolicy, Log, TopicConfig};
@@ -27,12 +25,7 @@ const ROUNDS: u64 = 50;
 const TOPIC: &str = "events";
 const STREAMS: u64 = 12;
 
-fn next(seed: &mut u64) -> u64 {
-    *seed ^= *seed << 13;
-    *seed ^= *seed >> 7;
-    *seed ^= *seed << 17;
-    *seed
-}
+use common::xorshift as next;
 
 fn store_config(policy: FlushPolicy) -> EventStoreConfig {
     let mut topic_config: TopicConfig = small_segments(8192);
@@ -208,11 +201,7 @@ fn es_crash_child() {
 #[test]
 #[cfg(unix)]
 fn killed_mid_append_no_stream_has_a_gap_or_a_duplicate() -> TestResult {
-    let exe = std::env::current_exe()?;
-    let rounds = std::env::var("TOPICLOG_ES_KILL_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(ROUNDS);
+    let rounds = env_rounds("TOPICLOG_ES_KILL_ROUNDS", ROUNDS);
     let mut seed = 0x0e5_c0de_0000_0001u64;
     for round in 0..rounds {
         let policy = if round % 2 == 0 {
@@ -231,52 +220,28 @@ fn killed_mid_append_no_stream_has_a_gap_or_a_duplicate() -> TestResult {
             store.close()?;
             log.close()?;
         }
-        let mut child = Command::new(&exe)
-            .args([
-                "--exact",
-                "es_crash_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_DIR, dir.path())
-            .env(CHILD_SEED, next(&mut seed).to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let stdout = child.stdout.take().ok_or("stdout")?;
-        let mut stderr = child.stderr.take().ok_or("stderr")?;
-        let errors = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        });
-        let (first_tx, first) = std::sync::mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            let mut acked: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
+        let envs = [
+            (CHILD_DIR, dir.path().display().to_string()),
+            (CHILD_SEED, next(&mut seed).to_string()),
+        ];
+        let kill_after = Duration::from_millis(2 + next(&mut seed) % 60);
+        let (acked, errors) = run_and_kill(
+            "es_crash_child",
+            &envs,
+            kill_after,
+            BTreeMap::<String, BTreeSet<u64>>::new(),
+            |acked, line| {
                 let f: Vec<&str> = line.split(' ').collect();
                 if f.len() != 4 || f[0] != "ack" {
-                    continue;
+                    return false;
                 }
                 let (Ok(a), Ok(b)) = (f[2].parse::<u64>(), f[3].parse::<u64>()) else {
-                    continue;
+                    return false;
                 };
                 acked.entry(f[1].to_string()).or_default().extend(a..=b);
-                let _ = first_tx.send(());
-            }
-            acked
-        });
-        let kill_after = Duration::from_millis(2 + next(&mut seed) % 60);
-        let started_writing = first.recv_timeout(Duration::from_mins(1)).is_ok();
-        let started = Instant::now();
-        while started_writing && started.elapsed() < kill_after {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        child.kill()?;
-        child.wait()?;
-        let acked = reader.join().expect("reader");
-        let errors = errors.join().expect("stderr");
+                true
+            },
+        )?;
         assert!(
             !acked.is_empty(),
             "round {round}: the child acknowledged nothing; its stderr:\n{errors}"
@@ -292,24 +257,14 @@ fn killed_mid_append_no_stream_has_a_gap_or_a_duplicate() -> TestResult {
 #[test]
 fn power_loss_under_every_batch_keeps_acknowledged_events() -> TestResult {
     use std::sync::Mutex;
-    use topiclog::LogOptions;
     use topiclog::sim::SimFs;
-    let rounds = std::env::var("TOPICLOG_ES_POWER_LOSS_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(30u64);
+    let rounds = env_rounds("TOPICLOG_ES_POWER_LOSS_ROUNDS", 30);
     let mut seed = 0x9e5_3e71_0000_0001u64;
     let mut acknowledged = 0;
     for round in 0..rounds {
         let dir = tempfile::tempdir()?;
         let sim = SimFs::install(dir.path())?;
-        let opts = || {
-            LogOptions::new()
-                .flusher(Some(Duration::from_millis(1)))
-                .checkpoint_interval(Duration::from_millis(2))
-                .maintenance_interval(None)
-        };
-        let log = opts().open(dir.path())?;
+        let log = sim_options().open(dir.path())?;
         let store = EventStore::open(&log, TOPIC, &store_config(FlushPolicy::EveryBatch))?;
         sim.cut_power_after(1 + next(&mut seed) % 2000);
         let acked: Mutex<BTreeMap<String, BTreeSet<u64>>> = Mutex::new(BTreeMap::new());
@@ -325,7 +280,7 @@ fn power_loss_under_every_batch_keeps_acknowledged_events() -> TestResult {
         store.abandon();
         log.abandon();
         let _ = sim.power_loss(next(&mut seed))?;
-        let log = opts().open(dir.path())?;
+        let log = sim_options().open(dir.path())?;
         let acked = acked.into_inner().unwrap();
         acknowledged += acked.values().map(BTreeSet::len).sum::<usize>();
         check_after_crash(&log, &acked, &format!("round {round}"))?;

@@ -17,9 +17,7 @@ mod common;
 use common::*;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use topiclog::{
     BatchBuilder, Compression, ConsumerConfig, ConsumerGroupMetadata, FlushPolicy, IsolationLevel,
@@ -31,12 +29,7 @@ const CHILD_SEED: &str = "TOPICLOG_TXN_CHILD_SEED";
 const ROUNDS: u64 = 50;
 const GROUP: &str = "etl";
 
-fn next(seed: &mut u64) -> u64 {
-    *seed ^= *seed << 13;
-    *seed ^= *seed >> 7;
-    *seed ^= *seed << 17;
-    *seed
-}
+use common::xorshift as next;
 
 /// The five partitions a transaction picks from.
 const PARTS: [(&str, i32); 5] = [("a", 0), ("a", 1), ("a", 2), ("b", 0), ("b", 1)];
@@ -354,11 +347,7 @@ fn txn_crash_child() {
 #[test]
 #[cfg(unix)]
 fn killed_mid_transaction_every_transaction_is_whole_or_absent() -> TestResult {
-    let exe = std::env::current_exe()?;
-    let rounds = std::env::var("TOPICLOG_TXN_KILL_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(ROUNDS);
+    let rounds = env_rounds("TOPICLOG_TXN_KILL_ROUNDS", ROUNDS);
     let mut seed = 0x7a11_c0de_0000_0001u64;
     // Rounds whose reopen completed a transaction the kill interrupted.
     let mut completing_rounds = 0;
@@ -371,60 +360,33 @@ fn killed_mid_transaction_every_transaction_is_whole_or_absent() -> TestResult {
         let log = TempLog::new()?;
         setup(&log, policy)?;
         let dir = log.close()?;
-        let child_seed = next(&mut seed);
-        let mut child = Command::new(&exe)
-            .args([
-                "--exact",
-                "txn_crash_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_DIR, dir.path())
-            .env(CHILD_SEED, child_seed.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let stdout = child.stdout.take().ok_or("stdout")?;
-        let mut stderr = child.stderr.take().ok_or("stderr")?;
-        let errors = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        });
-        let (first_tx, first) = std::sync::mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            let (mut commits, mut aborts, mut plains) =
-                (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
+        let envs = [
+            (CHILD_DIR, dir.path().display().to_string()),
+            (CHILD_SEED, next(&mut seed).to_string()),
+        ];
+        let kill_after = Duration::from_millis(2 + next(&mut seed) % 80);
+        type Acked = (BTreeSet<u64>, BTreeSet<u64>, BTreeSet<u64>);
+        let ((commits, aborts, plains), errors) = run_and_kill(
+            "txn_crash_child",
+            &envs,
+            kill_after,
+            Acked::default(),
+            |(commits, aborts, plains), line| {
                 let mut f = line.split(' ');
-                let (Some(kind), Some(step)) = (f.next(), f.next()) else {
-                    continue;
-                };
-                let Ok(step) = step.parse::<u64>() else {
-                    continue;
+                let (Some(kind), Some(Ok(step))) = (f.next(), f.next().map(str::parse::<u64>))
+                else {
+                    return false;
                 };
                 match kind {
                     "commit" => commits.insert(step),
                     "abort" => aborts.insert(step),
                     "plain" => plains.insert(step),
                     // The test harness's own lines.
-                    _ => continue,
+                    _ => return false,
                 };
-                let _ = first_tx.send(());
-            }
-            (commits, aborts, plains)
-        });
-        let kill_after = Duration::from_millis(2 + next(&mut seed) % 80);
-        let started_writing = first.recv_timeout(Duration::from_mins(1)).is_ok();
-        let started = Instant::now();
-        while started_writing && started.elapsed() < kill_after {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        child.kill()?;
-        child.wait()?;
-        let (commits, aborts, plains) = reader.join().expect("reader");
-        let errors = errors.join().expect("stderr");
+                true
+            },
+        )?;
         assert!(
             !commits.is_empty() || !aborts.is_empty() || !plains.is_empty(),
             "round {round}: the child acknowledged nothing; its stderr:\n{errors}"
@@ -451,24 +413,14 @@ fn killed_mid_transaction_every_transaction_is_whole_or_absent() -> TestResult {
 #[cfg(feature = "sim")]
 #[test]
 fn power_loss_under_every_batch_keeps_transactions_whole() -> TestResult {
-    use topiclog::LogOptions;
     use topiclog::sim::SimFs;
-    let rounds = std::env::var("TOPICLOG_TXN_POWER_LOSS_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(30u64);
+    let rounds = env_rounds("TOPICLOG_TXN_POWER_LOSS_ROUNDS", 30);
     let mut seed = 0x90_3e71_0000_0001u64;
     let (mut completing_rounds, mut acknowledged) = (0, 0);
     for round in 0..rounds {
         let dir = tempfile::tempdir()?;
         let sim = SimFs::install(dir.path())?;
-        let opts = || {
-            LogOptions::new()
-                .flusher(Some(Duration::from_millis(1)))
-                .checkpoint_interval(Duration::from_millis(2))
-                .maintenance_interval(None)
-        };
-        let log = opts().open(dir.path())?;
+        let log = sim_options().open(dir.path())?;
         setup(&log, FlushPolicy::EveryBatch)?;
         sim.cut_power_after(1 + next(&mut seed) % 3000);
         let (mut commits, mut aborts, mut plains) =
@@ -487,7 +439,7 @@ fn power_loss_under_every_batch_keeps_transactions_whole() -> TestResult {
         sim.cut_power();
         log.abandon();
         let _ = sim.power_loss(next(&mut seed))?;
-        let log = opts().open(dir.path())?;
+        let log = sim_options().open(dir.path())?;
         completing_rounds += usize::from(!log.recovery_report().transactions_completed.is_empty());
         acknowledged += commits.len() + aborts.len();
         check_after_crash(&log, &commits, &aborts, &plains, &format!("round {round}"))?;

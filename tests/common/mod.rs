@@ -247,3 +247,79 @@ pub fn run_cli(dir: &Path, args: &[&str], stdin: &[u8]) -> std::process::Output 
     drop(input);
     child.wait_with_output().unwrap()
 }
+
+/// The xorshift step the seeded crash tests draw their choices from.
+pub fn xorshift(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+/// The number in environment variable `name` (rounds of a crash test), or `default`.
+pub fn env_rounds(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Options of the simulated power-loss tests: the flusher and checkpoints running often (their
+/// syncs and renames are part of what power cuts), no maintenance.
+pub fn sim_options() -> LogOptions {
+    LogOptions::new()
+        .flusher(Some(Duration::from_millis(1)))
+        .checkpoint_interval(Duration::from_millis(2))
+        .maintenance_interval(None)
+}
+
+/// Runs test `child` of this test binary in a child process with `envs`, hands each line it
+/// prints to `on_line` (which returns whether the line acknowledged something), and kills the
+/// child with SIGKILL `kill_after` after its first acknowledgement (or after a minute without
+/// one). Returns what `on_line` collected and the child's stderr.
+pub fn run_and_kill<T: Send + 'static>(
+    child: &str,
+    envs: &[(&str, String)],
+    kill_after: Duration,
+    state: T,
+    mut on_line: impl FnMut(&mut T, &str) -> bool + Send + 'static,
+) -> TestResult<(T, String)> {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command, Stdio};
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.args(["--exact", child, "--nocapture", "--test-threads=1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn()?;
+    let stdout = child.stdout.take().ok_or("stdout")?;
+    let mut stderr = child.stderr.take().ok_or("stderr")?;
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let (first_tx, first) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut state = state;
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if on_line(&mut state, &line) {
+                let _ = first_tx.send(());
+            }
+        }
+        state
+    });
+    let started_writing = first.recv_timeout(Duration::from_mins(1)).is_ok();
+    let started = std::time::Instant::now();
+    while started_writing && started.elapsed() < kill_after {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill()?;
+    child.wait()?;
+    let state = reader.join().map_err(|_| "the reader thread panicked")?;
+    let errors = errors.join().map_err(|_| "the stderr thread panicked")?;
+    Ok((state, errors))
+}
