@@ -31,6 +31,9 @@ const GROUP: &str = "etl";
 
 use common::xorshift as next;
 
+/// Steps a child acknowledged: commits, aborts, plain appends.
+type Acked = (BTreeSet<u64>, BTreeSet<u64>, BTreeSet<u64>);
+
 /// The five partitions a transaction picks from.
 const PARTS: [(&str, i32); 5] = [("a", 0), ("a", 1), ("a", 2), ("b", 0), ("b", 1)];
 
@@ -365,7 +368,6 @@ fn killed_mid_transaction_every_transaction_is_whole_or_absent() -> TestResult {
             (CHILD_SEED, next(&mut seed).to_string()),
         ];
         let kill_after = Duration::from_millis(2 + next(&mut seed) % 80);
-        type Acked = (BTreeSet<u64>, BTreeSet<u64>, BTreeSet<u64>);
         let ((commits, aborts, plains), errors) = run_and_kill(
             "txn_crash_child",
             &envs,
