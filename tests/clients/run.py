@@ -310,7 +310,7 @@ def kafka_python_group_member_leaves(server):
         deadline = time.time() + 30
         while time.time() < deadline and not all(held):
             time.sleep(0.1)
-        expect(all(held), f"all three members got partitions: {held}")
+        expect(all(held), f"all three members got partitions: {held}; member errors: {errors}")
         stop[2].set()
         threads[2].join(30)
         held[2] = 0
