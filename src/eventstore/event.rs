@@ -223,10 +223,10 @@ pub(super) struct EventMeta {
 pub(super) fn event_meta(r: &RecordRef<'_>) -> Option<EventMeta> {
     let mut version = None;
     let mut id = None;
-    for (k, v) in r.headers() {
+    for (k, v) in r.raw_headers() {
         match k {
-            VERSION_HEADER => version = version_of(v),
-            ID_HEADER => id = id_of(v),
+            b"es.version" => version = version_of(v),
+            b"es.id" => id = id_of(v),
             _ => {}
         }
     }
@@ -263,15 +263,15 @@ pub(super) fn recorded(
     let mut id = EventId([0; 16]);
     let mut event_type = String::new();
     let mut headers = Vec::new();
-    for (k, v) in r.headers() {
+    for (k, v) in r.raw_headers() {
         match k {
-            VERSION_HEADER => version = version_of(v),
-            ID_HEADER => {
+            b"es.version" => version = version_of(v),
+            b"es.id" => {
                 if let Some(i) = id_of(v) {
                     id = i;
                 }
             }
-            TYPE_HEADER => {
+            b"es.type" => {
                 let v = v.unwrap_or_default();
                 event_type = match std::str::from_utf8(v) {
                     Ok(t) => t.to_string(),
@@ -279,7 +279,7 @@ pub(super) fn recorded(
                 };
             }
             _ => headers.push(Header {
-                key: k.to_string(),
+                key: String::from_utf8_lossy(k).into_owned(),
                 value: v.map(|v| share(batch, v)),
             }),
         }

@@ -380,6 +380,18 @@ impl<'a> RecordRef<'a> {
         })
     }
 
+    /// The headers in order as bytes, keys not checked again as UTF-8 (they were when the
+    /// record decoded): for readers that match keys against known byte strings.
+    pub fn raw_headers(&self) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> + use<'a> {
+        let mut pos = 0;
+        let data = self.headers;
+        (0..self.header_count).map_while(move |_| {
+            let key = field(data, &mut pos, "header key").ok()??;
+            let value = field(data, &mut pos, "header value").ok()?;
+            Some((key, value))
+        })
+    }
+
     /// An owned copy.
     pub fn to_stored(&self) -> StoredRecord {
         self.stored_with(Bytes::copy_from_slice)
