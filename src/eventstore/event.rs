@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
@@ -181,14 +182,17 @@ pub struct EventPosition {
 }
 
 /// An event read back, with its metadata.
+///
+/// `stream` and `event_type` are [`SharedStr`]s: the events of one read share one allocation
+/// for their stream and one for each type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedEvent {
     /// The stream (the record's key).
-    pub stream: String,
+    pub stream: SharedStr,
     /// Its version in the stream: the number of earlier events, from 0.
     pub version: u64,
     /// The event's type.
-    pub event_type: String,
+    pub event_type: SharedStr,
     /// The event's id.
     pub id: EventId,
     /// The payload.
@@ -199,6 +203,98 @@ pub struct RecordedEvent {
     pub timestamp: i64,
     /// Where it sits in the event topic.
     pub position: EventPosition,
+}
+
+/// An immutable string shared by reference count: what a read hands out for stream ids and
+/// event types, so events of one stream and type share one allocation. Reads like a `&str`
+/// (`Deref`, `as_str`, `==` with `str`, `&str` and `String`).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SharedStr(Arc<str>);
+
+impl SharedStr {
+    /// The string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for SharedStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for SharedStr {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for SharedStr {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SharedStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for SharedStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for SharedStr {
+    fn from(s: &str) -> SharedStr {
+        SharedStr(Arc::from(s))
+    }
+}
+
+impl From<String> for SharedStr {
+    fn from(s: String) -> SharedStr {
+        SharedStr(Arc::from(s))
+    }
+}
+
+impl From<SharedStr> for String {
+    fn from(s: SharedStr) -> String {
+        s.0.to_string()
+    }
+}
+
+impl PartialEq<str> for SharedStr {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for SharedStr {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<String> for SharedStr {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<SharedStr> for str {
+    fn eq(&self, other: &SharedStr) -> bool {
+        *self == *other.0
+    }
+}
+
+impl PartialEq<SharedStr> for &str {
+    fn eq(&self, other: &SharedStr) -> bool {
+        **self == *other.0
+    }
 }
 
 /// An `es.version` header's value.
@@ -247,21 +343,57 @@ fn share(whole: &Bytes, part: &[u8]) -> Bytes {
     }
 }
 
+/// Strings shared by the events of one read: the stream being read and the types met so far,
+/// so each event costs no allocation for them.
+#[derive(Default)]
+pub(super) struct Shared {
+    stream: Option<SharedStr>,
+    types: Vec<SharedStr>,
+}
+
+/// Distinct types a read keeps for sharing (a stream usually has a handful).
+const SHARED_TYPES: usize = 16;
+
+impl Shared {
+    /// Strings for a read of `stream`'s events.
+    pub(super) fn for_stream(stream: &str) -> Shared {
+        Shared {
+            stream: Some(SharedStr::from(stream)),
+            types: Vec::new(),
+        }
+    }
+
+    fn stream(&self, key: &[u8]) -> SharedStr {
+        match &self.stream {
+            Some(s) if s.as_bytes() == key => s.clone(),
+            _ => SharedStr(Arc::from(String::from_utf8_lossy(key))),
+        }
+    }
+
+    fn event_type(&mut self, v: &[u8]) -> SharedStr {
+        if let Some(t) = self.types.iter().find(|t| t.as_bytes() == v) {
+            return t.clone();
+        }
+        let t = SharedStr(Arc::from(String::from_utf8_lossy(v)));
+        if self.types.len() < SHARED_TYPES {
+            self.types.push(t.clone());
+        }
+        t
+    }
+}
+
 /// The event a record of `batch` holds, or `None` when it is not an event of the store.
 pub(super) fn recorded(
     r: &RecordRef<'_>,
     batch: &Bytes,
     partition: i32,
-    known: Option<&str>,
+    shared: &mut Shared,
 ) -> Option<RecordedEvent> {
     let key = r.key?;
-    let stream = match known {
-        Some(s) if s.as_bytes() == key => s.to_string(),
-        _ => String::from_utf8_lossy(key).into_owned(),
-    };
+    let stream = shared.stream(key);
     let mut version = None;
     let mut id = EventId([0; 16]);
-    let mut event_type = String::new();
+    let mut event_type = None;
     let mut headers = Vec::new();
     for (k, v) in r.raw_headers() {
         match k {
@@ -271,13 +403,7 @@ pub(super) fn recorded(
                     id = i;
                 }
             }
-            b"es.type" => {
-                let v = v.unwrap_or_default();
-                event_type = match std::str::from_utf8(v) {
-                    Ok(t) => t.to_string(),
-                    Err(_) => String::from_utf8_lossy(v).into_owned(),
-                };
-            }
+            b"es.type" => event_type = Some(shared.event_type(v.unwrap_or_default())),
             _ => headers.push(Header {
                 key: String::from_utf8_lossy(k).into_owned(),
                 value: v.map(|v| share(batch, v)),
@@ -287,7 +413,7 @@ pub(super) fn recorded(
     Some(RecordedEvent {
         stream,
         version: version?,
-        event_type,
+        event_type: event_type.unwrap_or_else(|| shared.event_type(b"")),
         id,
         data: r.value.map_or_else(Bytes::new, |v| share(batch, v)),
         headers,

@@ -36,12 +36,13 @@ use crate::record::Batch;
 
 pub use companion::{Snapshot, StreamMetadata};
 pub use event::{
-    EventData, EventId, EventPosition, ID_HEADER, RecordedEvent, TYPE_HEADER, VERSION_HEADER,
+    EventData, EventId, EventPosition, ID_HEADER, RecordedEvent, SharedStr, TYPE_HEADER,
+    VERSION_HEADER,
 };
 pub use index::{PartitionIndexReport, StreamGap};
 pub use subscribe::{AllPosition, Subscription};
 
-use event::recorded;
+use event::{Shared, recorded};
 use index::{Entry, PartIndex, stream_hash};
 
 /// Attempts an append makes when the index must catch up with writes outside the store or a
@@ -510,6 +511,7 @@ impl<'a> EventStore<'a> {
             ));
         }
         let mut out = Vec::new();
+        let mut shared = Shared::default();
         for (part, at) in self.parts.iter().zip(pos.offsets.iter_mut()) {
             while out.len() < max {
                 *at = (*at).max(part.handle.log_start_offset());
@@ -540,12 +542,13 @@ impl<'a> EventStore<'a> {
                     let mut last = from_offset - 1;
                     let room = max - out.len();
                     let mut taken = 0;
+                    let shared = &mut shared;
                     batch.for_each_record(|r| {
                         if r.offset < from_offset || taken >= room {
                             return;
                         }
                         last = r.offset;
-                        if let Some(e) = recorded(&r, batch.as_bytes(), p, None) {
+                        if let Some(e) = recorded(&r, batch.as_bytes(), p, shared) {
                             out.push(e);
                             taken += 1;
                         }
@@ -950,6 +953,7 @@ fn load_events(part: &Part, stream: &str, entries: &[Entry], out: &mut StreamEve
     }
     let mut batches = Vec::with_capacity(wanted.len());
     part.handle.read_batches_at(&wanted, &mut batches)?;
+    let mut shared = Shared::for_stream(stream);
     for ((i, j), batch) in groups.into_iter().zip(batches) {
         let group = entries.get(i..j).unwrap_or_default();
         let Some(first) = group.first() else { continue };
@@ -975,7 +979,7 @@ fn load_events(part: &Part, stream: &str, entries: &[Entry], out: &mut StreamEve
         if let [only] = group {
             batch.for_each_record(|r| {
                 if r.offset == only.offset
-                    && let Some(ev) = recorded(&r, bytes, p, Some(stream))
+                    && let Some(ev) = recorded(&r, bytes, p, &mut shared)
                     && mine(&ev, only)
                 {
                     out.events.push(ev);
@@ -984,7 +988,7 @@ fn load_events(part: &Part, stream: &str, entries: &[Entry], out: &mut StreamEve
         } else {
             batch.for_each_record(|r| {
                 if let Some(e) = group.iter().find(|e| e.offset == r.offset)
-                    && let Some(ev) = recorded(&r, bytes, p, Some(stream))
+                    && let Some(ev) = recorded(&r, bytes, p, &mut shared)
                     && mine(&ev, e)
                 {
                     out.events.push(ev);

@@ -77,14 +77,15 @@ impl Mapped {
         Some(unsafe { std::slice::from_raw_parts(self.raw.as_ptr().add(pos), len) })
     }
 
-    /// A `Bytes` view of `pos..pos + len` that keeps the mapping alive: no copy.
-    pub(crate) fn bytes(self: &Arc<Self>, pos: usize, len: usize) -> Option<Bytes> {
-        self.slice(pos, len)?;
-        Some(Bytes::from_owner(MapSlice {
+    /// The whole mapping as one `Bytes` that keeps it alive: views of it are
+    /// [`Bytes::slice`]s, which count references instead of allocating an owner each.
+    pub(crate) fn whole(self: &Arc<Self>) -> Bytes {
+        let len = self.capacity();
+        Bytes::from_owner(MapSlice {
             map: Arc::clone(self),
-            pos,
+            pos: 0,
             len,
-        }))
+        })
     }
 }
 
@@ -173,4 +174,22 @@ impl WriteMap {
         }
         true
     }
+}
+
+/// Asks the CPU to bring the cache lines of `b` in, without waiting for them: a reader about
+/// to visit scattered places in a mapping lets their misses overlap.
+#[inline]
+pub(crate) fn prefetch(b: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in b.chunks(64) {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        #[allow(unsafe_code)]
+        // SAFETY: a prefetch is a hint: it reads and writes nothing and cannot fault, whatever
+        // the address; SSE, its feature, is part of every x86_64 CPU.
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast());
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = b;
 }

@@ -243,8 +243,7 @@ impl Partition {
             }
             if let Some((start, end)) = run {
                 let span = maps
-                    .log
-                    .bytes(start as usize, (end - start) as usize)
+                    .log_view(start as usize, (end - start) as usize)
                     .ok_or_else(|| Error::Corrupt {
                         path: seg.log_path.clone(),
                         position: start,
@@ -302,49 +301,50 @@ impl Partition {
         let hw = self.high_watermark();
         let start = self.log_start();
         let segs = self.segments();
-        // The segment with base offset `base`, with its maps.
-        let find =
-            |base: i64| -> Result<Option<(i64, &std::sync::Arc<crate::segment::Segment>, _)>> {
-                match segs
-                    .binary_search_by_key(&base, |s| s.base_offset)
-                    .ok()
-                    .and_then(|i| segs.get(i))
-                {
-                    Some(seg) => Ok(Some((base, seg, seg.maps(&self.shared.maps)?))),
-                    None => Ok(None),
-                }
-            };
-        let mut current = None;
-        // First touch every batch's first bytes, independently of each other, so the cache
-        // and TLB misses of scattered batches overlap instead of following one another.
-        let mut touched = 0u8;
+        // Each segment the locations name, with its maps, looked up once; `slot[i]` is the
+        // index in `found` of `wanted[i]`'s segment.
+        let mut found: Vec<(i64, Option<(&std::sync::Arc<crate::segment::Segment>, _)>)> =
+            Vec::new();
+        let mut slot = Vec::with_capacity(wanted.len());
         for &(at, _) in wanted {
-            if current
-                .as_ref()
-                .is_none_or(|c: &(i64, _, _)| c.0 != at.segment)
-            {
-                current = find(at.segment)?;
-            }
-            if let Some((_, seg, maps)) = current.as_ref()
+            let i = if let Some(i) = found.iter().rposition(|f| f.0 == at.segment) {
+                i
+            } else {
+                let seg = segs
+                    .binary_search_by_key(&at.segment, |s| s.base_offset)
+                    .ok()
+                    .and_then(|i| segs.get(i));
+                let entry = match seg {
+                    Some(seg) => Some((seg, seg.maps(&self.shared.maps)?)),
+                    None => None,
+                };
+                found.push((at.segment, entry));
+                found.len() - 1
+            };
+            slot.push(i);
+        }
+        // First touch every batch's first bytes and ask for the rest of its lines, independently
+        // of each other, so the cache and TLB misses of scattered batches overlap instead of
+        // following one another.
+        let mut touched = 0u8;
+        for (&(at, _), &i) in wanted.iter().zip(&slot) {
+            if let Some((_, Some((seg, maps)))) = found.get(i)
                 && u64::from(at.position) < seg.size()
-                && let Some(b) = maps.log.slice(at.position as usize, 1)
             {
-                touched ^= b.first().copied().unwrap_or(0);
+                let len = (seg.size() - u64::from(at.position)).min(TOUCH_BYTES) as usize;
+                if let Some(b) = maps.log.slice(at.position as usize, len) {
+                    touched ^= b.first().copied().unwrap_or(0);
+                    crate::io::map::prefetch(b.get(64..).unwrap_or_default());
+                }
             }
         }
         std::hint::black_box(touched);
-        for &(at, offset) in wanted {
+        for (&(at, offset), &i) in wanted.iter().zip(&slot) {
             if offset >= hw || offset < start {
                 out.push(None);
                 continue;
             }
-            if current
-                .as_ref()
-                .is_none_or(|c: &(i64, _, _)| c.0 != at.segment)
-            {
-                current = find(at.segment)?;
-            }
-            let Some((_, seg, maps)) = current.as_ref() else {
+            let Some((_, Some((seg, maps)))) = found.get(i) else {
                 out.push(None);
                 continue;
             };
@@ -511,3 +511,6 @@ impl Partition {
         Ok(None)
     }
 }
+
+/// Bytes of each batch a located read asks the CPU to fetch ahead.
+const TOUCH_BYTES: u64 = 512;

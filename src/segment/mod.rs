@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::time::SystemTime;
 
+use bytes::Bytes;
 use parking_lot::Mutex;
 
 use crate::error::{Error, IoContext, Result};
@@ -50,13 +51,33 @@ fn appends_began(log: &Path) -> SystemTime {
 }
 
 /// Maps of a segment's three files.
-#[derive(Debug)]
 pub(crate) struct SegmentMaps {
     pub(crate) log: Arc<Mapped>,
+    /// `log` as one `Bytes`: a batch handed out is a slice of it (no allocation per batch).
+    log_bytes: Bytes,
     /// `None` when the file is missing (read-only opens cannot rebuild it): lookups then scan
     /// from the segment's start.
     pub(crate) index: Option<Arc<Mapped>>,
     pub(crate) time: Option<Arc<Mapped>>,
+}
+
+impl SegmentMaps {
+    /// A view of `pos..pos + len` of the mapped `.log` that keeps the mapping alive: no copy,
+    /// no allocation. `None` past the mapping.
+    pub(crate) fn log_view(&self, pos: usize, len: usize) -> Option<Bytes> {
+        let end = pos.checked_add(len)?;
+        (end <= self.log_bytes.len()).then(|| self.log_bytes.slice(pos..end))
+    }
+}
+
+impl std::fmt::Debug for SegmentMaps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentMaps")
+            .field("log", &self.log)
+            .field("index", &self.index)
+            .field("time", &self.time)
+            .finish_non_exhaustive()
+    }
 }
 
 /// State a loader or a roll gives a segment.
@@ -357,6 +378,7 @@ impl Segment {
             None => map_file(&self.log_path, log_cap as usize)?,
         };
         let maps = Arc::new(SegmentMaps {
+            log_bytes: log.whole(),
             log,
             index: map_index(&self.index_path)?,
             time: map_index(&self.time_path)?,
@@ -416,8 +438,7 @@ impl Segment {
     /// The batch whose header `h` was read at `pos`, as a zero-copy view of the mapping.
     pub(crate) fn batch_at(&self, maps: &SegmentMaps, pos: u64, h: BatchHeader) -> Result<Batch> {
         let bytes = maps
-            .log
-            .bytes(pos as usize, h.size())
+            .log_view(pos as usize, h.size())
             .ok_or_else(|| Error::Corrupt {
                 path: self.log_path.clone(),
                 position: pos,
