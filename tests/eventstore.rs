@@ -824,7 +824,10 @@ fn read_all_pages_through_every_partition() {
         }
         assert!(events.len() <= 33);
         for e in events {
-            per_stream.entry(e.stream.to_string()).or_default().push(e.version);
+            per_stream
+                .entry(e.stream.to_string())
+                .or_default()
+                .push(e.version);
         }
         pos = next;
     }
