@@ -182,6 +182,14 @@ pub enum Error {
         actual: Option<u64>,
     },
 
+    /// A connector's record could not be converted or transformed (Kafka Connect's
+    /// `DataException`): a value that does not fit its schema, malformed JSON, a missing field.
+    #[error("connect: {reason}")]
+    ConnectData {
+        /// What is wrong with the record.
+        reason: String,
+    },
+
     /// An event-store append reused event ids of an earlier append in a way that is not a
     /// retry of it (other events, another stream or another order). Nothing was written.
     #[error("stream '{stream}': event id {id} was already appended ({reason})")]
@@ -469,6 +477,9 @@ impl Error {
                 stream: stream.clone(),
                 expected: *expected,
                 actual: *actual,
+            },
+            Error::ConnectData { reason } => Error::ConnectData {
+                reason: reason.clone(),
             },
             Error::AppendRefused { reason } => Error::AppendRefused {
                 reason: reason.clone(),

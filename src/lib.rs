@@ -124,6 +124,7 @@ mod clock;
 mod config;
 mod consumer;
 mod error;
+pub mod connect;
 pub mod eventstore;
 mod group;
 mod io;

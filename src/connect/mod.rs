@@ -1,0 +1,68 @@
+//! Kafka Connect's model, in process: sources and sinks moving records between a topiclog
+//! directory and the outside (files, stdin/stdout, databases), with Kafka's converters,
+//! single message transforms, error handling and offsets.
+//!
+//! See `ARCHITECTURE.md` ("Connect") for the runtime and what each connector guarantees.
+
+pub mod data;
+pub mod transform;
+
+use bytes::Bytes;
+
+use crate::record::Header;
+
+pub use data::{Field, Schema, SchemaType, Value};
+
+/// A record as connectors and transforms see it (Kafka's `ConnectRecord`): a topic, an
+/// optional partition, key and value with their schemas, a timestamp and headers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectRecord {
+    /// The topic the record goes to (source) or came from (sink).
+    pub topic: String,
+    /// The partition, when chosen (source) or known (sink).
+    pub partition: Option<i32>,
+    /// The key's schema; `None` for schemaless data.
+    pub key_schema: Option<Schema>,
+    /// The key.
+    pub key: Value,
+    /// The value's schema; `None` for schemaless data.
+    pub value_schema: Option<Schema>,
+    /// The value.
+    pub value: Value,
+    /// The timestamp (ms since the epoch).
+    pub timestamp: Option<i64>,
+    /// Headers.
+    pub headers: Vec<Header>,
+    /// A sink record's offset in its partition; `None` for a source record.
+    pub offset: Option<i64>,
+}
+
+impl ConnectRecord {
+    /// A record for `topic` with a value and its schema, no key.
+    pub fn new(topic: impl Into<String>, value_schema: Option<Schema>, value: Value) -> Self {
+        ConnectRecord {
+            topic: topic.into(),
+            partition: None,
+            key_schema: None,
+            key: Value::Null,
+            value_schema,
+            value,
+            timestamp: None,
+            headers: Vec::new(),
+            offset: None,
+        }
+    }
+
+    /// Whether a header with this key is present.
+    pub fn has_header(&self, key: &str) -> bool {
+        self.headers.iter().any(|h| h.key == key)
+    }
+
+    /// Adds a header.
+    pub fn add_header(&mut self, key: impl Into<String>, value: Option<Bytes>) {
+        self.headers.push(Header {
+            key: key.into(),
+            value,
+        });
+    }
+}
