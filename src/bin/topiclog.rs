@@ -62,6 +62,26 @@ enum Command {
     /// entries of an `.index` / `.timeindex`. With `--records`, each record; a control batch's
     /// transaction marker as `endTxnMarker: COMMIT` or `ABORT` with its coordinator epoch.
     DumpLog(DumpArgs),
+    /// Move data between topics and files (Kafka Connect).
+    #[command(subcommand)]
+    Connect(ConnectCmd),
+}
+
+#[derive(Subcommand)]
+enum ConnectCmd {
+    /// Run connectors until SIGINT or SIGTERM, as Kafka's `connect-standalone.sh`: Kafka's
+    /// worker `.properties` file, then one per connector (e.g. Kafka's
+    /// `connect-file-source.properties` and `connect-file-sink.properties`).
+    Standalone {
+        /// The worker's settings (converters, `offset.flush.interval.ms`).
+        worker: PathBuf,
+        /// One `.properties` file per connector.
+        #[arg(required = true)]
+        connectors: Vec<PathBuf>,
+        /// Seconds between progress lines on stderr (0: none).
+        #[arg(long, default_value_t = 5)]
+        progress: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -290,6 +310,121 @@ fn run(cli: Cli) -> Out {
         Command::Groups(c) => groups(&dir, c),
         Command::Perf(c) => perf(&dir, c),
         Command::DumpLog(a) => dump_log(&a),
+        Command::Connect(c) => connect(&dir, c),
+    }
+}
+
+/// Worker keys of Kafka's that mean nothing in one process, and why.
+const WORKER_IGNORED: &[(&str, &str)] = &[
+    ("bootstrap.servers", "the connectors run on the local data directory (--dir)"),
+    ("plugin.path", "the connectors are built in"),
+    (
+        "offset.storage.file.filename",
+        "source offsets are kept in the connect-offsets topic, written in the same transaction as the records",
+    ),
+    ("header.converter", "headers are kept as bytes"),
+    ("listeners", "there is no REST interface"),
+    ("rest.port", "there is no REST interface"),
+    ("rest.host.name", "there is no REST interface"),
+];
+
+/// Worker keys topiclog reads (and those under their prefixes).
+fn worker_key_known(key: &str) -> bool {
+    matches!(
+        key,
+        "key.converter" | "value.converter" | "offset.flush.interval.ms" | "offset.storage.topic"
+    ) || key.starts_with("key.converter.")
+        || key.starts_with("value.converter.")
+}
+
+fn connect(dir: &Path, c: ConnectCmd) -> Out {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use topiclog::connect::{Connect, Properties, TaskState};
+    let ConnectCmd::Standalone {
+        worker,
+        connectors,
+        progress,
+    } = c;
+    let worker = Properties::load(&worker)?;
+    for key in worker.keys() {
+        if let Some((_, why)) = WORKER_IGNORED.iter().find(|(k, _)| *k == key) {
+            eprintln!("topiclog: connect: {key} is ignored: {why}");
+        } else if !worker_key_known(key) {
+            eprintln!("topiclog: connect: {key} is not a worker setting topiclog knows; ignored");
+        }
+    }
+    let configs = connectors
+        .iter()
+        .map(|p| Properties::load(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .map_err(|e| Fail(format!("cannot handle signal {sig}: {e}")))?;
+    }
+    let log = open_rw(dir)?;
+    let runtime = Connect::standalone(&log, worker)?;
+    let mut names = Vec::new();
+    for config in configs {
+        let name = config.get("name").unwrap_or_default().to_string();
+        runtime.add(config)?;
+        eprintln!("topiclog: connect: started {name}");
+        names.push(name);
+    }
+    let mut last_report = std::time::Instant::now();
+    let mut last_line = String::new();
+    while !stop.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_millis(100));
+        if progress == 0 || last_report.elapsed() < Duration::from_secs(progress) {
+            continue;
+        }
+        last_report = std::time::Instant::now();
+        let mut line = String::new();
+        for name in &names {
+            let status = runtime.status(name)?;
+            for t in &status.tasks {
+                let state = match &t.state {
+                    TaskState::Running => "running".to_string(),
+                    TaskState::Paused => "paused".to_string(),
+                    TaskState::Stopped => "stopped".to_string(),
+                    TaskState::Failed(m) => format!("FAILED: {m}"),
+                };
+                let lag = t.lag.map_or_else(String::new, |l| format!(", lag {l}"));
+                let skipped = if t.skipped > 0 {
+                    format!(", {} skipped", t.skipped)
+                } else {
+                    String::new()
+                };
+                let _ = write!(
+                    line,
+                    "{}{name}-{}: {} records{skipped}{lag} ({state})",
+                    if line.is_empty() { "" } else { "; " },
+                    t.id,
+                    t.records
+                );
+            }
+        }
+        if line != last_line {
+            eprintln!("topiclog: connect: {line}");
+            last_line = line;
+        }
+    }
+    eprintln!("topiclog: connect: stopping (sinks flush and commit)");
+    let mut failed = Vec::new();
+    for name in &names {
+        for t in runtime.status(name)?.tasks {
+            if let TaskState::Failed(m) = t.state {
+                failed.push(format!("{name}-{}: {m}", t.id));
+            }
+        }
+    }
+    runtime.close();
+    log.close()?;
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Fail(format!("connect: tasks failed: {}", failed.join("; "))))
     }
 }
 

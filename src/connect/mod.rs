@@ -4,14 +4,26 @@
 //!
 //! See `ARCHITECTURE.md` ("Connect") for the runtime and what each connector guarantees.
 
+pub mod config;
+pub mod connector;
+pub mod convert;
 pub mod data;
+pub mod file;
+pub mod runtime;
 pub mod transform;
 
 use bytes::Bytes;
 
 use crate::record::Header;
 
+pub use config::Properties;
+pub use connector::{
+    OffsetReader, Plugin, SinkConnector, SinkTask, SourceConnector, SourceRecord, SourceTask,
+};
+pub use convert::{ByteArrayConverter, Converter, JsonConverter, StringConverter};
 pub use data::{Field, Schema, SchemaType, Value};
+pub use file::{FileStreamSink, FileStreamSource};
+pub use runtime::{Connect, ConnectorKind, ConnectorStatus, OFFSETS_TOPIC, TaskState, TaskStatus};
 
 /// A record as connectors and transforms see it (Kafka's `ConnectRecord`): a topic, an
 /// optional partition, key and value with their schemas, a timestamp and headers.

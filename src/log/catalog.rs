@@ -222,60 +222,7 @@ impl Log {
         partitions: i32,
         config: TopicConfig,
     ) -> Result<()> {
-        self.inner.check_open()?;
-        self.inner.check_writable()?;
-        validate_topic_name(name)?;
-        config.validate()?;
-        if !(1..=MAX_PARTITIONS).contains(&partitions) {
-            return Err(Error::invalid_config(
-                "partitions",
-                format!("must be 1 to {MAX_PARTITIONS}, not {partitions}"),
-            ));
-        }
-        let catalog = self.inner.catalog.lock();
-        if self.inner.topics.read().contains_key(name) {
-            return Err(Error::TopicAlreadyExists {
-                topic: name.to_string(),
-            });
-        }
-        let meta = TopicMeta {
-            partitions,
-            config,
-            recovered: false,
-        };
-        // Metadata first: after a crash, an open finds the topic and creates the partition
-        // directories it lacks, instead of finding directories without metadata.
-        write_topic_file(&self.inner.dir, name, &meta)?;
-        let config = Arc::new(meta.config);
-        let tname: Arc<str> = Arc::from(name);
-        let opened = open_new_partitions(&self.inner, &tname, 0..partitions, &config);
-        let parts = match opened {
-            Ok(parts) => parts,
-            Err(e) => {
-                // Undo: the topic does not exist. Its new directories are topiclog's own and
-                // empty; they are removed with the metadata.
-                let meta_path = layout::topic_file(&self.inner.dir, name);
-                let _ = ops::remove_file(&meta_path);
-                for p in 0..partitions {
-                    let pdir = layout::partition_dir(&self.inner.dir, name, p);
-                    if pdir.is_dir() {
-                        let _ = remove_dir_durably(&self.inner.dir, &pdir, name, p);
-                    }
-                }
-                return Err(e);
-            }
-        };
-        // Makes the new partition directories durable.
-        sync_dir(&self.inner.dir)?;
-        self.inner
-            .topics
-            .write()
-            .insert(name.to_string(), Arc::new(Topic::new(tname, config, parts)));
-        drop(catalog);
-        // After the catalog lock: the services take their own locks, and a group that
-        // subscribed to the name before the topic existed rebalances to read it.
-        self.inner.services.topic_changed(name);
-        Ok(())
+        self.inner.create_topic_unchecked(name, partitions, config)
     }
 
     /// Topic names, sorted, without internal topics (as Kafka's admin client lists them).
@@ -555,4 +502,68 @@ fn open_new_partitions(
         )?);
     }
     Ok(parts)
+}
+
+impl LogInner {
+    /// Creates a topic, internal names included.
+    pub(crate) fn create_topic_unchecked(
+        &self,
+        name: &str,
+        partitions: i32,
+        config: TopicConfig,
+    ) -> Result<()> {
+        self.check_open()?;
+        self.check_writable()?;
+        validate_topic_name(name)?;
+        config.validate()?;
+        if !(1..=MAX_PARTITIONS).contains(&partitions) {
+            return Err(Error::invalid_config(
+                "partitions",
+                format!("must be 1 to {MAX_PARTITIONS}, not {partitions}"),
+            ));
+        }
+        let catalog = self.catalog.lock();
+        if self.topics.read().contains_key(name) {
+            return Err(Error::TopicAlreadyExists {
+                topic: name.to_string(),
+            });
+        }
+        let meta = TopicMeta {
+            partitions,
+            config,
+            recovered: false,
+        };
+        // Metadata first: after a crash, an open finds the topic and creates the partition
+        // directories it lacks, instead of finding directories without metadata.
+        write_topic_file(&self.dir, name, &meta)?;
+        let config = Arc::new(meta.config);
+        let tname: Arc<str> = Arc::from(name);
+        let opened = open_new_partitions(self, &tname, 0..partitions, &config);
+        let parts = match opened {
+            Ok(parts) => parts,
+            Err(e) => {
+                // Undo: the topic does not exist. Its new directories are topiclog's own and
+                // empty; they are removed with the metadata.
+                let meta_path = layout::topic_file(&self.dir, name);
+                let _ = ops::remove_file(&meta_path);
+                for p in 0..partitions {
+                    let pdir = layout::partition_dir(&self.dir, name, p);
+                    if pdir.is_dir() {
+                        let _ = remove_dir_durably(&self.dir, &pdir, name, p);
+                    }
+                }
+                return Err(e);
+            }
+        };
+        // Makes the new partition directories durable.
+        sync_dir(&self.dir)?;
+        self.topics
+            .write()
+            .insert(name.to_string(), Arc::new(Topic::new(tname, config, parts)));
+        drop(catalog);
+        // After the catalog lock: the services take their own locks, and a group that
+        // subscribed to the name before the topic existed rebalances to read it.
+        self.services.topic_changed(name);
+        Ok(())
+    }
 }

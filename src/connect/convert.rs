@@ -1,0 +1,259 @@
+//! Converters by Kafka's names: `StringConverter`, `ByteArrayConverter`, `JsonConverter`.
+
+use bytes::Bytes;
+use serde_json::Value as Json;
+
+use super::config::Properties;
+use super::data::{Schema, SchemaType, Value, data_error, value_from_json, value_to_json};
+use crate::error::{Error, Result};
+
+/// Turns Connect data into the bytes of a record's key or value and back (Kafka's
+/// `Converter`).
+pub trait Converter: Send + Sync {
+    /// The bytes for `value` (with its schema) in `topic`; `None` for a null.
+    ///
+    /// # Errors
+    /// [`Error::ConnectData`] when the value cannot be written this way.
+    fn from_connect(&self, topic: &str, schema: Option<&Schema>, value: &Value)
+    -> Result<Option<Bytes>>;
+
+    /// The schema and value that `data` holds.
+    ///
+    /// # Errors
+    /// [`Error::ConnectData`] when the bytes are not this converter's format.
+    fn to_connect(&self, topic: &str, data: Option<&[u8]>) -> Result<(Option<Schema>, Value)>;
+}
+
+/// The converter a class name names (Kafka's full name or the short one), configured with
+/// `config` (its keys without the `key.converter.`/`value.converter.` prefix, e.g.
+/// `schemas.enable`).
+///
+/// # Errors
+/// [`Error::InvalidConfig`] naming `key` for an unknown class or a bad setting.
+pub fn converter(key: &str, class: &str, config: &Properties) -> Result<Box<dyn Converter>> {
+    let short = class.rsplit('.').next().unwrap_or(class);
+    match short {
+        "StringConverter" => {
+            if let Some(enc) = config.get("converter.encoding")
+                && !matches!(
+                    enc.to_ascii_uppercase().as_str(),
+                    "UTF8" | "UTF-8"
+                )
+            {
+                return Err(Error::invalid_config(
+                    format!("{key}.converter.encoding"),
+                    format!("only UTF-8 is supported, not '{enc}'"),
+                ));
+            }
+            Ok(Box::new(StringConverter))
+        }
+        "ByteArrayConverter" => Ok(Box::new(ByteArrayConverter)),
+        "JsonConverter" => Ok(Box::new(JsonConverter {
+            schemas_enable: config
+                .bool("schemas.enable", true)
+                .map_err(|_| Error::invalid_config(
+                    format!("{key}.schemas.enable"),
+                    "must be true or false",
+                ))?,
+        })),
+        _ => Err(Error::invalid_config(
+            key,
+            format!(
+                "unknown converter '{class}' (StringConverter, ByteArrayConverter or JsonConverter)"
+            ),
+        )),
+    }
+}
+
+/// Kafka's `StringConverter`: UTF-8 text; a value that is not a string is written as its text.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StringConverter;
+
+impl Converter for StringConverter {
+    fn from_connect(
+        &self,
+        _topic: &str,
+        _schema: Option<&Schema>,
+        value: &Value,
+    ) -> Result<Option<Bytes>> {
+        Ok(match value {
+            Value::Null => None,
+            Value::String(s) => Some(Bytes::copy_from_slice(s.as_bytes())),
+            other => Some(Bytes::from(other.to_text())),
+        })
+    }
+
+    fn to_connect(&self, _topic: &str, data: Option<&[u8]>) -> Result<(Option<Schema>, Value)> {
+        let schema = Some(Schema::of(SchemaType::String).optional());
+        Ok(match data {
+            None => (schema, Value::Null),
+            Some(b) => (schema, Value::String(String::from_utf8_lossy(b).into_owned())),
+        })
+    }
+}
+
+/// Kafka's `ByteArrayConverter`: the bytes as they are.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ByteArrayConverter;
+
+impl Converter for ByteArrayConverter {
+    fn from_connect(
+        &self,
+        _topic: &str,
+        schema: Option<&Schema>,
+        value: &Value,
+    ) -> Result<Option<Bytes>> {
+        if let Some(s) = schema
+            && s.kind != SchemaType::Bytes
+        {
+            return Err(data_error(format!(
+                "invalid schema type for ByteArrayConverter: {}",
+                s.kind.json_name()
+            )));
+        }
+        match value {
+            Value::Null => Ok(None),
+            Value::Bytes(b) => Ok(Some(b.clone())),
+            _ => Err(data_error(
+                "ByteArrayConverter is not compatible with a value that is not bytes".into(),
+            )),
+        }
+    }
+
+    fn to_connect(&self, _topic: &str, data: Option<&[u8]>) -> Result<(Option<Schema>, Value)> {
+        let schema = Some(Schema::of(SchemaType::Bytes).optional());
+        Ok(match data {
+            None => (schema, Value::Null),
+            Some(b) => (schema, Value::Bytes(Bytes::copy_from_slice(b))),
+        })
+    }
+}
+
+/// Kafka's `JsonConverter`. With `schemas.enable=true` (Kafka's default) each key or value is
+/// an envelope `{"schema": ..., "payload": ...}`; with `false`, plain JSON.
+#[derive(Debug, Clone, Copy)]
+pub struct JsonConverter {
+    /// Kafka's `schemas.enable`.
+    pub schemas_enable: bool,
+}
+
+impl Converter for JsonConverter {
+    fn from_connect(
+        &self,
+        _topic: &str,
+        schema: Option<&Schema>,
+        value: &Value,
+    ) -> Result<Option<Bytes>> {
+        if schema.is_none() && value.is_null() {
+            return Ok(None);
+        }
+        let payload = value_to_json(schema, value)?;
+        let json = if self.schemas_enable {
+            let mut env = serde_json::Map::new();
+            env.insert("schema".into(), schema.map_or(Json::Null, Schema::to_json));
+            env.insert("payload".into(), payload);
+            Json::Object(env)
+        } else {
+            payload
+        };
+        serde_json::to_vec(&json)
+            .map(|v| Some(Bytes::from(v)))
+            .map_err(|e| data_error(format!("converting to JSON failed: {e}")))
+    }
+
+    fn to_connect(&self, _topic: &str, data: Option<&[u8]>) -> Result<(Option<Schema>, Value)> {
+        let Some(data) = data else {
+            return Ok((None, Value::Null));
+        };
+        let json: Json = serde_json::from_slice(data).map_err(|e| {
+            data_error(format!(
+                "converting byte[] to Kafka Connect data failed due to serialization error: {e}"
+            ))
+        })?;
+        if !self.schemas_enable {
+            return Ok((None, value_from_json(None, &json)?));
+        }
+        let envelope = match &json {
+            Json::Object(o) if o.len() == 2 && o.contains_key("schema") && o.contains_key("payload") => o,
+            _ => {
+                return Err(data_error(
+                    "JsonConverter with schemas.enable requires \"schema\" and \"payload\" fields \
+                     and may not contain additional fields. If you are trying to deserialize plain \
+                     JSON data, set schemas.enable=false in your converter configuration."
+                        .into(),
+                ));
+            }
+        };
+        let payload = envelope.get("payload").unwrap_or(&Json::Null);
+        match envelope.get("schema") {
+            None | Some(Json::Null) => Ok((None, value_from_json(None, payload)?)),
+            Some(s) => {
+                let schema = Schema::from_json(s)?;
+                let value = value_from_json(Some(&schema), payload)?;
+                Ok((Some(schema), value))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(schemas: bool) -> Box<dyn Converter> {
+        let p = Properties::new().with("schemas.enable", schemas.to_string());
+        converter("value.converter", "org.apache.kafka.connect.json.JsonConverter", &p)
+            .expect("converter")
+    }
+
+    #[test]
+    fn json_converter_writes_kafkas_envelope_for_a_string() {
+        let c = json(true);
+        let s = Schema::of(SchemaType::String);
+        let b = c
+            .from_connect("t", Some(&s), &Value::String("foo".into()))
+            .expect("bytes")
+            .expect("not null");
+        assert_eq!(
+            &b[..],
+            br#"{"schema":{"type":"string","optional":false},"payload":"foo"}"#
+        );
+        let (schema, value) = c.to_connect("t", Some(&b)).expect("back");
+        assert_eq!(schema, Some(s));
+        assert_eq!(value, Value::String("foo".into()));
+    }
+
+    #[test]
+    fn json_converter_without_schemas_reads_plain_json_and_refuses_envelopes_missing() {
+        let plain = json(false);
+        let (s, v) = plain.to_connect("t", Some(br#"{"a":1,"b":[true]}"#)).expect("plain");
+        assert!(s.is_none());
+        assert_eq!(v.get("a"), Some(&Value::Int(1)));
+        let enveloped = json(true);
+        let e = enveloped
+            .to_connect("t", Some(br#"{"a":1}"#))
+            .expect_err("no envelope");
+        assert!(e.to_string().contains("schemas.enable=false"), "{e}");
+        assert!(enveloped.to_connect("t", Some(b"{not json")).is_err());
+        assert_eq!(enveloped.from_connect("t", None, &Value::Null).expect("null"), None);
+    }
+
+    #[test]
+    fn string_and_byte_array_converters_keep_bytes() {
+        let s = converter("value.converter", "StringConverter", &Properties::new()).expect("c");
+        let b = s
+            .from_connect("t", None, &Value::String("héllo".into()))
+            .expect("bytes");
+        assert_eq!(b.as_deref(), Some("héllo".as_bytes()));
+        let raw = converter(
+            "value.converter",
+            "org.apache.kafka.connect.converters.ByteArrayConverter",
+            &Properties::new(),
+        )
+        .expect("c");
+        let (_, v) = raw.to_connect("t", Some(&[0, 255])).expect("v");
+        assert_eq!(v, Value::Bytes(Bytes::from_static(&[0, 255])));
+        assert!(raw.from_connect("t", None, &Value::Int(1)).is_err());
+        assert!(converter("value.converter", "AvroConverter", &Properties::new()).is_err());
+    }
+}

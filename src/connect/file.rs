@@ -1,0 +1,430 @@
+//! `FileStreamSource` and `FileStreamSink` with Kafka's keys, and their stdin/stdout forms.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::Duration;
+
+use serde_json::{Map as JsonMap, Value as Json};
+
+use super::config::Properties;
+use super::connector::{OffsetReader, SinkConnector, SinkTask, SourceConnector, SourceRecord, SourceTask};
+use super::data::{Schema, SchemaType, Value};
+use super::ConnectRecord;
+use crate::error::{Error, Result};
+use crate::types::TopicPartition;
+
+/// Lines a source poll returns at most, by default (Kafka's `batch.size`).
+const DEFAULT_BATCH: usize = 2000;
+/// Bytes read from the file at a time.
+const READ_CHUNK: usize = 64 << 10;
+
+/// Kafka's `FileStreamSource`: each line of `file` (stdin without `file`) becomes a record
+/// of `topic` with a string value. It follows a growing file and resumes from its byte
+/// position (`{"filename": file}` → `{"position": n}`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FileStreamSource;
+
+impl SourceConnector for FileStreamSource {
+    fn validate(&self, config: &Properties) -> Result<()> {
+        let topic = config.require("topic")?;
+        if topic.contains(',') {
+            return Err(Error::invalid_config(
+                "topic",
+                "names one topic: the file source writes to a single topic",
+            ));
+        }
+        let batch: usize = config.int("batch.size", DEFAULT_BATCH)?;
+        if batch == 0 {
+            return Err(Error::invalid_config("batch.size", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    fn task(&self) -> Box<dyn SourceTask> {
+        Box::new(FileSourceTask::default())
+    }
+
+    fn exactly_once(&self, config: &Properties) -> bool {
+        // Without `file` it reads stdin, which cannot resume.
+        config.get("file").is_some_and(|f| !f.trim().is_empty())
+    }
+}
+
+/// Where a file source task reads.
+enum Input {
+    File {
+        path: PathBuf,
+        file: Option<File>,
+    },
+    Stdin(Receiver<Vec<u8>>),
+}
+
+/// A task of [`FileStreamSource`].
+#[derive(Default)]
+pub struct FileSourceTask {
+    topic: String,
+    batch: usize,
+    input: Option<Input>,
+    partition: JsonMap<String, Json>,
+    /// Bytes read but not yet a whole line.
+    pending: Vec<u8>,
+    /// File position of `pending`'s first byte.
+    position: u64,
+}
+
+impl SourceTask for FileSourceTask {
+    fn start(&mut self, config: &Properties, offsets: &OffsetReader) -> Result<()> {
+        self.topic = config.require("topic")?.to_string();
+        self.batch = config.int("batch.size", DEFAULT_BATCH)?;
+        match config.get("file").map(str::trim).filter(|f| !f.is_empty()) {
+            Some(f) => {
+                let mut partition = JsonMap::new();
+                partition.insert("filename".into(), Json::String(f.to_string()));
+                self.position = offsets
+                    .offset(&partition)
+                    .and_then(|o| o.get("position"))
+                    .and_then(Json::as_u64)
+                    .unwrap_or(0);
+                self.partition = partition;
+                self.input = Some(Input::File {
+                    path: PathBuf::from(f),
+                    file: None,
+                });
+            }
+            None => {
+                let (tx, rx) = std::sync::mpsc::sync_channel(16);
+                std::thread::Builder::new()
+                    .name("topiclog-connect-stdin".into())
+                    .spawn(move || {
+                        let stdin = std::io::stdin();
+                        let mut lock = stdin.lock();
+                        loop {
+                            let mut line = Vec::new();
+                            match lock.read_until(b'\n', &mut line) {
+                                Ok(0) | Err(_) => break,
+                                Ok(_) => {
+                                    if tx.send(line).is_err() {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                    })
+                    .map_err(|e| Error::io(Path::new("<stdin>"), e))?;
+                self.input = Some(Input::Stdin(rx));
+            }
+        }
+        Ok(())
+    }
+
+    fn poll(&mut self) -> Result<Vec<SourceRecord>> {
+        match self.input.take() {
+            Some(Input::File { path, file }) => {
+                let mut file = file;
+                let out = self.poll_file(&path, &mut file);
+                self.input = Some(Input::File { path, file });
+                out
+            }
+            Some(Input::Stdin(rx)) => {
+                let mut out = Vec::new();
+                let first = rx.recv_timeout(Duration::from_millis(200));
+                let mut next = first.ok();
+                while let Some(mut line) = next {
+                    strip_terminator(&mut line);
+                    out.push(self.record(&line, None));
+                    if out.len() >= self.batch {
+                        break;
+                    }
+                    next = match rx.try_recv() {
+                        Ok(l) => Some(l),
+                        Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
+                    };
+                }
+                self.input = Some(Input::Stdin(rx));
+                Ok(out)
+            }
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+impl FileSourceTask {
+    fn record(&self, line: &[u8], position: Option<u64>) -> SourceRecord {
+        let mut offset = JsonMap::new();
+        let mut partition = JsonMap::new();
+        if let Some(p) = position {
+            offset.insert("position".into(), Json::from(p));
+            partition.clone_from(&self.partition);
+        }
+        let mut record = ConnectRecord::new(
+            self.topic.clone(),
+            Some(Schema::of(SchemaType::String)),
+            Value::String(String::from_utf8_lossy(line).into_owned()),
+        );
+        record.timestamp = Some(crate::clock::now_ms());
+        SourceRecord {
+            source_partition: partition,
+            source_offset: offset,
+            record,
+        }
+    }
+
+    fn poll_file(&mut self, path: &Path, file: &mut Option<File>) -> Result<Vec<SourceRecord>> {
+        if file.is_none() {
+            match File::open(path) {
+                Ok(mut f) => {
+                    let start = self.position;
+                    f.seek(SeekFrom::Start(start)).map_err(|e| Error::io(path, e))?;
+                    self.pending.clear();
+                    *file = Some(f);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    // Kafka's file source waits for the file to appear.
+                    std::thread::sleep(Duration::from_millis(100));
+                    return Ok(Vec::new());
+                }
+                Err(e) => return Err(Error::io(path, e)),
+            }
+        }
+        let Some(f) = file.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        loop {
+            // Whole lines in `pending` first.
+            let mut consumed = 0usize;
+            while out.len() < self.batch {
+                let rest = self.pending.get(consumed..).unwrap_or_default();
+                let Some(at) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else {
+                    break;
+                };
+                let term = match (rest.get(at), rest.get(at + 1)) {
+                    (Some(b'\r'), Some(b'\n')) => 2,
+                    // A '\r' last in the buffer may be followed by '\n': wait for more.
+                    (Some(b'\r'), None) => break,
+                    _ => 1,
+                };
+                let line = rest.get(..at).unwrap_or_default();
+                let end = self.position + (consumed + at + term) as u64;
+                out.push(self.record(line, Some(end)));
+                consumed += at + term;
+            }
+            if consumed > 0 {
+                self.pending.drain(..consumed);
+                self.position += consumed as u64;
+            }
+            if out.len() >= self.batch {
+                return Ok(out);
+            }
+            let mut chunk = vec![0u8; READ_CHUNK];
+            let n = f.read(&mut chunk).map_err(|e| Error::io(path, e))?;
+            if n == 0 {
+                if out.is_empty() {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                return Ok(out);
+            }
+            self.pending.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        }
+    }
+}
+
+fn strip_terminator(line: &mut Vec<u8>) {
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+    }
+}
+
+/// Kafka's `FileStreamSink`: appends each record's value, as text, and a newline to `file`
+/// (stdout without `file`). Exactly-once for a file: at each flush it writes the next offset
+/// of every partition and the file's length to `<file>.offsets` (after syncing the file); a
+/// restart cuts the file back to that length and skips what it already holds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FileStreamSink;
+
+impl SinkConnector for FileStreamSink {
+    fn validate(&self, config: &Properties) -> Result<()> {
+        match (config.get("topics"), config.get("topics.regex")) {
+            (Some(t), None) if !t.trim().is_empty() => Ok(()),
+            (None, Some(r)) if !r.trim().is_empty() => Ok(()),
+            (Some(_), Some(_)) => Err(Error::invalid_config(
+                "topics",
+                "set topics or topics.regex, not both",
+            )),
+            _ => Err(Error::invalid_config("topics", "is required (or topics.regex)")),
+        }
+    }
+
+    fn task(&self) -> Box<dyn SinkTask> {
+        Box::new(FileSinkTask::default())
+    }
+}
+
+/// A task of [`FileStreamSink`].
+#[derive(Default)]
+pub struct FileSinkTask {
+    path: Option<PathBuf>,
+    out: Option<std::io::BufWriter<File>>,
+    /// The file's length with everything written.
+    length: u64,
+}
+
+/// The sidecar of a sink file: its length and the next offsets at the last flush.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SinkState {
+    length: u64,
+    offsets: Vec<(String, i32, i64)>,
+}
+
+/// Where a sink file's state is kept: `<file>.offsets`.
+pub fn sink_state_path(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".offsets");
+    PathBuf::from(name)
+}
+
+impl SinkTask for FileSinkTask {
+    fn start(&mut self, config: &Properties) -> Result<()> {
+        if let Some(f) = config.get("file").map(str::trim).filter(|f| !f.is_empty()) {
+            let path = std::path::absolute(f).map_err(|e| Error::io(f, e))?;
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| Error::io(&path, e))?;
+            let mut length = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+            let state = read_state(&path)?;
+            if state.is_none() {
+                // From the first start on, what the file holds is recorded: a crash before
+                // the first flush cuts it back to this.
+                let first = SinkState {
+                    length,
+                    offsets: Vec::new(),
+                };
+                write_state(&path, &first)?;
+            }
+            if let Some(state) = state {
+                if length < state.length {
+                    return Err(Error::Corrupt {
+                        path: path.clone(),
+                        position: length,
+                        reason: format!(
+                            "the sink file is shorter ({length} bytes) than its last flush \
+                             recorded ({} bytes in {}): refusing to write after lost data",
+                            state.length,
+                            sink_state_path(&path).display()
+                        ),
+                    });
+                }
+                if length > state.length {
+                    // Lines written after the last flush: their records are delivered again.
+                    file.set_len(state.length).map_err(|e| Error::io(&path, e))?;
+                    length = state.length;
+                }
+            }
+            self.length = length;
+            self.out = Some(std::io::BufWriter::with_capacity(64 << 10, file));
+            self.path = Some(path);
+        }
+        Ok(())
+    }
+
+    fn stored_offsets(&mut self) -> Result<Option<HashMap<TopicPartition, i64>>> {
+        let Some(path) = &self.path else {
+            return Ok(None);
+        };
+        Ok(read_state(path)?.map(|s| {
+            s.offsets
+                .into_iter()
+                .map(|(t, p, o)| (TopicPartition::new(t, p), o))
+                .collect()
+        }))
+    }
+
+    fn put(&mut self, records: Vec<ConnectRecord>) -> Result<()> {
+        let mut buf = Vec::new();
+        for r in &records {
+            match &r.value {
+                Value::String(s) => buf.extend_from_slice(s.as_bytes()),
+                Value::Bytes(b) => buf.extend_from_slice(b),
+                other => buf.extend_from_slice(other.to_text().as_bytes()),
+            }
+            buf.push(b'\n');
+        }
+        match (&mut self.out, &self.path) {
+            (Some(out), Some(path)) => {
+                out.write_all(&buf).map_err(|e| Error::io(path, e))?;
+                self.length += buf.len() as u64;
+            }
+            _ => {
+                let stdout = std::io::stdout();
+                let mut lock = stdout.lock();
+                lock.write_all(&buf)
+                    .and_then(|()| lock.flush())
+                    .map_err(|e| Error::io(Path::new("<stdout>"), e))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, offsets: &HashMap<TopicPartition, i64>) -> Result<()> {
+        let (Some(out), Some(path)) = (&mut self.out, &self.path) else {
+            return Ok(());
+        };
+        out.flush().map_err(|e| Error::io(path, e))?;
+        out.get_ref().sync_data().map_err(|e| Error::io(path, e))?;
+        let mut merged: HashMap<TopicPartition, i64> = read_state(path)?
+            .map(|s| {
+                s.offsets
+                    .into_iter()
+                    .map(|(t, p, o)| (TopicPartition::new(t, p), o))
+                    .collect()
+            })
+            .unwrap_or_default();
+        merged.extend(offsets.iter().map(|(tp, o)| (tp.clone(), *o)));
+        let mut list: Vec<(String, i32, i64)> = merged
+            .into_iter()
+            .map(|(tp, o)| (tp.topic, tp.partition, o))
+            .collect();
+        list.sort();
+        let state = SinkState {
+            length: self.length,
+            offsets: list,
+        };
+        write_state(path, &state)
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        if let (Some(out), Some(path)) = (&mut self.out, &self.path) {
+            out.flush().map_err(|e| Error::io(path, e))?;
+        }
+        Ok(())
+    }
+}
+
+fn read_state(file: &Path) -> Result<Option<SinkState>> {
+    let path = sink_state_path(file);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::Corrupt {
+                path: path.clone(),
+                position: 0,
+                reason: format!("not a sink state file: {e}"),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(&path, e)),
+    }
+}
+
+fn write_state(file: &Path, state: &SinkState) -> Result<()> {
+    let bytes = serde_json::to_vec(state)
+        .map_err(|e| Error::invalid_config("file", format!("cannot encode the sink state: {e}")))?;
+    crate::io::write_atomic(&sink_state_path(file), &bytes)
+}

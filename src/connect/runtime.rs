@@ -1,0 +1,1104 @@
+//! The standalone runtime: connectors by name, their tasks on threads, offsets, errors and
+//! the dead-letter topic.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::{Map as JsonMap, Value as Json};
+
+use super::ConnectRecord;
+use super::config::Properties;
+use super::connector::{OffsetReader, Plugin, SinkTask, SourceTask, partition_key};
+use super::convert::{Converter, converter};
+use super::transform::TransformChain;
+use crate::error::{Error, Result};
+use crate::log::{Log, LogInner, is_internal_topic};
+use crate::record::{Header, Record};
+use crate::{
+    CleanupPolicy, ConsumerConfig, IsolationLevel, OffsetAndMetadata, ProducerConfig,
+    ProducerRecord, TopicConfig, TopicPartition,
+};
+
+/// The topic source offsets are kept in, by default (Kafka's `offset.storage.topic`).
+pub const OFFSETS_TOPIC: &str = "connect-offsets";
+
+/// How long a task waits between polls that found nothing.
+const IDLE: Duration = Duration::from_millis(20);
+/// How long a sink's poll waits for records.
+const SINK_POLL: Duration = Duration::from_millis(100);
+
+/// What a task is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskState {
+    /// Moving records.
+    Running,
+    /// Paused by [`Connect::pause`].
+    Paused,
+    /// Stopped by an error (the message); [`Connect::restart`] starts it again.
+    Failed(String),
+    /// Stopped.
+    Stopped,
+}
+
+/// A source or a sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectorKind {
+    /// Moves records into topics.
+    Source,
+    /// Moves records out of topics.
+    Sink,
+}
+
+/// A task's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskStatus {
+    /// The task's number.
+    pub id: usize,
+    /// Its state.
+    pub state: TaskState,
+    /// Records it moved.
+    pub records: u64,
+    /// Records it skipped under `errors.tolerance=all` (and sent to the dead-letter topic,
+    /// when there is one).
+    pub skipped: u64,
+    /// How far behind it is: a sink's records not yet read from its topics; the file
+    /// source's bytes not yet read from its file. `None` when not known.
+    pub lag: Option<i64>,
+}
+
+/// A connector's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectorStatus {
+    /// The connector's name.
+    pub name: String,
+    /// Source or sink.
+    pub kind: ConnectorKind,
+    /// Whether it is paused.
+    pub paused: bool,
+    /// Its tasks.
+    pub tasks: Vec<TaskStatus>,
+}
+
+/// State a task's thread shares with the runtime.
+#[derive(Default)]
+struct Shared {
+    stop: AtomicBool,
+    paused: AtomicBool,
+    failed: Mutex<Option<String>>,
+    done: AtomicBool,
+    records: AtomicU64,
+    skipped: AtomicU64,
+    lag: AtomicI64,
+}
+
+impl Shared {
+    fn fail(&self, e: &Error) {
+        if let Ok(mut f) = self.failed.lock() {
+            *f = Some(e.to_string());
+        }
+    }
+
+    fn state(&self) -> TaskState {
+        if let Ok(f) = self.failed.lock()
+            && let Some(msg) = f.as_ref()
+        {
+            return TaskState::Failed(msg.clone());
+        }
+        if self.done.load(Ordering::Acquire) {
+            TaskState::Stopped
+        } else if self.paused.load(Ordering::Acquire) {
+            TaskState::Paused
+        } else {
+            TaskState::Running
+        }
+    }
+}
+
+struct Task {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Task {
+    fn stop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Running {
+    config: Properties,
+    plugin: Arc<Plugin>,
+    tasks: Vec<Task>,
+    paused: bool,
+}
+
+/// What `errors.*` asks of a connector.
+#[derive(Debug, Clone)]
+struct ErrorPolicy {
+    tolerate_all: bool,
+    retry_timeout: Duration,
+    retry_delay_max: Duration,
+    log: bool,
+    log_messages: bool,
+    dlq: Option<String>,
+    dlq_headers: bool,
+}
+
+impl ErrorPolicy {
+    fn from(config: &Properties, kind: ConnectorKind) -> Result<ErrorPolicy> {
+        let tolerate_all = match config.get("errors.tolerance").map(str::trim) {
+            None | Some("" | "none") => false,
+            Some("all") => true,
+            Some(v) => {
+                return Err(Error::invalid_config(
+                    "errors.tolerance",
+                    format!("must be none or all, not '{v}'"),
+                ));
+            }
+        };
+        let dlq = config
+            .get("errors.deadletterqueue.topic.name")
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(String::from);
+        if dlq.is_some() && kind == ConnectorKind::Source {
+            return Err(Error::invalid_config(
+                "errors.deadletterqueue.topic.name",
+                "applies to sink connectors only (as in Kafka)",
+            ));
+        }
+        Ok(ErrorPolicy {
+            tolerate_all,
+            retry_timeout: config.millis("errors.retry.timeout", Duration::ZERO)?,
+            retry_delay_max: config.millis("errors.retry.delay.max.ms", Duration::from_secs(60))?,
+            log: config.bool("errors.log.enable", false)?,
+            log_messages: config.bool("errors.log.include.messages", false)?,
+            dlq,
+            dlq_headers: config.bool("errors.deadletterqueue.context.headers.enable", false)?,
+        })
+    }
+
+    /// Runs `op`, retrying errors that may pass (I/O) with backoff until
+    /// `errors.retry.timeout`.
+    fn retry<T>(&self, stop: &AtomicBool, mut op: impl FnMut() -> Result<T>) -> Result<T> {
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(300);
+        loop {
+            match op() {
+                Ok(v) => return Ok(v),
+                Err(e) if retriable(&e)
+                    && start.elapsed() + delay <= self.retry_timeout
+                    && !stop.load(Ordering::Acquire) =>
+                {
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(self.retry_delay_max.max(Duration::from_millis(1)));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+fn retriable(e: &Error) -> bool {
+    matches!(e, Error::Io { .. })
+}
+
+/// Converters and transforms of one task.
+struct Pipeline {
+    key: Box<dyn Converter>,
+    value: Box<dyn Converter>,
+    key_class: String,
+    value_class: String,
+    transforms: TransformChain,
+}
+
+/// A stage of a record's way, by Kafka's names (`__connect.errors.stage`).
+#[derive(Debug, Clone, Copy)]
+enum Stage {
+    KeyConverter,
+    ValueConverter,
+    Transformation,
+}
+
+impl Stage {
+    fn name(self) -> &'static str {
+        match self {
+            Stage::KeyConverter => "KEY_CONVERTER",
+            Stage::ValueConverter => "VALUE_CONVERTER",
+            Stage::Transformation => "TRANSFORMATION",
+        }
+    }
+}
+
+/// Kafka Connect's standalone runtime in this process: connectors by name, each task on a
+/// thread, over the topics of `log`.
+///
+/// Source tasks write each poll's records and their source offsets (in
+/// [`OFFSETS_TOPIC`], keyed `["<connector>", {<source partition>}]` as Kafka keys them) in one
+/// transaction: exactly-once. Sink tasks read as the consumer group `connect-<name>` with
+/// `read_committed`, and commit the group's offsets after the sink flushed; a sink that
+/// stores its offsets with its data (the file sink) is exactly-once, others at-least-once.
+pub struct Connect<'a> {
+    log: &'a Log,
+    worker: Properties,
+    offsets_topic: String,
+    connectors: Mutex<BTreeMap<String, Running>>,
+}
+
+impl std::fmt::Debug for Connect<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connect")
+            .field("offsets_topic", &self.offsets_topic)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The built-in connector a `connector.class` names (Kafka's full or short class name).
+///
+/// # Errors
+/// [`Error::InvalidConfig`] for an unknown class.
+pub fn builtin_plugin(class: &str) -> Result<Plugin> {
+    let short = class.rsplit('.').next().unwrap_or(class);
+    match short {
+        "FileStreamSource" | "FileStreamSourceConnector" => {
+            Ok(Plugin::Source(Box::new(super::file::FileStreamSource)))
+        }
+        "FileStreamSink" | "FileStreamSinkConnector" => {
+            Ok(Plugin::Sink(Box::new(super::file::FileStreamSink)))
+        }
+        _ => Err(Error::invalid_config(
+            "connector.class",
+            format!(
+                "unknown connector '{class}' (built in: FileStreamSource, FileStreamSink; \
+                 others through Connect::add_plugin)"
+            ),
+        )),
+    }
+}
+
+impl<'a> Connect<'a> {
+    /// A runtime over `log` with Kafka's worker settings (`key.converter`,
+    /// `value.converter` and their `schemas.enable`, `offset.flush.interval.ms`,
+    /// `offset.storage.topic`). Creates the offsets topic (compacted) if needed.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a bad setting; the log's errors.
+    pub fn standalone(log: &'a Log, worker: Properties) -> Result<Connect<'a>> {
+        for side in ["key", "value"] {
+            let key = format!("{side}.converter");
+            if let Some(class) = worker.get(&key) {
+                converter(&key, class, &worker.prefixed(&format!("{key}.")))?;
+            }
+        }
+        worker.millis("offset.flush.interval.ms", Duration::from_secs(60))?;
+        let offsets_topic = worker
+            .get("offset.storage.topic")
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .unwrap_or(OFFSETS_TOPIC)
+            .to_string();
+        let mut tc = TopicConfig::default();
+        tc.cleanup_policy = CleanupPolicy::Compact;
+        match log.create_topic_with(&offsets_topic, 1, tc) {
+            Ok(()) | Err(Error::TopicAlreadyExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(Connect {
+            log,
+            worker,
+            offsets_topic,
+            connectors: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// Adds a connector by its configuration (`name`, `connector.class` naming a built-in
+    /// connector, `tasks.max`, its own keys, converters, `transforms`, `errors.*`) and starts
+    /// its tasks.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the key at fault; a connector of that name exists.
+    pub fn add(&self, config: Properties) -> Result<()> {
+        let plugin = builtin_plugin(config.require("connector.class")?)?;
+        self.add_plugin(config, plugin)
+    }
+
+    /// Adds a connector of your own (`config` needs `name`; `connector.class` is not read).
+    ///
+    /// # Errors
+    /// As [`Connect::add`].
+    pub fn add_plugin(&self, config: Properties, plugin: Plugin) -> Result<()> {
+        let name = config.require("name")?.to_string();
+        let plugin = Arc::new(plugin);
+        let mut map = self.lock();
+        if map.contains_key(&name) {
+            return Err(Error::invalid_config(
+                "name",
+                format!("a connector named '{name}' is running"),
+            ));
+        }
+        let tasks = self.start_tasks(&name, &config, &plugin, false)?;
+        map.insert(
+            name,
+            Running {
+                config,
+                plugin,
+                tasks,
+                paused: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// Stops a connector's tasks and removes it (its offsets stay).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for an unknown name.
+    pub fn remove(&self, name: &str) -> Result<()> {
+        let running = self.lock().remove(name);
+        let Some(mut running) = running else {
+            return Err(unknown(name));
+        };
+        for t in &mut running.tasks {
+            t.stop();
+        }
+        Ok(())
+    }
+
+    /// Pauses a connector's tasks (they keep their place).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for an unknown name.
+    pub fn pause(&self, name: &str) -> Result<()> {
+        self.set_paused(name, true)
+    }
+
+    /// Resumes a paused connector.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for an unknown name.
+    pub fn resume(&self, name: &str) -> Result<()> {
+        self.set_paused(name, false)
+    }
+
+    /// Stops and starts a connector's tasks again (a failed task starts afresh from its
+    /// committed offsets).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for an unknown name; what starting its tasks returns.
+    pub fn restart(&self, name: &str) -> Result<()> {
+        let mut map = self.lock();
+        let Some(running) = map.get_mut(name) else {
+            return Err(unknown(name));
+        };
+        for t in &mut running.tasks {
+            t.stop();
+        }
+        running.tasks = self.start_tasks(name, &running.config, &running.plugin, running.paused)?;
+        Ok(())
+    }
+
+    /// A connector's status and its tasks'.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for an unknown name.
+    pub fn status(&self, name: &str) -> Result<ConnectorStatus> {
+        let map = self.lock();
+        let running = map.get(name).ok_or_else(|| unknown(name))?;
+        Ok(ConnectorStatus {
+            name: name.to_string(),
+            kind: match running.plugin.as_ref() {
+                Plugin::Source(_) => ConnectorKind::Source,
+                Plugin::Sink(_) => ConnectorKind::Sink,
+            },
+            paused: running.paused,
+            tasks: running
+                .tasks
+                .iter()
+                .enumerate()
+                .map(|(id, t)| {
+                    let lag = t.shared.lag.load(Ordering::Relaxed);
+                    TaskStatus {
+                        id,
+                        state: t.shared.state(),
+                        records: t.shared.records.load(Ordering::Relaxed),
+                        skipped: t.shared.skipped.load(Ordering::Relaxed),
+                        lag: (lag >= 0).then_some(lag),
+                    }
+                })
+                .collect(),
+        })
+    }
+
+    /// The connectors' names.
+    pub fn connectors(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
+    /// Stops every connector (sinks flush and commit first).
+    pub fn close(self) {
+        self.stop_all();
+    }
+
+    fn stop_all(&self) {
+        let mut map = self.lock();
+        for running in map.values_mut() {
+            for t in &running.tasks {
+                t.shared.stop.store(true, Ordering::Release);
+            }
+        }
+        for running in map.values_mut() {
+            for t in &mut running.tasks {
+                t.stop();
+            }
+        }
+        map.clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Running>> {
+        self.connectors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn set_paused(&self, name: &str, paused: bool) -> Result<()> {
+        let mut map = self.lock();
+        let running = map.get_mut(name).ok_or_else(|| unknown(name))?;
+        running.paused = paused;
+        for t in &running.tasks {
+            t.shared.paused.store(paused, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// The converters and transforms a task runs, from the worker's and the connector's
+    /// settings (the connector's win).
+    fn pipeline(&self, config: &Properties) -> Result<Pipeline> {
+        let merged = self.worker.overlaid(config);
+        let make = |side: &str| -> Result<(Box<dyn Converter>, String)> {
+            let key = format!("{side}.converter");
+            let class = merged
+                .get(&key)
+                .unwrap_or("org.apache.kafka.connect.json.JsonConverter")
+                .to_string();
+            let c = converter(&key, &class, &merged.prefixed(&format!("{key}.")))?;
+            Ok((c, class))
+        };
+        let (key, key_class) = make("key")?;
+        let (value, value_class) = make("value")?;
+        Ok(Pipeline {
+            key,
+            value,
+            key_class,
+            value_class,
+            transforms: TransformChain::from_config(config.as_map())?,
+        })
+    }
+
+    fn start_tasks(
+        &self,
+        name: &str,
+        config: &Properties,
+        plugin: &Arc<Plugin>,
+        paused: bool,
+    ) -> Result<Vec<Task>> {
+        let max_tasks: usize = config.int("tasks.max", 1)?;
+        if max_tasks == 0 {
+            return Err(Error::invalid_config("tasks.max", "must be at least 1"));
+        }
+        let kind = match plugin.as_ref() {
+            Plugin::Source(_) => ConnectorKind::Source,
+            Plugin::Sink(_) => ConnectorKind::Sink,
+        };
+        let policy = ErrorPolicy::from(config, kind)?;
+        let task_configs = match plugin.as_ref() {
+            Plugin::Source(c) => {
+                c.validate(config)?;
+                c.task_configs(config, max_tasks)
+            }
+            Plugin::Sink(c) => {
+                c.validate(config)?;
+                c.task_configs(config, max_tasks)
+            }
+        };
+        // Check every task's pipeline before starting any.
+        for tc in &task_configs {
+            self.pipeline(tc)?;
+        }
+        let mut tasks = Vec::new();
+        for (id, tc) in task_configs.into_iter().enumerate() {
+            let shared = Arc::new(Shared::default());
+            shared.paused.store(paused, Ordering::Release);
+            shared.lag.store(-1, Ordering::Relaxed);
+            let started = match plugin.as_ref() {
+                Plugin::Source(c) => {
+                    self.start_source(name, id, tc, c.task(), c.exactly_once(config), &policy, &shared)
+                }
+                Plugin::Sink(c) => self.start_sink(name, id, tc, c.task(), &policy, &shared),
+            };
+            match started {
+                Ok(thread) => tasks.push(Task {
+                    shared,
+                    thread: Some(thread),
+                }),
+                Err(e) => {
+                    for t in &mut tasks {
+                        t.stop();
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(tasks)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start_source(
+        &self,
+        name: &str,
+        id: usize,
+        config: Properties,
+        mut task: Box<dyn SourceTask>,
+        exactly_once: bool,
+        policy: &ErrorPolicy,
+        shared: &Arc<Shared>,
+    ) -> Result<JoinHandle<()>> {
+        let pipeline = self.pipeline(&config)?;
+        let offsets = load_offsets(self.log, &self.offsets_topic, name)?;
+        let producer = if exactly_once {
+            let p = self
+                .log
+                .producer(ProducerConfig::transactional(format!("connect-{name}-{id}")))?;
+            p.init_transactions()?;
+            p
+        } else {
+            self.log.producer(ProducerConfig::default())?
+        };
+        let ctx = SourceContext {
+            name: name.to_string(),
+            log: Arc::clone(&self.log.inner),
+            offsets_topic: self.offsets_topic.clone(),
+            producer,
+            exactly_once,
+            pipeline,
+            policy: policy.clone(),
+            shared: Arc::clone(shared),
+            known_topics: HashSet::new(),
+            partitions: config.int("topic.creation.default.partitions", 1)?,
+        };
+        let shared = Arc::clone(shared);
+        std::thread::Builder::new()
+            .name(format!("connect-{name}-{id}"))
+            .spawn(move || {
+                let mut ctx = ctx;
+                let run = task
+                    .start(&config, &offsets)
+                    .and_then(|()| ctx.run(task.as_mut()));
+                if let Err(e) = run {
+                    shared.fail(&e);
+                }
+                let _ = task.stop();
+                shared.done.store(true, Ordering::Release);
+            })
+            .map_err(|e| Error::io(std::path::Path::new("<thread>"), e))
+    }
+
+    fn start_sink(
+        &self,
+        name: &str,
+        id: usize,
+        config: Properties,
+        mut task: Box<dyn SinkTask>,
+        policy: &ErrorPolicy,
+        shared: &Arc<Shared>,
+    ) -> Result<JoinHandle<()>> {
+        let pipeline = self.pipeline(&config)?;
+        let topics: Vec<String> = match config.get("topics.regex") {
+            Some(re) if !re.trim().is_empty() => {
+                let re = regex::Regex::new(&format!("^(?:{})$", re.trim())).map_err(|e| {
+                    Error::invalid_config("topics.regex", format!("not a valid pattern: {e}"))
+                })?;
+                self.log
+                    .topics()
+                    .into_iter()
+                    .filter(|t| re.is_match(t))
+                    .collect()
+            }
+            _ => config.list("topics"),
+        };
+        let flush_every = self
+            .worker
+            .overlaid(&config)
+            .millis("offset.flush.interval.ms", Duration::from_secs(60))?;
+        let mut cc = ConsumerConfig::group(format!("connect-{name}"))
+            .isolation_level(IsolationLevel::ReadCommitted);
+        cc.enable_auto_commit = false;
+        let mut consumer = self.log.consumer(cc)?;
+        let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&refs)?;
+        let dlq = match &policy.dlq {
+            Some(t) => {
+                ensure_topic(&self.log.inner, t, 1)?;
+                Some((self.log.producer(ProducerConfig::default())?, t.clone()))
+            }
+            None => None,
+        };
+        let ctx = SinkContext {
+            name: name.to_string(),
+            id,
+            consumer,
+            pipeline,
+            policy: policy.clone(),
+            shared: Arc::clone(shared),
+            dlq,
+            flush_every,
+        };
+        let shared = Arc::clone(shared);
+        std::thread::Builder::new()
+            .name(format!("connect-{name}-{id}"))
+            .spawn(move || {
+                let mut ctx = ctx;
+                let run = task.start(&config).and_then(|()| ctx.run(task.as_mut()));
+                if let Err(e) = run {
+                    shared.fail(&e);
+                }
+                let _ = task.stop();
+                let _ = ctx.consumer.close();
+                shared.done.store(true, Ordering::Release);
+            })
+            .map_err(|e| Error::io(std::path::Path::new("<thread>"), e))
+    }
+}
+
+impl Drop for Connect<'_> {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+fn unknown(name: &str) -> Error {
+    Error::invalid_config("name", format!("no connector named '{name}'"))
+}
+
+/// Creates `topic` with `partitions` partitions and the log's default settings unless it
+/// exists.
+fn ensure_topic(log: &LogInner, topic: &str, partitions: i32) -> Result<()> {
+    if log.topics.read().contains_key(topic) {
+        return Ok(());
+    }
+    if is_internal_topic(topic) {
+        return Err(Error::InternalTopic {
+            topic: topic.to_string(),
+            operation: "create",
+        });
+    }
+    let config = log.options.default_topic_config.clone();
+    match log.create_topic_unchecked(topic, partitions, config) {
+        Ok(()) | Err(Error::TopicAlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The key of a connector's offset record: `["<connector>", {<source partition>}]`.
+fn offset_key(connector: &str, partition: &JsonMap<String, Json>) -> Vec<u8> {
+    let key = Json::Array(vec![
+        Json::String(connector.to_string()),
+        Json::Object(partition.clone()),
+    ]);
+    serde_json::to_vec(&key).unwrap_or_default()
+}
+
+/// The offsets stored for `connector`: the last committed value of each source partition.
+fn load_offsets(log: &Log, topic: &str, connector: &str) -> Result<OffsetReader> {
+    let mut offsets = HashMap::new();
+    let partitions = log.partition_count(topic)?;
+    for p in 0..partitions {
+        let handle = log
+            .partition(topic, p)?
+            .with_isolation_level(IsolationLevel::ReadCommitted);
+        let end = handle.last_stable_offset();
+        let mut at = handle.log_start_offset();
+        while at < end {
+            let records = handle.records(at, 1 << 20)?;
+            let Some(last) = records.last() else { break };
+            at = last.offset + 1;
+            for r in records {
+                let Some(key) = r.key.as_deref() else { continue };
+                let Ok(Json::Array(parts)) = serde_json::from_slice::<Json>(key) else {
+                    continue;
+                };
+                let (Some(Json::String(name)), Some(Json::Object(partition))) =
+                    (parts.first(), parts.get(1))
+                else {
+                    continue;
+                };
+                if name != connector {
+                    continue;
+                }
+                let k = partition_key(partition);
+                match r.value.as_deref().map(serde_json::from_slice::<Json>) {
+                    Some(Ok(Json::Object(offset))) => {
+                        offsets.insert(k, offset);
+                    }
+                    None | Some(Ok(Json::Null)) => {
+                        offsets.remove(&k);
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+    Ok(OffsetReader::new(offsets))
+}
+
+fn describe(stage: Stage, e: &Error) -> String {
+    format!("{} failed: {e}", stage.name())
+}
+
+struct SourceContext {
+    name: String,
+    log: Arc<LogInner>,
+    offsets_topic: String,
+    producer: crate::Producer,
+    exactly_once: bool,
+    pipeline: Pipeline,
+    policy: ErrorPolicy,
+    shared: Arc<Shared>,
+    known_topics: HashSet<String>,
+    partitions: i32,
+}
+
+impl SourceContext {
+    fn run(&mut self, task: &mut dyn SourceTask) -> Result<()> {
+        while !self.shared.stop.load(Ordering::Acquire) {
+            if self.shared.paused.load(Ordering::Acquire) {
+                std::thread::sleep(IDLE * 5);
+                continue;
+            }
+            let stop = &self.shared.stop;
+            let batch = self.policy.retry(stop, || task.poll())?;
+            if batch.is_empty() {
+                std::thread::sleep(IDLE);
+                continue;
+            }
+            self.write(batch)?;
+            task.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Converts, transforms and writes one poll's records with their offsets.
+    fn write(&mut self, batch: Vec<super::SourceRecord>) -> Result<()> {
+        let mut out: Vec<ProducerRecord> = Vec::with_capacity(batch.len());
+        let mut last: Vec<(JsonMap<String, Json>, JsonMap<String, Json>)> = Vec::new();
+        let mut skipped = 0u64;
+        for sr in batch {
+            if !sr.source_partition.is_empty() {
+                match last.iter_mut().find(|(p, _)| *p == sr.source_partition) {
+                    Some(slot) => slot.1 = sr.source_offset,
+                    None => last.push((sr.source_partition, sr.source_offset)),
+                }
+            }
+            match self.convert(sr.record) {
+                Ok(Some(r)) => out.push(r),
+                Ok(None) => {}
+                Err((stage, e)) => {
+                    if !self.policy.tolerate_all {
+                        return Err(e);
+                    }
+                    if self.policy.log {
+                        eprintln!("connector {}: skipped a record: {}", self.name, describe(stage, &e));
+                    }
+                    skipped += 1;
+                }
+            }
+        }
+        for r in &out {
+            if !self.known_topics.contains(&r.topic) {
+                ensure_topic(&self.log, &r.topic, self.partitions)?;
+                self.known_topics.insert(r.topic.clone());
+            }
+        }
+        let n = out.len() as u64;
+        if self.exactly_once {
+            self.producer.begin_transaction()?;
+        }
+        let sent = self.send(out, &last);
+        let done = match sent {
+            Ok(()) if self.exactly_once => self.producer.commit_transaction(),
+            Ok(()) => self.producer.flush(),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = done {
+            if self.exactly_once {
+                let _ = self.producer.abort_transaction();
+            }
+            return Err(e);
+        }
+        self.shared.records.fetch_add(n, Ordering::Relaxed);
+        self.shared.skipped.fetch_add(skipped, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn send(
+        &self,
+        out: Vec<ProducerRecord>,
+        last: &[(JsonMap<String, Json>, JsonMap<String, Json>)],
+    ) -> Result<()> {
+        for r in out {
+            self.producer.send_async(r)?;
+        }
+        for (partition, offset) in last {
+            let value = serde_json::to_vec(&Json::Object(offset.clone())).unwrap_or_default();
+            let rec = ProducerRecord::new(self.offsets_topic.clone(), value)
+                .key(offset_key(&self.name, partition));
+            self.producer.send_async(rec)?;
+        }
+        Ok(())
+    }
+
+    fn convert(
+        &mut self,
+        record: ConnectRecord,
+    ) -> std::result::Result<Option<ProducerRecord>, (Stage, Error)> {
+        let Some(r) = self
+            .pipeline
+            .transforms
+            .apply(record)
+            .map_err(|e| (Stage::Transformation, e))?
+        else {
+            return Ok(None);
+        };
+        let key = self
+            .pipeline
+            .key
+            .from_connect(&r.topic, r.key_schema.as_ref(), &r.key)
+            .map_err(|e| (Stage::KeyConverter, e))?;
+        let value = self
+            .pipeline
+            .value
+            .from_connect(&r.topic, r.value_schema.as_ref(), &r.value)
+            .map_err(|e| (Stage::ValueConverter, e))?;
+        let mut rec = match value {
+            Some(v) => Record::new(v),
+            None => Record::default(),
+        };
+        if let Some(k) = key {
+            rec = rec.key(k);
+        }
+        if let Some(ts) = r.timestamp {
+            rec = rec.timestamp(ts);
+        }
+        for h in r.headers {
+            rec = rec.header(h);
+        }
+        Ok(Some(ProducerRecord {
+            topic: r.topic,
+            partition: r.partition,
+            record: rec,
+        }))
+    }
+}
+
+struct SinkContext {
+    name: String,
+    id: usize,
+    consumer: crate::Consumer,
+    pipeline: Pipeline,
+    policy: ErrorPolicy,
+    shared: Arc<Shared>,
+    dlq: Option<(crate::Producer, String)>,
+    flush_every: Duration,
+}
+
+impl SinkContext {
+    fn run(&mut self, task: &mut dyn SinkTask) -> Result<()> {
+        let stored = task.stored_offsets()?.unwrap_or_default();
+        let mut next: HashMap<TopicPartition, i64> = HashMap::new();
+        let mut unflushed = false;
+        let mut last_flush = Instant::now();
+        let mut paused = false;
+        while !self.shared.stop.load(Ordering::Acquire) {
+            let want_pause = self.shared.paused.load(Ordering::Acquire);
+            if want_pause != paused {
+                let assigned = self.consumer.assignment();
+                if want_pause {
+                    self.consumer.pause(&assigned)?;
+                } else {
+                    let held: Vec<TopicPartition> = self.consumer.paused().into_iter().collect();
+                    self.consumer.resume(&held)?;
+                }
+                paused = want_pause;
+            }
+            let polled = self.consumer.poll(SINK_POLL)?;
+            let mut batch = Vec::with_capacity(polled.len());
+            let mut skipped = 0u64;
+            for r in polled.iter() {
+                let tp = TopicPartition::new(r.topic(), r.partition());
+                let offset = r.offset();
+                if stored.get(&tp).is_some_and(|&s| offset < s) {
+                    next.insert(tp, offset + 1);
+                    continue;
+                }
+                next.insert(tp, offset + 1);
+                match self.convert(&r) {
+                    Ok(Some(rec)) => batch.push(rec),
+                    Ok(None) => {}
+                    Err((stage, e)) => {
+                        if !self.policy.tolerate_all {
+                            return Err(e);
+                        }
+                        if self.policy.log {
+                            let msg = if self.policy.log_messages {
+                                format!(" (topic {} partition {} offset {offset})", r.topic(), r.partition())
+                            } else {
+                                String::new()
+                            };
+                            eprintln!(
+                                "connector {}: skipped a record{msg}: {}",
+                                self.name,
+                                describe(stage, &e)
+                            );
+                        }
+                        self.dead_letter(&r, stage, &e)?;
+                        skipped += 1;
+                    }
+                }
+            }
+            let n = batch.len() as u64;
+            if !batch.is_empty() {
+                let stop = &self.shared.stop;
+                if self.policy.retry_timeout.is_zero() {
+                    task.put(batch)?;
+                } else {
+                    self.policy.retry(stop, || task.put(batch.clone()))?;
+                }
+            }
+            unflushed |= !polled.is_empty();
+            self.shared.records.fetch_add(n, Ordering::Relaxed);
+            self.shared.skipped.fetch_add(skipped, Ordering::Relaxed);
+            if unflushed && last_flush.elapsed() >= self.flush_every {
+                self.flush(task, &next)?;
+                unflushed = false;
+                last_flush = Instant::now();
+            }
+            let lag: i64 = self
+                .consumer
+                .assignment()
+                .iter()
+                .filter_map(|tp| self.consumer.lag(tp).ok().flatten())
+                .sum();
+            self.shared.lag.store(lag, Ordering::Relaxed);
+        }
+        if unflushed {
+            self.flush(task, &next)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, task: &mut dyn SinkTask, next: &HashMap<TopicPartition, i64>) -> Result<()> {
+        task.flush(next)?;
+        let offsets: Vec<(TopicPartition, OffsetAndMetadata)> = next
+            .iter()
+            .map(|(tp, o)| (tp.clone(), OffsetAndMetadata::new(*o)))
+            .collect();
+        self.consumer.commit_offsets(&offsets)
+    }
+
+    fn convert(
+        &mut self,
+        r: &crate::ConsumerRecord<'_>,
+    ) -> std::result::Result<Option<ConnectRecord>, (Stage, Error)> {
+        let topic = r.topic();
+        let (key_schema, key) = self
+            .pipeline
+            .key
+            .to_connect(topic, r.key())
+            .map_err(|e| (Stage::KeyConverter, e))?;
+        let (value_schema, value) = self
+            .pipeline
+            .value
+            .to_connect(topic, r.value())
+            .map_err(|e| (Stage::ValueConverter, e))?;
+        let record = ConnectRecord {
+            topic: topic.to_string(),
+            partition: Some(r.partition()),
+            key_schema,
+            key,
+            value_schema,
+            value,
+            timestamp: Some(r.timestamp()),
+            headers: r
+                .headers()
+                .map(|(k, v)| Header {
+                    key: k.to_string(),
+                    value: v.map(Bytes::copy_from_slice),
+                })
+                .collect(),
+            offset: Some(r.offset()),
+        };
+        self.pipeline
+            .transforms
+            .apply(record)
+            .map_err(|e| (Stage::Transformation, e))
+    }
+
+    /// Sends the record as it was read to the dead-letter topic, with Kafka's error-context
+    /// headers when asked.
+    fn dead_letter(&self, r: &crate::ConsumerRecord<'_>, stage: Stage, e: &Error) -> Result<()> {
+        let Some((producer, topic)) = &self.dlq else {
+            return Ok(());
+        };
+        let mut rec = match r.value() {
+            Some(v) => Record::new(Bytes::copy_from_slice(v)),
+            None => Record::default(),
+        };
+        if let Some(k) = r.key() {
+            rec = rec.key(Bytes::copy_from_slice(k));
+        }
+        rec = rec.timestamp(r.timestamp());
+        for (k, v) in r.headers() {
+            rec = rec.header(Header {
+                key: k.to_string(),
+                value: v.map(Bytes::copy_from_slice),
+            });
+        }
+        if self.policy.dlq_headers {
+            let class = match stage {
+                Stage::KeyConverter => self.pipeline.key_class.clone(),
+                Stage::ValueConverter => self.pipeline.value_class.clone(),
+                Stage::Transformation => "org.apache.kafka.connect.transforms.Transformation".into(),
+            };
+            let exception = match e {
+                Error::ConnectData { .. } => "org.apache.kafka.connect.errors.DataException",
+                _ => "org.apache.kafka.connect.errors.ConnectException",
+            };
+            let ctx = [
+                ("__connect.errors.topic", r.topic().to_string()),
+                ("__connect.errors.partition", r.partition().to_string()),
+                ("__connect.errors.offset", r.offset().to_string()),
+                ("__connect.errors.connector.name", self.name.clone()),
+                ("__connect.errors.task.id", self.id.to_string()),
+                ("__connect.errors.stage", stage.name().to_string()),
+                ("__connect.errors.class.name", class),
+                ("__connect.errors.exception.class.name", exception.to_string()),
+                ("__connect.errors.exception.message", e.to_string()),
+            ];
+            for (k, v) in ctx {
+                rec = rec.header(Header::new(k, v.into_bytes()));
+            }
+        }
+        producer.send(ProducerRecord {
+            topic: topic.clone(),
+            partition: None,
+            record: rec,
+        })?;
+        Ok(())
+    }
+}
