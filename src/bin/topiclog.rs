@@ -316,7 +316,10 @@ fn run(cli: Cli) -> Out {
 
 /// Worker keys of Kafka's that mean nothing in one process, and why.
 const WORKER_IGNORED: &[(&str, &str)] = &[
-    ("bootstrap.servers", "the connectors run on the local data directory (--dir)"),
+    (
+        "bootstrap.servers",
+        "the connectors run on the local data directory (--dir)",
+    ),
     ("plugin.path", "the connectors are built in"),
     (
         "offset.storage.file.filename",
@@ -424,7 +427,10 @@ fn connect(dir: &Path, c: ConnectCmd) -> Out {
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(Fail(format!("connect: tasks failed: {}", failed.join("; "))))
+        Err(Fail(format!(
+            "connect: tasks failed: {}",
+            failed.join("; ")
+        )))
     }
 }
 

@@ -14,8 +14,12 @@ pub trait Converter: Send + Sync {
     ///
     /// # Errors
     /// [`Error::ConnectData`] when the value cannot be written this way.
-    fn from_connect(&self, topic: &str, schema: Option<&Schema>, value: &Value)
-    -> Result<Option<Bytes>>;
+    fn from_connect(
+        &self,
+        topic: &str,
+        schema: Option<&Schema>,
+        value: &Value,
+    ) -> Result<Option<Bytes>>;
 
     /// The schema and value that `data` holds.
     ///
@@ -35,10 +39,7 @@ pub fn converter(key: &str, class: &str, config: &Properties) -> Result<Box<dyn 
     match short {
         "StringConverter" => {
             if let Some(enc) = config.get("converter.encoding")
-                && !matches!(
-                    enc.to_ascii_uppercase().as_str(),
-                    "UTF8" | "UTF-8"
-                )
+                && !matches!(enc.to_ascii_uppercase().as_str(), "UTF8" | "UTF-8")
             {
                 return Err(Error::invalid_config(
                     format!("{key}.converter.encoding"),
@@ -49,12 +50,9 @@ pub fn converter(key: &str, class: &str, config: &Properties) -> Result<Box<dyn 
         }
         "ByteArrayConverter" => Ok(Box::new(ByteArrayConverter)),
         "JsonConverter" => Ok(Box::new(JsonConverter {
-            schemas_enable: config
-                .bool("schemas.enable", true)
-                .map_err(|_| Error::invalid_config(
-                    format!("{key}.schemas.enable"),
-                    "must be true or false",
-                ))?,
+            schemas_enable: config.bool("schemas.enable", true).map_err(|_| {
+                Error::invalid_config(format!("{key}.schemas.enable"), "must be true or false")
+            })?,
         })),
         _ => Err(Error::invalid_config(
             key,
@@ -87,7 +85,10 @@ impl Converter for StringConverter {
         let schema = Some(Schema::of(SchemaType::String).optional());
         Ok(match data {
             None => (schema, Value::Null),
-            Some(b) => (schema, Value::String(String::from_utf8_lossy(b).into_owned())),
+            Some(b) => (
+                schema,
+                Value::String(String::from_utf8_lossy(b).into_owned()),
+            ),
         })
     }
 }
@@ -174,7 +175,11 @@ impl Converter for JsonConverter {
             return Ok((None, value_from_json(None, &json)?));
         }
         let envelope = match &json {
-            Json::Object(o) if o.len() == 2 && o.contains_key("schema") && o.contains_key("payload") => o,
+            Json::Object(o)
+                if o.len() == 2 && o.contains_key("schema") && o.contains_key("payload") =>
+            {
+                o
+            }
             _ => {
                 return Err(data_error(
                     "JsonConverter with schemas.enable requires \"schema\" and \"payload\" fields \
@@ -202,8 +207,12 @@ mod tests {
 
     fn json(schemas: bool) -> Box<dyn Converter> {
         let p = Properties::new().with("schemas.enable", schemas.to_string());
-        converter("value.converter", "org.apache.kafka.connect.json.JsonConverter", &p)
-            .expect("converter")
+        converter(
+            "value.converter",
+            "org.apache.kafka.connect.json.JsonConverter",
+            &p,
+        )
+        .expect("converter")
     }
 
     #[test]
@@ -226,7 +235,9 @@ mod tests {
     #[test]
     fn json_converter_without_schemas_reads_plain_json_and_refuses_envelopes_missing() {
         let plain = json(false);
-        let (s, v) = plain.to_connect("t", Some(br#"{"a":1,"b":[true]}"#)).expect("plain");
+        let (s, v) = plain
+            .to_connect("t", Some(br#"{"a":1,"b":[true]}"#))
+            .expect("plain");
         assert!(s.is_none());
         assert_eq!(v.get("a"), Some(&Value::Int(1)));
         let enveloped = json(true);
@@ -235,7 +246,12 @@ mod tests {
             .expect_err("no envelope");
         assert!(e.to_string().contains("schemas.enable=false"), "{e}");
         assert!(enveloped.to_connect("t", Some(b"{not json")).is_err());
-        assert_eq!(enveloped.from_connect("t", None, &Value::Null).expect("null"), None);
+        assert_eq!(
+            enveloped
+                .from_connect("t", None, &Value::Null)
+                .expect("null"),
+            None
+        );
     }
 
     #[test]

@@ -699,7 +699,10 @@ mod tests {
             value_from_json(Some(&b), &j).expect("value"),
             Value::Bytes(Bytes::from_static(b"hi"))
         );
-        let m = Schema::map(Schema::of(SchemaType::Int32), Schema::of(SchemaType::String));
+        let m = Schema::map(
+            Schema::of(SchemaType::Int32),
+            Schema::of(SchemaType::String),
+        );
         let v = Value::Map(vec![(Value::Int(1), Value::String("a".into()))]);
         let j = value_to_json(Some(&m), &v).expect("json");
         assert_eq!(j, serde_json::json!([[1, "a"]]));

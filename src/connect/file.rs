@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use serde_json::{Map as JsonMap, Value as Json};
 
-use super::config::Properties;
-use super::connector::{OffsetReader, SinkConnector, SinkTask, SourceConnector, SourceRecord, SourceTask};
-use super::data::{Schema, SchemaType, Value};
 use super::ConnectRecord;
+use super::config::Properties;
+use super::connector::{
+    OffsetReader, SinkConnector, SinkTask, SourceConnector, SourceRecord, SourceTask,
+};
+use super::data::{Schema, SchemaType, Value};
 use crate::error::{Error, Result};
 use crate::types::TopicPartition;
 
@@ -55,10 +57,7 @@ impl SourceConnector for FileStreamSource {
 
 /// Where a file source task reads.
 enum Input {
-    File {
-        path: PathBuf,
-        file: Option<File>,
-    },
+    File { path: PathBuf, file: Option<File> },
     Stdin(Receiver<Vec<u8>>),
 }
 
@@ -177,7 +176,8 @@ impl FileSourceTask {
             match File::open(path) {
                 Ok(mut f) => {
                     let start = self.position;
-                    f.seek(SeekFrom::Start(start)).map_err(|e| Error::io(path, e))?;
+                    f.seek(SeekFrom::Start(start))
+                        .map_err(|e| Error::io(path, e))?;
                     self.pending.clear();
                     *file = Some(f);
                 }
@@ -227,7 +227,8 @@ impl FileSourceTask {
                 }
                 return Ok(out);
             }
-            self.pending.extend_from_slice(chunk.get(..n).unwrap_or_default());
+            self.pending
+                .extend_from_slice(chunk.get(..n).unwrap_or_default());
         }
     }
 }
@@ -257,7 +258,10 @@ impl SinkConnector for FileStreamSink {
                 "topics",
                 "set topics or topics.regex, not both",
             )),
-            _ => Err(Error::invalid_config("topics", "is required (or topics.regex)")),
+            _ => Err(Error::invalid_config(
+                "topics",
+                "is required (or topics.regex)",
+            )),
         }
     }
 
@@ -324,7 +328,8 @@ impl SinkTask for FileSinkTask {
                 }
                 if length > state.length {
                     // Lines written after the last flush: their records are delivered again.
-                    file.set_len(state.length).map_err(|e| Error::io(&path, e))?;
+                    file.set_len(state.length)
+                        .map_err(|e| Error::io(&path, e))?;
                     length = state.length;
                 }
             }

@@ -1,27 +1,25 @@
 //! The standalone runtime: connectors by name, their tasks on threads, offsets, errors and
 //! the dead-letter topic.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use serde_json::{Map as JsonMap, Value as Json};
+mod sink;
+mod source;
 
-use super::ConnectRecord;
+use sink::SinkContext;
+use source::{SourceContext, load_offsets};
+
 use super::config::Properties;
-use super::connector::{OffsetReader, Plugin, SinkTask, SourceTask, partition_key};
+use super::connector::{Plugin, SinkTask, SourceTask};
 use super::convert::{Converter, converter};
 use super::transform::TransformChain;
 use crate::error::{Error, Result};
 use crate::log::{Log, LogInner, is_internal_topic};
-use crate::record::{Header, Record};
-use crate::{
-    CleanupPolicy, ConsumerConfig, IsolationLevel, OffsetAndMetadata, ProducerConfig,
-    ProducerRecord, TopicConfig, TopicPartition,
-};
+use crate::{CleanupPolicy, ConsumerConfig, IsolationLevel, ProducerConfig, TopicConfig};
 
 /// The topic source offsets are kept in, by default (Kafka's `offset.storage.topic`).
 pub const OFFSETS_TOPIC: &str = "connect-offsets";
@@ -193,9 +191,10 @@ impl ErrorPolicy {
         loop {
             match op() {
                 Ok(v) => return Ok(v),
-                Err(e) if retriable(&e)
-                    && start.elapsed() + delay <= self.retry_timeout
-                    && !stop.load(Ordering::Acquire) =>
+                Err(e)
+                    if retriable(&e)
+                        && start.elapsed() + delay <= self.retry_timeout
+                        && !stop.load(Ordering::Acquire) =>
                 {
                     std::thread::sleep(delay);
                     delay = (delay * 2).min(self.retry_delay_max.max(Duration::from_millis(1)));
@@ -537,9 +536,15 @@ impl<'a> Connect<'a> {
             shared.paused.store(paused, Ordering::Release);
             shared.lag.store(-1, Ordering::Relaxed);
             let started = match plugin.as_ref() {
-                Plugin::Source(c) => {
-                    self.start_source(name, id, tc, c.task(), c.exactly_once(config), &policy, &shared)
-                }
+                Plugin::Source(c) => self.start_source(
+                    name,
+                    id,
+                    tc,
+                    c.task(),
+                    c.exactly_once(config),
+                    &policy,
+                    &shared,
+                ),
                 Plugin::Sink(c) => self.start_sink(name, id, tc, c.task(), &policy, &shared),
             };
             match started {
@@ -572,9 +577,9 @@ impl<'a> Connect<'a> {
         let pipeline = self.pipeline(&config)?;
         let offsets = load_offsets(self.log, &self.offsets_topic, name)?;
         let producer = if exactly_once {
-            let p = self
-                .log
-                .producer(ProducerConfig::transactional(format!("connect-{name}-{id}")))?;
+            let p = self.log.producer(ProducerConfig::transactional(format!(
+                "connect-{name}-{id}"
+            )))?;
             p.init_transactions()?;
             p
         } else {
@@ -705,400 +710,6 @@ fn ensure_topic(log: &LogInner, topic: &str, partitions: i32) -> Result<()> {
     }
 }
 
-/// The key of a connector's offset record: `["<connector>", {<source partition>}]`.
-fn offset_key(connector: &str, partition: &JsonMap<String, Json>) -> Vec<u8> {
-    let key = Json::Array(vec![
-        Json::String(connector.to_string()),
-        Json::Object(partition.clone()),
-    ]);
-    serde_json::to_vec(&key).unwrap_or_default()
-}
-
-/// The offsets stored for `connector`: the last committed value of each source partition.
-fn load_offsets(log: &Log, topic: &str, connector: &str) -> Result<OffsetReader> {
-    let mut offsets = HashMap::new();
-    let partitions = log.partition_count(topic)?;
-    for p in 0..partitions {
-        let handle = log
-            .partition(topic, p)?
-            .with_isolation_level(IsolationLevel::ReadCommitted);
-        let end = handle.last_stable_offset();
-        let mut at = handle.log_start_offset();
-        while at < end {
-            let records = handle.records(at, 1 << 20)?;
-            let Some(last) = records.last() else { break };
-            at = last.offset + 1;
-            for r in records {
-                let Some(key) = r.key.as_deref() else { continue };
-                let Ok(Json::Array(parts)) = serde_json::from_slice::<Json>(key) else {
-                    continue;
-                };
-                let (Some(Json::String(name)), Some(Json::Object(partition))) =
-                    (parts.first(), parts.get(1))
-                else {
-                    continue;
-                };
-                if name != connector {
-                    continue;
-                }
-                let k = partition_key(partition);
-                match r.value.as_deref().map(serde_json::from_slice::<Json>) {
-                    Some(Ok(Json::Object(offset))) => {
-                        offsets.insert(k, offset);
-                    }
-                    None | Some(Ok(Json::Null)) => {
-                        offsets.remove(&k);
-                    }
-                    Some(_) => {}
-                }
-            }
-        }
-    }
-    Ok(OffsetReader::new(offsets))
-}
-
 fn describe(stage: Stage, e: &Error) -> String {
     format!("{} failed: {e}", stage.name())
-}
-
-struct SourceContext {
-    name: String,
-    log: Arc<LogInner>,
-    offsets_topic: String,
-    producer: crate::Producer,
-    exactly_once: bool,
-    pipeline: Pipeline,
-    policy: ErrorPolicy,
-    shared: Arc<Shared>,
-    known_topics: HashSet<String>,
-    partitions: i32,
-}
-
-impl SourceContext {
-    fn run(&mut self, task: &mut dyn SourceTask) -> Result<()> {
-        while !self.shared.stop.load(Ordering::Acquire) {
-            if self.shared.paused.load(Ordering::Acquire) {
-                std::thread::sleep(IDLE * 5);
-                continue;
-            }
-            let stop = &self.shared.stop;
-            let batch = self.policy.retry(stop, || task.poll())?;
-            if batch.is_empty() {
-                std::thread::sleep(IDLE);
-                continue;
-            }
-            self.write(batch)?;
-            task.commit()?;
-        }
-        Ok(())
-    }
-
-    /// Converts, transforms and writes one poll's records with their offsets.
-    fn write(&mut self, batch: Vec<super::SourceRecord>) -> Result<()> {
-        let mut out: Vec<ProducerRecord> = Vec::with_capacity(batch.len());
-        let mut last: Vec<(JsonMap<String, Json>, JsonMap<String, Json>)> = Vec::new();
-        let mut skipped = 0u64;
-        for sr in batch {
-            if !sr.source_partition.is_empty() {
-                match last.iter_mut().find(|(p, _)| *p == sr.source_partition) {
-                    Some(slot) => slot.1 = sr.source_offset,
-                    None => last.push((sr.source_partition, sr.source_offset)),
-                }
-            }
-            match self.convert(sr.record) {
-                Ok(Some(r)) => out.push(r),
-                Ok(None) => {}
-                Err((stage, e)) => {
-                    if !self.policy.tolerate_all {
-                        return Err(e);
-                    }
-                    if self.policy.log {
-                        eprintln!("connector {}: skipped a record: {}", self.name, describe(stage, &e));
-                    }
-                    skipped += 1;
-                }
-            }
-        }
-        for r in &out {
-            if !self.known_topics.contains(&r.topic) {
-                ensure_topic(&self.log, &r.topic, self.partitions)?;
-                self.known_topics.insert(r.topic.clone());
-            }
-        }
-        let n = out.len() as u64;
-        if self.exactly_once {
-            self.producer.begin_transaction()?;
-        }
-        let sent = self.send(out, &last);
-        let done = match sent {
-            Ok(()) if self.exactly_once => self.producer.commit_transaction(),
-            Ok(()) => self.producer.flush(),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = done {
-            if self.exactly_once {
-                let _ = self.producer.abort_transaction();
-            }
-            return Err(e);
-        }
-        self.shared.records.fetch_add(n, Ordering::Relaxed);
-        self.shared.skipped.fetch_add(skipped, Ordering::Relaxed);
-        Ok(())
-    }
-
-    fn send(
-        &self,
-        out: Vec<ProducerRecord>,
-        last: &[(JsonMap<String, Json>, JsonMap<String, Json>)],
-    ) -> Result<()> {
-        for r in out {
-            self.producer.send_async(r)?;
-        }
-        for (partition, offset) in last {
-            let value = serde_json::to_vec(&Json::Object(offset.clone())).unwrap_or_default();
-            let rec = ProducerRecord::new(self.offsets_topic.clone(), value)
-                .key(offset_key(&self.name, partition));
-            self.producer.send_async(rec)?;
-        }
-        Ok(())
-    }
-
-    fn convert(
-        &mut self,
-        record: ConnectRecord,
-    ) -> std::result::Result<Option<ProducerRecord>, (Stage, Error)> {
-        let Some(r) = self
-            .pipeline
-            .transforms
-            .apply(record)
-            .map_err(|e| (Stage::Transformation, e))?
-        else {
-            return Ok(None);
-        };
-        let key = self
-            .pipeline
-            .key
-            .from_connect(&r.topic, r.key_schema.as_ref(), &r.key)
-            .map_err(|e| (Stage::KeyConverter, e))?;
-        let value = self
-            .pipeline
-            .value
-            .from_connect(&r.topic, r.value_schema.as_ref(), &r.value)
-            .map_err(|e| (Stage::ValueConverter, e))?;
-        let mut rec = match value {
-            Some(v) => Record::new(v),
-            None => Record::default(),
-        };
-        if let Some(k) = key {
-            rec = rec.key(k);
-        }
-        if let Some(ts) = r.timestamp {
-            rec = rec.timestamp(ts);
-        }
-        for h in r.headers {
-            rec = rec.header(h);
-        }
-        Ok(Some(ProducerRecord {
-            topic: r.topic,
-            partition: r.partition,
-            record: rec,
-        }))
-    }
-}
-
-struct SinkContext {
-    name: String,
-    id: usize,
-    consumer: crate::Consumer,
-    pipeline: Pipeline,
-    policy: ErrorPolicy,
-    shared: Arc<Shared>,
-    dlq: Option<(crate::Producer, String)>,
-    flush_every: Duration,
-}
-
-impl SinkContext {
-    fn run(&mut self, task: &mut dyn SinkTask) -> Result<()> {
-        let stored = task.stored_offsets()?.unwrap_or_default();
-        let mut next: HashMap<TopicPartition, i64> = HashMap::new();
-        let mut unflushed = false;
-        let mut last_flush = Instant::now();
-        let mut paused = false;
-        while !self.shared.stop.load(Ordering::Acquire) {
-            let want_pause = self.shared.paused.load(Ordering::Acquire);
-            if want_pause != paused {
-                let assigned = self.consumer.assignment();
-                if want_pause {
-                    self.consumer.pause(&assigned)?;
-                } else {
-                    let held: Vec<TopicPartition> = self.consumer.paused().into_iter().collect();
-                    self.consumer.resume(&held)?;
-                }
-                paused = want_pause;
-            }
-            let polled = self.consumer.poll(SINK_POLL)?;
-            let mut batch = Vec::with_capacity(polled.len());
-            let mut skipped = 0u64;
-            for r in polled.iter() {
-                let tp = TopicPartition::new(r.topic(), r.partition());
-                let offset = r.offset();
-                if stored.get(&tp).is_some_and(|&s| offset < s) {
-                    next.insert(tp, offset + 1);
-                    continue;
-                }
-                next.insert(tp, offset + 1);
-                match self.convert(&r) {
-                    Ok(Some(rec)) => batch.push(rec),
-                    Ok(None) => {}
-                    Err((stage, e)) => {
-                        if !self.policy.tolerate_all {
-                            return Err(e);
-                        }
-                        if self.policy.log {
-                            let msg = if self.policy.log_messages {
-                                format!(" (topic {} partition {} offset {offset})", r.topic(), r.partition())
-                            } else {
-                                String::new()
-                            };
-                            eprintln!(
-                                "connector {}: skipped a record{msg}: {}",
-                                self.name,
-                                describe(stage, &e)
-                            );
-                        }
-                        self.dead_letter(&r, stage, &e)?;
-                        skipped += 1;
-                    }
-                }
-            }
-            let n = batch.len() as u64;
-            if !batch.is_empty() {
-                let stop = &self.shared.stop;
-                if self.policy.retry_timeout.is_zero() {
-                    task.put(batch)?;
-                } else {
-                    self.policy.retry(stop, || task.put(batch.clone()))?;
-                }
-            }
-            unflushed |= !polled.is_empty();
-            self.shared.records.fetch_add(n, Ordering::Relaxed);
-            self.shared.skipped.fetch_add(skipped, Ordering::Relaxed);
-            if unflushed && last_flush.elapsed() >= self.flush_every {
-                self.flush(task, &next)?;
-                unflushed = false;
-                last_flush = Instant::now();
-            }
-            let lag: i64 = self
-                .consumer
-                .assignment()
-                .iter()
-                .filter_map(|tp| self.consumer.lag(tp).ok().flatten())
-                .sum();
-            self.shared.lag.store(lag, Ordering::Relaxed);
-        }
-        if unflushed {
-            self.flush(task, &next)?;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self, task: &mut dyn SinkTask, next: &HashMap<TopicPartition, i64>) -> Result<()> {
-        task.flush(next)?;
-        let offsets: Vec<(TopicPartition, OffsetAndMetadata)> = next
-            .iter()
-            .map(|(tp, o)| (tp.clone(), OffsetAndMetadata::new(*o)))
-            .collect();
-        self.consumer.commit_offsets(&offsets)
-    }
-
-    fn convert(
-        &mut self,
-        r: &crate::ConsumerRecord<'_>,
-    ) -> std::result::Result<Option<ConnectRecord>, (Stage, Error)> {
-        let topic = r.topic();
-        let (key_schema, key) = self
-            .pipeline
-            .key
-            .to_connect(topic, r.key())
-            .map_err(|e| (Stage::KeyConverter, e))?;
-        let (value_schema, value) = self
-            .pipeline
-            .value
-            .to_connect(topic, r.value())
-            .map_err(|e| (Stage::ValueConverter, e))?;
-        let record = ConnectRecord {
-            topic: topic.to_string(),
-            partition: Some(r.partition()),
-            key_schema,
-            key,
-            value_schema,
-            value,
-            timestamp: Some(r.timestamp()),
-            headers: r
-                .headers()
-                .map(|(k, v)| Header {
-                    key: k.to_string(),
-                    value: v.map(Bytes::copy_from_slice),
-                })
-                .collect(),
-            offset: Some(r.offset()),
-        };
-        self.pipeline
-            .transforms
-            .apply(record)
-            .map_err(|e| (Stage::Transformation, e))
-    }
-
-    /// Sends the record as it was read to the dead-letter topic, with Kafka's error-context
-    /// headers when asked.
-    fn dead_letter(&self, r: &crate::ConsumerRecord<'_>, stage: Stage, e: &Error) -> Result<()> {
-        let Some((producer, topic)) = &self.dlq else {
-            return Ok(());
-        };
-        let mut rec = match r.value() {
-            Some(v) => Record::new(Bytes::copy_from_slice(v)),
-            None => Record::default(),
-        };
-        if let Some(k) = r.key() {
-            rec = rec.key(Bytes::copy_from_slice(k));
-        }
-        rec = rec.timestamp(r.timestamp());
-        for (k, v) in r.headers() {
-            rec = rec.header(Header {
-                key: k.to_string(),
-                value: v.map(Bytes::copy_from_slice),
-            });
-        }
-        if self.policy.dlq_headers {
-            let class = match stage {
-                Stage::KeyConverter => self.pipeline.key_class.clone(),
-                Stage::ValueConverter => self.pipeline.value_class.clone(),
-                Stage::Transformation => "org.apache.kafka.connect.transforms.Transformation".into(),
-            };
-            let exception = match e {
-                Error::ConnectData { .. } => "org.apache.kafka.connect.errors.DataException",
-                _ => "org.apache.kafka.connect.errors.ConnectException",
-            };
-            let ctx = [
-                ("__connect.errors.topic", r.topic().to_string()),
-                ("__connect.errors.partition", r.partition().to_string()),
-                ("__connect.errors.offset", r.offset().to_string()),
-                ("__connect.errors.connector.name", self.name.clone()),
-                ("__connect.errors.task.id", self.id.to_string()),
-                ("__connect.errors.stage", stage.name().to_string()),
-                ("__connect.errors.class.name", class),
-                ("__connect.errors.exception.class.name", exception.to_string()),
-                ("__connect.errors.exception.message", e.to_string()),
-            ];
-            for (k, v) in ctx {
-                rec = rec.header(Header::new(k, v.into_bytes()));
-            }
-        }
-        producer.send(ProducerRecord {
-            topic: topic.clone(),
-            partition: None,
-            record: rec,
-        })?;
-        Ok(())
-    }
 }

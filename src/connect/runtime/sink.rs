@@ -1,0 +1,226 @@
+//! Sink tasks: records read as the group `connect-<name>`, offsets committed after the sink
+//! flushed, failed records to the dead-letter topic.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::{ErrorPolicy, Pipeline, SINK_POLL, Shared, Stage, describe};
+use crate::connect::ConnectRecord;
+use crate::connect::connector::SinkTask;
+use crate::error::{Error, Result};
+use crate::record::{Header, Record};
+use crate::{OffsetAndMetadata, ProducerRecord, TopicPartition};
+
+pub(super) struct SinkContext {
+    pub(super) name: String,
+    pub(super) id: usize,
+    pub(super) consumer: crate::Consumer,
+    pub(super) pipeline: Pipeline,
+    pub(super) policy: ErrorPolicy,
+    pub(super) shared: Arc<Shared>,
+    pub(super) dlq: Option<(crate::Producer, String)>,
+    pub(super) flush_every: Duration,
+}
+
+impl SinkContext {
+    pub(super) fn run(&mut self, task: &mut dyn SinkTask) -> Result<()> {
+        let stored = task.stored_offsets()?.unwrap_or_default();
+        let mut next: HashMap<TopicPartition, i64> = HashMap::new();
+        let mut unflushed = false;
+        let mut last_flush = Instant::now();
+        let mut paused = false;
+        while !self.shared.stop.load(Ordering::Acquire) {
+            let want_pause = self.shared.paused.load(Ordering::Acquire);
+            if want_pause != paused {
+                let assigned = self.consumer.assignment();
+                if want_pause {
+                    self.consumer.pause(&assigned)?;
+                } else {
+                    let held: Vec<TopicPartition> = self.consumer.paused().into_iter().collect();
+                    self.consumer.resume(&held)?;
+                }
+                paused = want_pause;
+            }
+            let polled = self.consumer.poll(SINK_POLL)?;
+            let mut batch = Vec::with_capacity(polled.len());
+            let mut skipped = 0u64;
+            for r in polled.iter() {
+                let tp = TopicPartition::new(r.topic(), r.partition());
+                let offset = r.offset();
+                if stored.get(&tp).is_some_and(|&s| offset < s) {
+                    next.insert(tp, offset + 1);
+                    continue;
+                }
+                next.insert(tp, offset + 1);
+                match self.convert(&r) {
+                    Ok(Some(rec)) => batch.push(rec),
+                    Ok(None) => {}
+                    Err((stage, e)) => {
+                        if !self.policy.tolerate_all {
+                            return Err(e);
+                        }
+                        if self.policy.log {
+                            let msg = if self.policy.log_messages {
+                                format!(
+                                    " (topic {} partition {} offset {offset})",
+                                    r.topic(),
+                                    r.partition()
+                                )
+                            } else {
+                                String::new()
+                            };
+                            eprintln!(
+                                "connector {}: skipped a record{msg}: {}",
+                                self.name,
+                                describe(stage, &e)
+                            );
+                        }
+                        self.dead_letter(&r, stage, &e)?;
+                        skipped += 1;
+                    }
+                }
+            }
+            let n = batch.len() as u64;
+            if !batch.is_empty() {
+                let stop = &self.shared.stop;
+                if self.policy.retry_timeout.is_zero() {
+                    task.put(batch)?;
+                } else {
+                    self.policy.retry(stop, || task.put(batch.clone()))?;
+                }
+            }
+            unflushed |= !polled.is_empty();
+            self.shared.records.fetch_add(n, Ordering::Relaxed);
+            self.shared.skipped.fetch_add(skipped, Ordering::Relaxed);
+            if unflushed && last_flush.elapsed() >= self.flush_every {
+                self.flush(task, &next)?;
+                unflushed = false;
+                last_flush = Instant::now();
+            }
+            let lag: i64 = self
+                .consumer
+                .assignment()
+                .iter()
+                .filter_map(|tp| self.consumer.lag(tp).ok().flatten())
+                .sum();
+            self.shared.lag.store(lag, Ordering::Relaxed);
+        }
+        if unflushed {
+            self.flush(task, &next)?;
+        }
+        Ok(())
+    }
+
+    fn flush(
+        &mut self,
+        task: &mut dyn SinkTask,
+        next: &HashMap<TopicPartition, i64>,
+    ) -> Result<()> {
+        task.flush(next)?;
+        let offsets: Vec<(TopicPartition, OffsetAndMetadata)> = next
+            .iter()
+            .map(|(tp, o)| (tp.clone(), OffsetAndMetadata::new(*o)))
+            .collect();
+        self.consumer.commit_offsets(&offsets)
+    }
+
+    fn convert(
+        &mut self,
+        r: &crate::ConsumerRecord<'_>,
+    ) -> std::result::Result<Option<ConnectRecord>, (Stage, Error)> {
+        let topic = r.topic();
+        let (key_schema, key) = self
+            .pipeline
+            .key
+            .to_connect(topic, r.key())
+            .map_err(|e| (Stage::KeyConverter, e))?;
+        let (value_schema, value) = self
+            .pipeline
+            .value
+            .to_connect(topic, r.value())
+            .map_err(|e| (Stage::ValueConverter, e))?;
+        let record = ConnectRecord {
+            topic: topic.to_string(),
+            partition: Some(r.partition()),
+            key_schema,
+            key,
+            value_schema,
+            value,
+            timestamp: Some(r.timestamp()),
+            headers: r
+                .headers()
+                .map(|(k, v)| Header {
+                    key: k.to_string(),
+                    value: v.map(Bytes::copy_from_slice),
+                })
+                .collect(),
+            offset: Some(r.offset()),
+        };
+        self.pipeline
+            .transforms
+            .apply(record)
+            .map_err(|e| (Stage::Transformation, e))
+    }
+
+    /// Sends the record as it was read to the dead-letter topic, with Kafka's error-context
+    /// headers when asked.
+    fn dead_letter(&self, r: &crate::ConsumerRecord<'_>, stage: Stage, e: &Error) -> Result<()> {
+        let Some((producer, topic)) = &self.dlq else {
+            return Ok(());
+        };
+        let mut rec = match r.value() {
+            Some(v) => Record::new(Bytes::copy_from_slice(v)),
+            None => Record::default(),
+        };
+        if let Some(k) = r.key() {
+            rec = rec.key(Bytes::copy_from_slice(k));
+        }
+        rec = rec.timestamp(r.timestamp());
+        for (k, v) in r.headers() {
+            rec = rec.header(Header {
+                key: k.to_string(),
+                value: v.map(Bytes::copy_from_slice),
+            });
+        }
+        if self.policy.dlq_headers {
+            let class = match stage {
+                Stage::KeyConverter => self.pipeline.key_class.clone(),
+                Stage::ValueConverter => self.pipeline.value_class.clone(),
+                Stage::Transformation => {
+                    "org.apache.kafka.connect.transforms.Transformation".into()
+                }
+            };
+            let exception = match e {
+                Error::ConnectData { .. } => "org.apache.kafka.connect.errors.DataException",
+                _ => "org.apache.kafka.connect.errors.ConnectException",
+            };
+            let ctx = [
+                ("__connect.errors.topic", r.topic().to_string()),
+                ("__connect.errors.partition", r.partition().to_string()),
+                ("__connect.errors.offset", r.offset().to_string()),
+                ("__connect.errors.connector.name", self.name.clone()),
+                ("__connect.errors.task.id", self.id.to_string()),
+                ("__connect.errors.stage", stage.name().to_string()),
+                ("__connect.errors.class.name", class),
+                (
+                    "__connect.errors.exception.class.name",
+                    exception.to_string(),
+                ),
+                ("__connect.errors.exception.message", e.to_string()),
+            ];
+            for (k, v) in ctx {
+                rec = rec.header(Header::new(k, v.into_bytes()));
+            }
+        }
+        producer.send(ProducerRecord {
+            topic: topic.clone(),
+            partition: None,
+            record: rec,
+        })?;
+        Ok(())
+    }
+}

@@ -1,0 +1,218 @@
+//! Source tasks: each poll's records and their source offsets in one transaction.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use serde_json::{Map as JsonMap, Value as Json};
+
+use super::{ErrorPolicy, IDLE, Pipeline, Shared, Stage, describe, ensure_topic};
+use crate::connect::ConnectRecord;
+use crate::connect::connector::{OffsetReader, SourceRecord, SourceTask, partition_key};
+use crate::error::{Error, Result};
+use crate::log::{Log, LogInner};
+use crate::record::Record;
+use crate::{IsolationLevel, ProducerRecord};
+
+/// The key of a connector's offset record: `["<connector>", {<source partition>}]`.
+fn offset_key(connector: &str, partition: &JsonMap<String, Json>) -> Vec<u8> {
+    let key = Json::Array(vec![
+        Json::String(connector.to_string()),
+        Json::Object(partition.clone()),
+    ]);
+    serde_json::to_vec(&key).unwrap_or_default()
+}
+
+/// The offsets stored for `connector`: the last committed value of each source partition.
+pub(super) fn load_offsets(log: &Log, topic: &str, connector: &str) -> Result<OffsetReader> {
+    let mut offsets = HashMap::new();
+    let partitions = log.partition_count(topic)?;
+    for p in 0..partitions {
+        let handle = log
+            .partition(topic, p)?
+            .with_isolation_level(IsolationLevel::ReadCommitted);
+        let end = handle.last_stable_offset();
+        let mut at = handle.log_start_offset();
+        while at < end {
+            let records = handle.records(at, 1 << 20)?;
+            let Some(last) = records.last() else { break };
+            at = last.offset + 1;
+            for r in records {
+                let Some(key) = r.key.as_deref() else {
+                    continue;
+                };
+                let Ok(Json::Array(parts)) = serde_json::from_slice::<Json>(key) else {
+                    continue;
+                };
+                let (Some(Json::String(name)), Some(Json::Object(partition))) =
+                    (parts.first(), parts.get(1))
+                else {
+                    continue;
+                };
+                if name != connector {
+                    continue;
+                }
+                let k = partition_key(partition);
+                match r.value.as_deref().map(serde_json::from_slice::<Json>) {
+                    Some(Ok(Json::Object(offset))) => {
+                        offsets.insert(k, offset);
+                    }
+                    None | Some(Ok(Json::Null)) => {
+                        offsets.remove(&k);
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+    Ok(OffsetReader::new(offsets))
+}
+
+pub(super) struct SourceContext {
+    pub(super) name: String,
+    pub(super) log: Arc<LogInner>,
+    pub(super) offsets_topic: String,
+    pub(super) producer: crate::Producer,
+    pub(super) exactly_once: bool,
+    pub(super) pipeline: Pipeline,
+    pub(super) policy: ErrorPolicy,
+    pub(super) shared: Arc<Shared>,
+    pub(super) known_topics: HashSet<String>,
+    pub(super) partitions: i32,
+}
+
+impl SourceContext {
+    pub(super) fn run(&mut self, task: &mut dyn SourceTask) -> Result<()> {
+        while !self.shared.stop.load(Ordering::Acquire) {
+            if self.shared.paused.load(Ordering::Acquire) {
+                std::thread::sleep(IDLE * 5);
+                continue;
+            }
+            let stop = &self.shared.stop;
+            let batch = self.policy.retry(stop, || task.poll())?;
+            if batch.is_empty() {
+                std::thread::sleep(IDLE);
+                continue;
+            }
+            self.write(batch)?;
+            task.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Converts, transforms and writes one poll's records with their offsets.
+    fn write(&mut self, batch: Vec<SourceRecord>) -> Result<()> {
+        let mut out: Vec<ProducerRecord> = Vec::with_capacity(batch.len());
+        let mut last: Vec<(JsonMap<String, Json>, JsonMap<String, Json>)> = Vec::new();
+        let mut skipped = 0u64;
+        for sr in batch {
+            if !sr.source_partition.is_empty() {
+                match last.iter_mut().find(|(p, _)| *p == sr.source_partition) {
+                    Some(slot) => slot.1 = sr.source_offset,
+                    None => last.push((sr.source_partition, sr.source_offset)),
+                }
+            }
+            match self.convert(sr.record) {
+                Ok(Some(r)) => out.push(r),
+                Ok(None) => {}
+                Err((stage, e)) => {
+                    if !self.policy.tolerate_all {
+                        return Err(e);
+                    }
+                    if self.policy.log {
+                        eprintln!(
+                            "connector {}: skipped a record: {}",
+                            self.name,
+                            describe(stage, &e)
+                        );
+                    }
+                    skipped += 1;
+                }
+            }
+        }
+        for r in &out {
+            if !self.known_topics.contains(&r.topic) {
+                ensure_topic(&self.log, &r.topic, self.partitions)?;
+                self.known_topics.insert(r.topic.clone());
+            }
+        }
+        let n = out.len() as u64;
+        if self.exactly_once {
+            self.producer.begin_transaction()?;
+        }
+        let sent = self.send(out, &last);
+        let done = match sent {
+            Ok(()) if self.exactly_once => self.producer.commit_transaction(),
+            Ok(()) => self.producer.flush(),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = done {
+            if self.exactly_once {
+                let _ = self.producer.abort_transaction();
+            }
+            return Err(e);
+        }
+        self.shared.records.fetch_add(n, Ordering::Relaxed);
+        self.shared.skipped.fetch_add(skipped, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn send(
+        &self,
+        out: Vec<ProducerRecord>,
+        last: &[(JsonMap<String, Json>, JsonMap<String, Json>)],
+    ) -> Result<()> {
+        for r in out {
+            self.producer.send_async(r)?;
+        }
+        for (partition, offset) in last {
+            let value = serde_json::to_vec(&Json::Object(offset.clone())).unwrap_or_default();
+            let rec = ProducerRecord::new(self.offsets_topic.clone(), value)
+                .key(offset_key(&self.name, partition));
+            self.producer.send_async(rec)?;
+        }
+        Ok(())
+    }
+
+    fn convert(
+        &mut self,
+        record: ConnectRecord,
+    ) -> std::result::Result<Option<ProducerRecord>, (Stage, Error)> {
+        let Some(r) = self
+            .pipeline
+            .transforms
+            .apply(record)
+            .map_err(|e| (Stage::Transformation, e))?
+        else {
+            return Ok(None);
+        };
+        let key = self
+            .pipeline
+            .key
+            .from_connect(&r.topic, r.key_schema.as_ref(), &r.key)
+            .map_err(|e| (Stage::KeyConverter, e))?;
+        let value = self
+            .pipeline
+            .value
+            .from_connect(&r.topic, r.value_schema.as_ref(), &r.value)
+            .map_err(|e| (Stage::ValueConverter, e))?;
+        let mut rec = match value {
+            Some(v) => Record::new(v),
+            None => Record::default(),
+        };
+        if let Some(k) = key {
+            rec = rec.key(k);
+        }
+        if let Some(ts) = r.timestamp {
+            rec = rec.timestamp(ts);
+        }
+        for h in r.headers {
+            rec = rec.header(h);
+        }
+        Ok(Some(ProducerRecord {
+            topic: r.topic,
+            partition: r.partition,
+            record: rec,
+        }))
+    }
+}
