@@ -2,14 +2,16 @@
 //! records, converters on the way in and out, errors and the dead-letter topic, and the
 //! runtime's add, pause, resume, restart and remove.
 
+#![allow(clippy::format_collect)]
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use topiclog::connect::{
-    Connect, ConnectRecord, Plugin, Properties, Schema, SchemaType, SourceConnector,
-    SourceRecord, SourceTask, TaskState, Value,
-};
 use topiclog::connect::connector::OffsetReader;
+use topiclog::connect::{
+    Connect, ConnectRecord, Plugin, Properties, Schema, SchemaType, SourceConnector, SourceRecord,
+    SourceTask, TaskState, Value,
+};
 use topiclog::{Error, IsolationLevel, Log, ProducerConfig, ProducerRecord, Record};
 
 mod common;
@@ -46,7 +48,10 @@ fn source(name: &str, file: &Path, topic: &str) -> Properties {
 fn sink(name: &str, file: &Path, topics: &str) -> Properties {
     Properties::new()
         .with("name", name)
-        .with("connector.class", "org.apache.kafka.connect.file.FileStreamSinkConnector")
+        .with(
+            "connector.class",
+            "org.apache.kafka.connect.file.FileStreamSinkConnector",
+        )
         .with("file", file.to_string_lossy())
         .with("topics", topics)
 }
@@ -75,7 +80,10 @@ fn the_quickstart_pipeline_moves_lines_and_follows_the_file() -> TestResult {
     let input = dir.path().join("test.txt");
     let output = dir.path().join("test.sink.txt");
     std::fs::write(&input, "foo\nbar\n")?;
-    let connect = Connect::standalone(&log, worker("org.apache.kafka.connect.json.JsonConverter", true))?;
+    let connect = Connect::standalone(
+        &log,
+        worker("org.apache.kafka.connect.json.JsonConverter", true),
+    )?;
     connect.add(source("local-file-source", &input, "connect-test"))?;
     connect.add(sink("local-file-sink", &output, "connect-test"))?;
     wait_for("two lines in the sink", || read(&output) == "foo\nbar\n")?;
@@ -185,13 +193,22 @@ fn a_sink_sends_what_it_cannot_convert_to_the_dead_letter_topic_with_context() -
     assert_eq!(header("__connect.errors.topic").as_deref(), Some("in"));
     assert_eq!(header("__connect.errors.partition").as_deref(), Some("0"));
     assert_eq!(header("__connect.errors.offset").as_deref(), Some("1"));
-    assert_eq!(header("__connect.errors.stage").as_deref(), Some("VALUE_CONVERTER"));
-    assert_eq!(header("__connect.errors.connector.name").as_deref(), Some("snk"));
+    assert_eq!(
+        header("__connect.errors.stage").as_deref(),
+        Some("VALUE_CONVERTER")
+    );
+    assert_eq!(
+        header("__connect.errors.connector.name").as_deref(),
+        Some("snk")
+    );
     assert_eq!(
         header("__connect.errors.exception.class.name").as_deref(),
         Some("org.apache.kafka.connect.errors.DataException")
     );
-    assert!(header("__connect.errors.exception.message").is_some_and(|m| m.contains("serialization error")));
+    assert!(
+        header("__connect.errors.exception.message")
+            .is_some_and(|m| m.contains("serialization error"))
+    );
     let status = connect.status("snk")?;
     assert_eq!(status.tasks.first().map(|t| t.skipped), Some(1));
     connect.close();
@@ -209,9 +226,11 @@ fn without_tolerance_a_bad_record_fails_the_task_and_restart_retries_it() -> Tes
     let connect = Connect::standalone(&log, worker("JsonConverter", false))?;
     connect.add(sink("snk", &output, "in"))?;
     wait_for("the task to fail", || {
-        connect
-            .status("snk")
-            .is_ok_and(|s| s.tasks.iter().any(|t| matches!(t.state, TaskState::Failed(_))))
+        connect.status("snk").is_ok_and(|s| {
+            s.tasks
+                .iter()
+                .any(|t| matches!(t.state, TaskState::Failed(_)))
+        })
     })?;
     let status = connect.status("snk")?;
     let Some(TaskState::Failed(msg)) = status.tasks.first().map(|t| t.state.clone()) else {
@@ -222,9 +241,11 @@ fn without_tolerance_a_bad_record_fails_the_task_and_restart_retries_it() -> Tes
     // A restart meets the same record and fails again: nothing is skipped silently.
     connect.restart("snk")?;
     wait_for("the task to fail again", || {
-        connect
-            .status("snk")
-            .is_ok_and(|s| s.tasks.iter().any(|t| matches!(t.state, TaskState::Failed(_))))
+        connect.status("snk").is_ok_and(|s| {
+            s.tasks
+                .iter()
+                .any(|t| matches!(t.state, TaskState::Failed(_)))
+        })
     })?;
     connect.close();
     Ok(())
@@ -241,24 +262,42 @@ fn bad_configurations_are_refused_naming_the_key() -> TestResult {
         other => format!("not InvalidConfig: {other}"),
     };
     let no_topic = source("a", &f, "t").with("topic", "");
-    assert_eq!(key_of(connect.add(no_topic).expect_err("no topic")), "topic");
+    assert_eq!(
+        key_of(connect.add(no_topic).expect_err("no topic")),
+        "topic"
+    );
     let unknown = source("b", &f, "t").with("connector.class", "JdbcSourceConnector");
-    assert_eq!(key_of(connect.add(unknown).expect_err("unknown")), "connector.class");
+    assert_eq!(
+        key_of(connect.add(unknown).expect_err("unknown")),
+        "connector.class"
+    );
     let zero = source("c", &f, "t").with("tasks.max", "0");
     assert_eq!(key_of(connect.add(zero).expect_err("zero")), "tasks.max");
     let tolerance = sink("d", &f, "t").with("errors.tolerance", "some");
-    assert_eq!(key_of(connect.add(tolerance).expect_err("tol")), "errors.tolerance");
+    assert_eq!(
+        key_of(connect.add(tolerance).expect_err("tol")),
+        "errors.tolerance"
+    );
     let conv = sink("e", &f, "t").with("value.converter", "AvroConverter");
-    assert_eq!(key_of(connect.add(conv).expect_err("conv")), "value.converter");
+    assert_eq!(
+        key_of(connect.add(conv).expect_err("conv")),
+        "value.converter"
+    );
     let dlq = source("g", &f, "t").with("errors.deadletterqueue.topic.name", "x");
     assert_eq!(
         key_of(connect.add(dlq).expect_err("dlq on a source")),
         "errors.deadletterqueue.topic.name"
     );
     let no_topics = sink("h", &f, "").with("topics", "");
-    assert_eq!(key_of(connect.add(no_topics).expect_err("no topics")), "topics");
+    assert_eq!(
+        key_of(connect.add(no_topics).expect_err("no topics")),
+        "topics"
+    );
     connect.add(source("ok", &f, "t"))?;
-    assert_eq!(key_of(connect.add(source("ok", &f, "t")).expect_err("twice")), "name");
+    assert_eq!(
+        key_of(connect.add(source("ok", &f, "t")).expect_err("twice")),
+        "name"
+    );
     assert_eq!(connect.connectors(), ["ok"]);
     connect.remove("ok")?;
     assert!(connect.connectors().is_empty());
@@ -356,7 +395,10 @@ fn a_source_of_your_own_runs_with_transforms_and_resumes_from_its_offsets() -> T
     let config = Properties::new()
         .with("name", "counter")
         .with("transforms", "route")
-        .with("transforms.route.type", "org.apache.kafka.connect.transforms.RegexRouter")
+        .with(
+            "transforms.route.type",
+            "org.apache.kafka.connect.transforms.RegexRouter",
+        )
         .with("transforms.route.regex", "(.*)")
         .with("transforms.route.replacement", "$1-copy");
     for _ in 0..2 {
@@ -397,5 +439,52 @@ fn the_file_sink_keeps_its_offsets_beside_its_file() -> TestResult {
     connect.close();
     let state = std::fs::read_to_string(dir.path().join("out.txt.offsets"))?;
     assert!(state.contains(r#"["in",0,1]"#), "{state}");
+    Ok(())
+}
+
+#[test]
+fn a_source_file_truncated_under_it_fails_the_task_saying_so() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let log = common::open(&dir.path().join("data"))?;
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "one\ntwo\nthree\n")?;
+    let connect = Connect::standalone(&log, worker("StringConverter", false))?;
+    connect.add(source("src", &input, "t"))?;
+    wait_for("three lines", || values(&log, "t").is_ok_and(|v| v.len() == 3))?;
+    std::fs::write(&input, "x\n")?;
+    wait_for("the task to fail", || {
+        connect
+            .status("src")
+            .is_ok_and(|s| s.tasks.iter().any(|t| matches!(t.state, TaskState::Failed(_))))
+    })?;
+    let status = connect.status("src")?;
+    let Some(TaskState::Failed(msg)) = status.tasks.first().map(|t| t.state.clone()) else {
+        return Err("a failed task".into());
+    };
+    assert!(msg.contains("truncated or replaced"), "{msg}");
+    assert_eq!(values(&log, "t")?, ["one", "two", "three"], "nothing read twice");
+    connect.close();
+    Ok(())
+}
+
+#[test]
+fn a_sink_restarted_while_paused_stays_paused() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let log = common::open(dir.path())?;
+    log.create_topic("in", 1)?;
+    let p = log.producer(ProducerConfig::default())?;
+    p.send(ProducerRecord::new("in", "a"))?;
+    let output = dir.path().join("out.txt");
+    let connect = Connect::standalone(&log, worker("StringConverter", false))?;
+    connect.add(sink("snk", &output, "in"))?;
+    wait_for("the first line", || read(&output) == "a\n")?;
+    connect.pause("snk")?;
+    connect.restart("snk")?;
+    p.send(ProducerRecord::new("in", "b"))?;
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(read(&output), "a\n", "a paused sink writes nothing, restarted or not");
+    connect.resume("snk")?;
+    wait_for("the second line", || read(&output) == "a\nb\n")?;
+    connect.close();
     Ok(())
 }

@@ -349,6 +349,12 @@ fn connect(dir: &Path, c: ConnectCmd) -> Out {
         connectors,
         progress,
     } = c;
+    // First: a signal from here on stops the connectors cleanly.
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .map_err(|e| Fail(format!("cannot handle signal {sig}: {e}")))?;
+    }
     let worker = Properties::load(&worker)?;
     for key in worker.keys() {
         if let Some((_, why)) = WORKER_IGNORED.iter().find(|(k, _)| *k == key) {
@@ -361,11 +367,6 @@ fn connect(dir: &Path, c: ConnectCmd) -> Out {
         .iter()
         .map(|p| Properties::load(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .map_err(|e| Fail(format!("cannot handle signal {sig}: {e}")))?;
-    }
     let log = open_rw(dir)?;
     let runtime = Connect::standalone(&log, worker)?;
     let mut names = Vec::new();

@@ -160,6 +160,7 @@ impl Properties {
     }
 
     /// The settings under `prefix` (for example `value.converter.`), with it removed.
+    #[must_use]
     pub fn prefixed(&self, prefix: &str) -> Properties {
         Properties {
             map: self

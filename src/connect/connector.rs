@@ -63,6 +63,12 @@ pub trait SourceTask: Send {
     /// `errors.retry.timeout`).
     fn poll(&mut self) -> Result<Vec<SourceRecord>>;
 
+    /// How far behind the source the task is, in its own unit (the file source: bytes not
+    /// yet read), for the task's status; `None` (the default) when it cannot tell.
+    fn lag(&self) -> Option<i64> {
+        None
+    }
+
     /// The records of the last poll are committed with their offsets.
     ///
     /// # Errors

@@ -9,6 +9,8 @@ use crate::error::{Error, Result};
 
 /// Turns Connect data into the bytes of a record's key or value and back (Kafka's
 /// `Converter`).
+// `from_connect`/`to_connect` are Kafka's `fromConnectData`/`toConnectData`.
+#[allow(clippy::wrong_self_convention)]
 pub trait Converter: Send + Sync {
     /// The bytes for `value` (with its schema) in `topic`; `None` for a null.
     ///

@@ -381,6 +381,7 @@ impl Value {
 }
 
 /// A double as Java's `Double.toString` writes the common cases (`1.0`, `0.5`).
+#[allow(clippy::float_cmp)] // exact on purpose: whether the number is a whole one
 fn java_double(f: f64) -> String {
     if f.is_finite() && f == f.trunc() && f.abs() < 1e7 {
         format!("{f:.1}")
@@ -689,23 +690,24 @@ mod tests {
 
     #[test]
     fn values_fit_their_schemas_or_are_refused() {
-        let s = Schema::of(SchemaType::Int8);
-        assert!(value_to_json(Some(&s), &Value::Int(300)).is_err());
-        assert!(value_to_json(Some(&s), &Value::Null).is_err());
-        let b = Schema::of(SchemaType::Bytes);
-        let j = value_to_json(Some(&b), &Value::Bytes(Bytes::from_static(b"hi"))).expect("json");
-        assert_eq!(j, Json::String("aGk=".into()));
+        let int8 = Schema::of(SchemaType::Int8);
+        assert!(value_to_json(Some(&int8), &Value::Int(300)).is_err());
+        assert!(value_to_json(Some(&int8), &Value::Null).is_err());
+        let bytes = Schema::of(SchemaType::Bytes);
+        let hi =
+            value_to_json(Some(&bytes), &Value::Bytes(Bytes::from_static(b"hi"))).expect("json");
+        assert_eq!(hi, Json::String("aGk=".into()));
         assert_eq!(
-            value_from_json(Some(&b), &j).expect("value"),
+            value_from_json(Some(&bytes), &hi).expect("value"),
             Value::Bytes(Bytes::from_static(b"hi"))
         );
-        let m = Schema::map(
+        let map = Schema::map(
             Schema::of(SchemaType::Int32),
             Schema::of(SchemaType::String),
         );
-        let v = Value::Map(vec![(Value::Int(1), Value::String("a".into()))]);
-        let j = value_to_json(Some(&m), &v).expect("json");
-        assert_eq!(j, serde_json::json!([[1, "a"]]));
-        assert_eq!(value_from_json(Some(&m), &j).expect("value"), v);
+        let entries = Value::Map(vec![(Value::Int(1), Value::String("a".into()))]);
+        let pairs = value_to_json(Some(&map), &entries).expect("json");
+        assert_eq!(pairs, serde_json::json!([[1, "a"]]));
+        assert_eq!(value_from_json(Some(&map), &pairs).expect("value"), entries);
     }
 }

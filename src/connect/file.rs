@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use serde_json::{Map as JsonMap, Value as Json};
@@ -72,51 +72,54 @@ pub struct FileSourceTask {
     pending: Vec<u8>,
     /// File position of `pending`'s first byte.
     position: u64,
+    /// Bytes of the file not yet read into records, at the last poll.
+    behind: Option<i64>,
 }
 
 impl SourceTask for FileSourceTask {
     fn start(&mut self, config: &Properties, offsets: &OffsetReader) -> Result<()> {
         self.topic = config.require("topic")?.to_string();
         self.batch = config.int("batch.size", DEFAULT_BATCH)?;
-        match config.get("file").map(str::trim).filter(|f| !f.is_empty()) {
-            Some(f) => {
-                let mut partition = JsonMap::new();
-                partition.insert("filename".into(), Json::String(f.to_string()));
-                self.position = offsets
-                    .offset(&partition)
-                    .and_then(|o| o.get("position"))
-                    .and_then(Json::as_u64)
-                    .unwrap_or(0);
-                self.partition = partition;
-                self.input = Some(Input::File {
-                    path: PathBuf::from(f),
-                    file: None,
-                });
-            }
-            None => {
-                let (tx, rx) = std::sync::mpsc::sync_channel(16);
-                std::thread::Builder::new()
-                    .name("topiclog-connect-stdin".into())
-                    .spawn(move || {
-                        let stdin = std::io::stdin();
-                        let mut lock = stdin.lock();
-                        loop {
-                            let mut line = Vec::new();
-                            match lock.read_until(b'\n', &mut line) {
-                                Ok(0) | Err(_) => break,
-                                Ok(_) => {
-                                    if tx.send(line).is_err() {
-                                        break;
-                                    }
+        if let Some(f) = config.get("file").map(str::trim).filter(|f| !f.is_empty()) {
+            let mut partition = JsonMap::new();
+            partition.insert("filename".into(), Json::String(f.to_string()));
+            self.position = offsets
+                .offset(&partition)
+                .and_then(|o| o.get("position"))
+                .and_then(Json::as_u64)
+                .unwrap_or(0);
+            self.partition = partition;
+            self.input = Some(Input::File {
+                path: PathBuf::from(f),
+                file: None,
+            });
+        } else {
+            let (tx, rx) = std::sync::mpsc::sync_channel(16);
+            std::thread::Builder::new()
+                .name("topiclog-connect-stdin".into())
+                .spawn(move || {
+                    let stdin = std::io::stdin();
+                    let mut lock = stdin.lock();
+                    loop {
+                        let mut line = Vec::new();
+                        match lock.read_until(b'\n', &mut line) {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) => {
+                                if tx.send(line).is_err() {
+                                    break;
                                 }
                             }
                         }
-                    })
-                    .map_err(|e| Error::io(Path::new("<stdin>"), e))?;
-                self.input = Some(Input::Stdin(rx));
-            }
+                    }
+                })
+                .map_err(|e| Error::io(Path::new("<stdin>"), e))?;
+            self.input = Some(Input::Stdin(rx));
         }
         Ok(())
+    }
+
+    fn lag(&self) -> Option<i64> {
+        self.behind
     }
 
     fn poll(&mut self) -> Result<Vec<SourceRecord>> {
@@ -137,10 +140,7 @@ impl SourceTask for FileSourceTask {
                     if out.len() >= self.batch {
                         break;
                     }
-                    next = match rx.try_recv() {
-                        Ok(l) => Some(l),
-                        Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-                    };
+                    next = rx.try_recv().ok();
                 }
                 self.input = Some(Input::Stdin(rx));
                 Ok(out)
@@ -176,6 +176,10 @@ impl FileSourceTask {
             match File::open(path) {
                 Ok(mut f) => {
                     let start = self.position;
+                    let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+                    if len < start {
+                        return Err(shrunk(path, len, start));
+                    }
                     f.seek(SeekFrom::Start(start))
                         .map_err(|e| Error::io(path, e))?;
                     self.pending.clear();
@@ -217,11 +221,21 @@ impl FileSourceTask {
                 self.position += consumed as u64;
             }
             if out.len() >= self.batch {
+                let len = f.metadata().map_or(self.position, |m| m.len());
+                self.behind = i64::try_from(len.saturating_sub(self.position)).ok();
                 return Ok(out);
             }
             let mut chunk = vec![0u8; READ_CHUNK];
-            let n = f.read(&mut chunk).map_err(|e| Error::io(path, e))?;
+            let n = match f.read(&mut chunk) {
+                Ok(n) => n,
+                // Lines already taken are returned; the error comes back at the next poll.
+                Err(_) if !out.is_empty() => return Ok(out),
+                Err(e) => return Err(Error::io(path, e)),
+            };
             if n == 0 {
+                let read_to = self.position + self.pending.len() as u64;
+                check_same_file(path, f, read_to)?;
+                self.behind = Some(self.pending.len() as i64);
                 if out.is_empty() {
                     std::thread::sleep(Duration::from_millis(50));
                 }
@@ -231,6 +245,44 @@ impl FileSourceTask {
                 .extend_from_slice(chunk.get(..n).unwrap_or_default());
         }
     }
+}
+
+/// The error for a source file shorter than the position its offsets recorded.
+fn shrunk(path: &Path, len: u64, position: u64) -> Error {
+    Error::Corrupt {
+        path: path.to_path_buf(),
+        position,
+        reason: format!(
+            "the file is {len} bytes, shorter than the {position} bytes already read: it was \
+             truncated or replaced. Reading on would skip or repeat lines; to read a new file \
+             from its start, give the connector another name (its offsets are per name)"
+        ),
+    }
+}
+
+/// At the end of `file`: fails when the file at `path` is shorter than what was read, or is
+/// another file now (rotated), rather than wait for ever or skip lines.
+fn check_same_file(path: &Path, file: &File, read_to: u64) -> Result<()> {
+    let open = file.metadata().map_err(|e| Error::io(path, e))?;
+    if open.len() < read_to {
+        return Err(shrunk(path, open.len(), read_to));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(now) = std::fs::metadata(path)
+            && (now.ino() != open.ino() || now.dev() != open.dev())
+        {
+            return Err(Error::Corrupt {
+                path: path.to_path_buf(),
+                position: read_to,
+                reason: "the file was replaced (rotated) while being read; the file source \
+                         follows one file"
+                    .into(),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn strip_terminator(line: &mut Vec<u8>) {
@@ -274,7 +326,7 @@ impl SinkConnector for FileStreamSink {
 #[derive(Default)]
 pub struct FileSinkTask {
     path: Option<PathBuf>,
-    out: Option<std::io::BufWriter<File>>,
+    out: Option<File>,
     /// The file's length with everything written.
     length: u64,
 }
@@ -320,7 +372,9 @@ impl SinkTask for FileSinkTask {
                         position: length,
                         reason: format!(
                             "the sink file is shorter ({length} bytes) than its last flush \
-                             recorded ({} bytes in {}): refusing to write after lost data",
+                             recorded ({} bytes in {}): refusing to write after lost data. To \
+                             write it again from the topic's start, remove both files and reset \
+                             the group connect-<name>",
                             state.length,
                             sink_state_path(&path).display()
                         ),
@@ -334,7 +388,7 @@ impl SinkTask for FileSinkTask {
                 }
             }
             self.length = length;
-            self.out = Some(std::io::BufWriter::with_capacity(64 << 10, file));
+            self.out = Some(file);
             self.path = Some(path);
         }
         Ok(())
@@ -362,18 +416,21 @@ impl SinkTask for FileSinkTask {
             }
             buf.push(b'\n');
         }
-        match (&mut self.out, &self.path) {
-            (Some(out), Some(path)) => {
-                out.write_all(&buf).map_err(|e| Error::io(path, e))?;
-                self.length += buf.len() as u64;
+        if let (Some(out), Some(path)) = (&mut self.out, &self.path) {
+            // Written through at once (as Kafka's sink does), so `tail -f` shows the lines;
+            // synced only at a flush. A failed write is undone, so a retried put writes the
+            // batch once.
+            if let Err(e) = out.write_all(&buf) {
+                let _ = out.set_len(self.length);
+                return Err(Error::io(path, e));
             }
-            _ => {
-                let stdout = std::io::stdout();
-                let mut lock = stdout.lock();
-                lock.write_all(&buf)
-                    .and_then(|()| lock.flush())
-                    .map_err(|e| Error::io(Path::new("<stdout>"), e))?;
-            }
+            self.length += buf.len() as u64;
+        } else {
+            let stdout = std::io::stdout();
+            let mut lock = stdout.lock();
+            lock.write_all(&buf)
+                .and_then(|()| lock.flush())
+                .map_err(|e| Error::io(Path::new("<stdout>"), e))?;
         }
         Ok(())
     }
@@ -382,8 +439,7 @@ impl SinkTask for FileSinkTask {
         let (Some(out), Some(path)) = (&mut self.out, &self.path) else {
             return Ok(());
         };
-        out.flush().map_err(|e| Error::io(path, e))?;
-        out.get_ref().sync_data().map_err(|e| Error::io(path, e))?;
+        out.sync_data().map_err(|e| Error::io(path, e))?;
         let mut merged: HashMap<TopicPartition, i64> = read_state(path)?
             .map(|s| {
                 s.offsets
@@ -403,13 +459,6 @@ impl SinkTask for FileSinkTask {
             offsets: list,
         };
         write_state(path, &state)
-    }
-
-    fn stop(&mut self) -> Result<()> {
-        if let (Some(out), Some(path)) = (&mut self.out, &self.path) {
-            out.flush().map_err(|e| Error::io(path, e))?;
-        }
-        Ok(())
     }
 }
 

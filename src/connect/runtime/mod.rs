@@ -19,7 +19,7 @@ use super::convert::{Converter, converter};
 use super::transform::TransformChain;
 use crate::error::{Error, Result};
 use crate::log::{Log, LogInner, is_internal_topic};
-use crate::{CleanupPolicy, ConsumerConfig, IsolationLevel, ProducerConfig, TopicConfig};
+use crate::{CleanupPolicy, ConsumerConfig, IsolationLevel, ProducerConfig};
 
 /// The topic source offsets are kept in, by default (Kafka's `offset.storage.topic`).
 pub const OFFSETS_TOPIC: &str = "connect-offsets";
@@ -137,8 +137,9 @@ struct Running {
     paused: bool,
 }
 
-/// What `errors.*` asks of a connector.
+/// What `errors.*` asks of a connector (Kafka's flags, one field each).
 #[derive(Debug, Clone)]
+#[allow(clippy::struct_excessive_bools)]
 struct ErrorPolicy {
     tolerate_all: bool,
     retry_timeout: Duration,
@@ -174,8 +175,13 @@ impl ErrorPolicy {
         }
         Ok(ErrorPolicy {
             tolerate_all,
-            retry_timeout: config.millis("errors.retry.timeout", Duration::ZERO)?,
-            retry_delay_max: config.millis("errors.retry.delay.max.ms", Duration::from_secs(60))?,
+            // -1: retry for ever (Kafka's value).
+            retry_timeout: if config.get("errors.retry.timeout").map(str::trim) == Some("-1") {
+                Duration::MAX
+            } else {
+                config.millis("errors.retry.timeout", Duration::ZERO)?
+            },
+            retry_delay_max: config.millis("errors.retry.delay.max.ms", Duration::from_mins(1))?,
             log: config.bool("errors.log.enable", false)?,
             log_messages: config.bool("errors.log.include.messages", false)?,
             dlq,
@@ -196,7 +202,11 @@ impl ErrorPolicy {
                         && start.elapsed() + delay <= self.retry_timeout
                         && !stop.load(Ordering::Acquire) =>
                 {
-                    std::thread::sleep(delay);
+                    // In slices, so a stop does not wait out the delay.
+                    let until = Instant::now() + delay;
+                    while Instant::now() < until && !stop.load(Ordering::Acquire) {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
                     delay = (delay * 2).min(self.retry_delay_max.max(Duration::from_millis(1)));
                 }
                 Err(e) => return Err(e),
@@ -296,14 +306,15 @@ impl<'a> Connect<'a> {
                 converter(&key, class, &worker.prefixed(&format!("{key}.")))?;
             }
         }
-        worker.millis("offset.flush.interval.ms", Duration::from_secs(60))?;
+        worker.millis("offset.flush.interval.ms", Duration::from_mins(1))?;
         let offsets_topic = worker
             .get("offset.storage.topic")
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .unwrap_or(OFFSETS_TOPIC)
             .to_string();
-        let mut tc = TopicConfig::default();
+        // The log's default settings (its flush policy included), compacted.
+        let mut tc = log.inner.options.default_topic_config.clone();
         tc.cleanup_policy = CleanupPolicy::Compact;
         match log.create_topic_with(&offsets_topic, 1, tc) {
             Ok(()) | Err(Error::TopicAlreadyExists { .. }) => {}
@@ -575,7 +586,8 @@ impl<'a> Connect<'a> {
         shared: &Arc<Shared>,
     ) -> Result<JoinHandle<()>> {
         let pipeline = self.pipeline(&config)?;
-        let offsets = load_offsets(self.log, &self.offsets_topic, name)?;
+        // Fence (and complete or abort) an earlier incarnation's transaction first, then read
+        // the offsets: they then include everything it committed.
         let producer = if exactly_once {
             let p = self.log.producer(ProducerConfig::transactional(format!(
                 "connect-{name}-{id}"
@@ -585,6 +597,7 @@ impl<'a> Connect<'a> {
         } else {
             self.log.producer(ProducerConfig::default())?
         };
+        let offsets = load_offsets(self.log, &self.offsets_topic, name)?;
         let ctx = SourceContext {
             name: name.to_string(),
             log: Arc::clone(&self.log.inner),
@@ -595,7 +608,10 @@ impl<'a> Connect<'a> {
             policy: policy.clone(),
             shared: Arc::clone(shared),
             known_topics: HashSet::new(),
-            partitions: config.int("topic.creation.default.partitions", 1)?,
+            // -1 is Kafka's "the broker's default": one partition here.
+            partitions: config
+                .int("topic.creation.default.partitions", 1)
+                .map(|p: i32| if p == -1 { 1 } else { p })?,
         };
         let shared = Arc::clone(shared);
         std::thread::Builder::new()
@@ -624,23 +640,28 @@ impl<'a> Connect<'a> {
         shared: &Arc<Shared>,
     ) -> Result<JoinHandle<()>> {
         let pipeline = self.pipeline(&config)?;
-        let topics: Vec<String> = match config.get("topics.regex") {
+        let mut pattern = None;
+        let mut topics: Vec<String> = match config.get("topics.regex") {
             Some(re) if !re.trim().is_empty() => {
                 let re = regex::Regex::new(&format!("^(?:{})$", re.trim())).map_err(|e| {
                     Error::invalid_config("topics.regex", format!("not a valid pattern: {e}"))
                 })?;
-                self.log
+                let matching = self
+                    .log
                     .topics()
                     .into_iter()
                     .filter(|t| re.is_match(t))
-                    .collect()
+                    .collect();
+                pattern = Some((re, Arc::clone(&self.log.inner)));
+                matching
             }
             _ => config.list("topics"),
         };
+        topics.sort();
         let flush_every = self
             .worker
             .overlaid(&config)
-            .millis("offset.flush.interval.ms", Duration::from_secs(60))?;
+            .millis("offset.flush.interval.ms", Duration::from_mins(1))?;
         let mut cc = ConsumerConfig::group(format!("connect-{name}"))
             .isolation_level(IsolationLevel::ReadCommitted);
         cc.enable_auto_commit = false;
@@ -663,6 +684,8 @@ impl<'a> Connect<'a> {
             shared: Arc::clone(shared),
             dlq,
             flush_every,
+            pattern,
+            topics,
         };
         let shared = Arc::clone(shared);
         std::thread::Builder::new()

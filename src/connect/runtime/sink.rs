@@ -24,35 +24,58 @@ pub(super) struct SinkContext {
     pub(super) shared: Arc<Shared>,
     pub(super) dlq: Option<(crate::Producer, String)>,
     pub(super) flush_every: Duration,
+    /// `topics.regex` and the log to match it against, when the sink reads by pattern.
+    pub(super) pattern: Option<(regex::Regex, Arc<crate::log::LogInner>)>,
+    /// The topics subscribed to.
+    pub(super) topics: Vec<String>,
 }
 
 impl SinkContext {
     pub(super) fn run(&mut self, task: &mut dyn SinkTask) -> Result<()> {
         let stored = task.stored_offsets()?.unwrap_or_default();
+        // The next offset of each partition this task has delivered: records below it (read
+        // again after a rebalance rewound to the group's last commit) are not put again.
         let mut next: HashMap<TopicPartition, i64> = HashMap::new();
         let mut unflushed = false;
         let mut last_flush = Instant::now();
+        let mut last_match = Instant::now();
         let mut paused = false;
         while !self.shared.stop.load(Ordering::Acquire) {
-            let want_pause = self.shared.paused.load(Ordering::Acquire);
-            if want_pause != paused {
-                let assigned = self.consumer.assignment();
-                if want_pause {
-                    self.consumer.pause(&assigned)?;
-                } else {
-                    let held: Vec<TopicPartition> = self.consumer.paused().into_iter().collect();
-                    self.consumer.resume(&held)?;
-                }
-                paused = want_pause;
+            if self.pattern.is_some() && last_match.elapsed() >= Duration::from_secs(1) {
+                self.follow_pattern()?;
+                last_match = Instant::now();
             }
+            let want_pause = self.shared.paused.load(Ordering::Acquire);
+            if want_pause {
+                // Every time: a rebalance hands out partitions unpaused.
+                let assigned = self.consumer.assignment();
+                self.consumer.pause(&assigned)?;
+            } else if paused {
+                let held: Vec<TopicPartition> = self.consumer.paused().into_iter().collect();
+                self.consumer.resume(&held)?;
+            }
+            paused = want_pause;
             let polled = self.consumer.poll(SINK_POLL)?;
+            if paused {
+                // Records of partitions assigned during this poll: read them again later.
+                for tp in polled.partitions() {
+                    if let Some(first) = polled.records(&tp).next() {
+                        self.consumer.seek(&tp, first.offset())?;
+                    }
+                }
+                continue;
+            }
             let mut batch = Vec::with_capacity(polled.len());
             let mut skipped = 0u64;
-            for r in polled.iter() {
+            for r in &polled {
                 let tp = TopicPartition::new(r.topic(), r.partition());
                 let offset = r.offset();
-                if stored.get(&tp).is_some_and(|&s| offset < s) {
-                    next.insert(tp, offset + 1);
+                let done = stored
+                    .get(&tp)
+                    .copied()
+                    .max(next.get(&tp).copied())
+                    .unwrap_or(0);
+                if offset < done {
                     continue;
                 }
                 next.insert(tp, offset + 1);
@@ -115,14 +138,40 @@ impl SinkContext {
         Ok(())
     }
 
+    /// Subscribes again when the topics matching `topics.regex` changed (Kafka subscribes
+    /// by pattern and picks up new topics).
+    fn follow_pattern(&mut self) -> Result<()> {
+        let Some((re, log)) = &self.pattern else {
+            return Ok(());
+        };
+        let mut now: Vec<String> = log
+            .topics
+            .read()
+            .keys()
+            .filter(|t| !crate::log::is_internal_topic(t) && re.is_match(t))
+            .cloned()
+            .collect();
+        now.sort();
+        if now != self.topics {
+            let refs: Vec<&str> = now.iter().map(String::as_str).collect();
+            self.consumer.subscribe(&refs)?;
+            self.topics = now;
+        }
+        Ok(())
+    }
+
+    /// Flushes the task, then commits the next offsets of the partitions this member holds.
     fn flush(
         &mut self,
         task: &mut dyn SinkTask,
         next: &HashMap<TopicPartition, i64>,
     ) -> Result<()> {
         task.flush(next)?;
+        let held: std::collections::HashSet<TopicPartition> =
+            self.consumer.assignment().into_iter().collect();
         let offsets: Vec<(TopicPartition, OffsetAndMetadata)> = next
             .iter()
+            .filter(|(tp, _)| held.contains(*tp))
             .map(|(tp, o)| (tp.clone(), OffsetAndMetadata::new(*o)))
             .collect();
         self.consumer.commit_offsets(&offsets)
@@ -188,8 +237,8 @@ impl SinkContext {
         }
         if self.policy.dlq_headers {
             let class = match stage {
-                Stage::KeyConverter => self.pipeline.key_class.clone(),
-                Stage::ValueConverter => self.pipeline.value_class.clone(),
+                Stage::KeyConverter => full_class(&self.pipeline.key_class),
+                Stage::ValueConverter => full_class(&self.pipeline.value_class),
                 Stage::Transformation => {
                     "org.apache.kafka.connect.transforms.Transformation".into()
                 }
@@ -211,6 +260,11 @@ impl SinkContext {
                     exception.to_string(),
                 ),
                 ("__connect.errors.exception.message", e.to_string()),
+                // No Java stack here: the error's text, as the closest thing.
+                (
+                    "__connect.errors.exception.stacktrace",
+                    format!("{exception}: {e}"),
+                ),
             ];
             for (k, v) in ctx {
                 rec = rec.header(Header::new(k, v.into_bytes()));
@@ -222,5 +276,15 @@ impl SinkContext {
             record: rec,
         })?;
         Ok(())
+    }
+}
+
+/// A converter's class name as Kafka writes it in error headers.
+fn full_class(class: &str) -> String {
+    match class.rsplit('.').next().unwrap_or(class) {
+        "StringConverter" => "org.apache.kafka.connect.storage.StringConverter".into(),
+        "ByteArrayConverter" => "org.apache.kafka.connect.converters.ByteArrayConverter".into(),
+        "JsonConverter" => "org.apache.kafka.connect.json.JsonConverter".into(),
+        _ => class.to_string(),
     }
 }

@@ -31,12 +31,32 @@ pub(super) fn load_offsets(log: &Log, topic: &str, connector: &str) -> Result<Of
         let handle = log
             .partition(topic, p)?
             .with_isolation_level(IsolationLevel::ReadCommitted);
+        // Every transaction in the topic decided: another connector's open one would hide
+        // the commits after it (a poll's transaction lasts milliseconds).
+        let hw = handle.high_watermark();
+        let waited = std::time::Instant::now();
+        while handle.last_stable_offset() < hw {
+            if waited.elapsed() > std::time::Duration::from_mins(1) {
+                return Err(Error::invalid_config(
+                    topic,
+                    "a transaction has been open in it for over a minute: cannot read the \
+                     committed offsets",
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         let end = handle.last_stable_offset();
         let mut at = handle.log_start_offset();
         while at < end {
-            let records = handle.records(at, 1 << 20)?;
-            let Some(last) = records.last() else { break };
-            at = last.offset + 1;
+            // By batches: a run of transaction markers (left by compaction) holds no record
+            // but must be stepped over.
+            let read = handle.read(at, 1 << 20)?;
+            let Some(next) = read.next_offset() else {
+                break;
+            };
+            let mut records = read.records_from(at)?;
+            records.retain(|r| r.offset < end);
+            at = next;
             for r in records {
                 let Some(key) = r.key.as_deref() else {
                     continue;
@@ -68,6 +88,9 @@ pub(super) fn load_offsets(log: &Log, topic: &str, connector: &str) -> Result<Of
     Ok(OffsetReader::new(offsets))
 }
 
+/// A source partition and the offset after its last record.
+type SourcePosition = (JsonMap<String, Json>, JsonMap<String, Json>);
+
 pub(super) struct SourceContext {
     pub(super) name: String,
     pub(super) log: Arc<LogInner>,
@@ -90,6 +113,9 @@ impl SourceContext {
             }
             let stop = &self.shared.stop;
             let batch = self.policy.retry(stop, || task.poll())?;
+            if let Some(lag) = task.lag() {
+                self.shared.lag.store(lag, Ordering::Relaxed);
+            }
             if batch.is_empty() {
                 std::thread::sleep(IDLE);
                 continue;
@@ -103,7 +129,7 @@ impl SourceContext {
     /// Converts, transforms and writes one poll's records with their offsets.
     fn write(&mut self, batch: Vec<SourceRecord>) -> Result<()> {
         let mut out: Vec<ProducerRecord> = Vec::with_capacity(batch.len());
-        let mut last: Vec<(JsonMap<String, Json>, JsonMap<String, Json>)> = Vec::new();
+        let mut last: Vec<SourcePosition> = Vec::new();
         let mut skipped = 0u64;
         for sr in batch {
             if !sr.source_partition.is_empty() {
@@ -141,27 +167,29 @@ impl SourceContext {
             self.producer.begin_transaction()?;
         }
         let sent = self.send(out, &last);
-        let done = match sent {
-            Ok(()) if self.exactly_once => self.producer.commit_transaction(),
-            Ok(()) => self.producer.flush(),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = done {
-            if self.exactly_once {
-                let _ = self.producer.abort_transaction();
+        match sent {
+            Ok(()) if self.exactly_once => {
+                // A failed commit may have been decided already (its markers not all
+                // written): retry it, never abort it. A task that still fails leaves it to
+                // the next `init_transactions`, which completes or aborts it.
+                if self.producer.commit_transaction().is_err() {
+                    self.producer.commit_transaction()?;
+                }
             }
-            return Err(e);
+            Ok(()) => self.producer.flush()?,
+            Err(e) => {
+                if self.exactly_once {
+                    let _ = self.producer.abort_transaction();
+                }
+                return Err(e);
+            }
         }
         self.shared.records.fetch_add(n, Ordering::Relaxed);
         self.shared.skipped.fetch_add(skipped, Ordering::Relaxed);
         Ok(())
     }
 
-    fn send(
-        &self,
-        out: Vec<ProducerRecord>,
-        last: &[(JsonMap<String, Json>, JsonMap<String, Json>)],
-    ) -> Result<()> {
+    fn send(&self, out: Vec<ProducerRecord>, last: &[SourcePosition]) -> Result<()> {
         for r in out {
             self.producer.send_async(r)?;
         }
