@@ -7,7 +7,11 @@
 //!   holds every line, flushed and its offsets written, against
 //!   `topiclog consume TOPIC --from-beginning --max LINES > file`.
 //!
-//! Lines: `TOPICLOG_CONNECT_BENCH_LINES` (default 200,000 of 60 bytes). Each sample is one
+//! The sink syncs its file before it records its offsets (exactly-once through power loss),
+//! which `consume` does not: the comparison is also made with `consume` followed by an
+//! `fdatasync` of its file.
+//!
+//! Lines: `TOPICLOG_CONNECT_BENCH_LINES` (default 1,000,000 of 62 bytes). Each sample is one
 //! whole transfer into a fresh directory; rates are lines per second.
 
 #![allow(
@@ -30,7 +34,7 @@ fn lines() -> usize {
     std::env::var("TOPICLOG_CONNECT_BENCH_LINES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(200_000)
+        .unwrap_or(1_000_000)
 }
 
 fn write_input(path: &Path, n: usize) {
@@ -127,7 +131,7 @@ fn fill_topic(dir: &Path, n: usize) -> Log {
 fn sink_connect(dir: &Path, out: &Path, n: usize) -> Duration {
     let log = fill_topic(dir, n);
     let connect = Connect::standalone(&log, worker()).unwrap();
-    let want = (n * 61) as u64;
+    let want = (n * 62) as u64;
     let t = Instant::now();
     connect
         .add(
@@ -143,15 +147,25 @@ fn sink_connect(dir: &Path, out: &Path, n: usize) -> Duration {
             .status("snk")
             .is_ok_and(|s| s.tasks.iter().all(|t| t.records >= n as u64))
     });
+    let moved = t.elapsed();
     // Closing flushes the file and writes its offsets.
     connect.close();
     let took = t.elapsed();
+    if std::env::var("TOPICLOG_CONNECT_BENCH_SPLIT").is_ok() {
+        eprintln!("sink: moved in {moved:?}, closed (synced) at {took:?}");
+    }
     assert_eq!(std::fs::metadata(out).unwrap().len(), want);
     log.close().unwrap();
     took
 }
 
 fn sink_cli(dir: &Path, out: &Path, n: usize) -> Duration {
+    sink_cli_then(dir, out, n, false)
+}
+
+/// `topiclog consume` to a file, then (with `sync`) `fdatasync` of the file: the same
+/// durability as the sink, which syncs its file before it records its offsets.
+fn sink_cli_then(dir: &Path, out: &Path, n: usize, sync: bool) -> Duration {
     fill_topic(dir, n).close().unwrap();
     let bin = env!("CARGO_BIN_EXE_topiclog");
     let d = dir.to_string_lossy().to_string();
@@ -169,9 +183,12 @@ fn sink_cli(dir: &Path, out: &Path, n: usize) -> Duration {
         .stdout(std::fs::File::create(out).unwrap())
         .status()
         .unwrap();
+    if sync {
+        std::fs::File::open(out).unwrap().sync_data().unwrap();
+    }
     let took = t.elapsed();
     assert!(status.success());
-    assert_eq!(std::fs::metadata(out).unwrap().len(), (n * 61) as u64);
+    assert_eq!(std::fs::metadata(out).unwrap().len(), (n * 62) as u64);
     took
 }
 
@@ -208,6 +225,16 @@ fn bench(c: &mut Criterion) {
                 .sum()
         });
     });
+    g.bench_function("cli_consume_then_fdatasync", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| {
+                    let d = fresh();
+                    sink_cli_then(&d, &d.with_extension("out"), n, true)
+                })
+                .sum()
+        });
+    });
     g.bench_function("cli_consume", |b| {
         b.iter_custom(|iters| {
             (0..iters)
@@ -220,7 +247,8 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
     // Alternating pairs, medians, for the comparison in BENCHMARKS.md.
-    let (mut a, mut b, mut s, mut k) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut a, mut b, mut s, mut k, mut ks) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..5 {
         a.push(source_connect(&input, &fresh(), n));
         b.push(source_cli(&input, &fresh()));
@@ -228,21 +256,33 @@ fn bench(c: &mut Criterion) {
         s.push(sink_connect(&d, &d.with_extension("out"), n));
         let d = fresh();
         k.push(sink_cli(&d, &d.with_extension("out"), n));
+        let d = fresh();
+        ks.push(sink_cli_then(&d, &d.with_extension("out"), n, true));
     }
     let med = |v: &mut Vec<Duration>| {
         v.sort();
         v[v.len() / 2]
     };
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
-    let (a, b, s, k) = (med(&mut a), med(&mut b), med(&mut s), med(&mut k));
+    let (a, b, s, k, ks) = (
+        med(&mut a),
+        med(&mut b),
+        med(&mut s),
+        med(&mut k),
+        med(&mut ks),
+    );
     println!(
-        "connect {n} lines, medians of 5 alternating: file source -> topic {:.0} lines/s, cli produce {:.0} ({:.2}x); topic -> file sink {:.0} lines/s, cli consume {:.0} ({:.2}x)",
+        "connect {n} lines, medians of 5 alternating: file source -> topic {:.0} lines/s, \
+         cli produce {:.0} ({:.2}x); topic -> file sink (synced) {:.0} lines/s, cli consume \
+         {:.0} ({:.2}x), cli consume + fdatasync {:.0} ({:.2}x)",
         rate(a),
         rate(b),
         rate(a) / rate(b),
         rate(s),
         rate(k),
-        rate(s) / rate(k)
+        rate(s) / rate(k),
+        rate(ks),
+        rate(s) / rate(ks)
     );
 }
 

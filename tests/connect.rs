@@ -450,19 +450,27 @@ fn a_source_file_truncated_under_it_fails_the_task_saying_so() -> TestResult {
     std::fs::write(&input, "one\ntwo\nthree\n")?;
     let connect = Connect::standalone(&log, worker("StringConverter", false))?;
     connect.add(source("src", &input, "t"))?;
-    wait_for("three lines", || values(&log, "t").is_ok_and(|v| v.len() == 3))?;
+    wait_for("three lines", || {
+        values(&log, "t").is_ok_and(|v| v.len() == 3)
+    })?;
     std::fs::write(&input, "x\n")?;
     wait_for("the task to fail", || {
-        connect
-            .status("src")
-            .is_ok_and(|s| s.tasks.iter().any(|t| matches!(t.state, TaskState::Failed(_))))
+        connect.status("src").is_ok_and(|s| {
+            s.tasks
+                .iter()
+                .any(|t| matches!(t.state, TaskState::Failed(_)))
+        })
     })?;
     let status = connect.status("src")?;
     let Some(TaskState::Failed(msg)) = status.tasks.first().map(|t| t.state.clone()) else {
         return Err("a failed task".into());
     };
     assert!(msg.contains("truncated or replaced"), "{msg}");
-    assert_eq!(values(&log, "t")?, ["one", "two", "three"], "nothing read twice");
+    assert_eq!(
+        values(&log, "t")?,
+        ["one", "two", "three"],
+        "nothing read twice"
+    );
     connect.close();
     Ok(())
 }
@@ -482,9 +490,54 @@ fn a_sink_restarted_while_paused_stays_paused() -> TestResult {
     connect.restart("snk")?;
     p.send(ProducerRecord::new("in", "b"))?;
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(read(&output), "a\n", "a paused sink writes nothing, restarted or not");
+    assert_eq!(
+        read(&output),
+        "a\n",
+        "a paused sink writes nothing, restarted or not"
+    );
     connect.resume("snk")?;
     wait_for("the second line", || read(&output) == "a\nb\n")?;
     connect.close();
+    Ok(())
+}
+
+#[test]
+fn a_pattern_sink_takes_up_new_topics_and_a_rebalance_writes_nothing_twice() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let log = common::open(dir.path())?;
+    log.create_topic("in-a", 1)?;
+    let p = log.producer(ProducerConfig::default())?;
+    for i in 0..50 {
+        p.send(ProducerRecord::new("in-a", format!("a{i}")))?;
+    }
+    let output = dir.path().join("out.txt");
+    // A long flush interval: the group's offsets stay behind what the file holds, so the
+    // rebalance below rewinds the consumer over records already written.
+    let connect = Connect::standalone(
+        &log,
+        worker("StringConverter", false).with("offset.flush.interval.ms", "600000"),
+    )?;
+    connect.add(
+        Properties::new()
+            .with("name", "snk")
+            .with("connector.class", "FileStreamSink")
+            .with("file", output.to_string_lossy())
+            .with("topics.regex", "in-.*"),
+    )?;
+    wait_for("in-a's lines", || read(&output).lines().count() == 50)?;
+    log.create_topic("in-b", 1)?;
+    for i in 0..50 {
+        p.send(ProducerRecord::new("in-b", format!("b{i}")))?;
+        p.send(ProducerRecord::new("in-a", format!("a{}", 50 + i)))?;
+    }
+    wait_for("both topics' lines", || read(&output).lines().count() >= 150)?;
+    std::thread::sleep(Duration::from_millis(300));
+    connect.close();
+    let text = read(&output);
+    let mut lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 150, "each record once");
+    lines.sort_unstable();
+    lines.dedup();
+    assert_eq!(lines.len(), 150, "no record twice");
     Ok(())
 }

@@ -23,6 +23,20 @@ pub trait Converter: Send + Sync {
         value: &Value,
     ) -> Result<Option<Bytes>>;
 
+    /// As [`Converter::from_connect`], taking the value (a converter may then keep its
+    /// bytes instead of copying them).
+    ///
+    /// # Errors
+    /// As [`Converter::from_connect`].
+    fn from_connect_owned(
+        &self,
+        topic: &str,
+        schema: Option<&Schema>,
+        value: Value,
+    ) -> Result<Option<Bytes>> {
+        self.from_connect(topic, schema, &value)
+    }
+
     /// The schema and value that `data` holds.
     ///
     /// # Errors
@@ -70,6 +84,18 @@ pub fn converter(key: &str, class: &str, config: &Properties) -> Result<Box<dyn 
 pub struct StringConverter;
 
 impl Converter for StringConverter {
+    fn from_connect_owned(
+        &self,
+        topic: &str,
+        schema: Option<&Schema>,
+        value: Value,
+    ) -> Result<Option<Bytes>> {
+        match value {
+            Value::String(s) => Ok(Some(Bytes::from(s.into_bytes()))),
+            other => self.from_connect(topic, schema, &other),
+        }
+    }
+
     fn from_connect(
         &self,
         _topic: &str,

@@ -136,7 +136,7 @@ impl SourceTask for FileSourceTask {
                 let mut next = first.ok();
                 while let Some(mut line) = next {
                     strip_terminator(&mut line);
-                    out.push(self.record(&line, None));
+                    out.push(self.record(&line, crate::clock::now_ms()));
                     if out.len() >= self.batch {
                         break;
                     }
@@ -151,23 +151,29 @@ impl SourceTask for FileSourceTask {
 }
 
 impl FileSourceTask {
-    fn record(&self, line: &[u8], position: Option<u64>) -> SourceRecord {
-        let mut offset = JsonMap::new();
-        let mut partition = JsonMap::new();
-        if let Some(p) = position {
-            offset.insert("position".into(), Json::from(p));
-            partition.clone_from(&self.partition);
-        }
+    /// A record of `line`, without offsets (see [`FileSourceTask::mark`]).
+    fn record(&self, line: &[u8], now: i64) -> SourceRecord {
         let mut record = ConnectRecord::new(
             self.topic.clone(),
             Some(Schema::of(SchemaType::String)),
             Value::String(String::from_utf8_lossy(line).into_owned()),
         );
-        record.timestamp = Some(crate::clock::now_ms());
+        record.timestamp = Some(now);
         SourceRecord {
-            source_partition: partition,
-            source_offset: offset,
+            source_partition: JsonMap::new(),
+            source_offset: JsonMap::new(),
             record,
+        }
+    }
+
+    /// Gives the last record of a poll its source partition and offset (the position after
+    /// it). The runtime commits a poll's records with the last offset of each partition, in
+    /// one transaction, so the records before it need none.
+    fn mark(&self, out: &mut [SourceRecord]) {
+        if let Some(last) = out.last_mut() {
+            last.source_partition.clone_from(&self.partition);
+            last.source_offset
+                .insert("position".into(), Json::from(self.position));
         }
     }
 
@@ -197,6 +203,7 @@ impl FileSourceTask {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
+        let now = crate::clock::now_ms();
         loop {
             // Whole lines in `pending` first.
             let mut consumed = 0usize;
@@ -212,8 +219,7 @@ impl FileSourceTask {
                     _ => 1,
                 };
                 let line = rest.get(..at).unwrap_or_default();
-                let end = self.position + (consumed + at + term) as u64;
-                out.push(self.record(line, Some(end)));
+                out.push(self.record(line, now));
                 consumed += at + term;
             }
             if consumed > 0 {
@@ -223,13 +229,17 @@ impl FileSourceTask {
             if out.len() >= self.batch {
                 let len = f.metadata().map_or(self.position, |m| m.len());
                 self.behind = i64::try_from(len.saturating_sub(self.position)).ok();
+                self.mark(&mut out);
                 return Ok(out);
             }
             let mut chunk = vec![0u8; READ_CHUNK];
             let n = match f.read(&mut chunk) {
                 Ok(n) => n,
                 // Lines already taken are returned; the error comes back at the next poll.
-                Err(_) if !out.is_empty() => return Ok(out),
+                Err(_) if !out.is_empty() => {
+                    self.mark(&mut out);
+                    return Ok(out);
+                }
                 Err(e) => return Err(Error::io(path, e)),
             };
             if n == 0 {
@@ -239,6 +249,7 @@ impl FileSourceTask {
                 if out.is_empty() {
                     std::thread::sleep(Duration::from_millis(50));
                 }
+                self.mark(&mut out);
                 return Ok(out);
             }
             self.pending

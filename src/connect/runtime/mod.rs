@@ -119,11 +119,16 @@ impl Shared {
 struct Task {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    /// Interrupts a sink's blocked poll, so a stop does not wait it out.
+    wakeup: Option<crate::consumer::WakeupHandle>,
 }
 
 impl Task {
     fn stop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
+        if let Some(w) = &self.wakeup {
+            w.wakeup();
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -461,6 +466,9 @@ impl<'a> Connect<'a> {
         for running in map.values_mut() {
             for t in &running.tasks {
                 t.shared.stop.store(true, Ordering::Release);
+                if let Some(w) = &t.wakeup {
+                    w.wakeup();
+                }
             }
         }
         for running in map.values_mut() {
@@ -547,21 +555,24 @@ impl<'a> Connect<'a> {
             shared.paused.store(paused, Ordering::Release);
             shared.lag.store(-1, Ordering::Relaxed);
             let started = match plugin.as_ref() {
-                Plugin::Source(c) => self.start_source(
-                    name,
-                    id,
-                    tc,
-                    c.task(),
-                    c.exactly_once(config),
-                    &policy,
-                    &shared,
-                ),
+                Plugin::Source(c) => self
+                    .start_source(
+                        name,
+                        id,
+                        tc,
+                        c.task(),
+                        c.exactly_once(config),
+                        &policy,
+                        &shared,
+                    )
+                    .map(|t| (t, None)),
                 Plugin::Sink(c) => self.start_sink(name, id, tc, c.task(), &policy, &shared),
             };
             match started {
-                Ok(thread) => tasks.push(Task {
+                Ok((thread, wakeup)) => tasks.push(Task {
                     shared,
                     thread: Some(thread),
+                    wakeup,
                 }),
                 Err(e) => {
                     for t in &mut tasks {
@@ -638,7 +649,7 @@ impl<'a> Connect<'a> {
         mut task: Box<dyn SinkTask>,
         policy: &ErrorPolicy,
         shared: &Arc<Shared>,
-    ) -> Result<JoinHandle<()>> {
+    ) -> Result<(JoinHandle<()>, Option<crate::consumer::WakeupHandle>)> {
         let pipeline = self.pipeline(&config)?;
         let mut pattern = None;
         let mut topics: Vec<String> = match config.get("topics.regex") {
@@ -668,6 +679,7 @@ impl<'a> Connect<'a> {
         let mut consumer = self.log.consumer(cc)?;
         let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&refs)?;
+        let wakeup = consumer.wakeup_handle();
         let dlq = match &policy.dlq {
             Some(t) => {
                 ensure_topic(&self.log.inner, t, 1)?;
@@ -701,6 +713,7 @@ impl<'a> Connect<'a> {
                 shared.done.store(true, Ordering::Release);
             })
             .map_err(|e| Error::io(std::path::Path::new("<thread>"), e))
+            .map(|t| (t, Some(wakeup)))
     }
 }
 

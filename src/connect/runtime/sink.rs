@@ -55,7 +55,12 @@ impl SinkContext {
                 self.consumer.resume(&held)?;
             }
             paused = want_pause;
-            let polled = self.consumer.poll(SINK_POLL)?;
+            let polled = match self.consumer.poll(SINK_POLL) {
+                Ok(p) => p,
+                // A stop woke the poll.
+                Err(Error::WokenUp) if self.shared.stop.load(Ordering::Acquire) => break,
+                Err(e) => return Err(e),
+            };
             if paused {
                 // Records of partitions assigned during this poll: read them again later.
                 for tp in polled.partitions() {
@@ -67,44 +72,49 @@ impl SinkContext {
             }
             let mut batch = Vec::with_capacity(polled.len());
             let mut skipped = 0u64;
-            for r in &polled {
-                let tp = TopicPartition::new(r.topic(), r.partition());
-                let offset = r.offset();
+            for tp in polled.partitions() {
                 let done = stored
                     .get(&tp)
                     .copied()
                     .max(next.get(&tp).copied())
                     .unwrap_or(0);
-                if offset < done {
-                    continue;
-                }
-                next.insert(tp, offset + 1);
-                match self.convert(&r) {
-                    Ok(Some(rec)) => batch.push(rec),
-                    Ok(None) => {}
-                    Err((stage, e)) => {
-                        if !self.policy.tolerate_all {
-                            return Err(e);
-                        }
-                        if self.policy.log {
-                            let msg = if self.policy.log_messages {
-                                format!(
-                                    " (topic {} partition {} offset {offset})",
-                                    r.topic(),
-                                    r.partition()
-                                )
-                            } else {
-                                String::new()
-                            };
-                            eprintln!(
-                                "connector {}: skipped a record{msg}: {}",
-                                self.name,
-                                describe(stage, &e)
-                            );
-                        }
-                        self.dead_letter(&r, stage, &e)?;
-                        skipped += 1;
+                let mut last = None;
+                for r in polled.records(&tp) {
+                    let offset = r.offset();
+                    if offset < done {
+                        continue;
                     }
+                    last = Some(offset);
+                    match self.convert(&r) {
+                        Ok(Some(rec)) => batch.push(rec),
+                        Ok(None) => {}
+                        Err((stage, e)) => {
+                            if !self.policy.tolerate_all {
+                                return Err(e);
+                            }
+                            if self.policy.log {
+                                let msg = if self.policy.log_messages {
+                                    format!(
+                                        " (topic {} partition {} offset {offset})",
+                                        r.topic(),
+                                        r.partition()
+                                    )
+                                } else {
+                                    String::new()
+                                };
+                                eprintln!(
+                                    "connector {}: skipped a record{msg}: {}",
+                                    self.name,
+                                    describe(stage, &e)
+                                );
+                            }
+                            self.dead_letter(&r, stage, &e)?;
+                            skipped += 1;
+                        }
+                    }
+                }
+                if let Some(offset) = last {
+                    next.insert(tp, offset + 1);
                 }
             }
             let n = batch.len() as u64;

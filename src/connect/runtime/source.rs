@@ -214,33 +214,36 @@ impl SourceContext {
         else {
             return Ok(None);
         };
+        let ConnectRecord {
+            topic,
+            partition,
+            key_schema,
+            key,
+            value_schema,
+            value,
+            timestamp,
+            headers,
+            ..
+        } = r;
         let key = self
             .pipeline
             .key
-            .from_connect(&r.topic, r.key_schema.as_ref(), &r.key)
+            .from_connect_owned(&topic, key_schema.as_ref(), key)
             .map_err(|e| (Stage::KeyConverter, e))?;
         let value = self
             .pipeline
             .value
-            .from_connect(&r.topic, r.value_schema.as_ref(), &r.value)
+            .from_connect_owned(&topic, value_schema.as_ref(), value)
             .map_err(|e| (Stage::ValueConverter, e))?;
-        let mut rec = match value {
-            Some(v) => Record::new(v),
-            None => Record::default(),
-        };
-        if let Some(k) = key {
-            rec = rec.key(k);
-        }
-        if let Some(ts) = r.timestamp {
-            rec = rec.timestamp(ts);
-        }
-        for h in r.headers {
-            rec = rec.header(h);
-        }
         Ok(Some(ProducerRecord {
-            topic: r.topic,
-            partition: r.partition,
-            record: rec,
+            topic,
+            partition,
+            record: Record {
+                key,
+                value,
+                headers,
+                timestamp,
+            },
         }))
     }
 }
