@@ -28,6 +28,21 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) -> TestResult {
     Ok(())
 }
 
+/// Waits for a task of `name` to fail; its message.
+fn failure(connect: &Connect<'_>, name: &str) -> TestResult<String> {
+    let mut msg = None;
+    wait_for("the task to fail", || {
+        msg = connect.status(name).ok().and_then(|s| {
+            s.tasks.into_iter().find_map(|t| match t.state {
+                TaskState::Failed(m) => Some(m),
+                _ => None,
+            })
+        });
+        msg.is_some()
+    })?;
+    msg.ok_or_else(|| "a failed task".into())
+}
+
 fn worker(converter: &str, schemas: bool) -> Properties {
     Properties::new()
         .with("key.converter", converter)
@@ -225,28 +240,12 @@ fn without_tolerance_a_bad_record_fails_the_task_and_restart_retries_it() -> Tes
     let output = dir.path().join("out.txt");
     let connect = Connect::standalone(&log, worker("JsonConverter", false))?;
     connect.add(sink("snk", &output, "in"))?;
-    wait_for("the task to fail", || {
-        connect.status("snk").is_ok_and(|s| {
-            s.tasks
-                .iter()
-                .any(|t| matches!(t.state, TaskState::Failed(_)))
-        })
-    })?;
-    let status = connect.status("snk")?;
-    let Some(TaskState::Failed(msg)) = status.tasks.first().map(|t| t.state.clone()) else {
-        return Err("a failed task".into());
-    };
+    let msg = failure(&connect, "snk")?;
     assert!(msg.contains("serialization error"), "{msg}");
     assert_eq!(read(&output), "");
     // A restart meets the same record and fails again: nothing is skipped silently.
     connect.restart("snk")?;
-    wait_for("the task to fail again", || {
-        connect.status("snk").is_ok_and(|s| {
-            s.tasks
-                .iter()
-                .any(|t| matches!(t.state, TaskState::Failed(_)))
-        })
-    })?;
+    failure(&connect, "snk")?;
     connect.close();
     Ok(())
 }
@@ -454,17 +453,7 @@ fn a_source_file_truncated_under_it_fails_the_task_saying_so() -> TestResult {
         values(&log, "t").is_ok_and(|v| v.len() == 3)
     })?;
     std::fs::write(&input, "x\n")?;
-    wait_for("the task to fail", || {
-        connect.status("src").is_ok_and(|s| {
-            s.tasks
-                .iter()
-                .any(|t| matches!(t.state, TaskState::Failed(_)))
-        })
-    })?;
-    let status = connect.status("src")?;
-    let Some(TaskState::Failed(msg)) = status.tasks.first().map(|t| t.state.clone()) else {
-        return Err("a failed task".into());
-    };
+    let msg = failure(&connect, "src")?;
     assert!(msg.contains("truncated or replaced"), "{msg}");
     assert_eq!(
         values(&log, "t")?,
@@ -530,7 +519,9 @@ fn a_pattern_sink_takes_up_new_topics_and_a_rebalance_writes_nothing_twice() -> 
         p.send(ProducerRecord::new("in-b", format!("b{i}")))?;
         p.send(ProducerRecord::new("in-a", format!("a{}", 50 + i)))?;
     }
-    wait_for("both topics' lines", || read(&output).lines().count() >= 150)?;
+    wait_for("both topics' lines", || {
+        read(&output).lines().count() >= 150
+    })?;
     std::thread::sleep(Duration::from_millis(300));
     connect.close();
     let text = read(&output);
