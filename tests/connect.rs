@@ -265,7 +265,7 @@ fn bad_configurations_are_refused_naming_the_key() -> TestResult {
         key_of(connect.add(no_topic).expect_err("no topic")),
         "topic"
     );
-    let unknown = source("b", &f, "t").with("connector.class", "JdbcSourceConnector");
+    let unknown = source("b", &f, "t").with("connector.class", "MongoSourceConnector");
     assert_eq!(
         key_of(connect.add(unknown).expect_err("unknown")),
         "connector.class"

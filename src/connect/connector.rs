@@ -104,6 +104,17 @@ pub trait SinkTask: Send {
         Ok(None)
     }
 
+    /// Whether the sink can write `record` at all (a record it refuses goes the way of
+    /// `errors.tolerance`: the task fails, or the record is skipped and sent to the
+    /// dead-letter topic). The default accepts every record.
+    ///
+    /// # Errors
+    /// [`crate::Error::ConnectData`] saying why the record cannot be written.
+    fn check(&mut self, record: &ConnectRecord) -> Result<()> {
+        let _ = record;
+        Ok(())
+    }
+
     /// Records to write.
     ///
     /// # Errors

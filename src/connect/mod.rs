@@ -10,6 +10,8 @@ pub mod convert;
 pub mod data;
 pub mod file;
 pub mod runtime;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 pub mod transform;
 
 use bytes::Bytes;

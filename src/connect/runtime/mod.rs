@@ -239,6 +239,7 @@ enum Stage {
     KeyConverter,
     ValueConverter,
     Transformation,
+    TaskPut,
 }
 
 impl Stage {
@@ -247,6 +248,7 @@ impl Stage {
             Stage::KeyConverter => "KEY_CONVERTER",
             Stage::ValueConverter => "VALUE_CONVERTER",
             Stage::Transformation => "TRANSFORMATION",
+            Stage::TaskPut => "TASK_PUT",
         }
     }
 }
@@ -287,14 +289,38 @@ pub fn builtin_plugin(class: &str) -> Result<Plugin> {
         "FileStreamSink" | "FileStreamSinkConnector" => {
             Ok(Plugin::Sink(Box::new(super::file::FileStreamSink)))
         }
+        "JdbcSourceConnector" | "SqliteSource" | "SqliteSourceConnector" => sqlite_plugin(true),
+        "JdbcSinkConnector" | "SqliteSink" | "SqliteSinkConnector" => sqlite_plugin(false),
         _ => Err(Error::invalid_config(
             "connector.class",
             format!(
-                "unknown connector '{class}' (built in: FileStreamSource, FileStreamSink; \
-                 others through Connect::add_plugin)"
+                "unknown connector '{class}' (built in: FileStreamSource, FileStreamSink, \
+                 JdbcSourceConnector and JdbcSinkConnector on SQLite; others through \
+                 Connect::add_plugin)"
             ),
         )),
     }
+}
+
+/// The SQLite source or sink (the JDBC connectors' model), when built with `sqlite`.
+#[cfg(feature = "sqlite")]
+#[allow(clippy::unnecessary_wraps)]
+fn sqlite_plugin(source: bool) -> Result<Plugin> {
+    Ok(if source {
+        Plugin::Source(Box::new(super::sqlite::SqliteSource))
+    } else {
+        Plugin::Sink(Box::new(super::sqlite::SqliteSink))
+    })
+}
+
+/// Without `sqlite`: an error saying so.
+#[cfg(not(feature = "sqlite"))]
+fn sqlite_plugin(_source: bool) -> Result<Plugin> {
+    Err(Error::invalid_config(
+        "connector.class",
+        "the SQLite connectors (JdbcSourceConnector, JdbcSinkConnector) need topiclog built \
+         with the `sqlite` feature (cargo install topiclog --features cli,sqlite)",
+    ))
 }
 
 impl<'a> Connect<'a> {
@@ -748,4 +774,35 @@ fn ensure_topic(log: &LogInner, topic: &str, partitions: i32) -> Result<()> {
 
 fn describe(stage: Stage, e: &Error) -> String {
     format!("{} failed: {e}", stage.name())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(not(feature = "sqlite"))]
+    #[test]
+    fn the_sqlite_connectors_without_the_feature_say_so() {
+        for class in [
+            "io.confluent.connect.jdbc.JdbcSourceConnector",
+            "JdbcSinkConnector",
+        ] {
+            let Err(e) = builtin_plugin(class) else {
+                panic!("{class} without the sqlite feature");
+            };
+            assert!(e.to_string().contains("`sqlite` feature"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_file_connectors_go_by_kafkas_names() {
+        for class in [
+            "FileStreamSource",
+            "org.apache.kafka.connect.file.FileStreamSourceConnector",
+        ] {
+            assert!(matches!(builtin_plugin(class), Ok(Plugin::Source(_))), "{class}");
+        }
+        assert!(matches!(builtin_plugin("FileStreamSink"), Ok(Plugin::Sink(_))));
+        assert!(builtin_plugin("NoSuchConnector").is_err());
+    }
 }

@@ -85,7 +85,14 @@ impl SinkContext {
                         continue;
                     }
                     last = Some(offset);
-                    match self.convert(&r) {
+                    let converted = self.convert(&r).and_then(|rec| match rec {
+                        Some(rec) => task
+                            .check(&rec)
+                            .map(|()| Some(rec))
+                            .map_err(|e| (Stage::TaskPut, e)),
+                        None => Ok(None),
+                    });
+                    match converted {
                         Ok(Some(rec)) => batch.push(rec),
                         Ok(None) => {}
                         Err((stage, e)) => {
@@ -249,6 +256,7 @@ impl SinkContext {
             let class = match stage {
                 Stage::KeyConverter => full_class(&self.pipeline.key_class),
                 Stage::ValueConverter => full_class(&self.pipeline.value_class),
+                Stage::TaskPut => "org.apache.kafka.connect.sink.SinkTask".into(),
                 Stage::Transformation => {
                     "org.apache.kafka.connect.transforms.Transformation".into()
                 }

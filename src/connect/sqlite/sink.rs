@@ -1,0 +1,443 @@
+//! The SQLite sink: rows inserted or upserted with the consumed offsets in one transaction.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rusqlite::{Connection, params_from_iter};
+
+use super::{db_path, ident, sql_error};
+use crate::connect::ConnectRecord;
+use crate::connect::config::Properties;
+use crate::connect::connector::{SinkConnector, SinkTask};
+use crate::connect::data::{Schema, SchemaType, Value, data_error};
+use crate::error::{Error, Result};
+use crate::types::TopicPartition;
+
+/// The sink's table of consumed offsets, in the target database.
+pub const SINK_OFFSETS_TABLE: &str = "__topiclog_connect_offsets";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PkMode {
+    None,
+    RecordKey,
+    RecordValue,
+}
+
+/// The JDBC sink connector's model on a SQLite file: each record (a struct with a schema, or
+/// a JSON object) becomes a row of `table.name.format` (`${topic}` by default), inserted or
+/// upserted by `insert.mode`, the primary key by `pk.mode`/`pk.fields`, the table created
+/// when `auto.create=true`. The consumed offsets are written in the same SQLite transaction
+/// as the rows, in [`SINK_OFFSETS_TABLE`]: exactly-once.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SqliteSink;
+
+impl SinkConnector for SqliteSink {
+    fn validate(&self, config: &Properties) -> Result<()> {
+        db_path(config)?;
+        crate::connect::file::FileStreamSink.validate(config)?;
+        match config.get("insert.mode").unwrap_or("insert") {
+            "insert" | "upsert" => {}
+            other => {
+                return Err(Error::invalid_config(
+                    "insert.mode",
+                    format!("'{other}' is not insert or upsert"),
+                ));
+            }
+        }
+        let pk = pk_mode(config)?;
+        if config.get("insert.mode") == Some("upsert") && pk == PkMode::None {
+            return Err(Error::invalid_config(
+                "pk.mode",
+                "upsert needs a primary key (record_key or record_value)",
+            ));
+        }
+        let n: usize = config.int("batch.size", 3000)?;
+        if n == 0 {
+            return Err(Error::invalid_config("batch.size", "must be at least 1"));
+        }
+        config.bool("auto.create", false)?;
+        Ok(())
+    }
+
+    fn task(&self) -> Box<dyn SinkTask> {
+        Box::new(SqliteSinkTask::default())
+    }
+}
+
+fn pk_mode(config: &Properties) -> Result<PkMode> {
+    match config.get("pk.mode").unwrap_or("none") {
+        "none" => Ok(PkMode::None),
+        "record_key" => Ok(PkMode::RecordKey),
+        "record_value" => Ok(PkMode::RecordValue),
+        "kafka" => Err(Error::invalid_config(
+            "pk.mode",
+            "kafka (topic, partition, offset as the key) is not supported; use record_key or \
+             record_value",
+        )),
+        other => Err(Error::invalid_config(
+            "pk.mode",
+            format!("'{other}' is not none, record_key or record_value"),
+        )),
+    }
+}
+
+/// A task of [`SqliteSink`].
+#[derive(Default)]
+pub struct SqliteSinkTask {
+    conn: Option<Connection>,
+    name: String,
+    upsert: bool,
+    pk: Option<PkMode>,
+    pk_fields: Vec<String>,
+    auto_create: bool,
+    table_format: String,
+    batch: usize,
+    /// Columns of the tables written so far.
+    tables: HashMap<String, Vec<String>>,
+}
+
+impl SinkTask for SqliteSinkTask {
+    fn start(&mut self, config: &Properties) -> Result<()> {
+        let path = db_path(config)?;
+        let conn =
+            Connection::open(&path).map_err(|e| sql_error(&format!("opening {path}"), &e))?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(|e| sql_error("busy timeout", &e))?;
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
+             CREATE TABLE IF NOT EXISTS {SINK_OFFSETS_TABLE} (
+                 connector TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL,
+                 next_offset INTEGER NOT NULL, PRIMARY KEY (connector, topic, partition));"
+        ))
+        .map_err(|e| sql_error("preparing the database", &e))?;
+        self.conn = Some(conn);
+        self.name = config.require("name")?.to_string();
+        self.upsert = config.get("insert.mode") == Some("upsert");
+        self.pk = Some(pk_mode(config)?);
+        self.pk_fields = config.list("pk.fields");
+        self.auto_create = config.bool("auto.create", false)?;
+        self.table_format = config
+            .get("table.name.format")
+            .unwrap_or("${topic}")
+            .to_string();
+        self.batch = config.int("batch.size", 3000)?;
+        Ok(())
+    }
+
+    fn stored_offsets(&mut self) -> Result<Option<HashMap<TopicPartition, i64>>> {
+        let Some(conn) = &self.conn else {
+            return Ok(None);
+        };
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT topic, partition, next_offset FROM {SINK_OFFSETS_TABLE} WHERE connector = ?1"
+            ))
+            .map_err(|e| sql_error("reading the offsets", &e))?;
+        let rows = stmt
+            .query_map([&self.name], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i32>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(|e| sql_error("reading the offsets", &e))?;
+        let mut out = HashMap::new();
+        for r in rows {
+            let (t, p, o) = r.map_err(|e| sql_error("reading the offsets", &e))?;
+            out.insert(TopicPartition::new(t, p), o);
+        }
+        Ok(Some(out))
+    }
+
+    fn put(&mut self, records: Vec<ConnectRecord>) -> Result<()> {
+        let batch = self.batch.max(1);
+        let mut records = records;
+        while !records.is_empty() {
+            let rest = records.split_off(batch.min(records.len()));
+            self.write(&records)?;
+            records = rest;
+        }
+        Ok(())
+    }
+
+    fn check(&mut self, record: &ConnectRecord) -> Result<()> {
+        self.row(record).map(|_| ())
+    }
+
+    fn flush(&mut self, _offsets: &HashMap<TopicPartition, i64>) -> Result<()> {
+        // Each put committed its rows with its offsets.
+        Ok(())
+    }
+}
+
+/// A row: column names and values, and the primary key's columns.
+struct Row {
+    table: String,
+    columns: Vec<(String, Value, Option<Schema>)>,
+    key_columns: Vec<String>,
+}
+
+impl SqliteSinkTask {
+    /// Writes `records` and their offsets in one transaction.
+    fn write(&mut self, records: &[ConnectRecord]) -> Result<()> {
+        let mut rows = Vec::with_capacity(records.len());
+        for r in records {
+            rows.push(self.row(r)?);
+        }
+        for row in &rows {
+            if !self.tables.contains_key(&row.table) {
+                self.prepare_table(row)?;
+            }
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        let tx = conn
+            .transaction()
+            .map_err(|e| sql_error("beginning a transaction", &e))?;
+        for row in &rows {
+            let cols: Vec<String> = row.columns.iter().map(|(c, _, _)| ident(c)).collect();
+            let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+            let mut sql = format!(
+                "INSERT INTO {} ({}) VALUES ({})",
+                ident(&row.table),
+                cols.join(", "),
+                marks.join(", ")
+            );
+            if self.upsert && !row.key_columns.is_empty() {
+                let keys: Vec<String> = row.key_columns.iter().map(|k| ident(k)).collect();
+                let set: Vec<String> = row
+                    .columns
+                    .iter()
+                    .filter(|(c, _, _)| !row.key_columns.contains(c))
+                    .map(|(c, _, _)| format!("{0} = excluded.{0}", ident(c)))
+                    .collect();
+                if set.is_empty() {
+                    let clause = format!(" ON CONFLICT ({}) DO NOTHING", keys.join(", "));
+                    sql.push_str(&clause);
+                } else {
+                    let clause = format!(
+                        " ON CONFLICT ({}) DO UPDATE SET {}",
+                        keys.join(", "),
+                        set.join(", ")
+                    );
+                    sql.push_str(&clause);
+                }
+            }
+            let values: Vec<rusqlite::types::Value> =
+                row.columns.iter().map(|(_, v, _)| sql_value(v)).collect();
+            let mut stmt = tx
+                .prepare_cached(&sql)
+                .map_err(|e| sql_error(&format!("preparing {sql}"), &e))?;
+            stmt.execute(params_from_iter(values.iter()))
+                .map_err(|e| sql_error(&format!("writing a row to {}", row.table), &e))?;
+        }
+        let mut next: HashMap<(&str, i32), i64> = HashMap::new();
+        for r in records {
+            if let (Some(p), Some(o)) = (r.partition, r.offset) {
+                let e = next.entry((r.topic.as_str(), p)).or_insert(o + 1);
+                *e = (*e).max(o + 1);
+            }
+        }
+        {
+            let mut stmt = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO {SINK_OFFSETS_TABLE} (connector, topic, partition, next_offset)
+                     VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (connector, topic, partition) DO UPDATE SET
+                     next_offset = max(next_offset, excluded.next_offset)"
+                ))
+                .map_err(|e| sql_error("writing the offsets", &e))?;
+            for ((t, p), o) in next {
+                stmt.execute(rusqlite::params![self.name, t, p, o])
+                    .map_err(|e| sql_error("writing the offsets", &e))?;
+            }
+        }
+        tx.commit().map_err(|e| sql_error("committing", &e))
+    }
+
+    /// The row a record makes, or a data error for a value that is not a struct or object.
+    fn row(&self, r: &ConnectRecord) -> Result<Row> {
+        let table = self.table_format.replace("${topic}", &r.topic);
+        let fields = fields_of(&r.value, r.value_schema.as_ref(), "value")?;
+        let mut columns: Vec<(String, Value, Option<Schema>)> = Vec::new();
+        let mut key_columns = Vec::new();
+        match self.pk.unwrap_or(PkMode::None) {
+            PkMode::None => {}
+            PkMode::RecordKey => match &r.key {
+                Value::Struct(_) | Value::Map(_) => {
+                    let kf = fields_of(&r.key, r.key_schema.as_ref(), "key")?;
+                    for (name, v, s) in kf {
+                        if self.pk_fields.is_empty() || self.pk_fields.contains(&name) {
+                            key_columns.push(name.clone());
+                            columns.push((name, v, s));
+                        }
+                    }
+                }
+                Value::Null => {
+                    return Err(data_error(
+                        "pk.mode=record_key needs a key; this record has none".into(),
+                    ));
+                }
+                primitive => {
+                    let name = self
+                        .pk_fields
+                        .first()
+                        .cloned()
+                        .unwrap_or_else(|| "__connect_key".into());
+                    key_columns.push(name.clone());
+                    columns.push((name, primitive.clone(), r.key_schema.clone()));
+                }
+            },
+            PkMode::RecordValue => {
+                for (name, _, _) in &fields {
+                    if self.pk_fields.is_empty() || self.pk_fields.contains(name) {
+                        key_columns.push(name.clone());
+                    }
+                }
+                if let Some(missing) = self.pk_fields.iter().find(|f| !key_columns.contains(f)) {
+                    return Err(data_error(format!(
+                        "pk.fields names '{missing}', which the value does not have"
+                    )));
+                }
+            }
+        }
+        for f in fields {
+            if !columns.iter().any(|(c, _, _)| *c == f.0) {
+                columns.push(f);
+            }
+        }
+        Ok(Row {
+            table,
+            columns,
+            key_columns,
+        })
+    }
+
+    /// Creates the row's table (`auto.create`) or checks it has the row's columns.
+    fn prepare_table(&mut self, row: &Row) -> Result<()> {
+        let Some(conn) = self.conn.as_ref() else {
+            return Ok(());
+        };
+        let existing: Vec<String> = {
+            let mut stmt = conn
+                .prepare(&format!("PRAGMA table_info({})", ident(&row.table)))
+                .map_err(|e| sql_error("reading the table's columns", &e))?;
+            let names = stmt
+                .query_map([], |r| r.get::<_, String>(1))
+                .map_err(|e| sql_error("reading the table's columns", &e))?;
+            names
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| sql_error("reading the table's columns", &e))?
+        };
+        if existing.is_empty() {
+            if !self.auto_create {
+                return Err(data_error(format!(
+                    "no table '{}' (set auto.create=true to create it)",
+                    row.table
+                )));
+            }
+            let mut defs: Vec<String> = row
+                .columns
+                .iter()
+                .map(|(c, v, s)| {
+                    let not_null =
+                        s.as_ref().is_some_and(|s| !s.optional) || row.key_columns.contains(c);
+                    format!(
+                        "{} {}{}",
+                        ident(c),
+                        sql_type(v, s.as_ref()),
+                        if not_null { " NOT NULL" } else { "" }
+                    )
+                })
+                .collect();
+            if !row.key_columns.is_empty() {
+                let keys: Vec<String> = row.key_columns.iter().map(|k| ident(k)).collect();
+                defs.push(format!("PRIMARY KEY ({})", keys.join(", ")));
+            }
+            conn.execute_batch(&format!(
+                "CREATE TABLE IF NOT EXISTS {} ({})",
+                ident(&row.table),
+                defs.join(", ")
+            ))
+            .map_err(|e| sql_error(&format!("creating {}", row.table), &e))?;
+            let names = row.columns.iter().map(|(c, _, _)| c.clone()).collect();
+            self.tables.insert(row.table.clone(), names);
+            return Ok(());
+        }
+        if let Some((missing, _, _)) = row.columns.iter().find(|(c, _, _)| !existing.contains(c)) {
+            return Err(data_error(format!(
+                "table '{}' has no column '{missing}' (auto.evolve is not supported)",
+                row.table
+            )));
+        }
+        self.tables.insert(row.table.clone(), existing);
+        Ok(())
+    }
+}
+
+/// The fields of a struct (with its schema) or of a JSON object (a map with string keys).
+fn fields_of(
+    v: &Value,
+    schema: Option<&Schema>,
+    what: &str,
+) -> Result<Vec<(String, Value, Option<Schema>)>> {
+    match v {
+        Value::Struct(fields) => Ok(fields
+            .iter()
+            .map(|(n, v)| {
+                let s = schema.and_then(|s| s.field(n)).map(|f| f.schema.clone());
+                (n.clone(), v.clone(), s)
+            })
+            .collect()),
+        Value::Map(entries) => entries
+            .iter()
+            .map(|(k, v)| match k {
+                Value::String(n) => Ok((n.clone(), v.clone(), None)),
+                _ => Err(data_error(format!(
+                    "the record's {what} is a map with keys that are not strings"
+                ))),
+            })
+            .collect(),
+        Value::Null => Err(data_error(format!(
+            "the record's {what} is null: the SQLite sink writes structs or JSON objects"
+        ))),
+        _ => Err(data_error(format!(
+            "the record's {what} is not a struct or a JSON object: the SQLite sink needs \
+             JsonConverter with schemas.enable=true, or JSON objects"
+        ))),
+    }
+}
+
+fn sql_type(v: &Value, schema: Option<&Schema>) -> &'static str {
+    match schema.map(|s| s.kind) {
+        Some(k) if k.is_integer() => "INTEGER",
+        Some(SchemaType::Boolean) => "INTEGER",
+        Some(SchemaType::Float32 | SchemaType::Float64) => "REAL",
+        Some(SchemaType::Bytes) => "BLOB",
+        Some(_) => "TEXT",
+        None => match v {
+            Value::Int(_) | Value::Boolean(_) => "INTEGER",
+            Value::Float(_) => "REAL",
+            Value::Bytes(_) => "BLOB",
+            _ => "TEXT",
+        },
+    }
+}
+
+fn sql_value(v: &Value) -> rusqlite::types::Value {
+    use rusqlite::types::Value as Sql;
+    match v {
+        Value::Null => Sql::Null,
+        Value::Boolean(b) => Sql::Integer(i64::from(*b)),
+        Value::Int(i) => Sql::Integer(*i),
+        Value::Float(f) => Sql::Real(*f),
+        Value::String(s) => Sql::Text(s.clone()),
+        Value::Bytes(b) => Sql::Blob(b.to_vec()),
+        nested => Sql::Text(
+            crate::connect::data::value_to_json(None, nested)
+                .map_or_else(|_| String::new(), |j| j.to_string()),
+        ),
+    }
+}

@@ -1,0 +1,534 @@
+//! The SQLite source: tables or a query read by the JDBC source's modes.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags, params_from_iter};
+use serde_json::{Map as JsonMap, Value as Json};
+
+use super::{db_path, ident, sql_error};
+use crate::connect::ConnectRecord;
+use crate::connect::config::Properties;
+use crate::connect::connector::{OffsetReader, SourceConnector, SourceRecord, SourceTask};
+use crate::connect::data::{Field, Schema, SchemaType, Value};
+use crate::error::{Error, Result};
+
+/// Rows a poll reads at most per table, by default (the JDBC source's `batch.max.rows`).
+const DEFAULT_BATCH_ROWS: usize = 100;
+/// How often a table is queried, by default (`poll.interval.ms`).
+const DEFAULT_POLL: Duration = Duration::from_secs(5);
+/// The column a timestamp query selects as milliseconds.
+const TS_ALIAS: &str = "__topiclog_ts_ms";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Bulk,
+    Incrementing,
+    Timestamp,
+    TimestampIncrementing,
+}
+
+impl Mode {
+    fn parse(config: &Properties) -> Result<Mode> {
+        let mode = match config.require("mode")? {
+            "bulk" => Mode::Bulk,
+            "incrementing" => Mode::Incrementing,
+            "timestamp" => Mode::Timestamp,
+            "timestamp+incrementing" => Mode::TimestampIncrementing,
+            other => {
+                return Err(Error::invalid_config(
+                    "mode",
+                    format!(
+                        "'{other}' is not bulk, incrementing, timestamp or timestamp+incrementing"
+                    ),
+                ));
+            }
+        };
+        if matches!(mode, Mode::Incrementing | Mode::TimestampIncrementing) {
+            config.require("incrementing.column.name")?;
+        }
+        if matches!(mode, Mode::Timestamp | Mode::TimestampIncrementing) {
+            config.require("timestamp.column.name")?;
+        }
+        Ok(mode)
+    }
+
+    fn incrementing(self) -> bool {
+        matches!(self, Mode::Incrementing | Mode::TimestampIncrementing)
+    }
+
+    fn timestamp(self) -> bool {
+        matches!(self, Mode::Timestamp | Mode::TimestampIncrementing)
+    }
+}
+
+/// The JDBC source connector's model on a SQLite file: each table of `table.whitelist` (or
+/// the `query`) is read by `mode`, its rows become records of `<topic.prefix><table>` with a
+/// struct value whose schema describes the columns, and its offsets are the JDBC
+/// connector's (`{"incrementing": n}`, `{"timestamp": ms}`, both for
+/// `timestamp+incrementing`), committed with the records.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SqliteSource;
+
+impl SourceConnector for SqliteSource {
+    fn validate(&self, config: &Properties) -> Result<()> {
+        let path = db_path(config)?;
+        Mode::parse(config)?;
+        config.require("topic.prefix").or_else(|e| {
+            // An empty prefix is allowed for tables (the topic is the table's name).
+            if config.contains("topic.prefix") && config.get("query").is_none() {
+                Ok("")
+            } else {
+                Err(e)
+            }
+        })?;
+        match (
+            config.list("table.whitelist").is_empty(),
+            config.get("query"),
+        ) {
+            (true, None) => {
+                return Err(Error::invalid_config(
+                    "table.whitelist",
+                    "name the tables to read (or set query)",
+                ));
+            }
+            (false, Some(_)) => {
+                return Err(Error::invalid_config(
+                    "query",
+                    "set query or table.whitelist, not both",
+                ));
+            }
+            _ => {}
+        }
+        let rows: usize = config.int("batch.max.rows", DEFAULT_BATCH_ROWS)?;
+        if rows == 0 {
+            return Err(Error::invalid_config(
+                "batch.max.rows",
+                "must be at least 1",
+            ));
+        }
+        config.millis("poll.interval.ms", DEFAULT_POLL)?;
+        let conn =
+            Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| {
+                Error::invalid_config("connection.url", format!("cannot open '{path}': {e}"))
+            })?;
+        for t in config.list("table.whitelist") {
+            let n: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE type IN ('table','view') AND name = ?1",
+                    [&t],
+                    |r| r.get(0),
+                )
+                .map_err(|e| sql_error("reading the schema", &e))?;
+            if n == 0 {
+                return Err(Error::invalid_config(
+                    "table.whitelist",
+                    format!("no table '{t}' in {path}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn task_configs(&self, config: &Properties, max_tasks: usize) -> Vec<Properties> {
+        let tables = config.list("table.whitelist");
+        if tables.len() <= 1 || max_tasks <= 1 {
+            return vec![config.clone()];
+        }
+        let n = max_tasks.min(tables.len());
+        (0..n)
+            .map(|i| {
+                let mine: Vec<String> = tables.iter().skip(i).step_by(n).cloned().collect();
+                config.clone().with("table.whitelist", mine.join(","))
+            })
+            .collect()
+    }
+
+    fn task(&self) -> Box<dyn SourceTask> {
+        Box::new(SqliteSourceTask::default())
+    }
+}
+
+/// A row read: its fields, its incrementing value and its time in ms.
+type RowRead = (Vec<(String, Value)>, Option<i64>, Option<i64>);
+
+/// What one table (or the query) has been read up to.
+struct Reader {
+    table: Option<String>,
+    topic: String,
+    partition: JsonMap<String, Json>,
+    incrementing: Option<i64>,
+    timestamp: Option<i64>,
+    due: Instant,
+}
+
+/// A task of [`SqliteSource`].
+#[derive(Default)]
+pub struct SqliteSourceTask {
+    conn: Option<Connection>,
+    mode: Option<Mode>,
+    inc_col: String,
+    ts_col: String,
+    query: Option<String>,
+    batch: usize,
+    interval: Duration,
+    readers: Vec<Reader>,
+}
+
+impl SourceTask for SqliteSourceTask {
+    fn start(&mut self, config: &Properties, offsets: &OffsetReader) -> Result<()> {
+        let path = db_path(config)?;
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| sql_error(&format!("opening {path}"), &e))?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(|e| sql_error("busy timeout", &e))?;
+        self.conn = Some(conn);
+        self.mode = Some(Mode::parse(config)?);
+        self.inc_col = config
+            .get("incrementing.column.name")
+            .unwrap_or_default()
+            .to_string();
+        self.ts_col = config
+            .get("timestamp.column.name")
+            .unwrap_or_default()
+            .to_string();
+        self.query = config.get("query").map(String::from);
+        self.batch = config.int("batch.max.rows", DEFAULT_BATCH_ROWS)?;
+        self.interval = config.millis("poll.interval.ms", DEFAULT_POLL)?;
+        let prefix = config.get("topic.prefix").unwrap_or_default();
+        let now = Instant::now();
+        let mut readers = Vec::new();
+        if let Some(q) = &self.query {
+            let mut partition = JsonMap::new();
+            partition.insert("query".into(), Json::String("query".into()));
+            readers.push(Reader {
+                table: None,
+                topic: prefix.to_string(),
+                partition,
+                incrementing: None,
+                timestamp: None,
+                due: now,
+            });
+            let _ = q;
+        } else {
+            for t in config.list("table.whitelist") {
+                let mut partition = JsonMap::new();
+                partition.insert("protocol".into(), Json::String("1".into()));
+                partition.insert("table".into(), Json::String(t.clone()));
+                readers.push(Reader {
+                    table: Some(t.clone()),
+                    topic: format!("{prefix}{t}"),
+                    partition,
+                    incrementing: None,
+                    timestamp: None,
+                    due: now,
+                });
+            }
+        }
+        for r in &mut readers {
+            if let Some(o) = offsets.offset(&r.partition) {
+                r.incrementing = o.get("incrementing").and_then(Json::as_i64);
+                r.timestamp = o.get("timestamp").and_then(Json::as_i64);
+            }
+        }
+        self.readers = readers;
+        Ok(())
+    }
+
+    fn poll(&mut self) -> Result<Vec<SourceRecord>> {
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for i in 0..self.readers.len() {
+            let due = self.readers.get(i).is_some_and(|r| r.due <= now);
+            if !due {
+                continue;
+            }
+            let got = self.read(i, &mut out)?;
+            if let Some(r) = self.readers.get_mut(i) {
+                // A full batch: more rows wait; read on at once.
+                r.due = if got >= self.batch && self.mode != Some(Mode::Bulk) {
+                    now
+                } else {
+                    now + self.interval
+                };
+            }
+        }
+        if out.is_empty() {
+            let next = self
+                .readers
+                .iter()
+                .map(|r| r.due)
+                .min()
+                .unwrap_or(now + self.interval);
+            let wait = next
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(100));
+            std::thread::sleep(wait);
+        }
+        Ok(out)
+    }
+}
+
+/// A column's Connect schema from its declared SQLite type (SQLite's affinity rules).
+fn column_schema(decl: Option<&str>, not_null: bool) -> Schema {
+    let d = decl.unwrap_or_default().to_ascii_uppercase();
+    let kind = if d.contains("INT") {
+        SchemaType::Int64
+    } else if d.contains("CHAR") || d.contains("CLOB") || d.contains("TEXT") {
+        SchemaType::String
+    } else if d.contains("BLOB") || d.is_empty() {
+        SchemaType::Bytes
+    } else if d.contains("REAL") || d.contains("FLOA") || d.contains("DOUB") {
+        SchemaType::Float64
+    } else if d.contains("BOOL") {
+        SchemaType::Boolean
+    } else {
+        SchemaType::Float64
+    };
+    let s = Schema::of(kind);
+    if not_null { s } else { s.optional() }
+}
+
+// An integer in a REAL column is read as SQLite reads it, as a double.
+#[allow(clippy::cast_precision_loss)]
+fn to_value(v: ValueRef<'_>, schema: &Schema) -> Value {
+    match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => match schema.kind {
+            SchemaType::Boolean => Value::Boolean(i != 0),
+            SchemaType::Float64 | SchemaType::Float32 => Value::Float(i as f64),
+            SchemaType::String => Value::String(i.to_string()),
+            _ => Value::Int(i),
+        },
+        ValueRef::Real(f) => match schema.kind {
+            SchemaType::String => Value::String(f.to_string()),
+            _ => Value::Float(f),
+        },
+        ValueRef::Text(t) => match schema.kind {
+            SchemaType::Bytes => Value::Bytes(Bytes::copy_from_slice(t)),
+            _ => Value::String(String::from_utf8_lossy(t).into_owned()),
+        },
+        ValueRef::Blob(b) => Value::Bytes(Bytes::copy_from_slice(b)),
+    }
+}
+
+impl SqliteSourceTask {
+    /// The SQL expression of the timestamp column in milliseconds (integer columns hold
+    /// milliseconds; text columns are ISO-8601 times, read in UTC).
+    fn ts_expr(&self) -> String {
+        let c = ident(&self.ts_col);
+        format!(
+            "(CASE typeof({c}) WHEN 'integer' THEN {c} WHEN 'real' THEN CAST({c} AS INTEGER) \
+             ELSE CAST(round((julianday({c}) - 2440587.5) * 86400000.0) AS INTEGER) END)"
+        )
+    }
+
+    /// Reads the next rows of reader `i` into `out`; how many rows it read.
+    fn read(&mut self, i: usize, out: &mut Vec<SourceRecord>) -> Result<usize> {
+        let (Some(conn), Some(mode), Some(reader)) =
+            (self.conn.as_ref(), self.mode, self.readers.get(i))
+        else {
+            return Ok(0);
+        };
+        let from = match (&reader.table, &self.query) {
+            (Some(t), _) => ident(t),
+            (None, Some(q)) => format!("({q})"),
+            (None, None) => return Ok(0),
+        };
+        let now_ms = crate::clock::now_ms();
+        let inc = ident(&self.inc_col);
+        let ts = self.ts_expr();
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        let (filter, order) = match mode {
+            Mode::Bulk => (String::new(), String::new()),
+            Mode::Incrementing => {
+                args.push(reader.incrementing.unwrap_or(i64::MIN).into());
+                (format!("WHERE {inc} > ?1"), format!("ORDER BY {inc} ASC"))
+            }
+            Mode::Timestamp => {
+                args.push(reader.timestamp.unwrap_or(i64::MIN).into());
+                args.push(now_ms.into());
+                (
+                    format!("WHERE {ts} > ?1 AND {ts} < ?2"),
+                    format!("ORDER BY {ts} ASC"),
+                )
+            }
+            Mode::TimestampIncrementing => {
+                args.push(reader.timestamp.unwrap_or(i64::MIN).into());
+                args.push(reader.incrementing.unwrap_or(i64::MIN).into());
+                args.push(now_ms.into());
+                (
+                    format!("WHERE {ts} < ?3 AND (({ts} = ?1 AND {inc} > ?2) OR {ts} > ?1)"),
+                    format!("ORDER BY {ts} ASC, {inc} ASC"),
+                )
+            }
+        };
+        let select_ts = if mode.timestamp() {
+            format!(", {ts} AS {TS_ALIAS}")
+        } else {
+            String::new()
+        };
+        let limit = if mode == Mode::Bulk {
+            String::new()
+        } else {
+            format!("LIMIT {}", self.batch)
+        };
+        let sql = format!("SELECT *{select_ts} FROM {from} {filter} {order} {limit}");
+        let mut stmt = conn
+            .prepare_cached(&sql)
+            .map_err(|e| sql_error(&format!("preparing {sql}"), &e))?;
+        // Column schemas: declared types, NOT NULL from the table's definition.
+        let not_null: HashMap<String, bool> = match &reader.table {
+            Some(t) => table_not_null(conn, t)?,
+            None => HashMap::new(),
+        };
+        let columns: Vec<(String, Schema)> = stmt
+            .columns()
+            .map(|c| {
+                let name = c.name().to_string();
+                let nn = not_null.get(&name).copied().unwrap_or(false);
+                let schema = column_schema(c.decl_type(), nn);
+                (name, schema)
+            })
+            .filter(|(n, _)| n != TS_ALIAS)
+            .collect();
+        let schema = Schema {
+            name: reader.table.clone(),
+            ..Schema::structure(
+                columns
+                    .iter()
+                    .map(|(n, s)| Field {
+                        name: n.clone(),
+                        schema: s.clone(),
+                    })
+                    .collect(),
+            )
+        };
+        let inc_at = columns.iter().position(|(n, _)| *n == self.inc_col);
+        let ts_at = stmt.column_index(TS_ALIAS).ok();
+        let mut rows = stmt
+            .query(params_from_iter(args.iter()))
+            .map_err(|e| sql_error(&format!("querying {sql}"), &e))?;
+        let mut read: Vec<RowRead> = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| sql_error("reading a row", &e))? {
+            let mut fields = Vec::with_capacity(columns.len());
+            for (k, (name, s)) in columns.iter().enumerate() {
+                let v = row
+                    .get_ref(k)
+                    .map_err(|e| sql_error("reading a column", &e))?;
+                fields.push((name.clone(), to_value(v, s)));
+            }
+            let inc_v = inc_at.and_then(|k| row.get::<_, i64>(k).ok());
+            let ts_v = ts_at.and_then(|k| row.get::<_, i64>(k).ok());
+            read.push((fields, inc_v, ts_v));
+        }
+        drop(rows);
+        drop(stmt);
+        // Timestamp mode without a tie-breaker: rows sharing the batch's last timestamp may
+        // continue past the limit; read them all, or leave that timestamp to the next poll.
+        if mode == Mode::Timestamp && read.len() >= self.batch {
+            let last_ts = read.last().and_then(|r| r.2);
+            let before = read.iter().filter(|r| r.2 < last_ts).count();
+            if before > 0 {
+                read.truncate(before);
+            } else if let Some(t) = last_ts {
+                read = self.rows_at(i, &from, t, &columns)?;
+            }
+        }
+        let n = read.len();
+        let Some(reader) = self.readers.get_mut(i) else {
+            return Ok(n);
+        };
+        for (fields, inc_v, ts_v) in read {
+            if let Some(v) = inc_v {
+                reader.incrementing = Some(v);
+            }
+            if let Some(v) = ts_v {
+                reader.timestamp = Some(v);
+            }
+            let mut offset = JsonMap::new();
+            if mode.incrementing() {
+                offset.insert("incrementing".into(), reader.incrementing.into());
+            }
+            if mode.timestamp() {
+                offset.insert("timestamp".into(), reader.timestamp.into());
+            }
+            let mut record = ConnectRecord::new(
+                reader.topic.clone(),
+                Some(schema.clone()),
+                Value::Struct(fields),
+            );
+            record.timestamp = ts_v.or(Some(now_ms));
+            out.push(SourceRecord {
+                source_partition: if mode == Mode::Bulk {
+                    JsonMap::new()
+                } else {
+                    reader.partition.clone()
+                },
+                source_offset: offset,
+                record,
+            });
+        }
+        Ok(n)
+    }
+
+    /// Every row of reader `i` at timestamp `t` (timestamp mode's rows sharing one time).
+    fn rows_at(
+        &self,
+        _i: usize,
+        from: &str,
+        t: i64,
+        columns: &[(String, Schema)],
+    ) -> Result<Vec<RowRead>> {
+        let Some(conn) = self.conn.as_ref() else {
+            return Ok(Vec::new());
+        };
+        let ts = self.ts_expr();
+        let sql = format!("SELECT * FROM {from} WHERE {ts} = ?1");
+        let mut stmt = conn
+            .prepare_cached(&sql)
+            .map_err(|e| sql_error(&format!("preparing {sql}"), &e))?;
+        let mut rows = stmt
+            .query([t])
+            .map_err(|e| sql_error(&format!("querying {sql}"), &e))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| sql_error("reading a row", &e))? {
+            let mut fields = Vec::with_capacity(columns.len());
+            for (k, (name, s)) in columns.iter().enumerate() {
+                let v = row
+                    .get_ref(k)
+                    .map_err(|e| sql_error("reading a column", &e))?;
+                fields.push((name.clone(), to_value(v, s)));
+            }
+            out.push((fields, None, Some(t)));
+        }
+        Ok(out)
+    }
+}
+
+/// Whether each column of `table` is declared NOT NULL.
+fn table_not_null(conn: &Connection, table: &str) -> Result<HashMap<String, bool>> {
+    let sql = format!("PRAGMA table_info({})", ident(table));
+    let mut stmt = conn
+        .prepare_cached(&sql)
+        .map_err(|e| sql_error("reading the table's columns", &e))?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(3)? != 0 || r.get::<_, i64>(5)? != 0,
+            ))
+        })
+        .map_err(|e| sql_error("reading the table's columns", &e))?;
+    let mut out = HashMap::new();
+    for r in rows {
+        let (name, nn) = r.map_err(|e| sql_error("reading the table's columns", &e))?;
+        out.insert(name, nn);
+    }
+    Ok(out)
+}

@@ -1,0 +1,366 @@
+//! The SQLite source and sink (the JDBC connectors' model) against real SQLite files: each
+//! source mode with inserts and updates while it runs, the sink's inserts and upserts, its
+//! refusals, and its offsets kept with its rows.
+#![cfg(feature = "sqlite")]
+#![allow(clippy::indexing_slicing)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+use topiclog::connect::{Connect, Properties, TaskState};
+use topiclog::{IsolationLevel, Log, ProducerConfig, ProducerRecord};
+
+mod common;
+use common::TestResult;
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) -> TestResult {
+    let start = Instant::now();
+    while !done() {
+        if start.elapsed() > Duration::from_secs(30) {
+            return Err(format!("timed out waiting for {what}").into());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+fn worker() -> Properties {
+    Properties::new()
+        .with("key.converter", "JsonConverter")
+        .with("value.converter", "JsonConverter")
+        .with("offset.flush.interval.ms", "10")
+}
+
+/// The committed values of a topic, as JSON.
+fn values(log: &Log, topic: &str) -> Vec<serde_json::Value> {
+    let Ok(h) = log.partition(topic, 0) else {
+        return Vec::new();
+    };
+    let h = h.with_isolation_level(IsolationLevel::ReadCommitted);
+    let end = h.last_stable_offset();
+    h.records(h.log_start_offset(), 1 << 24)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.offset < end)
+        .filter_map(|r| serde_json::from_slice(r.value.as_deref()?).ok())
+        .collect()
+}
+
+fn payloads(log: &Log, topic: &str) -> Vec<serde_json::Value> {
+    values(log, topic)
+        .into_iter()
+        .map(|v| v["payload"].clone())
+        .collect()
+}
+
+fn source(db: &Path, mode: &str) -> Properties {
+    Properties::new()
+        .with("name", format!("src-{mode}"))
+        .with(
+            "connector.class",
+            "io.confluent.connect.jdbc.JdbcSourceConnector",
+        )
+        .with("connection.url", format!("jdbc:sqlite:{}", db.display()))
+        .with("mode", mode)
+        .with("table.whitelist", "accounts")
+        .with("topic.prefix", "db-")
+        .with("poll.interval.ms", "50")
+}
+
+fn setup(db: &Path, ts_type: &str) -> TestResult<Connection> {
+    let c = Connection::open(db)?;
+    c.execute_batch(&format!(
+        "PRAGMA journal_mode=WAL;
+         CREATE TABLE accounts (id INTEGER PRIMARY KEY, name TEXT NOT NULL, balance REAL,
+                                updated {ts_type});"
+    ))?;
+    Ok(c)
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis()),
+    )
+    .unwrap_or(0)
+}
+
+#[test]
+fn incrementing_mode_reads_new_rows_once_with_a_schema_of_the_columns() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("src.db");
+    let c = setup(&db, "INTEGER")?;
+    for i in 1..=3 {
+        c.execute(
+            "INSERT INTO accounts (id, name, balance, updated) VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![i, format!("a{i}"), 10.5 * f64::from(i), now_ms()],
+        )?;
+    }
+    let log = common::open(&dir.path().join("data"))?;
+    let connect = Connect::standalone(&log, worker())?;
+    connect.add(source(&db, "incrementing").with("incrementing.column.name", "id"))?;
+    wait_for("three rows", || payloads(&log, "db-accounts").len() == 3)?;
+    let first = &values(&log, "db-accounts")[0];
+    assert_eq!(first["schema"]["type"], "struct");
+    assert_eq!(first["schema"]["name"], "accounts");
+    assert_eq!(
+        first["schema"]["fields"][1],
+        serde_json::json!({"type": "string", "optional": false, "field": "name"})
+    );
+    assert_eq!(first["schema"]["fields"][2]["type"], "double");
+    assert_eq!(first["payload"]["name"], "a1");
+    // Inserts while it runs arrive; an update does not (incrementing mode sees new ids only).
+    c.execute("UPDATE accounts SET balance = 0 WHERE id = 1", [])?;
+    c.execute(
+        "INSERT INTO accounts (id, name) VALUES (4, 'a4'), (5, 'a5')",
+        [],
+    )?;
+    wait_for("five rows", || payloads(&log, "db-accounts").len() == 5)?;
+    std::thread::sleep(Duration::from_millis(200));
+    let ids: Vec<i64> = payloads(&log, "db-accounts")
+        .iter()
+        .filter_map(|p| p["id"].as_i64())
+        .collect();
+    assert_eq!(ids, [1, 2, 3, 4, 5]);
+    connect.close();
+    // The offsets are the JDBC connector's.
+    let h = log.partition("connect-offsets", 0)?;
+    let last = h.records(0, 1 << 20)?.pop().ok_or("an offset")?;
+    let key: serde_json::Value = serde_json::from_slice(last.key.as_deref().ok_or("key")?)?;
+    assert_eq!(
+        key,
+        serde_json::json!(["src-incrementing", {"protocol": "1", "table": "accounts"}])
+    );
+    let value: serde_json::Value = serde_json::from_slice(last.value.as_deref().ok_or("v")?)?;
+    assert_eq!(value, serde_json::json!({"incrementing": 5}));
+    Ok(())
+}
+
+#[test]
+fn timestamp_modes_read_updates_and_rows_sharing_a_time() -> TestResult {
+    for (mode, ts_type) in [("timestamp", "INTEGER"), ("timestamp+incrementing", "TEXT")] {
+        let dir = tempfile::tempdir()?;
+        let db = dir.path().join("src.db");
+        let c = setup(&db, ts_type)?;
+        let at = |ms: i64| -> rusqlite::types::Value {
+            if ts_type == "TEXT" {
+                // ISO-8601 text, read as UTC.
+                let secs = ms / 1000;
+                rusqlite::types::Value::Text(
+                    Connection::open_in_memory()
+                        .and_then(|m| {
+                            m.query_row(
+                                "SELECT strftime('%Y-%m-%d %H:%M:%f', ?1, 'unixepoch')",
+                                [secs],
+                                |r| r.get::<_, String>(0),
+                            )
+                        })
+                        .unwrap_or_default(),
+                )
+            } else {
+                rusqlite::types::Value::Integer(ms)
+            }
+        };
+        let t0 = (now_ms() / 1000 - 100) * 1000;
+        // Five rows sharing one time, more than a batch of two holds.
+        for i in 1..=5 {
+            c.execute(
+                "INSERT INTO accounts (id, name, updated) VALUES (?1, ?2, ?3)",
+                rusqlite::params![i, format!("a{i}"), at(t0)],
+            )?;
+        }
+        let log = common::open(&dir.path().join("data"))?;
+        let connect = Connect::standalone(&log, worker())?;
+        connect.add(
+            source(&db, mode)
+                .with("timestamp.column.name", "updated")
+                .with("incrementing.column.name", "id")
+                .with("batch.max.rows", "2"),
+        )?;
+        wait_for("five rows", || payloads(&log, "db-accounts").len() == 5)?;
+        // An update moves a row's time on: it is read again, as the JDBC source does.
+        c.execute(
+            "UPDATE accounts SET name = 'renamed', updated = ?1 WHERE id = 2",
+            [at(t0 + 50_000)],
+        )?;
+        wait_for("the update", || payloads(&log, "db-accounts").len() == 6)?;
+        std::thread::sleep(Duration::from_millis(200));
+        let got = payloads(&log, "db-accounts");
+        assert_eq!(got.len(), 6, "{mode}: each row once, then the update");
+        assert_eq!(got[5]["name"], "renamed", "{mode}");
+        let mut ids: Vec<i64> = got[..5].iter().filter_map(|p| p["id"].as_i64()).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, [1, 2, 3, 4, 5], "{mode}");
+        connect.close();
+    }
+    Ok(())
+}
+
+#[test]
+fn bulk_mode_reads_the_whole_table_each_interval() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("src.db");
+    let c = setup(&db, "INTEGER")?;
+    c.execute(
+        "INSERT INTO accounts (id, name) VALUES (1, 'a'), (2, 'b')",
+        [],
+    )?;
+    let log = common::open(&dir.path().join("data"))?;
+    let connect = Connect::standalone(&log, worker())?;
+    connect.add(source(&db, "bulk"))?;
+    wait_for("two copies of the table", || {
+        payloads(&log, "db-accounts").len() >= 4
+    })?;
+    connect.close();
+    let got = payloads(&log, "db-accounts");
+    assert_eq!(got.len() % 2, 0, "whole tables only");
+    assert_eq!(got[2]["name"], "a");
+    Ok(())
+}
+
+fn sink(db: &Path) -> Properties {
+    Properties::new()
+        .with("name", "snk")
+        .with(
+            "connector.class",
+            "io.confluent.connect.jdbc.JdbcSinkConnector",
+        )
+        .with("connection.url", db.to_string_lossy())
+        .with("topics", "people")
+        .with("insert.mode", "upsert")
+        .with("pk.mode", "record_value")
+        .with("pk.fields", "id")
+        .with("auto.create", "true")
+}
+
+fn person(id: i64, name: &str) -> String {
+    serde_json::json!({
+        "schema": {"type": "struct", "name": "person", "optional": false, "fields": [
+            {"type": "int64", "optional": false, "field": "id"},
+            {"type": "string", "optional": true, "field": "name"}]},
+        "payload": {"id": id, "name": name}
+    })
+    .to_string()
+}
+
+#[test]
+fn the_sink_upserts_rows_and_keeps_its_offsets_with_them() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let log = common::open(&dir.path().join("data"))?;
+    log.create_topic("people", 1)?;
+    let p = log.producer(ProducerConfig::default())?;
+    p.send(ProducerRecord::new("people", person(1, "ann")))?;
+    p.send(ProducerRecord::new("people", person(2, "bob")))?;
+    p.send(ProducerRecord::new("people", person(1, "anne")))?;
+    let db = dir.path().join("target.db");
+    let connect = Connect::standalone(&log, worker())?;
+    connect.add(sink(&db))?;
+    let rows = |db: &Path| -> Vec<(i64, String)> {
+        Connection::open(db)
+            .and_then(|c| {
+                let mut s = c.prepare("SELECT id, name FROM people ORDER BY id")?;
+                let r = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                r.collect()
+            })
+            .unwrap_or_default()
+    };
+    wait_for("the upsert", || {
+        rows(&db) == [(1, "anne".to_string()), (2, "bob".to_string())]
+    })?;
+    connect.close();
+    let c = Connection::open(&db)?;
+    let next: i64 = c.query_row(
+        "SELECT next_offset FROM __topiclog_connect_offsets WHERE connector = 'snk'",
+        [],
+        |r| r.get(0),
+    )?;
+    assert_eq!(next, 3);
+    // A restart reads on from the offsets in the database, not again from the start.
+    c.execute("UPDATE people SET name = 'edited' WHERE id = 2", [])?;
+    let connect = Connect::standalone(&log, worker())?;
+    connect.add(sink(&db))?;
+    p.send(ProducerRecord::new("people", person(3, "cy")))?;
+    wait_for("the third row", || rows(&db).len() == 3)?;
+    assert_eq!(
+        rows(&db)[1],
+        (2, "edited".to_string()),
+        "nothing written twice"
+    );
+    connect.close();
+    Ok(())
+}
+
+#[test]
+fn the_sink_refuses_values_without_fields_clearly_or_sends_them_to_the_dead_letter_topic()
+-> TestResult {
+    let dir = tempfile::tempdir()?;
+    let log = common::open(&dir.path().join("data"))?;
+    log.create_topic("people", 1)?;
+    let p = log.producer(ProducerConfig::default())?;
+    p.send(ProducerRecord::new(
+        "people",
+        r#"{"schema":{"type":"string","optional":false},"payload":"just text"}"#,
+    ))?;
+    let db = dir.path().join("target.db");
+    let connect = Connect::standalone(&log, worker())?;
+    connect.add(sink(&db))?;
+    let mut msg = String::new();
+    wait_for("the task to fail", || {
+        if let Ok(s) = connect.status("snk")
+            && let Some(TaskState::Failed(m)) = s.tasks.first().map(|t| t.state.clone())
+        {
+            msg = m;
+            return true;
+        }
+        false
+    })?;
+    assert!(msg.contains("not a struct or a JSON object"), "{msg}");
+    connect.remove("snk")?;
+    connect.add(
+        sink(&db)
+            .with("name", "snk2")
+            .with("errors.tolerance", "all")
+            .with("errors.deadletterqueue.topic.name", "people-dlq"),
+    )?;
+    p.send(ProducerRecord::new("people", person(7, "ok")))?;
+    wait_for("the dead letter", || {
+        log.partition("people-dlq", 0)
+            .is_ok_and(|h| h.records(0, 1 << 20).is_ok_and(|r| r.len() == 1))
+    })?;
+    let n: i64 =
+        Connection::open(&db)?.query_row("SELECT count(*) FROM people", [], |r| r.get(0))?;
+    assert_eq!(n, 1);
+    connect.close();
+    Ok(())
+}
+
+#[test]
+fn bad_sqlite_configurations_name_their_key() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("src.db");
+    setup(&db, "INTEGER")?;
+    let log = common::open(&dir.path().join("data"))?;
+    let connect = Connect::standalone(&log, worker())?;
+    let key_of = |e: topiclog::Error| match e {
+        topiclog::Error::InvalidConfig { field, .. } => field,
+        other => format!("not InvalidConfig: {other}"),
+    };
+    let no_col = source(&db, "incrementing");
+    assert_eq!(
+        key_of(connect.add(no_col).expect_err("column")),
+        "incrementing.column.name"
+    );
+    let bad_mode = source(&db, "sometimes");
+    assert_eq!(key_of(connect.add(bad_mode).expect_err("mode")), "mode");
+    let no_table = source(&db, "bulk").with("table.whitelist", "nope");
+    assert_eq!(
+        key_of(connect.add(no_table).expect_err("table")),
+        "table.whitelist"
+    );
+    let upsert = sink(&db).with("pk.mode", "none");
+    assert_eq!(key_of(connect.add(upsert).expect_err("pk")), "pk.mode");
+    connect.close();
+    Ok(())
+}
