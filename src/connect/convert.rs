@@ -65,11 +65,11 @@ pub fn converter(key: &str, class: &str, config: &Properties) -> Result<Box<dyn 
             Ok(Box::new(StringConverter))
         }
         "ByteArrayConverter" => Ok(Box::new(ByteArrayConverter)),
-        "JsonConverter" => Ok(Box::new(JsonConverter {
-            schemas_enable: config.bool("schemas.enable", true).map_err(|_| {
+        "JsonConverter" => Ok(Box::new(JsonConverter::new(
+            config.bool("schemas.enable", true).map_err(|_| {
                 Error::invalid_config(format!("{key}.schemas.enable"), "must be true or false")
             })?,
-        })),
+        ))),
         _ => Err(Error::invalid_config(
             key,
             format!(
@@ -160,10 +160,64 @@ impl Converter for ByteArrayConverter {
 
 /// Kafka's `JsonConverter`. With `schemas.enable=true` (Kafka's default) each key or value is
 /// an envelope `{"schema": ..., "payload": ...}`; with `false`, plain JSON.
-#[derive(Debug, Clone, Copy)]
+///
+/// The records of one source or topic usually share one schema: the converter keeps the
+/// last schema it wrote (with its JSON text) and the last one it read (by its text), so a
+/// schema is written or parsed once rather than for every record.
+#[derive(Debug, Default)]
 pub struct JsonConverter {
+    schemas_enable: bool,
+    written: parking_lot::Mutex<Option<(Schema, Vec<u8>)>>,
+    read: parking_lot::Mutex<Option<(String, Schema)>>,
+}
+
+/// An envelope as read: both fields required, no others (Kafka's rule).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    schema: &'a serde_json::value::RawValue,
+    #[serde(borrow)]
+    payload: &'a serde_json::value::RawValue,
+}
+
+const ENVELOPE_REQUIRED: &str = "JsonConverter with schemas.enable requires \"schema\" and \
+     \"payload\" fields and may not contain additional fields. If you are trying to deserialize \
+     plain JSON data, set schemas.enable=false in your converter configuration.";
+
+fn serialization_error(e: &serde_json::Error) -> Error {
+    data_error(format!(
+        "converting byte[] to Kafka Connect data failed due to serialization error: {e}"
+    ))
+}
+
+impl JsonConverter {
+    /// A converter with Kafka's `schemas.enable`.
+    pub fn new(schemas_enable: bool) -> JsonConverter {
+        JsonConverter {
+            schemas_enable,
+            ..JsonConverter::default()
+        }
+    }
+
     /// Kafka's `schemas.enable`.
-    pub schemas_enable: bool,
+    pub fn schemas_enable(&self) -> bool {
+        self.schemas_enable
+    }
+
+    /// The schema an envelope's schema text describes (parsed once per distinct text).
+    fn schema_of(&self, text: &str) -> Result<Schema> {
+        let mut read = self.read.lock();
+        if let Some((t, s)) = read.as_ref()
+            && t == text
+        {
+            return Ok(s.clone());
+        }
+        let json: Json = serde_json::from_str(text).map_err(|e| serialization_error(&e))?;
+        let schema = Schema::from_json(&json)?;
+        *read = Some((text.to_string(), schema.clone()));
+        Ok(schema)
+    }
 }
 
 impl Converter for JsonConverter {
@@ -176,56 +230,55 @@ impl Converter for JsonConverter {
         if schema.is_none() && value.is_null() {
             return Ok(None);
         }
-        let payload = value_to_json(schema, value)?;
-        let json = if self.schemas_enable {
-            let mut env = serde_json::Map::new();
-            env.insert("schema".into(), schema.map_or(Json::Null, Schema::to_json));
-            env.insert("payload".into(), payload);
-            Json::Object(env)
-        } else {
-            payload
-        };
-        serde_json::to_vec(&json)
-            .map(|v| Some(Bytes::from(v)))
-            .map_err(|e| data_error(format!("converting to JSON failed: {e}")))
+        let payload = serde_json::to_vec(&value_to_json(schema, value)?)
+            .map_err(|e| data_error(format!("converting to JSON failed: {e}")))?;
+        if !self.schemas_enable {
+            return Ok(Some(Bytes::from(payload)));
+        }
+        let mut out = Vec::with_capacity(payload.len() + 128);
+        out.extend_from_slice(b"{\"schema\":");
+        match schema {
+            None => out.extend_from_slice(b"null"),
+            Some(s) => {
+                let mut written = self.written.lock();
+                if !written.as_ref().is_some_and(|(w, _)| w == s) {
+                    let text = serde_json::to_vec(&s.to_json())
+                        .map_err(|e| data_error(format!("converting to JSON failed: {e}")))?;
+                    *written = Some((s.clone(), text));
+                }
+                if let Some((_, text)) = written.as_ref() {
+                    out.extend_from_slice(text);
+                }
+            }
+        }
+        out.extend_from_slice(b",\"payload\":");
+        out.extend_from_slice(&payload);
+        out.push(b'}');
+        Ok(Some(Bytes::from(out)))
     }
 
     fn to_connect(&self, _topic: &str, data: Option<&[u8]>) -> Result<(Option<Schema>, Value)> {
         let Some(data) = data else {
             return Ok((None, Value::Null));
         };
-        let json: Json = serde_json::from_slice(data).map_err(|e| {
-            data_error(format!(
-                "converting byte[] to Kafka Connect data failed due to serialization error: {e}"
-            ))
-        })?;
         if !self.schemas_enable {
+            let json: Json = serde_json::from_slice(data).map_err(|e| serialization_error(&e))?;
             return Ok((None, value_from_json(None, &json)?));
         }
-        let envelope = match &json {
-            Json::Object(o)
-                if o.len() == 2 && o.contains_key("schema") && o.contains_key("payload") =>
-            {
-                o
-            }
-            _ => {
-                return Err(data_error(
-                    "JsonConverter with schemas.enable requires \"schema\" and \"payload\" fields \
-                     and may not contain additional fields. If you are trying to deserialize plain \
-                     JSON data, set schemas.enable=false in your converter configuration."
-                        .into(),
-                ));
-            }
+        let envelope: Envelope<'_> = match serde_json::from_slice(data) {
+            Ok(e) => e,
+            Err(e) if e.is_data() => return Err(data_error(ENVELOPE_REQUIRED.into())),
+            Err(e) => return Err(serialization_error(&e)),
         };
-        let payload = envelope.get("payload").unwrap_or(&Json::Null);
-        match envelope.get("schema") {
-            None | Some(Json::Null) => Ok((None, value_from_json(None, payload)?)),
-            Some(s) => {
-                let schema = Schema::from_json(s)?;
-                let value = value_from_json(Some(&schema), payload)?;
-                Ok((Some(schema), value))
-            }
+        let payload: Json =
+            serde_json::from_str(envelope.payload.get()).map_err(|e| serialization_error(&e))?;
+        let text = envelope.schema.get();
+        if text == "null" {
+            return Ok((None, value_from_json(None, &payload)?));
         }
+        let schema = self.schema_of(text)?;
+        let value = value_from_json(Some(&schema), &payload)?;
+        Ok((Some(schema), value))
     }
 }
 

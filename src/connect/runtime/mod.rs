@@ -800,9 +800,15 @@ mod tests {
             "FileStreamSource",
             "org.apache.kafka.connect.file.FileStreamSourceConnector",
         ] {
-            assert!(matches!(builtin_plugin(class), Ok(Plugin::Source(_))), "{class}");
+            assert!(
+                matches!(builtin_plugin(class), Ok(Plugin::Source(_))),
+                "{class}"
+            );
         }
-        assert!(matches!(builtin_plugin("FileStreamSink"), Ok(Plugin::Sink(_))));
+        assert!(matches!(
+            builtin_plugin("FileStreamSink"),
+            Ok(Plugin::Sink(_))
+        ));
         assert!(builtin_plugin("NoSuchConnector").is_err());
     }
 }

@@ -1,8 +1,10 @@
 //! The SQLite sink: rows inserted or upserted with the consumed offsets in one transaction.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use rusqlite::types::ToSqlOutput;
 use rusqlite::{Connection, params_from_iter};
 
 use super::{db_path, ident, sql_error};
@@ -94,6 +96,8 @@ pub struct SqliteSinkTask {
     batch: usize,
     /// Columns of the tables written so far.
     tables: HashMap<String, Vec<String>>,
+    /// The last insert statement: its table, columns and text.
+    last_sql: Option<(String, Vec<String>, String)>,
 }
 
 impl SinkTask for SqliteSinkTask {
@@ -171,11 +175,32 @@ impl SinkTask for SqliteSinkTask {
     }
 }
 
+/// A column of a row: its name, value and schema (borrowed from the record).
+type Column<'r> = (Cow<'r, str>, &'r Value, Option<&'r Schema>);
+
 /// A row: column names and values, and the primary key's columns.
-struct Row {
+struct Row<'r> {
     table: String,
-    columns: Vec<(String, Value, Option<Schema>)>,
-    key_columns: Vec<String>,
+    columns: Vec<Column<'r>>,
+    key_columns: Vec<Cow<'r, str>>,
+}
+
+/// A value as a statement parameter, without a copy of its text or bytes.
+struct Param<'a>(&'a Value);
+
+impl rusqlite::ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        use rusqlite::types::{Value as Sql, ValueRef};
+        Ok(match self.0 {
+            Value::Null => ToSqlOutput::Owned(Sql::Null),
+            Value::Boolean(b) => ToSqlOutput::Owned(Sql::Integer(i64::from(*b))),
+            Value::Int(i) => ToSqlOutput::Owned(Sql::Integer(*i)),
+            Value::Float(f) => ToSqlOutput::Owned(Sql::Real(*f)),
+            Value::String(t) => ToSqlOutput::Borrowed(ValueRef::Text(t.as_bytes())),
+            Value::Bytes(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+            nested => ToSqlOutput::Owned(sql_value(nested)),
+        })
+    }
 }
 
 impl SqliteSinkTask {
@@ -197,41 +222,24 @@ impl SqliteSinkTask {
             .transaction()
             .map_err(|e| sql_error("beginning a transaction", &e))?;
         for row in &rows {
-            let cols: Vec<String> = row.columns.iter().map(|(c, _, _)| ident(c)).collect();
-            let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-            let mut sql = format!(
-                "INSERT INTO {} ({}) VALUES ({})",
-                ident(&row.table),
-                cols.join(", "),
-                marks.join(", ")
-            );
-            if self.upsert && !row.key_columns.is_empty() {
-                let keys: Vec<String> = row.key_columns.iter().map(|k| ident(k)).collect();
-                let set: Vec<String> = row
-                    .columns
-                    .iter()
-                    .filter(|(c, _, _)| !row.key_columns.contains(c))
-                    .map(|(c, _, _)| format!("{0} = excluded.{0}", ident(c)))
-                    .collect();
-                if set.is_empty() {
-                    let clause = format!(" ON CONFLICT ({}) DO NOTHING", keys.join(", "));
-                    sql.push_str(&clause);
-                } else {
-                    let clause = format!(
-                        " ON CONFLICT ({}) DO UPDATE SET {}",
-                        keys.join(", "),
-                        set.join(", ")
-                    );
-                    sql.push_str(&clause);
-                }
+            let cached = self.last_sql.as_ref().is_some_and(|(t, cols, _)| {
+                *t == row.table
+                    && cols.len() == row.columns.len()
+                    && cols.iter().zip(&row.columns).all(|(a, (b, _, _))| a == b)
+            });
+            if !cached {
+                let sql = insert_sql(row, self.upsert);
+                let cols = row.columns.iter().map(|(c, _, _)| c.to_string()).collect();
+                self.last_sql = Some((row.table.clone(), cols, sql));
             }
-            let values: Vec<rusqlite::types::Value> =
-                row.columns.iter().map(|(_, v, _)| sql_value(v)).collect();
+            let sql = self.last_sql.as_ref().map_or("", |(_, _, s)| s.as_str());
             let mut stmt = tx
-                .prepare_cached(&sql)
+                .prepare_cached(sql)
                 .map_err(|e| sql_error(&format!("preparing {sql}"), &e))?;
-            stmt.execute(params_from_iter(values.iter()))
-                .map_err(|e| sql_error(&format!("writing a row to {}", row.table), &e))?;
+            stmt.execute(params_from_iter(
+                row.columns.iter().map(|(_, v, _)| Param(v)),
+            ))
+            .map_err(|e| sql_error(&format!("writing a row to {}", row.table), &e))?;
         }
         let mut next: HashMap<(&str, i32), i64> = HashMap::new();
         for r in records {
@@ -258,18 +266,19 @@ impl SqliteSinkTask {
     }
 
     /// The row a record makes, or a data error for a value that is not a struct or object.
-    fn row(&self, r: &ConnectRecord) -> Result<Row> {
+    fn row<'r>(&self, r: &'r ConnectRecord) -> Result<Row<'r>> {
         let table = self.table_format.replace("${topic}", &r.topic);
         let fields = fields_of(&r.value, r.value_schema.as_ref(), "value")?;
-        let mut columns: Vec<(String, Value, Option<Schema>)> = Vec::new();
-        let mut key_columns = Vec::new();
+        let mut columns: Vec<Column<'r>> = Vec::with_capacity(fields.len() + 1);
+        let mut key_columns: Vec<Cow<'r, str>> = Vec::new();
+        let wanted =
+            |name: &str| self.pk_fields.is_empty() || self.pk_fields.iter().any(|f| f == name);
         match self.pk.unwrap_or(PkMode::None) {
             PkMode::None => {}
             PkMode::RecordKey => match &r.key {
                 Value::Struct(_) | Value::Map(_) => {
-                    let kf = fields_of(&r.key, r.key_schema.as_ref(), "key")?;
-                    for (name, v, s) in kf {
-                        if self.pk_fields.is_empty() || self.pk_fields.contains(&name) {
+                    for (name, v, s) in fields_of(&r.key, r.key_schema.as_ref(), "key")? {
+                        if wanted(&name) {
                             key_columns.push(name.clone());
                             columns.push((name, v, s));
                         }
@@ -281,22 +290,27 @@ impl SqliteSinkTask {
                     ));
                 }
                 primitive => {
-                    let name = self
-                        .pk_fields
-                        .first()
-                        .cloned()
-                        .unwrap_or_else(|| "__connect_key".into());
+                    let name: Cow<'r, str> = Cow::Owned(
+                        self.pk_fields
+                            .first()
+                            .cloned()
+                            .unwrap_or_else(|| "__connect_key".into()),
+                    );
                     key_columns.push(name.clone());
-                    columns.push((name, primitive.clone(), r.key_schema.clone()));
+                    columns.push((name, primitive, r.key_schema.as_ref()));
                 }
             },
             PkMode::RecordValue => {
                 for (name, _, _) in &fields {
-                    if self.pk_fields.is_empty() || self.pk_fields.contains(name) {
+                    if wanted(name) {
                         key_columns.push(name.clone());
                     }
                 }
-                if let Some(missing) = self.pk_fields.iter().find(|f| !key_columns.contains(f)) {
+                if let Some(missing) = self
+                    .pk_fields
+                    .iter()
+                    .find(|f| !key_columns.iter().any(|k| k == *f))
+                {
                     return Err(data_error(format!(
                         "pk.fields names '{missing}', which the value does not have"
                     )));
@@ -347,7 +361,7 @@ impl SqliteSinkTask {
                     format!(
                         "{} {}{}",
                         ident(c),
-                        sql_type(v, s.as_ref()),
+                        sql_type(v, *s),
                         if not_null { " NOT NULL" } else { "" }
                     )
                 })
@@ -362,11 +376,15 @@ impl SqliteSinkTask {
                 defs.join(", ")
             ))
             .map_err(|e| sql_error(&format!("creating {}", row.table), &e))?;
-            let names = row.columns.iter().map(|(c, _, _)| c.clone()).collect();
+            let names = row.columns.iter().map(|(c, _, _)| c.to_string()).collect();
             self.tables.insert(row.table.clone(), names);
             return Ok(());
         }
-        if let Some((missing, _, _)) = row.columns.iter().find(|(c, _, _)| !existing.contains(c)) {
+        if let Some((missing, _, _)) = row
+            .columns
+            .iter()
+            .find(|(c, _, _)| !existing.iter().any(|e| e == c))
+        {
             return Err(data_error(format!(
                 "table '{}' has no column '{missing}' (auto.evolve is not supported)",
                 row.table
@@ -378,23 +396,19 @@ impl SqliteSinkTask {
 }
 
 /// The fields of a struct (with its schema) or of a JSON object (a map with string keys).
-fn fields_of(
-    v: &Value,
-    schema: Option<&Schema>,
-    what: &str,
-) -> Result<Vec<(String, Value, Option<Schema>)>> {
+fn fields_of<'r>(v: &'r Value, schema: Option<&'r Schema>, what: &str) -> Result<Vec<Column<'r>>> {
     match v {
         Value::Struct(fields) => Ok(fields
             .iter()
             .map(|(n, v)| {
-                let s = schema.and_then(|s| s.field(n)).map(|f| f.schema.clone());
-                (n.clone(), v.clone(), s)
+                let s = schema.and_then(|s| s.field(n)).map(|f| &f.schema);
+                (Cow::Borrowed(n.as_str()), v, s)
             })
             .collect()),
         Value::Map(entries) => entries
             .iter()
             .map(|(k, v)| match k {
-                Value::String(n) => Ok((n.clone(), v.clone(), None)),
+                Value::String(n) => Ok((Cow::Borrowed(n.as_str()), v, None)),
                 _ => Err(data_error(format!(
                     "the record's {what} is a map with keys that are not strings"
                 ))),
@@ -408,6 +422,38 @@ fn fields_of(
              JsonConverter with schemas.enable=true, or JSON objects"
         ))),
     }
+}
+
+/// The statement that inserts (or upserts) `row`.
+fn insert_sql(row: &Row<'_>, upsert: bool) -> String {
+    let cols: Vec<String> = row.columns.iter().map(|(c, _, _)| ident(c)).collect();
+    let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+    let mut sql = format!(
+        "INSERT INTO {} ({}) VALUES ({})",
+        ident(&row.table),
+        cols.join(", "),
+        marks.join(", ")
+    );
+    if upsert && !row.key_columns.is_empty() {
+        let keys: Vec<String> = row.key_columns.iter().map(|k| ident(k)).collect();
+        let set: Vec<String> = row
+            .columns
+            .iter()
+            .filter(|(c, _, _)| !row.key_columns.contains(c))
+            .map(|(c, _, _)| format!("{0} = excluded.{0}", ident(c)))
+            .collect();
+        let clause = if set.is_empty() {
+            format!(" ON CONFLICT ({}) DO NOTHING", keys.join(", "))
+        } else {
+            format!(
+                " ON CONFLICT ({}) DO UPDATE SET {}",
+                keys.join(", "),
+                set.join(", ")
+            )
+        };
+        sql.push_str(&clause);
+    }
+    sql
 }
 
 fn sql_type(v: &Value, schema: Option<&Schema>) -> &'static str {

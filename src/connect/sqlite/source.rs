@@ -451,13 +451,6 @@ impl SqliteSourceTask {
             if let Some(v) = ts_v {
                 reader.timestamp = Some(v);
             }
-            let mut offset = JsonMap::new();
-            if mode.incrementing() {
-                offset.insert("incrementing".into(), reader.incrementing.into());
-            }
-            if mode.timestamp() {
-                offset.insert("timestamp".into(), reader.timestamp.into());
-            }
             let mut record = ConnectRecord::new(
                 reader.topic.clone(),
                 Some(schema.clone()),
@@ -465,14 +458,26 @@ impl SqliteSourceTask {
             );
             record.timestamp = ts_v.or(Some(now_ms));
             out.push(SourceRecord {
-                source_partition: if mode == Mode::Bulk {
-                    JsonMap::new()
-                } else {
-                    reader.partition.clone()
-                },
-                source_offset: offset,
+                source_partition: JsonMap::new(),
+                source_offset: JsonMap::new(),
                 record,
             });
+        }
+        // Only the last record carries the table's offset: the runtime commits a poll's
+        // records with the last offset of each source partition, in one transaction.
+        if mode != Mode::Bulk
+            && n > 0
+            && let Some(last) = out.last_mut()
+        {
+            if mode.incrementing() {
+                last.source_offset
+                    .insert("incrementing".into(), reader.incrementing.into());
+            }
+            if mode.timestamp() {
+                last.source_offset
+                    .insert("timestamp".into(), reader.timestamp.into());
+            }
+            last.source_partition.clone_from(&reader.partition);
         }
         Ok(n)
     }
