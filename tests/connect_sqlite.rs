@@ -364,3 +364,84 @@ fn bad_sqlite_configurations_name_their_key() -> TestResult {
     connect.close();
     Ok(())
 }
+
+#[test]
+fn the_sink_keeps_offsets_by_the_topic_it_read_even_when_a_transform_renames_it() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let log = common::open(&dir.path().join("data"))?;
+    log.create_topic("db-people", 1)?;
+    let p = log.producer(ProducerConfig::default())?;
+    p.send(ProducerRecord::new("db-people", person(1, "ann")))?;
+    let db = dir.path().join("target.db");
+    let connect = Connect::standalone(&log, worker())?;
+    connect.add(
+        sink(&db)
+            .with("topics", "db-people")
+            .with("transforms", "route")
+            .with("transforms.route.type", "RegexRouter")
+            .with("transforms.route.regex", "db-(.*)")
+            .with("transforms.route.replacement", "$1"),
+    )?;
+    let count = |db: &Path| -> i64 {
+        Connection::open(db)
+            .and_then(|c| c.query_row("SELECT count(*) FROM people", [], |r| r.get(0)))
+            .unwrap_or(0)
+    };
+    wait_for("the row", || count(&db) == 1)?;
+    connect.close();
+    let c = Connection::open(&db)?;
+    let (topic, next): (String, i64) = c.query_row(
+        "SELECT topic, next_offset FROM __topiclog_connect_offsets",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    assert_eq!(
+        (topic.as_str(), next),
+        ("db-people", 1),
+        "the topic it read, not the table's"
+    );
+    Ok(())
+}
+
+#[test]
+fn source_column_names_are_checked_and_matched_without_case() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("src.db");
+    let c = setup(&db, "DATETIME")?;
+    c.execute(
+        "INSERT INTO accounts (id, name, updated) VALUES (1, 'a', '2024-01-02 03:04:05')",
+        [],
+    )?;
+    let log = common::open(&dir.path().join("data"))?;
+    let connect = Connect::standalone(&log, worker())?;
+    // `ID` is the column `id`: read once, not over and over.
+    connect.add(source(&db, "incrementing").with("incrementing.column.name", "ID"))?;
+    wait_for("the row", || payloads(&log, "db-accounts").len() == 1)?;
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(payloads(&log, "db-accounts").len(), 1, "each row once");
+    // A DATETIME column is text in the record.
+    assert_eq!(
+        payloads(&log, "db-accounts")[0]["updated"],
+        "2024-01-02 03:04:05"
+    );
+    connect.remove("src-incrementing")?;
+    // A name that is no column fails the task, naming it.
+    connect.add(
+        source(&db, "incrementing")
+            .with("name", "typo")
+            .with("incrementing.column.name", "idd"),
+    )?;
+    let mut msg = String::new();
+    wait_for("the task to fail", || {
+        if let Ok(s) = connect.status("typo")
+            && let Some(TaskState::Failed(m)) = s.tasks.first().map(|t| t.state.clone())
+        {
+            msg = m;
+            return true;
+        }
+        false
+    })?;
+    assert!(msg.contains("no column 'idd'"), "{msg}");
+    connect.close();
+    Ok(())
+}

@@ -99,6 +99,7 @@ fn sink_record(value_schema: Option<Schema>, value: Value) -> ConnectRecord {
         partition: Some(3),
         timestamp: Some(1_709_211_909_007), // 2024-02-29T13:05:09.007Z
         offset: Some(1234),
+        original: None,
         ..ConnectRecord::new("orders", value_schema, value)
     }
 }

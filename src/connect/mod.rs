@@ -49,6 +49,10 @@ pub struct ConnectRecord {
     pub headers: Vec<Header>,
     /// A sink record's offset in its partition; `None` for a source record.
     pub offset: Option<i64>,
+    /// A sink record's topic, partition and offset as it was read, whatever transforms did
+    /// to `topic` and `partition` since (Kafka's `originalTopic()` and the like); `None`
+    /// for a source record.
+    pub original: Option<(String, i32, i64)>,
 }
 
 impl ConnectRecord {
@@ -64,6 +68,7 @@ impl ConnectRecord {
             timestamp: None,
             headers: Vec::new(),
             offset: None,
+            original: None,
         }
     }
 

@@ -225,6 +225,7 @@ impl SinkContext {
                 })
                 .collect(),
             offset: Some(r.offset()),
+            original: Some((topic.to_string(), r.partition(), r.offset())),
         };
         self.pipeline
             .transforms

@@ -241,10 +241,19 @@ impl SqliteSinkTask {
             ))
             .map_err(|e| sql_error(&format!("writing a row to {}", row.table), &e))?;
         }
+        // Offsets by the topic and partition each record was read from (a transform may
+        // have routed it elsewhere): what the runtime compares with at a restart.
         let mut next: HashMap<(&str, i32), i64> = HashMap::new();
         for r in records {
-            if let (Some(p), Some(o)) = (r.partition, r.offset) {
-                let e = next.entry((r.topic.as_str(), p)).or_insert(o + 1);
+            let read = match &r.original {
+                Some((t, p, o)) => Some((t.as_str(), *p, *o)),
+                None => r
+                    .partition
+                    .zip(r.offset)
+                    .map(|(p, o)| (r.topic.as_str(), p, o)),
+            };
+            if let Some((t, p, o)) = read {
+                let e = next.entry((t, p)).or_insert(o + 1);
                 *e = (*e).max(o + 1);
             }
         }
@@ -282,6 +291,21 @@ impl SqliteSinkTask {
                             key_columns.push(name.clone());
                             columns.push((name, v, s));
                         }
+                    }
+                    if let Some(missing) = self
+                        .pk_fields
+                        .iter()
+                        .find(|f| !key_columns.iter().any(|k| k == *f))
+                    {
+                        return Err(data_error(format!(
+                            "pk.fields names '{missing}', which the key does not have"
+                        )));
+                    }
+                    if key_columns.is_empty() {
+                        return Err(data_error(
+                            "pk.mode=record_key: the key has no fields to make a primary key"
+                                .into(),
+                        ));
                     }
                 }
                 Value::Null => {

@@ -12,13 +12,15 @@ use super::{db_path, ident, sql_error};
 use crate::connect::ConnectRecord;
 use crate::connect::config::Properties;
 use crate::connect::connector::{OffsetReader, SourceConnector, SourceRecord, SourceTask};
-use crate::connect::data::{Field, Schema, SchemaType, Value};
+use crate::connect::data::{Field, Schema, SchemaType, Value, data_error};
 use crate::error::{Error, Result};
 
 /// Rows a poll reads at most per table, by default (the JDBC source's `batch.max.rows`).
 const DEFAULT_BATCH_ROWS: usize = 100;
 /// How often a table is queried, by default (`poll.interval.ms`).
 const DEFAULT_POLL: Duration = Duration::from_secs(5);
+/// The column an incrementing query selects the incrementing value as.
+const INC_ALIAS: &str = "__topiclog_inc";
 /// The column a timestamp query selects as milliseconds.
 const TS_ALIAS: &str = "__topiclog_ts_ms";
 
@@ -174,6 +176,8 @@ pub struct SqliteSourceTask {
     query: Option<String>,
     batch: usize,
     interval: Duration,
+    /// `timestamp.delay.interval.ms`: rows newer than now minus this wait for a later poll.
+    delay: i64,
     readers: Vec<Reader>,
 }
 
@@ -197,7 +201,11 @@ impl SourceTask for SqliteSourceTask {
             .get("timestamp.column.name")
             .unwrap_or_default()
             .to_string();
-        self.query = config.get("query").map(String::from);
+        // A trailing `;` would end the statement the query is wrapped in.
+        self.query = config
+            .get("query")
+            .map(|q| q.trim().trim_end_matches(';').to_string());
+        self.delay = config.int::<i64>("timestamp.delay.interval.ms", 0)?.max(0);
         self.batch = config.int("batch.max.rows", DEFAULT_BATCH_ROWS)?;
         self.interval = config.millis("poll.interval.ms", DEFAULT_POLL)?;
         let prefix = config.get("topic.prefix").unwrap_or_default();
@@ -230,6 +238,39 @@ impl SourceTask for SqliteSourceTask {
                 });
             }
         }
+        if let Some(conn) = self.conn.as_ref() {
+            let mode = self.mode.unwrap_or(Mode::Bulk);
+            for r in &readers {
+                let from = match (&r.table, &self.query) {
+                    (Some(t), _) => ident(t),
+                    (None, Some(q)) => format!("(\n{q}\n)"),
+                    (None, None) => continue,
+                };
+                let names = column_names(conn, &from)?;
+                let check = |key: &str, col: &mut String| -> Result<()> {
+                    match names.iter().find(|n| n.eq_ignore_ascii_case(col)) {
+                        Some(real) => {
+                            col.clone_from(real);
+                            Ok(())
+                        }
+                        None => Err(Error::invalid_config(
+                            key,
+                            format!(
+                                "no column '{col}' in {} (columns: {})",
+                                r.table.as_deref().unwrap_or("the query"),
+                                names.join(", ")
+                            ),
+                        )),
+                    }
+                };
+                if mode.incrementing() {
+                    check("incrementing.column.name", &mut self.inc_col)?;
+                }
+                if mode.timestamp() {
+                    check("timestamp.column.name", &mut self.ts_col)?;
+                }
+            }
+        }
         for r in &mut readers {
             if let Some(o) = offsets.offset(&r.partition) {
                 r.incrementing = o.get("incrementing").and_then(Json::as_i64);
@@ -248,10 +289,10 @@ impl SourceTask for SqliteSourceTask {
             if !due {
                 continue;
             }
-            let got = self.read(i, &mut out)?;
+            let full = self.read(i, &mut out)?;
             if let Some(r) = self.readers.get_mut(i) {
                 // A full batch: more rows wait; read on at once.
-                r.due = if got >= self.batch && self.mode != Some(Mode::Bulk) {
+                r.due = if full && self.mode != Some(Mode::Bulk) {
                     now
                 } else {
                     now + self.interval
@@ -277,7 +318,10 @@ impl SourceTask for SqliteSourceTask {
 /// A column's Connect schema from its declared SQLite type (SQLite's affinity rules).
 fn column_schema(decl: Option<&str>, not_null: bool) -> Schema {
     let d = decl.unwrap_or_default().to_ascii_uppercase();
-    let kind = if d.contains("INT") {
+    let kind = if d.contains("DATE") || d.contains("TIME") {
+        // Dates and times: SQLite keeps them as ISO-8601 text.
+        SchemaType::String
+    } else if d.contains("INT") {
         SchemaType::Int64
     } else if d.contains("CHAR") || d.contains("CLOB") || d.contains("TEXT") {
         SchemaType::String
@@ -328,19 +372,21 @@ impl SqliteSourceTask {
         )
     }
 
-    /// Reads the next rows of reader `i` into `out`; how many rows it read.
-    fn read(&mut self, i: usize, out: &mut Vec<SourceRecord>) -> Result<usize> {
+    /// Reads the next rows of reader `i` into `out`; whether the query filled its batch
+    /// (more rows wait).
+    fn read(&mut self, i: usize, out: &mut Vec<SourceRecord>) -> Result<bool> {
         let (Some(conn), Some(mode), Some(reader)) =
             (self.conn.as_ref(), self.mode, self.readers.get(i))
         else {
-            return Ok(0);
+            return Ok(false);
         };
         let from = match (&reader.table, &self.query) {
             (Some(t), _) => ident(t),
-            (None, Some(q)) => format!("({q})"),
-            (None, None) => return Ok(0),
+            (None, Some(q)) => format!("(\n{q}\n)"),
+            (None, None) => return Ok(false),
         };
-        let now_ms = crate::clock::now_ms();
+        // Rows newer than this wait for a later poll (`timestamp.delay.interval.ms`).
+        let now_ms = crate::clock::now_ms() - self.delay;
         let inc = ident(&self.inc_col);
         let ts = self.ts_expr();
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
@@ -368,10 +414,11 @@ impl SqliteSourceTask {
                 )
             }
         };
-        let select_ts = if mode.timestamp() {
-            format!(", {ts} AS {TS_ALIAS}")
-        } else {
-            String::new()
+        let select_ts = match (mode.timestamp(), mode.incrementing()) {
+            (true, true) => format!(", {ts} AS {TS_ALIAS}, {inc} AS {INC_ALIAS}"),
+            (true, false) => format!(", {ts} AS {TS_ALIAS}"),
+            (false, true) => format!(", {inc} AS {INC_ALIAS}"),
+            (false, false) => String::new(),
         };
         let limit = if mode == Mode::Bulk {
             String::new()
@@ -395,7 +442,7 @@ impl SqliteSourceTask {
                 let schema = column_schema(c.decl_type(), nn);
                 (name, schema)
             })
-            .filter(|(n, _)| n != TS_ALIAS)
+            .filter(|(n, _)| n != TS_ALIAS && n != INC_ALIAS)
             .collect();
         let schema = Schema {
             name: reader.table.clone(),
@@ -409,7 +456,7 @@ impl SqliteSourceTask {
                     .collect(),
             )
         };
-        let inc_at = columns.iter().position(|(n, _)| *n == self.inc_col);
+        let inc_at = stmt.column_index(INC_ALIAS).ok();
         let ts_at = stmt.column_index(TS_ALIAS).ok();
         let mut rows = stmt
             .query(params_from_iter(args.iter()))
@@ -423,14 +470,32 @@ impl SqliteSourceTask {
                     .map_err(|e| sql_error("reading a column", &e))?;
                 fields.push((name.clone(), to_value(v, s)));
             }
-            let inc_v = inc_at.and_then(|k| row.get::<_, i64>(k).ok());
-            let ts_v = ts_at.and_then(|k| row.get::<_, i64>(k).ok());
+            let inc_v = match inc_at {
+                Some(k) => Some(row.get::<_, i64>(k).map_err(|_| {
+                    data_error(format!(
+                        "the incrementing column '{}' holds a value that is not an integer",
+                        self.inc_col
+                    ))
+                })?),
+                None => None,
+            };
+            let ts_v = match ts_at {
+                Some(k) => Some(row.get::<_, i64>(k).map_err(|_| {
+                    data_error(format!(
+                        "the timestamp column '{}' holds a value that is not a time (integer \
+                         ms or ISO-8601 text)",
+                        self.ts_col
+                    ))
+                })?),
+                None => None,
+            };
             read.push((fields, inc_v, ts_v));
         }
         drop(rows);
         drop(stmt);
         // Timestamp mode without a tie-breaker: rows sharing the batch's last timestamp may
         // continue past the limit; read them all, or leave that timestamp to the next poll.
+        let full = mode != Mode::Bulk && read.len() >= self.batch;
         if mode == Mode::Timestamp && read.len() >= self.batch {
             let last_ts = read.last().and_then(|r| r.2);
             let before = read.iter().filter(|r| r.2 < last_ts).count();
@@ -442,7 +507,7 @@ impl SqliteSourceTask {
         }
         let n = read.len();
         let Some(reader) = self.readers.get_mut(i) else {
-            return Ok(n);
+            return Ok(full);
         };
         for (fields, inc_v, ts_v) in read {
             if let Some(v) = inc_v {
@@ -456,7 +521,9 @@ impl SqliteSourceTask {
                 Some(schema.clone()),
                 Value::Struct(fields),
             );
-            record.timestamp = ts_v.or(Some(now_ms));
+            // No record time of the row's own (as the JDBC source): the append time, so old
+            // rows are not deleted by the topic's retention as soon as they arrive.
+            record.timestamp = None;
             out.push(SourceRecord {
                 source_partition: JsonMap::new(),
                 source_offset: JsonMap::new(),
@@ -479,7 +546,7 @@ impl SqliteSourceTask {
             }
             last.source_partition.clone_from(&reader.partition);
         }
-        Ok(n)
+        Ok(full)
     }
 
     /// Every row of reader `i` at timestamp `t` (timestamp mode's rows sharing one time).
@@ -536,4 +603,13 @@ fn table_not_null(conn: &Connection, table: &str) -> Result<HashMap<String, bool
         out.insert(name, nn);
     }
     Ok(out)
+}
+
+/// The column names a `FROM` source gives.
+fn column_names(conn: &Connection, from: &str) -> Result<Vec<String>> {
+    let sql = format!("SELECT * FROM {from} LIMIT 0");
+    let stmt = conn
+        .prepare(&sql)
+        .map_err(|e| sql_error(&format!("preparing {sql}"), &e))?;
+    Ok(stmt.column_names().map(String::from).collect())
 }
