@@ -14,16 +14,7 @@ use topiclog::{IsolationLevel, Log, ProducerConfig, ProducerRecord};
 mod common;
 use common::TestResult;
 
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) -> TestResult {
-    let start = Instant::now();
-    while !done() {
-        if start.elapsed() > Duration::from_secs(30) {
-            return Err(format!("timed out waiting for {what}").into());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    Ok(())
-}
+use common::wait_for;
 
 fn worker() -> Properties {
     Properties::new()

@@ -323,3 +323,15 @@ pub fn run_and_kill<T: Send + 'static>(
     let errors = errors.join().map_err(|_| "the stderr thread panicked")?;
     Ok((state, errors))
 }
+
+/// Polls `done` every 10 ms until it holds; an error naming `what` after 30 s.
+pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) -> TestResult {
+    let start = std::time::Instant::now();
+    while !done() {
+        if start.elapsed() > std::time::Duration::from_secs(30) {
+            return Err(format!("timed out waiting for {what}").into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Ok(())
+}

@@ -463,13 +463,7 @@ impl SqliteSourceTask {
             .map_err(|e| sql_error(&format!("querying {sql}"), &e))?;
         let mut read: Vec<RowRead> = Vec::new();
         while let Some(row) = rows.next().map_err(|e| sql_error("reading a row", &e))? {
-            let mut fields = Vec::with_capacity(columns.len());
-            for (k, (name, s)) in columns.iter().enumerate() {
-                let v = row
-                    .get_ref(k)
-                    .map_err(|e| sql_error("reading a column", &e))?;
-                fields.push((name.clone(), to_value(v, s)));
-            }
+            let fields = row_fields(row, &columns)?;
             let inc_v = match inc_at {
                 Some(k) => Some(row.get::<_, i64>(k).map_err(|_| {
                     data_error(format!(
@@ -570,13 +564,7 @@ impl SqliteSourceTask {
             .map_err(|e| sql_error(&format!("querying {sql}"), &e))?;
         let mut out = Vec::new();
         while let Some(row) = rows.next().map_err(|e| sql_error("reading a row", &e))? {
-            let mut fields = Vec::with_capacity(columns.len());
-            for (k, (name, s)) in columns.iter().enumerate() {
-                let v = row
-                    .get_ref(k)
-                    .map_err(|e| sql_error("reading a column", &e))?;
-                fields.push((name.clone(), to_value(v, s)));
-            }
+            let fields = row_fields(row, columns)?;
             out.push((fields, None, Some(t)));
         }
         Ok(out)
@@ -612,4 +600,19 @@ fn column_names(conn: &Connection, from: &str) -> Result<Vec<String>> {
         .prepare(&sql)
         .map_err(|e| sql_error(&format!("preparing {sql}"), &e))?;
     Ok(stmt.column_names().map(String::from).collect())
+}
+
+/// A row's values as struct fields, in the order of `columns`.
+fn row_fields(
+    row: &rusqlite::Row<'_>,
+    columns: &[(String, Schema)],
+) -> Result<Vec<(String, Value)>> {
+    let mut fields = Vec::with_capacity(columns.len());
+    for (k, (name, s)) in columns.iter().enumerate() {
+        let v = row
+            .get_ref(k)
+            .map_err(|e| sql_error("reading a column", &e))?;
+        fields.push((name.clone(), to_value(v, s)));
+    }
+    Ok(fields)
 }
