@@ -5,7 +5,7 @@
 #![allow(clippy::format_collect)]
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use topiclog::connect::connector::OffsetReader;
 use topiclog::connect::{

@@ -5,7 +5,7 @@
 #![allow(clippy::indexing_slicing)]
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusqlite::Connection;
 use topiclog::connect::{Connect, Properties, TaskState};
