@@ -200,6 +200,13 @@ fn main() {
             n,
         ));
     }
+    let ms = |v: &[Duration]| v.iter().map(Duration::as_millis).collect::<Vec<_>>();
+    println!(
+        "rounds (ms): source {:?}, sink {:?}, loop {:?}",
+        ms(&s),
+        ms(&k),
+        ms(&l)
+    );
     let med = |v: &mut Vec<Duration>| {
         v.sort();
         v[v.len() / 2]

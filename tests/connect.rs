@@ -368,7 +368,7 @@ impl SourceTask for CounterTask {
             Value::Int(self.next),
         );
         record.key = Value::String(format!("k{}", self.next));
-        record.key_schema = Some(Schema::of(SchemaType::String));
+        record.key_schema = Some(Schema::of(SchemaType::String).into());
         self.next += 1;
         Ok(vec![SourceRecord {
             source_partition: counter_partition(),

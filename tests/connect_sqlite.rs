@@ -328,6 +328,69 @@ fn the_sink_refuses_values_without_fields_clearly_or_sends_them_to_the_dead_lett
 }
 
 #[test]
+fn a_record_with_a_column_the_table_lacks_goes_to_the_dead_letter_topic_under_tolerance()
+-> TestResult {
+    let dir = tempfile::tempdir()?;
+    let log = common::open(&dir.path().join("data"))?;
+    log.create_topic("people", 1)?;
+    let p = log.producer(ProducerConfig::default())?;
+    // Schemaless JSON objects: the table is made from the first; the second has a column
+    // more (the sink does not add columns), the third fits again.
+    p.send(ProducerRecord::new("people", r#"{"id":1,"name":"ann"}"#))?;
+    p.send(ProducerRecord::new(
+        "people",
+        r#"{"id":2,"name":"bob","email":"b@example.com"}"#,
+    ))?;
+    p.send(ProducerRecord::new("people", r#"{"id":3,"Name":"cy"}"#))?;
+    let db = dir.path().join("target.db");
+    let connect = Connect::standalone(
+        &log,
+        worker()
+            .with("value.converter.schemas.enable", "false")
+            .with("key.converter.schemas.enable", "false"),
+    )?;
+    connect.add(
+        sink(&db)
+            .with("errors.tolerance", "all")
+            .with("errors.deadletterqueue.topic.name", "people-dlq")
+            .with("errors.deadletterqueue.context.headers.enable", "true"),
+    )?;
+    let count = || -> i64 {
+        Connection::open(&db)
+            .and_then(|c| c.query_row("SELECT count(*) FROM people", [], |r| r.get(0)))
+            .unwrap_or(0)
+    };
+    wait_for("two rows and a dead letter", || {
+        count() == 2
+            && log
+                .partition("people-dlq", 0)
+                .is_ok_and(|h| h.records(0, 1 << 20).is_ok_and(|r| r.len() == 1))
+    })?;
+    let status = connect.status("snk")?;
+    assert!(
+        status
+            .tasks
+            .iter()
+            .all(|t| matches!(t.state, TaskState::Running)),
+        "{status:?}"
+    );
+    let dead = log.partition("people-dlq", 0)?.records(0, 1 << 20)?;
+    let message = dead
+        .first()
+        .and_then(|r| {
+            r.headers
+                .iter()
+                .find(|h| h.key == "__connect.errors.exception.message")
+        })
+        .and_then(|h| h.value.clone())
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
+        .unwrap_or_default();
+    assert!(message.contains("no column 'email'"), "{message}");
+    connect.close();
+    Ok(())
+}
+
+#[test]
 fn bad_sqlite_configurations_name_their_key() -> TestResult {
     let dir = tempfile::tempdir()?;
     let db = dir.path().join("src.db");

@@ -57,20 +57,20 @@ fn structure(fields: &[(&str, Value)]) -> Value {
     Value::Struct(
         fields
             .iter()
-            .map(|(k, v)| ((*k).to_string(), v.clone()))
+            .map(|(k, v)| ((*k).into(), v.clone()))
             .collect(),
     )
 }
 
 fn field(name: &str, schema: Schema) -> Field {
     Field {
-        name: name.to_string(),
+        name: name.into(),
         schema,
     }
 }
 
 fn names(schema: &Schema) -> Vec<&str> {
-    schema.fields.iter().map(|f| f.name.as_str()).collect()
+    schema.fields.iter().map(|f| &*f.name).collect()
 }
 
 /// A struct schema `user` (version 2) of id int64, name string, email optional string.
@@ -394,7 +394,7 @@ fn mask_field_replaces_with_a_value_parsed_as_the_field_type() -> TestResult {
         &pairs("***"),
         ConnectRecord::new("t", Some(schema.clone()), value.clone()),
     )?;
-    assert_eq!(out.value_schema.as_ref(), Some(&schema));
+    assert_eq!(out.value_schema.as_deref(), Some(&schema));
     assert_eq!(
         out.value,
         structure(&[
@@ -497,8 +497,8 @@ fn value_to_key_copies_value_fields_into_the_key() -> TestResult {
     ];
     let out = kept(&pairs, ConnectRecord::new("t", Some(user_schema()), user()))?;
     assert_eq!(
-        out.key_schema,
-        Some(Schema::structure(vec![
+        out.key_schema.as_deref(),
+        Some(&Schema::structure(vec![
             field("id", Schema::of(SchemaType::Int64)),
             field("name", Schema::of(SchemaType::String)),
         ]))
@@ -544,11 +544,14 @@ fn extract_field_replaces_the_key_with_one_of_its_fields() -> TestResult {
 
     // With a schema, the key takes the field's schema.
     let mut record = ConnectRecord::new("t", None, Value::Null);
-    record.key_schema = Some(user_schema());
+    record.key_schema = Some(user_schema().into());
     record.key = user();
     let out = kept(&pairs, record)?;
     assert_eq!(out.key, Value::Int(42));
-    assert_eq!(out.key_schema, Some(Schema::of(SchemaType::Int64)));
+    assert_eq!(
+        out.key_schema.as_deref(),
+        Some(&Schema::of(SchemaType::Int64))
+    );
 
     // A null key, or a schemaless key without the field, gives null.
     let out = kept(&pairs, ConnectRecord::new("t", None, s("v")))?;
@@ -738,7 +741,10 @@ fn transforms_run_in_the_listed_order() -> TestResult {
         ConnectRecord::new("orders", Some(user_schema()), user()),
     )?;
     assert_eq!(out.key, Value::Int(42));
-    assert_eq!(out.key_schema, Some(Schema::of(SchemaType::Int64)));
+    assert_eq!(
+        out.key_schema.as_deref(),
+        Some(&Schema::of(SchemaType::Int64))
+    );
     assert_eq!(out.topic, "orders-by-id");
     assert!(TransformChain::from_config(&config(&[]))?.is_empty());
     Ok(())

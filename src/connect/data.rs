@@ -2,10 +2,13 @@
 //! envelope and schemaless JSON).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use base64::Engine as _;
 use bytes::Bytes;
-use serde_json::{Map as JsonMap, Number, Value as Json};
+use serde::de::DeserializeSeed as _;
+use serde_json::{Map as JsonMap, Value as Json};
+
+use super::payload::{Payload, PayloadSeed};
 
 use crate::error::{Error, Result};
 
@@ -116,7 +119,7 @@ pub struct Schema {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Field {
     /// The field's name.
-    pub name: String,
+    pub name: Arc<str>,
     /// The field's schema.
     pub schema: Schema,
 }
@@ -184,7 +187,7 @@ impl Schema {
 
     /// A struct's field by name.
     pub fn field(&self, name: &str) -> Option<&Field> {
-        self.fields.iter().find(|f| f.name == name)
+        self.fields.iter().find(|f| &*f.name == name)
     }
 
     /// The schema as `JsonConverter` writes it in an envelope.
@@ -199,7 +202,7 @@ impl Schema {
                     .map(|f| {
                         let mut j = f.schema.to_json();
                         if let Json::Object(o) = &mut j {
-                            o.insert("field".into(), Json::String(f.name.clone()));
+                            o.insert("field".into(), Json::String(f.name.to_string()));
                         }
                         j
                     })
@@ -291,7 +294,7 @@ impl Schema {
                         .and_then(Json::as_str)
                         .ok_or_else(|| data_error("a struct field needs \"field\"".to_string()))?;
                     s.fields.push(Field {
-                        name: name.to_string(),
+                        name: name.into(),
                         schema: Schema::from_json(f)?,
                     });
                 }
@@ -344,8 +347,9 @@ pub enum Value {
     Array(Vec<Value>),
     /// A map, in order.
     Map(Vec<(Value, Value)>),
-    /// A struct's field values by name, in the schema's order.
-    Struct(Vec<(String, Value)>),
+    /// A struct's field values by name, in the schema's order. Names are shared (with the
+    /// schema's [`Field::name`]), so a struct of many records costs no copy of them.
+    Struct(Vec<(Arc<str>, Value)>),
 }
 
 impl Value {
@@ -357,7 +361,7 @@ impl Value {
     /// A field of a struct, or the entry with this string key of a map.
     pub fn get(&self, name: &str) -> Option<&Value> {
         match self {
-            Value::Struct(fields) => fields.iter().find(|(k, _)| k == name).map(|(_, v)| v),
+            Value::Struct(fields) => fields.iter().find(|(k, _)| &**k == name).map(|(_, v)| v),
             Value::Map(entries) => entries
                 .iter()
                 .find(|(k, _)| matches!(k, Value::String(s) if s == name))
@@ -400,144 +404,7 @@ pub(crate) fn data_error(reason: String) -> Error {
 /// # Errors
 /// [`Error::ConnectData`] when the value does not fit the schema.
 pub fn value_to_json(schema: Option<&Schema>, value: &Value) -> Result<Json> {
-    if let Some(s) = schema
-        && value.is_null()
-    {
-        if let Some(d) = &s.default {
-            return value_to_json(Some(s), d);
-        }
-        if !s.optional {
-            return Err(data_error(format!(
-                "a null value for a required {} schema",
-                s.kind.json_name()
-            )));
-        }
-        return Ok(Json::Null);
-    }
-    Ok(match value {
-        Value::Null => Json::Null,
-        Value::Boolean(b) => {
-            expect(schema, &[SchemaType::Boolean], "a boolean")?;
-            Json::Bool(*b)
-        }
-        Value::Int(i) => {
-            if let Some(s) = schema {
-                if s.kind.is_integer() {
-                    check_width(s.kind, *i)?;
-                } else if !matches!(s.kind, SchemaType::Float32 | SchemaType::Float64) {
-                    return Err(mismatch(s, "an integer"));
-                }
-            }
-            Json::from(*i)
-        }
-        Value::Float(f) => {
-            expect(
-                schema,
-                &[SchemaType::Float32, SchemaType::Float64],
-                "a floating-point number",
-            )?;
-            Number::from_f64(*f).map_or(Json::Null, Json::Number)
-        }
-        Value::String(s) => {
-            expect(schema, &[SchemaType::String], "a string")?;
-            Json::String(s.clone())
-        }
-        Value::Bytes(b) => {
-            expect(schema, &[SchemaType::Bytes], "bytes")?;
-            Json::String(base64::engine::general_purpose::STANDARD.encode(b))
-        }
-        Value::Array(items) => {
-            expect(schema, &[SchemaType::Array], "an array")?;
-            let item = schema.and_then(|s| s.value_schema.as_deref());
-            let mut out = Vec::with_capacity(items.len());
-            for v in items {
-                out.push(value_to_json(item, v)?);
-            }
-            Json::Array(out)
-        }
-        Value::Map(entries) => {
-            expect(schema, &[SchemaType::Map], "a map")?;
-            let ks = schema.and_then(|s| s.key_schema.as_deref());
-            let vs = schema.and_then(|s| s.value_schema.as_deref());
-            let string_keys = match ks {
-                Some(k) => k.kind == SchemaType::String,
-                None => entries.iter().all(|(k, _)| matches!(k, Value::String(_))),
-            };
-            if string_keys {
-                let mut m = JsonMap::new();
-                for (k, v) in entries {
-                    let Value::String(k) = k else {
-                        return Err(data_error("a map key is not a string".into()));
-                    };
-                    m.insert(k.clone(), value_to_json(vs, v)?);
-                }
-                Json::Object(m)
-            } else {
-                let mut out = Vec::with_capacity(entries.len());
-                for (k, v) in entries {
-                    out.push(Json::Array(vec![
-                        value_to_json(ks, k)?,
-                        value_to_json(vs, v)?,
-                    ]));
-                }
-                Json::Array(out)
-            }
-        }
-        Value::Struct(fields) => {
-            let mut m = JsonMap::new();
-            match schema {
-                Some(s) => {
-                    if s.kind != SchemaType::Struct {
-                        return Err(mismatch(s, "a struct"));
-                    }
-                    for f in &s.fields {
-                        let v = fields
-                            .iter()
-                            .find(|(k, _)| *k == f.name)
-                            .map_or(&Value::Null, |(_, v)| v);
-                        m.insert(f.name.clone(), value_to_json(Some(&f.schema), v)?);
-                    }
-                }
-                None => {
-                    for (k, v) in fields {
-                        m.insert(k.clone(), value_to_json(None, v)?);
-                    }
-                }
-            }
-            Json::Object(m)
-        }
-    })
-}
-
-fn expect(schema: Option<&Schema>, kinds: &[SchemaType], what: &str) -> Result<()> {
-    match schema {
-        Some(s) if !kinds.contains(&s.kind) => Err(mismatch(s, what)),
-        _ => Ok(()),
-    }
-}
-
-fn mismatch(s: &Schema, what: &str) -> Error {
-    data_error(format!(
-        "{what} does not fit a {} schema",
-        s.kind.json_name()
-    ))
-}
-
-fn check_width(kind: SchemaType, i: i64) -> Result<()> {
-    let fits = match kind {
-        SchemaType::Int8 => i8::try_from(i).is_ok(),
-        SchemaType::Int16 => i16::try_from(i).is_ok(),
-        SchemaType::Int32 => i32::try_from(i).is_ok(),
-        _ => true,
-    };
-    if fits {
-        Ok(())
-    } else {
-        Err(data_error(format!(
-            "{i} does not fit an {} schema",
-            kind.json_name()
-        )))
-    }
+    serde_json::to_value(Payload { schema, value }).map_err(|e| data_error(e.to_string()))
 }
 
 /// A JSON payload as a value: with `schema`, as `JsonConverter` reads an envelope's payload;
@@ -546,118 +413,9 @@ fn check_width(kind: SchemaType, i: i64) -> Result<()> {
 /// # Errors
 /// [`Error::ConnectData`] when the JSON does not fit the schema.
 pub fn value_from_json(schema: Option<&Schema>, j: &Json) -> Result<Value> {
-    let Some(s) = schema else {
-        return Ok(schemaless(j));
-    };
-    if j.is_null() {
-        if let Some(d) = &s.default {
-            return Ok((**d).clone());
-        }
-        if s.optional {
-            return Ok(Value::Null);
-        }
-        return Err(data_error(format!(
-            "a null for a required {} schema",
-            s.kind.json_name()
-        )));
-    }
-    let wrong = || {
-        data_error(format!(
-            "JSON {} does not fit a {} schema",
-            kind_of(j),
-            s.kind.json_name()
-        ))
-    };
-    Ok(match s.kind {
-        SchemaType::Boolean => Value::Boolean(j.as_bool().ok_or_else(wrong)?),
-        k if k.is_integer() => {
-            let i = j.as_i64().ok_or_else(wrong)?;
-            check_width(k, i)?;
-            Value::Int(i)
-        }
-        SchemaType::Float32 | SchemaType::Float64 => Value::Float(j.as_f64().ok_or_else(wrong)?),
-        SchemaType::String => Value::String(j.as_str().ok_or_else(wrong)?.to_string()),
-        SchemaType::Bytes => {
-            let text = j.as_str().ok_or_else(wrong)?;
-            let b = base64::engine::general_purpose::STANDARD
-                .decode(text)
-                .map_err(|e| data_error(format!("bytes are not base64: {e}")))?;
-            Value::Bytes(Bytes::from(b))
-        }
-        SchemaType::Array => {
-            let items = j.as_array().ok_or_else(wrong)?;
-            let item = s.value_schema.as_deref();
-            let mut out = Vec::with_capacity(items.len());
-            for v in items {
-                out.push(value_from_json(item, v)?);
-            }
-            Value::Array(out)
-        }
-        SchemaType::Map => {
-            let ks = s.key_schema.as_deref();
-            let vs = s.value_schema.as_deref();
-            match j {
-                Json::Object(o) if ks.is_none_or(|k| k.kind == SchemaType::String) => {
-                    let mut out = Vec::with_capacity(o.len());
-                    for (k, v) in o {
-                        out.push((Value::String(k.clone()), value_from_json(vs, v)?));
-                    }
-                    Value::Map(out)
-                }
-                Json::Array(pairs) => {
-                    let mut out = Vec::with_capacity(pairs.len());
-                    for p in pairs {
-                        match p.as_array().map(Vec::as_slice) {
-                            Some([k, v]) => {
-                                out.push((value_from_json(ks, k)?, value_from_json(vs, v)?));
-                            }
-                            _ => return Err(data_error("a map entry must be [key, value]".into())),
-                        }
-                    }
-                    Value::Map(out)
-                }
-                _ => return Err(wrong()),
-            }
-        }
-        _ => {
-            let o = j.as_object().ok_or_else(wrong)?;
-            let mut out = Vec::with_capacity(s.fields.len());
-            for f in &s.fields {
-                let v = o.get(&f.name).unwrap_or(&Json::Null);
-                out.push((f.name.clone(), value_from_json(Some(&f.schema), v)?));
-            }
-            Value::Struct(out)
-        }
-    })
-}
-
-fn kind_of(j: &Json) -> &'static str {
-    match j {
-        Json::Null => "null",
-        Json::Bool(_) => "boolean",
-        Json::Number(_) => "number",
-        Json::String(_) => "string",
-        Json::Array(_) => "array",
-        Json::Object(_) => "object",
-    }
-}
-
-fn schemaless(j: &Json) -> Value {
-    match j {
-        Json::Null => Value::Null,
-        Json::Bool(b) => Value::Boolean(*b),
-        Json::Number(n) => match n.as_i64() {
-            Some(i) => Value::Int(i),
-            None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        Json::String(s) => Value::String(s.clone()),
-        Json::Array(a) => Value::Array(a.iter().map(schemaless).collect()),
-        Json::Object(o) => Value::Map(
-            o.iter()
-                .map(|(k, v)| (Value::String(k.clone()), schemaless(v)))
-                .collect(),
-        ),
-    }
+    PayloadSeed(schema)
+        .deserialize(j)
+        .map_err(|e| data_error(e.to_string()))
 }
 
 #[cfg(test)]

@@ -9,10 +9,13 @@ pub mod connector;
 pub mod convert;
 pub mod data;
 pub mod file;
+mod payload;
 pub mod runtime;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod transform;
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -35,12 +38,13 @@ pub struct ConnectRecord {
     pub topic: String,
     /// The partition, when chosen (source) or known (sink).
     pub partition: Option<i32>,
-    /// The key's schema; `None` for schemaless data.
-    pub key_schema: Option<Schema>,
+    /// The key's schema; `None` for schemaless data. Shared: the records of one source or
+    /// topic usually have one schema.
+    pub key_schema: Option<Arc<Schema>>,
     /// The key.
     pub key: Value,
     /// The value's schema; `None` for schemaless data.
-    pub value_schema: Option<Schema>,
+    pub value_schema: Option<Arc<Schema>>,
     /// The value.
     pub value: Value,
     /// The timestamp (ms since the epoch).
@@ -63,7 +67,7 @@ impl ConnectRecord {
             partition: None,
             key_schema: None,
             key: Value::Null,
-            value_schema,
+            value_schema: value_schema.map(Arc::new),
             value,
             timestamp: None,
             headers: Vec::new(),

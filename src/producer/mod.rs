@@ -376,9 +376,13 @@ impl Producer {
             txn.check_send()?;
         }
         self.inner.ensure_sender(&self.inner)?;
-        let key = self.inner.route(&record)?;
+        let partition = self.inner.partition_of(&record)?;
+        // The record's topic name becomes its queue's key: no copy per record.
+        let ProducerRecord { topic, record, .. } = record;
         let mut q = self.inner.queues.lock();
-        let (slot, full) = self.inner.enqueue(&mut q, key, record.record, true)?;
+        let (slot, full) = self
+            .inner
+            .enqueue(&mut q, (topic, partition), record, true)?;
         drop(q);
         if full {
             self.inner.queued.notify_all();
@@ -581,7 +585,14 @@ impl ProducerInner {
         }
         let slot: Slot = Arc::new((Mutex::new(None), Condvar::new()));
         let batch_size = self.config.batch_size;
-        *q.pending.entry(key.clone()).or_insert(0) += 1;
+        let q = &mut **q;
+        // Looked up before inserting: the key is copied for a partition's first record only.
+        match q.pending.get_mut(&key) {
+            Some(n) => *n += 1,
+            None => {
+                q.pending.insert(key.clone(), 1);
+            }
+        }
         q.in_flight += 1;
         self.in_flight.store(q.in_flight, Ordering::Release);
         q.held += size;

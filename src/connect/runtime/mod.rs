@@ -702,6 +702,17 @@ impl<'a> Connect<'a> {
         let mut cc = ConsumerConfig::group(format!("connect-{name}"))
             .isolation_level(IsolationLevel::ReadCommitted);
         cc.enable_auto_commit = false;
+        // Kafka's worker-wide `consumer.` settings and a connector's `consumer.override.`.
+        let key = if config.contains("consumer.override.max.poll.records") {
+            "consumer.override.max.poll.records"
+        } else {
+            "consumer.max.poll.records"
+        };
+        let over = self.worker.overlaid(&config);
+        cc.max_poll_records = over.int(key, cc.max_poll_records)?;
+        if cc.max_poll_records == 0 {
+            return Err(Error::invalid_config(key, "must be at least 1"));
+        }
         let mut consumer = self.log.consumer(cc)?;
         let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&refs)?;

@@ -85,12 +85,14 @@ impl SinkContext {
                         continue;
                     }
                     last = Some(offset);
+                    // Checked one by one only when bad records are tolerated: otherwise
+                    // `put` fails the task with the same error.
                     let converted = self.convert(&r).and_then(|rec| match rec {
-                        Some(rec) => task
+                        Some(rec) if self.policy.tolerate_all => task
                             .check(&rec)
                             .map(|()| Some(rec))
                             .map_err(|e| (Stage::TaskPut, e)),
-                        None => Ok(None),
+                        other => Ok(other),
                     });
                     match converted {
                         Ok(Some(rec)) => batch.push(rec),

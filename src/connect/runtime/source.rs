@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use bytes::Bytes;
 use serde_json::{Map as JsonMap, Value as Json};
 
 use super::{ErrorPolicy, IDLE, Pipeline, Shared, Stage, describe, ensure_topic};
@@ -104,6 +105,9 @@ pub(super) struct SourceContext {
     pub(super) partitions: i32,
 }
 
+/// The most bytes of records the source writes as one batch per partition.
+const SEND_CHUNK_BYTES: usize = 256 * 1024;
+
 impl SourceContext {
     pub(super) fn run(&mut self, task: &mut dyn SourceTask) -> Result<()> {
         while !self.shared.stop.load(Ordering::Acquire) {
@@ -156,7 +160,12 @@ impl SourceContext {
                 }
             }
         }
+        let mut checked: Option<&str> = None;
         for r in &out {
+            if checked == Some(r.topic.as_str()) {
+                continue;
+            }
+            checked = Some(&r.topic);
             if !self.known_topics.contains(&r.topic) {
                 ensure_topic(&self.log, &r.topic, self.partitions)?;
                 self.known_topics.insert(r.topic.clone());
@@ -190,8 +199,27 @@ impl SourceContext {
     }
 
     fn send(&self, out: Vec<ProducerRecord>, last: &[SourcePosition]) -> Result<()> {
+        // A poll's records are all here: written as one batch per partition (in chunks well
+        // under a topic's `max.message.bytes`), with no queue or thread between.
+        let mut chunk = Vec::new();
+        let mut bytes = 0;
         for r in out {
-            self.producer.send_async(r)?;
+            bytes += r.record.key.as_ref().map_or(0, Bytes::len)
+                + r.record.value.as_ref().map_or(0, Bytes::len)
+                + r.record
+                    .headers
+                    .iter()
+                    .map(|h| h.key.len() + h.value.as_ref().map_or(0, Bytes::len) + 10)
+                    .sum::<usize>()
+                + 40;
+            chunk.push(r);
+            if bytes >= SEND_CHUNK_BYTES {
+                self.producer.send_batch(std::mem::take(&mut chunk))?;
+                bytes = 0;
+            }
+        }
+        if !chunk.is_empty() {
+            self.producer.send_batch(chunk)?;
         }
         for (partition, offset) in last {
             let value = serde_json::to_vec(&Json::Object(offset.clone())).unwrap_or_default();

@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::types::ToSqlOutput;
@@ -61,6 +62,23 @@ impl SinkConnector for SqliteSink {
         Ok(())
     }
 
+    /// One task, whose consumer reads up to `batch.size` records a poll (its
+    /// `max.poll.records`, unless `consumer.override.max.poll.records` says otherwise), so a
+    /// transaction holds `batch.size` rows when that many wait. Kafka's JDBC sink is bounded
+    /// by the consumer's default of 500 instead.
+    fn task_configs(&self, config: &Properties, _max_tasks: usize) -> Vec<Properties> {
+        let mut task = config.clone();
+        if !config.contains("consumer.override.max.poll.records") {
+            let batch = config
+                .get("batch.size")
+                .unwrap_or("3000")
+                .trim()
+                .to_string();
+            task.set("consumer.override.max.poll.records", batch);
+        }
+        vec![task]
+    }
+
     fn task(&self) -> Box<dyn SinkTask> {
         Box::new(SqliteSinkTask::default())
     }
@@ -97,7 +115,9 @@ pub struct SqliteSinkTask {
     /// Columns of the tables written so far.
     tables: HashMap<String, Vec<String>>,
     /// The last insert statement: its table, columns and text.
-    last_sql: Option<(String, Vec<String>, String)>,
+    last_sql: Option<(Arc<str>, Vec<String>, String)>,
+    /// The last topic's table name.
+    last_table: Option<(String, Arc<str>)>,
 }
 
 impl SinkTask for SqliteSinkTask {
@@ -166,7 +186,8 @@ impl SinkTask for SqliteSinkTask {
     }
 
     fn check(&mut self, record: &ConnectRecord) -> Result<()> {
-        self.row(record).map(|_| ())
+        let row = self.row(record)?;
+        self.fit(&row)
     }
 
     fn flush(&mut self, _offsets: &HashMap<TopicPartition, i64>) -> Result<()> {
@@ -180,7 +201,7 @@ type Column<'r> = (Cow<'r, str>, &'r Value, Option<&'r Schema>);
 
 /// A row: column names and values, and the primary key's columns.
 struct Row<'r> {
-    table: String,
+    table: Arc<str>,
     columns: Vec<Column<'r>>,
     key_columns: Vec<Cow<'r, str>>,
 }
@@ -211,8 +232,8 @@ impl SqliteSinkTask {
             rows.push(self.row(r)?);
         }
         for row in &rows {
-            if !self.tables.contains_key(&row.table) {
-                self.prepare_table(row)?;
+            if !self.is_last_statement(row) {
+                self.fit(row)?;
             }
         }
         let Some(conn) = self.conn.as_mut() else {
@@ -221,26 +242,31 @@ impl SqliteSinkTask {
         let tx = conn
             .transaction()
             .map_err(|e| sql_error("beginning a transaction", &e))?;
+        // One statement for each run of rows with the same table and columns.
+        let mut stmt: Option<rusqlite::CachedStatement<'_>> = None;
         for row in &rows {
-            let cached = self.last_sql.as_ref().is_some_and(|(t, cols, _)| {
-                *t == row.table
-                    && cols.len() == row.columns.len()
-                    && cols.iter().zip(&row.columns).all(|(a, (b, _, _))| a == b)
-            });
-            if !cached {
+            if !is_statement_for(self.last_sql.as_ref(), row) {
                 let sql = insert_sql(row, self.upsert);
                 let cols = row.columns.iter().map(|(c, _, _)| c.to_string()).collect();
-                self.last_sql = Some((row.table.clone(), cols, sql));
+                self.last_sql = Some((Arc::clone(&row.table), cols, sql));
+                stmt = None;
             }
-            let sql = self.last_sql.as_ref().map_or("", |(_, _, s)| s.as_str());
-            let mut stmt = tx
-                .prepare_cached(sql)
-                .map_err(|e| sql_error(&format!("preparing {sql}"), &e))?;
-            stmt.execute(params_from_iter(
+            if stmt.is_none() {
+                let sql = self.last_sql.as_ref().map_or("", |(_, _, s)| s.as_str());
+                stmt = Some(
+                    tx.prepare_cached(sql)
+                        .map_err(|e| sql_error(&format!("preparing {sql}"), &e))?,
+                );
+            }
+            let Some(s) = stmt.as_mut() else {
+                continue;
+            };
+            s.execute(params_from_iter(
                 row.columns.iter().map(|(_, v, _)| Param(v)),
             ))
             .map_err(|e| sql_error(&format!("writing a row to {}", row.table), &e))?;
         }
+        drop(stmt);
         // Offsets by the topic and partition each record was read from (a transform may
         // have routed it elsewhere): what the runtime compares with at a restart.
         let mut next: HashMap<(&str, i32), i64> = HashMap::new();
@@ -275,9 +301,16 @@ impl SqliteSinkTask {
     }
 
     /// The row a record makes, or a data error for a value that is not a struct or object.
-    fn row<'r>(&self, r: &'r ConnectRecord) -> Result<Row<'r>> {
-        let table = self.table_format.replace("${topic}", &r.topic);
-        let fields = fields_of(&r.value, r.value_schema.as_ref(), "value")?;
+    fn row<'r>(&mut self, r: &'r ConnectRecord) -> Result<Row<'r>> {
+        let table = match &self.last_table {
+            Some((topic, table)) if *topic == r.topic => Arc::clone(table),
+            _ => {
+                let table: Arc<str> = self.table_format.replace("${topic}", &r.topic).into();
+                self.last_table = Some((r.topic.clone(), Arc::clone(&table)));
+                table
+            }
+        };
+        let fields = fields_of(&r.value, r.value_schema.as_deref(), "value")?;
         let mut columns: Vec<Column<'r>> = Vec::with_capacity(fields.len() + 1);
         let mut key_columns: Vec<Cow<'r, str>> = Vec::new();
         let wanted =
@@ -286,7 +319,7 @@ impl SqliteSinkTask {
             PkMode::None => {}
             PkMode::RecordKey => match &r.key {
                 Value::Struct(_) | Value::Map(_) => {
-                    for (name, v, s) in fields_of(&r.key, r.key_schema.as_ref(), "key")? {
+                    for (name, v, s) in fields_of(&r.key, r.key_schema.as_deref(), "key")? {
                         if wanted(&name) {
                             key_columns.push(name.clone());
                             columns.push((name, v, s));
@@ -321,7 +354,7 @@ impl SqliteSinkTask {
                             .unwrap_or_else(|| "__connect_key".into()),
                     );
                     key_columns.push(name.clone());
-                    columns.push((name, primitive, r.key_schema.as_ref()));
+                    columns.push((name, primitive, r.key_schema.as_deref()));
                 }
             },
             PkMode::RecordValue => {
@@ -351,6 +384,30 @@ impl SqliteSinkTask {
             columns,
             key_columns,
         })
+    }
+
+    /// Whether `row` has the table and columns of the last statement (so it fits).
+    fn is_last_statement(&self, row: &Row<'_>) -> bool {
+        is_statement_for(self.last_sql.as_ref(), row)
+    }
+
+    /// Checks the row's table has its columns (creating the table under `auto.create`):
+    /// a row that does not fit is a data error, found before the batch's transaction.
+    fn fit(&mut self, row: &Row<'_>) -> Result<()> {
+        let Some(known) = self.tables.get(&*row.table) else {
+            return self.prepare_table(row);
+        };
+        match row
+            .columns
+            .iter()
+            .find(|(c, _, _)| !known.iter().any(|k| k.eq_ignore_ascii_case(c)))
+        {
+            Some((missing, _, _)) => Err(data_error(format!(
+                "table '{}' has no column '{missing}' (auto.evolve is not supported)",
+                row.table
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Creates the row's table (`auto.create`) or checks it has the row's columns.
@@ -401,22 +458,31 @@ impl SqliteSinkTask {
             ))
             .map_err(|e| sql_error(&format!("creating {}", row.table), &e))?;
             let names = row.columns.iter().map(|(c, _, _)| c.to_string()).collect();
-            self.tables.insert(row.table.clone(), names);
+            self.tables.insert(row.table.to_string(), names);
             return Ok(());
         }
         if let Some((missing, _, _)) = row
             .columns
             .iter()
-            .find(|(c, _, _)| !existing.iter().any(|e| e == c))
+            .find(|(c, _, _)| !existing.iter().any(|e| e.eq_ignore_ascii_case(c)))
         {
             return Err(data_error(format!(
                 "table '{}' has no column '{missing}' (auto.evolve is not supported)",
                 row.table
             )));
         }
-        self.tables.insert(row.table.clone(), existing);
+        self.tables.insert(row.table.to_string(), existing);
         Ok(())
     }
+}
+
+/// Whether `last` (a statement's table, columns and text) is the statement for `row`.
+fn is_statement_for(last: Option<&(Arc<str>, Vec<String>, String)>, row: &Row<'_>) -> bool {
+    last.is_some_and(|(t, cols, _)| {
+        *t == row.table
+            && cols.len() == row.columns.len()
+            && cols.iter().zip(&row.columns).all(|(a, (b, _, _))| a == b)
+    })
 }
 
 /// The fields of a struct (with its schema) or of a JSON object (a map with string keys).
@@ -426,7 +492,7 @@ fn fields_of<'r>(v: &'r Value, schema: Option<&'r Schema>, what: &str) -> Result
             .iter()
             .map(|(n, v)| {
                 let s = schema.and_then(|s| s.field(n)).map(|f| &f.schema);
-                (Cow::Borrowed(n.as_str()), v, s)
+                (Cow::Borrowed(&**n), v, s)
             })
             .collect()),
         Value::Map(entries) => entries

@@ -1,6 +1,7 @@
 //! The SQLite source: tables or a query read by the JDBC source's modes.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -154,7 +155,7 @@ impl SourceConnector for SqliteSource {
 }
 
 /// A row read: its fields, its incrementing value and its time in ms.
-type RowRead = (Vec<(String, Value)>, Option<i64>, Option<i64>);
+type RowRead = (Vec<(Arc<str>, Value)>, Option<i64>, Option<i64>);
 
 /// What one table (or the query) has been read up to.
 struct Reader {
@@ -434,17 +435,17 @@ impl SqliteSourceTask {
             Some(t) => table_not_null(conn, t)?,
             None => HashMap::new(),
         };
-        let columns: Vec<(String, Schema)> = stmt
+        let columns: Vec<(Arc<str>, Schema)> = stmt
             .columns()
             .map(|c| {
-                let name = c.name().to_string();
-                let nn = not_null.get(&name).copied().unwrap_or(false);
+                let name: Arc<str> = c.name().into();
+                let nn = not_null.get(&*name).copied().unwrap_or(false);
                 let schema = column_schema(c.decl_type(), nn);
                 (name, schema)
             })
-            .filter(|(n, _)| n != TS_ALIAS && n != INC_ALIAS)
+            .filter(|(n, _)| &**n != TS_ALIAS && &**n != INC_ALIAS)
             .collect();
-        let schema = Schema {
+        let schema = Arc::new(Schema {
             name: reader.table.clone(),
             ..Schema::structure(
                 columns
@@ -455,13 +456,13 @@ impl SqliteSourceTask {
                     })
                     .collect(),
             )
-        };
+        });
         let inc_at = stmt.column_index(INC_ALIAS).ok();
         let ts_at = stmt.column_index(TS_ALIAS).ok();
         let mut rows = stmt
             .query(params_from_iter(args.iter()))
             .map_err(|e| sql_error(&format!("querying {sql}"), &e))?;
-        let mut read: Vec<RowRead> = Vec::new();
+        let mut read: Vec<RowRead> = Vec::with_capacity(self.batch.min(4096));
         while let Some(row) = rows.next().map_err(|e| sql_error("reading a row", &e))? {
             let fields = row_fields(row, &columns)?;
             let inc_v = match inc_at {
@@ -500,6 +501,7 @@ impl SqliteSourceTask {
             }
         }
         let n = read.len();
+        out.reserve(n);
         let Some(reader) = self.readers.get_mut(i) else {
             return Ok(full);
         };
@@ -510,11 +512,8 @@ impl SqliteSourceTask {
             if let Some(v) = ts_v {
                 reader.timestamp = Some(v);
             }
-            let mut record = ConnectRecord::new(
-                reader.topic.clone(),
-                Some(schema.clone()),
-                Value::Struct(fields),
-            );
+            let mut record = ConnectRecord::new(reader.topic.clone(), None, Value::Struct(fields));
+            record.value_schema = Some(Arc::clone(&schema));
             // No record time of the row's own (as the JDBC source): the append time, so old
             // rows are not deleted by the topic's retention as soon as they arrive.
             record.timestamp = None;
@@ -549,7 +548,7 @@ impl SqliteSourceTask {
         _i: usize,
         from: &str,
         t: i64,
-        columns: &[(String, Schema)],
+        columns: &[(Arc<str>, Schema)],
     ) -> Result<Vec<RowRead>> {
         let Some(conn) = self.conn.as_ref() else {
             return Ok(Vec::new());
@@ -605,8 +604,8 @@ fn column_names(conn: &Connection, from: &str) -> Result<Vec<String>> {
 /// A row's values as struct fields, in the order of `columns`.
 fn row_fields(
     row: &rusqlite::Row<'_>,
-    columns: &[(String, Schema)],
-) -> Result<Vec<(String, Value)>> {
+    columns: &[(Arc<str>, Schema)],
+) -> Result<Vec<(Arc<str>, Value)>> {
     let mut fields = Vec::with_capacity(columns.len());
     for (k, (name, s)) in columns.iter().enumerate() {
         let v = row

@@ -2,6 +2,7 @@
 //! `ExtractField`) and the helpers they share for reading and rebuilding a key or value.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -34,13 +35,16 @@ fn take_operand(record: &mut ConnectRecord, side: Side) -> (Option<Schema>, Valu
         Side::Key => (&mut record.key_schema, &mut record.key),
         Side::Value => (&mut record.value_schema, &mut record.value),
     };
-    (schema.take(), std::mem::replace(value, Value::Null))
+    (
+        schema.take().map(Arc::unwrap_or_clone),
+        std::mem::replace(value, Value::Null),
+    )
 }
 
 fn set_operand(record: &mut ConnectRecord, side: Side, schema: Option<Schema>, value: Value) {
     match side {
-        Side::Key => (record.key_schema, record.key) = (schema, value),
-        Side::Value => (record.value_schema, record.value) = (schema, value),
+        Side::Key => (record.key_schema, record.key) = (schema.map(Arc::new), value),
+        Side::Value => (record.value_schema, record.value) = (schema.map(Arc::new), value),
     }
 }
 
@@ -79,7 +83,7 @@ fn into_map(value: Value, purpose: &str) -> Result<Vec<(Value, Value)>> {
     }
 }
 
-fn into_struct(schema: &Schema, value: Value, purpose: &str) -> Result<Vec<(String, Value)>> {
+fn into_struct(schema: &Schema, value: Value, purpose: &str) -> Result<Vec<(Arc<str>, Value)>> {
     match value {
         Value::Struct(fields) if schema.kind == SchemaType::Struct => Ok(fields),
         other => Err(not_a_struct(purpose, &other)),
@@ -107,7 +111,7 @@ fn put_entry(entries: &mut Vec<(Value, Value)>, name: &str, value: Value) {
 
 /// A struct's value of `field`, moved out; a null gives the field's default, as Kafka's
 /// `Struct.get` (and its transforms' default `replace.null.with.default=true`).
-fn take_field(values: &mut [(String, Value)], field: &Field) -> Value {
+fn take_field(values: &mut [(Arc<str>, Value)], field: &Field) -> Value {
     let value = values
         .iter_mut()
         .find(|(n, _)| *n == field.name)
@@ -133,13 +137,13 @@ fn struct_like(source: &Schema, fields: Vec<Field>) -> Schema {
 /// Adds a field to a schema being built, refusing a second field of the same name as Kafka's
 /// `SchemaBuilder` does.
 fn push_field(fields: &mut Vec<Field>, name: &str, schema: Schema) -> Result<()> {
-    if fields.iter().any(|f| f.name == name) {
+    if fields.iter().any(|f| &*f.name == name) {
         return Err(data_error(format!(
             "cannot create field '{name}': the schema already has a field of that name"
         )));
     }
     fields.push(Field {
-        name: name.to_string(),
+        name: name.into(),
         schema,
     });
     Ok(())
@@ -307,7 +311,7 @@ impl Transform for InsertField {
                 field_schema
             };
             push_field(&mut fields, &ins.name, field_schema)?;
-            values.push((ins.name.clone(), value));
+            values.push((ins.name.as_str().into(), value));
         }
         let schema = struct_like(&schema, fields);
         set_operand(&mut record, self.side, Some(schema), Value::Struct(values));
@@ -388,7 +392,7 @@ impl Transform for ReplaceField {
         for f in &schema.fields {
             if let Some(new_name) = self.replaced(&f.name) {
                 push_field(&mut fields, new_name, f.schema.clone())?;
-                values.push((new_name.to_string(), take_field(&mut old, f)));
+                values.push((new_name.into(), take_field(&mut old, f)));
             }
         }
         let schema = struct_like(&schema, fields);
@@ -513,7 +517,7 @@ impl Transform for MaskField {
         let mut values = Vec::with_capacity(schema.fields.len());
         for f in &schema.fields {
             let value = take_field(&mut old, f);
-            let value = if self.fields.contains(&f.name) {
+            let value = if self.fields.iter().any(|m| *m == *f.name) {
                 self.mask(&value, Some(&f.schema))?
             } else {
                 value
@@ -571,14 +575,14 @@ impl Transform for ValueToKey {
                 .field(name)
                 .ok_or_else(|| data_error(format!("field does not exist: {name}")))?;
             push_field(&mut key_fields, name, field.schema.clone())?;
-            let value = values.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+            let value = values.iter().find(|(n, _)| **n == **name).map(|(_, v)| v);
             let value = match (value, &field.schema.default) {
                 (None | Some(Value::Null), Some(default)) => (**default).clone(),
                 (v, _) => v.cloned().unwrap_or(Value::Null),
             };
-            key_values.push((name.clone(), value));
+            key_values.push((Arc::clone(&field.name), value));
         }
-        record.key_schema = Some(Schema::structure(key_fields));
+        record.key_schema = Some(Arc::new(Schema::structure(key_fields)));
         record.key = Value::Struct(key_values);
         Ok(Some(record))
     }
