@@ -190,6 +190,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// A connector's operation failed for a reason that may pass (Kafka Connect's
+    /// `RetriableException`): a database busy or locked by another writer, an I/O error, a
+    /// full disk. The runtime retries it with a backoff until it succeeds or the connector
+    /// stops.
+    #[error("connect (retriable): {reason}")]
+    ConnectRetriable {
+        /// What failed.
+        reason: String,
+    },
+
     /// An event-store append reused event ids of an earlier append in a way that is not a
     /// retry of it (other events, another stream or another order). Nothing was written.
     #[error("stream '{stream}': event id {id} was already appended ({reason})")]
@@ -479,6 +489,9 @@ impl Error {
                 actual: *actual,
             },
             Error::ConnectData { reason } => Error::ConnectData {
+                reason: reason.clone(),
+            },
+            Error::ConnectRetriable { reason } => Error::ConnectRetriable {
                 reason: reason.clone(),
             },
             Error::AppendRefused { reason } => Error::AppendRefused {

@@ -391,6 +391,87 @@ fn a_record_with_a_column_the_table_lacks_goes_to_the_dead_letter_topic_under_to
 }
 
 #[test]
+fn a_sink_whose_database_another_writer_holds_retries_until_it_is_free() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let log = common::open(&dir.path().join("data"))?;
+    log.create_topic("people", 1)?;
+    let p = log.producer(ProducerConfig::default())?;
+    let db = dir.path().join("target.db");
+    let connect = Connect::standalone(&log, worker())?;
+    connect.add(sink(&db))?;
+    p.send(ProducerRecord::new("people", person(1, "ann")))?;
+    let count = || -> i64 {
+        Connection::open(&db)
+            .and_then(|c| c.query_row("SELECT count(*) FROM people", [], |r| r.get(0)))
+            .unwrap_or(0)
+    };
+    wait_for("the first row", || count() == 1)?;
+    // Another connection holds the write lock for longer than the sink's busy timeout (5 s):
+    // its write fails as busy, which is retried, not a failed task.
+    let other = Connection::open(&db)?;
+    other.execute_batch("BEGIN IMMEDIATE")?;
+    p.send(ProducerRecord::new("people", person(2, "bob")))?;
+    std::thread::sleep(Duration::from_secs(7));
+    let status = connect.status("snk")?;
+    assert!(
+        status
+            .tasks
+            .iter()
+            .all(|t| matches!(t.state, TaskState::Running)),
+        "{status:?}"
+    );
+    other.execute_batch("ROLLBACK")?;
+    wait_for("the second row", || count() == 2)?;
+    connect.close();
+    Ok(())
+}
+
+#[test]
+fn the_sink_writes_kafkas_logical_types_as_numbers() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let log = common::open(&dir.path().join("data"))?;
+    log.create_topic("people", 1)?;
+    let p = log.producer(ProducerConfig::default())?;
+    // 123.45 as a Decimal of scale 2 (unscaled 12345 = 0x3039), 2026-12-06 as a Date
+    // (20,428 days), a Timestamp in ms.
+    let record = serde_json::json!({
+        "schema": {"type": "struct", "optional": false, "fields": [
+            {"type": "int64", "optional": false, "field": "id"},
+            {"type": "bytes", "optional": false, "field": "price",
+             "name": "org.apache.kafka.connect.data.Decimal", "version": 1,
+             "parameters": {"scale": "2"}},
+            {"type": "int32", "optional": false, "field": "day",
+             "name": "org.apache.kafka.connect.data.Date", "version": 1},
+            {"type": "int64", "optional": false, "field": "at",
+             "name": "org.apache.kafka.connect.data.Timestamp", "version": 1}]},
+        "payload": {"id": 1, "price": "MDk=", "day": 20428, "at": 1_765_000_000_123_i64}
+    });
+    p.send(ProducerRecord::new("people", record.to_string()))?;
+    let db = dir.path().join("target.db");
+    let connect = Connect::standalone(&log, worker())?;
+    connect.add(sink(&db))?;
+    let row = || -> Option<(f64, i64, i64)> {
+        Connection::open(&db)
+            .and_then(|c| {
+                c.query_row("SELECT price, day, at FROM people", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+            })
+            .ok()
+    };
+    wait_for("the row", || row().is_some())?;
+    assert_eq!(row(), Some((123.45, 20428 * 86_400_000, 1_765_000_000_123)));
+    let types: Vec<String> = {
+        let c = Connection::open(&db)?;
+        let mut s = c.prepare("SELECT type FROM pragma_table_info('people') ORDER BY cid")?;
+        s.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
+    };
+    assert_eq!(types, ["INTEGER", "NUMERIC", "NUMERIC", "NUMERIC"]);
+    connect.close();
+    Ok(())
+}
+
+#[test]
 fn bad_sqlite_configurations_name_their_key() -> TestResult {
     let dir = tempfile::tempdir()?;
     let db = dir.path().join("src.db");
@@ -496,6 +577,87 @@ fn source_column_names_are_checked_and_matched_without_case() -> TestResult {
         false
     })?;
     assert!(msg.contains("no column 'idd'"), "{msg}");
+    connect.close();
+    Ok(())
+}
+
+#[test]
+fn columns_without_a_declared_type_take_the_type_of_their_values() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("src.db");
+    let c = Connection::open(&db)?;
+    c.execute_batch(
+        "CREATE TABLE things (id INTEGER PRIMARY KEY, label, amount, raw, count INTEGER);
+         INSERT INTO things VALUES (1, 'a', 5, NULL, 1), (2, 'b', 2.5, x'00ff', 2);",
+    )?;
+    let log = common::open(&dir.path().join("data"))?;
+    let connect = Connect::standalone(&log, worker())?;
+    connect.add(
+        source(&db, "incrementing")
+            .with("table.whitelist", "things")
+            .with("incrementing.column.name", "id"),
+    )?;
+    wait_for("the rows", || values(&log, "db-things").len() == 2)?;
+    let got = values(&log, "db-things");
+    let types: Vec<(String, String)> = got[0]["schema"]["fields"]
+        .as_array()
+        .map(|fields| {
+            fields
+                .iter()
+                .map(|f| {
+                    (
+                        f["field"].as_str().unwrap_or_default().to_string(),
+                        f["type"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let want = [
+        ("id", "int64"),
+        ("label", "string"),
+        ("amount", "double"),
+        ("raw", "bytes"),
+        ("count", "int64"),
+    ];
+    assert_eq!(
+        types,
+        want.map(|(a, b)| (a.to_string(), b.to_string())).to_vec()
+    );
+    assert_eq!(got[0]["payload"]["amount"], 5.0);
+    assert_eq!(got[1]["payload"]["raw"], "AP8=");
+    // A query's expressions have no declared type either.
+    connect.add(
+        source(&db, "incrementing")
+            .with("name", "q")
+            .with("table.whitelist", "")
+            .with(
+                "query",
+                "SELECT id, label || '!' AS shout, length(label) AS n FROM things",
+            )
+            .with("topic.prefix", "shouts")
+            .with("incrementing.column.name", "id"),
+    )?;
+    wait_for("the query's rows", || values(&log, "shouts").len() == 2)?;
+    let q = values(&log, "shouts");
+    assert_eq!(q[0]["payload"]["shout"], "a!");
+    assert_eq!(q[0]["payload"]["n"], 1);
+    // A value that does not fit its declared type fails the task, naming the column.
+    c.execute("INSERT INTO things VALUES (3, 'c', 1, NULL, 'many')", [])?;
+    let mut msg = String::new();
+    wait_for("the task to fail", || {
+        if let Ok(s) = connect.status("src-incrementing")
+            && let Some(TaskState::Failed(m)) = s.tasks.first().map(|t| t.state.clone())
+        {
+            msg = m;
+            return true;
+        }
+        false
+    })?;
+    assert!(
+        msg.contains("column 'count'") && msg.contains("'many'"),
+        "{msg}"
+    );
     connect.close();
     Ok(())
 }

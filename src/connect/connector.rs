@@ -118,9 +118,11 @@ pub trait SinkTask: Send {
     /// Records to write.
     ///
     /// # Errors
-    /// A sink error; the task fails (I/O errors are retried first under
-    /// `errors.retry.timeout`).
-    fn put(&mut self, records: Vec<ConnectRecord>) -> Result<()>;
+    /// A sink error; the task fails. [`crate::Error::ConnectRetriable`] (Kafka's
+    /// `RetriableException`) has the same records put again after a backoff, until it
+    /// succeeds or the connector stops; I/O errors are retried under `errors.retry.timeout`.
+    /// A put that fails must leave nothing of its records behind.
+    fn put(&mut self, records: &[ConnectRecord]) -> Result<()>;
 
     /// Makes everything `put` received durable as far as the sink promises; `offsets` are the
     /// next offsets to read per partition, committed to the group after this returns.

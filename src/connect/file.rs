@@ -417,9 +417,9 @@ impl SinkTask for FileSinkTask {
         }))
     }
 
-    fn put(&mut self, records: Vec<ConnectRecord>) -> Result<()> {
+    fn put(&mut self, records: &[ConnectRecord]) -> Result<()> {
         let mut buf = Vec::new();
-        for r in &records {
+        for r in records {
             match &r.value {
                 Value::String(s) => buf.extend_from_slice(s.as_bytes()),
                 Value::Bytes(b) => buf.extend_from_slice(b),

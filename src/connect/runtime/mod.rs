@@ -202,11 +202,16 @@ impl ErrorPolicy {
         loop {
             match op() {
                 Ok(v) => return Ok(v),
+                // Kafka's `RetriableException`: again until it succeeds or the task stops;
+                // I/O errors within `errors.retry.timeout`.
                 Err(e)
-                    if retriable(&e)
-                        && start.elapsed() + delay <= self.retry_timeout
+                    if (matches!(e, Error::ConnectRetriable { .. })
+                        || retriable(&e) && start.elapsed() + delay <= self.retry_timeout)
                         && !stop.load(Ordering::Acquire) =>
                 {
+                    if matches!(e, Error::ConnectRetriable { .. }) {
+                        eprintln!("{e}; retrying in {} ms", delay.as_millis());
+                    }
                     // In slices, so a stop does not wait out the delay.
                     let until = Instant::now() + delay;
                     while Instant::now() < until && !stop.load(Ordering::Acquire) {

@@ -88,8 +88,10 @@ impl SinkContext {
                     // Checked one by one only when bad records are tolerated: otherwise
                     // `put` fails the task with the same error.
                     let converted = self.convert(&r).and_then(|rec| match rec {
-                        Some(rec) if self.policy.tolerate_all => task
-                            .check(&rec)
+                        // A retriable failure is retried here: it says nothing of the record.
+                        Some(rec) if self.policy.tolerate_all => self
+                            .policy
+                            .retry(&self.shared.stop, || task.check(&rec))
                             .map(|()| Some(rec))
                             .map_err(|e| (Stage::TaskPut, e)),
                         other => Ok(other),
@@ -98,7 +100,10 @@ impl SinkContext {
                         Ok(Some(rec)) => batch.push(rec),
                         Ok(None) => {}
                         Err((stage, e)) => {
-                            if !self.policy.tolerate_all {
+                            // A retriable failure left at a stop is no fault of the record.
+                            if !self.policy.tolerate_all
+                                || matches!(e, Error::ConnectRetriable { .. })
+                            {
                                 return Err(e);
                             }
                             if self.policy.log {
@@ -129,11 +134,7 @@ impl SinkContext {
             let n = batch.len() as u64;
             if !batch.is_empty() {
                 let stop = &self.shared.stop;
-                if self.policy.retry_timeout.is_zero() {
-                    task.put(batch)?;
-                } else {
-                    self.policy.retry(stop, || task.put(batch.clone()))?;
-                }
+                self.policy.retry(stop, || task.put(&batch))?;
             }
             unflushed |= !polled.is_empty();
             self.shared.records.fetch_add(n, Ordering::Relaxed);

@@ -10,10 +10,16 @@ pub use source::{SqliteSource, SqliteSourceTask};
 use super::config::Properties;
 use crate::error::{Error, Result};
 
-/// A SQLite error as a data error naming what was being done.
+/// A SQLite error naming what was being done: retriable when it may pass (the database busy
+/// or locked by another connection, an I/O error, a full disk), else a data error.
 fn sql_error(what: &str, e: &rusqlite::Error) -> Error {
-    Error::ConnectData {
-        reason: format!("SQLite: {what}: {e}"),
+    use rusqlite::ErrorCode as C;
+    let reason = format!("SQLite: {what}: {e}");
+    match e.sqlite_error_code() {
+        Some(C::DatabaseBusy | C::DatabaseLocked | C::SystemIoFailure | C::DiskFull) => {
+            Error::ConnectRetriable { reason }
+        }
+        _ => Error::ConnectData { reason },
     }
 }
 

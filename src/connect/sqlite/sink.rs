@@ -31,6 +31,14 @@ enum PkMode {
 /// upserted by `insert.mode`, the primary key by `pk.mode`/`pk.fields`, the table created
 /// when `auto.create=true`. The consumed offsets are written in the same SQLite transaction
 /// as the rows, in [`SINK_OFFSETS_TABLE`]: exactly-once.
+///
+/// The sink puts the database in WAL mode with `synchronous=FULL`, so a committed batch
+/// survives power loss; WAL stays set on the file. Kafka's logical types are written as
+/// Kafka's JDBC sink writes them to SQLite, in `NUMERIC` columns: a `Decimal` as its number,
+/// a `Date` as ms since the epoch, a `Time` as ms since midnight, a `Timestamp` as ms.
+/// `auto.create` types a schemaless record's table by its first record's values (SQLite
+/// keeps later values of other types as they are). A database busy or locked by another
+/// writer past 5 s, an I/O error or a full disk is [`Error::ConnectRetriable`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SqliteSink;
 
@@ -174,19 +182,20 @@ impl SinkTask for SqliteSinkTask {
         Ok(Some(out))
     }
 
-    fn put(&mut self, records: Vec<ConnectRecord>) -> Result<()> {
-        let batch = self.batch.max(1);
-        let mut records = records;
-        while !records.is_empty() {
-            let rest = records.split_off(batch.min(records.len()));
-            self.write(&records)?;
-            records = rest;
+    fn put(&mut self, records: &[ConnectRecord]) -> Result<()> {
+        for chunk in records.chunks(self.batch.max(1)) {
+            self.write(chunk)?;
         }
         Ok(())
     }
 
     fn check(&mut self, record: &ConnectRecord) -> Result<()> {
         let row = self.row(record)?;
+        for (name, v, s) in &row.columns {
+            if let (Some(Logical::Decimal(scale)), Value::Bytes(b)) = (logical(*s), v) {
+                decimal_text(b, scale).map_err(|e| data_error(format!("column '{name}': {e}")))?;
+            }
+        }
         self.fit(&row)
     }
 
@@ -206,12 +215,29 @@ struct Row<'r> {
     key_columns: Vec<Cow<'r, str>>,
 }
 
-/// A value as a statement parameter, without a copy of its text or bytes.
-struct Param<'a>(&'a Value);
+/// A value as a statement parameter, without a copy of its text or bytes. Kafka's logical
+/// types are written as Kafka's JDBC sink writes them to SQLite: a `Decimal` as its number
+/// (text, which the column's `NUMERIC` affinity stores as a number), a `Date` as ms since
+/// the epoch at its midnight, a `Time` as ms since midnight, a `Timestamp` as ms since the
+/// epoch.
+struct Param<'a>(&'a Value, Option<&'a Schema>);
 
 impl rusqlite::ToSql for Param<'_> {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         use rusqlite::types::{Value as Sql, ValueRef};
+        match (logical(self.1), self.0) {
+            (Some(Logical::Decimal(scale)), Value::Bytes(b)) => {
+                let text = decimal_text(b, scale)
+                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+                return Ok(ToSqlOutput::Owned(Sql::Text(text)));
+            }
+            (Some(Logical::Date), Value::Int(days)) => {
+                return Ok(ToSqlOutput::Owned(Sql::Integer(
+                    days.saturating_mul(86_400_000),
+                )));
+            }
+            _ => {}
+        }
         Ok(match self.0 {
             Value::Null => ToSqlOutput::Owned(Sql::Null),
             Value::Boolean(b) => ToSqlOutput::Owned(Sql::Integer(i64::from(*b))),
@@ -262,7 +288,7 @@ impl SqliteSinkTask {
                 continue;
             };
             s.execute(params_from_iter(
-                row.columns.iter().map(|(_, v, _)| Param(v)),
+                row.columns.iter().map(|(_, v, s)| Param(v, *s)),
             ))
             .map_err(|e| sql_error(&format!("writing a row to {}", row.table), &e))?;
         }
@@ -546,7 +572,74 @@ fn insert_sql(row: &Row<'_>, upsert: bool) -> String {
     sql
 }
 
+/// Kafka's logical types the sink writes in their own way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Logical {
+    /// `Decimal` with its scale.
+    Decimal(i32),
+    Date,
+    Time,
+    Timestamp,
+}
+
+fn logical(schema: Option<&Schema>) -> Option<Logical> {
+    let s = schema?;
+    match s.name.as_deref()? {
+        "org.apache.kafka.connect.data.Decimal" if s.kind == SchemaType::Bytes => {
+            let scale = s
+                .parameters
+                .get("scale")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            Some(Logical::Decimal(scale))
+        }
+        "org.apache.kafka.connect.data.Date" if s.kind == SchemaType::Int32 => Some(Logical::Date),
+        "org.apache.kafka.connect.data.Time" if s.kind == SchemaType::Int32 => Some(Logical::Time),
+        crate::connect::data::TIMESTAMP_SCHEMA_NAME if s.kind == SchemaType::Int64 => {
+            Some(Logical::Timestamp)
+        }
+        _ => None,
+    }
+}
+
+/// A `Decimal`'s number as text: `unscaled` (big-endian two's complement, as Kafka writes
+/// it) divided by 10^`scale`.
+fn decimal_text(unscaled: &[u8], scale: i32) -> std::result::Result<String, String> {
+    if unscaled.is_empty() || unscaled.len() > 16 {
+        return Err(format!(
+            "a Decimal of {} bytes: the sink writes Decimals of 1 to 16 bytes",
+            unscaled.len()
+        ));
+    }
+    let negative = unscaled.first().is_some_and(|b| b & 0x80 != 0);
+    let mut n: i128 = if negative { -1 } else { 0 };
+    for b in unscaled {
+        n = (n << 8) | i128::from(*b);
+    }
+    let digits = n.unsigned_abs().to_string();
+    let sign = if negative { "-" } else { "" };
+    let Ok(scale) = usize::try_from(scale) else {
+        // A negative scale: the number times 10^-scale.
+        let zeros = "0".repeat(scale.unsigned_abs() as usize);
+        return Ok(if digits == "0" {
+            digits
+        } else {
+            format!("{sign}{digits}{zeros}")
+        });
+    };
+    if scale == 0 {
+        return Ok(format!("{sign}{digits}"));
+    }
+    let padded = format!("{digits:0>width$}", width = scale + 1);
+    let (int, frac) = padded.split_at(padded.len() - scale);
+    Ok(format!("{sign}{int}.{frac}"))
+}
+
 fn sql_type(v: &Value, schema: Option<&Schema>) -> &'static str {
+    if logical(schema).is_some() {
+        // As Kafka's JDBC sink declares them on SQLite.
+        return "NUMERIC";
+    }
     match schema.map(|s| s.kind) {
         Some(k) if k.is_integer() => "INTEGER",
         Some(SchemaType::Boolean) => "INTEGER",
@@ -575,5 +668,22 @@ fn sql_value(v: &Value) -> rusqlite::types::Value {
             crate::connect::data::value_to_json(None, nested)
                 .map_or_else(|_| String::new(), |j| j.to_string()),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decimal_text;
+
+    #[test]
+    fn decimals_are_written_as_their_numbers() {
+        assert_eq!(decimal_text(&[0x30, 0x39], 2).as_deref(), Ok("123.45"));
+        assert_eq!(decimal_text(&[0xcf, 0xc7], 2).as_deref(), Ok("-123.45"));
+        assert_eq!(decimal_text(&[0x05], 3).as_deref(), Ok("0.005"));
+        assert_eq!(decimal_text(&[0xff], 0).as_deref(), Ok("-1"));
+        assert_eq!(decimal_text(&[0x07], -2).as_deref(), Ok("700"));
+        assert_eq!(decimal_text(&[0x00], 2).as_deref(), Ok("0.00"));
+        assert!(decimal_text(&[], 0).is_err());
+        assert!(decimal_text(&[1; 17], 0).is_err());
     }
 }

@@ -72,6 +72,12 @@ impl Mode {
 /// struct value whose schema describes the columns, and its offsets are the JDBC
 /// connector's (`{"incrementing": n}`, `{"timestamp": ms}`, both for
 /// `timestamp+incrementing`), committed with the records.
+///
+/// Column types come from their declarations (SQLite's affinity rules; dates and times as
+/// text). A column with no declared type takes the type of its values in each poll. A value
+/// that does not fit its column's declared type (text in an `INTEGER` column) is a data
+/// error naming the column. A timestamp column declared as an integer is compared as it is,
+/// so an index on it serves the query.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SqliteSource;
 
@@ -164,6 +170,9 @@ struct Reader {
     partition: JsonMap<String, Json>,
     incrementing: Option<i64>,
     timestamp: Option<i64>,
+    /// Whether the timestamp column is declared as an integer (ms since the epoch): then it
+    /// is compared as it is, so an index on it serves the query.
+    ts_integer: bool,
     due: Instant,
 }
 
@@ -221,6 +230,7 @@ impl SourceTask for SqliteSourceTask {
                 partition,
                 incrementing: None,
                 timestamp: None,
+                ts_integer: false,
                 due: now,
             });
             let _ = q;
@@ -235,13 +245,14 @@ impl SourceTask for SqliteSourceTask {
                     partition,
                     incrementing: None,
                     timestamp: None,
+                    ts_integer: false,
                     due: now,
                 });
             }
         }
         if let Some(conn) = self.conn.as_ref() {
             let mode = self.mode.unwrap_or(Mode::Bulk);
-            for r in &readers {
+            for r in &mut readers {
                 let from = match (&r.table, &self.query) {
                     (Some(t), _) => ident(t),
                     (None, Some(q)) => format!("(\n{q}\n)"),
@@ -269,6 +280,10 @@ impl SourceTask for SqliteSourceTask {
                 }
                 if mode.timestamp() {
                     check("timestamp.column.name", &mut self.ts_col)?;
+                    if let Some(t) = &r.table {
+                        r.ts_integer = declared_type(conn, t, &self.ts_col)?
+                            .is_some_and(|d| d.to_ascii_uppercase().contains("INT"));
+                    }
                 }
             }
         }
@@ -316,9 +331,14 @@ impl SourceTask for SqliteSourceTask {
     }
 }
 
-/// A column's Connect schema from its declared SQLite type (SQLite's affinity rules).
-fn column_schema(decl: Option<&str>, not_null: bool) -> Schema {
-    let d = decl.unwrap_or_default().to_ascii_uppercase();
+/// A column's Connect schema from its declared SQLite type (SQLite's affinity rules); `None`
+/// for a column with no declared type (an expression, or a column declared without one),
+/// whose schema the values of each poll decide ([`settle_undeclared`]).
+fn column_schema(decl: Option<&str>, not_null: bool) -> Option<Schema> {
+    let d = decl.unwrap_or_default().trim().to_ascii_uppercase();
+    if d.is_empty() {
+        return None;
+    }
     let kind = if d.contains("DATE") || d.contains("TIME") {
         // Dates and times: SQLite keeps them as ISO-8601 text.
         SchemaType::String
@@ -326,7 +346,7 @@ fn column_schema(decl: Option<&str>, not_null: bool) -> Schema {
         SchemaType::Int64
     } else if d.contains("CHAR") || d.contains("CLOB") || d.contains("TEXT") {
         SchemaType::String
-    } else if d.contains("BLOB") || d.is_empty() {
+    } else if d.contains("BLOB") {
         SchemaType::Bytes
     } else if d.contains("REAL") || d.contains("FLOA") || d.contains("DOUB") {
         SchemaType::Float64
@@ -336,37 +356,130 @@ fn column_schema(decl: Option<&str>, not_null: bool) -> Schema {
         SchemaType::Float64
     };
     let s = Schema::of(kind);
-    if not_null { s } else { s.optional() }
+    Some(if not_null { s } else { s.optional() })
 }
 
-// An integer in a REAL column is read as SQLite reads it, as a double.
-#[allow(clippy::cast_precision_loss)]
-fn to_value(v: ValueRef<'_>, schema: &Schema) -> Value {
-    match v {
-        ValueRef::Null => Value::Null,
-        ValueRef::Integer(i) => match schema.kind {
-            SchemaType::Boolean => Value::Boolean(i != 0),
-            SchemaType::Float64 | SchemaType::Float32 => Value::Float(i as f64),
-            SchemaType::String => Value::String(i.to_string()),
-            _ => Value::Int(i),
-        },
-        ValueRef::Real(f) => match schema.kind {
-            SchemaType::String => Value::String(f.to_string()),
-            _ => Value::Float(f),
-        },
-        ValueRef::Text(t) => match schema.kind {
-            SchemaType::Bytes => Value::Bytes(Bytes::copy_from_slice(t)),
-            _ => Value::String(String::from_utf8_lossy(t).into_owned()),
-        },
-        ValueRef::Blob(b) => Value::Bytes(Bytes::copy_from_slice(b)),
+/// A value read from column `name` as its schema's type (SQLite lets any column hold any
+/// type): numbers become the text of a text column, whole reals fit an integer column; a
+/// value that does not fit is a data error naming the column. Without a schema (an
+/// undeclared type), the value as SQLite holds it.
+// An integer read for a REAL column becomes a double, as SQLite reads it.
+#[allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::float_cmp
+)]
+fn to_value(v: ValueRef<'_>, schema: Option<&Schema>, name: &str) -> Result<Value> {
+    let Some(schema) = schema else {
+        return Ok(match v {
+            ValueRef::Null => Value::Null,
+            ValueRef::Integer(i) => Value::Int(i),
+            ValueRef::Real(f) => Value::Float(f),
+            ValueRef::Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
+            ValueRef::Blob(b) => Value::Bytes(Bytes::copy_from_slice(b)),
+        });
+    };
+    let unfit = |what: &str| {
+        data_error(format!(
+            "column '{name}' (a {} column) holds {what}",
+            schema.kind.json_name()
+        ))
+    };
+    Ok(match (schema.kind, v) {
+        (_, ValueRef::Null) => Value::Null,
+        (SchemaType::Boolean, ValueRef::Integer(i)) => Value::Boolean(i != 0),
+        (SchemaType::Float64 | SchemaType::Float32, ValueRef::Integer(i)) => Value::Float(i as f64),
+        (SchemaType::Float64 | SchemaType::Float32, ValueRef::Real(f)) => Value::Float(f),
+        (SchemaType::String, ValueRef::Integer(i)) => Value::String(i.to_string()),
+        (SchemaType::String, ValueRef::Real(f)) => Value::String(f.to_string()),
+        (SchemaType::String, ValueRef::Text(t) | ValueRef::Blob(t)) => {
+            Value::String(String::from_utf8_lossy(t).into_owned())
+        }
+        (SchemaType::Bytes, ValueRef::Text(b) | ValueRef::Blob(b)) => {
+            Value::Bytes(Bytes::copy_from_slice(b))
+        }
+        (SchemaType::Bytes, ValueRef::Integer(i)) => Value::Bytes(Bytes::from(i.to_string())),
+        (SchemaType::Bytes, ValueRef::Real(f)) => Value::Bytes(Bytes::from(f.to_string())),
+        (k, ValueRef::Integer(i)) if k.is_integer() => Value::Int(i),
+        (k, ValueRef::Real(f)) if k.is_integer() && f == f.trunc() && f.abs() < 9.2e18 => {
+            Value::Int(f as i64)
+        }
+        (_, ValueRef::Integer(i)) => return Err(unfit(&format!("the integer {i}"))),
+        (_, ValueRef::Real(f)) => return Err(unfit(&format!("the real {f}"))),
+        (_, ValueRef::Text(t)) => {
+            return Err(unfit(&format!("the text '{}'", String::from_utf8_lossy(t))));
+        }
+        (_, ValueRef::Blob(b)) => return Err(unfit(&format!("a blob of {} bytes", b.len()))),
+    })
+}
+
+/// Gives each column without a declared type the schema its values in `rows` have, and
+/// makes the values fit it: integers (int64); integers and reals (float64); text, or text
+/// with numbers (string); blobs, or blobs with anything (bytes); all nulls (string). Such a
+/// column is optional unless declared NOT NULL.
+fn settle_undeclared(
+    columns: &[(Arc<str>, Option<Schema>, bool)],
+    rows: &mut [RowRead],
+) -> Vec<Schema> {
+    let mut out = Vec::with_capacity(columns.len());
+    for (k, (_, declared, not_null)) in columns.iter().enumerate() {
+        if let Some(s) = declared {
+            out.push(s.clone());
+            continue;
+        }
+        let (mut ints, mut reals, mut texts, mut blobs) = (false, false, false, false);
+        for (fields, _, _) in rows.iter() {
+            match fields.get(k).map(|(_, v)| v) {
+                Some(Value::Int(_)) => ints = true,
+                Some(Value::Float(_)) => reals = true,
+                Some(Value::String(_)) => texts = true,
+                Some(Value::Bytes(_)) => blobs = true,
+                _ => {}
+            }
+        }
+        let kind = if blobs {
+            SchemaType::Bytes
+        } else if texts || !(ints || reals) {
+            SchemaType::String
+        } else if reals {
+            SchemaType::Float64
+        } else {
+            SchemaType::Int64
+        };
+        for (fields, _, _) in rows.iter_mut() {
+            if let Some((_, v)) = fields.get_mut(k) {
+                *v = settle(std::mem::replace(v, Value::Null), kind);
+            }
+        }
+        let s = Schema::of(kind);
+        out.push(if *not_null { s } else { s.optional() });
+    }
+    out
+}
+
+/// `v` (as SQLite held it) as a value of `kind`, as [`settle_undeclared`] decided.
+#[allow(clippy::cast_precision_loss)] // as SQLite reads an integer as a real
+fn settle(v: Value, kind: SchemaType) -> Value {
+    match (kind, v) {
+        (SchemaType::Float64, Value::Int(i)) => Value::Float(i as f64),
+        (SchemaType::String, Value::Int(i)) => Value::String(i.to_string()),
+        (SchemaType::String, Value::Float(f)) => Value::String(f.to_string()),
+        (SchemaType::Bytes, Value::Int(i)) => Value::Bytes(Bytes::from(i.to_string())),
+        (SchemaType::Bytes, Value::Float(f)) => Value::Bytes(Bytes::from(f.to_string())),
+        (SchemaType::Bytes, Value::String(t)) => Value::Bytes(Bytes::from(t)),
+        (_, v) => v,
     }
 }
 
 impl SqliteSourceTask {
     /// The SQL expression of the timestamp column in milliseconds (integer columns hold
-    /// milliseconds; text columns are ISO-8601 times, read in UTC).
-    fn ts_expr(&self) -> String {
+    /// milliseconds; text columns are ISO-8601 times, read in UTC). A column declared as an
+    /// integer is used as it is, so that an index on it serves the query.
+    fn ts_expr(&self, reader: &Reader) -> String {
         let c = ident(&self.ts_col);
+        if reader.ts_integer {
+            return c;
+        }
         format!(
             "(CASE typeof({c}) WHEN 'integer' THEN {c} WHEN 'real' THEN CAST({c} AS INTEGER) \
              ELSE CAST(round((julianday({c}) - 2440587.5) * 86400000.0) AS INTEGER) END)"
@@ -389,7 +502,7 @@ impl SqliteSourceTask {
         // Rows newer than this wait for a later poll (`timestamp.delay.interval.ms`).
         let now_ms = crate::clock::now_ms() - self.delay;
         let inc = ident(&self.inc_col);
-        let ts = self.ts_expr();
+        let ts = self.ts_expr(reader);
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         let (filter, order) = match mode {
             Mode::Bulk => (String::new(), String::new()),
@@ -415,9 +528,15 @@ impl SqliteSourceTask {
                 )
             }
         };
+        // The time as whole ms (a REAL in an integer column read as SQLite casts it).
+        let ts_value = if reader.ts_integer {
+            format!("CAST({ts} AS INTEGER)")
+        } else {
+            ts.clone()
+        };
         let select_ts = match (mode.timestamp(), mode.incrementing()) {
-            (true, true) => format!(", {ts} AS {TS_ALIAS}, {inc} AS {INC_ALIAS}"),
-            (true, false) => format!(", {ts} AS {TS_ALIAS}"),
+            (true, true) => format!(", {ts_value} AS {TS_ALIAS}, {inc} AS {INC_ALIAS}"),
+            (true, false) => format!(", {ts_value} AS {TS_ALIAS}"),
             (false, true) => format!(", {inc} AS {INC_ALIAS}"),
             (false, false) => String::new(),
         };
@@ -435,28 +554,16 @@ impl SqliteSourceTask {
             Some(t) => table_not_null(conn, t)?,
             None => HashMap::new(),
         };
-        let columns: Vec<(Arc<str>, Schema)> = stmt
+        let columns: Vec<(Arc<str>, Option<Schema>, bool)> = stmt
             .columns()
             .map(|c| {
                 let name: Arc<str> = c.name().into();
                 let nn = not_null.get(&*name).copied().unwrap_or(false);
                 let schema = column_schema(c.decl_type(), nn);
-                (name, schema)
+                (name, schema, nn)
             })
-            .filter(|(n, _)| &**n != TS_ALIAS && &**n != INC_ALIAS)
+            .filter(|(n, _, _)| &**n != TS_ALIAS && &**n != INC_ALIAS)
             .collect();
-        let schema = Arc::new(Schema {
-            name: reader.table.clone(),
-            ..Schema::structure(
-                columns
-                    .iter()
-                    .map(|(n, s)| Field {
-                        name: n.clone(),
-                        schema: s.clone(),
-                    })
-                    .collect(),
-            )
-        });
         let inc_at = stmt.column_index(INC_ALIAS).ok();
         let ts_at = stmt.column_index(TS_ALIAS).ok();
         let mut rows = stmt
@@ -500,6 +607,20 @@ impl SqliteSourceTask {
                 read = self.rows_at(i, &from, t, &columns)?;
             }
         }
+        let schemas = settle_undeclared(&columns, &mut read);
+        let schema = Arc::new(Schema {
+            name: reader.table.clone(),
+            ..Schema::structure(
+                columns
+                    .iter()
+                    .zip(schemas)
+                    .map(|((n, _, _), schema)| Field {
+                        name: n.clone(),
+                        schema,
+                    })
+                    .collect(),
+            )
+        });
         let n = read.len();
         out.reserve(n);
         let Some(reader) = self.readers.get_mut(i) else {
@@ -545,15 +666,18 @@ impl SqliteSourceTask {
     /// Every row of reader `i` at timestamp `t` (timestamp mode's rows sharing one time).
     fn rows_at(
         &self,
-        _i: usize,
+        i: usize,
         from: &str,
         t: i64,
-        columns: &[(Arc<str>, Schema)],
+        columns: &[(Arc<str>, Option<Schema>, bool)],
     ) -> Result<Vec<RowRead>> {
         let Some(conn) = self.conn.as_ref() else {
             return Ok(Vec::new());
         };
-        let ts = self.ts_expr();
+        let Some(reader) = self.readers.get(i) else {
+            return Ok(Vec::new());
+        };
+        let ts = self.ts_expr(reader);
         let sql = format!("SELECT * FROM {from} WHERE {ts} = ?1");
         let mut stmt = conn
             .prepare_cached(&sql)
@@ -592,6 +716,24 @@ fn table_not_null(conn: &Connection, table: &str) -> Result<HashMap<String, bool
     Ok(out)
 }
 
+/// The declared type of `table`'s column `column` (`None` for none).
+fn declared_type(conn: &Connection, table: &str, column: &str) -> Result<Option<String>> {
+    let sql = format!("PRAGMA table_info({})", ident(table));
+    let mut stmt = conn
+        .prepare(&sql)
+        .map_err(|e| sql_error("reading the table's columns", &e))?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+        .map_err(|e| sql_error("reading the table's columns", &e))?;
+    for r in rows {
+        let (name, decl) = r.map_err(|e| sql_error("reading the table's columns", &e))?;
+        if name.eq_ignore_ascii_case(column) {
+            return Ok((!decl.trim().is_empty()).then_some(decl));
+        }
+    }
+    Ok(None)
+}
+
 /// The column names a `FROM` source gives.
 fn column_names(conn: &Connection, from: &str) -> Result<Vec<String>> {
     let sql = format!("SELECT * FROM {from} LIMIT 0");
@@ -604,14 +746,14 @@ fn column_names(conn: &Connection, from: &str) -> Result<Vec<String>> {
 /// A row's values as struct fields, in the order of `columns`.
 fn row_fields(
     row: &rusqlite::Row<'_>,
-    columns: &[(Arc<str>, Schema)],
+    columns: &[(Arc<str>, Option<Schema>, bool)],
 ) -> Result<Vec<(Arc<str>, Value)>> {
     let mut fields = Vec::with_capacity(columns.len());
-    for (k, (name, s)) in columns.iter().enumerate() {
+    for (k, (name, s, _)) in columns.iter().enumerate() {
         let v = row
             .get_ref(k)
             .map_err(|e| sql_error("reading a column", &e))?;
-        fields.push((name.clone(), to_value(v, s)));
+        fields.push((name.clone(), to_value(v, s.as_ref(), name)?));
     }
     Ok(fields)
 }
