@@ -350,7 +350,7 @@ impl<'de> Visitor<'de> for PayloadSeed<'_> {
         }
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
         match self.0 {
             None => object_entries(map, PayloadSeed(None)),
             Some(s)
@@ -361,31 +361,57 @@ impl<'de> Visitor<'de> for PayloadSeed<'_> {
             {
                 object_entries(map, PayloadSeed(s.value_schema.as_deref()))
             }
-            Some(s) if s.kind == SchemaType::Struct => {
-                let mut slots: Vec<Option<Value>> = vec![None; s.fields.len()];
-                while let Some(i) = map.next_key_seed(FieldIndex(&s.fields))? {
-                    match i.and_then(|i| Some((slots.get_mut(i)?, s.fields.get(i)?))) {
-                        Some((slot, f)) => {
-                            *slot = Some(map.next_value_seed(PayloadSeed(Some(&f.schema)))?);
-                        }
-                        None => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                }
-                let mut out = Vec::with_capacity(s.fields.len());
-                for (f, slot) in s.fields.iter().zip(slots) {
-                    let v = match slot {
-                        Some(v) => v,
-                        None => PayloadSeed(Some(&f.schema)).null()?,
-                    };
-                    out.push((f.name.clone(), v));
-                }
-                Ok(Value::Struct(out))
-            }
+            Some(s) if s.kind == SchemaType::Struct => struct_fields(map, &s.fields),
             Some(_) => Err(self.wrong("object")),
         }
     }
+}
+
+/// A struct's fields from a JSON object, in the schema's order. Objects written from a
+/// struct have their keys in that order: they are read straight into the struct; other
+/// orders, repeated or unknown keys go through one slot per field.
+fn struct_fields<'de, A: MapAccess<'de>>(mut map: A, fields: &[Field]) -> Result<Value, A::Error> {
+    let mut out: Vec<(std::sync::Arc<str>, Value)> = Vec::with_capacity(fields.len());
+    let mut slots: Vec<Option<Value>> = Vec::new();
+    while let Some(i) = map.next_key_seed(FieldIndex {
+        fields,
+        expected: out.len(),
+    })? {
+        let Some((i, f)) = i.and_then(|i| Some((i, fields.get(i)?))) else {
+            map.next_value::<IgnoredAny>()?;
+            continue;
+        };
+        let v = map.next_value_seed(PayloadSeed(Some(&f.schema)))?;
+        if slots.is_empty() && i == out.len() {
+            out.push((f.name.clone(), v));
+            continue;
+        }
+        if slots.is_empty() {
+            // Out of order: the fields read so far move into their slots.
+            slots = std::iter::repeat_with(|| None).take(fields.len()).collect();
+            for (slot, (_, v)) in slots.iter_mut().zip(out.drain(..)) {
+                *slot = Some(v);
+            }
+        }
+        if let Some(slot) = slots.get_mut(i) {
+            *slot = Some(v);
+        }
+    }
+    if slots.is_empty() {
+        // In order; fields after the last one read are missing.
+        for f in fields.get(out.len()..).unwrap_or_default() {
+            out.push((f.name.clone(), PayloadSeed(Some(&f.schema)).null()?));
+        }
+        return Ok(Value::Struct(out));
+    }
+    for (f, slot) in fields.iter().zip(slots) {
+        let v = match slot {
+            Some(v) => v,
+            None => PayloadSeed(Some(&f.schema)).null()?,
+        };
+        out.push((f.name.clone(), v));
+    }
+    Ok(Value::Struct(out))
 }
 
 /// A JSON object's entries as a map with string keys, in order; a repeated key keeps its
@@ -426,8 +452,12 @@ fn object_entries<'de, A: MapAccess<'de>>(
     Ok(Value::Map(out))
 }
 
-/// A struct field's index by its name (`None` for a name the schema does not have).
-struct FieldIndex<'a>(&'a [Field]);
+/// A struct field's index by its name (`None` for a name the schema does not have), looked
+/// for at `expected` first.
+struct FieldIndex<'a> {
+    fields: &'a [Field],
+    expected: usize,
+}
 
 impl<'de> DeserializeSeed<'de> for FieldIndex<'_> {
     type Value = Option<usize>;
@@ -445,7 +475,14 @@ impl Visitor<'_> for FieldIndex<'_> {
     }
 
     fn visit_str<E: de::Error>(self, name: &str) -> Result<Option<usize>, E> {
-        Ok(self.0.iter().position(|f| &*f.name == name))
+        if self
+            .fields
+            .get(self.expected)
+            .is_some_and(|f| &*f.name == name)
+        {
+            return Ok(Some(self.expected));
+        }
+        Ok(self.fields.iter().position(|f| &*f.name == name))
     }
 }
 
@@ -481,5 +518,64 @@ impl<'de> Visitor<'de> for PairSeed<'_> {
             return Err(de::Error::custom(PAIR));
         }
         Ok((k, v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::de::DeserializeSeed as _;
+
+    use super::*;
+
+    fn read(schema: &Schema, json: &str) -> Result<Value, serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_str(json);
+        PayloadSeed(Some(schema)).deserialize(&mut de)
+    }
+
+    #[test]
+    fn struct_fields_in_any_order_repeated_unknown_or_missing() {
+        let field = |name: &str, schema: Schema| Field {
+            name: name.into(),
+            schema,
+        };
+        let s = Schema::structure(vec![
+            field("a", Schema::of(SchemaType::Int32)),
+            field("b", Schema::of(SchemaType::String).optional()),
+            field("c", Schema::of(SchemaType::Boolean).optional()),
+        ]);
+        let want = |a: i64, b: Option<&str>, c: Option<bool>| {
+            Value::Struct(vec![
+                ("a".into(), Value::Int(a)),
+                (
+                    "b".into(),
+                    b.map_or(Value::Null, |b| Value::String(b.into())),
+                ),
+                ("c".into(), c.map_or(Value::Null, Value::Boolean)),
+            ])
+        };
+        let cases = [
+            (
+                r#"{"a":1,"b":"x","c":true}"#,
+                want(1, Some("x"), Some(true)),
+            ),
+            (
+                r#"{"c":true,"a":1,"b":"x"}"#,
+                want(1, Some("x"), Some(true)),
+            ),
+            (r#"{"a":1}"#, want(1, None, None)),
+            (r#"{"a":1,"c":false}"#, want(1, None, Some(false))),
+            (
+                r#"{"a":1,"zz":[1,{"q":2}],"b":"x"}"#,
+                want(1, Some("x"), None),
+            ),
+            (r#"{"a":1,"a":2,"b":"x"}"#, want(2, Some("x"), None)),
+            (r#"{"b":"x","a":1,"b":"y"}"#, want(1, Some("y"), None)),
+        ];
+        for (json, value) in cases {
+            assert_eq!(read(&s, json).expect(json), value, "{json}");
+        }
+        let e = read(&s, r#"{"b":"x"}"#).expect_err("a is required");
+        assert!(e.to_string().contains("a null for a required int32"), "{e}");
+        assert!(read(&s, r#"{"a":"1"}"#).is_err());
     }
 }

@@ -337,7 +337,7 @@ impl SqliteSinkTask {
             }
         };
         let fields = fields_of(&r.value, r.value_schema.as_deref(), "value")?;
-        let mut columns: Vec<Column<'r>> = Vec::with_capacity(fields.len() + 1);
+        let mut columns: Vec<Column<'r>> = Vec::new();
         let mut key_columns: Vec<Cow<'r, str>> = Vec::new();
         let wanted =
             |name: &str| self.pk_fields.is_empty() || self.pk_fields.iter().any(|f| f == name);
@@ -400,9 +400,14 @@ impl SqliteSinkTask {
                 }
             }
         }
-        for f in fields {
-            if !columns.iter().any(|(c, _, _)| *c == f.0) {
-                columns.push(f);
+        if columns.is_empty() {
+            // No key columns of the record's key: the value's fields are the row.
+            columns = fields;
+        } else {
+            for f in fields {
+                if !columns.iter().any(|(c, _, _)| *c == f.0) {
+                    columns.push(f);
+                }
             }
         }
         Ok(Row {
