@@ -3,7 +3,8 @@
 //! - source: `JdbcSourceConnector` (incrementing mode, JsonConverter with schemas) reads a
 //!   table of ROWS rows into a topic, until every row is committed;
 //! - sink: `JdbcSinkConnector` (insert mode, `pk.mode=record_value`, `auto.create`) writes a
-//!   topic of ROWS such records into a new table, until every row is there;
+//!   topic of ROWS such records into a new table, until every row is there (defaults: its
+//!   consumer reads `batch.size`, 3,000, records a poll, one transaction each);
 //! - loop: `SELECT` from the source table, `INSERT` into a new table, in transactions of
 //!   3,000 rows (the sink's default `batch.size`), WAL, `synchronous=FULL` as the sink.
 //!
