@@ -200,6 +200,24 @@ pub enum Error {
         reason: String,
     },
 
+    /// A serializer or deserializer refused a value (`topiclog::streams`'s serdes and the
+    /// typed clients: bytes that are not UTF-8, an `i64` that is not 8 bytes, a null).
+    #[error("serde: {reason}")]
+    Serde {
+        /// What is wrong with the value.
+        reason: String,
+    },
+
+    /// A streams topology cannot run: an invalid topology, a source topic that does not
+    /// exist, inputs that must be co-partitioned and are not, or an operation in the wrong
+    /// state (Kafka Streams' `TopologyException`, `MissingSourceTopicException`,
+    /// `IllegalStateException`).
+    #[error("streams: {reason}")]
+    Streams {
+        /// What is wrong.
+        reason: String,
+    },
+
     /// An event-store append reused event ids of an earlier append in a way that is not a
     /// retry of it (other events, another stream or another order). Nothing was written.
     #[error("stream '{stream}': event id {id} was already appended ({reason})")]
@@ -492,6 +510,12 @@ impl Error {
                 reason: reason.clone(),
             },
             Error::ConnectRetriable { reason } => Error::ConnectRetriable {
+                reason: reason.clone(),
+            },
+            Error::Serde { reason } => Error::Serde {
+                reason: reason.clone(),
+            },
+            Error::Streams { reason } => Error::Streams {
                 reason: reason.clone(),
             },
             Error::AppendRefused { reason } => Error::AppendRefused {

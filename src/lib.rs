@@ -136,6 +136,8 @@ mod partition;
 mod producer;
 mod record;
 mod segment;
+#[cfg(feature = "streams")]
+pub mod streams;
 mod txn;
 mod types;
 mod wait;

@@ -1,0 +1,179 @@
+//! `StreamsConfig`: Kafka Streams' settings that apply in process.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// What happens to a record that does not deserialize (Kafka's
+/// `default.deserialization.exception.handler`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeserializationHandler {
+    /// The thread fails (Kafka's default, `LogAndFailExceptionHandler`).
+    #[default]
+    LogAndFail,
+    /// The record is logged and skipped, and sent to the dead-letter topic when one is set
+    /// (`LogAndContinueExceptionHandler`).
+    LogAndContinue,
+}
+
+/// How much a topology's results are guaranteed (Kafka's `processing.guarantee`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ProcessingGuarantee {
+    /// Outputs and changelogs are written before the input offsets are committed: after a
+    /// crash some records are processed again (Kafka's default).
+    #[default]
+    AtLeastOnce,
+}
+
+/// A streams application's settings (Kafka's `StreamsConfig`, the keys that mean something
+/// in process).
+#[derive(Debug, Clone)]
+pub struct StreamsConfig {
+    /// `application.id`: the consumer group of the threads and the prefix of internal topics.
+    pub application_id: String,
+    /// `num.stream.threads` (1).
+    pub num_stream_threads: usize,
+    /// `commit.interval.ms` (30 s under at-least-once, as Kafka's).
+    pub commit_interval: Duration,
+    /// `statestore.cache.max.bytes` (10 MiB): the latest aggregate of each key is forwarded
+    /// once per commit instead of at each update; 0 forwards every update.
+    pub cache_max_bytes: usize,
+    /// `processing.guarantee`.
+    pub processing_guarantee: ProcessingGuarantee,
+    /// `default.deserialization.exception.handler`.
+    pub deserialization_handler: DeserializationHandler,
+    /// `errors.dead.letter.queue.topic.name`: where skipped records go (created with one
+    /// partition when missing).
+    pub dead_letter_topic: Option<String>,
+    /// `max.poll.records` of the threads' consumers (1000, as Kafka Streams sets it).
+    pub max_poll_records: usize,
+    /// `poll.ms` (100 ms): how long a thread waits for records.
+    pub poll_time: Duration,
+}
+
+impl StreamsConfig {
+    /// Kafka's defaults for `application_id`.
+    pub fn new(application_id: impl Into<String>) -> StreamsConfig {
+        StreamsConfig {
+            application_id: application_id.into(),
+            num_stream_threads: 1,
+            commit_interval: Duration::from_secs(30),
+            cache_max_bytes: 10 * 1024 * 1024,
+            processing_guarantee: ProcessingGuarantee::AtLeastOnce,
+            deserialization_handler: DeserializationHandler::LogAndFail,
+            dead_letter_topic: None,
+            max_poll_records: 1000,
+            poll_time: Duration::from_millis(100),
+        }
+    }
+
+    /// `num.stream.threads`.
+    #[must_use]
+    pub fn num_stream_threads(mut self, n: usize) -> Self {
+        self.num_stream_threads = n;
+        self
+    }
+
+    /// `commit.interval.ms`.
+    #[must_use]
+    pub fn commit_interval(mut self, d: Duration) -> Self {
+        self.commit_interval = d;
+        self
+    }
+
+    /// `statestore.cache.max.bytes`.
+    #[must_use]
+    pub fn cache_max_bytes(mut self, n: usize) -> Self {
+        self.cache_max_bytes = n;
+        self
+    }
+
+    /// `default.deserialization.exception.handler`.
+    #[must_use]
+    pub fn deserialization_handler(mut self, h: DeserializationHandler) -> Self {
+        self.deserialization_handler = h;
+        self
+    }
+
+    /// `errors.dead.letter.queue.topic.name`.
+    #[must_use]
+    pub fn dead_letter_topic(mut self, topic: impl Into<String>) -> Self {
+        self.dead_letter_topic = Some(topic.into());
+        self
+    }
+
+    /// Sets a setting by Kafka's key (`num.stream.threads`, `commit.interval.ms`,
+    /// `statestore.cache.max.bytes`, `processing.guarantee`,
+    /// `default.deserialization.exception.handler`, `errors.dead.letter.queue.topic.name`,
+    /// `max.poll.records`, `poll.ms`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the key, for an unknown key or a bad value.
+    pub fn set(mut self, key: &str, value: &str) -> Result<Self> {
+        let v = value.trim();
+        let number = |what: &str| -> Result<u64> {
+            v.parse()
+                .map_err(|_| Error::invalid_config(key, format!("'{v}' is not {what}")))
+        };
+        match key {
+            "num.stream.threads" => {
+                self.num_stream_threads = number("a thread count")? as usize;
+                if self.num_stream_threads == 0 {
+                    return Err(Error::invalid_config(key, "must be at least 1"));
+                }
+            }
+            "commit.interval.ms" => {
+                self.commit_interval = Duration::from_millis(number("a time in ms")?);
+            }
+            "statestore.cache.max.bytes" | "cache.max.bytes.buffering" => {
+                self.cache_max_bytes = number("a size in bytes")? as usize;
+            }
+            "max.poll.records" => {
+                self.max_poll_records = number("a record count")? as usize;
+                if self.max_poll_records == 0 {
+                    return Err(Error::invalid_config(key, "must be at least 1"));
+                }
+            }
+            "poll.ms" => self.poll_time = Duration::from_millis(number("a time in ms")?),
+            "processing.guarantee" => match v {
+                "at_least_once" => self.processing_guarantee = ProcessingGuarantee::AtLeastOnce,
+                other => {
+                    return Err(Error::invalid_config(
+                        key,
+                        format!("'{other}' is not a guarantee this version runs (at_least_once)"),
+                    ));
+                }
+            },
+            "default.deserialization.exception.handler" | "deserialization.exception.handler" => {
+                let short = v.rsplit('.').next().unwrap_or(v);
+                self.deserialization_handler = match short {
+                    "LogAndFailExceptionHandler" | "fail" => DeserializationHandler::LogAndFail,
+                    "LogAndContinueExceptionHandler" | "continue" => {
+                        DeserializationHandler::LogAndContinue
+                    }
+                    other => {
+                        return Err(Error::invalid_config(
+                            key,
+                            format!(
+                                "'{other}' is not LogAndFailExceptionHandler or \
+                                 LogAndContinueExceptionHandler"
+                            ),
+                        ));
+                    }
+                };
+            }
+            "errors.dead.letter.queue.topic.name" => {
+                self.dead_letter_topic = (!v.is_empty()).then(|| v.to_string());
+            }
+            "application.id" => self.application_id = v.to_string(),
+            _ => {
+                return Err(Error::invalid_config(
+                    key,
+                    "not a setting topiclog's streams know",
+                ));
+            }
+        }
+        Ok(self)
+    }
+}

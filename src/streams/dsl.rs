@@ -1,0 +1,1394 @@
+//! The DSL: `StreamsBuilder`, `KStream`, `KGroupedStream`, `KTable` and their settings, in
+//! Kafka Streams' vocabulary.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use super::graph::{Graph, Make, PartitionsOf, RepartitionDef, TopicRef, Topology};
+use super::node::{ErasedNode, NodeId, StoreId};
+use super::ops::{
+    self, Aggregate, Branch, Filter, FlatMap, FlatMapValues, Foreach, Map, MapValues, Materialize,
+    Pass, Peek, Predicate, SelectKey, Sink, SinkTopic, Source, SourceNode, StreamTableJoin,
+    TableFilter, TableMapValues, TableSource, ToStream,
+};
+use super::serde::SharedSerde;
+use super::store::KvStore;
+use crate::error::Result;
+
+/// The serde of `A` as one of `B`, when they are one type (an operator that keeps the
+/// type keeps the serde).
+fn same_serde<A: 'static, B: 'static>(serde: Option<&SharedSerde<A>>) -> Option<SharedSerde<B>> {
+    let any: Box<dyn std::any::Any> = Box::new(Arc::clone(serde?));
+    any.downcast::<SharedSerde<B>>().ok().map(|b| *b)
+}
+
+/// What keys and values of the DSL are: cloned when a record goes to more than one place,
+/// moved between threads with their tasks.
+pub trait Data: Clone + Send + 'static {}
+
+impl<T: Clone + Send + 'static> Data for T {}
+
+/// How a source reads its topic: the key and value serdes (Kafka's `Consumed`).
+pub struct Consumed<K, V> {
+    key: SharedSerde<K>,
+    value: SharedSerde<V>,
+    name: Option<String>,
+}
+
+impl<K, V> Consumed<K, V> {
+    /// Reads keys and values with these serdes.
+    pub fn with(key: SharedSerde<K>, value: SharedSerde<V>) -> Self {
+        Consumed {
+            key,
+            value,
+            name: None,
+        }
+    }
+
+    /// Names the source node.
+    #[must_use]
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+/// How a sink writes: serdes for keys and values (Kafka's `Produced`). Without them, the
+/// stream's own serdes (known when its types come from a source or a grouping).
+pub struct Produced<K, V> {
+    key: Option<SharedSerde<K>>,
+    value: Option<SharedSerde<V>>,
+    name: Option<String>,
+}
+
+impl<K, V> Default for Produced<K, V> {
+    fn default() -> Self {
+        Produced {
+            key: None,
+            value: None,
+            name: None,
+        }
+    }
+}
+
+impl<K, V> Produced<K, V> {
+    /// Writes keys and values with these serdes.
+    pub fn with(key: SharedSerde<K>, value: SharedSerde<V>) -> Self {
+        Produced {
+            key: Some(key),
+            value: Some(value),
+            name: None,
+        }
+    }
+
+    /// Names the sink node.
+    #[must_use]
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+/// How a grouping repartitions: serdes and the repartition topic's name (Kafka's
+/// `Grouped`).
+pub struct Grouped<K, V> {
+    key: Option<SharedSerde<K>>,
+    value: Option<SharedSerde<V>>,
+    name: Option<String>,
+}
+
+impl<K, V> Default for Grouped<K, V> {
+    fn default() -> Self {
+        Grouped {
+            key: None,
+            value: None,
+            name: None,
+        }
+    }
+}
+
+impl<K, V> Grouped<K, V> {
+    /// Repartitions (when needed) with these serdes.
+    pub fn with(key: SharedSerde<K>, value: SharedSerde<V>) -> Self {
+        Grouped {
+            key: Some(key),
+            value: Some(value),
+            name: None,
+        }
+    }
+
+    /// Names the repartition topic `<application.id>-<name>-repartition`.
+    #[must_use]
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+/// A table's store: its name (and so its changelog `<application.id>-<name>-changelog`),
+/// serdes and caching (Kafka's `Materialized`).
+pub struct Materialized<K, V> {
+    name: Option<String>,
+    key: Option<SharedSerde<K>>,
+    value: Option<SharedSerde<V>>,
+    caching: bool,
+}
+
+impl<K, V> Default for Materialized<K, V> {
+    fn default() -> Self {
+        Materialized {
+            name: None,
+            key: None,
+            value: None,
+            caching: true,
+        }
+    }
+}
+
+impl<K, V> Materialized<K, V> {
+    /// A store named `name`, queryable by that name.
+    pub fn named(name: impl Into<String>) -> Self {
+        Materialized {
+            name: Some(name.into()),
+            ..Materialized::default()
+        }
+    }
+
+    /// A store with these serdes (its changelog's format).
+    pub fn with(key: SharedSerde<K>, value: SharedSerde<V>) -> Self {
+        Materialized {
+            key: Some(key),
+            value: Some(value),
+            ..Materialized::default()
+        }
+    }
+
+    /// The key serde.
+    #[must_use]
+    pub fn with_key_serde(mut self, key: SharedSerde<K>) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// The value serde.
+    #[must_use]
+    pub fn with_value_serde(mut self, value: SharedSerde<V>) -> Self {
+        self.value = Some(value);
+        self
+    }
+
+    /// Forwards every update at once instead of the latest per key at each commit.
+    #[must_use]
+    pub fn with_caching_disabled(mut self) -> Self {
+        self.caching = false;
+        self
+    }
+}
+
+/// An explicit repartition: the topic's name, partition count and serdes (Kafka's
+/// `Repartitioned`).
+pub struct Repartitioned<K, V> {
+    key: Option<SharedSerde<K>>,
+    value: Option<SharedSerde<V>>,
+    name: Option<String>,
+    partitions: Option<i32>,
+}
+
+impl<K, V> Default for Repartitioned<K, V> {
+    fn default() -> Self {
+        Repartitioned {
+            key: None,
+            value: None,
+            name: None,
+            partitions: None,
+        }
+    }
+}
+
+impl<K, V> Repartitioned<K, V> {
+    /// With these serdes.
+    pub fn with(key: SharedSerde<K>, value: SharedSerde<V>) -> Self {
+        Repartitioned {
+            key: Some(key),
+            value: Some(value),
+            ..Repartitioned::default()
+        }
+    }
+
+    /// The topic `<application.id>-<name>-repartition`.
+    #[must_use]
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Its partition count (by default the most of the topics upstream).
+    #[must_use]
+    pub fn with_partitions(mut self, n: i32) -> Self {
+        self.partitions = Some(n);
+        self
+    }
+}
+
+/// Builds a topology (Kafka's `StreamsBuilder`).
+///
+/// ```
+/// use topiclog::streams::{Consumed, Materialized, Produced, Serdes, StreamsBuilder};
+/// let builder = StreamsBuilder::new();
+/// builder
+///     .stream("lines", Consumed::with(Serdes::unit(), Serdes::string()))
+///     .flat_map_values(|line: String| {
+///         line.to_lowercase().split(' ').map(str::to_string).collect::<Vec<_>>()
+///     })
+///     .group_by(|_, word: &String| word.clone(), Default::default())
+///     .count(Materialized::named("counts").with_key_serde(Serdes::string()))
+///     .to_stream()
+///     .to("word-counts", Produced::with(Serdes::string(), Serdes::i64()));
+/// let topology = builder.build()?;
+/// assert!(topology.describe().contains("Sub-topology: 1"));
+/// # Ok::<_, topiclog::Error>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct StreamsBuilder {
+    g: Rc<RefCell<Graph>>,
+}
+
+impl std::fmt::Debug for StreamsBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StreamsBuilder")
+    }
+}
+
+impl StreamsBuilder {
+    /// An empty builder.
+    pub fn new() -> StreamsBuilder {
+        StreamsBuilder::default()
+    }
+
+    /// A stream of the records of `topic` (a comma-free topic name).
+    pub fn stream<K: Data, V: Data>(&self, topic: &str, consumed: Consumed<K, V>) -> KStream<K, V> {
+        self.stream_of(&[topic], consumed)
+    }
+
+    /// A stream of the records of several topics (one source; they must be co-partitioned
+    /// when the stream feeds a store).
+    pub fn stream_of<K: Data, V: Data>(
+        &self,
+        topics: &[&str],
+        consumed: Consumed<K, V>,
+    ) -> KStream<K, V> {
+        let Consumed { key, value, name } = consumed;
+        let mut g = self.g.borrow_mut();
+        let name = g.name(name.as_deref(), "KSTREAM-SOURCE");
+        let (k, v) = (Arc::clone(&key), Arc::clone(&value));
+        let id = g.add(
+            name,
+            &[],
+            Some(Arc::new(move |m: &Make<'_>| -> Box<dyn ErasedNode> {
+                Box::new(SourceNode(Box::new(Source {
+                    key: Arc::clone(&k),
+                    value: Arc::clone(&v),
+                    children: m.children.to_vec(),
+                })))
+            })),
+        );
+        if let Some(n) = g.nodes.get_mut(id) {
+            n.sources = topics
+                .iter()
+                .map(|t| TopicRef::User((*t).to_string()))
+                .collect();
+        }
+        drop(g);
+        KStream {
+            g: Rc::clone(&self.g),
+            node: id,
+            key_serde: Some(key),
+            value_serde: Some(value),
+            key_changed: false,
+            next_name: None,
+        }
+    }
+
+    /// A table of the latest value of each key of `topic` (a null value deletes the key),
+    /// kept in a store (`Materialized`'s name, or a generated one) with a changelog.
+    pub fn table<K: Data, V: Data>(
+        &self,
+        topic: &str,
+        consumed: Consumed<K, V>,
+        materialized: Materialized<K, V>,
+    ) -> KTable<K, V> {
+        let Consumed { key, value, name } = consumed;
+        let mut g = self.g.borrow_mut();
+        let source_name = g.name(name.as_deref(), "KTABLE-SOURCE");
+        let (k, v) = (Arc::clone(&key), Arc::clone(&value));
+        let source = g.add(
+            source_name,
+            &[],
+            Some(Arc::new(move |m: &Make<'_>| -> Box<dyn ErasedNode> {
+                Box::new(SourceNode(Box::new(TableSource {
+                    key: Arc::clone(&k),
+                    value: Arc::clone(&v),
+                    children: m.children.to_vec(),
+                })))
+            })),
+        );
+        if let Some(n) = g.nodes.get_mut(source) {
+            n.sources = vec![TopicRef::User(topic.to_string())];
+        }
+        let store_name = match &materialized.name {
+            Some(n) => n.clone(),
+            None => g.next_name(&format!("{topic}-STATE-STORE")),
+        };
+        let key = materialized.key.unwrap_or(key);
+        let value = materialized.value.unwrap_or(value);
+        let (node, store) = materialize_node(&mut g, source, store_name, &key, &value);
+        drop(g);
+        KTable {
+            g: Rc::clone(&self.g),
+            node,
+            store: Some(store),
+            key_serde: Some(key),
+            value_serde: Some(value),
+            next_name: None,
+        }
+    }
+
+    /// The topology built so far.
+    ///
+    /// # Errors
+    /// [`crate::Error::Streams`] for a topology that cannot run: no source, two processors
+    /// or stores of one name, a sink or grouping whose serdes are unknown, an unfinished
+    /// split.
+    pub fn build(&self) -> Result<Topology> {
+        let g = std::mem::take(&mut *self.g.borrow_mut());
+        Topology::new(g)
+    }
+}
+
+/// Adds a node that keeps a table in a new store, child of `parent`.
+fn materialize_node<K: Data, V: Data>(
+    g: &mut Graph,
+    parent: NodeId,
+    store_name: String,
+    key: &SharedSerde<K>,
+    value: &SharedSerde<V>,
+) -> (NodeId, StoreId) {
+    let name = g.next_name("KTABLE-MATERIALIZE");
+    let id = g.add(name, &[parent], None);
+    let store = add_kv_store(g, store_name, id, key, value);
+    set_make(g, id, move |m| {
+        ops::boxed::<K, Option<V>>(Materialize::<K, V> {
+            store,
+            children: m.children.to_vec(),
+            out: PhantomData,
+        })
+    });
+    (id, store)
+}
+
+fn add_kv_store<K: Data, V: Data>(
+    g: &mut Graph,
+    name: String,
+    owner: NodeId,
+    key: &SharedSerde<K>,
+    value: &SharedSerde<V>,
+) -> StoreId {
+    let (k, v) = (Arc::clone(key), Arc::clone(value));
+    g.add_store(
+        name,
+        owner,
+        Arc::new(
+            move |changelog: String| -> Box<dyn super::store::ErasedStore> {
+                Box::new(KvStore::<K, V>::new(
+                    changelog,
+                    Arc::clone(&k),
+                    Arc::clone(&v),
+                ))
+            },
+        ),
+    )
+}
+
+fn set_make(
+    g: &mut Graph,
+    id: NodeId,
+    make: impl Fn(&Make<'_>) -> Box<dyn ErasedNode> + Send + Sync + 'static,
+) {
+    if let Some(n) = g.nodes.get_mut(id) {
+        n.make = Some(Arc::new(make));
+    }
+}
+
+/// A stream of records (Kafka's `KStream`).
+pub struct KStream<K, V> {
+    g: Rc<RefCell<Graph>>,
+    node: NodeId,
+    key_serde: Option<SharedSerde<K>>,
+    value_serde: Option<SharedSerde<V>>,
+    /// The key was changed since the source: a grouping or join repartitions first.
+    key_changed: bool,
+    next_name: Option<String>,
+}
+
+impl<K, V> Clone for KStream<K, V> {
+    fn clone(&self) -> Self {
+        KStream {
+            g: Rc::clone(&self.g),
+            node: self.node,
+            key_serde: self.key_serde.clone(),
+            value_serde: self.value_serde.clone(),
+            key_changed: self.key_changed,
+            next_name: None,
+        }
+    }
+}
+
+impl<K: Data, V: Data> KStream<K, V> {
+    /// Names the next operator's node (Kafka's `Named`).
+    #[must_use]
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.next_name = Some(name.into());
+        self
+    }
+
+    /// A child node of this stream made by `make` (with its children's ids).
+    fn child<K2: Data, V2: Data>(
+        &mut self,
+        prefix: &str,
+        key_serde: Option<SharedSerde<K2>>,
+        value_serde: Option<SharedSerde<V2>>,
+        key_changed: bool,
+        make: impl Fn(&Make<'_>) -> Box<dyn ErasedNode> + Send + Sync + 'static,
+    ) -> KStream<K2, V2> {
+        let mut g = self.g.borrow_mut();
+        let name = g.name(self.next_name.take().as_deref(), prefix);
+        let id = g.add(name, &[self.node], Some(Arc::new(make)));
+        drop(g);
+        KStream {
+            g: Rc::clone(&self.g),
+            node: id,
+            key_serde,
+            value_serde,
+            key_changed,
+            next_name: None,
+        }
+    }
+
+    /// The records for which `predicate` holds.
+    #[must_use]
+    pub fn filter(
+        mut self,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+    ) -> KStream<K, V> {
+        let f = Arc::new(predicate);
+        let (ks, vs, kc) = (
+            self.key_serde.clone(),
+            self.value_serde.clone(),
+            self.key_changed,
+        );
+        self.child("KSTREAM-FILTER", ks, vs, kc, move |m| {
+            ops::boxed::<K, V>(Filter {
+                f: Arc::clone(&f),
+                keep: true,
+                children: m.children.to_vec(),
+            })
+        })
+    }
+
+    /// The records for which `predicate` does not hold.
+    #[must_use]
+    pub fn filter_not(
+        mut self,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+    ) -> KStream<K, V> {
+        let f = Arc::new(predicate);
+        let (ks, vs, kc) = (
+            self.key_serde.clone(),
+            self.value_serde.clone(),
+            self.key_changed,
+        );
+        self.child("KSTREAM-FILTER", ks, vs, kc, move |m| {
+            ops::boxed::<K, V>(Filter {
+                f: Arc::clone(&f),
+                keep: false,
+                children: m.children.to_vec(),
+            })
+        })
+    }
+
+    /// Each record as a new key and value (the key changes: a later grouping or join
+    /// repartitions).
+    #[must_use]
+    pub fn map<KR: Data, VR: Data>(
+        mut self,
+        f: impl Fn(K, V) -> (KR, VR) + Send + Sync + 'static,
+    ) -> KStream<KR, VR> {
+        let f = Arc::new(f);
+        let ks = same_serde(self.key_serde.as_ref());
+        let vs = same_serde(self.value_serde.as_ref());
+        self.child("KSTREAM-MAP", ks, vs, true, move |m| {
+            ops::boxed::<K, V>(Map::<_, KR, VR> {
+                f: Arc::clone(&f),
+                children: m.children.to_vec(),
+                out: PhantomData,
+            })
+        })
+    }
+
+    /// Each record's value mapped (the key is kept).
+    #[must_use]
+    pub fn map_values<VR: Data>(
+        mut self,
+        f: impl Fn(V) -> VR + Send + Sync + 'static,
+    ) -> KStream<K, VR> {
+        let f = Arc::new(f);
+        let (ks, kc) = (self.key_serde.clone(), self.key_changed);
+        let vs = same_serde(self.value_serde.as_ref());
+        self.child("KSTREAM-MAPVALUES", ks, vs, kc, move |m| {
+            ops::boxed::<K, V>(MapValues::<_, VR> {
+                f: Arc::clone(&f),
+                children: m.children.to_vec(),
+                out: PhantomData,
+            })
+        })
+    }
+
+    /// Each record as zero or more records (the key changes).
+    #[must_use]
+    pub fn flat_map<KR: Data, VR: Data, I>(
+        mut self,
+        f: impl Fn(K, V) -> I + Send + Sync + 'static,
+    ) -> KStream<KR, VR>
+    where
+        I: IntoIterator<Item = (KR, VR)> + 'static,
+    {
+        let f = Arc::new(f);
+        let ks = same_serde(self.key_serde.as_ref());
+        let vs = same_serde(self.value_serde.as_ref());
+        self.child("KSTREAM-FLATMAP", ks, vs, true, move |m| {
+            ops::boxed::<K, V>(FlatMap::<_, I> {
+                f: Arc::clone(&f),
+                children: m.children.to_vec(),
+                out: PhantomData,
+            })
+        })
+    }
+
+    /// Each record's value as zero or more values, each with the record's key.
+    #[must_use]
+    pub fn flat_map_values<VR: Data, I>(
+        mut self,
+        f: impl Fn(V) -> I + Send + Sync + 'static,
+    ) -> KStream<K, VR>
+    where
+        I: IntoIterator<Item = VR> + 'static,
+    {
+        let f = Arc::new(f);
+        let (ks, kc) = (self.key_serde.clone(), self.key_changed);
+        let vs = same_serde(self.value_serde.as_ref());
+        self.child("KSTREAM-FLATMAPVALUES", ks, vs, kc, move |m| {
+            ops::boxed::<K, V>(FlatMapValues::<_, I> {
+                f: Arc::clone(&f),
+                children: m.children.to_vec(),
+                out: PhantomData,
+            })
+        })
+    }
+
+    /// A new key for each record (a later grouping or join repartitions).
+    #[must_use]
+    pub fn select_key<KR: Data>(
+        mut self,
+        f: impl Fn(&K, &V) -> KR + Send + Sync + 'static,
+    ) -> KStream<KR, V> {
+        let f = Arc::new(f);
+        let vs = self.value_serde.clone();
+        let ks = same_serde(self.key_serde.as_ref());
+        self.child("KSTREAM-KEY-SELECT", ks, vs, true, move |m| {
+            ops::boxed::<K, V>(SelectKey::<_, KR> {
+                f: Arc::clone(&f),
+                children: m.children.to_vec(),
+                out: PhantomData,
+            })
+        })
+    }
+
+    /// Calls `f` on each record and passes it on.
+    #[must_use]
+    pub fn peek(mut self, f: impl Fn(&K, &V) + Send + Sync + 'static) -> KStream<K, V> {
+        let f = Arc::new(f);
+        let (ks, vs, kc) = (
+            self.key_serde.clone(),
+            self.value_serde.clone(),
+            self.key_changed,
+        );
+        self.child("KSTREAM-PEEK", ks, vs, kc, move |m| {
+            ops::boxed::<K, V>(Peek {
+                f: Arc::clone(&f),
+                children: m.children.to_vec(),
+            })
+        })
+    }
+
+    /// Calls `f` on each record (the stream ends here).
+    pub fn foreach(mut self, f: impl Fn(K, V) + Send + Sync + 'static) {
+        let f = Arc::new(f);
+        let _: KStream<K, V> = self.child("KSTREAM-FOREACH", None, None, false, move |_| {
+            ops::boxed::<K, V>(Foreach { f: Arc::clone(&f) })
+        });
+    }
+
+    /// Splits the stream into branches by predicates (Kafka's `split()`): each record goes
+    /// to the first branch whose predicate holds.
+    #[must_use]
+    pub fn split(mut self) -> BranchedStream<K, V> {
+        let mut g = self.g.borrow_mut();
+        let prefix = self.next_name.take();
+        let name = g.name(prefix.as_deref(), "KSTREAM-BRANCH");
+        let id = g.add(name.clone(), &[self.node], None);
+        drop(g);
+        BranchedStream {
+            parent: self,
+            node: id,
+            prefix: prefix.unwrap_or(name),
+            branches: Vec::new(),
+        }
+    }
+
+    /// This stream and `other` as one.
+    #[must_use]
+    pub fn merge(mut self, other: &KStream<K, V>) -> KStream<K, V> {
+        let mut g = self.g.borrow_mut();
+        let name = g.name(self.next_name.take().as_deref(), "KSTREAM-MERGE");
+        let id = g.add(name, &[self.node, other.node], None);
+        set_make(&mut g, id, |m| {
+            ops::boxed::<K, V>(Pass {
+                children: m.children.to_vec(),
+            })
+        });
+        drop(g);
+        KStream {
+            g: Rc::clone(&self.g),
+            node: id,
+            key_serde: self.key_serde.clone().or_else(|| other.key_serde.clone()),
+            value_serde: self
+                .value_serde
+                .clone()
+                .or_else(|| other.value_serde.clone()),
+            key_changed: self.key_changed || other.key_changed,
+            next_name: None,
+        }
+    }
+
+    /// The serdes to write with: `given`, else the stream's own; a fault when neither is
+    /// known.
+    fn serdes(
+        &self,
+        key: Option<SharedSerde<K>>,
+        value: Option<SharedSerde<V>>,
+        what: &str,
+    ) -> Option<(SharedSerde<K>, SharedSerde<V>)> {
+        let key = key.or_else(|| self.key_serde.clone());
+        let value = value.or_else(|| self.value_serde.clone());
+        if let (Some(k), Some(v)) = (key, value) {
+            return Some((k, v));
+        }
+        self.g.borrow_mut().errors.push(format!(
+            "{what} needs serdes for its keys and values: the stream's types changed since its \
+             source, so give them (Produced::with, Grouped::with, Repartitioned::with)"
+        ));
+        None
+    }
+
+    /// Writes each record to `topic`.
+    pub fn to(mut self, topic: &str, produced: Produced<K, V>) {
+        let Produced { key, value, name } = produced;
+        let what = format!("the sink to '{topic}'");
+        let Some((ks, vs)) = self.serdes(key, value, &what) else {
+            return;
+        };
+        if name.is_some() {
+            self.next_name = name;
+        }
+        let t = topic.to_string();
+        let sink: KStream<K, V> = self.child("KSTREAM-SINK", None, None, false, move |_| {
+            ops::boxed::<K, V>(Sink {
+                topic: SinkTopic::Fixed(t.clone()),
+                key: Arc::clone(&ks),
+                value: Arc::clone(&vs),
+                drop_null_keys: false,
+            })
+        });
+        if let Some(n) = self.g.borrow_mut().nodes.get_mut(sink.node) {
+            n.sinks = vec![Some(TopicRef::User(topic.to_string()))];
+        }
+    }
+
+    /// Writes each record to the topic `choose` names for it (Kafka's
+    /// `TopicNameExtractor`); the topics must exist.
+    pub fn to_topic_of(
+        mut self,
+        choose: impl Fn(&K, &V) -> String + Send + Sync + 'static,
+        produced: Produced<K, V>,
+    ) {
+        let Produced { key, value, name } = produced;
+        let Some((ks, vs)) = self.serdes(key, value, "a sink with topics chosen per record") else {
+            return;
+        };
+        if name.is_some() {
+            self.next_name = name;
+        }
+        let choose: ops::TopicChooser<K, V> = Arc::new(choose);
+        let sink: KStream<K, V> = self.child("KSTREAM-SINK", None, None, false, move |_| {
+            ops::boxed::<K, V>(Sink {
+                topic: SinkTopic::Chosen(Arc::clone(&choose)),
+                key: Arc::clone(&ks),
+                value: Arc::clone(&vs),
+                drop_null_keys: false,
+            })
+        });
+        if let Some(n) = self.g.borrow_mut().nodes.get_mut(sink.node) {
+            n.sinks = vec![None];
+        }
+    }
+
+    /// Sends the stream through the internal topic `<application.id>-<name>-repartition`,
+    /// so records are partitioned by their current key, and reads it back (a new
+    /// sub-topology).
+    #[must_use]
+    pub fn repartition(self, repartitioned: Repartitioned<K, V>) -> KStream<K, V> {
+        let Repartitioned {
+            key,
+            value,
+            name,
+            partitions,
+        } = repartitioned;
+        let base = match name {
+            Some(n) => n,
+            None => self.g.borrow_mut().next_name("KSTREAM-REPARTITION"),
+        };
+        let serdes = self.serdes(key, value, &format!("the repartition '{base}'"));
+        let how = partitions.map_or(PartitionsOf::Upstream(self.node), PartitionsOf::Fixed);
+        self.through_repartition(&base, serdes, how)
+    }
+
+    /// A sink to the repartition topic `<base>-repartition` and a source reading it back.
+    fn through_repartition(
+        self,
+        base: &str,
+        serdes: Option<(SharedSerde<K>, SharedSerde<V>)>,
+        partitions: PartitionsOf,
+    ) -> KStream<K, V> {
+        let Some((ks, vs)) = serdes else {
+            return self;
+        };
+        let topic = TopicRef::Internal(format!("{base}-repartition"));
+        let mut g = self.g.borrow_mut();
+        let sink_name = g.next_name("KSTREAM-SINK");
+        let (k, v, t) = (Arc::clone(&ks), Arc::clone(&vs), topic.clone());
+        let sink = g.add(
+            sink_name,
+            &[self.node],
+            Some(Arc::new(move |m: &Make<'_>| {
+                ops::boxed::<K, V>(Sink {
+                    topic: SinkTopic::Fixed(t.resolve(m.app)),
+                    key: Arc::clone(&k),
+                    value: Arc::clone(&v),
+                    drop_null_keys: true,
+                })
+            })),
+        );
+        if let Some(n) = g.nodes.get_mut(sink) {
+            n.sinks = vec![Some(topic.clone())];
+        }
+        g.repartitions.push(RepartitionDef {
+            topic: topic.clone(),
+            partitions,
+        });
+        let source_name = g.next_name("KSTREAM-SOURCE");
+        let (k, v) = (Arc::clone(&ks), Arc::clone(&vs));
+        let source = g.add(
+            source_name,
+            &[],
+            Some(Arc::new(move |m: &Make<'_>| -> Box<dyn ErasedNode> {
+                Box::new(SourceNode(Box::new(Source {
+                    key: Arc::clone(&k),
+                    value: Arc::clone(&v),
+                    children: m.children.to_vec(),
+                })))
+            })),
+        );
+        if let Some(n) = g.nodes.get_mut(source) {
+            n.sources = vec![topic];
+        }
+        drop(g);
+        KStream {
+            g: Rc::clone(&self.g),
+            node: source,
+            key_serde: Some(ks),
+            value_serde: Some(vs),
+            key_changed: false,
+            next_name: None,
+        }
+    }
+
+    /// Groups records by a new key (Kafka's `groupBy`): the aggregation that follows reads
+    /// them through a repartition topic.
+    #[must_use]
+    pub fn group_by<KR: Data>(
+        self,
+        f: impl Fn(&K, &V) -> KR + Send + Sync + 'static,
+        grouped: Grouped<KR, V>,
+    ) -> KGroupedStream<KR, V> {
+        self.select_key(f).group_by_key(grouped)
+    }
+
+    /// Groups records by their key (Kafka's `groupByKey`); repartitions first only if the
+    /// key changed since the source.
+    #[must_use]
+    pub fn group_by_key(self, grouped: Grouped<K, V>) -> KGroupedStream<K, V> {
+        let Grouped { key, value, name } = grouped;
+        KGroupedStream {
+            key: key.or_else(|| self.key_serde.clone()),
+            value: value.or_else(|| self.value_serde.clone()),
+            name,
+            stream: self,
+        }
+    }
+
+    /// Joins each record with the table's value for its key; records without one are
+    /// dropped (an inner join). The stream and the table must be co-partitioned: the stream
+    /// is repartitioned first if its key changed.
+    #[must_use]
+    pub fn join<VT: Data, VR: Data>(
+        self,
+        table: &KTable<K, VT>,
+        joiner: impl Fn(&V, &VT) -> VR + Send + Sync + 'static,
+    ) -> KStream<K, VR> {
+        self.table_join(
+            table,
+            Arc::new(move |v: &V, t: Option<&VT>| t.map(|t| joiner(v, t))),
+        )
+    }
+
+    /// As [`KStream::join`], keeping records without a table value (`None`).
+    #[must_use]
+    pub fn left_join<VT: Data, VR: Data>(
+        self,
+        table: &KTable<K, VT>,
+        joiner: impl Fn(&V, Option<&VT>) -> VR + Send + Sync + 'static,
+    ) -> KStream<K, VR> {
+        self.table_join(
+            table,
+            Arc::new(move |v: &V, t: Option<&VT>| Some(joiner(v, t))),
+        )
+    }
+
+    fn table_join<VT: Data, VR: Data>(
+        mut self,
+        table: &KTable<K, VT>,
+        joiner: ops::Joiner<V, VT, VR>,
+    ) -> KStream<K, VR> {
+        let Some(store) = table.store else {
+            self.g.borrow_mut().errors.push(
+                "a stream-table join needs a materialized table (a source table, an \
+                 aggregation, or filter/map_values with Materialized)"
+                    .into(),
+            );
+            return KStream {
+                g: Rc::clone(&self.g),
+                node: self.node,
+                key_serde: self.key_serde,
+                value_serde: None,
+                key_changed: self.key_changed,
+                next_name: None,
+            };
+        };
+        let name = self
+            .next_name
+            .take()
+            .unwrap_or_else(|| self.g.borrow_mut().next_name("KSTREAM-JOIN"));
+        let mut stream = if self.key_changed {
+            let key = self.key_serde.clone().or_else(|| table.key_serde.clone());
+            let serdes = self.serdes(key, None, &format!("the join '{name}'"));
+            self.through_repartition(
+                &format!("{name}-left"),
+                serdes,
+                PartitionsOf::SameAs(table.node),
+            )
+        } else {
+            self
+        };
+        let mut g = stream.g.borrow_mut();
+        let id = g.add(name, &[stream.node], None);
+        g.union(id, table.node);
+        if let Some(n) = g.nodes.get_mut(id) {
+            n.stores.push(store);
+        }
+        set_make(&mut g, id, move |m| {
+            ops::boxed::<K, V>(StreamTableJoin::<K, VT, V, VR> {
+                store,
+                joiner: Arc::clone(&joiner),
+                children: m.children.to_vec(),
+                out: PhantomData,
+            })
+        });
+        drop(g);
+        stream.next_name = None;
+        KStream {
+            g: Rc::clone(&stream.g),
+            node: id,
+            key_serde: stream.key_serde.clone(),
+            value_serde: same_serde(stream.value_serde.as_ref()),
+            key_changed: false,
+            next_name: None,
+        }
+    }
+}
+
+/// A stream being split (Kafka's `BranchedKStream`).
+pub struct BranchedStream<K, V> {
+    parent: KStream<K, V>,
+    node: NodeId,
+    prefix: String,
+    branches: Vec<(Predicate<K, V>, String, NodeId)>,
+}
+
+impl<K: Data, V: Data> BranchedStream<K, V> {
+    /// A branch named `<split name><name>` of the records for which `predicate` holds (and
+    /// no earlier branch's did).
+    #[must_use]
+    pub fn branch(
+        mut self,
+        name: &str,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        let id = self.add_child(name);
+        self.branches
+            .push((Arc::new(predicate), format!("{}{name}", self.prefix), id));
+        self
+    }
+
+    fn add_child(&self, name: &str) -> NodeId {
+        let mut g = self.parent.g.borrow_mut();
+        let child = format!("{}{name}", self.prefix);
+        let child = g.name(Some(&child), "KSTREAM-BRANCHCHILD");
+        let id = g.add(child, &[self.node], None);
+        set_make(&mut g, id, |m| {
+            ops::boxed::<K, V>(Pass {
+                children: m.children.to_vec(),
+            })
+        });
+        id
+    }
+
+    /// The branches by name, with a last branch `<split name><name>` for the records no
+    /// predicate took.
+    pub fn default_branch(self, name: &str) -> BTreeMap<String, KStream<K, V>> {
+        let id = self.add_child(name);
+        let default = (format!("{}{name}", self.prefix), id);
+        self.finish(Some(default))
+    }
+
+    /// The branches by name; records no predicate took are dropped.
+    pub fn no_default_branch(self) -> BTreeMap<String, KStream<K, V>> {
+        self.finish(None)
+    }
+
+    fn finish(self, default: Option<(String, NodeId)>) -> BTreeMap<String, KStream<K, V>> {
+        let routes: Vec<(Predicate<K, V>, NodeId)> = self
+            .branches
+            .iter()
+            .map(|(p, _, id)| (Arc::clone(p), *id))
+            .collect();
+        let default_id = default.as_ref().map(|(_, id)| *id);
+        set_make(&mut self.parent.g.borrow_mut(), self.node, move |_| {
+            ops::boxed::<K, V>(Branch {
+                branches: routes.clone(),
+                default: default_id,
+            })
+        });
+        let mut out = BTreeMap::new();
+        for (name, id) in self
+            .branches
+            .iter()
+            .map(|(_, n, id)| (n.clone(), *id))
+            .chain(default)
+        {
+            out.insert(
+                name,
+                KStream {
+                    g: Rc::clone(&self.parent.g),
+                    node: id,
+                    key_serde: self.parent.key_serde.clone(),
+                    value_serde: self.parent.value_serde.clone(),
+                    key_changed: self.parent.key_changed,
+                    next_name: None,
+                },
+            );
+        }
+        out
+    }
+}
+
+/// A stream grouped by key, to aggregate (Kafka's `KGroupedStream`).
+pub struct KGroupedStream<K, V> {
+    stream: KStream<K, V>,
+    key: Option<SharedSerde<K>>,
+    value: Option<SharedSerde<V>>,
+    name: Option<String>,
+}
+
+impl<K: Data, V: Data> KGroupedStream<K, V> {
+    /// The number of records of each key, in a store (its changelog in `i64`s, Kafka's
+    /// `LongSerde`).
+    pub fn count(self, materialized: Materialized<K, i64>) -> KTable<K, i64> {
+        let materialized = if materialized.value.is_none() {
+            materialized.with_value_serde(super::serde::Serdes::i64())
+        } else {
+            materialized
+        };
+        self.aggregate_with(
+            "KSTREAM-AGGREGATE",
+            Arc::new(|_: &K, _: V, old: Option<i64>| old.unwrap_or(0) + 1),
+            materialized,
+        )
+    }
+
+    /// Each key's values combined by `reducer` (the first value as it is).
+    pub fn reduce(
+        self,
+        reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
+        materialized: Materialized<K, V>,
+    ) -> KTable<K, V> {
+        let materialized = match (&materialized.value, &self.value) {
+            (None, Some(v)) => materialized.with_value_serde(Arc::clone(v)),
+            _ => materialized,
+        };
+        self.aggregate_with(
+            "KSTREAM-REDUCE",
+            Arc::new(move |_: &K, v: V, old: Option<V>| match old {
+                Some(a) => reducer(a, v),
+                None => v,
+            }),
+            materialized,
+        )
+    }
+
+    /// Each key's aggregate: `initializer()` updated by `aggregator` with each value.
+    pub fn aggregate<A: Data>(
+        self,
+        initializer: impl Fn() -> A + Send + Sync + 'static,
+        aggregator: impl Fn(&K, V, A) -> A + Send + Sync + 'static,
+        materialized: Materialized<K, A>,
+    ) -> KTable<K, A> {
+        self.aggregate_with(
+            "KSTREAM-AGGREGATE",
+            Arc::new(move |k: &K, v: V, old: Option<A>| {
+                aggregator(k, v, old.unwrap_or_else(&initializer))
+            }),
+            materialized,
+        )
+    }
+
+    fn aggregate_with<A: Data>(
+        self,
+        prefix: &str,
+        step: ops::Step<K, V, A>,
+        materialized: Materialized<K, A>,
+    ) -> KTable<K, A> {
+        let Materialized {
+            name: store,
+            key: store_key,
+            value: store_value,
+            caching,
+        } = materialized;
+        let KGroupedStream {
+            stream,
+            key,
+            value,
+            name,
+        } = self;
+        let g = Rc::clone(&stream.g);
+        let store_name = match &store {
+            Some(n) => n.clone(),
+            None => g.borrow_mut().next_name(&format!("{prefix}-STATE-STORE")),
+        };
+        // The store's key serde serves the repartition topic too (one key type).
+        let key = key.or_else(|| store_key.clone());
+        // The repartition topic is named after the grouping, else the store.
+        let stream = if stream.key_changed {
+            let base = name.clone().unwrap_or_else(|| store_name.clone());
+            let serdes = stream.serdes(key.clone(), value, &format!("the grouping '{base}'"));
+            let upstream = stream.node;
+            stream.through_repartition(&base, serdes, PartitionsOf::Upstream(upstream))
+        } else {
+            stream
+        };
+        let key = store_key.or(key);
+        let Some(key) = key else {
+            g.borrow_mut().errors.push(format!(
+                "the store '{store_name}' needs a key serde (Grouped::with or Materialized)"
+            ));
+            return KTable::broken(&g, stream.node);
+        };
+        let Some(value) = store_value else {
+            g.borrow_mut().errors.push(format!(
+                "the store '{store_name}' needs a value serde (Materialized::with)"
+            ));
+            return KTable::broken(&g, stream.node);
+        };
+        let mut gb = g.borrow_mut();
+        let node_name = gb.next_name(prefix);
+        let id = gb.add(node_name, &[stream.node], None);
+        let store = add_kv_store(&mut gb, store_name, id, &key, &value);
+        set_make(&mut gb, id, move |m| {
+            ops::boxed::<K, V>(Aggregate::<K, V, A> {
+                store,
+                step: Arc::clone(&step),
+                caching,
+                children: m.children.to_vec(),
+                pending_bytes: 0,
+            })
+        });
+        drop(gb);
+        KTable {
+            g,
+            node: id,
+            store: Some(store),
+            key_serde: Some(key),
+            value_serde: Some(value),
+            next_name: None,
+        }
+    }
+}
+
+/// A table: the latest value of each key (Kafka's `KTable`).
+pub struct KTable<K, V> {
+    g: Rc<RefCell<Graph>>,
+    node: NodeId,
+    store: Option<StoreId>,
+    key_serde: Option<SharedSerde<K>>,
+    value_serde: Option<SharedSerde<V>>,
+    next_name: Option<String>,
+}
+
+impl<K, V> Clone for KTable<K, V> {
+    fn clone(&self) -> Self {
+        KTable {
+            g: Rc::clone(&self.g),
+            node: self.node,
+            store: self.store,
+            key_serde: self.key_serde.clone(),
+            value_serde: self.value_serde.clone(),
+            next_name: None,
+        }
+    }
+}
+
+impl<K: Data, V: Data> KTable<K, V> {
+    fn broken(g: &Rc<RefCell<Graph>>, node: NodeId) -> KTable<K, V> {
+        KTable {
+            g: Rc::clone(g),
+            node,
+            store: None,
+            key_serde: None,
+            value_serde: None,
+            next_name: None,
+        }
+    }
+
+    /// Names the next operator's node.
+    #[must_use]
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.next_name = Some(name.into());
+        self
+    }
+
+    /// The name of the table's store, when it has one.
+    pub fn store_name(&self) -> Option<String> {
+        let g = self.g.borrow();
+        self.store
+            .and_then(|s| g.stores.get(s).map(|d| d.name.clone()))
+    }
+
+    fn child_table<V2: Data>(
+        &mut self,
+        prefix: &str,
+        value_serde: Option<SharedSerde<V2>>,
+        make: impl Fn(&Make<'_>) -> Box<dyn ErasedNode> + Send + Sync + 'static,
+        materialized: Option<Materialized<K, V2>>,
+    ) -> KTable<K, V2> {
+        let mut g = self.g.borrow_mut();
+        let name = g.name(self.next_name.take().as_deref(), prefix);
+        let id = g.add(name, &[self.node], Some(Arc::new(make)));
+        let mut node = id;
+        let mut store = None;
+        let mut value_serde = value_serde;
+        if let Some(m) = materialized {
+            let store_name = match &m.name {
+                Some(n) => n.clone(),
+                None => g.next_name(&format!("{prefix}-STATE-STORE")),
+            };
+            let key = m.key.clone().or_else(|| self.key_serde.clone());
+            let value = m.value.clone().or_else(|| value_serde.clone());
+            match (key, value) {
+                (Some(key), Some(value)) => {
+                    let (kept, in_store) =
+                        materialize_node(&mut g, id, store_name, &key, &value);
+                    node = kept;
+                    store = Some(in_store);
+                    value_serde = Some(value);
+                }
+                _ => g.errors.push(format!(
+                    "the store '{store_name}' needs serdes for its keys and values (Materialized::with)"
+                )),
+            }
+        }
+        drop(g);
+        KTable {
+            g: Rc::clone(&self.g),
+            node,
+            store,
+            key_serde: self.key_serde.clone(),
+            value_serde,
+            next_name: None,
+        }
+    }
+
+    /// The rows for which `predicate` holds; a row that stops matching is deleted.
+    #[must_use]
+    pub fn filter(
+        mut self,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+    ) -> KTable<K, V> {
+        let f = Arc::new(predicate);
+        let vs = self.value_serde.clone();
+        self.child_table(
+            "KTABLE-FILTER",
+            vs,
+            move |m| {
+                ops::boxed::<K, Option<V>>(TableFilter {
+                    f: Arc::clone(&f),
+                    keep: true,
+                    children: m.children.to_vec(),
+                })
+            },
+            None,
+        )
+    }
+
+    /// As [`KTable::filter`], kept in a store (so it can be joined or queried).
+    #[must_use]
+    pub fn filter_materialized(
+        mut self,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+        materialized: Materialized<K, V>,
+    ) -> KTable<K, V> {
+        let f = Arc::new(predicate);
+        let vs = self.value_serde.clone();
+        self.child_table(
+            "KTABLE-FILTER",
+            vs,
+            move |m| {
+                ops::boxed::<K, Option<V>>(TableFilter {
+                    f: Arc::clone(&f),
+                    keep: true,
+                    children: m.children.to_vec(),
+                })
+            },
+            Some(materialized),
+        )
+    }
+
+    /// Each row's value mapped.
+    #[must_use]
+    pub fn map_values<VR: Data>(
+        mut self,
+        f: impl Fn(V) -> VR + Send + Sync + 'static,
+    ) -> KTable<K, VR> {
+        let f = Arc::new(f);
+        let vs = same_serde(self.value_serde.as_ref());
+        self.child_table(
+            "KTABLE-MAPVALUES",
+            vs,
+            move |m| {
+                ops::boxed::<K, Option<V>>(TableMapValues::<_, VR> {
+                    f: Arc::clone(&f),
+                    children: m.children.to_vec(),
+                    out: PhantomData,
+                })
+            },
+            None,
+        )
+    }
+
+    /// As [`KTable::map_values`], kept in a store.
+    #[must_use]
+    pub fn map_values_materialized<VR: Data>(
+        mut self,
+        f: impl Fn(V) -> VR + Send + Sync + 'static,
+        materialized: Materialized<K, VR>,
+    ) -> KTable<K, VR> {
+        let f = Arc::new(f);
+        let vs = same_serde(self.value_serde.as_ref());
+        self.child_table(
+            "KTABLE-MAPVALUES",
+            vs,
+            move |m| {
+                ops::boxed::<K, Option<V>>(TableMapValues::<_, VR> {
+                    f: Arc::clone(&f),
+                    children: m.children.to_vec(),
+                    out: PhantomData,
+                })
+            },
+            Some(materialized),
+        )
+    }
+
+    /// The table's updates as a stream (deletes are left out; see
+    /// [`KTable::to_stream_with_tombstones`]).
+    #[must_use]
+    pub fn to_stream(mut self) -> KStream<K, V> {
+        let id = self.changes(false);
+        KStream {
+            g: Rc::clone(&self.g),
+            node: id,
+            key_serde: self.key_serde.clone(),
+            value_serde: self.value_serde.clone(),
+            key_changed: false,
+            next_name: None,
+        }
+    }
+
+    /// The table's changes as a stream, a delete as `None` (written as a tombstone).
+    #[must_use]
+    pub fn to_stream_with_tombstones(mut self) -> KStream<K, Option<V>> {
+        let id = self.changes(true);
+        KStream {
+            g: Rc::clone(&self.g),
+            node: id,
+            key_serde: self.key_serde.clone(),
+            value_serde: self.value_serde.clone().map(super::serde::Serdes::nullable),
+            key_changed: false,
+            next_name: None,
+        }
+    }
+
+    fn changes(&mut self, tombstones: bool) -> NodeId {
+        let mut g = self.g.borrow_mut();
+        let name = g.name(self.next_name.take().as_deref(), "KTABLE-TOSTREAM");
+        let id = g.add(name, &[self.node], None);
+        set_make(&mut g, id, move |m| {
+            ops::boxed::<K, Option<V>>(ToStream::<V> {
+                tombstones,
+                children: m.children.to_vec(),
+                out: PhantomData,
+            })
+        });
+        id
+    }
+}

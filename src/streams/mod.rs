@@ -1,0 +1,112 @@
+//! Kafka Streams' model in process (feature `streams`, on by default): read topics,
+//! transform, aggregate, join, and write topics, on the same [`crate::Log`], with no broker
+//! round trip.
+//!
+//! - **Serdes** ([`Serde`], [`Serdes`]): Kafka's byte formats (UTF-8 strings, big-endian
+//!   `i32`/`i64`/`f64`, bytes; JSON through serde with the `json` feature). [`TypedProducer`]
+//!   and [`TypedConsumer`] use them without the DSL.
+//! - **The DSL** ([`StreamsBuilder`], [`KStream`], [`KGroupedStream`], [`KTable`]): stateless
+//!   operators (`filter`, `map`, `map_values`, `flat_map`, `flat_map_values`, `select_key`,
+//!   `peek`, `foreach`, `split`, `merge`, `to`, `repartition`), aggregations (`group_by`/
+//!   `group_by_key` then `count`, `reduce`, `aggregate`) into tables, table operators
+//!   (`filter`, `map_values`, `to_stream`), and stream–table joins.
+//! - **Running** ([`Streams`]): `num.stream.threads` threads in the consumer group
+//!   `application.id`. A task is a sub-topology with a partition; tasks with co-partitioned
+//!   inputs share a task. Internal topics are named as Kafka names them:
+//!   `<application.id>-<name>-repartition` when a key changes before a grouping or join, and
+//!   `<application.id>-<store>-changelog` (compacted) for each store, replayed into the
+//!   store when its task starts.
+//! - **Testing** ([`TopologyTestDriver`]): pipe records in, read outputs and stores, with no
+//!   threads.
+//!
+//! Under `processing.guarantee=at_least_once` (the only one this version runs) a commit
+//! forwards what caches hold, writes the changelogs, waits for every output, then commits the
+//! input offsets: after a crash, records since the last commit are processed again (counts
+//! may go up twice for them), and nothing is lost.
+//!
+//! Stateless operators:
+//! ```
+//! use topiclog::streams::{Consumed, Produced, Serdes, StreamsBuilder, StreamsConfig, TopologyTestDriver};
+//! let builder = StreamsBuilder::new();
+//! let orders = builder.stream("orders", Consumed::with(Serdes::string(), Serdes::i64()));
+//! let branches = orders
+//!     .filter(|_, amount| *amount > 0)
+//!     .map_values(|amount| amount * 100)
+//!     .split()
+//!     .branch("large", |_, cents| *cents >= 10_000)
+//!     .default_branch("small");
+//! for (name, stream) in branches {
+//!     stream.to(&name, Produced::default());
+//! }
+//! let mut driver = TopologyTestDriver::new(&builder.build()?, StreamsConfig::new("orders"))?;
+//! let (k, v) = (Serdes::string(), Serdes::i64());
+//! driver.pipe_input("orders", &k, &v, &"ann".to_string(), &250, 0)?;
+//! driver.pipe_input("orders", &k, &v, &"bob".to_string(), &3, 0)?;
+//! driver.pipe_input("orders", &k, &v, &"cy".to_string(), &-1, 0)?;
+//! assert_eq!(driver.read_output("KSTREAM-BRANCH-0000000003large", &k, &v)?, [("ann".to_string(), 25_000)]);
+//! assert_eq!(driver.read_output("KSTREAM-BRANCH-0000000003small", &k, &v)?, [("bob".to_string(), 300)]);
+//! # Ok::<_, topiclog::Error>(())
+//! ```
+//!
+//! Aggregations and a stream–table join:
+//! ```
+//! use topiclog::streams::{Consumed, Grouped, Materialized, Produced, Serdes, StreamsBuilder, StreamsConfig, TopologyTestDriver};
+//! let builder = StreamsBuilder::new();
+//! let names = builder.table(
+//!     "names",
+//!     Consumed::with(Serdes::string(), Serdes::string()),
+//!     Materialized::named("names-store"),
+//! );
+//! let clicks = builder.stream("clicks", Consumed::with(Serdes::string(), Serdes::string()));
+//! clicks
+//!     .clone()
+//!     .group_by_key(Grouped::default())
+//!     .count(Materialized::named("clicks-per-user"))
+//!     .to_stream()
+//!     .to("click-counts", Produced::default());
+//! clicks
+//!     .left_join(&names, |page: &String, name: Option<&String>| {
+//!         format!("{} visited {page}", name.map_or("someone", String::as_str))
+//!     })
+//!     .to("visits", Produced::with(Serdes::string(), Serdes::string()));
+//! let mut driver = TopologyTestDriver::new(&builder.build()?, StreamsConfig::new("clicks"))?;
+//! let s = Serdes::string();
+//! driver.pipe_input("names", &s, &s, &"u1".to_string(), &"Ann".to_string(), 0)?;
+//! driver.pipe_input("clicks", &s, &s, &"u1".to_string(), &"/home".to_string(), 1)?;
+//! driver.pipe_input("clicks", &s, &s, &"u2".to_string(), &"/faq".to_string(), 2)?;
+//! assert_eq!(
+//!     driver.read_output("visits", &s, &s)?,
+//!     [
+//!         ("u1".to_string(), "Ann visited /home".to_string()),
+//!         ("u2".to_string(), "someone visited /faq".to_string()),
+//!     ]
+//! );
+//! assert_eq!(driver.store_get::<String, i64>("clicks-per-user", &"u1".to_string())?, Some(1));
+//! # Ok::<_, topiclog::Error>(())
+//! ```
+
+mod config;
+mod driver;
+mod dsl;
+mod graph;
+mod node;
+mod ops;
+mod runtime;
+mod serde;
+mod store;
+mod task;
+
+pub use config::{DeserializationHandler, ProcessingGuarantee, StreamsConfig};
+pub use driver::TopologyTestDriver;
+pub use dsl::{
+    BranchedStream, Consumed, Data, Grouped, KGroupedStream, KStream, KTable, Materialized,
+    Produced, Repartitioned, StreamsBuilder,
+};
+pub use graph::Topology;
+pub use runtime::{Streams, StreamsState, ThreadErrorResponse};
+#[cfg(feature = "json")]
+pub use serde::JsonSerde;
+pub use serde::{
+    BytesSerde, F64Serde, I32Serde, I64Serde, Nullable, Serde, Serdes, SharedSerde, StringSerde,
+    TypedConsumer, TypedProducer, TypedRecord, UnitSerde,
+};

@@ -1,0 +1,544 @@
+//! The DSL's processors: one small node type per operator.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::node::{Cx, ErasedNode, Node, NodeId, StoreId, Typed};
+use super::serde::SharedSerde;
+use super::store::KvStore;
+use crate::error::Result;
+
+/// What a source node reports of one record.
+pub(crate) enum Raw {
+    Done,
+    /// The record did not deserialize (the deserialization handler decides).
+    BadInput(crate::Error),
+}
+
+/// Reads a topic's records as `(K, V)`.
+pub(crate) struct Source<K, V> {
+    pub key: SharedSerde<K>,
+    pub value: SharedSerde<V>,
+    pub children: Vec<NodeId>,
+}
+
+impl<K: Clone + Send + 'static, V: Clone + Send + 'static> Source<K, V> {
+    pub fn raw(
+        &mut self,
+        cx: &mut Cx<'_>,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+    ) -> Result<Raw> {
+        let k = match self.key.deserialize(topic, key) {
+            Ok(k) => k,
+            Err(e) => return Ok(Raw::BadInput(e)),
+        };
+        let v = match self.value.deserialize(topic, value) {
+            Ok(v) => v,
+            Err(e) => return Ok(Raw::BadInput(e)),
+        };
+        cx.forward(&self.children, k, v)?;
+        Ok(Raw::Done)
+    }
+}
+
+/// Reads a topic as a table: a null value deletes its key.
+pub(crate) struct TableSource<K, V> {
+    pub key: SharedSerde<K>,
+    pub value: SharedSerde<V>,
+    pub children: Vec<NodeId>,
+}
+
+impl<K: Clone + Send + 'static, V: Clone + Send + 'static> TableSource<K, V> {
+    pub fn raw(
+        &mut self,
+        cx: &mut Cx<'_>,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+    ) -> Result<Raw> {
+        let k = match self.key.deserialize(topic, key) {
+            Ok(k) => k,
+            Err(e) => return Ok(Raw::BadInput(e)),
+        };
+        let v = match value {
+            None => None,
+            Some(b) => match self.value.deserialize(topic, Some(b)) {
+                Ok(v) => Some(v),
+                Err(e) => return Ok(Raw::BadInput(e)),
+            },
+        };
+        cx.forward(&self.children, k, v)?;
+        Ok(Raw::Done)
+    }
+}
+
+/// A source in the arena: a node that reads bytes.
+pub(crate) struct SourceNode(pub Box<dyn RawSource>);
+
+/// A source of either kind, typed inside.
+pub(crate) trait RawSource: Send {
+    fn raw(
+        &mut self,
+        cx: &mut Cx<'_>,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+    ) -> Result<Raw>;
+}
+
+impl<K: Clone + Send + 'static, V: Clone + Send + 'static> RawSource for Source<K, V> {
+    fn raw(
+        &mut self,
+        cx: &mut Cx<'_>,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+    ) -> Result<Raw> {
+        Source::raw(self, cx, topic, key, value)
+    }
+}
+
+impl<K: Clone + Send + 'static, V: Clone + Send + 'static> RawSource for TableSource<K, V> {
+    fn raw(
+        &mut self,
+        cx: &mut Cx<'_>,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+    ) -> Result<Raw> {
+        TableSource::raw(self, cx, topic, key, value)
+    }
+}
+
+impl ErasedNode for SourceNode {
+    fn as_any(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+
+    fn flush(&mut self, _cx: &mut Cx<'_>) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl SourceNode {
+    pub fn raw(
+        &mut self,
+        cx: &mut Cx<'_>,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+    ) -> Result<Raw> {
+        self.0.raw(cx, topic, key, value)
+    }
+}
+
+/// Boxes a typed node for the arena.
+pub(crate) fn boxed<K: 'static, V: 'static>(n: impl Node<K, V> + 'static) -> Box<dyn ErasedNode> {
+    Box::new(Typed::<K, V>(Box::new(n)))
+}
+
+/// Passes records through (a merge, a branch's output).
+pub(crate) struct Pass {
+    pub children: Vec<NodeId>,
+}
+
+impl<K: Clone + 'static, V: Clone + 'static> Node<K, V> for Pass {
+    fn process(&mut self, cx: &mut Cx<'_>, key: K, value: V) -> Result<()> {
+        cx.forward(&self.children, key, value)
+    }
+}
+
+pub(crate) struct Filter<F> {
+    pub f: Arc<F>,
+    pub keep: bool,
+    pub children: Vec<NodeId>,
+}
+
+impl<K, V, F> Node<K, V> for Filter<F>
+where
+    K: Clone + 'static,
+    V: Clone + 'static,
+    F: Fn(&K, &V) -> bool + Send + Sync,
+{
+    fn process(&mut self, cx: &mut Cx<'_>, key: K, value: V) -> Result<()> {
+        if (self.f)(&key, &value) == self.keep {
+            cx.forward(&self.children, key, value)?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) struct Map<F, KR, VR> {
+    pub f: Arc<F>,
+    pub children: Vec<NodeId>,
+    pub out: PhantomData<fn() -> (KR, VR)>,
+}
+
+impl<K, V, KR, VR, F> Node<K, V> for Map<F, KR, VR>
+where
+    KR: Clone + 'static,
+    VR: Clone + 'static,
+    F: Fn(K, V) -> (KR, VR) + Send + Sync,
+{
+    fn process(&mut self, cx: &mut Cx<'_>, key: K, value: V) -> Result<()> {
+        let (k, v) = (self.f)(key, value);
+        cx.forward(&self.children, k, v)
+    }
+}
+
+pub(crate) struct MapValues<F, VR> {
+    pub f: Arc<F>,
+    pub children: Vec<NodeId>,
+    pub out: PhantomData<fn() -> VR>,
+}
+
+impl<K, V, VR, F> Node<K, V> for MapValues<F, VR>
+where
+    K: Clone + 'static,
+    VR: Clone + 'static,
+    F: Fn(V) -> VR + Send + Sync,
+{
+    fn process(&mut self, cx: &mut Cx<'_>, key: K, value: V) -> Result<()> {
+        let v = (self.f)(value);
+        cx.forward(&self.children, key, v)
+    }
+}
+
+pub(crate) struct FlatMap<F, I> {
+    pub f: Arc<F>,
+    pub children: Vec<NodeId>,
+    pub out: PhantomData<fn() -> I>,
+}
+
+impl<K, V, KR, VR, I, F> Node<K, V> for FlatMap<F, I>
+where
+    KR: Clone + 'static,
+    VR: Clone + 'static,
+    I: IntoIterator<Item = (KR, VR)>,
+    F: Fn(K, V) -> I + Send + Sync,
+{
+    fn process(&mut self, cx: &mut Cx<'_>, key: K, value: V) -> Result<()> {
+        for (k, v) in (self.f)(key, value) {
+            cx.forward(&self.children, k, v)?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) struct FlatMapValues<F, I> {
+    pub f: Arc<F>,
+    pub children: Vec<NodeId>,
+    pub out: PhantomData<fn() -> I>,
+}
+
+impl<K, V, VR, I, F> Node<K, V> for FlatMapValues<F, I>
+where
+    K: Clone + 'static,
+    VR: Clone + 'static,
+    I: IntoIterator<Item = VR>,
+    F: Fn(V) -> I + Send + Sync,
+{
+    fn process(&mut self, cx: &mut Cx<'_>, key: K, value: V) -> Result<()> {
+        for v in (self.f)(value) {
+            cx.forward(&self.children, key.clone(), v)?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) struct SelectKey<F, KR> {
+    pub f: Arc<F>,
+    pub children: Vec<NodeId>,
+    pub out: PhantomData<fn() -> KR>,
+}
+
+impl<K, V, KR, F> Node<K, V> for SelectKey<F, KR>
+where
+    V: Clone + 'static,
+    KR: Clone + 'static,
+    F: Fn(&K, &V) -> KR + Send + Sync,
+{
+    fn process(&mut self, cx: &mut Cx<'_>, key: K, value: V) -> Result<()> {
+        let k = (self.f)(&key, &value);
+        cx.forward(&self.children, k, value)
+    }
+}
+
+pub(crate) struct Peek<F> {
+    pub f: Arc<F>,
+    pub children: Vec<NodeId>,
+}
+
+impl<K, V, F> Node<K, V> for Peek<F>
+where
+    K: Clone + 'static,
+    V: Clone + 'static,
+    F: Fn(&K, &V) + Send + Sync,
+{
+    fn process(&mut self, cx: &mut Cx<'_>, key: K, value: V) -> Result<()> {
+        (self.f)(&key, &value);
+        cx.forward(&self.children, key, value)
+    }
+}
+
+pub(crate) struct Foreach<F> {
+    pub f: Arc<F>,
+}
+
+impl<K, V, F> Node<K, V> for Foreach<F>
+where
+    F: Fn(K, V) + Send + Sync,
+{
+    fn process(&mut self, _cx: &mut Cx<'_>, key: K, value: V) -> Result<()> {
+        (self.f)(key, value);
+        Ok(())
+    }
+}
+
+/// A predicate of a split, shared by its tasks.
+pub(crate) type Predicate<K, V> = Arc<dyn Fn(&K, &V) -> bool + Send + Sync>;
+
+/// `split()`: each record to the first branch whose predicate holds, else the default.
+pub(crate) struct Branch<K, V> {
+    pub branches: Vec<(Predicate<K, V>, NodeId)>,
+    pub default: Option<NodeId>,
+}
+
+impl<K: Clone + 'static, V: Clone + 'static> Node<K, V> for Branch<K, V> {
+    fn process(&mut self, cx: &mut Cx<'_>, key: K, value: V) -> Result<()> {
+        let to = self
+            .branches
+            .iter()
+            .find(|(p, _)| p(&key, &value))
+            .map(|(_, n)| *n)
+            .or(self.default);
+        match to {
+            Some(n) => cx.forward(&[n], key, value),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Names the topic of a record (Kafka's `TopicNameExtractor`).
+pub(crate) type TopicChooser<K, V> = Arc<dyn Fn(&K, &V) -> String + Send + Sync>;
+
+/// Where a sink writes: one topic, or one chosen per record.
+pub(crate) enum SinkTopic<K, V> {
+    Fixed(String),
+    Chosen(TopicChooser<K, V>),
+}
+
+pub(crate) struct Sink<K, V> {
+    pub topic: SinkTopic<K, V>,
+    pub key: SharedSerde<K>,
+    pub value: SharedSerde<V>,
+    /// A repartition sink drops records whose key is null (they cannot be grouped).
+    pub drop_null_keys: bool,
+}
+
+impl<K: 'static, V: 'static> Node<K, V> for Sink<K, V> {
+    fn process(&mut self, cx: &mut Cx<'_>, key: K, value: V) -> Result<()> {
+        let chosen;
+        let topic = match &self.topic {
+            SinkTopic::Fixed(t) => t.as_str(),
+            SinkTopic::Chosen(f) => {
+                chosen = f(&key, &value);
+                chosen.as_str()
+            }
+        };
+        let k = self.key.serialize(topic, &key)?;
+        if k.is_none() && self.drop_null_keys {
+            return Ok(());
+        }
+        let v = self.value.serialize(topic, &value)?;
+        let ts = cx.timestamp;
+        cx.out.send(topic, None, k, v, ts)
+    }
+}
+
+/// One step of an aggregation: the new aggregate of a key from its value and the old one.
+pub(crate) type Step<K, V, A> = Arc<dyn Fn(&K, V, Option<A>) -> A + Send + Sync>;
+
+/// `count`, `reduce`, `aggregate`: updates the store and forwards the new aggregate, at
+/// once or (with the cache) once per key per commit.
+pub(crate) struct Aggregate<K, V, A> {
+    pub store: StoreId,
+    pub step: Step<K, V, A>,
+    /// `Materialized`'s caching (on unless disabled).
+    pub caching: bool,
+    pub children: Vec<NodeId>,
+    pub pending_bytes: usize,
+}
+
+impl<K, V, A> Node<K, V> for Aggregate<K, V, A>
+where
+    K: Clone + Send + 'static,
+    V: 'static,
+    A: Clone + Send + 'static,
+{
+    fn process(&mut self, cx: &mut Cx<'_>, key: K, value: V) -> Result<()> {
+        let ts = cx.timestamp;
+        let cache = self.caching && cx.cache_max_bytes > 0;
+        let s = cx.store::<KvStore<K, A>>(self.store)?;
+        // A null key cannot be grouped: dropped, as Kafka drops it.
+        let Some(kb) = s.key_bytes(&key)? else {
+            return Ok(());
+        };
+        let old = s.get(&kb).cloned();
+        let new = (self.step)(&key, value, old);
+        if cache {
+            let size = kb.len() + 64;
+            if s.put_cached(kb, key, new, ts) {
+                self.pending_bytes += size;
+            }
+            if self.pending_bytes > cx.cache_max_bytes {
+                self.emit(cx)?;
+            }
+            return Ok(());
+        }
+        s.put(kb, key.clone(), Some(new.clone()), ts);
+        cx.forward(&self.children, key, Some(new))
+    }
+
+    fn flush(&mut self, cx: &mut Cx<'_>) -> Result<()> {
+        self.emit(cx)
+    }
+}
+
+impl<K: Clone + Send + 'static, V, A: Clone + Send + 'static> Aggregate<K, V, A> {
+    /// Forwards the latest aggregate of each key updated since the last emit.
+    fn emit(&mut self, cx: &mut Cx<'_>) -> Result<()> {
+        self.pending_bytes = 0;
+        let keys = cx.store::<KvStore<K, A>>(self.store)?.take_pending();
+        let at = cx.timestamp;
+        for kb in keys {
+            let Some((k, v, ts)) = cx
+                .store::<KvStore<K, A>>(self.store)?
+                .get_entry(&kb)
+                .map(|(k, v, ts)| (k.clone(), v.clone(), ts))
+            else {
+                continue;
+            };
+            cx.timestamp = ts;
+            cx.forward(&self.children, k, Some(v))?;
+        }
+        cx.timestamp = at;
+        Ok(())
+    }
+}
+
+/// Keeps a table's latest values in its store and forwards each change.
+pub(crate) struct Materialize<K, V> {
+    pub store: StoreId,
+    pub children: Vec<NodeId>,
+    pub out: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> Node<K, Option<V>> for Materialize<K, V>
+where
+    K: Clone + Send + 'static,
+    V: Clone + Send + 'static,
+{
+    fn process(&mut self, cx: &mut Cx<'_>, key: K, value: Option<V>) -> Result<()> {
+        let ts = cx.timestamp;
+        let s = cx.store::<KvStore<K, V>>(self.store)?;
+        let Some(kb) = s.key_bytes(&key)? else {
+            return Ok(());
+        };
+        s.put(kb, key.clone(), value.clone(), ts);
+        cx.forward(&self.children, key, value)
+    }
+}
+
+/// A table's filter: a value that fails it becomes a delete.
+pub(crate) struct TableFilter<F> {
+    pub f: Arc<F>,
+    pub keep: bool,
+    pub children: Vec<NodeId>,
+}
+
+impl<K, V, F> Node<K, Option<V>> for TableFilter<F>
+where
+    K: Clone + 'static,
+    V: Clone + 'static,
+    F: Fn(&K, &V) -> bool + Send + Sync,
+{
+    fn process(&mut self, cx: &mut Cx<'_>, key: K, value: Option<V>) -> Result<()> {
+        let value = value.filter(|v| (self.f)(&key, v) == self.keep);
+        cx.forward(&self.children, key, value)
+    }
+}
+
+pub(crate) struct TableMapValues<F, VR> {
+    pub f: Arc<F>,
+    pub children: Vec<NodeId>,
+    pub out: PhantomData<fn() -> VR>,
+}
+
+impl<K, V, VR, F> Node<K, Option<V>> for TableMapValues<F, VR>
+where
+    K: Clone + 'static,
+    VR: Clone + 'static,
+    F: Fn(V) -> VR + Send + Sync,
+{
+    fn process(&mut self, cx: &mut Cx<'_>, key: K, value: Option<V>) -> Result<()> {
+        let value = value.map(|v| (self.f)(v));
+        cx.forward(&self.children, key, value)
+    }
+}
+
+/// A table's changes as a stream: updates only, or with deletes as `None`.
+pub(crate) struct ToStream<V> {
+    pub tombstones: bool,
+    pub children: Vec<NodeId>,
+    pub out: PhantomData<fn() -> V>,
+}
+
+impl<K: Clone + 'static, V: Clone + 'static> Node<K, Option<V>> for ToStream<V> {
+    fn process(&mut self, cx: &mut Cx<'_>, key: K, value: Option<V>) -> Result<()> {
+        if self.tombstones {
+            return cx.forward(&self.children, key, value);
+        }
+        match value {
+            Some(v) => cx.forward(&self.children, key, v),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A stream–table join's joiner: the stream's value and the table's (if any) to the result
+/// (`None`: no output, an inner join without a match).
+pub(crate) type Joiner<V, VT, VR> = Arc<dyn Fn(&V, Option<&VT>) -> Option<VR> + Send + Sync>;
+
+/// Joins each stream record with the table's current value of its key.
+pub(crate) struct StreamTableJoin<K, VT, V, VR> {
+    pub store: StoreId,
+    pub joiner: Joiner<V, VT, VR>,
+    pub children: Vec<NodeId>,
+    pub out: PhantomData<fn() -> K>,
+}
+
+impl<K, V, VT, VR> Node<K, V> for StreamTableJoin<K, VT, V, VR>
+where
+    K: Clone + Send + 'static,
+    V: 'static,
+    VT: Clone + Send + 'static,
+    VR: Clone + 'static,
+{
+    fn process(&mut self, cx: &mut Cx<'_>, key: K, value: V) -> Result<()> {
+        let s = cx.store::<KvStore<K, VT>>(self.store)?;
+        // A null key matches nothing and is dropped, as Kafka drops it.
+        let Some(kb): Option<Bytes> = s.key_bytes(&key)? else {
+            return Ok(());
+        };
+        let joined = (self.joiner)(&value, s.get(&kb));
+        match joined {
+            Some(v) => cx.forward(&self.children, key, v),
+            None => Ok(()),
+        }
+    }
+}

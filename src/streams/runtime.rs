@@ -1,0 +1,867 @@
+//! Running a topology: `Streams`, its threads (members of the consumer group
+//! `application.id`), tasks per assigned partition, commits.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use super::config::{DeserializationHandler, StreamsConfig};
+use super::graph::{PartitionsOf, Topology};
+use super::node::Output;
+use super::ops::Raw;
+use super::task::{Task, TaskId};
+use crate::config::CleanupPolicy;
+use crate::consumer::{RebalanceListener, WakeupHandle};
+use crate::error::{Error, Result};
+use crate::log::LogInner;
+use crate::record::{Header, Record};
+use crate::{
+    Consumer, ConsumerConfig, Log, OffsetAndMetadata, Producer, ProducerConfig, ProducerRecord,
+    TopicPartition,
+};
+
+/// The state of a [`Streams`] (Kafka's `KafkaStreams.State`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamsState {
+    /// Made, not started.
+    Created,
+    /// Threads are joining the group, being assigned tasks or restoring their stores.
+    Rebalancing,
+    /// Every thread is processing.
+    Running,
+    /// `close` was called; threads are committing and leaving.
+    PendingShutdown,
+    /// Closed.
+    NotRunning,
+    /// A thread failed and the client is shutting down.
+    PendingError,
+    /// Shut down after a failure.
+    Error,
+}
+
+/// What to do when a stream thread fails (Kafka's `StreamThreadExceptionResponse`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadErrorResponse {
+    /// Start a new thread in its place (its tasks are assigned again and restored).
+    ReplaceThread,
+    /// Stop every thread of this client (the default).
+    ShutdownClient,
+}
+
+type StateListener = Box<dyn Fn(StreamsState, StreamsState) + Send + Sync>;
+type ErrorHandler = Box<dyn Fn(&Error) -> ThreadErrorResponse + Send + Sync>;
+
+struct Shared {
+    state: Mutex<StreamsState>,
+    listener: Mutex<Option<StateListener>>,
+    handler: Mutex<Option<ErrorHandler>>,
+    stop: AtomicBool,
+    wakeups: Mutex<Vec<WakeupHandle>>,
+    /// Threads that have polled since their last assignment.
+    settled: AtomicUsize,
+    threads: usize,
+    failure: Mutex<Option<Error>>,
+}
+
+impl Shared {
+    fn set_state(&self, new: StreamsState) {
+        let old = {
+            let mut s = self.state.lock();
+            let old = *s;
+            // The terminal states stay.
+            if old == new
+                || matches!(old, StreamsState::NotRunning | StreamsState::Error)
+                || (old == StreamsState::PendingShutdown && new != StreamsState::NotRunning)
+                || (old == StreamsState::PendingError && new != StreamsState::Error)
+            {
+                return;
+            }
+            *s = new;
+            old
+        };
+        if let Some(l) = self.listener.lock().as_ref() {
+            l(old, new);
+        }
+    }
+}
+
+/// A topology running on a [`Log`] (Kafka's `KafkaStreams`): `num.stream.threads` threads,
+/// each a member of the consumer group `application.id`, each running the tasks of the
+/// partitions assigned to it.
+///
+/// ```
+/// use std::time::Duration;
+/// use topiclog::streams::{Consumed, Produced, Serdes, Streams, StreamsBuilder, StreamsConfig};
+/// use topiclog::{Log, ProducerConfig, ProducerRecord};
+/// let dir = tempfile::tempdir().expect("a temporary directory");
+/// let log = Log::open(dir.path())?;
+/// log.create_topic("in", 1)?;
+/// log.create_topic("out", 1)?;
+/// let builder = StreamsBuilder::new();
+/// builder
+///     .stream("in", Consumed::with(Serdes::unit(), Serdes::string()))
+///     .map_values(|v: String| v.to_uppercase())
+///     .to("out", Produced::default());
+/// let mut streams = Streams::new(&log, builder.build()?, StreamsConfig::new("upper"));
+/// streams.start()?;
+/// log.producer(ProducerConfig::default())?.send(ProducerRecord::new("in", "hello"))?;
+/// let out = log.partition("out", 0)?;
+/// let start = std::time::Instant::now();
+/// while out.log_end_offset() == 0 && start.elapsed() < Duration::from_secs(20) {
+///     std::thread::sleep(Duration::from_millis(10));
+/// }
+/// streams.close()?;
+/// assert_eq!(out.records(0, 1 << 20)?[0].value.as_deref(), Some(&b"HELLO"[..]));
+/// # Ok::<_, topiclog::Error>(())
+/// ```
+pub struct Streams {
+    log: Arc<LogInner>,
+    topology: Topology,
+    config: StreamsConfig,
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Streams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Streams")
+            .field("application.id", &self.config.application_id)
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Streams {
+    /// A client for `topology` on `log` (not started).
+    pub fn new(log: &Log, topology: Topology, config: StreamsConfig) -> Streams {
+        let threads = config.num_stream_threads.max(1);
+        Streams {
+            log: Arc::clone(&log.inner),
+            topology,
+            config,
+            shared: Arc::new(Shared {
+                state: Mutex::new(StreamsState::Created),
+                listener: Mutex::new(None),
+                handler: Mutex::new(None),
+                stop: AtomicBool::new(false),
+                wakeups: Mutex::new(Vec::new()),
+                settled: AtomicUsize::new(0),
+                threads,
+                failure: Mutex::new(None),
+            }),
+            threads: Vec::new(),
+        }
+    }
+
+    /// Calls `listener(old, new)` at each state change.
+    pub fn set_state_listener(
+        &mut self,
+        listener: impl Fn(StreamsState, StreamsState) + Send + Sync + 'static,
+    ) {
+        *self.shared.listener.lock() = Some(Box::new(listener));
+    }
+
+    /// Decides what happens when a thread fails (by default the client shuts down).
+    pub fn set_uncaught_exception_handler(
+        &mut self,
+        handler: impl Fn(&Error) -> ThreadErrorResponse + Send + Sync + 'static,
+    ) {
+        *self.shared.handler.lock() = Some(Box::new(handler));
+    }
+
+    /// The current state.
+    pub fn state(&self) -> StreamsState {
+        *self.shared.state.lock()
+    }
+
+    /// The error that shut the client down, if one did.
+    pub fn failure(&self) -> Option<Error> {
+        self.shared.failure.lock().as_ref().map(Error::duplicate)
+    }
+
+    /// Checks the topology against the log, creates the internal topics and starts the
+    /// threads.
+    ///
+    /// # Errors
+    /// [`Error::Streams`]: started before, a source topic that does not exist, inputs that
+    /// must be co-partitioned and are not, an internal topic of another partition count.
+    pub fn start(&mut self) -> Result<()> {
+        if self.state() != StreamsState::Created {
+            return Err(Error::Streams {
+                reason: format!("start called in state {:?}", self.state()),
+            });
+        }
+        let plan = Plan::new(&self.log, &self.topology, &self.config.application_id)?;
+        plan.create_internal_topics(&self.log)?;
+        if let Some(t) = &self.config.dead_letter_topic
+            && crate::log::partition_count(&self.log, t).is_err()
+        {
+            let config = self.log.options.default_topic_config.clone();
+            match self.log.create_topic_unchecked(t, 1, config) {
+                Ok(()) | Err(Error::TopicAlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let plan = Arc::new(plan);
+        self.shared.set_state(StreamsState::Rebalancing);
+        for i in 0..self.shared.threads {
+            let thread = StreamThread {
+                log: Arc::clone(&self.log),
+                topology: self.topology.clone(),
+                config: self.config.clone(),
+                plan: Arc::clone(&plan),
+                shared: Arc::clone(&self.shared),
+            };
+            let name = format!("{}-StreamThread-{}", self.config.application_id, i + 1);
+            let handle = std::thread::Builder::new()
+                .name(name)
+                .spawn(move || thread.run())
+                .map_err(|e| Error::Streams {
+                    reason: format!("starting a stream thread: {e}"),
+                })?;
+            self.threads.push(handle);
+        }
+        Ok(())
+    }
+
+    /// Stops the threads after they commit what they processed, and waits for them.
+    ///
+    /// # Errors
+    /// The error that shut the client down, if a thread failed.
+    pub fn close(&mut self) -> Result<()> {
+        if self.state() == StreamsState::Created {
+            self.shared.set_state(StreamsState::NotRunning);
+            return Ok(());
+        }
+        self.shared.set_state(StreamsState::PendingShutdown);
+        self.shared.stop.store(true, Ordering::Release);
+        for w in self.shared.wakeups.lock().iter() {
+            w.wakeup();
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        let failed = self.shared.failure.lock().as_ref().map(Error::duplicate);
+        if let Some(e) = failed {
+            self.shared.set_state(StreamsState::Error);
+            return Err(e);
+        }
+        self.shared.set_state(StreamsState::NotRunning);
+        Ok(())
+    }
+}
+
+impl Drop for Streams {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            let _ = self.close();
+        }
+    }
+}
+
+/// The topics a started topology reads and writes, resolved for its application.
+pub(crate) struct Plan {
+    /// Resolved source topic to its sub-topology.
+    pub sub_of: HashMap<String, usize>,
+    /// Repartition topics with their partition counts.
+    pub repartitions: BTreeMap<String, i32>,
+    /// Changelog topics with their partition counts.
+    pub changelogs: BTreeMap<String, i32>,
+}
+
+impl Plan {
+    pub fn new(log: &LogInner, topology: &Topology, app: &str) -> Result<Plan> {
+        let count = |t: &str| crate::log::partition_count(log, t).ok();
+        Plan::with_counts(topology, app, count)
+    }
+
+    /// The plan with partition counts of user topics from `count` (`None`: missing).
+    pub fn with_counts(
+        topology: &Topology,
+        app: &str,
+        count: impl Fn(&str) -> Option<i32>,
+    ) -> Result<Plan> {
+        let g = &topology.graph;
+        let mut sub_of = HashMap::new();
+        for sub in topology.subs.iter() {
+            for (t, _) in &sub.sources {
+                sub_of.insert(t.resolve(app), sub.id);
+            }
+        }
+        let mut missing: Vec<String> = Vec::new();
+        let mut known: HashMap<String, i32> = HashMap::new();
+        for sub in topology.subs.iter() {
+            for (t, _) in &sub.sources {
+                if let super::graph::TopicRef::User(name) = t {
+                    match count(name) {
+                        Some(n) => {
+                            known.insert(name.clone(), n);
+                        }
+                        None => missing.push(name.clone()),
+                    }
+                }
+            }
+        }
+        if !missing.is_empty() {
+            missing.sort();
+            missing.dedup();
+            return Err(Error::Streams {
+                reason: format!(
+                    "missing source topics: {} (create them before starting)",
+                    missing.join(", ")
+                ),
+            });
+        }
+        let sub_of_node = |n: usize| {
+            topology
+                .subs
+                .iter()
+                .find(|s| s.nodes.contains(&n))
+                .map(|s| s.id)
+        };
+        // Repartition topics take their counts from upstream, which may be another
+        // repartition topic: settle them in rounds.
+        let mut repartitions: BTreeMap<String, i32> = BTreeMap::new();
+        for _ in 0..=g.repartitions.len() {
+            for r in &g.repartitions {
+                let name = r.topic.resolve(app);
+                if repartitions.contains_key(&name) {
+                    continue;
+                }
+                let of_sub = |n: usize| -> Option<i32> {
+                    let sub = topology.subs.get(sub_of_node(n)?)?;
+                    sub.sources
+                        .iter()
+                        .map(|(t, _)| {
+                            let t = t.resolve(app);
+                            known.get(&t).or_else(|| repartitions.get(&t)).copied()
+                        })
+                        .collect::<Option<Vec<i32>>>()
+                        .and_then(|v| v.into_iter().max())
+                };
+                let n = match r.partitions {
+                    PartitionsOf::Fixed(n) => Some(n),
+                    PartitionsOf::Upstream(n) | PartitionsOf::SameAs(n) => of_sub(n),
+                };
+                if let Some(n) = n {
+                    repartitions.insert(name, n);
+                }
+            }
+        }
+        if let Some(r) = g
+            .repartitions
+            .iter()
+            .find(|r| !repartitions.contains_key(&r.topic.resolve(app)))
+        {
+            return Err(Error::Streams {
+                reason: format!(
+                    "cannot tell how many partitions '{}' needs",
+                    r.topic.resolve(app)
+                ),
+            });
+        }
+        let mut partitions = Vec::new();
+        for sub in topology.subs.iter() {
+            let counts: Vec<(String, i32)> = sub
+                .sources
+                .iter()
+                .map(|(t, _)| {
+                    let t = t.resolve(app);
+                    let n = known
+                        .get(&t)
+                        .or_else(|| repartitions.get(&t))
+                        .copied()
+                        .unwrap_or(1);
+                    (t, n)
+                })
+                .collect();
+            let first = counts.first().map_or(1, |(_, n)| *n);
+            if counts.iter().any(|(_, n)| *n != first) {
+                let list: Vec<String> = counts.iter().map(|(t, n)| format!("{t} ({n})")).collect();
+                return Err(Error::Streams {
+                    reason: format!(
+                        "topics read by one sub-topology must be co-partitioned (the same \
+                         partition count): {}",
+                        list.join(", ")
+                    ),
+                });
+            }
+            partitions.push(first);
+        }
+        let mut changelogs = BTreeMap::new();
+        for sub in topology.subs.iter() {
+            let n = partitions.get(sub.id).copied().unwrap_or(1);
+            for &s in &sub.stores {
+                if let Some(def) = g.stores.get(s) {
+                    changelogs.insert(def.changelog().resolve(app), n);
+                }
+            }
+        }
+        Ok(Plan {
+            sub_of,
+            repartitions,
+            changelogs,
+        })
+    }
+
+    /// Creates the repartition topics (`delete`, kept forever) and changelogs (`compact`),
+    /// or checks those that exist have the partitions they need.
+    fn create_internal_topics(&self, log: &LogInner) -> Result<()> {
+        let topics = self
+            .repartitions
+            .iter()
+            .map(|(t, n)| (t, *n, CleanupPolicy::Delete))
+            .chain(
+                self.changelogs
+                    .iter()
+                    .map(|(t, n)| (t, *n, CleanupPolicy::Compact)),
+            );
+        for (topic, n, policy) in topics {
+            if let Ok(have) = crate::log::partition_count(log, topic) {
+                if have != n {
+                    return Err(Error::Streams {
+                        reason: format!(
+                            "the internal topic '{topic}' has {have} partitions; it needs {n}"
+                        ),
+                    });
+                }
+                continue;
+            }
+            let mut config = log.options.default_topic_config.clone();
+            config.cleanup_policy = policy;
+            config.retention_ms = None;
+            match log.create_topic_unchecked(topic, n, config) {
+                Ok(()) | Err(Error::TopicAlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// The resolved topics the threads subscribe to.
+    pub fn source_topics(&self) -> Vec<String> {
+        let mut t: Vec<String> = self.sub_of.keys().cloned().collect();
+        t.sort();
+        t
+    }
+}
+
+/// Records sent by a thread's tasks, through its producer.
+struct ProducerOutput<'a> {
+    producer: &'a Producer,
+}
+
+impl Output for ProducerOutput<'_> {
+    fn send(
+        &mut self,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<Bytes>,
+        value: Option<Bytes>,
+        timestamp: i64,
+    ) -> Result<()> {
+        self.producer.send_async(ProducerRecord {
+            topic: topic.to_string(),
+            partition,
+            record: Record {
+                key,
+                value,
+                headers: Vec::new(),
+                timestamp: Some(timestamp),
+            },
+        })?;
+        Ok(())
+    }
+}
+
+/// A thread's tasks and what they processed since the last commit.
+struct Tasks {
+    tasks: BTreeMap<TaskId, Task>,
+    /// The next offset to commit per partition.
+    processed: HashMap<TopicPartition, i64>,
+}
+
+struct StreamThread {
+    log: Arc<LogInner>,
+    topology: Topology,
+    config: StreamsConfig,
+    plan: Arc<Plan>,
+    shared: Arc<Shared>,
+}
+
+/// Commits what `tasks` processed: caches forwarded, changelogs written, the producer
+/// flushed, then the input offsets committed (at-least-once: outputs before offsets).
+fn commit(
+    tasks: &mut Tasks,
+    only: Option<&[TaskId]>,
+    plan: &Plan,
+    producer: &Producer,
+    consumer: &mut Consumer,
+    cache: usize,
+) -> Result<()> {
+    let mut out = ProducerOutput { producer };
+    for (id, task) in &mut tasks.tasks {
+        if only.is_none_or(|o| o.contains(id)) {
+            task.flush(&mut out, cache)?;
+        }
+    }
+    producer.flush()?;
+    let offsets: Vec<(TopicPartition, OffsetAndMetadata)> = tasks
+        .processed
+        .iter()
+        .filter(|(tp, _)| {
+            only.is_none_or(|o| {
+                plan.sub_of
+                    .get(&tp.topic)
+                    .is_some_and(|s| o.contains(&(*s, tp.partition)))
+            })
+        })
+        .map(|(tp, o)| (tp.clone(), OffsetAndMetadata::new(*o)))
+        .collect();
+    if offsets.is_empty() {
+        return Ok(());
+    }
+    consumer.commit_offsets(&offsets)?;
+    for (tp, _) in &offsets {
+        tasks.processed.remove(tp);
+    }
+    Ok(())
+}
+
+struct Listener {
+    tasks: Arc<Mutex<Tasks>>,
+    log: Arc<LogInner>,
+    topology: Topology,
+    plan: Arc<Plan>,
+    app: String,
+    producer: Arc<Producer>,
+    cache: usize,
+    errors: Arc<Mutex<Option<Error>>>,
+    shared: Arc<Shared>,
+    settled: Arc<AtomicBool>,
+}
+
+impl Listener {
+    fn ids(&self, partitions: &[TopicPartition]) -> Vec<TaskId> {
+        let mut ids: Vec<TaskId> = partitions
+            .iter()
+            .filter_map(|tp| Some((*self.plan.sub_of.get(&tp.topic)?, tp.partition)))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    fn fail(&self, e: Error) {
+        let mut slot = self.errors.lock();
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+    }
+}
+
+impl RebalanceListener for Listener {
+    fn on_partitions_revoked(&mut self, consumer: &mut Consumer, partitions: &[TopicPartition]) {
+        if self.settled.swap(false, Ordering::AcqRel) {
+            self.shared.settled.fetch_sub(1, Ordering::AcqRel);
+        }
+        self.shared.set_state(StreamsState::Rebalancing);
+        let ids = self.ids(partitions);
+        let mut tasks = self.tasks.lock();
+        if let Err(e) = commit(
+            &mut tasks,
+            Some(&ids),
+            &self.plan,
+            &self.producer,
+            consumer,
+            self.cache,
+        ) {
+            self.fail(e);
+        }
+        for id in &ids {
+            tasks.tasks.remove(id);
+        }
+        tasks.processed.retain(|tp, _| !partitions.contains(tp));
+    }
+
+    fn on_partitions_assigned(&mut self, _consumer: &mut Consumer, partitions: &[TopicPartition]) {
+        let ids = self.ids(partitions);
+        let mut tasks = self.tasks.lock();
+        for id in ids {
+            if tasks.tasks.contains_key(&id) {
+                continue;
+            }
+            let Some(sub) = self.topology.subs.get(id.0) else {
+                continue;
+            };
+            let mut task = Task::new(&self.topology, sub, id.1, &self.app);
+            if let Err(e) = restore(&self.log, &mut task) {
+                self.fail(e);
+                return;
+            }
+            tasks.tasks.insert(id, task);
+        }
+    }
+}
+
+/// Replays each store's changelog partition into it (from the start to the end as of now).
+fn restore(log: &Arc<LogInner>, task: &mut Task) -> Result<()> {
+    let partition = task.id.1;
+    for (store, changelog) in task.changelogs() {
+        let h = crate::log::handle_for(log, &changelog, partition)?;
+        let end = h.log_end_offset();
+        let mut at = h.log_start_offset();
+        while at < end {
+            let records = h.records(at, 4 << 20)?;
+            let Some(last) = records.last().map(|r| r.offset) else {
+                break;
+            };
+            for r in records.iter().filter(|r| r.offset < end) {
+                if let Some(k) = &r.key {
+                    task.restore(store, k, r.value.as_deref())?;
+                }
+            }
+            at = last + 1;
+        }
+    }
+    Ok(())
+}
+
+impl StreamThread {
+    fn run(self) {
+        loop {
+            let result = self.run_once();
+            let Err(e) = result else {
+                return;
+            };
+            if self.shared.stop.load(Ordering::Acquire) {
+                self.record_failure(e);
+                return;
+            }
+            let response = self
+                .shared
+                .handler
+                .lock()
+                .as_ref()
+                .map_or(ThreadErrorResponse::ShutdownClient, |h| h(&e));
+            match response {
+                ThreadErrorResponse::ReplaceThread => {
+                    eprintln!(
+                        "streams {}: a thread failed and is replaced: {e}",
+                        self.config.application_id
+                    );
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                ThreadErrorResponse::ShutdownClient => {
+                    self.record_failure(e);
+                    self.shared.set_state(StreamsState::PendingError);
+                    self.shared.stop.store(true, Ordering::Release);
+                    for w in self.shared.wakeups.lock().iter() {
+                        w.wakeup();
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn record_failure(&self, e: Error) {
+        let mut f = self.shared.failure.lock();
+        if f.is_none() {
+            *f = Some(e);
+        }
+    }
+
+    fn run_once(&self) -> Result<()> {
+        let app = self.config.application_id.clone();
+        let mut cc = ConsumerConfig::group(app.clone());
+        cc.enable_auto_commit = false;
+        cc.assignors = vec!["range".into()];
+        cc.isolation_level = crate::IsolationLevel::ReadCommitted;
+        cc.max_poll_records = self.config.max_poll_records;
+        let mut consumer = Consumer::new(Arc::clone(&self.log), cc)?;
+        let producer = Arc::new(Producer::new(
+            Arc::clone(&self.log),
+            ProducerConfig::default(),
+        )?);
+        let tasks = Arc::new(Mutex::new(Tasks {
+            tasks: BTreeMap::new(),
+            processed: HashMap::new(),
+        }));
+        let errors = Arc::new(Mutex::new(None));
+        let settled = Arc::new(AtomicBool::new(false));
+        consumer.set_rebalance_listener(Listener {
+            tasks: Arc::clone(&tasks),
+            log: Arc::clone(&self.log),
+            topology: self.topology.clone(),
+            plan: Arc::clone(&self.plan),
+            app: app.clone(),
+            producer: Arc::clone(&producer),
+            cache: self.config.cache_max_bytes,
+            errors: Arc::clone(&errors),
+            shared: Arc::clone(&self.shared),
+            settled: Arc::clone(&settled),
+        });
+        self.shared.wakeups.lock().push(consumer.wakeup_handle());
+        let topics = self.plan.source_topics();
+        let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&refs)?;
+        let dlq = match &self.config.dead_letter_topic {
+            Some(t) => Some((
+                t.clone(),
+                Producer::new(Arc::clone(&self.log), ProducerConfig::default())?,
+            )),
+            None => None,
+        };
+        let result = self.process_loop(
+            &mut consumer,
+            &producer,
+            &tasks,
+            &errors,
+            &settled,
+            dlq.as_ref(),
+        );
+        // Leaving: commit what was processed (not after a failure: its state may be torn).
+        let closing = match result {
+            Ok(()) => {
+                let mut t = tasks.lock();
+                commit(
+                    &mut t,
+                    None,
+                    &self.plan,
+                    &producer,
+                    &mut consumer,
+                    self.config.cache_max_bytes,
+                )
+            }
+            Err(e) => Err(e),
+        };
+        if settled.swap(false, Ordering::AcqRel) {
+            self.shared.settled.fetch_sub(1, Ordering::AcqRel);
+        }
+        let _ = consumer.close();
+        let _ = producer.close();
+        closing
+    }
+
+    fn process_loop(
+        &self,
+        consumer: &mut Consumer,
+        producer: &Producer,
+        tasks: &Arc<Mutex<Tasks>>,
+        errors: &Arc<Mutex<Option<Error>>>,
+        settled: &Arc<AtomicBool>,
+        dlq: Option<&(String, Producer)>,
+    ) -> Result<()> {
+        let cache = self.config.cache_max_bytes;
+        let mut last_commit = Instant::now();
+        while !self.shared.stop.load(Ordering::Acquire) {
+            let polled = match consumer.poll(self.config.poll_time) {
+                Ok(p) => p,
+                Err(Error::WokenUp) if self.shared.stop.load(Ordering::Acquire) => break,
+                Err(e) => return Err(e),
+            };
+            if let Some(e) = errors.lock().take() {
+                return Err(e);
+            }
+            if !consumer.assignment().is_empty() && !settled.swap(true, Ordering::AcqRel) {
+                let n = self.shared.settled.fetch_add(1, Ordering::AcqRel) + 1;
+                if n >= self.shared.threads {
+                    self.shared.set_state(StreamsState::Running);
+                }
+            }
+            let mut t = tasks.lock();
+            let mut out = ProducerOutput { producer };
+            for r in &polled {
+                let Some(&sub) = self.plan.sub_of.get(r.topic()) else {
+                    continue;
+                };
+                let Some(task) = t.tasks.get_mut(&(sub, r.partition())) else {
+                    continue;
+                };
+                let raw = task.process(
+                    r.topic(),
+                    r.key(),
+                    r.value(),
+                    r.timestamp(),
+                    &mut out,
+                    cache,
+                )?;
+                if let Raw::BadInput(e) = raw {
+                    self.bad_input(&r, &e, dlq)?;
+                }
+                t.processed.insert(
+                    TopicPartition::new(r.topic(), r.partition()),
+                    r.offset() + 1,
+                );
+            }
+            if last_commit.elapsed() >= self.config.commit_interval {
+                commit(&mut t, None, &self.plan, producer, consumer, cache)?;
+                last_commit = Instant::now();
+            }
+        }
+        Ok(())
+    }
+
+    /// A record that did not deserialize: the handler fails the thread or skips it (to the
+    /// dead-letter topic when one is set, with Kafka's error headers).
+    fn bad_input(
+        &self,
+        r: &crate::ConsumerRecord<'_>,
+        e: &Error,
+        dlq: Option<&(String, Producer)>,
+    ) -> Result<()> {
+        let at = format!(
+            "topic {} partition {} offset {}",
+            r.topic(),
+            r.partition(),
+            r.offset()
+        );
+        if self.config.deserialization_handler == DeserializationHandler::LogAndFail {
+            return Err(Error::Serde {
+                reason: format!("deserializing the record at {at}: {e}"),
+            });
+        }
+        eprintln!(
+            "streams {}: skipped a record that does not deserialize ({at}): {e}",
+            self.config.application_id
+        );
+        if let Some((topic, producer)) = dlq {
+            let mut record = Record {
+                key: r.key().map(Bytes::copy_from_slice),
+                value: r.value().map(Bytes::copy_from_slice),
+                headers: r
+                    .headers()
+                    .map(|(k, v)| Header {
+                        key: k.to_string(),
+                        value: v.map(Bytes::copy_from_slice),
+                    })
+                    .collect(),
+                timestamp: Some(r.timestamp()),
+            };
+            for (k, v) in [
+                (
+                    "__streams.errors.exception",
+                    "org.apache.kafka.common.errors.SerializationException".to_string(),
+                ),
+                ("__streams.errors.message", e.to_string()),
+                ("__streams.errors.topic", r.topic().to_string()),
+                ("__streams.errors.partition", r.partition().to_string()),
+                ("__streams.errors.offset", r.offset().to_string()),
+            ] {
+                record.headers.push(Header::new(k, v.into_bytes()));
+            }
+            producer.send(ProducerRecord {
+                topic: topic.clone(),
+                partition: None,
+                record,
+            })?;
+        }
+        Ok(())
+    }
+}

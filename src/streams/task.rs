@@ -1,0 +1,165 @@
+//! A task: one sub-topology's processors and stores for one partition.
+
+use std::any::Any;
+use std::collections::HashMap;
+
+use super::graph::{Make, SubTopology, Topology};
+use super::node::{Cx, ErasedNode, NodeId, Output, internal};
+use super::ops::{Raw, SourceNode};
+use super::store::ErasedStore;
+use crate::error::Result;
+
+/// A task's id: its sub-topology and partition (Kafka's `0_1`).
+pub(crate) type TaskId = (usize, i32);
+
+pub(crate) struct Task {
+    pub id: TaskId,
+    nodes: Vec<Option<Box<dyn ErasedNode>>>,
+    stores: Vec<Option<Box<dyn ErasedStore>>>,
+    /// Source topic (resolved) to the node that reads it.
+    sources: HashMap<String, NodeId>,
+    order: Vec<NodeId>,
+    store_ids: Vec<usize>,
+    store_names: HashMap<String, usize>,
+}
+
+impl Task {
+    pub fn new(topology: &Topology, sub: &SubTopology, partition: i32, app: &str) -> Task {
+        let g = &topology.graph;
+        let mut nodes: Vec<Option<Box<dyn ErasedNode>>> =
+            (0..g.nodes.len()).map(|_| None).collect();
+        for &n in &sub.nodes {
+            if let (Some(def), Some(slot)) = (g.nodes.get(n), nodes.get_mut(n))
+                && let Some(make) = &def.make
+            {
+                *slot = Some(make(&Make {
+                    children: &def.children,
+                    app,
+                }));
+            }
+        }
+        let mut stores: Vec<Option<Box<dyn ErasedStore>>> =
+            (0..g.stores.len()).map(|_| None).collect();
+        let mut store_names = HashMap::new();
+        for &s in &sub.stores {
+            if let (Some(def), Some(slot)) = (g.stores.get(s), stores.get_mut(s)) {
+                *slot = Some((def.make)(def.changelog().resolve(app)));
+                store_names.insert(def.name.clone(), s);
+            }
+        }
+        let sources = sub
+            .sources
+            .iter()
+            .map(|(t, n)| (t.resolve(app), *n))
+            .collect();
+        Task {
+            id: (sub.id, partition),
+            nodes,
+            stores,
+            sources,
+            order: sub.nodes.clone(),
+            store_ids: sub.stores.clone(),
+            store_names,
+        }
+    }
+
+    fn cx<'a>(&'a mut self, out: &'a mut dyn Output, timestamp: i64, cache: usize) -> Cx<'a> {
+        Cx {
+            nodes: &mut self.nodes,
+            stores: &mut self.stores,
+            timestamp,
+            out,
+            cache_max_bytes: cache,
+        }
+    }
+
+    /// Processes one record read from `topic`.
+    pub fn process(
+        &mut self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        timestamp: i64,
+        out: &mut dyn Output,
+        cache: usize,
+    ) -> Result<Raw> {
+        let id = *self
+            .sources
+            .get(topic)
+            .ok_or_else(|| internal("a record of a topic this task does not read"))?;
+        let mut node = self
+            .nodes
+            .get_mut(id)
+            .and_then(Option::take)
+            .ok_or_else(|| internal("a source node is missing"))?;
+        let r = match node.as_any().downcast_mut::<SourceNode>() {
+            Some(s) => {
+                let mut cx = self.cx(out, timestamp, cache);
+                s.raw(&mut cx, topic, key, value)
+            }
+            None => Err(internal("a source is not a source node")),
+        };
+        if let Some(slot) = self.nodes.get_mut(id) {
+            *slot = Some(node);
+        }
+        r
+    }
+
+    /// Forwards what caches hold (in topological order) and writes the stores' changes to
+    /// their changelogs.
+    pub fn flush(&mut self, out: &mut dyn Output, cache: usize) -> Result<()> {
+        let order = self.order.clone();
+        for id in order {
+            let Some(mut node) = self.nodes.get_mut(id).and_then(Option::take) else {
+                continue;
+            };
+            let r = {
+                let mut cx = self.cx(out, 0, cache);
+                node.flush(&mut cx)
+            };
+            if let Some(slot) = self.nodes.get_mut(id) {
+                *slot = Some(node);
+            }
+            r?;
+        }
+        let partition = self.id.1;
+        for &s in &self.store_ids {
+            if let Some(Some(store)) = self.stores.get_mut(s) {
+                store.flush_changelog(partition, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The changelog topics of this task's stores, with each store's index.
+    pub fn changelogs(&self) -> Vec<(usize, String)> {
+        self.store_ids
+            .iter()
+            .filter_map(|&s| {
+                self.stores
+                    .get(s)
+                    .and_then(Option::as_ref)
+                    .map(|st| (s, st.changelog().to_string()))
+            })
+            .collect()
+    }
+
+    /// Applies a changelog record to store `s`.
+    pub fn restore(&mut self, s: usize, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+        match self.stores.get_mut(s).and_then(Option::as_mut) {
+            Some(st) => st.restore(key, value),
+            None => Err(internal(
+                "a changelog record for a store this task does not hold",
+            )),
+        }
+    }
+
+    /// The store named `name`, as its concrete type.
+    pub fn store_any(&mut self, name: &str) -> Option<&mut dyn Any> {
+        let s = *self.store_names.get(name)?;
+        self.stores
+            .get_mut(s)
+            .and_then(Option::as_mut)
+            .map(|st| st.as_any())
+    }
+}
