@@ -302,6 +302,31 @@ impl Producer {
         sent
     }
 
+    /// Sends `records` to one partition as one batch and waits for it, behind this producer's
+    /// queued records of that partition: [`Producer::send_batch`] for records already routed
+    /// (the streams runtime's outputs), with no per-record topic or routing.
+    #[cfg(feature = "streams")]
+    pub(crate) fn send_to_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: &[Record],
+    ) -> Result<()> {
+        if self.inner.queues.lock().closed {
+            return Err(closed_producer());
+        }
+        if self.inner.in_flight.load(Ordering::Acquire) > 0 {
+            self.inner.wait_partition(&(topic.to_string(), partition));
+        }
+        match self.inner.send_records(topic, partition, records) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.inner.metrics.failed(records.len());
+                Err(e)
+            }
+        }
+    }
+
     /// [`Producer::send_batch`], counting the records stored into `stored`.
     fn send_parts(
         &self,

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::config::{DeserializationHandler, StreamsConfig};
 use super::graph::Topology;
@@ -61,7 +61,7 @@ impl std::fmt::Debug for TopologyTestDriver {
 
 /// Records sent while one input is processed.
 #[derive(Default)]
-struct Collected(Vec<(String, Held)>);
+struct Collected(Vec<(String, Held)>, BytesMut);
 
 impl Output for Collected {
     fn send(
@@ -74,6 +74,10 @@ impl Output for Collected {
     ) -> Result<()> {
         self.0.push((topic.to_string(), (key, value, timestamp)));
         Ok(())
+    }
+
+    fn arena(&mut self) -> &mut BytesMut {
+        super::node::room(&mut self.1)
     }
 }
 
@@ -247,8 +251,7 @@ impl TopologyTestDriver {
         V: Clone + Send + 'static,
     {
         let s = self.kv::<K, V>(store)?;
-        let kb = s.key_bytes(key)?;
-        Ok(kb.and_then(|kb| s.get(&kb).cloned()))
+        Ok(s.get_by_key(key)?.cloned())
     }
 
     /// Every entry of the key-value store `store`, in no order.

@@ -2,7 +2,7 @@
 
 use std::any::Any;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::store::ErasedStore;
 use crate::error::{Error, Result};
@@ -23,6 +23,17 @@ pub(crate) trait Output {
         value: Option<Bytes>,
         timestamp: i64,
     ) -> Result<()>;
+
+    /// A buffer to serialize a record's key and value into (then split off as `Bytes`).
+    fn arena(&mut self) -> &mut BytesMut;
+}
+
+/// Keeps room in an output's buffer: a new block when little is left.
+pub(crate) fn room(arena: &mut BytesMut) -> &mut BytesMut {
+    if arena.capacity() - arena.len() < 1024 {
+        arena.reserve(64 << 10);
+    }
+    arena
 }
 
 /// A processor of records with keys `K` and values `V`.

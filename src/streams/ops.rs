@@ -3,8 +3,6 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use super::node::{Cx, ErasedNode, Node, NodeId, StoreId, Typed};
 use super::serde::SharedSerde;
 use super::store::KvStore;
@@ -350,11 +348,19 @@ impl<K: 'static, V: 'static> Node<K, V> for Sink<K, V> {
                 chosen.as_str()
             }
         };
-        let k = self.key.serialize(topic, &key)?;
+        // Written into the output's buffer: no allocation per record.
+        let arena = cx.out.arena();
+        let k = self
+            .key
+            .serialize_into(topic, &key, arena)?
+            .then(|| arena.split().freeze());
         if k.is_none() && self.drop_null_keys {
             return Ok(());
         }
-        let v = self.value.serialize(topic, &value)?;
+        let v = self
+            .value
+            .serialize_into(topic, &value, arena)?
+            .then(|| arena.split().freeze());
         let ts = cx.timestamp;
         cx.out.send(topic, None, k, v, ts)
     }
@@ -383,25 +389,23 @@ where
     fn process(&mut self, cx: &mut Cx<'_>, key: K, value: V) -> Result<()> {
         let ts = cx.timestamp;
         let cache = self.caching && cx.cache_max_bytes > 0;
+        let step = &self.step;
         let s = cx.store::<KvStore<K, A>>(self.store)?;
         // A null key cannot be grouped: dropped, as Kafka drops it.
-        let Some(kb) = s.key_bytes(&key)? else {
+        let Some((fresh, new)) = s.upsert(&key, ts, cache, !cache, |old| step(&key, value, old))?
+        else {
             return Ok(());
         };
-        let old = s.get(&kb).cloned();
-        let new = (self.step)(&key, value, old);
-        if cache {
-            let size = kb.len() + 64;
-            if s.put_cached(kb, key, new, ts) {
-                self.pending_bytes += size;
-            }
+        if let Some(new) = new {
+            return cx.forward(&self.children, key, Some(new));
+        }
+        if fresh {
+            self.pending_bytes += 64;
             if self.pending_bytes > cx.cache_max_bytes {
                 self.emit(cx)?;
             }
-            return Ok(());
         }
-        s.put(kb, key.clone(), Some(new.clone()), ts);
-        cx.forward(&self.children, key, Some(new))
+        Ok(())
     }
 
     fn flush(&mut self, cx: &mut Cx<'_>) -> Result<()> {
@@ -446,10 +450,10 @@ where
     fn process(&mut self, cx: &mut Cx<'_>, key: K, value: Option<V>) -> Result<()> {
         let ts = cx.timestamp;
         let s = cx.store::<KvStore<K, V>>(self.store)?;
-        let Some(kb) = s.key_bytes(&key)? else {
+        // A null key cannot be a row: dropped, as Kafka drops it.
+        if !s.put(&key, value.clone(), ts)? {
             return Ok(());
-        };
-        s.put(kb, key.clone(), value.clone(), ts);
+        }
         cx.forward(&self.children, key, value)
     }
 }
@@ -531,11 +535,8 @@ where
 {
     fn process(&mut self, cx: &mut Cx<'_>, key: K, value: V) -> Result<()> {
         let s = cx.store::<KvStore<K, VT>>(self.store)?;
-        // A null key matches nothing and is dropped, as Kafka drops it.
-        let Some(kb): Option<Bytes> = s.key_bytes(&key)? else {
-            return Ok(());
-        };
-        let joined = (self.joiner)(&value, s.get(&kb));
+        // A null key matches nothing (an inner join drops the record).
+        let joined = (self.joiner)(&value, s.get_by_key(&key)?);
         match joined {
             Some(v) => cx.forward(&self.children, key, v),
             None => Ok(()),

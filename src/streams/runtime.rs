@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 
 use super::config::{DeserializationHandler, StreamsConfig};
@@ -451,12 +451,70 @@ impl Plan {
     }
 }
 
-/// Records sent by a thread's tasks, through its producer.
-struct ProducerOutput<'a> {
-    producer: &'a Producer,
+/// Records sent by a thread's tasks: kept per partition and written as one batch per
+/// partition after each poll's records and before each commit (no queue, no thread hop).
+struct BatchOutput {
+    log: Arc<LogInner>,
+    producer: Arc<Producer>,
+    /// Records kept, by topic (and its partition count), then partition.
+    pending: Vec<(String, i32, Vec<PartitionRecords>)>,
+    bytes: usize,
+    arena: BytesMut,
 }
 
-impl Output for ProducerOutput<'_> {
+/// How long a thread with uncommitted work waits for more before it commits.
+const IDLE_POLL: Duration = Duration::from_millis(5);
+
+/// A partition's records kept to be written.
+type PartitionRecords = (i32, Vec<Record>);
+
+/// Past this many bytes kept, they are written at once.
+const OUTPUT_BUFFER: usize = 1 << 20;
+/// The most bytes written as one batch (well under a topic's `max.message.bytes`).
+const OUTPUT_BATCH: usize = 256 << 10;
+
+fn size_of(r: &Record) -> usize {
+    r.key.as_ref().map_or(0, Bytes::len) + r.value.as_ref().map_or(0, Bytes::len) + 24
+}
+
+impl BatchOutput {
+    fn new(log: &Arc<LogInner>, producer: &Arc<Producer>) -> BatchOutput {
+        BatchOutput {
+            log: Arc::clone(log),
+            producer: Arc::clone(producer),
+            pending: Vec::new(),
+            bytes: 0,
+            arena: BytesMut::new(),
+        }
+    }
+
+    /// Writes what is kept.
+    fn write(&mut self) -> Result<()> {
+        for (topic, _, parts) in &mut self.pending {
+            for (partition, records) in parts.iter_mut() {
+                let mut from = 0;
+                let mut size = 0;
+                for (i, r) in records.iter().enumerate() {
+                    size += size_of(r);
+                    if size >= OUTPUT_BATCH {
+                        let chunk = records.get(from..=i).unwrap_or_default();
+                        self.producer.send_to_partition(topic, *partition, chunk)?;
+                        from = i + 1;
+                        size = 0;
+                    }
+                }
+                if let Some(rest) = records.get(from..).filter(|r| !r.is_empty()) {
+                    self.producer.send_to_partition(topic, *partition, rest)?;
+                }
+                records.clear();
+            }
+        }
+        self.bytes = 0;
+        Ok(())
+    }
+}
+
+impl Output for BatchOutput {
     fn send(
         &mut self,
         topic: &str,
@@ -465,17 +523,47 @@ impl Output for ProducerOutput<'_> {
         value: Option<Bytes>,
         timestamp: i64,
     ) -> Result<()> {
-        self.producer.send_async(ProducerRecord {
-            topic: topic.to_string(),
-            partition,
-            record: Record {
-                key,
-                value,
-                headers: Vec::new(),
-                timestamp: Some(timestamp),
-            },
-        })?;
+        let known = self.pending.iter().position(|(t, _, _)| t == topic);
+        let at = if let Some(at) = known {
+            at
+        } else {
+            let n = crate::log::partition_count(&self.log, topic)?;
+            self.pending.push((topic.to_string(), n, Vec::new()));
+            self.pending.len() - 1
+        };
+        let Some((_, count, parts)) = self.pending.get_mut(at) else {
+            return Ok(());
+        };
+        let partition = match (partition, &key) {
+            (Some(p), _) => p,
+            // Kafka's default partitioner: murmur2 of the key, sticky without one.
+            (None, Some(k)) => crate::partition_for_key(k, *count),
+            (None, None) => crate::log::partition_for(
+                &self.log,
+                topic,
+                None,
+                value.as_ref().map_or(0, Bytes::len),
+            )?,
+        };
+        let record = Record {
+            key,
+            value,
+            headers: Vec::new(),
+            timestamp: Some(timestamp),
+        };
+        self.bytes += size_of(&record);
+        match parts.iter_mut().find(|(p, _)| *p == partition) {
+            Some((_, records)) => records.push(record),
+            None => parts.push((partition, vec![record])),
+        }
+        if self.bytes >= OUTPUT_BUFFER {
+            self.write()?;
+        }
         Ok(())
+    }
+
+    fn arena(&mut self) -> &mut BytesMut {
+        super::node::room(&mut self.arena)
     }
 }
 
@@ -494,23 +582,23 @@ struct StreamThread {
     shared: Arc<Shared>,
 }
 
-/// Commits what `tasks` processed: caches forwarded, changelogs written, the producer
+/// Commits what `tasks` processed: caches forwarded, changelogs and outputs written and
 /// flushed, then the input offsets committed (at-least-once: outputs before offsets).
 fn commit(
     tasks: &mut Tasks,
     only: Option<&[TaskId]>,
     plan: &Plan,
-    producer: &Producer,
+    out: &mut BatchOutput,
     consumer: &mut Consumer,
     cache: usize,
 ) -> Result<()> {
-    let mut out = ProducerOutput { producer };
     for (id, task) in &mut tasks.tasks {
         if only.is_none_or(|o| o.contains(id)) {
-            task.flush(&mut out, cache)?;
+            task.flush(out, cache)?;
         }
     }
-    producer.flush()?;
+    out.write()?;
+    out.producer.flush()?;
     let offsets: Vec<(TopicPartition, OffsetAndMetadata)> = tasks
         .processed
         .iter()
@@ -573,11 +661,12 @@ impl RebalanceListener for Listener {
         self.shared.set_state(StreamsState::Rebalancing);
         let ids = self.ids(partitions);
         let mut tasks = self.tasks.lock();
+        let mut out = BatchOutput::new(&self.log, &self.producer);
         if let Err(e) = commit(
             &mut tasks,
             Some(&ids),
             &self.plan,
-            &self.producer,
+            &mut out,
             consumer,
             self.cache,
         ) {
@@ -682,7 +771,8 @@ impl StreamThread {
         let mut cc = ConsumerConfig::group(app.clone());
         cc.enable_auto_commit = false;
         cc.assignors = vec!["range".into()];
-        cc.isolation_level = crate::IsolationLevel::ReadCommitted;
+        // Kafka Streams reads read_committed only under exactly-once.
+        cc.isolation_level = crate::IsolationLevel::ReadUncommitted;
         cc.max_poll_records = self.config.max_poll_records;
         let mut consumer = Consumer::new(Arc::clone(&self.log), cc)?;
         let producer = Arc::new(Producer::new(
@@ -718,9 +808,10 @@ impl StreamThread {
             )),
             None => None,
         };
+        let mut out = BatchOutput::new(&self.log, &producer);
         let result = self.process_loop(
             &mut consumer,
-            &producer,
+            &mut out,
             &tasks,
             &errors,
             &settled,
@@ -734,7 +825,7 @@ impl StreamThread {
                     &mut t,
                     None,
                     &self.plan,
-                    &producer,
+                    &mut out,
                     &mut consumer,
                     self.config.cache_max_bytes,
                 )
@@ -752,7 +843,7 @@ impl StreamThread {
     fn process_loop(
         &self,
         consumer: &mut Consumer,
-        producer: &Producer,
+        out: &mut BatchOutput,
         tasks: &Arc<Mutex<Tasks>>,
         errors: &Arc<Mutex<Option<Error>>>,
         settled: &Arc<AtomicBool>,
@@ -761,7 +852,14 @@ impl StreamThread {
         let cache = self.config.cache_max_bytes;
         let mut last_commit = Instant::now();
         while !self.shared.stop.load(Ordering::Acquire) {
-            let polled = match consumer.poll(self.config.poll_time) {
+            // With processed records not yet committed, a short wait: an empty poll then
+            // means the input is drained, and they are committed at once.
+            let wait = if tasks.lock().processed.is_empty() {
+                self.config.poll_time
+            } else {
+                self.config.poll_time.min(IDLE_POLL)
+            };
+            let polled = match consumer.poll(wait) {
                 Ok(p) => p,
                 Err(Error::WokenUp) if self.shared.stop.load(Ordering::Acquire) => break,
                 Err(e) => return Err(e),
@@ -776,32 +874,35 @@ impl StreamThread {
                 }
             }
             let mut t = tasks.lock();
-            let mut out = ProducerOutput { producer };
-            for r in &polled {
-                let Some(&sub) = self.plan.sub_of.get(r.topic()) else {
+            let t = &mut *t;
+            for tp in polled.partitions() {
+                let Some(&sub) = self.plan.sub_of.get(&tp.topic) else {
                     continue;
                 };
-                let Some(task) = t.tasks.get_mut(&(sub, r.partition())) else {
+                let Some(task) = t.tasks.get_mut(&(sub, tp.partition)) else {
                     continue;
                 };
-                let raw = task.process(
-                    r.topic(),
-                    r.key(),
-                    r.value(),
-                    r.timestamp(),
-                    &mut out,
-                    cache,
-                )?;
-                if let Raw::BadInput(e) = raw {
-                    self.bad_input(&r, &e, dlq)?;
+                let mut next = None;
+                let source = task.source(&tp.topic)?;
+                for r in polled.records(&tp) {
+                    let (key, value, ts) = (r.key(), r.value(), r.timestamp());
+                    let raw = task.process_at(source, &tp.topic, key, value, ts, out, cache)?;
+                    if let Raw::BadInput(e) = raw {
+                        self.bad_input(&r, &e, dlq)?;
+                    }
+                    next = Some(r.offset() + 1);
                 }
-                t.processed.insert(
-                    TopicPartition::new(r.topic(), r.partition()),
-                    r.offset() + 1,
-                );
+                if let Some(next) = next {
+                    t.processed.insert(tp, next);
+                }
             }
-            if last_commit.elapsed() >= self.config.commit_interval {
-                commit(&mut t, None, &self.plan, producer, consumer, cache)?;
+            // What this poll sent goes out now: the next poll may read it back.
+            out.write()?;
+            // On the interval, and at once when the input is drained (a poll with nothing),
+            // so results are out when the input stops.
+            let idle = polled.is_empty() && !t.processed.is_empty();
+            if idle || last_commit.elapsed() >= self.config.commit_interval {
+                commit(t, None, &self.plan, out, consumer, cache)?;
                 last_commit = Instant::now();
             }
         }

@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::error::{Error, Result};
 use crate::{Consumer, Producer, ProducerRecord, RecordMetadata};
@@ -18,6 +18,22 @@ pub trait Serde<T>: Send + Sync + 'static {
     /// # Errors
     /// [`Error::Serde`] when the value cannot be written this way.
     fn serialize(&self, topic: &str, value: &T) -> Result<Option<Bytes>>;
+
+    /// Appends the bytes of `value` to `buf`; `false` for Kafka's null (nothing appended).
+    /// The default copies what [`Serde::serialize`] returns; the built-in serdes write
+    /// straight into the buffer (the runtime's path: no allocation per record).
+    ///
+    /// # Errors
+    /// As [`Serde::serialize`].
+    fn serialize_into(&self, topic: &str, value: &T, buf: &mut BytesMut) -> Result<bool> {
+        match self.serialize(topic, value)? {
+            Some(b) => {
+                buf.extend_from_slice(&b);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
 
     /// The value `data` holds (`None`: a null key or value).
     ///
@@ -51,6 +67,11 @@ impl Serde<String> for StringSerde {
         Ok(Some(Bytes::copy_from_slice(value.as_bytes())))
     }
 
+    fn serialize_into(&self, _topic: &str, value: &String, buf: &mut BytesMut) -> Result<bool> {
+        buf.extend_from_slice(value.as_bytes());
+        Ok(true)
+    }
+
     fn deserialize(&self, _topic: &str, data: Option<&[u8]>) -> Result<String> {
         let data = data.ok_or_else(|| null_error("string"))?;
         String::from_utf8(data.to_vec())
@@ -77,13 +98,18 @@ impl Serde<Bytes> for BytesSerde {
 macro_rules! number_serde {
     ($name:ident, $t:ty, $width:expr, $kafka:literal) => {
         #[doc = concat!("`", stringify!($t), "` as ", stringify!($width),
-                            " big-endian bytes (Kafka's `", $kafka, "`).")]
+                                                    " big-endian bytes (Kafka's `", $kafka, "`).")]
         #[derive(Debug, Clone, Copy, Default)]
         pub struct $name;
 
         impl Serde<$t> for $name {
             fn serialize(&self, _topic: &str, value: &$t) -> Result<Option<Bytes>> {
                 Ok(Some(Bytes::copy_from_slice(&value.to_be_bytes())))
+            }
+
+            fn serialize_into(&self, _topic: &str, value: &$t, buf: &mut BytesMut) -> Result<bool> {
+                buf.extend_from_slice(&value.to_be_bytes());
+                Ok(true)
             }
 
             fn deserialize(&self, _topic: &str, data: Option<&[u8]>) -> Result<$t> {
@@ -119,6 +145,13 @@ impl<T: 'static, S: Serde<T>> Serde<Option<T>> for Nullable<S> {
         }
     }
 
+    fn serialize_into(&self, topic: &str, value: &Option<T>, buf: &mut BytesMut) -> Result<bool> {
+        match value {
+            Some(v) => self.0.serialize_into(topic, v, buf),
+            None => Ok(false),
+        }
+    }
+
     fn deserialize(&self, topic: &str, data: Option<&[u8]>) -> Result<Option<T>> {
         match data {
             Some(d) => self.0.deserialize(topic, Some(d)).map(Some),
@@ -135,6 +168,10 @@ pub struct UnitSerde;
 impl Serde<()> for UnitSerde {
     fn serialize(&self, _topic: &str, _value: &()) -> Result<Option<Bytes>> {
         Ok(None)
+    }
+
+    fn serialize_into(&self, _topic: &str, _value: &(), _buf: &mut BytesMut) -> Result<bool> {
+        Ok(false)
     }
 
     fn deserialize(&self, _topic: &str, _data: Option<&[u8]>) -> Result<()> {
@@ -241,6 +278,10 @@ struct ArcSerde<T>(SharedSerde<T>);
 impl<T: 'static> Serde<T> for ArcSerde<T> {
     fn serialize(&self, topic: &str, value: &T) -> Result<Option<Bytes>> {
         self.0.serialize(topic, value)
+    }
+
+    fn serialize_into(&self, topic: &str, value: &T, buf: &mut BytesMut) -> Result<bool> {
+        self.0.serialize_into(topic, value, buf)
     }
 
     fn deserialize(&self, topic: &str, data: Option<&[u8]>) -> Result<T> {

@@ -3,7 +3,7 @@
 use std::any::Any;
 use std::collections::HashMap;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::node::Output;
 use super::serde::SharedSerde;
@@ -25,9 +25,12 @@ pub(crate) trait ErasedStore: Send {
 }
 
 struct Entry<K, V> {
+    /// The key's bytes (the map's key, shared).
+    bytes: Bytes,
     key: K,
     /// `None`: deleted, its tombstone not yet written.
     value: Option<V>,
+    /// Changed since the changelog was last written.
     dirty: bool,
     /// Updated since its aggregate was last forwarded (the cache).
     pending: bool,
@@ -43,6 +46,8 @@ pub(crate) struct KvStore<K, V> {
     changelog: String,
     key_serde: SharedSerde<K>,
     value_serde: SharedSerde<V>,
+    /// A key's bytes while it is looked up.
+    scratch: BytesMut,
 }
 
 impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KvStore<K, V> {
@@ -54,80 +59,117 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KvStore<K, V> {
             changelog,
             key_serde,
             value_serde,
+            scratch: BytesMut::new(),
         }
     }
 
-    /// The key's bytes as the store keys it (`None` for a key that serializes to null).
-    pub fn key_bytes(&self, key: &K) -> Result<Option<Bytes>> {
-        self.key_serde.serialize(&self.changelog, key)
+    /// Serializes `key` into the scratch buffer; `false` for a key that serializes to null.
+    fn scratch_key(&mut self, key: &K) -> Result<bool> {
+        self.scratch.clear();
+        self.key_serde
+            .serialize_into(&self.changelog, key, &mut self.scratch)
     }
 
-    pub fn get(&self, key: &[u8]) -> Option<&V> {
-        self.map.get(key).and_then(|e| e.value.as_ref())
+    /// The value of `key` (`None` also for a null key).
+    pub fn get_by_key(&mut self, key: &K) -> Result<Option<&V>> {
+        if !self.scratch_key(key)? {
+            return Ok(None);
+        }
+        Ok(self
+            .map
+            .get(&self.scratch[..])
+            .and_then(|e| e.value.as_ref()))
     }
 
+    /// The value, key and time of the entry with these bytes.
     pub fn get_entry(&self, key: &[u8]) -> Option<(&K, &V, i64)> {
         self.map
             .get(key)
             .and_then(|e| Some((&e.key, e.value.as_ref()?, e.timestamp)))
     }
 
-    /// Sets `key` to `value` (`None` deletes it).
-    pub fn put(&mut self, bytes: Bytes, key: K, value: Option<V>, timestamp: i64) {
-        if let Some(e) = self.map.get_mut(&bytes) {
-            e.key = key;
+    /// Sets `key` to `f(old value)` with one lookup, marking it for the changelog (and, with
+    /// `pending`, to be forwarded at the next emit). Whether the key was newly marked
+    /// pending, and (with `want`) a copy of the new value; `None` for a key that serializes
+    /// to null (not stored).
+    pub fn upsert(
+        &mut self,
+        key: &K,
+        timestamp: i64,
+        pending: bool,
+        want: bool,
+        f: impl FnOnce(Option<V>) -> V,
+    ) -> Result<Option<(bool, Option<V>)>> {
+        if !self.scratch_key(key)? {
+            return Ok(None);
+        }
+        if let Some(e) = self.map.get_mut(&self.scratch[..]) {
+            let new = f(e.value.take());
+            let copy = want.then(|| new.clone());
+            e.value = Some(new);
+            e.timestamp = timestamp;
+            if !e.dirty {
+                e.dirty = true;
+                self.dirty.push(e.bytes.clone());
+            }
+            let fresh = pending && !e.pending;
+            if fresh {
+                e.pending = true;
+                self.pending.push(e.bytes.clone());
+            }
+            return Ok(Some((fresh, copy)));
+        }
+        let bytes = Bytes::copy_from_slice(&self.scratch);
+        self.dirty.push(bytes.clone());
+        if pending {
+            self.pending.push(bytes.clone());
+        }
+        let new = f(None);
+        let copy = want.then(|| new.clone());
+        self.map.insert(
+            bytes.clone(),
+            Entry {
+                bytes,
+                key: key.clone(),
+                value: Some(new),
+                dirty: true,
+                pending,
+                timestamp,
+            },
+        );
+        Ok(Some((pending, copy)))
+    }
+
+    /// Sets `key` to `value` (`None` deletes it); `false` for a key that serializes to null
+    /// (not stored).
+    pub fn put(&mut self, key: &K, value: Option<V>, timestamp: i64) -> Result<bool> {
+        if !self.scratch_key(key)? {
+            return Ok(false);
+        }
+        if let Some(e) = self.map.get_mut(&self.scratch[..]) {
+            e.key = key.clone();
             e.value = value;
             e.timestamp = timestamp;
             if !e.dirty {
                 e.dirty = true;
-                self.dirty.push(bytes);
+                self.dirty.push(e.bytes.clone());
             }
-            return;
+            return Ok(true);
         }
+        let bytes = Bytes::copy_from_slice(&self.scratch);
         self.dirty.push(bytes.clone());
         self.map.insert(
-            bytes,
+            bytes.clone(),
             Entry {
-                key,
+                bytes,
+                key: key.clone(),
                 value,
                 dirty: true,
                 pending: false,
                 timestamp,
             },
         );
-    }
-
-    /// Sets `key` to `value` and marks it to be forwarded at the next emit; whether it was
-    /// not marked yet.
-    pub fn put_cached(&mut self, bytes: Bytes, key: K, value: V, timestamp: i64) -> bool {
-        if let Some(e) = self.map.get_mut(&bytes) {
-            e.key = key;
-            e.value = Some(value);
-            e.timestamp = timestamp;
-            if !e.dirty {
-                e.dirty = true;
-                self.dirty.push(bytes.clone());
-            }
-            if e.pending {
-                return false;
-            }
-            e.pending = true;
-            self.pending.push(bytes);
-            return true;
-        }
-        self.dirty.push(bytes.clone());
-        self.pending.push(bytes.clone());
-        self.map.insert(
-            bytes,
-            Entry {
-                key,
-                value: Some(value),
-                dirty: true,
-                pending: true,
-                timestamp,
-            },
-        );
-        true
+        Ok(true)
     }
 
     /// The keys marked since the last emit, unmarked.
@@ -189,8 +231,9 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> ErasedStore for KvSto
                 let k = self.key_serde.deserialize(&self.changelog, Some(key))?;
                 let v = self.value_serde.deserialize(&self.changelog, Some(v))?;
                 self.map.insert(
-                    bytes,
+                    bytes.clone(),
                     Entry {
+                        bytes,
                         key: k,
                         value: Some(v),
                         dirty: false,

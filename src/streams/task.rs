@@ -73,6 +73,14 @@ impl Task {
         }
     }
 
+    /// The node that reads `topic`.
+    pub fn source(&self, topic: &str) -> Result<NodeId> {
+        self.sources
+            .get(topic)
+            .copied()
+            .ok_or_else(|| internal("a record of a topic this task does not read"))
+    }
+
     /// Processes one record read from `topic`.
     pub fn process(
         &mut self,
@@ -83,10 +91,22 @@ impl Task {
         out: &mut dyn Output,
         cache: usize,
     ) -> Result<Raw> {
-        let id = *self
-            .sources
-            .get(topic)
-            .ok_or_else(|| internal("a record of a topic this task does not read"))?;
+        let id = self.source(topic)?;
+        self.process_at(id, topic, key, value, timestamp, out, cache)
+    }
+
+    /// Processes one record read from `topic` by its source node `id`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn process_at(
+        &mut self,
+        id: NodeId,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        timestamp: i64,
+        out: &mut dyn Output,
+        cache: usize,
+    ) -> Result<Raw> {
         let mut node = self
             .nodes
             .get_mut(id)
