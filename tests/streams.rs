@@ -388,6 +388,7 @@ fn wordcount_on_a_log_equals_a_recount_and_restores_its_store() -> TestResult {
     let seen = Arc::clone(&states);
     streams.set_state_listener(move |_, new| seen.lock().expect("lock").push(new));
     streams.start()?;
+    wait_for("running", || streams.state() == StreamsState::Running)?;
     let want = recount(&first);
     wait_for("the first counts", || {
         latest_counts(&log, "words", 3).is_ok_and(|c| c == want)
@@ -543,8 +544,9 @@ fn records_that_do_not_deserialize_fail_the_client_or_go_to_the_dead_letter_topi
         .iter()
         .filter_map(|r| Some(i64::from_be_bytes(r.value.as_deref()?.try_into().ok()?)))
         .collect();
-    // The first client doubled 21 before it failed; the second did all it could.
-    assert!(out.ends_with(&[42, 10]), "{out:?}");
+    // The first client failed before its outputs were written and committed nothing; the
+    // second did all it could.
+    assert_eq!(out, [42, 10]);
     let dead = log.partition("nums-dlq", 0)?.records(0, 1 << 20)?;
     assert_eq!(dead[0].value.as_deref(), Some(&b"not eight bytes"[..]));
     assert!(
@@ -553,6 +555,157 @@ fn records_that_do_not_deserialize_fail_the_client_or_go_to_the_dead_letter_topi
             .iter()
             .any(|h| h.key == "__streams.errors.offset" && h.value.as_deref() == Some(&b"1"[..]))
     );
+    Ok(())
+}
+
+#[test]
+fn a_thread_that_panics_is_replaced_and_the_new_one_processes() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let log = common::open(dir.path())?;
+    log.create_topic("in", 1)?;
+    log.create_topic("out", 1)?;
+    let builder = StreamsBuilder::new();
+    let failures = Arc::new(Mutex::new(0));
+    let counted = Arc::clone(&failures);
+    let once = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    builder
+        .stream("in", Consumed::with(Serdes::unit(), Serdes::string()))
+        .map_values(move |v: String| {
+            assert!(
+                !once.swap(false, std::sync::atomic::Ordering::SeqCst),
+                "a processor that fails once"
+            );
+            v.to_uppercase()
+        })
+        .to("out", Produced::default());
+    let mut streams = Streams::new(
+        &log,
+        builder.build()?,
+        StreamsConfig::new("replace").commit_interval(Duration::from_millis(20)),
+    );
+    streams.set_uncaught_exception_handler(move |e| {
+        assert!(e.to_string().contains("panicked"), "{e}");
+        *counted.lock().expect("lock") += 1;
+        ThreadErrorResponse::ReplaceThread
+    });
+    streams.start()?;
+    log.producer(ProducerConfig::default())?
+        .send(ProducerRecord::new("in", "again"))?;
+    wait_for("the output of the new thread", || {
+        log.partition("out", 0)
+            .is_ok_and(|h| h.log_end_offset() == 1)
+    })?;
+    assert_eq!(*failures.lock().expect("lock"), 1);
+    assert_eq!(
+        log.partition("out", 0)?.records(0, 1 << 20)?[0]
+            .value
+            .as_deref(),
+        Some(&b"AGAIN"[..])
+    );
+    streams.close()?;
+    Ok(())
+}
+
+#[test]
+fn a_failure_commits_nothing_whose_outputs_were_not_written() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let log = common::open(dir.path())?;
+    log.create_topic("in", 2)?;
+    log.create_topic("out", 1)?;
+    let topology = || -> TestResult<topiclog::streams::Topology> {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream("in", Consumed::with(Serdes::unit(), Serdes::string()))
+            .to("out", Produced::default());
+        Ok(builder.build()?)
+    };
+    let p = log.producer(ProducerConfig::default())?;
+    for i in 0..50 {
+        p.send(ProducerRecord::new("in", format!("ok {i}")).partition(0))?;
+    }
+    p.send(ProducerRecord::new("in", vec![0xff_u8]).partition(1))?;
+    // One poll holds both partitions; partition 1's bad record fails the thread.
+    let mut streams = Streams::new(&log, topology()?, StreamsConfig::new("tear"));
+    streams.start()?;
+    wait_for("the failure", || {
+        matches!(
+            streams.state(),
+            StreamsState::PendingError | StreamsState::Error
+        )
+    })?;
+    assert!(streams.close().is_err());
+    // Nothing of partition 0 was committed without its output: a second client that skips
+    // the bad record writes every good one.
+    let mut streams = Streams::new(
+        &log,
+        topology()?,
+        StreamsConfig::new("tear")
+            .commit_interval(Duration::from_millis(20))
+            .deserialization_handler(DeserializationHandler::LogAndContinue),
+    );
+    streams.start()?;
+    wait_for("every good record", || {
+        log.partition("out", 0)
+            .is_ok_and(|h| h.log_end_offset() >= 50)
+    })?;
+    streams.close()?;
+    Ok(())
+}
+
+#[test]
+fn a_join_after_a_key_change_repartitions_to_the_tables_partitions() -> TestResult {
+    let topology = || -> TestResult<topiclog::streams::Topology> {
+        let builder = StreamsBuilder::new();
+        let names = builder.table(
+            "names",
+            Consumed::with(Serdes::string(), Serdes::string()),
+            Materialized::named("names"),
+        );
+        builder
+            .stream("visits", Consumed::with(Serdes::unit(), Serdes::string()))
+            .select_key(|(), user: &String| user.clone())
+            .join(&names, |user: &String, name: &String| {
+                format!("{name} ({user})")
+            })
+            .to(
+                "named-visits",
+                Produced::with(Serdes::string(), Serdes::string()),
+            );
+        Ok(builder.build()?)
+    };
+    let mut driver = TopologyTestDriver::new(&topology()?, StreamsConfig::new("kj"))?;
+    let (u, st) = (Serdes::unit(), Serdes::string());
+    driver.pipe_input("names", &st, &st, &s("u7"), &s("Ann"), 0)?;
+    driver.pipe_input("visits", &u, &st, &(), &s("u7"), 1)?;
+    assert_eq!(
+        driver.read_output("named-visits", &st, &st)?,
+        [(s("u7"), s("Ann (u7)"))]
+    );
+    // On a log: the repartition topic takes the table's partition count.
+    let dir = tempfile::tempdir()?;
+    let log = common::open(dir.path())?;
+    log.create_topic("names", 3)?;
+    log.create_topic("visits", 2)?;
+    log.create_topic("named-visits", 1)?;
+    let mut streams = Streams::new(&log, topology()?, StreamsConfig::new("kj"));
+    streams.start()?;
+    let repartition = log
+        .topics()
+        .into_iter()
+        .find(|t| t.ends_with("-left-repartition"))
+        .ok_or("no repartition topic")?;
+    assert_eq!(log.partition_count(&repartition)?, 3);
+    streams.close()?;
+    // A topic read by two sources is refused.
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("a", Consumed::with(Serdes::unit(), Serdes::string()))
+        .to("b", Produced::default());
+    builder
+        .stream("a", Consumed::with(Serdes::unit(), Serdes::string()))
+        .to("c", Produced::default());
+    let e = builder.build().expect_err("read twice");
+    assert!(e.to_string().contains("read by two sources"), "{e}");
     Ok(())
 }
 

@@ -211,6 +211,22 @@ impl Topology {
                 ),
             });
         }
+        // A topic is read by one source, as Kafka requires.
+        let mut read: BTreeMap<&TopicRef, &str> = BTreeMap::new();
+        for n in &graph.nodes {
+            for t in &n.sources {
+                if let Some(first) = read.insert(t, &n.name) {
+                    return Err(Error::Streams {
+                        reason: format!(
+                            "invalid topology: the topic '{}' is read by two sources ({first} \
+                             and {}): read it once and share the stream",
+                            topic_text(t),
+                            n.name
+                        ),
+                    });
+                }
+            }
+        }
         let mut by_root: BTreeMap<NodeId, Vec<NodeId>> = BTreeMap::new();
         for id in 0..graph.nodes.len() {
             by_root.entry(graph.root(id)).or_default().push(id);
@@ -227,6 +243,8 @@ impl Topology {
                         stores.extend(def.stores.iter().copied());
                     }
                 }
+                stores.sort_unstable();
+                stores.dedup();
                 SubTopology {
                     id: i,
                     nodes,

@@ -61,7 +61,10 @@ struct Shared {
     listener: Mutex<Option<StateListener>>,
     handler: Mutex<Option<ErrorHandler>>,
     stop: AtomicBool,
-    wakeups: Mutex<Vec<WakeupHandle>>,
+    /// Each thread's consumer's wake-up, by thread index (a replaced thread's replaces).
+    wakeups: Mutex<HashMap<usize, WakeupHandle>>,
+    /// Threads still running.
+    alive: AtomicUsize,
     /// Threads that have polled since their last assignment.
     settled: AtomicUsize,
     threads: usize,
@@ -149,7 +152,8 @@ impl Streams {
                 listener: Mutex::new(None),
                 handler: Mutex::new(None),
                 stop: AtomicBool::new(false),
-                wakeups: Mutex::new(Vec::new()),
+                wakeups: Mutex::new(HashMap::new()),
+                alive: AtomicUsize::new(0),
                 settled: AtomicUsize::new(0),
                 threads,
                 failure: Mutex::new(None),
@@ -209,8 +213,12 @@ impl Streams {
         }
         let plan = Arc::new(plan);
         self.shared.set_state(StreamsState::Rebalancing);
+        self.shared
+            .alive
+            .store(self.shared.threads, Ordering::Release);
         for i in 0..self.shared.threads {
             let thread = StreamThread {
+                index: i,
                 log: Arc::clone(&self.log),
                 topology: self.topology.clone(),
                 config: self.config.clone(),
@@ -240,7 +248,7 @@ impl Streams {
         }
         self.shared.set_state(StreamsState::PendingShutdown);
         self.shared.stop.store(true, Ordering::Release);
-        for w in self.shared.wakeups.lock().iter() {
+        for w in self.shared.wakeups.lock().values() {
             w.wakeup();
         }
         for t in self.threads.drain(..) {
@@ -317,15 +325,33 @@ impl Plan {
                 ),
             });
         }
-        let sub_of_node = |n: usize| {
-            topology
-                .subs
-                .iter()
-                .find(|s| s.nodes.contains(&n))
-                .map(|s| s.id)
+        // Each node's parents, to find the source topics upstream of a node.
+        let mut parents: Vec<Vec<usize>> = vec![Vec::new(); g.nodes.len()];
+        for (id, n) in g.nodes.iter().enumerate() {
+            for &c in &n.children {
+                if let Some(p) = parents.get_mut(c) {
+                    p.push(id);
+                }
+            }
+        }
+        // The source topics a node reads through its ancestors (itself included).
+        let upstream_topics = |n: usize| -> Vec<String> {
+            let mut seen = vec![false; g.nodes.len()];
+            let mut stack = vec![n];
+            let mut topics = Vec::new();
+            while let Some(x) = stack.pop() {
+                if std::mem::replace(seen.get_mut(x).unwrap_or(&mut true), true) {
+                    continue;
+                }
+                if let Some(def) = g.nodes.get(x) {
+                    topics.extend(def.sources.iter().map(|t| t.resolve(app)));
+                }
+                stack.extend(parents.get(x).into_iter().flatten().copied());
+            }
+            topics
         };
-        // Repartition topics take their counts from upstream, which may be another
-        // repartition topic: settle them in rounds.
+        // Repartition topics take their counts from the topics upstream (for a join's,
+        // the table's), which may be other repartition topics: settle them in rounds.
         let mut repartitions: BTreeMap<String, i32> = BTreeMap::new();
         for _ in 0..=g.repartitions.len() {
             for r in &g.repartitions {
@@ -333,20 +359,13 @@ impl Plan {
                 if repartitions.contains_key(&name) {
                     continue;
                 }
-                let of_sub = |n: usize| -> Option<i32> {
-                    let sub = topology.subs.get(sub_of_node(n)?)?;
-                    sub.sources
-                        .iter()
-                        .map(|(t, _)| {
-                            let t = t.resolve(app);
-                            known.get(&t).or_else(|| repartitions.get(&t)).copied()
-                        })
-                        .collect::<Option<Vec<i32>>>()
-                        .and_then(|v| v.into_iter().max())
-                };
                 let n = match r.partitions {
                     PartitionsOf::Fixed(n) => Some(n),
-                    PartitionsOf::Upstream(n) | PartitionsOf::SameAs(n) => of_sub(n),
+                    PartitionsOf::Upstream(n) | PartitionsOf::SameAs(n) => upstream_topics(n)
+                        .iter()
+                        .map(|t| known.get(t).or_else(|| repartitions.get(t)).copied())
+                        .collect::<Option<Vec<i32>>>()
+                        .and_then(|v| v.into_iter().max()),
                 };
                 if let Some(n) = n {
                     repartitions.insert(name, n);
@@ -381,6 +400,13 @@ impl Plan {
                 })
                 .collect();
             let first = counts.first().map_or(1, |(_, n)| *n);
+            let most = counts.iter().map(|(_, n)| *n).max().unwrap_or(1);
+            // Only a store (an aggregation or a join) needs its inputs co-partitioned; a
+            // stateless sub-topology runs as many tasks as its largest input has partitions.
+            if sub.stores.is_empty() {
+                partitions.push(most);
+                continue;
+            }
             if counts.iter().any(|(_, n)| *n != first) {
                 let list: Vec<String> = counts.iter().map(|(t, n)| format!("{t} ({n})")).collect();
                 return Err(Error::Streams {
@@ -461,9 +487,6 @@ struct BatchOutput {
     bytes: usize,
     arena: BytesMut,
 }
-
-/// How long a thread with uncommitted work waits for more before it commits.
-const IDLE_POLL: Duration = Duration::from_millis(5);
 
 /// A partition's records kept to be written.
 type PartitionRecords = (i32, Vec<Record>);
@@ -567,6 +590,33 @@ impl Output for BatchOutput {
     }
 }
 
+/// Drops a thread's tasks without committing them when the thread fails or panics: its
+/// outputs may not all be written, so its input offsets must not be committed (closing the
+/// consumer revokes its partitions, and the revoke commits what `processed` holds).
+struct DirtyClose {
+    tasks: Arc<Mutex<Tasks>>,
+    clean: bool,
+}
+
+impl Drop for DirtyClose {
+    fn drop(&mut self) {
+        if !self.clean || std::thread::panicking() {
+            let mut t = self.tasks.lock();
+            t.tasks.clear();
+            t.processed.clear();
+        }
+    }
+}
+
+/// Whether an error says this member was fenced by a rebalance (Kafka's TaskMigrated):
+/// its tasks are dropped without a commit and the thread goes on in the new generation.
+fn migrated(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::StaleMember { .. } | Error::RebalanceInProgress { .. }
+    )
+}
+
 /// A thread's tasks and what they processed since the last commit.
 struct Tasks {
     tasks: BTreeMap<TaskId, Task>,
@@ -575,6 +625,7 @@ struct Tasks {
 }
 
 struct StreamThread {
+    index: usize,
     log: Arc<LogInner>,
     topology: Topology,
     config: StreamsConfig,
@@ -662,7 +713,7 @@ impl RebalanceListener for Listener {
         let ids = self.ids(partitions);
         let mut tasks = self.tasks.lock();
         let mut out = BatchOutput::new(&self.log, &self.producer);
-        if let Err(e) = commit(
+        match commit(
             &mut tasks,
             Some(&ids),
             &self.plan,
@@ -670,7 +721,10 @@ impl RebalanceListener for Listener {
             consumer,
             self.cache,
         ) {
-            self.fail(e);
+            Ok(()) => {}
+            // Fenced already: the tasks go without a commit.
+            Err(e) if migrated(&e) => {}
+            Err(e) => self.fail(e),
         }
         for id in &ids {
             tasks.tasks.remove(id);
@@ -723,8 +777,30 @@ fn restore(log: &Arc<LogInner>, task: &mut Task) -> Result<()> {
 
 impl StreamThread {
     fn run(self) {
+        self.run_until_done();
+        // The last thread out after a failure: the client is in error (Kafka's ERROR).
+        if self.shared.alive.fetch_sub(1, Ordering::AcqRel) == 1
+            && self.shared.failure.lock().is_some()
+            && *self.shared.state.lock() == StreamsState::PendingError
+        {
+            self.shared.set_state(StreamsState::Error);
+        }
+    }
+
+    fn run_until_done(&self) {
         loop {
-            let result = self.run_once();
+            // A panic in a processor is the thread's failure, as an error is.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_once()))
+                .unwrap_or_else(|panic| {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic".into());
+                    Err(Error::Streams {
+                        reason: format!("a processor panicked: {what}"),
+                    })
+                });
             let Err(e) = result else {
                 return;
             };
@@ -750,7 +826,7 @@ impl StreamThread {
                     self.record_failure(e);
                     self.shared.set_state(StreamsState::PendingError);
                     self.shared.stop.store(true, Ordering::Release);
-                    for w in self.shared.wakeups.lock().iter() {
+                    for w in self.shared.wakeups.lock().values() {
                         w.wakeup();
                     }
                     return;
@@ -797,7 +873,10 @@ impl StreamThread {
             shared: Arc::clone(&self.shared),
             settled: Arc::clone(&settled),
         });
-        self.shared.wakeups.lock().push(consumer.wakeup_handle());
+        self.shared
+            .wakeups
+            .lock()
+            .insert(self.index, consumer.wakeup_handle());
         let topics = self.plan.source_topics();
         let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&refs)?;
@@ -809,6 +888,12 @@ impl StreamThread {
             None => None,
         };
         let mut out = BatchOutput::new(&self.log, &producer);
+        // Declared after the consumer: dropped (and, on a failure, the tasks dropped dirty)
+        // before the consumer is, so its revoke commits nothing of them.
+        let mut guard = DirtyClose {
+            tasks: Arc::clone(&tasks),
+            clean: false,
+        };
         let result = self.process_loop(
             &mut consumer,
             &mut out,
@@ -832,6 +917,8 @@ impl StreamThread {
             }
             Err(e) => Err(e),
         };
+        guard.clean = closing.is_ok();
+        drop(guard);
         if settled.swap(false, Ordering::AcqRel) {
             self.shared.settled.fetch_sub(1, Ordering::AcqRel);
         }
@@ -852,14 +939,7 @@ impl StreamThread {
         let cache = self.config.cache_max_bytes;
         let mut last_commit = Instant::now();
         while !self.shared.stop.load(Ordering::Acquire) {
-            // With processed records not yet committed, a short wait: an empty poll then
-            // means the input is drained, and they are committed at once.
-            let wait = if tasks.lock().processed.is_empty() {
-                self.config.poll_time
-            } else {
-                self.config.poll_time.min(IDLE_POLL)
-            };
-            let polled = match consumer.poll(wait) {
+            let polled = match consumer.poll(self.config.poll_time) {
                 Ok(p) => p,
                 Err(Error::WokenUp) if self.shared.stop.load(Ordering::Acquire) => break,
                 Err(e) => return Err(e),
@@ -867,7 +947,8 @@ impl StreamThread {
             if let Some(e) = errors.lock().take() {
                 return Err(e);
             }
-            if !consumer.assignment().is_empty() && !settled.swap(true, Ordering::AcqRel) {
+            // Joined (a thread may hold no task: it is running all the same).
+            if consumer.group_generation().is_some() && !settled.swap(true, Ordering::AcqRel) {
                 let n = self.shared.settled.fetch_add(1, Ordering::AcqRel) + 1;
                 if n >= self.shared.threads {
                     self.shared.set_state(StreamsState::Running);
@@ -898,11 +979,17 @@ impl StreamThread {
             }
             // What this poll sent goes out now: the next poll may read it back.
             out.write()?;
-            // On the interval, and at once when the input is drained (a poll with nothing),
-            // so results are out when the input stops.
-            let idle = polled.is_empty() && !t.processed.is_empty();
-            if idle || last_commit.elapsed() >= self.config.commit_interval {
-                commit(t, None, &self.plan, out, consumer, cache)?;
+            if last_commit.elapsed() >= self.config.commit_interval {
+                match commit(t, None, &self.plan, out, consumer, cache) {
+                    Ok(()) => {}
+                    Err(e) if migrated(&e) => {
+                        // Fenced: another member has these tasks now; what was processed
+                        // since the last commit is processed again there.
+                        t.tasks.clear();
+                        t.processed.clear();
+                    }
+                    Err(e) => return Err(e),
+                }
                 last_commit = Instant::now();
             }
         }
