@@ -479,31 +479,22 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// The records for which `predicate` holds.
     #[must_use]
-    pub fn filter(
-        mut self,
-        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
-    ) -> KStream<K, V> {
-        let f = Arc::new(predicate);
-        let (ks, vs, kc) = (
-            self.key_serde.clone(),
-            self.value_serde.clone(),
-            self.key_changed,
-        );
-        self.child("KSTREAM-FILTER", ks, vs, kc, move |m| {
-            ops::boxed::<K, V>(Filter {
-                f: Arc::clone(&f),
-                keep: true,
-                children: m.children.to_vec(),
-            })
-        })
+    pub fn filter(self, predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> Self {
+        self.filter_keeping(predicate, true)
     }
 
     /// The records for which `predicate` does not hold.
     #[must_use]
-    pub fn filter_not(
+    pub fn filter_not(self, predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> Self {
+        self.filter_keeping(predicate, false)
+    }
+
+    /// The records whose `predicate` is `keep`.
+    fn filter_keeping(
         mut self,
         predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
-    ) -> KStream<K, V> {
+        keep: bool,
+    ) -> Self {
         let f = Arc::new(predicate);
         let (ks, vs, kc) = (
             self.key_serde.clone(),
@@ -513,7 +504,7 @@ impl<K: Data, V: Data> KStream<K, V> {
         self.child("KSTREAM-FILTER", ks, vs, kc, move |m| {
             ops::boxed::<K, V>(Filter {
                 f: Arc::clone(&f),
-                keep: false,
+                keep,
                 children: m.children.to_vec(),
             })
         })

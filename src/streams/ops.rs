@@ -30,16 +30,14 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> Source<K, V> {
         key: Option<&[u8]>,
         value: Option<&[u8]>,
     ) -> Result<Raw> {
-        let k = match self.key.deserialize(topic, key) {
-            Ok(k) => k,
-            Err(e) => return Ok(Raw::BadInput(e)),
-        };
-        let v = match self.value.deserialize(topic, value) {
-            Ok(v) => v,
-            Err(e) => return Ok(Raw::BadInput(e)),
-        };
-        cx.forward(&self.children, k, v)?;
-        Ok(Raw::Done)
+        let read = self.key.deserialize(topic, key).and_then(|k| {
+            let v = self.value.deserialize(topic, value)?;
+            Ok((k, v))
+        });
+        match read {
+            Ok((k, v)) => cx.forward(&self.children, k, v).map(|()| Raw::Done),
+            Err(e) => Ok(Raw::BadInput(e)),
+        }
     }
 }
 
@@ -58,19 +56,17 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> TableSource<K, V> {
         key: Option<&[u8]>,
         value: Option<&[u8]>,
     ) -> Result<Raw> {
-        let k = match self.key.deserialize(topic, key) {
-            Ok(k) => k,
-            Err(e) => return Ok(Raw::BadInput(e)),
-        };
-        let v = match value {
-            None => None,
-            Some(b) => match self.value.deserialize(topic, Some(b)) {
-                Ok(v) => Some(v),
-                Err(e) => return Ok(Raw::BadInput(e)),
-            },
-        };
-        cx.forward(&self.children, k, v)?;
-        Ok(Raw::Done)
+        // A null value is a delete, not a value to deserialize.
+        let read = self.key.deserialize(topic, key).and_then(|k| {
+            let v = value
+                .map(|b| self.value.deserialize(topic, Some(b)))
+                .transpose()?;
+            Ok((k, v))
+        });
+        match read {
+            Ok((k, v)) => cx.forward(&self.children, k, v).map(|()| Raw::Done),
+            Err(e) => Ok(Raw::BadInput(e)),
+        }
     }
 }
 
