@@ -234,6 +234,92 @@ fn fix_crc(b: &mut [u8]) {
 // ---------------------------------------------------------------------------------------
 // Real client: kcat
 
+/// WordCount (`topiclog::streams`) on the log the adapter serves, as
+/// `examples/wordcount.rs --listen` runs it: lines fed with `kcat -P`, counts read with
+/// `kcat -C -s value=Q` (Kafka's `LongSerializer` bytes as a signed 64-bit number).
+#[test]
+#[ignore = "needs kcat: .ci/run runs it with --ignored"]
+fn kcat_feeds_wordcount_and_reads_its_counts() -> TestResult {
+    use topiclog::streams::{
+        Consumed, Grouped, Materialized, Produced, Serdes, Streams, StreamsBuilder, StreamsConfig,
+    };
+    require_kcat();
+    let s = Server::start()?;
+    s.log().create_topic("quickstart-events", 1)?;
+    s.log().create_topic("output-topic", 1)?;
+    let builder = StreamsBuilder::new();
+    builder
+        .stream(
+            "quickstart-events",
+            Consumed::with(Serdes::unit(), Serdes::string()),
+        )
+        .flat_map_values(|line: String| {
+            line.to_lowercase()
+                .split(' ')
+                .filter(|w| !w.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .group_by(
+            |(), w: &String| w.clone(),
+            Grouped::with(Serdes::string(), Serdes::string()),
+        )
+        .count(Materialized::named("counts").with_key_serde(Serdes::string()))
+        .to_stream()
+        .to(
+            "output-topic",
+            Produced::with(Serdes::string(), Serdes::i64()),
+        );
+    let config = StreamsConfig::new("wordcount").commit_interval(Duration::from_millis(50));
+    let mut streams = Streams::new(s.log(), builder.build()?, config);
+    streams.start()?;
+    run_kcat(
+        &["-b", &s.bootstrap(), "-P", "-t", "quickstart-events"],
+        "All streams lead to Kafka\nkafka streams\n",
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let counts = loop {
+        let (out, _) = run_kcat(
+            &[
+                "-b",
+                &s.bootstrap(),
+                "-C",
+                "-t",
+                "output-topic",
+                "-s",
+                "value=Q",
+                "-f",
+                "%k %s\n",
+                "-e",
+            ],
+            "",
+        )?;
+        let mut counts = std::collections::BTreeMap::new();
+        for line in out.lines() {
+            if let Some((k, v)) = line.split_once(' ') {
+                counts.insert(k.to_string(), v.to_string());
+            }
+        }
+        if counts.get("kafka").map(String::as_str) == Some("2") || Instant::now() > deadline {
+            break counts;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    streams.close()?;
+    let want: std::collections::BTreeMap<String, String> = [
+        ("all", "1"),
+        ("kafka", "2"),
+        ("lead", "1"),
+        ("streams", "2"),
+        ("to", "1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(counts, want);
+    Ok(())
+}
+
 #[test]
 #[ignore = "needs kcat: .ci/run runs it with --ignored"]
 fn kcat_lists_metadata() -> TestResult {
