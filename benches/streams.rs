@@ -16,13 +16,14 @@
     clippy::many_single_char_names
 )]
 
+#[path = "../examples/wordcount/topology.rs"]
+mod wordcount;
+
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use topiclog::streams::{
-    Consumed, Grouped, Materialized, Produced, Serdes, Streams, StreamsBuilder, StreamsConfig,
-};
+use topiclog::streams::{Streams, StreamsConfig};
 use topiclog::{
     ConsumerConfig, Log, LogOptions, ProducerConfig, ProducerRecord, Record, TopicPartition,
 };
@@ -93,28 +94,9 @@ fn wait(mut done: impl FnMut() -> bool) {
 
 fn streams_round(dir: &Path) -> Duration {
     let log = open(dir);
-    let builder = StreamsBuilder::new();
-    builder
-        .stream("lines", Consumed::with(Serdes::unit(), Serdes::string()))
-        .flat_map_values(|line: String| {
-            line.to_lowercase()
-                .split(' ')
-                .filter(|w| !w.is_empty())
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .group_by(
-            |(), w: &String| w.clone(),
-            Grouped::with(Serdes::string(), Serdes::string()),
-        )
-        .count(Materialized::named("counts").with_key_serde(Serdes::string()))
-        .to_stream()
-        .to(
-            "counts-out",
-            Produced::with(Serdes::string(), Serdes::i64()),
-        );
     let config = StreamsConfig::new("wc").commit_interval(COMMIT);
-    let mut streams = Streams::new(&log, builder.build().unwrap(), config);
+    let topology = wordcount::wordcount("lines", "counts-out").unwrap();
+    let mut streams = Streams::new(&log, topology, config);
     let lines_end = end(&log, "lines");
     let t = Instant::now();
     streams.start().unwrap();

@@ -20,6 +20,8 @@
 #[path = "kafka_server/broker.rs"]
 #[allow(dead_code)]
 mod broker;
+#[path = "wordcount/topology.rs"]
+mod topology;
 
 use std::net::TcpListener;
 use std::process::ExitCode;
@@ -27,40 +29,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use topiclog::streams::{
-    Grouped, Materialized, Produced, Serdes, Streams, StreamsBuilder, StreamsConfig,
-};
+use topiclog::streams::{Streams, StreamsConfig};
 use topiclog::{Log, Result};
 
 const USAGE: &str = "usage: wordcount DIR [--listen 127.0.0.1:9092]";
-
-/// The seed's topology.
-fn topology() -> Result<topiclog::streams::Topology> {
-    let builder = StreamsBuilder::new();
-    builder
-        .stream(
-            "quickstart-events",
-            topiclog::streams::Consumed::with(Serdes::unit(), Serdes::string()),
-        )
-        .flat_map_values(|line: String| {
-            line.to_lowercase()
-                .split(' ')
-                .filter(|w| !w.is_empty())
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .group_by(
-            |(), word: &String| word.clone(),
-            Grouped::with(Serdes::string(), Serdes::string()),
-        )
-        .count(Materialized::named("counts").with_key_serde(Serdes::string()))
-        .to_stream()
-        .to(
-            "output-topic",
-            Produced::with(Serdes::string(), Serdes::i64()),
-        );
-    builder.build()
-}
 
 fn ensure_topic(log: &Log, name: &str) -> Result<()> {
     match log.create_topic(name, 1) {
@@ -104,7 +76,11 @@ fn run(dir: &str, listen: Option<&str>) -> std::result::Result<(), String> {
     };
     let log = holder.log();
     let config = StreamsConfig::new("wordcount").commit_interval(Duration::from_secs(1));
-    let mut streams = Streams::new(log, topology().map_err(|e| e.to_string())?, config);
+    let mut streams = Streams::new(
+        log,
+        topology::wordcount("quickstart-events", "output-topic").map_err(|e| e.to_string())?,
+        config,
+    );
     streams.set_state_listener(|old, new| eprintln!("wordcount: {old:?} -> {new:?}"));
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

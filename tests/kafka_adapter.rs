@@ -11,6 +11,8 @@ mod alloc;
 #[path = "../examples/kafka_server/broker.rs"]
 mod broker;
 mod common;
+#[path = "../examples/wordcount/topology.rs"]
+mod wordcount;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -240,38 +242,14 @@ fn fix_crc(b: &mut [u8]) {
 #[test]
 #[ignore = "needs kcat: .ci/run runs it with --ignored"]
 fn kcat_feeds_wordcount_and_reads_its_counts() -> TestResult {
-    use topiclog::streams::{
-        Consumed, Grouped, Materialized, Produced, Serdes, Streams, StreamsBuilder, StreamsConfig,
-    };
+    use topiclog::streams::{Streams, StreamsConfig};
     require_kcat();
     let s = Server::start()?;
     s.log().create_topic("quickstart-events", 1)?;
     s.log().create_topic("output-topic", 1)?;
-    let builder = StreamsBuilder::new();
-    builder
-        .stream(
-            "quickstart-events",
-            Consumed::with(Serdes::unit(), Serdes::string()),
-        )
-        .flat_map_values(|line: String| {
-            line.to_lowercase()
-                .split(' ')
-                .filter(|w| !w.is_empty())
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .group_by(
-            |(), w: &String| w.clone(),
-            Grouped::with(Serdes::string(), Serdes::string()),
-        )
-        .count(Materialized::named("counts").with_key_serde(Serdes::string()))
-        .to_stream()
-        .to(
-            "output-topic",
-            Produced::with(Serdes::string(), Serdes::i64()),
-        );
     let config = StreamsConfig::new("wordcount").commit_interval(Duration::from_millis(50));
-    let mut streams = Streams::new(s.log(), builder.build()?, config);
+    let topology = wordcount::wordcount("quickstart-events", "output-topic")?;
+    let mut streams = Streams::new(s.log(), topology, config);
     streams.start()?;
     run_kcat(
         &["-b", &s.bootstrap(), "-P", "-t", "quickstart-events"],

@@ -5,6 +5,8 @@
 #![allow(clippy::indexing_slicing, clippy::cast_precision_loss)]
 
 mod common;
+#[path = "../examples/wordcount/topology.rs"]
+mod wordcount;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -282,24 +284,7 @@ proptest! {
 // ---- Running on a log ----
 
 fn wc_topology(input: &str, output: &str) -> TestResult<topiclog::streams::Topology> {
-    let builder = StreamsBuilder::new();
-    builder
-        .stream(input, Consumed::with(Serdes::unit(), Serdes::string()))
-        .flat_map_values(|line: String| {
-            line.to_lowercase()
-                .split(' ')
-                .filter(|w| !w.is_empty())
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .group_by(
-            |(), w: &String| w.clone(),
-            Grouped::with(Serdes::string(), Serdes::string()),
-        )
-        .count(Materialized::named("counts").with_key_serde(Serdes::string()))
-        .to_stream()
-        .to(output, Produced::with(Serdes::string(), Serdes::i64()));
-    Ok(builder.build()?)
+    Ok(wordcount::wordcount(input, output)?)
 }
 
 /// The latest count of each word written to `topic` (committed records).
