@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::group::assignor::assignor_by_name;
+use crate::group::assignor::any_assignor;
 use crate::types::IsolationLevel;
 
 /// An offset and the timestamp of the record there.
@@ -43,8 +43,9 @@ pub struct ConsumerConfig {
     /// While the consumer exists, the log's background thread heartbeats for it (as Kafka's
     /// heartbeat thread does). Default 45 s.
     pub session_timeout: Duration,
-    /// Assignor names in order of preference: `range`, `roundrobin`, `sticky`. Default
-    /// `["range", "sticky"]`.
+    /// Assignor names in order of preference: `range`, `roundrobin`, `sticky` (and `stream`,
+    /// the task assignor of `topiclog::streams`, which spreads every subscribed topic's
+    /// partitions evenly as tasks of one partition each). Default `["range", "sticky"]`.
     pub assignors: Vec<String>,
     /// Commit positions automatically every `auto_commit_interval` (during `poll`), before a
     /// rebalance revokes partitions, and on close. Default true (as Kafka).
@@ -150,7 +151,7 @@ impl ConsumerConfig {
             return Err(Error::invalid_config("assignors", "name at least one"));
         }
         for a in &self.assignors {
-            if assignor_by_name(a).is_none() {
+            if any_assignor(a).is_none() {
                 return Err(Error::invalid_config(
                     "assignors",
                     format!(

@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use crate::TopicPartition;
 use crate::error::{Error, Result};
-use crate::group::assignor::assignor_by_name;
+use crate::group::assignor::any_assignor;
 use crate::group::coordinator::{JoinRequest, Joining, MemberSignal, Patience};
 use crate::group::offsets::OffsetAndMetadata;
 use crate::group::protocol::{Assignment, Subscription};
@@ -117,6 +117,8 @@ pub struct Consumer {
     rejoin: bool,
     assigned: BTreeMap<TopicPartition, Assigned>,
     owned: Vec<TopicPartition>,
+    /// The subscription's user data (a stream application's task map).
+    user_data: Option<Bytes>,
     cursor: usize,
     last_auto_commit: Instant,
     listener: Option<Box<dyn RebalanceListener>>,
@@ -153,6 +155,7 @@ impl Consumer {
             rejoin: false,
             assigned: BTreeMap::new(),
             owned: Vec::new(),
+            user_data: None,
             cursor: 0,
             last_auto_commit: Instant::now(),
             listener: None,
@@ -649,11 +652,18 @@ impl Consumer {
         }
     }
 
+    /// Sets the user data this member's subscription carries from its next join on (what
+    /// its assignor reads: a stream application's task map).
+    #[cfg_attr(not(feature = "streams"), allow(dead_code))]
+    pub(crate) fn set_subscription_user_data(&mut self, data: Option<Bytes>) {
+        self.user_data = data;
+    }
+
     /// What this member sends when it joins with `topics`.
     fn join_request(&self, group: &str, topics: &[String]) -> JoinRequest {
         let sub = Subscription {
             topics: topics.to_vec(),
-            user_data: None,
+            user_data: self.user_data.clone(),
             owned_partitions: self.owned.clone(),
             generation_id: self.member.as_ref().map_or(-1, |m| m.generation),
             rack_id: None,
@@ -693,7 +703,7 @@ impl Consumer {
         protocol: &str,
         members: &[(String, Bytes)],
     ) -> Result<Vec<(String, Bytes)>> {
-        let assignor = assignor_by_name(protocol).ok_or_else(|| {
+        let assignor = any_assignor(protocol).ok_or_else(|| {
             Error::invalid_config("assignors", format!("unknown assignor {protocol}"))
         })?;
         let mut subs = BTreeMap::new();

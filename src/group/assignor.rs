@@ -87,6 +87,16 @@ pub fn assignor_by_name(name: &str) -> Option<Box<dyn Assignor>> {
     }
 }
 
+/// The assignor for a strategy name: [`assignor_by_name`]'s, and `stream`, Kafka Streams'
+/// task assignor (whole tasks, sub-topologies spread over members), which
+/// `topiclog::streams` uses.
+pub(crate) fn any_assignor(name: &str) -> Option<Box<dyn Assignor>> {
+    match name {
+        "stream" => Some(Box::new(super::task_assignor::StreamAssignor)),
+        _ => assignor_by_name(name),
+    }
+}
+
 /// A partition as (topic, partition), borrowing the topic name.
 type Part<'a> = (&'a str, i32);
 

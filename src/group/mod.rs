@@ -12,6 +12,7 @@ pub(crate) mod offsets;
 mod offsets_codec;
 pub(crate) mod protocol;
 mod start;
+pub(crate) mod task_assignor;
 
 pub use admin::{GroupDescription, GroupOffset, OffsetSpec};
 pub(crate) use start::start;
