@@ -1,13 +1,16 @@
 //! WordCount through `topiclog::streams` against a hand-written loop doing the same work
 //! with `Consumer` + `HashMap` + `Producer`, same run, alternating rounds:
 //! - streams: the seed's topology (lines → lowercase, split on spaces → group by word →
-//!   count → `counts-out`), one stream thread, `commit.interval.ms=100`; done when every
-//!   line and every repartitioned word is committed (so every count was written);
+//!   count → `counts-out`), `commit.interval.ms=100`, with one stream thread and with two
+//!   (Kafka's `num.stream.threads`: the two sub-topologies' tasks then run side by side);
+//!   done when every line and every repartitioned word is committed (so every count was
+//!   written);
 //! - loop: a consumer in a group reads the lines, counts words in a `HashMap`, and every
 //!   100 ms writes the counts that changed to `counts-out` (8-byte big-endian values), flushes
 //!   and commits; done when every line is committed.
 //!
-//! Lines: `TOPICLOG_STREAMS_BENCH_LINES` (default 200,000), one partition.
+//! Lines: `TOPICLOG_STREAMS_BENCH_LINES` (default 1,000,000: a round long enough that the
+//! wait for the last commit interval, up to 100 ms, is a small part of it), one partition.
 
 #![allow(
     clippy::unwrap_used,
@@ -34,7 +37,7 @@ fn lines() -> usize {
     std::env::var("TOPICLOG_STREAMS_BENCH_LINES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(200_000)
+        .unwrap_or(1_000_000)
 }
 
 fn corpus(n: usize) -> Vec<String> {
@@ -92,9 +95,11 @@ fn wait(mut done: impl FnMut() -> bool) {
     }
 }
 
-fn streams_round(dir: &Path) -> Duration {
+fn streams_round(dir: &Path, threads: usize) -> Duration {
     let log = open(dir);
-    let config = StreamsConfig::new("wc").commit_interval(COMMIT);
+    let config = StreamsConfig::new("wc")
+        .commit_interval(COMMIT)
+        .num_stream_threads(threads);
     let topology = wordcount::wordcount("lines", "counts-out").unwrap();
     let mut streams = Streams::new(&log, topology, config);
     let lines_end = end(&log, "lines");
@@ -160,28 +165,42 @@ fn main() {
     let lines = corpus(n);
     let words: usize = lines.iter().map(|l| l.split(' ').count()).sum();
     let scratch = tempfile::tempdir().unwrap();
-    let (mut s, mut l) = (Vec::new(), Vec::new());
+    let (mut s1, mut s2, mut l) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..5 {
         let a = scratch.path().join(format!("s{round}"));
-        let b = scratch.path().join(format!("l{round}"));
-        setup(&a, &lines);
-        setup(&b, &lines);
-        s.push(streams_round(&a));
-        l.push(loop_round(&b));
-        std::fs::remove_dir_all(&a).unwrap();
-        std::fs::remove_dir_all(&b).unwrap();
+        let b = scratch.path().join(format!("t{round}"));
+        let c = scratch.path().join(format!("l{round}"));
+        for d in [&a, &b, &c] {
+            setup(d, &lines);
+        }
+        s1.push(streams_round(&a, 1));
+        s2.push(streams_round(&b, 2));
+        l.push(loop_round(&c));
+        for d in [&a, &b, &c] {
+            std::fs::remove_dir_all(d).unwrap();
+        }
     }
     let ms = |v: &[Duration]| v.iter().map(Duration::as_millis).collect::<Vec<_>>();
-    println!("rounds (ms): streams {:?}, loop {:?}", ms(&s), ms(&l));
-    s.sort();
-    l.sort();
-    let (s, l) = (s[2], l[2]);
+    println!(
+        "rounds (ms): streams, 1 thread {:?}; 2 threads {:?}; loop {:?}",
+        ms(&s1),
+        ms(&s2),
+        ms(&l)
+    );
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (s1, s2, l) = (median(&mut s1), median(&mut s2), median(&mut l));
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
     println!(
-        "wordcount, {n} lines ({words} words), medians of 5 alternating rounds: streams {:.0} \
-         lines/s, hand-written loop {:.0} lines/s ({:.2}x)",
-        rate(s),
-        rate(l),
-        rate(s) / rate(l)
+        "wordcount, {n} lines ({words} words), medians of 5 alternating rounds: streams \
+         {:.0} lines/s with 1 thread ({:.2}x), {:.0} lines/s with 2 threads ({:.2}x); \
+         hand-written loop {:.0} lines/s",
+        rate(s1),
+        rate(s1) / rate(l),
+        rate(s2),
+        rate(s2) / rate(l),
+        rate(l)
     );
 }

@@ -19,14 +19,44 @@ thread_local! {
     static BUILDER: RefCell<BatchBuilder> = RefCell::new(BatchBuilder::new(crate::Compression::None));
 }
 
+/// Records a batch can be encoded from: `[Record]`, or a writer's own layout (the stream
+/// processors keep outputs as bytes in one buffer, with no `Record` per output).
+pub(crate) trait Encodable {
+    /// How many records.
+    fn count(&self) -> usize;
+
+    /// Whether a record has a null key (a compacted topic refuses it).
+    fn has_null_key(&self) -> bool;
+
+    /// Appends every record to `b`; records without a timestamp get `now`.
+    fn push_into(&self, b: &mut BatchBuilder, now: i64) -> Result<()>;
+}
+
+impl Encodable for [Record] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn has_null_key(&self) -> bool {
+        self.iter().any(|r| r.key.is_none())
+    }
+
+    fn push_into(&self, b: &mut BatchBuilder, now: i64) -> Result<()> {
+        for r in self {
+            b.push_record(r, now)?;
+        }
+        Ok(())
+    }
+}
+
 /// Encodes `records` as one batch in this thread's reused builder (records without a
 /// timestamp get `now`; with `producer`, the batch carries its id and epoch, and comes without
 /// its CRC, which the writer computes when it stamps the base sequence: it must go to
 /// `Partition::append_sequenced`) and hands the finished bytes to `f`. A producer's batch
 /// inside a transaction (the third field) carries the transactional bit.
-pub(crate) fn with_encoded<R>(
+pub(crate) fn with_encoded<R, E: Encodable + ?Sized>(
     codec: crate::Compression,
-    records: &[Record],
+    records: &E,
     now: i64,
     producer: Option<(i64, i16, bool)>,
     f: impl FnOnce(&mut [u8]) -> Result<R>,
@@ -46,9 +76,7 @@ pub(crate) fn with_encoded<R>(
             b.set_compression(codec);
         }
         b.clear();
-        for r in records {
-            b.push_record(r, now)?;
-        }
+        records.push_into(b, now)?;
         b.set_transactional(producer.is_some_and(|(_, _, t)| t));
         match producer {
             // The writer stamps the base sequence and computes the CRC then (append_sequenced):

@@ -46,7 +46,7 @@ use background::FlusherCtl;
 use catalog::offsets_topic_config;
 pub use catalog::{PartitionDescription, TopicDescription};
 pub use handle::PartitionHandle;
-pub(crate) use handle::with_encoded;
+pub(crate) use handle::{Encodable, with_encoded};
 use producer_ids::ProducerRegistry;
 pub use report::{CommittedPastEnd, RecoveryReport, TxnCompleted};
 use services::Services;

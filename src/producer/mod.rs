@@ -306,11 +306,11 @@ impl Producer {
     /// queued records of that partition: [`Producer::send_batch`] for records already routed
     /// (the streams runtime's outputs), with no per-record topic or routing.
     #[cfg(feature = "streams")]
-    pub(crate) fn send_to_partition(
+    pub(crate) fn send_to_partition<E: crate::log::Encodable + ?Sized>(
         &self,
         topic: &str,
         partition: i32,
-        records: &[Record],
+        records: &E,
     ) -> Result<()> {
         if self.inner.queues.lock().closed {
             return Err(closed_producer());
@@ -321,7 +321,7 @@ impl Producer {
         match self.inner.send_records(topic, partition, records) {
             Ok(_) => Ok(()),
             Err(e) => {
-                self.inner.metrics.failed(records.len());
+                self.inner.metrics.failed(records.count());
                 Err(e)
             }
         }
@@ -346,7 +346,7 @@ impl Producer {
             // Behind this producer's queued records of the partition, as `send` is.
             self.inner.wait_partition(&(topic.clone(), partition));
             let (idx, rs): (Vec<usize>, Vec<Record>) = recs.into_iter().unzip();
-            let sent = self.inner.send_records(&topic, partition, &rs)?;
+            let sent = self.inner.send_records(&topic, partition, rs.as_slice())?;
             *stored += rs.len();
             for (k, i) in idx.into_iter().enumerate() {
                 if out.len() <= i {
@@ -657,7 +657,12 @@ impl ProducerInner {
     }
 
     /// Encodes `records` as one batch and appends it.
-    fn send_records(&self, topic: &str, partition: i32, records: &[Record]) -> Result<Sent> {
+    fn send_records<E: crate::log::Encodable + ?Sized>(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: &E,
+    ) -> Result<Sent> {
         self.log.check_open()?;
         if let Some(txn) = &self.txn {
             return self.send_in_transaction(txn, topic, partition, records);
@@ -675,12 +680,12 @@ impl ProducerInner {
     /// [`ProducerInner::send_records`] inside a transaction: the partition joins the
     /// transaction (durably) before its first batch, and the batch carries the
     /// transactional bit.
-    fn send_in_transaction(
+    fn send_in_transaction<E: crate::log::Encodable + ?Sized>(
         &self,
         txn: &txn::Txn,
         topic: &str,
         partition: i32,
-        records: &[Record],
+        records: &E,
     ) -> Result<Sent> {
         let h = self.handle(topic, partition)?;
         let sync = self.config.flush_policy == Some(FlushPolicy::EveryBatch)
@@ -697,17 +702,17 @@ impl ProducerInner {
     }
 
     /// Encodes `records` as one batch (as `producer`'s, when given) and appends it.
-    fn append_records(
+    fn append_records<E: crate::log::Encodable + ?Sized>(
         &self,
         topic: &str,
         partition: i32,
-        records: &[Record],
+        records: &E,
         producer: Option<(i64, i16, bool)>,
     ) -> Result<Sent> {
         let h = self.handle(topic, partition)?;
         let part = h.live_partition()?;
         let cfg = part.config();
-        if cfg.cleanup_policy.compacts() && records.iter().any(|r| r.key.is_none()) {
+        if cfg.cleanup_policy.compacts() && records.has_null_key() {
             return Err(Error::KeyRequired {
                 topic: topic.to_string(),
             });
@@ -721,7 +726,7 @@ impl ProducerInner {
         let idempotent = producer.is_some();
         // The batch's latency, for the metrics: one monotonic clock read here and one after
         // the append (and sync) returns, for the batches sampled.
-        let start = metrics::Counters::start(records.len());
+        let start = metrics::Counters::start(records.count());
         let mut bytes = 0;
         let r = crate::log::with_encoded(codec, records, now, producer, |data| {
             bytes = data.len();
@@ -736,7 +741,7 @@ impl ProducerInner {
         {
             part.sync_to(r.last_offset + 1)?;
         }
-        self.metrics.stored(records.len(), bytes, start);
+        self.metrics.stored(records.count(), bytes, start);
         let append_time =
             (cfg.timestamp_type == crate::TimestampType::LogAppendTime).then_some(r.timestamp);
         Ok(Sent {

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::config::{DeserializationHandler, StreamsConfig};
 use super::graph::Topology;
@@ -61,23 +61,21 @@ impl std::fmt::Debug for TopologyTestDriver {
 
 /// Records sent while one input is processed.
 #[derive(Default)]
-struct Collected(Vec<(String, Held)>, BytesMut);
+struct Collected(Vec<(String, Held)>);
 
 impl Output for Collected {
     fn send(
         &mut self,
         topic: &str,
         _partition: Option<i32>,
-        key: Option<Bytes>,
-        value: Option<Bytes>,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
         timestamp: i64,
     ) -> Result<()> {
+        let key = key.map(Bytes::copy_from_slice);
+        let value = value.map(Bytes::copy_from_slice);
         self.0.push((topic.to_string(), (key, value, timestamp)));
         Ok(())
-    }
-
-    fn arena(&mut self) -> &mut BytesMut {
-        super::node::room(&mut self.1)
     }
 }
 
@@ -264,7 +262,7 @@ impl TopologyTestDriver {
         V: Clone + Send + 'static,
     {
         let s = self.kv::<K, V>(store)?;
-        Ok(s.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        s.all()
     }
 
     fn kv<K, V>(&mut self, store: &str) -> Result<&mut KvStore<K, V>>

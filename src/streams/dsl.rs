@@ -1,6 +1,7 @@
 //! The DSL: `StreamsBuilder`, `KStream`, `KGroupedStream`, `KTable` and their settings, in
 //! Kafka Streams' vocabulary.
 
+use bytes::BytesMut;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -711,6 +712,7 @@ impl<K: Data, V: Data> KStream<K, V> {
                 key: Arc::clone(&ks),
                 value: Arc::clone(&vs),
                 drop_null_keys: false,
+                buf: BytesMut::new(),
             })
         });
         if let Some(n) = self.g.borrow_mut().nodes.get_mut(sink.node) {
@@ -739,6 +741,7 @@ impl<K: Data, V: Data> KStream<K, V> {
                 key: Arc::clone(&ks),
                 value: Arc::clone(&vs),
                 drop_null_keys: false,
+                buf: BytesMut::new(),
             })
         });
         if let Some(n) = self.g.borrow_mut().nodes.get_mut(sink.node) {
@@ -789,6 +792,7 @@ impl<K: Data, V: Data> KStream<K, V> {
                     key: Arc::clone(&k),
                     value: Arc::clone(&v),
                     drop_null_keys: true,
+                    buf: BytesMut::new(),
                 })
             })),
         );

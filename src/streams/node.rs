@@ -2,8 +2,6 @@
 
 use std::any::Any;
 
-use bytes::{Bytes, BytesMut};
-
 use super::store::ErasedStore;
 use crate::error::{Error, Result};
 
@@ -14,26 +12,16 @@ pub(crate) type StoreId = usize;
 
 /// Where a task's records go: output and internal topics (the producer, or the test driver).
 pub(crate) trait Output {
-    /// Sends a record; `partition` `None` lets the key choose (Kafka's default partitioner).
+    /// Sends a record, its key and value copied; `partition` `None` lets the key choose
+    /// (Kafka's default partitioner).
     fn send(
         &mut self,
         topic: &str,
         partition: Option<i32>,
-        key: Option<Bytes>,
-        value: Option<Bytes>,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
         timestamp: i64,
     ) -> Result<()>;
-
-    /// A buffer to serialize a record's key and value into (then split off as `Bytes`).
-    fn arena(&mut self) -> &mut BytesMut;
-}
-
-/// Keeps room in an output's buffer: a new block when little is left.
-pub(crate) fn room(arena: &mut BytesMut) -> &mut BytesMut {
-    if arena.capacity() - arena.len() < 1024 {
-        arena.reserve(64 << 10);
-    }
-    arena
 }
 
 /// A processor of records with keys `K` and values `V`.

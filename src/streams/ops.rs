@@ -3,6 +3,8 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use bytes::BytesMut;
+
 use super::node::{Cx, ErasedNode, Node, NodeId, StoreId, Typed};
 use super::serde::SharedSerde;
 use super::store::KvStore;
@@ -332,6 +334,8 @@ pub(crate) struct Sink<K, V> {
     pub value: SharedSerde<V>,
     /// A repartition sink drops records whose key is null (they cannot be grouped).
     pub drop_null_keys: bool,
+    /// The record's key and value, serialized (reused: no allocation per record).
+    pub buf: BytesMut,
 }
 
 impl<K: 'static, V: 'static> Node<K, V> for Sink<K, V> {
@@ -344,21 +348,22 @@ impl<K: 'static, V: 'static> Node<K, V> for Sink<K, V> {
                 chosen.as_str()
             }
         };
-        // Written into the output's buffer: no allocation per record.
-        let arena = cx.out.arena();
-        let k = self
-            .key
-            .serialize_into(topic, &key, arena)?
-            .then(|| arena.split().freeze());
-        if k.is_none() && self.drop_null_keys {
+        let buf = &mut self.buf;
+        buf.clear();
+        let has_key = self.key.serialize_into(topic, &key, buf)?;
+        if !has_key && self.drop_null_keys {
             return Ok(());
         }
-        let v = self
-            .value
-            .serialize_into(topic, &value, arena)?
-            .then(|| arena.split().freeze());
-        let ts = cx.timestamp;
-        cx.out.send(topic, None, k, v, ts)
+        let split = buf.len();
+        let has_value = self.value.serialize_into(topic, &value, buf)?;
+        let (k, v) = buf.split_at(split);
+        cx.out.send(
+            topic,
+            None,
+            has_key.then_some(k),
+            has_value.then_some(v),
+            cx.timestamp,
+        )
     }
 }
 
@@ -418,8 +423,7 @@ impl<K: Clone + Send + 'static, V, A: Clone + Send + 'static> Aggregate<K, V, A>
         for kb in keys {
             let Some((k, v, ts)) = cx
                 .store::<KvStore<K, A>>(self.store)?
-                .get_entry(&kb)
-                .map(|(k, v, ts)| (k.clone(), v.clone(), ts))
+                .get_entry(kb.as_slice())?
             else {
                 continue;
             };

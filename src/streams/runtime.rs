@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::config::{DeserializationHandler, StreamsConfig};
@@ -469,6 +469,19 @@ impl Plan {
         Ok(())
     }
 
+    /// The task map the `stream` assignor reads: each sub-topology's source topics.
+    pub fn task_map(&self) -> crate::group::task_assignor::TaskMap {
+        let mut map = crate::group::task_assignor::TaskMap::new();
+        for (topic, sub) in &self.sub_of {
+            let id = i32::try_from(*sub).unwrap_or(i32::MAX);
+            map.entry(id).or_default().push(topic.clone());
+        }
+        for topics in map.values_mut() {
+            topics.sort();
+        }
+        map
+    }
+
     /// The resolved topics the threads subscribe to.
     pub fn source_topics(&self) -> Vec<String> {
         let mut t: Vec<String> = self.sub_of.keys().cloned().collect();
@@ -483,22 +496,62 @@ struct BatchOutput {
     log: Arc<LogInner>,
     producer: Arc<Producer>,
     /// Records kept, by topic (and its partition count), then partition.
-    pending: Vec<(String, i32, Vec<PartitionRecords>)>,
+    pending: Vec<(String, i32, Vec<Kept>)>,
     bytes: usize,
-    arena: BytesMut,
+    /// Where in `pending` the last record went.
+    last: usize,
 }
 
-/// A partition's records kept to be written.
-type PartitionRecords = (i32, Vec<Record>);
+/// One partition's records kept to be written: their bytes in one buffer (no allocation
+/// per record), each record's place in it.
+struct Kept {
+    partition: i32,
+    data: Vec<u8>,
+    records: Vec<KeptRecord>,
+}
+
+/// A kept record: its key and value lengths (`None`: null), after each other in `data`
+/// from `at`.
+#[derive(Clone, Copy)]
+struct KeptRecord {
+    at: usize,
+    key: Option<usize>,
+    value: Option<usize>,
+    timestamp: i64,
+}
+
+/// Some of a partition's kept records, as the producer encodes them.
+struct KeptSlice<'a> {
+    data: &'a [u8],
+    records: &'a [KeptRecord],
+}
+
+impl crate::log::Encodable for KeptSlice<'_> {
+    fn count(&self) -> usize {
+        self.records.len()
+    }
+
+    fn has_null_key(&self) -> bool {
+        self.records.iter().any(|r| r.key.is_none())
+    }
+
+    fn push_into(&self, b: &mut crate::record::BatchBuilder, _now: i64) -> Result<()> {
+        for r in self.records {
+            let k = r.key.unwrap_or(0);
+            let key = r.key.and_then(|n| self.data.get(r.at..r.at + n));
+            let value = r.value.and_then(|n| self.data.get(r.at + k..r.at + k + n));
+            b.push(key, value, &[], r.timestamp)?;
+        }
+        Ok(())
+    }
+}
 
 /// Past this many bytes kept, they are written at once.
 const OUTPUT_BUFFER: usize = 1 << 20;
 /// The most bytes written as one batch (well under a topic's `max.message.bytes`).
 const OUTPUT_BATCH: usize = 256 << 10;
-
-fn size_of(r: &Record) -> usize {
-    r.key.as_ref().map_or(0, Bytes::len) + r.value.as_ref().map_or(0, Bytes::len) + 24
-}
+/// What a record costs in a batch beyond its key and value, about.
+const RECORD_OVERHEAD: usize = 24;
 
 impl BatchOutput {
     fn new(log: &Arc<LogInner>, producer: &Arc<Producer>) -> BatchOutput {
@@ -507,29 +560,39 @@ impl BatchOutput {
             producer: Arc::clone(producer),
             pending: Vec::new(),
             bytes: 0,
-            arena: BytesMut::new(),
+            last: 0,
         }
     }
 
     /// Writes what is kept.
     fn write(&mut self) -> Result<()> {
         for (topic, _, parts) in &mut self.pending {
-            for (partition, records) in parts.iter_mut() {
+            for kept in parts.iter_mut() {
                 let mut from = 0;
                 let mut size = 0;
-                for (i, r) in records.iter().enumerate() {
-                    size += size_of(r);
+                for (i, r) in kept.records.iter().enumerate() {
+                    size += r.key.unwrap_or(0) + r.value.unwrap_or(0) + RECORD_OVERHEAD;
                     if size >= OUTPUT_BATCH {
-                        let chunk = records.get(from..=i).unwrap_or_default();
-                        self.producer.send_to_partition(topic, *partition, chunk)?;
+                        let chunk = KeptSlice {
+                            data: &kept.data,
+                            records: kept.records.get(from..=i).unwrap_or_default(),
+                        };
+                        self.producer
+                            .send_to_partition(topic, kept.partition, &chunk)?;
                         from = i + 1;
                         size = 0;
                     }
                 }
-                if let Some(rest) = records.get(from..).filter(|r| !r.is_empty()) {
-                    self.producer.send_to_partition(topic, *partition, rest)?;
+                if let Some(rest) = kept.records.get(from..).filter(|r| !r.is_empty()) {
+                    let chunk = KeptSlice {
+                        data: &kept.data,
+                        records: rest,
+                    };
+                    self.producer
+                        .send_to_partition(topic, kept.partition, &chunk)?;
                 }
-                records.clear();
+                kept.records.clear();
+                kept.data.clear();
             }
         }
         self.bytes = 0;
@@ -542,11 +605,15 @@ impl Output for BatchOutput {
         &mut self,
         topic: &str,
         partition: Option<i32>,
-        key: Option<Bytes>,
-        value: Option<Bytes>,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
         timestamp: i64,
     ) -> Result<()> {
-        let known = self.pending.iter().position(|(t, _, _)| t == topic);
+        // The last topic sent to first (a sink sends to one topic, record after record).
+        let known = match self.pending.get(self.last) {
+            Some((t, _, _)) if t == topic => Some(self.last),
+            _ => self.pending.iter().position(|(t, _, _)| t == topic),
+        };
         let at = if let Some(at) = known {
             at
         } else {
@@ -554,39 +621,45 @@ impl Output for BatchOutput {
             self.pending.push((topic.to_string(), n, Vec::new()));
             self.pending.len() - 1
         };
+        self.last = at;
         let Some((_, count, parts)) = self.pending.get_mut(at) else {
             return Ok(());
         };
-        let partition = match (partition, &key) {
+        let partition = match (partition, key) {
             (Some(p), _) => p,
             // Kafka's default partitioner: murmur2 of the key, sticky without one.
             (None, Some(k)) => crate::partition_for_key(k, *count),
-            (None, None) => crate::log::partition_for(
-                &self.log,
-                topic,
-                None,
-                value.as_ref().map_or(0, Bytes::len),
-            )?,
+            (None, None) => {
+                crate::log::partition_for(&self.log, topic, None, value.map_or(0, <[u8]>::len))?
+            }
         };
-        let record = Record {
-            key,
-            value,
-            headers: Vec::new(),
-            timestamp: Some(timestamp),
+        let kept = if let Some(i) = parts.iter().position(|k| k.partition == partition) {
+            parts.get_mut(i)
+        } else {
+            parts.push(Kept {
+                partition,
+                data: Vec::new(),
+                records: Vec::new(),
+            });
+            parts.last_mut()
         };
-        self.bytes += size_of(&record);
-        match parts.iter_mut().find(|(p, _)| *p == partition) {
-            Some((_, records)) => records.push(record),
-            None => parts.push((partition, vec![record])),
-        }
+        let Some(kept) = kept else {
+            return Ok(());
+        };
+        let at = kept.data.len();
+        kept.data.extend_from_slice(key.unwrap_or_default());
+        kept.data.extend_from_slice(value.unwrap_or_default());
+        kept.records.push(KeptRecord {
+            at,
+            key: key.map(<[u8]>::len),
+            value: value.map(<[u8]>::len),
+            timestamp,
+        });
+        self.bytes += key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len) + RECORD_OVERHEAD;
         if self.bytes >= OUTPUT_BUFFER {
             self.write()?;
         }
         Ok(())
-    }
-
-    fn arena(&mut self) -> &mut BytesMut {
-        super::node::room(&mut self.arena)
     }
 }
 
@@ -766,7 +839,7 @@ fn restore(log: &Arc<LogInner>, task: &mut Task) -> Result<()> {
             };
             for r in records.iter().filter(|r| r.offset < end) {
                 if let Some(k) = &r.key {
-                    task.restore(store, k, r.value.as_deref())?;
+                    task.restore(store, k, r.value.as_deref(), r.timestamp)?;
                 }
             }
             at = last + 1;
@@ -846,11 +919,15 @@ impl StreamThread {
         let app = self.config.application_id.clone();
         let mut cc = ConsumerConfig::group(app.clone());
         cc.enable_auto_commit = false;
-        cc.assignors = vec!["range".into()];
+        // Kafka Streams' assignor: whole tasks, each sub-topology spread over the threads.
+        cc.assignors = vec!["stream".into()];
         // Kafka Streams reads read_committed only under exactly-once.
         cc.isolation_level = crate::IsolationLevel::ReadUncommitted;
         cc.max_poll_records = self.config.max_poll_records;
         let mut consumer = Consumer::new(Arc::clone(&self.log), cc)?;
+        consumer.set_subscription_user_data(Some(Bytes::from(
+            crate::group::task_assignor::encode_task_map(&self.plan.task_map()),
+        )));
         let producer = Arc::new(Producer::new(
             Arc::clone(&self.log),
             ProducerConfig::default(),

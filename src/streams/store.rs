@@ -1,9 +1,13 @@
 //! State stores: key-value maps in memory, each backed by a compacted changelog topic.
 
 use std::any::Any;
+use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
+use foldhash::fast::RandomState;
 
 use super::node::Output;
 use super::serde::SharedSerde;
@@ -18,16 +22,69 @@ pub(crate) trait ErasedStore: Send {
     fn flush_changelog(&mut self, partition: i32, out: &mut dyn Output) -> Result<()>;
 
     /// Applies one changelog record (a restore).
-    fn restore(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<()>;
+    fn restore(&mut self, key: &[u8], value: Option<&[u8]>, timestamp: i64) -> Result<()>;
 
     /// The changelog topic.
     fn changelog(&self) -> &str;
 }
 
-struct Entry<K, V> {
-    /// The key's bytes (the map's key, shared).
-    bytes: Bytes,
-    key: K,
+/// A key's bytes as a store holds them: inline up to 22 bytes (most keys: a lookup then
+/// reads no second allocation), shared beyond.
+#[derive(Clone)]
+pub(crate) enum KeyBytes {
+    Inline(u8, [u8; INLINE]),
+    Shared(Arc<[u8]>),
+}
+
+const INLINE: usize = 22;
+
+impl KeyBytes {
+    pub fn new(bytes: &[u8]) -> KeyBytes {
+        match u8::try_from(bytes.len()) {
+            Ok(n) if bytes.len() <= INLINE => {
+                let mut buf = [0; INLINE];
+                if let Some(head) = buf.get_mut(..bytes.len()) {
+                    head.copy_from_slice(bytes);
+                }
+                KeyBytes::Inline(n, buf)
+            }
+            _ => KeyBytes::Shared(Arc::from(bytes)),
+        }
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        match self {
+            KeyBytes::Inline(n, buf) => buf.get(..usize::from(*n)).unwrap_or_default(),
+            KeyBytes::Shared(b) => b,
+        }
+    }
+}
+
+impl Borrow<[u8]> for KeyBytes {
+    fn borrow(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+// Hashed and compared as its bytes, as `Borrow<[u8]>` requires.
+impl Hash for KeyBytes {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state);
+    }
+}
+
+impl PartialEq for KeyBytes {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for KeyBytes {}
+
+/// A store's entry; the key is the map's (its bytes: a typed key is deserialized when one is
+/// forwarded or read, as Kafka's caching layer does, so an entry stays small and a lookup
+/// touches little memory).
+struct Entry<V> {
     /// `None`: deleted, its tombstone not yet written.
     value: Option<V>,
     /// Changed since the changelog was last written.
@@ -38,11 +95,12 @@ struct Entry<K, V> {
 }
 
 /// A key-value store of one task: entries by their key's bytes (Kafka compares keys as
-/// bytes), with the typed key and value.
+/// bytes), with the typed value.
 pub(crate) struct KvStore<K, V> {
-    map: HashMap<Bytes, Entry<K, V>>,
-    dirty: Vec<Bytes>,
-    pending: Vec<Bytes>,
+    /// Hashed with foldhash (seeded per store): a third of SipHash's cost on short keys.
+    map: HashMap<KeyBytes, Entry<V>, RandomState>,
+    dirty: Vec<KeyBytes>,
+    pending: Vec<KeyBytes>,
     changelog: String,
     key_serde: SharedSerde<K>,
     value_serde: SharedSerde<V>,
@@ -53,7 +111,7 @@ pub(crate) struct KvStore<K, V> {
 impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KvStore<K, V> {
     pub fn new(changelog: String, key_serde: SharedSerde<K>, value_serde: SharedSerde<V>) -> Self {
         KvStore {
-            map: HashMap::new(),
+            map: HashMap::default(),
             dirty: Vec::new(),
             pending: Vec::new(),
             changelog,
@@ -82,10 +140,16 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KvStore<K, V> {
     }
 
     /// The value, key and time of the entry with these bytes.
-    pub fn get_entry(&self, key: &[u8]) -> Option<(&K, &V, i64)> {
-        self.map
+    pub fn get_entry(&self, key: &[u8]) -> Result<Option<(K, V, i64)>> {
+        let Some((value, ts)) = self
+            .map
             .get(key)
-            .and_then(|e| Some((&e.key, e.value.as_ref()?, e.timestamp)))
+            .and_then(|e| Some((e.value.as_ref()?, e.timestamp)))
+        else {
+            return Ok(None);
+        };
+        let k = self.key_serde.deserialize(&self.changelog, Some(key))?;
+        Ok(Some((k, value.clone(), ts)))
     }
 
     /// Sets `key` to `f(old value)` with one lookup, marking it for the changelog (and, with
@@ -110,16 +174,16 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KvStore<K, V> {
             e.timestamp = timestamp;
             if !e.dirty {
                 e.dirty = true;
-                self.dirty.push(e.bytes.clone());
+                self.dirty.push(KeyBytes::new(&self.scratch));
             }
             let fresh = pending && !e.pending;
             if fresh {
                 e.pending = true;
-                self.pending.push(e.bytes.clone());
+                self.pending.push(KeyBytes::new(&self.scratch));
             }
             return Ok(Some((fresh, copy)));
         }
-        let bytes = Bytes::copy_from_slice(&self.scratch);
+        let bytes = KeyBytes::new(&self.scratch);
         self.dirty.push(bytes.clone());
         if pending {
             self.pending.push(bytes.clone());
@@ -127,10 +191,8 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KvStore<K, V> {
         let new = f(None);
         let copy = want.then(|| new.clone());
         self.map.insert(
-            bytes.clone(),
+            bytes,
             Entry {
-                bytes,
-                key: key.clone(),
                 value: Some(new),
                 dirty: true,
                 pending,
@@ -147,22 +209,19 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KvStore<K, V> {
             return Ok(false);
         }
         if let Some(e) = self.map.get_mut(&self.scratch[..]) {
-            e.key = key.clone();
             e.value = value;
             e.timestamp = timestamp;
             if !e.dirty {
                 e.dirty = true;
-                self.dirty.push(e.bytes.clone());
+                self.dirty.push(KeyBytes::new(&self.scratch));
             }
             return Ok(true);
         }
-        let bytes = Bytes::copy_from_slice(&self.scratch);
+        let bytes = KeyBytes::new(&self.scratch);
         self.dirty.push(bytes.clone());
         self.map.insert(
-            bytes.clone(),
+            bytes,
             Entry {
-                bytes,
-                key: key.clone(),
                 value,
                 dirty: true,
                 pending: false,
@@ -173,10 +232,10 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KvStore<K, V> {
     }
 
     /// The keys marked since the last emit, unmarked.
-    pub fn take_pending(&mut self) -> Vec<Bytes> {
+    pub fn take_pending(&mut self) -> Vec<KeyBytes> {
         let keys = std::mem::take(&mut self.pending);
         for k in &keys {
-            if let Some(e) = self.map.get_mut(k) {
+            if let Some(e) = self.map.get_mut(k.as_slice()) {
                 e.pending = false;
             }
         }
@@ -184,10 +243,17 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KvStore<K, V> {
     }
 
     /// Every live entry, in no order.
-    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.map
-            .values()
-            .filter_map(|e| Some((&e.key, e.value.as_ref()?)))
+    pub fn all(&self) -> Result<Vec<(K, V)>> {
+        let mut out = Vec::with_capacity(self.map.len());
+        for (k, e) in &self.map {
+            if let Some(v) = &e.value {
+                let key = self
+                    .key_serde
+                    .deserialize(&self.changelog, Some(k.as_slice()))?;
+                out.push((key, v.clone()));
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -198,47 +264,50 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> ErasedStore for KvSto
 
     fn flush_changelog(&mut self, partition: i32, out: &mut dyn Output) -> Result<()> {
         for bytes in std::mem::take(&mut self.dirty) {
-            let Some(e) = self.map.get_mut(&bytes) else {
+            let Some(e) = self.map.get_mut(bytes.as_slice()) else {
                 continue;
             };
             e.dirty = false;
+            let key = bytes.as_slice();
+            let buf = &mut self.scratch;
+            buf.clear();
             let value = match &e.value {
-                Some(v) => self.value_serde.serialize(&self.changelog, v)?,
+                Some(v) => self
+                    .value_serde
+                    .serialize_into(&self.changelog, v, buf)?
+                    .then_some(&buf[..]),
                 None => None,
             };
             let deleted = value.is_none();
             out.send(
                 &self.changelog,
                 Some(partition),
-                Some(bytes.clone()),
+                Some(key),
                 value,
                 e.timestamp,
             )?;
             if deleted {
-                self.map.remove(&bytes);
+                self.map.remove(bytes.as_slice());
             }
         }
         Ok(())
     }
 
-    fn restore(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<()> {
-        let bytes = Bytes::copy_from_slice(key);
+    fn restore(&mut self, key: &[u8], value: Option<&[u8]>, timestamp: i64) -> Result<()> {
+        let bytes = KeyBytes::new(key);
         match value {
             None => {
-                self.map.remove(&bytes);
+                self.map.remove(key);
             }
             Some(v) => {
-                let k = self.key_serde.deserialize(&self.changelog, Some(key))?;
                 let v = self.value_serde.deserialize(&self.changelog, Some(v))?;
                 self.map.insert(
-                    bytes.clone(),
+                    bytes,
                     Entry {
-                        bytes,
-                        key: k,
                         value: Some(v),
                         dirty: false,
                         pending: false,
-                        timestamp: 0,
+                        timestamp,
                     },
                 );
             }

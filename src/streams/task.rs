@@ -165,9 +165,15 @@ impl Task {
     }
 
     /// Applies a changelog record to store `s`.
-    pub fn restore(&mut self, s: usize, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+    pub fn restore(
+        &mut self,
+        s: usize,
+        key: &[u8],
+        value: Option<&[u8]>,
+        timestamp: i64,
+    ) -> Result<()> {
         match self.stores.get_mut(s).and_then(Option::as_mut) {
-            Some(st) => st.restore(key, value),
+            Some(st) => st.restore(key, value, timestamp),
             None => Err(internal(
                 "a changelog record for a store this task does not hold",
             )),
