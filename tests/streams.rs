@@ -728,3 +728,104 @@ fn a_failing_thread_can_be_replaced() -> TestResult {
     streams.close()?;
     Ok(())
 }
+
+/// A stream–table join on a log reads its two partitions in timestamp order: each click
+/// joins the name its user had at the click's time, although every record was written
+/// before the application started (the consumer hands them over a topic at a time).
+#[test]
+fn a_join_reads_its_table_and_stream_in_timestamp_order() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let log = common::open(dir.path())?;
+    // "clicks" sorts before "names": a poll returns the clicks first.
+    log.create_topic("clicks", 1)?;
+    log.create_topic("names", 1)?;
+    log.create_topic("named-clicks", 1)?;
+    let producer = log.producer(ProducerConfig::default())?;
+    let n = 300_i64;
+    for i in 0..n {
+        // user i's name changes at 10i (to "a{i}") and 10i + 5 (to "b{i}"); clicks at
+        // 10i + 2 and 10i + 7.
+        for (at, name) in [(10 * i, format!("a{i}")), (10 * i + 5, format!("b{i}"))] {
+            let r = ProducerRecord::new("names", name).key(format!("u{i}"));
+            producer.send(r.timestamp(at))?;
+        }
+        for at in [10 * i + 2, 10 * i + 7] {
+            let r = ProducerRecord::new("clicks", format!("c{at}")).key(format!("u{i}"));
+            producer.send(r.timestamp(at))?;
+        }
+    }
+    let builder = StreamsBuilder::new();
+    let names = builder.table(
+        "names",
+        Consumed::with(Serdes::string(), Serdes::string()),
+        Materialized::named("names"),
+    );
+    builder
+        .stream("clicks", Consumed::with(Serdes::string(), Serdes::string()))
+        .left_join(&names, |click: &String, name: Option<&String>| {
+            format!("{click}:{}", name.map_or("-", String::as_str))
+        })
+        .to(
+            "named-clicks",
+            Produced::with(Serdes::string(), Serdes::string()),
+        );
+    let mut streams = Streams::new(&log, builder.build()?, StreamsConfig::new("order"));
+    streams.start()?;
+    let out = log.partition("named-clicks", 0)?;
+    wait_for("every click joined", || out.log_end_offset() >= 2 * n)?;
+    streams.close()?;
+    let joined: Vec<String> = out
+        .records(0, 1 << 20)?
+        .into_iter()
+        .filter_map(|r| String::from_utf8(r.value?.to_vec()).ok())
+        .collect();
+    let expected: Vec<String> = (0..n)
+        .flat_map(|i| {
+            [
+                format!("c{}:a{i}", 10 * i + 2),
+                format!("c{}:b{i}", 10 * i + 7),
+            ]
+        })
+        .collect();
+    assert_eq!(joined, expected);
+    Ok(())
+}
+
+/// Repartition topics are purged below the offsets committed for them (Kafka's
+/// `repartition.purge.interval.ms`), and a client started again counts on from there.
+#[test]
+fn repartition_topics_are_purged_below_their_committed_offsets() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let log = common::open(dir.path())?;
+    log.create_topic("lines", 1)?;
+    log.create_topic("words", 1)?;
+    let first = corpus(400, 3);
+    send_lines(&log, "lines", &first)?;
+    let config = StreamsConfig::new("purge")
+        .commit_interval(Duration::from_millis(20))
+        .repartition_purge_interval(Duration::ZERO);
+    let mut streams = Streams::new(&log, wc_topology("lines", "words")?, config.clone());
+    streams.start()?;
+    let want = recount(&first);
+    wait_for("the counts", || {
+        latest_counts(&log, "words", 1).is_ok_and(|c| c == want)
+    })?;
+    let repartition = log.partition("purge-counts-repartition", 0)?;
+    let end = repartition.log_end_offset();
+    assert!(end > 0);
+    wait_for("the repartition topic purged", || {
+        repartition.log_start_offset() == end
+    })?;
+    streams.close()?;
+    let second = corpus(100, 4);
+    send_lines(&log, "lines", &second)?;
+    let mut streams = Streams::new(&log, wc_topology("lines", "words")?, config);
+    streams.start()?;
+    let all: Vec<String> = first.iter().chain(&second).cloned().collect();
+    let want = recount(&all);
+    wait_for("the counts of both rounds", || {
+        latest_counts(&log, "words", 1).is_ok_and(|c| c == want)
+    })?;
+    streams.close()?;
+    Ok(())
+}

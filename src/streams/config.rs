@@ -50,6 +50,10 @@ pub struct StreamsConfig {
     pub max_poll_records: usize,
     /// `poll.ms` (100 ms): how long a thread waits for records.
     pub poll_time: Duration,
+    /// `repartition.purge.interval.ms` (30 s, as Kafka's): how often a thread deletes the
+    /// records of repartition topics below the offsets its tasks committed (Kafka's
+    /// `DeleteRecords`; they are read once, by this application).
+    pub repartition_purge_interval: Duration,
 }
 
 impl StreamsConfig {
@@ -65,6 +69,7 @@ impl StreamsConfig {
             dead_letter_topic: None,
             max_poll_records: 1000,
             poll_time: Duration::from_millis(100),
+            repartition_purge_interval: Duration::from_secs(30),
         }
     }
 
@@ -96,6 +101,13 @@ impl StreamsConfig {
         self
     }
 
+    /// `repartition.purge.interval.ms`.
+    #[must_use]
+    pub fn repartition_purge_interval(mut self, d: Duration) -> Self {
+        self.repartition_purge_interval = d;
+        self
+    }
+
     /// `errors.dead.letter.queue.topic.name`.
     #[must_use]
     pub fn dead_letter_topic(mut self, topic: impl Into<String>) -> Self {
@@ -106,7 +118,7 @@ impl StreamsConfig {
     /// Sets a setting by Kafka's key (`num.stream.threads`, `commit.interval.ms`,
     /// `statestore.cache.max.bytes`, `processing.guarantee`,
     /// `default.deserialization.exception.handler`, `errors.dead.letter.queue.topic.name`,
-    /// `max.poll.records`, `poll.ms`).
+    /// `max.poll.records`, `poll.ms`, `repartition.purge.interval.ms`).
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] naming the key, for an unknown key or a bad value.
@@ -136,6 +148,9 @@ impl StreamsConfig {
                 }
             }
             "poll.ms" => self.poll_time = Duration::from_millis(number("a time in ms")?),
+            "repartition.purge.interval.ms" => {
+                self.repartition_purge_interval = Duration::from_millis(number("a time in ms")?);
+            }
             "processing.guarantee" => match v {
                 "at_least_once" => self.processing_guarantee = ProcessingGuarantee::AtLeastOnce,
                 other => {

@@ -84,6 +84,11 @@ pub(crate) trait RawSource: Send {
         key: Option<&[u8]>,
         value: Option<&[u8]>,
     ) -> Result<Raw>;
+
+    /// Whether it reads its topic as a table.
+    fn is_table(&self) -> bool {
+        false
+    }
 }
 
 impl<K: Clone + Send + 'static, V: Clone + Send + 'static> RawSource for Source<K, V> {
@@ -108,6 +113,10 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> RawSource for TableSo
     ) -> Result<Raw> {
         TableSource::raw(self, cx, topic, key, value)
     }
+
+    fn is_table(&self) -> bool {
+        true
+    }
 }
 
 impl ErasedNode for SourceNode {
@@ -129,6 +138,10 @@ impl SourceNode {
         value: Option<&[u8]>,
     ) -> Result<Raw> {
         self.0.raw(cx, topic, key, value)
+    }
+
+    pub fn is_table(&self) -> bool {
+        self.0.is_table()
     }
 }
 

@@ -14,7 +14,7 @@ use super::config::{DeserializationHandler, StreamsConfig};
 use super::graph::{PartitionsOf, Topology};
 use super::node::Output;
 use super::ops::Raw;
-use super::task::{Task, TaskId};
+use super::task::{Held, Task, TaskId};
 use crate::config::CleanupPolicy;
 use crate::consumer::{RebalanceListener, WakeupHandle};
 use crate::error::{Error, Result};
@@ -667,7 +667,7 @@ impl Output for BatchOutput {
 /// outputs may not all be written, so its input offsets must not be committed (closing the
 /// consumer revokes its partitions, and the revoke commits what `processed` holds).
 struct DirtyClose {
-    tasks: Arc<Mutex<Tasks>>,
+    tasks: Arc<Mutex<TaskSet>>,
     clean: bool,
 }
 
@@ -691,10 +691,12 @@ fn migrated(e: &Error) -> bool {
 }
 
 /// A thread's tasks and what they processed since the last commit.
-struct Tasks {
+struct TaskSet {
     tasks: BTreeMap<TaskId, Task>,
     /// The next offset to commit per partition.
     processed: HashMap<TopicPartition, i64>,
+    /// Repartition topics' committed offsets, to purge below.
+    purgeable: HashMap<TopicPartition, i64>,
 }
 
 struct StreamThread {
@@ -709,7 +711,7 @@ struct StreamThread {
 /// Commits what `tasks` processed: caches forwarded, changelogs and outputs written and
 /// flushed, then the input offsets committed (at-least-once: outputs before offsets).
 fn commit(
-    tasks: &mut Tasks,
+    tasks: &mut TaskSet,
     only: Option<&[TaskId]>,
     plan: &Plan,
     out: &mut BatchOutput,
@@ -739,14 +741,33 @@ fn commit(
         return Ok(());
     }
     consumer.commit_offsets(&offsets)?;
-    for (tp, _) in &offsets {
-        tasks.processed.remove(tp);
+    for (tp, o) in offsets {
+        tasks.processed.remove(&tp);
+        if plan.repartitions.contains_key(&tp.topic) {
+            tasks.purgeable.insert(tp, o.offset);
+        }
+    }
+    Ok(())
+}
+
+/// Deletes what repartition topics hold below the offsets committed for them (Kafka's
+/// `DeleteRecords` after a commit): this application alone reads them, once.
+fn purge(log: &Arc<LogInner>, tasks: &mut TaskSet) -> Result<()> {
+    for (tp, offset) in tasks.purgeable.drain() {
+        match crate::log::handle_for(log, &tp.topic, tp.partition) {
+            Ok(h) => {
+                h.delete_records(offset)?;
+            }
+            // Deleted meanwhile (a reset): nothing to purge.
+            Err(Error::TopicNotFound { .. } | Error::PartitionNotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(())
 }
 
 struct Listener {
-    tasks: Arc<Mutex<Tasks>>,
+    tasks: Arc<Mutex<TaskSet>>,
     log: Arc<LogInner>,
     topology: Topology,
     plan: Arc<Plan>,
@@ -932,9 +953,10 @@ impl StreamThread {
             Arc::clone(&self.log),
             ProducerConfig::default(),
         )?);
-        let tasks = Arc::new(Mutex::new(Tasks {
+        let tasks = Arc::new(Mutex::new(TaskSet {
             tasks: BTreeMap::new(),
             processed: HashMap::new(),
+            purgeable: HashMap::new(),
         }));
         let errors = Arc::new(Mutex::new(None));
         let settled = Arc::new(AtomicBool::new(false));
@@ -1008,13 +1030,14 @@ impl StreamThread {
         &self,
         consumer: &mut Consumer,
         out: &mut BatchOutput,
-        tasks: &Arc<Mutex<Tasks>>,
+        tasks: &Arc<Mutex<TaskSet>>,
         errors: &Arc<Mutex<Option<Error>>>,
         settled: &Arc<AtomicBool>,
         dlq: Option<&(String, Producer)>,
     ) -> Result<()> {
         let cache = self.config.cache_max_bytes;
         let mut last_commit = Instant::now();
+        let mut last_purge = Instant::now();
         while !self.shared.stop.load(Ordering::Acquire) {
             let polled = match consumer.poll(self.config.poll_time) {
                 Ok(p) => p,
@@ -1040,18 +1063,28 @@ impl StreamThread {
                 let Some(task) = t.tasks.get_mut(&(sub, tp.partition)) else {
                     continue;
                 };
+                if task.reads_several() {
+                    let held = task.held.entry(tp.topic.clone()).or_default();
+                    held.extend(polled.records(&tp).map(|r| Held::of(&r)));
+                    continue;
+                }
                 let mut next = None;
                 let source = task.source(&tp.topic)?;
                 for r in polled.records(&tp) {
                     let (key, value, ts) = (r.key(), r.value(), r.timestamp());
                     let raw = task.process_at(source, &tp.topic, key, value, ts, out, cache)?;
                     if let Raw::BadInput(e) = raw {
-                        self.bad_input(&r, &e, dlq)?;
+                        self.bad_input(&tp, &Held::of(&r), &e, dlq)?;
                     }
                     next = Some(r.offset() + 1);
                 }
                 if let Some(next) = next {
                     t.processed.insert(tp, next);
+                }
+            }
+            for task in t.tasks.values_mut() {
+                if task.held.values().any(|q| !q.is_empty()) {
+                    self.take_held(task, consumer, &mut t.processed, out, dlq)?;
                 }
             }
             // What this poll sent goes out now: the next poll may read it back.
@@ -1068,24 +1101,111 @@ impl StreamThread {
                     Err(e) => return Err(e),
                 }
                 last_commit = Instant::now();
+                if last_purge.elapsed() >= self.config.repartition_purge_interval {
+                    purge(&self.log, t)?;
+                    last_purge = Instant::now();
+                }
             }
         }
         Ok(())
+    }
+
+    /// Processes a task's held records in timestamp order (Kafka's `PartitionGroup`: the
+    /// partition whose next record is oldest goes first; on a tie a table before a stream),
+    /// while every partition of the task has a record held or has none left to read: a
+    /// partition with records not yet polled is waited for (the next poll brings them), so
+    /// a stream record never overtakes an older table update of its join. Offsets are
+    /// committed only for records processed.
+    fn take_held(
+        &self,
+        task: &mut Task,
+        consumer: &mut Consumer,
+        processed: &mut HashMap<TopicPartition, i64>,
+        out: &mut BatchOutput,
+        dlq: Option<&(String, Producer)>,
+    ) -> Result<()> {
+        let partition = task.id.1;
+        let topics: Vec<(String, bool)> = task
+            .source_topics()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| {
+                let table = task.reads_as_table(&t);
+                (t, table)
+            })
+            .collect();
+        // Whether a partition with nothing held has nothing left to read (checked once a
+        // call: no poll happens in between).
+        let mut drained: HashMap<String, bool> = HashMap::new();
+        loop {
+            let mut next: Option<(i64, bool, &str)> = None;
+            for (topic, table) in &topics {
+                let head = task.held.get(topic).and_then(|q| q.front());
+                if let Some(h) = head {
+                    let candidate = (h.timestamp, !table, topic.as_str());
+                    if next.is_none_or(|n| candidate < n) {
+                        next = Some(candidate);
+                    }
+                } else {
+                    let done = *drained.entry(topic.clone()).or_insert_with(|| {
+                        self.read_to_end(consumer, &TopicPartition::new(topic, partition))
+                    });
+                    if !done {
+                        return Ok(());
+                    }
+                }
+            }
+            let Some((_, _, topic)) = next else {
+                return Ok(());
+            };
+            let Some(h) = task
+                .held
+                .get_mut(topic)
+                .and_then(std::collections::VecDeque::pop_front)
+            else {
+                return Ok(());
+            };
+            let source = task.source(topic)?;
+            let raw = task.process_at(
+                source,
+                topic,
+                h.key.as_deref(),
+                h.value.as_deref(),
+                h.timestamp,
+                out,
+                self.config.cache_max_bytes,
+            )?;
+            let tp = TopicPartition::new(topic, partition);
+            if let Raw::BadInput(e) = raw {
+                self.bad_input(&tp, &h, &e, dlq)?;
+            }
+            processed.insert(tp, h.offset + 1);
+        }
+    }
+
+    /// Whether this consumer has read all there is of `tp` now (also for a partition it
+    /// does not hold, or one that does not exist: nothing to wait for).
+    fn read_to_end(&self, consumer: &mut Consumer, tp: &TopicPartition) -> bool {
+        let Ok(position) = consumer.position(tp) else {
+            return true;
+        };
+        crate::log::handle_for(&self.log, &tp.topic, tp.partition)
+            .map_or(true, |h| position >= h.log_end_offset())
     }
 
     /// A record that did not deserialize: the handler fails the thread or skips it (to the
     /// dead-letter topic when one is set, with Kafka's error headers).
     fn bad_input(
         &self,
-        r: &crate::ConsumerRecord<'_>,
+        tp: &TopicPartition,
+        r: &Held,
         e: &Error,
         dlq: Option<&(String, Producer)>,
     ) -> Result<()> {
         let at = format!(
             "topic {} partition {} offset {}",
-            r.topic(),
-            r.partition(),
-            r.offset()
+            tp.topic, tp.partition, r.offset
         );
         if self.config.deserialization_handler == DeserializationHandler::LogAndFail {
             return Err(Error::Serde {
@@ -1098,16 +1218,10 @@ impl StreamThread {
         );
         if let Some((topic, producer)) = dlq {
             let mut record = Record {
-                key: r.key().map(Bytes::copy_from_slice),
-                value: r.value().map(Bytes::copy_from_slice),
-                headers: r
-                    .headers()
-                    .map(|(k, v)| Header {
-                        key: k.to_string(),
-                        value: v.map(Bytes::copy_from_slice),
-                    })
-                    .collect(),
-                timestamp: Some(r.timestamp()),
+                key: r.key.clone(),
+                value: r.value.clone(),
+                headers: r.headers.clone(),
+                timestamp: Some(r.timestamp),
             };
             for (k, v) in [
                 (
@@ -1115,9 +1229,9 @@ impl StreamThread {
                     "org.apache.kafka.common.errors.SerializationException".to_string(),
                 ),
                 ("__streams.errors.message", e.to_string()),
-                ("__streams.errors.topic", r.topic().to_string()),
-                ("__streams.errors.partition", r.partition().to_string()),
-                ("__streams.errors.offset", r.offset().to_string()),
+                ("__streams.errors.topic", tp.topic.clone()),
+                ("__streams.errors.partition", tp.partition.to_string()),
+                ("__streams.errors.offset", r.offset.to_string()),
             ] {
                 record.headers.push(Header::new(k, v.into_bytes()));
             }

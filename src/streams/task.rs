@@ -1,13 +1,16 @@
 //! A task: one sub-topology's processors and stores for one partition.
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+
+use bytes::Bytes;
 
 use super::graph::{Make, SubTopology, Topology};
 use super::node::{Cx, ErasedNode, NodeId, Output, internal};
 use super::ops::{Raw, SourceNode};
 use super::store::ErasedStore;
 use crate::error::Result;
+use crate::record::Header;
 
 /// A task's id: its sub-topology and partition (Kafka's `0_1`).
 pub(crate) type TaskId = (usize, i32);
@@ -21,6 +24,37 @@ pub(crate) struct Task {
     order: Vec<NodeId>,
     store_ids: Vec<usize>,
     store_names: HashMap<String, usize>,
+    /// Records read but not yet processed, by source topic: a task reading several
+    /// partitions processes their records in timestamp order (a join's table before the
+    /// stream records after it).
+    pub held: HashMap<String, VecDeque<Held>>,
+}
+
+/// A record held until it is its turn.
+pub(crate) struct Held {
+    pub offset: i64,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub timestamp: i64,
+    pub headers: Vec<Header>,
+}
+
+impl Held {
+    pub fn of(r: &crate::ConsumerRecord<'_>) -> Held {
+        Held {
+            offset: r.offset(),
+            key: r.key().map(Bytes::copy_from_slice),
+            value: r.value().map(Bytes::copy_from_slice),
+            timestamp: r.timestamp(),
+            headers: r
+                .headers()
+                .map(|(k, v)| Header {
+                    key: k.to_string(),
+                    value: v.map(Bytes::copy_from_slice),
+                })
+                .collect(),
+        }
+    }
 }
 
 impl Task {
@@ -60,6 +94,7 @@ impl Task {
             order: sub.nodes.clone(),
             store_ids: sub.stores.clone(),
             store_names,
+            held: HashMap::new(),
         }
     }
 
@@ -79,6 +114,29 @@ impl Task {
             .get(topic)
             .copied()
             .ok_or_else(|| internal("a record of a topic this task does not read"))
+    }
+
+    /// The source topics (resolved).
+    pub fn source_topics(&self) -> impl Iterator<Item = &str> {
+        self.sources.keys().map(String::as_str)
+    }
+
+    /// Whether this task reads more than one topic (its records are then held and taken in
+    /// timestamp order).
+    pub fn reads_several(&self) -> bool {
+        self.sources.len() > 1
+    }
+
+    /// Whether `topic` is read as a table.
+    pub fn reads_as_table(&mut self, topic: &str) -> bool {
+        let Some(&id) = self.sources.get(topic) else {
+            return false;
+        };
+        self.nodes
+            .get_mut(id)
+            .and_then(Option::as_mut)
+            .and_then(|n| n.as_any().downcast_mut::<SourceNode>())
+            .is_some_and(|s| s.is_table())
     }
 
     /// Processes one record read from `topic`.
