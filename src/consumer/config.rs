@@ -155,7 +155,7 @@ impl ConsumerConfig {
                 return Err(Error::invalid_config(
                     "assignors",
                     format!(
-                        "topiclog does not implement the assignor '{a}'; supported: {}",
+                        "topiclog does not implement the assignor '{a}'; supported: {}, stream",
                         crate::group::assignor::ASSIGNORS.join(", ")
                     ),
                 ));

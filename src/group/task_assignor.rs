@@ -163,40 +163,60 @@ impl Assignor for StreamAssignor {
             }
         }
 
+        // Balance as Kafka's: every member holds `T / n` or one more task (at most `T % n`
+        // of them one more), and the same within each sub-topology.
         let n = loads.len().max(1);
-        let share = tasks.len().div_ceil(n);
-        let mut group_share: BTreeMap<usize, usize> = BTreeMap::new();
+        let mut total = Quota::new(tasks.len(), n);
+        let mut per_group: BTreeMap<usize, Quota> = BTreeMap::new();
+        let mut sizes: BTreeMap<usize, usize> = BTreeMap::new();
         for task in &tasks {
-            *group_share.entry(task.group).or_default() += 1;
+            *sizes.entry(task.group).or_default() += 1;
         }
-        for v in group_share.values_mut() {
-            *v = v.div_ceil(n);
+        for (g, size) in sizes {
+            per_group.insert(g, Quota::new(size, n));
         }
+        let fits =
+            |l: &Load<'_>, task: &Task<'_>, total: &Quota, per_group: &BTreeMap<usize, Quota>| {
+                total.admits(l.total)
+                    && per_group
+                        .get(&task.group)
+                        .is_some_and(|q| q.admits(l.in_group(task.group)))
+            };
         let mut left = Vec::new();
 
         // Pass 1: tasks stay with their earlier owner while it is within its shares.
         for task in &tasks {
-            let gs = group_share.get(&task.group).copied().unwrap_or(0);
-            let keep = task
+            let owner_load = task
                 .parts
                 .iter()
                 .find_map(|p| owner.get(p))
                 .filter(|m| task.takers.contains(m))
-                .and_then(|&m| loads.get_mut(m))
-                .filter(|l| l.total < share && l.in_group(task.group) < gs);
-            match keep {
-                Some(l) => l.take(task),
-                None => left.push(task),
+                .and_then(|&m| loads.get_mut(m));
+            match owner_load {
+                Some(l) if fits(l, task, &total, &per_group) => {
+                    total.count(l.total);
+                    if let Some(q) = per_group.get_mut(&task.group) {
+                        q.count(l.in_group(task.group));
+                    }
+                    l.take(task);
+                }
+                _ => left.push(task),
             }
         }
-        // Pass 2: the rest to the emptiest taker.
+        // Pass 2: the rest to the emptiest taker that its shares admit (any taker, the
+        // emptiest, when none does: every partition is assigned).
         for task in left {
             let best = task.takers.iter().copied().min_by_key(|&m| {
                 loads.get(m).map_or((true, usize::MAX, usize::MAX, m), |l| {
-                    (l.total >= share, l.in_group(task.group), l.total, m)
+                    let over = !fits(l, task, &total, &per_group);
+                    (over, l.in_group(task.group), l.total, m)
                 })
             });
             if let Some(l) = best.and_then(|m| loads.get_mut(m)) {
+                total.count(l.total);
+                if let Some(q) = per_group.get_mut(&task.group) {
+                    q.count(l.in_group(task.group));
+                }
                 l.take(task);
             }
         }
@@ -223,6 +243,33 @@ struct Task<'a> {
     group: usize,
     parts: Vec<(&'a str, i32)>,
     takers: Vec<usize>,
+}
+
+/// A balanced share: each member `floor` tasks, `extra` of them one more.
+struct Quota {
+    floor: usize,
+    extra: usize,
+}
+
+impl Quota {
+    fn new(tasks: usize, members: usize) -> Quota {
+        Quota {
+            floor: tasks / members,
+            extra: tasks % members,
+        }
+    }
+
+    /// Whether a member holding `held` may take one more.
+    fn admits(&self, held: usize) -> bool {
+        held < self.floor || (held == self.floor && self.extra > 0)
+    }
+
+    /// Records that a member holding `held` takes one more.
+    fn count(&mut self, held: usize) {
+        if held >= self.floor {
+            self.extra = self.extra.saturating_sub(1);
+        }
+    }
 }
 
 /// A member while tasks are dealt: what it subscribes to and what it holds.
@@ -361,6 +408,42 @@ mod tests {
         assert_eq!(names(&out["a"]), ["t-0", "t-1"]);
         assert_eq!(names(&out["b"]), ["t-3", "t-4"]);
         assert_eq!(names(&out["c"]), ["t-2", "t-5"]);
+    }
+
+    #[test]
+    fn a_member_that_joins_gets_its_share_of_tasks_held_by_others() {
+        let mut map = TaskMap::new();
+        map.insert(0, vec!["lines".to_string()]);
+        map.insert(1, vec!["r".to_string()]);
+        let topics = ["lines", "r"];
+        let mut members = BTreeMap::new();
+        let owned_a = [("lines", 0), ("r", 0)];
+        let owned_b = [("lines", 1), ("r", 1)];
+        members.insert("a".to_string(), member(&topics, Some(&map), &owned_a, 3));
+        members.insert("b".to_string(), member(&topics, Some(&map), &owned_b, 3));
+        members.insert("c".to_string(), member(&topics, Some(&map), &[], -1));
+        let out = StreamAssignor.assign(&members, &counts(&[("lines", 2), ("r", 2)]));
+        let sizes: Vec<usize> = out.values().map(Vec::len).collect();
+        assert_eq!(sizes, [2, 1, 1], "{out:?}");
+        assert_eq!(names(&out["a"]), ["lines-0", "r-0"]);
+        assert_eq!(names(&out["b"]), ["lines-1"]);
+        assert_eq!(names(&out["c"]), ["r-1"]);
+        // One sub-topology of 4 partitions over 3 members: 2, 1, 1.
+        let mut map = TaskMap::new();
+        map.insert(0, vec!["t".to_string()]);
+        let mut members = BTreeMap::new();
+        members.insert(
+            "a".to_string(),
+            member(&["t"], Some(&map), &[("t", 0), ("t", 1)], 2),
+        );
+        members.insert(
+            "b".to_string(),
+            member(&["t"], Some(&map), &[("t", 2), ("t", 3)], 2),
+        );
+        members.insert("c".to_string(), member(&["t"], Some(&map), &[], -1));
+        let out = StreamAssignor.assign(&members, &counts(&[("t", 4)]));
+        let sizes: Vec<usize> = out.values().map(Vec::len).collect();
+        assert_eq!(sizes, [2, 1, 1], "{out:?}");
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub enum ProcessingGuarantee {
 /// A streams application's settings (Kafka's `StreamsConfig`, the keys that mean something
 /// in process).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct StreamsConfig {
     /// `application.id`: the consumer group of the threads and the prefix of internal topics.
     pub application_id: String,
@@ -54,6 +55,10 @@ pub struct StreamsConfig {
     /// records of repartition topics below the offsets its tasks committed (Kafka's
     /// `DeleteRecords`; they are read once, by this application).
     pub repartition_purge_interval: Duration,
+    /// `buffered.records.per.partition` (1000, as Kafka's): a task reading several topics
+    /// holds records to take them in timestamp order; past this many held of a partition,
+    /// its reads pause until they are taken.
+    pub buffered_records_per_partition: usize,
 }
 
 impl StreamsConfig {
@@ -70,6 +75,7 @@ impl StreamsConfig {
             max_poll_records: 1000,
             poll_time: Duration::from_millis(100),
             repartition_purge_interval: Duration::from_secs(30),
+            buffered_records_per_partition: 1000,
         }
     }
 
@@ -118,7 +124,8 @@ impl StreamsConfig {
     /// Sets a setting by Kafka's key (`num.stream.threads`, `commit.interval.ms`,
     /// `statestore.cache.max.bytes`, `processing.guarantee`,
     /// `default.deserialization.exception.handler`, `errors.dead.letter.queue.topic.name`,
-    /// `max.poll.records`, `poll.ms`, `repartition.purge.interval.ms`).
+    /// `max.poll.records`, `poll.ms`, `repartition.purge.interval.ms`,
+    /// `buffered.records.per.partition`).
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] naming the key, for an unknown key or a bad value.
@@ -148,6 +155,9 @@ impl StreamsConfig {
                 }
             }
             "poll.ms" => self.poll_time = Duration::from_millis(number("a time in ms")?),
+            "buffered.records.per.partition" => {
+                self.buffered_records_per_partition = number("a record count")? as usize;
+            }
             "repartition.purge.interval.ms" => {
                 self.repartition_purge_interval = Duration::from_millis(number("a time in ms")?);
             }

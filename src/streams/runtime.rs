@@ -755,9 +755,11 @@ fn commit(
 fn purge(log: &Arc<LogInner>, tasks: &mut TaskSet) -> Result<()> {
     for (tp, offset) in tasks.purgeable.drain() {
         match crate::log::handle_for(log, &tp.topic, tp.partition) {
-            Ok(h) => {
-                h.delete_records(offset)?;
-            }
+            Ok(h) => match h.delete_records(offset) {
+                // Past its end: deleted and made again meanwhile (a reset).
+                Ok(_) | Err(Error::OffsetOutOfRange { .. }) => {}
+                Err(e) => return Err(e),
+            },
             // Deleted meanwhile (a reset): nothing to purge.
             Err(Error::TopicNotFound { .. } | Error::PartitionNotFound { .. }) => {}
             Err(e) => return Err(e),
@@ -1066,6 +1068,11 @@ impl StreamThread {
                 if task.reads_several() {
                     let held = task.held.entry(tp.topic.clone()).or_default();
                     held.extend(polled.records(&tp).map(|r| Held::of(&r)));
+                    // Kafka's `buffered.records.per.partition`: a partition far ahead of
+                    // the others is paused until its records are taken.
+                    if held.len() > self.config.buffered_records_per_partition {
+                        consumer.pause(std::slice::from_ref(&tp))?;
+                    }
                     continue;
                 }
                 let mut next = None;
@@ -1152,12 +1159,12 @@ impl StreamThread {
                         self.read_to_end(consumer, &TopicPartition::new(topic, partition))
                     });
                     if !done {
-                        return Ok(());
+                        return self.resume_held(task, consumer);
                     }
                 }
             }
             let Some((_, _, topic)) = next else {
-                return Ok(());
+                return self.resume_held(task, consumer);
             };
             let Some(h) = task
                 .held
@@ -1184,14 +1191,36 @@ impl StreamThread {
         }
     }
 
+    /// Resumes the task's paused partitions whose held records are down to the limit.
+    fn resume_held(&self, task: &Task, consumer: &mut Consumer) -> Result<()> {
+        let paused = consumer.paused();
+        if paused.is_empty() {
+            return Ok(());
+        }
+        let limit = self.config.buffered_records_per_partition;
+        let ready: Vec<TopicPartition> = task
+            .held
+            .iter()
+            .filter(|(_, q)| q.len() <= limit)
+            .map(|(t, _)| TopicPartition::new(t, task.id.1))
+            .filter(|tp| paused.contains(tp))
+            .collect();
+        if ready.is_empty() {
+            return Ok(());
+        }
+        consumer.resume(&ready)
+    }
+
     /// Whether this consumer has read all there is of `tp` now (also for a partition it
     /// does not hold, or one that does not exist: nothing to wait for).
     fn read_to_end(&self, consumer: &mut Consumer, tp: &TopicPartition) -> bool {
         let Ok(position) = consumer.position(tp) else {
             return true;
         };
+        // What a reader may read: the high watermark (behind the log end while a sync of
+        // `FlushPolicy::EveryBatch` is under way).
         crate::log::handle_for(&self.log, &tp.topic, tp.partition)
-            .map_or(true, |h| position >= h.log_end_offset())
+            .map_or(true, |h| position >= h.high_watermark())
     }
 
     /// A record that did not deserialize: the handler fails the thread or skips it (to the
