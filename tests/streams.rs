@@ -781,7 +781,9 @@ fn a_join_reads_its_table_and_stream_in_timestamp_order() -> TestResult {
         let start = out.log_end_offset();
         let mut streams = Streams::new(&log, topology()?, config);
         streams.start()?;
-        wait_for("every click joined", || out.log_end_offset() >= start + 2 * n)?;
+        wait_for("every click joined", || {
+            out.log_end_offset() >= start + 2 * n
+        })?;
         streams.close()?;
         let joined: Vec<String> = out
             .records(start, 1 << 20)?
