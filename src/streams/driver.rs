@@ -252,6 +252,12 @@ impl TopologyTestDriver {
         Ok(s.get_by_key(key)?.cloned())
     }
 
+    /// How many records the topology dropped: late for a window that had closed, or
+    /// without a valid timestamp (Kafka's `dropped-records` metric).
+    pub fn dropped_records(&self) -> u64 {
+        self.tasks.iter().map(|t| t.dropped).sum()
+    }
+
     /// Every entry of the key-value store `store`, in no order.
     ///
     /// # Errors

@@ -11,12 +11,15 @@ use std::sync::Arc;
 use super::graph::{Graph, Make, PartitionsOf, RepartitionDef, TopicRef, Topology};
 use super::node::{ErasedNode, NodeId, StoreId};
 use super::ops::{
-    self, Aggregate, Branch, Filter, FlatMap, FlatMapValues, Foreach, Map, MapValues, Materialize,
-    Pass, Peek, Predicate, SelectKey, Sink, SinkTopic, Source, SourceNode, StreamTableJoin,
-    TableFilter, TableMapValues, TableSource, ToStream,
+    self, Aggregate, Branch, Filter, FlatMap, FlatMapValues, Foreach, LeftOf, Map, MapValues,
+    Materialize, Pass, Peek, Predicate, RightOf, SelectKey, Sink, SinkTopic, Source, SourceNode,
+    StreamTableJoin, TableFilter, TableMapValues, TableSource, TableTableJoin, ToStream,
+    WindowAggregate,
 };
 use super::serde::SharedSerde;
 use super::store::KvStore;
+use super::suppress::{BufferFull, Buffered, BufferedSerde, Suppress, Suppressed};
+use super::window::{TimeWindowedSerde, TimeWindows, WindowStoreKeySerde, Windowed};
 use crate::error::Result;
 
 /// The serde of `A` as one of `B`, when they are one type (an operator that keeps the
@@ -37,6 +40,7 @@ pub struct Consumed<K, V> {
     key: SharedSerde<K>,
     value: SharedSerde<V>,
     name: Option<String>,
+    extractor: Option<ops::Extractor<K, V>>,
 }
 
 impl<K, V> Consumed<K, V> {
@@ -46,7 +50,22 @@ impl<K, V> Consumed<K, V> {
             key,
             value,
             name: None,
+            extractor: None,
         }
+    }
+
+    /// Takes each record's event time from `f(key, value, record timestamp)` instead of
+    /// its timestamp (Kafka's `TimestampExtractor`): windows, stream time and the
+    /// timestamps of what the record leads to follow it. A negative time drops the record
+    /// from windowed aggregations (counted in `dropped_records`). A table's deletes keep
+    /// their record timestamp.
+    #[must_use]
+    pub fn with_timestamp_extractor(
+        mut self,
+        f: impl Fn(&K, &V, i64) -> i64 + Send + Sync + 'static,
+    ) -> Self {
+        self.extractor = Some(Arc::new(f));
+        self
     }
 
     /// Names the source node.
@@ -281,7 +300,12 @@ impl StreamsBuilder {
         topics: &[&str],
         consumed: Consumed<K, V>,
     ) -> KStream<K, V> {
-        let Consumed { key, value, name } = consumed;
+        let Consumed {
+            key,
+            value,
+            name,
+            extractor,
+        } = consumed;
         let mut g = self.g.borrow_mut();
         let name = g.name(name.as_deref(), "KSTREAM-SOURCE");
         let (k, v) = (Arc::clone(&key), Arc::clone(&value));
@@ -293,6 +317,7 @@ impl StreamsBuilder {
                     key: Arc::clone(&k),
                     value: Arc::clone(&v),
                     children: m.children.to_vec(),
+                    extractor: extractor.clone(),
                 })))
             })),
         );
@@ -321,7 +346,12 @@ impl StreamsBuilder {
         consumed: Consumed<K, V>,
         materialized: Materialized<K, V>,
     ) -> KTable<K, V> {
-        let Consumed { key, value, name } = consumed;
+        let Consumed {
+            key,
+            value,
+            name,
+            extractor,
+        } = consumed;
         let mut g = self.g.borrow_mut();
         let source_name = g.name(name.as_deref(), "KTABLE-SOURCE");
         let (k, v) = (Arc::clone(&key), Arc::clone(&value));
@@ -333,6 +363,7 @@ impl StreamsBuilder {
                     key: Arc::clone(&k),
                     value: Arc::clone(&v),
                     children: m.children.to_vec(),
+                    extractor: extractor.clone(),
                 })))
             })),
         );
@@ -813,6 +844,7 @@ impl<K: Data, V: Data> KStream<K, V> {
                     key: Arc::clone(&k),
                     value: Arc::clone(&v),
                     children: m.children.to_vec(),
+                    extractor: None,
                 })))
             })),
         );
@@ -1095,9 +1127,52 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         step: ops::Step<K, V, A>,
         materialized: Materialized<K, A>,
     ) -> KTable<K, A> {
+        self.aggregate_node(
+            prefix,
+            materialized,
+            &|k| Arc::clone(k),
+            &|k| Arc::clone(k),
+            None,
+            move |store, caching, m| {
+                ops::boxed::<K, V>(Aggregate::<K, V, A> {
+                    store,
+                    step: Arc::clone(&step),
+                    caching,
+                    children: m.children.to_vec(),
+                    pending_bytes: 0,
+                })
+            },
+        )
+    }
+
+    /// Windows of `windows` for the next aggregation (Kafka's `windowedBy`): its table is
+    /// keyed by `Windowed<K>`.
+    pub fn windowed_by(self, windows: TimeWindows) -> TimeWindowedKStream<K, V> {
+        if let Some(e) = windows.invalid() {
+            self.stream.g.borrow_mut().errors.push(e);
+        }
+        TimeWindowedKStream {
+            grouped: self,
+            windows,
+        }
+    }
+
+    /// The aggregation's node and store: through a repartition topic when the key changed
+    /// upstream, a store of `store_key` keys (`retention`: a window store's, in ms), and the
+    /// table keyed with `table_key`.
+    #[allow(clippy::type_complexity)]
+    fn aggregate_node<KT: Data, A: Data>(
+        self,
+        prefix: &str,
+        materialized: Materialized<K, A>,
+        store_key: &dyn Fn(&SharedSerde<K>) -> SharedSerde<KT>,
+        table_key: &dyn Fn(&SharedSerde<K>) -> SharedSerde<KT>,
+        retention: Option<i64>,
+        node: impl Fn(StoreId, bool, &Make<'_>) -> Box<dyn ErasedNode> + Send + Sync + 'static,
+    ) -> KTable<KT, A> {
         let Materialized {
             name: store,
-            key: store_key,
+            key: materialized_key,
             value: store_value,
             caching,
         } = materialized;
@@ -1113,7 +1188,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             None => g.borrow_mut().next_name(&format!("{prefix}-STATE-STORE")),
         };
         // The store's key serde serves the repartition topic too (one key type).
-        let key = key.or_else(|| store_key.clone());
+        let key = key.or_else(|| materialized_key.clone());
         // The repartition topic is named after the grouping, else the store.
         let stream = if stream.key_changed {
             let base = name.clone().unwrap_or_else(|| store_name.clone());
@@ -1123,7 +1198,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         } else {
             stream
         };
-        let key = store_key.or(key);
+        let key = materialized_key.or(key);
         let Some(key) = key else {
             g.borrow_mut().errors.push(format!(
                 "the store '{store_name}' needs a key serde (Grouped::with or Materialized)"
@@ -1139,25 +1214,129 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         let mut gb = g.borrow_mut();
         let node_name = gb.next_name(prefix);
         let id = gb.add(node_name, &[stream.node], None);
-        let store = add_kv_store(&mut gb, store_name, id, &key, &value);
-        set_make(&mut gb, id, move |m| {
-            ops::boxed::<K, V>(Aggregate::<K, V, A> {
-                store,
-                step: Arc::clone(&step),
-                caching,
-                children: m.children.to_vec(),
-                pending_bytes: 0,
-            })
-        });
+        let store = add_kv_store(&mut gb, store_name, id, &store_key(&key), &value);
+        if let (Some(r), Some(def)) = (retention, gb.stores.get_mut(store)) {
+            def.retention_ms = Some(r);
+        }
+        set_make(&mut gb, id, move |m| node(store, caching, m));
         drop(gb);
         KTable {
             g,
             node: id,
             store: Some(store),
-            key_serde: Some(key),
+            key_serde: Some(table_key(&key)),
             value_serde: Some(value),
             next_name: None,
         }
+    }
+}
+
+/// A grouped stream with windows (Kafka's `TimeWindowedKStream`): its aggregations keep one
+/// value per key and window, in a window store whose changelog is `compact,delete` with
+/// the store's retention plus a day, as Kafka's.
+pub struct TimeWindowedKStream<K, V> {
+    grouped: KGroupedStream<K, V>,
+    windows: TimeWindows,
+}
+
+impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
+    /// The number of records of each key in each window.
+    pub fn count(self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
+        let materialized = if materialized.value.is_none() {
+            materialized.with_value_serde(super::serde::Serdes::i64())
+        } else {
+            materialized
+        };
+        self.aggregate_with(
+            "KSTREAM-AGGREGATE",
+            Arc::new(|_: &K, _: V, old: Option<i64>| old.unwrap_or(0) + 1),
+            materialized,
+        )
+    }
+
+    /// Each key's values in each window combined by `reducer`.
+    pub fn reduce(
+        self,
+        reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
+        materialized: Materialized<K, V>,
+    ) -> KTable<Windowed<K>, V> {
+        let materialized = match (&materialized.value, &self.grouped.value) {
+            (None, Some(v)) => materialized.with_value_serde(Arc::clone(v)),
+            _ => materialized,
+        };
+        self.aggregate_with(
+            "KSTREAM-REDUCE",
+            Arc::new(move |_: &K, v: V, old: Option<V>| match old {
+                Some(a) => reducer(a, v),
+                None => v,
+            }),
+            materialized,
+        )
+    }
+
+    /// Each key's aggregate in each window: `initializer()` updated by `aggregator`.
+    pub fn aggregate<A: Data>(
+        self,
+        initializer: impl Fn() -> A + Send + Sync + 'static,
+        aggregator: impl Fn(&K, V, A) -> A + Send + Sync + 'static,
+        materialized: Materialized<K, A>,
+    ) -> KTable<Windowed<K>, A> {
+        self.aggregate_with(
+            "KSTREAM-AGGREGATE",
+            Arc::new(move |k: &K, v: V, old: Option<A>| {
+                aggregator(k, v, old.unwrap_or_else(&initializer))
+            }),
+            materialized,
+        )
+    }
+
+    fn aggregate_with<A: Data>(
+        self,
+        prefix: &str,
+        step: ops::Step<K, V, A>,
+        materialized: Materialized<K, A>,
+    ) -> KTable<Windowed<K>, A> {
+        let windows = self.windows;
+        let size = windows.size_ms();
+        // Kafka's default retention: the window size plus the grace period.
+        let retention = size.saturating_add(windows.grace_ms());
+        let store_key = move |k: &SharedSerde<K>| -> SharedSerde<Windowed<K>> {
+            Arc::new(WindowStoreKeySerde {
+                inner: Arc::clone(k),
+                size_ms: size,
+            })
+        };
+        let table_key = move |k: &SharedSerde<K>| -> SharedSerde<Windowed<K>> {
+            Arc::new(TimeWindowedSerde::new(Arc::clone(k), windows.size()))
+        };
+        let grace = windows.grace_ms();
+        let table = self.grouped.aggregate_node(
+            prefix,
+            materialized,
+            &store_key,
+            &table_key,
+            Some(retention),
+            move |store, caching, m| {
+                let step = Arc::clone(&step);
+                let inner: ops::Step<Windowed<K>, V, A> =
+                    Arc::new(move |k: &Windowed<K>, v: V, old: Option<A>| step(&k.key, v, old));
+                ops::boxed::<K, V>(WindowAggregate::<K, V, A> {
+                    windows,
+                    inner: Aggregate {
+                        store,
+                        step: inner,
+                        caching,
+                        children: m.children.to_vec(),
+                        pending_bytes: 0,
+                    },
+                    stream_time: i64::MIN,
+                    retention_ms: retention,
+                    expired_before: i64::MIN,
+                })
+            },
+        );
+        table.g.borrow_mut().grace.insert(table.node, grace);
+        table
     }
 }
 
@@ -1250,6 +1429,192 @@ impl<K: Data, V: Data> KTable<K, V> {
             store,
             key_serde: self.key_serde.clone(),
             value_serde,
+            next_name: None,
+        }
+    }
+
+    /// Holds the table's updates back and forwards each key's latest once it is due
+    /// (Kafka's `suppress`): `Suppressed::until_window_closes` forwards one final result
+    /// per window of a windowed aggregation upstream, `Suppressed::until_time_limit` a
+    /// key's latest value a time after its first update held. The buffer is a store with a
+    /// changelog (`<application.id>-<name>-store-changelog` when named), restored with its
+    /// task; a full buffer shuts the thread down or emits early, as its `BufferConfig` says.
+    #[must_use]
+    pub fn suppress(mut self, suppressed: Suppressed<K>) -> KTable<K, V> {
+        let Suppressed {
+            due,
+            final_results,
+            buffer,
+            name,
+        } = suppressed;
+        let mut g = self.g.borrow_mut();
+        let grace = g.grace_upstream(self.node);
+        if final_results {
+            if buffer.full_policy() == BufferFull::EmitEarly {
+                g.errors.push(
+                    "suppress(until_window_closes) cannot emit early: it promises one final                      result per window (use shut_down_when_full)"
+                        .into(),
+                );
+            }
+            if grace.is_none() {
+                g.errors.push(
+                    "suppress(until_window_closes) needs a windowed aggregation upstream".into(),
+                );
+            }
+        }
+        let node_name = match &name {
+            Some(n) => n.clone(),
+            None => g.name(self.next_name.take().as_deref(), "KTABLE-SUPPRESS"),
+        };
+        let id = g.add(node_name.clone(), &[self.node], None);
+        let (Some(key), Some(value)) = (self.key_serde.clone(), self.value_serde.clone()) else {
+            g.errors.push(format!(
+                "the suppression '{node_name}' needs the table's key and value serdes \
+                 (Materialized::with upstream)"
+            ));
+            drop(g);
+            return KTable::broken(&self.g, id);
+        };
+        let store_name = match &name {
+            Some(n) => format!("{n}-store"),
+            None => g.next_name("KTABLE-SUPPRESS-STATE-STORE"),
+        };
+        let buffered: SharedSerde<Buffered<V>> = Arc::new(BufferedSerde(Arc::clone(&value)));
+        let store = add_kv_store(&mut g, store_name, id, &key, &buffered);
+        let grace_ms = grace.unwrap_or(0);
+        let value_serde = Arc::clone(&value);
+        set_make(&mut g, id, move |m| {
+            ops::boxed::<K, Option<V>>(Suppress::<K, V> {
+                store,
+                due: Arc::clone(&due),
+                grace_ms,
+                buffer,
+                name: node_name.clone(),
+                value_serde: Arc::clone(&value_serde),
+                children: m.children.to_vec(),
+                stream_time: i64::MIN,
+                order: std::collections::BTreeSet::new(),
+                due_of: std::collections::HashMap::new(),
+                bytes: 0,
+                indexed: false,
+                scratch: BytesMut::new(),
+                out: PhantomData,
+            })
+        });
+        drop(g);
+        KTable {
+            g: Rc::clone(&self.g),
+            node: id,
+            store: None,
+            key_serde: Some(key),
+            value_serde: Some(value),
+            next_name: None,
+        }
+    }
+
+    /// Joins this table with `other` on the key (Kafka's `KTable#join`): a row wherever
+    /// both tables have one, `joiner(left, right)`, updated when either side changes (a
+    /// row that loses its match is deleted). Both tables need stores (a source table, an
+    /// aggregation, or `filter`/`map_values` with `Materialized`) and co-partitioned topics.
+    #[must_use]
+    pub fn join<V2: Data, VR: Data>(
+        self,
+        other: &KTable<K, V2>,
+        joiner: impl Fn(&V, &V2) -> VR + Send + Sync + 'static,
+    ) -> KTable<K, VR> {
+        self.table_join(
+            other,
+            "KTABLE-JOIN",
+            Arc::new(move |a: Option<&V>, b: Option<&V2>| Some(joiner(a?, b?))),
+        )
+    }
+
+    /// As [`KTable::join`], with a row for every row of this table (`None` for the other
+    /// side when it has none; Kafka's `leftJoin`).
+    #[must_use]
+    pub fn left_join<V2: Data, VR: Data>(
+        self,
+        other: &KTable<K, V2>,
+        joiner: impl Fn(&V, Option<&V2>) -> VR + Send + Sync + 'static,
+    ) -> KTable<K, VR> {
+        self.table_join(
+            other,
+            "KTABLE-LEFTJOIN",
+            Arc::new(move |a: Option<&V>, b: Option<&V2>| Some(joiner(a?, b))),
+        )
+    }
+
+    /// As [`KTable::join`], with a row wherever either table has one (Kafka's
+    /// `outerJoin`).
+    #[must_use]
+    pub fn outer_join<V2: Data, VR: Data>(
+        self,
+        other: &KTable<K, V2>,
+        joiner: impl Fn(Option<&V>, Option<&V2>) -> VR + Send + Sync + 'static,
+    ) -> KTable<K, VR> {
+        self.table_join(
+            other,
+            "KTABLE-OUTERJOIN",
+            Arc::new(move |a: Option<&V>, b: Option<&V2>| {
+                (a.is_some() || b.is_some()).then(|| joiner(a, b))
+            }),
+        )
+    }
+
+    fn table_join<V2: Data, VR: Data>(
+        mut self,
+        other: &KTable<K, V2>,
+        prefix: &str,
+        joiner: ops::TableJoiner<V, V2, VR>,
+    ) -> KTable<K, VR> {
+        let mut g = self.g.borrow_mut();
+        let name = g.name(self.next_name.take().as_deref(), prefix);
+        let (Some(mine), Some(theirs)) = (self.store, other.store) else {
+            g.errors.push(format!(
+                "the table join '{name}' needs both tables in stores (a source table, an \
+                 aggregation, or filter/map_values with Materialized)"
+            ));
+            drop(g);
+            return KTable::broken(&self.g, self.node);
+        };
+        let left = g.add(format!("{name}-left"), &[self.node], None);
+        let right = g.add(format!("{name}-right"), &[other.node], None);
+        let merge = g.add(format!("{name}-merge"), &[left, right], None);
+        // Each side reads the other's store: one task (co-partitioned inputs).
+        for (n, s) in [(left, theirs), (right, mine)] {
+            if let Some(d) = g.nodes.get_mut(n) {
+                d.stores.push(s);
+            }
+        }
+        let j = Arc::clone(&joiner);
+        set_make(&mut g, left, move |m| {
+            ops::boxed::<K, Option<V>>(LeftOf(TableTableJoin::<K, V, V2, VR> {
+                other: theirs,
+                joiner: Arc::clone(&j),
+                children: m.children.to_vec(),
+                out: PhantomData,
+            }))
+        });
+        set_make(&mut g, right, move |m| {
+            ops::boxed::<K, Option<V2>>(RightOf(TableTableJoin::<K, V, V2, VR> {
+                other: mine,
+                joiner: Arc::clone(&joiner),
+                children: m.children.to_vec(),
+                out: PhantomData,
+            }))
+        });
+        set_make(&mut g, merge, move |m| {
+            ops::boxed::<K, Option<VR>>(Pass {
+                children: m.children.to_vec(),
+            })
+        });
+        drop(g);
+        KTable {
+            g: Rc::clone(&self.g),
+            node: merge,
+            store: None,
+            key_serde: self.key_serde.clone(),
+            value_serde: None,
             next_name: None,
         }
     }

@@ -49,6 +49,9 @@ pub(crate) struct NodeDef {
 pub(crate) struct StoreDef {
     pub name: String,
     pub make: MakeStore,
+    /// A window store's retention in ms: its changelog is `compact,delete`, kept this long
+    /// plus a day (Kafka's `windowstore.changelog.additional.retention.ms`).
+    pub retention_ms: Option<i64>,
 }
 
 impl StoreDef {
@@ -86,6 +89,9 @@ pub(crate) struct Graph {
     /// Faults found while building, reported when the topology is built or started.
     pub errors: Vec<String>,
     pub names: BTreeSet<String>,
+    /// Windowed aggregations' grace periods (ms), by node: what `suppress` downstream
+    /// waits for.
+    pub grace: BTreeMap<NodeId, i64>,
 }
 
 impl Graph {
@@ -134,6 +140,29 @@ impl Graph {
         id
     }
 
+    /// The grace period of the nearest windowed aggregation upstream of `node` (itself
+    /// included), as Kafka finds it for `suppress`.
+    pub fn grace_upstream(&self, node: NodeId) -> Option<i64> {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![node];
+        while let Some(n) = todo.pop() {
+            if !seen.insert(n) {
+                continue;
+            }
+            if let Some(g) = self.grace.get(&n) {
+                return Some(*g);
+            }
+            todo.extend(
+                self.nodes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, d)| d.children.contains(&n))
+                    .map(|(p, _)| p),
+            );
+        }
+        None
+    }
+
     pub fn root(&self, mut n: NodeId) -> NodeId {
         while let Some(&p) = self.parent.get(n) {
             if p == n {
@@ -160,7 +189,11 @@ impl Graph {
                 "two stores are named '{name}': names must be unique"
             ));
         }
-        self.stores.push(StoreDef { name, make });
+        self.stores.push(StoreDef {
+            name,
+            make,
+            retention_ms: None,
+        });
         if let Some(n) = self.nodes.get_mut(owner) {
             n.stores.push(id);
         }

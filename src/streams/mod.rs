@@ -10,6 +10,10 @@
 //!   `peek`, `foreach`, `split`, `merge`, `to`, `repartition`), aggregations (`group_by`/
 //!   `group_by_key` then `count`, `reduce`, `aggregate`) into tables, table operators
 //!   (`filter`, `map_values`, `to_stream`), and stream–table joins.
+//! - **Windows** ([`TimeWindows`], [`TimeWindowedKStream`], [`Windowed`]): tumbling and
+//!   hopping windows by event time with a grace period, window stores with retention,
+//!   Kafka's windowed key format, and [`KTable::suppress`] ([`Suppressed`],
+//!   [`BufferConfig`]) for one final result per window.
 //! - **Running** ([`Streams`]): `num.stream.threads` threads in the consumer group
 //!   `application.id`. A task is a sub-topology with a partition; tasks with co-partitioned
 //!   inputs share a task. Internal topics are named as Kafka names them:
@@ -85,6 +89,33 @@
 //! # Ok::<_, topiclog::Error>(())
 //! ```
 
+//! A windowed count with one final result per window:
+//! ```
+//! use std::time::Duration;
+//! use topiclog::streams::{BufferConfig, Consumed, Grouped, Materialized, Produced, Serdes, StreamsBuilder, StreamsConfig, Suppressed, TimeWindows, TopologyTestDriver};
+//! let builder = StreamsBuilder::new();
+//! builder
+//!     .stream("views", Consumed::with(Serdes::string(), Serdes::string()))
+//!     .group_by_key(Grouped::default())
+//!     .windowed_by(TimeWindows::of_size_and_grace(Duration::from_mins(1), Duration::from_secs(10)))
+//!     .count(Materialized::named("views-per-minute"))
+//!     .suppress(Suppressed::until_window_closes(BufferConfig::unbounded()))
+//!     .to_stream()
+//!     .to("minutes", Produced::default());
+//! let mut driver = TopologyTestDriver::new(&builder.build()?, StreamsConfig::new("views"))?;
+//! let s = Serdes::string();
+//! for at in [1_000, 30_000, 59_000] {
+//!     driver.pipe_input("views", &s, &s, &"ann".to_string(), &"/".to_string(), at)?;
+//! }
+//! // The minute [0, 60 s) closes at 70 s of stream time: a view at 75 s emits it.
+//! driver.pipe_input("views", &s, &s, &"bob".to_string(), &"/".to_string(), 75_000)?;
+//! let minutes = Serdes::time_windowed(Serdes::string(), Duration::from_mins(1));
+//! let out = driver.read_output("minutes", &minutes, &Serdes::i64())?;
+//! assert_eq!(out.len(), 1);
+//! assert_eq!((out[0].0.key.as_str(), out[0].0.window.start, out[0].1), ("ann", 0, 3));
+//! # Ok::<_, topiclog::Error>(())
+//! ```
+
 mod config;
 mod driver;
 mod dsl;
@@ -94,13 +125,15 @@ mod ops;
 mod runtime;
 mod serde;
 mod store;
+mod suppress;
 mod task;
+mod window;
 
 pub use config::{DeserializationHandler, ProcessingGuarantee, StreamsConfig};
 pub use driver::TopologyTestDriver;
 pub use dsl::{
     BranchedStream, Consumed, Data, Grouped, KGroupedStream, KStream, KTable, Materialized,
-    Produced, Repartitioned, StreamsBuilder,
+    Produced, Repartitioned, StreamsBuilder, TimeWindowedKStream,
 };
 pub use graph::Topology;
 pub use runtime::{Streams, StreamsState, ThreadErrorResponse};
@@ -110,3 +143,5 @@ pub use serde::{
     BytesSerde, F64Serde, I32Serde, I64Serde, Nullable, Serde, Serdes, SharedSerde, StringSerde,
     TypedConsumer, TypedProducer, TypedRecord, UnitSerde,
 };
+pub use suppress::{BufferConfig, BufferFull, Suppressed};
+pub use window::{TimeWindowedSerde, TimeWindows, Window, Windowed};

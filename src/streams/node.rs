@@ -72,6 +72,9 @@ pub(crate) struct Cx<'a> {
     pub out: &'a mut dyn Output,
     /// Kafka's `statestore.cache.max.bytes`: 0 forwards every update at once.
     pub cache_max_bytes: usize,
+    /// The task's count of records dropped (late for their window, or without a valid
+    /// timestamp): Kafka's `dropped-records` metric.
+    pub dropped: &'a mut u64,
 }
 
 impl Cx<'_> {

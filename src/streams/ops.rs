@@ -17,11 +17,15 @@ pub(crate) enum Raw {
     BadInput(crate::Error),
 }
 
+/// A timestamp extractor: a record's event time from its key, value and timestamp.
+pub(crate) type Extractor<K, V> = Arc<dyn Fn(&K, &V, i64) -> i64 + Send + Sync>;
+
 /// Reads a topic's records as `(K, V)`.
 pub(crate) struct Source<K, V> {
     pub key: SharedSerde<K>,
     pub value: SharedSerde<V>,
     pub children: Vec<NodeId>,
+    pub extractor: Option<Extractor<K, V>>,
 }
 
 impl<K: Clone + Send + 'static, V: Clone + Send + 'static> Source<K, V> {
@@ -37,7 +41,12 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> Source<K, V> {
             Ok((k, v))
         });
         match read {
-            Ok((k, v)) => cx.forward(&self.children, k, v).map(|()| Raw::Done),
+            Ok((k, v)) => {
+                if let Some(f) = &self.extractor {
+                    cx.timestamp = f(&k, &v, cx.timestamp);
+                }
+                cx.forward(&self.children, k, v).map(|()| Raw::Done)
+            }
             Err(e) => Ok(Raw::BadInput(e)),
         }
     }
@@ -48,6 +57,7 @@ pub(crate) struct TableSource<K, V> {
     pub key: SharedSerde<K>,
     pub value: SharedSerde<V>,
     pub children: Vec<NodeId>,
+    pub extractor: Option<Extractor<K, V>>,
 }
 
 impl<K: Clone + Send + 'static, V: Clone + Send + 'static> TableSource<K, V> {
@@ -66,7 +76,12 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> TableSource<K, V> {
             Ok((k, v))
         });
         match read {
-            Ok((k, v)) => cx.forward(&self.children, k, v).map(|()| Raw::Done),
+            Ok((k, v)) => {
+                if let (Some(f), Some(value)) = (&self.extractor, &v) {
+                    cx.timestamp = f(&k, value, cx.timestamp);
+                }
+                cx.forward(&self.children, k, v).map(|()| Raw::Done)
+            }
             Err(e) => Ok(Raw::BadInput(e)),
         }
     }
@@ -554,5 +569,148 @@ where
             Some(v) => cx.forward(&self.children, key, v),
             None => Ok(()),
         }
+    }
+}
+
+/// A table–table join's joiner: each side's current value (`None`: no row) to the result
+/// (`None`: no row, forwarded as a delete).
+pub(crate) type TableJoiner<V1, V2, VR> =
+    Arc<dyn Fn(Option<&V1>, Option<&V2>) -> Option<VR> + Send + Sync>;
+
+/// One side of a table–table join: an update of this side's table joined with the other
+/// side's current row of the key (the joiner takes the left table's value first).
+pub(crate) struct TableTableJoin<K, V1, V2, VR> {
+    /// The other side's store.
+    pub other: StoreId,
+    pub joiner: TableJoiner<V1, V2, VR>,
+    pub children: Vec<NodeId>,
+    pub out: PhantomData<JoinTypes<K, V1, V2>>,
+}
+
+/// The types a table–table join node carries.
+type JoinTypes<K, V1, V2> = fn() -> (K, V1, V2);
+
+impl<K, V1, V2, VR> TableTableJoin<K, V1, V2, VR>
+where
+    K: Clone + Send + 'static,
+    V1: Clone + Send + 'static,
+    V2: Clone + Send + 'static,
+    VR: Clone + 'static,
+{
+    fn join_left(&self, cx: &mut Cx<'_>, key: K, value: Option<&V1>) -> Result<()> {
+        let other = cx.store::<KvStore<K, V2>>(self.other)?;
+        let joined = (self.joiner)(value, other.get_by_key(&key)?);
+        cx.forward(&self.children, key, joined)
+    }
+
+    fn join_right(&self, cx: &mut Cx<'_>, key: K, value: Option<&V2>) -> Result<()> {
+        let other = cx.store::<KvStore<K, V1>>(self.other)?;
+        let joined = (self.joiner)(other.get_by_key(&key)?, value);
+        cx.forward(&self.children, key, joined)
+    }
+}
+
+/// The left side's node: updates of the left table.
+pub(crate) struct LeftOf<K, V1, V2, VR>(pub TableTableJoin<K, V1, V2, VR>);
+
+/// The right side's node: updates of the right table.
+pub(crate) struct RightOf<K, V1, V2, VR>(pub TableTableJoin<K, V1, V2, VR>);
+
+impl<K, V1, V2, VR> Node<K, Option<V1>> for LeftOf<K, V1, V2, VR>
+where
+    K: Clone + Send + 'static,
+    V1: Clone + Send + 'static,
+    V2: Clone + Send + 'static,
+    VR: Clone + 'static,
+{
+    fn process(&mut self, cx: &mut Cx<'_>, key: K, value: Option<V1>) -> Result<()> {
+        self.0.join_left(cx, key, value.as_ref())
+    }
+}
+
+impl<K, V1, V2, VR> Node<K, Option<V2>> for RightOf<K, V1, V2, VR>
+where
+    K: Clone + Send + 'static,
+    V1: Clone + Send + 'static,
+    V2: Clone + Send + 'static,
+    VR: Clone + 'static,
+{
+    fn process(&mut self, cx: &mut Cx<'_>, key: K, value: Option<V2>) -> Result<()> {
+        self.0.join_right(cx, key, value.as_ref())
+    }
+}
+
+/// A windowed aggregation (`windowed_by(TimeWindows)` then `count`, `reduce`, `aggregate`):
+/// each record updates the aggregate of its key in every window that holds its timestamp,
+/// through an [`Aggregate`] keyed by `Windowed<K>` (the store's keys are Kafka's window
+/// store keys). A record for a window that closed (its end plus the grace period is at or
+/// before the stream time this node has seen) is dropped and counted, as Kafka's
+/// `KStreamWindowAggregate` drops it; windows past the store's retention are expired.
+pub(crate) struct WindowAggregate<K, V, A> {
+    pub windows: super::window::TimeWindows,
+    pub inner: Aggregate<super::window::Windowed<K>, V, A>,
+    /// The largest timestamp seen (Kafka's observed stream time).
+    pub stream_time: i64,
+    /// Kafka's window store retention: a window whose start is this far behind the stream
+    /// time is dropped from the store (at least the window size plus the grace period,
+    /// so only closed windows go).
+    pub retention_ms: i64,
+    /// Windows that start before this are expired already.
+    pub expired_before: i64,
+}
+
+impl<K, V, A> Node<K, V> for WindowAggregate<K, V, A>
+where
+    K: Clone + Send + 'static,
+    V: Clone + 'static,
+    A: Clone + Send + 'static,
+{
+    fn process(&mut self, cx: &mut Cx<'_>, key: K, value: V) -> Result<()> {
+        let ts = cx.timestamp;
+        if ts < 0 {
+            // No valid event time (Kafka's extractors refuse a negative timestamp).
+            *cx.dropped += 1;
+            return Ok(());
+        }
+        self.stream_time = self.stream_time.max(ts);
+        let closed_until = self.stream_time.saturating_sub(self.windows.grace_ms());
+        for window in self.windows.windows_for(ts) {
+            if window.end <= closed_until {
+                *cx.dropped += 1;
+                continue;
+            }
+            let key = super::window::Windowed {
+                key: key.clone(),
+                window,
+            };
+            self.inner.process(cx, key, value.clone())?;
+        }
+        self.expire(cx)
+    }
+
+    fn flush(&mut self, cx: &mut Cx<'_>) -> Result<()> {
+        self.inner.flush(cx)
+    }
+}
+
+impl<K, V, A> WindowAggregate<K, V, A>
+where
+    K: Clone + Send + 'static,
+    A: Clone + Send + 'static,
+{
+    /// Drops the windows that start before the stream time less the retention, once the
+    /// stream time has moved a tenth of the retention (or a second) since the last time.
+    fn expire(&mut self, cx: &mut Cx<'_>) -> Result<()> {
+        let cutoff = self.stream_time.saturating_sub(self.retention_ms);
+        let step = (self.retention_ms / 10).max(1000);
+        if cutoff < self.expired_before.saturating_add(step) {
+            return Ok(());
+        }
+        self.expired_before = cutoff;
+        let store = cx.store::<KvStore<super::window::Windowed<K>, A>>(self.inner.store)?;
+        store.expire(|bytes| {
+            super::window::store_key_start(bytes).is_none_or(|start| start >= cutoff)
+        });
+        Ok(())
     }
 }

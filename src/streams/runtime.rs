@@ -69,6 +69,8 @@ struct Shared {
     settled: AtomicUsize,
     threads: usize,
     failure: Mutex<Option<Error>>,
+    /// Records dropped by the tasks (late for their window, or without a valid timestamp).
+    dropped: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -157,6 +159,7 @@ impl Streams {
                 settled: AtomicUsize::new(0),
                 threads,
                 failure: Mutex::new(None),
+                dropped: std::sync::atomic::AtomicU64::new(0),
             }),
             threads: Vec::new(),
         }
@@ -181,6 +184,12 @@ impl Streams {
     /// The current state.
     pub fn state(&self) -> StreamsState {
         *self.shared.state.lock()
+    }
+
+    /// How many records the tasks dropped: late for a window that had closed, or without a
+    /// valid timestamp (Kafka's `dropped-records` metric, summed over the tasks).
+    pub fn dropped_records(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Acquire)
     }
 
     /// The error that shut the client down, if one did.
@@ -280,6 +289,8 @@ pub(crate) struct Plan {
     pub repartitions: BTreeMap<String, i32>,
     /// Changelog topics with their partition counts.
     pub changelogs: BTreeMap<String, i32>,
+    /// Window stores' changelogs with the stores' retention (ms).
+    pub retention: BTreeMap<String, i64>,
 }
 
 impl Plan {
@@ -420,11 +431,16 @@ impl Plan {
             partitions.push(first);
         }
         let mut changelogs = BTreeMap::new();
+        let mut retention = BTreeMap::new();
         for sub in topology.subs.iter() {
             let n = partitions.get(sub.id).copied().unwrap_or(1);
             for &s in &sub.stores {
                 if let Some(def) = g.stores.get(s) {
-                    changelogs.insert(def.changelog().resolve(app), n);
+                    let topic = def.changelog().resolve(app);
+                    if let Some(r) = def.retention_ms {
+                        retention.insert(topic.clone(), r);
+                    }
+                    changelogs.insert(topic, n);
                 }
             }
         }
@@ -432,22 +448,33 @@ impl Plan {
             sub_of,
             repartitions,
             changelogs,
+            retention,
         })
     }
 
-    /// Creates the repartition topics (`delete`, kept forever) and changelogs (`compact`),
+    /// Creates the repartition topics (`delete`, kept forever) and changelogs (`compact`;
+    /// a window store's `compact,delete`, kept for its retention plus a day, as Kafka's),
     /// or checks those that exist have the partitions they need.
     fn create_internal_topics(&self, log: &LogInner) -> Result<()> {
         let topics = self
             .repartitions
             .iter()
-            .map(|(t, n)| (t, *n, CleanupPolicy::Delete))
-            .chain(
-                self.changelogs
-                    .iter()
-                    .map(|(t, n)| (t, *n, CleanupPolicy::Compact)),
-            );
-        for (topic, n, policy) in topics {
+            .map(|(t, n)| (t, *n, CleanupPolicy::Delete, None))
+            .chain(self.changelogs.iter().map(|(t, n)| {
+                match self.retention.get(t) {
+                    Some(r) => (
+                        t,
+                        *n,
+                        CleanupPolicy::CompactDelete,
+                        Some(
+                            u64::try_from(r.saturating_add(WINDOW_CHANGELOG_EXTRA_MS))
+                                .unwrap_or(u64::MAX),
+                        ),
+                    ),
+                    None => (t, *n, CleanupPolicy::Compact, None),
+                }
+            }));
+        for (topic, n, policy, retention) in topics {
             if let Ok(have) = crate::log::partition_count(log, topic) {
                 if have != n {
                     return Err(Error::Streams {
@@ -460,7 +487,7 @@ impl Plan {
             }
             let mut config = log.options.default_topic_config.clone();
             config.cleanup_policy = policy;
-            config.retention_ms = None;
+            config.retention_ms = retention;
             match log.create_topic_unchecked(topic, n, config) {
                 Ok(()) | Err(Error::TopicAlreadyExists { .. }) => {}
                 Err(e) => return Err(e),
@@ -489,6 +516,10 @@ impl Plan {
         t
     }
 }
+
+/// Kafka's `windowstore.changelog.additional.retention.ms`: a window store's changelog is
+/// kept a day longer than the store keeps its windows.
+const WINDOW_CHANGELOG_EXTRA_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// Records sent by a thread's tasks: kept per partition and written as one batch per
 /// partition after each poll's records and before each commit (no queue, no thread hop).
@@ -1093,6 +1124,14 @@ impl StreamThread {
                 if task.held.values().any(|q| !q.is_empty()) {
                     self.take_held(task, consumer, &mut t.processed, out, dlq)?;
                 }
+            }
+            let dropped: u64 = t
+                .tasks
+                .values_mut()
+                .map(|task| std::mem::take(&mut task.dropped))
+                .sum();
+            if dropped > 0 {
+                self.shared.dropped.fetch_add(dropped, Ordering::AcqRel);
             }
             // What this poll sent goes out now: the next poll may read it back.
             out.write()?;

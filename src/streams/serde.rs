@@ -262,6 +262,16 @@ impl Serdes {
         Arc::new(Nullable(ArcSerde(inner)))
     }
 
+    /// Windowed keys of `inner` keys in windows of `size`, in Kafka's
+    /// `TimeWindowedSerializer` format (the key's bytes, then the window start as 8 bytes
+    /// big-endian).
+    pub fn time_windowed<K: 'static>(
+        inner: SharedSerde<K>,
+        size: std::time::Duration,
+    ) -> SharedSerde<super::window::Windowed<K>> {
+        Arc::new(super::window::TimeWindowedSerde::new(inner, size))
+    }
+
     /// JSON through serde (feature `json`).
     #[cfg(feature = "json")]
     pub fn json<T>() -> SharedSerde<T>

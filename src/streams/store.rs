@@ -231,6 +231,45 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KvStore<K, V> {
         Ok(true)
     }
 
+    /// The bytes `key` is stored under (`None` for a key that serializes to null).
+    pub fn key_bytes(&mut self, key: &K) -> Result<Option<Vec<u8>>> {
+        Ok(self.scratch_key(key)?.then(|| self.scratch.to_vec()))
+    }
+
+    /// Every live entry: its key's bytes, the key and the value.
+    pub fn entries(&self) -> Result<Vec<(Vec<u8>, K, V)>> {
+        let mut out = Vec::with_capacity(self.map.len());
+        for (k, e) in &self.map {
+            if let Some(v) = &e.value {
+                let key = self
+                    .key_serde
+                    .deserialize(&self.changelog, Some(k.as_slice()))?;
+                out.push((k.as_slice().to_vec(), key, v.clone()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes the entry stored under `key` (a tombstone at the next changelog write).
+    pub fn delete_bytes(&mut self, key: &[u8]) {
+        if let Some(e) = self.map.get_mut(key) {
+            e.value = None;
+            if !e.dirty {
+                e.dirty = true;
+                self.dirty.push(KeyBytes::new(key));
+            }
+        }
+    }
+
+    /// Drops the entries whose key bytes `keep` refuses, writing nothing to the changelog
+    /// (a window store's expired windows: its changelog deletes them by retention). An
+    /// entry whose last update is not yet in the changelog, or not yet forwarded, stays
+    /// until a later call.
+    pub fn expire(&mut self, keep: impl Fn(&[u8]) -> bool) {
+        self.map
+            .retain(|k, e| e.dirty || e.pending || keep(k.as_slice()));
+    }
+
     /// The keys marked since the last emit, unmarked.
     pub fn take_pending(&mut self) -> Vec<KeyBytes> {
         let keys = std::mem::take(&mut self.pending);
@@ -244,16 +283,11 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KvStore<K, V> {
 
     /// Every live entry, in no order.
     pub fn all(&self) -> Result<Vec<(K, V)>> {
-        let mut out = Vec::with_capacity(self.map.len());
-        for (k, e) in &self.map {
-            if let Some(v) = &e.value {
-                let key = self
-                    .key_serde
-                    .deserialize(&self.changelog, Some(k.as_slice()))?;
-                out.push((key, v.clone()));
-            }
-        }
-        Ok(out)
+        Ok(self
+            .entries()?
+            .into_iter()
+            .map(|(_, k, v)| (k, v))
+            .collect())
     }
 }
 

@@ -28,6 +28,8 @@ pub(crate) struct Task {
     /// partitions processes their records in timestamp order (a join's table before the
     /// stream records after it).
     pub held: HashMap<String, VecDeque<Held>>,
+    /// Records dropped since the count was last taken (late, or with a negative timestamp).
+    pub dropped: u64,
 }
 
 /// A record held until it is its turn.
@@ -95,6 +97,7 @@ impl Task {
             store_ids: sub.stores.clone(),
             store_names,
             held: HashMap::new(),
+            dropped: 0,
         }
     }
 
@@ -105,6 +108,7 @@ impl Task {
             timestamp,
             out,
             cache_max_bytes: cache,
+            dropped: &mut self.dropped,
         }
     }
 

@@ -39,7 +39,7 @@ impl Log {
     /// let dir = tempfile::tempdir().expect("a temporary directory");
     /// let log = Log::open(dir.path())?;
     /// log.create_topic("t", 1)?;
-    /// let (id, epoch) = log.init_transactional_id("app", Duration::from_secs(60))?;
+    /// let (id, epoch) = log.init_transactional_id("app", Duration::from_mins(1))?;
     /// log.add_partitions_to_txn("app", id, epoch, &[TopicPartition::new("t", 0)])?;
     /// // ... the client appends transactional batches to t-0 (PartitionHandle::append_raw) ...
     /// log.end_txn("app", id, epoch, true)?;

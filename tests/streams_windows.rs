@@ -1,0 +1,468 @@
+//! `topiclog::streams` windows and table joins: tumbling and hopping windowed aggregations
+//! with out-of-order records and grace against a model, `suppress` (one final result per
+//! window; time limits; full buffers), Kafka's windowed key format, timestamp extractors,
+//! window stores on a log (their changelogs' settings, a restart), and table–table joins
+//! (inner, left, outer) against a model.
+#![cfg(feature = "streams")]
+#![allow(clippy::indexing_slicing)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::{TestResult, wait_for};
+use proptest::prelude::*;
+use topiclog::streams::{
+    BufferConfig, Consumed, Grouped, Materialized, Produced, Serdes, Streams, StreamsBuilder,
+    StreamsConfig, Suppressed, TimeWindows, TopologyTestDriver, Window, Windowed,
+};
+use topiclog::{CleanupPolicy, ProducerConfig, ProducerRecord};
+
+/// Counts by (key, window start), and how many records were dropped.
+type Counts = (BTreeMap<(String, i64), i64>, u64);
+
+fn s(x: &str) -> String {
+    x.to_string()
+}
+
+/// Windowed counts as Kafka computes them: stream time is the largest timestamp seen; a
+/// record counts in each window holding it unless the window's end plus the grace is at or
+/// before the stream time (then it is dropped, once per such window).
+fn model(events: &[(u8, i64)], size: i64, advance: i64, grace: i64) -> Counts {
+    let mut counts = BTreeMap::new();
+    let mut dropped = 0;
+    let mut stream_time = i64::MIN;
+    for (k, ts) in events {
+        stream_time = stream_time.max(*ts);
+        let mut start = ((ts - size + advance).max(0) / advance) * advance;
+        while start <= *ts {
+            if start + size + grace <= stream_time {
+                dropped += 1;
+            } else {
+                *counts.entry((format!("k{k}"), start)).or_insert(0) += 1;
+            }
+            start += advance;
+        }
+    }
+    (counts, dropped)
+}
+
+fn windowed_count(windows: TimeWindows) -> TestResult<topiclog::streams::Topology> {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("events", Consumed::with(Serdes::string(), Serdes::string()))
+        .group_by_key(Grouped::default())
+        .windowed_by(windows)
+        .count(Materialized::named("counts"))
+        .to_stream()
+        .to("counts-out", Produced::default());
+    Ok(builder.build()?)
+}
+
+fn run_driver(windows: TimeWindows, events: &[(u8, i64)]) -> TestResult<Counts> {
+    let mut driver = TopologyTestDriver::new(&windowed_count(windows)?, StreamsConfig::new("w"))?;
+    let st = Serdes::string();
+    for (k, ts) in events {
+        driver.pipe_input("events", &st, &st, &format!("k{k}"), &s("x"), *ts)?;
+    }
+    // Every update goes out (the driver commits after each record): the latest per window
+    // is its count. The store keeps only the windows within its retention.
+    let ks = Serdes::time_windowed(Serdes::string(), windows.size());
+    let mut got = BTreeMap::new();
+    for (w, n) in driver.read_output("counts-out", &ks, &Serdes::i64())? {
+        got.insert((w.key, w.window.start), n);
+    }
+    let retained = driver.store_all::<Windowed<String>, i64>("counts")?;
+    for (w, n) in retained {
+        assert_eq!(got.get(&(w.key.clone(), w.window.start)), Some(&n), "{w:?}");
+    }
+    Ok((got, driver.dropped_records()))
+}
+
+/// Events with times that mostly rise but jump back by up to `jitter`.
+fn events(jitter: i64) -> impl Strategy<Value = Vec<(u8, i64)>> {
+    prop::collection::vec((0u8..4, 0i64..1000, any::<bool>()), 1..150).prop_map(move |v| {
+        let mut t = 0i64;
+        v.into_iter()
+            .map(|(k, step, back)| {
+                t += step % 60;
+                let ts = if back {
+                    (t - step % jitter.max(1)).max(0)
+                } else {
+                    t
+                };
+                (k, ts)
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn tumbling_windows_with_grace_agree_with_the_model(ev in events(300)) {
+        let windows = TimeWindows::of_size_and_grace(
+            Duration::from_millis(100),
+            Duration::from_millis(50),
+        );
+        let (got, dropped) = run_driver(windows, &ev).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let (want, want_dropped) = model(&ev, 100, 100, 50);
+        prop_assert_eq!(got, want);
+        prop_assert_eq!(dropped, want_dropped);
+    }
+
+    #[test]
+    fn hopping_windows_agree_with_the_model(ev in events(200)) {
+        let windows = TimeWindows::of_size_and_grace(
+            Duration::from_millis(100),
+            Duration::from_millis(20),
+        )
+        .advance_by(Duration::from_millis(30));
+        let (got, dropped) = run_driver(windows, &ev).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let (want, want_dropped) = model(&ev, 100, 30, 20);
+        prop_assert_eq!(got, want);
+        prop_assert_eq!(dropped, want_dropped);
+    }
+
+    /// `suppress(until_window_closes)` forwards each window once, with its final count,
+    /// and only windows that closed.
+    #[test]
+    fn suppression_emits_one_final_result_per_closed_window(ev in events(150)) {
+        let (size, grace) = (100, 40);
+        let builder = StreamsBuilder::new();
+        builder
+            .stream("events", Consumed::with(Serdes::string(), Serdes::string()))
+            .group_by_key(Grouped::default())
+            .windowed_by(TimeWindows::of_size_and_grace(
+                Duration::from_millis(100),
+                Duration::from_millis(40),
+            ))
+            .count(Materialized::named("counts"))
+            .suppress(Suppressed::until_window_closes(BufferConfig::unbounded()))
+            .to_stream()
+            .to("finals", Produced::default());
+        let topology = builder.build().map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let mut driver = TopologyTestDriver::new(&topology, StreamsConfig::new("w"))
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let st = Serdes::string();
+        for (k, ts) in &ev {
+            driver
+                .pipe_input("events", &st, &st, &format!("k{k}"), &s("x"), *ts)
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        }
+        let ks = Serdes::time_windowed(Serdes::string(), Duration::from_millis(100));
+        let finals = driver
+            .read_output("finals", &ks, &Serdes::i64())
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let (want, _) = model(&ev, size, size, grace);
+        let stream_time = ev.iter().map(|(_, t)| *t).max().unwrap_or(0);
+        let mut seen = BTreeMap::new();
+        for (w, n) in finals {
+            let at = (w.key.clone(), w.window.start);
+            prop_assert!(seen.insert(at.clone(), n).is_none(), "{:?} emitted twice", at);
+            prop_assert!(w.window.end + grace <= stream_time, "{:?} emitted before it closed", at);
+            prop_assert_eq!(Some(&n), want.get(&at), "final count of {:?}", at);
+        }
+        for ((k, start), n) in &want {
+            if start + size + grace <= stream_time {
+                prop_assert_eq!(seen.get(&(k.clone(), *start)), Some(n), "window {} {} not emitted", k, start);
+            }
+        }
+    }
+}
+
+#[test]
+fn windowed_keys_go_out_in_kafkas_format_and_extractors_set_event_time() -> TestResult {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream(
+            "views",
+            Consumed::with(Serdes::string(), Serdes::i64())
+                // The event time travels in the value.
+                .with_timestamp_extractor(|_, at: &i64, _| *at),
+        )
+        .group_by_key(Grouped::default())
+        .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_mins(1)))
+        .count(Materialized::named("per-minute"))
+        .to_stream()
+        .to("views-per-minute", Produced::default());
+    let mut driver = TopologyTestDriver::new(&builder.build()?, StreamsConfig::new("v"))?;
+    let (st, long) = (Serdes::string(), Serdes::i64());
+    driver.pipe_input("views", &st, &long, &s("ann"), &61_000, 0)?;
+    driver.pipe_input("views", &st, &long, &s("ann"), &119_999, 0)?;
+    driver.pipe_input("views", &st, &long, &s("ann"), &120_000, 0)?;
+    // Late: the 60 s window closed at 120 s with no grace.
+    driver.pipe_input("views", &st, &long, &s("ann"), &30_000, 0)?;
+    assert_eq!(driver.dropped_records(), 1);
+    let raw = driver.read_raw_output("views-per-minute");
+    let mut key = b"ann".to_vec();
+    key.extend_from_slice(&60_000_i64.to_be_bytes());
+    let first = raw.first().ok_or("no output")?;
+    assert_eq!(first.0.as_deref(), Some(&key[..]));
+    assert_eq!(first.1.as_deref(), Some(&1_i64.to_be_bytes()[..]));
+    // Output records carry the event time.
+    assert_eq!(first.2, 61_000);
+    let windows: Vec<(Window, i64)> = raw
+        .iter()
+        .map(|(k, v, _)| -> TestResult<(Window, i64)> {
+            let ks = Serdes::time_windowed(Serdes::string(), Duration::from_mins(1));
+            let w = ks.deserialize("t", k.as_deref())?;
+            let n = Serdes::i64().deserialize("t", v.as_deref())?;
+            Ok((w.window, n))
+        })
+        .collect::<TestResult<_>>()?;
+    let last_of = |start: i64| {
+        windows
+            .iter()
+            .rev()
+            .find(|(w, _)| w.start == start)
+            .map(|(_, n)| *n)
+    };
+    assert_eq!(last_of(60_000), Some(2));
+    assert_eq!(last_of(120_000), Some(1));
+    assert_eq!(windows.first().map(|(w, _)| w.end), Some(120_000));
+    Ok(())
+}
+
+#[test]
+fn time_limits_and_full_buffers() -> TestResult {
+    // Until a time limit: a key's latest value 100 ms (stream time) after its first update.
+    let builder = StreamsBuilder::new();
+    builder
+        .table(
+            "prices",
+            Consumed::with(Serdes::string(), Serdes::i64()),
+            Materialized::named("prices"),
+        )
+        .suppress(Suppressed::until_time_limit(
+            Duration::from_millis(100),
+            BufferConfig::unbounded(),
+        ))
+        .to_stream()
+        .to("settled", Produced::default());
+    let mut driver = TopologyTestDriver::new(&builder.build()?, StreamsConfig::new("p"))?;
+    let (st, long) = (Serdes::string(), Serdes::i64());
+    driver.pipe_input("prices", &st, &long, &s("a"), &1, 0)?;
+    driver.pipe_input("prices", &st, &long, &s("a"), &2, 50)?;
+    driver.pipe_input("prices", &st, &long, &s("b"), &7, 60)?;
+    assert!(driver.read_output("settled", &st, &long)?.is_empty());
+    driver.pipe_input("prices", &st, &long, &s("c"), &9, 100)?;
+    assert_eq!(driver.read_output("settled", &st, &long)?, [(s("a"), 2)]);
+    driver.pipe_input("prices", &st, &long, &s("c"), &10, 170)?;
+    assert_eq!(driver.read_output("settled", &st, &long)?, [(s("b"), 7)]);
+
+    // A buffer of 2 keys that emits early when full.
+    let builder = StreamsBuilder::new();
+    builder
+        .table(
+            "prices",
+            Consumed::with(Serdes::string(), Serdes::i64()),
+            Materialized::named("prices"),
+        )
+        .suppress(Suppressed::until_time_limit(
+            Duration::from_hours(1),
+            BufferConfig::max_records(2).emit_early_when_full(),
+        ))
+        .to_stream()
+        .to("settled", Produced::default());
+    let mut driver = TopologyTestDriver::new(&builder.build()?, StreamsConfig::new("p"))?;
+    for (i, k) in ["a", "b", "c", "d"].iter().enumerate() {
+        driver.pipe_input("prices", &st, &long, &s(k), &(i as i64), i as i64)?;
+    }
+    assert_eq!(
+        driver.read_output("settled", &st, &long)?,
+        [(s("a"), 0), (s("b"), 1)]
+    );
+
+    // The same buffer set to shut down when full fails the topology.
+    let builder = StreamsBuilder::new();
+    builder
+        .table(
+            "prices",
+            Consumed::with(Serdes::string(), Serdes::i64()),
+            Materialized::named("prices"),
+        )
+        .suppress(Suppressed::until_time_limit(
+            Duration::from_hours(1),
+            BufferConfig::max_records(2),
+        ))
+        .to_stream()
+        .to("settled", Produced::default());
+    let mut driver = TopologyTestDriver::new(&builder.build()?, StreamsConfig::new("p"))?;
+    driver.pipe_input("prices", &st, &long, &s("a"), &0, 0)?;
+    driver.pipe_input("prices", &st, &long, &s("b"), &0, 0)?;
+    let e = driver
+        .pipe_input("prices", &st, &long, &s("c"), &0, 0)
+        .expect_err("a full buffer");
+    assert!(e.to_string().contains("is full"), "{e}");
+
+    // Final results cannot be emitted early, and need windows upstream.
+    let builder = StreamsBuilder::new();
+    let _final = builder
+        .stream("events", Consumed::with(Serdes::string(), Serdes::string()))
+        .group_by_key(Grouped::default())
+        .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_secs(1)))
+        .count(Materialized::named("c"))
+        .suppress(Suppressed::until_window_closes(
+            BufferConfig::max_records(10).emit_early_when_full(),
+        ));
+    let e = builder.build().expect_err("emit early");
+    assert!(e.to_string().contains("cannot emit early"), "{e}");
+    Ok(())
+}
+
+/// On a log: the window store's changelog is `compact,delete`, kept for the store's
+/// retention plus a day; a new client restores the windows and counts on; records for
+/// closed windows are dropped and counted.
+#[test]
+fn window_stores_on_a_log_restore_and_their_changelogs_expire() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let log = common::open(dir.path())?;
+    log.create_topic("events", 2)?;
+    log.create_topic("counts-out", 2)?;
+    let producer = log.producer(ProducerConfig::default())?;
+    let send = |k: &str, ts: i64| -> TestResult {
+        producer.send(
+            ProducerRecord::new("events", "x")
+                .key(k.to_string())
+                .timestamp(ts),
+        )?;
+        Ok(())
+    };
+    let windows = TimeWindows::of_size_and_grace(Duration::from_secs(10), Duration::from_secs(5));
+    for ts in [1_000, 2_000, 12_000] {
+        send("a", ts)?;
+        send("b", ts)?;
+    }
+    let config = StreamsConfig::new("win").commit_interval(Duration::from_millis(20));
+    let mut streams = Streams::new(&log, windowed_count(windows)?, config.clone());
+    streams.start()?;
+    let changelog = "win-counts-changelog";
+    wait_for("the changelog", || {
+        log.partition(changelog, 0)
+            .is_ok_and(|p| p.log_end_offset() > 0)
+            || log
+                .partition(changelog, 1)
+                .is_ok_and(|p| p.log_end_offset() > 0)
+    })?;
+    streams.close()?;
+    let cfg = log.describe_topic(changelog)?.config;
+    assert_eq!(cfg.cleanup_policy, CleanupPolicy::CompactDelete);
+    assert_eq!(cfg.retention_ms, Some(15_000 + 24 * 3600 * 1000));
+    // Restart: the windows come back from the changelog; a record inside the grace of
+    // window [0, 10 s) counts on from 2, one after it is dropped.
+    send("a", 14_000)?;
+    send("a", 3_000)?;
+    send("a", 30_000)?;
+    send("a", 4_000)?;
+    let mut streams = Streams::new(&log, windowed_count(windows)?, config);
+    streams.start()?;
+    let ks = Serdes::time_windowed(Serdes::string(), Duration::from_secs(10));
+    let latest = || -> TestResult<BTreeMap<(String, i64), i64>> {
+        let mut out = BTreeMap::new();
+        for p in 0..2 {
+            for r in log.partition("counts-out", p)?.records(0, 1 << 20)? {
+                let w = ks.deserialize("counts-out", r.key.as_deref())?;
+                let n = Serdes::i64().deserialize("counts-out", r.value.as_deref())?;
+                out.insert((w.key, w.window.start), n);
+            }
+        }
+        Ok(out)
+    };
+    let waited = wait_for("the late count", || {
+        latest().is_ok_and(|c| c.get(&(s("a"), 0)) == Some(&3) && c.contains_key(&(s("a"), 30_000)))
+    });
+    if waited.is_err() {
+        return Err(format!(
+            "{:?} dropped {} failure {:?}",
+            latest()?,
+            streams.dropped_records(),
+            streams.failure()
+        )
+        .into());
+    }
+    wait_for("the dropped record counted", || {
+        streams.dropped_records() == 1
+    })?;
+    streams.close()?;
+    let c = latest()?;
+    assert_eq!(c.get(&(s("a"), 10_000)), Some(&2));
+    assert_eq!(c.get(&(s("b"), 0)), Some(&2));
+    Ok(())
+}
+
+/// The join of two tables' rows for one key, as each join type defines it.
+fn join_model(kind: u8, a: Option<&String>, b: Option<&String>) -> Option<String> {
+    let show = |v: Option<&String>| v.map_or("-".to_string(), Clone::clone);
+    match (kind, a, b) {
+        (0, Some(a), Some(b)) => Some(format!("{a}+{b}")),
+        (1, Some(a), b) => Some(format!("{a}+{}", show(b))),
+        (2, a, b) if a.is_some() || b.is_some() => Some(format!("{}+{}", show(a), show(b))),
+        _ => None,
+    }
+}
+
+fn table_join_topology(kind: u8) -> TestResult<topiclog::streams::Topology> {
+    let builder = StreamsBuilder::new();
+    let consumed = || Consumed::with(Serdes::string(), Serdes::string());
+    let left = builder.table("left", consumed(), Materialized::named("left"));
+    let right = builder.table("right", consumed(), Materialized::named("right"));
+    let show = |v: Option<&String>| v.map_or("-".to_string(), Clone::clone);
+    let joined = match kind {
+        0 => left.join(&right, |a: &String, b: &String| format!("{a}+{b}")),
+        1 => left.left_join(&right, move |a: &String, b: Option<&String>| {
+            format!("{a}+{}", show(b))
+        }),
+        _ => left.outer_join(&right, move |a: Option<&String>, b: Option<&String>| {
+            format!("{}+{}", show(a), show(b))
+        }),
+    };
+    joined.to_stream_with_tombstones().to(
+        "joined",
+        Produced::with(Serdes::string(), Serdes::nullable(Serdes::string())),
+    );
+    Ok(builder.build()?)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Each update of either table forwards the join's row for its key as the model has
+    /// it at that moment (a delete when there is none).
+    #[test]
+    fn table_table_joins_agree_with_a_model(
+        kind in 0u8..3,
+        updates in prop::collection::vec((any::<bool>(), 0u8..4, prop::option::of(0u8..5)), 1..60),
+    ) {
+        let fail = |e: &dyn std::fmt::Display| TestCaseError::fail(e.to_string());
+        let topology = table_join_topology(kind).map_err(|e| fail(&e))?;
+        let mut driver = TopologyTestDriver::new(&topology, StreamsConfig::new("tj"))
+            .map_err(|e| fail(&e))?;
+        let (mut left, mut right) = (BTreeMap::new(), BTreeMap::new());
+        let nullable = Serdes::nullable(Serdes::string());
+        for (i, (is_left, k, v)) in updates.iter().enumerate() {
+            let key = format!("k{k}");
+            let value = v.map(|v| format!("v{v}"));
+            let (topic, side) = if *is_left { ("left", &mut left) } else { ("right", &mut right) };
+            match &value {
+                Some(v) => side.insert(key.clone(), v.clone()),
+                None => side.remove(&key),
+            };
+            driver
+                .pipe_raw(
+                    topic,
+                    Some(bytes::Bytes::from(key.clone())),
+                    value.clone().map(bytes::Bytes::from),
+                    i64::try_from(i).unwrap_or(0),
+                )
+                .map_err(|e| fail(&e))?;
+            let out = driver
+                .read_output("joined", &Serdes::string(), &nullable)
+                .map_err(|e| fail(&e))?;
+            let want = join_model(kind, left.get(&key), right.get(&key));
+            prop_assert_eq!(out, vec![(key.clone(), want)], "update {} of kind {}", i, kind);
+        }
+    }
+}
