@@ -15,7 +15,8 @@
     clippy::unwrap_used,
     clippy::indexing_slicing,
     clippy::cast_precision_loss,
-    clippy::cast_possible_wrap
+    clippy::cast_possible_wrap,
+    clippy::many_single_char_names
 )]
 
 use std::collections::{HashMap, HashSet};
@@ -50,7 +51,7 @@ fn corpus(n: usize) -> Vec<(String, i64)> {
             x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
             let r = (x >> 33) as usize % 10_000;
             let mut at = 1_700_000_000_000 + 2 * i as i64;
-            if (x >> 20) % 20 == 0 {
+            if (x >> 20).is_multiple_of(20) {
                 at -= ((x >> 40) % 5_000) as i64;
             }
             (users[r * r / 10_000].clone(), at)

@@ -140,17 +140,19 @@ impl Graph {
         id
     }
 
-    /// The grace period of the nearest windowed aggregation upstream of `node` (itself
-    /// included), as Kafka finds it for `suppress`.
+    /// The longest grace period of the windowed aggregations upstream of `node` (itself
+    /// included; the nearest on each path), as Kafka finds it for `suppress`.
     pub fn grace_upstream(&self, node: NodeId) -> Option<i64> {
         let mut seen = BTreeSet::new();
         let mut todo = vec![node];
+        let mut found: Option<i64> = None;
         while let Some(n) = todo.pop() {
             if !seen.insert(n) {
                 continue;
             }
             if let Some(g) = self.grace.get(&n) {
-                return Some(*g);
+                found = Some(found.map_or(*g, |f| f.max(*g)));
+                continue;
             }
             todo.extend(
                 self.nodes
@@ -160,7 +162,7 @@ impl Graph {
                     .map(|(p, _)| p),
             );
         }
-        None
+        found
     }
 
     pub fn root(&self, mut n: NodeId) -> NodeId {

@@ -573,7 +573,8 @@ where
 }
 
 /// A table–table join's joiner: each side's current value (`None`: no row) to the result
-/// (`None`: no row, forwarded as a delete).
+/// (`None`: no row, forwarded as a delete: also when the key had no row before, which a
+/// table downstream takes as nothing to do; Kafka, which tracks old values, sends none).
 pub(crate) type TableJoiner<V1, V2, VR> =
     Arc<dyn Fn(Option<&V1>, Option<&V2>) -> Option<VR> + Send + Sync>;
 
@@ -597,16 +598,31 @@ where
     V2: Clone + Send + 'static,
     VR: Clone + 'static,
 {
+    /// Forwards the row for `key` at the later of the two sides' times (as Kafka's).
+    fn forward(&self, cx: &mut Cx<'_>, key: K, joined: Option<VR>, other_time: i64) -> Result<()> {
+        let at = cx.timestamp;
+        cx.timestamp = at.max(other_time);
+        let r = cx.forward(&self.children, key, joined);
+        cx.timestamp = at;
+        r
+    }
+
     fn join_left(&self, cx: &mut Cx<'_>, key: K, value: Option<&V1>) -> Result<()> {
         let other = cx.store::<KvStore<K, V2>>(self.other)?;
-        let joined = (self.joiner)(value, other.get_by_key(&key)?);
-        cx.forward(&self.children, key, joined)
+        let (theirs, t) = other
+            .get_with_time(&key)?
+            .map_or((None, i64::MIN), |(v, t)| (Some(v), t));
+        let joined = (self.joiner)(value, theirs);
+        self.forward(cx, key, joined, t)
     }
 
     fn join_right(&self, cx: &mut Cx<'_>, key: K, value: Option<&V2>) -> Result<()> {
         let other = cx.store::<KvStore<K, V1>>(self.other)?;
-        let joined = (self.joiner)(other.get_by_key(&key)?, value);
-        cx.forward(&self.children, key, joined)
+        let (theirs, t) = other
+            .get_with_time(&key)?
+            .map_or((None, i64::MIN), |(v, t)| (Some(v), t));
+        let joined = (self.joiner)(theirs, value);
+        self.forward(cx, key, joined, t)
     }
 }
 
@@ -671,6 +687,12 @@ where
             // No valid event time (Kafka's extractors refuse a negative timestamp).
             *cx.dropped += 1;
             return Ok(());
+        }
+        if self.stream_time == i64::MIN {
+            // A task that restored its store: its stream time is where the store left off
+            // (a window that had closed stays closed).
+            let store = cx.store::<KvStore<super::window::Windowed<K>, A>>(self.inner.store)?;
+            self.stream_time = store.max_timestamp();
         }
         self.stream_time = self.stream_time.max(ts);
         let closed_until = self.stream_time.saturating_sub(self.windows.grace_ms());

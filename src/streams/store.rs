@@ -231,6 +231,26 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KvStore<K, V> {
         Ok(true)
     }
 
+    /// The latest time of any entry (`i64::MIN` for none): a restored store's stream time.
+    pub fn max_timestamp(&self) -> i64 {
+        self.map
+            .values()
+            .map(|e| e.timestamp)
+            .max()
+            .unwrap_or(i64::MIN)
+    }
+
+    /// The value of `key` with the time of its last update.
+    pub fn get_with_time(&mut self, key: &K) -> Result<Option<(&V, i64)>> {
+        if !self.scratch_key(key)? {
+            return Ok(None);
+        }
+        Ok(self
+            .map
+            .get(&self.scratch[..])
+            .and_then(|e| Some((e.value.as_ref()?, e.timestamp))))
+    }
+
     /// The bytes `key` is stored under (`None` for a key that serializes to null).
     pub fn key_bytes(&mut self, key: &K) -> Result<Option<Vec<u8>>> {
         Ok(self.scratch_key(key)?.then(|| self.scratch.to_vec()))

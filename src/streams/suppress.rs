@@ -45,23 +45,27 @@ impl BufferConfig {
         }
     }
 
-    /// At most `n` keys (Kafka's `maxRecords`); full: shut down unless told otherwise.
+    /// At most `n` keys (Kafka's `maxRecords`); when full, the oldest are forwarded early
+    /// unless [`BufferConfig::shut_down_when_full`] says otherwise (as Kafka's).
     pub fn max_records(n: usize) -> BufferConfig {
         BufferConfig {
             max_records: Some(n),
-            ..BufferConfig::unbounded()
+            max_bytes: None,
+            full: BufferFull::EmitEarly,
         }
     }
 
-    /// At most `n` bytes of keys and values (Kafka's `maxBytes`).
+    /// At most `n` bytes of keys and values (Kafka's `maxBytes`); when full, as
+    /// [`BufferConfig::max_records`].
     pub fn max_bytes(n: usize) -> BufferConfig {
         BufferConfig {
+            max_records: None,
             max_bytes: Some(n),
-            ..BufferConfig::unbounded()
+            full: BufferFull::EmitEarly,
         }
     }
 
-    /// Shut down when full (the default).
+    /// Shut down when full (what `until_window_closes` needs).
     #[must_use]
     pub fn shut_down_when_full(mut self) -> BufferConfig {
         self.full = BufferFull::ShutDown;
@@ -196,8 +200,8 @@ pub(crate) struct Suppress<K, V> {
     pub stream_time: i64,
     /// The buffered keys by when each is due (rebuilt from the store after a restore).
     pub order: BTreeSet<(i64, Vec<u8>)>,
-    /// Due time of each buffered key.
-    pub due_of: std::collections::HashMap<Vec<u8>, i64>,
+    /// Each buffered key's due time and size (what it counts against `max_bytes`).
+    pub due_of: std::collections::HashMap<Vec<u8>, (i64, usize)>,
     /// Bytes held (keys and serialized values), when `max_bytes` bounds the buffer.
     pub bytes: usize,
     pub indexed: bool,
@@ -216,8 +220,7 @@ where
         }
         let ts = cx.timestamp;
         self.stream_time = self.stream_time.max(ts);
-        let kb = self.key_bytes(cx, &key)?;
-        let Some(kb) = kb else {
+        let Some(kb) = self.key_bytes(cx, &key)? else {
             return Ok(());
         };
         let first = match self.due_of.get(&kb) {
@@ -225,20 +228,17 @@ where
             None => ts,
         };
         let due = (self.due)(&key, first, self.grace_ms);
-        if due <= self.stream_time {
-            // Due already (a late update of a closed window is dropped upstream; a time
-            // limit already passed forwards at once).
-            self.remove(cx, &kb)?;
-            return cx.forward(&self.children, key, value);
-        }
         let size = self.size_of(&kb, value.as_ref())?;
         let store = cx.store::<KvStore<K, Buffered<V>>>(self.store)?;
         store.put(&key, Some(Buffered { value, first }), ts)?;
-        if let Some(old) = self.due_of.insert(kb.clone(), due) {
+        if let Some((old, old_size)) = self.due_of.insert(kb.clone(), (due, size)) {
             self.order.remove(&(old, kb.clone()));
+            self.bytes = self.bytes.saturating_sub(old_size);
         }
         self.order.insert((due, kb));
         self.bytes = self.bytes.saturating_add(size);
+        // Everything due by the stream time goes, in due order (this update too, when it is
+        // due already: a time limit passed).
         self.emit_due(cx)?;
         self.enforce_bounds(cx)
     }
@@ -273,23 +273,18 @@ where
         Ok(kb.len() + self.scratch.len() + 8)
     }
 
-    /// Takes the keys of a store restored from its changelog into the due order.
+    /// Takes the keys of a store restored from its changelog into the due order, and the
+    /// stream time from their times.
     fn index(&mut self, cx: &mut Cx<'_>) -> Result<()> {
         self.indexed = true;
         let store = cx.store::<KvStore<K, Buffered<V>>>(self.store)?;
+        self.stream_time = self.stream_time.max(store.max_timestamp());
         for (kb, key, b) in store.entries()? {
             let due = (self.due)(&key, b.first, self.grace_ms);
-            self.due_of.insert(kb.clone(), due);
+            let size = self.size_of(&kb, b.value.as_ref())?;
+            self.bytes = self.bytes.saturating_add(size);
+            self.due_of.insert(kb.clone(), (due, size));
             self.order.insert((due, kb));
-        }
-        Ok(())
-    }
-
-    fn remove(&mut self, cx: &mut Cx<'_>, kb: &[u8]) -> Result<()> {
-        if let Some(due) = self.due_of.remove(kb) {
-            self.order.remove(&(due, kb.to_vec()));
-            let store = cx.store::<KvStore<K, Buffered<V>>>(self.store)?;
-            store.delete_bytes(kb);
         }
         Ok(())
     }
@@ -299,13 +294,13 @@ where
         let Some((_, kb)) = self.order.pop_first() else {
             return Ok(false);
         };
-        self.due_of.remove(&kb);
+        if let Some((_, size)) = self.due_of.remove(&kb) {
+            self.bytes = self.bytes.saturating_sub(size);
+        }
         let store = cx.store::<KvStore<K, Buffered<V>>>(self.store)?;
         let entry = store.get_entry(&kb)?;
         store.delete_bytes(&kb);
         if let Some((key, b, ts)) = entry {
-            let size = self.size_of(&kb, b.value.as_ref())?;
-            self.bytes = self.bytes.saturating_sub(size);
             let at = cx.timestamp;
             cx.timestamp = ts;
             let r = cx.forward(&self.children, key, b.value);

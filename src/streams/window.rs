@@ -103,14 +103,21 @@ impl TimeWindows {
         None
     }
 
-    /// The windows holding `timestamp`, oldest first (as Kafka's `TimeWindows.windowsFor`).
+    /// The windows holding `timestamp`, oldest first (as Kafka's `TimeWindows.windowsFor`);
+    /// none for a negative timestamp.
     pub(crate) fn windows_for(&self, timestamp: i64) -> impl Iterator<Item = Window> + use<> {
         let (size, advance) = (self.size, self.advance.max(1));
         let first =
             (timestamp.saturating_sub(size).saturating_add(advance)).max(0) / advance * advance;
+        // The last window starts at the latest multiple of the advance at or before it.
+        let last = if timestamp < 0 {
+            -1
+        } else {
+            timestamp - timestamp % advance
+        };
         (0..)
-            .map(move |i: i64| first.saturating_add(i.saturating_mul(advance)))
-            .take_while(move |start| *start <= timestamp)
+            .map_while(move |i: i64| i.checked_mul(advance).and_then(|d| first.checked_add(d)))
+            .take_while(move |start| *start <= last)
             .map(move |start| Window {
                 start,
                 end: start.saturating_add(size),
@@ -259,6 +266,9 @@ mod tests {
         assert_eq!(starts(&hopping, 130), [50, 75, 100, 125]);
         assert_eq!(starts(&hopping, 100), [25, 50, 75, 100]);
         assert!(hopping.invalid().is_none());
+        // The largest time ends the windows (no endless run past it).
+        assert_eq!(starts(&tumbling, i64::MAX), [i64::MAX - i64::MAX % 100]);
+        assert!(starts(&tumbling, -5).is_empty());
         assert!(
             tumbling
                 .advance_by(Duration::from_millis(200))
