@@ -509,3 +509,243 @@ proptest! {
         }
     }
 }
+
+/// A stream–stream join as defined: stream time is the largest time seen on either side; a
+/// record whose window ended more than the grace before it is dropped; a record joins the
+/// other side's kept records of its key within its reach (left: `before` earlier to `after`
+/// later; right: the reverse), each pair once at the later time; a record no record can
+/// join any more (older than the stream time less before + after + grace) is dropped from
+/// the stores, and, for a side whose records go out alone, forwarded with `-` if it never
+/// joined.
+fn stream_join_model(
+    kind: u8,
+    events: &[(bool, u8, i64)],
+    (before, after, grace): (i64, i64, i64),
+) -> Vec<(String, String, i64)> {
+    struct Kept {
+        key: u8,
+        at: i64,
+        name: String,
+        joined: bool,
+    }
+    let forwards = |left: bool| match kind {
+        1 => left,
+        2 => true,
+        _ => false,
+    };
+    let mut sides: [Vec<Kept>; 2] = [Vec::new(), Vec::new()];
+    let mut out: Vec<(String, String, i64)> = Vec::new();
+    let mut st = i64::MIN;
+    for (i, (left, key, at)) in events.iter().enumerate() {
+        let (earlier, later) = if *left {
+            (before, after)
+        } else {
+            (after, before)
+        };
+        st = st.max(*at);
+        if at + later + grace < st {
+            continue;
+        }
+        let name = format!("{}{i}", if *left { "l" } else { "r" });
+        let (me, them) = if *left { (0, 1) } else { (1, 0) };
+        let mut joined = false;
+        for other in &mut sides[them] {
+            if other.key == *key && other.at >= at - earlier && other.at <= at + later {
+                other.joined = true;
+                joined = true;
+                let value = if *left {
+                    format!("{name}+{}", other.name)
+                } else {
+                    format!("{}+{name}", other.name)
+                };
+                out.push((format!("k{key}"), value, (*at).max(other.at)));
+            }
+        }
+        sides[me].push(Kept {
+            key: *key,
+            at: *at,
+            name,
+            joined,
+        });
+        let horizon = st - (before + after + grace);
+        for (s, is_left) in [(0, true), (1, false)] {
+            for k in sides[s].iter().filter(|k| k.at < horizon) {
+                if forwards(is_left) && !k.joined {
+                    let value = if is_left {
+                        format!("{}+-", k.name)
+                    } else {
+                        format!("-+{}", k.name)
+                    };
+                    out.push((format!("k{}", k.key), value, k.at));
+                }
+            }
+            sides[s].retain(|k| k.at >= horizon);
+        }
+    }
+    out.sort();
+    out
+}
+
+fn stream_join_topology(
+    kind: u8,
+    windows: topiclog::streams::JoinWindows,
+) -> TestResult<topiclog::streams::Topology> {
+    use topiclog::streams::StreamJoined;
+    let builder = StreamsBuilder::new();
+    let consumed = || Consumed::with(Serdes::string(), Serdes::string());
+    let left = builder.stream("left", consumed());
+    let right = builder.stream("right", consumed());
+    let show = |v: Option<&String>| v.map_or("-".to_string(), Clone::clone);
+    let joined = match kind {
+        0 => left.join_windowed(
+            &right,
+            |a: &String, b: &String| format!("{a}+{b}"),
+            windows,
+            StreamJoined::default(),
+        ),
+        1 => left.left_join_windowed(
+            &right,
+            move |a: &String, b: Option<&String>| format!("{a}+{}", show(b)),
+            windows,
+            StreamJoined::default(),
+        ),
+        _ => left.outer_join_windowed(
+            &right,
+            move |a: Option<&String>, b: Option<&String>| format!("{}+{}", show(a), show(b)),
+            windows,
+            StreamJoined::default(),
+        ),
+    };
+    joined.to("joined", Produced::with(Serdes::string(), Serdes::string()));
+    Ok(builder.build()?)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn stream_stream_joins_agree_with_a_model(
+        kind in 0u8..3,
+        (before, after, grace) in (0i64..30, 0i64..30, 0i64..20),
+        raw in prop::collection::vec((any::<bool>(), 0u8..3, 0i64..40, any::<bool>()), 1..80),
+    ) {
+        let fail = |e: &dyn std::fmt::Display| TestCaseError::fail(e.to_string());
+        let mut t = 0i64;
+        let events: Vec<(bool, u8, i64)> = raw
+            .into_iter()
+            .map(|(left, key, step, back)| {
+                t += step % 15;
+                (left, key, if back { (t - step).max(0) } else { t })
+            })
+            .collect();
+        let windows = topiclog::streams::JoinWindows::of_time_difference_and_grace(
+            Duration::from_millis(before as u64),
+            Duration::from_millis(grace as u64),
+        )
+        .after(Duration::from_millis(after as u64));
+        let topology = stream_join_topology(kind, windows).map_err(|e| fail(&e))?;
+        let mut driver = TopologyTestDriver::new(&topology, StreamsConfig::new("sj"))
+            .map_err(|e| fail(&e))?;
+        let st = Serdes::string();
+        for (i, (left, key, at)) in events.iter().enumerate() {
+            let name = format!("{}{i}", if *left { "l" } else { "r" });
+            let topic = if *left { "left" } else { "right" };
+            driver
+                .pipe_input(topic, &st, &st, &format!("k{key}"), &name, *at)
+                .map_err(|e| fail(&e))?;
+        }
+        let mut got: Vec<(String, String, i64)> = driver
+            .read_raw_output("joined")
+            .into_iter()
+            .map(|(k, v, at)| {
+                let k = String::from_utf8(k.unwrap_or_default().to_vec()).unwrap_or_default();
+                let v = String::from_utf8(v.unwrap_or_default().to_vec()).unwrap_or_default();
+                (k, v, at)
+            })
+            .collect();
+        got.sort();
+        let want = stream_join_model(kind, &events, (before, after, grace));
+        prop_assert_eq!(got, want);
+    }
+}
+
+#[test]
+fn a_left_join_of_two_streams_forwards_the_unjoined_once_their_window_closed() -> TestResult {
+    use topiclog::streams::JoinWindows;
+    let windows = JoinWindows::of_time_difference_with_no_grace(Duration::from_millis(10));
+    let mut driver =
+        TopologyTestDriver::new(&stream_join_topology(1, windows)?, StreamsConfig::new("sj"))?;
+    let st = Serdes::string();
+    driver.pipe_input("left", &st, &st, &s("a"), &s("l0"), 0)?;
+    driver.pipe_input("right", &st, &st, &s("a"), &s("r1"), 5)?;
+    driver.pipe_input("left", &st, &st, &s("b"), &s("l2"), 10)?;
+    // Nothing for l2 yet: a right record up to 20 could still join it.
+    assert_eq!(
+        driver.read_output("joined", &st, &st)?,
+        [(s("a"), s("l0+r1"))]
+    );
+    driver.pipe_input("right", &st, &st, &s("c"), &s("r3"), 100)?;
+    assert_eq!(
+        driver.read_output("joined", &st, &st)?,
+        [(s("b"), s("l2+-"))]
+    );
+    // Late: its window ended before the stream time (no grace).
+    driver.pipe_input("left", &st, &st, &s("c"), &s("l4"), 50)?;
+    assert_eq!(driver.dropped_records(), 1);
+    assert!(driver.read_output("joined", &st, &st)?.is_empty());
+    Ok(())
+}
+
+/// On a log: a stream–stream join keeps both sides in stores with `compact,delete`
+/// changelogs, and a client started again joins new records with those kept before.
+#[test]
+fn a_stream_join_on_a_log_restores_its_stores() -> TestResult {
+    use topiclog::streams::JoinWindows;
+    let dir = tempfile::tempdir()?;
+    let log = common::open(dir.path())?;
+    for t in ["left", "right", "joined"] {
+        log.create_topic(t, 1)?;
+    }
+    let producer = log.producer(ProducerConfig::default())?;
+    let send = |topic: &str, k: &str, v: &str, ts: i64| -> TestResult {
+        producer.send(
+            ProducerRecord::new(topic, v.to_string())
+                .key(k.to_string())
+                .timestamp(ts),
+        )?;
+        Ok(())
+    };
+    let windows =
+        JoinWindows::of_time_difference_and_grace(Duration::from_secs(10), Duration::from_secs(1));
+    let config = StreamsConfig::new("sjl").commit_interval(Duration::from_millis(20));
+    let out = log.partition("joined", 0)?;
+    send("left", "a", "l0", 1_000)?;
+    send("right", "a", "r1", 2_000)?;
+    let mut streams = Streams::new(&log, stream_join_topology(0, windows)?, config.clone());
+    streams.start()?;
+    wait_for("the first join", || out.log_end_offset() == 1)?;
+    streams.close()?;
+    let names = log.topics();
+    let this = names
+        .iter()
+        .find(|t| t.starts_with("sjl-KSTREAM-JOINTHIS-") && t.ends_with("-store-changelog"))
+        .ok_or(format!("no join store changelog in {names:?}"))?;
+    let cfg = log.describe_topic(this)?.config;
+    assert_eq!(cfg.cleanup_policy, CleanupPolicy::CompactDelete);
+    assert_eq!(cfg.retention_ms, Some(21_000 + 24 * 3600 * 1000));
+    // The right side's r3 joins l0, kept from before the restart.
+    send("right", "a", "r3", 5_000)?;
+    let mut streams = Streams::new(&log, stream_join_topology(0, windows)?, config);
+    streams.start()?;
+    wait_for("the join with a restored record", || {
+        out.log_end_offset() == 2
+    })?;
+    streams.close()?;
+    let values: Vec<String> = out
+        .records(0, 1 << 20)?
+        .into_iter()
+        .filter_map(|r| String::from_utf8(r.value?.to_vec()).ok())
+        .collect();
+    assert_eq!(values, ["l0+r1", "l0+r3"]);
+    Ok(())
+}

@@ -9,6 +9,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::graph::{Graph, Make, PartitionsOf, RepartitionDef, TopicRef, Topology};
+use super::join::{JoinLeft, JoinRight, JoinStore, JoinWindows, StreamJoinSide, StreamJoiner};
 use super::node::{ErasedNode, NodeId, StoreId};
 use super::ops::{
     self, Aggregate, Branch, Filter, FlatMap, FlatMapValues, Foreach, LeftOf, Map, MapValues,
@@ -249,6 +250,46 @@ impl<K, V> Repartitioned<K, V> {
     #[must_use]
     pub fn with_partitions(mut self, n: i32) -> Self {
         self.partitions = Some(n);
+        self
+    }
+}
+
+/// Serdes and a name for a stream–stream join's stores (Kafka's `StreamJoined`): the key,
+/// this stream's values and the other's. Without them, the streams' own serdes serve.
+pub struct StreamJoined<K, V, VO> {
+    key: Option<SharedSerde<K>>,
+    value: Option<SharedSerde<V>>,
+    other: Option<SharedSerde<VO>>,
+    name: Option<String>,
+}
+
+impl<K, V, VO> Default for StreamJoined<K, V, VO> {
+    fn default() -> Self {
+        StreamJoined {
+            key: None,
+            value: None,
+            other: None,
+            name: None,
+        }
+    }
+}
+
+impl<K, V, VO> StreamJoined<K, V, VO> {
+    /// The join's serdes: keys, this stream's values, the other stream's values.
+    pub fn with(key: SharedSerde<K>, value: SharedSerde<V>, other: SharedSerde<VO>) -> Self {
+        StreamJoined {
+            key: Some(key),
+            value: Some(value),
+            other: Some(other),
+            name: None,
+        }
+    }
+
+    /// Names the join's stores `<name>-this-join-store` and `<name>-other-join-store`
+    /// (Kafka's `withStoreName`).
+    #[must_use]
+    pub fn with_store_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
         self
     }
 }
@@ -970,6 +1011,224 @@ impl<K: Data, V: Data> KStream<K, V> {
             node: id,
             key_serde: stream.key_serde.clone(),
             value_serde: same_serde(stream.value_serde.as_ref()),
+            key_changed: false,
+            next_name: None,
+        }
+    }
+}
+
+impl<K: Data, V: Data> KStream<K, V> {
+    /// Joins each record with the other stream's records of its key at most the window's
+    /// time difference apart (Kafka's `KStream#join(KStream, ValueJoiner, JoinWindows,
+    /// StreamJoined)`): one result per pair, at the later of the two times. Each side is
+    /// kept in a join store with a changelog (`compact,delete`, kept for the window and
+    /// the grace plus a day); both streams are repartitioned first if their keys changed,
+    /// and must be co-partitioned.
+    #[must_use]
+    pub fn join_windowed<VO: Data, VR: Data>(
+        self,
+        other: &KStream<K, VO>,
+        joiner: impl Fn(&V, &VO) -> VR + Send + Sync + 'static,
+        windows: JoinWindows,
+        joined: StreamJoined<K, V, VO>,
+    ) -> KStream<K, VR> {
+        self.stream_join(
+            other,
+            ("KSTREAM-JOINTHIS", "KSTREAM-JOINOTHER"),
+            (false, false),
+            windows,
+            joined,
+            &(Arc::new(move |a: Option<&V>, b: Option<&VO>| Some(joiner(a?, b?)))
+                as StreamJoiner<V, VO, VR>),
+        )
+    }
+
+    /// As [`KStream::join_windowed`], and each record of this stream that joined nothing
+    /// with `None`, once no record can join it any more (Kafka's `leftJoin`).
+    #[must_use]
+    pub fn left_join_windowed<VO: Data, VR: Data>(
+        self,
+        other: &KStream<K, VO>,
+        joiner: impl Fn(&V, Option<&VO>) -> VR + Send + Sync + 'static,
+        windows: JoinWindows,
+        joined: StreamJoined<K, V, VO>,
+    ) -> KStream<K, VR> {
+        self.stream_join(
+            other,
+            ("KSTREAM-JOINTHIS", "KSTREAM-OUTEROTHER"),
+            (true, false),
+            windows,
+            joined,
+            &(Arc::new(move |a: Option<&V>, b: Option<&VO>| Some(joiner(a?, b)))
+                as StreamJoiner<V, VO, VR>),
+        )
+    }
+
+    /// As [`KStream::left_join_windowed`], for the records of both streams (Kafka's
+    /// `outerJoin`).
+    #[must_use]
+    pub fn outer_join_windowed<VO: Data, VR: Data>(
+        self,
+        other: &KStream<K, VO>,
+        joiner: impl Fn(Option<&V>, Option<&VO>) -> VR + Send + Sync + 'static,
+        windows: JoinWindows,
+        joined: StreamJoined<K, V, VO>,
+    ) -> KStream<K, VR> {
+        self.stream_join(
+            other,
+            ("KSTREAM-OUTERTHIS", "KSTREAM-OUTEROTHER"),
+            (true, true),
+            windows,
+            joined,
+            &(Arc::new(move |a: Option<&V>, b: Option<&VO>| Some(joiner(a, b)))
+                as StreamJoiner<V, VO, VR>),
+        )
+    }
+
+    #[allow(clippy::too_many_lines)]
+    fn stream_join<VO: Data, VR: Data>(
+        self,
+        other: &KStream<K, VO>,
+        prefixes: (&str, &str),
+        unjoined: (bool, bool),
+        windows: JoinWindows,
+        joined: StreamJoined<K, V, VO>,
+        joiner: &StreamJoiner<V, VO, VR>,
+    ) -> KStream<K, VR> {
+        let g = Rc::clone(&self.g);
+        if let Some(e) = windows.invalid() {
+            g.borrow_mut().errors.push(e);
+        }
+        let StreamJoined {
+            key,
+            value,
+            other: other_value,
+            name,
+        } = joined;
+        let key = key
+            .or_else(|| self.key_serde.clone())
+            .or_else(|| other.key_serde.clone());
+        let value = value.or_else(|| self.value_serde.clone());
+        let other_value = other_value.or_else(|| other.value_serde.clone());
+        let (Some(key), Some(value), Some(other_value)) = (key, value, other_value) else {
+            g.borrow_mut().errors.push(
+                "a stream-stream join needs serdes for its key and both streams' values \
+                 (StreamJoined::with)"
+                    .into(),
+            );
+            return KStream {
+                g: Rc::clone(&g),
+                node: self.node,
+                key_serde: None,
+                value_serde: None,
+                key_changed: false,
+                next_name: None,
+            };
+        };
+        let this_name = g.borrow_mut().next_name(prefixes.0);
+        let left = if self.key_changed {
+            let upstream = self.node;
+            self.through_repartition(
+                &format!("{this_name}-left"),
+                Some((Arc::clone(&key), Arc::clone(&value))),
+                PartitionsOf::Upstream(upstream),
+            )
+        } else {
+            self
+        };
+        let right = if other.key_changed {
+            let upstream = other.node;
+            other.clone().through_repartition(
+                &format!("{this_name}-right"),
+                Some((Arc::clone(&key), Arc::clone(&other_value))),
+                PartitionsOf::Upstream(upstream),
+            )
+        } else {
+            other.clone()
+        };
+        let mut gb = g.borrow_mut();
+        let other_name = gb.next_name(prefixes.1);
+        let (this_store_name, other_store_name) = match &name {
+            Some(n) => (
+                format!("{n}-this-join-store"),
+                format!("{n}-other-join-store"),
+            ),
+            None => (format!("{this_name}-store"), format!("{other_name}-store")),
+        };
+        let left_node = gb.add(this_name, &[left.node], None);
+        let right_node = gb.add(other_name, &[right.node], None);
+        let merge_name = gb.next_name("KSTREAM-MERGE");
+        let merge = gb.add(merge_name, &[left_node, right_node], None);
+        let vs = Arc::clone(&value);
+        let this_store = gb.add_store(
+            this_store_name,
+            left_node,
+            Arc::new(
+                move |changelog: String| -> Box<dyn super::store::ErasedStore> {
+                    Box::new(JoinStore::<V>::new(changelog, Arc::clone(&vs)))
+                },
+            ),
+        );
+        let os = Arc::clone(&other_value);
+        let other_store = gb.add_store(
+            other_store_name,
+            right_node,
+            Arc::new(
+                move |changelog: String| -> Box<dyn super::store::ErasedStore> {
+                    Box::new(JoinStore::<VO>::new(changelog, Arc::clone(&os)))
+                },
+            ),
+        );
+        for st in [this_store, other_store] {
+            if let Some(def) = gb.stores.get_mut(st) {
+                def.retention_ms = Some(windows.retention_ms());
+            }
+        }
+        // Each side reads the other's store: one task.
+        for (n, st) in [(left_node, other_store), (right_node, this_store)] {
+            if let Some(d) = gb.nodes.get_mut(n) {
+                d.stores.push(st);
+            }
+        }
+        let side = |is_left: bool| {
+            let (joiner, key) = (Arc::clone(joiner), Arc::clone(&key));
+            move || StreamJoinSide::<K, V, VO, VR> {
+                left: is_left,
+                this: if is_left { this_store } else { other_store },
+                other: if is_left { other_store } else { this_store },
+                windows,
+                forward_unjoined: if is_left { unjoined.0 } else { unjoined.1 },
+                other_forwards_unjoined: if is_left { unjoined.1 } else { unjoined.0 },
+                joiner: Arc::clone(&joiner),
+                key_serde: Arc::clone(&key),
+                children: Vec::new(),
+                scratch: BytesMut::new(),
+                out: PhantomData,
+            }
+        };
+        let make_left = side(true);
+        set_make(&mut gb, left_node, move |m| {
+            let mut s = make_left();
+            s.children = m.children.to_vec();
+            ops::boxed::<K, V>(JoinLeft(s))
+        });
+        let make_right = side(false);
+        set_make(&mut gb, right_node, move |m| {
+            let mut s = make_right();
+            s.children = m.children.to_vec();
+            ops::boxed::<K, VO>(JoinRight(s))
+        });
+        set_make(&mut gb, merge, move |m| {
+            ops::boxed::<K, VR>(Pass {
+                children: m.children.to_vec(),
+            })
+        });
+        drop(gb);
+        KStream {
+            g,
+            node: merge,
+            key_serde: Some(key),
+            value_serde: None,
             key_changed: false,
             next_name: None,
         }

@@ -154,10 +154,7 @@ impl<V: Clone + Send + 'static> JoinStore<V> {
     }
 
     fn mark_joined(&mut self, key: &[u8], at: i64, seq: u32) {
-        if let Some(kept) = self
-            .map
-            .get_mut(key)
-            .and_then(|r| r.get_mut(&(at, seq)))
+        if let Some(kept) = self.map.get_mut(key).and_then(|r| r.get_mut(&(at, seq)))
             && !kept.joined
         {
             kept.joined = true;
@@ -175,7 +172,10 @@ impl<V: Clone + Send + 'static> JoinStore<V> {
                 break;
             }
             self.unjoined.pop_first();
-            let kept = self.map.get_mut(key.as_slice()).and_then(|r| r.remove(&(at, seq)));
+            let kept = self
+                .map
+                .get_mut(key.as_slice())
+                .and_then(|r| r.remove(&(at, seq)));
             if let Some(kept) = kept {
                 self.dirty.push((key.clone(), at, seq, true));
                 out.push((key, at, kept.value));
@@ -220,15 +220,24 @@ impl<V: Clone + Send + 'static> ErasedStore for JoinStore<V> {
             let value = match (kept, deleted) {
                 (Some(k), false) => {
                     self.scratch.put_u8(u8::from(k.joined));
-                    self.value_serde
-                        .serialize_into(&self.changelog, &k.value, &mut self.scratch)?;
+                    self.value_serde.serialize_into(
+                        &self.changelog,
+                        &k.value,
+                        &mut self.scratch,
+                    )?;
                     true
                 }
                 // Deleted, or expired meanwhile: a tombstone.
                 _ => false,
             };
             let (k, v) = self.scratch.split_at(split);
-            out.send(&self.changelog, Some(partition), Some(k), value.then_some(v), at)?;
+            out.send(
+                &self.changelog,
+                Some(partition),
+                Some(k),
+                value.then_some(v),
+                at,
+            )?;
         }
         Ok(())
     }
@@ -254,9 +263,7 @@ impl<V: Clone + Send + 'static> ErasedStore for JoinStore<V> {
             }
             Some(v) => {
                 let joined = v.first().is_some_and(|f| *f != 0);
-                let value = self
-                    .value_serde
-                    .deserialize(&self.changelog, v.get(1..))?;
+                let value = self.value_serde.deserialize(&self.changelog, v.get(1..))?;
                 self.map
                     .entry(KeyBytes::new(k))
                     .or_default()
@@ -379,13 +386,13 @@ where
     fn side<VT: Clone + Send + 'static, VO: Clone + Send + 'static>(
         &mut self,
         cx: &mut Cx<'_>,
-        key: K,
-        value: VT,
+        key: &K,
+        value: &VT,
     ) -> Result<()> {
         let at = cx.timestamp;
         let (earlier, later) = self.reach();
         self.scratch.clear();
-        if !self.key_serde.serialize_into("", &key, &mut self.scratch)? || at < 0 {
+        if !self.key_serde.serialize_into("", key, &mut self.scratch)? || at < 0 {
             // A null key joins nothing (Kafka drops it), nor does a record without a time.
             *cx.dropped += 1;
             return Ok(());
@@ -407,9 +414,10 @@ where
             at.saturating_add(later),
         );
         if !partners.is_empty() {
-            cx.store::<JoinStore<VT>>(self.this)?.mark_joined(&kb, at, seq);
+            cx.store::<JoinStore<VT>>(self.this)?
+                .mark_joined(&kb, at, seq);
         }
-        let mine: &dyn Any = &value;
+        let mine: &dyn Any = value;
         for (t, v) in partners {
             let theirs: &dyn Any = &v;
             self.emit(cx, key.clone(), Some(mine), Some(theirs), at.max(t))?;
@@ -432,7 +440,7 @@ where
     VR: Clone + 'static,
 {
     fn process(&mut self, cx: &mut Cx<'_>, key: K, value: V1) -> Result<()> {
-        self.0.side::<V1, V2>(cx, key, value)
+        self.0.side::<V1, V2>(cx, &key, &value)
     }
 }
 
@@ -444,6 +452,6 @@ where
     VR: Clone + 'static,
 {
     fn process(&mut self, cx: &mut Cx<'_>, key: K, value: V2) -> Result<()> {
-        self.0.side::<V2, V1>(cx, key, value)
+        self.0.side::<V2, V1>(cx, &key, &value)
     }
 }

@@ -14,6 +14,9 @@
 //!   hopping windows by event time with a grace period, window stores with retention,
 //!   Kafka's windowed key format, and [`KTable::suppress`] ([`Suppressed`],
 //!   [`BufferConfig`]) for one final result per window.
+//! - **Joins**: stream–table (`KStream::join`, `left_join`), table–table (`KTable::join`,
+//!   `left_join`, `outer_join`) and stream–stream in windows (`KStream::join_windowed`,
+//!   `left_join_windowed`, `outer_join_windowed` with [`JoinWindows`]).
 //! - **Running** ([`Streams`]): `num.stream.threads` threads in the consumer group
 //!   `application.id`. A task is a sub-topology with a partition; tasks with co-partitioned
 //!   inputs share a task. Internal topics are named as Kafka names them:
@@ -120,6 +123,7 @@ mod config;
 mod driver;
 mod dsl;
 mod graph;
+mod join;
 mod node;
 mod ops;
 mod runtime;
@@ -133,9 +137,10 @@ pub use config::{DeserializationHandler, ProcessingGuarantee, StreamsConfig};
 pub use driver::TopologyTestDriver;
 pub use dsl::{
     BranchedStream, Consumed, Data, Grouped, KGroupedStream, KStream, KTable, Materialized,
-    Produced, Repartitioned, StreamsBuilder, TimeWindowedKStream,
+    Produced, Repartitioned, StreamJoined, StreamsBuilder, TimeWindowedKStream,
 };
 pub use graph::Topology;
+pub use join::JoinWindows;
 pub use runtime::{Streams, StreamsState, ThreadErrorResponse};
 #[cfg(feature = "json")]
 pub use serde::JsonSerde;
