@@ -749,3 +749,60 @@ fn a_stream_join_on_a_log_restores_its_stores() -> TestResult {
     assert_eq!(values, ["l0+r1", "l0+r3"]);
     Ok(())
 }
+
+/// A left join restarted after some of its records went out alone: the stream time comes
+/// back with the stores, so records late before the restart stay late, and records kept
+/// unjoined go out once, after the restart.
+#[test]
+fn a_left_join_restarted_keeps_its_stream_time_and_unjoined_records() -> TestResult {
+    use topiclog::streams::JoinWindows;
+    let dir = tempfile::tempdir()?;
+    let log = common::open(dir.path())?;
+    for t in ["left", "right", "joined"] {
+        log.create_topic(t, 1)?;
+    }
+    let producer = log.producer(ProducerConfig::default())?;
+    let send = |topic: &str, k: &str, v: &str, ts: i64| -> TestResult {
+        producer.send(
+            ProducerRecord::new(topic, v.to_string())
+                .key(k.to_string())
+                .timestamp(ts),
+        )?;
+        Ok(())
+    };
+    let windows = JoinWindows::of_time_difference_with_no_grace(Duration::from_secs(10));
+    let config = StreamsConfig::new("lj").commit_interval(Duration::from_millis(20));
+    let out = log.partition("joined", 0)?;
+    let values = || -> TestResult<Vec<String>> {
+        Ok(out
+            .records(0, 1 << 20)?
+            .into_iter()
+            .filter_map(|r| String::from_utf8(r.value?.to_vec()).ok())
+            .collect())
+    };
+    send("left", "a", "l0", 1_000)?;
+    send("right", "b", "r1", 2_000)?;
+    send("left", "c", "l2", 40_000)?;
+    let mut streams = Streams::new(&log, stream_join_topology(1, windows)?, config.clone());
+    streams.start()?;
+    wait_for("l0 alone", || out.log_end_offset() == 1)?;
+    // Let the commit write the stores' changelogs.
+    std::thread::sleep(Duration::from_millis(100));
+    streams.close()?;
+    // Late by the stream time (40 s) the stores bring back: both dropped.
+    send("right", "a", "r3", 5_000)?;
+    send("left", "d", "l4", 6_000)?;
+    send("left", "e", "l5", 41_000)?;
+    send("right", "e", "r6", 41_500)?;
+    send("left", "z", "l7", 70_000)?;
+    let mut streams = Streams::new(&log, stream_join_topology(1, windows)?, config);
+    streams.start()?;
+    wait_for("l2 alone", || {
+        values().is_ok_and(|v| v.contains(&s("l2+-")))
+    })?;
+    let dropped = streams.dropped_records();
+    streams.close()?;
+    assert_eq!(values()?, ["l0+-", "l5+r6", "l2+-"]);
+    assert_eq!(dropped, 2);
+    Ok(())
+}

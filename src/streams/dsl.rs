@@ -1126,32 +1126,48 @@ impl<K: Data, V: Data> KStream<K, V> {
             };
         };
         let this_name = g.borrow_mut().next_name(prefixes.0);
-        let left = if self.key_changed {
-            let upstream = self.node;
+        // A side repartitioned alone takes the other side's partition count.
+        let (left_changed, right_changed) = (self.key_changed, other.key_changed);
+        let (left_up, right_up) = (self.node, other.node);
+        let left = if left_changed {
+            let partitions = if right_changed {
+                PartitionsOf::Upstream(left_up)
+            } else {
+                PartitionsOf::SameAs(right_up)
+            };
             self.through_repartition(
                 &format!("{this_name}-left"),
                 Some((Arc::clone(&key), Arc::clone(&value))),
-                PartitionsOf::Upstream(upstream),
+                partitions,
             )
         } else {
             self
         };
-        let right = if other.key_changed {
-            let upstream = other.node;
+        let right = if right_changed {
+            let partitions = if left_changed {
+                PartitionsOf::Upstream(right_up)
+            } else {
+                PartitionsOf::SameAs(left_up)
+            };
             other.clone().through_repartition(
                 &format!("{this_name}-right"),
                 Some((Arc::clone(&key), Arc::clone(&other_value))),
-                PartitionsOf::Upstream(upstream),
+                partitions,
             )
         } else {
             other.clone()
         };
         let mut gb = g.borrow_mut();
         let other_name = gb.next_name(prefixes.1);
+        let outer = if unjoined.0 || unjoined.1 {
+            "outer-"
+        } else {
+            ""
+        };
         let (this_store_name, other_store_name) = match &name {
             Some(n) => (
-                format!("{n}-this-join-store"),
-                format!("{n}-other-join-store"),
+                format!("{n}-{outer}this-join-store"),
+                format!("{n}-{outer}other-join-store"),
             ),
             None => (format!("{this_name}-store"), format!("{other_name}-store")),
         };
@@ -1165,7 +1181,7 @@ impl<K: Data, V: Data> KStream<K, V> {
             left_node,
             Arc::new(
                 move |changelog: String| -> Box<dyn super::store::ErasedStore> {
-                    Box::new(JoinStore::<V>::new(changelog, Arc::clone(&vs)))
+                    Box::new(JoinStore::<V>::new(changelog, Arc::clone(&vs), unjoined.0))
                 },
             ),
         );
@@ -1175,7 +1191,7 @@ impl<K: Data, V: Data> KStream<K, V> {
             right_node,
             Arc::new(
                 move |changelog: String| -> Box<dyn super::store::ErasedStore> {
-                    Box::new(JoinStore::<VO>::new(changelog, Arc::clone(&os)))
+                    Box::new(JoinStore::<VO>::new(changelog, Arc::clone(&os), unjoined.1))
                 },
             ),
         );

@@ -6,6 +6,12 @@
 //! that no early, spurious result with a missing side goes out): when the stream time is
 //! past its time plus the whole window and the grace period. A record whose own window
 //! ended more than the grace period before the stream time is dropped and counted.
+//!
+//! Unlike Kafka: an unjoined record goes out once the stream time passes its time plus
+//! `before + after + grace` (Kafka: its side's reach plus the grace, which can forward
+//! a record alone and then join it); the join stores' changelog values begin with a joined
+//! flag (a byte), and there is no shared outer store; the stream time is kept per task and
+//! restored from the stores' records.
 
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -98,42 +104,46 @@ pub(crate) struct JoinStore<V> {
     /// Records that have not joined, by time (only for a side whose unjoined records are
     /// forwarded: left and outer joins).
     unjoined: BTreeSet<(i64, Vec<u8>, u32)>,
+    /// Whether this side's unjoined records are forwarded (and so tracked, and their joined
+    /// flag kept in the changelog).
+    track: bool,
     /// The largest timestamp this side has seen.
     pub stream_time: i64,
+    /// Records older than this are dropped already.
+    expired_before: i64,
     changelog: String,
     value_serde: SharedSerde<V>,
     scratch: BytesMut,
 }
 
 impl<V: Clone + Send + 'static> JoinStore<V> {
-    pub fn new(changelog: String, value_serde: SharedSerde<V>) -> JoinStore<V> {
+    pub fn new(changelog: String, value_serde: SharedSerde<V>, track: bool) -> JoinStore<V> {
         JoinStore {
+            track,
             map: HashMap::default(),
             seq: 0,
             dirty: Vec::new(),
             unjoined: BTreeSet::new(),
             stream_time: i64::MIN,
+            expired_before: i64::MIN,
             changelog,
             value_serde,
             scratch: BytesMut::new(),
         }
     }
 
-    fn put(&mut self, key: &[u8], at: i64, value: V, track: bool) -> u32 {
+    /// Keeps a record (`joined`: it found partners on arrival).
+    fn put(&mut self, key: &[u8], at: i64, value: V, joined: bool) {
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
-        self.map.entry(KeyBytes::new(key)).or_default().insert(
-            (at, seq),
-            Kept {
-                value,
-                joined: false,
-            },
-        );
+        self.map
+            .entry(KeyBytes::new(key))
+            .or_default()
+            .insert((at, seq), Kept { value, joined });
         self.dirty.push((key.to_vec(), at, seq, false));
-        if track {
+        if self.track && !joined {
             self.unjoined.insert((at, key.to_vec(), seq));
         }
-        seq
     }
 
     /// The records of `key` from `from` to `to` (times included), each marked joined.
@@ -143,7 +153,7 @@ impl<V: Clone + Send + 'static> JoinStore<V> {
         };
         let mut out = Vec::new();
         for (&(at, seq), kept) in records.range_mut((from, 0)..=(to, u32::MAX)) {
-            if !kept.joined {
+            if self.track && !kept.joined {
                 kept.joined = true;
                 self.dirty.push((key.to_vec(), at, seq, false));
                 self.unjoined.remove(&(at, key.to_vec(), seq));
@@ -151,16 +161,6 @@ impl<V: Clone + Send + 'static> JoinStore<V> {
             out.push((at, kept.value.clone()));
         }
         out
-    }
-
-    fn mark_joined(&mut self, key: &[u8], at: i64, seq: u32) {
-        if let Some(kept) = self.map.get_mut(key).and_then(|r| r.get_mut(&(at, seq)))
-            && !kept.joined
-        {
-            kept.joined = true;
-            self.dirty.push((key.to_vec(), at, seq, false));
-            self.unjoined.remove(&(at, key.to_vec(), seq));
-        }
     }
 
     /// Takes the unjoined records with times up to `until`, removing them (their window
@@ -185,14 +185,18 @@ impl<V: Clone + Send + 'static> JoinStore<V> {
     }
 
     /// Drops the records older than `before` (writing nothing: the changelog deletes them by
-    /// retention). Unjoined records still to be forwarded stay.
-    fn expire(&mut self, before: i64) {
-        let unjoined = &self.unjoined;
-        self.map.retain(|k, records| {
-            let key = k.as_slice();
-            records.retain(|&(at, seq), _| {
-                at >= before || unjoined.contains(&(at, key.to_vec(), seq))
-            });
+    /// retention), once `before` has moved `step` since the last time (no record older
+    /// than the horizon can be joined, so dropping them later changes nothing but memory).
+    /// Unjoined records still to be forwarded hold it back.
+    fn expire(&mut self, before: i64, step: i64) {
+        if before < self.expired_before.saturating_add(step)
+            || self.unjoined.first().is_some_and(|(at, _, _)| *at < before)
+        {
+            return;
+        }
+        self.expired_before = before;
+        self.map.retain(|_, records| {
+            records.retain(|&(at, _), _| at >= before);
             !records.is_empty()
         });
     }
@@ -212,7 +216,12 @@ impl<V: Clone + Send + 'static> ErasedStore for JoinStore<V> {
     }
 
     fn flush_changelog(&mut self, partition: i32, out: &mut dyn Output) -> Result<()> {
-        for (key, at, seq, deleted) in std::mem::take(&mut self.dirty) {
+        let mut written = std::collections::HashSet::new();
+        for (key, at, seq, deleted) in std::mem::take(&mut self.dirty).into_iter().rev() {
+            // The last change of a record is what it is now: written once.
+            if !written.insert((key.clone(), at, seq)) {
+                continue;
+            }
             let kept = self.map.get(key.as_slice()).and_then(|r| r.get(&(at, seq)));
             self.scratch.clear();
             changelog_key(&mut self.scratch, &key, at, seq);
@@ -254,6 +263,9 @@ impl<V: Clone + Send + 'static> ErasedStore for JoinStore<V> {
         }
         let (at, seq) = (i64::from_be_bytes(at), u32::from_be_bytes(seq));
         self.seq = self.seq.max(seq);
+        // The stream time comes back with the records (a record late before the restart
+        // stays late).
+        self.stream_time = self.stream_time.max(at);
         match value {
             None => {
                 if let Some(r) = self.map.get_mut(k) {
@@ -268,10 +280,10 @@ impl<V: Clone + Send + 'static> ErasedStore for JoinStore<V> {
                     .entry(KeyBytes::new(k))
                     .or_default()
                     .insert((at, seq), Kept { value, joined });
-                if joined {
-                    self.unjoined.remove(&(at, k.to_vec(), seq));
-                } else {
+                if self.track && !joined {
                     self.unjoined.insert((at, k.to_vec(), seq));
+                } else {
+                    self.unjoined.remove(&(at, k.to_vec(), seq));
                 }
             }
         }
@@ -378,8 +390,9 @@ where
                 self.emit(cx, key, None, Some(theirs), at)?;
             }
         }
-        cx.store::<JoinStore<VT>>(self.this)?.expire(horizon);
-        cx.store::<JoinStore<VO>>(self.other)?.expire(horizon);
+        let step = (self.windows.retention_ms() / 10).max(1000);
+        cx.store::<JoinStore<VT>>(self.this)?.expire(horizon, step);
+        cx.store::<JoinStore<VO>>(self.other)?.expire(horizon, step);
         Ok(())
     }
 
@@ -407,16 +420,13 @@ where
             *cx.dropped += 1;
             return Ok(());
         }
-        let seq = mine.put(&kb, at, value.clone(), self.forward_unjoined);
         let partners = cx.store::<JoinStore<VO>>(self.other)?.join_range(
             &kb,
             at.saturating_sub(earlier),
             at.saturating_add(later),
         );
-        if !partners.is_empty() {
-            cx.store::<JoinStore<VT>>(self.this)?
-                .mark_joined(&kb, at, seq);
-        }
+        cx.store::<JoinStore<VT>>(self.this)?
+            .put(&kb, at, value.clone(), !partners.is_empty());
         let mine: &dyn Any = value;
         for (t, v) in partners {
             let theirs: &dyn Any = &v;
