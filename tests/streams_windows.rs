@@ -806,3 +806,185 @@ fn a_left_join_restarted_keeps_its_stream_time_and_unjoined_records() -> TestRes
     assert_eq!(dropped, 2);
     Ok(())
 }
+
+/// A processor that keeps the largest value per key in a store, forwards a key only when its
+/// value grows, reports the number of keys every 10 s of stream time, and says "tick" on
+/// the wall clock every second.
+struct MaxTracker {
+    report: Option<topiclog::streams::ScheduleId>,
+    tick: Option<topiclog::streams::ScheduleId>,
+}
+
+impl topiclog::streams::Processor<String, i64, String, i64> for MaxTracker {
+    fn init(
+        &mut self,
+        ctx: &mut topiclog::streams::ProcessorContext<'_, '_, String, i64>,
+    ) -> topiclog::Result<()> {
+        use topiclog::streams::PunctuationType;
+        self.report = Some(ctx.schedule(Duration::from_secs(10), PunctuationType::StreamTime));
+        self.tick = Some(ctx.schedule(Duration::from_secs(1), PunctuationType::WallClockTime));
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut topiclog::streams::ProcessorContext<'_, '_, String, i64>,
+        key: String,
+        value: i64,
+    ) -> topiclog::Result<()> {
+        let mut store = ctx.key_value_store::<String, i64>("max")?;
+        if store.get(&key)?.is_some_and(|m| m >= value) {
+            return Ok(());
+        }
+        store.put(&key, value)?;
+        ctx.forward(key, value)
+    }
+
+    fn punctuate(
+        &mut self,
+        ctx: &mut topiclog::streams::ProcessorContext<'_, '_, String, i64>,
+        schedule: topiclog::streams::ScheduleId,
+        time: i64,
+    ) -> topiclog::Result<()> {
+        if Some(schedule) == self.report {
+            let n = ctx.key_value_store::<String, i64>("max")?.all()?.len();
+            ctx.forward_at(s("keys"), i64::try_from(n).unwrap_or(0), time)
+        } else {
+            ctx.forward(s("tick"), time)
+        }
+    }
+}
+
+fn max_tracker() -> TestResult<topiclog::streams::Topology> {
+    use topiclog::streams::StoreBuilder;
+    let builder = StreamsBuilder::new();
+    builder.add_state_store(StoreBuilder::key_value(
+        "max",
+        Serdes::string(),
+        Serdes::i64(),
+    ));
+    builder
+        .stream("readings", Consumed::with(Serdes::string(), Serdes::i64()))
+        .process(
+            || MaxTracker {
+                report: None,
+                tick: None,
+            },
+            &["max"],
+        )
+        .to("maxima", Produced::with(Serdes::string(), Serdes::i64()));
+    Ok(builder.build()?)
+}
+
+/// A processor that forwards from `init` (refused).
+struct Bad;
+impl topiclog::streams::Processor<String, i64, String, i64> for Bad {
+    fn init(
+        &mut self,
+        ctx: &mut topiclog::streams::ProcessorContext<'_, '_, String, i64>,
+    ) -> topiclog::Result<()> {
+        ctx.forward(s("x"), 1)
+    }
+
+    fn process(
+        &mut self,
+        _: &mut topiclog::streams::ProcessorContext<'_, '_, String, i64>,
+        _: String,
+        _: i64,
+    ) -> topiclog::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn processors_keep_state_forward_and_punctuate_by_stream_time_and_wall_clock() -> TestResult {
+    let mut driver = TopologyTestDriver::new(&max_tracker()?, StreamsConfig::new("mx"))?;
+    let (st, long) = (Serdes::string(), Serdes::i64());
+    driver.pipe_input("readings", &st, &long, &s("a"), &5, 1_000)?;
+    driver.pipe_input("readings", &st, &long, &s("a"), &3, 2_000)?;
+    driver.pipe_input("readings", &st, &long, &s("b"), &1, 5_000)?;
+    driver.pipe_input("readings", &st, &long, &s("a"), &9, 6_000)?;
+    assert_eq!(
+        driver.read_output("maxima", &st, &long)?,
+        [(s("a"), 5), (s("b"), 1), (s("a"), 9)]
+    );
+    assert_eq!(driver.store_get::<String, i64>("max", &s("a"))?, Some(9));
+    // Stream time reaches 10 s + the first record's 1 s: one report; 25 s skips the missed.
+    driver.pipe_input("readings", &st, &long, &s("c"), &2, 11_000)?;
+    driver.pipe_input("readings", &st, &long, &s("c"), &1, 25_000)?;
+    assert_eq!(
+        driver.read_output("maxima", &st, &long)?,
+        [(s("c"), 2), (s("keys"), 3), (s("keys"), 3)]
+    );
+    // The wall clock: nothing until it moves a second.
+    driver.advance_wall_clock_time(Duration::from_millis(999))?;
+    assert!(driver.read_output("maxima", &st, &long)?.is_empty());
+    driver.advance_wall_clock_time(Duration::from_millis(1))?;
+    assert_eq!(
+        driver.read_output("maxima", &st, &long)?,
+        [(s("tick"), 1_000)]
+    );
+    // A store that is not connected is an error, as is forwarding from init.
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("readings", Consumed::with(Serdes::string(), Serdes::i64()))
+        .process(|| Bad, &[])
+        .to("out", Produced::with(Serdes::string(), Serdes::i64()));
+    let e = TopologyTestDriver::new(&builder.build()?, StreamsConfig::new("bad"))
+        .expect_err("forward from init");
+    assert!(e.to_string().contains("init"), "{e}");
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("readings", Consumed::with(Serdes::string(), Serdes::i64()))
+        .process(|| Bad, &["nowhere"])
+        .to("out", Produced::with(Serdes::string(), Serdes::i64()));
+    let e = builder.build().expect_err("no such store");
+    assert!(e.to_string().contains("nowhere"), "{e}");
+    Ok(())
+}
+
+/// On a log: the processor's store is restored when a client starts again, and wall-clock
+/// punctuations run on the stream thread.
+#[test]
+fn a_processor_on_a_log_restores_its_store_and_ticks() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let log = common::open(dir.path())?;
+    log.create_topic("readings", 1)?;
+    log.create_topic("maxima", 1)?;
+    let producer = log.producer(ProducerConfig::default())?;
+    let send = |k: &str, v: i64| -> TestResult {
+        producer
+            .send(ProducerRecord::new("readings", v.to_be_bytes().to_vec()).key(k.to_string()))?;
+        Ok(())
+    };
+    let config = StreamsConfig::new("mxl").commit_interval(Duration::from_millis(20));
+    let out = log.partition("maxima", 0)?;
+    let values = || -> TestResult<Vec<(String, i64)>> {
+        let mut v = Vec::new();
+        for r in out.records(0, 1 << 20)? {
+            let k = String::from_utf8(r.key.unwrap_or_default().to_vec())?;
+            let n: [u8; 8] = r.value.as_deref().unwrap_or_default().try_into()?;
+            v.push((k, i64::from_be_bytes(n)));
+        }
+        Ok(v)
+    };
+    send("a", 5)?;
+    let mut streams = Streams::new(&log, max_tracker()?, config.clone());
+    streams.start()?;
+    wait_for("a tick", || {
+        values().is_ok_and(|v| v.iter().any(|(k, _)| k == "tick"))
+    })?;
+    streams.close()?;
+    // The store came back: 4 is not a new maximum for a, 6 is.
+    send("a", 4)?;
+    send("a", 6)?;
+    let mut streams = Streams::new(&log, max_tracker()?, config);
+    streams.start()?;
+    wait_for("a's new maximum", || {
+        values().is_ok_and(|v| v.contains(&(s("a"), 6)))
+    })?;
+    streams.close()?;
+    let maxima: Vec<(String, i64)> = values()?.into_iter().filter(|(k, _)| k == "a").collect();
+    assert_eq!(maxima, [(s("a"), 5), (s("a"), 6)]);
+    Ok(())
+}

@@ -7,8 +7,9 @@ use bytes::Bytes;
 use super::config::{DeserializationHandler, StreamsConfig};
 use super::graph::Topology;
 use super::node::Output;
+use super::node::PunctuationType;
 use super::ops::Raw;
-use super::runtime::Plan;
+use super::runtime::{InitOutput, Plan};
 use super::serde::SharedSerde;
 use super::store::KvStore;
 use super::task::Task;
@@ -87,11 +88,14 @@ impl TopologyTestDriver {
     /// [`Error::Streams`] for a topology that cannot run.
     pub fn new(topology: &Topology, config: StreamsConfig) -> Result<TopologyTestDriver> {
         let plan = Plan::with_counts(topology, &config.application_id, |_| Some(1))?;
-        let tasks = topology
+        let mut tasks: Vec<Task> = topology
             .subs
             .iter()
             .map(|sub| Task::new(topology, sub, 0, &config.application_id))
             .collect();
+        for task in &mut tasks {
+            task.init(&mut InitOutput, config.cache_max_bytes)?;
+        }
         Ok(TopologyTestDriver {
             config,
             plan,
@@ -140,6 +144,12 @@ impl TopologyTestDriver {
         self.time = self.time.max(timestamp);
         let mut queue: VecDeque<(String, Held)> = VecDeque::new();
         queue.push_back((topic.to_string(), (key, value, timestamp)));
+        self.drain(queue)
+    }
+
+    /// Processes what `queue` holds (and what that sends through repartition topics), then
+    /// commits: caches forward, and what they forward is processed too.
+    fn drain(&mut self, mut queue: VecDeque<(String, Held)>) -> Result<()> {
         while let Some((t, (k, v, ts))) = queue.pop_front() {
             let mut out = Collected::default();
             self.process(&t, k.as_deref(), v.as_deref(), ts, &mut out)?;
@@ -196,6 +206,28 @@ impl TopologyTestDriver {
                 }
             },
         }
+    }
+
+    /// Moves the driver's wall clock (which starts at 0) by `by` and runs the wall-clock
+    /// punctuations due (Kafka's `advanceWallClockTime`); what they forward is processed and
+    /// kept as output, then the driver commits.
+    ///
+    /// # Errors
+    /// A processor's error.
+    pub fn advance_wall_clock_time(&mut self, by: std::time::Duration) -> Result<()> {
+        let by = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        let cache = self.config.cache_max_bytes;
+        let mut queue: VecDeque<(String, Held)> = VecDeque::new();
+        for i in 0..self.tasks.len() {
+            let mut out = Collected::default();
+            if let Some(task) = self.tasks.get_mut(i) {
+                task.wall_time = task.wall_time.saturating_add(by);
+                let now = task.wall_time;
+                task.punctuate(PunctuationType::WallClockTime, now, &mut out, cache)?;
+            }
+            self.route(out, &mut queue);
+        }
+        self.drain(queue)
     }
 
     /// Records to repartition topics go back in; changelog records are dropped; the rest

@@ -17,6 +17,7 @@ use super::ops::{
     StreamTableJoin, TableFilter, TableMapValues, TableSource, TableTableJoin, ToStream,
     WindowAggregate,
 };
+use super::processor::{ProcessNode, Processor, StoreBuilder};
 use super::serde::SharedSerde;
 use super::store::KvStore;
 use super::suppress::{BufferFull, Buffered, BufferedSerde, Suppress, Suppressed};
@@ -427,6 +428,14 @@ impl StreamsBuilder {
             value_serde: Some(value),
             next_name: None,
         }
+    }
+
+    /// Adds a key-value store for processors (Kafka's `addStateStore`), with a changelog
+    /// `<application.id>-<name>-changelog`; `KStream::process` connects it by name.
+    pub fn add_state_store<K: Data, V: Data>(&self, store: StoreBuilder<K, V>) {
+        let mut g = self.g.borrow_mut();
+        // Owned by no node until a processor connects it.
+        add_kv_store(&mut g, store.name, usize::MAX, &store.key, &store.value);
     }
 
     /// The topology built so far.
@@ -1246,6 +1255,58 @@ impl<K: Data, V: Data> KStream<K, V> {
             key_serde: Some(key),
             value_serde: None,
             key_changed: false,
+            next_name: None,
+        }
+    }
+}
+
+impl<K: Data, V: Data> KStream<K, V> {
+    /// Runs a processor on each record (Kafka's `KStream#process`): `supplier` makes one
+    /// per task; `stores` names the state stores it uses (added with
+    /// `StreamsBuilder::add_state_store`). What it forwards is a stream of `KR` keys and
+    /// `VR` values; a grouping or join downstream repartitions it (the key may have
+    /// changed).
+    pub fn process<KR: Data, VR: Data, P>(
+        mut self,
+        supplier: impl Fn() -> P + Send + Sync + 'static,
+        stores: &[&str],
+    ) -> KStream<KR, VR>
+    where
+        P: Processor<K, V, KR, VR> + 'static,
+    {
+        let mut g = self.g.borrow_mut();
+        let name = g.name(self.next_name.take().as_deref(), "KSTREAM-PROCESSOR");
+        let id = g.add(name.clone(), &[self.node], None);
+        let mut connected = Vec::new();
+        for s in stores {
+            match g.stores.iter().position(|d| d.name == *s) {
+                Some(store) => {
+                    connected.push(((*s).to_string(), store));
+                    if let Some(n) = g.nodes.get_mut(id) {
+                        n.stores.push(store);
+                    }
+                }
+                None => g.errors.push(format!(
+                    "the processor '{name}' names the store '{s}', which was not added \
+                     (StreamsBuilder::add_state_store)"
+                )),
+            }
+        }
+        let connected = Arc::new(connected);
+        set_make(&mut g, id, move |m| {
+            ops::boxed::<K, V>(ProcessNode::<K, V, KR, VR> {
+                processor: Box::new(supplier()),
+                children: m.children.to_vec(),
+                stores: Arc::clone(&connected),
+            })
+        });
+        drop(g);
+        KStream {
+            g: Rc::clone(&self.g),
+            node: id,
+            key_serde: None,
+            value_serde: None,
+            key_changed: true,
             next_name: None,
         }
     }

@@ -17,6 +17,9 @@
 //! - **Joins**: stream–table (`KStream::join`, `left_join`), table–table (`KTable::join`,
 //!   `left_join`, `outer_join`) and stream–stream in windows (`KStream::join_windowed`,
 //!   `left_join_windowed`, `outer_join_windowed` with [`JoinWindows`]).
+//! - **The processor API** ([`Processor`], [`ProcessorContext`], [`KeyValueStore`],
+//!   [`StoreBuilder`]): `KStream::process` for what the DSL cannot say, with stores and
+//!   punctuations by stream time or wall clock ([`PunctuationType`]).
 //! - **Running** ([`Streams`]): `num.stream.threads` threads in the consumer group
 //!   `application.id`. A task is a sub-topology with a partition; tasks with co-partitioned
 //!   inputs share a task. Internal topics are named as Kafka names them:
@@ -126,6 +129,7 @@ mod graph;
 mod join;
 mod node;
 mod ops;
+mod processor;
 mod runtime;
 mod serde;
 mod store;
@@ -141,6 +145,8 @@ pub use dsl::{
 };
 pub use graph::Topology;
 pub use join::JoinWindows;
+pub use node::PunctuationType;
+pub use processor::{KeyValueStore, Processor, ProcessorContext, ScheduleId, StoreBuilder};
 pub use runtime::{Streams, StreamsState, ThreadErrorResponse};
 #[cfg(feature = "json")]
 pub use serde::JsonSerde;

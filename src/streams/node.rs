@@ -34,6 +34,19 @@ pub(crate) trait Node<K, V>: Send {
         let _ = cx;
         Ok(())
     }
+
+    /// Called once when its task starts, after its stores are restored (a processor
+    /// schedules its punctuations here).
+    fn init(&mut self, cx: &mut Cx<'_>) -> Result<()> {
+        let _ = cx;
+        Ok(())
+    }
+
+    /// Runs a punctuation this node scheduled, at `time`.
+    fn punctuate(&mut self, cx: &mut Cx<'_>, schedule: u32, time: i64) -> Result<()> {
+        let _ = (cx, schedule, time);
+        Ok(())
+    }
 }
 
 /// A node as the arena holds it, whatever its types.
@@ -41,6 +54,16 @@ pub(crate) trait ErasedNode: Send {
     fn as_any(&mut self) -> &mut dyn Any;
 
     fn flush(&mut self, cx: &mut Cx<'_>) -> Result<()>;
+
+    fn init(&mut self, cx: &mut Cx<'_>) -> Result<()> {
+        let _ = cx;
+        Ok(())
+    }
+
+    fn punctuate(&mut self, cx: &mut Cx<'_>, schedule: u32, time: i64) -> Result<()> {
+        let _ = (cx, schedule, time);
+        Ok(())
+    }
 }
 
 pub(crate) fn internal(what: &str) -> Error {
@@ -60,6 +83,36 @@ impl<K: 'static, V: 'static> ErasedNode for Typed<K, V> {
     fn flush(&mut self, cx: &mut Cx<'_>) -> Result<()> {
         self.0.flush(cx)
     }
+
+    fn init(&mut self, cx: &mut Cx<'_>) -> Result<()> {
+        self.0.init(cx)
+    }
+
+    fn punctuate(&mut self, cx: &mut Cx<'_>, schedule: u32, time: i64) -> Result<()> {
+        self.0.punctuate(cx, schedule, time)
+    }
+}
+
+/// When a punctuation runs (Kafka's `PunctuationType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PunctuationType {
+    /// By stream time: when records move the task's stream time (the largest timestamp it
+    /// has read) past the due time; a task that reads nothing does not punctuate.
+    StreamTime,
+    /// By the wall clock (the test driver's own clock, which `advance_wall_clock_time`
+    /// moves).
+    WallClockTime,
+}
+
+/// A punctuation a node scheduled.
+pub(crate) struct Schedule {
+    pub node: NodeId,
+    pub interval: i64,
+    pub kind: PunctuationType,
+    /// When it next runs (`None`: a stream-time schedule made before any record; it is
+    /// set from the first record's time).
+    pub next: Option<i64>,
+    pub cancelled: bool,
 }
 
 /// What a node sees while it processes: the task's other nodes and stores, the current
@@ -75,6 +128,14 @@ pub(crate) struct Cx<'a> {
     /// The task's count of records dropped (late for their window, or without a valid
     /// timestamp): Kafka's `dropped-records` metric.
     pub dropped: &'a mut u64,
+    /// The node being called (what a punctuation it schedules belongs to).
+    pub node: NodeId,
+    /// The task's punctuations.
+    pub schedules: &'a mut Vec<Schedule>,
+    /// The task's stream time: the largest timestamp it has read.
+    pub stream_time: i64,
+    /// The wall clock, in ms since the epoch (the test driver's own).
+    pub wall_time: i64,
 }
 
 impl Cx<'_> {
@@ -100,10 +161,12 @@ impl Cx<'_> {
             .get_mut(id)
             .and_then(Option::take)
             .ok_or_else(|| internal("a node forwarded to itself or to no node"))?;
+        let caller = std::mem::replace(&mut self.node, id);
         let r = match node.as_any().downcast_mut::<Typed<K, V>>() {
             Some(t) => t.0.process(self, key, value),
             None => Err(internal("a node's record types do not match its parent's")),
         };
+        self.node = caller;
         if let Some(slot) = self.nodes.get_mut(id) {
             *slot = Some(node);
         }

@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 
 use super::config::{DeserializationHandler, StreamsConfig};
 use super::graph::{PartitionsOf, Topology};
-use super::node::Output;
+use super::node::{Output, PunctuationType};
 use super::ops::Raw;
 use super::task::{Held, Task, TaskId};
 use crate::config::CleanupPolicy;
@@ -870,12 +870,33 @@ impl RebalanceListener for Listener {
                 continue;
             };
             let mut task = Task::new(&self.topology, sub, id.1, &self.app);
-            if let Err(e) = restore(&self.log, &mut task) {
+            task.wall_time = crate::clock::now_ms();
+            if let Err(e) =
+                restore(&self.log, &mut task).and_then(|()| task.init(&mut InitOutput, self.cache))
+            {
                 self.fail(e);
                 return;
             }
             tasks.tasks.insert(id, task);
         }
+    }
+}
+
+/// Where a node's `init` sends records: nowhere (a processor cannot forward from `init`).
+pub(crate) struct InitOutput;
+
+impl Output for InitOutput {
+    fn send(
+        &mut self,
+        _topic: &str,
+        _partition: Option<i32>,
+        _key: Option<&[u8]>,
+        _value: Option<&[u8]>,
+        _timestamp: i64,
+    ) -> Result<()> {
+        Err(Error::Streams {
+            reason: "a processor cannot send records from init".into(),
+        })
     }
 }
 
@@ -1124,6 +1145,12 @@ impl StreamThread {
                 if task.held.values().any(|q| !q.is_empty()) {
                     self.take_held(task, consumer, &mut t.processed, out, dlq)?;
                 }
+            }
+            // Wall-clock punctuations due now.
+            let now = crate::clock::now_ms();
+            for task in t.tasks.values_mut() {
+                task.wall_time = now;
+                task.punctuate(PunctuationType::WallClockTime, now, out, cache)?;
             }
             let dropped: u64 = t
                 .tasks

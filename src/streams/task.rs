@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use bytes::Bytes;
 
 use super::graph::{Make, SubTopology, Topology};
-use super::node::{Cx, ErasedNode, NodeId, Output, internal};
+use super::node::{Cx, ErasedNode, NodeId, Output, PunctuationType, Schedule, internal};
 use super::ops::{Raw, SourceNode};
 use super::store::ErasedStore;
 use crate::error::Result;
@@ -30,6 +30,12 @@ pub(crate) struct Task {
     pub held: HashMap<String, VecDeque<Held>>,
     /// Records dropped since the count was last taken (late, or with a negative timestamp).
     pub dropped: u64,
+    /// The punctuations its processors scheduled.
+    schedules: Vec<Schedule>,
+    /// The largest timestamp it has read (`i64::MIN`: none yet).
+    stream_time: i64,
+    /// The wall clock its processors see (ms since the epoch; the driver's own clock).
+    pub wall_time: i64,
 }
 
 /// A record held until it is its turn.
@@ -98,6 +104,9 @@ impl Task {
             store_names,
             held: HashMap::new(),
             dropped: 0,
+            schedules: Vec::new(),
+            stream_time: i64::MIN,
+            wall_time: 0,
         }
     }
 
@@ -109,7 +118,75 @@ impl Task {
             out,
             cache_max_bytes: cache,
             dropped: &mut self.dropped,
+            node: usize::MAX,
+            schedules: &mut self.schedules,
+            stream_time: self.stream_time,
+            wall_time: self.wall_time,
         }
+    }
+
+    /// Initializes its nodes (after its stores are restored), in topological order.
+    pub fn init(&mut self, out: &mut dyn Output, cache: usize) -> Result<()> {
+        for id in self.order.clone() {
+            let Some(mut node) = self.nodes.get_mut(id).and_then(Option::take) else {
+                continue;
+            };
+            let r = {
+                let mut cx = self.cx(out, self.stream_time, cache);
+                cx.node = id;
+                node.init(&mut cx)
+            };
+            if let Some(slot) = self.nodes.get_mut(id) {
+                *slot = Some(node);
+            }
+            r?;
+        }
+        Ok(())
+    }
+
+    /// Runs the punctuations of `kind` due at `now` (stream time or wall clock), each once
+    /// at `now`, then due again one interval after the last due time past `now` (missed
+    /// ones are skipped, as Kafka skips them).
+    pub fn punctuate(
+        &mut self,
+        kind: PunctuationType,
+        now: i64,
+        out: &mut dyn Output,
+        cache: usize,
+    ) -> Result<()> {
+        let mut i = 0;
+        while let Some(s) = self.schedules.get_mut(i) {
+            i += 1;
+            if s.cancelled || s.kind != kind {
+                continue;
+            }
+            let Some(due) = s.next else {
+                // A stream-time schedule made before any record: due one interval after
+                // the first.
+                s.next = Some(now.saturating_add(s.interval));
+                continue;
+            };
+            if due > now {
+                continue;
+            }
+            let interval = s.interval.max(1);
+            let missed = (now - due) / interval;
+            s.next = Some(due.saturating_add(interval.saturating_mul(missed + 1)));
+            let (node_id, schedule) = (s.node, u32::try_from(i - 1).unwrap_or(u32::MAX));
+            let Some(mut node) = self.nodes.get_mut(node_id).and_then(Option::take) else {
+                continue;
+            };
+            let r = {
+                let mut cx = self.cx(out, now, cache);
+                cx.node = node_id;
+                node.punctuate(&mut cx, schedule, now)
+            };
+            if let Some(slot) = self.nodes.get_mut(node_id) {
+                *slot = Some(node);
+            }
+            r?;
+        }
+        Ok(())
     }
 
     /// The node that reads `topic`.
@@ -174,17 +251,26 @@ impl Task {
             .get_mut(id)
             .and_then(Option::take)
             .ok_or_else(|| internal("a source node is missing"))?;
-        let r = match node.as_any().downcast_mut::<SourceNode>() {
+        // The stream time moves before the record is processed (its nodes see it).
+        self.stream_time = self.stream_time.max(timestamp);
+        let (r, at) = match node.as_any().downcast_mut::<SourceNode>() {
             Some(s) => {
                 let mut cx = self.cx(out, timestamp, cache);
-                s.raw(&mut cx, topic, key, value)
+                let r = s.raw(&mut cx, topic, key, value);
+                // A timestamp extractor may have set the record's event time.
+                (r, cx.timestamp)
             }
-            None => Err(internal("a source is not a source node")),
+            None => (Err(internal("a source is not a source node")), timestamp),
         };
         if let Some(slot) = self.nodes.get_mut(id) {
             *slot = Some(node);
         }
-        r
+        let r = r?;
+        self.stream_time = self.stream_time.max(at);
+        if !self.schedules.is_empty() {
+            self.punctuate(PunctuationType::StreamTime, self.stream_time, out, cache)?;
+        }
+        Ok(r)
     }
 
     /// Forwards what caches hold (in topological order) and writes the stores' changes to
