@@ -904,14 +904,16 @@ fn processors_keep_state_forward_and_punctuate_by_stream_time_and_wall_clock() -
     driver.pipe_input("readings", &st, &long, &s("a"), &3, 2_000)?;
     driver.pipe_input("readings", &st, &long, &s("b"), &1, 5_000)?;
     driver.pipe_input("readings", &st, &long, &s("a"), &9, 6_000)?;
+    // The stream-time report runs on the first record, then at multiples of 10 s.
     assert_eq!(
         driver.read_output("maxima", &st, &long)?,
-        [(s("a"), 5), (s("b"), 1), (s("a"), 9)]
+        [(s("a"), 5), (s("keys"), 1), (s("b"), 1), (s("a"), 9)]
     );
     assert_eq!(driver.store_get::<String, i64>("max", &s("a"))?, Some(9));
-    // Stream time reaches 10 s + the first record's 1 s: one report; 25 s skips the missed.
+    // Stream time reaches 10 s: one report; 25 s runs it once more (20 s), not twice.
     driver.pipe_input("readings", &st, &long, &s("c"), &2, 11_000)?;
     driver.pipe_input("readings", &st, &long, &s("c"), &1, 25_000)?;
+    driver.pipe_input("readings", &st, &long, &s("c"), &0, 29_000)?;
     assert_eq!(
         driver.read_output("maxima", &st, &long)?,
         [(s("c"), 2), (s("keys"), 3), (s("keys"), 3)]
@@ -924,6 +926,27 @@ fn processors_keep_state_forward_and_punctuate_by_stream_time_and_wall_clock() -
         driver.read_output("maxima", &st, &long)?,
         [(s("tick"), 1_000)]
     );
+    // Two processors of one store share its task: one sub-topology.
+    let builder = StreamsBuilder::new();
+    builder.add_state_store(topiclog::streams::StoreBuilder::key_value(
+        "max",
+        Serdes::string(),
+        Serdes::i64(),
+    ));
+    for topic in ["readings", "more-readings"] {
+        builder
+            .stream(topic, Consumed::with(Serdes::string(), Serdes::i64()))
+            .process(
+                || MaxTracker {
+                    report: None,
+                    tick: None,
+                },
+                &["max"],
+            )
+            .to("maxima", Produced::with(Serdes::string(), Serdes::i64()));
+    }
+    let described = builder.build()?.describe();
+    assert!(!described.contains("Sub-topology: 1"), "{described}");
     // A store that is not connected is an error, as is forwarding from init.
     let builder = StreamsBuilder::new();
     builder
@@ -987,4 +1010,99 @@ fn a_processor_on_a_log_restores_its_store_and_ticks() -> TestResult {
     let maxima: Vec<(String, i64)> = values()?.into_iter().filter(|(k, _)| k == "a").collect();
     assert_eq!(maxima, [(s("a"), 5), (s("a"), 6)]);
     Ok(())
+}
+
+/// Session counts as defined: a record's session is its key's sessions within the gap of
+/// its time, merged; dropped if that session ends before the stream time less the grace;
+/// sessions that ended before the stream time less gap and grace are forgotten (checked
+/// when the stream time has moved a tenth of that, or a second, since the last time).
+fn session_model(events: &[(u8, i64)], gap: i64, grace: i64) -> Counts {
+    let mut sessions: BTreeMap<(String, i64), (i64, i64)> = BTreeMap::new();
+    let mut out: BTreeMap<(String, i64), i64> = BTreeMap::new();
+    let (mut st, mut dropped, mut expired_before) = (i64::MIN, 0, i64::MIN);
+    let retention = gap + grace;
+    for (k, ts) in events {
+        let key = format!("k{k}");
+        st = st.max(*ts);
+        let close = st - grace;
+        let found: Vec<(i64, (i64, i64))> = sessions
+            .iter()
+            .filter(|((kk, _), (end, _))| *kk == key && *end >= ts - gap)
+            .filter(|((_, start), _)| *start <= ts + gap)
+            .map(|((_, start), v)| (*start, *v))
+            .collect();
+        let start = found.iter().map(|(s, _)| *s).fold(*ts, i64::min);
+        let end = found.iter().map(|(_, (e, _))| *e).fold(*ts, i64::max);
+        if end < close {
+            dropped += 1;
+            continue;
+        }
+        let count = found.iter().map(|(_, (_, c))| *c).sum::<i64>() + 1;
+        for (s, (e, _)) in &found {
+            sessions.remove(&(key.clone(), *s));
+            out.remove(&(key.clone(), *s * 1_000_000 + e));
+        }
+        sessions.insert((key.clone(), start), (end, count));
+        out.insert((key.clone(), start * 1_000_000 + end), count);
+        let cutoff = st - retention;
+        if cutoff >= expired_before.saturating_add((retention / 10).max(1000)) {
+            expired_before = cutoff;
+            sessions.retain(|_, (e, _)| *e >= cutoff);
+        }
+    }
+    (out, dropped)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn session_windows_agree_with_the_model(
+        ev in events(400),
+        gap in 1i64..80,
+        grace in 0i64..100,
+    ) {
+        let fail = |e: &dyn std::fmt::Display| TestCaseError::fail(e.to_string());
+        let builder = StreamsBuilder::new();
+        builder
+            .stream("events", Consumed::with(Serdes::string(), Serdes::string()))
+            .group_by_key(Grouped::default())
+            .windowed_by_session(topiclog::streams::SessionWindows::of_inactivity_gap_and_grace(
+                Duration::from_millis(gap as u64),
+                Duration::from_millis(grace as u64),
+            ))
+            .count(Materialized::named("sessions"))
+            .to_stream_with_tombstones()
+            .to(
+                "sessions-out",
+                Produced::with(
+                    Serdes::session_windowed(Serdes::string()),
+                    Serdes::nullable(Serdes::i64()),
+                ),
+            );
+        let topology = builder.build().map_err(|e| fail(&e))?;
+        let mut driver = TopologyTestDriver::new(&topology, StreamsConfig::new("sw"))
+            .map_err(|e| fail(&e))?;
+        let st = Serdes::string();
+        for (k, ts) in &ev {
+            driver
+                .pipe_input("events", &st, &st, &format!("k{k}"), &s("x"), *ts)
+                .map_err(|e| fail(&e))?;
+        }
+        let ks = Serdes::session_windowed(Serdes::string());
+        let mut got = BTreeMap::new();
+        for (w, n) in driver
+            .read_output("sessions-out", &ks, &Serdes::nullable(Serdes::i64()))
+            .map_err(|e| fail(&e))?
+        {
+            let at = (w.key, w.window.start * 1_000_000 + w.window.end);
+            match n {
+                Some(n) => got.insert(at, n),
+                None => got.remove(&at),
+            };
+        }
+        let (want, want_dropped) = session_model(&ev, gap, grace);
+        prop_assert_eq!(got, want);
+        prop_assert_eq!(driver.dropped_records(), want_dropped);
+    }
 }

@@ -8,7 +8,7 @@ use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::graph::{Graph, Make, PartitionsOf, RepartitionDef, TopicRef, Topology};
+use super::graph::{Graph, Make, MakeStore, PartitionsOf, RepartitionDef, TopicRef, Topology};
 use super::join::{JoinLeft, JoinRight, JoinStore, JoinWindows, StreamJoinSide, StreamJoiner};
 use super::node::{ErasedNode, NodeId, StoreId};
 use super::ops::{
@@ -19,6 +19,9 @@ use super::ops::{
 };
 use super::processor::{ProcessNode, Processor, StoreBuilder};
 use super::serde::SharedSerde;
+use super::session::{
+    Merger, SessionAggregate, SessionStore, SessionWindowedSerde, SessionWindows,
+};
 use super::store::KvStore;
 use super::suppress::{BufferFull, Buffered, BufferedSerde, Suppress, Suppressed};
 use super::window::{TimeWindowedSerde, TimeWindows, WindowStoreKeySerde, Windowed};
@@ -478,19 +481,20 @@ fn add_kv_store<K: Data, V: Data>(
     key: &SharedSerde<K>,
     value: &SharedSerde<V>,
 ) -> StoreId {
+    g.add_store(name, owner, kv_store(key, value))
+}
+
+/// What makes a key-value store of these serdes in each task.
+fn kv_store<K: Data, V: Data>(key: &SharedSerde<K>, value: &SharedSerde<V>) -> MakeStore {
     let (k, v) = (Arc::clone(key), Arc::clone(value));
-    g.add_store(
-        name,
-        owner,
-        Arc::new(
-            move |changelog: String| -> Box<dyn super::store::ErasedStore> {
-                Box::new(KvStore::<K, V>::new(
-                    changelog,
-                    Arc::clone(&k),
-                    Arc::clone(&v),
-                ))
-            },
-        ),
+    Arc::new(
+        move |changelog: String| -> Box<dyn super::store::ErasedStore> {
+            Box::new(KvStore::<K, V>::new(
+                changelog,
+                Arc::clone(&k),
+                Arc::clone(&v),
+            ))
+        },
     )
 }
 
@@ -1282,6 +1286,13 @@ impl<K: Data, V: Data> KStream<K, V> {
             match g.stores.iter().position(|d| d.name == *s) {
                 Some(store) => {
                     connected.push(((*s).to_string(), store));
+                    // Every user of a store is in one sub-topology (one task holds it).
+                    let users: Vec<NodeId> = (0..g.nodes.len())
+                        .filter(|&n| g.nodes.get(n).is_some_and(|d| d.stores.contains(&store)))
+                        .collect();
+                    for n in users {
+                        g.union(n, id);
+                    }
                     if let Some(n) = g.nodes.get_mut(id) {
                         n.stores.push(store);
                     }
@@ -1466,10 +1477,10 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         self.aggregate_node(
             prefix,
             materialized,
-            &|k| Arc::clone(k),
+            &|k, v| kv_store(k, v),
             &|k| Arc::clone(k),
             None,
-            move |store, caching, m| {
+            move |store, caching, _key, m| {
                 ops::boxed::<K, V>(Aggregate::<K, V, A> {
                     store,
                     step: Arc::clone(&step),
@@ -1493,18 +1504,33 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         }
     }
 
+    /// Session windows for the next aggregation (Kafka's `windowedBy(SessionWindows)`):
+    /// its table is keyed by `Windowed<K>` with each session's bounds.
+    pub fn windowed_by_session(self, windows: SessionWindows) -> SessionWindowedKStream<K, V> {
+        if let Some(e) = windows.invalid() {
+            self.stream.g.borrow_mut().errors.push(e);
+        }
+        SessionWindowedKStream {
+            grouped: self,
+            windows,
+        }
+    }
+
     /// The aggregation's node and store: through a repartition topic when the key changed
-    /// upstream, a store of `store_key` keys (`retention`: a window store's, in ms), and the
-    /// table keyed with `table_key`.
+    /// upstream, the store `make_store` makes from the key and value serdes (`retention`: a
+    /// window or session store's, in ms), and the table keyed with `table_key`.
     #[allow(clippy::type_complexity)]
     fn aggregate_node<KT: Data, A: Data>(
         self,
         prefix: &str,
         materialized: Materialized<K, A>,
-        store_key: &dyn Fn(&SharedSerde<K>) -> SharedSerde<KT>,
+        make_store: &dyn Fn(&SharedSerde<K>, &SharedSerde<A>) -> MakeStore,
         table_key: &dyn Fn(&SharedSerde<K>) -> SharedSerde<KT>,
         retention: Option<i64>,
-        node: impl Fn(StoreId, bool, &Make<'_>) -> Box<dyn ErasedNode> + Send + Sync + 'static,
+        node: impl Fn(StoreId, bool, &SharedSerde<K>, &Make<'_>) -> Box<dyn ErasedNode>
+        + Send
+        + Sync
+        + 'static,
     ) -> KTable<KT, A> {
         let Materialized {
             name: store,
@@ -1550,11 +1576,12 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         let mut gb = g.borrow_mut();
         let node_name = gb.next_name(prefix);
         let id = gb.add(node_name, &[stream.node], None);
-        let store = add_kv_store(&mut gb, store_name, id, &store_key(&key), &value);
+        let store = gb.add_store(store_name, id, make_store(&key, &value));
         if let (Some(r), Some(def)) = (retention, gb.stores.get_mut(store)) {
             def.retention_ms = Some(r);
         }
-        set_make(&mut gb, id, move |m| node(store, caching, m));
+        let node_key = Arc::clone(&key);
+        set_make(&mut gb, id, move |m| node(store, caching, &node_key, m));
         drop(gb);
         KTable {
             g,
@@ -1636,11 +1663,12 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         let size = windows.size_ms();
         // Kafka's default retention: the window size plus the grace period.
         let retention = size.saturating_add(windows.grace_ms());
-        let store_key = move |k: &SharedSerde<K>| -> SharedSerde<Windowed<K>> {
-            Arc::new(WindowStoreKeySerde {
+        let store = move |k: &SharedSerde<K>, v: &SharedSerde<A>| -> MakeStore {
+            let key: SharedSerde<Windowed<K>> = Arc::new(WindowStoreKeySerde {
                 inner: Arc::clone(k),
                 size_ms: size,
-            })
+            });
+            kv_store(&key, v)
         };
         let table_key = move |k: &SharedSerde<K>| -> SharedSerde<Windowed<K>> {
             Arc::new(TimeWindowedSerde::new(Arc::clone(k), windows.size()))
@@ -1649,10 +1677,10 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         let table = self.grouped.aggregate_node(
             prefix,
             materialized,
-            &store_key,
+            &store,
             &table_key,
             Some(retention),
-            move |store, caching, m| {
+            move |store, caching, _key, m| {
                 let step = Arc::clone(&step);
                 let inner: ops::Step<Windowed<K>, V, A> =
                     Arc::new(move |k: &Windowed<K>, v: V, old: Option<A>| step(&k.key, v, old));
@@ -1672,6 +1700,125 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
             },
         );
         table.g.borrow_mut().grace.insert(table.node, grace);
+        table
+    }
+}
+
+/// A grouped stream with session windows (Kafka's `SessionWindowedKStream`): its
+/// aggregations keep one value per key and session, in a session store whose changelog is
+/// `compact,delete` with the gap and grace plus a day. Each change goes downstream at once
+/// (no record cache): a session merged into another is deleted (a tombstone), the merged
+/// one updated.
+pub struct SessionWindowedKStream<K, V> {
+    grouped: KGroupedStream<K, V>,
+    windows: SessionWindows,
+}
+
+impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
+    /// The number of records of each key in each session.
+    pub fn count(self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
+        let materialized = if materialized.value.is_none() {
+            materialized.with_value_serde(super::serde::Serdes::i64())
+        } else {
+            materialized
+        };
+        self.aggregate_with(
+            "KSTREAM-AGGREGATE",
+            Arc::new(|_: &K, _: V, old: Option<i64>| old.unwrap_or(0) + 1),
+            Arc::new(|_: &K, a: i64, b: i64| a + b),
+            materialized,
+        )
+    }
+
+    /// Each key's values in each session combined by `reducer` (which also merges two
+    /// sessions' results).
+    pub fn reduce(
+        self,
+        reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
+        materialized: Materialized<K, V>,
+    ) -> KTable<Windowed<K>, V> {
+        let materialized = match (&materialized.value, &self.grouped.value) {
+            (None, Some(v)) => materialized.with_value_serde(Arc::clone(v)),
+            _ => materialized,
+        };
+        let reducer = Arc::new(reducer);
+        let merge = Arc::clone(&reducer);
+        self.aggregate_with(
+            "KSTREAM-REDUCE",
+            Arc::new(move |_: &K, v: V, old: Option<V>| match old {
+                Some(a) => reducer(a, v),
+                None => v,
+            }),
+            Arc::new(move |_: &K, a: V, b: V| merge(a, b)),
+            materialized,
+        )
+    }
+
+    /// Each key's aggregate in each session: `initializer()` updated by `aggregator`; two
+    /// sessions a record bridges are combined by `merger` (Kafka's `Merger`).
+    pub fn aggregate<A: Data>(
+        self,
+        initializer: impl Fn() -> A + Send + Sync + 'static,
+        aggregator: impl Fn(&K, V, A) -> A + Send + Sync + 'static,
+        merger: impl Fn(&K, A, A) -> A + Send + Sync + 'static,
+        materialized: Materialized<K, A>,
+    ) -> KTable<Windowed<K>, A> {
+        self.aggregate_with(
+            "KSTREAM-AGGREGATE",
+            Arc::new(move |k: &K, v: V, old: Option<A>| {
+                aggregator(k, v, old.unwrap_or_else(&initializer))
+            }),
+            Arc::new(merger),
+            materialized,
+        )
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn aggregate_with<A: Data>(
+        self,
+        prefix: &str,
+        step: ops::Step<K, V, A>,
+        merge: Merger<K, A>,
+        materialized: Materialized<K, A>,
+    ) -> KTable<Windowed<K>, A> {
+        let windows = self.windows;
+        let make_store = |_: &SharedSerde<K>, v: &SharedSerde<A>| -> MakeStore {
+            let v = Arc::clone(v);
+            Arc::new(
+                move |changelog: String| -> Box<dyn super::store::ErasedStore> {
+                    Box::new(SessionStore::<A>::new(changelog, Arc::clone(&v)))
+                },
+            )
+        };
+        let table_key = |k: &SharedSerde<K>| -> SharedSerde<Windowed<K>> {
+            Arc::new(SessionWindowedSerde::new(Arc::clone(k)))
+        };
+        let table = self.grouped.aggregate_node(
+            prefix,
+            materialized,
+            &make_store,
+            &table_key,
+            Some(windows.retention_ms()),
+            move |store, _caching, key, m| {
+                ops::boxed::<K, V>(SessionAggregate::<K, V, A> {
+                    store,
+                    windows,
+                    step: Arc::clone(&step),
+                    merge: Arc::clone(&merge),
+                    key_serde: Arc::clone(key),
+                    children: m.children.to_vec(),
+                    stream_time: i64::MIN,
+                    expired_before: i64::MIN,
+                    scratch: BytesMut::new(),
+                })
+            },
+        );
+        // What `suppress(until_window_closes)` downstream waits for.
+        table
+            .g
+            .borrow_mut()
+            .grace
+            .insert(table.node, windows.grace_ms());
         table
     }
 }

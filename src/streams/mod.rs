@@ -13,7 +13,8 @@
 //! - **Windows** ([`TimeWindows`], [`TimeWindowedKStream`], [`Windowed`]): tumbling and
 //!   hopping windows by event time with a grace period, window stores with retention,
 //!   Kafka's windowed key format, and [`KTable::suppress`] ([`Suppressed`],
-//!   [`BufferConfig`]) for one final result per window.
+//!   [`BufferConfig`]) for one final result per window; session windows
+//!   ([`SessionWindows`], [`SessionWindowedKStream`]).
 //! - **Joins**: stream–table (`KStream::join`, `left_join`), table–table (`KTable::join`,
 //!   `left_join`, `outer_join`) and stream–stream in windows (`KStream::join_windowed`,
 //!   `left_join_windowed`, `outer_join_windowed` with [`JoinWindows`]).
@@ -132,6 +133,7 @@ mod ops;
 mod processor;
 mod runtime;
 mod serde;
+mod session;
 mod store;
 mod suppress;
 mod task;
@@ -141,7 +143,8 @@ pub use config::{DeserializationHandler, ProcessingGuarantee, StreamsConfig};
 pub use driver::TopologyTestDriver;
 pub use dsl::{
     BranchedStream, Consumed, Data, Grouped, KGroupedStream, KStream, KTable, Materialized,
-    Produced, Repartitioned, StreamJoined, StreamsBuilder, TimeWindowedKStream,
+    Produced, Repartitioned, SessionWindowedKStream, StreamJoined, StreamsBuilder,
+    TimeWindowedKStream,
 };
 pub use graph::Topology;
 pub use join::JoinWindows;
@@ -154,5 +157,6 @@ pub use serde::{
     BytesSerde, F64Serde, I32Serde, I64Serde, Nullable, Serde, Serdes, SharedSerde, StringSerde,
     TypedConsumer, TypedProducer, TypedRecord, UnitSerde,
 };
+pub use session::{SessionWindowedSerde, SessionWindows};
 pub use suppress::{BufferConfig, BufferFull, Suppressed};
 pub use window::{TimeWindowedSerde, TimeWindows, Window, Windowed};

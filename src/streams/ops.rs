@@ -45,6 +45,9 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> Source<K, V> {
                 if let Some(f) = &self.extractor {
                     cx.timestamp = f(&k, &v, cx.timestamp);
                 }
+                if cx.timestamp >= 0 {
+                    cx.stream_time = cx.stream_time.max(cx.timestamp);
+                }
                 cx.forward(&self.children, k, v).map(|()| Raw::Done)
             }
             Err(e) => Ok(Raw::BadInput(e)),
@@ -79,6 +82,9 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> TableSource<K, V> {
             Ok((k, v)) => {
                 if let (Some(f), Some(value)) = (&self.extractor, &v) {
                     cx.timestamp = f(&k, value, cx.timestamp);
+                }
+                if cx.timestamp >= 0 {
+                    cx.stream_time = cx.stream_time.max(cx.timestamp);
                 }
                 cx.forward(&self.children, k, v).map(|()| Raw::Done)
             }

@@ -42,6 +42,10 @@ pub trait Processor<K, V, KR, VR>: Send {
         value: V,
     ) -> Result<()>;
 
+    /// Called when its task closes or moves to another thread, after its last commit
+    /// (Kafka's `close`).
+    fn close(&mut self) {}
+
     /// Runs the punctuation `schedule` at `time` (the stream time or the wall clock, as it
     /// was scheduled; Kafka's `Punctuator.punctuate`).
     ///
@@ -110,36 +114,36 @@ impl<KR: Clone + 'static, VR: Clone + 'static> ProcessorContext<'_, '_, KR, VR> 
     }
 
     /// Schedules [`Processor::punctuate`] every `interval` by stream time or by wall
-    /// clock (Kafka's `schedule`). A stream-time punctuation runs when records move the
-    /// stream time past its due time (once, however far: missed ones are skipped); the
-    /// first is due one interval after the stream time when it is scheduled (or after the
-    /// first record's time, before any).
+    /// clock, as Kafka's `schedule`: a stream-time punctuation runs on the next record
+    /// processed, then whenever records move the stream time to the next multiple of the
+    /// interval (once, however far: missed ones are skipped); a wall-clock one first runs
+    /// an interval from now.
     pub fn schedule(&mut self, interval: Duration, kind: PunctuationType) -> ScheduleId {
         let interval = i64::try_from(interval.as_millis())
             .unwrap_or(i64::MAX)
             .max(1);
-        let base = match kind {
-            PunctuationType::StreamTime => {
-                (self.cx.stream_time != i64::MIN).then_some(self.cx.stream_time)
-            }
-            PunctuationType::WallClockTime => Some(self.cx.wall_time),
+        let next = match kind {
+            PunctuationType::StreamTime => 0,
+            PunctuationType::WallClockTime => self.cx.wall_time.saturating_add(interval),
         };
         let id = ScheduleId(u32::try_from(self.cx.schedules.len()).unwrap_or(u32::MAX));
         self.cx.schedules.push(Schedule {
             node: self.cx.node,
             interval,
             kind,
-            next: base.map(|b| b.saturating_add(interval)),
+            next: Some(next),
             cancelled: false,
         });
         id
     }
 
-    /// Stops a punctuation (Kafka's `Cancellable.cancel`).
+    /// Stops one of this processor's punctuations (Kafka's `Cancellable.cancel`).
     pub fn cancel(&mut self, schedule: ScheduleId) {
+        let node = self.cx.node;
         if let Some(s) = usize::try_from(schedule.0)
             .ok()
             .and_then(|i| self.cx.schedules.get_mut(i))
+            .filter(|s| s.node == node)
         {
             s.cancelled = true;
         }
@@ -189,17 +193,27 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KeyValueStore<'_, K, 
     /// Sets `key` to `value`.
     ///
     /// # Errors
-    /// As [`KeyValueStore::get`].
+    /// As [`KeyValueStore::get`]; [`Error::Serde`] for a key that serializes to null.
     pub fn put(&mut self, key: &K, value: V) -> Result<()> {
-        self.store.put(key, Some(value), self.timestamp).map(|_| ())
+        if self.store.put(key, Some(value), self.timestamp)? {
+            return Ok(());
+        }
+        Err(Error::Serde {
+            reason: "a key that serializes to null cannot be stored".into(),
+        })
     }
 
     /// Deletes `key` (a tombstone in the changelog).
     ///
     /// # Errors
-    /// As [`KeyValueStore::get`].
+    /// As [`KeyValueStore::put`].
     pub fn delete(&mut self, key: &K) -> Result<()> {
-        self.store.put(key, None, self.timestamp).map(|_| ())
+        if self.store.put(key, None, self.timestamp)? {
+            return Ok(());
+        }
+        Err(Error::Serde {
+            reason: "a key that serializes to null cannot be stored".into(),
+        })
     }
 
     /// Every entry, in no order.
@@ -252,6 +266,12 @@ impl<K, V, KR, VR> ProcessNode<K, V, KR, VR> {
             forwarding,
             out: PhantomData,
         }
+    }
+}
+
+impl<K, V, KR, VR> Drop for ProcessNode<K, V, KR, VR> {
+    fn drop(&mut self) {
+        self.processor.close();
     }
 }
 

@@ -870,10 +870,10 @@ impl RebalanceListener for Listener {
                 continue;
             };
             let mut task = Task::new(&self.topology, sub, id.1, &self.app);
-            task.wall_time = crate::clock::now_ms();
-            if let Err(e) =
-                restore(&self.log, &mut task).and_then(|()| task.init(&mut InitOutput, self.cache))
-            {
+            if let Err(e) = restore(&self.log, &mut task).and_then(|()| {
+                task.wall_time = crate::clock::now_ms();
+                task.init(&mut InitOutput, self.cache)
+            }) {
                 self.fail(e);
                 return;
             }

@@ -272,6 +272,14 @@ impl Serdes {
         Arc::new(super::window::TimeWindowedSerde::new(inner, size))
     }
 
+    /// Session-windowed keys of `inner` keys, in Kafka's `SessionWindowedSerializer` format
+    /// (the key's bytes, then the session's end and start, 8 bytes big-endian each).
+    pub fn session_windowed<K: 'static>(
+        inner: SharedSerde<K>,
+    ) -> SharedSerde<super::window::Windowed<K>> {
+        Arc::new(super::session::SessionWindowedSerde::new(inner))
+    }
+
     /// JSON through serde (feature `json`).
     #[cfg(feature = "json")]
     pub fn json<T>() -> SharedSerde<T>

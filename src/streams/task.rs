@@ -132,7 +132,7 @@ impl Task {
                 continue;
             };
             let r = {
-                let mut cx = self.cx(out, self.stream_time, cache);
+                let mut cx = self.cx(out, self.wall_time, cache);
                 cx.node = id;
                 node.init(&mut cx)
             };
@@ -251,8 +251,6 @@ impl Task {
             .get_mut(id)
             .and_then(Option::take)
             .ok_or_else(|| internal("a source node is missing"))?;
-        // The stream time moves before the record is processed (its nodes see it).
-        self.stream_time = self.stream_time.max(timestamp);
         let (r, at) = match node.as_any().downcast_mut::<SourceNode>() {
             Some(s) => {
                 let mut cx = self.cx(out, timestamp, cache);
@@ -266,7 +264,10 @@ impl Task {
             *slot = Some(node);
         }
         let r = r?;
-        self.stream_time = self.stream_time.max(at);
+        // The stream time follows the records processed, by their (extracted) event time.
+        if matches!(r, Raw::Done) && at >= 0 {
+            self.stream_time = self.stream_time.max(at);
+        }
         if !self.schedules.is_empty() {
             self.punctuate(PunctuationType::StreamTime, self.stream_time, out, cache)?;
         }
