@@ -1013,30 +1013,32 @@ fn a_processor_on_a_log_restores_its_store_and_ticks() -> TestResult {
 }
 
 /// Session counts as defined: a record's session is its key's sessions within the gap of
-/// its time, merged; dropped if that session ends before the stream time less the grace;
-/// sessions that ended before the stream time less gap and grace are forgotten (checked
+/// its time, merged; dropped if the record is more than the gap and the grace behind the
+/// stream time;
+/// sessions that ended before the stream time less twice the gap and the grace are forgotten (checked
 /// when the stream time has moved a tenth of that, or a second, since the last time).
 fn session_model(events: &[(u8, i64)], gap: i64, grace: i64) -> Counts {
     let mut sessions: BTreeMap<(String, i64), (i64, i64)> = BTreeMap::new();
     let mut out: BTreeMap<(String, i64), i64> = BTreeMap::new();
     let (mut st, mut dropped, mut expired_before) = (i64::MIN, 0, i64::MIN);
-    let retention = gap + grace;
+    let retention = 2 * gap + grace;
     for (k, ts) in events {
         let key = format!("k{k}");
         st = st.max(*ts);
-        let close = st - grace;
+        let close = st - grace - gap;
+        if *ts < close {
+            dropped += 1;
+            continue;
+        }
+        let horizon = st - retention;
         let found: Vec<(i64, (i64, i64))> = sessions
             .iter()
-            .filter(|((kk, _), (end, _))| *kk == key && *end >= ts - gap)
+            .filter(|((kk, _), (end, _))| *kk == key && *end >= (ts - gap).max(horizon))
             .filter(|((_, start), _)| *start <= ts + gap)
             .map(|((_, start), v)| (*start, *v))
             .collect();
         let start = found.iter().map(|(s, _)| *s).fold(*ts, i64::min);
         let end = found.iter().map(|(_, (e, _))| *e).fold(*ts, i64::max);
-        if end < close {
-            dropped += 1;
-            continue;
-        }
         let count = found.iter().map(|(_, (_, c))| *c).sum::<i64>() + 1;
         for (s, (e, _)) in &found {
             sessions.remove(&(key.clone(), *s));
@@ -1105,4 +1107,76 @@ proptest! {
         prop_assert_eq!(got, want);
         prop_assert_eq!(driver.dropped_records(), want_dropped);
     }
+}
+
+#[test]
+fn sessions_merge_from_the_initializer_and_suppression_emits_each_final_session_once() -> TestResult
+{
+    use topiclog::streams::SessionWindows;
+    let windows = SessionWindows::of_inactivity_gap_with_no_grace(Duration::from_millis(10));
+    let builder = StreamsBuilder::new();
+    let sessions = builder
+        .stream("events", Consumed::with(Serdes::string(), Serdes::string()))
+        .group_by_key(Grouped::default())
+        .windowed_by_session(windows);
+    sessions
+        .aggregate(
+            || 1000_i64,
+            |_: &String, _: String, n: i64| n + 1,
+            |_: &String, a: i64, b: i64| a + b,
+            Materialized::named("sums").with_value_serde(Serdes::i64()),
+        )
+        .to_stream()
+        .to(
+            "sums",
+            Produced::with(Serdes::session_windowed(Serdes::string()), Serdes::i64()),
+        );
+    let builder_finals = StreamsBuilder::new();
+    builder_finals
+        .stream("events", Consumed::with(Serdes::string(), Serdes::string()))
+        .group_by_key(Grouped::default())
+        .windowed_by_session(windows)
+        .count(Materialized::named("counts"))
+        .suppress(Suppressed::until_window_closes(BufferConfig::unbounded()))
+        .to_stream()
+        .to(
+            "finals",
+            Produced::with(Serdes::session_windowed(Serdes::string()), Serdes::i64()),
+        );
+    let ks = Serdes::session_windowed(Serdes::string());
+    let st = Serdes::string();
+    for (topology, topic) in [
+        (builder.build()?, "sums"),
+        (builder_finals.build()?, "finals"),
+    ] {
+        let mut driver = TopologyTestDriver::new(&topology, StreamsConfig::new("ss"))?;
+        // [0, 5] and [20, 20], then 12 bridges them into [0, 20]; 50 closes it.
+        for at in [0, 5, 20, 12, 50] {
+            driver.pipe_input("events", &st, &st, &s("a"), &s("x"), at)?;
+        }
+        let raw = driver.read_raw_output(topic);
+        let out: Vec<(Window, i64, i64)> = raw
+            .iter()
+            .map(|(k, v, at)| -> TestResult<(Window, i64, i64)> {
+                let w = ks.deserialize(topic, k.as_deref())?;
+                let n = Serdes::i64().deserialize(topic, v.as_deref())?;
+                Ok((w.window, n, *at))
+            })
+            .collect::<TestResult<_>>()?;
+        let merged = Window { start: 0, end: 20 };
+        if topic == "sums" {
+            // Kafka's merge starts from the initializer, even for one session: [0, 5] is
+            // 1000 + 1001 + 1; [0, 20] is 1000 + 2002 + 1001 + 1.
+            let last = out.iter().rev().find(|(w, _, _)| *w == merged);
+            assert_eq!(
+                last.map(|(_, n, at)| (*n, *at)),
+                Some((4004, 20)),
+                "{out:?}"
+            );
+        } else {
+            // One final result: the merged session, at its end; no deleted sessions.
+            assert_eq!(out, [(merged, 4, 20)]);
+        }
+    }
+    Ok(())
 }

@@ -1725,6 +1725,7 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         self.aggregate_with(
             "KSTREAM-AGGREGATE",
             Arc::new(|_: &K, _: V, old: Option<i64>| old.unwrap_or(0) + 1),
+            None,
             Arc::new(|_: &K, a: i64, b: i64| a + b),
             materialized,
         )
@@ -1749,13 +1750,15 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
                 Some(a) => reducer(a, v),
                 None => v,
             }),
+            None,
             Arc::new(move |_: &K, a: V, b: V| merge(a, b)),
             materialized,
         )
     }
 
-    /// Each key's aggregate in each session: `initializer()` updated by `aggregator`; two
-    /// sessions a record bridges are combined by `merger` (Kafka's `Merger`).
+    /// Each key's aggregate in each session: `initializer()` updated by `aggregator`; the
+    /// sessions a record reaches are combined by `merger` (Kafka's `Merger`), starting from
+    /// `initializer()`, as Kafka's.
     pub fn aggregate<A: Data>(
         self,
         initializer: impl Fn() -> A + Send + Sync + 'static,
@@ -1763,11 +1766,14 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         merger: impl Fn(&K, A, A) -> A + Send + Sync + 'static,
         materialized: Materialized<K, A>,
     ) -> KTable<Windowed<K>, A> {
+        let initializer: Arc<dyn Fn() -> A + Send + Sync> = Arc::new(initializer);
+        let init = Arc::clone(&initializer);
         self.aggregate_with(
             "KSTREAM-AGGREGATE",
             Arc::new(move |k: &K, v: V, old: Option<A>| {
-                aggregator(k, v, old.unwrap_or_else(&initializer))
+                aggregator(k, v, old.unwrap_or_else(|| init()))
             }),
+            Some(initializer),
             Arc::new(merger),
             materialized,
         )
@@ -1778,6 +1784,7 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         self,
         prefix: &str,
         step: ops::Step<K, V, A>,
+        init: Option<Arc<dyn Fn() -> A + Send + Sync>>,
         merge: Merger<K, A>,
         materialized: Materialized<K, A>,
     ) -> KTable<Windowed<K>, A> {
@@ -1804,6 +1811,7 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
                     store,
                     windows,
                     step: Arc::clone(&step),
+                    init: init.clone(),
                     merge: Arc::clone(&merge),
                     key_serde: Arc::clone(key),
                     children: m.children.to_vec(),
@@ -1818,8 +1826,12 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
             .g
             .borrow_mut()
             .grace
-            .insert(table.node, windows.grace_ms());
-        table
+            .insert(table.node, windows.close_after_ms());
+        // Its store holds sessions, not rows: a join or processor cannot read it as a table.
+        KTable {
+            store: None,
+            ..table
+        }
     }
 }
 
@@ -1972,6 +1984,7 @@ impl<K: Data, V: Data> KTable<K, V> {
                 due: Arc::clone(&due),
                 grace_ms,
                 buffer,
+                final_results,
                 name: node_name.clone(),
                 value_serde: Arc::clone(&value_serde),
                 children: m.children.to_vec(),

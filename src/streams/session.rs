@@ -51,13 +51,19 @@ impl SessionWindows {
         (self.gap <= 0).then(|| "a session window's inactivity gap must be at least 1 ms".into())
     }
 
-    pub(crate) fn grace_ms(&self) -> i64 {
-        self.grace
+    /// How long after a session's end it may still change: a record on time (no more than
+    /// the gap and the grace behind the stream time) may reach a gap back. What
+    /// `suppress(until_window_closes)` waits for: twice the gap and the grace.
+    pub(crate) fn close_after_ms(&self) -> i64 {
+        self.gap.saturating_mul(2).saturating_add(self.grace)
     }
 
-    /// How long the store keeps a session after its end: the gap and the grace.
+    /// How long the store keeps a session after its end: twice the gap and the grace (a
+    /// record still on time may reach back a gap before a session that is still open,
+    /// and bridge it to one that ended a gap earlier). Older sessions are forgotten: a
+    /// record that would bridge to one starts a session of its own.
     pub(crate) fn retention_ms(&self) -> i64 {
-        self.gap.saturating_add(self.grace)
+        self.gap.saturating_mul(2).saturating_add(self.grace)
     }
 }
 
@@ -145,13 +151,19 @@ impl<A: Clone + Send + 'static> SessionStore<A> {
         }
     }
 
-    /// The sessions of `key` that end at or after `from` and start at or before `to`.
+    /// The sessions of `key` that end at or after `from` and start at or before `to`
+    /// (sessions do not overlap: those ending at or after `from` are the last ones before
+    /// `to`).
     fn overlapping(&self, key: &[u8], from: i64, to: i64) -> Vec<((i64, i64), A)> {
         self.map.get(key).map_or_else(Vec::new, |s| {
-            s.range(..=(to, i64::MAX))
-                .filter(|((_, end), _)| *end >= from)
+            let mut found: Vec<((i64, i64), A)> = s
+                .range(..=(to, i64::MAX))
+                .rev()
+                .take_while(|((_, end), _)| *end >= from)
                 .map(|(w, a)| (*w, a.clone()))
-                .collect()
+                .collect();
+            found.reverse();
+            found
         })
     }
 
@@ -254,14 +266,22 @@ impl<A: Clone + Send + 'static> ErasedStore for SessionStore<A> {
 pub(crate) type Merger<K, A> = Arc<dyn Fn(&K, A, A) -> A + Send + Sync>;
 
 /// A session-windowed aggregation, as Kafka's `KStreamSessionWindowAggregate`: a record's
-/// session is the sessions of its key within the gap of its time, merged (`merge`), and
-/// the record aggregated in (`step`). A merged-away session is deleted (a tombstone goes
-/// downstream); a record whose merged session ends before the stream time less the grace
-/// is dropped and counted. Every change goes downstream at once (no cache).
+/// session is the sessions of its key within the gap of its time, merged (`merge`, from
+/// the initializer when there is one, as Kafka's), and the record aggregated in (`step`).
+/// A merged-away session is deleted (a tombstone goes downstream, at its end); the merged
+/// one goes out at its end. Every change goes downstream at once (no cache).
+///
+/// Unlike Kafka, lateness is judged by the record's own time: a record more than the gap
+/// and the grace behind the stream time is dropped and counted (Kafka judges the merged
+/// session's end, which lets a record reach sessions already emitted as final). So a
+/// session is final once the stream time is twice the gap and the grace past its end.
 pub(crate) struct SessionAggregate<K, V, A> {
     pub store: StoreId,
     pub windows: SessionWindows,
     pub step: Step<K, V, A>,
+    /// What the merge of found sessions starts from (Kafka's initializer: `aggregate`);
+    /// `None` starts from the first session (`count`, `reduce`).
+    pub init: Option<Arc<dyn Fn() -> A + Send + Sync>>,
     pub merge: Merger<K, A>,
     pub key_serde: SharedSerde<K>,
     pub children: Vec<NodeId>,
@@ -288,15 +308,29 @@ where
         let gap = self.windows.gap;
         let store = cx.store::<SessionStore<A>>(self.store)?;
         self.stream_time = self.stream_time.max(store.restored_time).max(ts);
-        let close = self.stream_time.saturating_sub(self.windows.grace);
-        let found = store.overlapping(&kb, ts.saturating_sub(gap), ts.saturating_add(gap));
-        let start = found.iter().map(|((s, _), _)| *s).fold(ts, i64::min);
-        let end = found.iter().map(|((_, e), _)| *e).fold(ts, i64::max);
-        if end < close {
+        // Late: more than the gap and the grace behind the stream time (a record that
+        // could only reach sessions that may have gone out as final).
+        let close = self
+            .stream_time
+            .saturating_sub(self.windows.gap)
+            .saturating_sub(self.windows.grace);
+        let horizon = self.stream_time.saturating_sub(self.windows.retention_ms());
+        let found = store.overlapping(
+            &kb,
+            ts.saturating_sub(gap).max(horizon),
+            ts.saturating_add(gap),
+        );
+        if ts < close {
             *cx.dropped += 1;
             return Ok(());
         }
-        let mut merged: Option<A> = None;
+        let start = found.iter().map(|((s, _), _)| *s).fold(ts, i64::min);
+        let end = found.iter().map(|((_, e), _)| *e).fold(ts, i64::max);
+        let mut merged: Option<A> = if found.is_empty() {
+            None
+        } else {
+            self.init.as_ref().map(|f| f())
+        };
         for (_, a) in &found {
             merged = Some(match merged {
                 Some(m) => (self.merge)(&key, m, a.clone()),
@@ -310,6 +344,8 @@ where
             }
         }
         store.put(&kb, (start, end), new.clone());
+        // Each change goes out at its session's end (as Kafka stamps them).
+        let at = cx.timestamp;
         for (w, _) in found {
             if w != (start, end) {
                 let gone = Windowed {
@@ -319,14 +355,20 @@ where
                         end: w.1,
                     },
                 };
-                cx.forward::<Windowed<K>, Option<A>>(&self.children, gone, None)?;
+                cx.timestamp = w.1;
+                let r = cx.forward::<Windowed<K>, Option<A>>(&self.children, gone, None);
+                cx.timestamp = at;
+                r?;
             }
         }
         let session = Windowed {
             key,
             window: Window { start, end },
         };
-        cx.forward(&self.children, session, Some(new))?;
+        cx.timestamp = end;
+        let r = cx.forward(&self.children, session, Some(new));
+        cx.timestamp = at;
+        r?;
         self.expire(cx)
     }
 }

@@ -193,6 +193,8 @@ pub(crate) struct Suppress<K, V> {
     pub due: Due<K>,
     pub grace_ms: i64,
     pub buffer: BufferConfig,
+    /// `until_window_closes`: deleted windows are dropped, not forwarded.
+    pub final_results: bool,
     pub name: String,
     pub value_serde: SharedSerde<V>,
     pub children: Vec<NodeId>,
@@ -223,6 +225,18 @@ where
         let Some(kb) = self.key_bytes(cx, &key)? else {
             return Ok(());
         };
+        if value.is_none() && self.final_results {
+            // A window deleted upstream (a session merged into another) has no final
+            // result: it leaves the buffer, nothing goes downstream (as Kafka drops such
+            // tombstones).
+            if let Some((due, size)) = self.due_of.remove(&kb) {
+                self.order.remove(&(due, kb.clone()));
+                self.bytes = self.bytes.saturating_sub(size);
+                cx.store::<KvStore<K, Buffered<V>>>(self.store)?
+                    .delete_bytes(&kb);
+            }
+            return Ok(());
+        }
         let first = match self.due_of.get(&kb) {
             Some(_) => self.first_of(cx, &kb)?.unwrap_or(ts),
             None => ts,
