@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use common::{TestResult, wait_for};
@@ -1179,4 +1179,88 @@ fn sessions_merge_from_the_initializer_and_suppression_emits_each_final_session_
         }
     }
     Ok(())
+}
+
+/// Sliding windows by brute force: after each record kept (one is dropped when every
+/// window that could hold it has closed: its time plus the difference plus the grace is
+/// at or before the stream time), every window the records define (ending at a record;
+/// starting just after a record when a later record falls in it) that holds the record, or
+/// starts just after it, and is still open goes out with the number of records it holds,
+/// in order of start.
+fn sliding_model(events: &[(u8, i64)], d: i64, grace: i64) -> (Vec<(String, i64, i64)>, u64) {
+    let mut kept: Vec<(u8, i64)> = Vec::new();
+    let (mut out, mut dropped, mut st) = (Vec::new(), 0, i64::MIN);
+    for (k, t) in events {
+        st = st.max(*t);
+        if t + d + grace <= st {
+            dropped += 1;
+            continue;
+        }
+        kept.push((*k, *t));
+        let mine: Vec<i64> = kept
+            .iter()
+            .filter(|(kk, _)| kk == k)
+            .map(|(_, t)| *t)
+            .collect();
+        let mut starts = BTreeSet::new();
+        for x in &mine {
+            starts.insert(x - d);
+            if mine.iter().any(|y| y > x && *y <= x + 1 + d) {
+                starts.insert(x + 1);
+            }
+        }
+        for s in starts {
+            let e = s + d;
+            // Those that hold it, and the one it starts just after it (new with it).
+            if ((s <= *t && *t <= e) || s == t + 1) && e + grace > st {
+                let n = mine.iter().filter(|y| **y >= s && **y <= e).count();
+                out.push((format!("k{k}"), s, i64::try_from(n).unwrap_or(0)));
+            }
+        }
+    }
+    (out, dropped)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn sliding_windows_agree_with_brute_force(
+        ev in events(200),
+        d in 1i64..60,
+        grace in 0i64..60,
+    ) {
+        let fail = |e: &dyn std::fmt::Display| TestCaseError::fail(e.to_string());
+        let windows = topiclog::streams::SlidingWindows::of_time_difference_and_grace(
+            Duration::from_millis(d as u64),
+            Duration::from_millis(grace as u64),
+        );
+        let builder = StreamsBuilder::new();
+        builder
+            .stream("events", Consumed::with(Serdes::string(), Serdes::string()))
+            .group_by_key(Grouped::default())
+            .windowed_by_sliding(windows)
+            .count(Materialized::named("sliding"))
+            .to_stream()
+            .to("sliding-out", Produced::default());
+        let topology = builder.build().map_err(|e| fail(&e))?;
+        let mut driver = TopologyTestDriver::new(&topology, StreamsConfig::new("sl"))
+            .map_err(|e| fail(&e))?;
+        let st = Serdes::string();
+        for (k, ts) in &ev {
+            driver
+                .pipe_input("events", &st, &st, &format!("k{k}"), &s("x"), *ts)
+                .map_err(|e| fail(&e))?;
+        }
+        let ks = Serdes::time_windowed(Serdes::string(), windows.size());
+        let got: Vec<(String, i64, i64)> = driver
+            .read_output("sliding-out", &ks, &Serdes::i64())
+            .map_err(|e| fail(&e))?
+            .into_iter()
+            .map(|(w, n)| (w.key, w.window.start, n))
+            .collect();
+        let (want, want_dropped) = sliding_model(&ev, d, grace);
+        prop_assert_eq!(got, want);
+        prop_assert_eq!(driver.dropped_records(), want_dropped);
+    }
 }

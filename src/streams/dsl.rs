@@ -22,6 +22,7 @@ use super::serde::SharedSerde;
 use super::session::{
     Merger, SessionAggregate, SessionStore, SessionWindowedSerde, SessionWindows,
 };
+use super::sliding::{SlidingAggregate, SlidingWindows};
 use super::store::KvStore;
 use super::suppress::{BufferFull, Buffered, BufferedSerde, Suppress, Suppressed};
 use super::window::{TimeWindowedSerde, TimeWindows, WindowStoreKeySerde, Windowed};
@@ -1504,6 +1505,15 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         }
     }
 
+    /// Sliding windows for the next aggregation (Kafka's `windowedBy(SlidingWindows)`): its
+    /// table is keyed by `Windowed<K>`, each window the time difference long.
+    pub fn windowed_by_sliding(self, windows: SlidingWindows) -> SlidingWindowedKStream<K, V> {
+        SlidingWindowedKStream {
+            grouped: self,
+            windows,
+        }
+    }
+
     /// Session windows for the next aggregation (Kafka's `windowedBy(SessionWindows)`):
     /// its table is keyed by `Windowed<K>` with each session's bounds.
     pub fn windowed_by_session(self, windows: SessionWindows) -> SessionWindowedKStream<K, V> {
@@ -1828,6 +1838,129 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
             .grace
             .insert(table.node, windows.close_after_ms());
         // Its store holds sessions, not rows: a join or processor cannot read it as a table.
+        KTable {
+            store: None,
+            ..table
+        }
+    }
+}
+
+/// A grouped stream with sliding windows (Kafka's `TimeWindowedKStream` over
+/// `SlidingWindows`): the records are kept in a store with a `compact,delete` changelog
+/// (the difference and grace, plus a day), and each open window a record falls in goes
+/// downstream with its aggregate, at once (no record cache).
+pub struct SlidingWindowedKStream<K, V> {
+    grouped: KGroupedStream<K, V>,
+    windows: SlidingWindows,
+}
+
+impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
+    /// The number of records of each key in each window.
+    pub fn count(self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
+        let materialized = if materialized.value.is_none() {
+            materialized.with_value_serde(super::serde::Serdes::i64())
+        } else {
+            materialized
+        };
+        self.aggregate_with(
+            "KSTREAM-AGGREGATE",
+            Arc::new(|_: &K, _: V, old: Option<i64>| old.unwrap_or(0) + 1),
+            materialized,
+        )
+    }
+
+    /// Each key's values in each window combined by `reducer`.
+    pub fn reduce(
+        self,
+        reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
+        materialized: Materialized<K, V>,
+    ) -> KTable<Windowed<K>, V> {
+        let materialized = match (&materialized.value, &self.grouped.value) {
+            (None, Some(v)) => materialized.with_value_serde(Arc::clone(v)),
+            _ => materialized,
+        };
+        self.aggregate_with(
+            "KSTREAM-REDUCE",
+            Arc::new(move |_: &K, v: V, old: Option<V>| match old {
+                Some(a) => reducer(a, v),
+                None => v,
+            }),
+            materialized,
+        )
+    }
+
+    /// Each key's aggregate in each window: `initializer()` updated by `aggregator` with
+    /// the window's records, oldest first.
+    pub fn aggregate<A: Data>(
+        self,
+        initializer: impl Fn() -> A + Send + Sync + 'static,
+        aggregator: impl Fn(&K, V, A) -> A + Send + Sync + 'static,
+        materialized: Materialized<K, A>,
+    ) -> KTable<Windowed<K>, A> {
+        self.aggregate_with(
+            "KSTREAM-AGGREGATE",
+            Arc::new(move |k: &K, v: V, old: Option<A>| {
+                aggregator(k, v, old.unwrap_or_else(&initializer))
+            }),
+            materialized,
+        )
+    }
+
+    fn aggregate_with<A: Data>(
+        self,
+        prefix: &str,
+        step: ops::Step<K, V, A>,
+        materialized: Materialized<K, A>,
+    ) -> KTable<Windowed<K>, A> {
+        let windows = self.windows;
+        let g = Rc::clone(&self.grouped.stream.g);
+        let Some(values) = self
+            .grouped
+            .value
+            .clone()
+            .or_else(|| self.grouped.stream.value_serde.clone())
+        else {
+            g.borrow_mut().errors.push(
+                "a sliding-window aggregation keeps its records: it needs the stream's value \
+                 serde (Grouped::with)"
+                    .into(),
+            );
+            return KTable::broken(&g, self.grouped.stream.node);
+        };
+        let make_store = move |_: &SharedSerde<K>, _: &SharedSerde<A>| -> MakeStore {
+            let v = Arc::clone(&values);
+            Arc::new(
+                move |changelog: String| -> Box<dyn super::store::ErasedStore> {
+                    Box::new(JoinStore::<V>::new(changelog, Arc::clone(&v), false))
+                },
+            )
+        };
+        let table_key = move |k: &SharedSerde<K>| -> SharedSerde<Windowed<K>> {
+            Arc::new(TimeWindowedSerde::new(Arc::clone(k), windows.size()))
+        };
+        let table = self.grouped.aggregate_node(
+            prefix,
+            materialized,
+            &make_store,
+            &table_key,
+            Some(windows.retention_ms()),
+            move |store, _caching, key, m| {
+                ops::boxed::<K, V>(SlidingAggregate::<K, V, A> {
+                    store,
+                    windows,
+                    step: Arc::clone(&step),
+                    key_serde: Arc::clone(key),
+                    children: m.children.to_vec(),
+                    scratch: BytesMut::new(),
+                })
+            },
+        );
+        table
+            .g
+            .borrow_mut()
+            .grace
+            .insert(table.node, windows.grace_ms());
+        // Its store holds records, not rows: a join or processor cannot read it as a table.
         KTable {
             store: None,
             ..table

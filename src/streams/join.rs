@@ -93,7 +93,8 @@ struct Kept<V> {
     joined: bool,
 }
 
-/// One side's records by key, then (time, sequence number), with a changelog whose keys
+/// Records by key, then (time, sequence number) (one side of a join; a sliding window's
+/// records), with a changelog whose keys
 /// are Kafka's window store keys (key, time, sequence number) and whose values are a
 /// joined flag (1 byte) and the value.
 pub(crate) struct JoinStore<V> {
@@ -133,7 +134,7 @@ impl<V: Clone + Send + 'static> JoinStore<V> {
     }
 
     /// Keeps a record (`joined`: it found partners on arrival).
-    fn put(&mut self, key: &[u8], at: i64, value: V, joined: bool) {
+    pub(crate) fn put(&mut self, key: &[u8], at: i64, value: V, joined: bool) {
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
         self.map
@@ -147,7 +148,7 @@ impl<V: Clone + Send + 'static> JoinStore<V> {
     }
 
     /// The records of `key` from `from` to `to` (times included), each marked joined.
-    fn join_range(&mut self, key: &[u8], from: i64, to: i64) -> Vec<(i64, V)> {
+    pub(crate) fn join_range(&mut self, key: &[u8], from: i64, to: i64) -> Vec<(i64, V)> {
         let Some(records) = self.map.get_mut(key) else {
             return Vec::new();
         };
@@ -188,7 +189,7 @@ impl<V: Clone + Send + 'static> JoinStore<V> {
     /// retention), once `before` has moved `step` since the last time (no record older
     /// than the horizon can be joined, so dropping them later changes nothing but memory).
     /// Unjoined records still to be forwarded hold it back.
-    fn expire(&mut self, before: i64, step: i64) {
+    pub(crate) fn expire(&mut self, before: i64, step: i64) {
         if before < self.expired_before.saturating_add(step)
             || self.unjoined.first().is_some_and(|(at, _, _)| *at < before)
         {

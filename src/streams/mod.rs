@@ -14,7 +14,8 @@
 //!   hopping windows by event time with a grace period, window stores with retention,
 //!   Kafka's windowed key format, and [`KTable::suppress`] ([`Suppressed`],
 //!   [`BufferConfig`]) for one final result per window; session windows
-//!   ([`SessionWindows`], [`SessionWindowedKStream`]).
+//!   ([`SessionWindows`], [`SessionWindowedKStream`]); sliding windows ([`SlidingWindows`],
+//!   [`SlidingWindowedKStream`]).
 //! - **Joins**: stream–table (`KStream::join`, `left_join`), table–table (`KTable::join`,
 //!   `left_join`, `outer_join`) and stream–stream in windows (`KStream::join_windowed`,
 //!   `left_join_windowed`, `outer_join_windowed` with [`JoinWindows`]).
@@ -134,6 +135,7 @@ mod processor;
 mod runtime;
 mod serde;
 mod session;
+mod sliding;
 mod store;
 mod suppress;
 mod task;
@@ -143,8 +145,8 @@ pub use config::{DeserializationHandler, ProcessingGuarantee, StreamsConfig};
 pub use driver::TopologyTestDriver;
 pub use dsl::{
     BranchedStream, Consumed, Data, Grouped, KGroupedStream, KStream, KTable, Materialized,
-    Produced, Repartitioned, SessionWindowedKStream, StreamJoined, StreamsBuilder,
-    TimeWindowedKStream,
+    Produced, Repartitioned, SessionWindowedKStream, SlidingWindowedKStream, StreamJoined,
+    StreamsBuilder, TimeWindowedKStream,
 };
 pub use graph::Topology;
 pub use join::JoinWindows;
@@ -158,5 +160,6 @@ pub use serde::{
     TypedConsumer, TypedProducer, TypedRecord, UnitSerde,
 };
 pub use session::{SessionWindowedSerde, SessionWindows};
+pub use sliding::SlidingWindows;
 pub use suppress::{BufferConfig, BufferFull, Suppressed};
 pub use window::{TimeWindowedSerde, TimeWindows, Window, Windowed};
