@@ -1181,9 +1181,9 @@ fn sessions_merge_from_the_initializer_and_suppression_emits_each_final_session_
     Ok(())
 }
 
-/// Sliding windows by brute force: after each record kept (one is dropped when every
-/// window that could hold it has closed: its time plus the difference plus the grace is
-/// at or before the stream time), every window the records define (ending at a record;
+/// Sliding windows by brute force: after each record kept (one is dropped when the last
+/// window it defines has closed: its time plus the difference, 1 ms and the grace is
+/// before the stream time, as Kafka's), every window the records define (ending at a record;
 /// starting just after a record when a later record falls in it) that holds the record, or
 /// starts just after it, and is still open goes out with the number of records it holds,
 /// in order of start.
@@ -1192,7 +1192,7 @@ fn sliding_model(events: &[(u8, i64)], d: i64, grace: i64) -> (Vec<(String, i64,
     let (mut out, mut dropped, mut st) = (Vec::new(), 0, i64::MIN);
     for (k, t) in events {
         st = st.max(*t);
-        if t + d + grace <= st {
+        if t + d + 1 + grace < st {
             dropped += 1;
             continue;
         }
@@ -1212,7 +1212,7 @@ fn sliding_model(events: &[(u8, i64)], d: i64, grace: i64) -> (Vec<(String, i64,
         for s in starts {
             let e = s + d;
             // Those that hold it, and the one it starts just after it (new with it).
-            if ((s <= *t && *t <= e) || s == t + 1) && e + grace > st {
+            if ((s <= *t && *t <= e) || s == t + 1) && e + grace >= st {
                 let n = mine.iter().filter(|y| **y >= s && **y <= e).count();
                 out.push((format!("k{k}"), s, i64::try_from(n).unwrap_or(0)));
             }
@@ -1263,4 +1263,32 @@ proptest! {
         prop_assert_eq!(got, want);
         prop_assert_eq!(driver.dropped_records(), want_dropped);
     }
+}
+
+#[test]
+fn a_sliding_window_without_grace_emits_the_newest_records_window() -> TestResult {
+    let windows = topiclog::streams::SlidingWindows::of_time_difference_with_no_grace(
+        Duration::from_millis(10),
+    );
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("events", Consumed::with(Serdes::string(), Serdes::string()))
+        .group_by_key(Grouped::default())
+        .windowed_by_sliding(windows)
+        .count(Materialized::named("sliding"))
+        .to_stream()
+        .to("sliding-out", Produced::default());
+    let mut driver = TopologyTestDriver::new(&builder.build()?, StreamsConfig::new("sl"))?;
+    let st = Serdes::string();
+    driver.pipe_input("events", &st, &st, &s("a"), &s("x"), 10)?;
+    driver.pipe_input("events", &st, &st, &s("a"), &s("x"), 15)?;
+    let ks = Serdes::time_windowed(Serdes::string(), windows.size());
+    let out: Vec<(i64, i64)> = driver
+        .read_output("sliding-out", &ks, &Serdes::i64())?
+        .into_iter()
+        .map(|(w, n)| (w.window.start, n))
+        .collect();
+    // [0, 10]; then [5, 15] with both, and [11, 21] (just after 10) with 15.
+    assert_eq!(out, [(0, 1), (5, 2), (11, 1)]);
+    Ok(())
 }

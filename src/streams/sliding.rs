@@ -27,7 +27,10 @@ fn ms(d: Duration) -> i64 {
 }
 
 /// Kafka's `SlidingWindows`: windows `difference` long (both ends included) that records
-/// define; a window takes records until the stream time is `grace` past its end.
+/// define; a window takes records while the stream time is at most `grace` past its end.
+/// Unlike Kafka, windows are not clamped at the epoch: a record less than the difference
+/// after it gets a window that starts before it (Kafka gathers such records in one window
+/// from 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlidingWindows {
     /// In ms, as below.
@@ -98,10 +101,12 @@ where
         let store = cx.store::<JoinStore<V>>(self.store)?;
         store.stream_time = store.stream_time.max(at);
         let st = store.stream_time;
-        // A window is open while its end plus the grace is past the stream time.
-        let open = |end: i64| end.saturating_add(grace) > st;
-        // The latest window that holds the record ends the difference after it.
-        if !open(at.saturating_add(d)) {
+        // A window is open while the stream time is at most the grace past its end (its
+        // end is in it).
+        let open = |end: i64| end.saturating_add(grace) >= st;
+        // The last window the record defines (just after it) ends the difference and 1 ms
+        // after it: dropped when that one has closed.
+        if !open(at.saturating_add(d).saturating_add(1)) {
             *cx.dropped += 1;
             return Ok(());
         }
