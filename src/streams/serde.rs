@@ -46,6 +46,19 @@ pub trait Serde<T>: Send + Sync + 'static {
 /// A shared serde, as operators keep them.
 pub type SharedSerde<T> = Arc<dyn Serde<T>>;
 
+/// [`Serde::serialize`] for a serde that writes into a buffer ([`Serde::serialize_into`]):
+/// the bytes it writes, frozen.
+pub(crate) fn serialize_through_buffer<T, S: Serde<T> + ?Sized>(
+    serde: &S,
+    topic: &str,
+    value: &T,
+) -> Result<Option<Bytes>> {
+    let mut buf = BytesMut::new();
+    Ok(serde
+        .serialize_into(topic, value, &mut buf)?
+        .then(|| buf.freeze()))
+}
+
 pub(crate) fn serde_error(reason: impl Into<String>) -> Error {
     Error::Serde {
         reason: reason.into(),

@@ -12,7 +12,7 @@ use foldhash::fast::RandomState;
 
 use super::node::{Cx, Node, NodeId, Output, StoreId};
 use super::ops::Step;
-use super::serde::{Serde, SharedSerde, serde_error};
+use super::serde::{Serde, SharedSerde, serde_error, serialize_through_buffer};
 use super::store::{ErasedStore, KeyBytes};
 use super::window::{Window, Windowed};
 use crate::error::Result;
@@ -100,10 +100,7 @@ fn split_session(data: &[u8]) -> Result<(&[u8], i64, i64)> {
 
 impl<K: 'static> Serde<Windowed<K>> for SessionWindowedSerde<K> {
     fn serialize(&self, topic: &str, value: &Windowed<K>) -> Result<Option<Bytes>> {
-        let mut buf = BytesMut::new();
-        Ok(self
-            .serialize_into(topic, value, &mut buf)?
-            .then(|| buf.freeze()))
+        serialize_through_buffer(self, topic, value)
     }
 
     fn serialize_into(&self, topic: &str, value: &Windowed<K>, buf: &mut BytesMut) -> Result<bool> {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::node::{Cx, Node, NodeId, StoreId};
-use super::serde::{Serde, SharedSerde, serde_error};
+use super::serde::{Serde, SharedSerde, serde_error, serialize_through_buffer};
 use super::store::KvStore;
 use super::window::Windowed;
 use crate::error::{Error, Result};
@@ -147,10 +147,7 @@ pub(crate) struct BufferedSerde<V>(pub SharedSerde<V>);
 
 impl<V: 'static> Serde<Buffered<V>> for BufferedSerde<V> {
     fn serialize(&self, topic: &str, value: &Buffered<V>) -> Result<Option<Bytes>> {
-        let mut buf = BytesMut::new();
-        Ok(self
-            .serialize_into(topic, value, &mut buf)?
-            .then(|| buf.freeze()))
+        serialize_through_buffer(self, topic, value)
     }
 
     fn serialize_into(&self, topic: &str, value: &Buffered<V>, buf: &mut BytesMut) -> Result<bool> {

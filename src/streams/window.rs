@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::serde::{Serde, SharedSerde, serde_error};
+use super::serde::{Serde, SharedSerde, serde_error, serialize_through_buffer};
 use crate::error::Result;
 
 /// A window's bounds in ms since the epoch: from `start` (included) to `end` (excluded).
@@ -162,10 +162,7 @@ fn split_tail<'a>(data: &'a [u8], tail: usize, what: &str) -> Result<(&'a [u8], 
 
 impl<K: 'static> Serde<Windowed<K>> for TimeWindowedSerde<K> {
     fn serialize(&self, topic: &str, value: &Windowed<K>) -> Result<Option<Bytes>> {
-        let mut buf = BytesMut::new();
-        Ok(self
-            .serialize_into(topic, value, &mut buf)?
-            .then(|| buf.freeze()))
+        serialize_through_buffer(self, topic, value)
     }
 
     fn serialize_into(&self, topic: &str, value: &Windowed<K>, buf: &mut BytesMut) -> Result<bool> {
@@ -211,10 +208,7 @@ pub(crate) fn store_key_start(bytes: &[u8]) -> Option<i64> {
 
 impl<K: 'static> Serde<Windowed<K>> for WindowStoreKeySerde<K> {
     fn serialize(&self, topic: &str, value: &Windowed<K>) -> Result<Option<Bytes>> {
-        let mut buf = BytesMut::new();
-        Ok(self
-            .serialize_into(topic, value, &mut buf)?
-            .then(|| buf.freeze()))
+        serialize_through_buffer(self, topic, value)
     }
 
     fn serialize_into(&self, topic: &str, value: &Windowed<K>, buf: &mut BytesMut) -> Result<bool> {
