@@ -1,7 +1,8 @@
 //! WordCount through `topiclog::streams` against a hand-written loop doing the same work
 //! with `Consumer` + `HashMap` + `Producer`, same run, alternating rounds:
 //! - streams: the seed's topology (lines → lowercase, split on spaces → group by word →
-//!   count → `counts-out`), `commit.interval.ms=100`, with one stream thread and with two
+//!   count → `counts-out`), `commit.interval.ms=100`, under `exactly_once_v2` (the default)
+//!   and under `at_least_once`, each with one stream thread and with two
 //!   (Kafka's `num.stream.threads`: the two sub-topologies' tasks then run side by side);
 //!   done when every line and every repartitioned word is committed (so every count was
 //!   written);
@@ -26,7 +27,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use topiclog::streams::{Streams, StreamsConfig};
+use topiclog::streams::{ProcessingGuarantee, Streams, StreamsConfig};
 use topiclog::{
     ConsumerConfig, Log, LogOptions, ProducerConfig, ProducerRecord, Record, TopicPartition,
 };
@@ -87,6 +88,23 @@ fn end(log: &Log, topic: &str) -> i64 {
     log.partition(topic, 0).map_or(0, |h| h.log_end_offset())
 }
 
+/// One past the last record that is not a transaction marker (what a consumer that read
+/// everything commits).
+fn data_end(log: &Log, topic: &str) -> i64 {
+    let Ok(h) = log.partition(topic, 0) else {
+        return 0;
+    };
+    let leo = h.log_end_offset();
+    let mut from = leo;
+    while from > h.log_start_offset() {
+        from = (from - 64).max(h.log_start_offset());
+        if let Some(r) = h.records(from, 1 << 20).unwrap().last() {
+            return r.offset + 1;
+        }
+    }
+    from
+}
+
 fn wait(mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
@@ -95,18 +113,19 @@ fn wait(mut done: impl FnMut() -> bool) {
     }
 }
 
-fn streams_round(dir: &Path, threads: usize) -> Duration {
+fn streams_round(dir: &Path, threads: usize, guarantee: ProcessingGuarantee) -> Duration {
     let log = open(dir);
     let config = StreamsConfig::new("wc")
         .commit_interval(COMMIT)
-        .num_stream_threads(threads);
+        .num_stream_threads(threads)
+        .processing_guarantee(guarantee);
     let topology = wordcount::wordcount("lines", "counts-out").unwrap();
     let mut streams = Streams::new(&log, topology, config);
     let lines_end = end(&log, "lines");
     let t = Instant::now();
     streams.start().unwrap();
     wait(|| committed(&log, "wc", "lines") == Some(lines_end));
-    let repartition_end = end(&log, "wc-counts-repartition");
+    let repartition_end = data_end(&log, "wc-counts-repartition");
     wait(|| committed(&log, "wc", "wc-counts-repartition") == Some(repartition_end));
     let took = t.elapsed();
     streams.close().unwrap();
@@ -165,42 +184,67 @@ fn main() {
     let lines = corpus(n);
     let words: usize = lines.iter().map(|l| l.split(' ').count()).sum();
     let scratch = tempfile::tempdir().unwrap();
-    let (mut s1, mut s2, mut l) = (Vec::new(), Vec::new(), Vec::new());
+    let eos = ProcessingGuarantee::ExactlyOnceV2;
+    let alos = ProcessingGuarantee::AtLeastOnce;
+    // Streams with 1 and 2 threads under exactly-once (the default) and at-least-once, and
+    // the loop: each round runs all five, one after another.
+    let mut runs: Vec<Vec<Duration>> = vec![Vec::new(); 5];
     for round in 0..5 {
-        let a = scratch.path().join(format!("s{round}"));
-        let b = scratch.path().join(format!("t{round}"));
-        let c = scratch.path().join(format!("l{round}"));
-        for d in [&a, &b, &c] {
+        let dirs: Vec<_> = (0..5)
+            .map(|i| scratch.path().join(format!("r{round}-{i}")))
+            .collect();
+        for d in &dirs {
             setup(d, &lines);
         }
-        s1.push(streams_round(&a, 1));
-        s2.push(streams_round(&b, 2));
-        l.push(loop_round(&c));
-        for d in [&a, &b, &c] {
+        runs[0].push(streams_round(&dirs[0], 1, eos));
+        runs[1].push(streams_round(&dirs[1], 1, alos));
+        runs[2].push(streams_round(&dirs[2], 2, eos));
+        runs[3].push(streams_round(&dirs[3], 2, alos));
+        runs[4].push(loop_round(&dirs[4]));
+        for d in &dirs {
             std::fs::remove_dir_all(d).unwrap();
         }
     }
     let ms = |v: &[Duration]| v.iter().map(Duration::as_millis).collect::<Vec<_>>();
     println!(
-        "rounds (ms): streams, 1 thread {:?}; 2 threads {:?}; loop {:?}",
-        ms(&s1),
-        ms(&s2),
-        ms(&l)
+        "rounds (ms): streams exactly-once 1 thread {:?}, at-least-once 1 thread {:?}; \
+         exactly-once 2 threads {:?}, at-least-once 2 threads {:?}; loop {:?}",
+        ms(&runs[0]),
+        ms(&runs[1]),
+        ms(&runs[2]),
+        ms(&runs[3]),
+        ms(&runs[4])
     );
     let median = |v: &mut Vec<Duration>| {
         v.sort();
         v[v.len() / 2]
     };
-    let (s1, s2, l) = (median(&mut s1), median(&mut s2), median(&mut l));
+    let m: Vec<Duration> = runs.iter_mut().map(median).collect();
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
+    let l = rate(m[4]);
     println!(
-        "wordcount, {n} lines ({words} words), medians of 5 alternating rounds: streams \
-         {:.0} lines/s with 1 thread ({:.2}x), {:.0} lines/s with 2 threads ({:.2}x); \
-         hand-written loop {:.0} lines/s",
-        rate(s1),
-        rate(s1) / rate(l),
-        rate(s2),
-        rate(s2) / rate(l),
-        rate(l)
+        "wordcount, {n} lines ({words} words), medians of 5 alternating rounds, \
+         commit.interval.ms=100:"
+    );
+    for (i, what) in [
+        "streams, exactly_once_v2, 1 thread ",
+        "streams, at_least_once,   1 thread ",
+        "streams, exactly_once_v2, 2 threads",
+        "streams, at_least_once,   2 threads",
+    ]
+    .iter()
+    .enumerate()
+    {
+        println!(
+            "  {what}: {:>9.0} lines/s ({:.2}x the loop)",
+            rate(m[i]),
+            rate(m[i]) / l
+        );
+    }
+    println!("  hand-written loop                  : {l:>9.0} lines/s");
+    println!(
+        "  exactly-once / at-least-once: {:.3} (1 thread), {:.3} (2 threads)",
+        rate(m[0]) / rate(m[1]),
+        rate(m[2]) / rate(m[3])
     );
 }

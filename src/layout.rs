@@ -37,6 +37,9 @@ pub(crate) const CLEAN_SHUTDOWN_ASIDE: &str = ".kafka_cleanshutdown.consumed";
 
 /// Folder of the event stores' indexes (`topiclog::eventstore`), one folder per event topic.
 pub(crate) const EVENT_STORE_DIR: &str = ".eventstore";
+/// Persistent state stores of stream applications on this log, when `state.dir` is not set:
+/// `<application.id>/<task>/<store>.redb` under it.
+pub(crate) const STREAMS_STATE_DIR: &str = ".streams-state";
 
 /// The index folder of the event store over topic `name`: while it exists, the topic is an
 /// event topic, which refuses `cleanup.policy=compact`.

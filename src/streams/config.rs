@@ -1,7 +1,9 @@
 //! `StreamsConfig`: Kafka Streams' settings that apply in process.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
+use super::graph::StoreType;
 use crate::error::{Error, Result};
 
 /// What happens to a record that does not deserialize (Kafka's
@@ -21,9 +23,16 @@ pub enum DeserializationHandler {
 #[non_exhaustive]
 pub enum ProcessingGuarantee {
     /// Outputs and changelogs are written before the input offsets are committed: after a
-    /// crash some records are processed again (Kafka's default).
-    #[default]
+    /// crash some records are processed again, and their effects (a count, an output) may
+    /// appear twice (Kafka's default).
     AtLeastOnce,
+    /// Each thread's outputs, changelog records and input offsets since its last commit are
+    /// one transaction (Kafka's `exactly_once_v2`): a crash aborts it, the tasks restart from
+    /// the last committed state, and `read_committed` readers of the outputs see each
+    /// record's effect once. This crate's default, unlike Kafka's: see
+    /// [`StreamsConfig::processing_guarantee`].
+    #[default]
+    ExactlyOnceV2,
 }
 
 /// A streams application's settings (Kafka's `StreamsConfig`, the keys that mean something
@@ -35,13 +44,25 @@ pub struct StreamsConfig {
     pub application_id: String,
     /// `num.stream.threads` (1).
     pub num_stream_threads: usize,
-    /// `commit.interval.ms` (30 s under at-least-once, as Kafka's).
-    pub commit_interval: Duration,
+    /// `commit.interval.ms`; `None`: Kafka's default for the guarantee (100 ms under
+    /// exactly-once, 30 s under at-least-once). See [`StreamsConfig::effective_commit_interval`].
+    pub commit_interval: Option<Duration>,
     /// `statestore.cache.max.bytes` (10 MiB): the latest aggregate of each key is forwarded
     /// once per commit instead of at each update; 0 forwards every update.
     pub cache_max_bytes: usize,
-    /// `processing.guarantee`.
+    /// `processing.guarantee`: [`ProcessingGuarantee::ExactlyOnceV2`] by default (Kafka
+    /// defaults to `at_least_once`, because there each commit costs broker round trips; in
+    /// process a transaction costs a few appends, and the WordCount bench measures
+    /// exactly-once within a few percent of at-least-once: see BENCHMARKS.md).
     pub processing_guarantee: ProcessingGuarantee,
+    /// `state.dir`: where persistent stores keep their files
+    /// (`<state.dir>/<application.id>/<task>/<store>.redb`); `None`: `.streams-state` in
+    /// the log's data directory (kept with the log, under its lock).
+    pub state_dir: Option<PathBuf>,
+    /// `default.dsl.store`: where the DSL's key-value stores keep their entries when the
+    /// topology does not say (`in_memory`, as Kafka's `IN_MEMORY`, by default; Kafka's own
+    /// default is `rocksDB`, its persistent store).
+    pub default_dsl_store: StoreType,
     /// `default.deserialization.exception.handler`.
     pub deserialization_handler: DeserializationHandler,
     /// `errors.dead.letter.queue.topic.name`: where skipped records go (created with one
@@ -67,9 +88,11 @@ impl StreamsConfig {
         StreamsConfig {
             application_id: application_id.into(),
             num_stream_threads: 1,
-            commit_interval: Duration::from_secs(30),
+            commit_interval: None,
             cache_max_bytes: 10 * 1024 * 1024,
-            processing_guarantee: ProcessingGuarantee::AtLeastOnce,
+            processing_guarantee: ProcessingGuarantee::ExactlyOnceV2,
+            state_dir: None,
+            default_dsl_store: StoreType::InMemory,
             deserialization_handler: DeserializationHandler::LogAndFail,
             dead_letter_topic: None,
             max_poll_records: 1000,
@@ -89,7 +112,38 @@ impl StreamsConfig {
     /// `commit.interval.ms`.
     #[must_use]
     pub fn commit_interval(mut self, d: Duration) -> Self {
-        self.commit_interval = d;
+        self.commit_interval = Some(d);
+        self
+    }
+
+    /// The commit interval in effect: the one set, else 100 ms under exactly-once and 30 s
+    /// under at-least-once (Kafka's defaults).
+    pub fn effective_commit_interval(&self) -> Duration {
+        self.commit_interval
+            .unwrap_or(match self.processing_guarantee {
+                ProcessingGuarantee::ExactlyOnceV2 => Duration::from_millis(100),
+                ProcessingGuarantee::AtLeastOnce => Duration::from_secs(30),
+            })
+    }
+
+    /// `processing.guarantee`.
+    #[must_use]
+    pub fn processing_guarantee(mut self, g: ProcessingGuarantee) -> Self {
+        self.processing_guarantee = g;
+        self
+    }
+
+    /// `state.dir`.
+    #[must_use]
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
+        self
+    }
+
+    /// `default.dsl.store`.
+    #[must_use]
+    pub fn default_dsl_store(mut self, t: StoreType) -> Self {
+        self.default_dsl_store = t;
         self
     }
 
@@ -122,7 +176,7 @@ impl StreamsConfig {
     }
 
     /// Sets a setting by Kafka's key (`num.stream.threads`, `commit.interval.ms`,
-    /// `statestore.cache.max.bytes`, `processing.guarantee`,
+    /// `statestore.cache.max.bytes`, `processing.guarantee`, `state.dir`, `default.dsl.store`,
     /// `default.deserialization.exception.handler`, `errors.dead.letter.queue.topic.name`,
     /// `max.poll.records`, `poll.ms`, `repartition.purge.interval.ms`,
     /// `buffered.records.per.partition`).
@@ -143,7 +197,23 @@ impl StreamsConfig {
                 }
             }
             "commit.interval.ms" => {
-                self.commit_interval = Duration::from_millis(number("a time in ms")?);
+                self.commit_interval = Some(Duration::from_millis(number("a time in ms")?));
+            }
+            "state.dir" => self.state_dir = Some(PathBuf::from(v)),
+            "default.dsl.store" => {
+                self.default_dsl_store = match v {
+                    "in_memory" => StoreType::InMemory,
+                    "rocksDB" | "persistent" => StoreType::Persistent,
+                    other => {
+                        return Err(Error::invalid_config(
+                            key,
+                            format!(
+                                "'{other}' is not a store type (in_memory, or rocksDB/persistent \
+                                 for a file)"
+                            ),
+                        ));
+                    }
+                };
             }
             "statestore.cache.max.bytes" | "cache.max.bytes.buffering" => {
                 self.cache_max_bytes = number("a size in bytes")? as usize;
@@ -163,10 +233,15 @@ impl StreamsConfig {
             }
             "processing.guarantee" => match v {
                 "at_least_once" => self.processing_guarantee = ProcessingGuarantee::AtLeastOnce,
+                // `exactly_once` and `exactly_once_beta` were removed from Kafka 4.0 in favour
+                // of v2, which is what they ask for.
+                "exactly_once_v2" | "exactly_once_beta" | "exactly_once" => {
+                    self.processing_guarantee = ProcessingGuarantee::ExactlyOnceV2;
+                }
                 other => {
                     return Err(Error::invalid_config(
                         key,
-                        format!("'{other}' is not a guarantee this version runs (at_least_once)"),
+                        format!("'{other}' is not at_least_once or exactly_once_v2"),
                     ));
                 }
             },

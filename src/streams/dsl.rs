@@ -8,7 +8,9 @@ use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::graph::{Graph, Make, MakeStore, PartitionsOf, RepartitionDef, TopicRef, Topology};
+use super::graph::{
+    Graph, Make, MakeStore, PartitionsOf, RepartitionDef, StoreType, TopicRef, Topology,
+};
 use super::join::{JoinLeft, JoinRight, JoinStore, JoinWindows, StreamJoinSide, StreamJoiner};
 use super::node::{ErasedNode, NodeId, StoreId};
 use super::ops::{
@@ -161,6 +163,7 @@ pub struct Materialized<K, V> {
     key: Option<SharedSerde<K>>,
     value: Option<SharedSerde<V>>,
     caching: bool,
+    store_type: Option<StoreType>,
 }
 
 impl<K, V> Default for Materialized<K, V> {
@@ -170,6 +173,7 @@ impl<K, V> Default for Materialized<K, V> {
             key: None,
             value: None,
             caching: true,
+            store_type: None,
         }
     }
 }
@@ -210,6 +214,14 @@ impl<K, V> Materialized<K, V> {
     #[must_use]
     pub fn with_caching_disabled(mut self) -> Self {
         self.caching = false;
+        self
+    }
+
+    /// Where a key-value store keeps its entries (Kafka's `withStoreType`): by default the
+    /// application's `default.dsl.store`. Window and session stores stay in memory.
+    #[must_use]
+    pub fn with_store_type(mut self, store_type: StoreType) -> Self {
+        self.store_type = Some(store_type);
         self
     }
 }
@@ -423,6 +435,7 @@ impl StreamsBuilder {
         let key = materialized.key.unwrap_or(key);
         let value = materialized.value.unwrap_or(value);
         let (node, store) = materialize_node(&mut g, source, store_name, &key, &value);
+        persistable(&mut g, store, materialized.store_type);
         drop(g);
         KTable {
             g: Rc::clone(&self.g),
@@ -439,7 +452,8 @@ impl StreamsBuilder {
     pub fn add_state_store<K: Data, V: Data>(&self, store: StoreBuilder<K, V>) {
         let mut g = self.g.borrow_mut();
         // Owned by no node until a processor connects it.
-        add_kv_store(&mut g, store.name, usize::MAX, &store.key, &store.value);
+        let id = add_kv_store(&mut g, store.name, usize::MAX, &store.key, &store.value);
+        persistable(&mut g, id, store.store_type);
     }
 
     /// The topology built so far.
@@ -483,6 +497,15 @@ fn add_kv_store<K: Data, V: Data>(
     value: &SharedSerde<V>,
 ) -> StoreId {
     g.add_store(name, owner, kv_store(key, value))
+}
+
+/// Marks a key-value store as one that may be kept in a file (`store_type`: as the
+/// topology set it; `None`: the application's `default.dsl.store`).
+fn persistable(g: &mut Graph, store: StoreId, store_type: Option<StoreType>) {
+    if let Some(def) = g.stores.get_mut(store) {
+        def.persistable = true;
+        def.store_type = store_type;
+    }
 }
 
 /// What makes a key-value store of these serdes in each task.
@@ -1547,6 +1570,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             key: materialized_key,
             value: store_value,
             caching,
+            store_type,
         } = materialized;
         let KGroupedStream {
             stream,
@@ -1589,6 +1613,10 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         let store = gb.add_store(store_name, id, make_store(&key, &value));
         if let (Some(r), Some(def)) = (retention, gb.stores.get_mut(store)) {
             def.retention_ms = Some(r);
+        }
+        // A key-value aggregation's store may be kept in a file; windowed ones stay in memory.
+        if retention.is_none() {
+            persistable(&mut gb, store, store_type);
         }
         let node_key = Arc::clone(&key);
         set_make(&mut gb, id, move |m| node(store, caching, &node_key, m));
@@ -2041,6 +2069,7 @@ impl<K: Data, V: Data> KTable<K, V> {
                 (Some(key), Some(value)) => {
                     let (kept, in_store) =
                         materialize_node(&mut g, id, store_name, &key, &value);
+                    persistable(&mut g, in_store, m.store_type);
                     node = kept;
                     store = Some(in_store);
                     value_serde = Some(value);

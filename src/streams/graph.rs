@@ -52,6 +52,23 @@ pub(crate) struct StoreDef {
     /// A window store's retention in ms: its changelog is `compact,delete`, kept this long
     /// plus a day (Kafka's `windowstore.changelog.additional.retention.ms`).
     pub retention_ms: Option<i64>,
+    /// A key-value store that may be persistent: `Some` its type as the topology set it,
+    /// `None` (with `persistable`) the application's `default.dsl.store`.
+    pub store_type: Option<StoreType>,
+    /// A key-value store (an aggregation's, a table's, a processor's): it may be kept in a
+    /// file. Window, session, join and suppression stores are kept in memory.
+    pub persistable: bool,
+}
+
+/// Where a key-value store keeps its entries (Kafka's `Materialized.StoreType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreType {
+    /// In memory, rebuilt from its changelog when its task starts (`IN_MEMORY`).
+    InMemory,
+    /// In a file under `state.dir` with the changelog offset it reflects, so a restart
+    /// replays only the changelog's tail, and state may be larger than memory (Kafka's
+    /// `ROCKS_DB`; here a redb file).
+    Persistent,
 }
 
 impl StoreDef {
@@ -195,6 +212,8 @@ impl Graph {
             name,
             make,
             retention_ms: None,
+            store_type: None,
+            persistable: false,
         });
         if let Some(n) = self.nodes.get_mut(owner) {
             n.stores.push(id);

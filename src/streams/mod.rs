@@ -131,7 +131,9 @@ mod graph;
 mod join;
 mod node;
 mod ops;
+mod persist;
 mod processor;
+mod query;
 mod runtime;
 mod serde;
 mod session;
@@ -148,10 +150,11 @@ pub use dsl::{
     Produced, Repartitioned, SessionWindowedKStream, SlidingWindowedKStream, StreamJoined,
     StreamsBuilder, TimeWindowedKStream,
 };
-pub use graph::Topology;
+pub use graph::{StoreType, Topology};
 pub use join::JoinWindows;
 pub use node::PunctuationType;
 pub use processor::{KeyValueStore, Processor, ProcessorContext, ScheduleId, StoreBuilder};
+pub use query::{ReadOnlyKeyValueStore, ReadOnlyWindowStore};
 pub use runtime::{Streams, StreamsState, ThreadErrorResponse};
 #[cfg(feature = "json")]
 pub use serde::JsonSerde;

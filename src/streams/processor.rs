@@ -216,22 +216,47 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KeyValueStore<'_, K, 
         })
     }
 
-    /// Every entry, in no order.
+    /// Every entry, ordered by serialized key (as Kafka's stores order keys).
     ///
     /// # Errors
-    /// [`Error::Serde`] for a stored key that does not deserialize.
-    pub fn all(&self) -> Result<Vec<(K, V)>> {
-        self.store.all()
+    /// [`Error::Serde`] for a stored key that does not deserialize; a persistent store's
+    /// file errors.
+    pub fn all(&mut self) -> Result<Vec<(K, V)>> {
+        Ok(self
+            .store
+            .scan(None, None)?
+            .into_iter()
+            .map(|(_, k, v, _)| (k, v))
+            .collect())
+    }
+
+    /// The entries whose keys are from `from` to `to` (both included), ordered by
+    /// serialized key.
+    ///
+    /// # Errors
+    /// As [`KeyValueStore::all`].
+    pub fn range(&mut self, from: &K, to: &K) -> Result<Vec<(K, V)>> {
+        let (Some(a), Some(b)) = (self.store.key_bytes(from)?, self.store.key_bytes(to)?) else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .store
+            .scan(Some(&a), Some(&b))?
+            .into_iter()
+            .map(|(_, k, v, _)| (k, v))
+            .collect())
     }
 }
 
 /// A key-value store for processors, named, with its serdes (Kafka's
-/// `Stores.keyValueStoreBuilder` over an in-memory store): add it with
+/// `Stores.keyValueStoreBuilder`; in memory, or in a file with
+/// [`StoreBuilder::persistent_key_value`] or `default.dsl.store`): add it with
 /// `StreamsBuilder::add_state_store`, connect it with `KStream::process`.
 pub struct StoreBuilder<K, V> {
     pub(crate) name: String,
     pub(crate) key: SharedSerde<K>,
     pub(crate) value: SharedSerde<V>,
+    pub(crate) store_type: Option<super::graph::StoreType>,
 }
 
 impl<K, V> StoreBuilder<K, V> {
@@ -241,6 +266,33 @@ impl<K, V> StoreBuilder<K, V> {
             name: name.into(),
             key,
             value,
+            store_type: None,
+        }
+    }
+
+    /// A key-value store `name` kept in a file under `state.dir` (Kafka's
+    /// `Stores.persistentKeyValueStore`): restarts replay only its changelog's tail.
+    pub fn persistent_key_value(
+        name: impl Into<String>,
+        key: SharedSerde<K>,
+        value: SharedSerde<V>,
+    ) -> Self {
+        StoreBuilder {
+            store_type: Some(super::graph::StoreType::Persistent),
+            ..StoreBuilder::key_value(name, key, value)
+        }
+    }
+
+    /// A key-value store `name` in memory, rebuilt from its changelog when its task starts
+    /// (Kafka's `Stores.inMemoryKeyValueStore`).
+    pub fn in_memory_key_value(
+        name: impl Into<String>,
+        key: SharedSerde<K>,
+        value: SharedSerde<V>,
+    ) -> Self {
+        StoreBuilder {
+            store_type: Some(super::graph::StoreType::InMemory),
+            ..StoreBuilder::key_value(name, key, value)
         }
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use super::config::{DeserializationHandler, StreamsConfig};
+use super::config::{DeserializationHandler, ProcessingGuarantee, StreamsConfig};
 use super::graph::{PartitionsOf, Topology};
 use super::node::{Output, PunctuationType};
 use super::ops::Raw;
@@ -21,8 +21,8 @@ use crate::error::{Error, Result};
 use crate::log::LogInner;
 use crate::record::{Header, Record};
 use crate::{
-    Consumer, ConsumerConfig, Log, OffsetAndMetadata, Producer, ProducerConfig, ProducerRecord,
-    TopicPartition,
+    Consumer, ConsumerConfig, IsolationLevel, Log, OffsetAndMetadata, Producer, ProducerConfig,
+    ProducerRecord, TopicPartition,
 };
 
 /// The state of a [`Streams`] (Kafka's `KafkaStreams.State`).
@@ -56,7 +56,7 @@ pub enum ThreadErrorResponse {
 type StateListener = Box<dyn Fn(StreamsState, StreamsState) + Send + Sync>;
 type ErrorHandler = Box<dyn Fn(&Error) -> ThreadErrorResponse + Send + Sync>;
 
-struct Shared {
+pub(crate) struct Shared {
     state: Mutex<StreamsState>,
     listener: Mutex<Option<StateListener>>,
     handler: Mutex<Option<ErrorHandler>>,
@@ -71,9 +71,26 @@ struct Shared {
     failure: Mutex<Option<Error>>,
     /// Records dropped by the tasks (late for their window, or without a valid timestamp).
     dropped: std::sync::atomic::AtomicU64,
+    /// Each running thread's tasks, by thread index: what interactive queries read.
+    task_sets: Mutex<HashMap<usize, Arc<Mutex<TaskSet>>>>,
+    /// This client among the process's (its threads' transactional ids name it).
+    instance: String,
 }
 
 impl Shared {
+    /// Calls `f` with each task of each thread (each thread's tasks locked in turn: a query
+    /// waits for the thread to finish the records of its current poll).
+    pub(crate) fn each_task(&self, mut f: impl FnMut(&mut Task) -> Result<()>) -> Result<()> {
+        let sets: Vec<Arc<Mutex<TaskSet>>> = self.task_sets.lock().values().cloned().collect();
+        for set in sets {
+            let mut set = set.lock();
+            for task in set.tasks.values_mut() {
+                f(task)?;
+            }
+        }
+        Ok(())
+    }
+
     fn set_state(&self, new: StreamsState) {
         let old = {
             let mut s = self.state.lock();
@@ -160,6 +177,15 @@ impl Streams {
                 threads,
                 failure: Mutex::new(None),
                 dropped: std::sync::atomic::AtomicU64::new(0),
+                task_sets: Mutex::new(HashMap::new()),
+                instance: {
+                    static NEXT: AtomicUsize = AtomicUsize::new(0);
+                    format!(
+                        "{}-{}",
+                        std::process::id(),
+                        NEXT.fetch_add(1, Ordering::Relaxed)
+                    )
+                },
             }),
             threads: Vec::new(),
         }
@@ -190,6 +216,74 @@ impl Streams {
     /// valid timestamp (Kafka's `dropped-records` metric, summed over the tasks).
     pub fn dropped_records(&self) -> u64 {
         self.shared.dropped.load(Ordering::Acquire)
+    }
+
+    /// The key-value store `name` of this client's tasks, for queries from any thread
+    /// (Kafka's `KafkaStreams.store(StoreQueryParameters.fromNameAndType(name,
+    /// keyValueStore()))`): `K` and `V` are the types of the store's serdes.
+    ///
+    /// ```
+    /// use topiclog::streams::{Consumed, Grouped, Materialized, Serdes, Streams, StreamsBuilder, StreamsConfig};
+    /// use topiclog::{Log, ProducerConfig, ProducerRecord};
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("words", 1)?;
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream("words", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+    ///     .count(Materialized::named("counts"));
+    /// let mut streams = Streams::new(&log, builder.build()?, StreamsConfig::new("count"));
+    /// streams.start()?;
+    /// let p = log.producer(ProducerConfig::default())?;
+    /// p.send(ProducerRecord::new("words", "x").key("hello"))?;
+    /// p.send(ProducerRecord::new("words", "y").key("hello"))?;
+    /// let counts = streams.store::<String, i64>("counts")?;
+    /// let start = std::time::Instant::now();
+    /// while counts.get(&"hello".to_string())? != Some(2) && start.elapsed().as_secs() < 20 {
+    ///     std::thread::sleep(std::time::Duration::from_millis(10));
+    /// }
+    /// assert_eq!(counts.all()?, [("hello".to_string(), 2)]);
+    /// streams.close()?;
+    /// # Ok::<_, topiclog::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Streams`] when the topology has no store `name`.
+    pub fn store<K: Clone + Send + 'static, V: Clone + Send + 'static>(
+        &self,
+        name: &str,
+    ) -> Result<super::query::ReadOnlyKeyValueStore<K, V>> {
+        self.check_store(name)?;
+        Ok(super::query::ReadOnlyKeyValueStore::new(
+            Arc::clone(&self.shared),
+            name.to_string(),
+        ))
+    }
+
+    /// The window store `name` (a windowed aggregation's) of this client's tasks (Kafka's
+    /// `QueryableStoreTypes.windowStore()`).
+    ///
+    /// # Errors
+    /// [`Error::Streams`] when the topology has no store `name`.
+    pub fn window_store<K: Clone + Send + PartialEq + 'static, V: Clone + Send + 'static>(
+        &self,
+        name: &str,
+    ) -> Result<super::query::ReadOnlyWindowStore<K, V>> {
+        self.check_store(name)?;
+        Ok(super::query::ReadOnlyWindowStore::new(
+            Arc::clone(&self.shared),
+            name.to_string(),
+        ))
+    }
+
+    fn check_store(&self, name: &str) -> Result<()> {
+        if self.topology.graph.stores.iter().any(|s| s.name == name) {
+            return Ok(());
+        }
+        Err(Error::Streams {
+            reason: format!("the topology has no store named '{name}'"),
+        })
     }
 
     /// The error that shut the client down, if one did.
@@ -526,6 +620,9 @@ const WINDOW_CHANGELOG_EXTRA_MS: i64 = 24 * 60 * 60 * 1000;
 struct BatchOutput {
     log: Arc<LogInner>,
     producer: Arc<Producer>,
+    /// Under exactly-once: whether the thread's producer has a transaction open (shared by
+    /// the loop's output and the rebalance listener's).
+    txn: Option<Arc<AtomicBool>>,
     /// Records kept, by topic (and its partition count), then partition.
     pending: Vec<(String, i32, Vec<Kept>)>,
     bytes: usize,
@@ -585,18 +682,62 @@ const OUTPUT_BATCH: usize = 256 << 10;
 const RECORD_OVERHEAD: usize = 24;
 
 impl BatchOutput {
-    fn new(log: &Arc<LogInner>, producer: &Arc<Producer>) -> BatchOutput {
+    fn new(
+        log: &Arc<LogInner>,
+        producer: &Arc<Producer>,
+        txn: Option<&Arc<AtomicBool>>,
+    ) -> BatchOutput {
         BatchOutput {
             log: Arc::clone(log),
             producer: Arc::clone(producer),
+            txn: txn.map(Arc::clone),
             pending: Vec::new(),
             bytes: 0,
             last: 0,
         }
     }
 
+    /// Under exactly-once, begins the thread's transaction unless one is open.
+    fn begin(&self) -> Result<()> {
+        if let Some(open) = &self.txn
+            && !open.load(Ordering::Acquire)
+        {
+            self.producer.begin_transaction()?;
+            open.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Under exactly-once, whether a transaction is open.
+    fn in_txn(&self) -> bool {
+        self.txn.as_ref().is_some_and(|o| o.load(Ordering::Acquire))
+    }
+
+    /// Aborts the open transaction, if one is: what it wrote is never read by
+    /// `read_committed` readers, and its input offsets were not committed.
+    fn abort(&mut self) {
+        for (_, _, parts) in &mut self.pending {
+            for kept in parts.iter_mut() {
+                kept.records.clear();
+                kept.data.clear();
+            }
+        }
+        self.bytes = 0;
+        if let Some(open) = &self.txn
+            && open.swap(false, Ordering::AcqRel)
+            && let Err(e) = self.producer.abort_transaction()
+        {
+            // Fenced or closed: the coordinator aborts it (at the next init of this id, or
+            // when it times out, or when the log next opens).
+            eprintln!("streams: aborting the transaction: {e}");
+        }
+    }
+
     /// Writes what is kept.
     fn write(&mut self) -> Result<()> {
+        if self.bytes > 0 {
+            self.begin()?;
+        }
         for (topic, _, parts) in &mut self.pending {
             for kept in parts.iter_mut() {
                 let mut from = 0;
@@ -740,7 +881,10 @@ struct StreamThread {
 }
 
 /// Commits what `tasks` processed: caches forwarded, changelogs and outputs written and
-/// flushed, then the input offsets committed (at-least-once: outputs before offsets).
+/// flushed, then the input offsets committed: at-least-once, outputs before offsets;
+/// exactly-once, outputs, changelogs and offsets in the thread's transaction, committed at
+/// once. Then persistent stores write their files, with the changelog offsets they reflect
+/// (only committed changelog records reach a file).
 fn commit(
     tasks: &mut TaskSet,
     only: Option<&[TaskId]>,
@@ -749,6 +893,8 @@ fn commit(
     consumer: &mut Consumer,
     cache: usize,
 ) -> Result<()> {
+    // A transaction covers every task of the thread.
+    let only = if out.txn.is_some() { None } else { only };
     for (id, task) in &mut tasks.tasks {
         if only.is_none_or(|o| o.contains(id)) {
             task.flush(out, cache)?;
@@ -768,15 +914,49 @@ fn commit(
         })
         .map(|(tp, o)| (tp.clone(), OffsetAndMetadata::new(*o)))
         .collect();
-    if offsets.is_empty() {
-        return Ok(());
+    if out.txn.is_some() {
+        if !offsets.is_empty() {
+            out.begin()?;
+        }
+        if out.in_txn() {
+            if !offsets.is_empty() {
+                let group = consumer.group_metadata().ok_or_else(|| Error::Streams {
+                    reason: "a stream thread's consumer has no group".into(),
+                })?;
+                out.producer.send_offsets_to_transaction(&offsets, &group)?;
+            }
+            out.producer.commit_transaction()?;
+            if let Some(open) = &out.txn {
+                open.store(false, Ordering::Release);
+            }
+        }
+    } else if !offsets.is_empty() {
+        consumer.commit_offsets(&offsets)?;
     }
-    consumer.commit_offsets(&offsets)?;
     for (tp, o) in offsets {
         tasks.processed.remove(&tp);
         if plan.repartitions.contains_key(&tp.topic) {
             tasks.purgeable.insert(tp, o.offset);
         }
+    }
+    for (id, task) in &mut tasks.tasks {
+        if only.is_none_or(|o| o.contains(id)) {
+            commit_local(&out.log, task)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the task's persistent stores' files up to their changelogs' ends (after a commit:
+/// every record in them is committed).
+fn commit_local(log: &Arc<LogInner>, task: &mut Task) -> Result<()> {
+    let partition = task.id.1;
+    for (s, changelog) in task.changelogs() {
+        let Some(store) = task.store_mut(s).filter(|st| st.is_persistent()) else {
+            continue;
+        };
+        let end = crate::log::handle_for(log, &changelog, partition)?.log_end_offset();
+        store.commit_local(end)?;
     }
     Ok(())
 }
@@ -806,6 +986,11 @@ struct Listener {
     plan: Arc<Plan>,
     app: String,
     producer: Arc<Producer>,
+    /// Under exactly-once, whether the producer's transaction is open.
+    txn: Option<Arc<AtomicBool>>,
+    /// Where this application's persistent stores keep their files.
+    state_dir: std::path::PathBuf,
+    default_store: super::graph::StoreType,
     cache: usize,
     errors: Arc<Mutex<Option<Error>>>,
     shared: Arc<Shared>,
@@ -839,7 +1024,7 @@ impl RebalanceListener for Listener {
         self.shared.set_state(StreamsState::Rebalancing);
         let ids = self.ids(partitions);
         let mut tasks = self.tasks.lock();
-        let mut out = BatchOutput::new(&self.log, &self.producer);
+        let mut out = BatchOutput::new(&self.log, &self.producer, self.txn.as_ref());
         match commit(
             &mut tasks,
             Some(&ids),
@@ -849,9 +1034,19 @@ impl RebalanceListener for Listener {
             self.cache,
         ) {
             Ok(()) => {}
-            // Fenced already: the tasks go without a commit.
-            Err(e) if migrated(&e) => {}
-            Err(e) => self.fail(e),
+            Err(e) => {
+                if out.txn.is_some() {
+                    // The transaction covered every task: all of them restart from their
+                    // last committed state.
+                    out.abort();
+                    tasks.tasks.clear();
+                    tasks.processed.clear();
+                }
+                // Fenced already: the tasks go without a commit.
+                if !migrated(&e) {
+                    self.fail(e);
+                }
+            }
         }
         for id in &ids {
             tasks.tasks.remove(id);
@@ -870,7 +1065,8 @@ impl RebalanceListener for Listener {
                 continue;
             };
             let mut task = Task::new(&self.topology, sub, id.1, &self.app);
-            if let Err(e) = restore(&self.log, &mut task).and_then(|()| {
+            let opened = task.open_backends(&self.state_dir, self.default_store);
+            if let Err(e) = opened.and_then(|()| restore(&self.log, &mut task)).and_then(|()| {
                 task.wall_time = crate::clock::now_ms();
                 task.init(&mut InitOutput, self.cache)
             }) {
@@ -900,25 +1096,46 @@ impl Output for InitOutput {
     }
 }
 
-/// Replays each store's changelog partition into it (from the start to the end as of now).
+/// Replays each store's changelog partition into it, `read_committed` (aborted transactions'
+/// records skipped), up to its last stable offset as of now: an in-memory store from the
+/// start, a persistent store from its file's checkpoint. A checkpoint the changelog cannot
+/// continue from (past its end: the topic was made again; before its start: records were
+/// deleted) is dropped and the store rebuilt from the start.
 fn restore(log: &Arc<LogInner>, task: &mut Task) -> Result<()> {
     let partition = task.id.1;
-    for (store, changelog) in task.changelogs() {
-        let h = crate::log::handle_for(log, &changelog, partition)?;
-        let end = h.log_end_offset();
-        let mut at = h.log_start_offset();
+    for (s, changelog) in task.changelogs() {
+        let h = crate::log::handle_for(log, &changelog, partition)?
+            .with_isolation_level(IsolationLevel::ReadCommitted);
+        let end = h.readable_end();
+        let start = h.log_start_offset();
+        let Some(store) = task.store_mut(s) else {
+            continue;
+        };
+        let mut at = match store.checkpoint() {
+            Some(c) if c >= start && c <= h.log_end_offset() => c,
+            Some(_) => {
+                store.wipe()?;
+                start
+            }
+            None => start,
+        };
         while at < end {
-            let records = h.records(at, 4 << 20)?;
-            let Some(last) = records.last().map(|r| r.offset) else {
+            let got = h.read(at, 4 << 20)?;
+            let Some(next) = got.next_offset().filter(|n| *n > at) else {
                 break;
             };
-            for r in records.iter().filter(|r| r.offset < end) {
+            for r in got.records_from(at)? {
+                if r.offset >= end {
+                    break;
+                }
                 if let Some(k) = &r.key {
-                    task.restore(store, k, r.value.as_deref(), r.timestamp)?;
+                    store.restore(k, r.value.as_deref(), r.timestamp)?;
                 }
             }
-            at = last + 1;
+            at = next.min(end);
+            store.restored_to(at, false)?;
         }
+        store.restored_to(at, true)?;
     }
     Ok(())
 }
@@ -983,6 +1200,16 @@ impl StreamThread {
         }
     }
 
+    /// Where this application's persistent stores keep their files: `state.dir`, else
+    /// `.streams-state` in the log's directory, then the application id.
+    fn state_dir(&self) -> std::path::PathBuf {
+        self.config
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| self.log.dir.join(crate::layout::STREAMS_STATE_DIR))
+            .join(&self.config.application_id)
+    }
+
     fn record_failure(&self, e: Error) {
         let mut f = self.shared.failure.lock();
         if f.is_none() {
@@ -996,22 +1223,47 @@ impl StreamThread {
         cc.enable_auto_commit = false;
         // Kafka Streams' assignor: whole tasks, each sub-topology spread over the threads.
         cc.assignors = vec!["stream".into()];
+        let eos = self.config.processing_guarantee == ProcessingGuarantee::ExactlyOnceV2;
         // Kafka Streams reads read_committed only under exactly-once.
-        cc.isolation_level = crate::IsolationLevel::ReadUncommitted;
+        cc.isolation_level = if eos {
+            IsolationLevel::ReadCommitted
+        } else {
+            IsolationLevel::ReadUncommitted
+        };
         cc.max_poll_records = self.config.max_poll_records;
         let mut consumer = Consumer::new(Arc::clone(&self.log), cc)?;
         consumer.set_subscription_user_data(Some(Bytes::from(
             crate::group::task_assignor::encode_task_map(&self.plan.task_map()),
         )));
-        let producer = Arc::new(Producer::new(
-            Arc::clone(&self.log),
-            ProducerConfig::default(),
-        )?);
+        // Exactly-once (Kafka's v2): one transactional producer per thread. Its id is this
+        // client's and thread's: a thread started in its place fences it and aborts what it
+        // left open; a crash's open transaction is aborted when the log next opens.
+        let producer_config = if eos {
+            ProducerConfig::transactional(format!(
+                "{}-{}-StreamThread-{}",
+                app,
+                self.shared.instance,
+                self.index + 1
+            ))
+        } else {
+            ProducerConfig::default()
+        };
+        let producer = Arc::new(Producer::new(Arc::clone(&self.log), producer_config)?);
+        let txn = if eos {
+            producer.init_transactions()?;
+            Some(Arc::new(AtomicBool::new(false)))
+        } else {
+            None
+        };
         let tasks = Arc::new(Mutex::new(TaskSet {
             tasks: BTreeMap::new(),
             processed: HashMap::new(),
             purgeable: HashMap::new(),
         }));
+        self.shared
+            .task_sets
+            .lock()
+            .insert(self.index, Arc::clone(&tasks));
         let errors = Arc::new(Mutex::new(None));
         let settled = Arc::new(AtomicBool::new(false));
         consumer.set_rebalance_listener(Listener {
@@ -1021,6 +1273,9 @@ impl StreamThread {
             plan: Arc::clone(&self.plan),
             app: app.clone(),
             producer: Arc::clone(&producer),
+            txn: txn.clone(),
+            state_dir: self.state_dir(),
+            default_store: self.config.default_dsl_store,
             cache: self.config.cache_max_bytes,
             errors: Arc::clone(&errors),
             shared: Arc::clone(&self.shared),
@@ -1040,7 +1295,7 @@ impl StreamThread {
             )),
             None => None,
         };
-        let mut out = BatchOutput::new(&self.log, &producer);
+        let mut out = BatchOutput::new(&self.log, &producer, txn.as_ref());
         // Declared after the consumer: dropped (and, on a failure, the tasks dropped dirty)
         // before the consumer is, so its revoke commits nothing of them.
         let mut guard = DirtyClose {
@@ -1070,8 +1325,14 @@ impl StreamThread {
             }
             Err(e) => Err(e),
         };
+        if closing.is_err() {
+            // Nothing of a failed thread's open transaction is kept: its tasks restart from
+            // their last committed state.
+            out.abort();
+        }
         guard.clean = closing.is_ok();
         drop(guard);
+        self.shared.task_sets.lock().remove(&self.index);
         if settled.swap(false, Ordering::AcqRel) {
             self.shared.settled.fetch_sub(1, Ordering::AcqRel);
         }
@@ -1090,14 +1351,30 @@ impl StreamThread {
         dlq: Option<&(String, Producer)>,
     ) -> Result<()> {
         let cache = self.config.cache_max_bytes;
+        let interval = self.config.effective_commit_interval();
         let mut last_commit = Instant::now();
         let mut last_purge = Instant::now();
+        // A thread that has caught up commits at once rather than waiting out the interval
+        // (at most every tenth of it): under exactly-once its outputs become readable, and
+        // another thread's tasks can read its repartitioned records, a commit sooner.
+        let idle_gap = interval / 10;
         while !self.shared.stop.load(Ordering::Acquire) {
-            let polled = match consumer.poll(self.config.poll_time) {
+            let uncommitted = {
+                let t = tasks.lock();
+                !t.processed.is_empty() || out.in_txn()
+            };
+            let eager = uncommitted && last_commit.elapsed() >= idle_gap;
+            let wait = if eager {
+                Duration::ZERO
+            } else {
+                self.config.poll_time
+            };
+            let polled = match consumer.poll(wait) {
                 Ok(p) => p,
                 Err(Error::WokenUp) if self.shared.stop.load(Ordering::Acquire) => break,
                 Err(e) => return Err(e),
             };
+            let caught_up = eager && polled.is_empty();
             if let Some(e) = errors.lock().take() {
                 return Err(e);
             }
@@ -1162,12 +1439,14 @@ impl StreamThread {
             }
             // What this poll sent goes out now: the next poll may read it back.
             out.write()?;
-            if last_commit.elapsed() >= self.config.commit_interval {
+            if caught_up || last_commit.elapsed() >= interval {
                 match commit(t, None, &self.plan, out, consumer, cache) {
                     Ok(()) => {}
                     Err(e) if migrated(&e) => {
                         // Fenced: another member has these tasks now; what was processed
-                        // since the last commit is processed again there.
+                        // since the last commit is processed again there (under
+                        // exactly-once, its transaction is aborted first).
+                        out.abort();
                         t.tasks.clear();
                         t.processed.clear();
                     }

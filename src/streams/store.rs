@@ -10,6 +10,7 @@ use bytes::BytesMut;
 use foldhash::fast::RandomState;
 
 use super::node::Output;
+use super::persist::Backend;
 use super::serde::SharedSerde;
 use crate::error::Result;
 
@@ -26,6 +27,41 @@ pub(crate) trait ErasedStore: Send {
 
     /// The changelog topic.
     fn changelog(&self) -> &str;
+
+    /// Keeps the store's entries in the file at `path` (a persistent store); the store
+    /// keeps in memory only what changed since the last commit and a cache of the rest.
+    fn open_backend(&mut self, _path: &std::path::Path) -> Result<()> {
+        Ok(())
+    }
+
+    /// Whether the store keeps its entries in a file.
+    fn is_persistent(&self) -> bool {
+        false
+    }
+
+    /// The changelog offset a persistent store's file reflects (where its restore starts);
+    /// `None` for an in-memory store or a file without a checkpoint.
+    fn checkpoint(&self) -> Option<i64> {
+        None
+    }
+
+    /// Drops every entry, and a persistent store's file's entries and checkpoint.
+    fn wipe(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Records that the changelog was applied up to `next` (exclusive): a persistent store
+    /// writes its file (with `next` as its checkpoint) when `done`, or when it holds more in
+    /// memory than its cache.
+    fn restored_to(&mut self, _next: i64, _done: bool) -> Result<()> {
+        Ok(())
+    }
+
+    /// After a commit: a persistent store writes what its changelog has (up to `next`,
+    /// exclusive) to its file, with `next` as its checkpoint, in one durable transaction.
+    fn commit_local(&mut self, _next: i64) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A key's bytes as a store holds them: inline up to 22 bytes (most keys: a lookup then
@@ -91,8 +127,14 @@ struct Entry<V> {
     dirty: bool,
     /// Updated since its aggregate was last forwarded (the cache).
     pending: bool,
+    /// In the changelog, not yet in a persistent store's file.
+    unsynced: bool,
     timestamp: i64,
 }
+
+/// A persistent store keeps at most about this many entries in memory beyond those changed
+/// since its last commit (the rest are read from its file when needed).
+const CACHED_ENTRIES: usize = 100_000;
 
 /// A key-value store of one task: entries by their key's bytes (Kafka compares keys as
 /// bytes), with the typed value.
@@ -106,6 +148,10 @@ pub(crate) struct KvStore<K, V> {
     value_serde: SharedSerde<V>,
     /// A key's bytes while it is looked up.
     scratch: BytesMut,
+    /// A persistent store's file.
+    backend: Option<Backend>,
+    /// Keys in the changelog and not yet in the file.
+    unsynced: Vec<KeyBytes>,
 }
 
 impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KvStore<K, V> {
@@ -118,6 +164,178 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KvStore<K, V> {
             key_serde,
             value_serde,
             scratch: BytesMut::new(),
+            backend: None,
+            unsynced: Vec::new(),
+        }
+    }
+
+    /// A persistent store: reads the entry under the scratch key from the file into memory
+    /// when memory does not hold it.
+    fn load_scratch(&mut self) -> Result<()> {
+        let Some(backend) = self.backend.as_mut() else {
+            return Ok(());
+        };
+        if self.map.contains_key(&self.scratch[..]) {
+            return Ok(());
+        }
+        if let Some((timestamp, bytes)) = backend.get(&self.scratch)? {
+            let value = self
+                .value_serde
+                .deserialize(&self.changelog, Some(&bytes))?;
+            self.map.insert(
+                KeyBytes::new(&self.scratch),
+                Entry {
+                    value: Some(value),
+                    dirty: false,
+                    pending: false,
+                    unsynced: false,
+                    timestamp,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// The value and time under `key`'s bytes, from memory or a persistent store's file,
+    /// without caching what the file held (a query from another thread).
+    pub fn query(&mut self, key: &[u8]) -> Result<Option<(V, i64)>> {
+        if let Some(e) = self.map.get(key) {
+            return Ok(e.value.clone().map(|v| (v, e.timestamp)));
+        }
+        let Some(backend) = self.backend.as_mut() else {
+            return Ok(None);
+        };
+        match backend.get(key)? {
+            Some((t, bytes)) => Ok(Some((
+                self.value_serde.deserialize(&self.changelog, Some(&bytes))?,
+                t,
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    /// Every live entry whose key's bytes are in `from..=to` (`None`: unbounded), in the
+    /// order of their bytes (as Kafka's stores order keys), from memory and a persistent
+    /// store's file.
+    pub fn scan(
+        &mut self,
+        from: Option<&[u8]>,
+        to: Option<&[u8]>,
+    ) -> Result<Vec<(Vec<u8>, K, V, i64)>> {
+        let inside = |k: &[u8]| from.is_none_or(|f| k >= f) && to.is_none_or(|t| k <= t);
+        let mut out: Vec<(Vec<u8>, K, V, i64)> = Vec::new();
+        for (k, e) in &self.map {
+            if let Some(v) = &e.value
+                && inside(k.as_slice())
+            {
+                let key = self
+                    .key_serde
+                    .deserialize(&self.changelog, Some(k.as_slice()))?;
+                out.push((k.as_slice().to_vec(), key, v.clone(), e.timestamp));
+            }
+        }
+        if let Some(backend) = self.backend.as_mut() {
+            let (map, ks, vs, topic) = (&self.map, &self.key_serde, &self.value_serde, &self.changelog);
+            backend.scan(from, to, |k, t, v| {
+                // Memory holds the newer state of a key it has (a deletion among them).
+                if !map.contains_key(k) {
+                    out.push((
+                        k.to_vec(),
+                        ks.deserialize(topic, Some(k))?,
+                        vs.deserialize(topic, Some(v))?,
+                        t,
+                    ));
+                }
+                Ok(())
+            })?;
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// How many live entries the store holds (memory and file; approximate for a
+    /// persistent store, as Kafka's `approximateNumEntries`).
+    pub fn approximate_len(&mut self) -> Result<u64> {
+        let live = self.map.values().filter(|e| e.value.is_some()).count() as u64;
+        match self.backend.as_mut() {
+            Some(b) => Ok(b.len()?.max(live)),
+            None => Ok(live),
+        }
+    }
+
+    /// Writes the entries not yet in the file, and `next` as the checkpoint, then keeps at
+    /// most about [`CACHED_ENTRIES`] unchanged entries in memory.
+    fn sync(&mut self, next: i64) -> Result<()> {
+        let Some(backend) = self.backend.as_mut() else {
+            return Ok(());
+        };
+        if self.unsynced.is_empty() && backend.checkpoint() == Some(next) {
+            return Ok(());
+        }
+        let keys = std::mem::take(&mut self.unsynced);
+        // Each value's bytes, after each other in one buffer.
+        let mut data = BytesMut::new();
+        let mut spans: Vec<(usize, Option<(i64, usize, usize)>)> = Vec::with_capacity(keys.len());
+        for (i, k) in keys.iter().enumerate() {
+            let Some(e) = self.map.get(k.as_slice()) else {
+                continue;
+            };
+            let span = match &e.value {
+                Some(v) => {
+                    let at = data.len();
+                    let mut buf = data.split_off(at);
+                    let present = self.value_serde.serialize_into(&self.changelog, v, &mut buf)?;
+                    let n = buf.len();
+                    data.unsplit(buf);
+                    present.then_some((e.timestamp, at, at + n))
+                }
+                None => None,
+            };
+            spans.push((i, span));
+        }
+        let changes = spans.iter().filter_map(|(i, span)| {
+            let key = keys.get(*i)?.as_slice();
+            Some(match span {
+                Some((t, a, b)) => (key, Some((*t, data.get(*a..*b).unwrap_or_default()))),
+                None => (key, None),
+            })
+        });
+        backend.write(changes, next)?;
+        for k in &keys {
+            let gone = match self.map.get_mut(k.as_slice()) {
+                Some(e) => {
+                    e.unsynced = false;
+                    e.value.is_none() && !e.dirty
+                }
+                None => false,
+            };
+            if gone {
+                self.map.remove(k.as_slice());
+            }
+        }
+        let len = self.map.len();
+        if len > CACHED_ENTRIES {
+            let mut excess = len - CACHED_ENTRIES / 2;
+            self.map.retain(|_, e| {
+                if excess > 0 && !e.dirty && !e.pending && !e.unsynced {
+                    excess -= 1;
+                    return false;
+                }
+                true
+            });
+        }
+        Ok(())
+    }
+
+    fn mark_unsynced(&mut self, key: &[u8]) {
+        if self.backend.is_none() {
+            return;
+        }
+        if let Some(e) = self.map.get_mut(key)
+            && !e.unsynced
+        {
+            e.unsynced = true;
+            self.unsynced.push(KeyBytes::new(key));
         }
     }
 
@@ -133,6 +351,7 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KvStore<K, V> {
         if !self.scratch_key(key)? {
             return Ok(None);
         }
+        self.load_scratch()?;
         Ok(self
             .map
             .get(&self.scratch[..])
@@ -140,7 +359,12 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KvStore<K, V> {
     }
 
     /// The value, key and time of the entry with these bytes.
-    pub fn get_entry(&self, key: &[u8]) -> Result<Option<(K, V, i64)>> {
+    pub fn get_entry(&mut self, key: &[u8]) -> Result<Option<(K, V, i64)>> {
+        if self.backend.is_some() && !self.map.contains_key(key) {
+            self.scratch.clear();
+            self.scratch.extend_from_slice(key);
+            self.load_scratch()?;
+        }
         let Some((value, ts)) = self
             .map
             .get(key)
@@ -167,6 +391,7 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KvStore<K, V> {
         if !self.scratch_key(key)? {
             return Ok(None);
         }
+        self.load_scratch()?;
         if let Some(e) = self.map.get_mut(&self.scratch[..]) {
             let new = f(e.value.take());
             let copy = want.then(|| new.clone());
@@ -196,6 +421,7 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KvStore<K, V> {
                 value: Some(new),
                 dirty: true,
                 pending,
+                unsynced: false,
                 timestamp,
             },
         );
@@ -208,6 +434,7 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KvStore<K, V> {
         if !self.scratch_key(key)? {
             return Ok(false);
         }
+        self.load_scratch()?;
         if let Some(e) = self.map.get_mut(&self.scratch[..]) {
             e.value = value;
             e.timestamp = timestamp;
@@ -225,6 +452,7 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KvStore<K, V> {
                 value,
                 dirty: true,
                 pending: false,
+                unsynced: false,
                 timestamp,
             },
         );
@@ -245,6 +473,7 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KvStore<K, V> {
         if !self.scratch_key(key)? {
             return Ok(None);
         }
+        self.load_scratch()?;
         Ok(self
             .map
             .get(&self.scratch[..])
@@ -257,7 +486,14 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KvStore<K, V> {
     }
 
     /// Every live entry: its key's bytes, the key and the value.
-    pub fn entries(&self) -> Result<Vec<(Vec<u8>, K, V)>> {
+    pub fn entries(&mut self) -> Result<Vec<(Vec<u8>, K, V)>> {
+        if self.backend.is_some() {
+            return Ok(self
+                .scan(None, None)?
+                .into_iter()
+                .map(|(b, k, v, _)| (b, k, v))
+                .collect());
+        }
         let mut out = Vec::with_capacity(self.map.len());
         for (k, e) in &self.map {
             if let Some(v) = &e.value {
@@ -271,7 +507,12 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KvStore<K, V> {
     }
 
     /// Deletes the entry stored under `key` (a tombstone at the next changelog write).
-    pub fn delete_bytes(&mut self, key: &[u8]) {
+    pub fn delete_bytes(&mut self, key: &[u8]) -> Result<()> {
+        if self.backend.is_some() && !self.map.contains_key(key) {
+            self.scratch.clear();
+            self.scratch.extend_from_slice(key);
+            self.load_scratch()?;
+        }
         if let Some(e) = self.map.get_mut(key) {
             e.value = None;
             if !e.dirty {
@@ -279,6 +520,7 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KvStore<K, V> {
                 self.dirty.push(KeyBytes::new(key));
             }
         }
+        Ok(())
     }
 
     /// Drops the entries whose key bytes `keep` refuses, writing nothing to the changelog
@@ -302,7 +544,7 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KvStore<K, V> {
     }
 
     /// Every live entry, in no order.
-    pub fn all(&self) -> Result<Vec<(K, V)>> {
+    pub fn all(&mut self) -> Result<Vec<(K, V)>> {
         Ok(self
             .entries()?
             .into_iter()
@@ -340,7 +582,14 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> ErasedStore for KvSto
                 value,
                 e.timestamp,
             )?;
-            if deleted {
+            if self.backend.is_some() {
+                // In the changelog: the file takes it at the commit (a deletion stays in
+                // memory until then, hiding what the file holds).
+                if !e.unsynced {
+                    e.unsynced = true;
+                    self.unsynced.push(bytes);
+                }
+            } else if deleted {
                 self.map.remove(bytes.as_slice());
             }
         }
@@ -348,28 +597,75 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> ErasedStore for KvSto
     }
 
     fn restore(&mut self, key: &[u8], value: Option<&[u8]>, timestamp: i64) -> Result<()> {
-        let bytes = KeyBytes::new(key);
-        match value {
-            None => {
+        let value = match value {
+            Some(v) => Some(self.value_serde.deserialize(&self.changelog, Some(v))?),
+            None if self.backend.is_none() => {
                 self.map.remove(key);
+                return Ok(());
             }
-            Some(v) => {
-                let v = self.value_serde.deserialize(&self.changelog, Some(v))?;
-                self.map.insert(
-                    bytes,
-                    Entry {
-                        value: Some(v),
-                        dirty: false,
-                        pending: false,
-                        timestamp,
-                    },
-                );
-            }
+            None => None,
+        };
+        if let Some(e) = self.map.get_mut(key) {
+            e.value = value;
+            e.timestamp = timestamp;
+        } else {
+            self.map.insert(
+                KeyBytes::new(key),
+                Entry {
+                    value,
+                    dirty: false,
+                    pending: false,
+                    unsynced: false,
+                    timestamp,
+                },
+            );
         }
+        self.mark_unsynced(key);
         Ok(())
     }
 
     fn changelog(&self) -> &str {
         &self.changelog
+    }
+
+    fn open_backend(&mut self, path: &std::path::Path) -> Result<()> {
+        self.backend = Some(Backend::open(path)?);
+        Ok(())
+    }
+
+    fn is_persistent(&self) -> bool {
+        self.backend.is_some()
+    }
+
+    fn checkpoint(&self) -> Option<i64> {
+        self.backend.as_ref().and_then(Backend::checkpoint)
+    }
+
+    fn wipe(&mut self) -> Result<()> {
+        self.map.clear();
+        self.dirty.clear();
+        self.pending.clear();
+        self.unsynced.clear();
+        if let Some(b) = self.backend.as_mut() {
+            eprintln!(
+                "streams: the state store file {} does not match its changelog '{}'; it is \
+                 rebuilt from the changelog",
+                b.path().display(),
+                self.changelog
+            );
+            b.wipe()?;
+        }
+        Ok(())
+    }
+
+    fn restored_to(&mut self, next: i64, done: bool) -> Result<()> {
+        if self.backend.is_some() && (done || self.unsynced.len() > CACHED_ENTRIES) {
+            self.sync(next)?;
+        }
+        Ok(())
+    }
+
+    fn commit_local(&mut self, next: i64) -> Result<()> {
+        self.sync(next)
     }
 }

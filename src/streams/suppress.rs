@@ -230,7 +230,7 @@ where
                 self.order.remove(&(due, kb.clone()));
                 self.bytes = self.bytes.saturating_sub(size);
                 cx.store::<KvStore<K, Buffered<V>>>(self.store)?
-                    .delete_bytes(&kb);
+                    .delete_bytes(&kb)?;
             }
             return Ok(());
         }
@@ -310,7 +310,7 @@ where
         }
         let store = cx.store::<KvStore<K, Buffered<V>>>(self.store)?;
         let entry = store.get_entry(&kb)?;
-        store.delete_bytes(&kb);
+        store.delete_bytes(&kb)?;
         if let Some((key, b, ts)) = entry {
             let at = cx.timestamp;
             cx.timestamp = ts;

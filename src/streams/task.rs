@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 
 use bytes::Bytes;
 
-use super::graph::{Make, SubTopology, Topology};
+use super::graph::{Make, StoreType, SubTopology, Topology};
 use super::node::{Cx, ErasedNode, NodeId, Output, PunctuationType, Schedule, internal};
 use super::ops::{Raw, SourceNode};
 use super::store::ErasedStore;
@@ -24,6 +24,8 @@ pub(crate) struct Task {
     order: Vec<NodeId>,
     store_ids: Vec<usize>,
     store_names: HashMap<String, usize>,
+    /// Key-value stores that may be kept in files: index, name, type as the topology set it.
+    persistable: Vec<(usize, String, Option<StoreType>)>,
     /// Records read but not yet processed, by source topic: a task reading several
     /// partitions processes their records in timestamp order (a join's table before the
     /// stream records after it).
@@ -83,10 +85,14 @@ impl Task {
         let mut stores: Vec<Option<Box<dyn ErasedStore>>> =
             (0..g.stores.len()).map(|_| None).collect();
         let mut store_names = HashMap::new();
+        let mut persistable = Vec::new();
         for &s in &sub.stores {
             if let (Some(def), Some(slot)) = (g.stores.get(s), stores.get_mut(s)) {
                 *slot = Some((def.make)(def.changelog().resolve(app)));
                 store_names.insert(def.name.clone(), s);
+                if def.persistable {
+                    persistable.push((s, def.name.clone(), def.store_type));
+                }
             }
         }
         let sources = sub
@@ -102,6 +108,7 @@ impl Task {
             order: sub.nodes.clone(),
             store_ids: sub.stores.clone(),
             store_names,
+            persistable,
             held: HashMap::new(),
             dropped: 0,
             schedules: Vec::new(),
@@ -313,20 +320,25 @@ impl Task {
             .collect()
     }
 
-    /// Applies a changelog record to store `s`.
-    pub fn restore(
-        &mut self,
-        s: usize,
-        key: &[u8],
-        value: Option<&[u8]>,
-        timestamp: i64,
-    ) -> Result<()> {
-        match self.stores.get_mut(s).and_then(Option::as_mut) {
-            Some(st) => st.restore(key, value, timestamp),
-            None => Err(internal(
-                "a changelog record for a store this task does not hold",
-            )),
+    /// Opens the files of its persistent stores (those the topology made persistent, or, when
+    /// it did not say, all key-value stores when `default` is persistent) under `dir`:
+    /// `<dir>/<sub-topology>_<partition>/<store>.redb`, as Kafka names task directories.
+    pub fn open_backends(&mut self, dir: &std::path::Path, default: StoreType) -> Result<()> {
+        let task_dir = dir.join(format!("{}_{}", self.id.0, self.id.1));
+        for (s, name, t) in &self.persistable {
+            if t.unwrap_or(default) != StoreType::Persistent {
+                continue;
+            }
+            if let Some(Some(store)) = self.stores.get_mut(*s) {
+                store.open_backend(&task_dir.join(format!("{name}.redb")))?;
+            }
         }
+        Ok(())
+    }
+
+    /// Store `s`, whatever its types.
+    pub fn store_mut(&mut self, s: usize) -> Option<&mut Box<dyn ErasedStore>> {
+        self.stores.get_mut(s).and_then(Option::as_mut)
     }
 
     /// The store named `name`, as its concrete type.
