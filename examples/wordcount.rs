@@ -7,8 +7,10 @@
 //! cargo run --example wordcount -- quickstart-data           # counts them, and new lines
 //! ```
 //!
-//! It counts what `quickstart-events` holds and what arrives while it runs, and commits every
-//! second; Ctrl-C or SIGTERM commits and stops it. It owns the directory (a second writer is
+//! It counts what `quickstart-events` holds and what arrives while it runs, exactly once (the
+//! default guarantee: counts and input offsets commit together, every second); Ctrl-C or
+//! SIGTERM makes the last commit, leaves no transaction open, and stops it. Read the counts
+//! with `read_committed` (kcat's default). It owns the directory (a second writer is
 //! refused), so to feed it from outside, serve the Kafka protocol from the same process:
 //!
 //! ```sh

@@ -136,6 +136,10 @@ struct Entry<V> {
 /// since its last commit (the rest are read from its file when needed).
 const CACHED_ENTRIES: usize = 100_000;
 
+/// A restore writes the file every this many keys replayed (bounding what it holds in
+/// memory; each write is one redb transaction).
+const RESTORE_BATCH: usize = 500_000;
+
 /// A key-value store of one task: entries by their key's bytes (Kafka compares keys as
 /// bytes), with the typed value.
 pub(crate) struct KvStore<K, V> {
@@ -659,7 +663,7 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> ErasedStore for KvSto
     }
 
     fn restored_to(&mut self, next: i64, done: bool) -> Result<()> {
-        if self.backend.is_some() && (done || self.unsynced.len() > CACHED_ENTRIES) {
+        if self.backend.is_some() && (done || self.unsynced.len() >= RESTORE_BATCH) {
             self.sync(next)?;
         }
         Ok(())
