@@ -14,14 +14,17 @@
 //! Background maintenance is off so that compaction does not shorten the changelog between
 //! rounds.
 
-#![allow(clippy::unwrap_used, clippy::cast_precision_loss)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::cast_precision_loss,
+    clippy::indexing_slicing
+)]
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use topiclog::streams::{
-    Consumed, Materialized, Serdes, StoreType, Streams, StreamsBuilder, StreamsConfig,
-    StreamsState,
+    Consumed, Materialized, Serdes, StoreType, Streams, StreamsBuilder, StreamsConfig, StreamsState,
 };
 use topiclog::{Log, LogOptions, Record, TopicConfig};
 
@@ -42,7 +45,9 @@ fn open(dir: &Path) -> Log {
 fn setup(dir: &Path, keys: u64, updates: u64) {
     let log = open(dir);
     log.create_topic("updates", 1).unwrap();
-    let config = TopicConfig::default().with("cleanup.policy", "compact").unwrap();
+    let config = TopicConfig::default()
+        .with("cleanup.policy", "compact")
+        .unwrap();
     log.create_topic_with("restore-state-changelog", 1, config)
         .unwrap();
     let p = log.partition("restore-state-changelog", 0).unwrap();
@@ -74,7 +79,11 @@ fn round(dir: &Path) -> Duration {
         Consumed::with(Serdes::string(), Serdes::i64()),
         Materialized::named("state").with_store_type(StoreType::Persistent),
     );
-    let mut streams = Streams::new(&log, builder.build().unwrap(), StreamsConfig::new("restore"));
+    let mut streams = Streams::new(
+        &log,
+        builder.build().unwrap(),
+        StreamsConfig::new("restore"),
+    );
     let t = Instant::now();
     streams.start().unwrap();
     while streams.state() != StreamsState::Running {

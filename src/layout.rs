@@ -39,6 +39,7 @@ pub(crate) const CLEAN_SHUTDOWN_ASIDE: &str = ".kafka_cleanshutdown.consumed";
 pub(crate) const EVENT_STORE_DIR: &str = ".eventstore";
 /// Persistent state stores of stream applications on this log, when `state.dir` is not set:
 /// `<application.id>/<task>/<store>.redb` under it.
+#[cfg(feature = "streams")]
 pub(crate) const STREAMS_STATE_DIR: &str = ".streams-state";
 
 /// The index folder of the event store over topic `name`: while it exists, the topic is an

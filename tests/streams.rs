@@ -832,7 +832,10 @@ fn repartition_topics_are_purged_below_their_committed_offsets() -> TestResult {
     // stays: a consumer's committed offset is past the records, not the marker).
     wait_for("the repartition topic purged", || {
         let start = repartition.log_start_offset();
-        start > 0 && repartition.records(start, 1 << 20).is_ok_and(|r| r.is_empty())
+        start > 0
+            && repartition
+                .records(start, 1 << 20)
+                .is_ok_and(|r| r.is_empty())
     })?;
     streams.close()?;
     let second = corpus(100, 4);

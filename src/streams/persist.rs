@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use redb::{
-    Database, DatabaseError, ReadOnlyTable, ReadableDatabase, ReadableTable,
-    ReadableTableMetadata, TableDefinition,
+    Database, DatabaseError, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition,
 };
 
 use crate::error::{Error, Result};
@@ -139,7 +139,7 @@ impl Backend {
                 from.map_or(Bound::Unbounded, Bound::Included),
                 to.map_or(Bound::Unbounded, Bound::Included),
             ))
-        .map_err(|e| fail(&path, "reading", e))?;
+            .map_err(|e| fail(&path, "reading", e))?;
         for item in range {
             let (k, v) = item.map_err(|e| fail(&path, "reading", e))?;
             if let Some((t, value)) = split(v.value()) {
@@ -232,7 +232,11 @@ mod tests {
         assert_eq!(b.checkpoint(), None);
         assert_eq!(b.get(b"a").expect("get"), None);
         b.write(
-            [(&b"a"[..], Some((5, &b"1"[..]))), (&b"b"[..], Some((6, &b"2"[..])))].into_iter(),
+            [
+                (&b"a"[..], Some((5, &b"1"[..]))),
+                (&b"b"[..], Some((6, &b"2"[..]))),
+            ]
+            .into_iter(),
             10,
         )
         .expect("write");

@@ -1066,10 +1066,13 @@ impl RebalanceListener for Listener {
             };
             let mut task = Task::new(&self.topology, sub, id.1, &self.app);
             let opened = task.open_backends(&self.state_dir, self.default_store);
-            if let Err(e) = opened.and_then(|()| restore(&self.log, &mut task)).and_then(|()| {
-                task.wall_time = crate::clock::now_ms();
-                task.init(&mut InitOutput, self.cache)
-            }) {
+            if let Err(e) = opened
+                .and_then(|()| restore(&self.log, &mut task))
+                .and_then(|()| {
+                    task.wall_time = crate::clock::now_ms();
+                    task.init(&mut InitOutput, self.cache)
+                })
+            {
                 self.fail(e);
                 return;
             }

@@ -136,6 +136,12 @@ struct Entry<V> {
 /// since its last commit (the rest are read from its file when needed).
 const CACHED_ENTRIES: usize = 100_000;
 
+/// An entry as a scan returns it: the key's bytes, the key, the value, its time.
+pub(crate) type Scanned<K, V> = (Vec<u8>, K, V, i64);
+
+/// A value's time, and where its bytes start and end in a buffer.
+type ValueSpan = (i64, usize, usize);
+
 /// A restore writes the file every this many keys replayed (bounding what it holds in
 /// memory; each write is one redb transaction).
 const RESTORE_BATCH: usize = 500_000;
@@ -211,7 +217,8 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KvStore<K, V> {
         };
         match backend.get(key)? {
             Some((t, bytes)) => Ok(Some((
-                self.value_serde.deserialize(&self.changelog, Some(&bytes))?,
+                self.value_serde
+                    .deserialize(&self.changelog, Some(&bytes))?,
                 t,
             ))),
             None => Ok(None),
@@ -221,13 +228,9 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KvStore<K, V> {
     /// Every live entry whose key's bytes are in `from..=to` (`None`: unbounded), in the
     /// order of their bytes (as Kafka's stores order keys), from memory and a persistent
     /// store's file.
-    pub fn scan(
-        &mut self,
-        from: Option<&[u8]>,
-        to: Option<&[u8]>,
-    ) -> Result<Vec<(Vec<u8>, K, V, i64)>> {
+    pub fn scan(&mut self, from: Option<&[u8]>, to: Option<&[u8]>) -> Result<Vec<Scanned<K, V>>> {
         let inside = |k: &[u8]| from.is_none_or(|f| k >= f) && to.is_none_or(|t| k <= t);
-        let mut out: Vec<(Vec<u8>, K, V, i64)> = Vec::new();
+        let mut out: Vec<Scanned<K, V>> = Vec::new();
         for (k, e) in &self.map {
             if let Some(v) = &e.value
                 && inside(k.as_slice())
@@ -239,7 +242,12 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KvStore<K, V> {
             }
         }
         if let Some(backend) = self.backend.as_mut() {
-            let (map, ks, vs, topic) = (&self.map, &self.key_serde, &self.value_serde, &self.changelog);
+            let (map, ks, vs, topic) = (
+                &self.map,
+                &self.key_serde,
+                &self.value_serde,
+                &self.changelog,
+            );
             backend.scan(from, to, |k, t, v| {
                 // Memory holds the newer state of a key it has (a deletion among them).
                 if !map.contains_key(k) {
@@ -279,7 +287,8 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KvStore<K, V> {
         let keys = std::mem::take(&mut self.unsynced);
         // Each value's bytes, after each other in one buffer.
         let mut data = BytesMut::new();
-        let mut spans: Vec<(usize, Option<(i64, usize, usize)>)> = Vec::with_capacity(keys.len());
+        // Each key's index with its value's time and place in `data` (`None`: a deletion).
+        let mut spans: Vec<(usize, Option<ValueSpan>)> = Vec::with_capacity(keys.len());
         for (i, k) in keys.iter().enumerate() {
             let Some(e) = self.map.get(k.as_slice()) else {
                 continue;
@@ -288,7 +297,9 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KvStore<K, V> {
                 Some(v) => {
                     let at = data.len();
                     let mut buf = data.split_off(at);
-                    let present = self.value_serde.serialize_into(&self.changelog, v, &mut buf)?;
+                    let present = self
+                        .value_serde
+                        .serialize_into(&self.changelog, v, &mut buf)?;
                     let n = buf.len();
                     data.unsplit(buf);
                     present.then_some((e.timestamp, at, at + n))
