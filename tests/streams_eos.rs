@@ -172,7 +172,7 @@ fn a_failed_transaction_is_aborted_and_the_replacement_counts_each_record_once()
                 .collect::<Vec<_>>()
         })
         .map_values(move |w: String| {
-            // The 300th word fails the thread once, after its transaction has outputs.
+            // The 300th word (in the second or a later poll) fails the thread once.
             static SEEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
             if SEEN.fetch_add(1, Ordering::Relaxed) == 300
                 && !fail_once.swap(true, Ordering::AcqRel)
@@ -188,9 +188,12 @@ fn a_failed_transaction_is_aborted_and_the_replacement_counts_each_record_once()
         .count(Materialized::named("counts").with_key_serde(Serdes::string()))
         .to_stream()
         .to("counts", Produced::with(Serdes::string(), Serdes::i64()));
+    // 50 lines a poll: the failure comes in a later poll than the first, after the
+    // transaction has outputs, repartition and changelog records written.
     let config = StreamsConfig::new("eos-fail")
         .num_stream_threads(1)
-        .commit_interval(Duration::from_mins(1));
+        .commit_interval(Duration::from_mins(1))
+        .set("max.poll.records", "50")?;
     let mut streams = Streams::new(&log, builder.build()?, config);
     streams.set_uncaught_exception_handler(|_| ThreadErrorResponse::ReplaceThread);
     streams.start()?;
@@ -205,7 +208,6 @@ fn a_failed_transaction_is_aborted_and_the_replacement_counts_each_record_once()
     for (word, values) in emitted(&log, 1)? {
         assert!(values.windows(2).all(|w| w[0] < w[1]), "{word}: {values:?}");
     }
-    // Read uncommitted, the aborted outputs are there.
     Ok(())
 }
 
@@ -288,6 +290,48 @@ fn a_checkpoint_the_changelog_cannot_continue_from_is_dropped_and_the_store_rebu
     assert_eq!(store.all()?, []);
     assert_eq!(store.get(&"kafka".to_string())?, None);
     streams.close()?;
+    Ok(())
+}
+
+#[test]
+fn a_store_file_that_does_not_open_is_kept_aside_and_the_store_rebuilt() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let log = common::open(dir.path())?;
+    log.create_topic("lines", 1)?;
+    log.create_topic("counts", 1)?;
+    let lines = corpus(200, 41);
+    send_lines(&log, &lines)?;
+    let cfg = config(
+        "dmg",
+        ProcessingGuarantee::ExactlyOnceV2,
+        StoreType::Persistent,
+    )
+    .num_stream_threads(1);
+    let mut streams = Streams::new(&log, wordcount::wordcount("lines", "counts")?, cfg.clone());
+    streams.start()?;
+    let want = recount(&lines);
+    wait_for("the counts", || {
+        emitted(&log, 1).is_ok_and(|e| latest(&e) == want)
+    })?;
+    streams.close()?;
+    let file = dir
+        .path()
+        .join(".streams-state")
+        .join("dmg")
+        .join("1_0")
+        .join("counts.redb");
+    std::fs::write(&file, b"not a database file, damaged on purpose")?;
+    let mut streams = Streams::new(&log, wordcount::wordcount("lines", "counts")?, cfg);
+    streams.start()?;
+    wait_for("running", || streams.state() == StreamsState::Running)?;
+    let store = streams.store::<String, i64>("counts")?;
+    assert_eq!(store.all()?.into_iter().collect::<BTreeMap<_, _>>(), want);
+    streams.close()?;
+    // The damaged file is kept, beside the new one.
+    assert_eq!(
+        std::fs::read(file.with_extension("redb.damaged"))?,
+        b"not a database file, damaged on purpose"
+    );
     Ok(())
 }
 

@@ -47,11 +47,29 @@ impl Backend {
             std::fs::create_dir_all(dir).map_err(|e| fail(path, "making its directory", e))?;
         }
         let started = Instant::now();
+        let mut set_aside = false;
         let db = loop {
             match Database::create(path) {
                 Ok(db) => break db,
                 Err(DatabaseError::DatabaseAlreadyOpen) if started.elapsed() < OPEN_WAIT => {
                     std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(DatabaseError::DatabaseAlreadyOpen) => {
+                    return Err(fail(path, "opening", DatabaseError::DatabaseAlreadyOpen));
+                }
+                // A file redb cannot open (damaged, or of another format) is kept aside, not
+                // deleted, and the store is rebuilt from its changelog in a new one.
+                Err(e) if !set_aside => {
+                    let aside = path.with_extension("redb.damaged");
+                    eprintln!(
+                        "streams: the state store file {} does not open ({e}); it is kept as \
+                         {} and the store is rebuilt from its changelog",
+                        path.display(),
+                        aside.display()
+                    );
+                    std::fs::rename(path, &aside)
+                        .map_err(|e| fail(path, "setting the damaged file aside", e))?;
+                    set_aside = true;
                 }
                 Err(e) => return Err(fail(path, "opening", e)),
             }

@@ -837,15 +837,25 @@ impl Output for BatchOutput {
 
 /// Drops a thread's tasks without committing them when the thread fails or panics: its
 /// outputs may not all be written, so its input offsets must not be committed (closing the
-/// consumer revokes its partitions, and the revoke commits what `processed` holds).
+/// consumer revokes its partitions, and the revoke commits what `processed` holds). Under
+/// exactly-once it aborts the open transaction first, so that the revoke cannot commit what
+/// the transaction holds without its offsets.
 struct DirtyClose {
     tasks: Arc<Mutex<TaskSet>>,
+    producer: Arc<Producer>,
+    txn: Option<Arc<AtomicBool>>,
     clean: bool,
 }
 
 impl Drop for DirtyClose {
     fn drop(&mut self) {
         if !self.clean || std::thread::panicking() {
+            if let Some(open) = &self.txn
+                && open.swap(false, Ordering::AcqRel)
+                && let Err(e) = self.producer.abort_transaction()
+            {
+                eprintln!("streams: aborting the transaction of a failed thread: {e}");
+            }
             let mut t = self.tasks.lock();
             t.tasks.clear();
             t.processed.clear();
@@ -947,15 +957,16 @@ fn commit(
     Ok(())
 }
 
-/// Writes the task's persistent stores' files up to their changelogs' ends (after a commit:
-/// every record in them is committed).
+/// Writes the task's persistent stores' files up to their changelogs' last stable offsets
+/// (after a commit: every record below it is committed and written; a record past it, of a
+/// transaction another producer left open, is replayed by the next restore if it commits).
 fn commit_local(log: &Arc<LogInner>, task: &mut Task) -> Result<()> {
     let partition = task.id.1;
     for (s, changelog) in task.changelogs() {
         let Some(store) = task.store_mut(s).filter(|st| st.is_persistent()) else {
             continue;
         };
-        let end = crate::log::handle_for(log, &changelog, partition)?.log_end_offset();
+        let end = crate::log::handle_for(log, &changelog, partition)?.last_stable_offset();
         store.commit_local(end)?;
     }
     Ok(())
@@ -1025,6 +1036,13 @@ impl RebalanceListener for Listener {
         let ids = self.ids(partitions);
         let mut tasks = self.tasks.lock();
         let mut out = BatchOutput::new(&self.log, &self.producer, self.txn.as_ref());
+        if std::thread::panicking() {
+            // A thread unwinding from a panic: nothing it holds may be committed.
+            out.abort();
+            tasks.tasks.clear();
+            tasks.processed.clear();
+            return;
+        }
         match commit(
             &mut tasks,
             Some(&ids),
@@ -1303,6 +1321,8 @@ impl StreamThread {
         // before the consumer is, so its revoke commits nothing of them.
         let mut guard = DirtyClose {
             tasks: Arc::clone(&tasks),
+            producer: Arc::clone(&producer),
+            txn: txn.clone(),
             clean: false,
         };
         let result = self.process_loop(
@@ -1566,9 +1586,17 @@ impl StreamThread {
             return true;
         };
         // What a reader may read: the high watermark (behind the log end while a sync of
-        // `FlushPolicy::EveryBatch` is under way).
-        crate::log::handle_for(&self.log, &tp.topic, tp.partition)
-            .map_or(true, |h| position >= h.high_watermark())
+        // `FlushPolicy::EveryBatch` is under way); under exactly-once (read_committed) the
+        // last stable offset.
+        let eos = self.config.processing_guarantee == ProcessingGuarantee::ExactlyOnceV2;
+        crate::log::handle_for(&self.log, &tp.topic, tp.partition).map_or(true, |h| {
+            position
+                >= if eos {
+                    h.last_stable_offset()
+                } else {
+                    h.high_watermark()
+                }
+        })
     }
 
     /// A record that did not deserialize: the handler fails the thread or skips it (to the

@@ -315,7 +315,11 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KvStore<K, V> {
                 None => (key, None),
             })
         });
-        backend.write(changes, next)?;
+        if let Err(e) = backend.write(changes, next) {
+            // Not in the file: still to write at the next commit.
+            self.unsynced = keys;
+            return Err(e);
+        }
         for k in &keys {
             let gone = match self.map.get_mut(k.as_slice()) {
                 Some(e) => {

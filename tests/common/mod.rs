@@ -335,3 +335,10 @@ pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) -> TestResult {
     }
     Ok(())
 }
+
+/// How many records `h` holds from its start, not counting transaction markers (what a
+/// test waits for when a writer may be transactional).
+pub fn record_count(h: &PartitionHandle) -> i64 {
+    h.records(h.log_start_offset(), 1 << 30)
+        .map_or(0, |r| r.len() as i64)
+}
