@@ -14,7 +14,9 @@ use crate::error::{Error, Result};
 /// client (Kafka's `ReadOnlyKeyValueStore`): each call reads the stores as they are between
 /// two polls of each thread, including what was processed and not yet committed (as Kafka's
 /// queries read the stores, not the changelog). Keys are ordered by their serialized bytes,
-/// as Kafka orders them.
+/// as Kafka orders them. Query from outside the topology: a processor that queries the
+/// client it runs in waits on its own thread's tasks (use `ProcessorContext::key_value_store`
+/// there).
 pub struct ReadOnlyKeyValueStore<K, V> {
     shared: Arc<Shared>,
     name: String,
