@@ -258,28 +258,34 @@ fn a_persistent_store_restarts_from_its_checkpoint_and_not_from_the_changelog() 
     Ok(())
 }
 
+/// Makes the one-partition topics `lines` and `counts`, sends `lines`, and runs WordCount
+/// under `cfg` until its counts equal a recount of them, then closes it.
+fn count_once(log: &Log, lines: &[String], cfg: &StreamsConfig) -> TestResult {
+    log.create_topic("lines", 1)?;
+    log.create_topic("counts", 1)?;
+    send_lines(log, lines)?;
+    let mut streams = Streams::new(log, wordcount::wordcount("lines", "counts")?, cfg.clone());
+    streams.start()?;
+    let want = recount(lines);
+    wait_for("the counts", || {
+        emitted(log, 1).is_ok_and(|e| latest(&e) == want)
+    })?;
+    streams.close()?;
+    Ok(())
+}
+
 #[test]
 fn a_checkpoint_the_changelog_cannot_continue_from_is_dropped_and_the_store_rebuilt() -> TestResult
 {
     let dir = tempfile::tempdir()?;
     let log = common::open(dir.path())?;
-    log.create_topic("lines", 1)?;
-    log.create_topic("counts", 1)?;
-    let lines = corpus(300, 21);
-    send_lines(&log, &lines)?;
     let cfg = config(
         "gone",
         ProcessingGuarantee::AtLeastOnce,
         StoreType::Persistent,
     )
     .num_stream_threads(1);
-    let mut streams = Streams::new(&log, wordcount::wordcount("lines", "counts")?, cfg.clone());
-    streams.start()?;
-    let want = recount(&lines);
-    wait_for("the counts", || {
-        emitted(&log, 1).is_ok_and(|e| latest(&e) == want)
-    })?;
-    streams.close()?;
+    count_once(&log, &corpus(300, 21), &cfg)?;
     // The changelog is emptied and made again (a reset): the file's checkpoint is past its
     // end, so the file is wiped and the store rebuilt from what the changelog holds (nothing).
     log.delete_topic("gone-counts-changelog")?;
@@ -297,23 +303,15 @@ fn a_checkpoint_the_changelog_cannot_continue_from_is_dropped_and_the_store_rebu
 fn a_store_file_that_does_not_open_is_kept_aside_and_the_store_rebuilt() -> TestResult {
     let dir = tempfile::tempdir()?;
     let log = common::open(dir.path())?;
-    log.create_topic("lines", 1)?;
-    log.create_topic("counts", 1)?;
-    let lines = corpus(200, 41);
-    send_lines(&log, &lines)?;
     let cfg = config(
         "dmg",
         ProcessingGuarantee::ExactlyOnceV2,
         StoreType::Persistent,
     )
     .num_stream_threads(1);
-    let mut streams = Streams::new(&log, wordcount::wordcount("lines", "counts")?, cfg.clone());
-    streams.start()?;
+    let lines = corpus(200, 41);
+    count_once(&log, &lines, &cfg)?;
     let want = recount(&lines);
-    wait_for("the counts", || {
-        emitted(&log, 1).is_ok_and(|e| latest(&e) == want)
-    })?;
-    streams.close()?;
     let file = dir
         .path()
         .join(".streams-state")
