@@ -569,9 +569,22 @@ fn check_exactly_once(emitted: &Emitted, sent: &[String]) {
     }
 }
 
-/// The child of the SIGTERM test: WordCount with a commit interval longer than the test,
-/// closing on SIGTERM as `examples/wordcount.rs` does; prints "caught up" once its store
-/// counts `TOPICLOG_STREAMS_TERM_WORDS` words.
+/// A count by key with no repartition (its store counts a record as soon as it is
+/// processed, before any commit): `words` → `counts`.
+fn keyed_count() -> TestResult<topiclog::streams::Topology> {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("words", Consumed::with(Serdes::string(), Serdes::string()))
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+        .count(Materialized::named("counts"))
+        .to_stream()
+        .to("counts", Produced::with(Serdes::string(), Serdes::i64()));
+    Ok(builder.build()?)
+}
+
+/// The child of the SIGTERM test: a count by key with a commit interval longer than the
+/// test, closing on SIGTERM as `examples/wordcount.rs` does; prints "caught up" once its
+/// store has counted `TOPICLOG_STREAMS_TERM_WORDS` records (processed, not committed).
 #[test]
 fn streams_term_child() -> TestResult {
     let Ok(dir) = std::env::var("TOPICLOG_STREAMS_TERM_DIR") else {
@@ -584,11 +597,14 @@ fn streams_term_child() -> TestResult {
     let config = StreamsConfig::new("wc")
         .num_stream_threads(2)
         .commit_interval(Duration::from_hours(1));
-    let mut streams = Streams::new(&log, wordcount::wordcount("lines", "counts")?, config);
+    let mut streams = Streams::new(&log, keyed_count()?, config);
     streams.start()?;
     let store = streams.store::<String, i64>("counts")?;
     let mut told = false;
     while !stop.load(Ordering::Acquire) {
+        if let Some(e) = streams.failure() {
+            return Err(e.into());
+        }
         if !told && store.all()?.iter().map(|(_, n)| n).sum::<i64>() == words {
             println!("caught up");
             told = true;
@@ -602,7 +618,8 @@ fn streams_term_child() -> TestResult {
 }
 
 /// SIGTERM closes the application: its last commit is made (nothing was committed before:
-/// the interval is an hour) and no transaction is left open or aborted.
+/// the interval is an hour, and six minutes pass before a caught-up thread commits) and no
+/// transaction is left open or aborted.
 #[test]
 fn sigterm_commits_and_leaves_no_transaction_open() -> TestResult {
     use std::io::{BufRead, BufReader};
@@ -610,9 +627,15 @@ fn sigterm_commits_and_leaves_no_transaction_open() -> TestResult {
     let lines = corpus(500, 31);
     {
         let log = common::open(dir.path())?;
-        log.create_topic("lines", 2)?;
+        log.create_topic("words", 2)?;
         log.create_topic("counts", 2)?;
-        send_lines(&log, &lines)?;
+        let p = log.producer(ProducerConfig::default())?;
+        for line in &lines {
+            for w in line.to_lowercase().split(' ').filter(|w| !w.is_empty()) {
+                p.send_async(ProducerRecord::new("words", "1").key(w.to_string()))?;
+            }
+        }
+        p.flush()?;
         log.close()?;
     }
     let want = recount(&lines);
@@ -629,6 +652,25 @@ fn sigterm_commits_and_leaves_no_transaction_open() -> TestResult {
         .stdout(std::process::Stdio::piped())
         .spawn()?;
     let stdout = child.stdout.take().ok_or("stdout")?;
+    // A child that hangs is killed after two minutes (its output then ends, and the test
+    // fails instead of waiting for ever).
+    let pid = child.id().to_string();
+    let done = Arc::new(AtomicBool::new(false));
+    let watchdog = {
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            while !done.load(Ordering::Acquire) {
+                if start.elapsed() > Duration::from_mins(2) {
+                    let _ = std::process::Command::new("kill")
+                        .args(["-KILL", &pid])
+                        .status();
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
     let mut out = BufReader::new(stdout).lines();
     let caught_up = out
         .by_ref()
@@ -641,6 +683,8 @@ fn sigterm_commits_and_leaves_no_transaction_open() -> TestResult {
     assert!(sent.success());
     let rest: Vec<String> = out.map_while(Result::ok).collect();
     let status = child.wait()?;
+    done.store(true, Ordering::Release);
+    watchdog.join().map_err(|_| "the watchdog panicked")?;
     assert!(
         status.success() && rest.iter().any(|l| l.ends_with("closed")),
         "the child did not close cleanly: {status:?} {rest:?}"

@@ -688,3 +688,72 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> ErasedStore for KvSto
         self.sync(next)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::streams::Serdes;
+
+    /// Counts the changelog records a store writes.
+    struct Counting(usize);
+
+    impl Output for Counting {
+        fn send(
+            &mut self,
+            _topic: &str,
+            _partition: Option<i32>,
+            _key: Option<&[u8]>,
+            _value: Option<&[u8]>,
+            _timestamp: i64,
+        ) -> Result<()> {
+            self.0 += 1;
+            Ok(())
+        }
+    }
+
+    /// A persistent store holds more keys than it keeps in memory: after a commit, memory
+    /// holds at most its cache, and every key reads back (from the file), deletions too.
+    #[test]
+    fn a_persistent_store_keeps_more_keys_than_memory_holds() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| crate::Error::Streams {
+            reason: e.to_string(),
+        })?;
+        let mut store = KvStore::new("c".into(), Serdes::string(), Serdes::i64());
+        store.open_backend(&dir.path().join("0_0").join("c.redb"))?;
+        let n = CACHED_ENTRIES + CACHED_ENTRIES / 2;
+        for i in 0..n {
+            store.put(&format!("k{i}"), Some(i as i64), 7)?;
+        }
+        let mut out = Counting(0);
+        store.flush_changelog(0, &mut out)?;
+        assert_eq!(out.0, n);
+        store.commit_local(n as i64)?;
+        assert!(
+            store.map.len() <= CACHED_ENTRIES,
+            "{} in memory",
+            store.map.len()
+        );
+        assert_eq!(store.checkpoint(), Some(n as i64));
+        // Deleted, not yet committed: hidden from reads though the file has it.
+        let gone = KeyBytes::new(b"k0");
+        store.delete_bytes(gone.as_slice())?;
+        assert_eq!(store.get_by_key(&"k0".to_string())?, None);
+        assert_eq!(store.get_by_key(&"k1".to_string())?, Some(&1));
+        assert_eq!(
+            store.get_by_key(&format!("k{}", n - 1))?,
+            Some(&(n as i64 - 1))
+        );
+        assert_eq!(store.scan(None, None)?.len(), n - 1);
+        store.flush_changelog(0, &mut out)?;
+        store.commit_local(n as i64 + 1)?;
+        // Reopened: the file alone.
+        drop(store);
+        let mut store = KvStore::new("c".into(), Serdes::string(), Serdes::i64());
+        store.open_backend(&dir.path().join("0_0").join("c.redb"))?;
+        assert_eq!(store.checkpoint(), Some(n as i64 + 1));
+        assert_eq!(store.approximate_len()?, (n - 1) as u64);
+        assert_eq!(store.get_by_key(&"k0".to_string())?, None);
+        assert_eq!(store.get_by_key(&"k7".to_string())?, Some(&7));
+        Ok(())
+    }
+}
