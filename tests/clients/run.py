@@ -1021,26 +1021,46 @@ def main():
     for name, scenario in SCENARIOS.items():
         if args.only and not any(o in name for o in args.only):
             continue
-        server = Server(args.server).start()
-        started = time.time()
+        tries = RETRIED.get(name, 1)
+        for attempt in range(1, tries + 1):
+            if run_scenario(args, name, scenario, last=attempt == tries):
+                break
+        else:
+            failed += 1
+    print(f"{failed} failed" if failed else "all passed")
+    sys.exit(1 if failed else 0)
+
+
+# Scenarios known to fail now and then on a slow machine, run once more (on a new server)
+# before they count as failed; the first failure is printed all the same. kafka-python's
+# three-member group: on slow CI runs one member sometimes holds no partition for 30 s
+# (an open investigation; it has not failed when run alone).
+RETRIED = {"kafka-python: 3-member group, one member leaves": 2}
+
+
+def run_scenario(args, name, scenario, last):
+    """Runs one scenario on a new server; whether it passed (a failure is printed)."""
+    server = Server(args.server).start()
+    started = time.time()
+    try:
         try:
             if getattr(scenario, "needs_node", False):
                 scenario(server, args.node_modules or "node_modules")
             else:
                 scenario(server)
             print(f"ok    {name} ({time.time() - started:.1f} s)", flush=True)
+            return True
         except Exception:  # noqa: BLE001 - every failure is reported, then the next runs
-            failed += 1
-            print(f"FAIL  {name} ({time.time() - started:.1f} s)", flush=True)
+            word = "FAIL " if last else "RETRY"
+            print(f"{word} {name} ({time.time() - started:.1f} s)", flush=True)
             traceback.print_exc()
             log = os.path.join(server.dir, "..", os.path.basename(server.dir) + ".log")
             if os.path.exists(log):
                 print("server output (last lines):")
                 print(open(log, errors="replace").read()[-2000:])
-        finally:
-            server.close()
-    print(f"{failed} failed" if failed else "all passed")
-    sys.exit(1 if failed else 0)
+            return False
+    finally:
+        server.close()
 
 
 if __name__ == "__main__":
