@@ -131,6 +131,8 @@ mod io;
 mod layout;
 mod log;
 mod metrics;
+#[cfg(feature = "kafka")]
+pub mod mirror;
 mod open;
 mod partition;
 mod producer;

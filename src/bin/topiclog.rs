@@ -65,6 +65,64 @@ enum Command {
     /// Move data between topics and files (Kafka Connect).
     #[command(subcommand)]
     Connect(ConnectCmd),
+    /// Mirror topics into or out of a Kafka-protocol cluster (MirrorMaker 2's job), exactly
+    /// once where the cluster has transactions. Needs the `kafka` feature.
+    #[command(subcommand)]
+    Mirror(MirrorCmd),
+}
+
+#[derive(Subcommand)]
+enum MirrorCmd {
+    /// Local topics -> the cluster. Opens the directory read-only (progress is kept on the
+    /// cluster), so it runs beside the application that owns it.
+    Push(MirrorArgs),
+    /// Cluster topics -> the local directory (`--topics` required).
+    Pull(MirrorArgs),
+}
+
+#[derive(Args)]
+struct MirrorArgs {
+    /// The cluster: HOST:PORT[,HOST:PORT...].
+    #[arg(long)]
+    bootstrap_server: String,
+    /// A regex the whole topic name must match (MirrorMaker 2's `topics`); push: all
+    /// topics by default. Internal topics are never mirrored.
+    #[arg(long)]
+    topics: Option<String>,
+    /// The source cluster's alias: topics are named `<alias>.<topic>` on the target.
+    /// Without it names are kept and internal topics use `source`.
+    #[arg(long)]
+    alias: Option<String>,
+    /// Stop once caught up with the source's end, instead of following it.
+    #[arg(long)]
+    until_end: bool,
+    /// `auto` (transactions where the cluster has them), `required`, or `disabled`
+    /// (idempotent producer: at least once). Pull always writes in local transactions.
+    #[arg(long, default_value = "auto")]
+    exactly_once: String,
+    /// Commit translated group offsets to the target's groups that have no active member
+    /// (MirrorMaker 2's sync.group.offsets.enabled).
+    #[arg(long)]
+    sync_group_offsets: bool,
+    /// A properties file of client settings for every connection (librdkafka's names).
+    #[arg(long)]
+    command_config: Option<PathBuf>,
+    /// A producer setting for push, KEY=VALUE (linger.ms, batch.size, compression.type,
+    /// ...); repeatable.
+    #[arg(long)]
+    producer_property: Vec<String>,
+    /// A consumer setting for pull, KEY=VALUE; repeatable.
+    #[arg(long)]
+    consumer_property: Vec<String>,
+    /// Records per transaction, at most.
+    #[arg(long, default_value_t = 100_000)]
+    transaction_records: usize,
+    /// Seconds between progress lines on stderr (records/s, lag per partition); 0: none.
+    #[arg(long, default_value_t = 5)]
+    progress_interval: u64,
+    /// Seconds to wait for the cluster to answer.
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
 }
 
 #[derive(Subcommand)]
@@ -311,7 +369,137 @@ fn run(cli: Cli) -> Out {
         Command::Perf(c) => perf(&dir, c),
         Command::DumpLog(a) => dump_log(&a),
         Command::Connect(c) => connect(&dir, c),
+        Command::Mirror(c) => mirror(&dir, c),
     }
+}
+
+#[cfg(not(feature = "kafka"))]
+fn mirror(_dir: &Path, _c: MirrorCmd) -> Out {
+    Err(Fail(
+        "this topiclog was built without the `kafka` feature, which mirroring needs: \
+         cargo install topiclog --features cli,kafka"
+            .into(),
+    ))
+}
+
+#[cfg(feature = "kafka")]
+fn key_values(list: &[String], what: &str) -> Result<Vec<(String, String)>, Fail> {
+    list.iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                .ok_or_else(|| Fail(format!("{what} {kv:?}: expected KEY=VALUE")))
+        })
+        .collect()
+}
+
+#[cfg(feature = "kafka")]
+fn mirror(dir: &Path, c: MirrorCmd) -> Out {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    use topiclog::mirror::{self, ExactlyOnce, MirrorConfig};
+    let (pushing, a) = match c {
+        MirrorCmd::Push(a) => (true, a),
+        MirrorCmd::Pull(a) => (false, a),
+    };
+    let verb = if pushing { "push" } else { "pull" };
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .map_err(|e| Fail(format!("cannot handle signal {sig}: {e}")))?;
+    }
+    let mut cfg = MirrorConfig::new(a.bootstrap_server.clone());
+    cfg.topics = match (&a.topics, pushing) {
+        (Some(t), _) => t.clone(),
+        (None, true) => ".*".into(),
+        (None, false) => return Err(Fail("mirror pull needs --topics REGEX".into())),
+    };
+    cfg.alias.clone_from(&a.alias);
+    cfg.until_end = a.until_end;
+    cfg.exactly_once = match a.exactly_once.as_str() {
+        "auto" => ExactlyOnce::Auto,
+        "required" => ExactlyOnce::Required,
+        "disabled" => ExactlyOnce::Disabled,
+        other => {
+            return Err(Fail(format!(
+                "--exactly-once {other}: use auto, required or disabled"
+            )));
+        }
+    };
+    cfg.sync_group_offsets = a.sync_group_offsets;
+    cfg.transaction_records = a.transaction_records;
+    cfg.timeout = Duration::from_secs(a.timeout.max(1));
+    if let Some(path) = &a.command_config {
+        let props = topiclog::connect::Properties::load(path)?;
+        for k in props.keys() {
+            if let Some(v) = props.get(k) {
+                cfg.client_properties.push((k.to_owned(), v.to_owned()));
+            }
+        }
+    }
+    cfg.producer_properties = key_values(&a.producer_property, "--producer-property")?;
+    cfg.consumer_properties = key_values(&a.consumer_property, "--consumer-property")?;
+    if a.progress_interval > 0 {
+        cfg.progress_interval = Duration::from_secs(a.progress_interval);
+        cfg.progress = Some(Arc::new(move |p: &mirror::Progress| {
+            eprintln!("topiclog: mirror {verb}: {p}");
+        }));
+    }
+    // A push that follows its source reopens its read-only view now and then, so that
+    // topics the owner creates, and its groups' new commits, are seen.
+    const REOPEN: Duration = Duration::from_secs(60);
+    let mut total = mirror::MirrorReport::default();
+    loop {
+        let round_stop = Arc::new(AtomicBool::new(false));
+        cfg.stop = Some(Arc::clone(&round_stop));
+        let watcher = {
+            let (stop, round_stop) = (Arc::clone(&stop), Arc::clone(&round_stop));
+            let reopen = pushing && !a.until_end;
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                while !round_stop.load(Ordering::Relaxed) {
+                    if stop.load(Ordering::Relaxed) || (reopen && started.elapsed() >= REOPEN) {
+                        round_stop.store(true, Ordering::Relaxed);
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+        };
+        let result = if pushing {
+            open_ro(dir).and_then(|log| mirror::push(&log, &cfg).map_err(|e| Fail(e.to_string())))
+        } else {
+            open_rw(dir).and_then(|log| {
+                let r = mirror::pull(&log, &cfg).map_err(|e| Fail(e.to_string()));
+                log.close()?;
+                r
+            })
+        };
+        round_stop.store(true, Ordering::Relaxed);
+        let _ = watcher.join();
+        let report = result?;
+        for w in &report.warnings {
+            if !total.warnings.contains(w) {
+                eprintln!("topiclog: mirror {verb}: {w}");
+            }
+        }
+        total.records += report.records;
+        total.transactions += report.transactions;
+        total.checkpoints += report.checkpoints;
+        total.group_offsets_synced += report.group_offsets_synced;
+        total.skipped_by_retention += report.skipped_by_retention;
+        total.retried_rounds += report.retried_rounds;
+        total.exactly_once = report.exactly_once;
+        total.warnings.extend(report.warnings);
+        for t in report.created_topics {
+            total.created_topics.push(t);
+        }
+        if a.until_end || stop.load(Ordering::Relaxed) || !pushing {
+            break;
+        }
+    }
+    println!("mirror {verb}: {total}");
+    Ok(())
 }
 
 /// Worker keys of Kafka's that mean nothing in one process, and why.

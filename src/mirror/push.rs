@@ -1,0 +1,668 @@
+//! Push: local topics → a cluster, each batch of records in one Kafka transaction with the
+//! offset syncs that say how far it got.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rdkafka::ClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header as KafkaHeader, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+
+use super::cluster::{self, Cluster, Ctx};
+use super::schema::{Checkpoint, OffsetSync, OffsetSyncs};
+use super::{
+    Backoff, ExactlyOnce, MirrorConfig, MirrorError, MirrorReport, Progress, ReplicationPolicy,
+};
+use crate::{Consumer, ConsumerConfig, IsolationLevel, Log, PartitionHandle, TopicPartition};
+
+/// Topic settings a created target topic takes from its source (MirrorMaker 2 syncs topic
+/// configs too; these are the ones that change what the target keeps).
+pub(super) const COPIED_CONFIGS: [&str; 4] = [
+    "cleanup.policy",
+    "retention.ms",
+    "retention.bytes",
+    "max.message.bytes",
+];
+
+/// A delivery's opaque value: the slot in the high bits, the source offset in the low ones.
+const OFFSET_BITS: u32 = 44;
+const OFFSET_MASK: usize = (1 << OFFSET_BITS) - 1;
+/// The opaque value of the mirror's own records (offset syncs, checkpoints).
+const INTERNAL: usize = usize::MAX;
+
+/// The producer's context: deliveries of the current round, per slot the last source offset
+/// delivered and where it landed.
+struct PushCtx {
+    base: Ctx,
+    delivered: Mutex<Vec<Option<(i64, i64)>>>,
+    failed: Mutex<Option<String>>,
+}
+
+impl ClientContext for PushCtx {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.base.error(error, reason);
+    }
+}
+
+impl ProducerContext for PushCtx {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
+        match result {
+            Ok(m) if opaque != INTERNAL => {
+                let slot = opaque >> OFFSET_BITS;
+                let upstream = (opaque & OFFSET_MASK) as i64;
+                if let Some(e) = self.delivered.lock().get_mut(slot)
+                    && e.is_none_or(|(u, _)| upstream > u)
+                {
+                    *e = Some((upstream, m.offset()));
+                }
+            }
+            Ok(_) => {}
+            Err((e, _)) => {
+                self.failed.lock().get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+}
+
+/// One source partition.
+struct Slot {
+    tp: TopicPartition,
+    handle: PartitionHandle,
+    target: String,
+    /// `Some(p)` when both sides have as many partitions; else murmur2 of the key.
+    target_partition: Option<i32>,
+    /// The consumer's position after the last committed round.
+    position: i64,
+    /// The end to reach with `until_end`.
+    end: i64,
+}
+
+fn producer(
+    cfg: &MirrorConfig,
+    transactional_id: Option<&str>,
+    slots: usize,
+) -> Result<BaseProducer<PushCtx>, MirrorError> {
+    let mut c = cluster::base_config(cfg);
+    // Java's partitioner for records the mirror does not place itself: murmur2 of the key.
+    c.set("enable.idempotence", "true")
+        .set("partitioner", "murmur2_random");
+    if let Some(id) = transactional_id {
+        c.set("transactional.id", id)
+            .set("transaction.timeout.ms", "60000");
+    }
+    for (k, v) in &cfg.producer_properties {
+        c.set(k, v);
+    }
+    c.create_with_context(PushCtx {
+        base: Ctx::default(),
+        delivered: Mutex::new(vec![None; slots]),
+        failed: Mutex::new(None),
+    })
+    .map_err(cluster::creation_error)
+}
+
+/// Mirrors the log's topics that `config` selects into the cluster, until the source's end
+/// (`until_end`), a stop, or an error.
+///
+/// Resumes from the offset syncs on the cluster. With transactions (the default where the
+/// cluster has them) every record reaches the cluster exactly once across crashes and
+/// restarts; without, at least once. `log` may be a read-only view of a directory another
+/// process owns (`LogOptions::read_only`): the push writes nothing locally. Group offsets are
+/// those the log saw when it opened, for a read-only view.
+///
+/// # Errors
+/// [`MirrorError`]: the cluster unreachable, no topic matching, settings this build cannot
+/// do, a second mirror with the same transactional id, rounds that keep failing.
+pub fn push(log: &Log, cfg: &MirrorConfig) -> Result<MirrorReport, MirrorError> {
+    let policy = cfg.policy()?;
+    let cluster = Cluster::connect(cfg)?;
+    let mut report = MirrorReport::default();
+    let sources: Vec<String> = log
+        .topics()
+        .into_iter()
+        .filter(|t| policy.mirrors_topic(t))
+        .collect();
+    if sources.is_empty() {
+        return Err(MirrorError::TopicNotFound(format!(
+            "no local topic matches {:?}",
+            cfg.topics
+        )));
+    }
+    let existing = cluster.topics()?;
+    let mut slots = Vec::new();
+    for topic in &sources {
+        let count = log.partition_count(topic)?;
+        let target = policy.target_topic(topic);
+        let same = match existing.get(&target) {
+            None => {
+                let props = log.describe_topic(topic)?.config.to_properties();
+                let configs: Vec<(String, String)> = COPIED_CONFIGS
+                    .iter()
+                    .filter_map(|k| props.get(k).map(|v| ((*k).to_owned(), v.clone())))
+                    .collect();
+                cluster.create_topic(&target, count, &configs)?;
+                report.created_topics.push(target.clone());
+                true
+            }
+            Some(n) if *n == count => true,
+            Some(n) => {
+                report.warnings.push(format!(
+                    "{target} has {n} partitions and {topic} has {count}: records go to the \
+                     partition of their key's murmur2, and group offsets of {topic} are not \
+                     checkpointed"
+                ));
+                false
+            }
+        };
+        if existing.contains_key(&target)
+            && cluster
+                .topic_config(&target)?
+                .get("message.timestamp.type")
+                .is_some_and(|t| t == "LogAppendTime")
+        {
+            report.warnings.push(format!(
+                "{target} uses LogAppendTime: the cluster replaces the records' timestamps"
+            ));
+        }
+        report.topics.push((topic.clone(), target.clone()));
+        for p in 0..count {
+            slots.push(Slot {
+                tp: TopicPartition::new(topic.clone(), p),
+                handle: log.partition(topic, p)?,
+                target: target.clone(),
+                target_partition: same.then_some(p),
+                position: 0,
+                end: 0,
+            });
+        }
+    }
+    if slots.len() >= 1 << (usize::BITS - OFFSET_BITS) - 1 {
+        return Err(MirrorError::InvalidConfig(format!(
+            "{} partitions to mirror: at most {} at once",
+            slots.len(),
+            (1usize << (usize::BITS - OFFSET_BITS)) - 2
+        )));
+    }
+    let syncs_topic = policy.offset_syncs_topic();
+    let checkpoints_topic = policy.checkpoints_topic();
+    for internal in [&syncs_topic, &checkpoints_topic] {
+        if !existing.contains_key(internal) {
+            cluster.create_topic(internal, 1, &[("cleanup.policy".into(), "compact".into())])?;
+        }
+    }
+
+    // Transactions where the cluster has them; the fence of a previous incarnation (and the
+    // abort of its open transaction) comes before the offset syncs are read.
+    let id = cfg.transactional_id.clone().unwrap_or_else(|| {
+        format!(
+            "topiclog-mirror-push-{}-{}",
+            policy.alias(),
+            log.directory_id().unwrap_or("log")
+        )
+    });
+    let (producer, eos) = match cfg.exactly_once {
+        ExactlyOnce::Disabled => (producer(cfg, None, slots.len())?, false),
+        mode => {
+            let p = producer(cfg, Some(&id), slots.len())?;
+            match p.init_transactions(cfg.timeout) {
+                Ok(()) => (p, true),
+                Err(e) if mode == ExactlyOnce::Auto && !is_auth(&e) => {
+                    report.warnings.push(format!(
+                        "the cluster did not start a transaction ({e}): mirroring at least \
+                         once with an idempotent producer"
+                    ));
+                    drop(p);
+                    (producer(cfg, None, slots.len())?, false)
+                }
+                Err(e) => {
+                    return Err(cluster::contact_error(cfg, &e, &p.context().base));
+                }
+            }
+        }
+    };
+    report.exactly_once = eos;
+
+    let mut syncs = OffsetSyncs::default();
+    let syncs_partitions = cluster.topics()?.get(&syncs_topic).copied().unwrap_or(1);
+    for f in cluster.read_topic(&syncs_topic, syncs_partitions)? {
+        if let (Some(k), Some(v)) = (f.key, f.value)
+            && let Ok(s) = OffsetSync::decode(&k, &v)
+        {
+            syncs.add(&s);
+        }
+    }
+
+    let mut consumer = log.consumer(ConsumerConfig {
+        group_id: None,
+        isolation_level: IsolationLevel::ReadCommitted,
+        max_poll_records: 10_000,
+        ..ConsumerConfig::default()
+    })?;
+    let tps: Vec<TopicPartition> = slots.iter().map(|s| s.tp.clone()).collect();
+    consumer.assign(&tps)?;
+    let mut index = HashMap::new();
+    for (i, s) in slots.iter_mut().enumerate() {
+        let start = s.handle.log_start_offset();
+        let at = syncs
+            .resume_at(&s.tp.topic, s.tp.partition)
+            .unwrap_or(start);
+        if at < start {
+            report.skipped_by_retention += (start - at) as u64;
+        }
+        s.position = at.max(start);
+        s.end = s.handle.last_stable_offset();
+        consumer.seek(&s.tp, s.position)?;
+        index.insert(s.tp.clone(), i);
+    }
+
+    let mut run = Push {
+        cfg,
+        policy: &policy,
+        cluster: &cluster,
+        log,
+        producer,
+        eos,
+        consumer,
+        slots,
+        index,
+        syncs,
+        syncs_topic,
+        checkpoints_topic,
+        emitted: HashMap::new(),
+        report,
+    };
+    run.run()?;
+    Ok(run.report)
+}
+
+fn is_auth(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::TransactionalIdAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed
+                | RDKafkaErrorCode::SaslAuthenticationFailed
+        )
+    )
+}
+
+/// Why a round failed.
+enum RoundError {
+    /// Retried from the last committed position after a backoff.
+    Retry(String),
+    /// Ends the mirror.
+    Fatal(MirrorError),
+}
+
+impl From<crate::Error> for RoundError {
+    fn from(e: crate::Error) -> Self {
+        RoundError::Fatal(e.into())
+    }
+}
+
+struct Push<'a> {
+    cfg: &'a MirrorConfig,
+    policy: &'a ReplicationPolicy,
+    cluster: &'a Cluster,
+    log: &'a Log,
+    producer: BaseProducer<PushCtx>,
+    eos: bool,
+    consumer: Consumer,
+    slots: Vec<Slot>,
+    index: HashMap<TopicPartition, usize>,
+    syncs: OffsetSyncs,
+    syncs_topic: String,
+    checkpoints_topic: String,
+    /// The last checkpoint written per (group, target topic, partition): (upstream, downstream).
+    emitted: HashMap<(String, String, i32), (i64, i64)>,
+    report: MirrorReport,
+}
+
+impl Push<'_> {
+    fn run(&mut self) -> Result<(), MirrorError> {
+        let mut backoff = Backoff::new();
+        let mut last_checkpoint = Instant::now();
+        let mut last_progress = (Instant::now(), 0u64);
+        loop {
+            let done = self.cfg.until_end && self.slots.iter().all(|s| s.position >= s.end);
+            let stopping = self.cfg.stopping();
+            let checkpoint_due =
+                done || stopping || last_checkpoint.elapsed() >= self.cfg.checkpoint_interval;
+            match self.round(checkpoint_due, done || stopping) {
+                Ok(()) => {
+                    backoff.succeeded();
+                    if checkpoint_due {
+                        last_checkpoint = Instant::now();
+                    }
+                }
+                Err(RoundError::Fatal(e)) => {
+                    if self.eos {
+                        let _ = self.producer.abort_transaction(self.cfg.timeout);
+                    }
+                    return Err(e);
+                }
+                Err(RoundError::Retry(why)) => {
+                    self.report.retried_rounds += 1;
+                    if self.eos {
+                        // An abort that fails leaves the transaction to the coordinator's
+                        // timeout; the next round's begin says so.
+                        let _ = self.producer.abort_transaction(self.cfg.timeout);
+                    } else {
+                        let _ = self.producer.flush(self.cfg.timeout);
+                    }
+                    self.producer.context().failed.lock().take();
+                    self.producer.context().delivered.lock().fill(None);
+                    for s in &self.slots {
+                        self.consumer.seek(&s.tp, s.position)?;
+                    }
+                    backoff.failed(self.cfg.retries, why)?;
+                    continue;
+                }
+            }
+            if let Some(progress) = &self.cfg.progress
+                && last_progress.0.elapsed() >= self.cfg.progress_interval
+            {
+                let secs = last_progress.0.elapsed().as_secs_f64();
+                progress(&Progress {
+                    records: self.report.records,
+                    records_per_second: (self.report.records - last_progress.1) as f64 / secs,
+                    lag: self
+                        .slots
+                        .iter()
+                        .map(|s| {
+                            (
+                                s.tp.clone(),
+                                (s.handle.last_stable_offset() - s.position).max(0),
+                            )
+                        })
+                        .collect(),
+                });
+                last_progress = (Instant::now(), self.report.records);
+            }
+            if done || stopping {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Reads up to a transaction's worth of records, sends them, then their offset syncs
+    /// (and due checkpoints), and commits.
+    fn round(&mut self, checkpoint_due: bool, finishing: bool) -> Result<(), RoundError> {
+        let started = Instant::now();
+        let mut sent = 0usize;
+        let mut in_txn = false;
+        loop {
+            let wait = if sent == 0 && !finishing {
+                Duration::from_millis(100)
+            } else {
+                Duration::ZERO
+            };
+            let records = self.consumer.poll(wait)?;
+            if records.is_empty() {
+                break;
+            }
+            if self.eos && !in_txn {
+                self.begin()?;
+                in_txn = true;
+            }
+            for tp in records.partitions() {
+                let Some(&slot) = self.index.get(&tp) else {
+                    continue;
+                };
+                let s = &self.slots[slot];
+                for r in records.records(&tp) {
+                    let opaque = (slot << OFFSET_BITS) | (r.offset() as usize & OFFSET_MASK);
+                    let mut rec: BaseRecord<'_, [u8], [u8], usize> =
+                        BaseRecord::with_opaque_to(&s.target, opaque);
+                    if r.timestamp() >= 0 {
+                        rec = rec.timestamp(r.timestamp());
+                    }
+                    if let Some(k) = r.key() {
+                        rec = rec.key(k);
+                    }
+                    if let Some(v) = r.value() {
+                        rec = rec.payload(v);
+                    }
+                    if let Some(p) = s.target_partition {
+                        rec = rec.partition(p);
+                    }
+                    if r.header_count() > 0 {
+                        let mut h = OwnedHeaders::new_with_capacity(r.header_count());
+                        for (key, value) in r.headers() {
+                            h = h.insert(KafkaHeader { key, value });
+                        }
+                        rec = rec.headers(h);
+                    }
+                    send(&self.producer, rec)?;
+                    sent += 1;
+                    if sent.is_multiple_of(1024) {
+                        self.producer.poll(Duration::ZERO);
+                    }
+                }
+            }
+            if sent >= self.cfg.transaction_records
+                || started.elapsed() >= self.cfg.transaction_interval
+                || self.cfg.stopping()
+            {
+                break;
+            }
+        }
+        let checkpoints = if checkpoint_due {
+            self.checkpoints()
+        } else {
+            Vec::new()
+        };
+        if sent == 0 && checkpoints.is_empty() {
+            return Ok(());
+        }
+        if self.eos && !in_txn {
+            self.begin()?;
+        }
+        self.producer
+            .flush(self.cfg.timeout)
+            .map_err(|e| RoundError::Retry(format!("flush: {e}")))?;
+        if let Some(f) = self.producer.context().failed.lock().take() {
+            return Err(RoundError::Retry(format!("delivery: {f}")));
+        }
+        let delivered: Vec<(usize, i64, i64)> = self
+            .producer
+            .context()
+            .delivered
+            .lock()
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, d)| d.take().map(|(u, dn)| (i, u, dn)))
+            .collect();
+        let mut new_syncs = Vec::with_capacity(delivered.len());
+        for (slot, upstream, downstream) in delivered {
+            let s = &self.slots[slot];
+            let sync = OffsetSync {
+                topic: s.tp.topic.clone(),
+                partition: s.tp.partition,
+                upstream,
+                downstream,
+            };
+            let (k, v) = (sync.key(), sync.value());
+            send(
+                &self.producer,
+                BaseRecord::with_opaque_to(&self.syncs_topic, INTERNAL)
+                    .partition(0)
+                    .key(&k[..])
+                    .payload(&v[..]),
+            )?;
+            new_syncs.push(sync);
+        }
+        for c in &checkpoints {
+            let (k, v) = (c.key(), c.value());
+            send(
+                &self.producer,
+                BaseRecord::with_opaque_to(&self.checkpoints_topic, INTERNAL)
+                    .partition(0)
+                    .key(&k[..])
+                    .payload(&v[..]),
+            )?;
+        }
+        if self.eos {
+            self.producer
+                .commit_transaction(self.cfg.timeout)
+                .map_err(|e| self.classify(e, "commit"))?;
+        } else {
+            self.producer
+                .flush(self.cfg.timeout)
+                .map_err(|e| RoundError::Retry(format!("flush: {e}")))?;
+            if let Some(f) = self.producer.context().failed.lock().take() {
+                return Err(RoundError::Retry(format!("delivery: {f}")));
+            }
+        }
+        // Committed.
+        for s in &new_syncs {
+            self.syncs.add(s);
+        }
+        for s in &mut self.slots {
+            s.position = self.consumer.position(&s.tp)?;
+        }
+        self.report.records += sent as u64;
+        self.report.transactions += 1;
+        self.report.checkpoints += checkpoints.len() as u64;
+        for c in &checkpoints {
+            self.emitted.insert(
+                (c.group.clone(), c.topic.clone(), c.partition),
+                (c.upstream, c.downstream),
+            );
+        }
+        if self.cfg.sync_group_offsets && !checkpoints.is_empty() {
+            self.sync_group_offsets(&checkpoints);
+        }
+        Ok(())
+    }
+
+    fn begin(&self) -> Result<(), RoundError> {
+        self.producer
+            .begin_transaction()
+            .map_err(|e| self.classify(e, "begin transaction"))
+    }
+
+    fn classify(&self, e: KafkaError, what: &str) -> RoundError {
+        if let KafkaError::Transaction(t) = &e
+            && (t.is_fatal() || t.code() == RDKafkaErrorCode::ProducerFenced)
+        {
+            if t.code() == RDKafkaErrorCode::ProducerFenced
+                || t.code() == RDKafkaErrorCode::InvalidProducerEpoch
+            {
+                let id = self.cfg.transactional_id.clone().unwrap_or_default();
+                return RoundError::Fatal(MirrorError::Fenced(if id.is_empty() {
+                    format!("(this mirror's; {t})")
+                } else {
+                    id
+                }));
+            }
+            return RoundError::Fatal(MirrorError::Kafka(e));
+        }
+        RoundError::Retry(format!("{what}: {e}"))
+    }
+
+    /// Checkpoints of the local groups' committed offsets that changed since the last ones.
+    fn checkpoints(&self) -> Vec<Checkpoint> {
+        let mut out = Vec::new();
+        for group in self.log.list_groups() {
+            if !self.policy.mirrors_group(&group) {
+                continue;
+            }
+            for (tp, committed) in self.log.committed_offsets(&group, None) {
+                let Some(committed) = committed else { continue };
+                let Some(&slot) = self.index.get(&tp) else {
+                    continue;
+                };
+                let s = &self.slots[slot];
+                let Some(partition) = s.target_partition else {
+                    continue;
+                };
+                let Some(downstream) =
+                    self.syncs
+                        .translate(&tp.topic, tp.partition, committed.offset)
+                else {
+                    continue;
+                };
+                let key = (group.clone(), s.target.clone(), partition);
+                if self.emitted.get(&key) == Some(&(committed.offset, downstream)) {
+                    continue;
+                }
+                out.push(Checkpoint {
+                    group: group.clone(),
+                    topic: s.target.clone(),
+                    partition,
+                    upstream: committed.offset,
+                    downstream,
+                    metadata: committed.metadata.clone(),
+                });
+            }
+        }
+        out
+    }
+
+    /// Commits checkpoints to the cluster's groups that have no active member, forward only.
+    /// A failure is a warning: the checkpoints are written; the next interval tries again.
+    fn sync_group_offsets(&mut self, checkpoints: &[Checkpoint]) {
+        let mut by_group: HashMap<&str, Vec<&Checkpoint>> = HashMap::new();
+        for c in checkpoints {
+            by_group.entry(&c.group).or_default().push(c);
+        }
+        for (group, cps) in by_group {
+            let result = (|| -> Result<u64, MirrorError> {
+                if self.cluster.group_members(group)? > 0 {
+                    return Ok(0);
+                }
+                let tps: Vec<(String, i32)> =
+                    cps.iter().map(|c| (c.topic.clone(), c.partition)).collect();
+                let current = self.cluster.committed(group, &tps)?;
+                let forward: Vec<((String, i32), i64, String)> = cps
+                    .iter()
+                    .filter(|c| {
+                        current
+                            .get(&(c.topic.clone(), c.partition))
+                            .is_none_or(|(o, _)| c.downstream > *o)
+                    })
+                    .map(|c| {
+                        (
+                            (c.topic.clone(), c.partition),
+                            c.downstream,
+                            c.metadata.clone(),
+                        )
+                    })
+                    .collect();
+                if !forward.is_empty() {
+                    self.cluster.commit(group, &forward)?;
+                }
+                Ok(forward.len() as u64)
+            })();
+            match result {
+                Ok(n) => self.report.group_offsets_synced += n,
+                Err(e) => self
+                    .report
+                    .warnings
+                    .push(format!("group {group}: offsets not synced: {e}")),
+            }
+        }
+    }
+}
+
+/// Sends one record, serving deliveries while the producer's queue is full.
+fn send(
+    producer: &BaseProducer<PushCtx>,
+    mut rec: BaseRecord<'_, [u8], [u8], usize>,
+) -> Result<(), RoundError> {
+    loop {
+        match producer.send(rec) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                rec = back;
+                producer.poll(Duration::from_millis(5));
+            }
+            Err((e, _)) => return Err(RoundError::Retry(format!("send: {e}"))),
+        }
+    }
+}
