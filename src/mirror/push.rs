@@ -32,11 +32,11 @@ const OFFSET_MASK: usize = (1 << OFFSET_BITS) - 1;
 /// The opaque value of the mirror's own records (offset syncs, checkpoints).
 const INTERNAL: usize = usize::MAX;
 
-/// The producer's context: deliveries of the current round, per slot the last source offset
-/// delivered and where it landed.
+/// The producer's context: deliveries of the current round, per slot the first and the last
+/// source offset delivered and where each landed.
 struct PushCtx {
     base: Ctx,
-    delivered: Mutex<Vec<Option<(i64, i64)>>>,
+    delivered: Mutex<Vec<Option<[(i64, i64); 2]>>>,
     failed: Mutex<Option<String>>,
 }
 
@@ -54,10 +54,19 @@ impl ProducerContext for PushCtx {
             Ok(m) if opaque != INTERNAL => {
                 let slot = opaque >> OFFSET_BITS;
                 let upstream = (opaque & OFFSET_MASK) as i64;
-                if let Some(e) = self.delivered.lock().get_mut(slot)
-                    && e.is_none_or(|(u, _)| upstream > u)
-                {
-                    *e = Some((upstream, m.offset()));
+                if let Some(e) = self.delivered.lock().get_mut(slot) {
+                    let at = (upstream, m.offset());
+                    match e {
+                        None => *e = Some([at, at]),
+                        Some([first, last]) => {
+                            if upstream < first.0 {
+                                *first = at;
+                            }
+                            if upstream > last.0 {
+                                *last = at;
+                            }
+                        }
+                    }
                 }
             }
             Ok(_) => {}
@@ -239,7 +248,7 @@ pub fn push(log: &Log, cfg: &MirrorConfig) -> Result<MirrorReport, MirrorError> 
     let mut consumer = log.consumer(ConsumerConfig {
         group_id: None,
         isolation_level: IsolationLevel::ReadCommitted,
-        max_poll_records: 10_000,
+        max_poll_records: cfg.transaction_records.min(10_000),
         ..ConsumerConfig::default()
     })?;
     let tps: Vec<TopicPartition> = slots.iter().map(|s| s.tp.clone()).collect();
@@ -341,16 +350,14 @@ impl Push<'_> {
                 }
                 Err(RoundError::Fatal(e)) => {
                     if self.eos {
-                        let _ = self.producer.abort_transaction(self.cfg.timeout);
+                        self.abort();
                     }
                     return Err(e);
                 }
                 Err(RoundError::Retry(why)) => {
                     self.report.retried_rounds += 1;
                     if self.eos {
-                        // An abort that fails leaves the transaction to the coordinator's
-                        // timeout; the next round's begin says so.
-                        let _ = self.producer.abort_transaction(self.cfg.timeout);
+                        self.abort();
                     } else {
                         let _ = self.producer.flush(self.cfg.timeout);
                     }
@@ -444,7 +451,7 @@ impl Push<'_> {
                     }
                 }
             }
-            if sent >= self.cfg.transaction_records
+            if sent + self.cfg.transaction_records.min(10_000) > self.cfg.transaction_records
                 || started.elapsed() >= self.cfg.transaction_interval
                 || self.cfg.stopping()
             {
@@ -468,15 +475,26 @@ impl Push<'_> {
         if let Some(f) = self.producer.context().failed.lock().take() {
             return Err(RoundError::Retry(format!("delivery: {f}")));
         }
-        let delivered: Vec<(usize, i64, i64)> = self
+        // One sync per partition and transaction, for its last record; and, as MirrorMaker 2
+        // does, one for the first record a partition ever sends, so that a group that has
+        // read nothing past it translates too.
+        let mut delivered: Vec<(usize, i64, i64)> = Vec::new();
+        for (i, d) in self
             .producer
             .context()
             .delivered
             .lock()
             .iter_mut()
             .enumerate()
-            .filter_map(|(i, d)| d.take().map(|(u, dn)| (i, u, dn)))
-            .collect();
+        {
+            if let Some([first, last]) = d.take() {
+                let s = &self.slots[i];
+                if first != last && self.syncs.last(&s.tp.topic, s.tp.partition).is_none() {
+                    delivered.push((i, first.0, first.1));
+                }
+                delivered.push((i, last.0, last.1));
+            }
+        }
         let mut new_syncs = Vec::with_capacity(delivered.len());
         for (slot, upstream, downstream) in delivered {
             let s = &self.slots[slot];
@@ -538,6 +556,16 @@ impl Push<'_> {
             self.sync_group_offsets(&checkpoints);
         }
         Ok(())
+    }
+
+    /// Aborts the open transaction, serving the deliveries librdkafka reports first. One
+    /// that fails leaves the transaction to the coordinator's timeout (the next
+    /// `init_transactions` of this id aborts it at once).
+    fn abort(&self) {
+        let _ = self
+            .producer
+            .flush(self.cfg.timeout.min(Duration::from_secs(5)));
+        let _ = self.producer.abort_transaction(self.cfg.timeout);
     }
 
     fn begin(&self) -> Result<(), RoundError> {
