@@ -688,7 +688,7 @@ fn send(
             Ok(()) => return Ok(()),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                 rec = back;
-                producer.poll(Duration::from_millis(5));
+                producer.poll(Duration::from_millis(1));
             }
             Err((e, _)) => return Err(RoundError::Retry(format!("send: {e}"))),
         }
