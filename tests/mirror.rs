@@ -205,9 +205,9 @@ fn round_trip(bootstrap: &str, n: u64, cluster: Option<&Log>) -> TestResult {
     let pushed = mirror::push(&src, &cfg)?;
     assert_eq!(pushed.records, n, "{pushed}");
     assert_eq!(pushed.created_topics, [topic.clone()]);
+    assert!(pushed.exactly_once, "{:?}", pushed.warnings);
     let source = contents(&src, &topic)?;
     if let Some(cluster) = cluster {
-        assert!(pushed.exactly_once, "{:?}", pushed.warnings);
         assert_eq!(cluster.partition_count(&topic)?, 3);
         assert_eq!(
             records_only(&contents(cluster, &topic)?),
@@ -227,6 +227,12 @@ fn round_trip(bootstrap: &str, n: u64, cluster: Option<&Log>) -> TestResult {
     }
     assert_eq!(mirror::push(&src, &cfg)?.records, 0);
     assert_eq!(mirror::pull(&dst, &cfg)?.records, 0);
+    // The pulled copy ends each partition with a transaction marker: a push of it reaches
+    // its end, twice.
+    let mut back = cfg.clone();
+    back.alias = Some("back".into());
+    assert_eq!(mirror::push(&dst, &back)?.records, n);
+    assert_eq!(mirror::push(&dst, &back)?.records, 0);
     Ok(())
 }
 
@@ -490,6 +496,113 @@ fn pull_leaves_out_a_transaction_the_cluster_aborted() -> TestResult {
         0,
         "resumes from its offset syncs"
     );
+
+    // A group of the cluster read partition 0 up to its 4th record: its offset is
+    // checkpointed in the local checkpoints topic and, with group offset sync, committed to
+    // the local group, translated.
+    let read_to = cluster[0][3].0 + 1;
+    server.log().commit_group_offsets(
+        "audit",
+        "",
+        -1,
+        &[(
+            TopicPartition::new("payments", 0),
+            OffsetAndMetadata::new(read_to),
+        )],
+    )?;
+    cfg.sync_group_offsets = true;
+    let again = mirror::pull(&dst, &cfg)?;
+    assert_eq!(
+        (again.checkpoints, again.group_offsets_synced),
+        (1, 1),
+        "{again} {:?}",
+        again.warnings
+    );
+    let checkpoints: Vec<Checkpoint> = contents(&dst, "central.checkpoints.internal")?[0]
+        .iter()
+        .map(|(_, (k, v, _, _))| {
+            Checkpoint::decode(
+                k.as_deref().unwrap_or_default(),
+                v.as_deref().unwrap_or_default(),
+            )
+        })
+        .collect::<Result<_, _>>()?;
+    let [cp] = &checkpoints[..] else {
+        return Err(format!("one checkpoint expected: {checkpoints:?}").into());
+    };
+    assert_eq!(
+        (cp.group.as_str(), cp.topic.as_str(), cp.upstream),
+        ("audit", "central.payments", read_to)
+    );
+    // Never ahead: at or before the copy of the first record the group had not read.
+    assert!(cp.downstream <= copy[0][4].0, "{cp:?}");
+    assert_eq!(
+        dst.committed_offsets("audit", None)[0]
+            .1
+            .as_ref()
+            .map(|o| o.offset),
+        Some(cp.downstream)
+    );
+    Ok(())
+}
+
+#[test]
+fn pull_until_end_stops_at_the_end_it_found_while_the_topic_grows() -> TestResult {
+    let server = Server::start()?;
+    let cluster = server.log();
+    cluster.create_topic("ticks", 2)?;
+    fill(cluster, "ticks", 2, 0, 3_000)?;
+    let writing = std::sync::atomic::AtomicBool::new(true);
+    let dst = TempLog::new()?;
+    let pulled = std::thread::scope(|scope| {
+        let writer = scope.spawn(|| -> TestResult {
+            let mut i = 3_000;
+            while writing.load(Ordering::Relaxed) {
+                fill(cluster, "ticks", 2, i, 100)?;
+                i += 100;
+            }
+            Ok(())
+        });
+        let pulled = mirror::pull(&dst, &config(&server.bootstrap(), "ticks"));
+        writing.store(false, Ordering::Relaxed);
+        writer.join().map_err(|_| "writer panicked")??;
+        TestResult::Ok(pulled?)
+    })?;
+    assert!(pulled.records >= 3_000, "{pulled}");
+    Ok(())
+}
+
+#[test]
+fn a_second_push_with_the_same_transactional_id_fences_the_first() -> TestResult {
+    let server = Server::start()?;
+    let src = TempLog::new()?;
+    src.create_topic("jobs", 1)?;
+    fill(&src, "jobs", 1, 0, 100)?;
+    let mut cfg = config(&server.bootstrap(), "jobs");
+    cfg.transactional_id = Some("one-pusher".into());
+    let mut following = cfg.clone();
+    following.until_end = false;
+    let first = std::thread::scope(|scope| {
+        let first = scope.spawn(|| mirror::push(&src, &following));
+        common::wait_for("the first push to copy", || {
+            contents(server.log(), "jobs").is_ok_and(|c| c[0].len() == 100)
+        })?;
+        // The second takes over (fencing the first), then the source grows: the first's
+        // next write is refused and it stops, saying why.
+        assert_eq!(mirror::push(&src, &cfg)?.records, 0);
+        fill(&src, "jobs", 1, 100, 100)?;
+        TestResult::Ok(first.join().map_err(|_| "the first push panicked")?)
+    })?;
+    let err = first.err().ok_or("the fenced push stopped with an error")?;
+    assert!(
+        matches!(err, MirrorError::Fenced(ref id) if id == "one-pusher"),
+        "{err}"
+    );
+    assert_eq!(mirror::push(&src, &cfg)?.records, 100);
+    assert_eq!(
+        records_only(&contents(server.log(), "jobs")?),
+        records_only(&contents(&src, "jobs")?)
+    );
     Ok(())
 }
 
@@ -592,6 +705,10 @@ fn clear_errors_for_an_unreachable_cluster_a_missing_topic_and_security_this_bui
     Ok(())
 }
 
+/// Records added to the source before each kill round: more than a mirror copies in the
+/// shortest time before its kill, so that kills land while it works.
+const PER_ROUND: u64 = 30_000;
+
 /// Runs `topiclog mirror <args>` until it is killed at a random point.
 fn run_then_kill(dir: &Path, args: &[&str], after: Duration) -> TestResult {
     let mut child = Command::new(env!("CARGO_BIN_EXE_topiclog"))
@@ -640,11 +757,21 @@ fn push_killed_with_sigkill_resumes_with_no_loss_and_no_duplicates() -> TestResu
         "--progress-interval",
         "0",
     ];
+    let mut interrupted = 0;
     for round in 0..rounds {
-        fill(&src, "clicks", 3, round * 5_000, 5_000)?;
-        let after = Duration::from_millis(50 + xorshift(&mut seed) % 600);
+        fill(&src, "clicks", 3, round * PER_ROUND, PER_ROUND)?;
+        let after = Duration::from_millis(20 + xorshift(&mut seed) % 300);
         run_then_kill(src.path(), &args, after)?;
+        let copied: usize =
+            contents(server.log(), "edge.clicks").map_or(0, |c| c.iter().map(Vec::len).sum());
+        if copied < ((round + 1) * PER_ROUND) as usize {
+            interrupted += 1;
+        }
     }
+    assert!(
+        interrupted > 0,
+        "no kill landed before the push had caught up"
+    );
     let mut last = args.to_vec();
     last.push("--until-end");
     run_to_end(src.path(), &last)?;
@@ -681,11 +808,25 @@ fn pull_killed_with_sigkill_resumes_with_no_loss_and_no_duplicates() -> TestResu
         "--progress-interval",
         "0",
     ];
+    let mut interrupted = 0;
     for round in 0..rounds {
-        fill(server.log(), "orders", 3, round * 5_000, 5_000)?;
-        let after = Duration::from_millis(50 + xorshift(&mut seed) % 600);
+        fill(server.log(), "orders", 3, round * PER_ROUND, PER_ROUND)?;
+        let after = Duration::from_millis(20 + xorshift(&mut seed) % 300);
         run_then_kill(dst.path(), &args, after)?;
+        let copied: usize = LogOptions::new()
+            .read_only(true)
+            .open(dst.path())
+            .ok()
+            .and_then(|l| contents(&l, "orders").ok())
+            .map_or(0, |c| c.iter().map(Vec::len).sum());
+        if copied < ((round + 1) * PER_ROUND) as usize {
+            interrupted += 1;
+        }
     }
+    assert!(
+        interrupted > 0,
+        "no kill landed before the pull had caught up"
+    );
     let mut last = args.to_vec();
     last.push("--until-end");
     run_to_end(dst.path(), &last)?;

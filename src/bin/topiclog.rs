@@ -446,10 +446,11 @@ fn mirror(dir: &Path, c: MirrorCmd) -> Out {
             eprintln!("topiclog: mirror {verb}: {p}");
         }));
     }
-    // A push that follows its source reopens its read-only view now and then, so that
+    // A push that follows its source reopens its read-only view every five minutes, so that
     // topics the owner creates, and its groups' new commits, are seen.
-    const REOPEN: Duration = Duration::from_secs(60);
+    const REOPEN: Duration = Duration::from_mins(5);
     let mut total = mirror::MirrorReport::default();
+    let mut ran = false;
     loop {
         let round_stop = Arc::new(AtomicBool::new(false));
         cfg.stop = Some(Arc::clone(&round_stop));
@@ -467,17 +468,30 @@ fn mirror(dir: &Path, c: MirrorCmd) -> Out {
             })
         };
         let result = if pushing {
-            open_ro(dir).and_then(|log| mirror::push(&log, &cfg).map_err(|e| Fail(e.to_string())))
+            open_ro(dir).map(|log| mirror::push(&log, &cfg))
         } else {
             open_rw(dir).and_then(|log| {
-                let r = mirror::pull(&log, &cfg).map_err(|e| Fail(e.to_string()));
+                let r = mirror::pull(&log, &cfg);
                 log.close()?;
-                r
+                Ok(r)
             })
         };
         round_stop.store(true, Ordering::Relaxed);
         let _ = watcher.join();
-        let report = result?;
+        let report = match result? {
+            Ok(r) => r,
+            // Following: a cluster that went away after the first run is waited for (one
+            // that never answered is an error: a wrong address, most likely).
+            Err(e @ mirror::MirrorError::Unreachable { .. })
+                if ran && !a.until_end && !stop.load(Ordering::Relaxed) =>
+            {
+                eprintln!("topiclog: mirror {verb}: {e}; trying again in 5 s");
+                std::thread::sleep(Duration::from_secs(5));
+                continue;
+            }
+            Err(e) => return Err(Fail(e.to_string())),
+        };
+        ran = true;
         for w in &report.warnings {
             if !total.warnings.contains(w) {
                 eprintln!("topiclog: mirror {verb}: {w}");

@@ -54,16 +54,9 @@ pub(super) fn base_config(cfg: &MirrorConfig) -> ClientConfig {
 pub(super) fn creation_error(e: KafkaError) -> MirrorError {
     let msg = e.to_string();
     let lower = msg.to_ascii_lowercase();
-    if [
-        "not built",
-        "openssl",
-        "sasl",
-        "ssl",
-        "gssapi",
-        "unsupported value",
-    ]
-    .iter()
-    .any(|w| lower.contains(w))
+    if ["not built", "build time", "unsupported value"]
+        .iter()
+        .any(|w| lower.contains(w))
     {
         MirrorError::Unsupported(format!(
             "{msg} (this build's librdkafka has no TLS or SASL: the cluster must accept \

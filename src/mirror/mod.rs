@@ -48,7 +48,9 @@ use std::time::Duration;
 pub use policy::{DEFAULT_ALIAS, ReplicationPolicy};
 pub use pull::pull;
 pub use push::push;
-pub use schema::{CHECKPOINT_VERSION, Checkpoint, OffsetSync, OffsetSyncs, SchemaError};
+pub use schema::{
+    CHECKPOINT_VERSION, Checkpoint, OffsetSync, OffsetSyncs, SYNCS_KEPT, SchemaError,
+};
 
 use crate::TopicPartition;
 

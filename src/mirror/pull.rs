@@ -28,10 +28,17 @@ struct Slot {
     target_partition: Option<i32>,
     /// The next source offset after the last committed round (`None`: from the beginning).
     committed: Option<i64>,
-    /// Reached the end (read_committed) since its last record.
+    /// Reached the end: an end-of-partition event, or the high watermark the partition had
+    /// when the pull started (for `until_end`; sticky).
     eof: bool,
-    /// The last record of the current round: its source offset and its local receipt.
+    /// The high watermark when the pull started.
+    end_at_start: i64,
+    /// The last record of the current round (after `first`): its source offset and its
+    /// local receipt.
     pending: Option<(i64, Receipt)>,
+    /// The first record the partition ever copies, while it has no sync: it gets one too (as
+    /// in MirrorMaker 2), so that a group that read little of it translates.
+    first: Option<(i64, Receipt)>,
 }
 
 /// Mirrors the cluster's topics that `config` selects into the log, until the cluster's end
@@ -112,7 +119,9 @@ pub fn pull(log: &Log, cfg: &MirrorConfig) -> Result<MirrorReport, MirrorError> 
                 target_partition: same.then_some(p),
                 committed: None,
                 eof: false,
+                end_at_start: i64::MAX,
                 pending: None,
+                first: None,
             });
         }
     }
@@ -143,6 +152,12 @@ pub fn pull(log: &Log, cfg: &MirrorConfig) -> Result<MirrorReport, MirrorError> 
     for (i, s) in slots.iter_mut().enumerate() {
         s.committed = syncs.resume_at(&s.topic, s.partition);
         base.entry(s.consumer).or_insert(i);
+    }
+    for s in &mut slots {
+        let (_, high) = consumers[s.consumer]
+            .fetch_watermarks(&s.topic, s.partition, cfg.timeout)
+            .map_err(|e| super::cluster::contact_error(cfg, &e, consumers[s.consumer].context()))?;
+        s.end_at_start = high;
     }
     for (c, consumer) in consumers.iter().enumerate() {
         let mut tpl = TopicPartitionList::new();
@@ -244,10 +259,13 @@ impl Pull<'_> {
                     let _ = self.producer.abort_transaction();
                     for s in &mut self.slots {
                         s.pending = None;
-                        s.eof = false;
+                        s.first = None;
+                        s.eof = s.committed.is_some_and(|c| c >= s.end_at_start);
                         let at = s.committed.map_or(Offset::Beginning, Offset::Offset);
                         if let Some(c) = self.consumers.get(s.consumer) {
-                            let _ = c.seek(&s.topic, s.partition, at, self.cfg.timeout);
+                            // A seek that fails would read on past the aborted records:
+                            // their syncs would skip them. Fatal.
+                            c.seek(&s.topic, s.partition, at, self.cfg.timeout)?;
                         }
                     }
                     backoff.failed(self.cfg.retries, why)?;
@@ -304,7 +322,11 @@ impl Pull<'_> {
                             }
                             continue;
                         }
-                        Err(e) => return Err(Failure::Retry(format!("fetch: {e}"))),
+                        // librdkafka retries fetches itself; these are the errors it cannot.
+                        Err(e) if fetch_fails(&e) => {
+                            return Err(Failure::Retry(format!("fetch: {e}")));
+                        }
+                        Err(_) => continue,
                     };
                     if !in_txn {
                         self.producer.begin_transaction()?;
@@ -332,8 +354,12 @@ impl Pull<'_> {
                         partition: s.target_partition,
                         record,
                     })?;
-                    s.pending = Some((m.offset(), receipt));
-                    s.eof = false;
+                    if s.committed.is_none() && s.first.is_none() && s.pending.is_none() {
+                        s.first = Some((m.offset(), receipt));
+                    } else {
+                        s.pending = Some((m.offset(), receipt));
+                    }
+                    s.eof |= m.offset() + 1 >= s.end_at_start;
                     got += 1;
                 }
             }
@@ -351,9 +377,16 @@ impl Pull<'_> {
                 break;
             }
         }
+        // Checkpoints that fail (a group coordinator loading, say) are a warning: the
+        // records commit without them and the next interval tries again.
         let checkpoints = if checkpoint_due {
-            self.checkpoints()
-                .map_err(|e| Failure::Retry(format!("checkpoints: {e}")))?
+            self.checkpoints().unwrap_or_else(|e| {
+                let w = format!("checkpoints not written this time: {e}");
+                if !self.report.warnings.contains(&w) {
+                    self.report.warnings.push(w);
+                }
+                Vec::new()
+            })
         } else {
             Vec::new()
         };
@@ -366,6 +399,14 @@ impl Pull<'_> {
         self.producer.flush()?;
         let mut new_syncs = Vec::new();
         for s in &mut self.slots {
+            if let Some((upstream, receipt)) = s.first.take() {
+                new_syncs.push(OffsetSync {
+                    topic: s.topic.clone(),
+                    partition: s.partition,
+                    upstream,
+                    downstream: receipt.wait()?.offset,
+                });
+            }
             if let Some((upstream, receipt)) = s.pending.take() {
                 let downstream = receipt.wait()?.offset;
                 new_syncs.push(OffsetSync {
@@ -500,12 +541,40 @@ impl Pull<'_> {
     }
 }
 
+/// A consumer error a round cannot go on after.
+fn fetch_fails(e: &KafkaError) -> bool {
+    use rdkafka::error::RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            C::OffsetOutOfRange
+                | C::UnknownTopicOrPartition
+                | C::UnknownTopic
+                | C::UnknownPartition
+                | C::TopicAuthorizationFailed
+                | C::Fatal
+        )
+    )
+}
+
 /// Why a round failed.
 enum Failure {
     /// Retried from the last committed position after a backoff.
     Retry(String),
     /// Ends the mirror.
     Fatal(MirrorError),
+}
+
+impl From<KafkaError> for Failure {
+    fn from(e: KafkaError) -> Self {
+        Failure::Fatal(MirrorError::Kafka(e))
+    }
+}
+
+impl From<MirrorError> for Failure {
+    fn from(e: MirrorError) -> Self {
+        Failure::Fatal(e)
+    }
 }
 
 impl From<Error> for Failure {

@@ -26,6 +26,10 @@ pub(super) const COPIED_CONFIGS: [&str; 4] = [
     "max.message.bytes",
 ];
 
+// A delivery's opaque value (a `usize`) packs a slot and an offset.
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("topiclog::mirror needs a 64-bit target");
+
 /// A delivery's opaque value: the slot in the high bits, the source offset in the low ones.
 const OFFSET_BITS: u32 = 44;
 const OFFSET_MASK: usize = (1 << OFFSET_BITS) - 1;
@@ -94,14 +98,24 @@ fn producer(
     cfg: &MirrorConfig,
     transactional_id: Option<&str>,
     slots: usize,
+    max_message: u64,
 ) -> Result<BaseProducer<PushCtx>, MirrorError> {
     let mut c = cluster::base_config(cfg);
     // Java's partitioner for records the mirror does not place itself: murmur2 of the key.
     c.set("enable.idempotence", "true")
-        .set("partitioner", "murmur2_random");
+        .set("partitioner", "murmur2_random")
+        .set(
+            "message.max.bytes",
+            max_message.min(1_000_000_000).to_string(),
+        );
     if let Some(id) = transactional_id {
+        // Longer than a round can take (its records, a flush and a commit, each waiting at
+        // most `timeout`), so the coordinator never times out a transaction the mirror is
+        // still finishing.
+        let round = cfg.transaction_interval + cfg.timeout * 3 + Duration::from_secs(10);
+        let ms = round.as_millis().clamp(60_000, i32::MAX as u128);
         c.set("transactional.id", id)
-            .set("transaction.timeout.ms", "60000");
+            .set("transaction.timeout.ms", ms.to_string());
     }
     for (k, v) in &cfg.producer_properties {
         c.set(k, v);
@@ -189,12 +203,18 @@ pub fn push(log: &Log, cfg: &MirrorConfig) -> Result<MirrorReport, MirrorError> 
             });
         }
     }
-    if slots.len() >= 1 << (usize::BITS - OFFSET_BITS) - 1 {
+    let max_slots = (1usize << (usize::BITS - OFFSET_BITS)) - 1;
+    if slots.len() > max_slots {
         return Err(MirrorError::InvalidConfig(format!(
-            "{} partitions to mirror: at most {} at once",
-            slots.len(),
-            (1usize << (usize::BITS - OFFSET_BITS)) - 2
+            "{} partitions to mirror: at most {max_slots} at once",
+            slots.len()
         )));
+    }
+    // The producer sends records as large as the largest the sources accept.
+    let mut max_message = 1_000_000u64;
+    for topic in &sources {
+        max_message =
+            max_message.max(u64::from(log.describe_topic(topic)?.config.max_message_bytes) + 1024);
     }
     let syncs_topic = policy.offset_syncs_topic();
     let checkpoints_topic = policy.checkpoints_topic();
@@ -214,21 +234,28 @@ pub fn push(log: &Log, cfg: &MirrorConfig) -> Result<MirrorReport, MirrorError> 
         )
     });
     let (producer, eos) = match cfg.exactly_once {
-        ExactlyOnce::Disabled => (producer(cfg, None, slots.len())?, false),
+        ExactlyOnce::Disabled => (producer(cfg, None, slots.len(), max_message)?, false),
         mode => {
-            let p = producer(cfg, Some(&id), slots.len())?;
+            let p = producer(cfg, Some(&id), slots.len(), max_message)?;
             match p.init_transactions(cfg.timeout) {
                 Ok(()) => (p, true),
-                Err(e) if mode == ExactlyOnce::Auto && !is_auth(&e) => {
+                // No answer, or credentials refused: an error, not a reason to give up
+                // exactly-once.
+                Err(e) if is_auth(&e) || is_contact(&e) => {
+                    return Err(cluster::contact_error(cfg, &e, &p.context().base));
+                }
+                Err(e) if mode == ExactlyOnce::Auto => {
                     report.warnings.push(format!(
-                        "the cluster did not start a transaction ({e}): mirroring at least \
+                        "the cluster does not support transactions ({e}): mirroring at least \
                          once with an idempotent producer"
                     ));
                     drop(p);
-                    (producer(cfg, None, slots.len())?, false)
+                    (producer(cfg, None, slots.len(), max_message)?, false)
                 }
                 Err(e) => {
-                    return Err(cluster::contact_error(cfg, &e, &p.context().base));
+                    return Err(MirrorError::Unsupported(format!(
+                        "transactions, which exactly-once requires: {e}"
+                    )));
                 }
             }
         }
@@ -269,6 +296,7 @@ pub fn push(log: &Log, cfg: &MirrorConfig) -> Result<MirrorReport, MirrorError> 
     }
 
     let mut run = Push {
+        id,
         cfg,
         policy: &policy,
         cluster: &cluster,
@@ -286,6 +314,20 @@ pub fn push(log: &Log, cfg: &MirrorConfig) -> Result<MirrorReport, MirrorError> 
     };
     run.run()?;
     Ok(run.report)
+}
+
+/// The cluster did not answer in time or the connection failed.
+fn is_contact(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::OperationTimedOut
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::Resolve
+        )
+    )
 }
 
 fn is_auth(e: &KafkaError) -> bool {
@@ -314,6 +356,8 @@ impl From<crate::Error> for RoundError {
 }
 
 struct Push<'a> {
+    /// The transactional id (used or not).
+    id: String,
     cfg: &'a MirrorConfig,
     policy: &'a ReplicationPolicy,
     cluster: &'a Cluster,
@@ -444,7 +488,8 @@ impl Push<'_> {
                         }
                         rec = rec.headers(h);
                     }
-                    send(&self.producer, rec)?;
+                    send(&self.producer, rec)
+                        .map_err(|e| self.send_failed(e, &s.tp, r.offset()))?;
                     sent += 1;
                     if sent.is_multiple_of(1024) {
                         self.producer.poll(Duration::ZERO);
@@ -464,6 +509,11 @@ impl Push<'_> {
             Vec::new()
         };
         if sent == 0 && checkpoints.is_empty() {
+            // Nothing read, but the consumer may have stepped over markers and aborted
+            // records: its position is where a later round starts either way.
+            for s in &mut self.slots {
+                s.position = self.consumer.position(&s.tp)?;
+            }
             return Ok(());
         }
         if self.eos && !in_txn {
@@ -511,7 +561,8 @@ impl Push<'_> {
                     .partition(0)
                     .key(&k[..])
                     .payload(&v[..]),
-            )?;
+            )
+            .map_err(|e| self.classify(e, "offset sync"))?;
             new_syncs.push(sync);
         }
         for c in &checkpoints {
@@ -522,12 +573,11 @@ impl Push<'_> {
                     .partition(0)
                     .key(&k[..])
                     .payload(&v[..]),
-            )?;
+            )
+            .map_err(|e| self.classify(e, "checkpoint"))?;
         }
         if self.eos {
-            self.producer
-                .commit_transaction(self.cfg.timeout)
-                .map_err(|e| self.classify(e, "commit"))?;
+            self.commit()?;
         } else {
             self.producer
                 .flush(self.cfg.timeout)
@@ -562,10 +612,47 @@ impl Push<'_> {
     /// that fails leaves the transaction to the coordinator's timeout (the next
     /// `init_transactions` of this id aborts it at once).
     fn abort(&self) {
-        let _ = self
-            .producer
-            .flush(self.cfg.timeout.min(Duration::from_secs(5)));
-        let _ = self.producer.abort_transaction(self.cfg.timeout);
+        let _ = self.producer.flush(self.cfg.timeout);
+        for _ in 0..3 {
+            match self.producer.abort_transaction(self.cfg.timeout) {
+                Err(KafkaError::Transaction(t)) if t.is_retriable() => {
+                    self.producer.poll(Duration::from_millis(100));
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Commits; a commit that timed out is still in progress in librdkafka and is called
+    /// again (its outcome is known only then), a few times.
+    fn commit(&self) -> Result<(), RoundError> {
+        let mut attempts = 0;
+        loop {
+            match self.producer.commit_transaction(self.cfg.timeout) {
+                Ok(()) => return Ok(()),
+                Err(KafkaError::Transaction(t))
+                    if t.is_retriable()
+                        && !t.txn_requires_abort()
+                        && !t.is_fatal()
+                        && attempts < 5 =>
+                {
+                    attempts += 1;
+                    self.producer.poll(Duration::from_millis(100));
+                }
+                Err(e) => return Err(self.classify(e, "commit")),
+            }
+        }
+    }
+
+    /// A record the producer refused: fatal when no retry can help.
+    fn send_failed(&self, e: KafkaError, tp: &TopicPartition, offset: i64) -> RoundError {
+        if e.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge) {
+            return RoundError::Fatal(MirrorError::InvalidConfig(format!(
+                "record {offset} of {tp} is larger than the producer's message.max.bytes \
+                 ({e}); set it with a producer property"
+            )));
+        }
+        self.classify(e, "send")
     }
 
     fn begin(&self) -> Result<(), RoundError> {
@@ -575,19 +662,23 @@ impl Push<'_> {
     }
 
     fn classify(&self, e: KafkaError, what: &str) -> RoundError {
-        if let KafkaError::Transaction(t) = &e
-            && (t.is_fatal() || t.code() == RDKafkaErrorCode::ProducerFenced)
-        {
-            if t.code() == RDKafkaErrorCode::ProducerFenced
-                || t.code() == RDKafkaErrorCode::InvalidProducerEpoch
-            {
-                let id = self.cfg.transactional_id.clone().unwrap_or_default();
-                return RoundError::Fatal(MirrorError::Fenced(if id.is_empty() {
-                    format!("(this mirror's; {t})")
-                } else {
-                    id
-                }));
-            }
+        let code = e.rdkafka_error_code();
+        if matches!(
+            code,
+            Some(
+                RDKafkaErrorCode::Fenced
+                    | RDKafkaErrorCode::ProducerFenced
+                    | RDKafkaErrorCode::InvalidProducerEpoch
+            )
+        ) {
+            return RoundError::Fatal(MirrorError::Fenced(self.id.clone()));
+        }
+        let fatal = match &e {
+            KafkaError::Transaction(t) => t.is_fatal(),
+            // A producer in a fatal state refuses sends with the code of its fatal error.
+            _ => code == Some(RDKafkaErrorCode::Fatal),
+        };
+        if fatal {
             return RoundError::Fatal(MirrorError::Kafka(e));
         }
         RoundError::Retry(format!("{what}: {e}"))
@@ -682,7 +773,7 @@ impl Push<'_> {
 fn send(
     producer: &BaseProducer<PushCtx>,
     mut rec: BaseRecord<'_, [u8], [u8], usize>,
-) -> Result<(), RoundError> {
+) -> Result<(), KafkaError> {
     loop {
         match producer.send(rec) {
             Ok(()) => return Ok(()),
@@ -690,7 +781,7 @@ fn send(
                 rec = back;
                 producer.poll(Duration::from_millis(1));
             }
-            Err((e, _)) => return Err(RoundError::Retry(format!("send: {e}"))),
+            Err((e, _)) => return Err(e),
         }
     }
 }

@@ -178,6 +178,9 @@ impl Reader<'_> {
     }
 }
 
+/// Syncs kept per partition for translation.
+pub const SYNCS_KEPT: usize = 4096;
+
 /// The offset syncs of every mirrored source partition, for resuming and for translating
 /// group offsets.
 #[derive(Debug, Default, Clone)]
@@ -187,12 +190,18 @@ pub struct OffsetSyncs {
 }
 
 impl OffsetSyncs {
-    /// Adds a sync (a later one for the same upstream offset replaces the earlier).
+    /// Adds a sync (a later one for the same upstream offset replaces the earlier). At most
+    /// [`SYNCS_KEPT`] per partition are kept, the newest: a group offset older than all of
+    /// them does not translate (as in MirrorMaker 2, which keeps 64).
     pub fn add(&mut self, sync: &OffsetSync) {
-        self.by_partition
+        let syncs = self
+            .by_partition
             .entry((sync.topic.clone(), sync.partition))
-            .or_default()
-            .insert(sync.upstream, sync.downstream);
+            .or_default();
+        syncs.insert(sync.upstream, sync.downstream);
+        while syncs.len() > SYNCS_KEPT {
+            syncs.pop_first();
+        }
     }
 
     /// The last sync of a source partition: `(upstream, downstream)`.
