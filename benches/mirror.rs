@@ -139,7 +139,7 @@ fn from_memory(bootstrap: &str, topic: &str, recs: &[Rec]) -> Duration {
             producer.poll(Duration::ZERO);
         }
     }
-    producer.flush(Duration::from_secs(120)).unwrap();
+    producer.flush(Duration::from_mins(2)).unwrap();
     started.elapsed()
 }
 

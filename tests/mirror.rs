@@ -106,7 +106,7 @@ fn contents(log: &Log, topic: &str) -> TestResult<Vec<Vec<(i64, Rec)>>> {
             break;
         }
         let records = consumer.poll(Duration::from_millis(100))?;
-        for r in records.iter() {
+        for r in &records {
             out[r.partition() as usize].push((
                 r.offset(),
                 (
@@ -150,13 +150,13 @@ fn fill(log: &Log, topic: &str, partitions: i32, first: u64, n: u64) -> TestResu
         let end = (i / 1000 + 1) * 1000;
         while i < end.min(first + n) {
             let mut r = Record::default();
-            if i % 7 != 0 {
+            if !i.is_multiple_of(7) {
                 r.key = Some(format!("key-{}", i % 1000).into());
             }
-            if i % 11 != 0 {
+            if !i.is_multiple_of(11) {
                 r.value = Some(format!("value-{i}-{}", "v".repeat((i % 50) as usize)).into());
             }
-            if i % 3 == 0 {
+            if i.is_multiple_of(3) {
                 r.headers = vec![Header::new("trace", format!("t{i}")), Header::null("empty")];
             }
             r.timestamp = Some(1_700_000_000_000 + i as i64);
@@ -204,7 +204,7 @@ fn round_trip(bootstrap: &str, n: u64, cluster: Option<&Log>) -> TestResult {
     let cfg = config(bootstrap, &regex::escape(&topic));
     let pushed = mirror::push(&src, &cfg)?;
     assert_eq!(pushed.records, n, "{pushed}");
-    assert_eq!(pushed.created_topics, [topic.clone()]);
+    assert_eq!(pushed.created_topics, std::slice::from_ref(&topic));
     assert!(pushed.exactly_once, "{:?}", pushed.warnings);
     let source = contents(&src, &topic)?;
     if let Some(cluster) = cluster {
@@ -416,7 +416,7 @@ fn offsets_translate_never_ahead_across_compaction_gaps_and_an_aborted_transacti
         .map(|(_, r)| r.clone())
         .collect();
     let mut got: Vec<(i64, Vec<u8>)> = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + Duration::from_mins(1);
     let last = target.last().ok_or("records")?.0;
     while got.last().is_none_or(|g| g.0 < last) && std::time::Instant::now() < deadline {
         if let Some(m) = consumer.poll(Duration::from_millis(200)) {

@@ -399,6 +399,9 @@ fn mirror(dir: &Path, c: MirrorCmd) -> Out {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::{Duration, Instant};
     use topiclog::mirror::{self, ExactlyOnce, MirrorConfig};
+    // A push that follows its source reopens its read-only view every five minutes, so that
+    // topics the owner creates, and its groups' new commits, are seen.
+    const REOPEN: Duration = Duration::from_mins(5);
     let (pushing, a) = match c {
         MirrorCmd::Push(a) => (true, a),
         MirrorCmd::Pull(a) => (false, a),
@@ -446,9 +449,6 @@ fn mirror(dir: &Path, c: MirrorCmd) -> Out {
             eprintln!("topiclog: mirror {verb}: {p}");
         }));
     }
-    // A push that follows its source reopens its read-only view every five minutes, so that
-    // topics the owner creates, and its groups' new commits, are seen.
-    const REOPEN: Duration = Duration::from_mins(5);
     let mut total = mirror::MirrorReport::default();
     let mut ran = false;
     loop {

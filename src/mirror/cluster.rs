@@ -51,6 +51,7 @@ pub(super) fn base_config(cfg: &MirrorConfig) -> ClientConfig {
 }
 
 /// A client that could not be created: a setting this build cannot do, or a bad one.
+#[allow(clippy::needless_pass_by_value)] // the shape `map_err` hands it
 pub(super) fn creation_error(e: KafkaError) -> MirrorError {
     let msg = e.to_string();
     let lower = msg.to_ascii_lowercase();
@@ -94,6 +95,9 @@ pub(super) fn contact_error(cfg: &MirrorConfig, e: &KafkaError, ctx: &Ctx) -> Mi
         detail,
     }
 }
+
+/// A group's committed offsets: (topic, partition) → (offset, metadata).
+pub(super) type GroupOffsets = BTreeMap<(String, i32), (i64, String)>;
 
 /// One record read from the cluster.
 pub(super) struct Fetched {
@@ -204,14 +208,12 @@ impl Cluster {
         )
         .map_err(|e| self.contact_error(&e))?;
         let mut out = BTreeMap::new();
-        for r in results {
-            // A broker that does not describe topic configs gives none: the mirror then
-            // creates targets with the defaults.
-            if let Ok(resource) = r {
-                for e in resource.entries {
-                    if let Some(v) = e.value {
-                        out.insert(e.name, v);
-                    }
+        // A broker that does not describe topic configs gives none: the mirror then creates
+        // targets with the defaults.
+        for resource in results.into_iter().flatten() {
+            for e in resource.entries {
+                if let Some(v) = e.value {
+                    out.insert(e.name, v);
                 }
             }
         }
@@ -267,7 +269,7 @@ impl Cluster {
         &self,
         group: &str,
         partitions: &[(String, i32)],
-    ) -> Result<BTreeMap<(String, i32), (i64, String)>, MirrorError> {
+    ) -> Result<GroupOffsets, MirrorError> {
         let consumer = self.consumer(Some(group))?;
         let mut tpl = TopicPartitionList::new();
         for (t, p) in partitions {

@@ -154,10 +154,12 @@ pub fn pull(log: &Log, cfg: &MirrorConfig) -> Result<MirrorReport, MirrorError> 
         base.entry(s.consumer).or_insert(i);
     }
     for s in &mut slots {
-        let (_, high) = consumers[s.consumer]
-            .fetch_watermarks(&s.topic, s.partition, cfg.timeout)
-            .map_err(|e| super::cluster::contact_error(cfg, &e, consumers[s.consumer].context()))?;
-        s.end_at_start = high;
+        if let Some(c) = consumers.get(s.consumer) {
+            let (_, high) = c
+                .fetch_watermarks(&s.topic, s.partition, cfg.timeout)
+                .map_err(|e| super::cluster::contact_error(cfg, &e, c.context()))?;
+            s.end_at_start = high;
+        }
     }
     for (c, consumer) in consumers.iter().enumerate() {
         let mut tpl = TopicPartitionList::new();
@@ -200,7 +202,7 @@ fn read_local_syncs(log: &Log, topic: &str) -> Result<OffsetSyncs, MirrorError> 
     consumer.seek_to_beginning(std::slice::from_ref(&tp))?;
     while consumer.position(&tp)? < end {
         let records = consumer.poll(Duration::from_millis(100))?;
-        for r in records.iter() {
+        for r in &records {
             if let (Some(k), Some(v)) = (r.key(), r.value())
                 && let Ok(s) = OffsetSync::decode(k, v)
             {
@@ -280,9 +282,10 @@ impl Pull<'_> {
                     .slots
                     .iter()
                     .map(|s| {
-                        let high = self.consumers[s.consumer]
-                            .fetch_watermarks(&s.topic, s.partition, Duration::from_secs(1))
-                            .map_or(0, |(_, h)| h);
+                        let high = self.consumers.get(s.consumer).map_or(0, |c| {
+                            c.fetch_watermarks(&s.topic, s.partition, Duration::from_secs(1))
+                                .map_or(0, |(_, h)| h)
+                        });
                         (
                             TopicPartition::new(s.topic.clone(), s.partition),
                             (high - s.committed.unwrap_or(0)).max(0),
@@ -291,6 +294,7 @@ impl Pull<'_> {
                     .collect();
                 progress(&Progress {
                     records: self.report.records,
+                    #[allow(clippy::cast_precision_loss)] // a rate on a terminal
                     records_per_second: (self.report.records - last_progress.1) as f64 / secs,
                     lag,
                 });
@@ -310,7 +314,7 @@ impl Pull<'_> {
             let mut got = 0usize;
             for c in 0..self.consumers.len() {
                 for _ in 0..DRAIN {
-                    let Some(m) = self.consumers[c].poll(Duration::ZERO) else {
+                    let Some(m) = self.consumers.get(c).and_then(|c| c.poll(Duration::ZERO)) else {
                         break;
                     };
                     let m = match m {

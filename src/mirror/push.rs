@@ -40,7 +40,7 @@ const INTERNAL: usize = usize::MAX;
 /// source offset delivered and where each landed.
 struct PushCtx {
     base: Ctx,
-    delivered: Mutex<Vec<Option<[(i64, i64); 2]>>>,
+    delivered: Mutex<Vec<Option<[Landed; 2]>>>,
     failed: Mutex<Option<String>>,
 }
 
@@ -80,6 +80,9 @@ impl ProducerContext for PushCtx {
         }
     }
 }
+
+/// A record's source offset and where it landed on the target.
+type Landed = (i64, i64);
 
 /// One source partition.
 struct Slot {
@@ -420,6 +423,7 @@ impl Push<'_> {
                 let secs = last_progress.0.elapsed().as_secs_f64();
                 progress(&Progress {
                     records: self.report.records,
+                    #[allow(clippy::cast_precision_loss)] // a rate on a terminal
                     records_per_second: (self.report.records - last_progress.1) as f64 / secs,
                     lag: self
                         .slots
@@ -464,7 +468,9 @@ impl Push<'_> {
                 let Some(&slot) = self.index.get(&tp) else {
                     continue;
                 };
-                let s = &self.slots[slot];
+                let Some(s) = self.slots.get(slot) else {
+                    continue;
+                };
                 for r in records.records(&tp) {
                     let opaque = (slot << OFFSET_BITS) | (r.offset() as usize & OFFSET_MASK);
                     let mut rec: BaseRecord<'_, [u8], [u8], usize> =
@@ -537,8 +543,9 @@ impl Push<'_> {
             .iter_mut()
             .enumerate()
         {
-            if let Some([first, last]) = d.take() {
-                let s = &self.slots[i];
+            if let Some([first, last]) = d.take()
+                && let Some(s) = self.slots.get(i)
+            {
                 if first != last && self.syncs.last(&s.tp.topic, s.tp.partition).is_none() {
                     delivered.push((i, first.0, first.1));
                 }
@@ -547,7 +554,9 @@ impl Push<'_> {
         }
         let mut new_syncs = Vec::with_capacity(delivered.len());
         for (slot, upstream, downstream) in delivered {
-            let s = &self.slots[slot];
+            let Some(s) = self.slots.get(slot) else {
+                continue;
+            };
             let sync = OffsetSync {
                 topic: s.tp.topic.clone(),
                 partition: s.tp.partition,
@@ -696,7 +705,9 @@ impl Push<'_> {
                 let Some(&slot) = self.index.get(&tp) else {
                     continue;
                 };
-                let s = &self.slots[slot];
+                let Some(s) = self.slots.get(slot) else {
+                    continue;
+                };
                 let Some(partition) = s.target_partition else {
                     continue;
                 };

@@ -240,6 +240,7 @@ impl OffsetSyncs {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
