@@ -159,6 +159,62 @@ pub fn push(log: &Log, cfg: &MirrorConfig) -> Result<MirrorReport, MirrorError> 
         )));
     }
     let existing = cluster.topics()?;
+    let mut partitions = 0usize;
+    for topic in &sources {
+        partitions += log.partition_count(topic)? as usize;
+    }
+    let max_slots = (1usize << (usize::BITS - OFFSET_BITS)) - 1;
+    if partitions > max_slots {
+        return Err(MirrorError::InvalidConfig(format!(
+            "{} partitions to mirror: at most {max_slots} at once",
+            partitions
+        )));
+    }
+    // The producer sends records as large as the largest the sources accept.
+    let mut max_message = 1_000_000u64;
+    for topic in &sources {
+        max_message =
+            max_message.max(u64::from(log.describe_topic(topic)?.config.max_message_bytes) + 1024);
+    }
+    // Transactions where the cluster has them; the fence of a previous incarnation (and the
+    // abort of its open transaction) comes before the offset syncs are read. The producer
+    // starts first: an idempotent one gets its producer id while the topics are set up.
+    let id = cfg.transactional_id.clone().unwrap_or_else(|| {
+        format!(
+            "topiclog-mirror-push-{}-{}",
+            policy.alias(),
+            log.directory_id().unwrap_or("log")
+        )
+    });
+    let (producer, eos) = match cfg.exactly_once {
+        ExactlyOnce::Disabled => (producer(cfg, None, partitions, max_message)?, false),
+        mode => {
+            let p = producer(cfg, Some(&id), partitions, max_message)?;
+            match p.init_transactions(cfg.timeout) {
+                Ok(()) => (p, true),
+                // No answer, or credentials refused: an error, not a reason to give up
+                // exactly-once.
+                Err(e) if is_auth(&e) || is_contact(&e) => {
+                    return Err(cluster::contact_error(cfg, &e, &p.context().base));
+                }
+                Err(e) if mode == ExactlyOnce::Auto => {
+                    report.warnings.push(format!(
+                        "the cluster does not support transactions ({e}): mirroring at least \
+                         once with an idempotent producer"
+                    ));
+                    drop(p);
+                    (producer(cfg, None, partitions, max_message)?, false)
+                }
+                Err(e) => {
+                    return Err(MirrorError::Unsupported(format!(
+                        "transactions, which exactly-once requires: {e}"
+                    )));
+                }
+            }
+        }
+    };
+    report.exactly_once = eos;
+
     let mut slots = Vec::new();
     for topic in &sources {
         let count = log.partition_count(topic)?;
@@ -206,19 +262,6 @@ pub fn push(log: &Log, cfg: &MirrorConfig) -> Result<MirrorReport, MirrorError> 
             });
         }
     }
-    let max_slots = (1usize << (usize::BITS - OFFSET_BITS)) - 1;
-    if slots.len() > max_slots {
-        return Err(MirrorError::InvalidConfig(format!(
-            "{} partitions to mirror: at most {max_slots} at once",
-            slots.len()
-        )));
-    }
-    // The producer sends records as large as the largest the sources accept.
-    let mut max_message = 1_000_000u64;
-    for topic in &sources {
-        max_message =
-            max_message.max(u64::from(log.describe_topic(topic)?.config.max_message_bytes) + 1024);
-    }
     let syncs_topic = policy.offset_syncs_topic();
     let checkpoints_topic = policy.checkpoints_topic();
     for internal in [&syncs_topic, &checkpoints_topic] {
@@ -226,44 +269,6 @@ pub fn push(log: &Log, cfg: &MirrorConfig) -> Result<MirrorReport, MirrorError> 
             cluster.create_topic(internal, 1, &[("cleanup.policy".into(), "compact".into())])?;
         }
     }
-
-    // Transactions where the cluster has them; the fence of a previous incarnation (and the
-    // abort of its open transaction) comes before the offset syncs are read.
-    let id = cfg.transactional_id.clone().unwrap_or_else(|| {
-        format!(
-            "topiclog-mirror-push-{}-{}",
-            policy.alias(),
-            log.directory_id().unwrap_or("log")
-        )
-    });
-    let (producer, eos) = match cfg.exactly_once {
-        ExactlyOnce::Disabled => (producer(cfg, None, slots.len(), max_message)?, false),
-        mode => {
-            let p = producer(cfg, Some(&id), slots.len(), max_message)?;
-            match p.init_transactions(cfg.timeout) {
-                Ok(()) => (p, true),
-                // No answer, or credentials refused: an error, not a reason to give up
-                // exactly-once.
-                Err(e) if is_auth(&e) || is_contact(&e) => {
-                    return Err(cluster::contact_error(cfg, &e, &p.context().base));
-                }
-                Err(e) if mode == ExactlyOnce::Auto => {
-                    report.warnings.push(format!(
-                        "the cluster does not support transactions ({e}): mirroring at least \
-                         once with an idempotent producer"
-                    ));
-                    drop(p);
-                    (producer(cfg, None, slots.len(), max_message)?, false)
-                }
-                Err(e) => {
-                    return Err(MirrorError::Unsupported(format!(
-                        "transactions, which exactly-once requires: {e}"
-                    )));
-                }
-            }
-        }
-    };
-    report.exactly_once = eos;
 
     let mut syncs = OffsetSyncs::default();
     let syncs_partitions = cluster.topics()?.get(&syncs_topic).copied().unwrap_or(1);
