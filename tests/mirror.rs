@@ -123,6 +123,19 @@ fn contents(log: &Log, topic: &str) -> TestResult<Vec<Vec<(i64, Rec)>>> {
     Ok(out)
 }
 
+/// The MirrorMaker 2 checkpoints in a checkpoints topic, decoded.
+fn checkpoints_in(log: &Log, topic: &str) -> TestResult<Vec<Checkpoint>> {
+    Ok(contents(log, topic)?[0]
+        .iter()
+        .map(|(_, (k, v, _, _))| {
+            Checkpoint::decode(
+                k.as_deref().unwrap_or_default(),
+                v.as_deref().unwrap_or_default(),
+            )
+        })
+        .collect::<Result<_, _>>()?)
+}
+
 /// The records of each partition without their offsets.
 fn records_only(c: &[Vec<(i64, Rec)>]) -> Vec<Vec<Rec>> {
     c.iter()
@@ -362,15 +375,7 @@ fn offsets_translate_never_ahead_across_compaction_gaps_and_an_aborted_transacti
         assert_eq!(target[i].0, s.downstream, "{s:?}");
     }
     // The checkpoint: never ahead of the first record the group has not read.
-    let checkpoints: Vec<Checkpoint> = contents(cluster, "primary.checkpoints.internal")?[0]
-        .iter()
-        .map(|(_, (k, v, _, _))| {
-            Checkpoint::decode(
-                k.as_deref().unwrap_or_default(),
-                v.as_deref().unwrap_or_default(),
-            )
-        })
-        .collect::<Result<_, _>>()?;
+    let checkpoints = checkpoints_in(cluster, "primary.checkpoints.internal")?;
     let [cp] = &checkpoints[..] else {
         return Err(format!("one checkpoint expected: {checkpoints:?}").into());
     };
@@ -518,15 +523,7 @@ fn pull_leaves_out_a_transaction_the_cluster_aborted() -> TestResult {
         "{again} {:?}",
         again.warnings
     );
-    let checkpoints: Vec<Checkpoint> = contents(&dst, "central.checkpoints.internal")?[0]
-        .iter()
-        .map(|(_, (k, v, _, _))| {
-            Checkpoint::decode(
-                k.as_deref().unwrap_or_default(),
-                v.as_deref().unwrap_or_default(),
-            )
-        })
-        .collect::<Result<_, _>>()?;
+    let checkpoints = checkpoints_in(&dst, "central.checkpoints.internal")?;
     let [cp] = &checkpoints[..] else {
         return Err(format!("one checkpoint expected: {checkpoints:?}").into());
     };
@@ -709,6 +706,22 @@ fn clear_errors_for_an_unreachable_cluster_a_missing_topic_and_security_this_bui
 /// shortest time before its kill, so that kills land while it works.
 const PER_ROUND: u64 = 30_000;
 
+/// Every record of `from`'s topic is in `to`'s once, in the same order per partition.
+fn assert_copied(from: &Log, topic: &str, to: &Log, copy: &str) -> TestResult {
+    let source = records_only(&contents(from, topic)?);
+    let target = records_only(&contents(to, copy)?);
+    assert_eq!(source.len(), target.len(), "partition counts");
+    for (p, (a, b)) in source.iter().zip(&target).enumerate() {
+        assert_eq!(
+            a.len(),
+            b.len(),
+            "partition {p}: as many records, none twice"
+        );
+        assert!(a == b, "partition {p}: the same records in the same order");
+    }
+    Ok(())
+}
+
 /// Runs `topiclog mirror <args>` until it is killed at a random point.
 fn run_then_kill(dir: &Path, args: &[&str], after: Duration) -> TestResult {
     let mut child = Command::new(env!("CARGO_BIN_EXE_topiclog"))
@@ -775,16 +788,7 @@ fn push_killed_with_sigkill_resumes_with_no_loss_and_no_duplicates() -> TestResu
     let mut last = args.to_vec();
     last.push("--until-end");
     run_to_end(src.path(), &last)?;
-    let source = records_only(&contents(&src, "clicks")?);
-    let target = records_only(&contents(server.log(), "edge.clicks")?);
-    for (p, (a, b)) in source.iter().zip(&target).enumerate() {
-        assert_eq!(
-            a.len(),
-            b.len(),
-            "partition {p}: as many records, none twice"
-        );
-        assert!(a == b, "partition {p}: the same records in the same order");
-    }
+    assert_copied(&src, "clicks", server.log(), "edge.clicks")?;
     Ok(())
 }
 
@@ -831,15 +835,6 @@ fn pull_killed_with_sigkill_resumes_with_no_loss_and_no_duplicates() -> TestResu
     last.push("--until-end");
     run_to_end(dst.path(), &last)?;
     let local = Log::open(dst.path())?;
-    let copy = records_only(&contents(&local, "orders")?);
-    let cluster = records_only(&contents(server.log(), "orders")?);
-    for (p, (a, b)) in cluster.iter().zip(&copy).enumerate() {
-        assert_eq!(
-            a.len(),
-            b.len(),
-            "partition {p}: as many records, none twice"
-        );
-        assert!(a == b, "partition {p}: the same records in the same order");
-    }
+    assert_copied(server.log(), "orders", &local, "orders")?;
     Ok(())
 }

@@ -40,10 +40,11 @@ mod pull;
 mod push;
 mod schema;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use policy::{DEFAULT_ALIAS, ReplicationPolicy};
 pub use pull::pull;
@@ -330,6 +331,68 @@ impl fmt::Display for MirrorReport {
             write!(f, "; {} rounds retried", self.retried_rounds)?;
         }
         Ok(())
+    }
+}
+
+/// Calls [`MirrorConfig::progress`] every `progress_interval`.
+struct Ticker {
+    since: Instant,
+    records: u64,
+}
+
+impl Ticker {
+    fn new() -> Ticker {
+        Ticker {
+            since: Instant::now(),
+            records: 0,
+        }
+    }
+
+    /// A progress line if one is due; `lag` is asked only then.
+    fn tick(
+        &mut self,
+        cfg: &MirrorConfig,
+        records: u64,
+        lag: impl FnOnce() -> Vec<(TopicPartition, i64)>,
+    ) {
+        let Some(progress) = &cfg.progress else {
+            return;
+        };
+        if self.since.elapsed() < cfg.progress_interval {
+            return;
+        }
+        let secs = self.since.elapsed().as_secs_f64().max(1e-9);
+        progress(&Progress {
+            records,
+            #[allow(clippy::cast_precision_loss)] // a rate on a terminal
+            records_per_second: records.saturating_sub(self.records) as f64 / secs,
+            lag: lag(),
+        });
+        *self = Ticker {
+            since: Instant::now(),
+            records,
+        };
+    }
+}
+
+/// The last checkpoint written per (group, target topic, partition): (upstream, downstream).
+type Emitted = HashMap<(String, String, i32), (i64, i64)>;
+
+/// Counts a committed round in the report and remembers its checkpoints.
+fn count_round(
+    report: &mut MirrorReport,
+    emitted: &mut Emitted,
+    records: usize,
+    checkpoints: &[Checkpoint],
+) {
+    report.records += records as u64;
+    report.transactions += 1;
+    report.checkpoints += checkpoints.len() as u64;
+    for c in checkpoints {
+        emitted.insert(
+            (c.group.clone(), c.topic.clone(), c.partition),
+            (c.upstream, c.downstream),
+        );
     }
 }
 

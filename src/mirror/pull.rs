@@ -13,7 +13,10 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::cluster::{Cluster, Ctx};
 use super::push::COPIED_CONFIGS;
 use super::schema::{Checkpoint, OffsetSync, OffsetSyncs};
-use super::{Backoff, MirrorConfig, MirrorError, MirrorReport, Progress, ReplicationPolicy};
+use super::{
+    Backoff, Emitted, MirrorConfig, MirrorError, MirrorReport, ReplicationPolicy, Ticker,
+    count_round,
+};
 use crate::{
     ConsumerConfig, Error, Header, IsolationLevel, Log, OffsetAndMetadata, Producer,
     ProducerConfig, ProducerRecord, Receipt, Record, TimestampType, TopicPartition,
@@ -228,7 +231,7 @@ struct Pull<'a> {
     syncs: OffsetSyncs,
     syncs_topic: String,
     checkpoints_topic: String,
-    emitted: HashMap<(String, String, i32), (i64, i64)>,
+    emitted: Emitted,
     report: MirrorReport,
 }
 
@@ -239,7 +242,7 @@ impl Pull<'_> {
     fn run(&mut self) -> Result<(), MirrorError> {
         let mut backoff = Backoff::new();
         let mut last_checkpoint = Instant::now();
-        let mut last_progress = (Instant::now(), 0u64);
+        let mut ticker = Ticker::new();
         loop {
             let done = self.cfg.until_end && self.slots.iter().all(|s| s.eof);
             let stopping = self.cfg.stopping();
@@ -274,12 +277,8 @@ impl Pull<'_> {
                     continue;
                 }
             }
-            if let Some(progress) = &self.cfg.progress
-                && last_progress.0.elapsed() >= self.cfg.progress_interval
-            {
-                let secs = last_progress.0.elapsed().as_secs_f64();
-                let lag = self
-                    .slots
+            ticker.tick(self.cfg, self.report.records, || {
+                self.slots
                     .iter()
                     .map(|s| {
                         let high = self.consumers.get(s.consumer).map_or(0, |c| {
@@ -291,15 +290,8 @@ impl Pull<'_> {
                             (high - s.committed.unwrap_or(0)).max(0),
                         )
                     })
-                    .collect();
-                progress(&Progress {
-                    records: self.report.records,
-                    #[allow(clippy::cast_precision_loss)] // a rate on a terminal
-                    records_per_second: (self.report.records - last_progress.1) as f64 / secs,
-                    lag,
-                });
-                last_progress = (Instant::now(), self.report.records);
-            }
+                    .collect()
+            });
             if done || stopping {
                 return Ok(());
             }
@@ -447,15 +439,7 @@ impl Pull<'_> {
                 s.committed = Some(sync.upstream + 1);
             }
         }
-        self.report.records += copied as u64;
-        self.report.transactions += 1;
-        self.report.checkpoints += checkpoints.len() as u64;
-        for c in &checkpoints {
-            self.emitted.insert(
-                (c.group.clone(), c.topic.clone(), c.partition),
-                (c.upstream, c.downstream),
-            );
-        }
+        count_round(&mut self.report, &mut self.emitted, copied, &checkpoints);
         if self.cfg.sync_group_offsets && !checkpoints.is_empty() {
             self.sync_group_offsets(&checkpoints);
         }

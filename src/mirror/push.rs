@@ -13,7 +13,8 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use super::cluster::{self, Cluster, Ctx};
 use super::schema::{Checkpoint, OffsetSync, OffsetSyncs};
 use super::{
-    Backoff, ExactlyOnce, MirrorConfig, MirrorError, MirrorReport, Progress, ReplicationPolicy,
+    Backoff, Emitted, ExactlyOnce, MirrorConfig, MirrorError, MirrorReport, ReplicationPolicy,
+    Ticker, count_round,
 };
 use crate::{Consumer, ConsumerConfig, IsolationLevel, Log, PartitionHandle, TopicPartition};
 
@@ -166,8 +167,7 @@ pub fn push(log: &Log, cfg: &MirrorConfig) -> Result<MirrorReport, MirrorError> 
     let max_slots = (1usize << (usize::BITS - OFFSET_BITS)) - 1;
     if partitions > max_slots {
         return Err(MirrorError::InvalidConfig(format!(
-            "{} partitions to mirror: at most {max_slots} at once",
-            partitions
+            "{partitions} partitions to mirror: at most {max_slots} at once"
         )));
     }
     // The producer sends records as large as the largest the sources accept.
@@ -378,8 +378,7 @@ struct Push<'a> {
     syncs: OffsetSyncs,
     syncs_topic: String,
     checkpoints_topic: String,
-    /// The last checkpoint written per (group, target topic, partition): (upstream, downstream).
-    emitted: HashMap<(String, String, i32), (i64, i64)>,
+    emitted: Emitted,
     report: MirrorReport,
 }
 
@@ -387,7 +386,7 @@ impl Push<'_> {
     fn run(&mut self) -> Result<(), MirrorError> {
         let mut backoff = Backoff::new();
         let mut last_checkpoint = Instant::now();
-        let mut last_progress = (Instant::now(), 0u64);
+        let mut ticker = Ticker::new();
         loop {
             let done = self.cfg.until_end && self.slots.iter().all(|s| s.position >= s.end);
             let stopping = self.cfg.stopping();
@@ -422,27 +421,15 @@ impl Push<'_> {
                     continue;
                 }
             }
-            if let Some(progress) = &self.cfg.progress
-                && last_progress.0.elapsed() >= self.cfg.progress_interval
-            {
-                let secs = last_progress.0.elapsed().as_secs_f64();
-                progress(&Progress {
-                    records: self.report.records,
-                    #[allow(clippy::cast_precision_loss)] // a rate on a terminal
-                    records_per_second: (self.report.records - last_progress.1) as f64 / secs,
-                    lag: self
-                        .slots
-                        .iter()
-                        .map(|s| {
-                            (
-                                s.tp.clone(),
-                                (s.handle.last_stable_offset() - s.position).max(0),
-                            )
-                        })
-                        .collect(),
-                });
-                last_progress = (Instant::now(), self.report.records);
-            }
+            ticker.tick(self.cfg, self.report.records, || {
+                self.slots
+                    .iter()
+                    .map(|s| {
+                        let lag = (s.handle.last_stable_offset() - s.position).max(0);
+                        (s.tp.clone(), lag)
+                    })
+                    .collect()
+            });
             if done || stopping {
                 return Ok(());
             }
@@ -607,15 +594,7 @@ impl Push<'_> {
         for s in &mut self.slots {
             s.position = self.consumer.position(&s.tp)?;
         }
-        self.report.records += sent as u64;
-        self.report.transactions += 1;
-        self.report.checkpoints += checkpoints.len() as u64;
-        for c in &checkpoints {
-            self.emitted.insert(
-                (c.group.clone(), c.topic.clone(), c.partition),
-                (c.upstream, c.downstream),
-            );
-        }
+        count_round(&mut self.report, &mut self.emitted, sent, &checkpoints);
         if self.cfg.sync_group_offsets && !checkpoints.is_empty() {
             self.sync_group_offsets(&checkpoints);
         }
