@@ -54,6 +54,10 @@
 //! |---|---|---|
 //! | `gzip` | yes | gzip-compressed batches (Kafka codec 1) |
 //! | `snappy` | yes | snappy-compressed batches in xerial framing (Kafka codec 2) |
+//! | `streams` | yes | `topiclog::streams`: Kafka Streams' model in process (persistent stores on redb) |
+//! | `json` | no | a serde JSON serde for `topiclog::streams` |
+//! | `sqlite` | no | the SQLite source and sink connectors of `topiclog::connect` (bundled SQLite) |
+//! | `kafka` | no | `topiclog::mirror`: mirroring to and from Kafka-protocol clusters through librdkafka (built from source: a C compiler and make) |
 //! | `cli` | no | the `topiclog` command-line tool (`cargo install topiclog --features cli`) |
 //! | `sim` | no | a simulated disk and crash hooks for power-loss and fault-injection tests; hidden, not a stable API |
 //!
