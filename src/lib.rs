@@ -147,6 +147,7 @@ pub mod streams;
 mod txn;
 mod types;
 mod wait;
+mod wire;
 
 pub use cleaner::MaintenanceReport;
 #[cfg(feature = "sim")]

@@ -12,6 +12,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::wire::{Reader, put_str};
+
 /// The version MirrorMaker 2 writes at the front of a checkpoint's value.
 pub const CHECKPOINT_VERSION: i16 = 0;
 
@@ -139,42 +141,6 @@ impl Checkpoint {
             downstream,
             metadata,
         })
-    }
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    // Kafka's STRING: an int16 length. Topic and group names are far shorter; a longer
-    // metadata string is cut at a character boundary.
-    let mut end = s.len().min(i16::MAX as usize);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    out.extend_from_slice(&(end as i16).to_be_bytes());
-    out.extend_from_slice(s.as_bytes().get(..end).unwrap_or_default());
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
-        let (head, rest) = self.0.split_first_chunk::<N>()?;
-        self.0 = rest;
-        Some(*head)
-    }
-    fn i16(&mut self) -> Option<i16> {
-        self.take().map(i16::from_be_bytes)
-    }
-    fn i32(&mut self) -> Option<i32> {
-        self.take().map(i32::from_be_bytes)
-    }
-    fn i64(&mut self) -> Option<i64> {
-        self.take().map(i64::from_be_bytes)
-    }
-    fn string(&mut self) -> Option<String> {
-        let len = usize::try_from(self.i16()?).ok()?;
-        let bytes = self.0.get(..len)?;
-        self.0 = self.0.get(len..)?;
-        String::from_utf8(bytes.to_vec()).ok()
     }
 }
 

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::types::TopicPartition;
+use crate::wire::{Reader, put_str};
 
 /// A transaction's status (Kafka's `TransactionState` codes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,41 +72,6 @@ pub(crate) struct TxnRecord {
 }
 
 const VERSION: i16 = 0;
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    let len = i16::try_from(s.len()).unwrap_or(i16::MAX);
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(s.as_bytes().get(..len as usize).unwrap_or_default());
-}
-
-/// A cursor over big-endian fields.
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
-        let (head, rest) = self.0.split_first_chunk::<N>()?;
-        self.0 = rest;
-        Some(*head)
-    }
-    fn i8(&mut self) -> Option<i8> {
-        self.take::<1>().map(i8::from_be_bytes)
-    }
-    fn i16(&mut self) -> Option<i16> {
-        self.take::<2>().map(i16::from_be_bytes)
-    }
-    fn i32(&mut self) -> Option<i32> {
-        self.take::<4>().map(i32::from_be_bytes)
-    }
-    fn i64(&mut self) -> Option<i64> {
-        self.take::<8>().map(i64::from_be_bytes)
-    }
-    fn string(&mut self) -> Option<String> {
-        let len = usize::try_from(self.i16()?).ok()?;
-        let (s, rest) = self.0.split_at_checked(len)?;
-        self.0 = rest;
-        String::from_utf8(s.to_vec()).ok()
-    }
-}
 
 /// The record key of a transactional id.
 pub(crate) fn encode_key(id: &str) -> Vec<u8> {
